@@ -1,0 +1,75 @@
+/*
+ * parley.h — the public interface of the Parley server library.
+ *
+ * Parley is one process that serves durable, exactly-once storage for
+ * interactive applications over HTTP. This header is everything a program
+ * (the `parley` executable, the test suites) may call: the error codes, the
+ * server configuration and the entry point that runs a server until it is
+ * told to stop. Everything under src/ that is not declared here is internal.
+ *
+ * Threads: parley_server_run() blocks the calling thread; every other
+ * function here is safe to call from any thread.
+ */
+#ifndef PARLEY_PARLEY_H
+#define PARLEY_PARLEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PARLEY_VERSION "0.1.0"
+
+/*
+ * Error codes. Every action in the library returns 0 on success or one of
+ * these negated values; system errors are passed through as -errno, which
+ * never collides with these (they start far above any errno value).
+ */
+enum parley_error {
+    PARLEY_OK = 0,
+    PARLEY_ENOMEM = -10001,    /* out of memory */
+    PARLEY_EINVAL = -10002,    /* invalid argument or malformed input */
+    PARLEY_ENOTFOUND = -10003, /* no such object */
+    PARLEY_EEXIST = -10004,    /* already exists */
+    PARLEY_ECONFLICT = -10005, /* state does not allow the operation */
+    PARLEY_ETOOBIG = -10006,   /* over a configured limit */
+    PARLEY_ESTORE = -10007,    /* the store failed (I/O, corruption) */
+    PARLEY_ELOCKED = -10008,   /* data directory in use by another process */
+    PARLEY_ECLOSED = -10009,   /* component is shutting down or has failed */
+    PARLEY_EFULL = -10010,     /* storage is full */
+};
+
+/* Text for an error code (PARLEY_E* or -errno). Static storage, never NULL. */
+const char *parley_strerror(int err);
+
+/*
+ * Server configuration. Fill with parley_config_init() and override fields.
+ * Strings are borrowed: they must outlive parley_server_run().
+ */
+typedef struct parley_config {
+    const char *listen_host;      /* address to bind, default "127.0.0.1" */
+    unsigned listen_port;         /* port, default 4437; 0 picks a free one */
+    const char *data_dir;         /* data directory, default "./data" */
+    unsigned threads;             /* HTTP worker threads, default 0 = cores */
+    unsigned long_poll_ms;        /* long-poll wait before 204, default 30000 */
+    unsigned sse_recycle_ms;      /* SSE connection lifetime, default 60000 */
+    size_t max_append_bytes;      /* stream append body limit, default 8 MiB */
+    size_t max_read_bytes;        /* largest catch-up response body, 1 MiB */
+    unsigned max_connections;     /* connection limit, default 65536 */
+    bool quiet;                   /* no start-up banner on stdout */
+} parley_config_t;
+
+/* Fill *cfg with the documented defaults. */
+void parley_config_init(parley_config_t *cfg);
+
+/*
+ * Run a server with *cfg until SIGINT/SIGTERM (or parley_server_stop()).
+ * Blocks the calling thread. Prints one start-up line to stdout unless
+ * cfg->quiet. Returns 0 after a graceful shutdown, or a negative error code
+ * (a failed start, or a fail-stop after a storage error).
+ */
+int parley_server_run(const parley_config_t *cfg);
+
+/* Ask a running server to shut down gracefully. Async-signal-safe. */
+void parley_server_stop(void);
+
+#endif /* PARLEY_PARLEY_H */

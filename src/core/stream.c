@@ -1,0 +1,769 @@
+/*
+ * stream.c — the Durable Streams rules (see stream.h and PROTOCOL.md).
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Positions. A stream's data is a sequence of positions: bytes for byte
+ * streams, messages for JSON streams. Its tail is the next position; an
+ * offset is a position written in the format of core/offset.h. A fork
+ * created at position p reads [0, p) from its source (recursively, its
+ * source's source...) and keeps its own chunks from p on; offsets are
+ * shared, never translated.
+ *
+ * Append checks, in the order the protocol asks for:
+ *   missing/expired 404 → soft-deleted 410 → closed (idempotent close or
+ *   producer replay of the closing append 204, else 409 + Stream-Closed) →
+ *   content type 409 → producer (403 / 400 / 204 / 409) → Stream-Seq 409 →
+ *   body (JSON validity, empty array 400) → store.
+ *
+ * Stream-Seq is scoped per stream: the last accepted value is stored with
+ * the stream and must grow (byte-wise) with every append that carries one.
+ *
+ * Invariants:
+ *   1. tail only grows; every successful append grows it by at least 1.
+ *   2. refs of a stream equals the number of forks whose fork_src names it.
+ *   3. A soft-deleted stream keeps its data while refs > 0 and is removed
+ *      when the last fork goes (cascading up the chain).
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/jsonmsg.h"
+#include "core/stream.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+
+/* ---- content types ---------------------------------------------------- */
+
+/* Length of the media type (before ';'), trailing space trimmed. */
+static size_t media_len(const char *ct, const char **start)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    *start = ct;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
+bool parley_stream_same_type(const char *a, const char *b)
+{
+    const char *sa, *sb;
+    size_t na = media_len(a, &sa), nb = media_len(b, &sb);
+    return na == nb && strncasecmp(sa, sb, na) == 0;
+}
+
+static bool type_is_json(const char *ct)
+{
+    return parley_stream_same_type(ct, "application/json");
+}
+
+bool parley_stream_is_json(const parley_stream_t *meta)
+{
+    return type_is_json(meta->content_type);
+}
+
+/* ---- sliding TTL touches (in memory) ---------------------------------- */
+
+typedef struct touch {
+    int64_t id; /* stream id, 0 = empty slot */
+    int64_t ms; /* last read */
+} touch_t;
+
+static pthread_mutex_t touch_lock = PTHREAD_MUTEX_INITIALIZER;
+static touch_t *touches;     /* open addressing, linear probing */
+static size_t touch_cap;     /* slots (power of two) */
+static size_t touch_used;    /* occupied slots */
+static int64_t touch_floor;  /* start-up time: no window starts earlier */
+
+#define TOUCH_MAX (1u << 20) /* entries; past this the table stops growing */
+
+static touch_t *touch_slot(touch_t *tab, size_t cap, int64_t id)
+{
+    size_t i = (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ULL) & (cap - 1);
+    while (tab[i].id && tab[i].id != id)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+void parley_stream_touch_init(int64_t start_ms)
+{
+    pthread_mutex_lock(&touch_lock);
+    free(touches);
+    touches = NULL;
+    touch_cap = touch_used = 0;
+    touch_floor = start_ms;
+    pthread_mutex_unlock(&touch_lock);
+}
+
+void parley_stream_touch(const parley_stream_t *meta)
+{
+    if (meta->ttl_s < 0)
+        return;
+    int64_t now = parley_clock_now_ms();
+    pthread_mutex_lock(&touch_lock);
+    if (touch_used * 2 >= touch_cap && touch_cap < TOUCH_MAX) {
+        size_t ncap = touch_cap ? touch_cap * 2 : 1024;
+        touch_t *nt = calloc(ncap, sizeof *nt);
+        if (nt) {
+            for (size_t i = 0; i < touch_cap; i++)
+                if (touches[i].id)
+                    *touch_slot(nt, ncap, touches[i].id) = touches[i];
+            free(touches);
+            touches = nt;
+            touch_cap = ncap;
+        }
+    }
+    if (touch_cap && touch_used * 4 < touch_cap * 3) {
+        touch_t *t = touch_slot(touches, touch_cap, meta->id);
+        if (!t->id) {
+            t->id = meta->id;
+            touch_used++;
+        }
+        t->ms = now;
+    }
+    pthread_mutex_unlock(&touch_lock);
+}
+
+/* When a stream's sliding window started: last write, read or start-up. */
+static int64_t touched_at(const parley_stream_t *meta)
+{
+    int64_t t = meta->touched_ms;
+    pthread_mutex_lock(&touch_lock);
+    if (touch_floor > t)
+        t = touch_floor;
+    if (touch_cap) {
+        touch_t *s = touch_slot(touches, touch_cap, meta->id);
+        if (s->id && s->ms > t)
+            t = s->ms;
+    }
+    pthread_mutex_unlock(&touch_lock);
+    return t;
+}
+
+static bool is_expired(const parley_stream_t *meta, int64_t now)
+{
+    if (meta->expires_ms >= 0 && now >= meta->expires_ms)
+        return true;
+    if (meta->ttl_s >= 0 && now >= touched_at(meta) + meta->ttl_s * 1000)
+        return true;
+    return false;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+int parley_stream_lookup(parley_db_t *db, const char *path, parley_stream_t *meta)
+{
+    int rc = parley_db_stream_get(db, path, meta);
+    if (rc == PARLEY_ENOTFOUND)
+        return 404;
+    if (rc)
+        return rc;
+    if (meta->deleted)
+        return 410;
+    if (is_expired(meta, parley_clock_now_ms()))
+        return 404;
+    return 200;
+}
+
+static void set_offset(parley_stream_res_t *res, uint64_t pos)
+{
+    res->has_offset = true;
+    parley_offset_format(pos, res->next_offset);
+}
+
+static void changed(parley_stream_res_t *res, int64_t id)
+{
+    if (res->nchanged < 2)
+        res->changed[res->nchanged++] = id;
+}
+
+/* ---- removal ----------------------------------------------------------- */
+
+/*
+ * Remove a stream for good, then release its hold on its source: a
+ * soft-deleted source whose last fork this was goes too (cascade).
+ */
+static int remove_stream(parley_db_t *db, parley_stream_t *st)
+{
+    int64_t src = st->fork_src;
+    int rc = parley_db_stream_remove(db, st->id);
+    while (rc == 0 && src) {
+        parley_stream_t s;
+        rc = parley_db_stream_get_id(db, src, &s);
+        if (rc == PARLEY_ENOTFOUND)
+            return 0;
+        if (rc)
+            return rc;
+        if (s.refs > 0)
+            s.refs--;
+        if (s.refs == 0 && s.deleted) {
+            src = s.fork_src;
+            rc = parley_db_stream_remove(db, s.id);
+        } else {
+            return parley_db_stream_update(db, &s);
+        }
+    }
+    return rc;
+}
+
+/* Delete for a client: soft if forks still read from it. */
+static int delete_stream(parley_db_t *db, parley_stream_t *st)
+{
+    if (st->refs > 0) {
+        st->deleted = true;
+        return parley_db_stream_update(db, st);
+    }
+    return remove_stream(db, st);
+}
+
+int parley_stream_expire(parley_db_t *db, int64_t *changed_ids, int *nchanged, int max)
+{
+    int64_t ids[64];
+    int n = 0;
+    int64_t now = parley_clock_now_ms();
+    int rc = parley_db_stream_expired(db, now, ids, 64, &n);
+    *nchanged = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        parley_stream_t st;
+        rc = parley_db_stream_get_id(db, ids[i], &st);
+        if (rc == PARLEY_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc || st.deleted || !is_expired(&st, now))
+            continue;
+        rc = delete_stream(db, &st);
+        if (rc == 0 && *nchanged < max)
+            changed_ids[(*nchanged)++] = st.id;
+    }
+    return rc;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
+/* The path a Stream-Forked-From header names, relative to the stream root. */
+static const char *fork_source_path(const char *v)
+{
+    static const char root[] = "/v1/stream/";
+    if (strncmp(v, root, sizeof root - 1) == 0)
+        return v + sizeof root - 1;
+    while (*v == '/')
+        v++;
+    return v;
+}
+
+typedef struct append_ctx {
+    parley_db_t *db;     /* where to write */
+    int64_t stream_id;   /* which stream */
+    uint64_t pos;        /* next position */
+    uint64_t unit_end;   /* where this append ends */
+} append_ctx_t;
+
+static int store_message(void *arg, const char *msg, size_t len)
+{
+    append_ctx_t *a = arg;
+    int rc = parley_db_chunk_insert(a->db, a->stream_id, a->pos, a->pos + 1, a->unit_end, msg, len);
+    if (rc)
+        return rc;
+    a->pos++;
+    return 0;
+}
+
+/*
+ * Store body at the stream's tail. JSON streams: validate and flatten
+ * (allow_empty: an empty array stores nothing, as on create). Returns 0, a
+ * storage error, or 400 with res->error set.
+ */
+static int store_body(parley_db_t *db, parley_stream_t *st, const char *body, size_t len,
+                      bool allow_empty, parley_stream_res_t *res)
+{
+    if (len == 0)
+        return 0;
+    if (!parley_stream_is_json(st)) {
+        if (st->tail + len > PARLEY_OFFSET_MAX) {
+            res->status = 413;
+            res->error = "stream is full: positions are exhausted";
+            return 413;
+        }
+        int rc = parley_db_chunk_insert(db, st->id, st->tail, st->tail + len, st->tail + len,
+                                        body, len);
+        if (rc)
+            return rc;
+        st->tail += len;
+        return 0;
+    }
+    size_t count = 0;
+    const char *why = NULL;
+    int rc = parley_jsonmsg_split(body, len, NULL, NULL, &count, &why);
+    if (rc == PARLEY_EINVAL) {
+        res->status = 400;
+        res->error = why ? why : "invalid JSON";
+        return 400;
+    }
+    if (rc)
+        return rc;
+    if (count == 0) {
+        if (allow_empty)
+            return 0;
+        res->status = 400;
+        res->error = "empty JSON array: an append must carry at least one message";
+        return 400;
+    }
+    append_ctx_t a = {db, st->id, st->tail, st->tail + count};
+    rc = parley_jsonmsg_split(body, len, store_message, &a, &count, &why);
+    if (rc)
+        return rc;
+    st->tail = a.pos;
+    return 0;
+}
+
+static bool same_config(const parley_stream_t *st, const parley_stream_req_t *req,
+                        const char *ctype, int64_t fork_src, uint64_t fork_pos)
+{
+    if (!parley_stream_same_type(st->content_type, ctype))
+        return false;
+    if (st->ttl_s != req->ttl_s || st->expires_ms != req->expires_ms)
+        return false;
+    if (st->closed != req->closed)
+        return false;
+    if (st->fork_src != fork_src)
+        return false;
+    if (fork_src && req->has_fork_offset && st->fork_pos != fork_pos)
+        return false;
+    return true;
+}
+
+typedef struct unit_ctx {
+    uint64_t limit; /* fork boundary above the stream scanned */
+    uint64_t from;  /* the anchor position */
+    uint64_t len;   /* positions from the anchor to the end of its append */
+} unit_ctx_t;
+
+static int on_unit(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, const void *data,
+                   size_t len)
+{
+    unit_ctx_t *u = arg;
+    (void)start, (void)end, (void)data, (void)len;
+    uint64_t e = unit_end < u->limit ? unit_end : u->limit;
+    u->len = e > u->from ? e - u->from : 0;
+    return 1;
+}
+
+/*
+ * How many positions the append holding position p still has from p on,
+ * as this stream sees it (a fork boundary cuts an inherited append).
+ */
+static int unit_at(parley_db_t *db, const parley_stream_t *st, uint64_t p, uint64_t limit,
+                   uint64_t *len)
+{
+    if (p < st->fork_pos && st->fork_src) {
+        parley_stream_t src;
+        int rc = parley_db_stream_get_id(db, st->fork_src, &src);
+        if (rc)
+            return rc == PARLEY_ENOTFOUND ? PARLEY_ESTORE : rc;
+        return unit_at(db, &src, p, limit < st->fork_pos ? limit : st->fork_pos, len);
+    }
+    unit_ctx_t u = {limit, p, 0};
+    int rc = parley_db_chunk_scan(db, st->id, p, on_unit, &u);
+    *len = u.len;
+    return rc;
+}
+
+/* Resolve the fork source and position. 0, or a status in res. */
+static int resolve_fork(parley_db_t *db, const parley_stream_req_t *req, parley_stream_t *src,
+                        uint64_t *pos, parley_stream_res_t *res)
+{
+    int rc = parley_db_stream_get(db, fork_source_path(req->fork_from), src);
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !src->deleted &&
+                                   is_expired(src, parley_clock_now_ms()))) {
+        res->status = 404;
+        res->error = "fork source stream not found";
+        return 404;
+    }
+    if (rc)
+        return rc;
+    if (src->deleted) {
+        res->status = 409;
+        res->error = "fork source stream has been deleted";
+        return 409;
+    }
+    uint64_t p = req->has_fork_offset ? req->fork_offset : src->tail;
+    if (p > src->tail) {
+        res->status = 400;
+        res->error = "Stream-Fork-Offset is beyond the source stream's tail";
+        return 400;
+    }
+    if (req->fork_sub) {
+        /* A sub-offset counts into the one append that starts at the fork
+         * offset (messages for JSON, bytes otherwise), up to its end. */
+        uint64_t unit = 0;
+        if (!req->has_fork_offset) {
+            res->status = 400;
+            res->error = "Stream-Fork-Sub-Offset needs an explicit Stream-Fork-Offset";
+            return 400;
+        }
+        rc = unit_at(db, src, p, src->tail, &unit);
+        if (rc)
+            return rc;
+        if (req->fork_sub > unit) {
+            res->status = 400;
+            res->error = "Stream-Fork-Sub-Offset is past the end of the append at that offset";
+            return 400;
+        }
+        p += req->fork_sub;
+    }
+    *pos = p;
+    return 0;
+}
+
+int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res)
+{
+    parley_stream_t src, st;
+    uint64_t fork_pos = 0;
+    int64_t now = parley_clock_now_ms();
+    const char *ctype = req->content_type;
+    int rc;
+
+    if (req->fork_from) {
+        rc = resolve_fork(db, req, &src, &fork_pos, res);
+        if (rc)
+            return rc;
+        if (ctype && !parley_stream_same_type(ctype, src.content_type)) {
+            res->status = 409;
+            res->error = "Content-Type differs from the fork source's";
+            return 409;
+        }
+        if (!ctype)
+            ctype = src.content_type;
+    }
+    if (!ctype)
+        ctype = "application/octet-stream";
+
+    /* TTL / expiry, with a fork's inheritance rules. */
+    int64_t ttl = req->ttl_s, expires = req->expires_ms;
+    if (req->fork_from && ttl < 0 && expires < 0) {
+        ttl = src.ttl_s;
+        expires = src.expires_ms;
+    }
+    parley_stream_req_t eff = *req;
+    eff.ttl_s = ttl;
+    eff.expires_ms = expires;
+
+    rc = parley_db_stream_get(db, req->path, &st);
+    if (rc == 0 && !st.deleted && is_expired(&st, now)) {
+        /* Expired but not yet swept: it is gone for clients. */
+        rc = delete_stream(db, &st);
+        if (rc)
+            return rc;
+        if (st.refs == 0)
+            rc = PARLEY_ENOTFOUND;
+        else
+            rc = 0; /* soft-deleted: the path stays blocked */
+    }
+    if (rc == 0) {
+        if (st.deleted) {
+            res->status = 409;
+            res->error = "a deleted stream at this path is still read by its forks";
+            return 409;
+        }
+        res->meta = st;
+        set_offset(res, st.tail);
+        res->closed = st.closed;
+        if (!same_config(&st, &eff, ctype, req->fork_from ? src.id : 0, fork_pos)) {
+            res->status = 409;
+            res->error = "stream exists with a different configuration";
+            return 409;
+        }
+        res->status = 200;
+        return 0;
+    }
+    if (rc != PARLEY_ENOTFOUND)
+        return rc;
+
+    memset(&st, 0, sizeof st);
+    snprintf(st.path, sizeof st.path, "%s", req->path);
+    snprintf(st.owner, sizeof st.owner, "%s", req->owner ? req->owner : "");
+    snprintf(st.content_type, sizeof st.content_type, "%s", ctype);
+    st.created_ms = st.touched_ms = now;
+    st.ttl_s = ttl;
+    st.expires_ms = expires;
+    if (req->fork_from) {
+        st.fork_src = src.id;
+        st.fork_pos = fork_pos;
+        st.tail = fork_pos;
+    }
+    rc = parley_db_stream_insert(db, &st);
+    if (rc)
+        return rc;
+    if (req->fork_from) {
+        src.refs++;
+        rc = parley_db_stream_update(db, &src);
+        if (rc)
+            return rc;
+    }
+    rc = store_body(db, &st, req->body, req->body_len, true, res);
+    if (rc)
+        return rc;
+    st.closed = req->closed;
+    rc = parley_db_stream_update(db, &st);
+    if (rc)
+        return rc;
+    res->status = 201;
+    res->meta = st;
+    res->closed = st.closed;
+    set_offset(res, st.tail);
+    changed(res, st.id);
+    return 0;
+}
+
+/* ---- append / close ---------------------------------------------------- */
+
+int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res)
+{
+    parley_stream_t st;
+    int64_t now = parley_clock_now_ms();
+    int rc = parley_db_stream_get(db, req->path, &st);
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !st.deleted && is_expired(&st, now))) {
+        res->status = 404;
+        res->error = "stream not found";
+        return 404;
+    }
+    if (rc)
+        return rc;
+    if (st.deleted) {
+        res->status = 410;
+        res->error = "stream has been deleted";
+        return 410;
+    }
+    res->meta = st;
+    bool has_body = req->body_len > 0;
+
+    if (st.closed) {
+        res->closed = true;
+        set_offset(res, st.tail);
+        if (req->has_producer && st.closer[0] && strcmp(st.closer, req->producer_id) == 0 &&
+            st.closer_epoch == req->producer_epoch && st.closer_seq == req->producer_seq) {
+            parley_stream_touch(&st);
+            res->status = 204; /* replay of the append that closed it */
+            res->has_epoch = res->has_seq = true;
+            res->epoch = st.closer_epoch;
+            res->seq = st.closer_seq;
+            return 0;
+        }
+        if (!has_body && req->closed) {
+            parley_stream_touch(&st);
+            res->status = 204; /* closing again is idempotent */
+            return 0;
+        }
+        res->status = 409;
+        res->error = "stream is closed";
+        return 409;
+    }
+    if (has_body && (!req->content_type ||
+                     !parley_stream_same_type(req->content_type, st.content_type))) {
+        res->status = 409;
+        res->error = "Content-Type does not match the stream's";
+        set_offset(res, st.tail);
+        return 409;
+    }
+
+    parley_producer_state_t next = {0};
+    if (req->has_producer) {
+        parley_producer_state_t cur;
+        uint64_t expected = 0;
+        rc = parley_db_producer_get(db, st.id, req->producer_id, &cur);
+        if (rc)
+            return rc;
+        switch (parley_producer_check(&cur, req->producer_epoch, req->producer_seq, &next,
+                                      &expected)) {
+        case PARLEY_PRODUCER_ACCEPT:
+            break;
+        case PARLEY_PRODUCER_DUPLICATE:
+            res->status = 204;
+            res->has_epoch = res->has_seq = true;
+            res->epoch = cur.epoch;
+            res->seq = cur.last_seq;
+            set_offset(res, st.tail);
+            return 0;
+        case PARLEY_PRODUCER_STALE_EPOCH:
+            res->status = 403;
+            res->error = "stale producer epoch";
+            res->has_epoch = true;
+            res->epoch = cur.epoch;
+            return 403;
+        case PARLEY_PRODUCER_BAD_EPOCH_SEQ:
+            res->status = 400;
+            res->error = "a new producer epoch must start at Producer-Seq 0";
+            return 400;
+        case PARLEY_PRODUCER_GAP:
+            res->status = 409;
+            res->error = "producer sequence gap";
+            res->has_gap = true;
+            res->expected_seq = expected;
+            res->received_seq = req->producer_seq;
+            return 409;
+        }
+    }
+    if (req->stream_seq) {
+        if (st.stream_seq[0] && strcmp(req->stream_seq, st.stream_seq) <= 0) {
+            res->status = 409;
+            res->error = "Stream-Seq must increase";
+            return 409;
+        }
+        snprintf(st.stream_seq, sizeof st.stream_seq, "%s", req->stream_seq);
+    }
+
+    uint64_t old_tail = st.tail;
+    rc = store_body(db, &st, req->body, req->body_len, false, res);
+    if (rc)
+        return rc;
+    if (req->has_producer) {
+        rc = parley_db_producer_put(db, st.id, req->producer_id, &next);
+        if (rc)
+            return rc;
+        res->has_epoch = res->has_seq = true;
+        res->epoch = next.epoch;
+        res->seq = next.last_seq;
+    }
+    if (req->closed) {
+        st.closed = true;
+        if (req->has_producer) {
+            snprintf(st.closer, sizeof st.closer, "%s", req->producer_id);
+            st.closer_epoch = req->producer_epoch;
+            st.closer_seq = req->producer_seq;
+        }
+    }
+    st.touched_ms = now;
+    rc = parley_db_stream_update(db, &st);
+    if (rc)
+        return rc;
+    res->meta = st;
+    res->status = req->has_producer && has_body ? 200 : 204;
+    res->closed = st.closed;
+    set_offset(res, st.tail);
+    if (st.tail != old_tail || st.closed)
+        changed(res, st.id);
+    return 0;
+}
+
+/* ---- delete ------------------------------------------------------------ */
+
+int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res)
+{
+    parley_stream_t st;
+    int rc = parley_db_stream_get(db, req->path, &st);
+    if (rc == PARLEY_ENOTFOUND ||
+        (rc == 0 && !st.deleted && is_expired(&st, parley_clock_now_ms()))) {
+        res->status = 404;
+        res->error = "stream not found";
+        return 404;
+    }
+    if (rc)
+        return rc;
+    if (st.deleted) {
+        res->status = 410;
+        res->error = "stream has been deleted";
+        return 410;
+    }
+    rc = delete_stream(db, &st);
+    if (rc)
+        return rc;
+    res->status = 204;
+    changed(res, st.id);
+    return 0;
+}
+
+/* ---- read -------------------------------------------------------------- */
+
+typedef struct read_ctx {
+    parley_buf_t *out; /* body being built */
+    bool json;         /* join messages with ',' */
+    uint64_t to;       /* stop before this position */
+    uint64_t next;     /* position after the last returned */
+    size_t max;        /* byte budget */
+    size_t count;      /* chunks returned */
+    bool full;         /* budget reached */
+    int err;           /* first error */
+} read_ctx_t;
+
+static int on_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, const void *data,
+                    size_t len)
+{
+    read_ctx_t *c = arg;
+    (void)unit_end;
+    if (start >= c->to)
+        return 1;
+    if (c->count && c->out->len >= c->max) {
+        c->full = true;
+        return 1;
+    }
+    const char *p = data;
+    if (!c->json) {
+        /* Byte streams: slice the chunk to [next, to). */
+        uint64_t lo = c->next > start ? c->next - start : 0;
+        uint64_t hi = end > c->to ? c->to - start : end - start;
+        if (hi > len)
+            hi = len;
+        if (lo < hi) {
+            c->err = parley_buf_append(c->out, p + lo, (size_t)(hi - lo));
+            if (c->err)
+                return 1;
+        }
+        c->next = start + hi;
+    } else {
+        if (c->count) {
+            c->err = parley_buf_putc(c->out, ',');
+            if (c->err)
+                return 1;
+        }
+        c->err = parley_buf_append(c->out, p, len);
+        if (c->err)
+            return 1;
+        c->next = end;
+    }
+    c->count++;
+    return 0;
+}
+
+/* Read [c->next, to) of stream st, following the fork chain. */
+static int read_chain(parley_db_t *db, const parley_stream_t *st, uint64_t to, read_ctx_t *c)
+{
+    if (c->next < st->fork_pos && st->fork_src) {
+        parley_stream_t src;
+        int rc = parley_db_stream_get_id(db, st->fork_src, &src);
+        if (rc)
+            return rc == PARLEY_ENOTFOUND ? PARLEY_ESTORE : rc;
+        rc = read_chain(db, &src, to < st->fork_pos ? to : st->fork_pos, c);
+        if (rc || c->full || c->err)
+            return rc ? rc : c->err;
+    }
+    if (c->next >= to)
+        return 0;
+    uint64_t saved_to = c->to;
+    c->to = to;
+    int rc = parley_db_chunk_scan(db, st->id, c->next, on_chunk, c);
+    c->to = saved_to;
+    return rc ? rc : c->err;
+}
+
+int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
+                       size_t max_bytes, parley_buf_t *out, parley_read_t *rd)
+{
+    read_ctx_t c = {out, parley_stream_is_json(meta), meta->tail, from, max_bytes, 0, false, 0};
+    int rc = from < meta->tail ? read_chain(db, meta, meta->tail, &c) : 0;
+    if (rc)
+        return rc;
+    rd->start = from;
+    rd->next = c.next > from ? c.next : from;
+    rd->tail = meta->tail;
+    rd->up_to_date = rd->next >= meta->tail;
+    rd->closed = meta->closed && rd->up_to_date;
+    rd->count = c.count;
+    return 0;
+}

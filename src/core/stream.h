@@ -1,0 +1,117 @@
+/*
+ * stream.h — the Durable Streams rules: create, append, close, delete, read.
+ *
+ * This module is the protocol's core, independent of HTTP parsing and of
+ * SQL. The write operations run on the writer thread inside a request's
+ * savepoint (store/writer.c) and decide the outcome with the status codes
+ * the protocol defines; the read operations run on an HTTP worker's
+ * read-only connection.
+ *
+ * Expiry: a stream whose Stream-Expires-At has passed, or that has not been
+ * touched for its Stream-TTL, no longer exists for clients (404) and is
+ * removed by the writer's maintenance tick (soft-deleted instead if forks
+ * still read from it). Reads touch a TTL stream in memory
+ * (parley_stream_touch); writes persist the touch. After a restart the
+ * sliding window restarts from the start-up time at the latest, so a
+ * restart never makes a stream expire early.
+ *
+ * Ownership: requests borrow their strings; results are plain values.
+ * Threads: see each function.
+ */
+#ifndef PARLEY_CORE_STREAM_H
+#define PARLEY_CORE_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/offset.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+/* A parsed write request (create, append/close, delete). */
+typedef struct parley_stream_req {
+    const char *path;         /* stream path (below the stream root) */
+    const char *owner;        /* the caller's user id ("" = local) */
+    const char *content_type; /* Content-Type header, or NULL */
+    const char *body;         /* request body (borrowed) */
+    size_t body_len;          /* its length */
+    bool closed;              /* Stream-Closed: true */
+    /* create */
+    int64_t ttl_s;            /* Stream-TTL, -1 if absent */
+    int64_t expires_ms;       /* Stream-Expires-At, -1 if absent */
+    const char *fork_from;    /* Stream-Forked-From path, or NULL */
+    bool has_fork_offset;     /* Stream-Fork-Offset given */
+    uint64_t fork_offset;     /* its position */
+    uint64_t fork_sub;        /* Stream-Fork-Sub-Offset, 0 if absent */
+    /* append */
+    bool has_producer;        /* the three Producer-* headers */
+    const char *producer_id;  /* Producer-Id */
+    uint64_t producer_epoch;  /* Producer-Epoch */
+    uint64_t producer_seq;    /* Producer-Seq */
+    const char *stream_seq;   /* Stream-Seq, or NULL */
+} parley_stream_req_t;
+
+/* The outcome of a write, in protocol terms. */
+typedef struct parley_stream_res {
+    int status;                /* HTTP status the protocol defines */
+    const char *error;         /* static reason for an error status */
+    bool has_offset;           /* next_offset is set */
+    char next_offset[PARLEY_OFFSET_LEN + 1]; /* Stream-Next-Offset */
+    bool closed;               /* send Stream-Closed: true */
+    bool has_epoch;            /* send Producer-Epoch */
+    uint64_t epoch;            /* its value */
+    bool has_seq;              /* send Producer-Seq */
+    uint64_t seq;              /* its value */
+    bool has_gap;              /* send Producer-Expected/Received-Seq */
+    uint64_t expected_seq;     /* expected */
+    uint64_t received_seq;     /* received */
+    parley_stream_t meta;      /* the stream after the write (create: for headers) */
+    int64_t changed[2];        /* streams whose readers must wake */
+    int nchanged;              /* entries in changed */
+} parley_stream_res_t;
+
+/* Writer thread, inside a savepoint. Return as parley_write_t.apply. */
+int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
+int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
+int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
+
+/* Writer maintenance: remove (or soft-delete) expired streams. */
+int parley_stream_expire(parley_db_t *db, int64_t *changed, int *nchanged, int max);
+
+/*
+ * Look a stream up for a client: 200 with *meta, 404 (missing or expired)
+ * or 410 (soft-deleted). Any thread with its own connection.
+ */
+int parley_stream_lookup(parley_db_t *db, const char *path, parley_stream_t *meta);
+
+/* True if meta is a JSON-mode stream. */
+bool parley_stream_is_json(const parley_stream_t *meta);
+/* True if the two content types name the same media type. */
+bool parley_stream_same_type(const char *a, const char *b);
+
+/* Record a read of a TTL stream (resets its sliding window). Thread-safe. */
+void parley_stream_touch(const parley_stream_t *meta);
+/* Forget in-memory touches and set the restart floor (at start-up). */
+void parley_stream_touch_init(int64_t start_ms);
+
+/* A catch-up read's result. */
+typedef struct parley_read {
+    uint64_t start;   /* first position returned */
+    uint64_t next;    /* position after the last returned */
+    uint64_t tail;    /* stream tail at read time */
+    bool up_to_date;  /* next == tail */
+    bool closed;      /* stream closed and next == tail */
+    size_t count;     /* chunks (JSON: messages) returned */
+} parley_read_t;
+
+/*
+ * Read from position from (< = tail) into out: raw bytes for byte
+ * streams, or the JSON messages joined by ',' (without brackets) for JSON
+ * streams. Stops after max_bytes (at least one chunk is returned).
+ * Forks read their source chain below their fork point. Any thread.
+ */
+int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
+                       size_t max_bytes, parley_buf_t *out, parley_read_t *rd);
+
+#endif

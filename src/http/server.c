@@ -1,0 +1,737 @@
+/*
+ * server.c — the HTTP layer: libmicrohttpd daemon, request lifecycle,
+ * routing, suspend/resume, responses, start-up and graceful shutdown.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Threads. libmicrohttpd runs a pool of worker threads (one per core by
+ * default), each with its own epoll set; a connection stays on one worker
+ * for its life. Handlers run on that worker and read the store through the
+ * worker's own read-only connection (opened on first use, thread-local).
+ * Writes go to the writer thread (store/writer.c); live reads park in the
+ * hub (core/hub.h). In both cases the connection is suspended, costing no
+ * thread and no polling, and resumed from the other thread when there is
+ * something to say. Idle live connections therefore cost only their
+ * socket and their request state.
+ *
+ * Request lifecycle: see the state machine in request.h. The body is read
+ * completely before the handler runs, bounded by the route's limit; a body
+ * over the limit is drained (so the client sees the 413 instead of a reset
+ * while it is still uploading) unless it is absurdly large, which closes
+ * the connection at once.
+ *
+ * Shutdown (SIGINT/SIGTERM, or a fatal storage error):
+ *   1. stop accepting connections (quiesce);
+ *   2. close the hub: parked long-polls answer, SSE streams end;
+ *   3. stop the writer: every queued write is committed and answered;
+ *   4. wait for in-flight requests to finish sending (bounded);
+ *   5. stop the daemon, close the store (releasing the lock).
+ * No connection is suspended when the daemon stops (steps 2 and 3 resume
+ * them all), as libmicrohttpd requires.
+ *
+ * Invariants:
+ *   1. A connection is suspended only by its own worker, and is resumed
+ *      exactly once per suspension (by the writer's done callback, the
+ *      hub's wake callback, or the worker itself when deferral failed).
+ *   2. A request's memory is freed only in on_completed, which cannot run
+ *      while the connection is suspended.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/stream.h"
+#include "http/request.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define MAX_HEADERS 24        /* response headers a handler may add */
+#define MAX_READERS 256       /* worker threads with a reader connection */
+#define DRAIN_FACTOR 4        /* drain bodies up to this many times the limit */
+
+typedef enum {
+    REQ_BODY,    /* reading the body */
+    REQ_HANDLE,  /* body complete, handler not yet run */
+    REQ_WAITING, /* suspended: writing or parked */
+    REQ_RESUMED, /* resumed: on_resume must run */
+    REQ_DONE,    /* response queued */
+} req_state_t;
+
+struct parley_server {
+    parley_config_t cfg;          /* configuration (copied) */
+    parley_ctx_t ctx;             /* what handlers see */
+    struct MHD_Daemon *daemon;    /* the HTTP daemon */
+    atomic_bool stopping;         /* shutdown has begun */
+    atomic_int inflight;          /* requests not yet completed */
+    pthread_mutex_t readers_lock; /* guards readers */
+    parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
+    int nreaders;                 /* entries in readers */
+};
+
+typedef struct resp_header {
+    char *name;  /* owned */
+    char *value; /* owned */
+} resp_header_t;
+
+struct parley_req {
+    parley_server_t *srv;           /* the server */
+    struct MHD_Connection *conn;    /* the connection */
+    const char *method;             /* borrowed from libmicrohttpd */
+    const char *path;               /* decoded URL path, borrowed */
+    req_state_t state;              /* see request.h */
+    parley_buf_t body;              /* the request body */
+    bool too_big;                   /* body over the limit (drained) */
+    resp_header_t hdrs[MAX_HEADERS]; /* staged response headers */
+    int nhdrs;                      /* entries in hdrs */
+    parley_resume_fn on_resume;     /* what to run after a resume */
+    int write_status;               /* from the writer's done callback */
+    parley_waiter_t waiter;         /* hub registration */
+    _Atomic int wake_reason;        /* why we were resumed */
+    void *data;                     /* handler state */
+    void (*free_data)(void *);      /* frees data */
+};
+
+static parley_server_t *g_server;  /* the running server (for stop) */
+static atomic_bool g_stop_requested;
+static atomic_bool g_fatal;
+static __thread parley_db_t *tl_reader; /* this worker's reader connection */
+
+static const char expose_headers[] =
+    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "
+    "Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, "
+    "Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Location, Content-Type, Allow, "
+    "Idempotent-Replayed, Retry-After";
+
+/* ---- request accessors -------------------------------------------------- */
+
+const parley_ctx_t *parley_req_ctx(parley_req_t *r)
+{
+    return &r->srv->ctx;
+}
+
+const char *parley_req_method(parley_req_t *r)
+{
+    return r->method;
+}
+
+const char *parley_req_path(parley_req_t *r)
+{
+    return r->path;
+}
+
+const char *parley_req_header(parley_req_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct query_scan {
+    const char *name;  /* wanted key */
+    const char *first; /* first value */
+    int count;         /* occurrences */
+    bool nul;          /* a value holds a NUL byte */
+} query_scan_t;
+
+static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    query_scan_t *q = cls;
+    (void)kind, (void)key_size;
+    if (key && strcmp(key, q->name) == 0) {
+        if (q->count++ == 0)
+            q->first = value ? value : "";
+        if (value && strlen(value) != value_size)
+            q->nul = true;
+    }
+    return MHD_YES;
+}
+
+int parley_req_query(parley_req_t *r, const char *name, const char **value)
+{
+    query_scan_t q = {name, NULL, 0, false};
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, on_query, &q);
+    *value = q.first;
+    return q.nul ? -1 : q.count;
+}
+
+const char *parley_req_body(parley_req_t *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+parley_db_t *parley_req_reader(parley_req_t *r)
+{
+    if (tl_reader)
+        return tl_reader;
+    parley_db_t *db = NULL;
+    if (parley_store_reader(r->srv->ctx.store, &db))
+        return NULL;
+    pthread_mutex_lock(&r->srv->readers_lock);
+    if (r->srv->nreaders < MAX_READERS) {
+        r->srv->readers[r->srv->nreaders++] = db;
+        tl_reader = db;
+    }
+    pthread_mutex_unlock(&r->srv->readers_lock);
+    if (!tl_reader) {
+        parley_db_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+void parley_req_set_data(parley_req_t *r, void *data, void (*free_fn)(void *))
+{
+    r->data = data;
+    r->free_data = free_fn;
+}
+
+void *parley_req_data(parley_req_t *r)
+{
+    return r->data;
+}
+
+bool parley_req_shutting_down(parley_req_t *r)
+{
+    return atomic_load(&r->srv->stopping);
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+void parley_req_add_header(parley_req_t *r, const char *name, const char *value)
+{
+    if (r->nhdrs == MAX_HEADERS)
+        return;
+    r->hdrs[r->nhdrs].name = strdup(name);
+    r->hdrs[r->nhdrs].value = strdup(value);
+    r->nhdrs++;
+}
+
+static void queue(parley_req_t *r, int status, struct MHD_Response *resp,
+                  const char *content_type)
+{
+    if (!resp) {
+        parley_log_error("http: cannot allocate a response");
+        r->state = REQ_DONE;
+        return;
+    }
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "cross-origin");
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", expose_headers);
+    if (content_type)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    for (int i = 0; i < r->nhdrs; i++)
+        if (r->hdrs[i].name && r->hdrs[i].value)
+            MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+    MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->state = REQ_DONE;
+}
+
+void parley_req_respond(parley_req_t *r, int status, const char *content_type, const void *body,
+                        size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(len ? body : ""), MHD_RESPMEM_MUST_COPY);
+    queue(r, status, resp, content_type);
+}
+
+void parley_req_respond_buf(parley_req_t *r, int status, const char *content_type,
+                            parley_buf_t *body)
+{
+    size_t len;
+    char *data = parley_buf_steal(body, &len);
+    struct MHD_Response *resp;
+    if (data)
+        resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    else
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    queue(r, status, resp, content_type);
+}
+
+void parley_req_respond_empty(parley_req_t *r, int status)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    queue(r, status, resp, NULL);
+}
+
+void parley_req_error(parley_req_t *r, int status, const char *code, const char *message)
+{
+    json_t *err = json_pack("{s:{s:s, s:s, s:{}}}", "error", "code", code, "message", message,
+                            "details");
+    char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+    json_decref(err);
+    if (!text) {
+        parley_req_respond(r, status, "application/json", "{}", 2);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+    queue(r, status, resp, "application/json");
+}
+
+typedef struct stream_resp {
+    parley_req_t *r;          /* the request (valid while the response lives) */
+    parley_fill_fn fill;      /* produces bytes */
+    void *arg;                /* for fill */
+    void (*free_fn)(void *);  /* frees arg */
+} stream_resp_t;
+
+static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_resp_t *s = cls;
+    (void)pos;
+    long n = s->fill(s->arg, buf, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return (ssize_t)n;
+}
+
+static void on_stream_free(void *cls)
+{
+    stream_resp_t *s = cls;
+    if (s->free_fn)
+        s->free_fn(s->arg);
+    free(s);
+}
+
+void parley_req_respond_stream(parley_req_t *r, int status, const char *content_type,
+                               parley_fill_fn fill, void *arg, void (*free_fn)(void *))
+{
+    stream_resp_t *s = malloc(sizeof *s);
+    if (!s) {
+        if (free_fn)
+            free_fn(arg);
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    s->r = r;
+    s->fill = fill;
+    s->arg = arg;
+    s->free_fn = free_fn;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, on_stream_read, s,
+                                          on_stream_free);
+    if (!resp) {
+        on_stream_free(s);
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    queue(r, status, resp, content_type);
+}
+
+/* ---- deferral: writer and hub --------------------------------------------- */
+
+void parley_req_submit(parley_req_t *r, parley_write_t *w, parley_resume_fn on_resume)
+{
+    r->on_resume = on_resume;
+    r->state = REQ_WAITING;
+    MHD_suspend_connection(r->conn);
+    int rc = parley_writer_submit(r->srv->ctx.writer, w);
+    if (rc) {
+        r->write_status = rc;
+        r->state = REQ_RESUMED;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+void parley_req_write_done(parley_req_t *r, int status)
+{
+    r->write_status = status;
+    r->state = REQ_RESUMED;
+    MHD_resume_connection(r->conn);
+}
+
+int parley_req_write_status(parley_req_t *r)
+{
+    return r->write_status;
+}
+
+static void on_wake(parley_waiter_t *w, parley_wake_t why)
+{
+    parley_req_t *r = w->arg;
+    atomic_store(&r->wake_reason, (int)why);
+    r->state = REQ_RESUMED;
+    MHD_resume_connection(r->conn);
+}
+
+static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen)
+{
+    memset(&r->waiter, 0, sizeof r->waiter);
+    r->waiter.stream_id = stream_id;
+    r->waiter.deadline_ms = deadline_ms;
+    r->waiter.on_wake = on_wake;
+    r->waiter.arg = r;
+    r->state = REQ_WAITING;
+    MHD_suspend_connection(r->conn);
+    int rc = parley_hub_wait(r->srv->ctx.hub, &r->waiter, gen);
+    if (rc) {
+        atomic_store(&r->wake_reason,
+                     (int)(rc == PARLEY_ECONFLICT ? PARLEY_WAKE_DATA : PARLEY_WAKE_SHUTDOWN));
+        r->state = REQ_RESUMED;
+        MHD_resume_connection(r->conn);
+    }
+    return rc;
+}
+
+void parley_req_park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen,
+                     parley_resume_fn on_resume)
+{
+    r->on_resume = on_resume;
+    park(r, stream_id, deadline_ms, gen);
+}
+
+bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms,
+                            uint64_t gen)
+{
+    int rc = park(r, stream_id, deadline_ms, gen);
+    /* Whether parked or resumed at once, fill() must return 0 now: the
+     * connection is suspended until the resume is processed. */
+    (void)rc;
+    return true;
+}
+
+parley_wake_t parley_req_wake_reason(parley_req_t *r)
+{
+    return (parley_wake_t)atomic_load(&r->wake_reason);
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static size_t body_limit(const char *path, const parley_config_t *cfg)
+{
+    (void)path;
+    return cfg->max_append_bytes;
+}
+
+static void route(parley_req_t *r)
+{
+    const char *path = r->path;
+    if (strcasecmp(r->method, "OPTIONS") == 0) {
+        /* CORS preflight, for any path. */
+        const char *req_hdrs = parley_req_header(r, "Access-Control-Request-Headers");
+        parley_req_add_header(r, "Access-Control-Allow-Methods",
+                              "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        parley_req_add_header(r, "Access-Control-Allow-Headers", req_hdrs && *req_hdrs ? req_hdrs : "*");
+        parley_req_add_header(r, "Access-Control-Max-Age", "86400");
+        parley_req_respond_empty(r, 204);
+        return;
+    }
+    if (r->too_big) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes",
+                 body_limit(path, &r->srv->cfg));
+        parley_req_error(r, 413, "payload_too_large", msg);
+        return;
+    }
+    if (strncmp(path, "/v1/stream/", 11) == 0) {
+        parley_api_stream(r, path + 11);
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+        parley_api_health(r);
+        return;
+    }
+    parley_req_error(r, 404, "not_found", "no such route; streams live under /v1/stream/{path}");
+}
+
+/* ---- libmicrohttpd callbacks ---------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    parley_server_t *srv = cls;
+    parley_req_t *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = srv;
+        r->conn = conn;
+        r->method = method;
+        r->path = url;
+        r->state = REQ_BODY;
+        size_t limit = body_limit(url, &srv->cfg);
+        parley_buf_init(&r->body, limit);
+        *con_cls = r;
+        atomic_fetch_add(&srv->inflight, 1);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            unsigned long long n = strtoull(cl, NULL, 10);
+            if (n > limit && n / DRAIN_FACTOR > limit) {
+                /* Too large to be worth draining: answer and close. */
+                r->too_big = true;
+                r->state = REQ_HANDLE;
+                route(r);
+            }
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        if (r->state == REQ_BODY && !r->too_big &&
+            parley_buf_append(&r->body, upload_data, *upload_data_size) != 0) {
+            r->too_big = true;
+            parley_buf_free(&r->body);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    switch (r->state) {
+    case REQ_BODY:
+        r->state = REQ_HANDLE;
+        route(r);
+        break;
+    case REQ_RESUMED:
+        r->state = REQ_HANDLE;
+        r->on_resume(r);
+        break;
+    default:
+        break;
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    parley_server_t *srv = cls;
+    parley_req_t *r = *con_cls;
+    (void)conn, (void)toe;
+    if (!r)
+        return;
+    if (r->free_data)
+        r->free_data(r->data);
+    for (int i = 0; i < r->nhdrs; i++) {
+        free(r->hdrs[i].name);
+        free(r->hdrs[i].value);
+    }
+    parley_buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    parley_log_warn("http: %s", line);
+}
+
+/* ---- start-up and shutdown ------------------------------------------------ */
+
+void parley_config_init(parley_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen_host = "127.0.0.1";
+    cfg->listen_port = 4437;
+    cfg->data_dir = "./data";
+    cfg->long_poll_ms = 30000;
+    cfg->sse_recycle_ms = 60000;
+    cfg->max_append_bytes = 8u << 20;
+    cfg->max_read_bytes = 1u << 20;
+    cfg->max_connections = 65536;
+}
+
+void parley_server_stop(void)
+{
+    atomic_store(&g_stop_requested, true);
+}
+
+static void on_fatal(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_fatal, true);
+    atomic_store(&g_stop_requested, true);
+}
+
+static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
+{
+    (void)arg;
+    return parley_stream_expire(db, notify, n, max);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            parley_log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+static bool is_loopback(const char *host)
+{
+    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
+           strcmp(host, "::1") == 0 || strncmp(host, "127.", 4) == 0;
+}
+
+static int start_daemon(parley_server_t *srv, unsigned *port_out)
+{
+    const parley_config_t *cfg = &srv->cfg;
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+    struct sockaddr *sa;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    const char *host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)cfg->listen_port);
+        sa = (struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)cfg->listen_port);
+        sa = (struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        parley_log_error("cannot listen on '%s': give a numeric IPv4 or IPv6 address",
+                         cfg->listen_host);
+        return PARLEY_EINVAL;
+    }
+    unsigned threads = cfg->threads;
+    if (!threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 2;
+    }
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    if (!srv->daemon) {
+        parley_log_error("cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port,
+                         strerror(errno ? errno : EADDRINUSE));
+        return PARLEY_EINVAL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *port_out = info ? info->port : cfg->listen_port;
+    return 0;
+}
+
+int parley_server_run(const parley_config_t *cfg)
+{
+    parley_server_t *srv = calloc(1, sizeof *srv);
+    sigset_t sigs;
+    int rc;
+    unsigned port = 0;
+    if (!srv)
+        return PARLEY_ENOMEM;
+    srv->cfg = *cfg;
+    pthread_mutex_init(&srv->readers_lock, NULL);
+    atomic_store(&g_stop_requested, false);
+    atomic_store(&g_fatal, false);
+
+    if (!is_loopback(cfg->listen_host)) {
+        parley_log_error("refusing to listen on %s: no --admin-key or --jwt-secret is set, so "
+                         "Parley runs in local mode and listens on loopback only",
+                         cfg->listen_host);
+        rc = PARLEY_EINVAL;
+        goto out_free;
+    }
+
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads created below inherit it */
+
+    rc = parley_store_open(cfg->data_dir, &srv->ctx.store);
+    if (rc == PARLEY_ELOCKED) {
+        parley_log_error("data directory %s is in use by another parley process; stop it "
+                         "first or pass a different --data",
+                         cfg->data_dir);
+        goto out_free;
+    }
+    if (rc) {
+        parley_log_error("cannot open the store in %s: %s", cfg->data_dir, parley_strerror(rc));
+        goto out_free;
+    }
+    parley_stream_touch_init(parley_clock_now_ms());
+    rc = parley_hub_create(&srv->ctx.hub);
+    if (rc)
+        goto out_store;
+    rc = parley_writer_start(srv->ctx.store, srv->ctx.hub, on_fatal, srv, &srv->ctx.writer);
+    if (rc)
+        goto out_hub;
+    parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
+    srv->ctx.cfg = &srv->cfg;
+    rc = start_daemon(srv, &port);
+    if (rc)
+        goto out_writer;
+    g_server = srv;
+
+    if (!cfg->quiet) {
+        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; local mode: "
+               "no auth, loopback only)\n",
+               PARLEY_VERSION, cfg->listen_host, port, cfg->data_dir,
+               parley_store_file(srv->ctx.store));
+        fflush(stdout);
+    }
+
+    while (!atomic_load(&g_stop_requested)) {
+        struct timespec ts = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            parley_log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+    }
+
+    /* Graceful shutdown (see the notes at the top). */
+    atomic_store(&srv->stopping, true);
+    MHD_quiesce_daemon(srv->daemon);
+    parley_hub_close(srv->ctx.hub);
+    parley_writer_stop(srv->ctx.writer);
+    for (int i = 0; i < 100 && atomic_load(&srv->inflight) > 0; i++)
+        usleep(50 * 1000);
+    parley_hub_close(srv->ctx.hub); /* anything that parked meanwhile */
+    MHD_stop_daemon(srv->daemon);
+    g_server = NULL;
+    rc = atomic_load(&g_fatal) ? PARLEY_ESTORE : 0;
+    if (rc)
+        parley_log_error("stopped after a storage failure; restart to recover");
+
+out_writer:
+    parley_writer_free(srv->ctx.writer);
+out_hub:
+    parley_hub_destroy(srv->ctx.hub);
+out_store:
+    for (int i = 0; i < srv->nreaders; i++)
+        parley_db_close(srv->readers[i]);
+    parley_store_close(srv->ctx.store);
+out_free:
+    pthread_mutex_destroy(&srv->readers_lock);
+    free(srv);
+    return rc;
+}

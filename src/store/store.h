@@ -1,0 +1,126 @@
+/*
+ * store.h — the storage interface. No SQL above this line.
+ *
+ * A store is one data directory: the database, and a lock file that keeps a
+ * second process out. It hands out connections (parley_db_t): exactly one
+ * writer connection, owned by the writer thread (store/writer.c), and any
+ * number of read-only connections, one per HTTP worker thread.
+ *
+ * The SQLite implementation (store_sqlite.c) runs in WAL mode with
+ * synchronous=FULL: a COMMIT returns only after the WAL is fsynced, so a
+ * committed transaction survives kill -9 and power loss. Readers see the
+ * last committed snapshot and never block the writer. A PostgreSQL backend
+ * will implement this same set of functions.
+ *
+ * Ownership: records filled by the store (parley_stream_t) are plain values
+ * owned by the caller. Data handed to a read callback is borrowed and valid
+ * only during the call.
+ *
+ * Threads: a parley_db_t is used by one thread at a time. The writer
+ * connection only by the writer thread; each reader by the thread that
+ * opened it.
+ */
+#ifndef PARLEY_STORE_STORE_H
+#define PARLEY_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/producer.h"
+
+#define PARLEY_PATH_MAX 1024   /* bytes in a stream path */
+#define PARLEY_CTYPE_MAX 255   /* bytes in a content type */
+#define PARLEY_TOKEN_MAX 255   /* bytes in a Producer-Id or Stream-Seq */
+#define PARLEY_OWNER_MAX 255   /* bytes in an owner (user id) */
+
+typedef struct parley_store parley_store_t;
+typedef struct parley_db parley_db_t;
+
+/* A stream's metadata row. */
+typedef struct parley_stream {
+    int64_t id;                              /* internal id, never reused */
+    char path[PARLEY_PATH_MAX + 1];          /* path below /v1/stream/ */
+    char owner[PARLEY_OWNER_MAX + 1];        /* owning user ("" = local) */
+    char content_type[PARLEY_CTYPE_MAX + 1]; /* as given at creation */
+    int64_t created_ms;                      /* creation time */
+    int64_t touched_ms;                      /* last write (TTL base) */
+    int64_t ttl_s;                           /* sliding TTL, -1 if none */
+    int64_t expires_ms;                      /* absolute expiry, -1 if none */
+    uint64_t tail;                           /* next position (offset of tail) */
+    bool closed;                             /* no more appends */
+    char closer[PARLEY_TOKEN_MAX + 1];       /* producer that closed it, or "" */
+    uint64_t closer_epoch;                   /* its epoch */
+    uint64_t closer_seq;                     /* its seq */
+    char stream_seq[PARLEY_TOKEN_MAX + 1];   /* last Stream-Seq, or "" */
+    int64_t fork_src;                        /* source stream id, 0 if not a fork */
+    uint64_t fork_pos;                       /* positions below come from the source */
+    int64_t refs;                            /* forks that read from this stream */
+    bool deleted;                            /* soft-deleted (kept for its forks) */
+} parley_stream_t;
+
+/*
+ * Called for each stored chunk overlapping a read; return non-zero to stop.
+ * unit_end is the end of the append the chunk came from (JSON streams keep
+ * one chunk per message, several per append; byte streams one per append).
+ */
+typedef int (*parley_chunk_cb)(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
+                               const void *data, size_t len);
+
+/*
+ * Open (creating if needed) the store in dir and take its lock. Fails with
+ * PARLEY_ELOCKED when another process holds it. *out is owned by the caller
+ * and released by parley_store_close(). Any thread, once.
+ */
+int parley_store_open(const char *dir, parley_store_t **out);
+/* Close the store and release the lock. All readers must be closed. */
+void parley_store_close(parley_store_t *store);
+/* The path of the database file (borrowed, lives as long as the store). */
+const char *parley_store_file(const parley_store_t *store);
+
+/* The writer connection (borrowed, owned by the store). Writer thread only. */
+parley_db_t *parley_store_writer(parley_store_t *store);
+/* A new read-only connection, freed with parley_db_close(). */
+int parley_store_reader(parley_store_t *store, parley_db_t **out);
+void parley_db_close(parley_db_t *db);
+
+/* Transactions. begin/commit/rollback on the writer; the savepoint trio
+ * nests one request's statements inside the batch's transaction. Readers
+ * use begin/commit (a short read transaction for a consistent snapshot). */
+int parley_db_begin(parley_db_t *db);
+int parley_db_commit(parley_db_t *db);
+int parley_db_rollback(parley_db_t *db);
+int parley_db_savepoint(parley_db_t *db);
+int parley_db_release(parley_db_t *db);
+int parley_db_rollback_to(parley_db_t *db);
+
+/* Streams. get/get_id: 0 or PARLEY_ENOTFOUND. */
+int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out);
+int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out);
+/* Insert st (its id is assigned and written back). */
+int parley_db_stream_insert(parley_db_t *db, parley_stream_t *st);
+/* Write back every mutable field of st. */
+int parley_db_stream_update(parley_db_t *db, const parley_stream_t *st);
+/* Remove the stream with its chunks and producer state. */
+int parley_db_stream_remove(parley_db_t *db, int64_t id);
+/* Streams whose absolute or sliding expiry is before now_ms, up to max ids. */
+int parley_db_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n);
+
+/* Chunks: stored data, positions [start, end). */
+int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                           uint64_t unit_end, const void *data, size_t len);
+/* Call cb for each chunk of the stream with end > from, in order. */
+int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
+                         void *arg);
+
+/* Producer state of (stream, producer id); st->exists = false if none. */
+int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
+                           parley_producer_state_t *st);
+int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
+                           const parley_producer_state_t *st);
+
+/* Whether a transaction is open on db (false after SQLite rolled one back
+ * on its own, e.g. after an I/O error or a full disk). */
+bool parley_db_in_txn(parley_db_t *db);
+
+#endif

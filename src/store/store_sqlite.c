@@ -1,0 +1,643 @@
+/*
+ * store_sqlite.c — the storage interface on embedded SQLite.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Files. <dir>/parley.db is the database (with its -wal and -shm files);
+ * <dir>/parley.lock is held with flock(LOCK_EX) for the life of the process,
+ * so a second `parley serve` on the same directory is refused instead of
+ * sharing the database with us.
+ *
+ * Durability. journal_mode=WAL and synchronous=FULL: COMMIT returns after
+ * the WAL is fsynced. The writer connection is the only one that writes;
+ * readers are opened read-only, each on its own thread, and see the last
+ * committed snapshot. Checkpoints are left to SQLite's automatic
+ * checkpointing on the writer connection (readers hold no long
+ * transactions, so checkpoints are never starved).
+ *
+ * Layout. streams: one row per stream. chunks: the stored bytes, one row per
+ * append (JSON streams: one row per message, each row remembering where
+ * its append ends in unit_end), keyed by (stream_id, end_pos) so that "the
+ * chunk holding position p" is the first row with end_pos > p.
+ * producers: idempotent producer state per (stream, producer).
+ *
+ * Invariants:
+ *   1. For every stream, its chunks tile [fork_pos or 0, tail) without gaps
+ *      or overlaps (the writer appends at tail and moves tail to the end).
+ *   2. Stream ids are AUTOINCREMENT and never reused, so an ETag that
+ *      names a stream id can never match a later stream at the same path.
+ *   3. Every prepared statement is reset after use: no statement keeps a
+ *      read transaction open between calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "parley/parley.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#define SCHEMA_VERSION 1
+
+struct parley_store {
+    char *file;        /* path of parley.db */
+    int lock_fd;       /* flock'd parley.lock */
+    parley_db_t *writer; /* the one write connection */
+};
+
+enum stmt_id {
+    S_BEGIN,
+    S_BEGIN_READ,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
+    S_STREAM_GET,
+    S_STREAM_GET_ID,
+    S_STREAM_INSERT,
+    S_STREAM_UPDATE,
+    S_STREAM_DEL,
+    S_STREAM_DEL_CHUNKS,
+    S_STREAM_DEL_PRODUCERS,
+    S_STREAM_EXPIRED,
+    S_CHUNK_INSERT,
+    S_CHUNK_SCAN,
+    S_PRODUCER_GET,
+    S_PRODUCER_PUT,
+    S_COUNT
+};
+
+#define STREAM_COLS                                                                          \
+    "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, " \
+    "closer, closer_epoch, closer_seq, stream_seq, fork_src, fork_pos, refs, deleted"
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT req",
+    [S_RELEASE] = "RELEASE req",
+    [S_ROLLBACK_TO] = "ROLLBACK TO req",
+    [S_STREAM_GET] = "SELECT " STREAM_COLS " FROM streams WHERE path = ?1",
+    [S_STREAM_GET_ID] = "SELECT " STREAM_COLS " FROM streams WHERE id = ?1",
+    [S_STREAM_INSERT] = "INSERT INTO streams (path, owner, content_type, created_ms, touched_ms, "
+                        "ttl_s, expires_ms, tail, closed, closer, closer_epoch, closer_seq, "
+                        "stream_seq, fork_src, fork_pos, refs, deleted) VALUES (?1, ?2, ?3, ?4, "
+                        "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [S_STREAM_UPDATE] = "UPDATE streams SET touched_ms = ?2, ttl_s = ?3, expires_ms = ?4, "
+                        "tail = ?5, closed = ?6, closer = ?7, closer_epoch = ?8, "
+                        "closer_seq = ?9, stream_seq = ?10, refs = ?11, deleted = ?12 "
+                        "WHERE id = ?1",
+    [S_STREAM_DEL] = "DELETE FROM streams WHERE id = ?1",
+    [S_STREAM_DEL_CHUNKS] = "DELETE FROM chunks WHERE stream_id = ?1",
+    [S_STREAM_DEL_PRODUCERS] = "DELETE FROM producers WHERE stream_id = ?1",
+    [S_STREAM_EXPIRED] = "SELECT id FROM streams WHERE deleted = 0 AND "
+                         "((expires_ms IS NOT NULL AND expires_ms <= ?1) OR "
+                         "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= ?1)) LIMIT ?2",
+    [S_CHUNK_INSERT] = "INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_CHUNK_SCAN] = "SELECT start_pos, end_pos, unit_end, data FROM chunks "
+                     "WHERE stream_id = ?1 AND end_pos > ?2 ORDER BY end_pos",
+    [S_PRODUCER_GET] = "SELECT epoch, last_seq FROM producers WHERE stream_id = ?1 AND "
+                       "producer = ?2",
+    [S_PRODUCER_PUT] = "INSERT INTO producers (stream_id, producer, epoch, last_seq) "
+                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (stream_id, producer) DO UPDATE "
+                       "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS streams ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  path TEXT NOT NULL UNIQUE,"
+    "  owner TEXT NOT NULL DEFAULT '',"
+    "  content_type TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  touched_ms INTEGER NOT NULL,"
+    "  ttl_s INTEGER,"
+    "  expires_ms INTEGER,"
+    "  tail INTEGER NOT NULL DEFAULT 0,"
+    "  closed INTEGER NOT NULL DEFAULT 0,"
+    "  closer TEXT,"
+    "  closer_epoch INTEGER,"
+    "  closer_seq INTEGER,"
+    "  stream_seq TEXT,"
+    "  fork_src INTEGER,"
+    "  fork_pos INTEGER NOT NULL DEFAULT 0,"
+    "  refs INTEGER NOT NULL DEFAULT 0,"
+    "  deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS chunks ("
+    "  stream_id INTEGER NOT NULL,"
+    "  end_pos INTEGER NOT NULL,"
+    "  start_pos INTEGER NOT NULL,"
+    "  unit_end INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (stream_id, end_pos)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS producers ("
+    "  stream_id INTEGER NOT NULL,"
+    "  producer TEXT NOT NULL,"
+    "  epoch INTEGER NOT NULL,"
+    "  last_seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (stream_id, producer)) WITHOUT ROWID;";
+
+struct parley_db {
+    sqlite3 *conn;              /* the SQLite connection */
+    sqlite3_stmt *stmt[S_COUNT]; /* prepared lazily, reset after each use */
+    bool writer;                /* the one write connection */
+};
+
+/* Map a SQLite result code to a Parley error (logging unexpected ones). */
+static int db_error(parley_db_t *db, int rc, const char *what)
+{
+    int prim = rc & 0xff;
+    if (prim == SQLITE_FULL)
+        return PARLEY_EFULL;
+    if (prim == SQLITE_NOMEM)
+        return PARLEY_ENOMEM;
+    if (prim == SQLITE_CONSTRAINT)
+        return PARLEY_EEXIST;
+    parley_log_error("store: %s: %s (%d)", what, db && db->conn ? sqlite3_errmsg(db->conn) : "",
+                     rc);
+    return PARLEY_ESTORE;
+}
+
+static int prep(parley_db_t *db, enum stmt_id id, sqlite3_stmt **out)
+{
+    if (!db->stmt[id]) {
+        int rc = sqlite3_prepare_v3(db->conn, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &db->stmt[id], NULL);
+        if (rc != SQLITE_OK)
+            return db_error(db, rc, "prepare");
+    }
+    *out = db->stmt[id];
+    return 0;
+}
+
+/* Run a statement that returns no rows. */
+static int exec_stmt(parley_db_t *db, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, what);
+    return 0;
+}
+
+static int exec_simple(parley_db_t *db, enum stmt_id id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, id, &st);
+    if (rc)
+        return rc;
+    return exec_stmt(db, st, stmt_sql[id]);
+}
+
+static int open_conn(const char *file, bool writer, parley_db_t **out)
+{
+    parley_db_t *db = calloc(1, sizeof *db);
+    if (!db)
+        return PARLEY_ENOMEM;
+    db->writer = writer;
+    int flags = writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+    flags |= SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(file, &db->conn, flags, NULL);
+    if (rc != SQLITE_OK) {
+        int err = db_error(db, rc, "open");
+        parley_db_close(db);
+        return err;
+    }
+    sqlite3_busy_timeout(db->conn, 5000);
+    sqlite3_extended_result_codes(db->conn, 1);
+    const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                   "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
+                                   "PRAGMA wal_autocheckpoint=4000;"
+                                 : "PRAGMA cache_size=-16384;";
+    char *msg = NULL;
+    rc = sqlite3_exec(db->conn, pragmas, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        parley_log_error("store: %s", msg ? msg : "pragma failed");
+        sqlite3_free(msg);
+        parley_db_close(db);
+        return PARLEY_ESTORE;
+    }
+    *out = db;
+    return 0;
+}
+
+void parley_db_close(parley_db_t *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(db->stmt[i]);
+    sqlite3_close(db->conn);
+    free(db);
+}
+
+static int init_schema(parley_db_t *db)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db->conn, schema_sql, NULL, NULL, &msg);
+    if (rc == SQLITE_OK) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '%d')",
+                 SCHEMA_VERSION);
+        rc = sqlite3_exec(db->conn, sql, NULL, NULL, &msg);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        parley_log_error("store: creating schema: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        return PARLEY_ESTORE;
+    }
+    return 0;
+}
+
+/* Run SQLite's quick integrity check so corruption stops start-up. */
+static int check_integrity(parley_db_t *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, "quick_check");
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (r && strcmp(r, "ok") != 0) {
+            parley_log_error("store: integrity check failed: %s", r);
+            err = PARLEY_ESTORE;
+        }
+    }
+    if (rc != SQLITE_DONE && !err)
+        err = db_error(db, rc, "quick_check");
+    sqlite3_finalize(st);
+    return err;
+}
+
+int parley_store_open(const char *dir, parley_store_t **out)
+{
+    parley_store_t *s = calloc(1, sizeof *s);
+    char lockpath[4096];
+    int rc;
+    if (!s)
+        return PARLEY_ENOMEM;
+    s->lock_fd = -1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = -errno;
+        goto out_free;
+    }
+    snprintf(lockpath, sizeof lockpath, "%s/parley.lock", dir);
+    s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        rc = -errno;
+        goto out_free;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? PARLEY_ELOCKED : -errno;
+        goto out_free;
+    }
+    size_t n = strlen(dir) + sizeof "/parley.db";
+    s->file = malloc(n);
+    if (!s->file) {
+        rc = PARLEY_ENOMEM;
+        goto out_free;
+    }
+    snprintf(s->file, n, "%s/parley.db", dir);
+    rc = open_conn(s->file, true, &s->writer);
+    if (rc)
+        goto out_free;
+    rc = check_integrity(s->writer);
+    if (rc)
+        goto out_free;
+    rc = init_schema(s->writer);
+    if (rc)
+        goto out_free;
+    *out = s;
+    return 0;
+
+out_free:
+    parley_store_close(s);
+    return rc;
+}
+
+void parley_store_close(parley_store_t *s)
+{
+    if (!s)
+        return;
+    parley_db_close(s->writer);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    free(s->file);
+    free(s);
+}
+
+const char *parley_store_file(const parley_store_t *s)
+{
+    return s->file;
+}
+
+parley_db_t *parley_store_writer(parley_store_t *s)
+{
+    return s->writer;
+}
+
+int parley_store_reader(parley_store_t *s, parley_db_t **out)
+{
+    return open_conn(s->file, false, out);
+}
+
+int parley_db_begin(parley_db_t *db)
+{
+    return exec_simple(db, db->writer ? S_BEGIN : S_BEGIN_READ);
+}
+
+int parley_db_commit(parley_db_t *db)
+{
+    return exec_simple(db, S_COMMIT);
+}
+
+int parley_db_rollback(parley_db_t *db)
+{
+    if (sqlite3_get_autocommit(db->conn))
+        return 0; /* SQLite already rolled back (e.g. after an I/O error) */
+    return exec_simple(db, S_ROLLBACK);
+}
+
+bool parley_db_in_txn(parley_db_t *db)
+{
+    return !sqlite3_get_autocommit(db->conn);
+}
+
+int parley_db_savepoint(parley_db_t *db)
+{
+    return exec_simple(db, S_SAVEPOINT);
+}
+
+int parley_db_release(parley_db_t *db)
+{
+    return exec_simple(db, S_RELEASE);
+}
+
+int parley_db_rollback_to(parley_db_t *db)
+{
+    int rc = exec_simple(db, S_ROLLBACK_TO);
+    return rc ? rc : exec_simple(db, S_RELEASE);
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void row_to_stream(sqlite3_stmt *st, parley_stream_t *s)
+{
+    s->id = sqlite3_column_int64(st, 0);
+    copy_text(s->path, sizeof s->path, st, 1);
+    copy_text(s->owner, sizeof s->owner, st, 2);
+    copy_text(s->content_type, sizeof s->content_type, st, 3);
+    s->created_ms = sqlite3_column_int64(st, 4);
+    s->touched_ms = sqlite3_column_int64(st, 5);
+    s->ttl_s = sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 6);
+    s->expires_ms = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+    s->tail = (uint64_t)sqlite3_column_int64(st, 8);
+    s->closed = sqlite3_column_int(st, 9) != 0;
+    copy_text(s->closer, sizeof s->closer, st, 10);
+    s->closer_epoch = (uint64_t)sqlite3_column_int64(st, 11);
+    s->closer_seq = (uint64_t)sqlite3_column_int64(st, 12);
+    copy_text(s->stream_seq, sizeof s->stream_seq, st, 13);
+    s->fork_src = sqlite3_column_int64(st, 14);
+    s->fork_pos = (uint64_t)sqlite3_column_int64(st, 15);
+    s->refs = sqlite3_column_int64(st, 16);
+    s->deleted = sqlite3_column_int(st, 17) != 0;
+}
+
+static int stream_fetch(parley_db_t *db, sqlite3_stmt *st, parley_stream_t *out)
+{
+    int rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        row_to_stream(st, out);
+    else if (rc == SQLITE_DONE)
+        err = PARLEY_ENOTFOUND;
+    else
+        err = db_error(db, rc, "stream lookup");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    return stream_fetch(db, st, out);
+}
+
+int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_GET_ID, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    return stream_fetch(db, st, out);
+}
+
+static void bind_opt_int(sqlite3_stmt *st, int col, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, col);
+    else
+        sqlite3_bind_int64(st, col, v);
+}
+
+static void bind_opt_text(sqlite3_stmt *st, int col, const char *s)
+{
+    if (!s[0])
+        sqlite3_bind_null(st, col);
+    else
+        sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+}
+
+int parley_db_stream_insert(parley_db_t *db, parley_stream_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_INSERT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->content_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, s->created_ms);
+    sqlite3_bind_int64(st, 5, s->touched_ms);
+    bind_opt_int(st, 6, s->ttl_s);
+    bind_opt_int(st, 7, s->expires_ms);
+    sqlite3_bind_int64(st, 8, (int64_t)s->tail);
+    sqlite3_bind_int(st, 9, s->closed);
+    bind_opt_text(st, 10, s->closer);
+    sqlite3_bind_int64(st, 11, (int64_t)s->closer_epoch);
+    sqlite3_bind_int64(st, 12, (int64_t)s->closer_seq);
+    bind_opt_text(st, 13, s->stream_seq);
+    if (s->fork_src)
+        sqlite3_bind_int64(st, 14, s->fork_src);
+    else
+        sqlite3_bind_null(st, 14);
+    sqlite3_bind_int64(st, 15, (int64_t)s->fork_pos);
+    sqlite3_bind_int64(st, 16, s->refs);
+    sqlite3_bind_int(st, 17, s->deleted);
+    rc = exec_stmt(db, st, "stream insert");
+    if (rc == 0)
+        s->id = sqlite3_last_insert_rowid(db->conn);
+    return rc;
+}
+
+int parley_db_stream_update(parley_db_t *db, const parley_stream_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->id);
+    sqlite3_bind_int64(st, 2, s->touched_ms);
+    bind_opt_int(st, 3, s->ttl_s);
+    bind_opt_int(st, 4, s->expires_ms);
+    sqlite3_bind_int64(st, 5, (int64_t)s->tail);
+    sqlite3_bind_int(st, 6, s->closed);
+    bind_opt_text(st, 7, s->closer);
+    sqlite3_bind_int64(st, 8, (int64_t)s->closer_epoch);
+    sqlite3_bind_int64(st, 9, (int64_t)s->closer_seq);
+    bind_opt_text(st, 10, s->stream_seq);
+    sqlite3_bind_int64(st, 11, s->refs);
+    sqlite3_bind_int(st, 12, s->deleted);
+    return exec_stmt(db, st, "stream update");
+}
+
+int parley_db_stream_remove(parley_db_t *db, int64_t id)
+{
+    static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS,
+                                         S_STREAM_DEL};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        sqlite3_stmt *st = NULL;
+        int rc = prep(db, steps[i], &st);
+        if (rc)
+            return rc;
+        sqlite3_bind_int64(st, 1, id);
+        rc = exec_stmt(db, st, "stream remove");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int parley_db_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_EXPIRED, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int(st, 2, max);
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+        ids[(*n)++] = sqlite3_column_int64(st, 0);
+    int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(db, rc, "expiry scan");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                           uint64_t unit_end, const void *data, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CHUNK_INSERT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, stream_id);
+    sqlite3_bind_int64(st, 2, (int64_t)end);
+    sqlite3_bind_int64(st, 3, (int64_t)start);
+    sqlite3_bind_int64(st, 4, (int64_t)unit_end);
+    sqlite3_bind_blob64(st, 5, len ? data : "", len, SQLITE_STATIC);
+    return exec_stmt(db, st, "chunk insert");
+}
+
+int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
+                         void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CHUNK_SCAN, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, stream_id);
+    sqlite3_bind_int64(st, 2, (int64_t)from);
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t start = (uint64_t)sqlite3_column_int64(st, 0);
+        uint64_t end = (uint64_t)sqlite3_column_int64(st, 1);
+        uint64_t unit_end = (uint64_t)sqlite3_column_int64(st, 2);
+        const void *data = sqlite3_column_blob(st, 3);
+        size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        if (cb(arg, start, end, unit_end, data, len))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "chunk scan");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
+                           parley_producer_state_t *ps)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_PRODUCER_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, stream_id);
+    sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = 0;
+    ps->exists = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        ps->epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        ps->last_seq = (uint64_t)sqlite3_column_int64(st, 1);
+    } else if (rc != SQLITE_DONE) {
+        err = db_error(db, rc, "producer lookup");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
+                           const parley_producer_state_t *ps)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_PRODUCER_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, stream_id);
+    sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)ps->epoch);
+    sqlite3_bind_int64(st, 4, (int64_t)ps->last_seq);
+    return exec_stmt(db, st, "producer store");
+}

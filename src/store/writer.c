@@ -1,0 +1,342 @@
+/*
+ * writer.c — group commit on one writer thread (see writer.h).
+ *
+ * NOTES ON THE DESIGN
+ *
+ * One thread owns the write connection. It sleeps until writes are queued,
+ * takes everything queued (up to MAX_BATCH), and runs the batch:
+ *
+ *     BEGIN IMMEDIATE
+ *       for each write:  SAVEPOINT req; apply(); RELEASE or ROLLBACK TO req
+ *     COMMIT                       <- one fsync of the WAL for the batch
+ *     done() for every write       <- responses leave only now
+ *     hub notify                   <- live readers wake only now
+ *
+ * Why no reply leaves before the fsync: a 2xx promises the client that the
+ * write survives a crash. COMMIT with synchronous=FULL returns after the
+ * WAL is on disk; until then the write could vanish, so its response waits.
+ * Readers likewise see data only after the commit (their connections read
+ * committed snapshots) and are woken only after it.
+ *
+ * The savepoint per write isolates failures: a write that is refused
+ * (conflict, bad state) rolls back only its own statements, and its
+ * neighbours in the batch still commit. Throughput is about batch size /
+ * fsync time, latency one or two fsyncs.
+ *
+ * Fail-stop: if COMMIT fails (an I/O error, a failed fsync), every write in
+ * the batch is answered with an error, the writer refuses all further
+ * writes and on_fatal() asks the server to exit. A failed fsync is never
+ * retried: the kernel may already have dropped the dirty pages, so a retry
+ * that "succeeds" could acknowledge data that is not on disk. A full disk
+ * is different: the batch is rolled back and answered 507, and the writer
+ * keeps going so that writes succeed again once space is freed.
+ *
+ * State machine of the thread:
+ *
+ *     IDLE --submit--> RUNNING (batch) --commit ok--> IDLE
+ *                         |--commit failed--> FAILED (refuses, on_fatal)
+ *     any --stop--> DRAINING (finishes the queue) --> STOPPED
+ *
+ * Invariants:
+ *   1. done() is called exactly once for every write accepted by submit.
+ *   2. No done(status 0) before the COMMIT that holds the write returned.
+ *   3. Only this thread touches the writer connection.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parley/parley.h"
+#include "store/writer.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define MAX_BATCH 4096
+#define TICK_MS 1000
+
+struct parley_writer {
+    parley_store_t *store;      /* the store (borrowed) */
+    parley_db_t *db;            /* its writer connection (borrowed) */
+    parley_hub_t *hub;          /* wakes live readers (borrowed) */
+    void (*on_fatal)(void *);   /* called once when a commit fails */
+    void *fatal_arg;            /* for on_fatal */
+    parley_writer_tick_fn tick; /* periodic maintenance, or NULL */
+    void *tick_arg;             /* for tick */
+    pthread_t thread;           /* the writer thread */
+    pthread_mutex_t lock;       /* guards the fields below */
+    pthread_cond_t cond;        /* signalled on submit and stop */
+    parley_write_t *head, *tail; /* FIFO of queued writes */
+    bool stopping;              /* drain and exit */
+    bool joined;                /* the thread has been (or is being) joined */
+    bool failed;                /* a commit failed: refuse writes */
+    parley_writer_stats_t stats; /* counters */
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool is_storage_failure(int rc)
+{
+    return rc == PARLEY_ESTORE || rc == PARLEY_EFULL || rc == PARLEY_ENOMEM;
+}
+
+/* Answer every write of a batch that cannot commit. */
+static void fail_batch(parley_write_t *batch, int status)
+{
+    while (batch) {
+        parley_write_t *next = batch->next;
+        batch->done(batch, status);
+        batch = next;
+    }
+}
+
+static void go_fatal(parley_writer_t *wr)
+{
+    pthread_mutex_lock(&wr->lock);
+    bool first = !wr->failed;
+    wr->failed = true;
+    pthread_mutex_unlock(&wr->lock);
+    if (first && wr->on_fatal)
+        wr->on_fatal(wr->fatal_arg);
+}
+
+/* Run one batch in one transaction. */
+static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
+{
+    static int64_t notify[MAX_BATCH * PARLEY_WRITE_MAX_NOTIFY];
+    int nnotify = 0;
+    int rc = parley_db_begin(wr->db);
+    if (rc) {
+        fail_batch(batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
+        if (rc != PARLEY_EFULL)
+            go_fatal(wr);
+        return;
+    }
+    for (parley_write_t *w = batch; w; w = w->next) {
+        w->nnotify = 0;
+        w->status = 0;
+        rc = parley_db_savepoint(wr->db);
+        if (rc == 0) {
+            int arc = w->apply(w, wr->db);
+            if (arc == 0) {
+                rc = parley_db_release(wr->db);
+            } else {
+                w->nnotify = 0;
+                rc = is_storage_failure(arc) ? arc : 0;
+                if (parley_db_in_txn(wr->db)) {
+                    int rrc = parley_db_rollback_to(wr->db);
+                    if (rrc && !rc)
+                        rc = rrc;
+                }
+            }
+        }
+        if (rc == PARLEY_EFULL && parley_db_in_txn(wr->db)) {
+            /* Only this write needed space it could not get: answer it
+             * 507 now and let the rest of the batch go on. */
+            w->nnotify = 0;
+            w->status = PARLEY_EFULL;
+            continue;
+        }
+        if (rc || !parley_db_in_txn(wr->db)) {
+            /* The transaction is gone or broken: nothing in it commits. */
+            parley_db_rollback(wr->db);
+            int status = rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE;
+            fail_batch(batch, status);
+            if (status != PARLEY_EFULL)
+                go_fatal(wr);
+            return;
+        }
+        for (int i = 0; i < w->nnotify; i++)
+            notify[nnotify++] = w->notify[i];
+    }
+    int64_t t0 = now_us();
+    rc = parley_db_commit(wr->db);
+    int64_t t1 = now_us();
+    if (rc) {
+        parley_log_error("writer: commit failed (%s); stopping: nothing more is acknowledged",
+                         parley_strerror(rc));
+        parley_db_rollback(wr->db);
+        fail_batch(batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
+        if (rc != PARLEY_EFULL)
+            go_fatal(wr);
+        return;
+    }
+    pthread_mutex_lock(&wr->lock);
+    wr->stats.commits++;
+    wr->stats.writes += n;
+    wr->stats.commit_us += (uint64_t)(t1 - t0);
+    if (n > wr->stats.max_batch)
+        wr->stats.max_batch = n;
+    pthread_mutex_unlock(&wr->lock);
+    /* Durable: answer everyone, then wake the readers. */
+    while (batch) {
+        parley_write_t *next = batch->next;
+        batch->done(batch, batch->status);
+        batch = next;
+    }
+    if (nnotify)
+        parley_hub_notify(wr->hub, notify, nnotify);
+}
+
+static void run_tick(parley_writer_t *wr)
+{
+    int64_t notify[256];
+    int n = 0;
+    if (!wr->tick || parley_db_begin(wr->db))
+        return;
+    int rc = wr->tick(wr->db, wr->tick_arg, notify, &n, 256);
+    if (rc == 0 && parley_db_in_txn(wr->db) && parley_db_commit(wr->db) == 0) {
+        if (n)
+            parley_hub_notify(wr->hub, notify, n);
+        return;
+    }
+    parley_db_rollback(wr->db);
+    if (rc != 0 && rc != PARLEY_EFULL && is_storage_failure(rc))
+        go_fatal(wr);
+}
+
+static void *writer_main(void *arg)
+{
+    parley_writer_t *wr = arg;
+    int64_t next_tick = parley_clock_mono_ms() + TICK_MS;
+    pthread_mutex_lock(&wr->lock);
+    for (;;) {
+        while (!wr->head && !wr->stopping) {
+            int64_t now = parley_clock_mono_ms();
+            if (now >= next_tick && !wr->failed) {
+                pthread_mutex_unlock(&wr->lock);
+                run_tick(wr);
+                pthread_mutex_lock(&wr->lock);
+                next_tick = parley_clock_mono_ms() + TICK_MS;
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t wait_ms = next_tick - now;
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&wr->cond, &wr->lock, &ts);
+        }
+        if (!wr->head && wr->stopping)
+            break;
+        /* Take up to MAX_BATCH writes off the queue. */
+        parley_write_t *batch = wr->head, *last = batch;
+        size_t n = 1;
+        while (last->next && n < MAX_BATCH) {
+            last = last->next;
+            n++;
+        }
+        wr->head = last->next;
+        if (!wr->head)
+            wr->tail = NULL;
+        last->next = NULL;
+        bool failed = wr->failed;
+        pthread_mutex_unlock(&wr->lock);
+        if (failed)
+            fail_batch(batch, PARLEY_ESTORE);
+        else
+            run_batch(wr, batch, n);
+        if (parley_clock_mono_ms() >= next_tick && !failed) {
+            run_tick(wr);
+            next_tick = parley_clock_mono_ms() + TICK_MS;
+        }
+        pthread_mutex_lock(&wr->lock);
+    }
+    pthread_mutex_unlock(&wr->lock);
+    return NULL;
+}
+
+int parley_writer_start(parley_store_t *store, parley_hub_t *hub, void (*on_fatal)(void *),
+                        void *fatal_arg, parley_writer_t **out)
+{
+    parley_writer_t *wr = calloc(1, sizeof *wr);
+    if (!wr)
+        return PARLEY_ENOMEM;
+    wr->store = store;
+    wr->db = parley_store_writer(store);
+    wr->hub = hub;
+    wr->on_fatal = on_fatal;
+    wr->fatal_arg = fatal_arg;
+    pthread_mutex_init(&wr->lock, NULL);
+    pthread_cond_init(&wr->cond, NULL);
+    int rc = pthread_create(&wr->thread, NULL, writer_main, wr);
+    if (rc) {
+        pthread_mutex_destroy(&wr->lock);
+        pthread_cond_destroy(&wr->cond);
+        free(wr);
+        return -rc;
+    }
+    *out = wr;
+    return 0;
+}
+
+void parley_writer_set_tick(parley_writer_t *wr, parley_writer_tick_fn fn, void *arg)
+{
+    pthread_mutex_lock(&wr->lock);
+    wr->tick = fn;
+    wr->tick_arg = arg;
+    pthread_mutex_unlock(&wr->lock);
+}
+
+int parley_writer_submit(parley_writer_t *wr, parley_write_t *w)
+{
+    pthread_mutex_lock(&wr->lock);
+    if (wr->stopping || wr->failed) {
+        pthread_mutex_unlock(&wr->lock);
+        return PARLEY_ECLOSED;
+    }
+    w->next = NULL;
+    if (wr->tail)
+        wr->tail->next = w;
+    else
+        wr->head = w;
+    wr->tail = w;
+    pthread_cond_signal(&wr->cond);
+    pthread_mutex_unlock(&wr->lock);
+    return 0;
+}
+
+void parley_writer_stop(parley_writer_t *wr)
+{
+    pthread_mutex_lock(&wr->lock);
+    bool joined = wr->joined;
+    wr->stopping = true;
+    wr->joined = true;
+    pthread_cond_signal(&wr->cond);
+    pthread_mutex_unlock(&wr->lock);
+    if (!joined)
+        pthread_join(wr->thread, NULL);
+}
+
+void parley_writer_free(parley_writer_t *wr)
+{
+    if (!wr)
+        return;
+    parley_writer_stop(wr);
+    pthread_mutex_destroy(&wr->lock);
+    pthread_cond_destroy(&wr->cond);
+    free(wr);
+}
+
+bool parley_writer_failed(parley_writer_t *wr)
+{
+    pthread_mutex_lock(&wr->lock);
+    bool f = wr->failed;
+    pthread_mutex_unlock(&wr->lock);
+    return f;
+}
+
+void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out)
+{
+    pthread_mutex_lock(&wr->lock);
+    *out = wr->stats;
+    pthread_mutex_unlock(&wr->lock);
+}

@@ -1,0 +1,92 @@
+/*
+ * writer.h — the writer thread: every write goes through one group commit.
+ *
+ * Handlers never touch the write connection. They fill a parley_write_t
+ * (what to do, and what to call when it is durable), hand it to
+ * parley_writer_submit() and suspend their HTTP connection. The writer
+ * thread runs whole batches of writes in one transaction and answers them
+ * only after that transaction is committed and synced.
+ *
+ * Ownership: a submitted write is borrowed by the writer until its done
+ * callback runs; the caller must keep it valid until then and must not
+ * touch it meanwhile.
+ *
+ * Threads: parley_writer_submit() from any thread; apply and done
+ * callbacks run on the writer thread.
+ */
+#ifndef PARLEY_STORE_WRITER_H
+#define PARLEY_STORE_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/hub.h"
+#include "store/store.h"
+
+#define PARLEY_WRITE_MAX_NOTIFY 4 /* streams one write may wake */
+
+typedef struct parley_writer parley_writer_t;
+typedef struct parley_write parley_write_t;
+
+/*
+ * apply: run the write inside its own savepoint. Return 0 to keep its
+ * changes, PARLEY_ECONFLICT (or any other PARLEY_E* that is not a storage
+ * failure) to roll back just this write — its response is whatever it
+ * recorded in its own struct. PARLEY_ESTORE or PARLEY_EFULL mean the
+ * storage failed.
+ *
+ * done: called exactly once per submitted write, after the batch's fate is
+ * known: status 0 when the batch committed (the write's recorded response
+ * stands), PARLEY_EFULL when the disk is full, PARLEY_ESTORE when the
+ * commit failed (nothing of the batch is durable; the server stops).
+ */
+struct parley_write {
+    int (*apply)(parley_write_t *w, parley_db_t *db); /* the work */
+    void (*done)(parley_write_t *w, int status);      /* the answer */
+    int64_t notify[PARLEY_WRITE_MAX_NOTIFY];          /* streams to wake, set by apply */
+    int nnotify;                                      /* entries in notify */
+    parley_write_t *next;                             /* private: queue link */
+    int status;                                       /* private: this write's outcome */
+};
+
+/* Maintenance the writer runs about once a second in its own transaction. */
+typedef int (*parley_writer_tick_fn)(parley_db_t *db, void *arg, int64_t *notify, int *nnotify,
+                                     int max);
+
+/*
+ * Start the writer thread on the store's writer connection. on_fatal is
+ * called once (on the writer thread) if a commit fails: the server must
+ * stop, since nothing may be retried after a failed fsync.
+ */
+int parley_writer_start(parley_store_t *store, parley_hub_t *hub, void (*on_fatal)(void *),
+                        void *fatal_arg, parley_writer_t **out);
+/* Set the periodic maintenance (before any write is submitted). */
+void parley_writer_set_tick(parley_writer_t *w, parley_writer_tick_fn fn, void *arg);
+
+/*
+ * Queue a write. 0 on success (done will be called), or PARLEY_ECLOSED if
+ * the writer has stopped or failed (done will never be called).
+ */
+int parley_writer_submit(parley_writer_t *wr, parley_write_t *w);
+
+/*
+ * Finish every queued write and stop the thread. Later submits get
+ * PARLEY_ECLOSED; the writer stays valid until parley_writer_free().
+ */
+void parley_writer_stop(parley_writer_t *wr);
+/* Free a stopped writer. Accepts NULL. */
+void parley_writer_free(parley_writer_t *wr);
+
+/* True once a commit has failed. */
+bool parley_writer_failed(parley_writer_t *wr);
+
+/* Statistics for /metrics. */
+typedef struct parley_writer_stats {
+    uint64_t commits;      /* transactions committed */
+    uint64_t writes;       /* writes answered */
+    uint64_t commit_us;    /* total time in COMMIT (microseconds) */
+    uint64_t max_batch;    /* largest batch so far */
+} parley_writer_stats_t;
+void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out);
+
+#endif
