@@ -441,8 +441,9 @@ typedef struct stream_read {
 } stream_read_t;
 
 /*
- * Look the stream up and read from rd->pos, in one short read transaction.
- * Returns an HTTP status (200, 400, 404, 410) or a negative error.
+ * Look the stream up and read from rd->pos, in one short read transaction
+ * (max == 0: look up only). Returns an HTTP status (200, 400, 404, 410) or
+ * a negative error.
  */
 static int read_once(parley_req_t *r, stream_read_t *rd, size_t max, parley_stream_t *meta,
                      parley_buf_t *out, parley_read_t *res)
@@ -461,7 +462,7 @@ static int read_once(parley_req_t *r, stream_read_t *rd, size_t max, parley_stre
         }
         if (rd->pos > meta->tail)
             st = 400;
-        else
+        else if (max > 0)
             rc = parley_stream_read(db, meta, rd->pos, max, out, res);
     }
     parley_db_commit(db);
@@ -509,17 +510,11 @@ static void respond_read_error(parley_req_t *r, int st)
     }
 }
 
-static void long_poll_step(parley_req_t *r);
-
-static void on_long_poll_resumed(parley_req_t *r)
+/* Nothing arrived (timeout, shutdown, or closed at the tail): 204 with the
+ * current tail. */
+static void long_poll_empty(parley_req_t *r)
 {
     stream_read_t *rd = parley_req_data(r);
-    parley_wake_t why = parley_req_wake_reason(r);
-    if (why == PARLEY_WAKE_DATA) {
-        long_poll_step(r);
-        return;
-    }
-    /* Timeout or shutdown: 204 with the current tail. */
     parley_stream_t meta;
     parley_buf_t out;
     parley_read_t res;
@@ -540,6 +535,16 @@ static void on_long_poll_resumed(parley_req_t *r)
         add_cursor(r);
     parley_req_add_header(r, "Cache-Control", "no-store");
     parley_req_respond_empty(r, 204);
+}
+
+static void long_poll_step(parley_req_t *r);
+
+static void on_long_poll_resumed(parley_req_t *r)
+{
+    if (parley_req_wake_reason(r) == PARLEY_WAKE_DATA)
+        long_poll_step(r);
+    else
+        long_poll_empty(r);
 }
 
 static void long_poll_step(parley_req_t *r)
@@ -569,7 +574,7 @@ static void long_poll_step(parley_req_t *r)
     }
     parley_buf_free(&out);
     if (meta.closed || parley_req_shutting_down(r)) {
-        on_long_poll_resumed(r); /* answers 204 (closed: EOF) */
+        long_poll_empty(r); /* closed at the tail: EOF at once */
         return;
     }
     parley_req_park(r, meta.id, rd->deadline, gen, on_long_poll_resumed);
