@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/params.h"
 #include "core/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
@@ -52,59 +53,6 @@ typedef struct stream_write {
 } stream_write_t;
 
 /* ---- small helpers --------------------------------------------------------- */
-
-static bool header_true(const char *v)
-{
-    return v && strcasecmp(v, "true") == 0;
-}
-
-/* Decimal without sign, leading zeros or anything else: ^(0|[1-9][0-9]*)$ */
-static int parse_decimal(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s || strlen(s) > 16 || (s[0] == '0' && s[1]))
-        return PARLEY_EINVAL;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return PARLEY_EINVAL;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v > max)
-        return PARLEY_EINVAL;
-    *out = v;
-    return 0;
-}
-
-static bool path_is_valid(const char *p, const char **why)
-{
-    size_t n = strlen(p);
-    if (n == 0) {
-        *why = "stream path is empty: use /v1/stream/{path}";
-        return false;
-    }
-    if (n > PARLEY_PATH_MAX) {
-        *why = "stream path is longer than 1024 bytes";
-        return false;
-    }
-    const char *seg = p;
-    for (const char *c = p;; c++) {
-        if (*c == '/' || *c == '\0') {
-            size_t len = (size_t)(c - seg);
-            if (len == 0 || (len == 1 && seg[0] == '.') ||
-                (len == 2 && seg[0] == '.' && seg[1] == '.')) {
-                *why = "stream path has an empty, '.' or '..' segment";
-                return false;
-            }
-            if (*c == '\0')
-                break;
-            seg = c + 1;
-        } else if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            *why = "stream path has a control character";
-            return false;
-        }
-    }
-    return true;
-}
 
 static const char *error_code(int status)
 {
@@ -145,7 +93,7 @@ static void make_cursor(parley_req_t *r, char out[32])
     const char *client = NULL;
     uint64_t interval = (uint64_t)((parley_clock_now_ms() - CURSOR_EPOCH_MS) / CURSOR_INTERVAL_MS);
     uint64_t c = 0;
-    if (parley_req_query(r, "cursor", &client) == 1 && parse_decimal(client, UINT64_MAX / 2, &c) == 0 &&
+    if (parley_req_query(r, "cursor", &client) == 1 && parley_param_decimal(client, UINT64_MAX / 2, &c) == 0 &&
         c >= interval) {
         /* Never go backwards: jump 1..180 intervals (20 s .. 1 h) ahead. */
         interval = c + 1 + (uint64_t)(random() % 180);
@@ -315,7 +263,7 @@ static void handle_put(parley_req_t *r, const char *path)
         return;
     }
     if (ttl) {
-        if (parse_decimal(ttl, 9999999999ULL, &v)) {
+        if (parley_param_decimal(ttl, 9999999999ULL, &v)) {
             parley_req_error(r, 400, "bad_request",
                              "Stream-TTL must be a whole number of seconds, e.g. 3600");
             return;
@@ -332,7 +280,7 @@ static void handle_put(parley_req_t *r, const char *path)
         }
         q->expires_ms = ms;
     }
-    q->closed = header_true(parley_req_header(r, "Stream-Closed"));
+    q->closed = parley_param_true(parley_req_header(r, "Stream-Closed"));
     if (!from && (foff || fsub)) {
         parley_req_error(r, 400, "bad_request",
                          "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
@@ -353,7 +301,7 @@ static void handle_put(parley_req_t *r, const char *path)
             q->has_fork_offset = true;
         }
         if (fsub) {
-            if (parse_decimal(fsub, PARLEY_OFFSET_MAX, &q->fork_sub)) {
+            if (parley_param_decimal(fsub, PARLEY_OFFSET_MAX, &q->fork_sub)) {
                 parley_req_error(r, 400, "bad_request",
                                  "Stream-Fork-Sub-Offset must be a non-negative whole number");
                 return;
@@ -377,7 +325,7 @@ static void handle_post(parley_req_t *r, const char *path)
     const char *sseq = parley_req_header(r, "Stream-Seq");
     const char *ct = parley_req_header(r, "Content-Type");
 
-    q->closed = header_true(parley_req_header(r, "Stream-Closed"));
+    q->closed = parley_param_true(parley_req_header(r, "Stream-Closed"));
     q->content_type = ct && *ct ? ct : NULL;
     if (pid || pep || psq) {
         if (!pid || !pep || !psq) {
@@ -881,7 +829,7 @@ void parley_api_stream(parley_req_t *r, const char *path)
 {
     const char *why = NULL;
     const char *m = parley_req_method(r);
-    if (!path_is_valid(path, &why)) {
+    if (!parley_param_stream_path(path, &why)) {
         parley_req_error(r, 400, "invalid_path", why);
         return;
     }

@@ -536,6 +536,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
+    /* A client that goes away mid-response (an SSE reader closing its tab,
+     * an aborted long-poll) is normal, not worth a line per connection. */
+    if (strstr(line, "Failed to send") || strstr(line, "closed by remote") ||
+        strstr(line, "no longer available") || strstr(line, "Connection reset"))
+        return;
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n')
         line[--n] = '\0';
