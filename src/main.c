@@ -28,7 +28,14 @@ static void usage(FILE *out)
             "  --max-append-bytes N     largest stream append body (default 8388608)\n"
             "  --max-read-bytes N       largest catch-up response (default 1048576)\n"
             "  --max-connections N      connection limit (default 65536)\n"
-            "  --quiet                  no start-up line\n");
+            "  --max-json-bytes N       largest JSON body of a document (default 1572864)\n"
+            "  --idempotency-ttl S      keep Idempotency-Key records S seconds (default 86400)\n"
+            "  --admin-key KEY          bearer token with admin rights (or PARLEY_ADMIN_KEY)\n"
+            "  --jwt-secret SECRET      HS256 secret of user JWTs (or PARLEY_JWT_SECRET)\n"
+            "  --quiet                  no start-up line\n"
+            "\n"
+            "With neither --admin-key nor --jwt-secret, Parley runs in local mode: no\n"
+            "authentication, every request is the local user, loopback only.\n");
 }
 
 static int parse_listen(const char *v, parley_config_t *cfg)
@@ -77,7 +84,21 @@ static int parse_uint(const char *v, unsigned *out)
 
 int main(int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_DATA, O_THREADS, O_LP, O_SSE, O_MAXAPP, O_MAXREAD, O_MAXCONN, O_QUIET };
+    enum {
+        O_LISTEN = 256,
+        O_DATA,
+        O_THREADS,
+        O_LP,
+        O_SSE,
+        O_MAXAPP,
+        O_MAXREAD,
+        O_MAXCONN,
+        O_QUIET,
+        O_MAXJSON,
+        O_IDEMTTL,
+        O_ADMIN,
+        O_JWT
+    };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -90,10 +111,17 @@ int main(int argc, char **argv)
         {"max-read-bytes", required_argument, NULL, O_MAXREAD},
         {"max-connections", required_argument, NULL, O_MAXCONN},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"max-json-bytes", required_argument, NULL, O_MAXJSON},
+        {"idempotency-ttl", required_argument, NULL, O_IDEMTTL},
+        {"admin-key", required_argument, NULL, O_ADMIN},
+        {"jwt-secret", required_argument, NULL, O_JWT},
         {NULL, 0, NULL, 0},
     };
     parley_config_t cfg;
     parley_config_init(&cfg);
+    /* Secrets from the environment keep them out of `ps`. */
+    cfg.admin_key = getenv("PARLEY_ADMIN_KEY");
+    cfg.jwt_secret = getenv("PARLEY_JWT_SECRET");
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
@@ -147,13 +175,28 @@ int main(int argc, char **argv)
         case O_QUIET:
             cfg.quiet = true;
             break;
+        case O_MAXJSON:
+            bad = parse_size(optarg, &cfg.max_json_bytes);
+            break;
+        case O_IDEMTTL:
+            bad = parse_uint(optarg, &cfg.idempotency_ttl_s);
+            break;
+        case O_ADMIN:
+            cfg.admin_key = optarg;
+            break;
+        case O_JWT:
+            cfg.jwt_secret = optarg;
+            break;
         default:
             usage(stderr);
             return 2;
         }
         if (bad) {
-            fprintf(stderr, "parley: invalid value '%s' for --%s\n", optarg,
-                    opts[c - O_LISTEN + 2].name);
+            const char *name = "option";
+            for (const struct option *o = opts; o->name; o++)
+                if (o->val == c)
+                    name = o->name;
+            fprintf(stderr, "parley: invalid value '%s' for --%s\n", optarg, name);
             return 2;
         }
     }

@@ -55,6 +55,10 @@ typedef struct parley_config {
     size_t max_append_bytes;      /* stream append body limit, default 8 MiB */
     size_t max_read_bytes;        /* largest catch-up response body, 1 MiB */
     unsigned max_connections;     /* connection limit, default 65536 */
+    size_t max_json_bytes;        /* JSON body limit (documents...), 1.5 MiB */
+    unsigned idempotency_ttl_s;   /* Idempotency-Key records kept, 86400 */
+    const char *admin_key;        /* bearer token with admin rights, or NULL */
+    const char *jwt_secret;       /* HS256 secret for user tokens, or NULL */
     bool quiet;                   /* no start-up banner on stdout */
 } parley_config_t;
 

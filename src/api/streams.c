@@ -31,6 +31,7 @@
 
 #include "api/api.h"
 #include "api/params.h"
+#include "api/write.h"
 #include "core/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
@@ -44,12 +45,12 @@
 enum write_kind { W_CREATE, W_APPEND, W_DELETE };
 
 typedef struct stream_write {
-    parley_write_t w;        /* must be first */
-    parley_req_t *r;         /* the request */
     enum write_kind kind;    /* what to do */
     parley_stream_req_t req; /* parsed request */
     parley_stream_res_t res; /* outcome */
     char path[PARLEY_PATH_MAX + 1]; /* copy of the path */
+    char owner[256];         /* copy of the caller's user id */
+    char host[256];          /* Host header, for Location */
 } stream_write_t;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -143,76 +144,70 @@ static void respond_store_error(parley_req_t *r, int err)
 
 /* ---- writes ------------------------------------------------------------------ */
 
-static int apply_write(parley_write_t *w, parley_db_t *db)
+static void reply_u64(parley_reply_t *rp, const char *name, uint64_t v)
 {
-    stream_write_t *sw = (stream_write_t *)w;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    parley_reply_header(rp, name, buf);
+}
+
+/* Writer thread: run the rule, then turn its outcome into the reply. */
+static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+{
+    stream_write_t *sw = ctx;
+    parley_stream_res_t *res = &sw->res;
     int rc;
+    memset(res, 0, sizeof *res);
     switch (sw->kind) {
     case W_CREATE:
-        rc = parley_stream_create(db, &sw->req, &sw->res);
+        rc = parley_stream_create(db, &sw->req, res);
         break;
     case W_APPEND:
-        rc = parley_stream_append(db, &sw->req, &sw->res);
+        rc = parley_stream_append(db, &sw->req, res);
         break;
     default:
-        rc = parley_stream_delete(db, &sw->req, &sw->res);
+        rc = parley_stream_delete(db, &sw->req, res);
         break;
     }
-    if (rc > 0)
-        return PARLEY_ECONFLICT; /* refused: roll back this write only */
-    if (rc < 0) {
-        sw->res.status = 0;
+    if (rc < 0)
         return rc;
-    }
-    for (int i = 0; i < sw->res.nchanged && i < PARLEY_WRITE_MAX_NOTIFY; i++)
-        w->notify[w->nnotify++] = sw->res.changed[i];
-    return 0;
-}
-
-static void write_done(parley_write_t *w, int status)
-{
-    stream_write_t *sw = (stream_write_t *)w;
-    parley_req_write_done(sw->r, status);
-}
-
-static void on_write_resumed(parley_req_t *r)
-{
-    stream_write_t *sw = parley_req_data(r);
-    parley_stream_res_t *res = &sw->res;
-    int st = parley_req_write_status(r);
-    if (st < 0 || res->status == 0) {
-        respond_store_error(r, st < 0 ? st : PARLEY_ESTORE);
-        return;
-    }
     if (res->has_offset)
-        parley_req_add_header(r, "Stream-Next-Offset", res->next_offset);
+        parley_reply_header(rp, "Stream-Next-Offset", res->next_offset);
     if (res->closed)
-        parley_req_add_header(r, "Stream-Closed", "true");
+        parley_reply_header(rp, "Stream-Closed", "true");
     if (res->has_epoch)
-        add_u64(r, "Producer-Epoch", res->epoch);
+        reply_u64(rp, "Producer-Epoch", res->epoch);
     if (res->has_seq)
-        add_u64(r, "Producer-Seq", res->seq);
+        reply_u64(rp, "Producer-Seq", res->seq);
     if (res->has_gap) {
-        add_u64(r, "Producer-Expected-Seq", res->expected_seq);
-        add_u64(r, "Producer-Received-Seq", res->received_seq);
-    }
-    if (sw->kind == W_CREATE && (res->status == 200 || res->status == 201)) {
-        if (res->status == 201) {
-            const char *host = parley_req_header(r, "Host");
-            char loc[PARLEY_PATH_MAX + 300];
-            snprintf(loc, sizeof loc, "http://%s/v1/stream/%s",
-                     host && *host ? host : "localhost", sw->path);
-            parley_req_add_header(r, "Location", loc);
-        }
-        add_meta_headers(r, &res->meta);
-        parley_req_respond(r, res->status, res->meta.content_type, "", 0);
-        return;
+        reply_u64(rp, "Producer-Expected-Seq", res->expected_seq);
+        reply_u64(rp, "Producer-Received-Seq", res->received_seq);
     }
     if (res->status >= 400) {
-        respond_status(r, res->status, res->error);
-        return;
+        parley_reply_error(rp, res->status, error_code(res->status),
+                           res->error ? res->error : "request refused", NULL);
+        return res->status;
     }
-    parley_req_respond_empty(r, res->status);
+    for (int i = 0; i < res->nchanged; i++)
+        parley_api_notify(w, res->changed[i]);
+    if (sw->kind == W_CREATE) {
+        if (res->status == 201) {
+            char loc[PARLEY_PATH_MAX + 300];
+            snprintf(loc, sizeof loc, "http://%s/v1/stream/%s", sw->host[0] ? sw->host : "localhost",
+                     sw->path);
+            parley_reply_header(rp, "Location", loc);
+        }
+        if (res->meta.ttl_s >= 0)
+            reply_u64(rp, "Stream-TTL", (uint64_t)res->meta.ttl_s);
+        if (res->meta.expires_ms >= 0) {
+            char t[40];
+            parley_clock_format(res->meta.expires_ms, t, sizeof t);
+            parley_reply_header(rp, "Stream-Expires-At", t);
+        }
+        snprintf(rp->content_type, sizeof rp->content_type, "%s", res->meta.content_type);
+    }
+    rp->status = res->status;
+    return 0;
 }
 
 static stream_write_t *new_write(parley_req_t *r, enum write_kind kind, const char *path)
@@ -220,25 +215,32 @@ static stream_write_t *new_write(parley_req_t *r, enum write_kind kind, const ch
     stream_write_t *sw = calloc(1, sizeof *sw);
     if (!sw)
         return NULL;
-    sw->r = r;
     sw->kind = kind;
-    sw->w.apply = apply_write;
-    sw->w.done = write_done;
     snprintf(sw->path, sizeof sw->path, "%s", path);
+    snprintf(sw->owner, sizeof sw->owner, "%s", parley_req_user(r));
+    const char *host = parley_req_header(r, "Host");
+    snprintf(sw->host, sizeof sw->host, "%s", host ? host : "");
     sw->req.path = sw->path;
-    sw->req.owner = "";
+    sw->req.owner = sw->owner;
+    sw->req.admin = parley_req_is_admin(r);
     sw->req.ttl_s = -1;
     sw->req.expires_ms = -1;
     sw->req.body = parley_req_body(r, &sw->req.body_len);
-    parley_req_set_data(r, sw, free);
     return sw;
+}
+
+/* Refuse before submitting: sw is freed. */
+static void refuse(parley_req_t *r, stream_write_t *sw, const char *why)
+{
+    free(sw);
+    parley_req_error(r, 400, "bad_request", why);
 }
 
 static void handle_put(parley_req_t *r, const char *path)
 {
     stream_write_t *sw = new_write(r, W_CREATE, path);
     if (!sw) {
-        respond_store_error(r, PARLEY_ENOMEM);
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
     parley_stream_req_t *q = &sw->req;
@@ -252,20 +254,18 @@ static void handle_put(parley_req_t *r, const char *path)
 
     if (ct && *ct) {
         if (strlen(ct) > PARLEY_CTYPE_MAX) {
-            parley_req_error(r, 400, "bad_request", "Content-Type is longer than 255 bytes");
+            refuse(r, sw, "Content-Type is longer than 255 bytes");
             return;
         }
         q->content_type = ct;
     }
     if (ttl && exp) {
-        parley_req_error(r, 400, "bad_request",
-                         "give either Stream-TTL or Stream-Expires-At, not both");
+        refuse(r, sw, "give either Stream-TTL or Stream-Expires-At, not both");
         return;
     }
     if (ttl) {
         if (parley_param_decimal(ttl, 9999999999ULL, &v)) {
-            parley_req_error(r, 400, "bad_request",
-                             "Stream-TTL must be a whole number of seconds, e.g. 3600");
+            refuse(r, sw, "Stream-TTL must be a whole number of seconds, e.g. 3600");
             return;
         }
         q->ttl_s = (int64_t)v;
@@ -273,8 +273,7 @@ static void handle_put(parley_req_t *r, const char *path)
     if (exp) {
         int64_t ms;
         if (parley_clock_parse(exp, &ms) || ms < 0) {
-            parley_req_error(r, 400, "bad_request",
-                             "Stream-Expires-At must be an RFC 3339 time, e.g. "
+            refuse(r, sw, "Stream-Expires-At must be an RFC 3339 time, e.g. "
                              "2030-01-02T03:04:05Z");
             return;
         }
@@ -282,40 +281,37 @@ static void handle_put(parley_req_t *r, const char *path)
     }
     q->closed = parley_param_true(parley_req_header(r, "Stream-Closed"));
     if (!from && (foff || fsub)) {
-        parley_req_error(r, 400, "bad_request",
-                         "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
+        refuse(r, sw, "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
         return;
     }
     if (from) {
         if (!*from || strlen(from) > PARLEY_PATH_MAX + 16) {
-            parley_req_error(r, 400, "bad_request", "Stream-Forked-From must name a stream path");
+            refuse(r, sw, "Stream-Forked-From must name a stream path");
             return;
         }
         q->fork_from = from;
         if (foff) {
             if (parley_offset_parse(foff, &q->fork_offset)) {
-                parley_req_error(r, 400, "bad_request",
-                                 "Stream-Fork-Offset must be an offset this server returned");
+                refuse(r, sw, "Stream-Fork-Offset must be an offset this server returned");
                 return;
             }
             q->has_fork_offset = true;
         }
         if (fsub) {
             if (parley_param_decimal(fsub, PARLEY_OFFSET_MAX, &q->fork_sub)) {
-                parley_req_error(r, 400, "bad_request",
-                                 "Stream-Fork-Sub-Offset must be a non-negative whole number");
+                refuse(r, sw, "Stream-Fork-Sub-Offset must be a non-negative whole number");
                 return;
             }
         }
     }
-    parley_req_submit(r, &sw->w, on_write_resumed);
+    parley_api_write(r, apply_stream_write, sw, free);
 }
 
 static void handle_post(parley_req_t *r, const char *path)
 {
     stream_write_t *sw = new_write(r, W_APPEND, path);
     if (!sw) {
-        respond_store_error(r, PARLEY_ENOMEM);
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
     parley_stream_req_t *q = &sw->req;
@@ -329,18 +325,16 @@ static void handle_post(parley_req_t *r, const char *path)
     q->content_type = ct && *ct ? ct : NULL;
     if (pid || pep || psq) {
         if (!pid || !pep || !psq) {
-            parley_req_error(r, 400, "bad_request",
-                             "Producer-Id, Producer-Epoch and Producer-Seq go together");
+            refuse(r, sw, "Producer-Id, Producer-Epoch and Producer-Seq go together");
             return;
         }
         if (!*pid || strlen(pid) > PARLEY_TOKEN_MAX) {
-            parley_req_error(r, 400, "bad_request", "Producer-Id must be 1 to 255 bytes");
+            refuse(r, sw, "Producer-Id must be 1 to 255 bytes");
             return;
         }
         if (parley_producer_parse_uint(pep, &q->producer_epoch) ||
             parley_producer_parse_uint(psq, &q->producer_seq)) {
-            parley_req_error(r, 400, "bad_request",
-                             "Producer-Epoch and Producer-Seq must be integers from 0 to 2^53-1");
+            refuse(r, sw, "Producer-Epoch and Producer-Seq must be integers from 0 to 2^53-1");
             return;
         }
         q->has_producer = true;
@@ -348,31 +342,30 @@ static void handle_post(parley_req_t *r, const char *path)
     }
     if (sseq) {
         if (!*sseq || strlen(sseq) > PARLEY_TOKEN_MAX) {
-            parley_req_error(r, 400, "bad_request", "Stream-Seq must be 1 to 255 bytes");
+            refuse(r, sw, "Stream-Seq must be 1 to 255 bytes");
             return;
         }
         q->stream_seq = sseq;
     }
     if (q->body_len == 0 && !q->closed) {
-        parley_req_error(r, 400, "bad_request",
-                         "empty append: send data, or Stream-Closed: true to close the stream");
+        refuse(r, sw, "empty append: send data, or Stream-Closed: true to close the stream");
         return;
     }
     if (q->body_len > 0 && !q->content_type) {
-        parley_req_error(r, 400, "bad_request", "an append with data needs a Content-Type");
+        refuse(r, sw, "an append with data needs a Content-Type");
         return;
     }
-    parley_req_submit(r, &sw->w, on_write_resumed);
+    parley_api_write(r, apply_stream_write, sw, free);
 }
 
 static void handle_delete(parley_req_t *r, const char *path)
 {
     stream_write_t *sw = new_write(r, W_DELETE, path);
     if (!sw) {
-        respond_store_error(r, PARLEY_ENOMEM);
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    parley_req_submit(r, &sw->w, on_write_resumed);
+    parley_api_write(r, apply_stream_write, sw, free);
 }
 
 /* ---- reads ------------------------------------------------------------------- */
@@ -402,7 +395,7 @@ static int read_once(parley_req_t *r, stream_read_t *rd, size_t max, parley_stre
     int rc = parley_db_begin(db);
     if (rc)
         return rc;
-    int st = parley_stream_lookup(db, rd->path, meta);
+    int st = parley_stream_lookup(db, rd->path, parley_req_user(r), parley_req_is_admin(r), meta);
     if (st == 200) {
         if (!rd->resolved) {
             rd->pos = rd->kind == PARLEY_OFFSET_NOW ? meta->tail : rd->kind == PARLEY_OFFSET_START ? 0 : rd->pos;
@@ -751,7 +744,7 @@ static void start_sse(parley_req_t *r, stream_read_t *rd)
     parley_req_respond_stream(r, 200, "text/event-stream", sse_fill, s, sse_free);
 }
 
-static void handle_get(parley_req_t *r, const char *path, bool head)
+void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
 {
     const parley_ctx_t *ctx = parley_req_ctx(r);
     stream_read_t *rd = calloc(1, sizeof *rd);
@@ -765,7 +758,8 @@ static void handle_get(parley_req_t *r, const char *path, bool head)
     if (head) {
         parley_stream_t meta;
         parley_db_t *db = parley_req_reader(r);
-        int st = db ? parley_stream_lookup(db, path, &meta) : PARLEY_ESTORE;
+        int st = db ? parley_stream_lookup(db, path, parley_req_user(r), parley_req_is_admin(r), &meta)
+                    : PARLEY_ESTORE;
         if (st != 200) {
             respond_read_error(r, st);
             return;
@@ -833,10 +827,16 @@ void parley_api_stream(parley_req_t *r, const char *path)
         parley_req_error(r, 400, "invalid_path", why);
         return;
     }
+    if (parley_stream_path_reserved(path)) {
+        parley_req_error(r, 400, "invalid_path",
+                         "stream paths starting with _parley/ are reserved; read the event feed "
+                         "at /v1/events");
+        return;
+    }
     if (strcmp(m, "GET") == 0)
-        handle_get(r, path, false);
+        parley_api_stream_read(r, path, false);
     else if (strcmp(m, "HEAD") == 0)
-        handle_get(r, path, true);
+        parley_api_stream_read(r, path, true);
     else if (strcmp(m, "PUT") == 0)
         handle_put(r, path);
     else if (strcmp(m, "POST") == 0)

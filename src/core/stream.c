@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/feed.h"
 #include "core/jsonmsg.h"
 #include "core/stream.h"
 #include "parley/parley.h"
@@ -157,13 +158,27 @@ static bool is_expired(const parley_stream_t *meta, int64_t now)
 
 /* ---- lookup ------------------------------------------------------------ */
 
-int parley_stream_lookup(parley_db_t *db, const char *path, parley_stream_t *meta)
+/* May this caller see st? Someone else's stream looks missing. */
+static bool visible(const parley_stream_t *st, const char *user, bool admin)
+{
+    return admin || strcmp(st->owner, user ? user : "") == 0;
+}
+
+bool parley_stream_path_reserved(const char *path)
+{
+    return strncmp(path, "_parley/", 8) == 0 || strcmp(path, "_parley") == 0;
+}
+
+int parley_stream_lookup(parley_db_t *db, const char *path, const char *user, bool admin,
+                         parley_stream_t *meta)
 {
     int rc = parley_db_stream_get(db, path, meta);
     if (rc == PARLEY_ENOTFOUND)
         return 404;
     if (rc)
         return rc;
+    if (!visible(meta, user, admin))
+        return 404;
     if (meta->deleted)
         return 410;
     if (is_expired(meta, parley_clock_now_ms()))
@@ -179,8 +194,25 @@ static void set_offset(parley_stream_res_t *res, uint64_t pos)
 
 static void changed(parley_stream_res_t *res, int64_t id)
 {
-    if (res->nchanged < 2)
+    if (res->nchanged < 4)
         res->changed[res->nchanged++] = id;
+}
+
+/* Record a stream event in the caller's feed (and the feed of all). */
+static int stream_event(parley_db_t *db, const parley_stream_req_t *req, const char *type,
+                        const parley_stream_t *st, parley_stream_res_t *res)
+{
+    json_t *fields = json_pack("{s:s}", "stream", st->path);
+    if (!fields)
+        return PARLEY_ENOMEM;
+    int64_t ids[2];
+    int n = 0;
+    int rc = parley_feed_emit(db, st->owner[0] ? st->owner : req->owner, type, fields, NULL, ids,
+                              &n);
+    json_decref(fields);
+    for (int i = 0; rc == 0 && i < n; i++)
+        changed(res, ids[i]);
+    return rc;
 }
 
 /* ---- removal ----------------------------------------------------------- */
@@ -380,8 +412,9 @@ static int resolve_fork(parley_db_t *db, const parley_stream_req_t *req, parley_
                         uint64_t *pos, parley_stream_res_t *res)
 {
     int rc = parley_db_stream_get(db, fork_source_path(req->fork_from), src);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !src->deleted &&
-                                   is_expired(src, parley_clock_now_ms()))) {
+    if (rc == PARLEY_ENOTFOUND ||
+        (rc == 0 && (!visible(src, req->owner, req->admin) ||
+                     (!src->deleted && is_expired(src, parley_clock_now_ms()))))) {
         res->status = 404;
         res->error = "fork source stream not found";
         return 404;
@@ -467,6 +500,11 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
             rc = 0; /* soft-deleted: the path stays blocked */
     }
     if (rc == 0) {
+        if (!visible(&st, req->owner, req->admin)) {
+            res->status = 409;
+            res->error = "this stream path is in use; choose another path";
+            return 409;
+        }
         if (st.deleted) {
             res->status = 409;
             res->error = "a deleted stream at this path is still read by its forks";
@@ -519,7 +557,10 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
     res->closed = st.closed;
     set_offset(res, st.tail);
     changed(res, st.id);
-    return 0;
+    rc = stream_event(db, req, "stream.created", &st, res);
+    if (rc == 0 && st.closed)
+        rc = stream_event(db, req, "stream.closed", &st, res);
+    return rc;
 }
 
 /* ---- append / close ---------------------------------------------------- */
@@ -529,7 +570,9 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     parley_stream_t st;
     int64_t now = parley_clock_now_ms();
     int rc = parley_db_stream_get(db, req->path, &st);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !st.deleted && is_expired(&st, now))) {
+    if (rc == PARLEY_ENOTFOUND ||
+        (rc == 0 && (!visible(&st, req->owner, req->admin) ||
+                     (!st.deleted && is_expired(&st, now))))) {
         res->status = 404;
         res->error = "stream not found";
         return 404;
@@ -649,6 +692,8 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     set_offset(res, st.tail);
     if (st.tail != old_tail || st.closed)
         changed(res, st.id);
+    if (req->closed)
+        return stream_event(db, req, "stream.closed", &st, res);
     return 0;
 }
 
@@ -659,7 +704,8 @@ int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley
     parley_stream_t st;
     int rc = parley_db_stream_get(db, req->path, &st);
     if (rc == PARLEY_ENOTFOUND ||
-        (rc == 0 && !st.deleted && is_expired(&st, parley_clock_now_ms()))) {
+        (rc == 0 && (!visible(&st, req->owner, req->admin) ||
+                     (!st.deleted && is_expired(&st, parley_clock_now_ms()))))) {
         res->status = 404;
         res->error = "stream not found";
         return 404;
@@ -676,7 +722,54 @@ int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley
         return rc;
     res->status = 204;
     changed(res, st.id);
-    return 0;
+    return stream_event(db, req, "stream.deleted", &st, res);
+}
+
+/* ---- internal streams (event feeds) -------------------------------------- */
+
+int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char *owner,
+                                  int64_t *stream_id)
+{
+    parley_stream_t st;
+    int rc = parley_db_stream_get(db, path, &st);
+    if (rc == 0) {
+        *stream_id = st.id;
+        return 0;
+    }
+    if (rc != PARLEY_ENOTFOUND)
+        return rc;
+    memset(&st, 0, sizeof st);
+    snprintf(st.path, sizeof st.path, "%s", path);
+    snprintf(st.owner, sizeof st.owner, "%s", owner);
+    snprintf(st.content_type, sizeof st.content_type, "application/json");
+    st.created_ms = st.touched_ms = parley_clock_now_ms();
+    st.ttl_s = st.expires_ms = -1;
+    rc = parley_db_stream_insert(db, &st);
+    if (rc == 0)
+        *stream_id = st.id;
+    return rc;
+}
+
+int parley_stream_append_internal(parley_db_t *db, const char *path, const char *owner,
+                                  const char *msg, size_t len, int64_t *stream_id)
+{
+    int64_t id;
+    int rc = parley_stream_ensure_internal(db, path, owner, &id);
+    if (rc)
+        return rc;
+    parley_stream_t st;
+    rc = parley_db_stream_get_id(db, id, &st);
+    if (rc)
+        return rc;
+    rc = parley_db_chunk_insert(db, st.id, st.tail, st.tail + 1, st.tail + 1, msg, len);
+    if (rc)
+        return rc;
+    st.tail++;
+    st.touched_ms = parley_clock_now_ms();
+    rc = parley_db_stream_update(db, &st);
+    if (rc == 0)
+        *stream_id = st.id;
+    return rc;
 }
 
 /* ---- read -------------------------------------------------------------- */

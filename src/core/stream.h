@@ -32,7 +32,8 @@
 /* A parsed write request (create, append/close, delete). */
 typedef struct parley_stream_req {
     const char *path;         /* stream path (below the stream root) */
-    const char *owner;        /* the caller's user id ("" = local) */
+    const char *owner;        /* the caller's user id */
+    bool admin;               /* the caller reaches every user's streams */
     const char *content_type; /* Content-Type header, or NULL */
     const char *body;         /* request body (borrowed) */
     size_t body_len;          /* its length */
@@ -67,7 +68,7 @@ typedef struct parley_stream_res {
     uint64_t expected_seq;     /* expected */
     uint64_t received_seq;     /* received */
     parley_stream_t meta;      /* the stream after the write (create: for headers) */
-    int64_t changed[2];        /* streams whose readers must wake */
+    int64_t changed[4];        /* streams whose readers must wake */
     int nchanged;              /* entries in changed */
 } parley_stream_res_t;
 
@@ -76,14 +77,31 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
 int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
 int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
 
+/*
+ * Append one JSON message to the internal stream at path, creating it
+ * (application/json, owned by owner) if it does not exist. Used for event
+ * feeds; emits no event itself. *stream_id is the stream's id (to wake its
+ * readers). Writer thread.
+ */
+int parley_stream_append_internal(parley_db_t *db, const char *path, const char *owner,
+                                  const char *msg, size_t len, int64_t *stream_id);
+/* Create the internal stream at path if missing (as above, without data). */
+int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char *owner,
+                                  int64_t *stream_id);
+
+/* True if the path is reserved for Parley's own streams ("_parley/..."). */
+bool parley_stream_path_reserved(const char *path);
+
 /* Writer maintenance: remove (or soft-delete) expired streams. */
 int parley_stream_expire(parley_db_t *db, int64_t *changed, int *nchanged, int max);
 
 /*
- * Look a stream up for a client: 200 with *meta, 404 (missing or expired)
- * or 410 (soft-deleted). Any thread with its own connection.
+ * Look a stream up for a client: 200 with *meta, 404 (missing, expired, or
+ * owned by another user when !admin) or 410 (soft-deleted). Any thread
+ * with its own connection.
  */
-int parley_stream_lookup(parley_db_t *db, const char *path, parley_stream_t *meta);
+int parley_stream_lookup(parley_db_t *db, const char *path, const char *user, bool admin,
+                         parley_stream_t *meta);
 
 /* True if meta is a JSON-mode stream. */
 bool parley_stream_is_json(const parley_stream_t *meta);

@@ -66,6 +66,11 @@ int parley_req_query(parley_req_t *r, const char *name, const char **value);
 /* The request body (NUL-terminated for convenience). */
 const char *parley_req_body(parley_req_t *r, size_t *len);
 
+/* The authenticated caller (see api/auth.h): the owning user id, and
+ * whether it has admin rights. Borrowed for the request's life. */
+const char *parley_req_user(parley_req_t *r);
+bool parley_req_is_admin(parley_req_t *r);
+
 /* This thread's read-only store connection (opened on first use). */
 parley_db_t *parley_req_reader(parley_req_t *r);
 

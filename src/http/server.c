@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "core/stream.h"
 #include "http/request.h"
 #include "parley/parley.h"
@@ -100,6 +101,7 @@ struct parley_req {
     int write_status;               /* from the writer's done callback */
     parley_waiter_t waiter;         /* hub registration */
     _Atomic int wake_reason;        /* why we were resumed */
+    parley_principal_t who;         /* the authenticated caller */
     void *data;                     /* handler state */
     void (*free_data)(void *);      /* frees data */
 };
@@ -166,6 +168,16 @@ int parley_req_query(parley_req_t *r, const char *name, const char **value)
     return q.nul ? -1 : q.count;
 }
 
+const char *parley_req_user(parley_req_t *r)
+{
+    return r->who.user;
+}
+
+bool parley_req_is_admin(parley_req_t *r)
+{
+    return r->who.admin;
+}
+
 const char *parley_req_body(parley_req_t *r, size_t *len)
 {
     *len = r->body.len;
@@ -194,6 +206,8 @@ parley_db_t *parley_req_reader(parley_req_t *r)
 
 void parley_req_set_data(parley_req_t *r, void *data, void (*free_fn)(void *))
 {
+    if (r->free_data && r->data && r->data != data)
+        r->free_data(r->data);
     r->data = data;
     r->free_data = free_fn;
 }
@@ -414,8 +428,15 @@ parley_wake_t parley_req_wake_reason(parley_req_t *r)
 
 static size_t body_limit(const char *path, const parley_config_t *cfg)
 {
-    (void)path;
-    return cfg->max_append_bytes;
+    if (strncmp(path, "/v1/stream/", 11) == 0)
+        return cfg->max_append_bytes;
+    return cfg->max_json_bytes;
+}
+
+/* Routes anyone may call without a token. */
+static bool is_public(const char *path)
+{
+    return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0;
 }
 
 static void route(parley_req_t *r)
@@ -433,20 +454,44 @@ static void route(parley_req_t *r)
     }
     if (r->too_big) {
         char msg[160];
-        snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes",
-                 body_limit(path, &r->srv->cfg));
-        parley_req_error(r, 413, "payload_too_large", msg);
+        size_t limit = body_limit(path, &r->srv->cfg);
+        snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes", limit);
+        json_t *err = json_pack("{s:{s:s, s:s, s:{s:I}}}", "error", "code", "payload_too_large",
+                                "message", msg, "details", "limit_bytes", (json_int_t)limit);
+        char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+        json_decref(err);
+        parley_req_respond(r, 413, "application/json", text ? text : "{}", text ? strlen(text) : 2);
+        free(text);
         return;
+    }
+    if (!is_public(path)) {
+        const char *why = NULL;
+        if (parley_auth_check(&r->srv->cfg, parley_req_header(r, "Authorization"),
+                              parley_req_header(r, "Parley-User"), &r->who, &why) != 0) {
+            parley_req_add_header(r, "WWW-Authenticate", "Bearer");
+            parley_req_error(r, 401, "unauthorized", why);
+            return;
+        }
     }
     if (strncmp(path, "/v1/stream/", 11) == 0) {
         parley_api_stream(r, path + 11);
+        return;
+    }
+    if (strcmp(path, "/v1/events") == 0) {
+        parley_api_events(r);
+        return;
+    }
+    if (strncmp(path, "/v1/documents/", 14) == 0) {
+        parley_api_documents(r, path + 14);
         return;
     }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
         parley_api_health(r);
         return;
     }
-    parley_req_error(r, 404, "not_found", "no such route; streams live under /v1/stream/{path}");
+    parley_req_error(r, 404, "not_found",
+                     "no such route: see /v1/stream/{path}, /v1/documents/{collection}, "
+                     "/v1/events");
 }
 
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
@@ -560,6 +605,8 @@ void parley_config_init(parley_config_t *cfg)
     cfg->max_append_bytes = 8u << 20;
     cfg->max_read_bytes = 1u << 20;
     cfg->max_connections = 65536;
+    cfg->max_json_bytes = 1536 * 1024;
+    cfg->idempotency_ttl_s = 86400;
 }
 
 void parley_server_stop(void)
@@ -574,10 +621,20 @@ static void on_fatal(void *arg)
     atomic_store(&g_stop_requested, true);
 }
 
+/* Writer maintenance, about once a second: expire streams, and purge
+ * Idempotency-Key records past their lifetime (a bounded batch per tick,
+ * so maintenance never holds the writer for long). */
 static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
 {
-    (void)arg;
-    return parley_stream_expire(db, notify, n, max);
+    parley_server_t *srv = arg;
+    int purged = 0;
+    int rc = parley_stream_expire(db, notify, n, max);
+    if (rc == 0)
+        rc = parley_db_idem_purge(db,
+                                  parley_clock_now_ms() -
+                                      (int64_t)srv->cfg.idempotency_ttl_s * 1000,
+                                  1000, &purged);
+    return rc;
 }
 
 static void raise_fd_limit(void)
@@ -656,7 +713,7 @@ int parley_server_run(const parley_config_t *cfg)
     atomic_store(&g_stop_requested, false);
     atomic_store(&g_fatal, false);
 
-    if (!is_loopback(cfg->listen_host)) {
+    if (parley_auth_local_mode(cfg) && !is_loopback(cfg->listen_host)) {
         parley_log_error("refusing to listen on %s: no --admin-key or --jwt-secret is set, so "
                          "Parley runs in local mode and listens on loopback only",
                          cfg->listen_host);
@@ -697,10 +754,13 @@ int parley_server_run(const parley_config_t *cfg)
     g_server = srv;
 
     if (!cfg->quiet) {
-        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; local mode: "
-               "no auth, loopback only)\n",
+        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; %s)\n",
                PARLEY_VERSION, cfg->listen_host, port, cfg->data_dir,
-               parley_store_file(srv->ctx.store));
+               parley_store_file(srv->ctx.store),
+               parley_auth_local_mode(cfg)
+                   ? "local mode: no auth, loopback only"
+                   : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
+                                                         : "auth: admin key only");
         fflush(stdout);
     }
 

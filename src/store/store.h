@@ -119,6 +119,52 @@ int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *produ
 int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
                            const parley_producer_state_t *st);
 
+/* ---- idempotency records (core/idempotency.h) ---- */
+
+/* The record of (owner, key): *fingerprint (65 bytes), *created_ms and the
+ * stored response (*resp, new malloc'd, *len). 0 or PARLEY_ENOTFOUND. */
+int parley_db_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
+                       int64_t *created_ms, char **resp, size_t *len);
+/* Insert or replace the record of (owner, key). */
+int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
+                       const char *fingerprint, int64_t created_ms, const char *resp, size_t len);
+/* Delete up to limit records created before before_ms; *n deleted. */
+int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n);
+
+/* ---- documents ---- */
+
+#define PARLEY_COLLECTION_MAX 64 /* bytes in a collection name */
+#define PARLEY_DOC_ID_MAX 128    /* bytes in a document id */
+
+/* A document row; data is the canonical JSON (owned: parley_doc_clear). */
+typedef struct parley_doc {
+    char owner[PARLEY_OWNER_MAX + 1];           /* owning user */
+    char collection[PARLEY_COLLECTION_MAX + 1]; /* collection */
+    char id[PARLEY_DOC_ID_MAX + 1];             /* id within the collection */
+    int64_t version;                            /* 1, 2, ... per change */
+    bool deleted;                               /* tombstone (keeps the version) */
+    char *data;                                 /* canonical JSON, NUL-terminated */
+    size_t len;                                 /* bytes in data */
+    char checksum[65];                          /* SHA-256 hex of data */
+    int64_t created_ms;                         /* creation */
+    int64_t updated_ms;                         /* last change */
+    int64_t chg;                                /* global change counter (list order) */
+} parley_doc_t;
+
+void parley_doc_clear(parley_doc_t *d);
+/* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). */
+int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
+                      parley_doc_t *out);
+/* Insert or replace the row (data borrowed). */
+int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d);
+/* Live documents of a collection, newest change first, with chg < before
+ * (0 = from the newest); cb gets each (borrowed; return non-zero to stop). */
+int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
+                       int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg);
+
+/* Next value of a named counter (1, 2, ...), in the writer's transaction. */
+int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out);
+
 /* Whether a transaction is open on db (false after SQLite rolled one back
  * on its own, e.g. after an I/O error or a full disk). */
 bool parley_db_in_txn(parley_db_t *db);

@@ -71,6 +71,13 @@ enum stmt_id {
     S_CHUNK_SCAN,
     S_PRODUCER_GET,
     S_PRODUCER_PUT,
+    S_IDEM_GET,
+    S_IDEM_PUT,
+    S_IDEM_PURGE,
+    S_DOC_GET,
+    S_DOC_PUT,
+    S_DOC_LIST,
+    S_COUNTER_NEXT,
     S_COUNT
 };
 
@@ -111,6 +118,22 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PRODUCER_PUT] = "INSERT INTO producers (stream_id, producer, epoch, last_seq) "
                        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (stream_id, producer) DO UPDATE "
                        "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
+    [S_IDEM_GET] = "SELECT fingerprint, created_ms, response FROM idempotency "
+                   "WHERE owner = ?1 AND key = ?2",
+    [S_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency (owner, key, fingerprint, created_ms, "
+                   "response) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
+                     "WHERE created_ms < ?1 LIMIT ?2)",
+    [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
+                  "FROM documents WHERE owner = ?1 AND collection = ?2 AND id = ?3",
+    [S_DOC_PUT] = "INSERT OR REPLACE INTO documents (owner, collection, id, version, deleted, "
+                  "data, checksum, created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                  "?7, ?8, ?9, ?10)",
+    [S_DOC_LIST] = "SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM documents "
+                   "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
+                   "ORDER BY chg DESC LIMIT ?4",
+    [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
+                       "DO UPDATE SET value = value + 1 RETURNING value",
 };
 
 static const char schema_sql[] =
@@ -146,7 +169,29 @@ static const char schema_sql[] =
     "  producer TEXT NOT NULL,"
     "  epoch INTEGER NOT NULL,"
     "  last_seq INTEGER NOT NULL,"
-    "  PRIMARY KEY (stream_id, producer)) WITHOUT ROWID;";
+    "  PRIMARY KEY (stream_id, producer)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  owner TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  fingerprint TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  response BLOB NOT NULL,"
+    "  UNIQUE (owner, key));"
+    "CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_ms);"
+    "CREATE TABLE IF NOT EXISTS documents ("
+    "  owner TEXT NOT NULL,"
+    "  collection TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  data TEXT NOT NULL,"
+    "  checksum TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  chg INTEGER NOT NULL,"
+    "  PRIMARY KEY (owner, collection, id));"
+    "CREATE INDEX IF NOT EXISTS documents_recent ON documents (owner, collection, chg);"
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);";
 
 struct parley_db {
     sqlite3 *conn;              /* the SQLite connection */
@@ -640,4 +685,202 @@ int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *produ
     sqlite3_bind_int64(st, 3, (int64_t)ps->epoch);
     sqlite3_bind_int64(st, 4, (int64_t)ps->last_seq);
     return exec_stmt(db, st, "producer store");
+}
+
+/* ---- idempotency records ------------------------------------------------ */
+
+int parley_db_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
+                       int64_t *created_ms, char **resp, size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_IDEM_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        copy_text(fingerprint, 65, st, 0);
+        *created_ms = sqlite3_column_int64(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 2);
+        const void *b = sqlite3_column_blob(st, 2);
+        *resp = malloc(n + 1);
+        if (!*resp) {
+            err = PARLEY_ENOMEM;
+        } else {
+            if (n)
+                memcpy(*resp, b, n);
+            (*resp)[n] = '\0';
+            *len = n;
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ENOTFOUND;
+    } else {
+        err = db_error(db, rc, "idempotency lookup");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
+                       const char *fingerprint, int64_t created_ms, const char *resp, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_IDEM_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, fingerprint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, created_ms);
+    sqlite3_bind_blob64(st, 5, len ? resp : "", len, SQLITE_STATIC);
+    return exec_stmt(db, st, "idempotency store");
+}
+
+int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_IDEM_PURGE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, before_ms);
+    sqlite3_bind_int(st, 2, limit);
+    rc = exec_stmt(db, st, "idempotency purge");
+    *n = rc ? 0 : sqlite3_changes(db->conn);
+    return rc;
+}
+
+/* ---- documents ------------------------------------------------------------ */
+
+void parley_doc_clear(parley_doc_t *d)
+{
+    if (!d)
+        return;
+    free(d->data);
+    d->data = NULL;
+    d->len = 0;
+}
+
+static int dup_text(sqlite3_stmt *st, int col, char **out, size_t *len)
+{
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    const unsigned char *t = sqlite3_column_text(st, col);
+    char *p = malloc(n + 1);
+    if (!p)
+        return PARLEY_ENOMEM;
+    if (n)
+        memcpy(p, t, n);
+    p[n] = '\0';
+    *out = p;
+    *len = n;
+    return 0;
+}
+
+int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
+                      parley_doc_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_DOC_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(out->owner, sizeof out->owner, "%s", owner);
+        snprintf(out->collection, sizeof out->collection, "%s", collection);
+        snprintf(out->id, sizeof out->id, "%s", id);
+        out->version = sqlite3_column_int64(st, 0);
+        out->deleted = sqlite3_column_int(st, 1) != 0;
+        err = dup_text(st, 2, &out->data, &out->len);
+        copy_text(out->checksum, sizeof out->checksum, st, 3);
+        out->created_ms = sqlite3_column_int64(st, 4);
+        out->updated_ms = sqlite3_column_int64(st, 5);
+        out->chg = sqlite3_column_int64(st, 6);
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ENOTFOUND;
+    } else {
+        err = db_error(db, rc, "document lookup");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_DOC_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, d->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, d->version);
+    sqlite3_bind_int(st, 5, d->deleted);
+    sqlite3_bind_text(st, 6, d->data ? d->data : "null", d->data ? (int)d->len : 4, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, d->checksum, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, d->created_ms);
+    sqlite3_bind_int64(st, 9, d->updated_ms);
+    sqlite3_bind_int64(st, 10, d->chg);
+    return exec_stmt(db, st, "document store");
+}
+
+int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
+                       int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_DOC_LIST, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(st, 4, limit);
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        parley_doc_t d;
+        memset(&d, 0, sizeof d);
+        snprintf(d.owner, sizeof d.owner, "%s", owner);
+        snprintf(d.collection, sizeof d.collection, "%s", collection);
+        copy_text(d.id, sizeof d.id, st, 0);
+        d.version = sqlite3_column_int64(st, 1);
+        d.data = (char *)sqlite3_column_text(st, 2);
+        d.len = (size_t)sqlite3_column_bytes(st, 2);
+        copy_text(d.checksum, sizeof d.checksum, st, 3);
+        d.created_ms = sqlite3_column_int64(st, 4);
+        d.updated_ms = sqlite3_column_int64(st, 5);
+        d.chg = sqlite3_column_int64(st, 6);
+        if (cb(arg, &d))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "document list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_COUNTER_NEXT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        err = db_error(db, rc, "counter");
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
 }

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# bench/w1.sh — workload W1 (stream append), Parley and its peers side by side.
+#
+#   bench/w1.sh            (or: make bench)
+#
+# Measures, one after the other on this machine, each RUNS times after a
+# warm-up, and prints a markdown table of the medians:
+#   1. Parley            wrk, 64 connections POSTing a 1 KiB JSON object
+#   2. reference server  the same wrk load against @durable-streams/server,
+#                        file-backed (fdatasync per append, coalesced)
+#   3. Redis             appendonly yes, appendfsync always; redis-benchmark
+#                        XADD of the same 1 KiB payload, 64 connections
+#   4. the disk          1 KiB write + fdatasync in a loop (bench/fsync_loop.c)
+# Two variants: all connections on one stream, and spread over 64 streams.
+#
+# Everything listens on 127.0.0.1 only, keeps its data in a fresh directory
+# under bench/out/ (which must not be tmpfs), and is stopped on exit.
+#
+# Knobs (environment): DURATION (s, default 10), WARMUP (s, 3), RUNS (3),
+# CONNS (64), THREADS (2), STREAMS (64), REV (build and test that commit,
+# taken with git archive, instead of the work tree), PARLEY (a binary to test
+# instead of building one; default: the work tree, Release, in build-bench/),
+# BENCH_OUT (default bench/out),
+# KEEP=1 keeps the data directory, MAX_SECONDS (watchdog, default 600).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+STREAMS=${STREAMS:-64}
+BENCH_OUT=${BENCH_OUT:-$HERE/out}
+MAX_SECONDS=${MAX_SECONDS:-600}
+KEEP=${KEEP:-0}
+
+log() { printf '[w1] %s\n' "$*" >&2; }
+die() { printf 'w1: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools ----
+for t in wrk redis-server redis-benchmark redis-cli node npm curl cc cmake; do
+    command -v "$t" >/dev/null 2>&1 || die "$t not found (scripts/setup installs what is needed)"
+done
+
+# -------------------------------------------------------------- builds -----
+mkdir -p "$BENCH_OUT"
+COMMIT=""
+if [ -n "${PARLEY:-}" ]; then
+    COMMIT="given binary $PARLEY"
+elif [ -n "${REV:-}" ]; then
+    # Exactly one commit, whatever the work tree holds.
+    rev=$(git -C "$ROOT" rev-parse --short "$REV^{commit}") || die "no commit $REV"
+    src="$BENCH_OUT/src-$rev"
+    if [ ! -x "$src/build/parley" ]; then
+        log "building Parley $rev (Release) in $src"
+        rm -rf "$src" && mkdir -p "$src"
+        git -C "$ROOT" archive --format=tar "$rev" | tar -x -C "$src"
+        cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DPARLEY_TESTS=OFF >/dev/null
+        cmake --build "$src/build" -j2 >/dev/null
+    fi
+    PARLEY="$src/build/parley"
+    COMMIT=$rev
+else
+    log "building Parley (Release) in build-bench/"
+    cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DPARLEY_TESTS=OFF >/dev/null
+    cmake --build "$ROOT/build-bench" -j2 >/dev/null
+    PARLEY="$ROOT/build-bench/parley"
+fi
+[ -x "$PARLEY" ] || die "no Parley binary at $PARLEY"
+
+want_ref=$(node -p 'require(process.argv[1]).dependencies["@durable-streams/server"]' "$HERE/package.json")
+have_ref=$(node -p 'try { require(process.argv[1]).version } catch { "" }' \
+    "$HERE/node_modules/@durable-streams/server/package.json" 2>/dev/null || true)
+if [ "$have_ref" != "$want_ref" ]; then
+    log "installing the reference server ($want_ref) from package-lock.json"
+    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+FSYNC_LOOP="$BENCH_OUT/fsync_loop"
+cc -O2 -Wall -Wextra -o "$FSYNC_LOOP" "$HERE/fsync_loop.c"
+
+# ------------------------------------------------------- data directory ----
+RUN_DIR=$(mktemp -d "$BENCH_OUT/w1.XXXXXX")
+fstype=$(stat -f -c %T "$RUN_DIR")
+case "$fstype" in
+tmpfs|ramfs) rm -rf "$RUN_DIR"; die "$BENCH_OUT is on $fstype; point BENCH_OUT at a real disk" ;;
+esac
+
+# ------------------------------------------------------ process cleanup ----
+PIDS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$KEEP" = 1 ]; then
+        log "kept $RUN_DIR"
+    else
+        rm -rf "$RUN_DIR"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The whole measurement is bounded: the watchdog ends it after MAX_SECONDS.
+(
+    trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    sleep "$MAX_SECONDS" & s=$!
+    wait "$s"
+    echo "w1: over $MAX_SECONDS s, stopping" >&2
+    kill -TERM $$
+) &
+PIDS+=("$!")
+
+# Stops one server started by this script (and forgets it).
+stop_pid() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# ---------------------------------------------------------------- ports ----
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+NEXT_PORT=$((20000 + RANDOM % 20000))
+free_port() {
+    while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+    echo "$NEXT_PORT"
+    NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+wait_http() {   # PORT PID
+    for _ in $(seq 150); do
+        kill -0 "$2" 2>/dev/null || die "server on port $1 exited (see $RUN_DIR)"
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
+        sleep 0.2
+    done
+    die "server on port $1 did not answer"
+}
+
+# -------------------------------------------------------------- helpers ----
+# The payload: the same 1024-byte JSON object that post.lua sends.
+body_head='{"type":"message","role":"user","author":"bench","text":"'
+body_tail='"}'
+fill=$((1024 - ${#body_head} - ${#body_tail}))
+words="the quick brown fox jumps over the lazy dog "
+text=""
+while [ ${#text} -lt "$fill" ]; do text="$text$words"; done
+BODY="$body_head${text:0:$fill}$body_tail"
+[ ${#BODY} -eq 1024 ] || die "payload is ${#BODY} bytes"
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print 0}'; }
+field() { sed -n "s/.*[ ,]$1=\([0-9.]*\).*/\1/p"; }   # KEY from "KEY=VALUE" pairs
+
+create_streams() {   # PORT PREFIX N
+    local i code
+    for ((i = 0; i < $3; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+            -H 'Content-Type: application/json' "http://127.0.0.1:$1$2$i")
+        case "$code" in 200|201) ;; *) die "PUT $2$i on port $1 answered $code" ;; esac
+    done
+}
+
+# Results: R[peer.variant.metric] = median; E[peer.variant] = error count.
+declare -A R E
+
+measure_http() {   # PEER PORT
+    local peer=$1 port=$2 variant n prefix run line rps p50 p99 errs
+    for variant in one many; do
+        if [ "$variant" = one ]; then n=1; else n=$STREAMS; fi
+        prefix="/v1/stream/w1-$variant-"
+        create_streams "$port" "$prefix" "$n"
+        timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s \
+            -s "$HERE/post.lua" "http://127.0.0.1:$port" -- "$prefix" "$n" "$THREADS" \
+            >"$RUN_DIR/$peer-$variant-warmup.txt"
+        : >"$RUN_DIR/$peer-$variant.res"
+        errs=0
+        for ((run = 1; run <= RUNS; run++)); do
+            timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s \
+                --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" -- "$prefix" "$n" "$THREADS" \
+                >"$RUN_DIR/$peer-$variant-$run.txt"
+            line=$(grep '^W1RESULT' "$RUN_DIR/$peer-$variant-$run.txt") ||
+                die "no result from wrk ($RUN_DIR/$peer-$variant-$run.txt)"
+            echo "$line" >>"$RUN_DIR/$peer-$variant.res"
+            errs=$((errs + $(echo "$line" | field non2xx) + $(echo "$line" | field socket_errors)))
+            log "$peer $variant run $run: $line"
+        done
+        R[$peer.$variant.rps]=$(field rps <"$RUN_DIR/$peer-$variant.res" | median)
+        R[$peer.$variant.p50]=$(field p50_us <"$RUN_DIR/$peer-$variant.res" | median)
+        R[$peer.$variant.p99]=$(field p99_us <"$RUN_DIR/$peer-$variant.res" | median)
+        E[$peer.$variant]=$errs
+    done
+}
+
+# Redis: the last CSV line of redis-benchmark is
+# "test","rps","avg","min","p50","p95","p99","max" (latencies in ms); the
+# test name holds the JSON payload, so the fields are counted from the end.
+redis_bench() {   # PORT N KEY [extra args...]
+    local port=$1 n=$2 key=$3
+    shift 3
+    timeout $((3 * DURATION + 60)) redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" \
+        --threads "$THREADS" -n "$n" "$@" --csv XADD "$key" '*' m "$BODY" |
+        tail -n 1 | awk -F'","' '{gsub(/"/, "", $NF);
+            printf "REDISRESULT rps=%s p50_us=%d p99_us=%d\n", $(NF - 6), $(NF - 3) * 1000, $(NF - 1) * 1000}'
+}
+
+measure_redis() {   # PORT
+    local port=$1 variant key extra run line rate n
+    for variant in one many; do
+        if [ "$variant" = one ]; then
+            key="w1-one-0"; extra=()
+        else
+            key="w1-many-__rand_int__"; extra=(-r "$STREAMS")
+        fi
+        # Warm-up, which also sizes the runs to last about DURATION seconds.
+        line=$(redis_bench "$port" 20000 "$key" "${extra[@]}")
+        rate=$(echo "$line" | field rps)
+        n=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN {n = int(r * d); if (n < 10000) n = 10000;
+            if (n > 3000000) n = 3000000; print n}')
+        : >"$RUN_DIR/redis-$variant.res"
+        for ((run = 1; run <= RUNS; run++)); do
+            redis-cli -p "$port" FLUSHALL >/dev/null
+            line=$(redis_bench "$port" "$n" "$key" "${extra[@]}")
+            [ -n "$line" ] || die "no result from redis-benchmark"
+            echo "$line" >>"$RUN_DIR/redis-$variant.res"
+            log "redis $variant run $run ($n requests): $line"
+        done
+        redis-cli -p "$port" FLUSHALL >/dev/null
+        R[redis.$variant.rps]=$(field rps <"$RUN_DIR/redis-$variant.res" | median)
+        R[redis.$variant.p50]=$(field p50_us <"$RUN_DIR/redis-$variant.res" | median)
+        R[redis.$variant.p99]=$(field p99_us <"$RUN_DIR/redis-$variant.res" | median)
+    done
+}
+
+# ------------------------------------------------------------ 1. Parley ----
+port=$(free_port)
+"$PARLEY" serve --listen "127.0.0.1:$port" --data "$RUN_DIR/parley" --quiet \
+    >"$RUN_DIR/parley.log" 2>&1 &
+pid=$!
+PIDS+=("$pid")
+wait_http "$port" "$pid"
+log "Parley on 127.0.0.1:$port"
+measure_http parley "$port"
+stop_pid "$pid"
+
+# ------------------------------------------------- 2. reference server -----
+port=$(free_port)
+node "$HERE/reference-server.mjs" "$port" "$RUN_DIR/reference" >"$RUN_DIR/reference.log" 2>&1 &
+pid=$!
+PIDS+=("$pid")
+wait_http "$port" "$pid"
+log "reference server on 127.0.0.1:$port"
+measure_http reference "$port"
+stop_pid "$pid"
+
+# -------------------------------------------------------------- 3. Redis ---
+port=$(free_port)
+mkdir -p "$RUN_DIR/redis"
+redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --dir "$RUN_DIR/redis" \
+    --appendonly yes --appendfsync always --save '' --auto-aof-rewrite-percentage 0 \
+    --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
+pid=$!
+PIDS+=("$pid")
+for _ in $(seq 100); do
+    redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && break
+    kill -0 "$pid" 2>/dev/null || die "redis-server exited (see $RUN_DIR/redis/redis.log)"
+    sleep 0.1
+done
+[ "$(redis-cli -p "$port" CONFIG GET appendfsync | tail -n 1)" = always ] ||
+    die "redis is not in appendfsync always"
+log "Redis on 127.0.0.1:$port"
+measure_redis "$port"
+stop_pid "$pid"
+
+# ----------------------------------------------------------- 4. the disk ---
+: >"$RUN_DIR/disk.res"
+for ((run = 1; run <= RUNS; run++)); do
+    line=$("$FSYNC_LOOP" "$RUN_DIR/fsync.dat" "$DURATION" 1024)
+    echo "$line" >>"$RUN_DIR/disk.res"
+    log "disk run $run: $line"
+done
+R[disk.rps]=$(field ops_per_s <"$RUN_DIR/disk.res" | median)
+R[disk.p50]=$(field p50_us <"$RUN_DIR/disk.res" | median)
+R[disk.p99]=$(field p99_us <"$RUN_DIR/disk.res" | median)
+
+# -------------------------------------------------------------- report -----
+int() {   # 12345.6 -> 12,346
+    awk -v v="$1" 'BEGIN {s = sprintf("%d", v + 0.5); o = "";
+        while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+        print s o}'
+}
+ms() { awk -v v="$1" 'BEGIN {printf "%.2f ms", v / 1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "n/a"}'; }
+errnote() { [ "${E[$1]:-0}" = 0 ] || printf ' (%s errors)' "${E[$1]}"; }
+
+commit=$COMMIT
+if [ -z "$commit" ]; then
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git -C "$ROOT" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        commit="$commit (with uncommitted changes)"
+    fi
+fi
+label() { if [ "$1" = one ]; then echo "W1, 1 stream"; else echo "W1, $STREAMS streams"; fi; }
+
+{
+    echo "W1 stream append — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
+    echo
+    echo "$CONNS connections, $THREADS load-generator threads, 1 KiB JSON body;" \
+        "median of $RUNS runs of ${DURATION} s after a ${WARMUP} s warm-up."
+    echo "Machine: $(nproc) cores, $(uname -sr), data on $fstype;" \
+        "load generator on the same machine."
+    echo
+    echo "| workload | Parley req/s | p50 | p99 | reference req/s | Parley/reference | Redis always ops/s | Parley/Redis | disk fdatasync/s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for v in one many; do
+        echo "| $(label $v) | $(int "${R[parley.$v.rps]}")$(errnote parley.$v) | $(ms "${R[parley.$v.p50]}") | $(ms "${R[parley.$v.p99]}") | $(int "${R[reference.$v.rps]}")$(errnote reference.$v) | $(ratio "${R[parley.$v.rps]}" "${R[reference.$v.rps]}") | $(int "${R[redis.$v.rps]}") | $(ratio "${R[parley.$v.rps]}" "${R[redis.$v.rps]}") | $(int "${R[disk.rps]}") |"
+    done
+    echo
+    echo "Peer latencies (medians of the runs' p50 / p99):"
+    echo
+    echo "| workload | reference p50 | reference p99 | Redis p50 | Redis p99 | disk write+fdatasync p50 | p99 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for v in one many; do
+        echo "| $(label $v) | $(ms "${R[reference.$v.p50]}") | $(ms "${R[reference.$v.p99]}") | $(ms "${R[redis.$v.p50]}") | $(ms "${R[redis.$v.p99]}") | $(ms "${R[disk.p50]}") | $(ms "${R[disk.p99]}") |"
+    done
+    echo
+    echo "Targets (PERFORMANCE.md): ≥ 40× the reference, ≥ 0.5× Redis always, ≥ 50,000/s."
+    for v in one many; do
+        awk -v p="${R[parley.$v.rps]}" -v f="${R[reference.$v.rps]}" -v r="${R[redis.$v.rps]}" -v l="$(label $v)" 'BEGIN {
+            printf "- %s: %s the reference (%.1f×), %s Redis (%.2f×), %s 50,000/s\n", l,
+                (f > 0 && p >= 40 * f) ? "meets 40×" : "below 40×", (f > 0 ? p / f : 0),
+                (r > 0 && p >= 0.5 * r) ? "meets 0.5×" : "below 0.5×", (r > 0 ? p / r : 0),
+                (p >= 50000) ? "meets" : "below" }'
+    done
+} | tee "$BENCH_OUT/w1-latest.md"

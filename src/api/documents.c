@@ -1,0 +1,350 @@
+/*
+ * documents.c — /v1/documents: versioned JSON documents over HTTP.
+ *
+ *   /v1/documents/{collection}        GET (list, newest change first), POST (server id)
+ *   /v1/documents/{collection}/{id}   GET, HEAD, PUT, PATCH, DELETE
+ *
+ * Bodies are parsed and checked here (size, nesting, JSON), on the
+ * connection's thread; the rules run on the writer (core/document.c).
+ * Documents live in the namespace of their owner: the caller, or the user
+ * the admin acts for (Parley-User).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/params.h"
+#include "api/write.h"
+#include "core/canonjson.h"
+#include "core/document.h"
+#include "core/id.h"
+#include "parley/parley.h"
+
+#define MAX_DEPTH 128     /* JSON nesting accepted in a document */
+#define PAGE_DEFAULT 20   /* list page size */
+#define PAGE_MAX 100      /* larger limits are clamped to this */
+
+typedef struct doc_write {
+    parley_doc_req_t req;                      /* the request */
+    json_t *body;                              /* parsed body (owned) */
+    char owner[256];                           /* namespace */
+    char collection[PARLEY_COLLECTION_MAX + 1]; /* collection */
+    char id[PARLEY_DOC_ID_MAX + 1];            /* id */
+} doc_write_t;
+
+static void doc_write_free(void *arg)
+{
+    doc_write_t *dw = arg;
+    json_decref(dw->body);
+    free(dw);
+}
+
+static void etag_of(int64_t version, char *out, size_t n)
+{
+    snprintf(out, n, "\"%lld\"", (long long)version);
+}
+
+static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+{
+    doc_write_t *dw = ctx;
+    parley_doc_res_t res;
+    int rc = parley_document_apply(db, &dw->req, &res);
+    if (rc)
+        return rc;
+    for (int i = 0; i < res.nfeeds; i++)
+        parley_api_notify(w, res.feeds[i]);
+    char etag[32];
+    if (res.has_doc && !res.doc.deleted) {
+        etag_of(res.doc.version, etag, sizeof etag);
+        parley_reply_header(rp, "ETag", etag);
+    }
+    if (res.status == 204) {
+        parley_reply_empty(rp, 204);
+    } else if (res.has_doc && (res.status < 300 || res.status == 412)) {
+        json_t *rep = parley_document_json(&res.doc);
+        if (!rep) {
+            parley_doc_clear(&res.doc);
+            return PARLEY_ESTORE;
+        }
+        if (res.status == 412) {
+            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", res.code,
+                                    "message", res.error, "details", "current", rep);
+            parley_reply_json(rp, 412, err);
+            json_decref(err);
+        } else {
+            if (res.status == 201) {
+                char loc[512];
+                snprintf(loc, sizeof loc, "/v1/documents/%s/%s", res.doc.collection, res.doc.id);
+                parley_reply_header(rp, "Location", loc);
+            }
+            parley_reply_json(rp, res.status, rep);
+        }
+        json_decref(rep);
+    } else {
+        parley_reply_error(rp, res.status, res.code, res.error, NULL);
+    }
+    parley_doc_clear(&res.doc);
+    return res.status >= 400 ? res.status : 0;
+}
+
+/* If-Match / If-None-Match value: * or "<version>". 0, or PARLEY_EINVAL. */
+static int parse_etag_version(const char *v, bool *any, int64_t *version)
+{
+    uint64_t n;
+    char digits[24];
+    size_t len = strlen(v);
+    if (strcmp(v, "*") == 0) {
+        *any = true;
+        return 0;
+    }
+    if (len < 3 || len > 21 || v[0] != '"' || v[len - 1] != '"')
+        return PARLEY_EINVAL;
+    memcpy(digits, v + 1, len - 2);
+    digits[len - 2] = '\0';
+    if (parley_param_decimal(digits, INT64_MAX, &n))
+        return PARLEY_EINVAL;
+    *any = false;
+    *version = (int64_t)n;
+    return 0;
+}
+
+static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collection,
+                        const char *id)
+{
+    doc_write_t *dw = calloc(1, sizeof *dw);
+    if (!dw) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    snprintf(dw->owner, sizeof dw->owner, "%s", parley_req_user(r));
+    snprintf(dw->collection, sizeof dw->collection, "%s", collection);
+    snprintf(dw->id, sizeof dw->id, "%s", id);
+    dw->req.op = op;
+    dw->req.owner = dw->owner;
+    dw->req.collection = dw->collection;
+    dw->req.id = dw->id;
+
+    const char *im = parley_req_header(r, "If-Match");
+    if (im) {
+        if (parse_etag_version(im, &dw->req.if_match_any, &dw->req.if_match)) {
+            doc_write_free(dw);
+            parley_req_error(r, 400, "invalid_precondition",
+                             "If-Match must be * or a version in quotes, e.g. If-Match: \"3\"");
+            return;
+        }
+        dw->req.has_if_match = true;
+    }
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && op == PARLEY_DOC_PUT) {
+        if (strcmp(inm, "*") != 0) {
+            doc_write_free(dw);
+            parley_req_error(r, 400, "invalid_precondition",
+                             "on PUT, If-None-Match can only be * (create only)");
+            return;
+        }
+        dw->req.if_none_match_any = true;
+    }
+    if (op != PARLEY_DOC_DELETE) {
+        size_t len;
+        const char *body = parley_req_body(r, &len);
+        const char *why = NULL;
+        if (len == 0 || parley_canonjson_parse(body, len, MAX_DEPTH, &dw->body, &why)) {
+            doc_write_free(dw);
+            json_t *details = json_pack("{s:s}", "reason", why ? why : "the body is empty");
+            char msg[256];
+            snprintf(msg, sizeof msg, "the body must be one JSON %s: %s",
+                     op == PARLEY_DOC_PATCH ? "merge patch" : "object",
+                     why ? why : "the body is empty");
+            json_t *err = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "invalid_json",
+                                    "message", msg, "details", details);
+            char *text = json_dumps(err, JSON_COMPACT);
+            json_decref(err);
+            parley_req_respond(r, 400, "application/json", text ? text : "{}",
+                               text ? strlen(text) : 2);
+            free(text);
+            return;
+        }
+        if (op != PARLEY_DOC_PATCH && !json_is_object(dw->body)) {
+            doc_write_free(dw);
+            parley_req_error(r, 400, "invalid_document",
+                             "a document must be a JSON object, e.g. {\"theme\":\"dark\"}");
+            return;
+        }
+        dw->req.body = dw->body;
+    }
+    parley_api_write(r, apply_doc_write, dw, doc_write_free);
+}
+
+static void get_one(parley_req_t *r, const char *collection, const char *id, bool head)
+{
+    parley_db_t *db = parley_req_reader(r);
+    parley_doc_t d;
+    memset(&d, 0, sizeof d);
+    int rc = db ? parley_db_doc_get(db, parley_req_user(r), collection, id, &d) : PARLEY_ESTORE;
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && d.deleted)) {
+        parley_doc_clear(&d);
+        parley_req_error(r, 404, "not_found", "no such document");
+        return;
+    }
+    if (rc) {
+        parley_req_error(r, 500, "storage_error", "the document could not be read; retry");
+        return;
+    }
+    char etag[32];
+    etag_of(d.version, etag, sizeof etag);
+    parley_req_add_header(r, "ETag", etag);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
+        parley_doc_clear(&d);
+        parley_req_respond_empty(r, 304);
+        return;
+    }
+    json_t *rep = parley_document_json(&d);
+    parley_doc_clear(&d);
+    char *text = rep ? json_dumps(rep, JSON_COMPACT) : NULL;
+    json_decref(rep);
+    if (!text) {
+        parley_req_error(r, 500, "storage_error", "the stored document could not be encoded");
+        return;
+    }
+    if (head)
+        parley_req_respond(r, 200, "application/json", "", 0);
+    else
+        parley_req_respond(r, 200, "application/json", text, strlen(text));
+    free(text);
+}
+
+typedef struct list_ctx {
+    json_t *items; /* array being built */
+    int limit;     /* page size */
+    int count;     /* items seen */
+    int64_t last;  /* chg of the last item on the page */
+    bool more;     /* one more exists */
+} list_ctx_t;
+
+static int on_doc(void *arg, const parley_doc_t *d)
+{
+    list_ctx_t *c = arg;
+    if (c->count == c->limit) {
+        c->more = true;
+        return 1;
+    }
+    json_t *rep = parley_document_json(d);
+    if (rep)
+        json_array_append_new(c->items, rep);
+    c->last = d->chg;
+    c->count++;
+    return 0;
+}
+
+/* Parse ?limit= (default 20, clamped to 100). 0 or PARLEY_EINVAL. */
+static int page_limit(parley_req_t *r, int *limit)
+{
+    const char *v = NULL;
+    uint64_t n;
+    int count = parley_req_query(r, "limit", &v);
+    *limit = PAGE_DEFAULT;
+    if (count == 0)
+        return 0;
+    if (count != 1 || parley_param_decimal(v, UINT64_MAX / 2, &n) || n == 0)
+        return PARLEY_EINVAL;
+    *limit = n > PAGE_MAX ? PAGE_MAX : (int)n;
+    return 0;
+}
+
+static void list(parley_req_t *r, const char *collection)
+{
+    int limit;
+    uint64_t before = 0;
+    const char *cursor = NULL;
+    if (page_limit(r, &limit)) {
+        parley_req_error(r, 400, "invalid_limit",
+                         "limit must be a whole number from 1; values over 100 are clamped");
+        return;
+    }
+    int nc = parley_req_query(r, "cursor", &cursor);
+    if (nc > 1 || nc < 0 ||
+        (nc == 1 && (cursor[0] != 'c' || parley_param_decimal(cursor + 1, INT64_MAX, &before) ||
+                     before == 0))) {
+        parley_req_error(r, 400, "invalid_cursor",
+                         "cursor must be a next_cursor value from a previous page");
+        return;
+    }
+    parley_db_t *db = parley_req_reader(r);
+    list_ctx_t c = {json_array(), limit, 0, 0, false};
+    int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before,
+                                     limit + 1, on_doc, &c)
+                : PARLEY_ESTORE;
+    if (rc) {
+        json_decref(c.items);
+        parley_req_error(r, 500, "storage_error", "the collection could not be read; retry");
+        return;
+    }
+    char next[32];
+    snprintf(next, sizeof next, "c%lld", (long long)c.last);
+    json_t *page = json_pack("{s:o, s:o}", "items", c.items, "next_cursor",
+                             c.more ? json_string(next) : json_null());
+    char *text = json_dumps(page, JSON_COMPACT);
+    json_decref(page);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    parley_req_respond(r, 200, "application/json", text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+}
+
+void parley_api_documents(parley_req_t *r, const char *rest)
+{
+    char collection[PARLEY_COLLECTION_MAX + 2];
+    char id[PARLEY_DOC_ID_MAX + 2];
+    const char *m = parley_req_method(r);
+    const char *slash = strchr(rest, '/');
+    size_t clen = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (clen > PARLEY_COLLECTION_MAX)
+        clen = PARLEY_COLLECTION_MAX + 1;
+    memcpy(collection, rest, clen);
+    collection[clen] = '\0';
+    if (!parley_id_is_valid_collection(collection)) {
+        parley_req_error(r, 400, "invalid_collection",
+                         "collection names are 1 to 64 characters of a-z, 0-9, '_' and '-'");
+        return;
+    }
+    if (!slash || slash[1] == '\0') {
+        if (strcmp(m, "GET") == 0) {
+            list(r, collection);
+        } else if (strcmp(m, "POST") == 0) {
+            char newid[PARLEY_ID_LEN + 1];
+            if (parley_id_new(newid)) {
+                parley_req_error(r, 503, "unavailable", "no randomness available; retry");
+                return;
+            }
+            start_write(r, PARLEY_DOC_PUT, collection, newid);
+        } else {
+            parley_req_add_header(r, "Allow", "GET, POST");
+            parley_req_error(r, 405, "method_not_allowed",
+                             "a collection takes GET (list) and POST (create)");
+        }
+        return;
+    }
+    const char *idp = slash + 1;
+    if (strchr(idp, '/') || strlen(idp) > PARLEY_DOC_ID_MAX ||
+        !parley_id_is_valid_name(idp, PARLEY_DOC_ID_MAX)) {
+        parley_req_error(r, 400, "invalid_id",
+                         "document ids are 1 to 128 characters of A-Z, a-z, 0-9, '_' and '-'");
+        return;
+    }
+    snprintf(id, sizeof id, "%s", idp);
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        get_one(r, collection, id, strcmp(m, "HEAD") == 0);
+    else if (strcmp(m, "PUT") == 0)
+        start_write(r, PARLEY_DOC_PUT, collection, id);
+    else if (strcmp(m, "PATCH") == 0)
+        start_write(r, PARLEY_DOC_PATCH, collection, id);
+    else if (strcmp(m, "DELETE") == 0)
+        start_write(r, PARLEY_DOC_DELETE, collection, id);
+    else {
+        parley_req_add_header(r, "Allow", "GET, HEAD, PUT, PATCH, DELETE");
+        parley_req_error(r, 405, "method_not_allowed",
+                         "a document takes GET, HEAD, PUT, PATCH and DELETE");
+    }
+}

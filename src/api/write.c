@@ -1,0 +1,186 @@
+/*
+ * write.c — the path every API write takes (see write.h).
+ *
+ *   handler ── parley_api_write ──┬─ Idempotency-Key? validate, fingerprint,
+ *                                 │   mark in flight (409 if it already is)
+ *                                 └─ submit to the writer, suspend
+ *   writer:  apply_write ── key recorded? same fingerprint → stored reply
+ *                                          other fingerprint → 422
+ *                           else fn(); a 2xx reply is stored with the key
+ *            COMMIT
+ *            write_done ─── clear the in-flight mark, resume
+ *   worker:  on_resumed ─── send the reply (+ Idempotent-Replayed: true)
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/write.h"
+#include "core/fingerprint.h"
+#include "core/idempotency.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+
+typedef struct api_write {
+    parley_write_t w;          /* must be first */
+    parley_req_t *r;           /* the request */
+    parley_api_apply_fn fn;    /* the work */
+    void *ctx;                 /* its state */
+    void (*free_ctx)(void *);  /* frees ctx */
+    parley_reply_t reply;      /* the answer */
+    bool has_key;              /* Idempotency-Key given */
+    bool in_flight;            /* we hold the in-flight mark */
+    bool replayed;             /* reply came from the record */
+    char owner[256];           /* key scope */
+    char key[256];             /* the key */
+    char fingerprint[65];      /* of this request */
+    int64_t ttl_ms;            /* record lifetime */
+} api_write_t;
+
+void parley_api_notify(parley_write_t *w, int64_t stream_id)
+{
+    for (int i = 0; i < w->nnotify; i++)
+        if (w->notify[i] == stream_id)
+            return;
+    if (w->nnotify < PARLEY_WRITE_MAX_NOTIFY)
+        w->notify[w->nnotify++] = stream_id;
+}
+
+static void free_write(void *arg)
+{
+    api_write_t *aw = arg;
+    if (aw->in_flight)
+        parley_idem_end(aw->owner, aw->key);
+    if (aw->free_ctx)
+        aw->free_ctx(aw->ctx);
+    parley_reply_free(&aw->reply);
+    free(aw);
+}
+
+static int apply_write(parley_write_t *w, parley_db_t *db)
+{
+    api_write_t *aw = (api_write_t *)w;
+    parley_reply_free(&aw->reply);
+    parley_reply_init(&aw->reply);
+    aw->replayed = false;
+    if (aw->has_key) {
+        char fp[65];
+        int64_t created;
+        char *resp = NULL;
+        size_t len = 0;
+        int rc = parley_db_idem_get(db, aw->owner, aw->key, fp, &created, &resp, &len);
+        if (rc == 0 && created >= parley_clock_now_ms() - aw->ttl_ms) {
+            if (strcmp(fp, aw->fingerprint) != 0) {
+                free(resp);
+                parley_reply_error(&aw->reply, 422, "idempotency_key_reused",
+                                   "this Idempotency-Key was used for a different request; "
+                                   "use a new key for a new request",
+                                   NULL);
+                return PARLEY_ECONFLICT;
+            }
+            rc = parley_reply_decode(resp, len, &aw->reply);
+            free(resp);
+            if (rc)
+                return PARLEY_ESTORE;
+            aw->replayed = true;
+            return 0;
+        }
+        free(resp);
+        if (rc && rc != PARLEY_ENOTFOUND)
+            return rc;
+    }
+    int rc = aw->fn(aw->ctx, db, &aw->reply, w);
+    if (rc > 0)
+        return PARLEY_ECONFLICT;
+    if (rc < 0)
+        return rc;
+    if (aw->has_key && aw->reply.status >= 200 && aw->reply.status < 300) {
+        char *blob;
+        size_t len;
+        rc = parley_reply_encode(&aw->reply, &blob, &len);
+        if (rc)
+            return rc;
+        rc = parley_db_idem_put(db, aw->owner, aw->key, aw->fingerprint, parley_clock_now_ms(),
+                                blob, len);
+        free(blob);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void write_done(parley_write_t *w, int status)
+{
+    api_write_t *aw = (api_write_t *)w;
+    if (aw->in_flight) {
+        parley_idem_end(aw->owner, aw->key);
+        aw->in_flight = false;
+    }
+    parley_req_write_done(aw->r, status);
+}
+
+static void on_resumed(parley_req_t *r)
+{
+    api_write_t *aw = parley_req_data(r);
+    int st = parley_req_write_status(r);
+    if (st == PARLEY_EFULL) {
+        parley_req_error(r, 507, "insufficient_storage",
+                         "the disk is full; nothing was written. Retry once space is freed");
+    } else if (st == PARLEY_ECLOSED) {
+        parley_req_error(r, 503, "unavailable", "the server is shutting down; retry shortly");
+    } else if (st < 0 || aw->reply.status == 0) {
+        parley_req_error(r, 500, "storage_error",
+                         "the write could not be made durable and was not applied; the server "
+                         "is stopping to recover. Retry against the restarted server");
+    } else {
+        if (aw->replayed)
+            parley_req_add_header(r, "Idempotent-Replayed", "true");
+        parley_reply_send(r, &aw->reply);
+    }
+}
+
+void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
+                      void (*free_ctx)(void *))
+{
+    api_write_t *aw = calloc(1, sizeof *aw);
+    if (!aw) {
+        if (free_ctx)
+            free_ctx(ctx);
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    aw->r = r;
+    aw->fn = fn;
+    aw->ctx = ctx;
+    aw->free_ctx = free_ctx;
+    aw->w.apply = apply_write;
+    aw->w.done = write_done;
+    aw->ttl_ms = (int64_t)parley_req_ctx(r)->cfg->idempotency_ttl_s * 1000;
+    parley_reply_init(&aw->reply);
+    parley_req_set_data(r, aw, free_write);
+
+    const char *m = parley_req_method(r);
+    const char *key = parley_req_header(r, "Idempotency-Key");
+    if (key && (strcasecmp(m, "POST") == 0 || strcasecmp(m, "PATCH") == 0)) {
+        if (!parley_idempotency_key_is_valid(key)) {
+            parley_req_error(r, 400, "invalid_idempotency_key",
+                             "Idempotency-Key must be 1 to 255 printable ASCII characters");
+            return;
+        }
+        size_t blen;
+        const char *body = parley_req_body(r, &blen);
+        snprintf(aw->owner, sizeof aw->owner, "%s", parley_req_user(r));
+        snprintf(aw->key, sizeof aw->key, "%s", key);
+        parley_fingerprint(m, parley_req_path(r), body, blen, aw->fingerprint);
+        aw->has_key = true;
+        if (parley_idem_begin(aw->owner, aw->key) != 0) {
+            parley_req_add_header(r, "Retry-After", "1");
+            parley_req_error(r, 409, "idempotency_key_in_flight",
+                             "a request with this Idempotency-Key is still being processed; "
+                             "retry after it has been answered");
+            return;
+        }
+        aw->in_flight = true;
+    }
+    parley_req_submit(r, &aw->w, on_resumed);
+}

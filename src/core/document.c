@@ -1,0 +1,194 @@
+/*
+ * document.c — versioned JSON documents (see document.h).
+ *
+ *   op      live document                  missing or tombstone
+ *   PUT     If-None-Match:* → 412          If-Match → 412
+ *           If-Match stale  → 412          create: version = old + 1 (or 1), 201
+ *           replace: version + 1, 200
+ *   PATCH   If-Match stale  → 412          404
+ *           merge patch (RFC 7386); the result must be an object; 200
+ *   DELETE  If-Match stale  → 412          404
+ *           tombstone with version + 1; 204
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/canonjson.h"
+#include "core/document.h"
+#include "core/feed.h"
+#include "core/mergepatch.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+
+json_t *parley_document_json(const parley_doc_t *d)
+{
+    char created[40], updated[40];
+    json_error_t err;
+    json_t *data = json_loadb(d->data ? d->data : "{}", d->len ? d->len : 2,
+                              JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (!data)
+        return NULL;
+    parley_clock_format(d->created_ms, created, sizeof created);
+    parley_clock_format(d->updated_ms, updated, sizeof updated);
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o}", "id", d->id, "collection",
+                     d->collection, "version", (json_int_t)d->version, "checksum", d->checksum,
+                     "created_at", created, "updated_at", updated, "data", data);
+}
+
+static void refuse(parley_doc_res_t *res, int status, const char *code, const char *error)
+{
+    res->status = status;
+    res->code = code;
+    res->error = error;
+}
+
+/* Store data (borrowed JSON object) as the new content of d. */
+static int set_data(parley_doc_t *d, json_t *data)
+{
+    char *text;
+    size_t len;
+    int rc = parley_canonjson_dump(data, &text, &len);
+    if (rc)
+        return rc;
+    free(d->data);
+    d->data = text;
+    d->len = len;
+    parley_canonjson_sha256_hex(text, len, d->checksum);
+    return 0;
+}
+
+static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley_doc_res_t *res)
+{
+    json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection,
+                               "id", d->id, "version", (json_int_t)d->version);
+    json_t *data = json_pack("{s:s}", "checksum", d->checksum);
+    int rc = fields && data ? parley_feed_emit(db, d->owner, type, fields, data, res->feeds,
+                                               &res->nfeeds)
+                            : PARLEY_ENOMEM;
+    json_decref(fields);
+    json_decref(data);
+    return rc;
+}
+
+int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_doc_res_t *res)
+{
+    parley_doc_t cur;
+    int64_t now = parley_clock_now_ms();
+    memset(&cur, 0, sizeof cur);
+    memset(res, 0, sizeof *res);
+    int rc = parley_db_doc_get(db, req->owner, req->collection, req->id, &cur);
+    if (rc && rc != PARLEY_ENOTFOUND)
+        return rc;
+    bool exists = rc == 0;
+    bool live = exists && !cur.deleted;
+
+    if (live && req->has_if_match && !req->if_match_any && req->if_match != cur.version) {
+        refuse(res, 412, "precondition_failed",
+               "the document has changed since that version; merge with the current document "
+               "(in this body) and retry with its version in If-Match");
+        res->has_doc = true;
+        res->doc = cur;
+        return 0;
+    }
+    if (!live && req->has_if_match) {
+        parley_doc_clear(&cur);
+        if (req->op == PARLEY_DOC_PUT)
+            refuse(res, 412, "precondition_failed",
+                   "If-Match was given but the document does not exist");
+        else
+            refuse(res, 404, "not_found", "no such document");
+        return 0;
+    }
+    if (!live && req->op != PARLEY_DOC_PUT) {
+        parley_doc_clear(&cur);
+        refuse(res, 404, "not_found", "no such document");
+        return 0;
+    }
+
+    parley_doc_t d = cur;
+    const char *type;
+    switch (req->op) {
+    case PARLEY_DOC_PUT:
+        if (live && req->if_none_match_any) {
+            refuse(res, 412, "precondition_failed",
+                   "If-None-Match: * means create only, and the document exists");
+            res->has_doc = true;
+            res->doc = cur;
+            return 0;
+        }
+        if (!json_is_object(req->body)) {
+            parley_doc_clear(&cur);
+            refuse(res, 400, "invalid_document", "a document must be a JSON object");
+            return 0;
+        }
+        d.data = NULL;
+        d.len = 0;
+        rc = set_data(&d, req->body);
+        free(cur.data);
+        if (rc)
+            return rc;
+        if (!live) {
+            snprintf(d.owner, sizeof d.owner, "%s", req->owner);
+            snprintf(d.collection, sizeof d.collection, "%s", req->collection);
+            snprintf(d.id, sizeof d.id, "%s", req->id);
+            d.version = exists ? cur.version + 1 : 1;
+            d.created_ms = now;
+            d.deleted = false;
+            res->status = 201;
+            type = "document.created";
+        } else {
+            d.version = cur.version + 1;
+            res->status = 200;
+            type = "document.updated";
+        }
+        break;
+    case PARLEY_DOC_PATCH: {
+        json_error_t jerr;
+        json_t *target = json_loadb(cur.data, cur.len, 0, &jerr);
+        json_t *merged = target ? parley_mergepatch_apply(target, req->body) : NULL;
+        json_decref(target);
+        if (!merged) {
+            parley_doc_clear(&cur);
+            return target ? PARLEY_ENOMEM : PARLEY_ESTORE;
+        }
+        if (!json_is_object(merged)) {
+            json_decref(merged);
+            parley_doc_clear(&cur);
+            refuse(res, 400, "invalid_document",
+                   "the merge patch must leave a JSON object (send an object as the patch)");
+            return 0;
+        }
+        d.data = NULL;
+        d.len = 0;
+        rc = set_data(&d, merged);
+        json_decref(merged);
+        free(cur.data);
+        if (rc)
+            return rc;
+        d.version = cur.version + 1;
+        res->status = 200;
+        type = "document.updated";
+        break;
+    }
+    default: /* DELETE */
+        d.version = cur.version + 1;
+        d.deleted = true;
+        res->status = 204;
+        type = "document.deleted";
+        break;
+    }
+    d.updated_ms = now;
+    rc = parley_db_counter_next(db, "document_change", &d.chg);
+    if (rc == 0)
+        rc = parley_db_doc_put(db, &d);
+    if (rc == 0)
+        rc = emit(db, &d, type, res);
+    if (rc) {
+        parley_doc_clear(&d);
+        return rc;
+    }
+    res->has_doc = true;
+    res->doc = d;
+    return 0;
+}

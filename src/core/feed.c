@@ -1,0 +1,53 @@
+/*
+ * feed.c — the change feed (see feed.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/feed.h"
+#include "core/stream.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+
+#define FEED_ALL_OWNER "admin"
+
+void parley_feed_path(const char *user, char *out, size_t cap)
+{
+    if (user)
+        snprintf(out, cap, "_parley/feed/u/%s", user);
+    else
+        snprintf(out, cap, "_parley/feed/all");
+}
+
+int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t *fields,
+                     json_t *data, int64_t ids[2], int *n)
+{
+    char at[40], path[PARLEY_PATH_MAX + 1];
+    *n = 0;
+    parley_clock_format(parley_clock_now_ms(), at, sizeof at);
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", type, "at", at, "user", user);
+    if (!ev)
+        return PARLEY_ENOMEM;
+    if (fields)
+        json_object_update(ev, fields);
+    if (data)
+        json_object_set(ev, "data", data);
+    else
+        json_object_set_new(ev, "data", json_object());
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (!text)
+        return PARLEY_ENOMEM;
+    size_t len = strlen(text);
+    parley_feed_path(user, path, sizeof path);
+    int rc = parley_stream_append_internal(db, path, user, text, len, &ids[0]);
+    if (rc == 0) {
+        parley_feed_path(NULL, path, sizeof path);
+        rc = parley_stream_append_internal(db, path, FEED_ALL_OWNER, text, len, &ids[1]);
+        if (rc == 0)
+            *n = 2;
+    }
+    free(text);
+    return rc;
+}

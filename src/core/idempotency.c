@@ -1,0 +1,92 @@
+/*
+ * idempotency.c — the in-flight registry of Idempotency-Keys (see
+ * idempotency.h; the stored records live in the store).
+ *
+ * A chained hash table of "owner\0key" strings under one mutex. Entries
+ * exist only while their request is between parsing and its answer, so
+ * the table stays as small as the number of requests in flight.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/idempotency.h"
+#include "parley/parley.h"
+
+#define NBUCKETS 1024
+
+typedef struct entry {
+    struct entry *next; /* chain */
+    size_t len;         /* bytes in name */
+    char name[];        /* owner "\0" key */
+} entry_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static entry_t *buckets[NBUCKETS];
+
+static size_t make_name(const char *owner, const char *key, char *buf, size_t cap)
+{
+    size_t lo = strlen(owner), lk = strlen(key);
+    if (lo + lk + 1 > cap)
+        return 0;
+    memcpy(buf, owner, lo);
+    buf[lo] = '\0';
+    memcpy(buf + lo + 1, key, lk);
+    return lo + 1 + lk;
+}
+
+static unsigned hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return (unsigned)(h & (NBUCKETS - 1));
+}
+
+int parley_idem_begin(const char *owner, const char *key)
+{
+    char name[1024];
+    size_t n = make_name(owner, key, name, sizeof name);
+    if (!n)
+        return PARLEY_EINVAL;
+    unsigned b = hash(name, n);
+    int rc = 0;
+    pthread_mutex_lock(&lock);
+    for (entry_t *e = buckets[b]; e; e = e->next) {
+        if (e->len == n && memcmp(e->name, name, n) == 0) {
+            rc = PARLEY_ECONFLICT;
+            goto out;
+        }
+    }
+    entry_t *e = malloc(sizeof *e + n);
+    if (!e) {
+        rc = PARLEY_ENOMEM;
+        goto out;
+    }
+    e->len = n;
+    memcpy(e->name, name, n);
+    e->next = buckets[b];
+    buckets[b] = e;
+out:
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+void parley_idem_end(const char *owner, const char *key)
+{
+    char name[1024];
+    size_t n = make_name(owner, key, name, sizeof name);
+    if (!n)
+        return;
+    unsigned b = hash(name, n);
+    pthread_mutex_lock(&lock);
+    for (entry_t **pp = &buckets[b]; *pp; pp = &(*pp)->next) {
+        entry_t *e = *pp;
+        if (e->len == n && memcmp(e->name, name, n) == 0) {
+            *pp = e->next;
+            free(e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}

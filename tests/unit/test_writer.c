@@ -1,0 +1,794 @@
+/*
+ * test_writer.c — unit tests for store/writer.c on a real SQLite store.
+ *
+ * Each case opens a fresh store in its own temporary directory, a hub and a
+ * writer. Covered: group commit (writes submitted from several threads while
+ * the writer is held busy commit in one batch, every done() runs exactly
+ * once with status 0, and the data is all there for a reader); the
+ * per-write savepoint (a refused write's rows roll back, its neighbours'
+ * rows commit, it is still answered with status 0 and wakes nobody); no
+ * done() and no hub wake-up before the COMMIT (a reader opened from done()
+ * sees the write, a reader opened from apply() does not); stop drains the
+ * queue and later submits are refused without a callback; a storage failure
+ * fails the whole batch and stops the writer; a full disk fails only its
+ * own write; and the data directory lock (PARLEY_ELOCKED) in this process
+ * and from another one.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/hub.h"
+#include "parley/parley.h"
+#include "store/store.h"
+#include "store/writer.h"
+#include "util/clock.h"
+
+#define WAIT_MS 5000 /* bound on every wait for the writer */
+
+/* ---- helpers: a one-shot gate ----------------------------------------- */
+
+typedef struct gate {
+    pthread_mutex_t lock; /* guards open */
+    pthread_cond_t cond;  /* signalled when opened */
+    bool open;            /* set once */
+} gate_t;
+
+static void gate_init(gate_t *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->open = false;
+}
+
+static void gate_destroy(gate_t *g)
+{
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+}
+
+static void gate_open(gate_t *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Wait until the gate opens; false after ms milliseconds. */
+static bool gate_wait(gate_t *g, int ms)
+{
+    struct timespec ts;
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&g->lock);
+    int rc = 0;
+    while (!g->open && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+    bool open = g->open;
+    pthread_mutex_unlock(&g->lock);
+    return open;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the fixture: a store, a hub and a writer in a temporary dir ------ */
+
+typedef struct fixture {
+    char dir[64];             /* the temporary data directory */
+    parley_store_t *store;    /* open on dir */
+    parley_hub_t *hub;        /* the writer's hub */
+    parley_writer_t *writer;  /* running on store */
+    atomic_int fatal_calls;   /* on_fatal invocations */
+    pthread_mutex_t lock;     /* guards completed */
+    pthread_cond_t cond;      /* signalled on each done() */
+    int completed;            /* done() calls so far */
+    gate_t started;           /* a holding apply() has begun */
+    gate_t release;           /* lets a holding apply() finish */
+} fixture_t;
+
+static void on_fatal(void *arg)
+{
+    fixture_t *fx = arg;
+    atomic_fetch_add(&fx->fatal_calls, 1);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void remove_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int make_tmpdir(char *out, size_t n)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, n, "%s/parley-unit-XXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    return mkdtemp(out) ? 0 : -1;
+}
+
+static int writer_setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    if (make_tmpdir(fx->dir, sizeof fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    pthread_mutex_init(&fx->lock, NULL);
+    pthread_cond_init(&fx->cond, NULL);
+    gate_init(&fx->started);
+    gate_init(&fx->release);
+    atomic_init(&fx->fatal_calls, 0);
+    *state = fx;
+    if (parley_store_open(fx->dir, &fx->store) != 0)
+        return -1;
+    if (parley_hub_create(&fx->hub) != 0)
+        return -1;
+    if (parley_writer_start(fx->store, fx->hub, on_fatal, fx, &fx->writer) != 0)
+        return -1;
+    return 0;
+}
+
+static int writer_teardown(void **state)
+{
+    fixture_t *fx = *state;
+    if (!fx)
+        return 0;
+    gate_open(&fx->release); /* never leave a holding apply() stuck */
+    parley_writer_free(fx->writer);
+    if (fx->hub)
+        parley_hub_destroy(fx->hub);
+    parley_store_close(fx->store);
+    remove_tree(fx->dir);
+    gate_destroy(&fx->started);
+    gate_destroy(&fx->release);
+    pthread_mutex_destroy(&fx->lock);
+    pthread_cond_destroy(&fx->cond);
+    free(fx);
+    return 0;
+}
+
+/* Wait until n done() calls in all; false on timeout. */
+static bool wait_completed(fixture_t *fx, int n)
+{
+    struct timespec ts;
+    deadline_in(&ts, WAIT_MS);
+    pthread_mutex_lock(&fx->lock);
+    int rc = 0;
+    while (fx->completed < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&fx->cond, &fx->lock, &ts);
+    bool ok = fx->completed >= n;
+    pthread_mutex_unlock(&fx->lock);
+    return ok;
+}
+
+static int completed(fixture_t *fx)
+{
+    pthread_mutex_lock(&fx->lock);
+    int n = fx->completed;
+    pthread_mutex_unlock(&fx->lock);
+    return n;
+}
+
+/* ---- test writes ------------------------------------------------------ */
+
+/* A write and what happened to it. */
+typedef struct twrite {
+    parley_write_t w;          /* handed to the writer */
+    fixture_t *fx;             /* the test's world */
+    bool hold;                 /* apply: open fx->started, wait for fx->release */
+    const char *create;        /* apply: insert a stream row with this path */
+    int64_t stream_id;         /* apply: chunk goes here (0: no chunk) */
+    uint64_t pos;              /* apply: chunk covers [pos, pos + 1) */
+    int apply_rc;              /* apply: return this after the work */
+    bool check_in_apply;       /* apply: look for the chunk with a reader */
+    bool check_in_done;        /* done: look for the chunk with a reader */
+    int64_t created_id;        /* id of the stream row inserted */
+    int visible_in_apply;      /* reader saw the chunk from apply (-1 unchecked) */
+    int visible_in_done;       /* reader saw the chunk from done (-1 unchecked) */
+    atomic_int apply_calls;    /* apply invocations */
+    atomic_int done_calls;     /* done invocations */
+    atomic_int done_status;    /* status passed to the last done */
+} twrite_t;
+
+static twrite_t *tw_of(parley_write_t *w)
+{
+    return (twrite_t *)((char *)w - offsetof(twrite_t, w));
+}
+
+static void chunk_text(uint64_t pos, char *out, size_t n)
+{
+    snprintf(out, n, "chunk-%llu", (unsigned long long)pos);
+}
+
+typedef struct find {
+    uint64_t pos;  /* chunk start looked for */
+    bool found;    /* seen with the expected bytes */
+} find_t;
+
+static int on_find_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
+                         const void *data, size_t len)
+{
+    find_t *f = arg;
+    char want[32];
+    chunk_text(f->pos, want, sizeof want);
+    if (start == f->pos && end == f->pos + 1 && len == strlen(want) &&
+        memcmp(data, want, len) == 0)
+        f->found = true;
+    return 1; /* the first chunk with end > pos is the one */
+}
+
+/* Whether a fresh reader connection sees the chunk: 1, 0, or -1 on error. */
+static int chunk_visible(parley_store_t *store, int64_t stream_id, uint64_t pos)
+{
+    parley_db_t *rd = NULL;
+    if (parley_store_reader(store, &rd) != 0)
+        return -1;
+    find_t f = {pos, false};
+    int rc = parley_db_chunk_scan(rd, stream_id, pos, on_find_chunk, &f);
+    parley_db_close(rd);
+    return rc ? -1 : f.found;
+}
+
+static int apply_test(parley_write_t *w, parley_db_t *db)
+{
+    twrite_t *t = tw_of(w);
+    atomic_fetch_add(&t->apply_calls, 1);
+    if (t->hold) {
+        gate_open(&t->fx->started);
+        gate_wait(&t->fx->release, WAIT_MS);
+    }
+    if (t->create) {
+        parley_stream_t st;
+        memset(&st, 0, sizeof st);
+        snprintf(st.path, sizeof st.path, "%s", t->create);
+        snprintf(st.content_type, sizeof st.content_type, "application/octet-stream");
+        st.created_ms = st.touched_ms = parley_clock_now_ms();
+        st.ttl_s = -1;
+        st.expires_ms = -1;
+        int rc = parley_db_stream_insert(db, &st);
+        if (rc)
+            return rc;
+        t->created_id = st.id;
+    }
+    if (t->stream_id) {
+        char text[32];
+        chunk_text(t->pos, text, sizeof text);
+        int rc =
+            parley_db_chunk_insert(db, t->stream_id, t->pos, t->pos + 1, t->pos + 1, text,
+                                   strlen(text));
+        if (rc)
+            return rc;
+        w->notify[0] = t->stream_id;
+        w->nnotify = 1;
+    }
+    if (t->check_in_apply)
+        t->visible_in_apply = chunk_visible(t->fx->store, t->stream_id, t->pos);
+    return t->apply_rc;
+}
+
+static void done_test(parley_write_t *w, int status)
+{
+    twrite_t *t = tw_of(w);
+    if (t->check_in_done)
+        t->visible_in_done = chunk_visible(t->fx->store, t->stream_id, t->pos);
+    atomic_store(&t->done_status, status);
+    atomic_fetch_add(&t->done_calls, 1);
+    fixture_t *fx = t->fx;
+    pthread_mutex_lock(&fx->lock);
+    fx->completed++;
+    pthread_cond_broadcast(&fx->cond);
+    pthread_mutex_unlock(&fx->lock);
+}
+
+static void tw_init(twrite_t *t, fixture_t *fx, int64_t stream_id, uint64_t pos)
+{
+    memset(t, 0, sizeof *t);
+    t->w.apply = apply_test;
+    t->w.done = done_test;
+    t->fx = fx;
+    t->stream_id = stream_id;
+    t->pos = pos;
+    t->visible_in_apply = -1;
+    t->visible_in_done = -1;
+    atomic_init(&t->apply_calls, 0);
+    atomic_init(&t->done_calls, 0);
+    atomic_init(&t->done_status, 12345);
+}
+
+/* Create a stream row through the writer; returns its id. */
+static int64_t create_stream(fixture_t *fx, const char *path)
+{
+    twrite_t t;
+    tw_init(&t, fx, 0, 0);
+    t.create = path;
+    int before = completed(fx);
+    assert_int_equal(parley_writer_submit(fx->writer, &t.w), 0);
+    assert_true(wait_completed(fx, before + 1));
+    assert_int_equal(atomic_load(&t.done_status), 0);
+    assert_true(t.created_id > 0);
+    return t.created_id;
+}
+
+/* Every chunk of a stream, as seen by a reader: bitmap of start positions. */
+typedef struct collect {
+    unsigned char *seen; /* seen[pos] = 1 */
+    uint64_t max;        /* size of seen */
+    int count;           /* chunks seen */
+    int bad;             /* chunks with unexpected bounds or bytes */
+} collect_t;
+
+static int on_collect_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
+                            const void *data, size_t len)
+{
+    collect_t *c = arg;
+    char want[32];
+    chunk_text(start, want, sizeof want);
+    c->count++;
+    if (start >= c->max || end != start + 1 || len != strlen(want) ||
+        memcmp(data, want, len) != 0 || c->seen[start]) {
+        c->bad++;
+        return 0;
+    }
+    c->seen[start] = 1;
+    return 0;
+}
+
+static void read_all(fixture_t *fx, int64_t stream_id, collect_t *c)
+{
+    parley_db_t *rd = NULL;
+    assert_int_equal(parley_store_reader(fx->store, &rd), 0);
+    assert_int_equal(parley_db_begin(rd), 0);
+    assert_int_equal(parley_db_chunk_scan(rd, stream_id, 0, on_collect_chunk, c), 0);
+    assert_int_equal(parley_db_commit(rd), 0);
+    parley_db_close(rd);
+}
+
+/* ---- (a) group commit ------------------------------------------------- */
+
+enum { SUBMITTERS = 4, PER_SUBMITTER = 64, NBATCH = SUBMITTERS * PER_SUBMITTER };
+
+typedef struct submitter {
+    parley_writer_t *writer; /* where to submit */
+    twrite_t *writes;        /* PER_SUBMITTER writes */
+    int failures;            /* submits that did not return 0 */
+} submitter_t;
+
+static void *submit_main(void *arg)
+{
+    submitter_t *s = arg;
+    for (int i = 0; i < PER_SUBMITTER; i++)
+        if (parley_writer_submit(s->writer, &s->writes[i].w) != 0)
+            s->failures++;
+    return NULL;
+}
+
+static void writer_batch_commits_many_writes_once(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "batch");
+
+    /* Hold the writer inside a first write while the others queue up. */
+    twrite_t blocker;
+    tw_init(&blocker, fx, sid, 0);
+    blocker.hold = true;
+    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+
+    twrite_t *writes = calloc(NBATCH, sizeof *writes);
+    assert_non_null(writes);
+    for (int i = 0; i < NBATCH; i++)
+        tw_init(&writes[i], fx, sid, 1 + (uint64_t)i);
+    submitter_t subs[SUBMITTERS];
+    pthread_t threads[SUBMITTERS];
+    for (int i = 0; i < SUBMITTERS; i++) {
+        subs[i] = (submitter_t){fx->writer, writes + i * PER_SUBMITTER, 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, submit_main, &subs[i]), 0);
+    }
+    for (int i = 0; i < SUBMITTERS; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(subs[i].failures, 0);
+    }
+    /* Nothing is answered while the first write's batch is still open. */
+    assert_int_equal(atomic_load(&blocker.done_calls), 0);
+    for (int i = 0; i < NBATCH; i++)
+        assert_int_equal(atomic_load(&writes[i].done_calls), 0);
+    gate_open(&fx->release);
+
+    assert_true(wait_completed(fx, 1 + 1 + NBATCH));
+    parley_writer_stop(fx->writer); /* no late or second done() after this */
+
+    assert_int_equal(atomic_load(&blocker.done_calls), 1);
+    assert_int_equal(atomic_load(&blocker.done_status), 0);
+    for (int i = 0; i < NBATCH; i++) {
+        if (atomic_load(&writes[i].done_calls) != 1 || atomic_load(&writes[i].done_status) != 0)
+            fail_msg("write %d: done called %d times, status %d", i,
+                     atomic_load(&writes[i].done_calls), atomic_load(&writes[i].done_status));
+        assert_int_equal(atomic_load(&writes[i].apply_calls), 1);
+    }
+    assert_int_equal(completed(fx), 1 + 1 + NBATCH);
+
+    /* The create, the blocker, then everything queued behind it at once. */
+    parley_writer_stats_t st;
+    parley_writer_stats(fx->writer, &st);
+    assert_int_equal(st.writes, 2 + NBATCH);
+    assert_true(st.commits < st.writes);
+    assert_int_equal(st.commits, 3);
+    assert_int_equal(st.max_batch, NBATCH);
+
+    /* All data is there for a reader, exactly once each. */
+    collect_t c = {calloc(NBATCH + 1, 1), NBATCH + 1, 0, 0};
+    assert_non_null(c.seen);
+    read_all(fx, sid, &c);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(c.count, NBATCH + 1);
+    for (int i = 0; i <= NBATCH; i++)
+        assert_int_equal(c.seen[i], 1);
+    assert_false(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 0);
+    free(c.seen);
+    free(writes);
+}
+
+/* ---- (b) a savepoint per write ---------------------------------------- */
+
+static void on_wake_count(parley_waiter_t *w, parley_wake_t why)
+{
+    atomic_int *n = w->arg;
+    atomic_fetch_add(n, 1);
+}
+
+static void writer_savepoint_rolls_back_refused_write_only(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "ok");
+    int64_t other = create_stream(fx, "refused-target");
+
+    /* Live readers on both streams: only committed changes may wake them. */
+    atomic_int woken_ok = 0, woken_other = 0;
+    parley_waiter_t w_ok = {.stream_id = sid, .on_wake = on_wake_count, .arg = &woken_ok};
+    parley_waiter_t w_other = {.stream_id = other, .on_wake = on_wake_count,
+                               .arg = &woken_other};
+    uint64_t gen = parley_hub_generation(fx->hub);
+    assert_int_equal(parley_hub_wait(fx->hub, &w_ok, gen), 0);
+    assert_int_equal(parley_hub_wait(fx->hub, &w_other, gen), 0);
+
+    parley_writer_stats_t before;
+    parley_writer_stats(fx->writer, &before);
+
+    twrite_t blocker, w1, bad, w3, bad2, w5;
+    tw_init(&blocker, fx, 0, 0);
+    blocker.hold = true;
+    tw_init(&w1, fx, sid, 1);
+    tw_init(&bad, fx, other, 2); /* a chunk and a stream row, then refused */
+    bad.create = "refused-row";
+    bad.apply_rc = PARLEY_ECONFLICT;
+    tw_init(&w3, fx, sid, 3);
+    tw_init(&bad2, fx, other, 4); /* refused for another (non-storage) reason */
+    bad2.apply_rc = PARLEY_EINVAL;
+    tw_init(&w5, fx, sid, 5);
+
+    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+    int base = completed(fx);
+    twrite_t *batch[] = {&w1, &bad, &w3, &bad2, &w5};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(parley_writer_submit(fx->writer, &batch[i]->w), 0);
+    gate_open(&fx->release);
+    assert_true(wait_completed(fx, base + 1 + 5));
+
+    /* Everyone is answered once with 0: a refusal is the write's own answer. */
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), 0);
+    }
+    /* They ran in one batch (after the blocker's). */
+    parley_writer_stats_t after;
+    parley_writer_stats(fx->writer, &after);
+    assert_int_equal(after.commits - before.commits, 2);
+    assert_int_equal(after.max_batch, 5);
+
+    /* The neighbours' chunks are committed; the refused ones are not. */
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
+    assert_int_equal(chunk_visible(fx->store, sid, 3), 1);
+    assert_int_equal(chunk_visible(fx->store, sid, 5), 1);
+    collect_t c = {calloc(8, 1), 8, 0, 0};
+    read_all(fx, other, &c);
+    assert_int_equal(c.count, 0);
+    free(c.seen);
+
+    /* The refused write's stream row is gone too. */
+    parley_db_t *rd = NULL;
+    parley_stream_t st;
+    assert_int_equal(parley_store_reader(fx->store, &rd), 0);
+    assert_int_equal(parley_db_stream_get(rd, "refused-row", &st), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_stream_get(rd, "ok", &st), 0);
+    assert_int_equal(st.id, sid);
+    parley_db_close(rd);
+
+    /* The committed stream's reader wakes; the refused writes wake nobody. */
+    for (int i = 0; i < WAIT_MS / 10 && atomic_load(&woken_ok) == 0; i++)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&woken_ok), 1);
+    assert_int_equal(atomic_load(&woken_other), 0);
+    assert_true(parley_hub_cancel(fx->hub, &w_other));
+    assert_false(parley_writer_failed(fx->writer));
+}
+
+/* ---- (c) nothing is answered before the commit ------------------------ */
+
+typedef struct wake_check {
+    parley_store_t *store; /* to open a reader from the callback */
+    int64_t stream_id;     /* the stream waited on */
+    uint64_t pos;          /* the chunk that should be visible */
+    atomic_int visible;    /* what the reader saw (-2: not woken) */
+} wake_check_t;
+
+static void on_wake_check(parley_waiter_t *w, parley_wake_t why)
+{
+    wake_check_t *wc = w->arg;
+    int v = why == PARLEY_WAKE_DATA ? chunk_visible(wc->store, wc->stream_id, wc->pos) : -3;
+    atomic_store(&wc->visible, v);
+}
+
+static void writer_done_after_commit_data_visible(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "visible");
+
+    wake_check_t wc = {fx->store, sid, 0, -2};
+    parley_waiter_t waiter = {.stream_id = sid, .on_wake = on_wake_check, .arg = &wc};
+    assert_int_equal(parley_hub_wait(fx->hub, &waiter, parley_hub_generation(fx->hub)), 0);
+
+    enum { N = 5 };
+    twrite_t writes[N];
+    int base = completed(fx);
+    for (int i = 0; i < N; i++) {
+        tw_init(&writes[i], fx, sid, (uint64_t)i);
+        writes[i].check_in_apply = true;
+        writes[i].check_in_done = true;
+        assert_int_equal(parley_writer_submit(fx->writer, &writes[i].w), 0);
+    }
+    assert_true(wait_completed(fx, base + N));
+    for (int i = 0; i < N; i++) {
+        /* Inside the open transaction nobody else sees the write... */
+        assert_int_equal(writes[i].visible_in_apply, 0);
+        /* ...and by the time it is answered, everybody does. */
+        assert_int_equal(writes[i].visible_in_done, 1);
+        assert_int_equal(atomic_load(&writes[i].done_status), 0);
+    }
+    /* The live reader is woken after the commit too. */
+    for (int i = 0; i < WAIT_MS / 10 && atomic_load(&wc.visible) == -2; i++)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&wc.visible), 1);
+}
+
+/* ---- (d) stop ------------------------------------------------------------ */
+
+static void writer_stop_drains_queue_first(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "drain");
+    twrite_t blocker, writes[10];
+    tw_init(&blocker, fx, sid, 0);
+    blocker.hold = true;
+    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+    for (int i = 0; i < 10; i++) {
+        tw_init(&writes[i], fx, sid, 1 + (uint64_t)i);
+        assert_int_equal(parley_writer_submit(fx->writer, &writes[i].w), 0);
+    }
+    gate_open(&fx->release);
+    parley_writer_stop(fx->writer); /* returns once the queue is empty */
+    assert_int_equal(atomic_load(&blocker.done_calls), 1);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(atomic_load(&writes[i].done_calls), 1);
+        assert_int_equal(atomic_load(&writes[i].done_status), 0);
+        assert_int_equal(chunk_visible(fx->store, sid, 1 + (uint64_t)i), 1);
+    }
+}
+
+static void writer_submit_closed_after_stop(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "closed");
+    parley_writer_stop(fx->writer);
+    int base = completed(fx);
+
+    twrite_t late;
+    tw_init(&late, fx, sid, 0);
+    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    parley_writer_stop(fx->writer); /* a second stop is harmless */
+    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    sleep_ms(20);
+    assert_int_equal(atomic_load(&late.apply_calls), 0);
+    assert_int_equal(atomic_load(&late.done_calls), 0);
+    assert_int_equal(completed(fx), base);
+    assert_int_equal(chunk_visible(fx->store, sid, 0), 0);
+    /* Stopping is not failing. */
+    assert_false(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 0);
+}
+
+/* ---- storage failures ---------------------------------------------------- */
+
+static void writer_storage_failure_fails_batch_stops(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "broken");
+    twrite_t blocker, w1, broken, w3;
+    tw_init(&blocker, fx, sid, 0);
+    blocker.hold = true;
+    tw_init(&w1, fx, sid, 1);
+    tw_init(&broken, fx, sid, 2);
+    broken.apply_rc = PARLEY_ESTORE;
+    tw_init(&w3, fx, sid, 3);
+
+    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+    int base = completed(fx);
+    assert_int_equal(parley_writer_submit(fx->writer, &w1.w), 0);
+    assert_int_equal(parley_writer_submit(fx->writer, &broken.w), 0);
+    assert_int_equal(parley_writer_submit(fx->writer, &w3.w), 0);
+    gate_open(&fx->release);
+    assert_true(wait_completed(fx, base + 4));
+
+    /* The blocker's own batch committed; the failed batch answers ESTORE. */
+    assert_int_equal(atomic_load(&blocker.done_status), 0);
+    twrite_t *batch[] = {&w1, &broken, &w3};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ESTORE);
+    }
+    /* Nothing of the failed batch is durable. */
+    assert_int_equal(chunk_visible(fx->store, sid, 0), 1);
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 3), 0);
+    /* Fail-stop: on_fatal once, later writes refused without a callback. */
+    assert_true(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+    twrite_t late;
+    tw_init(&late, fx, sid, 9);
+    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    parley_writer_stop(fx->writer);
+    assert_int_equal(atomic_load(&late.done_calls), 0);
+}
+
+static void writer_full_disk_fails_only_that_write(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "full");
+    twrite_t blocker, w1, full, w3;
+    tw_init(&blocker, fx, sid, 0);
+    blocker.hold = true;
+    tw_init(&w1, fx, sid, 1);
+    tw_init(&full, fx, sid, 2);
+    full.apply_rc = PARLEY_EFULL;
+    tw_init(&w3, fx, sid, 3);
+
+    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+    int base = completed(fx);
+    assert_int_equal(parley_writer_submit(fx->writer, &w1.w), 0);
+    assert_int_equal(parley_writer_submit(fx->writer, &full.w), 0);
+    assert_int_equal(parley_writer_submit(fx->writer, &w3.w), 0);
+    gate_open(&fx->release);
+    assert_true(wait_completed(fx, base + 4));
+
+    assert_int_equal(atomic_load(&w1.done_status), 0);
+    assert_int_equal(atomic_load(&full.done_status), PARLEY_EFULL);
+    assert_int_equal(atomic_load(&w3.done_status), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
+    assert_int_equal(chunk_visible(fx->store, sid, 2), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 3), 1);
+    /* A full disk is not fatal: the writer goes on. */
+    assert_false(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 0);
+    twrite_t next;
+    tw_init(&next, fx, sid, 4);
+    assert_int_equal(parley_writer_submit(fx->writer, &next.w), 0);
+    assert_true(wait_completed(fx, base + 5));
+    assert_int_equal(atomic_load(&next.done_status), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 4), 1);
+}
+
+/* ---- the data directory lock --------------------------------------------- */
+
+static void writer_store_open_locked_same_process(void **state)
+{
+    fixture_t *fx = *state;
+    /* flock belongs to the open file description: a second open of the
+     * lock file conflicts even inside the process that holds it. */
+    parley_store_t *second = (parley_store_t *)0x1;
+    assert_int_equal(parley_store_open(fx->dir, &second), PARLEY_ELOCKED);
+    assert_ptr_equal(second, (parley_store_t *)0x1);
+
+    /* The holder is unaffected by the refused open. */
+    int64_t sid = create_stream(fx, "still-works");
+    assert_true(sid > 0);
+}
+
+static void writer_store_open_locked_other_process(void **state)
+{
+    fixture_t *fx = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        parley_store_t *s = NULL;
+        int rc = parley_store_open(fx->dir, &s);
+        _exit(rc == PARLEY_ELOCKED ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void writer_store_open_after_close_unlocked(void **state)
+{
+    char dir[64];
+    assert_int_equal(make_tmpdir(dir, sizeof dir), 0);
+    parley_store_t *a = NULL, *b = NULL;
+    assert_int_equal(parley_store_open(dir, &a), 0);
+    assert_int_equal(parley_store_open(dir, &b), PARLEY_ELOCKED);
+    parley_store_close(a);
+    /* The lock goes with the store: the directory can be opened again. */
+    assert_int_equal(parley_store_open(dir, &b), 0);
+    assert_non_null(b);
+    parley_store_close(b);
+    remove_tree(dir);
+}
+
+int main(void)
+{
+#define W(fn) cmocka_unit_test_setup_teardown(fn, writer_setup, writer_teardown)
+    const struct CMUnitTest writer_tests[] = {
+        W(writer_batch_commits_many_writes_once),
+        W(writer_savepoint_rolls_back_refused_write_only),
+        W(writer_done_after_commit_data_visible),
+        W(writer_stop_drains_queue_first),
+        W(writer_submit_closed_after_stop),
+        W(writer_storage_failure_fails_batch_stops),
+        W(writer_full_disk_fails_only_that_write),
+        W(writer_store_open_locked_same_process),
+        W(writer_store_open_locked_other_process),
+        cmocka_unit_test(writer_store_open_after_close_unlocked),
+    };
+#undef W
+    return cmocka_run_group_tests_name("writer", writer_tests, NULL, NULL);
+}
