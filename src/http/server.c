@@ -241,6 +241,8 @@ static void queue(parley_req_t *r, int status, struct MHD_Response *resp,
         r->state = REQ_DONE;
         return;
     }
+    if (atomic_load(&r->srv->stopping))
+        MHD_add_response_header(resp, "Connection", "close");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "cross-origin");
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
@@ -576,6 +578,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&srv->inflight, 1);
 }
 
+/*
+ * Percent-decode the URL path and query values. A decoded NUL (%00) would
+ * silently cut a C string short ("a%00b" would name "a"), so it becomes
+ * DEL (0x7f) instead, which every validator rejects as a control
+ * character.
+ */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    size_t n = MHD_http_unescape(s);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0')
+            s[i] = 0x7f;
+    return n;
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -685,7 +703,7 @@ static int start_daemon(parley_server_t *srv, unsigned *port_out)
     }
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,

@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -102,6 +103,213 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* ---- fault injection: a pass-through SQLite VFS ---------------------- */
+
+/*
+ * Registered as the default VFS, so the store's connections use it. It
+ * forwards everything to the real VFS, except that a test can make the next
+ * xSync fail (a failed fsync) or the next xWrite fail with SQLITE_FULL.
+ */
+static sqlite3_vfs *real_vfs;         /* the platform's VFS */
+static atomic_int fail_next_sync;     /* 1: the next xSync fails */
+static atomic_int fail_next_write;    /* 1: the next xWrite fails as a full disk */
+static atomic_int syncs_failed;       /* xSync calls that failed */
+static atomic_int writes_failed;      /* xWrite calls that failed */
+
+typedef struct fault_file {
+    sqlite3_file base;  /* must be first: what SQLite sees */
+    sqlite3_file *real; /* the real VFS's file, right after this struct */
+} fault_file_t;
+
+#define REAL(f) (((fault_file_t *)(f))->real)
+
+static int f_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+
+static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+
+static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    int one = 1;
+    if (atomic_compare_exchange_strong(&fail_next_write, &one, 0)) {
+        atomic_fetch_add(&writes_failed, 1);
+        return SQLITE_FULL;
+    }
+    return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+
+static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int f_sync(sqlite3_file *f, int flags)
+{
+    int one = 1;
+    if (atomic_compare_exchange_strong(&fail_next_sync, &one, 0)) {
+        atomic_fetch_add(&syncs_failed, 1);
+        return SQLITE_IOERR_FSYNC;
+    }
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int f_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int f_lock(sqlite3_file *f, int lock)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), lock);
+}
+
+static int f_unlock(sqlite3_file *f, int lock)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), lock);
+}
+
+static int f_check_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int f_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int f_sector_size(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int f_device_chars(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int f_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
+}
+
+static int f_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void f_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int f_shm_unmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+
+static int f_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), off, n, out);
+}
+
+static int f_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods fault_io = {
+    3,           f_close,          f_read,         f_write,        f_truncate,
+    f_sync,      f_file_size,      f_lock,         f_unlock,       f_check_reserved,
+    f_file_control, f_sector_size, f_device_chars, f_shm_map,      f_shm_lock,
+    f_shm_barrier, f_shm_unmap,    f_fetch,        f_unfetch,
+};
+
+static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out)
+{
+    fault_file_t *f = (fault_file_t *)file;
+    f->real = (sqlite3_file *)(f + 1);
+    int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
+    f->base.pMethods = f->real->pMethods ? &fault_io : NULL;
+    return rc;
+}
+
+static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+    return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+
+static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+    return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+
+static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+    return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static int v_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+    return real_vfs->xRandomness(real_vfs, n, out);
+}
+
+static int v_sleep(sqlite3_vfs *vfs, int us)
+{
+    return real_vfs->xSleep(real_vfs, us);
+}
+
+static int v_current_time(sqlite3_vfs *vfs, double *out)
+{
+    return real_vfs->xCurrentTime(real_vfs, out);
+}
+
+static int v_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+    return real_vfs->xGetLastError(real_vfs, n, out);
+}
+
+static int v_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+    return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+static sqlite3_vfs fault_vfs;
+
+static int fault_vfs_install(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    if (!real_vfs)
+        return -1;
+    fault_vfs.iVersion = 2;
+    fault_vfs.szOsFile = (int)sizeof(fault_file_t) + real_vfs->szOsFile;
+    fault_vfs.mxPathname = real_vfs->mxPathname;
+    fault_vfs.zName = "parley-fault";
+    fault_vfs.xOpen = v_open;
+    fault_vfs.xDelete = v_delete;
+    fault_vfs.xAccess = v_access;
+    fault_vfs.xFullPathname = v_full_pathname;
+    fault_vfs.xRandomness = v_randomness;
+    fault_vfs.xSleep = v_sleep;
+    fault_vfs.xCurrentTime = v_current_time;
+    fault_vfs.xGetLastError = v_last_error;
+    fault_vfs.xCurrentTimeInt64 = v_current_time64;
+    return sqlite3_vfs_register(&fault_vfs, 1) == SQLITE_OK ? 0 : -1;
+}
+
+static void fault_reset(void)
+{
+    atomic_store(&fail_next_sync, 0);
+    atomic_store(&fail_next_write, 0);
+    atomic_store(&syncs_failed, 0);
+    atomic_store(&writes_failed, 0);
+}
+
 /* ---- the fixture: a store, a hub and a writer in a temporary dir ------ */
 
 typedef struct fixture {
@@ -154,6 +362,7 @@ static int writer_setup(void **state)
     gate_init(&fx->started);
     gate_init(&fx->release);
     atomic_init(&fx->fatal_calls, 0);
+    fault_reset();
     *state = fx;
     if (parley_store_open(fx->dir, &fx->store) != 0)
         return -1;
@@ -170,6 +379,7 @@ static int writer_teardown(void **state)
     if (!fx)
         return 0;
     gate_open(&fx->release); /* never leave a holding apply() stuck */
+    fault_reset();
     parley_writer_free(fx->writer);
     if (fx->hub)
         parley_hub_destroy(fx->hub);
@@ -218,6 +428,8 @@ typedef struct twrite {
     int apply_rc;              /* apply: return this after the work */
     bool check_in_apply;       /* apply: look for the chunk with a reader */
     bool check_in_done;        /* done: look for the chunk with a reader */
+    bool fail_sync;            /* apply: make the batch's fsync fail */
+    bool fail_write;           /* apply: make the batch's next write hit a full disk */
     int64_t created_id;        /* id of the stream row inserted */
     int visible_in_apply;      /* reader saw the chunk from apply (-1 unchecked) */
     int visible_in_done;       /* reader saw the chunk from done (-1 unchecked) */
@@ -297,6 +509,10 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
         w->notify[0] = t->stream_id;
         w->nnotify = 1;
     }
+    if (t->fail_sync)
+        atomic_store(&fail_next_sync, 1);
+    if (t->fail_write)
+        atomic_store(&fail_next_write, 1);
     if (t->check_in_apply)
         t->visible_in_apply = chunk_visible(t->fx->store, t->stream_id, t->pos);
     return t->apply_rc;
@@ -727,6 +943,118 @@ static void writer_full_disk_fails_only_that_write(void **state)
     assert_int_equal(chunk_visible(fx->store, sid, 4), 1);
 }
 
+/* Hold the writer, queue writes[0..n), release, and wait for all answers. */
+static void run_one_batch(fixture_t *fx, int64_t sid, twrite_t *blocker, twrite_t **writes, int n)
+{
+    tw_init(blocker, fx, sid, 0);
+    blocker->hold = true;
+    assert_int_equal(parley_writer_submit(fx->writer, &blocker->w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+    int base = completed(fx);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(parley_writer_submit(fx->writer, &writes[i]->w), 0);
+    gate_open(&fx->release);
+    assert_true(wait_completed(fx, base + 1 + n));
+}
+
+static void writer_fsync_failure_fails_batch_stops(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "fsync");
+    twrite_t blocker, w1, w2, w3;
+    tw_init(&w1, fx, sid, 1);
+    tw_init(&w2, fx, sid, 2);
+    w2.fail_sync = true; /* the COMMIT of this batch fails to sync */
+    tw_init(&w3, fx, sid, 3);
+    twrite_t *batch[] = {&w1, &w2, &w3};
+    run_one_batch(fx, sid, &blocker, batch, 3);
+
+    assert_int_equal(atomic_load(&syncs_failed), 1);
+    assert_int_equal(atomic_load(&blocker.done_status), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ESTORE);
+    }
+    /* Never retried: the writer stops for good. */
+    assert_true(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+    twrite_t late;
+    tw_init(&late, fx, sid, 4);
+    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    parley_writer_stop(fx->writer);
+    assert_int_equal(atomic_load(&late.done_calls), 0);
+    assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+}
+
+static void writer_disk_full_commit_fails_batch_continues(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "disk-full");
+    twrite_t blocker, w1, w2;
+    tw_init(&w1, fx, sid, 1);
+    w1.fail_write = true; /* the COMMIT cannot write the WAL */
+    tw_init(&w2, fx, sid, 2);
+    twrite_t *batch[] = {&w1, &w2};
+    run_one_batch(fx, sid, &blocker, batch, 2);
+
+    assert_int_equal(atomic_load(&writes_failed), 1);
+    assert_int_equal(atomic_load(&w1.done_status), PARLEY_EFULL);
+    assert_int_equal(atomic_load(&w2.done_status), PARLEY_EFULL);
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 2), 0);
+    /* Not fatal: once there is space again, writes succeed. */
+    assert_false(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 0);
+    twrite_t next;
+    tw_init(&next, fx, sid, 1);
+    int base = completed(fx);
+    assert_int_equal(parley_writer_submit(fx->writer, &next.w), 0);
+    assert_true(wait_completed(fx, base + 1));
+    assert_int_equal(atomic_load(&next.done_status), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
+}
+
+/* Maintenance that writes a row and makes its own commit's fsync fail. */
+static atomic_int tick_calls;
+
+static int tick_fail_sync(parley_db_t *db, void *arg, int64_t *notify, int *nnotify, int max)
+{
+    if (atomic_fetch_add(&tick_calls, 1) != 0)
+        return 0;
+    int rc = parley_db_chunk_insert(db, 777, 0, 1, 1, "tick", 4);
+    if (rc)
+        return rc;
+    atomic_store(&fail_next_sync, 1);
+    return 0;
+}
+
+static void writer_tick_fsync_failure_stops(void **state)
+{
+    fixture_t *fx = *state;
+    atomic_store(&tick_calls, 0);
+    parley_writer_set_tick(fx->writer, tick_fail_sync, NULL);
+    /* The first tick comes about a second after start; wait, bounded. */
+    for (int i = 0; i < 300 && atomic_load(&syncs_failed) == 0; i++)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&syncs_failed), 1);
+    assert_true(atomic_load(&tick_calls) >= 1);
+
+    /* A failed fsync is fatal wherever it happens: nothing may be
+     * acknowledged after it, so a later write is refused or failed. */
+    twrite_t w;
+    tw_init(&w, fx, 777, 5);
+    int base = completed(fx);
+    int rc = parley_writer_submit(fx->writer, &w.w);
+    if (rc == 0) {
+        assert_true(wait_completed(fx, base + 1));
+        assert_int_not_equal(atomic_load(&w.done_status), 0);
+    } else {
+        assert_int_equal(rc, PARLEY_ECLOSED);
+    }
+    assert_true(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+}
+
 /* ---- the data directory lock --------------------------------------------- */
 
 static void writer_store_open_locked_same_process(void **state)
@@ -776,6 +1104,10 @@ static void writer_store_open_after_close_unlocked(void **state)
 
 int main(void)
 {
+    if (fault_vfs_install() != 0) {
+        fprintf(stderr, "cannot install the fault-injection VFS\n");
+        return 1;
+    }
 #define W(fn) cmocka_unit_test_setup_teardown(fn, writer_setup, writer_teardown)
     const struct CMUnitTest writer_tests[] = {
         W(writer_batch_commits_many_writes_once),
@@ -785,6 +1117,9 @@ int main(void)
         W(writer_submit_closed_after_stop),
         W(writer_storage_failure_fails_batch_stops),
         W(writer_full_disk_fails_only_that_write),
+        W(writer_fsync_failure_fails_batch_stops),
+        W(writer_disk_full_commit_fails_batch_continues),
+        W(writer_tick_fsync_failure_stops),
         W(writer_store_open_locked_same_process),
         W(writer_store_open_locked_other_process),
         cmocka_unit_test(writer_store_open_after_close_unlocked),
