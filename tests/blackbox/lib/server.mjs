@@ -130,9 +130,10 @@ export function runParley(args, { timeoutMs = 10_000 } = {}) {
 }
 
 class ParleyServer {
-  constructor(dataDir, args) {
+  constructor(dataDir, args, env) {
     this.dataDir = dataDir
     this.args = args
+    this.env = env // extra environment variables (or null)
     this.proc = null
     this.port = 0
     this.url = ""
@@ -153,7 +154,8 @@ class ParleyServer {
   async start() {
     checkBinary()
     const argv = ["serve", "--listen", "127.0.0.1:0", "--data", this.dataDir, ...this.args]
-    const child = spawn(PARLEY_BIN, argv, { stdio: ["ignore", "pipe", "pipe"] })
+    const env = this.env ? { ...process.env, ...this.env } : process.env
+    const child = spawn(PARLEY_BIN, argv, { stdio: ["ignore", "pipe", "pipe"], env })
     children.add(child)
     child.once("exit", () => children.delete(child))
     this.proc = child
@@ -265,7 +267,7 @@ export async function startServer(opts = {}) {
   }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-blackbox-"))
   dirs.add(dataDir)
-  const server = new ParleyServer(dataDir, args)
+  const server = new ParleyServer(dataDir, args, opts.env ?? null)
   if (opts.t) opts.t.after(() => server.cleanup())
   try {
     await server.start()
