@@ -10,13 +10,16 @@
 
 int parley_param_decimal(const char *s, uint64_t max, uint64_t *out)
 {
-    if (!s || !*s || strlen(s) > 19 || (s[0] == '0' && s[1]))
+    if (!s || !*s || strlen(s) > 20 || (s[0] == '0' && s[1]))
         return PARLEY_EINVAL;
     uint64_t v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9')
             return PARLEY_EINVAL;
-        v = v * 10 + (uint64_t)(*p - '0');
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return PARLEY_EINVAL; /* would overflow */
+        v = v * 10 + d;
     }
     if (v > max)
         return PARLEY_EINVAL;

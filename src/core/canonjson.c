@@ -127,12 +127,22 @@ static int put_real(parley_buf_t *b, double d)
     int o = 0;
     if (neg)
         out[o++] = '-';
-    if (k <= n && n <= 21) { /* integral: digits, then zeros */
+    /*
+     * Integral values are written as plain integers, as ECMAScript does,
+     * only when |d| < 2^63: jansson refuses an integer outside int64_t, and
+     * the text must read back. The bound is strict on both sides because
+     * the digits are rounded: -2^63 itself would be written
+     * -9223372036854776000, below INT64_MIN. For |d| < 2^63 the shortest
+     * digits are within half a unit in the last place of d, so they stay
+     * inside the range. Larger values take the exponent form below.
+     */
+    bool fits_int64 = d < 9223372036854775808.0 && d > -9223372036854775808.0;
+    if (k <= n && n <= 21 && fits_int64) { /* integral: digits, then zeros */
         memcpy(out + o, digits, (size_t)k);
         o += k;
         memset(out + o, '0', (size_t)(n - k));
         o += n - k;
-    } else if (0 < n && n <= 21) { /* point inside the digits */
+    } else if (k > n && 0 < n && n <= 21) { /* point inside the digits */
         memcpy(out + o, digits, (size_t)n);
         o += n;
         out[o++] = '.';
@@ -200,9 +210,10 @@ static int put_object(parley_buf_t *b, json_t *obj, size_t depth)
     return rc;
 }
 
+/* v, inside depth enclosing arrays and objects. */
 static int put_value(parley_buf_t *b, json_t *v, size_t depth)
 {
-    if (depth > PARLEY_CANONJSON_MAX_DEPTH)
+    if ((json_is_object(v) || json_is_array(v)) && depth >= PARLEY_CANONJSON_MAX_DEPTH)
         return PARLEY_EINVAL;
     switch (json_typeof(v)) {
     case JSON_OBJECT:

@@ -10,7 +10,8 @@
  *   1. No whitespace outside strings.
  *   2. Object members sorted by their names' bytes (UTF-8), shorter first
  *      when one name is a prefix of another.
- *   3. Strings as UTF-8, escaping only what JSON requires: '"' and '\' as
+ *   3. Strings as stored (jansson's parser and checked constructors hold
+ *      valid UTF-8 only), escaping only what JSON requires: '"' and '\' as
  *      \" and \\, U+0008 U+0009 U+000A U+000C U+000D as \b \t \n \f \r, every
  *      other character below U+0020 as \u00xx with lower-case hex. Everything
  *      else, '/', DEL and U+2028/U+2029 included, is written as itself.
@@ -26,9 +27,12 @@
  *      character in U+E000..U+FFFF against one above U+FFFF.
  *   b. Integers beyond ±2^53 keep every digit (RFC 8785 would round them
  *      through a double). Parsing refuses integers outside 64 bits.
+ *   c. A real with an integral value of magnitude 2^63 or more (below 1e21)
+ *      is written in exponent form, 1e+20 rather than 100000000000000000000,
+ *      since jansson would refuse the latter as an integer out of range.
  * The output is a fixed point: parsing it and dumping again gives the same
- * bytes (a real with an integral value comes back as an integer, which is
- * written the same way).
+ * bytes (a real with an integral value inside the int64_t range comes back
+ * as an integer, which is written the same way).
  *
  * PARSING. parley_canonjson_parse() reads a request body with jansson, but
  * first measures its nesting with an iterative scan, so hostile nesting
@@ -44,18 +48,18 @@
 
 #include <jansson.h>
 
-#define PARLEY_CANONJSON_MAX_OUT (64u * 1024 * 1024) /* largest canonical text, bytes */
-#define PARLEY_CANONJSON_MAX_DEPTH 2048 /* deepest value dump or parse handles */
-#define PARLEY_CANONJSON_SHA256_HEX 64  /* characters of a hex digest, without the NUL */
+#define PARLEY_CANONJSON_MAX_OUT    (64u * 1024 * 1024) /* largest canonical text, bytes */
+#define PARLEY_CANONJSON_MAX_DEPTH  2048                /* deepest value dump or parse handles */
+#define PARLEY_CANONJSON_SHA256_HEX 64 /* characters of a hex digest, without the NUL */
 
 /*
  * Write v (borrowed) as canonical JSON. On success *out is a new malloc'd
  * NUL-terminated string the caller frees and *len its length (without the
  * NUL). Any JSON value may be dumped, not only objects and arrays. Returns 0,
- * PARLEY_EINVAL (v NULL, nested deeper than PARLEY_CANONJSON_MAX_DEPTH, or a
- * string that is not valid for JSON, which jansson's checked constructors
- * never produce), PARLEY_ETOOBIG (longer than PARLEY_CANONJSON_MAX_OUT) or
- * PARLEY_ENOMEM. *out and *len are written only on success. Any thread.
+ * PARLEY_EINVAL (v NULL, or arrays and objects nested more than
+ * PARLEY_CANONJSON_MAX_DEPTH deep, "[]" being depth 1), PARLEY_ETOOBIG (longer than
+ * PARLEY_CANONJSON_MAX_OUT) or PARLEY_ENOMEM. *out and *len are written only on success. Any
+ * thread.
  */
 int parley_canonjson_dump(json_t *v, char **out, size_t *len);
 

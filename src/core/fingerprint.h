@@ -42,8 +42,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PARLEY_FINGERPRINT_HEX 64        /* characters, without the NUL */
-#define PARLEY_IDEMPOTENCY_KEY_MAX 255   /* longest Idempotency-Key */
+#define PARLEY_FINGERPRINT_HEX     64  /* characters, without the NUL */
+#define PARLEY_IDEMPOTENCY_KEY_MAX 255 /* longest Idempotency-Key */
 
 /*
  * Write the fingerprint of (method, path, body[0..len)) and a NUL into out.

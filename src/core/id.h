@@ -27,8 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PARLEY_ID_LEN 22             /* characters of an id, without the NUL */
-#define PARLEY_ID_BYTES 16           /* random bytes in an id */
+#define PARLEY_ID_LEN            22 /* characters of an id, without the NUL */
+#define PARLEY_ID_BYTES          16 /* random bytes in an id */
 #define PARLEY_ID_COLLECTION_MAX 64 /* longest collection name */
 
 /*

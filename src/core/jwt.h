@@ -52,8 +52,8 @@
 #include <stdint.h>
 
 #define PARLEY_JWT_MAX_TOKEN 8192 /* longest token accepted, in characters */
-#define PARLEY_JWT_SUB_MAX 255    /* longest sub, in bytes */
-#define PARLEY_JWT_LEEWAY_S 0     /* clock skew tolerated on exp and nbf, seconds */
+#define PARLEY_JWT_SUB_MAX   255  /* longest sub, in bytes */
+#define PARLEY_JWT_LEEWAY_S  0    /* clock skew tolerated on exp and nbf, seconds */
 
 /* The claims of a verified token. Plain values, owned by the caller. */
 typedef struct parley_jwt_claims {

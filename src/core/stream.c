@@ -772,6 +772,67 @@ int parley_stream_append_internal(parley_db_t *db, const char *path, const char 
     return rc;
 }
 
+int parley_stream_close_internal(parley_db_t *db, const char *path, int64_t *stream_id)
+{
+    parley_stream_t st;
+    int rc = parley_db_stream_get(db, path, &st);
+    if (rc)
+        return rc;
+    *stream_id = st.id;
+    if (st.closed)
+        return 0;
+    st.closed = true;
+    st.touched_ms = parley_clock_now_ms();
+    return parley_db_stream_update(db, &st);
+}
+
+int parley_stream_delete_internal(parley_db_t *db, const char *path, int64_t *stream_id)
+{
+    parley_stream_t st;
+    int rc = parley_db_stream_get(db, path, &st);
+    if (rc)
+        return rc;
+    *stream_id = st.id;
+    if (st.deleted)
+        return 0;
+    return delete_stream(db, &st);
+}
+
+int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const char *path,
+                                const char *owner, uint64_t *pos, int64_t *stream_id)
+{
+    parley_stream_t src, st;
+    int rc = parley_db_stream_get(db, src_path, &src);
+    if (rc)
+        return rc;
+    if (src.deleted)
+        return PARLEY_ENOTFOUND;
+    rc = parley_db_stream_get(db, path, &st);
+    if (rc == 0)
+        return PARLEY_EEXIST;
+    if (rc != PARLEY_ENOTFOUND)
+        return rc;
+    memset(&st, 0, sizeof st);
+    snprintf(st.path, sizeof st.path, "%s", path);
+    snprintf(st.owner, sizeof st.owner, "%s", owner);
+    snprintf(st.content_type, sizeof st.content_type, "%s", src.content_type);
+    st.created_ms = st.touched_ms = parley_clock_now_ms();
+    st.ttl_s = st.expires_ms = -1;
+    st.fork_src = src.id;
+    st.fork_pos = st.tail = src.tail;
+    st.closed = true;
+    rc = parley_db_stream_insert(db, &st);
+    if (rc)
+        return rc;
+    src.refs++;
+    rc = parley_db_stream_update(db, &src);
+    if (rc)
+        return rc;
+    *pos = st.fork_pos;
+    *stream_id = st.id;
+    return 0;
+}
+
 /* ---- read -------------------------------------------------------------- */
 
 typedef struct read_ctx {

@@ -89,6 +89,29 @@ int parley_stream_append_internal(parley_db_t *db, const char *path, const char 
 int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char *owner,
                                   int64_t *stream_id);
 
+/*
+ * Close the internal stream at path (no more appends; readers see the end).
+ * Closing a closed stream is a no-op. 0, PARLEY_ENOTFOUND or a storage
+ * error; *stream_id is its id (to wake its readers). Writer thread.
+ */
+int parley_stream_close_internal(parley_db_t *db, const char *path, int64_t *stream_id);
+/*
+ * Delete the internal stream at path as a client's DELETE would: removed,
+ * or soft-deleted while forks still read from it (its data stays readable
+ * through them). 0, PARLEY_ENOTFOUND or a storage error. Writer thread.
+ */
+int parley_stream_delete_internal(parley_db_t *db, const char *path, int64_t *stream_id);
+/*
+ * Create the internal stream at path as a closed fork of the stream at
+ * src_path at its current tail (*pos): it reads the source's messages
+ * [0, pos) and nothing else, ever; the source keeps a reference, so its
+ * data outlives its deletion while the fork exists. Owned by owner.
+ * PARLEY_ENOTFOUND when the source is missing or deleted, PARLEY_EEXIST when
+ * path is taken. Writer thread.
+ */
+int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const char *path,
+                                const char *owner, uint64_t *pos, int64_t *stream_id);
+
 /* True if the path is reserved for Parley's own streams ("_parley/..."). */
 bool parley_stream_path_reserved(const char *path);
 

@@ -162,6 +162,121 @@ int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d);
 int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
                        int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg);
 
+/* ---- conversations, sessions, snapshots (core/conversation.h, session.h,
+ * snapshot.h) ---- */
+
+#define PARLEY_ROW_ID_MAX 64   /* bytes in a server-made id column */
+#define PARLEY_STATUS_MAX 15   /* bytes in a session status name */
+#define PARLEY_SOURCE_MAX 400  /* bytes in a snapshot's source path */
+
+/*
+ * A conversation row. title and metadata are owned (parley_conv_clear);
+ * title NULL is JSON null; metadata is canonical JSON text of an object.
+ */
+typedef struct parley_conv {
+    char id[PARLEY_ROW_ID_MAX + 1];   /* server-made id */
+    char owner[PARLEY_OWNER_MAX + 1]; /* owning user */
+    char *title;                      /* the title, or NULL for none (JSON null) */
+    char *metadata;                   /* canonical JSON object text */
+    int64_t version;                  /* 1, 2, ... per change of the object */
+    int64_t created_ms;               /* creation */
+    int64_t updated_ms;               /* last change */
+    int64_t message_count;            /* messages in the log (= last seq) */
+    int64_t last_message_ms;          /* time of the last message, -1 if none */
+    int64_t activity;                 /* global counter: list order, newest first */
+    bool deleted;                     /* tombstone */
+} parley_conv_t;
+
+void parley_conv_clear(parley_conv_t *c);
+/* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). The
+ * strings in *out are new allocations owned by the caller. */
+int parley_db_conv_get(parley_db_t *db, const char *id, parley_conv_t *out);
+/* Insert or replace the row (strings borrowed). Writer. */
+int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c);
+/* Live conversations of owner, most recently active first, with activity
+ * < before (0 = from the newest); cb gets each row (borrowed, valid during
+ * the call; return non-zero to stop). */
+int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+                        int (*cb)(void *arg, const parley_conv_t *c), void *arg);
+
+/*
+ * A session row: one assistant turn. error, request and input are owned
+ * JSON texts (NULL = JSON null), released by parley_sess_clear.
+ */
+typedef struct parley_sess {
+    char id[PARLEY_ROW_ID_MAX + 1];              /* server-made id */
+    char conversation_id[PARLEY_ROW_ID_MAX + 1]; /* its conversation */
+    char owner[PARLEY_OWNER_MAX + 1];            /* the conversation's owner */
+    char message_id[PARLEY_ROW_ID_MAX + 1];      /* the message it answers */
+    char result_id[PARLEY_ROW_ID_MAX + 1];       /* the reply message, or "" */
+    char status[PARLEY_STATUS_MAX + 1];          /* state name (core/session.h) */
+    int64_t attempt;                             /* 1, 2, ... */
+    int64_t max_attempts;                        /* attempts before failing */
+    int64_t lease_ms;                            /* lease length of the last claim */
+    int64_t lease_expires_ms;                    /* lease end, -1 when not processing */
+    char *error;                                 /* JSON text, or NULL */
+    char *request;                               /* JSON text (await), or NULL */
+    char *input;                                 /* JSON text (input), or NULL */
+    int64_t created_ms;                          /* creation */
+    int64_t updated_ms;                          /* last change */
+    int64_t ord;                                 /* global creation counter (queue order) */
+} parley_sess_t;
+
+void parley_sess_clear(parley_sess_t *s);
+/* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
+int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out);
+/* Insert or replace the row (strings borrowed). Writer. */
+int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s);
+int parley_db_sess_remove(parley_db_t *db, const char *id);
+/* Sessions of a conversation, newest first, with ord < before (0 = from
+ * the newest), only of status when status != NULL. cb as for conv_list. */
+int parley_db_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
+                        int64_t before, int limit,
+                        int (*cb)(void *arg, const parley_sess_t *s), void *arg);
+/* The oldest pending session (of one conversation when conversation_id is
+ * not NULL): 0 or PARLEY_ENOTFOUND. */
+int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
+                                  parley_sess_t *out);
+/* Ids of up to max processing sessions whose lease ended at or before
+ * now_ms, into ids[i] (PARLEY_ROW_ID_MAX + 1 bytes each); *n found. */
+int parley_db_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                           int max, int *n);
+
+/*
+ * A snapshot row. title and payload are owned (parley_snap_clear). The
+ * payload is JSON text: for a conversation snapshot {"conversation": ...},
+ * for a document snapshot {"document": ...}; stream names the fork of the
+ * message log ("" for documents and once purged).
+ */
+typedef struct parley_snap {
+    char id[PARLEY_ROW_ID_MAX + 1];     /* server-made id */
+    char owner[PARLEY_OWNER_MAX + 1];   /* who made it */
+    char source[PARLEY_SOURCE_MAX + 1]; /* "/v1/conversations/{id}" or "/v1/documents/{c}/{id}" */
+    char kind[16];                      /* "conversation" or "document" */
+    char *title;                        /* the title, or NULL for none */
+    bool is_public;                     /* readable without a token */
+    int64_t created_ms;                 /* creation */
+    int64_t expires_ms;                 /* expiry, -1 for never */
+    char stream[PARLEY_PATH_MAX + 1];   /* fork of the message log, or "" */
+    char *payload;                      /* frozen content (JSON text) */
+    int64_t ord;                        /* global creation counter (list order) */
+} parley_snap_t;
+
+void parley_snap_clear(parley_snap_t *s);
+/* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
+int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out);
+/* Insert or replace the row (strings borrowed). Writer. */
+int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s);
+int parley_db_snap_remove(parley_db_t *db, const char *id);
+/* Snapshots of owner, newest first, with ord < before (0 = from the
+ * newest). cb as for conv_list. */
+int parley_db_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+                        int (*cb)(void *arg, const parley_snap_t *s), void *arg);
+/* Ids of up to max snapshots that expired at or before now_ms and still
+ * hold a fork stream; *n found. */
+int parley_db_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                           int max, int *n);
+
 /* Next value of a named counter (1, 2, ...), in the writer's transaction. */
 int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out);
 

@@ -20,6 +20,10 @@
  * its append ends in unit_end), keyed by (stream_id, end_pos) so that "the
  * chunk holding position p" is the first row with end_pos > p.
  * producers: idempotent producer state per (stream, producer).
+ * conversations, sessions, snapshots: the chat model's rows; a
+ * conversation's messages and a session's output are not rows but internal
+ * streams ("_parley/conv/<id>", "_parley/session/<id>"), and a conversation
+ * snapshot's messages are a fork of the conversation's stream.
  *
  * Invariants:
  *   1. For every stream, its chunks tile [fork_pos or 0, tail) without gaps
@@ -78,8 +82,33 @@ enum stmt_id {
     S_DOC_PUT,
     S_DOC_LIST,
     S_COUNTER_NEXT,
+    S_CONV_GET,
+    S_CONV_PUT,
+    S_CONV_LIST,
+    S_SESS_GET,
+    S_SESS_PUT,
+    S_SESS_DEL,
+    S_SESS_LIST,
+    S_SESS_LIST_STATUS,
+    S_SESS_PENDING,
+    S_SESS_PENDING_CONV,
+    S_SESS_EXPIRED,
+    S_SNAP_GET,
+    S_SNAP_PUT,
+    S_SNAP_DEL,
+    S_SNAP_LIST,
+    S_SNAP_EXPIRED,
     S_COUNT
 };
+
+#define CONV_COLS                                                                            \
+    "id, owner, title, metadata, version, created_ms, updated_ms, message_count, "            \
+    "last_message_ms, activity, deleted"
+#define SESS_COLS                                                                            \
+    "id, conversation_id, owner, message_id, result_id, status, attempt, max_attempts, "      \
+    "lease_ms, lease_expires_ms, error, request, input, created_ms, updated_ms, ord"
+#define SNAP_COLS                                                                            \
+    "id, owner, source, kind, title, public, created_ms, expires_ms, stream, payload, ord"
 
 #define STREAM_COLS                                                                          \
     "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, " \
@@ -134,6 +163,34 @@ static const char *const stmt_sql[S_COUNT] = {
                    "ORDER BY chg DESC LIMIT ?4",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
                        "DO UPDATE SET value = value + 1 RETURNING value",
+    [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
+    [S_CONV_PUT] = "INSERT OR REPLACE INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, "
+                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE owner = ?1 AND deleted = 0 "
+                    "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
+    [S_SESS_GET] = "SELECT " SESS_COLS " FROM sessions WHERE id = ?1",
+    [S_SESS_PUT] = "INSERT OR REPLACE INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                   "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
+    [S_SESS_LIST] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
+                    "ORDER BY ord DESC LIMIT ?3",
+    [S_SESS_LIST_STATUS] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND "
+                           "ord < ?2 AND status = ?4 ORDER BY ord DESC LIMIT ?3",
+    [S_SESS_PENDING] = "SELECT " SESS_COLS " FROM sessions WHERE status = 'pending' "
+                       "ORDER BY ord LIMIT 1",
+    [S_SESS_PENDING_CONV] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND "
+                            "status = 'pending' ORDER BY ord LIMIT 1",
+    [S_SESS_EXPIRED] = "SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
+                       "lease_expires_ms <= ?1 AND status = 'processing' "
+                       "ORDER BY lease_expires_ms LIMIT ?2",
+    [S_SNAP_GET] = "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1",
+    [S_SNAP_PUT] = "INSERT OR REPLACE INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, "
+                   "?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
+    [S_SNAP_LIST] = "SELECT " SNAP_COLS " FROM snapshots WHERE owner = ?1 AND ord < ?2 "
+                    "ORDER BY ord DESC LIMIT ?3",
+    [S_SNAP_EXPIRED] = "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
+                       "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
 };
 
 static const char schema_sql[] =
@@ -191,7 +248,56 @@ static const char schema_sql[] =
     "  chg INTEGER NOT NULL,"
     "  PRIMARY KEY (owner, collection, id));"
     "CREATE INDEX IF NOT EXISTS documents_recent ON documents (owner, collection, chg);"
-    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS conversations ("
+    "  id TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  title TEXT,"
+    "  metadata TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  message_count INTEGER NOT NULL DEFAULT 0,"
+    "  last_message_ms INTEGER,"
+    "  activity INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (owner, activity);"
+    "CREATE TABLE IF NOT EXISTS sessions ("
+    "  id TEXT PRIMARY KEY,"
+    "  conversation_id TEXT NOT NULL,"
+    "  owner TEXT NOT NULL,"
+    "  message_id TEXT NOT NULL,"
+    "  result_id TEXT,"
+    "  status TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  max_attempts INTEGER NOT NULL,"
+    "  lease_ms INTEGER NOT NULL DEFAULT 0,"
+    "  lease_expires_ms INTEGER,"
+    "  error TEXT,"
+    "  request TEXT,"
+    "  input TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  ord INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS sessions_queue ON sessions (status, ord);"
+    "CREATE INDEX IF NOT EXISTS sessions_conversation ON sessions (conversation_id, ord);"
+    "CREATE INDEX IF NOT EXISTS sessions_lease ON sessions (lease_expires_ms) "
+    "  WHERE lease_expires_ms IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS snapshots ("
+    "  id TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  title TEXT,"
+    "  public INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER,"
+    "  stream TEXT,"
+    "  payload TEXT NOT NULL,"
+    "  ord INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS snapshots_owner ON snapshots (owner, ord);"
+    "CREATE INDEX IF NOT EXISTS snapshots_expiry ON snapshots (expires_ms) "
+    "  WHERE expires_ms IS NOT NULL;";
 
 struct parley_db {
     sqlite3 *conn;              /* the SQLite connection */
@@ -883,4 +989,411 @@ int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out)
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return err;
+}
+
+/* ---- conversations, sessions, snapshots ---------------------------------- */
+
+/* Column col as a new NUL-terminated string, or NULL for SQL NULL. */
+static int dup_opt_text(sqlite3_stmt *st, int col, char **out)
+{
+    size_t n;
+    *out = NULL;
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return 0;
+    return dup_text(st, col, out, &n);
+}
+
+static int64_t opt_int(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+}
+
+static void bind_nullable(sqlite3_stmt *st, int col, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* Step a statement that returns one row at most; fill via fn. */
+static int fetch_one(parley_db_t *db, sqlite3_stmt *st, int (*fn)(sqlite3_stmt *, void *),
+                     void *out, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        err = fn(st, out);
+    else if (rc == SQLITE_DONE)
+        err = PARLEY_ENOTFOUND;
+    else
+        err = db_error(db, rc, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+void parley_conv_clear(parley_conv_t *c)
+{
+    if (!c)
+        return;
+    free(c->title);
+    free(c->metadata);
+    c->title = c->metadata = NULL;
+}
+
+/* Fill c from a CONV_COLS row; borrow: point at the row's text instead of copying. */
+static int row_to_conv(sqlite3_stmt *st, parley_conv_t *c, bool borrow)
+{
+    memset(c, 0, sizeof *c);
+    copy_text(c->id, sizeof c->id, st, 0);
+    copy_text(c->owner, sizeof c->owner, st, 1);
+    c->version = sqlite3_column_int64(st, 4);
+    c->created_ms = sqlite3_column_int64(st, 5);
+    c->updated_ms = sqlite3_column_int64(st, 6);
+    c->message_count = sqlite3_column_int64(st, 7);
+    c->last_message_ms = opt_int(st, 8);
+    c->activity = sqlite3_column_int64(st, 9);
+    c->deleted = sqlite3_column_int(st, 10) != 0;
+    if (borrow) {
+        c->title = sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL
+                                                              : (char *)sqlite3_column_text(st, 2);
+        c->metadata = (char *)sqlite3_column_text(st, 3);
+        return 0;
+    }
+    int rc = dup_opt_text(st, 2, &c->title);
+    if (rc == 0)
+        rc = dup_opt_text(st, 3, &c->metadata);
+    if (rc)
+        parley_conv_clear(c);
+    return rc;
+}
+
+static int fetch_conv(sqlite3_stmt *st, void *out)
+{
+    return row_to_conv(st, out, false);
+}
+
+int parley_db_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return fetch_one(db, st, fetch_conv, out, "conversation lookup");
+}
+
+int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->owner, -1, SQLITE_STATIC);
+    bind_nullable(st, 3, c->title);
+    sqlite3_bind_text(st, 4, c->metadata ? c->metadata : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, c->version);
+    sqlite3_bind_int64(st, 6, c->created_ms);
+    sqlite3_bind_int64(st, 7, c->updated_ms);
+    sqlite3_bind_int64(st, 8, c->message_count);
+    bind_opt_int(st, 9, c->last_message_ms);
+    sqlite3_bind_int64(st, 10, c->activity);
+    sqlite3_bind_int(st, 11, c->deleted);
+    return exec_stmt(db, st, "conversation store");
+}
+
+int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+                        int (*cb)(void *arg, const parley_conv_t *c), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_LIST, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(st, 3, limit);
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        parley_conv_t c;
+        row_to_conv(st, &c, true);
+        if (cb(arg, &c))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "conversation list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+void parley_sess_clear(parley_sess_t *s)
+{
+    if (!s)
+        return;
+    free(s->error);
+    free(s->request);
+    free(s->input);
+    s->error = s->request = s->input = NULL;
+}
+
+static int row_to_sess(sqlite3_stmt *st, parley_sess_t *s, bool borrow)
+{
+    memset(s, 0, sizeof *s);
+    copy_text(s->id, sizeof s->id, st, 0);
+    copy_text(s->conversation_id, sizeof s->conversation_id, st, 1);
+    copy_text(s->owner, sizeof s->owner, st, 2);
+    copy_text(s->message_id, sizeof s->message_id, st, 3);
+    copy_text(s->result_id, sizeof s->result_id, st, 4);
+    copy_text(s->status, sizeof s->status, st, 5);
+    s->attempt = sqlite3_column_int64(st, 6);
+    s->max_attempts = sqlite3_column_int64(st, 7);
+    s->lease_ms = sqlite3_column_int64(st, 8);
+    s->lease_expires_ms = opt_int(st, 9);
+    s->created_ms = sqlite3_column_int64(st, 13);
+    s->updated_ms = sqlite3_column_int64(st, 14);
+    s->ord = sqlite3_column_int64(st, 15);
+    if (borrow) {
+        char **f[3] = {&s->error, &s->request, &s->input};
+        for (int i = 0; i < 3; i++)
+            *f[i] = sqlite3_column_type(st, 10 + i) == SQLITE_NULL
+                        ? NULL
+                        : (char *)sqlite3_column_text(st, 10 + i);
+        return 0;
+    }
+    int rc = dup_opt_text(st, 10, &s->error);
+    if (rc == 0)
+        rc = dup_opt_text(st, 11, &s->request);
+    if (rc == 0)
+        rc = dup_opt_text(st, 12, &s->input);
+    if (rc)
+        parley_sess_clear(s);
+    return rc;
+}
+
+static int fetch_sess(sqlite3_stmt *st, void *out)
+{
+    return row_to_sess(st, out, false);
+}
+
+int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SESS_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return fetch_one(db, st, fetch_sess, out, "session lookup");
+}
+
+int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SESS_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->conversation_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, s->message_id, -1, SQLITE_STATIC);
+    bind_opt_text(st, 5, s->result_id);
+    sqlite3_bind_text(st, 6, s->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, s->attempt);
+    sqlite3_bind_int64(st, 8, s->max_attempts);
+    sqlite3_bind_int64(st, 9, s->lease_ms);
+    bind_opt_int(st, 10, s->lease_expires_ms);
+    bind_nullable(st, 11, s->error);
+    bind_nullable(st, 12, s->request);
+    bind_nullable(st, 13, s->input);
+    sqlite3_bind_int64(st, 14, s->created_ms);
+    sqlite3_bind_int64(st, 15, s->updated_ms);
+    sqlite3_bind_int64(st, 16, s->ord);
+    return exec_stmt(db, st, "session store");
+}
+
+static int remove_by_id(parley_db_t *db, enum stmt_id sid, const char *id, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, sid, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return exec_stmt(db, st, what);
+}
+
+int parley_db_sess_remove(parley_db_t *db, const char *id)
+{
+    return remove_by_id(db, S_SESS_DEL, id, "session remove");
+}
+
+int parley_db_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
+                        int64_t before, int limit,
+                        int (*cb)(void *arg, const parley_sess_t *s), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, status ? S_SESS_LIST_STATUS : S_SESS_LIST, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, conversation_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(st, 3, limit);
+    if (status)
+        sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        parley_sess_t s;
+        row_to_sess(st, &s, true);
+        if (cb(arg, &s))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "session list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
+                                  parley_sess_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, conversation_id ? S_SESS_PENDING_CONV : S_SESS_PENDING, &st);
+    if (rc)
+        return rc;
+    if (conversation_id)
+        sqlite3_bind_text(st, 1, conversation_id, -1, SQLITE_STATIC);
+    return fetch_one(db, st, fetch_sess, out, "session queue");
+}
+
+/* Collect the first column of up to max rows of a (now, limit) query. */
+static int scan_ids(parley_db_t *db, enum stmt_id sid, int64_t now_ms,
+                    char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, sid, &st);
+    *n = 0;
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int(st, 2, max);
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        copy_text(ids[*n], PARLEY_ROW_ID_MAX + 1, st, 0);
+        (*n)++;
+    }
+    int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(db, rc, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                           int max, int *n)
+{
+    return scan_ids(db, S_SESS_EXPIRED, now_ms, ids, max, n, "lease scan");
+}
+
+void parley_snap_clear(parley_snap_t *s)
+{
+    if (!s)
+        return;
+    free(s->title);
+    free(s->payload);
+    s->title = s->payload = NULL;
+}
+
+static int row_to_snap(sqlite3_stmt *st, parley_snap_t *s, bool borrow)
+{
+    memset(s, 0, sizeof *s);
+    copy_text(s->id, sizeof s->id, st, 0);
+    copy_text(s->owner, sizeof s->owner, st, 1);
+    copy_text(s->source, sizeof s->source, st, 2);
+    copy_text(s->kind, sizeof s->kind, st, 3);
+    s->is_public = sqlite3_column_int(st, 5) != 0;
+    s->created_ms = sqlite3_column_int64(st, 6);
+    s->expires_ms = opt_int(st, 7);
+    copy_text(s->stream, sizeof s->stream, st, 8);
+    s->ord = sqlite3_column_int64(st, 10);
+    if (borrow) {
+        s->title = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL
+                                                              : (char *)sqlite3_column_text(st, 4);
+        s->payload = (char *)sqlite3_column_text(st, 9);
+        return 0;
+    }
+    int rc = dup_opt_text(st, 4, &s->title);
+    if (rc == 0)
+        rc = dup_opt_text(st, 9, &s->payload);
+    if (rc)
+        parley_snap_clear(s);
+    return rc;
+}
+
+static int fetch_snap(sqlite3_stmt *st, void *out)
+{
+    return row_to_snap(st, out, false);
+}
+
+int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SNAP_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return fetch_one(db, st, fetch_snap, out, "snapshot lookup");
+}
+
+int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SNAP_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, s->kind, -1, SQLITE_STATIC);
+    bind_nullable(st, 5, s->title);
+    sqlite3_bind_int(st, 6, s->is_public);
+    sqlite3_bind_int64(st, 7, s->created_ms);
+    bind_opt_int(st, 8, s->expires_ms);
+    bind_opt_text(st, 9, s->stream);
+    sqlite3_bind_text(st, 10, s->payload ? s->payload : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 11, s->ord);
+    return exec_stmt(db, st, "snapshot store");
+}
+
+int parley_db_snap_remove(parley_db_t *db, const char *id)
+{
+    return remove_by_id(db, S_SNAP_DEL, id, "snapshot remove");
+}
+
+int parley_db_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+                        int (*cb)(void *arg, const parley_snap_t *s), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SNAP_LIST, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(st, 3, limit);
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        parley_snap_t s;
+        row_to_snap(st, &s, true);
+        if (cb(arg, &s))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "snapshot list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                           int max, int *n)
+{
+    return scan_ids(db, S_SNAP_EXPIRED, now_ms, ids, max, n, "snapshot expiry scan");
 }

@@ -70,6 +70,7 @@ struct parley_writer {
     bool joined;                /* the thread has been (or is being) joined */
     bool failed;                /* a commit failed: refuse writes */
     parley_writer_stats_t stats; /* counters */
+    int64_t notify[MAX_BATCH * PARLEY_WRITE_MAX_NOTIFY]; /* streams a batch changed */
 };
 
 static int64_t now_us(void)
@@ -94,6 +95,7 @@ static void fail_batch(parley_write_t *batch, int status)
     }
 }
 
+/* Refuse every later write; the first call also tells the server. */
 static void go_fatal(parley_writer_t *wr)
 {
     pthread_mutex_lock(&wr->lock);
@@ -104,16 +106,23 @@ static void go_fatal(parley_writer_t *wr)
         wr->on_fatal(wr->fatal_arg);
 }
 
+/* A batch that cannot commit: refuse later writes first (so no submit can
+ * slip in between), then answer the batch. */
+static void fail_batch_fatal(parley_writer_t *wr, parley_write_t *batch, int status)
+{
+    if (status != PARLEY_EFULL)
+        go_fatal(wr);
+    fail_batch(batch, status);
+}
+
 /* Run one batch in one transaction. */
 static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
 {
-    static int64_t notify[MAX_BATCH * PARLEY_WRITE_MAX_NOTIFY];
+    int64_t *notify = wr->notify;
     int nnotify = 0;
     int rc = parley_db_begin(wr->db);
     if (rc) {
-        fail_batch(batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
-        if (rc != PARLEY_EFULL)
-            go_fatal(wr);
+        fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
         return;
     }
     for (parley_write_t *w = batch; w; w = w->next) {
@@ -144,10 +153,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         if (rc || !parley_db_in_txn(wr->db)) {
             /* The transaction is gone or broken: nothing in it commits. */
             parley_db_rollback(wr->db);
-            int status = rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE;
-            fail_batch(batch, status);
-            if (status != PARLEY_EFULL)
-                go_fatal(wr);
+            fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
             return;
         }
         for (int i = 0; i < w->nnotify; i++)
@@ -160,9 +166,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         parley_log_error("writer: commit failed (%s); stopping: nothing more is acknowledged",
                          parley_strerror(rc));
         parley_db_rollback(wr->db);
-        fail_batch(batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
-        if (rc != PARLEY_EFULL)
-            go_fatal(wr);
+        fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
         return;
     }
     pthread_mutex_lock(&wr->lock);
@@ -186,17 +190,30 @@ static void run_tick(parley_writer_t *wr)
 {
     int64_t notify[256];
     int n = 0;
-    if (!wr->tick || parley_db_begin(wr->db))
+    if (!wr->tick)
         return;
-    int rc = wr->tick(wr->db, wr->tick_arg, notify, &n, 256);
-    if (rc == 0 && parley_db_in_txn(wr->db) && parley_db_commit(wr->db) == 0) {
-        if (n)
-            parley_hub_notify(wr->hub, notify, n);
-        return;
+    int rc = parley_db_begin(wr->db);
+    if (rc == 0) {
+        rc = wr->tick(wr->db, wr->tick_arg, notify, &n, 256);
+        if (rc == 0 && !parley_db_in_txn(wr->db))
+            rc = PARLEY_ESTORE; /* SQLite dropped the transaction itself */
+        if (rc == 0)
+            rc = parley_db_commit(wr->db);
+        if (rc == 0) {
+            if (n)
+                parley_hub_notify(wr->hub, notify, n);
+            return;
+        }
+        parley_db_rollback(wr->db);
     }
-    parley_db_rollback(wr->db);
-    if (rc != 0 && rc != PARLEY_EFULL && is_storage_failure(rc))
+    /* A full disk only postpones maintenance; any other storage failure
+     * (a failed fsync above all) stops the writer like a failed batch. */
+    if (rc != PARLEY_EFULL && is_storage_failure(rc)) {
+        parley_log_error("writer: maintenance failed (%s); stopping: nothing more is "
+                         "acknowledged",
+                         parley_strerror(rc));
         go_fatal(wr);
+    }
 }
 
 static void *writer_main(void *arg)

@@ -32,7 +32,7 @@ static void base64url_encode_exact_rfc4648_vectors(void **state)
         {"foob", 4, "Zm9vYg"},
         {"fooba", 5, "Zm9vYmE"},
         {"foobar", 6, "Zm9vYmFy"},
-        {"\xfb\xff", 2, "-_8"},           /* '+' and '/' in standard base64 */
+        {"\xfb\xff", 2, "-_8"}, /* '+' and '/' in standard base64 */
         {"\xff\xff\xff", 3, "____"},
         {"\x00\x00\x00", 3, "AAAA"},
         {"\x00", 1, "AA"},
@@ -85,7 +85,8 @@ static void base64url_decode_rejected_malformed(void **state)
         "Zh",     /* unused bits set: one byte needs ...g/w/Q/A */
         "Zm9",    /* unused bits set: two bytes need the last sextet & 3 == 0 */
         "Zm.v",   /* separator */
-        "\xc3\xa9AA", /* non-ASCII */
+        "\xc3\xa9"
+        "AA", /* non-ASCII */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned char out[16];

@@ -138,9 +138,9 @@ static void clock_parse_rejected_malformed(void **state)
         "2025-01-02T03-04-05Z",
         "2025-+1-02T03:04:05Z",
         "+025-01-02T03:04:05Z",
-        "2025-01-02T24:00:00Z", /* hour out of range */
-        "2025-01-02T23:60:00Z", /* minute out of range */
-        "2025-01-02T23:59:61Z", /* second out of range */
+        "2025-01-02T24:00:00Z",  /* hour out of range */
+        "2025-01-02T23:60:00Z",  /* minute out of range */
+        "2025-01-02T23:59:61Z",  /* second out of range */
         "2025-01-02T03:04:05Z ", /* trailing junk */
         "2025-01-02T03:04:05Z\n",
         "2025-01-02T03:04:05ZZ",

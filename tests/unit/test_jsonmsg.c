@@ -26,13 +26,13 @@
 
 /* What the callback saw. */
 typedef struct collect {
-    const char *body;       /* the body split, to check spans point into it */
-    size_t body_len;        /* its length */
-    size_t calls;           /* callback invocations */
-    size_t stop_at;         /* return stop_rc on this call (1-based), 0 never */
-    int stop_rc;            /* value to stop with */
+    const char *body;          /* the body split, to check spans point into it */
+    size_t body_len;           /* its length */
+    size_t calls;              /* callback invocations */
+    size_t stop_at;            /* return stop_rc on this call (1-based), 0 never */
+    int stop_rc;               /* value to stop with */
     const char *msg[MAX_MSGS]; /* spans seen */
-    size_t len[MAX_MSGS];   /* their lengths */
+    size_t len[MAX_MSGS];      /* their lengths */
 } collect_t;
 
 static int on_message(void *arg, const char *msg, size_t len)
@@ -117,9 +117,9 @@ static void jsonmsg_split_trims_whitespace_around_spans(void **state)
 
 static void jsonmsg_split_keeps_exact_bytes_numbers(void **state)
 {
-    expect_split("[1.0e+2, 123456789012345678901234567890, -0.5E-3, -0, 0.10, 1E400]", 6,
-                 MSGS("1.0e+2", "123456789012345678901234567890", "-0.5E-3", "-0", "0.10",
-                      "1E400"));
+    expect_split(
+        "[1.0e+2, 123456789012345678901234567890, -0.5E-3, -0, 0.10, 1E400]", 6,
+        MSGS("1.0e+2", "123456789012345678901234567890", "-0.5E-3", "-0", "0.10", "1E400"));
     expect_split("123456789012345678901234567890", 1, MSGS("123456789012345678901234567890"));
     expect_split("{\"n\":1.0e+2}", 1, MSGS("{\"n\":1.0e+2}"));
 }
@@ -127,26 +127,32 @@ static void jsonmsg_split_keeps_exact_bytes_numbers(void **state)
 static void jsonmsg_split_keeps_exact_bytes_strings(void **state)
 {
     expect_split("[\"\\u00e9\",\"\xc3\xa9\",\"\\ud83d\\ude00\",\"\xf0\x9f\x98\x80\"]", 4,
-                 MSGS("\"\\u00e9\"", "\"\xc3\xa9\"", "\"\\ud83d\\ude00\"",
-                      "\"\xf0\x9f\x98\x80\""));
+                 MSGS("\"\\u00e9\"", "\"\xc3\xa9\"", "\"\\ud83d\\ude00\"", "\"\xf0\x9f\x98\x80\""));
     expect_split("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", 1, MSGS("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""));
 }
 
 static void jsonmsg_validate_accepted_edge_values(void **state)
 {
     static const char *const good[] = {
-        "\"\xc2\x80\"",          /* U+0080, smallest 2-byte */
-        "\"\xdf\xbf\"",          /* U+07FF */
-        "\"\xe0\xa0\x80\"",      /* U+0800, smallest 3-byte */
-        "\"\xed\x9f\xbf\"",      /* U+D7FF, just below the surrogates */
-        "\"\xee\x80\x80\"",      /* U+E000, just above */
-        "\"\xef\xbf\xbf\"",      /* U+FFFF */
-        "\"\xf0\x90\x80\x80\"",  /* U+10000, smallest 4-byte */
-        "\"\xf4\x8f\xbf\xbf\"",  /* U+10FFFF, the largest */
-        "\"\x7f\"",              /* DEL needs no escape */
-        "\"\\uD800\"",           /* escapes are not checked for pairing */
+        "\"\xc2\x80\"",         /* U+0080, smallest 2-byte */
+        "\"\xdf\xbf\"",         /* U+07FF */
+        "\"\xe0\xa0\x80\"",     /* U+0800, smallest 3-byte */
+        "\"\xed\x9f\xbf\"",     /* U+D7FF, just below the surrogates */
+        "\"\xee\x80\x80\"",     /* U+E000, just above */
+        "\"\xef\xbf\xbf\"",     /* U+FFFF */
+        "\"\xf0\x90\x80\x80\"", /* U+10000, smallest 4-byte */
+        "\"\xf4\x8f\xbf\xbf\"", /* U+10FFFF, the largest */
+        "\"\x7f\"",             /* DEL needs no escape */
+        "\"\\uD800\"",          /* escapes are not checked for pairing */
         "\"\\uABCD\\uabcd\"",
-        "0", "-0", "0.0", "1E5", "1e-5", "1e+5", "0e0", "-1.5e10",
+        "0",
+        "-0",
+        "0.0",
+        "1E5",
+        "1e-5",
+        "1e+5",
+        "0e0",
+        "-1.5e10",
         "{\"\":\"\"}",
         "{\"a\":{\"b\":{\"c\":[]}}}",
     };
@@ -164,48 +170,137 @@ typedef struct bad {
     size_t len;
 } bad_t;
 
-#define BAD(s) {s, sizeof(s) - 1}
+/* clang-format off */
+#define BAD(s) {(s), sizeof(s) - 1}
+/* clang-format on */
 
 static const bad_t bad_bodies[] = {
     /* empty */
-    BAD(""), BAD(" "), BAD("\n\t\r "),
+    BAD(""),
+    BAD(" "),
+    BAD("\n\t\r "),
     /* trailing garbage */
-    BAD("{\"a\":1} x"), BAD("[1] [2]"), BAD("1 2"), BAD("{}}"), BAD("[]]"), BAD("nullx"),
-    BAD("[1],"), BAD("\"a\"\"b\""), BAD("0 \x00"),
+    BAD("{\"a\":1} x"),
+    BAD("[1] [2]"),
+    BAD("1 2"),
+    BAD("{}}"),
+    BAD("[]]"),
+    BAD("nullx"),
+    BAD("[1],"),
+    BAD("\"a\"\"b\""),
+    BAD("0 \x00"),
     /* unterminated strings */
-    BAD("\"abc"), BAD("[\"abc]"), BAD("\"abc\\\""), BAD("\""), BAD("{\"a"), BAD("\"\\"),
+    BAD("\"abc"),
+    BAD("[\"abc]"),
+    BAD("\"abc\\\""),
+    BAD("\""),
+    BAD("{\"a"),
+    BAD("\"\\"),
     BAD("\"\\u12"),
     /* bad escapes */
-    BAD("\"\\x41\""), BAD("\"\\a\""), BAD("\"\\'\""), BAD("\"\\U0041\""), BAD("\"\\u12G4\""),
-    BAD("\"\\u 123\""), BAD("\"\\u-123\""), BAD("\"\\0\""),
+    BAD("\"\\x41\""),
+    BAD("\"\\a\""),
+    BAD("\"\\'\""),
+    BAD("\"\\U0041\""),
+    BAD("\"\\u12G4\""),
+    BAD("\"\\u 123\""),
+    BAD("\"\\u-123\""),
+    BAD("\"\\0\""),
     /* control characters in strings */
-    BAD("\"a\tb\""), BAD("\"a\nb\""), BAD("\"a\rb\""), BAD("\"\x01\""), BAD("\"\x1f\""),
-    BAD("\"a\x00b\""), BAD("[\"ok\",\"\x08\"]"),
+    BAD("\"a\tb\""),
+    BAD("\"a\nb\""),
+    BAD("\"a\rb\""),
+    BAD("\"\x01\""),
+    BAD("\"\x1f\""),
+    BAD("\"a\x00"
+        "b\""), /* a NUL byte */
+    BAD("[\"ok\",\"\x08\"]"),
     /* invalid UTF-8 */
-    BAD("\"\x80\""), BAD("\"\xbf\""), BAD("\"\xff\""), BAD("\"\xfe\""), BAD("\"\xc3\""),
-    BAD("\"\xc3\x28\""), BAD("\"\xe2\x82\""), BAD("\"\xe2\x28\xa1\""), BAD("\"\xe2\x82"),
-    BAD("\"\xf0\x9f\x98\""), BAD("\"\xf5\x80\x80\x80\""), BAD("\"\xf8\x88\x80\x80\x80\""),
+    BAD("\"\x80\""),
+    BAD("\"\xbf\""),
+    BAD("\"\xff\""),
+    BAD("\"\xfe\""),
+    BAD("\"\xc3\""),
+    BAD("\"\xc3\x28\""),
+    BAD("\"\xe2\x82\""),
+    BAD("\"\xe2\x28\xa1\""),
+    BAD("\"\xe2\x82"),
+    BAD("\"\xf0\x9f\x98\""),
+    BAD("\"\xf5\x80\x80\x80\""),
+    BAD("\"\xf8\x88\x80\x80\x80\""),
     BAD("\"\xf4\x90\x80\x80\""), /* above U+10FFFF */
     /* overlong UTF-8 */
-    BAD("\"\xc0\xaf\""), BAD("\"\xc1\xbf\""), BAD("\"\xc0\x80\""), BAD("\"\xe0\x80\xaf\""),
-    BAD("\"\xe0\x9f\xbf\""), BAD("\"\xf0\x80\x80\xaf\""), BAD("\"\xf0\x8f\xbf\xbf\""),
+    BAD("\"\xc0\xaf\""),
+    BAD("\"\xc1\xbf\""),
+    BAD("\"\xc0\x80\""),
+    BAD("\"\xe0\x80\xaf\""),
+    BAD("\"\xe0\x9f\xbf\""),
+    BAD("\"\xf0\x80\x80\xaf\""),
+    BAD("\"\xf0\x8f\xbf\xbf\""),
     /* surrogates encoded in UTF-8 */
-    BAD("\"\xed\xa0\x80\""), BAD("\"\xed\xbf\xbf\""), BAD("\"\xed\xa0\xbd\xed\xb8\x80\""),
+    BAD("\"\xed\xa0\x80\""),
+    BAD("\"\xed\xbf\xbf\""),
+    BAD("\"\xed\xa0\xbd\xed\xb8\x80\""),
     /* bytes >= 0x80 outside strings */
-    BAD("[\xc3\xa9]"), BAD("\xef\xbb\xbf[]"),
+    BAD("[\xc3\xa9]"),
+    BAD("\xef\xbb\xbf[]"),
     /* numbers */
-    BAD("01"), BAD("[00]"), BAD("-01"), BAD("[1, 02]"), BAD("00.5"), BAD("1."), BAD(".5"),
-    BAD("+1"), BAD("1e"), BAD("1e+"), BAD("1E-"), BAD("-"), BAD("[-]"), BAD("0x10"),
-    BAD("NaN"), BAD("Infinity"), BAD("-Infinity"), BAD("--1"), BAD("1.e5"), BAD("1,5"),
+    BAD("01"),
+    BAD("[00]"),
+    BAD("-01"),
+    BAD("[1, 02]"),
+    BAD("00.5"),
+    BAD("1."),
+    BAD(".5"),
+    BAD("+1"),
+    BAD("1e"),
+    BAD("1e+"),
+    BAD("1E-"),
+    BAD("-"),
+    BAD("[-]"),
+    BAD("0x10"),
+    BAD("NaN"),
+    BAD("Infinity"),
+    BAD("-Infinity"),
+    BAD("--1"),
+    BAD("1.e5"),
+    BAD("1,5"),
     /* literals */
-    BAD("tru"), BAD("True"), BAD("nul"), BAD("[fals]"), BAD("NULL"), BAD("undefined"),
+    BAD("tru"),
+    BAD("True"),
+    BAD("nul"),
+    BAD("[fals]"),
+    BAD("NULL"),
+    BAD("undefined"),
     /* structure */
-    BAD("[1,]"), BAD("[,1]"), BAD("[,]"), BAD("{\"a\":1,}"), BAD("{\"a\"}"), BAD("{a:1}"),
-    BAD("{\"a\" 1}"), BAD("{1:2}"), BAD("[1 2]"), BAD("["), BAD("{"), BAD("[1"),
-    BAD("{\"a\":"), BAD("{\"a\":1"), BAD("]"), BAD("}"), BAD(":"), BAD(","), BAD("'a'"),
-    BAD("[1}"), BAD("{\"a\":1]"), BAD("{\"a\"::1}"), BAD("{,}"), BAD("[1,,2]"),
+    BAD("[1,]"),
+    BAD("[,1]"),
+    BAD("[,]"),
+    BAD("{\"a\":1,}"),
+    BAD("{\"a\"}"),
+    BAD("{a:1}"),
+    BAD("{\"a\" 1}"),
+    BAD("{1:2}"),
+    BAD("[1 2]"),
+    BAD("["),
+    BAD("{"),
+    BAD("[1"),
+    BAD("{\"a\":"),
+    BAD("{\"a\":1"),
+    BAD("]"),
+    BAD("}"),
+    BAD(":"),
+    BAD(","),
+    BAD("'a'"),
+    BAD("[1}"),
+    BAD("{\"a\":1]"),
+    BAD("{\"a\"::1}"),
+    BAD("{,}"),
+    BAD("[1,,2]"),
     /* valid elements first, garbage later: still no callback */
-    BAD("[1,2,3,}"), BAD("[{\"a\":1},{\"b\":2},\"\x80\"]"), BAD("[1,2,3] 4"),
+    BAD("[1,2,3,}"),
+    BAD("[{\"a\":1},{\"b\":2},\"\x80\"]"),
+    BAD("[1,2,3] 4"),
 };
 
 static int on_message_must_not_run(void *arg, const char *msg, size_t len)
@@ -221,13 +316,13 @@ static void jsonmsg_split_rejected_invalid_body(void **state)
         const bad_t *b = &bad_bodies[i];
         size_t calls = 0, count = 999;
         const char *why = NULL;
-        int rc = parley_jsonmsg_split(b->body, b->len, on_message_must_not_run, &calls, &count,
-                                      &why);
+        int rc =
+            parley_jsonmsg_split(b->body, b->len, on_message_must_not_run, &calls, &count, &why);
         if (rc != PARLEY_EINVAL)
             fail_msg("invalid body #%zu '%.*s' accepted (rc %d)", i, (int)b->len, b->body, rc);
         if (calls != 0)
-            fail_msg("invalid body #%zu '%.*s': callback ran %zu times", i, (int)b->len,
-                     b->body, calls);
+            fail_msg("invalid body #%zu '%.*s': callback ran %zu times", i, (int)b->len, b->body,
+                     calls);
         if (!why || !*why)
             fail_msg("invalid body #%zu '%.*s': no reason given", i, (int)b->len, b->body);
         assert_int_equal(count, 999);

@@ -25,23 +25,23 @@
 #include "util/base64url.h"
 
 static const unsigned char SECRET[] = "test-secret-0123456789abcdef";
-#define SECRET_LEN (sizeof SECRET - 1)
+#define SECRET_LEN   (sizeof SECRET - 1)
 #define HS256_HEADER "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
-#define WHY_MALFORMED_SHAPE "malformed token: expected three base64url segments"
-#define WHY_MALFORMED_B64 "malformed token: a segment is not valid base64url"
-#define WHY_MALFORMED_HEADER "malformed token: header is not a JSON object"
+#define WHY_MALFORMED_SHAPE   "malformed token: expected three base64url segments"
+#define WHY_MALFORMED_B64     "malformed token: a segment is not valid base64url"
+#define WHY_MALFORMED_HEADER  "malformed token: header is not a JSON object"
 #define WHY_MALFORMED_PAYLOAD "malformed token: payload is not a JSON object"
-#define WHY_TOO_LONG "malformed token: longer than 8192 characters"
-#define WHY_ALG "unsupported algorithm: only HS256 is accepted"
-#define WHY_CRIT "unsupported critical header"
-#define WHY_SIG "bad signature"
-#define WHY_EXPIRED "token expired"
-#define WHY_NBF "token not yet valid"
-#define WHY_NO_SUB "missing sub claim"
-#define WHY_BAD_SUB "invalid sub claim: must be a string of 1 to 255 bytes"
-#define WHY_BAD_TIME "invalid exp, nbf or iat claim: must be a number"
-#define WHY_NO_SECRET "no secret configured"
+#define WHY_TOO_LONG          "malformed token: longer than 8192 characters"
+#define WHY_ALG               "unsupported algorithm: only HS256 is accepted"
+#define WHY_CRIT              "unsupported critical header"
+#define WHY_SIG               "bad signature"
+#define WHY_EXPIRED           "token expired"
+#define WHY_NBF               "token not yet valid"
+#define WHY_NO_SUB            "missing sub claim"
+#define WHY_BAD_SUB           "invalid sub claim: must be a string of 1 to 255 bytes"
+#define WHY_BAD_TIME          "invalid exp, nbf or iat claim: must be a number"
+#define WHY_NO_SECRET         "no secret configured"
 
 /* base64url(header) "." base64url(payload) "." base64url(HMAC-SHA256). Caller frees. */
 static char *make_token(const char *header, const char *payload, const unsigned char *key,
@@ -56,8 +56,8 @@ static char *make_token(const char *header, const char *payload, const unsigned 
     parley_base64url_encode((const unsigned char *)payload, pl, tok + strlen(tok));
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned mac_len = 0;
-    assert_non_null(HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)tok,
-                         strlen(tok), mac, &mac_len));
+    assert_non_null(HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)tok, strlen(tok),
+                         mac, &mac_len));
     assert_int_equal(mac_len, 32);
     strcat(tok, ".");
     parley_base64url_encode(mac, mac_len, tok + strlen(tok));
@@ -65,16 +65,14 @@ static char *make_token(const char *header, const char *payload, const unsigned 
 }
 
 /* Verify and check the outcome: rc, and the reason when refused. */
-static void expect_verify(const char *token, const unsigned char *key, size_t key_len,
-                          int64_t now, int want_rc, const char *want_why,
-                          parley_jwt_claims_t *claims)
+static void expect_verify(const char *token, const unsigned char *key, size_t key_len, int64_t now,
+                          int want_rc, const char *want_why, parley_jwt_claims_t *claims)
 {
     parley_jwt_claims_t scratch;
     const char *why = NULL;
     int rc = parley_jwt_verify(token, key, key_len, now, claims ? claims : &scratch, &why);
     if (rc != want_rc)
-        fail_msg("token %.80s: rc %d, want %d (why: %s)", token, rc, want_rc,
-                 why ? why : "(none)");
+        fail_msg("token %.80s: rc %d, want %d (why: %s)", token, rc, want_rc, why ? why : "(none)");
     if (want_rc != 0) {
         assert_non_null(why);
         assert_string_equal(why, want_why);
@@ -90,8 +88,8 @@ static void jwt_verify_ok_published_vectors(void **state)
         "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
     static const char jwtio_key[] = "your-256-bit-secret";
     parley_jwt_claims_t c;
-    expect_verify(jwtio, (const unsigned char *)jwtio_key, strlen(jwtio_key), 1516239022, 0,
-                  NULL, &c);
+    expect_verify(jwtio, (const unsigned char *)jwtio_key, strlen(jwtio_key), 1516239022, 0, NULL,
+                  &c);
     assert_string_equal(c.sub, "1234567890");
     assert_true(c.has_iat);
     assert_int_equal(c.iat, 1516239022);
@@ -443,18 +441,10 @@ static void jwt_secret_equal_table(void **state)
         const char *b;
         bool equal;
     } cases[] = {
-        {"key", "key", true},
-        {"", "", true},
-        {long_a, long_a, true},
-        {"key", "kez", false},
-        {"key", "Key", false},
-        {"key", "", false},
-        {"", "key", false},
-        {"key", "keys", false},
-        {"keys", "key", false},
-        {long_a, long_b, false},
-        {NULL, "key", false},
-        {"key", NULL, false},
+        {"key", "key", true},    {"", "", true},         {long_a, long_a, true},
+        {"key", "kez", false},   {"key", "Key", false},  {"key", "", false},
+        {"", "key", false},      {"key", "keys", false}, {"keys", "key", false},
+        {long_a, long_b, false}, {NULL, "key", false},   {"key", NULL, false},
         {NULL, NULL, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

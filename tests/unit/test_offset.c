@@ -76,10 +76,28 @@ static void offset_roundtrip_same_value_any_position(void **state)
 
 static void offset_order_bytewise_matches_numeric(void **state)
 {
-    static const uint64_t positions[] = {0,       1,         2,        9,           10,    11,
-                                         99,      100,       101,      999,         1000,  12345,
-                                         123456,  999999999, 10000000, 1000000000,  77,    5,
-                                         4096,    4095,      65536,    PARLEY_OFFSET_MAX - 1,
+    static const uint64_t positions[] = {0,
+                                         1,
+                                         2,
+                                         9,
+                                         10,
+                                         11,
+                                         99,
+                                         100,
+                                         101,
+                                         999,
+                                         1000,
+                                         12345,
+                                         123456,
+                                         999999999,
+                                         10000000,
+                                         1000000000,
+                                         77,
+                                         5,
+                                         4096,
+                                         4095,
+                                         65536,
+                                         PARLEY_OFFSET_MAX - 1,
                                          PARLEY_OFFSET_MAX};
     size_t n = sizeof positions / sizeof positions[0];
     for (size_t i = 0; i < n; i++) {
@@ -116,7 +134,7 @@ static void offset_param_sentinels_start_and_now(void **state)
 static void offset_param_rejected_near_sentinels(void **state)
 {
     static const char *const bad[] = {
-        "-1 ", " -1", "-1\n", "-2", "-0", "--1", "1", "0", "",
+        "-1 ",   " -1",  "-1\n", "-2",  "-0",  "--1",  "1",  "0",     "",
         "now\n", "now ", " now", "NOW", "Now", "nowx", "no", "-1now",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -135,27 +153,27 @@ static void offset_parse_rejected_malformed(void **state)
         "0",
         "-1",
         "now",
-        ZERO16 "_000000000000000",                /* 32 characters */
-        ZERO16 "_00000000000000000",              /* 34 characters */
-        "000000000000000_0000000000000000",       /* short reserved field */
-        ZERO16 "0" ZERO16,                        /* no separator */
-        ZERO16 "-0000000000000000",               /* wrong separator */
-        ZERO16 " 0000000000000000",               /* space as separator */
-        "0000000000000001_0000000000000000",      /* nonzero reserved field */
-        "9000000000000000_0000000000000001",      /* nonzero reserved field */
-        "000000000000000a_0000000000000000",      /* non-digit reserved */
-        ZERO16 "_000000000000000a",               /* non-digit position */
-        ZERO16 "_00000000000000 1",               /* embedded space */
-        ZERO16 "_-000000000000001",               /* sign in position */
-        ZERO16 "_+000000000000001",               /* sign in position */
-        "+000000000000000_0000000000000001",      /* sign in reserved */
-        " 000000000000000_0000000000000001",      /* leading space, same length */
-        " " ZERO16 "_0000000000000001",           /* leading space */
-        ZERO16 "_0000000000000001 ",              /* trailing space */
-        ZERO16 "_0000000000000001\n",             /* trailing newline */
-        ZERO16 "__000000000000001",               /* doubled separator */
+        ZERO16 "_000000000000000",                   /* 32 characters */
+        ZERO16 "_00000000000000000",                 /* 34 characters */
+        "000000000000000_0000000000000000",          /* short reserved field */
+        ZERO16 "0" ZERO16,                           /* no separator */
+        ZERO16 "-0000000000000000",                  /* wrong separator */
+        ZERO16 " 0000000000000000",                  /* space as separator */
+        "0000000000000001_0000000000000000",         /* nonzero reserved field */
+        "9000000000000000_0000000000000001",         /* nonzero reserved field */
+        "000000000000000a_0000000000000000",         /* non-digit reserved */
+        ZERO16 "_000000000000000a",                  /* non-digit position */
+        ZERO16 "_00000000000000 1",                  /* embedded space */
+        ZERO16 "_-000000000000001",                  /* sign in position */
+        ZERO16 "_+000000000000001",                  /* sign in position */
+        "+000000000000000_0000000000000001",         /* sign in reserved */
+        " 000000000000000_0000000000000001",         /* leading space, same length */
+        " " ZERO16 "_0000000000000001",              /* leading space */
+        ZERO16 "_0000000000000001 ",                 /* trailing space */
+        ZERO16 "_0000000000000001\n",                /* trailing newline */
+        ZERO16 "__000000000000001",                  /* doubled separator */
         ZERO16 "_0000000000000001_0000000000000001", /* three fields */
-        "0000000000000000_000000000000000\xd9",   /* non-ASCII byte */
+        "0000000000000000_000000000000000\xd9",      /* non-ASCII byte */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t pos = 0;

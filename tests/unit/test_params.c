@@ -21,7 +21,7 @@
 #include "parley/parley.h"
 #include "store/store.h"
 
-static void param_decimal_accepted_canonical(void **state)
+static void params_decimal_accepted_canonical(void **state)
 {
     static const struct {
         const char *in;
@@ -48,7 +48,7 @@ static void param_decimal_accepted_canonical(void **state)
     }
 }
 
-static void param_decimal_rejected_malformed_or_over_max(void **state)
+static void params_decimal_rejected_malformed_or_over_max(void **state)
 {
     static const struct {
         const char *in;
@@ -95,22 +95,22 @@ static void param_decimal_rejected_malformed_or_over_max(void **state)
     }
 }
 
-static void param_decimal_rejected_null(void **state)
+static void params_decimal_rejected_null(void **state)
 {
     uint64_t v = 1;
     assert_int_equal(parley_param_decimal(NULL, UINT64_MAX, &v), PARLEY_EINVAL);
     assert_int_equal(v, 1);
 }
 
-static void param_true_matches_any_case(void **state)
+static void params_true_matches_any_case(void **state)
 {
     static const struct {
         const char *in;
         bool want;
     } cases[] = {
-        {"true", true},   {"TRUE", true},   {"True", true},   {"tRuE", true},
-        {NULL, false},    {"", false},      {"false", false}, {"1", false},
-        {"yes", false},   {"on", false},    {" true", false}, {"true ", false},
+        {"true", true},    {"TRUE", true},   {"True", true},   {"tRuE", true},
+        {NULL, false},     {"", false},      {"false", false}, {"1", false},
+        {"yes", false},    {"on", false},    {" true", false}, {"true ", false},
         {"true\n", false}, {"truex", false}, {"tru", false},   {"t", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -120,7 +120,7 @@ static void param_true_matches_any_case(void **state)
     }
 }
 
-static void param_stream_path_accepted_valid(void **state)
+static void params_stream_path_accepted_valid(void **state)
 {
     static const char *const good[] = {
         "a",
@@ -147,7 +147,7 @@ static void param_stream_path_accepted_valid(void **state)
     }
 }
 
-static void param_stream_path_rejected_invalid(void **state)
+static void params_stream_path_rejected_invalid(void **state)
 {
     static const struct {
         const char *in;
@@ -167,7 +167,9 @@ static void param_stream_path_rejected_invalid(void **state)
         {"../a", "segment"},
         {"a/./b", "segment"},
         {"a/../b", "segment"},
-        {"a\x01" "b", "control"},
+        {"a\x01"
+         "b",
+         "control"},
         {"a\tb", "control"},
         {"a\nb", "control"},
         {"a\rb", "control"},
@@ -185,7 +187,7 @@ static void param_stream_path_rejected_invalid(void **state)
     }
 }
 
-static void param_stream_path_length_limit(void **state)
+static void params_stream_path_length_limit(void **state)
 {
     char *p = malloc(PARLEY_PATH_MAX + 2);
     assert_non_null(p);
@@ -211,13 +213,13 @@ static void param_stream_path_length_limit(void **state)
 int main(void)
 {
     const struct CMUnitTest params_tests[] = {
-        cmocka_unit_test(param_decimal_accepted_canonical),
-        cmocka_unit_test(param_decimal_rejected_malformed_or_over_max),
-        cmocka_unit_test(param_decimal_rejected_null),
-        cmocka_unit_test(param_true_matches_any_case),
-        cmocka_unit_test(param_stream_path_accepted_valid),
-        cmocka_unit_test(param_stream_path_rejected_invalid),
-        cmocka_unit_test(param_stream_path_length_limit),
+        cmocka_unit_test(params_decimal_accepted_canonical),
+        cmocka_unit_test(params_decimal_rejected_malformed_or_over_max),
+        cmocka_unit_test(params_decimal_rejected_null),
+        cmocka_unit_test(params_true_matches_any_case),
+        cmocka_unit_test(params_stream_path_accepted_valid),
+        cmocka_unit_test(params_stream_path_rejected_invalid),
+        cmocka_unit_test(params_stream_path_length_limit),
     };
     return cmocka_run_group_tests_name("params", params_tests, NULL, NULL);
 }

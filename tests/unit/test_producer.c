@@ -17,8 +17,14 @@
 #include "core/producer.h"
 #include "parley/parley.h"
 
-#define NOSTATE {false, 0, 0}
-#define STATE(e, s) {true, (e), (s)}
+#define NOSTATE                                                                                    \
+    {                                                                                              \
+        false, 0, 0                                                                                \
+    }
+#define STATE(e, s)                                                                                \
+    {                                                                                              \
+        true, (e), (s)                                                                             \
+    }
 
 static void producer_check_verdict_decision_table(void **state)
 {

@@ -9,10 +9,11 @@
  * rows commit, it is still answered with status 0 and wakes nobody); no
  * done() and no hub wake-up before the COMMIT (a reader opened from done()
  * sees the write, a reader opened from apply() does not); stop drains the
- * queue and later submits are refused without a callback; a storage failure
- * fails the whole batch and stops the writer; a full disk fails only its
- * own write; and the data directory lock (PARLEY_ELOCKED) in this process
- * and from another one.
+ * queue and later submits are refused without a callback; fail-stop after
+ * a storage error or a failed fsync (injected through a pass-through SQLite
+ * VFS), in a batch and in the periodic tick; a full disk fails only what it
+ * must and is not fatal; and the data directory lock (PARLEY_ELOCKED), in
+ * this process and from another one.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 
@@ -110,11 +111,11 @@ static void sleep_ms(int ms)
  * forwards everything to the real VFS, except that a test can make the next
  * xSync fail (a failed fsync) or the next xWrite fail with SQLITE_FULL.
  */
-static sqlite3_vfs *real_vfs;         /* the platform's VFS */
-static atomic_int fail_next_sync;     /* 1: the next xSync fails */
-static atomic_int fail_next_write;    /* 1: the next xWrite fails as a full disk */
-static atomic_int syncs_failed;       /* xSync calls that failed */
-static atomic_int writes_failed;      /* xWrite calls that failed */
+static sqlite3_vfs *real_vfs;      /* the platform's VFS */
+static atomic_int fail_next_sync;  /* 1: the next xSync fails */
+static atomic_int fail_next_write; /* 1: the next xWrite fails as a full disk */
+static atomic_int syncs_failed;    /* xSync calls that failed */
+static atomic_int writes_failed;   /* xWrite calls that failed */
 
 typedef struct fault_file {
     sqlite3_file base;  /* must be first: what SQLite sees */
@@ -224,10 +225,25 @@ static int f_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 }
 
 static const sqlite3_io_methods fault_io = {
-    3,           f_close,          f_read,         f_write,        f_truncate,
-    f_sync,      f_file_size,      f_lock,         f_unlock,       f_check_reserved,
-    f_file_control, f_sector_size, f_device_chars, f_shm_map,      f_shm_lock,
-    f_shm_barrier, f_shm_unmap,    f_fetch,        f_unfetch,
+    3,
+    f_close,
+    f_read,
+    f_write,
+    f_truncate,
+    f_sync,
+    f_file_size,
+    f_lock,
+    f_unlock,
+    f_check_reserved,
+    f_file_control,
+    f_sector_size,
+    f_device_chars,
+    f_shm_map,
+    f_shm_lock,
+    f_shm_barrier,
+    f_shm_unmap,
+    f_fetch,
+    f_unfetch,
 };
 
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out)
@@ -312,18 +328,63 @@ static void fault_reset(void)
 
 /* ---- the fixture: a store, a hub and a writer in a temporary dir ------ */
 
+#define POOL 1024 /* writes one case may use */
+
+typedef struct twrite twrite_t;
+
+/* A live reader parked in the hub, and what it saw when woken. */
+typedef struct wprobe {
+    parley_waiter_t w;     /* handed to the hub */
+    parley_store_t *store; /* to open a reader from the callback */
+    int64_t stream_id;     /* the stream waited on */
+    uint64_t pos;          /* the chunk a DATA wake-up should find */
+    atomic_int wakes;      /* wake callbacks so far */
+    atomic_int why;        /* reason of the last wake */
+    atomic_int visible;    /* chunk seen by a reader on DATA (-2: not checked) */
+} wprobe_t;
+
+/*
+ * Everything the writer thread or the hub can reach lives here, not on a
+ * test's stack, so that a failed assertion (which leaves the test function
+ * early) never leaves them pointing at a dead frame: teardown stops the
+ * writer and the hub before this is freed.
+ */
 typedef struct fixture {
-    char dir[64];             /* the temporary data directory */
-    parley_store_t *store;    /* open on dir */
-    parley_hub_t *hub;        /* the writer's hub */
-    parley_writer_t *writer;  /* running on store */
-    atomic_int fatal_calls;   /* on_fatal invocations */
-    pthread_mutex_t lock;     /* guards completed */
-    pthread_cond_t cond;      /* signalled on each done() */
-    int completed;            /* done() calls so far */
-    gate_t started;           /* a holding apply() has begun */
-    gate_t release;           /* lets a holding apply() finish */
+    char dir[64];            /* the temporary data directory */
+    parley_store_t *store;   /* open on dir */
+    parley_hub_t *hub;       /* the writer's hub */
+    parley_writer_t *writer; /* running on store */
+    atomic_int fatal_calls;  /* on_fatal invocations */
+    pthread_mutex_t lock;    /* guards completed */
+    pthread_cond_t cond;     /* signalled on each done() */
+    int completed;           /* done() calls so far */
+    gate_t started;          /* a holding apply() has begun */
+    gate_t release;          /* lets a holding apply() finish */
+    twrite_t *pool;          /* POOL writes, handed out by tw_new() */
+    int npool;               /* writes handed out */
+    wprobe_t probes[2];      /* live readers */
 } fixture_t;
+
+/* A write and what happened to it. */
+struct twrite {
+    parley_write_t w;       /* handed to the writer */
+    fixture_t *fx;          /* the test's world */
+    bool hold;              /* apply: open fx->started, wait for fx->release */
+    const char *create;     /* apply: insert a stream row with this path */
+    int64_t stream_id;      /* apply: chunk goes here (0: no chunk) */
+    uint64_t pos;           /* apply: chunk covers [pos, pos + 1) */
+    int apply_rc;           /* apply: return this after the work */
+    bool check_in_apply;    /* apply: look for the chunk with a reader */
+    bool check_in_done;     /* done: look for the chunk with a reader */
+    bool fail_sync;         /* apply: make the batch's fsync fail */
+    bool fail_write;        /* apply: make the batch's next write hit a full disk */
+    int64_t created_id;     /* id of the stream row inserted */
+    int visible_in_apply;   /* reader saw the chunk from apply (-1 unchecked) */
+    int visible_in_done;    /* reader saw the chunk from done (-1 unchecked) */
+    atomic_int apply_calls; /* apply invocations */
+    atomic_int done_calls;  /* done invocations */
+    atomic_int done_status; /* status passed to the last done */
+};
 
 static void on_fatal(void *arg)
 {
@@ -353,10 +414,6 @@ static int writer_setup(void **state)
     fixture_t *fx = calloc(1, sizeof *fx);
     if (!fx)
         return -1;
-    if (make_tmpdir(fx->dir, sizeof fx->dir)) {
-        free(fx);
-        return -1;
-    }
     pthread_mutex_init(&fx->lock, NULL);
     pthread_cond_init(&fx->cond, NULL);
     gate_init(&fx->started);
@@ -364,6 +421,9 @@ static int writer_setup(void **state)
     atomic_init(&fx->fatal_calls, 0);
     fault_reset();
     *state = fx;
+    fx->pool = calloc(POOL, sizeof *fx->pool);
+    if (!fx->pool || make_tmpdir(fx->dir, sizeof fx->dir))
+        return -1;
     if (parley_store_open(fx->dir, &fx->store) != 0)
         return -1;
     if (parley_hub_create(&fx->hub) != 0)
@@ -380,15 +440,17 @@ static int writer_teardown(void **state)
         return 0;
     gate_open(&fx->release); /* never leave a holding apply() stuck */
     fault_reset();
-    parley_writer_free(fx->writer);
+    parley_writer_free(fx->writer); /* drains: every queued write is answered */
     if (fx->hub)
-        parley_hub_destroy(fx->hub);
+        parley_hub_destroy(fx->hub); /* wakes any probe still parked */
     parley_store_close(fx->store);
-    remove_tree(fx->dir);
+    if (fx->dir[0])
+        remove_tree(fx->dir);
     gate_destroy(&fx->started);
     gate_destroy(&fx->release);
     pthread_mutex_destroy(&fx->lock);
     pthread_cond_destroy(&fx->cond);
+    free(fx->pool);
     free(fx);
     return 0;
 }
@@ -415,33 +477,15 @@ static int completed(fixture_t *fx)
     return n;
 }
 
-/* ---- test writes ------------------------------------------------------ */
-
-/* A write and what happened to it. */
-typedef struct twrite {
-    parley_write_t w;          /* handed to the writer */
-    fixture_t *fx;             /* the test's world */
-    bool hold;                 /* apply: open fx->started, wait for fx->release */
-    const char *create;        /* apply: insert a stream row with this path */
-    int64_t stream_id;         /* apply: chunk goes here (0: no chunk) */
-    uint64_t pos;              /* apply: chunk covers [pos, pos + 1) */
-    int apply_rc;              /* apply: return this after the work */
-    bool check_in_apply;       /* apply: look for the chunk with a reader */
-    bool check_in_done;        /* done: look for the chunk with a reader */
-    bool fail_sync;            /* apply: make the batch's fsync fail */
-    bool fail_write;           /* apply: make the batch's next write hit a full disk */
-    int64_t created_id;        /* id of the stream row inserted */
-    int visible_in_apply;      /* reader saw the chunk from apply (-1 unchecked) */
-    int visible_in_done;       /* reader saw the chunk from done (-1 unchecked) */
-    atomic_int apply_calls;    /* apply invocations */
-    atomic_int done_calls;     /* done invocations */
-    atomic_int done_status;    /* status passed to the last done */
-} twrite_t;
-
-static twrite_t *tw_of(parley_write_t *w)
+/* Wait until the writer reports a failure; done(ESTORE) may come first. */
+static bool wait_failed(fixture_t *fx)
 {
-    return (twrite_t *)((char *)w - offsetof(twrite_t, w));
+    for (int i = 0; i < WAIT_MS / 10 && !parley_writer_failed(fx->writer); i++)
+        sleep_ms(10);
+    return parley_writer_failed(fx->writer);
 }
+
+/* ---- reading back through a reader connection ------------------------ */
 
 static void chunk_text(uint64_t pos, char *out, size_t n)
 {
@@ -449,8 +493,8 @@ static void chunk_text(uint64_t pos, char *out, size_t n)
 }
 
 typedef struct find {
-    uint64_t pos;  /* chunk start looked for */
-    bool found;    /* seen with the expected bytes */
+    uint64_t pos; /* chunk start looked for */
+    bool found;   /* seen with the expected bytes */
 } find_t;
 
 static int on_find_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
@@ -459,8 +503,7 @@ static int on_find_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_
     find_t *f = arg;
     char want[32];
     chunk_text(f->pos, want, sizeof want);
-    if (start == f->pos && end == f->pos + 1 && len == strlen(want) &&
-        memcmp(data, want, len) == 0)
+    if (start == f->pos && end == f->pos + 1 && len == strlen(want) && memcmp(data, want, len) == 0)
         f->found = true;
     return 1; /* the first chunk with end > pos is the one */
 }
@@ -475,6 +518,48 @@ static int chunk_visible(parley_store_t *store, int64_t stream_id, uint64_t pos)
     int rc = parley_db_chunk_scan(rd, stream_id, pos, on_find_chunk, &f);
     parley_db_close(rd);
     return rc ? -1 : f.found;
+}
+
+/* Every chunk of a stream, as seen by a reader. */
+typedef struct collect {
+    unsigned char *seen; /* seen[pos] = 1 */
+    uint64_t max;        /* size of seen */
+    int count;           /* chunks seen */
+    int bad;             /* chunks with unexpected bounds or bytes, or seen twice */
+} collect_t;
+
+static int on_collect_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
+                            const void *data, size_t len)
+{
+    collect_t *c = arg;
+    char want[32];
+    chunk_text(start, want, sizeof want);
+    c->count++;
+    if (start >= c->max || end != start + 1 || len != strlen(want) ||
+        memcmp(data, want, len) != 0 || c->seen[start]) {
+        c->bad++;
+        return 0;
+    }
+    c->seen[start] = 1;
+    return 0;
+}
+
+static void read_all(fixture_t *fx, int64_t stream_id, collect_t *c)
+{
+    parley_db_t *rd = NULL;
+    assert_int_equal(parley_store_reader(fx->store, &rd), 0);
+    assert_int_equal(parley_db_begin(rd), 0);
+    int rc = parley_db_chunk_scan(rd, stream_id, 0, on_collect_chunk, c);
+    parley_db_commit(rd);
+    parley_db_close(rd);
+    assert_int_equal(rc, 0);
+}
+
+/* ---- test writes and live readers ------------------------------------- */
+
+static twrite_t *tw_of(parley_write_t *w)
+{
+    return (twrite_t *)((char *)w - offsetof(twrite_t, w));
 }
 
 static int apply_test(parley_write_t *w, parley_db_t *db)
@@ -501,9 +586,8 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
     if (t->stream_id) {
         char text[32];
         chunk_text(t->pos, text, sizeof text);
-        int rc =
-            parley_db_chunk_insert(db, t->stream_id, t->pos, t->pos + 1, t->pos + 1, text,
-                                   strlen(text));
+        int rc = parley_db_chunk_insert(db, t->stream_id, t->pos, t->pos + 1, t->pos + 1, text,
+                                        strlen(text));
         if (rc)
             return rc;
         w->notify[0] = t->stream_id;
@@ -532,8 +616,11 @@ static void done_test(parley_write_t *w, int status)
     pthread_mutex_unlock(&fx->lock);
 }
 
-static void tw_init(twrite_t *t, fixture_t *fx, int64_t stream_id, uint64_t pos)
+/* A new write from the fixture's pool: a chunk [pos, pos + 1) of stream_id. */
+static twrite_t *tw_new(fixture_t *fx, int64_t stream_id, uint64_t pos)
 {
+    assert_true(fx->npool < POOL);
+    twrite_t *t = &fx->pool[fx->npool++];
     memset(t, 0, sizeof *t);
     t->w.apply = apply_test;
     t->w.done = done_test;
@@ -545,54 +632,80 @@ static void tw_init(twrite_t *t, fixture_t *fx, int64_t stream_id, uint64_t pos)
     atomic_init(&t->apply_calls, 0);
     atomic_init(&t->done_calls, 0);
     atomic_init(&t->done_status, 12345);
+    return t;
+}
+
+/* Submit and wait for the answer; returns the done() status. */
+static int run_write(fixture_t *fx, twrite_t *t)
+{
+    int before = completed(fx);
+    assert_int_equal(parley_writer_submit(fx->writer, &t->w), 0);
+    assert_true(wait_completed(fx, before + 1));
+    return atomic_load(&t->done_status);
 }
 
 /* Create a stream row through the writer; returns its id. */
 static int64_t create_stream(fixture_t *fx, const char *path)
 {
-    twrite_t t;
-    tw_init(&t, fx, 0, 0);
-    t.create = path;
-    int before = completed(fx);
-    assert_int_equal(parley_writer_submit(fx->writer, &t.w), 0);
-    assert_true(wait_completed(fx, before + 1));
-    assert_int_equal(atomic_load(&t.done_status), 0);
-    assert_true(t.created_id > 0);
-    return t.created_id;
+    twrite_t *t = tw_new(fx, 0, 0);
+    t->create = path;
+    assert_int_equal(run_write(fx, t), 0);
+    assert_true(t->created_id > 0);
+    return t->created_id;
 }
 
-/* Every chunk of a stream, as seen by a reader: bitmap of start positions. */
-typedef struct collect {
-    unsigned char *seen; /* seen[pos] = 1 */
-    uint64_t max;        /* size of seen */
-    int count;           /* chunks seen */
-    int bad;             /* chunks with unexpected bounds or bytes */
-} collect_t;
-
-static int on_collect_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
-                            const void *data, size_t len)
+/* Submit a write that holds the writer inside its apply(); returns it. */
+static twrite_t *hold_writer(fixture_t *fx, int64_t stream_id, uint64_t pos)
 {
-    collect_t *c = arg;
-    char want[32];
-    chunk_text(start, want, sizeof want);
-    c->count++;
-    if (start >= c->max || end != start + 1 || len != strlen(want) ||
-        memcmp(data, want, len) != 0 || c->seen[start]) {
-        c->bad++;
-        return 0;
-    }
-    c->seen[start] = 1;
-    return 0;
+    twrite_t *t = tw_new(fx, stream_id, pos);
+    t->hold = true;
+    assert_int_equal(parley_writer_submit(fx->writer, &t->w), 0);
+    assert_true(gate_wait(&fx->started, WAIT_MS));
+    return t;
 }
 
-static void read_all(fixture_t *fx, int64_t stream_id, collect_t *c)
+/* Queue writes[0..n) behind a held writer, release it, wait for all. */
+static void run_one_batch(fixture_t *fx, twrite_t **writes, int n)
 {
-    parley_db_t *rd = NULL;
-    assert_int_equal(parley_store_reader(fx->store, &rd), 0);
-    assert_int_equal(parley_db_begin(rd), 0);
-    assert_int_equal(parley_db_chunk_scan(rd, stream_id, 0, on_collect_chunk, c), 0);
-    assert_int_equal(parley_db_commit(rd), 0);
-    parley_db_close(rd);
+    int base = completed(fx);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(parley_writer_submit(fx->writer, &writes[i]->w), 0);
+    gate_open(&fx->release);
+    assert_true(wait_completed(fx, base + 1 + n));
+}
+
+static void on_wake_probe(parley_waiter_t *w, parley_wake_t why)
+{
+    wprobe_t *p = w->arg;
+    if (why == PARLEY_WAKE_DATA)
+        atomic_store(&p->visible, chunk_visible(p->store, p->stream_id, p->pos));
+    atomic_store(&p->why, (int)why);
+    atomic_fetch_add(&p->wakes, 1);
+}
+
+/* Park probe i on a stream; a DATA wake-up checks that chunk pos is visible. */
+static wprobe_t *park_probe(fixture_t *fx, int i, int64_t stream_id, uint64_t pos)
+{
+    wprobe_t *p = &fx->probes[i];
+    memset(p, 0, sizeof *p);
+    p->w.stream_id = stream_id;
+    p->w.on_wake = on_wake_probe;
+    p->w.arg = p;
+    p->store = fx->store;
+    p->stream_id = stream_id;
+    p->pos = pos;
+    atomic_init(&p->wakes, 0);
+    atomic_init(&p->why, -1);
+    atomic_init(&p->visible, -2);
+    assert_int_equal(parley_hub_wait(fx->hub, &p->w, parley_hub_generation(fx->hub)), 0);
+    return p;
+}
+
+static bool wait_woken(wprobe_t *p)
+{
+    for (int i = 0; i < WAIT_MS / 10 && atomic_load(&p->wakes) == 0; i++)
+        sleep_ms(10);
+    return atomic_load(&p->wakes) > 0;
 }
 
 /* ---- (a) group commit ------------------------------------------------- */
@@ -601,7 +714,7 @@ enum { SUBMITTERS = 4, PER_SUBMITTER = 64, NBATCH = SUBMITTERS * PER_SUBMITTER }
 
 typedef struct submitter {
     parley_writer_t *writer; /* where to submit */
-    twrite_t *writes;        /* PER_SUBMITTER writes */
+    twrite_t **writes;       /* PER_SUBMITTER writes */
     int failures;            /* submits that did not return 0 */
 } submitter_t;
 
@@ -609,7 +722,7 @@ static void *submit_main(void *arg)
 {
     submitter_t *s = arg;
     for (int i = 0; i < PER_SUBMITTER; i++)
-        if (parley_writer_submit(s->writer, &s->writes[i].w) != 0)
+        if (parley_writer_submit(s->writer, &s->writes[i]->w) != 0)
             s->failures++;
     return NULL;
 }
@@ -620,42 +733,36 @@ static void writer_batch_commits_many_writes_once(void **state)
     int64_t sid = create_stream(fx, "batch");
 
     /* Hold the writer inside a first write while the others queue up. */
-    twrite_t blocker;
-    tw_init(&blocker, fx, sid, 0);
-    blocker.hold = true;
-    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
-    assert_true(gate_wait(&fx->started, WAIT_MS));
-
-    twrite_t *writes = calloc(NBATCH, sizeof *writes);
-    assert_non_null(writes);
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *writes[NBATCH];
     for (int i = 0; i < NBATCH; i++)
-        tw_init(&writes[i], fx, sid, 1 + (uint64_t)i);
+        writes[i] = tw_new(fx, sid, 1 + (uint64_t)i);
     submitter_t subs[SUBMITTERS];
     pthread_t threads[SUBMITTERS];
     for (int i = 0; i < SUBMITTERS; i++) {
         subs[i] = (submitter_t){fx->writer, writes + i * PER_SUBMITTER, 0};
         assert_int_equal(pthread_create(&threads[i], NULL, submit_main, &subs[i]), 0);
     }
-    for (int i = 0; i < SUBMITTERS; i++) {
+    for (int i = 0; i < SUBMITTERS; i++)
         pthread_join(threads[i], NULL);
+    for (int i = 0; i < SUBMITTERS; i++)
         assert_int_equal(subs[i].failures, 0);
-    }
     /* Nothing is answered while the first write's batch is still open. */
-    assert_int_equal(atomic_load(&blocker.done_calls), 0);
+    assert_int_equal(atomic_load(&blocker->done_calls), 0);
     for (int i = 0; i < NBATCH; i++)
-        assert_int_equal(atomic_load(&writes[i].done_calls), 0);
+        assert_int_equal(atomic_load(&writes[i]->done_calls), 0);
     gate_open(&fx->release);
 
     assert_true(wait_completed(fx, 1 + 1 + NBATCH));
     parley_writer_stop(fx->writer); /* no late or second done() after this */
 
-    assert_int_equal(atomic_load(&blocker.done_calls), 1);
-    assert_int_equal(atomic_load(&blocker.done_status), 0);
+    assert_int_equal(atomic_load(&blocker->done_calls), 1);
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
     for (int i = 0; i < NBATCH; i++) {
-        if (atomic_load(&writes[i].done_calls) != 1 || atomic_load(&writes[i].done_status) != 0)
+        if (atomic_load(&writes[i]->done_calls) != 1 || atomic_load(&writes[i]->done_status) != 0)
             fail_msg("write %d: done called %d times, status %d", i,
-                     atomic_load(&writes[i].done_calls), atomic_load(&writes[i].done_status));
-        assert_int_equal(atomic_load(&writes[i].apply_calls), 1);
+                     atomic_load(&writes[i]->done_calls), atomic_load(&writes[i]->done_status));
+        assert_int_equal(atomic_load(&writes[i]->apply_calls), 1);
     }
     assert_int_equal(completed(fx), 1 + 1 + NBATCH);
 
@@ -668,26 +775,18 @@ static void writer_batch_commits_many_writes_once(void **state)
     assert_int_equal(st.max_batch, NBATCH);
 
     /* All data is there for a reader, exactly once each. */
-    collect_t c = {calloc(NBATCH + 1, 1), NBATCH + 1, 0, 0};
-    assert_non_null(c.seen);
+    unsigned char seen[NBATCH + 1] = {0};
+    collect_t c = {seen, NBATCH + 1, 0, 0};
     read_all(fx, sid, &c);
     assert_int_equal(c.bad, 0);
     assert_int_equal(c.count, NBATCH + 1);
     for (int i = 0; i <= NBATCH; i++)
-        assert_int_equal(c.seen[i], 1);
+        assert_int_equal(seen[i], 1);
     assert_false(parley_writer_failed(fx->writer));
     assert_int_equal(atomic_load(&fx->fatal_calls), 0);
-    free(c.seen);
-    free(writes);
 }
 
 /* ---- (b) a savepoint per write ---------------------------------------- */
-
-static void on_wake_count(parley_waiter_t *w, parley_wake_t why)
-{
-    atomic_int *n = w->arg;
-    atomic_fetch_add(n, 1);
-}
 
 static void writer_savepoint_rolls_back_refused_write_only(void **state)
 {
@@ -696,44 +795,31 @@ static void writer_savepoint_rolls_back_refused_write_only(void **state)
     int64_t other = create_stream(fx, "refused-target");
 
     /* Live readers on both streams: only committed changes may wake them. */
-    atomic_int woken_ok = 0, woken_other = 0;
-    parley_waiter_t w_ok = {.stream_id = sid, .on_wake = on_wake_count, .arg = &woken_ok};
-    parley_waiter_t w_other = {.stream_id = other, .on_wake = on_wake_count,
-                               .arg = &woken_other};
-    uint64_t gen = parley_hub_generation(fx->hub);
-    assert_int_equal(parley_hub_wait(fx->hub, &w_ok, gen), 0);
-    assert_int_equal(parley_hub_wait(fx->hub, &w_other, gen), 0);
+    wprobe_t *p_ok = park_probe(fx, 0, sid, 1);
+    wprobe_t *p_other = park_probe(fx, 1, other, 2);
 
     parley_writer_stats_t before;
     parley_writer_stats(fx->writer, &before);
 
-    twrite_t blocker, w1, bad, w3, bad2, w5;
-    tw_init(&blocker, fx, 0, 0);
-    blocker.hold = true;
-    tw_init(&w1, fx, sid, 1);
-    tw_init(&bad, fx, other, 2); /* a chunk and a stream row, then refused */
-    bad.create = "refused-row";
-    bad.apply_rc = PARLEY_ECONFLICT;
-    tw_init(&w3, fx, sid, 3);
-    tw_init(&bad2, fx, other, 4); /* refused for another (non-storage) reason */
-    bad2.apply_rc = PARLEY_EINVAL;
-    tw_init(&w5, fx, sid, 5);
-
-    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
-    assert_true(gate_wait(&fx->started, WAIT_MS));
-    int base = completed(fx);
-    twrite_t *batch[] = {&w1, &bad, &w3, &bad2, &w5};
-    for (size_t i = 0; i < 5; i++)
-        assert_int_equal(parley_writer_submit(fx->writer, &batch[i]->w), 0);
-    gate_open(&fx->release);
-    assert_true(wait_completed(fx, base + 1 + 5));
+    twrite_t *blocker = hold_writer(fx, 0, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *bad = tw_new(fx, other, 2); /* a stream row and a chunk, then refused */
+    bad->create = "refused-row";
+    bad->apply_rc = PARLEY_ECONFLICT;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *bad2 = tw_new(fx, other, 4); /* refused for another (non-storage) reason */
+    bad2->apply_rc = PARLEY_EINVAL;
+    twrite_t *w5 = tw_new(fx, sid, 5);
+    twrite_t *batch[] = {w1, bad, w3, bad2, w5};
+    run_one_batch(fx, batch, 5);
 
     /* Everyone is answered once with 0: a refusal is the write's own answer. */
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
     for (size_t i = 0; i < 5; i++) {
         assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
         assert_int_equal(atomic_load(&batch[i]->done_status), 0);
     }
-    /* They ran in one batch (after the blocker's). */
+    /* They ran in one batch, the one after the blocker's. */
     parley_writer_stats_t after;
     parley_writer_stats(fx->writer, &after);
     assert_int_equal(after.commits - before.commits, 2);
@@ -743,75 +829,60 @@ static void writer_savepoint_rolls_back_refused_write_only(void **state)
     assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
     assert_int_equal(chunk_visible(fx->store, sid, 3), 1);
     assert_int_equal(chunk_visible(fx->store, sid, 5), 1);
-    collect_t c = {calloc(8, 1), 8, 0, 0};
+    unsigned char seen[8] = {0};
+    collect_t c = {seen, 8, 0, 0};
     read_all(fx, other, &c);
     assert_int_equal(c.count, 0);
-    free(c.seen);
 
     /* The refused write's stream row is gone too. */
     parley_db_t *rd = NULL;
     parley_stream_t st;
     assert_int_equal(parley_store_reader(fx->store, &rd), 0);
-    assert_int_equal(parley_db_stream_get(rd, "refused-row", &st), PARLEY_ENOTFOUND);
-    assert_int_equal(parley_db_stream_get(rd, "ok", &st), 0);
-    assert_int_equal(st.id, sid);
+    int rc_refused = parley_db_stream_get(rd, "refused-row", &st);
+    int rc_ok = parley_db_stream_get(rd, "ok", &st);
     parley_db_close(rd);
+    assert_int_equal(rc_refused, PARLEY_ENOTFOUND);
+    assert_int_equal(rc_ok, 0);
+    assert_int_equal(st.id, sid);
 
     /* The committed stream's reader wakes; the refused writes wake nobody. */
-    for (int i = 0; i < WAIT_MS / 10 && atomic_load(&woken_ok) == 0; i++)
-        sleep_ms(10);
-    assert_int_equal(atomic_load(&woken_ok), 1);
-    assert_int_equal(atomic_load(&woken_other), 0);
-    assert_true(parley_hub_cancel(fx->hub, &w_other));
+    assert_true(wait_woken(p_ok));
+    assert_int_equal(atomic_load(&p_ok->wakes), 1);
+    assert_int_equal(atomic_load(&p_ok->why), PARLEY_WAKE_DATA);
+    assert_int_equal(atomic_load(&p_other->wakes), 0);
+    assert_true(parley_hub_cancel(fx->hub, &p_other->w));
     assert_false(parley_writer_failed(fx->writer));
 }
 
 /* ---- (c) nothing is answered before the commit ------------------------ */
 
-typedef struct wake_check {
-    parley_store_t *store; /* to open a reader from the callback */
-    int64_t stream_id;     /* the stream waited on */
-    uint64_t pos;          /* the chunk that should be visible */
-    atomic_int visible;    /* what the reader saw (-2: not woken) */
-} wake_check_t;
-
-static void on_wake_check(parley_waiter_t *w, parley_wake_t why)
-{
-    wake_check_t *wc = w->arg;
-    int v = why == PARLEY_WAKE_DATA ? chunk_visible(wc->store, wc->stream_id, wc->pos) : -3;
-    atomic_store(&wc->visible, v);
-}
-
 static void writer_done_after_commit_data_visible(void **state)
 {
     fixture_t *fx = *state;
     int64_t sid = create_stream(fx, "visible");
-
-    wake_check_t wc = {fx->store, sid, 0, -2};
-    parley_waiter_t waiter = {.stream_id = sid, .on_wake = on_wake_check, .arg = &wc};
-    assert_int_equal(parley_hub_wait(fx->hub, &waiter, parley_hub_generation(fx->hub)), 0);
+    wprobe_t *probe = park_probe(fx, 0, sid, 0);
 
     enum { N = 5 };
-    twrite_t writes[N];
+    twrite_t *writes[N];
     int base = completed(fx);
     for (int i = 0; i < N; i++) {
-        tw_init(&writes[i], fx, sid, (uint64_t)i);
-        writes[i].check_in_apply = true;
-        writes[i].check_in_done = true;
-        assert_int_equal(parley_writer_submit(fx->writer, &writes[i].w), 0);
+        writes[i] = tw_new(fx, sid, (uint64_t)i);
+        writes[i]->check_in_apply = true;
+        writes[i]->check_in_done = true;
+        assert_int_equal(parley_writer_submit(fx->writer, &writes[i]->w), 0);
     }
     assert_true(wait_completed(fx, base + N));
     for (int i = 0; i < N; i++) {
+        assert_int_equal(atomic_load(&writes[i]->done_status), 0);
         /* Inside the open transaction nobody else sees the write... */
-        assert_int_equal(writes[i].visible_in_apply, 0);
+        assert_int_equal(writes[i]->visible_in_apply, 0);
         /* ...and by the time it is answered, everybody does. */
-        assert_int_equal(writes[i].visible_in_done, 1);
-        assert_int_equal(atomic_load(&writes[i].done_status), 0);
+        assert_int_equal(writes[i]->visible_in_done, 1);
     }
     /* The live reader is woken after the commit too. */
-    for (int i = 0; i < WAIT_MS / 10 && atomic_load(&wc.visible) == -2; i++)
-        sleep_ms(10);
-    assert_int_equal(atomic_load(&wc.visible), 1);
+    assert_true(wait_woken(probe));
+    assert_int_equal(atomic_load(&probe->why), PARLEY_WAKE_DATA);
+    assert_int_equal(atomic_load(&probe->visible), 1);
 }
 
 /* ---- (d) stop ------------------------------------------------------------ */
@@ -820,21 +891,18 @@ static void writer_stop_drains_queue_first(void **state)
 {
     fixture_t *fx = *state;
     int64_t sid = create_stream(fx, "drain");
-    twrite_t blocker, writes[10];
-    tw_init(&blocker, fx, sid, 0);
-    blocker.hold = true;
-    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
-    assert_true(gate_wait(&fx->started, WAIT_MS));
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *writes[10];
     for (int i = 0; i < 10; i++) {
-        tw_init(&writes[i], fx, sid, 1 + (uint64_t)i);
-        assert_int_equal(parley_writer_submit(fx->writer, &writes[i].w), 0);
+        writes[i] = tw_new(fx, sid, 1 + (uint64_t)i);
+        assert_int_equal(parley_writer_submit(fx->writer, &writes[i]->w), 0);
     }
     gate_open(&fx->release);
     parley_writer_stop(fx->writer); /* returns once the queue is empty */
-    assert_int_equal(atomic_load(&blocker.done_calls), 1);
+    assert_int_equal(atomic_load(&blocker->done_calls), 1);
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(atomic_load(&writes[i].done_calls), 1);
-        assert_int_equal(atomic_load(&writes[i].done_status), 0);
+        assert_int_equal(atomic_load(&writes[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&writes[i]->done_status), 0);
         assert_int_equal(chunk_visible(fx->store, sid, 1 + (uint64_t)i), 1);
     }
 }
@@ -846,14 +914,13 @@ static void writer_submit_closed_after_stop(void **state)
     parley_writer_stop(fx->writer);
     int base = completed(fx);
 
-    twrite_t late;
-    tw_init(&late, fx, sid, 0);
-    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    twrite_t *late = tw_new(fx, sid, 0);
+    assert_int_equal(parley_writer_submit(fx->writer, &late->w), PARLEY_ECLOSED);
     parley_writer_stop(fx->writer); /* a second stop is harmless */
-    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    assert_int_equal(parley_writer_submit(fx->writer, &late->w), PARLEY_ECLOSED);
     sleep_ms(20);
-    assert_int_equal(atomic_load(&late.apply_calls), 0);
-    assert_int_equal(atomic_load(&late.done_calls), 0);
+    assert_int_equal(atomic_load(&late->apply_calls), 0);
+    assert_int_equal(atomic_load(&late->done_calls), 0);
     assert_int_equal(completed(fx), base);
     assert_int_equal(chunk_visible(fx->store, sid, 0), 0);
     /* Stopping is not failing. */
@@ -867,26 +934,16 @@ static void writer_storage_failure_fails_batch_stops(void **state)
 {
     fixture_t *fx = *state;
     int64_t sid = create_stream(fx, "broken");
-    twrite_t blocker, w1, broken, w3;
-    tw_init(&blocker, fx, sid, 0);
-    blocker.hold = true;
-    tw_init(&w1, fx, sid, 1);
-    tw_init(&broken, fx, sid, 2);
-    broken.apply_rc = PARLEY_ESTORE;
-    tw_init(&w3, fx, sid, 3);
-
-    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
-    assert_true(gate_wait(&fx->started, WAIT_MS));
-    int base = completed(fx);
-    assert_int_equal(parley_writer_submit(fx->writer, &w1.w), 0);
-    assert_int_equal(parley_writer_submit(fx->writer, &broken.w), 0);
-    assert_int_equal(parley_writer_submit(fx->writer, &w3.w), 0);
-    gate_open(&fx->release);
-    assert_true(wait_completed(fx, base + 4));
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *broken = tw_new(fx, sid, 2);
+    broken->apply_rc = PARLEY_ESTORE;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, broken, w3};
+    run_one_batch(fx, batch, 3);
 
     /* The blocker's own batch committed; the failed batch answers ESTORE. */
-    assert_int_equal(atomic_load(&blocker.done_status), 0);
-    twrite_t *batch[] = {&w1, &broken, &w3};
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
         assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ESTORE);
@@ -896,93 +953,66 @@ static void writer_storage_failure_fails_batch_stops(void **state)
     assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 3), 0);
     /* Fail-stop: on_fatal once, later writes refused without a callback. */
-    assert_true(parley_writer_failed(fx->writer));
+    assert_true(wait_failed(fx));
     assert_int_equal(atomic_load(&fx->fatal_calls), 1);
-    twrite_t late;
-    tw_init(&late, fx, sid, 9);
-    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    twrite_t *late = tw_new(fx, sid, 9);
+    assert_int_equal(parley_writer_submit(fx->writer, &late->w), PARLEY_ECLOSED);
     parley_writer_stop(fx->writer);
-    assert_int_equal(atomic_load(&late.done_calls), 0);
+    assert_int_equal(atomic_load(&late->done_calls), 0);
 }
 
 static void writer_full_disk_fails_only_that_write(void **state)
 {
     fixture_t *fx = *state;
     int64_t sid = create_stream(fx, "full");
-    twrite_t blocker, w1, full, w3;
-    tw_init(&blocker, fx, sid, 0);
-    blocker.hold = true;
-    tw_init(&w1, fx, sid, 1);
-    tw_init(&full, fx, sid, 2);
-    full.apply_rc = PARLEY_EFULL;
-    tw_init(&w3, fx, sid, 3);
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *full = tw_new(fx, sid, 2);
+    full->apply_rc = PARLEY_EFULL;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, full, w3};
+    run_one_batch(fx, batch, 3);
 
-    assert_int_equal(parley_writer_submit(fx->writer, &blocker.w), 0);
-    assert_true(gate_wait(&fx->started, WAIT_MS));
-    int base = completed(fx);
-    assert_int_equal(parley_writer_submit(fx->writer, &w1.w), 0);
-    assert_int_equal(parley_writer_submit(fx->writer, &full.w), 0);
-    assert_int_equal(parley_writer_submit(fx->writer, &w3.w), 0);
-    gate_open(&fx->release);
-    assert_true(wait_completed(fx, base + 4));
-
-    assert_int_equal(atomic_load(&w1.done_status), 0);
-    assert_int_equal(atomic_load(&full.done_status), PARLEY_EFULL);
-    assert_int_equal(atomic_load(&w3.done_status), 0);
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    assert_int_equal(atomic_load(&w1->done_status), 0);
+    assert_int_equal(atomic_load(&full->done_status), PARLEY_EFULL);
+    assert_int_equal(atomic_load(&w3->done_status), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
     assert_int_equal(chunk_visible(fx->store, sid, 2), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 3), 1);
     /* A full disk is not fatal: the writer goes on. */
     assert_false(parley_writer_failed(fx->writer));
     assert_int_equal(atomic_load(&fx->fatal_calls), 0);
-    twrite_t next;
-    tw_init(&next, fx, sid, 4);
-    assert_int_equal(parley_writer_submit(fx->writer, &next.w), 0);
-    assert_true(wait_completed(fx, base + 5));
-    assert_int_equal(atomic_load(&next.done_status), 0);
+    twrite_t *next = tw_new(fx, sid, 4);
+    assert_int_equal(run_write(fx, next), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 4), 1);
-}
-
-/* Hold the writer, queue writes[0..n), release, and wait for all answers. */
-static void run_one_batch(fixture_t *fx, int64_t sid, twrite_t *blocker, twrite_t **writes, int n)
-{
-    tw_init(blocker, fx, sid, 0);
-    blocker->hold = true;
-    assert_int_equal(parley_writer_submit(fx->writer, &blocker->w), 0);
-    assert_true(gate_wait(&fx->started, WAIT_MS));
-    int base = completed(fx);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(parley_writer_submit(fx->writer, &writes[i]->w), 0);
-    gate_open(&fx->release);
-    assert_true(wait_completed(fx, base + 1 + n));
 }
 
 static void writer_fsync_failure_fails_batch_stops(void **state)
 {
     fixture_t *fx = *state;
     int64_t sid = create_stream(fx, "fsync");
-    twrite_t blocker, w1, w2, w3;
-    tw_init(&w1, fx, sid, 1);
-    tw_init(&w2, fx, sid, 2);
-    w2.fail_sync = true; /* the COMMIT of this batch fails to sync */
-    tw_init(&w3, fx, sid, 3);
-    twrite_t *batch[] = {&w1, &w2, &w3};
-    run_one_batch(fx, sid, &blocker, batch, 3);
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *w2 = tw_new(fx, sid, 2);
+    w2->fail_sync = true; /* the COMMIT of this batch fails to sync */
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, w2, w3};
+    run_one_batch(fx, batch, 3);
 
     assert_int_equal(atomic_load(&syncs_failed), 1);
-    assert_int_equal(atomic_load(&blocker.done_status), 0);
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
         assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ESTORE);
     }
     /* Never retried: the writer stops for good. */
-    assert_true(parley_writer_failed(fx->writer));
+    assert_true(wait_failed(fx));
     assert_int_equal(atomic_load(&fx->fatal_calls), 1);
-    twrite_t late;
-    tw_init(&late, fx, sid, 4);
-    assert_int_equal(parley_writer_submit(fx->writer, &late.w), PARLEY_ECLOSED);
+    twrite_t *late = tw_new(fx, sid, 4);
+    assert_int_equal(parley_writer_submit(fx->writer, &late->w), PARLEY_ECLOSED);
     parley_writer_stop(fx->writer);
-    assert_int_equal(atomic_load(&late.done_calls), 0);
+    assert_int_equal(atomic_load(&late->done_calls), 0);
     assert_int_equal(atomic_load(&fx->fatal_calls), 1);
 }
 
@@ -990,27 +1020,23 @@ static void writer_disk_full_commit_fails_batch_continues(void **state)
 {
     fixture_t *fx = *state;
     int64_t sid = create_stream(fx, "disk-full");
-    twrite_t blocker, w1, w2;
-    tw_init(&w1, fx, sid, 1);
-    w1.fail_write = true; /* the COMMIT cannot write the WAL */
-    tw_init(&w2, fx, sid, 2);
-    twrite_t *batch[] = {&w1, &w2};
-    run_one_batch(fx, sid, &blocker, batch, 2);
+    hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    w1->fail_write = true; /* the COMMIT cannot write the WAL */
+    twrite_t *w2 = tw_new(fx, sid, 2);
+    twrite_t *batch[] = {w1, w2};
+    run_one_batch(fx, batch, 2);
 
     assert_int_equal(atomic_load(&writes_failed), 1);
-    assert_int_equal(atomic_load(&w1.done_status), PARLEY_EFULL);
-    assert_int_equal(atomic_load(&w2.done_status), PARLEY_EFULL);
+    assert_int_equal(atomic_load(&w1->done_status), PARLEY_EFULL);
+    assert_int_equal(atomic_load(&w2->done_status), PARLEY_EFULL);
     assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 2), 0);
     /* Not fatal: once there is space again, writes succeed. */
     assert_false(parley_writer_failed(fx->writer));
     assert_int_equal(atomic_load(&fx->fatal_calls), 0);
-    twrite_t next;
-    tw_init(&next, fx, sid, 1);
-    int base = completed(fx);
-    assert_int_equal(parley_writer_submit(fx->writer, &next.w), 0);
-    assert_true(wait_completed(fx, base + 1));
-    assert_int_equal(atomic_load(&next.done_status), 0);
+    twrite_t *next = tw_new(fx, sid, 1);
+    assert_int_equal(run_write(fx, next), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
 }
 
@@ -1041,17 +1067,16 @@ static void writer_tick_fsync_failure_stops(void **state)
 
     /* A failed fsync is fatal wherever it happens: nothing may be
      * acknowledged after it, so a later write is refused or failed. */
-    twrite_t w;
-    tw_init(&w, fx, 777, 5);
+    twrite_t *w = tw_new(fx, 777, 5);
     int base = completed(fx);
-    int rc = parley_writer_submit(fx->writer, &w.w);
+    int rc = parley_writer_submit(fx->writer, &w->w);
     if (rc == 0) {
         assert_true(wait_completed(fx, base + 1));
-        assert_int_not_equal(atomic_load(&w.done_status), 0);
+        assert_int_not_equal(atomic_load(&w->done_status), 0);
     } else {
         assert_int_equal(rc, PARLEY_ECLOSED);
     }
-    assert_true(parley_writer_failed(fx->writer));
+    assert_true(wait_failed(fx));
     assert_int_equal(atomic_load(&fx->fatal_calls), 1);
 }
 
@@ -1068,7 +1093,8 @@ static void writer_store_open_locked_same_process(void **state)
 
     /* The holder is unaffected by the refused open. */
     int64_t sid = create_stream(fx, "still-works");
-    assert_true(sid > 0);
+    assert_int_equal(run_write(fx, tw_new(fx, sid, 0)), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 0), 1);
 }
 
 static void writer_store_open_locked_other_process(void **state)
@@ -1092,14 +1118,16 @@ static void writer_store_open_after_close_unlocked(void **state)
     char dir[64];
     assert_int_equal(make_tmpdir(dir, sizeof dir), 0);
     parley_store_t *a = NULL, *b = NULL;
-    assert_int_equal(parley_store_open(dir, &a), 0);
-    assert_int_equal(parley_store_open(dir, &b), PARLEY_ELOCKED);
+    int rc_a = parley_store_open(dir, &a);
+    int rc_b = parley_store_open(dir, &b);
     parley_store_close(a);
     /* The lock goes with the store: the directory can be opened again. */
-    assert_int_equal(parley_store_open(dir, &b), 0);
-    assert_non_null(b);
+    int rc_c = parley_store_open(dir, &b);
     parley_store_close(b);
     remove_tree(dir);
+    assert_int_equal(rc_a, 0);
+    assert_int_equal(rc_b, PARLEY_ELOCKED);
+    assert_int_equal(rc_c, 0);
 }
 
 int main(void)

@@ -1,0 +1,485 @@
+/*
+ * conversations.c — /v1/conversations: conversations and their messages
+ * over HTTP.
+ *
+ *   /v1/conversations                          GET (list, most recently active first), POST
+ *   /v1/conversations/{id}                     GET, HEAD, PATCH (merge patch), DELETE
+ *   /v1/conversations/{id}/messages            GET (?after=&limit=, in seq order), POST
+ *   /v1/conversations/{id}/stream              GET, HEAD: the log as a read-only JSON stream
+ *   /v1/conversations/{id}/sessions            GET (?status=&limit=&cursor=, newest first)
+ *   /v1/conversations/{id}/sessions/latest     GET
+ *
+ * Bodies are parsed here, on the connection's thread; the rules run on the
+ * writer (core/conversation.c) through parley_api_write, so every POST and
+ * PATCH honours Idempotency-Key. Reads use the worker's read-only
+ * connection; another user's conversation answers 404, as a missing one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/params.h"
+#include "api/resource.h"
+#include "api/write.h"
+#include "core/conversation.h"
+#include "core/id.h"
+#include "core/session.h"
+#include "parley/parley.h"
+
+#define MESSAGES_PAGE_BYTES (4u << 20) /* a message page stops growing past this */
+#define MESSAGES_BUF_MAX (96u << 20)   /* hard limit of a page's body */
+
+enum conv_write_kind { CW_CONVERSATION, CW_MESSAGE };
+
+typedef struct conv_write {
+    enum conv_write_kind kind;       /* which rule */
+    parley_conv_req_t conv;          /* CW_CONVERSATION request */
+    parley_message_req_t msg;        /* CW_MESSAGE request */
+    json_t *body;                    /* parsed body (owned) */
+    char user[PARLEY_OWNER_MAX + 1]; /* the caller */
+    char id[PARLEY_ROW_ID_MAX + 1];  /* conversation id */
+    char mid[PARLEY_ID_LEN + 1];     /* new message id */
+    char sid[PARLEY_ID_LEN + 1];     /* new session id */
+} conv_write_t;
+
+static void conv_write_free(void *arg)
+{
+    conv_write_t *cw = arg;
+    if (!cw)
+        return;
+    json_decref(cw->body);
+    free(cw);
+}
+
+static void etag_of(int64_t version, char *out, size_t n)
+{
+    snprintf(out, n, "\"%lld\"", (long long)version);
+}
+
+static int apply_conv_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+{
+    conv_write_t *cw = ctx;
+    parley_outcome_t o;
+    int rc = cw->kind == CW_CONVERSATION ? parley_conversation_apply(db, &cw->conv, &o)
+                                         : parley_conversation_append(db, &cw->msg, &o);
+    if (rc) {
+        parley_outcome_clear(&o);
+        return rc;
+    }
+    if (cw->kind == CW_CONVERSATION && o.status < 300 && json_is_object(o.body)) {
+        char etag[32], loc[PARLEY_ROW_ID_MAX + 32];
+        json_t *v = json_object_get(o.body, "version");
+        etag_of(json_integer_value(v), etag, sizeof etag);
+        parley_reply_header(rp, "ETag", etag);
+        if (o.status == 201) {
+            snprintf(loc, sizeof loc, "/v1/conversations/%s", cw->id);
+            parley_reply_header(rp, "Location", loc);
+        }
+    }
+    rc = parley_resource_reply(rp, &o, w);
+    parley_outcome_clear(&o);
+    return rc;
+}
+
+static conv_write_t *new_write(parley_req_t *r, enum conv_write_kind kind, const char *id)
+{
+    conv_write_t *cw = calloc(1, sizeof *cw);
+    if (!cw) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return NULL;
+    }
+    cw->kind = kind;
+    snprintf(cw->user, sizeof cw->user, "%s", parley_req_user(r));
+    snprintf(cw->id, sizeof cw->id, "%s", id);
+    return cw;
+}
+
+/* If-Match: "<version>" or *. 0 (has_if_match false for * or none), or -1
+ * after answering 400. */
+static int if_match(parley_req_t *r, parley_conv_req_t *q)
+{
+    const char *v = parley_req_header(r, "If-Match");
+    char digits[24];
+    uint64_t n;
+    if (!v || strcmp(v, "*") == 0)
+        return 0;
+    size_t len = strlen(v);
+    if (len >= 3 && len <= 21 && v[0] == '"' && v[len - 1] == '"') {
+        memcpy(digits, v + 1, len - 2);
+        digits[len - 2] = '\0';
+        if (parley_param_decimal(digits, INT64_MAX, &n) == 0) {
+            q->has_if_match = true;
+            q->if_match = (int64_t)n;
+            return 0;
+        }
+    }
+    parley_req_error(r, 400, "invalid_precondition",
+                     "If-Match must be * or a version in quotes, e.g. If-Match: \"3\"");
+    return -1;
+}
+
+static void start_conv_write(parley_req_t *r, parley_conv_op_t op, const char *id)
+{
+    char newid[PARLEY_ID_LEN + 1];
+    if (op == PARLEY_CONV_CREATE) {
+        if (parley_resource_new_id(r, newid))
+            return;
+        id = newid;
+    }
+    conv_write_t *cw = new_write(r, CW_CONVERSATION, id);
+    if (!cw)
+        return;
+    cw->conv.op = op;
+    cw->conv.id = cw->id;
+    cw->conv.user = cw->user;
+    cw->conv.admin = parley_req_is_admin(r);
+    if (op != PARLEY_CONV_CREATE && if_match(r, &cw->conv)) {
+        conv_write_free(cw);
+        return;
+    }
+    if (op != PARLEY_CONV_DELETE &&
+        parley_resource_body(r, op == PARLEY_CONV_CREATE, &cw->body)) {
+        conv_write_free(cw);
+        return;
+    }
+    cw->conv.body = cw->body;
+    parley_api_write(r, apply_conv_write, cw, conv_write_free);
+}
+
+static void post_message(parley_req_t *r, const char *id)
+{
+    conv_write_t *cw = new_write(r, CW_MESSAGE, id);
+    if (!cw)
+        return;
+    if (parley_resource_new_id(r, cw->mid) || parley_resource_new_id(r, cw->sid) ||
+        parley_resource_body(r, false, &cw->body)) {
+        conv_write_free(cw);
+        return;
+    }
+    cw->msg.conversation_id = cw->id;
+    cw->msg.user = cw->user;
+    cw->msg.admin = parley_req_is_admin(r);
+    cw->msg.body = cw->body;
+    cw->msg.message_id = cw->mid;
+    cw->msg.session_id = cw->sid;
+    cw->msg.max_attempts = parley_req_ctx(r)->cfg->session_max_attempts;
+    parley_api_write(r, apply_conv_write, cw, conv_write_free);
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+/* Read conversation id for the caller into *c. 0, or -1 after answering
+ * (404 when missing or not the caller's, 500 on a storage error). */
+static int get_visible(parley_req_t *r, parley_db_t *db, const char *id, parley_conv_t *c)
+{
+    int rc = db ? parley_db_conv_get(db, id, c) : PARLEY_ESTORE;
+    if (rc == 0 && parley_conversation_visible(c, parley_req_user(r), parley_req_is_admin(r)))
+        return 0;
+    if (rc == 0)
+        parley_conv_clear(c);
+    if (rc == 0 || rc == PARLEY_ENOTFOUND)
+        parley_req_error(r, 404, "not_found", "no such conversation");
+    else
+        parley_req_error(r, 500, "storage_error", "the conversation could not be read; retry");
+    return -1;
+}
+
+static void get_one(parley_req_t *r, const char *id, bool head)
+{
+    parley_conv_t c;
+    if (get_visible(r, parley_req_reader(r), id, &c))
+        return;
+    char etag[32];
+    etag_of(c.version, etag, sizeof etag);
+    parley_req_add_header(r, "ETag", etag);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
+        parley_conv_clear(&c);
+        parley_req_respond_empty(r, 304);
+        return;
+    }
+    json_t *rep = parley_conversation_json(&c);
+    parley_conv_clear(&c);
+    if (head) {
+        json_decref(rep);
+        parley_req_respond(r, 200, "application/json", "", 0);
+        return;
+    }
+    parley_resource_send(r, 200, rep);
+    json_decref(rep);
+}
+
+typedef struct list_ctx {
+    json_t *items; /* array being built */
+    int limit;     /* page size */
+    int count;     /* items taken */
+    int64_t last;  /* position of the last item */
+    bool more;     /* one more exists */
+} list_ctx_t;
+
+static int on_conv(void *arg, const parley_conv_t *c)
+{
+    list_ctx_t *l = arg;
+    if (l->count == l->limit) {
+        l->more = true;
+        return 1;
+    }
+    json_t *rep = parley_conversation_json(c);
+    if (rep)
+        json_array_append_new(l->items, rep);
+    l->last = c->activity;
+    l->count++;
+    return 0;
+}
+
+static void list(parley_req_t *r)
+{
+    int limit;
+    uint64_t before;
+    if (parley_resource_page(r, 'a', &limit, &before))
+        return;
+    parley_db_t *db = parley_req_reader(r);
+    list_ctx_t l = {json_array(), limit, 0, 0, false};
+    int rc = db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv,
+                                      &l)
+                : PARLEY_ESTORE;
+    if (rc) {
+        json_decref(l.items);
+        parley_req_error(r, 500, "storage_error", "the conversations could not be read; retry");
+        return;
+    }
+    parley_resource_send_page(r, l.items, l.more, 'a', (uint64_t)l.last);
+}
+
+int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_stream_t *log,
+                            parley_buf_t *body)
+{
+    const char *after = NULL, *cursor = NULL;
+    uint64_t from = 0, c = 0;
+    int limit;
+    int na = parley_req_query(r, "after", &after);
+    int nc = parley_req_query(r, "cursor", &cursor);
+    if (na < 0 || na > 1 || (na == 1 && parley_param_decimal(after, INT64_MAX, &from))) {
+        parley_req_error(r, 400, "invalid_after", "after must be a message seq (0 for the start)");
+        return -1;
+    }
+    if (nc < 0 || nc > 1 ||
+        (nc == 1 && (cursor[0] != 's' || parley_param_decimal(cursor + 1, INT64_MAX, &c)))) {
+        parley_req_error(r, 400, "invalid_cursor",
+                         "cursor must be a next_cursor value from a previous page of this list");
+        return -1;
+    }
+    if (na == 1 && nc == 1) {
+        parley_req_error(r, 400, "invalid_cursor", "give after or cursor, not both");
+        return -1;
+    }
+    if (nc == 1)
+        from = c;
+    const char *lv = NULL;
+    uint64_t n;
+    int nl = parley_req_query(r, "limit", &lv);
+    limit = PARLEY_RESOURCE_PAGE_DEFAULT;
+    if (nl != 0) {
+        if (nl != 1 || parley_param_decimal(lv, UINT64_MAX / 2, &n) || n == 0) {
+            parley_req_error(r, 400, "invalid_limit",
+                             "limit must be a whole number from 1; values over 100 are clamped");
+            return -1;
+        }
+        limit = n > PARLEY_RESOURCE_PAGE_MAX ? PARLEY_RESOURCE_PAGE_MAX : (int)n;
+    }
+    int count;
+    uint64_t last;
+    bool more;
+    int rc = parley_buf_puts(body, "{\"items\":[");
+    if (rc == 0 && from < log->tail)
+        rc = parley_conversation_read_page(db, log, from, limit, MESSAGES_PAGE_BYTES, body, &count,
+                                           &last, &more);
+    else
+        more = false, last = from;
+    if (rc == 0 && more)
+        rc = parley_buf_printf(body, "],\"next_cursor\":\"s%llu\"}", (unsigned long long)last);
+    else if (rc == 0)
+        rc = parley_buf_puts(body, "],\"next_cursor\":null}");
+    if (rc) {
+        parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
+        return -1;
+    }
+    return 0;
+}
+
+static void get_messages(parley_req_t *r, const char *id)
+{
+    parley_db_t *db = parley_req_reader(r);
+    parley_conv_t c;
+    parley_stream_t log;
+    parley_buf_t body;
+    char path[PARLEY_PATH_MAX + 1];
+    if (!db || parley_db_begin(db)) {
+        parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
+        return;
+    }
+    if (get_visible(r, db, id, &c)) {
+        parley_db_commit(db);
+        return;
+    }
+    parley_conv_clear(&c);
+    parley_conversation_stream_path(id, path, sizeof path);
+    if (parley_db_stream_get(db, path, &log)) {
+        parley_db_commit(db);
+        parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
+        return;
+    }
+    parley_buf_init(&body, MESSAGES_BUF_MAX);
+    int rc = parley_api_message_page(r, db, &log, &body);
+    parley_db_commit(db);
+    if (rc) {
+        parley_buf_free(&body);
+        return;
+    }
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    parley_req_respond_buf(r, 200, "application/json", &body);
+}
+
+static void get_stream(parley_req_t *r, const char *id, bool head)
+{
+    parley_conv_t c;
+    char path[PARLEY_PATH_MAX + 1];
+    if (get_visible(r, parley_req_reader(r), id, &c))
+        return;
+    parley_conv_clear(&c);
+    parley_conversation_stream_path(id, path, sizeof path);
+    parley_api_stream_read(r, path, head);
+}
+
+typedef struct sess_list {
+    json_t *items; /* array being built */
+    int limit;     /* page size */
+    int count;     /* items taken */
+    int64_t last;  /* ord of the last item */
+    bool more;     /* one more exists */
+} sess_list_t;
+
+static int on_sess(void *arg, const parley_sess_t *s)
+{
+    sess_list_t *l = arg;
+    if (l->count == l->limit) {
+        l->more = true;
+        return 1;
+    }
+    json_t *rep = parley_session_json(s);
+    if (rep)
+        json_array_append_new(l->items, rep);
+    l->last = s->ord;
+    l->count++;
+    return 0;
+}
+
+static void get_sessions(parley_req_t *r, const char *id, bool latest)
+{
+    int limit = 1;
+    uint64_t before = 0;
+    const char *status = NULL;
+    parley_session_state_t st;
+    if (!latest) {
+        if (parley_resource_page(r, 'o', &limit, &before))
+            return;
+        int ns = parley_req_query(r, "status", &status);
+        if (ns < 0 || ns > 1 || (ns == 1 && parley_session_state_parse(status, &st))) {
+            parley_req_error(r, 400, "invalid_status",
+                             "status must be one of pending, processing, awaiting_input, "
+                             "completed, failed, cancelled");
+            return;
+        }
+    }
+    parley_db_t *db = parley_req_reader(r);
+    parley_conv_t c;
+    if (get_visible(r, db, id, &c))
+        return;
+    parley_conv_clear(&c);
+    sess_list_t l = {json_array(), limit, 0, 0, false};
+    int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &l);
+    if (rc) {
+        json_decref(l.items);
+        parley_req_error(r, 500, "storage_error", "the sessions could not be read; retry");
+        return;
+    }
+    if (!latest) {
+        parley_resource_send_page(r, l.items, l.more, 'o', (uint64_t)l.last);
+        return;
+    }
+    if (json_array_size(l.items) == 0) {
+        json_decref(l.items);
+        parley_req_error(r, 404, "not_found", "this conversation has no session yet");
+        return;
+    }
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    parley_resource_send(r, 200, json_array_get(l.items, 0));
+    json_decref(l.items);
+}
+
+/* ---- routing -------------------------------------------------------------------- */
+
+void parley_api_conversations(parley_req_t *r, const char *rest)
+{
+    const char *m = parley_req_method(r);
+    bool get = strcmp(m, "GET") == 0, head = strcmp(m, "HEAD") == 0;
+    bool post = strcmp(m, "POST") == 0;
+    if (rest[0] == '\0') {
+        if (get)
+            list(r);
+        else if (post)
+            start_conv_write(r, PARLEY_CONV_CREATE, NULL);
+        else
+            parley_resource_method_not_allowed(r, "GET, POST", NULL);
+        return;
+    }
+    char id[PARLEY_ROW_ID_MAX + 2];
+    const char *p = rest + 1;
+    size_t n = strcspn(p, "/");
+    if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {
+        parley_req_error(r, 404, "not_found", "no such conversation");
+        return;
+    }
+    memcpy(id, p, n);
+    id[n] = '\0';
+    if (!parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX)) {
+        parley_req_error(r, 404, "not_found", "no such conversation");
+        return;
+    }
+    const char *sub = p + n;
+    if (sub[0] == '\0') {
+        if (get || head)
+            get_one(r, id, head);
+        else if (strcmp(m, "PATCH") == 0)
+            start_conv_write(r, PARLEY_CONV_PATCH, id);
+        else if (strcmp(m, "DELETE") == 0)
+            start_conv_write(r, PARLEY_CONV_DELETE, id);
+        else
+            parley_resource_method_not_allowed(r, "GET, HEAD, PATCH, DELETE", NULL);
+    } else if (strcmp(sub, "/messages") == 0) {
+        if (get)
+            get_messages(r, id);
+        else if (post)
+            post_message(r, id);
+        else
+            parley_resource_method_not_allowed(r, "GET, POST", NULL);
+    } else if (strcmp(sub, "/stream") == 0) {
+        if (get || head)
+            get_stream(r, id, head);
+        else
+            parley_resource_method_not_allowed(
+                r, "GET, HEAD",
+                "the conversation stream is read-only: append with POST .../messages");
+    } else if (strcmp(sub, "/sessions") == 0 || strcmp(sub, "/sessions/latest") == 0) {
+        if (get)
+            get_sessions(r, id, strcmp(sub, "/sessions/latest") == 0);
+        else
+            parley_resource_method_not_allowed(r, "GET", NULL);
+    } else {
+        parley_req_error(r, 404, "not_found",
+                         "no such route: a conversation has /messages, /stream, /sessions and "
+                         "/sessions/latest");
+    }
+}

@@ -1,0 +1,144 @@
+/*
+ * resource.c — shared HTTP plumbing of the JSON resources (see resource.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/params.h"
+#include "api/resource.h"
+#include "api/write.h"
+#include "core/canonjson.h"
+#include "core/id.h"
+#include "parley/parley.h"
+
+int parley_resource_body(parley_req_t *r, bool optional, json_t **out)
+{
+    size_t len;
+    const char *body = parley_req_body(r, &len);
+    const char *why = NULL;
+    *out = NULL;
+    if (len == 0 && optional)
+        return 0;
+    if (len == 0 || parley_canonjson_parse(body, len, PARLEY_RESOURCE_MAX_DEPTH, out, &why)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "the body must be one JSON object: %s",
+                 why ? why : "the body is empty");
+        json_t *err = json_pack("{s:{s:s, s:s, s:{s:s}}}", "error", "code", "invalid_json",
+                                "message", msg, "details", "reason",
+                                why ? why : "the body is empty");
+        parley_resource_send(r, 400, err);
+        json_decref(err);
+        return -1;
+    }
+    return 0;
+}
+
+int parley_resource_page(parley_req_t *r, char letter, int *limit, uint64_t *before)
+{
+    const char *v = NULL, *cursor = NULL;
+    uint64_t n;
+    int count = parley_req_query(r, "limit", &v);
+    *limit = PARLEY_RESOURCE_PAGE_DEFAULT;
+    *before = 0;
+    if (count != 0) {
+        if (count != 1 || parley_param_decimal(v, UINT64_MAX / 2, &n) || n == 0) {
+            parley_req_error(r, 400, "invalid_limit",
+                             "limit must be a whole number from 1; values over 100 are clamped");
+            return -1;
+        }
+        *limit = n > PARLEY_RESOURCE_PAGE_MAX ? PARLEY_RESOURCE_PAGE_MAX : (int)n;
+    }
+    int nc = parley_req_query(r, "cursor", &cursor);
+    if (nc < 0 || nc > 1 ||
+        (nc == 1 && (cursor[0] != letter || parley_param_decimal(cursor + 1, INT64_MAX, before)))) {
+        parley_req_error(r, 400, "invalid_cursor",
+                         "cursor must be a next_cursor value from a previous page of this list");
+        return -1;
+    }
+    return 0;
+}
+
+void parley_resource_send(parley_req_t *r, int status, json_t *v)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (!v || parley_canonjson_dump(v, &text, &len)) {
+        parley_req_error(r, 500, "internal_error", "the answer could not be encoded; retry");
+        return;
+    }
+    parley_req_respond(r, status, "application/json", text, len);
+    free(text);
+}
+
+void parley_resource_send_page(parley_req_t *r, json_t *items, bool more, char letter,
+                               uint64_t next)
+{
+    char cursor[32];
+    snprintf(cursor, sizeof cursor, "%c%llu", letter, (unsigned long long)next);
+    json_t *page = json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                             more ? json_string(cursor) : json_null());
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    parley_resource_send(r, 200, page);
+    json_decref(page);
+}
+
+/* Put v (borrowed) into rp as canonical JSON with status. */
+static int reply_canon(parley_reply_t *rp, int status, json_t *v)
+{
+    char *text;
+    size_t len;
+    int rc = parley_canonjson_dump(v, &text, &len);
+    if (rc)
+        return rc;
+    rp->status = status;
+    snprintf(rp->content_type, sizeof rp->content_type, "application/json");
+    parley_buf_reset(&rp->body);
+    rc = parley_buf_append(&rp->body, text, len);
+    free(text);
+    return rc;
+}
+
+int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
+{
+    for (int i = 0; i < o->nnotify; i++)
+        parley_api_notify(w, o->notify[i]);
+    if (o->status >= 400) {
+        json_t *details;
+        if (o->body && (o->status == 409 || o->status == 412))
+            details = json_pack("{s:O}", "current", o->body);
+        else if (json_is_object(o->body))
+            details = json_incref(o->body);
+        else
+            details = json_object();
+        json_t *err = json_pack("{s:{s:s, s:s, s:o}}", "error", "code",
+                                o->code ? o->code : "refused", "message",
+                                o->error ? o->error : "the request was refused", "details",
+                                details);
+        int rc = err ? reply_canon(rp, o->status, err) : PARLEY_ENOMEM;
+        json_decref(err);
+        return rc ? rc : o->status;
+    }
+    if (o->status == 204 || !o->body) {
+        parley_reply_empty(rp, o->status ? o->status : 204);
+        return 0;
+    }
+    return reply_canon(rp, o->status, o->body);
+}
+
+void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "this resource takes %s", allow);
+    parley_req_add_header(r, "Allow", allow);
+    parley_req_error(r, 405, "method_not_allowed", message ? message : msg);
+}
+
+int parley_resource_new_id(parley_req_t *r, char *out)
+{
+    if (parley_id_new(out)) {
+        parley_req_error(r, 503, "unavailable", "no randomness available; retry");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * resource.h — the HTTP plumbing the JSON resources share (conversations,
+ * sessions, snapshots): bodies in, outcomes and pages out.
+ *
+ * Bodies are parsed on the connection's thread with the bounded parser of
+ * core/canonjson.h (nesting limit, duplicate names refused), so the writer
+ * only ever sees well-formed values. Every JSON answer is written as
+ * canonical JSON: numbers come back as the shortest text that reads back to
+ * the same value (0.1 stays 0.1), strings byte for byte.
+ *
+ * Lists share one shape, {"items": [...], "next_cursor": "<opaque>" | null},
+ * with ?limit= defaulting to 20 and clamped at 100, and ?cursor= taking a
+ * next_cursor back. A cursor is one letter and a decimal position ("a42");
+ * each list has its own letter, so a cursor from another list is refused.
+ *
+ * Threads: the connection's thread, except parley_resource_reply, which
+ * runs on the writer thread inside a write's apply.
+ */
+#ifndef PARLEY_API_RESOURCE_H
+#define PARLEY_API_RESOURCE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/reply.h"
+#include "core/outcome.h"
+#include "http/request.h"
+#include "store/writer.h"
+
+#define PARLEY_RESOURCE_PAGE_DEFAULT 20 /* items in a page without ?limit= */
+#define PARLEY_RESOURCE_PAGE_MAX 100    /* larger limits are clamped to this */
+#define PARLEY_RESOURCE_MAX_DEPTH 128   /* JSON nesting accepted in a body */
+
+/*
+ * Parse r's body as one JSON value into *out (new reference). An empty body
+ * gives *out = NULL when optional, else a 400. Returns 0, or -1 after
+ * answering r with 400 invalid_json.
+ */
+int parley_resource_body(parley_req_t *r, bool optional, json_t **out);
+
+/*
+ * ?limit= and ?cursor= of a list. letter is this list's cursor letter;
+ * *before is the cursor's position (0 without a cursor). Returns 0, or -1
+ * after answering r with 400.
+ */
+int parley_resource_page(parley_req_t *r, char letter, int *limit, uint64_t *before);
+
+/* Answer r now with status and v (borrowed) as canonical JSON. */
+void parley_resource_send(parley_req_t *r, int status, json_t *v);
+
+/* Answer r with {"items": items (stolen), "next_cursor": letter+next or null}. */
+void parley_resource_send_page(parley_req_t *r, json_t *items, bool more, char letter,
+                               uint64_t next);
+
+/*
+ * Writer thread: turn an outcome into rp (a 2xx with its body, 204, or the
+ * error body; for 409/412 the outcome's body goes to
+ * error.details.current, for other refusals to error.details) and add its
+ * streams to w's wake list. Returns 0 for a 2xx, else the refusal's
+ * status (the apply function's return value).
+ */
+int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w);
+
+/* Answer r with 405 and Allow: allow; message (NULL for a default) says
+ * what to do instead. */
+void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message);
+
+/* A fresh id into out, or -1 after answering r with 503. */
+int parley_resource_new_id(parley_req_t *r, char *out);
+
+#endif

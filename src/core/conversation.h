@@ -1,0 +1,129 @@
+/*
+ * conversation.h — conversations and their message logs: the rules
+ * (DESIGN.md §2.3).
+ *
+ * A conversation is a row (store.h parley_conv_t) plus its message log, an
+ * internal JSON-mode stream at "_parley/conv/<id>" holding one stream
+ * message per chat message: message seq N is stream position N - 1, so the
+ * log can be read (catch-up, long-poll, SSE, resume by offset) like any
+ * Durable Stream, and a snapshot is a fork of it.
+ *
+ * A message is stored as the canonical JSON (core/canonjson.h) of
+ *     {id, conversation_id, seq, role, content, metadata, session_id,
+ *      created_at}
+ * so what a client sent comes back with the same values: strings byte for
+ * byte, numbers as the shortest text that reads back to the same number,
+ * object members in sorted order.
+ *
+ * Invariants:
+ *   1. message_count == the log stream's tail; seq is 1..message_count with
+ *      no gap, assigned on the writer thread in commit order.
+ *   2. version grows by one with every change of the conversation object
+ *      (title, metadata, and message_count / last_message_at when a message
+ *      is added), so "<version>" is an exact ETag.
+ *   3. activity is a global counter taken at creation and at every new
+ *      message: the list order "most recently active first".
+ *   4. Every change emits its event (conversation.created|updated|deleted,
+ *      message.created) to the owner's feed in the same transaction.
+ *
+ * Threads: the apply functions run on the writer thread; the read helpers
+ * on any thread with its own connection; the rest are pure.
+ */
+#ifndef PARLEY_CORE_CONVERSATION_H
+#define PARLEY_CORE_CONVERSATION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/outcome.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+#define PARLEY_CONV_PATH_PREFIX "_parley/conv/" /* message log stream paths */
+
+typedef enum {
+    PARLEY_CONV_CREATE, /* POST /v1/conversations */
+    PARLEY_CONV_PATCH,  /* PATCH /v1/conversations/{id} (merge patch) */
+    PARLEY_CONV_DELETE, /* DELETE /v1/conversations/{id} */
+} parley_conv_op_t;
+
+typedef struct parley_conv_req {
+    parley_conv_op_t op;  /* what to do */
+    const char *id;       /* create: the new id; otherwise the target */
+    const char *user;     /* the caller (owner of what it creates) */
+    bool admin;           /* the caller reaches every user's conversations */
+    json_t *body;         /* create: {title?, metadata?}; patch: the merge patch (borrowed) */
+    bool has_if_match;    /* If-Match given (patch, delete) */
+    int64_t if_match;     /* its version */
+} parley_conv_req_t;
+
+typedef struct parley_message_req {
+    const char *conversation_id; /* where to append */
+    const char *user;            /* the caller */
+    bool admin;                  /* reaches every user's conversations */
+    json_t *body;                /* {role, content, metadata?, process?, max_attempts?} (borrowed) */
+    const char *message_id;      /* new id for the message */
+    const char *session_id;      /* new id for the session (used with process) */
+    int64_t max_attempts;        /* default attempts of a session */
+} parley_message_req_t;
+
+/* The log stream path of conversation id into out. */
+void parley_conversation_stream_path(const char *id, char *out, size_t cap);
+
+/* True if c is live and the caller may see it (owner or admin). Pure. */
+bool parley_conversation_visible(const parley_conv_t *c, const char *user, bool admin);
+
+/* The representation {id, title, metadata, owner, version, created_at,
+ * updated_at, message_count, last_message_at} (new reference; NULL when
+ * memory runs out or stored text is corrupt). Any thread. */
+json_t *parley_conversation_json(const parley_conv_t *c);
+
+/*
+ * Create, patch or delete (writer thread, in the request's savepoint).
+ * 0 with the outcome in *out: 201/200 with the conversation, 204, or a
+ * refusal (400 invalid_conversation, 404 not_found, 412
+ * precondition_failed with the current conversation) that changed
+ * nothing; or a negative storage error. out is initialized here.
+ */
+int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req,
+                              parley_outcome_t *out);
+
+/*
+ * Append a message (writer thread). 201 with the message (and with
+ * "process": true its session_id and the created "session"), or 400
+ * (invalid_message), 404; or a negative storage error.
+ */
+int parley_conversation_append(parley_db_t *db, const parley_message_req_t *req,
+                               parley_outcome_t *out);
+
+/*
+ * Add one message to the log of c (a live conversation row the caller has
+ * read in this transaction; updated in place and stored). content and
+ * metadata are borrowed; metadata may be NULL ({}), session_id may be
+ * NULL. *msg (new reference) is the stored message. Emits message.created.
+ * Writer thread; used by parley_conversation_append and by a session's
+ * completion.
+ */
+int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const char *id,
+                                    const char *role, json_t *content, json_t *metadata,
+                                    const char *session_id, json_t **msg, parley_outcome_t *out);
+
+/* True if role is one of user, assistant, system, tool. Pure. */
+bool parley_message_role_is_valid(const char *role);
+
+/*
+ * Read one page of a message log (the stream *log: a conversation's, or a
+ * snapshot's fork of it): messages with seq > after, at most limit of them,
+ * stopping early once max_bytes are collected (at least one message is
+ * returned when there is one). The messages are appended to out as their
+ * stored JSON texts joined by ','; *count is how many, *last_seq the seq of
+ * the last one, *more whether further messages exist. Any thread with its
+ * own connection (inside a read transaction for a consistent page).
+ */
+int parley_conversation_read_page(parley_db_t *db, const parley_stream_t *log, uint64_t after,
+                                  int limit, size_t max_bytes, parley_buf_t *out, int *count,
+                                  uint64_t *last_seq, bool *more);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * outcome.h — what a chat-model rule (conversation, message, session,
+ * snapshot) decided, as plain data for the API layer to answer with.
+ *
+ * The rules in core/conversation.c, core/session.c and core/snapshot.c run
+ * on the writer thread inside a request's savepoint. Each fills one
+ * outcome: an HTTP status, for a refusal an error code and message, the
+ * JSON representation to answer with (for a 409/412 the current object,
+ * which the API puts in error.details.current), and the streams whose live
+ * readers must wake after the commit (the resource's own streams and the
+ * feeds its events went to).
+ *
+ * Ownership: body is a new reference owned by the outcome; release it with
+ * parley_outcome_clear(). Threads: one thread at a time.
+ */
+#ifndef PARLEY_CORE_OUTCOME_H
+#define PARLEY_CORE_OUTCOME_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define PARLEY_OUTCOME_MAX_NOTIFY 8 /* streams one rule may wake */
+
+typedef struct parley_outcome {
+    int status;                                 /* HTTP status; >= 400 means refused */
+    const char *code;                           /* snake_case error code (static) */
+    const char *error;                          /* what went wrong (static) */
+    json_t *body;                               /* representation, or the current object */
+    int64_t notify[PARLEY_OUTCOME_MAX_NOTIFY];  /* streams to wake after the commit */
+    int nnotify;                                /* entries in notify */
+} parley_outcome_t;
+
+/* An empty outcome (status 0, no body). */
+static inline void parley_outcome_init(parley_outcome_t *o)
+{
+    o->status = 0;
+    o->code = o->error = NULL;
+    o->body = NULL;
+    o->nnotify = 0;
+}
+
+/* Release the body. Accepts NULL. */
+static inline void parley_outcome_clear(parley_outcome_t *o)
+{
+    if (!o)
+        return;
+    json_decref(o->body);
+    o->body = NULL;
+}
+
+/* Refuse with status, code and message; current (stolen, may be NULL) is
+ * the object as it is now, for the client to merge with. */
+static inline void parley_outcome_refuse(parley_outcome_t *o, int status, const char *code,
+                                         const char *error, json_t *current)
+{
+    o->status = status;
+    o->code = code;
+    o->error = error;
+    json_decref(o->body);
+    o->body = current;
+}
+
+/* Succeed with status and body (stolen, may be NULL). */
+static inline void parley_outcome_ok(parley_outcome_t *o, int status, json_t *body)
+{
+    o->status = status;
+    json_decref(o->body);
+    o->body = body;
+}
+
+/* Remember a stream to wake (duplicates and overflow are ignored). */
+static inline void parley_outcome_notify(parley_outcome_t *o, int64_t stream_id)
+{
+    for (int i = 0; i < o->nnotify; i++)
+        if (o->notify[i] == stream_id)
+            return;
+    if (o->nnotify < PARLEY_OUTCOME_MAX_NOTIFY)
+        o->notify[o->nnotify++] = stream_id;
+}
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * session.h — sessions: one assistant turn being produced, with its state
+ * machine, its lease and its token stream (DESIGN.md §2.3).
+ *
+ * A session is created with a message ("process": true), waits as
+ * pending until a worker claims it, and is processing while the worker
+ * holds a lease that heartbeats extend. The worker streams output into the
+ * session's internal JSON-mode stream "_parley/session/<id>" and ends the
+ * turn with complete (the assistant message is appended to the
+ * conversation), fail, or await (it needs input, e.g. a tool approval,
+ * which the user gives with input). The user may cancel at any time before
+ * the end. A lease that runs out hands the session back to pending with
+ * attempt + 1 (and an {"type":"attempt"} marker in the stream), or fails it
+ * once max_attempts attempts have run out.
+ *
+ * The state machine is a table (parley_session_next), drawn in session.c
+ * with the function that performs each transition. Illegal combinations
+ * are refused with 409 and the current session.
+ *
+ * Ownership: requests borrow their strings and JSON values; outcomes own
+ * their body (core/outcome.h). Threads: the apply functions on the writer
+ * thread; the table functions are pure and thread-safe.
+ */
+#ifndef PARLEY_CORE_SESSION_H
+#define PARLEY_CORE_SESSION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/outcome.h"
+#include "store/store.h"
+
+#define PARLEY_SESSION_PATH_PREFIX "_parley/session/" /* token stream paths */
+#define PARLEY_SESSION_MAX_ATTEMPTS 100  /* largest max_attempts accepted */
+#define PARLEY_SESSION_LEASE_DEFAULT_S 60 /* claim's default lease_seconds */
+#define PARLEY_SESSION_LEASE_MAX_S 3600   /* largest lease_seconds */
+
+typedef enum parley_session_state {
+    PARLEY_SESSION_PENDING,        /* waiting for a worker */
+    PARLEY_SESSION_PROCESSING,     /* a worker holds the lease */
+    PARLEY_SESSION_AWAITING_INPUT, /* the worker asked the user something */
+    PARLEY_SESSION_COMPLETED,      /* done; the reply is in the conversation */
+    PARLEY_SESSION_FAILED,         /* given up (worker's fail, or leases ran out) */
+    PARLEY_SESSION_CANCELLED,      /* stopped by the user */
+    PARLEY_SESSION_NSTATES
+} parley_session_state_t;
+
+typedef enum parley_session_action {
+    PARLEY_SESSION_CLAIM,     /* worker takes the oldest pending session */
+    PARLEY_SESSION_HEARTBEAT, /* worker extends its lease */
+    PARLEY_SESSION_APPEND,    /* worker appends output to the stream */
+    PARLEY_SESSION_AWAIT,     /* worker asks for input */
+    PARLEY_SESSION_INPUT,     /* user answers */
+    PARLEY_SESSION_COMPLETE,  /* worker finishes with the reply */
+    PARLEY_SESSION_FAIL,      /* worker gives up */
+    PARLEY_SESSION_CANCEL,    /* user stops it */
+    PARLEY_SESSION_EXPIRE,    /* the lease ran out (writer's maintenance) */
+    PARLEY_SESSION_NACTIONS
+} parley_session_action_t;
+
+/*
+ * The table: the state after action in state from, in *to. 0, or
+ * PARLEY_ECONFLICT when the action is not allowed there. EXPIRE answers
+ * PENDING; the caller turns it into FAILED when no attempt is left.
+ * Pure.
+ */
+int parley_session_next(parley_session_state_t from, parley_session_action_t action,
+                        parley_session_state_t *to);
+
+/* Names as in the API ("pending", "awaiting_input"; "claim", "heartbeat"). */
+const char *parley_session_state_name(parley_session_state_t s);
+const char *parley_session_action_name(parley_session_action_t a);
+/* Parse a name. 0, or PARLEY_EINVAL. Pure. */
+int parley_session_state_parse(const char *name, parley_session_state_t *out);
+int parley_session_action_parse(const char *name, parley_session_action_t *out);
+
+/* The token stream path of session id into out. */
+void parley_session_stream_path(const char *id, char *out, size_t cap);
+
+/* True if the caller may see s (its conversation's owner, or the admin). */
+bool parley_session_visible(const parley_sess_t *s, const char *user, bool admin);
+
+/* The representation {id, conversation_id, message_id, status, attempt,
+ * max_attempts, lease_expires_at, error, request, input,
+ * result_message_id, created_at, updated_at, stream} (new reference, or
+ * NULL when memory runs out or stored text is corrupt). Any thread. */
+json_t *parley_session_json(const parley_sess_t *s);
+
+/*
+ * Create a pending session for message_id in conversation c (writer
+ * thread, inside the message's transaction): its row, its empty token
+ * stream, and the session.updated event (from null to pending). *sess is
+ * the new session (new reference).
+ */
+int parley_session_create(parley_db_t *db, const parley_conv_t *c, const char *id,
+                          const char *message_id, int64_t max_attempts, json_t **sess,
+                          parley_outcome_t *out);
+
+/* A session action request (claim, heartbeat, await, input, complete,
+ * fail, cancel). Bodies are borrowed. */
+typedef struct parley_session_req {
+    parley_session_action_t action; /* what to do */
+    const char *id;                 /* the session (not for claim) */
+    const char *user;               /* the caller */
+    bool admin;                     /* the caller is the admin (worker actions need it) */
+    json_t *body;                   /* the request body object, or NULL for none */
+    const char *reply_id;           /* complete: new id for the assistant message */
+} parley_session_req_t;
+
+/*
+ * Run an action (writer thread, in the request's savepoint). 0 with the
+ * outcome: 200 with the session after the action, 204 for a claim that
+ * found nothing, or a refusal that changed nothing: 400 invalid_request,
+ * 403 forbidden (worker actions for a non-admin), 404 not_found, 409
+ * invalid_transition or stale_attempt (with the current session). A
+ * negative storage error otherwise. out is initialized here.
+ */
+int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parley_outcome_t *out);
+
+/*
+ * May output be appended to session id's stream now (writer thread, in the
+ * append's savepoint)? 0 with out->status 0 and *path filled when it may;
+ * else a refusal in out (404, 409 with the current session). attempt >= 0
+ * also checks it is the current attempt (a stale worker's fence).
+ */
+int parley_session_check_append(parley_db_t *db, const char *id, const char *user, bool admin,
+                                 int64_t attempt, char *path, size_t cap, parley_outcome_t *out);
+
+/*
+ * Writer maintenance: sessions whose lease has run out go back to pending
+ * with attempt + 1 and an {"type":"attempt","attempt":N} marker in their
+ * stream, or to failed ({"reason":"lease_expired"}) when it was the last
+ * attempt. A bounded batch per call; streams to wake go to notify.
+ */
+int parley_session_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify,
+                                 int max);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * snapshot.h — snapshots: immutable, shareable copies of a conversation or
+ * a document (DESIGN.md §2.3).
+ *
+ * A conversation snapshot stores the conversation object as it is and a
+ * Durable Streams fork of its message log at the current tail
+ * ("_parley/snap/<id>", closed): no message is copied, and because a
+ * deleted stream that forks still read is only soft-deleted, the snapshot
+ * stays readable after new messages and after the conversation is deleted.
+ * A document snapshot stores the document's representation at its current
+ * version.
+ *
+ * Access: the owner (whoever made it) and the admin read, list and revoke
+ * it; anyone reads it, without a token, while it is public. Others get 404.
+ * After expires_at it answers 410 and the maintenance tick frees its fork
+ * (the row stays so that the answer stays 410). DELETE revokes it: the row
+ * and the fork go, later reads are 404.
+ *
+ * Threads: create/delete/expire on the writer thread; the rest on any
+ * thread with its own connection.
+ */
+#ifndef PARLEY_CORE_SNAPSHOT_H
+#define PARLEY_CORE_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/outcome.h"
+#include "store/store.h"
+
+#define PARLEY_SNAPSHOT_PATH_PREFIX "_parley/snap/"   /* fork stream paths */
+#define PARLEY_SNAPSHOT_MAX_EXPIRES_S (10LL * 366 * 86400) /* largest expires_in */
+
+typedef struct parley_snapshot_req {
+    const char *id;   /* the new snapshot's id */
+    const char *user; /* the caller: the snapshot's owner */
+    bool admin;       /* reaches every user's conversations */
+    json_t *body;     /* {source, title?, public?, expires_in?} (borrowed) */
+} parley_snapshot_req_t;
+
+/* The fork stream path of snapshot id into out. */
+void parley_snapshot_stream_path(const char *id, char *out, size_t cap);
+
+/* The representation {id, url, source, kind, title, public, created_at,
+ * expires_at} (new reference, NULL when memory runs out). Any thread. */
+json_t *parley_snapshot_json(const parley_snap_t *s);
+
+/* Whether the caller owns s (or is the admin): list, revoke, read private. */
+bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool admin);
+/* Whether s has expired at now_ms. */
+bool parley_snapshot_is_expired(const parley_snap_t *s, int64_t now_ms);
+
+/*
+ * Create (writer thread, in the request's savepoint). 0 with the outcome:
+ * 201 with the snapshot, or 400 invalid_snapshot / 404 not_found (source
+ * missing or not the caller's); or a negative storage error.
+ */
+int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req,
+                           parley_outcome_t *out);
+
+/* Revoke (writer thread): 204, or 404 when missing or not the caller's. */
+int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bool admin,
+                           parley_outcome_t *out);
+
+/* Writer maintenance: free the forks of expired snapshots (a bounded
+ * batch per call); streams to wake go to notify. */
+int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify,
+                           int max);
+
+/*
+ * The frozen content of s: {"conversation": ..., "messages": [...]} or
+ * {"document": ...} (new reference in *content). Messages are included up
+ * to max_bytes of message text (at least one); when more remain, content
+ * also holds "next_cursor" for GET /v1/snapshots/{id}/messages. Any thread
+ * with its own connection, inside a read transaction.
+ */
+int parley_snapshot_content(parley_db_t *db, const parley_snap_t *s, size_t max_bytes,
+                            json_t **content);
+
+#endif
