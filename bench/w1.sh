@@ -3,8 +3,8 @@
 #
 #   bench/w1.sh            (or: make bench)
 #
-# Measures, one after the other on this machine, each RUNS times after a
-# warm-up, and prints a markdown table of the medians:
+# Measures in RUNS rounds, after a warm-up, each peer in turn in every round,
+# and prints a markdown table of the medians:
 #   1. Parley            wrk, 64 connections POSTing a 1 KiB JSON object
 #   2. reference server  the same wrk load against @durable-streams/server,
 #                        file-backed (fdatasync per append, coalesced)
@@ -126,21 +126,6 @@ trap 'exit 143' TERM
 ) &
 PIDS+=("$!")
 
-# Stops one server started by this script (and forgets it).
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
 # ---------------------------------------------------------------- ports ----
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 NEXT_PORT=$((20000 + RANDOM % 20000))
@@ -183,122 +168,119 @@ create_streams() {   # PORT PREFIX N
 }
 
 # Results: R[peer.variant.metric] = median; E[peer.variant] = error count.
-declare -A R E
+declare -A R E PORT RN
 
-measure_http() {   # PEER PORT
-    local peer=$1 port=$2 variant n prefix run line rps p50 p99 errs
-    for variant in one many; do
-        if [ "$variant" = one ]; then n=1; else n=$STREAMS; fi
-        prefix="/v1/stream/w1-$variant-"
-        create_streams "$port" "$prefix" "$n"
-        timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s \
-            -s "$HERE/post.lua" "http://127.0.0.1:$port" -- "$prefix" "$n" "$THREADS" \
-            >"$RUN_DIR/$peer-$variant-warmup.txt"
-        : >"$RUN_DIR/$peer-$variant.res"
-        errs=0
-        for ((run = 1; run <= RUNS; run++)); do
-            timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s \
-                --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" -- "$prefix" "$n" "$THREADS" \
-                >"$RUN_DIR/$peer-$variant-$run.txt"
-            line=$(grep '^W1RESULT' "$RUN_DIR/$peer-$variant-$run.txt") ||
-                die "no result from wrk ($RUN_DIR/$peer-$variant-$run.txt)"
-            echo "$line" >>"$RUN_DIR/$peer-$variant.res"
-            errs=$((errs + $(echo "$line" | field non2xx) + $(echo "$line" | field socket_errors)))
-            log "$peer $variant run $run: $line"
-        done
-        R[$peer.$variant.rps]=$(field rps <"$RUN_DIR/$peer-$variant.res" | median)
-        R[$peer.$variant.p50]=$(field p50_us <"$RUN_DIR/$peer-$variant.res" | median)
-        R[$peer.$variant.p99]=$(field p99_us <"$RUN_DIR/$peer-$variant.res" | median)
-        E[$peer.$variant]=$errs
-    done
+variant_streams() { if [ "$1" = one ]; then echo 1; else echo "$STREAMS"; fi; }
+
+wrk_run() {   # PORT VARIANT SECONDS OUTFILE
+    local n
+    n=$(variant_streams "$2")
+    timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${3}s" --timeout 10s --latency \
+        -s "$HERE/post.lua" "http://127.0.0.1:$1" -- "/v1/stream/w1-$2-" "$n" "$THREADS" >"$4"
 }
 
 # Redis: the last CSV line of redis-benchmark is
 # "test","rps","avg","min","p50","p95","p99","max" (latencies in ms); the
 # test name holds the JSON payload, so the fields are counted from the end.
-redis_bench() {   # PORT N KEY [extra args...]
-    local port=$1 n=$2 key=$3
-    shift 3
-    timeout $((3 * DURATION + 60)) redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" \
-        --threads "$THREADS" -n "$n" "$@" --csv XADD "$key" '*' m "$BODY" |
+redis_run() {   # VARIANT REQUESTS
+    local key extra=()
+    if [ "$1" = one ]; then
+        key="w1-one-0"
+    else
+        key="w1-many-__rand_int__"; extra=(-r "$STREAMS")
+    fi
+    redis-cli -p "${PORT[redis]}" FLUSHALL >/dev/null
+    timeout $((3 * DURATION + 60)) redis-benchmark -h 127.0.0.1 -p "${PORT[redis]}" -c "$CONNS" \
+        --threads "$THREADS" -n "$2" "${extra[@]}" --csv XADD "$key" '*' m "$BODY" |
         tail -n 1 | awk -F'","' '{gsub(/"/, "", $NF);
             printf "REDISRESULT rps=%s p50_us=%d p99_us=%d\n", $(NF - 6), $(NF - 3) * 1000, $(NF - 1) * 1000}'
 }
 
-measure_redis() {   # PORT
-    local port=$1 variant key extra run line rate n
-    for variant in one many; do
-        if [ "$variant" = one ]; then
-            key="w1-one-0"; extra=()
-        else
-            key="w1-many-__rand_int__"; extra=(-r "$STREAMS")
-        fi
-        # Warm-up, which also sizes the runs to last about DURATION seconds.
-        line=$(redis_bench "$port" 20000 "$key" "${extra[@]}")
-        rate=$(echo "$line" | field rps)
-        n=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN {n = int(r * d); if (n < 10000) n = 10000;
-            if (n > 3000000) n = 3000000; print n}')
-        : >"$RUN_DIR/redis-$variant.res"
-        for ((run = 1; run <= RUNS; run++)); do
-            redis-cli -p "$port" FLUSHALL >/dev/null
-            line=$(redis_bench "$port" "$n" "$key" "${extra[@]}")
-            [ -n "$line" ] || die "no result from redis-benchmark"
-            echo "$line" >>"$RUN_DIR/redis-$variant.res"
-            log "redis $variant run $run ($n requests): $line"
-        done
-        redis-cli -p "$port" FLUSHALL >/dev/null
-        R[redis.$variant.rps]=$(field rps <"$RUN_DIR/redis-$variant.res" | median)
-        R[redis.$variant.p50]=$(field p50_us <"$RUN_DIR/redis-$variant.res" | median)
-        R[redis.$variant.p99]=$(field p99_us <"$RUN_DIR/redis-$variant.res" | median)
-    done
-}
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# ------------------------------------------------------------ 1. Parley ----
-port=$(free_port)
-"$PARLEY" serve --listen "127.0.0.1:$port" --data "$RUN_DIR/parley" --quiet \
+# ------------------------------------------------------------ start peers --
+# All three servers run for the whole measurement, each on its own data
+# directory; only one is under load at a time (an idle one costs nothing),
+# and the rounds below interleave them so that a change in the machine's
+# background load hits every peer alike.
+PORT[parley]=$(free_port)
+"$PARLEY" serve --listen "127.0.0.1:${PORT[parley]}" --data "$RUN_DIR/parley" --quiet \
     >"$RUN_DIR/parley.log" 2>&1 &
-pid=$!
-PIDS+=("$pid")
-wait_http "$port" "$pid"
-log "Parley on 127.0.0.1:$port"
-measure_http parley "$port"
-stop_pid "$pid"
+PIDS+=("$!")
+wait_http "${PORT[parley]}" "$!"
+log "Parley on 127.0.0.1:${PORT[parley]}"
 
-# ------------------------------------------------- 2. reference server -----
-port=$(free_port)
-node "$HERE/reference-server.mjs" "$port" "$RUN_DIR/reference" >"$RUN_DIR/reference.log" 2>&1 &
-pid=$!
-PIDS+=("$pid")
-wait_http "$port" "$pid"
-log "reference server on 127.0.0.1:$port"
-measure_http reference "$port"
-stop_pid "$pid"
+PORT[reference]=$(free_port)
+node "$HERE/reference-server.mjs" "${PORT[reference]}" "$RUN_DIR/reference" \
+    >"$RUN_DIR/reference.log" 2>&1 &
+PIDS+=("$!")
+wait_http "${PORT[reference]}" "$!"
+log "reference server on 127.0.0.1:${PORT[reference]}"
 
-# -------------------------------------------------------------- 3. Redis ---
-port=$(free_port)
+PORT[redis]=$(free_port)
 mkdir -p "$RUN_DIR/redis"
-redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --dir "$RUN_DIR/redis" \
+redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --protected-mode yes --dir "$RUN_DIR/redis" \
     --appendonly yes --appendfsync always --save '' --auto-aof-rewrite-percentage 0 \
     --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
 pid=$!
 PIDS+=("$pid")
 for _ in $(seq 100); do
-    redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && break
+    redis-cli -p "${PORT[redis]}" PING 2>/dev/null | grep -q PONG && break
     kill -0 "$pid" 2>/dev/null || die "redis-server exited (see $RUN_DIR/redis/redis.log)"
     sleep 0.1
 done
-[ "$(redis-cli -p "$port" CONFIG GET appendfsync | tail -n 1)" = always ] ||
+[ "$(redis-cli -p "${PORT[redis]}" CONFIG GET appendfsync | tail -n 1)" = always ] ||
     die "redis is not in appendfsync always"
-log "Redis on 127.0.0.1:$port"
-measure_redis "$port"
-stop_pid "$pid"
+log "Redis on 127.0.0.1:${PORT[redis]}"
 
-# ----------------------------------------------------------- 4. the disk ---
+# --------------------------------------------------------------- warm-up ---
+# Creates the streams and warms every peer up on both variants; the Redis
+# warm-up also sizes its runs (redis-benchmark takes a request count) to last
+# about DURATION seconds.
+for variant in one many; do
+    for peer in parley reference; do
+        create_streams "${PORT[$peer]}" "/v1/stream/w1-$variant-" "$(variant_streams $variant)"
+        wrk_run "${PORT[$peer]}" "$variant" "$WARMUP" "$RUN_DIR/$peer-$variant-warmup.txt"
+        : >"$RUN_DIR/$peer-$variant.res"
+        E[$peer.$variant]=0
+    done
+    line=$(redis_run "$variant" 20000)
+    rate=$(echo "$line" | field rps)
+    RN[$variant]=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN {n = int(r * d);
+        if (n < 10000) n = 10000; if (n > 3000000) n = 3000000; print n}')
+    : >"$RUN_DIR/redis-$variant.res"
+    log "warmed up: $variant; Redis runs of ${RN[$variant]} requests"
+done
 : >"$RUN_DIR/disk.res"
+
+# ---------------------------------------------------------------- rounds ---
 for ((run = 1; run <= RUNS; run++)); do
+    for variant in one many; do
+        for peer in parley reference; do
+            out="$RUN_DIR/$peer-$variant-$run.txt"
+            wrk_run "${PORT[$peer]}" "$variant" "$DURATION" "$out"
+            line=$(grep '^W1RESULT' "$out") || die "no result from wrk ($out)"
+            echo "$line" >>"$RUN_DIR/$peer-$variant.res"
+            E[$peer.$variant]=$((${E[$peer.$variant]} + $(echo "$line" | field non2xx) +
+                $(echo "$line" | field socket_errors)))
+            log "round $run $peer $variant: $line"
+        done
+        line=$(redis_run "$variant" "${RN[$variant]}")
+        [ -n "$line" ] || die "no result from redis-benchmark"
+        echo "$line" >>"$RUN_DIR/redis-$variant.res"
+        log "round $run redis $variant: $line"
+    done
     line=$("$FSYNC_LOOP" "$RUN_DIR/fsync.dat" "$DURATION" 1024)
     echo "$line" >>"$RUN_DIR/disk.res"
-    log "disk run $run: $line"
+    log "round $run disk: $line"
+done
+
+for peer in parley reference redis; do
+    for variant in one many; do
+        R[$peer.$variant.rps]=$(field rps <"$RUN_DIR/$peer-$variant.res" | median)
+        R[$peer.$variant.p50]=$(field p50_us <"$RUN_DIR/$peer-$variant.res" | median)
+        R[$peer.$variant.p99]=$(field p99_us <"$RUN_DIR/$peer-$variant.res" | median)
+    done
 done
 R[disk.rps]=$(field ops_per_s <"$RUN_DIR/disk.res" | median)
 R[disk.p50]=$(field p50_us <"$RUN_DIR/disk.res" | median)
@@ -327,9 +309,11 @@ label() { if [ "$1" = one ]; then echo "W1, 1 stream"; else echo "W1, $STREAMS s
     echo "W1 stream append — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
     echo
     echo "$CONNS connections, $THREADS load-generator threads, 1 KiB JSON body;" \
-        "median of $RUNS runs of ${DURATION} s after a ${WARMUP} s warm-up."
+        "median of $RUNS runs of ${DURATION} s after a ${WARMUP} s warm-up," \
+        "the peers taking turns in each round."
     echo "Machine: $(nproc) cores, $(uname -sr), data on $fstype;" \
-        "load generator on the same machine."
+        "load generator on the same machine; load average $LOAD_START at the start," \
+        "$(cut -d' ' -f1-3 /proc/loadavg) at the end."
     echo
     echo "| workload | Parley req/s | p50 | p99 | reference req/s | Parley/reference | Redis always ops/s | Parley/Redis | disk fdatasync/s |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

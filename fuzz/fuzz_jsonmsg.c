@@ -35,12 +35,12 @@
 #define STOP_RC 7 /* what the stopping callback returns (invariant 6) */
 
 typedef struct seen {
-    const char *body;              /* the body under test */
-    size_t size;                   /* its length */
-    parley_jsonmsg_span_t *spans;  /* spans reported so far */
-    size_t n;                      /* how many */
-    size_t cap;                    /* room in spans */
-    size_t stop_at;                /* return STOP_RC on this call (1-based), 0 never */
+    const char *body;             /* the body under test */
+    size_t size;                  /* its length */
+    parley_jsonmsg_span_t *spans; /* spans reported so far */
+    size_t n;                     /* how many */
+    size_t cap;                   /* room in spans */
+    size_t stop_at;               /* return STOP_RC on this call (1-based), 0 never */
 } seen_t;
 
 static bool is_ws(char ch)
@@ -105,8 +105,8 @@ static void check_spans(const seen_t *s)
     }
     FUZZ_CHECK(only_ws_and(p, lo + 1, s->spans[0].off, ',', 0));
     for (size_t k = 1; k < s->n; k++)
-        FUZZ_CHECK(only_ws_and(p, s->spans[k - 1].off + s->spans[k - 1].len, s->spans[k].off,
-                               ',', 1));
+        FUZZ_CHECK(
+            only_ws_and(p, s->spans[k - 1].off + s->spans[k - 1].len, s->spans[k].off, ',', 1));
     FUZZ_CHECK(only_ws_and(p, prev_end, hi - 1, ',', 0));
 }
 

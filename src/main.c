@@ -30,6 +30,8 @@ static void usage(FILE *out)
             "  --max-connections N      connection limit (default 65536)\n"
             "  --max-json-bytes N       largest JSON body of a document (default 1572864)\n"
             "  --idempotency-ttl S      keep Idempotency-Key records S seconds (default 86400)\n"
+            "  --session-max-attempts N attempts of a session before it fails (default 3;\n"
+            "                           a message may ask for its own, 1..100)\n"
             "  --admin-key KEY          bearer token with admin rights (or PARLEY_ADMIN_KEY)\n"
             "  --jwt-secret SECRET      HS256 secret of user JWTs (or PARLEY_JWT_SECRET)\n"
             "  --quiet                  no start-up line\n"
@@ -97,7 +99,8 @@ int main(int argc, char **argv)
         O_MAXJSON,
         O_IDEMTTL,
         O_ADMIN,
-        O_JWT
+        O_JWT,
+        O_MAXATTEMPTS
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -115,6 +118,7 @@ int main(int argc, char **argv)
         {"idempotency-ttl", required_argument, NULL, O_IDEMTTL},
         {"admin-key", required_argument, NULL, O_ADMIN},
         {"jwt-secret", required_argument, NULL, O_JWT},
+        {"session-max-attempts", required_argument, NULL, O_MAXATTEMPTS},
         {NULL, 0, NULL, 0},
     };
     parley_config_t cfg;
@@ -183,6 +187,9 @@ int main(int argc, char **argv)
             break;
         case O_ADMIN:
             cfg.admin_key = optarg;
+            break;
+        case O_MAXATTEMPTS:
+            bad = parse_uint(optarg, &cfg.session_max_attempts) || cfg.session_max_attempts > 100;
             break;
         case O_JWT:
             cfg.jwt_secret = optarg;

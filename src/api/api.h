@@ -28,6 +28,30 @@ void parley_api_events(parley_req_t *r);
 /* /v1/documents/...: versioned JSON documents. rest is below /v1/documents/. */
 void parley_api_documents(parley_req_t *r, const char *rest);
 
+/* /v1/conversations...: conversations, messages, their logs and sessions.
+ * rest is what follows /v1/conversations ("" or "/{id}..."). */
+void parley_api_conversations(parley_req_t *r, const char *rest);
+
+/*
+ * Append one page of the message log *log (a conversation's, or a
+ * snapshot's fork) to body as {"items": [...], "next_cursor": ...} per r's
+ * ?after=, ?cursor= and ?limit=. db must be inside a read transaction.
+ * 0, or -1 after answering r with an error (body is then unused).
+ */
+int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_stream_t *log,
+                            parley_buf_t *body);
+
+/* /v1/sessions...: claim, session reads and actions, the token stream.
+ * rest is what follows /v1/sessions. */
+void parley_api_sessions(parley_req_t *r, const char *rest);
+
+/* /v1/snapshots...: create, list, read, revoke. rest follows /v1/snapshots. */
+void parley_api_snapshots(parley_req_t *r, const char *rest);
+
+/* True for the reads anyone may try without a token (GET of one snapshot
+ * or its messages); the handler decides who may see what. */
+bool parley_api_snapshots_is_anonymous_read(const char *method, const char *path);
+
 /* /healthz and /readyz. */
 void parley_api_health(parley_req_t *r);
 

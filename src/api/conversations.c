@@ -435,7 +435,7 @@ void parley_api_conversations(parley_req_t *r, const char *rest)
             parley_resource_method_not_allowed(r, "GET, POST", NULL);
         return;
     }
-    char id[PARLEY_ROW_ID_MAX + 2];
+    char id[PARLEY_ROW_ID_MAX + 1];
     const char *p = rest + 1;
     size_t n = strcspn(p, "/");
     if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {

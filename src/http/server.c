@@ -53,6 +53,8 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "core/session.h"
+#include "core/snapshot.h"
 #include "core/stream.h"
 #include "http/request.h"
 #include "parley/parley.h"
@@ -466,7 +468,13 @@ static void route(parley_req_t *r)
         free(text);
         return;
     }
-    if (!is_public(path)) {
+    /* GET of one snapshot may come without a token (a shared link); the
+     * handler decides what an anonymous caller may see. A token that is
+     * sent is always checked. */
+    bool anonymous = parley_api_snapshots_is_anonymous_read(r->method, path) &&
+                     !parley_req_header(r, "Authorization") &&
+                     !parley_auth_local_mode(&r->srv->cfg);
+    if (!is_public(path) && !anonymous) {
         const char *why = NULL;
         if (parley_auth_check(&r->srv->cfg, parley_req_header(r, "Authorization"),
                               parley_req_header(r, "Parley-User"), &r->who, &why) != 0) {
@@ -487,13 +495,25 @@ static void route(parley_req_t *r)
         parley_api_documents(r, path + 14);
         return;
     }
+    if (strncmp(path, "/v1/conversations", 17) == 0 && (path[17] == '\0' || path[17] == '/')) {
+        parley_api_conversations(r, path + 17);
+        return;
+    }
+    if (strncmp(path, "/v1/sessions/", 13) == 0) {
+        parley_api_sessions(r, path + 12);
+        return;
+    }
+    if (strncmp(path, "/v1/snapshots", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {
+        parley_api_snapshots(r, path + 13);
+        return;
+    }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
         parley_api_health(r);
         return;
     }
     parley_req_error(r, 404, "not_found",
-                     "no such route: see /v1/stream/{path}, /v1/documents/{collection}, "
-                     "/v1/events");
+                     "no such route: see /v1/conversations, /v1/sessions, /v1/snapshots, "
+                     "/v1/documents/{collection}, /v1/stream/{path}, /v1/events");
 }
 
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
@@ -625,6 +645,7 @@ void parley_config_init(parley_config_t *cfg)
     cfg->max_connections = 65536;
     cfg->max_json_bytes = 1536 * 1024;
     cfg->idempotency_ttl_s = 86400;
+    cfg->session_max_attempts = 3;
 }
 
 void parley_server_stop(void)
@@ -639,14 +660,20 @@ static void on_fatal(void *arg)
     atomic_store(&g_stop_requested, true);
 }
 
-/* Writer maintenance, about once a second: expire streams, and purge
- * Idempotency-Key records past their lifetime (a bounded batch per tick,
- * so maintenance never holds the writer for long). */
+/* Writer maintenance, about once a second: expire streams, hand sessions
+ * whose lease ran out back to the queue (or fail them), free the forks of
+ * expired snapshots, and purge Idempotency-Key records past their lifetime
+ * (a bounded batch of each per tick, so maintenance never holds the writer
+ * for long). */
 static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
 {
     parley_server_t *srv = arg;
     int purged = 0;
     int rc = parley_stream_expire(db, notify, n, max);
+    if (rc == 0)
+        rc = parley_session_expire_leases(db, parley_clock_now_ms(), notify, n, max);
+    if (rc == 0)
+        rc = parley_snapshot_expire(db, parley_clock_now_ms(), notify, n, max);
     if (rc == 0)
         rc = parley_db_idem_purge(db,
                                   parley_clock_now_ms() -

@@ -108,6 +108,13 @@ int parley_clock_parse(const char *s, int64_t *ms)
         return PARLEY_EINVAL;
     int64_t days = days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + (se == 60 ? 59 : se) - off_min * 60;
-    *ms = secs * 1000 + frac_ms;
+    int64_t v = secs * 1000 + frac_ms;
+    /* The offset can carry a valid local time out of 0000..9999 in UTC,
+     * which parley_clock_format could not write back. */
+    int64_t lo = days_from_civil(0, 1, 1) * 86400000;
+    int64_t hi = days_from_civil(9999, 12, 31) * 86400000 + 86399999;
+    if (v < lo || v > hi)
+        return PARLEY_EINVAL;
+    *ms = v;
     return 0;
 }

@@ -1,0 +1,317 @@
+/*
+ * sessions.c — /v1/sessions: assistant turns over HTTP.
+ *
+ *   /v1/sessions/claim             POST (workers): the oldest pending session, or 204
+ *   /v1/sessions/{id}              GET
+ *   /v1/sessions/{id}/stream       GET, HEAD (owner or admin): catch-up, long-poll, SSE;
+ *                                  POST (workers): append output, Durable Streams style
+ *   /v1/sessions/{id}/{action}     POST: heartbeat, await, complete, fail (workers);
+ *                                  input, cancel (the owner or a worker)
+ *
+ * Workers authenticate with the admin key; users with their JWT. A user's
+ * request for a worker action is 403; another user's session is 404.
+ *
+ * Appending output is a Durable Streams append (Content-Type:
+ * application/json, a JSON value or an array of them, optional
+ * Producer-Id/Epoch/Seq for exactly-once chunks) to the session's internal
+ * stream, run in the same savepoint as the check that the session is
+ * processing — so after a cancel, a completion or a lease expiry, the
+ * worker's next append is refused with 409 and nothing is written.
+ * Session-Attempt: N fences a stale worker (409 stale_attempt).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/params.h"
+#include "api/resource.h"
+#include "api/write.h"
+#include "core/id.h"
+#include "core/producer.h"
+#include "core/session.h"
+#include "core/stream.h"
+#include "parley/parley.h"
+
+typedef struct sess_write {
+    parley_session_req_t req;        /* the action */
+    json_t *body;                    /* parsed body (owned), or NULL */
+    char user[PARLEY_OWNER_MAX + 1]; /* the caller */
+    char id[PARLEY_ROW_ID_MAX + 1];  /* the session */
+    char reply_id[PARLEY_ID_LEN + 1]; /* complete: the assistant message's id */
+} sess_write_t;
+
+static void sess_write_free(void *arg)
+{
+    sess_write_t *sw = arg;
+    if (!sw)
+        return;
+    json_decref(sw->body);
+    free(sw);
+}
+
+static int apply_sess_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+{
+    sess_write_t *sw = ctx;
+    parley_outcome_t o;
+    int rc = parley_session_apply(db, &sw->req, &o);
+    if (rc == 0)
+        rc = parley_resource_reply(rp, &o, w);
+    parley_outcome_clear(&o);
+    return rc;
+}
+
+static void start_action(parley_req_t *r, parley_session_action_t action, const char *id)
+{
+    sess_write_t *sw = calloc(1, sizeof *sw);
+    if (!sw) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    snprintf(sw->user, sizeof sw->user, "%s", parley_req_user(r));
+    snprintf(sw->id, sizeof sw->id, "%s", id ? id : "");
+    if (parley_resource_new_id(r, sw->reply_id) || parley_resource_body(r, true, &sw->body)) {
+        sess_write_free(sw);
+        return;
+    }
+    sw->req.action = action;
+    sw->req.id = sw->id;
+    sw->req.user = sw->user;
+    sw->req.admin = parley_req_is_admin(r);
+    sw->req.body = sw->body;
+    sw->req.reply_id = sw->reply_id;
+    parley_api_write(r, apply_sess_write, sw, sess_write_free);
+}
+
+/* ---- appending output --------------------------------------------------------- */
+
+typedef struct append_write {
+    char user[PARLEY_OWNER_MAX + 1]; /* the caller */
+    char id[PARLEY_ROW_ID_MAX + 1];  /* the session */
+    bool admin;                      /* the caller is the admin */
+    int64_t attempt;                 /* Session-Attempt, -1 if absent */
+    char path[PARLEY_PATH_MAX + 1];  /* the session's stream */
+    parley_stream_req_t req;         /* the append */
+} append_write_t;
+
+static const char *stream_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad_request";
+    case 403:
+        return "stale_producer_epoch";
+    case 404:
+        return "not_found";
+    case 409:
+        return "conflict";
+    case 410:
+        return "gone";
+    case 413:
+        return "payload_too_large";
+    default:
+        return "internal_error";
+    }
+}
+
+static void reply_u64(parley_reply_t *rp, const char *name, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    parley_reply_header(rp, name, buf);
+}
+
+static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+{
+    append_write_t *aw = ctx;
+    parley_outcome_t o;
+    int rc = parley_session_check_append(db, aw->id, aw->user, aw->admin, aw->attempt, aw->path,
+                                         sizeof aw->path, &o);
+    if (rc || o.status >= 400) {
+        if (rc == 0)
+            rc = parley_resource_reply(rp, &o, w);
+        parley_outcome_clear(&o);
+        return rc;
+    }
+    parley_outcome_clear(&o);
+    parley_stream_res_t res;
+    memset(&res, 0, sizeof res);
+    aw->req.path = aw->path;
+    aw->req.owner = aw->user;
+    aw->req.admin = true; /* checked above: the session's stream, for a worker */
+    rc = parley_stream_append(db, &aw->req, &res);
+    if (rc < 0)
+        return rc;
+    if (res.has_offset)
+        parley_reply_header(rp, "Stream-Next-Offset", res.next_offset);
+    if (res.closed)
+        parley_reply_header(rp, "Stream-Closed", "true");
+    if (res.has_epoch)
+        reply_u64(rp, "Producer-Epoch", res.epoch);
+    if (res.has_seq)
+        reply_u64(rp, "Producer-Seq", res.seq);
+    if (res.has_gap) {
+        reply_u64(rp, "Producer-Expected-Seq", res.expected_seq);
+        reply_u64(rp, "Producer-Received-Seq", res.received_seq);
+    }
+    if (res.status >= 400) {
+        parley_reply_error(rp, res.status, stream_code(res.status),
+                           res.error ? res.error : "request refused", NULL);
+        return res.status;
+    }
+    for (int i = 0; i < res.nchanged; i++)
+        parley_api_notify(w, res.changed[i]);
+    rp->status = res.status;
+    return 0;
+}
+
+static void append_output(parley_req_t *r, const char *id)
+{
+    append_write_t *aw = calloc(1, sizeof *aw);
+    if (!aw) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    parley_stream_req_t *q = &aw->req;
+    const char *pid = parley_req_header(r, "Producer-Id");
+    const char *pep = parley_req_header(r, "Producer-Epoch");
+    const char *psq = parley_req_header(r, "Producer-Seq");
+    const char *sseq = parley_req_header(r, "Stream-Seq");
+    const char *att = parley_req_header(r, "Session-Attempt");
+    const char *ct = parley_req_header(r, "Content-Type");
+    const char *why = NULL;
+    uint64_t n;
+    snprintf(aw->user, sizeof aw->user, "%s", parley_req_user(r));
+    snprintf(aw->id, sizeof aw->id, "%s", id);
+    aw->admin = parley_req_is_admin(r);
+    aw->attempt = -1;
+    q->ttl_s = q->expires_ms = -1;
+    q->body = parley_req_body(r, &q->body_len);
+    q->content_type = ct && *ct ? ct : NULL;
+    if (parley_param_true(parley_req_header(r, "Stream-Closed")))
+        why = "a session's stream is closed by complete, fail or cancel, not by Stream-Closed";
+    else if (q->body_len == 0)
+        why = "empty append: send JSON output (a value, or an array of values)";
+    else if (!q->content_type)
+        why = "an append needs Content-Type: application/json";
+    else if ((pid || pep || psq) && (!pid || !pep || !psq))
+        why = "Producer-Id, Producer-Epoch and Producer-Seq go together";
+    else if (pid && (!*pid || strlen(pid) > PARLEY_TOKEN_MAX))
+        why = "Producer-Id must be 1 to 255 bytes";
+    else if (pid && (parley_producer_parse_uint(pep, &q->producer_epoch) ||
+                     parley_producer_parse_uint(psq, &q->producer_seq)))
+        why = "Producer-Epoch and Producer-Seq must be integers from 0 to 2^53-1";
+    else if (sseq && (!*sseq || strlen(sseq) > PARLEY_TOKEN_MAX))
+        why = "Stream-Seq must be 1 to 255 bytes";
+    else if (att && (parley_param_decimal(att, INT64_MAX, &n) || n == 0))
+        why = "Session-Attempt must be the session's attempt number (from 1)";
+    if (why) {
+        free(aw);
+        parley_req_error(r, 400, "bad_request", why);
+        return;
+    }
+    if (pid) {
+        q->has_producer = true;
+        q->producer_id = pid;
+    }
+    q->stream_seq = sseq;
+    if (att)
+        aw->attempt = (int64_t)n;
+    parley_api_write(r, apply_append, aw, free);
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
+{
+    parley_db_t *db = parley_req_reader(r);
+    int rc = db ? parley_db_sess_get(db, id, s) : PARLEY_ESTORE;
+    if (rc == 0 && parley_session_visible(s, parley_req_user(r), parley_req_is_admin(r)))
+        return 0;
+    if (rc == 0)
+        parley_sess_clear(s);
+    if (rc == 0 || rc == PARLEY_ENOTFOUND)
+        parley_req_error(r, 404, "not_found", "no such session");
+    else
+        parley_req_error(r, 500, "storage_error", "the session could not be read; retry");
+    return -1;
+}
+
+static void get_one(parley_req_t *r, const char *id)
+{
+    parley_sess_t s;
+    if (get_visible(r, id, &s))
+        return;
+    json_t *rep = parley_session_json(&s);
+    parley_sess_clear(&s);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    parley_resource_send(r, 200, rep);
+    json_decref(rep);
+}
+
+static void get_stream(parley_req_t *r, const char *id, bool head)
+{
+    parley_sess_t s;
+    char path[PARLEY_PATH_MAX + 1];
+    if (get_visible(r, id, &s))
+        return;
+    parley_sess_clear(&s);
+    parley_session_stream_path(id, path, sizeof path);
+    parley_api_stream_read(r, path, head);
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+void parley_api_sessions(parley_req_t *r, const char *rest)
+{
+    const char *m = parley_req_method(r);
+    bool get = strcmp(m, "GET") == 0, head = strcmp(m, "HEAD") == 0;
+    bool post = strcmp(m, "POST") == 0;
+    if (strcmp(rest, "/claim") == 0) {
+        if (post)
+            start_action(r, PARLEY_SESSION_CLAIM, NULL);
+        else
+            parley_resource_method_not_allowed(r, "POST", "claim with POST");
+        return;
+    }
+    char id[PARLEY_ROW_ID_MAX + 1];
+    const char *p = rest + 1;
+    size_t n = strcspn(p, "/");
+    if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {
+        parley_req_error(r, 404, "not_found",
+                         "no such route: see /v1/sessions/claim and /v1/sessions/{id}");
+        return;
+    }
+    memcpy(id, p, n);
+    id[n] = '\0';
+    if (!parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX)) {
+        parley_req_error(r, 404, "not_found", "no such session");
+        return;
+    }
+    const char *sub = p + n;
+    parley_session_action_t action;
+    if (sub[0] == '\0') {
+        if (get)
+            get_one(r, id);
+        else
+            parley_resource_method_not_allowed(r, "GET", NULL);
+    } else if (strcmp(sub, "/stream") == 0) {
+        if (get || head)
+            get_stream(r, id, head);
+        else if (post)
+            append_output(r, id);
+        else
+            parley_resource_method_not_allowed(r, "GET, HEAD, POST", NULL);
+    } else if (sub[0] == '/' && parley_session_action_parse(sub + 1, &action) == 0 &&
+               action != PARLEY_SESSION_CLAIM && action != PARLEY_SESSION_APPEND &&
+               action != PARLEY_SESSION_EXPIRE) {
+        if (post)
+            start_action(r, action, id);
+        else
+            parley_resource_method_not_allowed(r, "POST", NULL);
+    } else {
+        parley_req_error(r, 404, "not_found",
+                         "no such route: a session has /stream, /heartbeat, /await, /input, "
+                         "/complete, /fail and /cancel");
+    }
+}

@@ -1,0 +1,279 @@
+/*
+ * snapshots.c — /v1/snapshots: immutable, shareable copies over HTTP.
+ *
+ *   /v1/snapshots                   GET (the caller's, newest first), POST
+ *   /v1/snapshots/{id}              GET (with content), DELETE (revoke)
+ *   /v1/snapshots/{id}/messages     GET (?after=&limit=): a conversation
+ *                                   snapshot's messages page by page
+ *
+ * GET of one snapshot (and of its messages) is the one API read that needs
+ * no token: the HTTP layer lets it through unauthenticated when there is no
+ * Authorization header (a bad token is still 401), and this file decides:
+ * a public snapshot is readable by anyone, a private one only by its owner
+ * and the admin — anyone else gets 404, as for a missing one. An expired
+ * snapshot answers 410 to those who may see it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/resource.h"
+#include "api/write.h"
+#include "core/id.h"
+#include "core/snapshot.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+
+#define CONTENT_MAX_BYTES (16u << 20) /* messages inlined in a snapshot's content */
+#define PAGE_BUF_MAX (96u << 20)      /* hard limit of a message page's body */
+
+typedef struct snap_write {
+    bool remove;                     /* DELETE rather than POST */
+    parley_snapshot_req_t req;       /* create request */
+    json_t *body;                    /* parsed body (owned) */
+    char user[PARLEY_OWNER_MAX + 1]; /* the caller */
+    bool admin;                      /* the caller is the admin */
+    char id[PARLEY_ROW_ID_MAX + 1];  /* the snapshot */
+} snap_write_t;
+
+static void snap_write_free(void *arg)
+{
+    snap_write_t *sw = arg;
+    if (!sw)
+        return;
+    json_decref(sw->body);
+    free(sw);
+}
+
+static int apply_snap_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+{
+    snap_write_t *sw = ctx;
+    parley_outcome_t o;
+    int rc = sw->remove ? parley_snapshot_delete(db, sw->id, sw->user, sw->admin, &o)
+                        : parley_snapshot_create(db, &sw->req, &o);
+    if (rc == 0 && o.status == 201) {
+        char loc[PARLEY_ROW_ID_MAX + 32];
+        snprintf(loc, sizeof loc, "/v1/snapshots/%s", sw->id);
+        parley_reply_header(rp, "Location", loc);
+    }
+    if (rc == 0)
+        rc = parley_resource_reply(rp, &o, w);
+    parley_outcome_clear(&o);
+    return rc;
+}
+
+static void start_write(parley_req_t *r, bool remove, const char *id)
+{
+    snap_write_t *sw = calloc(1, sizeof *sw);
+    if (!sw) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    sw->remove = remove;
+    snprintf(sw->user, sizeof sw->user, "%s", parley_req_user(r));
+    sw->admin = parley_req_is_admin(r);
+    if (remove) {
+        snprintf(sw->id, sizeof sw->id, "%s", id);
+    } else if (parley_resource_new_id(r, sw->id) || parley_resource_body(r, false, &sw->body)) {
+        snap_write_free(sw);
+        return;
+    }
+    sw->req.id = sw->id;
+    sw->req.user = sw->user;
+    sw->req.admin = sw->admin;
+    sw->req.body = sw->body;
+    parley_api_write(r, apply_snap_write, sw, snap_write_free);
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+/* Read snapshot id for whoever asks (inside the caller's read transaction).
+ * 0, or -1 after answering 404 / 410 / 500. */
+static int get_readable(parley_req_t *r, parley_db_t *db, const char *id, parley_snap_t *s)
+{
+    int rc = parley_db_snap_get(db, id, s);
+    if (rc == 0 && !s->is_public &&
+        !parley_snapshot_is_owner(s, parley_req_user(r), parley_req_is_admin(r))) {
+        parley_snap_clear(s);
+        rc = PARLEY_ENOTFOUND;
+    }
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_req_error(r, 404, "not_found", "no such snapshot");
+        return -1;
+    }
+    if (rc) {
+        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        return -1;
+    }
+    if (parley_snapshot_is_expired(s, parley_clock_now_ms()) || (s->kind[0] == 'c' && !s->stream[0])) {
+        parley_snap_clear(s);
+        parley_req_error(r, 410, "expired", "this snapshot has expired");
+        return -1;
+    }
+    return 0;
+}
+
+static void get_one(parley_req_t *r, const char *id)
+{
+    parley_db_t *db = parley_req_reader(r);
+    parley_snap_t s;
+    json_t *content = NULL;
+    if (!db || parley_db_begin(db)) {
+        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        return;
+    }
+    if (get_readable(r, db, id, &s)) {
+        parley_db_commit(db);
+        return;
+    }
+    int rc = parley_snapshot_content(db, &s, CONTENT_MAX_BYTES, &content);
+    parley_db_commit(db);
+    json_t *rep = rc == 0 ? parley_snapshot_json(&s) : NULL;
+    parley_snap_clear(&s);
+    if (!rep) {
+        json_decref(content);
+        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        return;
+    }
+    json_object_set_new(rep, "content", content);
+    parley_req_add_header(r, "Cache-Control", "no-cache");
+    parley_resource_send(r, 200, rep);
+    json_decref(rep);
+}
+
+static void get_messages(parley_req_t *r, const char *id)
+{
+    parley_db_t *db = parley_req_reader(r);
+    parley_snap_t s;
+    parley_stream_t fork;
+    parley_buf_t body;
+    if (!db || parley_db_begin(db)) {
+        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        return;
+    }
+    if (get_readable(r, db, id, &s)) {
+        parley_db_commit(db);
+        return;
+    }
+    if (strcmp(s.kind, "conversation") != 0) {
+        parley_snap_clear(&s);
+        parley_db_commit(db);
+        parley_req_error(r, 404, "not_found", "a document snapshot has no messages");
+        return;
+    }
+    int rc = parley_db_stream_get(db, s.stream, &fork);
+    parley_snap_clear(&s);
+    if (rc) {
+        parley_db_commit(db);
+        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        return;
+    }
+    parley_buf_init(&body, PAGE_BUF_MAX);
+    rc = parley_api_message_page(r, db, &fork, &body);
+    parley_db_commit(db);
+    if (rc) {
+        parley_buf_free(&body);
+        return;
+    }
+    parley_req_add_header(r, "Cache-Control", "no-cache");
+    parley_req_respond_buf(r, 200, "application/json", &body);
+}
+
+typedef struct list_ctx {
+    json_t *items; /* array being built */
+    int limit;     /* page size */
+    int count;     /* items taken */
+    int64_t last;  /* ord of the last item */
+    bool more;     /* one more exists */
+} list_ctx_t;
+
+static int on_snap(void *arg, const parley_snap_t *s)
+{
+    list_ctx_t *l = arg;
+    if (l->count == l->limit) {
+        l->more = true;
+        return 1;
+    }
+    json_t *rep = parley_snapshot_json(s);
+    if (rep)
+        json_array_append_new(l->items, rep);
+    l->last = s->ord;
+    l->count++;
+    return 0;
+}
+
+static void list(parley_req_t *r)
+{
+    int limit;
+    uint64_t before;
+    if (parley_resource_page(r, 'o', &limit, &before))
+        return;
+    parley_db_t *db = parley_req_reader(r);
+    list_ctx_t l = {json_array(), limit, 0, 0, false};
+    int rc = db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap,
+                                      &l)
+                : PARLEY_ESTORE;
+    if (rc) {
+        json_decref(l.items);
+        parley_req_error(r, 500, "storage_error", "the snapshots could not be read; retry");
+        return;
+    }
+    parley_resource_send_page(r, l.items, l.more, 'o', (uint64_t)l.last);
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+bool parley_api_snapshots_is_anonymous_read(const char *method, const char *path)
+{
+    static const char root[] = "/v1/snapshots/";
+    if (strcmp(method, "GET") != 0 || strncmp(path, root, sizeof root - 1) != 0)
+        return false;
+    const char *p = path + sizeof root - 1;
+    size_t n = strcspn(p, "/");
+    return n > 0 && (p[n] == '\0' || strcmp(p + n, "/messages") == 0);
+}
+
+void parley_api_snapshots(parley_req_t *r, const char *rest)
+{
+    const char *m = parley_req_method(r);
+    bool get = strcmp(m, "GET") == 0;
+    if (rest[0] == '\0') {
+        if (get)
+            list(r);
+        else if (strcmp(m, "POST") == 0)
+            start_write(r, false, NULL);
+        else
+            parley_resource_method_not_allowed(r, "GET, POST", NULL);
+        return;
+    }
+    char id[PARLEY_ROW_ID_MAX + 1];
+    const char *p = rest + 1;
+    size_t n = strcspn(p, "/");
+    if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {
+        parley_req_error(r, 404, "not_found", "no such snapshot");
+        return;
+    }
+    memcpy(id, p, n);
+    id[n] = '\0';
+    if (!parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX)) {
+        parley_req_error(r, 404, "not_found", "no such snapshot");
+        return;
+    }
+    const char *sub = p + n;
+    if (sub[0] == '\0') {
+        if (get)
+            get_one(r, id);
+        else if (strcmp(m, "DELETE") == 0)
+            start_write(r, true, id);
+        else
+            parley_resource_method_not_allowed(r, "GET, DELETE", NULL);
+    } else if (strcmp(sub, "/messages") == 0) {
+        if (get)
+            get_messages(r, id);
+        else
+            parley_resource_method_not_allowed(r, "GET", NULL);
+    } else {
+        parley_req_error(r, 404, "not_found", "no such route: a snapshot has /messages");
+    }
+}

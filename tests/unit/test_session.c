@@ -1,0 +1,404 @@
+/*
+ * test_session.c — unit tests for core/session.c.
+ *
+ * The state machine is checked twice against one expected table, written
+ * out here independently of session.c, covering every (state, action)
+ * pair:
+ *   1. the pure table, parley_session_next();
+ *   2. the real transitions on a real SQLite store: for every pair a fresh
+ *      store, a conversation and a session driven into the state through
+ *      the public functions, then the action — the stored status after it
+ *      must be the expected one, an allowed action answers 200 (claim) or
+ *      200 (the others), a refused one 409 with the current session (claim
+ *      204: there is nothing pending to claim), and a refused action
+ *      changes nothing.
+ * Also: names parse and print both ways, unknown names and out-of-range
+ * values are refused, the last attempt's lease expiry fails the session.
+ */
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
+
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/conversation.h"
+#include "core/session.h"
+#include "parley/parley.h"
+#include "store/store.h"
+
+#define P PARLEY_SESSION_PENDING
+#define R PARLEY_SESSION_PROCESSING
+#define W PARLEY_SESSION_AWAITING_INPUT
+#define C PARLEY_SESSION_COMPLETED
+#define F PARLEY_SESSION_FAILED
+#define X PARLEY_SESSION_CANCELLED
+#define NO (-1)
+
+/* The contract (DESIGN.md §2.3), one row per state, one column per action:
+ * claim heartbeat append await input complete fail cancel expire. */
+static const int expected[PARLEY_SESSION_NSTATES][PARLEY_SESSION_NACTIONS] = {
+    [P] = {R, NO, NO, NO, NO, NO, F, X, NO},
+    [R] = {NO, R, R, W, NO, C, F, X, P},
+    [W] = {NO, NO, NO, NO, R, NO, F, X, NO},
+    [C] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
+    [F] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
+    [X] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
+};
+
+static void session_next_table_every_pair(void **state)
+{
+    (void)state;
+    int pairs = 0;
+    for (int s = 0; s < PARLEY_SESSION_NSTATES; s++) {
+        for (int a = 0; a < PARLEY_SESSION_NACTIONS; a++) {
+            parley_session_state_t to = (parley_session_state_t)99;
+            int rc = parley_session_next((parley_session_state_t)s, (parley_session_action_t)a,
+                                         &to);
+            int want = expected[s][a];
+            if (want == NO && rc != PARLEY_ECONFLICT)
+                fail_msg("%s + %s: rc %d, want refusal", parley_session_state_name(s),
+                         parley_session_action_name(a), rc);
+            if (want == NO && to != (parley_session_state_t)99)
+                fail_msg("%s + %s: refused but wrote a next state", parley_session_state_name(s),
+                         parley_session_action_name(a));
+            if (want != NO && (rc != 0 || (int)to != want))
+                fail_msg("%s + %s: rc %d to %s, want %s", parley_session_state_name(s),
+                         parley_session_action_name(a), rc, parley_session_state_name(to),
+                         parley_session_state_name(want));
+            pairs++;
+        }
+    }
+    assert_int_equal(pairs, 6 * 9);
+}
+
+static void session_next_rejected_out_of_range(void **state)
+{
+    (void)state;
+    parley_session_state_t to;
+    assert_int_equal(parley_session_next(PARLEY_SESSION_NSTATES, PARLEY_SESSION_CLAIM, &to),
+                     PARLEY_EINVAL);
+    assert_int_equal(parley_session_next(PARLEY_SESSION_PENDING, PARLEY_SESSION_NACTIONS, &to),
+                     PARLEY_EINVAL);
+}
+
+static void session_names_round_trip(void **state)
+{
+    (void)state;
+    static const char *const states[] = {"pending",   "processing", "awaiting_input",
+                                         "completed", "failed",     "cancelled"};
+    for (int i = 0; i < PARLEY_SESSION_NSTATES; i++) {
+        parley_session_state_t s;
+        assert_string_equal(parley_session_state_name((parley_session_state_t)i), states[i]);
+        assert_int_equal(parley_session_state_parse(states[i], &s), 0);
+        assert_int_equal(s, i);
+    }
+    for (int i = 0; i < PARLEY_SESSION_NACTIONS; i++) {
+        parley_session_action_t a;
+        const char *name = parley_session_action_name((parley_session_action_t)i);
+        assert_int_equal(parley_session_action_parse(name, &a), 0);
+        assert_int_equal(a, i);
+    }
+    static const char *const bad[] = {"", "Pending", "pending ", "awaiting", "done", NULL};
+    for (int i = 0; bad[i]; i++) {
+        parley_session_state_t s;
+        parley_session_action_t a;
+        assert_int_equal(parley_session_state_parse(bad[i], &s), PARLEY_EINVAL);
+        assert_int_equal(parley_session_action_parse(bad[i], &a), PARLEY_EINVAL);
+    }
+    parley_session_state_t s;
+    assert_int_equal(parley_session_state_parse(NULL, &s), PARLEY_EINVAL);
+}
+
+/* ---- the real transitions on a store ----------------------------------------- */
+
+typedef struct fixture {
+    char dir[64];            /* temporary data directory */
+    parley_store_t *store;   /* the store */
+    parley_db_t *db;         /* its writer connection */
+    char conv[PARLEY_ROW_ID_MAX + 1]; /* the conversation */
+    char sess[PARLEY_ROW_ID_MAX + 1]; /* the session */
+    int ids;                 /* ids handed out */
+} fixture_t;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void next_id(fixture_t *fx, char *out)
+{
+    snprintf(out, PARLEY_ROW_ID_MAX + 1, "id%04d", ++fx->ids);
+}
+
+/* Run one session action in a transaction; returns the outcome's status. */
+static int act(fixture_t *fx, parley_session_action_t a, const char *body_json)
+{
+    parley_session_req_t req;
+    parley_outcome_t o;
+    char reply[PARLEY_ROW_ID_MAX + 1];
+    json_error_t jerr;
+    json_t *body = body_json ? json_loads(body_json, 0, &jerr) : NULL;
+    next_id(fx, reply);
+    memset(&req, 0, sizeof req);
+    req.action = a;
+    req.id = fx->sess;
+    req.user = "admin";
+    req.admin = true;
+    req.body = body;
+    req.reply_id = reply;
+    assert_int_equal(parley_db_begin(fx->db), 0);
+    assert_int_equal(parley_session_apply(fx->db, &req, &o), 0);
+    assert_int_equal(parley_db_commit(fx->db), 0);
+    if (o.status == 409) {
+        /* The current session comes with every refusal. */
+        assert_non_null(o.body);
+        assert_string_equal(json_string_value(json_object_get(o.body, "id")), fx->sess);
+    }
+    int status = o.status;
+    parley_outcome_clear(&o);
+    json_decref(body);
+    return status;
+}
+
+static void status_of(fixture_t *fx, char *out)
+{
+    parley_sess_t s;
+    assert_int_equal(parley_db_sess_get(fx->db, fx->sess, &s), 0);
+    snprintf(out, PARLEY_STATUS_MAX + 1, "%s", s.status);
+    parley_sess_clear(&s);
+}
+
+static void fixture_open(fixture_t *fx)
+{
+    memset(fx, 0, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-session-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(parley_store_open(fx->dir, &fx->store), 0);
+    fx->db = parley_store_writer(fx->store);
+
+    /* A conversation with one message and its pending session. */
+    parley_conv_req_t cr;
+    parley_outcome_t o;
+    next_id(fx, fx->conv);
+    memset(&cr, 0, sizeof cr);
+    cr.op = PARLEY_CONV_CREATE;
+    cr.id = fx->conv;
+    cr.user = "alice";
+    assert_int_equal(parley_db_begin(fx->db), 0);
+    assert_int_equal(parley_conversation_apply(fx->db, &cr, &o), 0);
+    assert_int_equal(o.status, 201);
+    parley_outcome_clear(&o);
+
+    parley_message_req_t mr;
+    char mid[PARLEY_ROW_ID_MAX + 1];
+    json_error_t jerr;
+    json_t *body = json_loads("{\"role\":\"user\",\"content\":\"hi\",\"process\":true}", 0, &jerr);
+    next_id(fx, mid);
+    next_id(fx, fx->sess);
+    memset(&mr, 0, sizeof mr);
+    mr.conversation_id = fx->conv;
+    mr.user = "alice";
+    mr.body = body;
+    mr.message_id = mid;
+    mr.session_id = fx->sess;
+    mr.max_attempts = 3;
+    assert_int_equal(parley_conversation_append(fx->db, &mr, &o), 0);
+    assert_int_equal(o.status, 201);
+    parley_outcome_clear(&o);
+    json_decref(body);
+    assert_int_equal(parley_db_commit(fx->db), 0);
+}
+
+static void fixture_close(fixture_t *fx)
+{
+    parley_store_close(fx->store);
+    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Drive the fixture's session from pending into state s. */
+static void drive_to(fixture_t *fx, parley_session_state_t s)
+{
+    char claim[160];
+    snprintf(claim, sizeof claim, "{\"conversation_id\":\"%s\"}", fx->conv);
+    switch (s) {
+    case PARLEY_SESSION_PENDING:
+        return;
+    case PARLEY_SESSION_FAILED:
+        assert_int_equal(act(fx, PARLEY_SESSION_FAIL, NULL), 200);
+        return;
+    case PARLEY_SESSION_CANCELLED:
+        assert_int_equal(act(fx, PARLEY_SESSION_CANCEL, NULL), 200);
+        return;
+    default:
+        break;
+    }
+    assert_int_equal(act(fx, PARLEY_SESSION_CLAIM, claim), 200);
+    if (s == PARLEY_SESSION_AWAITING_INPUT)
+        assert_int_equal(act(fx, PARLEY_SESSION_AWAIT, "{\"request\":{\"tool\":\"x\"}}"), 200);
+    if (s == PARLEY_SESSION_COMPLETED)
+        assert_int_equal(act(fx, PARLEY_SESSION_COMPLETE, "{\"content\":\"done\"}"), 200);
+}
+
+/* Try action a on the fixture's session; returns whether it was allowed. */
+static bool try_action(fixture_t *fx, parley_session_action_t a)
+{
+    char claim[160];
+    snprintf(claim, sizeof claim, "{\"conversation_id\":\"%s\"}", fx->conv);
+    switch (a) {
+    case PARLEY_SESSION_CLAIM: {
+        int st = act(fx, a, claim);
+        assert_true(st == 200 || st == 204);
+        return st == 200;
+    }
+    case PARLEY_SESSION_APPEND: {
+        parley_outcome_t o;
+        char path[PARLEY_PATH_MAX + 1] = "";
+        assert_int_equal(parley_session_check_append(fx->db, fx->sess, "admin", true, -1, path,
+                                                     sizeof path, &o),
+                         0);
+        bool ok = o.status == 0;
+        if (!ok)
+            assert_int_equal(o.status, 409);
+        else
+            assert_true(strncmp(path, PARLEY_SESSION_PATH_PREFIX, 16) == 0);
+        parley_outcome_clear(&o);
+        return ok;
+    }
+    case PARLEY_SESSION_EXPIRE: {
+        int64_t notify[16];
+        int n = 0;
+        char before[PARLEY_STATUS_MAX + 1], after[PARLEY_STATUS_MAX + 1];
+        status_of(fx, before);
+        assert_int_equal(parley_db_begin(fx->db), 0);
+        assert_int_equal(parley_session_expire_leases(fx->db, INT64_MAX / 4, notify, &n, 16), 0);
+        assert_int_equal(parley_db_commit(fx->db), 0);
+        status_of(fx, after);
+        return strcmp(before, after) != 0;
+    }
+    default: {
+        const char *body = a == PARLEY_SESSION_AWAIT      ? "{\"request\":1}"
+                           : a == PARLEY_SESSION_INPUT    ? "{\"data\":\"yes\"}"
+                           : a == PARLEY_SESSION_COMPLETE ? "{\"content\":\"ok\"}"
+                                                          : NULL;
+        int st = act(fx, a, body);
+        assert_true(st == 200 || st == 409);
+        return st == 200;
+    }
+    }
+}
+
+static void session_apply_every_pair_on_a_store(void **state)
+{
+    (void)state;
+    for (int s = 0; s < PARLEY_SESSION_NSTATES; s++) {
+        for (int a = 0; a < PARLEY_SESSION_NACTIONS; a++) {
+            fixture_t fx;
+            char before[PARLEY_STATUS_MAX + 1], after[PARLEY_STATUS_MAX + 1];
+            fixture_open(&fx);
+            drive_to(&fx, (parley_session_state_t)s);
+            status_of(&fx, before);
+            assert_string_equal(before, parley_session_state_name(s));
+            bool allowed = try_action(&fx, (parley_session_action_t)a);
+            status_of(&fx, after);
+            int want = expected[s][a];
+            if ((want != NO) != allowed)
+                fail_msg("%s + %s: %s, want %s", before, parley_session_action_name(a),
+                         allowed ? "allowed" : "refused", want != NO ? "allowed" : "refused");
+            const char *want_status = want == NO ? before : parley_session_state_name(want);
+            if (strcmp(after, want_status) != 0)
+                fail_msg("%s + %s: status %s, want %s", before, parley_session_action_name(a),
+                         after, want_status);
+            fixture_close(&fx);
+        }
+    }
+}
+
+static void session_expire_last_attempt_fails(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char claim[160], st[PARLEY_STATUS_MAX + 1];
+    int64_t notify[16];
+    int n = 0;
+    fixture_open(&fx);
+    snprintf(claim, sizeof claim, "{\"conversation_id\":\"%s\"}", fx.conv);
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        assert_int_equal(act(&fx, PARLEY_SESSION_CLAIM, claim), 200);
+        n = 0;
+        assert_int_equal(parley_db_begin(fx.db), 0);
+        assert_int_equal(parley_session_expire_leases(fx.db, INT64_MAX / 4, notify, &n, 16), 0);
+        assert_int_equal(parley_db_commit(fx.db), 0);
+        status_of(&fx, st);
+        assert_string_equal(st, attempt < 3 ? "pending" : "failed");
+    }
+    parley_sess_t s;
+    assert_int_equal(parley_db_sess_get(fx.db, fx.sess, &s), 0);
+    assert_int_equal(s.attempt, 3);
+    assert_non_null(s.error);
+    assert_non_null(strstr(s.error, "lease_expired"));
+    parley_sess_clear(&s);
+    /* Failed for good: nothing is left to claim. */
+    assert_int_equal(act(&fx, PARLEY_SESSION_CLAIM, claim), 204);
+    fixture_close(&fx);
+}
+
+static void session_apply_worker_action_forbidden_for_users(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fixture_open(&fx);
+    static const parley_session_action_t worker[] = {
+        PARLEY_SESSION_CLAIM, PARLEY_SESSION_HEARTBEAT, PARLEY_SESSION_AWAIT,
+        PARLEY_SESSION_COMPLETE, PARLEY_SESSION_FAIL};
+    for (size_t i = 0; i < sizeof worker / sizeof worker[0]; i++) {
+        parley_session_req_t req;
+        parley_outcome_t o;
+        memset(&req, 0, sizeof req);
+        req.action = worker[i];
+        req.id = fx.sess;
+        req.user = "alice";
+        req.reply_id = "r1";
+        assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
+        assert_int_equal(o.status, 403);
+        parley_outcome_clear(&o);
+    }
+    /* The owner may cancel; another user cannot see the session at all. */
+    parley_session_req_t req;
+    parley_outcome_t o;
+    memset(&req, 0, sizeof req);
+    req.action = PARLEY_SESSION_CANCEL;
+    req.id = fx.sess;
+    req.user = "mallory";
+    assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
+    assert_int_equal(o.status, 404);
+    parley_outcome_clear(&o);
+    req.user = "alice";
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    assert_int_equal(o.status, 200);
+    parley_outcome_clear(&o);
+    fixture_close(&fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest session_tests[] = {
+        cmocka_unit_test(session_next_table_every_pair),
+        cmocka_unit_test(session_next_rejected_out_of_range),
+        cmocka_unit_test(session_names_round_trip),
+        cmocka_unit_test(session_apply_every_pair_on_a_store),
+        cmocka_unit_test(session_expire_last_attempt_fails),
+        cmocka_unit_test(session_apply_worker_action_forbidden_for_users),
+    };
+    return cmocka_run_group_tests_name("session", session_tests, NULL, NULL);
+}
