@@ -17,7 +17,7 @@ bool parley_auth_local_mode(const parley_config_t *cfg)
 static bool valid_user_id(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 255)
+    if (n == 0 || n > 255 || s[0] == '@')
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
@@ -32,7 +32,7 @@ int parley_auth_check(const parley_config_t *cfg, const char *authorization,
     p->user[0] = '\0';
     if (parley_auth_local_mode(cfg)) {
         p->admin = true;
-        snprintf(p->user, sizeof p->user, "local");
+        snprintf(p->user, sizeof p->user, "%s", PARLEY_LOCAL_USER);
         return 0;
     }
     if (!authorization || !*authorization) {
@@ -47,15 +47,16 @@ int parley_auth_check(const parley_config_t *cfg, const char *authorization,
     while (*token == ' ')
         token++;
     if (cfg->admin_key && *cfg->admin_key && parley_jwt_secret_equal(token, cfg->admin_key)) {
-        p->admin = true;
         if (act_as && *act_as) {
             if (!valid_user_id(act_as)) {
-                *why = "Parley-User must be 1 to 255 printable characters without spaces";
+                *why = "Parley-User must be 1 to 255 printable characters without spaces, not "
+                       "starting with '@'";
                 return PARLEY_EINVAL;
             }
-            snprintf(p->user, sizeof p->user, "%s", act_as);
+            snprintf(p->user, sizeof p->user, "%s", act_as); /* exactly that user */
         } else {
-            snprintf(p->user, sizeof p->user, "admin");
+            p->admin = true;
+            snprintf(p->user, sizeof p->user, "%s", PARLEY_ADMIN_USER);
         }
         return 0;
     }
@@ -69,7 +70,8 @@ int parley_auth_check(const parley_config_t *cfg, const char *authorization,
     if (rc)
         return PARLEY_EINVAL;
     if (!valid_user_id(claims.sub)) {
-        *why = "the token's sub must be 1 to 255 printable characters without spaces";
+        *why = "the token's sub must be 1 to 255 printable characters without spaces, not "
+               "starting with '@'";
         return PARLEY_EINVAL;
     }
     snprintf(p->user, sizeof p->user, "%s", claims.sub);

@@ -5,13 +5,18 @@
  * (--admin-key; the app's backend and its workers) or an HS256 JWT signed
  * with --jwt-secret by the app's own auth, whose `sub` is the user id.
  * With neither configured, Parley runs in local mode: every request is the
- * one local user ("local"), with admin rights, and the server listens on
+ * one local user ("@local"), with admin rights, and the server listens on
  * loopback only.
  *
- * The admin may act for a user by sending `Parley-User: <user id>`: what it
- * creates is then owned by that user, and the event feed it reads is that
- * user's. Without it the admin is the user "admin". Either way the admin
- * reaches every user's resources.
+ * The admin key alone is the principal "@admin": it reaches every user's
+ * resources, and what it creates is owned by "@admin". With
+ * `Parley-User: <user id>` the admin key acts as that user, exactly: it
+ * sees and creates what the user would, no more (a backend serving a user
+ * cannot leak another user's data by mistake).
+ *
+ * User ids (a JWT's sub, Parley-User) are 1-255 printable ASCII characters
+ * without spaces and must not start with '@': that prefix is reserved for
+ * Parley's own principals, so no token can ever name the admin.
  *
  * Secrets are compared in constant time. Thread-safe (no state).
  */
@@ -21,6 +26,9 @@
 #include <stdbool.h>
 
 #include "parley/parley.h"
+
+#define PARLEY_ADMIN_USER "@admin" /* owner of what the admin key creates */
+#define PARLEY_LOCAL_USER "@local" /* the one user of local mode */
 
 typedef struct parley_principal {
     char user[256]; /* the user id that owns what this request creates */

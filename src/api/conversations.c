@@ -27,8 +27,8 @@
 #include "core/session.h"
 #include "parley/parley.h"
 
-#define MESSAGES_PAGE_BYTES (4u << 20) /* a message page stops growing past this */
-#define MESSAGES_BUF_MAX (96u << 20)   /* hard limit of a page's body */
+#define MESSAGES_PAGE_BYTES (4u << 20)  /* a message page stops growing past this */
+#define MESSAGES_BUF_MAX    (96u << 20) /* hard limit of a page's body */
 
 enum conv_write_kind { CW_CONVERSATION, CW_MESSAGE };
 
@@ -138,8 +138,7 @@ static void start_conv_write(parley_req_t *r, parley_conv_op_t op, const char *i
         conv_write_free(cw);
         return;
     }
-    if (op != PARLEY_CONV_DELETE &&
-        parley_resource_body(r, op == PARLEY_CONV_CREATE, &cw->body)) {
+    if (op != PARLEY_CONV_DELETE && parley_resource_body(r, op == PARLEY_CONV_CREATE, &cw->body)) {
         conv_write_free(cw);
         return;
     }
@@ -242,9 +241,9 @@ static void list(parley_req_t *r)
         return;
     parley_db_t *db = parley_req_reader(r);
     list_ctx_t l = {json_array(), limit, 0, 0, false};
-    int rc = db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv,
-                                      &l)
-                : PARLEY_ESTORE;
+    int rc =
+        db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv, &l)
+           : PARLEY_ESTORE;
     if (rc) {
         json_decref(l.items);
         parley_req_error(r, 500, "storage_error", "the conversations could not be read; retry");

@@ -82,7 +82,11 @@ static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parle
         }
         json_decref(rep);
     } else {
-        parley_reply_error(rp, res.status, res.code, res.error, NULL);
+        json_t *details = res.status == 413 ? json_pack("{s:I}", "limit_bytes",
+                                                        (json_int_t)dw->req.max_bytes)
+                                            : NULL;
+        parley_reply_error(rp, res.status, res.code, res.error, details);
+        json_decref(details);
     }
     parley_doc_clear(&res.doc);
     return res.status >= 400 ? res.status : 0;
@@ -121,6 +125,7 @@ static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collect
     snprintf(dw->collection, sizeof dw->collection, "%s", collection);
     snprintf(dw->id, sizeof dw->id, "%s", id);
     dw->req.op = op;
+    dw->req.max_bytes = parley_req_ctx(r)->cfg->max_json_bytes;
     dw->req.owner = dw->owner;
     dw->req.collection = dw->collection;
     dw->req.id = dw->id;
@@ -196,7 +201,7 @@ static void get_one(parley_req_t *r, const char *collection, const char *id, boo
     parley_req_add_header(r, "ETag", etag);
     parley_req_add_header(r, "Cache-Control", "private, no-cache");
     const char *inm = parley_req_header(r, "If-None-Match");
-    if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
+    if (inm && parley_param_etag_match(inm, etag)) {
         parley_doc_clear(&d);
         parley_req_respond_empty(r, 304);
         return;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/write.h"
 #include "core/feed.h"
 #include "core/stream.h"
@@ -27,9 +28,7 @@ typedef struct feed_ensure {
 
 static void feed_path_of(parley_req_t *r, char *out, size_t cap)
 {
-    const char *act_as = parley_req_header(r, "Parley-User");
-    bool all = parley_req_is_admin(r) && !(act_as && *act_as);
-    parley_feed_path(all ? NULL : parley_req_user(r), out, cap);
+    parley_feed_path(parley_req_is_admin(r) ? NULL : parley_req_user(r), out, cap);
 }
 
 static int ensure_apply(parley_write_t *w, parley_db_t *db)
@@ -84,9 +83,7 @@ void parley_api_events(parley_req_t *r)
     fe->w.apply = ensure_apply;
     fe->w.done = ensure_done;
     snprintf(fe->path, sizeof fe->path, "%s", path);
-    const char *act_as = parley_req_header(r, "Parley-User");
-    snprintf(fe->owner, sizeof fe->owner, "%s",
-             parley_req_is_admin(r) && !(act_as && *act_as) ? "admin" : parley_req_user(r));
+    snprintf(fe->owner, sizeof fe->owner, "%s", parley_req_user(r));
     parley_req_set_data(r, fe, free);
     parley_req_submit(r, &fe->w, on_ensured);
 }

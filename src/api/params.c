@@ -62,3 +62,35 @@ bool parley_param_stream_path(const char *p, const char **why)
     }
     return true;
 }
+
+bool parley_param_etag_match(const char *header, const char *etag)
+{
+    const char *p = header;
+    size_t elen = strlen(etag);
+    if (strncmp(etag, "W/", 2) == 0) {
+        etag += 2;
+        elen -= 2;
+    }
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            return false;
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        const char *tag = p;
+        if (n == 1 && tag[0] == '*')
+            return true;
+        if (n > 2 && strncmp(tag, "W/", 2) == 0) {
+            tag += 2;
+            n -= 2;
+        }
+        if (n == elen && memcmp(tag, etag, n) == 0)
+            return true;
+        if (!end)
+            return false;
+        p = end + 1;
+    }
+}

@@ -24,4 +24,11 @@ bool parley_param_true(const char *v);
  */
 bool parley_param_stream_path(const char *p, const char **why);
 
+/*
+ * Does an If-None-Match / If-Match header value match etag? The value is
+ * "*" or a comma-separated list of entity tags; weak tags (W/"x") compare
+ * by their opaque part (RFC 9110 §8.8.3.2, weak comparison).
+ */
+bool parley_param_etag_match(const char *header, const char *etag);
+
 #endif

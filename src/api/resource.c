@@ -24,9 +24,9 @@ int parley_resource_body(parley_req_t *r, bool optional, json_t **out)
         char msg[256];
         snprintf(msg, sizeof msg, "the body must be one JSON object: %s",
                  why ? why : "the body is empty");
-        json_t *err = json_pack("{s:{s:s, s:s, s:{s:s}}}", "error", "code", "invalid_json",
-                                "message", msg, "details", "reason",
-                                why ? why : "the body is empty");
+        json_t *err =
+            json_pack("{s:{s:s, s:s, s:{s:s}}}", "error", "code", "invalid_json", "message", msg,
+                      "details", "reason", why ? why : "the body is empty");
         parley_resource_send(r, 400, err);
         json_decref(err);
         return -1;
@@ -111,10 +111,9 @@ int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_
             details = json_incref(o->body);
         else
             details = json_object();
-        json_t *err = json_pack("{s:{s:s, s:s, s:o}}", "error", "code",
-                                o->code ? o->code : "refused", "message",
-                                o->error ? o->error : "the request was refused", "details",
-                                details);
+        json_t *err = json_pack(
+            "{s:{s:s, s:s, s:o}}", "error", "code", o->code ? o->code : "refused", "message",
+            o->error ? o->error : "the request was refused", "details", details);
         int rc = err ? reply_canon(rp, o->status, err) : PARLEY_ENOMEM;
         json_decref(err);
         return rc ? rc : o->status;

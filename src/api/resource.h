@@ -28,9 +28,9 @@
 #include "http/request.h"
 #include "store/writer.h"
 
-#define PARLEY_RESOURCE_PAGE_DEFAULT 20 /* items in a page without ?limit= */
-#define PARLEY_RESOURCE_PAGE_MAX 100    /* larger limits are clamped to this */
-#define PARLEY_RESOURCE_MAX_DEPTH 128   /* JSON nesting accepted in a body */
+#define PARLEY_RESOURCE_PAGE_DEFAULT 20  /* items in a page without ?limit= */
+#define PARLEY_RESOURCE_PAGE_MAX     100 /* larger limits are clamped to this */
+#define PARLEY_RESOURCE_MAX_DEPTH    128 /* JSON nesting accepted in a body */
 
 /*
  * Parse r's body as one JSON value into *out (new reference). An empty body

@@ -34,10 +34,10 @@
 #include "parley/parley.h"
 
 typedef struct sess_write {
-    parley_session_req_t req;        /* the action */
-    json_t *body;                    /* parsed body (owned), or NULL */
-    char user[PARLEY_OWNER_MAX + 1]; /* the caller */
-    char id[PARLEY_ROW_ID_MAX + 1];  /* the session */
+    parley_session_req_t req;         /* the action */
+    json_t *body;                     /* parsed body (owned), or NULL */
+    char user[PARLEY_OWNER_MAX + 1];  /* the caller */
+    char id[PARLEY_ROW_ID_MAX + 1];   /* the session */
     char reply_id[PARLEY_ID_LEN + 1]; /* complete: the assistant message's id */
 } sess_write_t;
 

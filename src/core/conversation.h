@@ -50,23 +50,23 @@ typedef enum {
 } parley_conv_op_t;
 
 typedef struct parley_conv_req {
-    parley_conv_op_t op;  /* what to do */
-    const char *id;       /* create: the new id; otherwise the target */
-    const char *user;     /* the caller (owner of what it creates) */
-    bool admin;           /* the caller reaches every user's conversations */
-    json_t *body;         /* create: {title?, metadata?}; patch: the merge patch (borrowed) */
-    bool has_if_match;    /* If-Match given (patch, delete) */
-    int64_t if_match;     /* its version */
+    parley_conv_op_t op; /* what to do */
+    const char *id;      /* create: the new id; otherwise the target */
+    const char *user;    /* the caller (owner of what it creates) */
+    bool admin;          /* the caller reaches every user's conversations */
+    json_t *body;        /* create: {title?, metadata?}; patch: the merge patch (borrowed) */
+    bool has_if_match;   /* If-Match given (patch, delete) */
+    int64_t if_match;    /* its version */
 } parley_conv_req_t;
 
 typedef struct parley_message_req {
     const char *conversation_id; /* where to append */
     const char *user;            /* the caller */
     bool admin;                  /* reaches every user's conversations */
-    json_t *body;                /* {role, content, metadata?, process?, max_attempts?} (borrowed) */
-    const char *message_id;      /* new id for the message */
-    const char *session_id;      /* new id for the session (used with process) */
-    int64_t max_attempts;        /* default attempts of a session */
+    json_t *body;           /* {role, content, metadata?, process?, max_attempts?} (borrowed) */
+    const char *message_id; /* new id for the message */
+    const char *session_id; /* new id for the session (used with process) */
+    int64_t max_attempts;   /* default attempts of a session */
 } parley_message_req_t;
 
 /* The log stream path of conversation id into out. */
@@ -87,8 +87,7 @@ json_t *parley_conversation_json(const parley_conv_t *c);
  * precondition_failed with the current conversation) that changed
  * nothing; or a negative storage error. out is initialized here.
  */
-int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req,
-                              parley_outcome_t *out);
+int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out);
 
 /*
  * Append a message (writer thread). 201 with the message (and with

@@ -178,6 +178,13 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
         type = "document.deleted";
         break;
     }
+    if (req->max_bytes && d.len > req->max_bytes) {
+        /* A merge patch can grow a document past the body limit. */
+        parley_doc_clear(&d);
+        refuse(res, 413, "payload_too_large",
+               "the document would be larger than the JSON limit; make it smaller");
+        return 0;
+    }
     d.updated_ms = now;
     rc = parley_db_counter_next(db, "document_change", &d.chg);
     if (rc == 0)

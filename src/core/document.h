@@ -35,10 +35,11 @@ typedef struct parley_doc_req {
     bool if_match_any;        /* If-Match: * */
     int64_t if_match;         /* its version */
     bool if_none_match_any;   /* If-None-Match: * (PUT: create only) */
+    size_t max_bytes;         /* largest stored document (canonical JSON), 0 = none */
 } parley_doc_req_t;
 
 typedef struct parley_doc_res {
-    int status;          /* 200, 201, 204, 400, 404, 412 */
+    int status;          /* 200, 201, 204, 400, 404, 412, 413 */
     const char *code;    /* error code for an error status */
     const char *error;   /* static message for an error status */
     bool has_doc;        /* doc is set (the result, or the current one on 412) */

@@ -10,7 +10,7 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 
-#define FEED_ALL_OWNER "admin"
+#define FEED_ALL_OWNER "@admin" /* PARLEY_ADMIN_USER: the feed of all is the admin's */
 
 void parley_feed_path(const char *user, char *out, size_t cap)
 {

@@ -10,6 +10,12 @@
  * readers must wake after the commit (the resource's own streams and the
  * feeds its events went to).
  *
+ * The rules return 0 with an outcome, or a negative error: PARLEY_ESTORE,
+ * PARLEY_EFULL or PARLEY_ENOMEM when the store failed (the writer stops, as
+ * for any storage failure), PARLEY_EINVAL when stored rows contradict each
+ * other (a message log whose tail is not the message count, say): that one
+ * request is refused with a 500 and rolled back, and the server goes on.
+ *
  * Ownership: body is a new reference owned by the outcome; release it with
  * parley_outcome_clear(). Threads: one thread at a time.
  */
@@ -22,12 +28,12 @@
 #define PARLEY_OUTCOME_MAX_NOTIFY 8 /* streams one rule may wake */
 
 typedef struct parley_outcome {
-    int status;                                 /* HTTP status; >= 400 means refused */
-    const char *code;                           /* snake_case error code (static) */
-    const char *error;                          /* what went wrong (static) */
-    json_t *body;                               /* representation, or the current object */
-    int64_t notify[PARLEY_OUTCOME_MAX_NOTIFY];  /* streams to wake after the commit */
-    int nnotify;                                /* entries in notify */
+    int status;                                /* HTTP status; >= 400 means refused */
+    const char *code;                          /* snake_case error code (static) */
+    const char *error;                         /* what went wrong (static) */
+    json_t *body;                              /* representation, or the current object */
+    int64_t notify[PARLEY_OUTCOME_MAX_NOTIFY]; /* streams to wake after the commit */
+    int nnotify;                               /* entries in notify */
 } parley_outcome_t;
 
 /* An empty outcome (status 0, no body). */

@@ -64,28 +64,30 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 
-#define ORD_COUNTER "session"
+#define ORD_COUNTER  "session"
 #define EXPIRE_BATCH 64 /* leases handled per maintenance tick */
 
 /* ---- the table ------------------------------------------------------------ */
 
 #define NO (-1) /* refused */
-#define P PARLEY_SESSION_PENDING
-#define R PARLEY_SESSION_PROCESSING
-#define W PARLEY_SESSION_AWAITING_INPUT
-#define C PARLEY_SESSION_COMPLETED
-#define F PARLEY_SESSION_FAILED
-#define X PARLEY_SESSION_CANCELLED
+#define P  PARLEY_SESSION_PENDING
+#define R  PARLEY_SESSION_PROCESSING
+#define W  PARLEY_SESSION_AWAITING_INPUT
+#define C  PARLEY_SESSION_COMPLETED
+#define F  PARLEY_SESSION_FAILED
+#define X  PARLEY_SESSION_CANCELLED
 
+/* clang-format off */
 static const int table[PARLEY_SESSION_NSTATES][PARLEY_SESSION_NACTIONS] = {
-    /*           claim heartbeat append await input complete fail cancel expire */
-    [P] = {R, NO, NO, NO, NO, NO, F, X, NO},
-    [R] = {NO, R, R, W, NO, C, F, X, P},
-    [W] = {NO, NO, NO, NO, R, NO, F, X, NO},
-    [C] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
-    [F] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
-    [X] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
+    /*      claim  heartbeat  append  await  input  complete  fail  cancel  expire */
+    [P] = {R,     NO,        NO,     NO,    NO,    NO,       F,    X,      NO},
+    [R] = {NO,    R,         R,      W,     NO,    C,        F,    X,      P},
+    [W] = {NO,    NO,        NO,     NO,    R,     NO,       F,    X,      NO},
+    [C] = {NO,    NO,        NO,     NO,    NO,    NO,       NO,   NO,     NO},
+    [F] = {NO,    NO,        NO,     NO,    NO,    NO,       NO,   NO,     NO},
+    [X] = {NO,    NO,        NO,     NO,    NO,    NO,       NO,   NO,     NO},
 };
+/* clang-format on */
 
 #undef P
 #undef R
@@ -208,15 +210,14 @@ json_t *parley_session_json(const parley_sess_t *s)
         return NULL;
     }
     snprintf(stream, sizeof stream, "/v1/sessions/%s/stream", s->id);
-    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
-                          "id", s->id, "conversation_id", s->conversation_id, "message_id",
-                          s->message_id, "status", s->status, "attempt", (json_int_t)s->attempt,
-                          "max_attempts", (json_int_t)s->max_attempts, "lease_expires_at",
-                          time_or_null(s->lease_expires_ms), "error", error, "request", request,
-                          "input", input, "result_message_id",
-                          s->result_id[0] ? json_string(s->result_id) : json_null(),
-                          "created_at", time_or_null(s->created_ms), "updated_at",
-                          time_or_null(s->updated_ms), "stream", stream);
+    json_t *v = json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "id", s->id,
+        "conversation_id", s->conversation_id, "message_id", s->message_id, "status", s->status,
+        "attempt", (json_int_t)s->attempt, "max_attempts", (json_int_t)s->max_attempts,
+        "lease_expires_at", time_or_null(s->lease_expires_ms), "error", error, "request", request,
+        "input", input, "result_message_id",
+        s->result_id[0] ? json_string(s->result_id) : json_null(), "created_at",
+        time_or_null(s->created_ms), "updated_at", time_or_null(s->updated_ms), "stream", stream);
     return v;
 }
 
@@ -231,9 +232,9 @@ static int emit_transition(parley_db_t *db, const parley_sess_t *s, const char *
                              "to", s->status, "attempt", (json_int_t)s->attempt);
     int64_t ids[2];
     int n = 0;
-    int rc = fields && data ? parley_feed_emit(db, s->owner, "session.updated", fields, data, ids,
-                                               &n)
-                            : PARLEY_ENOMEM;
+    int rc = fields && data
+                 ? parley_feed_emit(db, s->owner, "session.updated", fields, data, ids, &n)
+                 : PARLEY_ENOMEM;
     json_decref(fields);
     json_decref(data);
     for (int i = 0; i < n && *nnotify < max; i++)
@@ -372,16 +373,16 @@ static int check_body(const parley_session_req_t *req, int64_t *lease_ms, int64_
         parley_outcome_refuse(out, 400, "invalid_request", "the body must be a JSON object", NULL);
         return 400;
     }
-    json_object_foreach(b, key, v) {
+    json_object_foreach(b, key, v)
+    {
         bool ok = false;
         for (const char *const *f = allowed_fields(req->action); *f; f++)
             if (strcmp(*f, key) == 0)
                 ok = true;
         if (!ok) {
-            parley_outcome_refuse(out, 400, "invalid_request",
-                                  "unknown field for this action (see details.field)",
-                                  json_pack("{s:s, s:s}", "field", key, "action",
-                                            action_names[req->action]));
+            parley_outcome_refuse(
+                out, 400, "invalid_request", "unknown field for this action (see details.field)",
+                json_pack("{s:s, s:s}", "field", key, "action", action_names[req->action]));
             return 400;
         }
     }
@@ -496,7 +497,7 @@ static int complete(parley_db_t *db, const parley_session_req_t *req, parley_ses
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && c.deleted)) {
         if (rc == 0)
             parley_conv_clear(&c);
-        return PARLEY_ESTORE; /* sessions go with their conversation */
+        return PARLEY_EINVAL; /* inconsistent: sessions go with their conversation */
     }
     if (rc)
         return rc;
@@ -512,8 +513,8 @@ static int complete(parley_db_t *db, const parley_session_req_t *req, parley_ses
     return rc;
 }
 
-static int act(parley_db_t *db, const parley_session_req_t *req, int64_t lease_ms,
-               int64_t attempt, parley_outcome_t *out)
+static int act(parley_db_t *db, const parley_session_req_t *req, int64_t lease_ms, int64_t attempt,
+               parley_outcome_t *out)
 {
     parley_sess_t s;
     int rc = parley_db_sess_get(db, req->id, &s);
@@ -528,7 +529,7 @@ static int act(parley_db_t *db, const parley_session_req_t *req, int64_t lease_m
     parley_session_state_t from, to;
     if (parley_session_state_parse(s.status, &from)) {
         parley_sess_clear(&s);
-        return PARLEY_ESTORE;
+        return PARLEY_EINVAL; /* a corrupt row: refuse, without stopping the writer */
     }
     if (attempt >= 0 && attempt != s.attempt) {
         refuse_with(out, 409, "stale_attempt",
@@ -620,7 +621,7 @@ int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parle
 }
 
 int parley_session_check_append(parley_db_t *db, const char *id, const char *user, bool admin,
-                                 int64_t attempt, char *path, size_t cap, parley_outcome_t *out)
+                                int64_t attempt, char *path, size_t cap, parley_outcome_t *out)
 {
     parley_sess_t s;
     parley_outcome_init(out);
@@ -642,7 +643,7 @@ int parley_session_check_append(parley_db_t *db, const char *id, const char *use
     parley_session_state_t from, to;
     if (parley_session_state_parse(s.status, &from)) {
         parley_sess_clear(&s);
-        return PARLEY_ESTORE;
+        return PARLEY_EINVAL; /* a corrupt row: refuse, without stopping the writer */
     }
     if (attempt >= 0 && attempt != s.attempt)
         refuse_with(out, 409, "stale_attempt",
@@ -660,8 +661,8 @@ int parley_session_check_append(parley_db_t *db, const char *id, const char *use
 
 /* ---- lease expiry --------------------------------------------------------------- */
 
-static int expire_one(parley_db_t *db, const char *id, int64_t now, int64_t *notify,
-                      int *nnotify, int max)
+static int expire_one(parley_db_t *db, const char *id, int64_t now, int64_t *notify, int *nnotify,
+                      int max)
 {
     parley_sess_t s;
     char path[PARLEY_PATH_MAX + 1];
@@ -681,8 +682,8 @@ static int expire_one(parley_db_t *db, const char *id, int64_t now, int64_t *not
     s.updated_ms = now;
     if (s.attempt >= s.max_attempts) {
         to = PARLEY_SESSION_FAILED;
-        json_t *err = json_pack("{s:s, s:I}", "reason", "lease_expired", "attempts",
-                                (json_int_t)s.attempt);
+        json_t *err =
+            json_pack("{s:s, s:I}", "reason", "lease_expired", "attempts", (json_int_t)s.attempt);
         rc = err ? set_json(&s.error, err) : PARLEY_ENOMEM;
         json_decref(err);
         if (rc == 0)

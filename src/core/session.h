@@ -32,10 +32,10 @@
 #include "core/outcome.h"
 #include "store/store.h"
 
-#define PARLEY_SESSION_PATH_PREFIX "_parley/session/" /* token stream paths */
-#define PARLEY_SESSION_MAX_ATTEMPTS 100  /* largest max_attempts accepted */
-#define PARLEY_SESSION_LEASE_DEFAULT_S 60 /* claim's default lease_seconds */
-#define PARLEY_SESSION_LEASE_MAX_S 3600   /* largest lease_seconds */
+#define PARLEY_SESSION_PATH_PREFIX     "_parley/session/" /* token stream paths */
+#define PARLEY_SESSION_MAX_ATTEMPTS    100                /* largest max_attempts accepted */
+#define PARLEY_SESSION_LEASE_DEFAULT_S 60                 /* claim's default lease_seconds */
+#define PARLEY_SESSION_LEASE_MAX_S     3600               /* largest lease_seconds */
 
 typedef enum parley_session_state {
     PARLEY_SESSION_PENDING,        /* waiting for a worker */
@@ -126,7 +126,7 @@ int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parle
  * also checks it is the current attempt (a stale worker's fence).
  */
 int parley_session_check_append(parley_db_t *db, const char *id, const char *user, bool admin,
-                                 int64_t attempt, char *path, size_t cap, parley_outcome_t *out);
+                                int64_t attempt, char *path, size_t cap, parley_outcome_t *out);
 
 /*
  * Writer maintenance: sessions whose lease has run out go back to pending

@@ -31,7 +31,7 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 
-#define ORD_COUNTER "snapshot"
+#define ORD_COUNTER  "snapshot"
 #define EXPIRE_BATCH 64 /* forks freed per maintenance tick */
 
 void parley_snapshot_stream_path(const char *id, char *out, size_t cap)
@@ -106,7 +106,8 @@ static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req
 {
     parley_conv_t c;
     int rc = parley_db_conv_get(db, conv_id, &c);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
+    if (rc == PARLEY_ENOTFOUND ||
+        (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
         if (rc == 0)
             parley_conv_clear(&c);
         parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
@@ -121,9 +122,9 @@ static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req
     parley_snapshot_stream_path(s->id, s->stream, sizeof s->stream);
     rc = parley_stream_fork_internal(db, log, s->stream, s->owner, &pos, &sid);
     if (rc == 0 && pos != (uint64_t)c.message_count)
-        rc = PARLEY_ESTORE; /* the log and the row disagree */
-    json_t *payload = rc == 0 ? json_pack("{s:o}", "conversation", parley_conversation_json(&c))
-                              : NULL;
+        rc = PARLEY_EINVAL; /* the log and the row disagree: refuse */
+    json_t *payload =
+        rc == 0 ? json_pack("{s:o}", "conversation", parley_conversation_json(&c)) : NULL;
     if (rc == 0 && !payload)
         rc = PARLEY_ENOMEM;
     if (rc == 0 && !title && c.title && !(s->title = strdup(c.title)))
@@ -161,8 +162,7 @@ static int freeze_document(parley_db_t *db, const parley_snapshot_req_t *req,
     return rc;
 }
 
-int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req,
-                           parley_outcome_t *out)
+int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, parley_outcome_t *out)
 {
     json_t *b = req->body;
     const char *key;
@@ -172,7 +172,8 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req,
         refuse(out, "the body must be a JSON object: {\"source\": \"/v1/conversations/{id}\"}");
         return 0;
     }
-    json_object_foreach(b, key, v) {
+    json_object_foreach(b, key, v)
+    {
         if (strcmp(key, "source") && strcmp(key, "title") && strcmp(key, "public") &&
             strcmp(key, "expires_in")) {
             parley_outcome_refuse(out, 400, "invalid_snapshot",
@@ -215,8 +216,8 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req,
     snprintf(s.source, sizeof s.source, "%s", json_string_value(source));
     s.is_public = pub && json_is_true(pub);
     s.created_ms = now;
-    s.expires_ms = expires && json_is_integer(expires) ? now + json_integer_value(expires) * 1000
-                                                       : -1;
+    s.expires_ms =
+        expires && json_is_integer(expires) ? now + json_integer_value(expires) * 1000 : -1;
     if (title && json_is_string(title) && !(s.title = strdup(json_string_value(title))))
         return PARLEY_ENOMEM;
 

@@ -30,7 +30,7 @@
 #include "core/outcome.h"
 #include "store/store.h"
 
-#define PARLEY_SNAPSHOT_PATH_PREFIX "_parley/snap/"   /* fork stream paths */
+#define PARLEY_SNAPSHOT_PATH_PREFIX   "_parley/snap/"      /* fork stream paths */
 #define PARLEY_SNAPSHOT_MAX_EXPIRES_S (10LL * 366 * 86400) /* largest expires_in */
 
 typedef struct parley_snapshot_req {
@@ -66,8 +66,7 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
 
 /* Writer maintenance: free the forks of expired snapshots (a bounded
  * batch per call); streams to wake go to notify. */
-int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify,
-                           int max);
+int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify, int max);
 
 /*
  * The frozen content of s: {"conversation": ..., "messages": [...]} or

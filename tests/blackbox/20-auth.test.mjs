@@ -178,8 +178,8 @@ test("auth - local mode: no token needed, every request is the local user", { ti
   assert.deepEqual(
     events.map((e) => [e.type, e.user]),
     [
-      ["document.created", "local"],
-      ["stream.created", "local"],
+      ["document.created", "@local"],
+      ["stream.created", "@local"],
     ],
   )
 })
@@ -381,4 +381,11 @@ test("auth - a user whose sub is 'admin' does not reach what the admin key creat
   assert.equal(doc.status, 404, `a JWT user with sub "admin" read the admin key's document: ${describe(doc)}`)
   const del = await named.del("/v1/stream/ops/internal")
   assert.equal(del.status, 404, `a JWT user with sub "admin" deleted the admin key's stream: ${describe(del)}`)
+  // Ids starting with '@' are Parley's own principals: no token may claim one.
+  expect401(await client(srv, userToken("@admin", SECRET)).get("/v1/documents/ops/config"), "sub @admin", /@/)
+  expect401(
+    await client(srv, ADMIN_KEY, { headers: { "Parley-User": "@admin" } }).get("/v1/documents/ops/config"),
+    "Parley-User @admin",
+    /@/,
+  )
 })

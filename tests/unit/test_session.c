@@ -34,24 +34,27 @@
 #include "parley/parley.h"
 #include "store/store.h"
 
-#define P PARLEY_SESSION_PENDING
-#define R PARLEY_SESSION_PROCESSING
-#define W PARLEY_SESSION_AWAITING_INPUT
-#define C PARLEY_SESSION_COMPLETED
-#define F PARLEY_SESSION_FAILED
-#define X PARLEY_SESSION_CANCELLED
+#define P  PARLEY_SESSION_PENDING
+#define R  PARLEY_SESSION_PROCESSING
+#define W  PARLEY_SESSION_AWAITING_INPUT
+#define C  PARLEY_SESSION_COMPLETED
+#define F  PARLEY_SESSION_FAILED
+#define X  PARLEY_SESSION_CANCELLED
 #define NO (-1)
 
 /* The contract (DESIGN.md §2.3), one row per state, one column per action:
  * claim heartbeat append await input complete fail cancel expire. */
+/* clang-format off */
 static const int expected[PARLEY_SESSION_NSTATES][PARLEY_SESSION_NACTIONS] = {
-    [P] = {R, NO, NO, NO, NO, NO, F, X, NO},
-    [R] = {NO, R, R, W, NO, C, F, X, P},
-    [W] = {NO, NO, NO, NO, R, NO, F, X, NO},
-    [C] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
-    [F] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
-    [X] = {NO, NO, NO, NO, NO, NO, NO, NO, NO},
+    /*      claim  heartbeat  append  await  input  complete  fail  cancel  expire */
+    [P] = {R,     NO,        NO,     NO,    NO,    NO,       F,    X,      NO},
+    [R] = {NO,    R,         R,      W,     NO,    C,        F,    X,      P},
+    [W] = {NO,    NO,        NO,     NO,    R,     NO,       F,    X,      NO},
+    [C] = {NO,    NO,        NO,     NO,    NO,    NO,       NO,   NO,     NO},
+    [F] = {NO,    NO,        NO,     NO,    NO,    NO,       NO,   NO,     NO},
+    [X] = {NO,    NO,        NO,     NO,    NO,    NO,       NO,   NO,     NO},
 };
+/* clang-format on */
 
 static void session_next_table_every_pair(void **state)
 {
@@ -60,8 +63,8 @@ static void session_next_table_every_pair(void **state)
     for (int s = 0; s < PARLEY_SESSION_NSTATES; s++) {
         for (int a = 0; a < PARLEY_SESSION_NACTIONS; a++) {
             parley_session_state_t to = (parley_session_state_t)99;
-            int rc = parley_session_next((parley_session_state_t)s, (parley_session_action_t)a,
-                                         &to);
+            int rc =
+                parley_session_next((parley_session_state_t)s, (parley_session_action_t)a, &to);
             int want = expected[s][a];
             if (want == NO && rc != PARLEY_ECONFLICT)
                 fail_msg("%s + %s: rc %d, want refusal", parley_session_state_name(s),
@@ -120,12 +123,12 @@ static void session_names_round_trip(void **state)
 /* ---- the real transitions on a store ----------------------------------------- */
 
 typedef struct fixture {
-    char dir[64];            /* temporary data directory */
-    parley_store_t *store;   /* the store */
-    parley_db_t *db;         /* its writer connection */
+    char dir[64];                     /* temporary data directory */
+    parley_store_t *store;            /* the store */
+    parley_db_t *db;                  /* its writer connection */
     char conv[PARLEY_ROW_ID_MAX + 1]; /* the conversation */
     char sess[PARLEY_ROW_ID_MAX + 1]; /* the session */
-    int ids;                 /* ids handed out */
+    int ids;                          /* ids handed out */
 } fixture_t;
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -262,9 +265,9 @@ static bool try_action(fixture_t *fx, parley_session_action_t a)
     case PARLEY_SESSION_APPEND: {
         parley_outcome_t o;
         char path[PARLEY_PATH_MAX + 1] = "";
-        assert_int_equal(parley_session_check_append(fx->db, fx->sess, "admin", true, -1, path,
-                                                     sizeof path, &o),
-                         0);
+        assert_int_equal(
+            parley_session_check_append(fx->db, fx->sess, "admin", true, -1, path, sizeof path, &o),
+            0);
         bool ok = o.status == 0;
         if (!ok)
             assert_int_equal(o.status, 409);
@@ -356,9 +359,9 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
     (void)state;
     fixture_t fx;
     fixture_open(&fx);
-    static const parley_session_action_t worker[] = {
-        PARLEY_SESSION_CLAIM, PARLEY_SESSION_HEARTBEAT, PARLEY_SESSION_AWAIT,
-        PARLEY_SESSION_COMPLETE, PARLEY_SESSION_FAIL};
+    static const parley_session_action_t worker[] = {PARLEY_SESSION_CLAIM, PARLEY_SESSION_HEARTBEAT,
+                                                     PARLEY_SESSION_AWAIT, PARLEY_SESSION_COMPLETE,
+                                                     PARLEY_SESSION_FAIL};
     for (size_t i = 0; i < sizeof worker / sizeof worker[0]; i++) {
         parley_session_req_t req;
         parley_outcome_t o;
