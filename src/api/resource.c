@@ -103,6 +103,8 @@ int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_
 {
     for (int i = 0; i < o->nnotify; i++)
         parley_api_notify(w, o->notify[i]);
+    if (o->notify_all)
+        w->notify_all = true;
     if (o->status >= 400) {
         json_t *details;
         if (o->body && (o->status == 409 || o->status == 412))

@@ -44,6 +44,8 @@ void parley_api_notify(parley_write_t *w, int64_t stream_id)
             return;
     if (w->nnotify < PARLEY_WRITE_MAX_NOTIFY)
         w->notify[w->nnotify++] = stream_id;
+    else
+        w->notify_all = true; /* too many to name: wake every live reader */
 }
 
 static void free_write(void *arg)

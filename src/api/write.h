@@ -30,7 +30,8 @@ typedef int (*parley_api_apply_fn)(void *ctx, parley_db_t *db, parley_reply_t *r
 void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
                       void (*free_ctx)(void *));
 
-/* Add a stream id to a write's wake list (ignored past the list's size). */
+/* Add a stream id to a write's wake list; past the list's size the write
+ * wakes every live reader instead (they re-read; nothing is missed). */
 void parley_api_notify(parley_write_t *w, int64_t stream_id);
 
 #endif

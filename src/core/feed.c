@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/canonjson.h"
 #include "core/feed.h"
 #include "core/stream.h"
 #include "parley/parley.h"
@@ -35,11 +36,12 @@ int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t
         json_object_set(ev, "data", data);
     else
         json_object_set_new(ev, "data", json_object());
-    char *text = json_dumps(ev, JSON_COMPACT);
+    char *text = NULL;
+    size_t len = 0;
+    int crc = parley_canonjson_dump(ev, &text, &len); /* numbers as written (0.1 stays 0.1) */
     json_decref(ev);
-    if (!text)
-        return PARLEY_ENOMEM;
-    size_t len = strlen(text);
+    if (crc)
+        return crc;
     parley_feed_path(user, path, sizeof path);
     int rc = parley_stream_append_internal(db, path, user, text, len, &ids[0]);
     if (rc == 0) {

@@ -223,6 +223,23 @@ void parley_hub_notify(parley_hub_t *hub, const int64_t *ids, int n)
     run_wakes(woken, PARLEY_WAKE_DATA);
 }
 
+void parley_hub_notify_all(parley_hub_t *hub)
+{
+    parley_waiter_t *woken = NULL;
+    pthread_mutex_lock(&hub->lock);
+    hub->generation++;
+    for (unsigned b = 0; b < NBUCKETS; b++) {
+        while (hub->buckets[b]) {
+            parley_waiter_t *w = hub->buckets[b];
+            unlink_waiter(hub, w);
+            w->next = woken;
+            woken = w;
+        }
+    }
+    pthread_mutex_unlock(&hub->lock);
+    run_wakes(woken, PARLEY_WAKE_DATA);
+}
+
 unsigned parley_hub_waiting(parley_hub_t *hub)
 {
     pthread_mutex_lock(&hub->lock);

@@ -70,6 +70,10 @@ bool parley_hub_cancel(parley_hub_t *hub, parley_waiter_t *w);
 /* Announce a commit that changed these streams (writer thread). */
 void parley_hub_notify(parley_hub_t *hub, const int64_t *stream_ids, int n);
 
+/* Announce a commit that changed more streams than it can name: wake
+ * every parked waiter with DATA (each re-reads its stream). */
+void parley_hub_notify_all(parley_hub_t *hub);
+
 /* Waiters parked right now. */
 unsigned parley_hub_waiting(parley_hub_t *hub);
 

@@ -23,6 +23,7 @@
 #define PARLEY_CORE_OUTCOME_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define PARLEY_OUTCOME_MAX_NOTIFY 8 /* streams one rule may wake */
@@ -34,6 +35,7 @@ typedef struct parley_outcome {
     json_t *body;                              /* representation, or the current object */
     int64_t notify[PARLEY_OUTCOME_MAX_NOTIFY]; /* streams to wake after the commit */
     int nnotify;                               /* entries in notify */
+    bool notify_all;                           /* more streams changed than notify holds */
 } parley_outcome_t;
 
 /* An empty outcome (status 0, no body). */
@@ -43,6 +45,7 @@ static inline void parley_outcome_init(parley_outcome_t *o)
     o->code = o->error = NULL;
     o->body = NULL;
     o->nnotify = 0;
+    o->notify_all = false;
 }
 
 /* Release the body. Accepts NULL. */
@@ -82,6 +85,8 @@ static inline void parley_outcome_notify(parley_outcome_t *o, int64_t stream_id)
             return;
     if (o->nnotify < PARLEY_OUTCOME_MAX_NOTIFY)
         o->notify[o->nnotify++] = stream_id;
+    else
+        o->notify_all = true; /* too many to name: wake every live reader */
 }
 
 #endif

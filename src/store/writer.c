@@ -120,6 +120,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
 {
     int64_t *notify = wr->notify;
     int nnotify = 0;
+    bool notify_all = false;
     int rc = parley_db_begin(wr->db);
     if (rc) {
         fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
@@ -127,6 +128,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
     }
     for (parley_write_t *w = batch; w; w = w->next) {
         w->nnotify = 0;
+        w->notify_all = false;
         w->status = 0;
         rc = parley_db_savepoint(wr->db);
         if (rc == 0) {
@@ -158,6 +160,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         }
         for (int i = 0; i < w->nnotify; i++)
             notify[nnotify++] = w->notify[i];
+        notify_all |= w->notify_all;
     }
     int64_t t0 = now_us();
     rc = parley_db_commit(wr->db);
@@ -182,7 +185,9 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         batch->done(batch, batch->status);
         batch = next;
     }
-    if (nnotify)
+    if (notify_all)
+        parley_hub_notify_all(wr->hub);
+    else if (nnotify)
         parley_hub_notify(wr->hub, notify, nnotify);
 }
 

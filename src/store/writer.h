@@ -45,6 +45,8 @@ struct parley_write {
     void (*done)(parley_write_t *w, int status);      /* the answer */
     int64_t notify[PARLEY_WRITE_MAX_NOTIFY];          /* streams to wake, set by apply */
     int nnotify;                                      /* entries in notify */
+    bool notify_all;                                  /* set by apply: wake every live reader
+                                                         (more streams changed than notify holds) */
     parley_write_t *next;                             /* private: queue link */
     int status;                                       /* private: this write's outcome */
 };
