@@ -49,7 +49,7 @@ done
 mkdir -p "$BENCH_OUT"
 COMMIT=""
 if [ -n "${PARLEY:-}" ]; then
-    COMMIT="given binary $PARLEY"
+    COMMIT="a binary given in PARLEY"
 elif [ -n "${REV:-}" ]; then
     # Exactly one commit, whatever the work tree holds.
     rev=$(git -C "$ROOT" rev-parse --short "$REV^{commit}") || die "no commit $REV"
@@ -91,13 +91,14 @@ esac
 
 # ------------------------------------------------------ process cleanup ----
 PIDS=()
+CHILD=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
+    for pid in $CHILD "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in "${PIDS[@]}"; do
+    for pid in $CHILD "${PIDS[@]}"; do
         for _ in $(seq 50); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
@@ -125,6 +126,18 @@ trap 'exit 143' TERM
     kill -TERM $$
 ) &
 PIDS+=("$!")
+
+# Runs a load generator in the background and waits for it, so that a signal
+# stops the script at once (bash runs traps only between foreground commands)
+# and cleanup() can stop the child too.
+bg_wait() {
+    local rc=0
+    "$@" &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    [ "$rc" = 0 ] || die "$* failed (exit $rc)"
+}
 
 # ---------------------------------------------------------------- ports ----
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -175,14 +188,14 @@ variant_streams() { if [ "$1" = one ]; then echo 1; else echo "$STREAMS"; fi; }
 wrk_run() {   # PORT VARIANT SECONDS OUTFILE
     local n
     n=$(variant_streams "$2")
-    timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${3}s" --timeout 10s --latency \
+    bg_wait timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${3}s" --timeout 10s --latency \
         -s "$HERE/post.lua" "http://127.0.0.1:$1" -- "/v1/stream/w1-$2-" "$n" "$THREADS" >"$4"
 }
 
 # Redis: the last CSV line of redis-benchmark is
 # "test","rps","avg","min","p50","p95","p99","max" (latencies in ms); the
 # test name holds the JSON payload, so the fields are counted from the end.
-redis_run() {   # VARIANT REQUESTS
+redis_run() {   # VARIANT REQUESTS OUTFILE
     local key extra=()
     if [ "$1" = one ]; then
         key="w1-one-0"
@@ -190,10 +203,12 @@ redis_run() {   # VARIANT REQUESTS
         key="w1-many-__rand_int__"; extra=(-r "$STREAMS")
     fi
     redis-cli -p "${PORT[redis]}" FLUSHALL >/dev/null
-    timeout $((3 * DURATION + 60)) redis-benchmark -h 127.0.0.1 -p "${PORT[redis]}" -c "$CONNS" \
-        --threads "$THREADS" -n "$2" "${extra[@]}" --csv XADD "$key" '*' m "$BODY" |
-        tail -n 1 | awk -F'","' '{gsub(/"/, "", $NF);
-            printf "REDISRESULT rps=%s p50_us=%d p99_us=%d\n", $(NF - 6), $(NF - 3) * 1000, $(NF - 1) * 1000}'
+    bg_wait timeout $((3 * DURATION + 60)) redis-benchmark -h 127.0.0.1 -p "${PORT[redis]}" \
+        -c "$CONNS" --threads "$THREADS" -n "$2" "${extra[@]}" --csv XADD "$key" '*' m "$BODY" \
+        >"$3.csv"
+    tail -n 1 "$3.csv" | awk -F'","' '{gsub(/"/, "", $NF);
+        printf "REDISRESULT rps=%s p50_us=%d p99_us=%d\n", $(NF - 6), $(NF - 3) * 1000, $(NF - 1) * 1000}' >"$3"
+    grep -q '^REDISRESULT rps=[0-9]' "$3" || die "no result from redis-benchmark ($3.csv)"
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -244,8 +259,8 @@ for variant in one many; do
         : >"$RUN_DIR/$peer-$variant.res"
         E[$peer.$variant]=0
     done
-    line=$(redis_run "$variant" 20000)
-    rate=$(echo "$line" | field rps)
+    redis_run "$variant" 20000 "$RUN_DIR/redis-$variant-warmup.txt"
+    rate=$(field rps <"$RUN_DIR/redis-$variant-warmup.txt")
     RN[$variant]=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN {n = int(r * d);
         if (n < 10000) n = 10000; if (n > 3000000) n = 3000000; print n}')
     : >"$RUN_DIR/redis-$variant.res"
@@ -265,12 +280,13 @@ for ((run = 1; run <= RUNS; run++)); do
                 $(echo "$line" | field socket_errors)))
             log "round $run $peer $variant: $line"
         done
-        line=$(redis_run "$variant" "${RN[$variant]}")
-        [ -n "$line" ] || die "no result from redis-benchmark"
+        redis_run "$variant" "${RN[$variant]}" "$RUN_DIR/redis-$variant-$run.txt"
+        line=$(cat "$RUN_DIR/redis-$variant-$run.txt")
         echo "$line" >>"$RUN_DIR/redis-$variant.res"
         log "round $run redis $variant: $line"
     done
-    line=$("$FSYNC_LOOP" "$RUN_DIR/fsync.dat" "$DURATION" 1024)
+    bg_wait "$FSYNC_LOOP" "$RUN_DIR/fsync.dat" "$DURATION" 1024 >"$RUN_DIR/disk-$run.txt"
+    line=$(cat "$RUN_DIR/disk-$run.txt")
     echo "$line" >>"$RUN_DIR/disk.res"
     log "round $run disk: $line"
 done
