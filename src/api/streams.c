@@ -304,6 +304,8 @@ static void handle_put(parley_req_t *r, const char *path)
             }
         }
     }
+    if (q->body_len && q->content_type && parley_stream_same_type(q->content_type, "application/json"))
+        parley_stream_frame_json(q); /* off the writer thread */
     parley_api_write(r, apply_stream_write, sw, free);
 }
 
@@ -355,6 +357,8 @@ static void handle_post(parley_req_t *r, const char *path)
         refuse(r, sw, "an append with data needs a Content-Type");
         return;
     }
+    if (q->body_len && parley_stream_same_type(q->content_type, "application/json"))
+        parley_stream_frame_json(q); /* off the writer thread */
     parley_api_write(r, apply_stream_write, sw, free);
 }
 

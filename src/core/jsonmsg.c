@@ -298,3 +298,35 @@ int parley_jsonmsg_split(const char *body, size_t len, parley_jsonmsg_cb cb, voi
     rc = scan_body(&c, cb, arg, count);
     return rc < 0 && c.why ? PARLEY_EINVAL : rc;
 }
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int parley_jsonmsg_frame(const char *body, size_t len, size_t *off, size_t *span_len,
+                         size_t *count, const char **why)
+{
+    scan_t c = {(const unsigned char *)body, len, 0, NULL};
+    if (scan_body(&c, NULL, NULL, count)) {
+        if (why)
+            *why = c.why;
+        return PARLEY_EINVAL;
+    }
+    size_t a = 0, b = len;
+    while (a < b && is_ws(body[a]))
+        a++;
+    while (b > a && is_ws(body[b - 1]))
+        b--;
+    if (body[a] == '[') { /* the interior of the top-level array */
+        a++;
+        b--;
+        while (a < b && is_ws(body[a]))
+            a++;
+        while (b > a && is_ws(body[b - 1]))
+            b--;
+    }
+    *off = a;
+    *span_len = b - a;
+    return 0;
+}

@@ -41,6 +41,16 @@ typedef int (*parley_jsonmsg_cb)(void *arg, const char *msg, size_t len);
 int parley_jsonmsg_split(const char *body, size_t len, parley_jsonmsg_cb cb, void *arg,
                          size_t *count, const char **why);
 
+/*
+ * Frame a JSON-mode append without splitting it: validate body and report
+ * how many messages it holds (*count) and the span [*off, *off + *len) that
+ * holds them as a comma-separated list — the array's interior for an array
+ * (whitespace trimmed), or the value itself otherwise. "[" span "]" is
+ * then a JSON array of exactly the messages. 0 or PARLEY_EINVAL with *why.
+ */
+int parley_jsonmsg_frame(const char *body, size_t len, size_t *off, size_t *span_len,
+                         size_t *count, const char **why);
+
 /* Validate only: 0 or PARLEY_EINVAL with *why. */
 int parley_jsonmsg_validate(const char *body, size_t len, const char **why);
 

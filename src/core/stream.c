@@ -290,21 +290,14 @@ static const char *fork_source_path(const char *v)
     return v;
 }
 
-typedef struct append_ctx {
-    parley_db_t *db;     /* where to write */
-    int64_t stream_id;   /* which stream */
-    uint64_t pos;        /* next position */
-    uint64_t unit_end;   /* where this append ends */
-} append_ctx_t;
-
-static int store_message(void *arg, const char *msg, size_t len)
+void parley_stream_frame_json(parley_stream_req_t *req)
 {
-    append_ctx_t *a = arg;
-    int rc = parley_db_chunk_insert(a->db, a->stream_id, a->pos, a->pos + 1, a->unit_end, msg, len);
-    if (rc)
-        return rc;
-    a->pos++;
-    return 0;
+    const char *why = NULL;
+    req->framed = true;
+    req->frame_error = NULL;
+    if (parley_jsonmsg_frame(req->body, req->body_len, &req->frame_off, &req->frame_len,
+                             &req->frame_count, &why))
+        req->frame_error = why ? why : "invalid JSON";
 }
 
 /*
@@ -312,8 +305,8 @@ static int store_message(void *arg, const char *msg, size_t len)
  * (allow_empty: an empty array stores nothing, as on create). Returns 0, a
  * storage error, or 400 with res->error set.
  */
-static int store_body(parley_db_t *db, parley_stream_t *st, const char *body, size_t len,
-                      bool allow_empty, parley_stream_res_t *res)
+static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_req_t *req,
+                      const char *body, size_t len, bool allow_empty, parley_stream_res_t *res)
 {
     if (len == 0)
         return 0;
@@ -330,28 +323,37 @@ static int store_body(parley_db_t *db, parley_stream_t *st, const char *body, si
         st->tail += len;
         return 0;
     }
-    size_t count = 0;
-    const char *why = NULL;
-    int rc = parley_jsonmsg_split(body, len, NULL, NULL, &count, &why);
-    if (rc == PARLEY_EINVAL) {
+    /* JSON: one chunk per append holding all its messages, comma-separated
+     * (the array's interior), so an append costs one row however many
+     * messages it carries. The body was framed off the writer thread when
+     * the request said application/json; otherwise (a fork inheriting JSON
+     * without a Content-Type) it is framed here. */
+    parley_stream_req_t local;
+    if (!req->framed) {
+        local = *req;
+        local.body = body;
+        local.body_len = len;
+        parley_stream_frame_json(&local);
+        req = &local;
+    }
+    if (req->frame_error) {
         res->status = 400;
-        res->error = why ? why : "invalid JSON";
+        res->error = req->frame_error;
         return 400;
     }
-    if (rc)
-        return rc;
-    if (count == 0) {
+    if (req->frame_count == 0) {
         if (allow_empty)
             return 0;
         res->status = 400;
         res->error = "empty JSON array: an append must carry at least one message";
         return 400;
     }
-    append_ctx_t a = {db, st->id, st->tail, st->tail + count};
-    rc = parley_jsonmsg_split(body, len, store_message, &a, &count, &why);
+    uint64_t end = st->tail + req->frame_count;
+    int rc = parley_db_chunk_insert(db, st->id, st->tail, end, end, body + req->frame_off,
+                                    req->frame_len);
     if (rc)
         return rc;
-    st->tail = a.pos;
+    st->tail = end;
     return 0;
 }
 
@@ -545,7 +547,7 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
         if (rc)
             return rc;
     }
-    rc = store_body(db, &st, req->body, req->body_len, true, res);
+    rc = store_body(db, &st, req, req->body, req->body_len, true, res);
     if (rc)
         return rc;
     st.closed = req->closed;
@@ -663,7 +665,7 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     }
 
     uint64_t old_tail = st.tail;
-    rc = store_body(db, &st, req->body, req->body_len, false, res);
+    rc = store_body(db, &st, req, req->body, req->body_len, false, res);
     if (rc)
         return rc;
     if (req->has_producer) {
@@ -846,6 +848,54 @@ typedef struct read_ctx {
     int err;           /* first error */
 } read_ctx_t;
 
+typedef struct slice_ctx {
+    uint64_t i;        /* index of the next message */
+    uint64_t lo, hi;   /* keep messages [lo, hi) */
+    bool first;        /* nothing kept yet */
+    parley_buf_t *out; /* where to put them */
+} slice_ctx_t;
+
+static int on_slice_message(void *arg, const char *msg, size_t len)
+{
+    slice_ctx_t *s = arg;
+    int rc = 0;
+    if (s->i >= s->lo && s->i < s->hi) {
+        if (!s->first)
+            rc = parley_buf_putc(s->out, ',');
+        if (!rc)
+            rc = parley_buf_append(s->out, msg, len);
+        s->first = false;
+    }
+    s->i++;
+    return rc ? rc : s->i >= s->hi; /* stop once past hi */
+}
+
+/* Append messages [lo, hi) of a stored JSON chunk (a comma-separated list)
+ * to out, comma-separated. The rare path: reads that start inside an
+ * append, and forks whose boundary lies inside one. */
+static int slice_messages(const char *data, size_t len, uint64_t lo, uint64_t hi,
+                          parley_buf_t *out)
+{
+    parley_buf_t arr;
+    size_t count;
+    parley_buf_init(&arr, len + 2);
+    int rc = parley_buf_putc(&arr, '[');
+    if (!rc)
+        rc = parley_buf_append(&arr, data, len);
+    if (!rc)
+        rc = parley_buf_putc(&arr, ']');
+    slice_ctx_t s = {0, lo, hi, true, out};
+    if (!rc) {
+        rc = parley_jsonmsg_split(arr.data, arr.len, on_slice_message, &s, &count, NULL);
+        if (rc == 1)
+            rc = 0; /* stopped after hi, as asked */
+        else if (rc == PARLEY_EINVAL)
+            rc = PARLEY_ESTORE; /* stored data is not what was validated */
+    }
+    parley_buf_free(&arr);
+    return rc;
+}
+
 static int on_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, const void *data,
                     size_t len)
 {
@@ -871,15 +921,27 @@ static int on_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, 
         }
         c->next = start + hi;
     } else {
+        /* JSON streams: a chunk is one append's messages, comma-separated.
+         * Take them whole, or (a read from inside an append, or a fork
+         * boundary inside one) just the messages in [next, to). */
+        uint64_t lo = c->next > start ? c->next - start : 0;
+        uint64_t hi = end > c->to ? c->to - start : end - start;
+        if (lo >= hi) {
+            c->next = start + hi;
+            return 0;
+        }
         if (c->count) {
             c->err = parley_buf_putc(c->out, ',');
             if (c->err)
                 return 1;
         }
-        c->err = parley_buf_append(c->out, p, len);
+        if (lo == 0 && hi == end - start)
+            c->err = parley_buf_append(c->out, p, len);
+        else
+            c->err = slice_messages(p, len, lo, hi, c->out);
         if (c->err)
             return 1;
-        c->next = end;
+        c->next = start + hi;
     }
     c->count++;
     return 0;

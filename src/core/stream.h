@@ -37,6 +37,13 @@ typedef struct parley_stream_req {
     const char *content_type; /* Content-Type header, or NULL */
     const char *body;         /* request body (borrowed) */
     size_t body_len;          /* its length */
+    /* JSON framing done off the writer thread (parley_stream_frame_json);
+     * the writer frames the body itself when framed is false. */
+    bool framed;              /* the fields below are set */
+    const char *frame_error;  /* the body is not valid JSON: why (static) */
+    size_t frame_off;         /* messages span: offset in body */
+    size_t frame_len;         /* its length */
+    size_t frame_count;       /* messages in it */
     bool closed;              /* Stream-Closed: true */
     /* create */
     int64_t ttl_s;            /* Stream-TTL, -1 if absent */
@@ -71,6 +78,13 @@ typedef struct parley_stream_res {
     int64_t changed[4];        /* streams whose readers must wake */
     int nchanged;              /* entries in changed */
 } parley_stream_res_t;
+
+/*
+ * Frame req's body as a JSON-mode append (validation and message count) so
+ * that the writer does not have to. Any thread; call before submitting when
+ * the request's Content-Type is application/json.
+ */
+void parley_stream_frame_json(parley_stream_req_t *req);
 
 /* Writer thread, inside a savepoint. Return as parley_write_t.apply. */
 int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);

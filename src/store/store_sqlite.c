@@ -16,9 +16,12 @@
  * transactions, so checkpoints are never starved).
  *
  * Layout. streams: one row per stream. chunks: the stored bytes, one row per
- * append (JSON streams: one row per message, each row remembering where
- * its append ends in unit_end), keyed by (stream_id, end_pos) so that "the
- * chunk holding position p" is the first row with end_pos > p.
+ * append (a JSON append's messages comma-separated in one row), indexed by
+ * (stream_id, end_pos) so that "the chunk holding position p" is the first
+ * row with end_pos > p. chunks is a rowid table on purpose: rows land at
+ * the end of the table in commit order whatever their stream, and a 1 KiB
+ * row fits in a table leaf (a WITHOUT ROWID row of that size would spill to
+ * an overflow page, several times the bytes written per append).
  * producers: idempotent producer state per (stream, producer).
  * conversations, sessions, snapshots: the chat model's rows; a
  * conversation's messages and a session's output are not rows but internal
@@ -215,12 +218,13 @@ static const char schema_sql[] =
     "  refs INTEGER NOT NULL DEFAULT 0,"
     "  deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS chunks ("
+    "  id INTEGER PRIMARY KEY,"
     "  stream_id INTEGER NOT NULL,"
     "  end_pos INTEGER NOT NULL,"
     "  start_pos INTEGER NOT NULL,"
     "  unit_end INTEGER NOT NULL,"
-    "  data BLOB NOT NULL,"
-    "  PRIMARY KEY (stream_id, end_pos)) WITHOUT ROWID;"
+    "  data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS chunks_pos ON chunks (stream_id, end_pos);"
     "CREATE TABLE IF NOT EXISTS producers ("
     "  stream_id INTEGER NOT NULL,"
     "  producer TEXT NOT NULL,"

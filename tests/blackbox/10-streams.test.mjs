@@ -358,3 +358,25 @@ test("streams - offsets from another stream / beyond the tail are 400", { timeou
   // The stream is unchanged and the server still serves it.
   assert.deepEqual(await observe(srv.url, "off/short"), shortBefore)
 })
+
+test("streams - a JSON batch is one append; reads from inside it return just the rest", async (t) => {
+  const srv = await startServer({ t })
+  assert.equal((await createStream(srv.url, "batch", "application/json")).status, 201)
+  const res = await append(srv.url, "batch", ' [ {"n":1} , [2,3] ,"four"]\n', "application/json")
+  assert.equal(res.status, 204)
+  assert.equal(positionOf(res.headers["stream-next-offset"]), 3, "three messages, three positions")
+  assert.equal((await append(srv.url, "batch", '{"n":5}', "application/json")).status, 204)
+  const cases = [
+    [0, [{ n: 1 }, [2, 3], "four", { n: 5 }]],
+    [1, [[2, 3], "four", { n: 5 }]],
+    [2, ["four", { n: 5 }]],
+    [3, [{ n: 5 }]],
+    [4, []],
+  ]
+  for (const [pos, want] of cases) {
+    const got = await request(srv.url, `/v1/stream/batch?offset=${offsetAt(pos)}`)
+    assert.equal(got.status, 200, `read from ${pos}`)
+    assert.deepEqual(JSON.parse(got.body.toString()), want, `read from ${pos}`)
+    assert.equal(positionOf(got.headers["stream-next-offset"]), 4)
+  }
+})

@@ -437,9 +437,54 @@ static void jsonmsg_split_callback_stop_returned(void **state)
     assert_int_equal(e.calls, 1);
 }
 
+/* Framing: the span that "[" span "]" turns into the array of messages. */
+static void jsonmsg_frame_spans_and_counts(void **state)
+{
+    static const struct {
+        const char *body;  /* the append */
+        const char *span;  /* the messages, comma-separated */
+        size_t count;      /* how many */
+    } cases[] = {
+        {"{\"a\":1}", "{\"a\":1}", 1},
+        {"  42 \n", "42", 1},
+        {"[1,2,3]", "1,2,3", 3},
+        {" [ {\"a\":1} , [2] ]\r\n", "{\"a\":1} , [2]", 2},
+        {"[[1,2],[3,4]]", "[1,2],[3,4]", 2},
+        {"[[[1,2,3]]]", "[[1,2,3]]", 1},
+        {"[]", "", 0},
+        {"[ \t]", "", 0},
+        {"\"x\"", "\"x\"", 1},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t off, len, count;
+        const char *why = NULL;
+        const char *b = cases[i].body;
+        assert_int_equal(parley_jsonmsg_frame(b, strlen(b), &off, &len, &count, &why), 0);
+        assert_int_equal(count, cases[i].count);
+        assert_int_equal(len, strlen(cases[i].span));
+        assert_memory_equal(b + off, cases[i].span, len);
+    }
+}
+
+static void jsonmsg_frame_rejected_invalid_body(void **state)
+{
+    static const char *const bad[] = {"", "[1,", "{\"a\"}", "[1] 2", "[01]", "\"\x01\""};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t off, len, count;
+        const char *why = NULL;
+        assert_int_equal(parley_jsonmsg_frame(bad[i], strlen(bad[i]), &off, &len, &count, &why),
+                         PARLEY_EINVAL);
+        assert_non_null(why);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest jsonmsg_tests[] = {
+        cmocka_unit_test(jsonmsg_frame_spans_and_counts),
+        cmocka_unit_test(jsonmsg_frame_rejected_invalid_body),
         cmocka_unit_test(jsonmsg_split_flattens_one_level_top_array),
         cmocka_unit_test(jsonmsg_split_scalar_top_level_one_message),
         cmocka_unit_test(jsonmsg_split_no_messages_empty_array),
