@@ -57,6 +57,7 @@
 #include "core/snapshot.h"
 #include "core/stream.h"
 #include "http/request.h"
+#include "store/checkpointer.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -79,6 +80,7 @@ struct parley_server {
     struct MHD_Daemon *daemon;    /* the HTTP daemon */
     atomic_bool stopping;         /* shutdown has begun */
     atomic_int inflight;          /* requests not yet completed */
+    parley_checkpointer_t *ckpt;  /* copies the WAL back, off the commit path */
     pthread_mutex_t readers_lock; /* guards readers */
     parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
     int nreaders;                 /* entries in readers */
@@ -788,9 +790,12 @@ int parley_server_run(const parley_config_t *cfg)
     rc = parley_hub_create(&srv->ctx.hub);
     if (rc)
         goto out_store;
-    rc = parley_writer_start(srv->ctx.store, srv->ctx.hub, on_fatal, srv, &srv->ctx.writer);
+    rc = parley_checkpointer_start(srv->ctx.store, on_fatal, srv, &srv->ckpt);
     if (rc)
         goto out_hub;
+    rc = parley_writer_start(srv->ctx.store, srv->ctx.hub, on_fatal, srv, &srv->ctx.writer);
+    if (rc)
+        goto out_ckpt;
     parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
     srv->ctx.cfg = &srv->cfg;
     rc = start_daemon(srv, &port);
@@ -834,6 +839,8 @@ int parley_server_run(const parley_config_t *cfg)
 
 out_writer:
     parley_writer_free(srv->ctx.writer);
+out_ckpt:
+    parley_checkpointer_stop(srv->ckpt); /* after the writer: a last checkpoint */
 out_hub:
     parley_hub_destroy(srv->ctx.hub);
 out_store:

@@ -78,6 +78,21 @@ void parley_store_close(parley_store_t *store);
 /* The path of the database file (borrowed, lives as long as the store). */
 const char *parley_store_file(const parley_store_t *store);
 
+/*
+ * Checkpoints (store/checkpointer.c). watch: call fn(arg, frames) on the
+ * writer thread after every commit with the WAL's size in frames (set
+ * before the writer starts). If fn returns true, the store checkpoints at
+ * once on the writer's connection, between transactions, where a
+ * checkpoint always completes and the next transaction rewinds the WAL; if
+ * that checkpoint fails, fn is called again with frames = -1.
+ * checkpoint: copy the WAL back into the database without blocking the
+ * writer or readers (SQLite's PASSIVE mode), on a connection of its own;
+ * *frames and *done report the WAL's size and how much of it is now in the
+ * database. Checkpointer thread only.
+ */
+void parley_store_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames), void *arg);
+int parley_store_checkpoint(parley_store_t *store, int *frames, int *done);
+
 /* The writer connection (borrowed, owned by the store). Writer thread only. */
 parley_db_t *parley_store_writer(parley_store_t *store);
 /* A new read-only connection, freed with parley_db_close(). */

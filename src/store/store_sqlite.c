@@ -11,9 +11,12 @@
  * Durability. journal_mode=WAL and synchronous=FULL: COMMIT returns after
  * the WAL is fsynced. The writer connection is the only one that writes;
  * readers are opened read-only, each on its own thread, and see the last
- * committed snapshot. Checkpoints are left to SQLite's automatic
- * checkpointing on the writer connection (readers hold no long
- * transactions, so checkpoints are never starved).
+ * committed snapshot. Checkpoints are not run by SQLite on the committing
+ * connection (wal_autocheckpoint is off): the checkpointer thread
+ * (checkpointer.c) copies the WAL back on a connection of its own, off the
+ * commit path. Readers hold no long transactions, so checkpoints are never
+ * starved and the WAL is reused from its start once fully copied back;
+ * journal_size_limit trims the file after a burst.
  *
  * Layout. streams: one row per stream. chunks: the stored bytes, one row per
  * append (a JSON append's messages comma-separated in one row), indexed by
@@ -56,6 +59,9 @@ struct parley_store {
     char *file;        /* path of parley.db */
     int lock_fd;       /* flock'd parley.lock */
     parley_db_t *writer; /* the one write connection */
+    parley_db_t *ckpt;   /* the checkpointer's connection, opened on first use */
+    bool (*wal_fn)(void *, int); /* told the WAL size after each commit */
+    void *wal_arg;       /* for wal_fn */
 };
 
 enum stmt_id {
@@ -374,7 +380,8 @@ static int open_conn(const char *file, bool writer, parley_db_t **out)
     sqlite3_extended_result_codes(db->conn, 1);
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                    "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
-                                   "PRAGMA wal_autocheckpoint=4000;"
+                                   "PRAGMA wal_autocheckpoint=0;"
+                                   "PRAGMA journal_size_limit=67108864;"
                                  : "PRAGMA cache_size=-16384;";
     char *msg = NULL;
     rc = sqlite3_exec(db->conn, pragmas, NULL, NULL, &msg);
@@ -493,6 +500,7 @@ void parley_store_close(parley_store_t *s)
 {
     if (!s)
         return;
+    parley_db_close(s->ckpt);
     parley_db_close(s->writer);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
@@ -503,6 +511,45 @@ void parley_store_close(parley_store_t *s)
 const char *parley_store_file(const parley_store_t *s)
 {
     return s->file;
+}
+
+static int on_wal(void *arg, sqlite3 *conn, const char *name, int frames)
+{
+    parley_store_t *s = arg;
+    (void)name;
+    if (s->wal_fn && s->wal_fn(s->wal_arg, frames)) {
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+            parley_log_error("store: checkpoint on the writer failed: %s", sqlite3_errstr(rc));
+            s->wal_fn(s->wal_arg, -1);
+        }
+    }
+    return SQLITE_OK;
+}
+
+void parley_store_wal_watch(parley_store_t *s, bool (*fn)(void *arg, int frames), void *arg)
+{
+    s->wal_fn = fn;
+    s->wal_arg = arg;
+    sqlite3_wal_hook(s->writer->conn, fn ? on_wal : NULL, fn ? s : NULL);
+}
+
+int parley_store_checkpoint(parley_store_t *s, int *frames, int *done)
+{
+    if (!s->ckpt) {
+        /* Read-write (a checkpoint writes the database file) but it never
+         * runs a transaction: the writer stays the only writer. */
+        int rc = open_conn(s->file, true, &s->ckpt);
+        if (rc)
+            return rc;
+    }
+    *frames = *done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->ckpt->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, frames,
+                                       done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_error(s->ckpt, rc, "checkpoint");
+    return 0;
 }
 
 parley_db_t *parley_store_writer(parley_store_t *s)

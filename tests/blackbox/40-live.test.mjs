@@ -228,3 +228,53 @@ test("live - long-poll times out with 204", { timeout: 30_000 }, async (t) => {
   assert.ok(elapsed >= 400, `204 after ${elapsed} ms, before the 500 ms timeout`)
   assert.ok(elapsed < 5_000, `204 after ${elapsed} ms, long after the 500 ms timeout`)
 })
+
+test("live - the WAL stays bounded under steady appends with hundreds of SSE readers", { timeout: 60_000 }, async (t) => {
+  // RELIABILITY.md item 7: live readers hold no read transaction, so
+  // checkpoints are never starved and the WAL is reused instead of growing.
+  // 300 SSE readers follow one stream that gets small appends, while other
+  // writers push 64 KiB appends (far more bytes than the WAL may hold).
+  const srv = await startServer({ t, args: ["--sse-recycle", "120000"] })
+  assert.equal((await createStream(srv.url, "tail", "application/json")).status, 201)
+  assert.equal((await createStream(srv.url, "bulk", "application/octet-stream")).status, 201)
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity })
+  t.after(() => agent.destroy())
+  let received = 0
+  const readers = []
+  for (let i = 0; i < 300; i++)
+    readers.push(openSse(srv.port, "/v1/stream/tail?offset=now&live=sse", agent, (sub, ev) => {
+      if (ev.type === "data") received++
+    }))
+  t.after(() => readers.forEach((r) => r.req.destroy()))
+
+  const big = Buffer.alloc(64 * 1024, 7)
+  const wagent = new http.Agent({ keepAlive: true, maxSockets: 16 })
+  t.after(() => wagent.destroy())
+  const target = 160 * 1024 * 1024 // bytes to push through the WAL
+  const deadline = Date.now() + 20_000
+  let written = 0
+  let ticks = 0
+  const bulk = Array.from({ length: 8 }, async () => {
+    while (written < target && Date.now() < deadline) {
+      const res = await append(srv.url, "bulk", big, "application/octet-stream", { agent: wagent })
+      assert.equal(res.status, 204)
+      written += big.length
+    }
+  })
+  const tail = (async () => {
+    while (written < target && Date.now() < deadline) {
+      const res = await append(srv.url, "tail", JSON.stringify({ tick: ticks }), "application/json", { agent: wagent })
+      assert.equal(res.status, 204)
+      ticks++
+      await new Promise((ok) => setTimeout(ok, 20))
+    }
+  })()
+  await Promise.all([...bulk, tail])
+  assert.ok(written >= target, `only ${written} bytes written in time`)
+  const wal = fs.statSync(`${srv.dataDir}/parley.db-wal`).size
+  // The writer completes a checkpoint once the WAL passes 4,000 pages
+  // (16 MiB); allow for a batch on top. Without checkpoints it would hold
+  // every byte written.
+  assert.ok(wal < 48 * 1024 * 1024, `WAL grew to ${wal} bytes after ${written} bytes appended`)
+  assert.ok(received > 0, "SSE readers received nothing")
+})
