@@ -210,27 +210,9 @@ static void get_one(parley_req_t *r, const char *id, bool head)
     json_decref(rep);
 }
 
-typedef struct list_ctx {
-    json_t *items; /* array being built */
-    int limit;     /* page size */
-    int count;     /* items taken */
-    int64_t last;  /* position of the last item */
-    bool more;     /* one more exists */
-} list_ctx_t;
-
 static int on_conv(void *arg, const parley_conv_t *c)
 {
-    list_ctx_t *l = arg;
-    if (l->count == l->limit) {
-        l->more = true;
-        return 1;
-    }
-    json_t *rep = parley_conversation_json(c);
-    if (rep)
-        json_array_append_new(l->items, rep);
-    l->last = c->activity;
-    l->count++;
-    return 0;
+    return parley_page_add(arg, parley_conversation_json(c), c->activity);
 }
 
 static void list(parley_req_t *r)
@@ -240,16 +222,17 @@ static void list(parley_req_t *r)
     if (parley_resource_page(r, 'a', &limit, &before))
         return;
     parley_db_t *db = parley_req_reader(r);
-    list_ctx_t l = {json_array(), limit, 0, 0, false};
-    int rc =
-        db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv, &l)
-           : PARLEY_ESTORE;
+    parley_page_t page;
+    parley_page_init(&page, limit);
+    int rc = db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv,
+                                      &page)
+                : PARLEY_ESTORE;
     if (rc) {
-        json_decref(l.items);
+        parley_page_clear(&page);
         parley_req_error(r, 500, "storage_error", "the conversations could not be read; retry");
         return;
     }
-    parley_resource_send_page(r, l.items, l.more, 'a', (uint64_t)l.last);
+    parley_page_send(r, &page, 'a');
 }
 
 int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_stream_t *log,
@@ -352,27 +335,9 @@ static void get_stream(parley_req_t *r, const char *id, bool head)
     parley_api_stream_read(r, path, head);
 }
 
-typedef struct sess_list {
-    json_t *items; /* array being built */
-    int limit;     /* page size */
-    int count;     /* items taken */
-    int64_t last;  /* ord of the last item */
-    bool more;     /* one more exists */
-} sess_list_t;
-
 static int on_sess(void *arg, const parley_sess_t *s)
 {
-    sess_list_t *l = arg;
-    if (l->count == l->limit) {
-        l->more = true;
-        return 1;
-    }
-    json_t *rep = parley_session_json(s);
-    if (rep)
-        json_array_append_new(l->items, rep);
-    l->last = s->ord;
-    l->count++;
-    return 0;
+    return parley_page_add(arg, parley_session_json(s), s->ord);
 }
 
 static void get_sessions(parley_req_t *r, const char *id, bool latest)
@@ -397,25 +362,26 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
     if (get_visible(r, db, id, &c))
         return;
     parley_conv_clear(&c);
-    sess_list_t l = {json_array(), limit, 0, 0, false};
-    int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &l);
+    parley_page_t page;
+    parley_page_init(&page, limit);
+    int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &page);
     if (rc) {
-        json_decref(l.items);
+        parley_page_clear(&page);
         parley_req_error(r, 500, "storage_error", "the sessions could not be read; retry");
         return;
     }
     if (!latest) {
-        parley_resource_send_page(r, l.items, l.more, 'o', (uint64_t)l.last);
+        parley_page_send(r, &page, 'o');
         return;
     }
-    if (json_array_size(l.items) == 0) {
-        json_decref(l.items);
+    if (json_array_size(page.items) == 0) {
+        parley_page_clear(&page);
         parley_req_error(r, 404, "not_found", "this conversation has no session yet");
         return;
     }
     parley_req_add_header(r, "Cache-Control", "private, no-cache");
-    parley_resource_send(r, 200, json_array_get(l.items, 0));
-    json_decref(l.items);
+    parley_resource_send(r, 200, json_array_get(page.items, 0));
+    parley_page_clear(&page);
 }
 
 /* ---- routing -------------------------------------------------------------------- */

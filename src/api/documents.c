@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "api/params.h"
+#include "api/resource.h"
 #include "api/write.h"
 #include "core/canonjson.h"
 #include "core/document.h"
@@ -22,8 +23,6 @@
 #include "parley/parley.h"
 
 #define MAX_DEPTH 128     /* JSON nesting accepted in a document */
-#define PAGE_DEFAULT 20   /* list page size */
-#define PAGE_MAX 100      /* larger limits are clamped to this */
 
 typedef struct doc_write {
     parley_doc_req_t req;                      /* the request */
@@ -221,81 +220,30 @@ static void get_one(parley_req_t *r, const char *collection, const char *id, boo
     free(text);
 }
 
-typedef struct list_ctx {
-    json_t *items; /* array being built */
-    int limit;     /* page size */
-    int count;     /* items seen */
-    int64_t last;  /* chg of the last item on the page */
-    bool more;     /* one more exists */
-} list_ctx_t;
-
 static int on_doc(void *arg, const parley_doc_t *d)
 {
-    list_ctx_t *c = arg;
-    if (c->count == c->limit) {
-        c->more = true;
-        return 1;
-    }
-    json_t *rep = parley_document_json(d);
-    if (rep)
-        json_array_append_new(c->items, rep);
-    c->last = d->chg;
-    c->count++;
-    return 0;
+    return parley_page_add(arg, parley_document_json(d), d->chg);
 }
 
 /* Parse ?limit= (default 20, clamped to 100). 0 or PARLEY_EINVAL. */
-static int page_limit(parley_req_t *r, int *limit)
-{
-    const char *v = NULL;
-    uint64_t n;
-    int count = parley_req_query(r, "limit", &v);
-    *limit = PAGE_DEFAULT;
-    if (count == 0)
-        return 0;
-    if (count != 1 || parley_param_decimal(v, UINT64_MAX / 2, &n) || n == 0)
-        return PARLEY_EINVAL;
-    *limit = n > PAGE_MAX ? PAGE_MAX : (int)n;
-    return 0;
-}
-
 static void list(parley_req_t *r, const char *collection)
 {
     int limit;
-    uint64_t before = 0;
-    const char *cursor = NULL;
-    if (page_limit(r, &limit)) {
-        parley_req_error(r, 400, "invalid_limit",
-                         "limit must be a whole number from 1; values over 100 are clamped");
+    uint64_t before;
+    if (parley_resource_page(r, 'c', &limit, &before))
         return;
-    }
-    int nc = parley_req_query(r, "cursor", &cursor);
-    if (nc > 1 || nc < 0 ||
-        (nc == 1 && (cursor[0] != 'c' || parley_param_decimal(cursor + 1, INT64_MAX, &before) ||
-                     before == 0))) {
-        parley_req_error(r, 400, "invalid_cursor",
-                         "cursor must be a next_cursor value from a previous page");
-        return;
-    }
     parley_db_t *db = parley_req_reader(r);
-    list_ctx_t c = {json_array(), limit, 0, 0, false};
+    parley_page_t page;
+    parley_page_init(&page, limit);
     int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before,
-                                     limit + 1, on_doc, &c)
+                                     limit + 1, on_doc, &page)
                 : PARLEY_ESTORE;
     if (rc) {
-        json_decref(c.items);
+        parley_page_clear(&page);
         parley_req_error(r, 500, "storage_error", "the collection could not be read; retry");
         return;
     }
-    char next[32];
-    snprintf(next, sizeof next, "c%lld", (long long)c.last);
-    json_t *page = json_pack("{s:o, s:o}", "items", c.items, "next_cursor",
-                             c.more ? json_string(next) : json_null());
-    char *text = json_dumps(page, JSON_COMPACT);
-    json_decref(page);
-    parley_req_add_header(r, "Cache-Control", "private, no-cache");
-    parley_req_respond(r, 200, "application/json", text ? text : "{}", text ? strlen(text) : 2);
-    free(text);
+    parley_page_send(r, &page, 'c');
 }
 
 void parley_api_documents(parley_req_t *r, const char *rest)

@@ -143,3 +143,38 @@ int parley_resource_new_id(parley_req_t *r, char *out)
     }
     return 0;
 }
+
+void parley_page_init(parley_page_t *p, int limit)
+{
+    p->items = json_array();
+    p->limit = limit;
+    p->count = 0;
+    p->last = 0;
+    p->more = false;
+}
+
+int parley_page_add(parley_page_t *p, json_t *rep, int64_t key)
+{
+    if (p->count == p->limit) {
+        json_decref(rep);
+        p->more = true;
+        return 1;
+    }
+    if (rep)
+        json_array_append_new(p->items, rep);
+    p->last = key;
+    p->count++;
+    return 0;
+}
+
+void parley_page_send(parley_req_t *r, parley_page_t *p, char letter)
+{
+    parley_resource_send_page(r, p->items, p->more, letter, (uint64_t)p->last);
+    p->items = NULL;
+}
+
+void parley_page_clear(parley_page_t *p)
+{
+    json_decref(p->items);
+    p->items = NULL;
+}

@@ -46,6 +46,28 @@ int parley_resource_body(parley_req_t *r, bool optional, json_t **out);
  */
 int parley_resource_page(parley_req_t *r, char letter, int *limit, uint64_t *before);
 
+/*
+ * A page being collected from a store listing. Ask the store for limit + 1
+ * rows and add each with parley_page_add(): the extra row only tells that
+ * there is more (next_cursor is then the key of the last row kept).
+ */
+typedef struct parley_page {
+    json_t *items; /* the items kept (new reference) */
+    int limit;     /* page size */
+    int count;     /* items kept */
+    int64_t last;  /* cursor key of the last item kept */
+    bool more;     /* a row past the page exists */
+} parley_page_t;
+
+void parley_page_init(parley_page_t *p, int limit);
+/* Add rep (stolen; NULL is skipped) found at cursor key. Returns 1 (stop
+ * the listing) once a row past the page was seen, else 0. */
+int parley_page_add(parley_page_t *p, json_t *rep, int64_t key);
+/* Answer r with the page (items are handed over; p is empty after). */
+void parley_page_send(parley_req_t *r, parley_page_t *p, char letter);
+/* Drop the page's items (after a failed listing). */
+void parley_page_clear(parley_page_t *p);
+
 /* Answer r now with status and v (borrowed) as canonical JSON. */
 void parley_resource_send(parley_req_t *r, int status, json_t *v);
 

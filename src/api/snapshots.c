@@ -181,27 +181,9 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_req_respond_buf(r, 200, "application/json", &body);
 }
 
-typedef struct list_ctx {
-    json_t *items; /* array being built */
-    int limit;     /* page size */
-    int count;     /* items taken */
-    int64_t last;  /* ord of the last item */
-    bool more;     /* one more exists */
-} list_ctx_t;
-
 static int on_snap(void *arg, const parley_snap_t *s)
 {
-    list_ctx_t *l = arg;
-    if (l->count == l->limit) {
-        l->more = true;
-        return 1;
-    }
-    json_t *rep = parley_snapshot_json(s);
-    if (rep)
-        json_array_append_new(l->items, rep);
-    l->last = s->ord;
-    l->count++;
-    return 0;
+    return parley_page_add(arg, parley_snapshot_json(s), s->ord);
 }
 
 static void list(parley_req_t *r)
@@ -211,16 +193,17 @@ static void list(parley_req_t *r)
     if (parley_resource_page(r, 'o', &limit, &before))
         return;
     parley_db_t *db = parley_req_reader(r);
-    list_ctx_t l = {json_array(), limit, 0, 0, false};
-    int rc =
-        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &l)
-           : PARLEY_ESTORE;
+    parley_page_t page;
+    parley_page_init(&page, limit);
+    int rc = db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap,
+                                      &page)
+                : PARLEY_ESTORE;
     if (rc) {
-        json_decref(l.items);
+        parley_page_clear(&page);
         parley_req_error(r, 500, "storage_error", "the snapshots could not be read; retry");
         return;
     }
-    parley_resource_send_page(r, l.items, l.more, 'o', (uint64_t)l.last);
+    parley_page_send(r, &page, 'o');
 }
 
 /* ---- routing ---------------------------------------------------------------------- */
