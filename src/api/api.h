@@ -10,7 +10,10 @@
 
 #include <stdbool.h>
 
+#include "api/reply.h"
+#include "core/stream.h"
 #include "http/request.h"
+#include "store/writer.h"
 
 /* /v1/stream/{path}: the Durable Streams protocol. path is below the root. */
 void parley_api_stream(parley_req_t *r, const char *path);
@@ -21,6 +24,21 @@ void parley_api_stream(parley_req_t *r, const char *path);
  * read-only views built on streams (/v1/events).
  */
 void parley_api_stream_read(parley_req_t *r, const char *path, bool head);
+
+/*
+ * Parse an append's headers and body (Producer-*, Stream-Seq,
+ * Stream-Closed, Content-Type) into q, and frame a JSON body off the writer
+ * thread. NULL, or why the request is a 400 (static). Used by /v1/stream
+ * and by the streams built on it (a session's output).
+ */
+const char *parley_api_stream_append_parse(parley_req_t *r, parley_stream_req_t *q);
+
+/*
+ * Writer thread: turn a stream rule's outcome into rp (the protocol's
+ * headers, the error body for a refusal) and add the changed streams to
+ * w's wake list. 0 for a success, else the refusal's status.
+ */
+int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, parley_write_t *w);
 
 /* /v1/events: the caller's change feed, a read-only JSON stream. */
 void parley_api_events(parley_req_t *r);

@@ -94,33 +94,6 @@ typedef struct append_write {
     parley_stream_req_t req;         /* the append */
 } append_write_t;
 
-static const char *stream_code(int status)
-{
-    switch (status) {
-    case 400:
-        return "bad_request";
-    case 403:
-        return "stale_producer_epoch";
-    case 404:
-        return "not_found";
-    case 409:
-        return "conflict";
-    case 410:
-        return "gone";
-    case 413:
-        return "payload_too_large";
-    default:
-        return "internal_error";
-    }
-}
-
-static void reply_u64(parley_reply_t *rp, const char *name, uint64_t v)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
-    parley_reply_header(rp, name, buf);
-}
-
 static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
 {
     append_write_t *aw = ctx;
@@ -142,27 +115,7 @@ static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_w
     rc = parley_stream_append(db, &aw->req, &res);
     if (rc < 0)
         return rc;
-    if (res.has_offset)
-        parley_reply_header(rp, "Stream-Next-Offset", res.next_offset);
-    if (res.closed)
-        parley_reply_header(rp, "Stream-Closed", "true");
-    if (res.has_epoch)
-        reply_u64(rp, "Producer-Epoch", res.epoch);
-    if (res.has_seq)
-        reply_u64(rp, "Producer-Seq", res.seq);
-    if (res.has_gap) {
-        reply_u64(rp, "Producer-Expected-Seq", res.expected_seq);
-        reply_u64(rp, "Producer-Received-Seq", res.received_seq);
-    }
-    if (res.status >= 400) {
-        parley_reply_error(rp, res.status, stream_code(res.status),
-                           res.error ? res.error : "request refused", NULL);
-        return res.status;
-    }
-    for (int i = 0; i < res.nchanged; i++)
-        parley_api_notify(w, res.changed[i]);
-    rp->status = res.status;
-    return 0;
+    return parley_api_stream_reply(rp, &res, w);
 }
 
 static void append_output(parley_req_t *r, const char *id)
@@ -173,48 +126,23 @@ static void append_output(parley_req_t *r, const char *id)
         return;
     }
     parley_stream_req_t *q = &aw->req;
-    const char *pid = parley_req_header(r, "Producer-Id");
-    const char *pep = parley_req_header(r, "Producer-Epoch");
-    const char *psq = parley_req_header(r, "Producer-Seq");
-    const char *sseq = parley_req_header(r, "Stream-Seq");
     const char *att = parley_req_header(r, "Session-Attempt");
-    const char *ct = parley_req_header(r, "Content-Type");
-    const char *why = NULL;
-    uint64_t n;
+    uint64_t n = 0;
     snprintf(aw->user, sizeof aw->user, "%s", parley_req_user(r));
     snprintf(aw->id, sizeof aw->id, "%s", id);
     aw->admin = parley_req_is_admin(r);
     aw->attempt = -1;
     q->ttl_s = q->expires_ms = -1;
-    q->body = parley_req_body(r, &q->body_len);
-    q->content_type = ct && *ct ? ct : NULL;
-    if (parley_param_true(parley_req_header(r, "Stream-Closed")))
+    const char *why = parley_api_stream_append_parse(r, q);
+    if (!why && q->closed)
         why = "a session's stream is closed by complete, fail or cancel, not by Stream-Closed";
-    else if (q->body_len == 0)
-        why = "empty append: send JSON output (a value, or an array of values)";
-    else if (!q->content_type)
-        why = "an append needs Content-Type: application/json";
-    else if ((pid || pep || psq) && (!pid || !pep || !psq))
-        why = "Producer-Id, Producer-Epoch and Producer-Seq go together";
-    else if (pid && (!*pid || strlen(pid) > PARLEY_TOKEN_MAX))
-        why = "Producer-Id must be 1 to 255 bytes";
-    else if (pid && (parley_producer_parse_uint(pep, &q->producer_epoch) ||
-                     parley_producer_parse_uint(psq, &q->producer_seq)))
-        why = "Producer-Epoch and Producer-Seq must be integers from 0 to 2^53-1";
-    else if (sseq && (!*sseq || strlen(sseq) > PARLEY_TOKEN_MAX))
-        why = "Stream-Seq must be 1 to 255 bytes";
-    else if (att && (parley_param_decimal(att, INT64_MAX, &n) || n == 0))
+    else if (!why && att && (parley_param_decimal(att, INT64_MAX, &n) || n == 0))
         why = "Session-Attempt must be the session's attempt number (from 1)";
     if (why) {
         free(aw);
         parley_req_error(r, 400, "bad_request", why);
         return;
     }
-    if (pid) {
-        q->has_producer = true;
-        q->producer_id = pid;
-    }
-    q->stream_seq = sseq;
     if (att)
         aw->attempt = (int64_t)n;
     parley_api_write(r, apply_append, aw, free);

@@ -151,6 +151,31 @@ static void reply_u64(parley_reply_t *rp, const char *name, uint64_t v)
     parley_reply_header(rp, name, buf);
 }
 
+int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, parley_write_t *w)
+{
+    if (res->has_offset)
+        parley_reply_header(rp, "Stream-Next-Offset", res->next_offset);
+    if (res->closed)
+        parley_reply_header(rp, "Stream-Closed", "true");
+    if (res->has_epoch)
+        reply_u64(rp, "Producer-Epoch", res->epoch);
+    if (res->has_seq)
+        reply_u64(rp, "Producer-Seq", res->seq);
+    if (res->has_gap) {
+        reply_u64(rp, "Producer-Expected-Seq", res->expected_seq);
+        reply_u64(rp, "Producer-Received-Seq", res->received_seq);
+    }
+    if (res->status >= 400) {
+        parley_reply_error(rp, res->status, error_code(res->status),
+                           res->error ? res->error : "request refused", NULL);
+        return res->status;
+    }
+    for (int i = 0; i < res->nchanged; i++)
+        parley_api_notify(w, res->changed[i]);
+    rp->status = res->status;
+    return 0;
+}
+
 /* Writer thread: run the rule, then turn its outcome into the reply. */
 static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
 {
@@ -171,25 +196,9 @@ static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, pa
     }
     if (rc < 0)
         return rc;
-    if (res->has_offset)
-        parley_reply_header(rp, "Stream-Next-Offset", res->next_offset);
-    if (res->closed)
-        parley_reply_header(rp, "Stream-Closed", "true");
-    if (res->has_epoch)
-        reply_u64(rp, "Producer-Epoch", res->epoch);
-    if (res->has_seq)
-        reply_u64(rp, "Producer-Seq", res->seq);
-    if (res->has_gap) {
-        reply_u64(rp, "Producer-Expected-Seq", res->expected_seq);
-        reply_u64(rp, "Producer-Received-Seq", res->received_seq);
-    }
-    if (res->status >= 400) {
-        parley_reply_error(rp, res->status, error_code(res->status),
-                           res->error ? res->error : "request refused", NULL);
-        return res->status;
-    }
-    for (int i = 0; i < res->nchanged; i++)
-        parley_api_notify(w, res->changed[i]);
+    rc = parley_api_stream_reply(rp, res, w);
+    if (rc)
+        return rc;
     if (sw->kind == W_CREATE) {
         if (res->status == 201) {
             char loc[PARLEY_PATH_MAX + 300];
@@ -309,6 +318,42 @@ static void handle_put(parley_req_t *r, const char *path)
     parley_api_write(r, apply_stream_write, sw, free);
 }
 
+const char *parley_api_stream_append_parse(parley_req_t *r, parley_stream_req_t *q)
+{
+    const char *pid = parley_req_header(r, "Producer-Id");
+    const char *pep = parley_req_header(r, "Producer-Epoch");
+    const char *psq = parley_req_header(r, "Producer-Seq");
+    const char *sseq = parley_req_header(r, "Stream-Seq");
+    const char *ct = parley_req_header(r, "Content-Type");
+
+    q->body = parley_req_body(r, &q->body_len);
+    q->closed = parley_param_true(parley_req_header(r, "Stream-Closed"));
+    q->content_type = ct && *ct ? ct : NULL;
+    if (pid || pep || psq) {
+        if (!pid || !pep || !psq)
+            return "Producer-Id, Producer-Epoch and Producer-Seq go together";
+        if (!*pid || strlen(pid) > PARLEY_TOKEN_MAX)
+            return "Producer-Id must be 1 to 255 bytes";
+        if (parley_producer_parse_uint(pep, &q->producer_epoch) ||
+            parley_producer_parse_uint(psq, &q->producer_seq))
+            return "Producer-Epoch and Producer-Seq must be integers from 0 to 2^53-1";
+        q->has_producer = true;
+        q->producer_id = pid;
+    }
+    if (sseq) {
+        if (!*sseq || strlen(sseq) > PARLEY_TOKEN_MAX)
+            return "Stream-Seq must be 1 to 255 bytes";
+        q->stream_seq = sseq;
+    }
+    if (q->body_len == 0 && !q->closed)
+        return "empty append: send data, or Stream-Closed: true to close the stream";
+    if (q->body_len > 0 && !q->content_type)
+        return "an append with data needs a Content-Type";
+    if (q->body_len && parley_stream_same_type(q->content_type, "application/json"))
+        parley_stream_frame_json(q); /* off the writer thread */
+    return NULL;
+}
+
 static void handle_post(parley_req_t *r, const char *path)
 {
     stream_write_t *sw = new_write(r, W_APPEND, path);
@@ -316,49 +361,11 @@ static void handle_post(parley_req_t *r, const char *path)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    parley_stream_req_t *q = &sw->req;
-    const char *pid = parley_req_header(r, "Producer-Id");
-    const char *pep = parley_req_header(r, "Producer-Epoch");
-    const char *psq = parley_req_header(r, "Producer-Seq");
-    const char *sseq = parley_req_header(r, "Stream-Seq");
-    const char *ct = parley_req_header(r, "Content-Type");
-
-    q->closed = parley_param_true(parley_req_header(r, "Stream-Closed"));
-    q->content_type = ct && *ct ? ct : NULL;
-    if (pid || pep || psq) {
-        if (!pid || !pep || !psq) {
-            refuse(r, sw, "Producer-Id, Producer-Epoch and Producer-Seq go together");
-            return;
-        }
-        if (!*pid || strlen(pid) > PARLEY_TOKEN_MAX) {
-            refuse(r, sw, "Producer-Id must be 1 to 255 bytes");
-            return;
-        }
-        if (parley_producer_parse_uint(pep, &q->producer_epoch) ||
-            parley_producer_parse_uint(psq, &q->producer_seq)) {
-            refuse(r, sw, "Producer-Epoch and Producer-Seq must be integers from 0 to 2^53-1");
-            return;
-        }
-        q->has_producer = true;
-        q->producer_id = pid;
-    }
-    if (sseq) {
-        if (!*sseq || strlen(sseq) > PARLEY_TOKEN_MAX) {
-            refuse(r, sw, "Stream-Seq must be 1 to 255 bytes");
-            return;
-        }
-        q->stream_seq = sseq;
-    }
-    if (q->body_len == 0 && !q->closed) {
-        refuse(r, sw, "empty append: send data, or Stream-Closed: true to close the stream");
+    const char *why = parley_api_stream_append_parse(r, &sw->req);
+    if (why) {
+        refuse(r, sw, why);
         return;
     }
-    if (q->body_len > 0 && !q->content_type) {
-        refuse(r, sw, "an append with data needs a Content-Type");
-        return;
-    }
-    if (q->body_len && parley_stream_same_type(q->content_type, "application/json"))
-        parley_stream_frame_json(q); /* off the writer thread */
     parley_api_write(r, apply_stream_write, sw, free);
 }
 
