@@ -25,6 +25,7 @@ test:
 
 bench: setup build
 	bench/w1.sh
+	bench/w2.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

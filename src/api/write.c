@@ -1,8 +1,10 @@
 /*
  * write.c — the path every API write takes (see write.h).
  *
- *   handler ── parley_api_write ──┬─ Idempotency-Key? validate, fingerprint,
- *                                 │   mark in flight (409 if it already is)
+ *   handler ── parley_api_write ──┬─ Idempotency-Key? validate, fingerprint;
+ *                                 │   already recorded? answer from this
+ *                                 │   thread's reader (stored reply or 422);
+ *                                 │   else mark in flight (409 if it already is)
  *                                 └─ submit to the writer, suspend
  *   writer:  apply_write ── key recorded? same fingerprint → stored reply
  *                                          other fingerprint → 422
@@ -141,6 +143,42 @@ static void on_resumed(parley_req_t *r)
     }
 }
 
+/*
+ * If (owner, key) is already recorded (committed), answer r from the record:
+ * the stored reply (same fingerprint) or 422. 1 if answered, 0 if not
+ * recorded (or unreadable: the writer will look again, authoritatively).
+ */
+static int answer_recorded(parley_req_t *r, api_write_t *aw)
+{
+    parley_db_t *db = parley_req_reader(r);
+    char fp[65];
+    int64_t created;
+    char *resp = NULL;
+    size_t len = 0;
+    if (!db || parley_db_begin(db))
+        return 0;
+    int rc = parley_db_idem_get(db, aw->owner, aw->key, fp, &created, &resp, &len);
+    parley_db_commit(db);
+    if (rc || created < parley_clock_now_ms() - aw->ttl_ms) {
+        free(resp);
+        return 0;
+    }
+    if (strcmp(fp, aw->fingerprint) != 0) {
+        free(resp);
+        parley_req_error(r, 422, "idempotency_key_reused",
+                         "this Idempotency-Key was used for a different request; use a new key "
+                         "for a new request");
+        return 1;
+    }
+    rc = parley_reply_decode(resp, len, &aw->reply);
+    free(resp);
+    if (rc)
+        return 0;
+    parley_req_add_header(r, "Idempotent-Replayed", "true");
+    parley_reply_send(r, &aw->reply);
+    return 1;
+}
+
 void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
                       void (*free_ctx)(void *))
 {
@@ -175,6 +213,11 @@ void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
         snprintf(aw->key, sizeof aw->key, "%s", key);
         parley_fingerprint(m, parley_req_path(r), body, blen, aw->fingerprint);
         aw->has_key = true;
+        /* A key already recorded is answered from this thread's reader,
+         * without the writer and without the in-flight mark: concurrent
+         * retries of a finished request all get its stored answer. */
+        if (answer_recorded(r, aw))
+            return;
         if (parley_idem_begin(aw->owner, aw->key) != 0) {
             parley_req_add_header(r, "Retry-After", "1");
             parley_req_error(r, 409, "idempotency_key_in_flight",

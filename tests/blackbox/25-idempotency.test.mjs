@@ -204,6 +204,26 @@ test("idempotency - 50 concurrent identical POSTs with one key create exactly on
   assertReplay(await alice.post("/v1/documents/burst", { text: "only once" }, key("burst-key")), fresh[0], "retry after the burst")
 })
 
+test("idempotency - concurrent retries of a finished request all get its stored answer", { timeout: 30_000 }, async (t) => {
+  // The in-flight 409 is only for a key whose first request is still being
+  // processed; once it is answered, any number of simultaneous retries
+  // replay it (and none of them goes through the writer).
+  const srv = await startAuthServer(t)
+  const alice = client(srv, userToken("alice", SECRET))
+  const first = await alice.post("/v1/documents/retry", { text: "once" }, key("done-key"))
+  expectStatus(first, 201, "first POST")
+  const results = await Promise.all(
+    Array.from({ length: 50 }, () => alice.post("/v1/documents/retry", { text: "once" }, key("done-key"))),
+  )
+  for (const r of results) assertReplay(r, first, "simultaneous retry")
+  const other = await Promise.all(
+    Array.from({ length: 10 }, () => alice.post("/v1/documents/retry", { text: "other" }, key("done-key"))),
+  )
+  for (const r of other) expectError(r, 422, "idempotency_key_reused", "simultaneous reuse")
+  const items = await listAll(alice, "retry")
+  assert.equal(items.length, 1, "exactly one document")
+})
+
 test("idempotency - the same key while the first request is in flight is 409 idempotency_key_in_flight", { timeout: 30_000 }, async (t) => {
   const srv = await startAuthServer(t)
   const alice = client(srv, userToken("alice", SECRET))
