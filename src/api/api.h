@@ -18,6 +18,14 @@
 /* /v1/stream/{path}: the Durable Streams protocol. path is below the root. */
 void parley_api_stream(parley_req_t *r, const char *path);
 
+/* /v1/stream/__ds...: the reserved subscription APIs. rest follows "__ds". */
+void parley_api_subscriptions(parley_req_t *r, const char *rest);
+
+/* True for the __ds routes that carry no Parley credentials: the JWK Set
+ * (public) and callback, ack and release (the wake's own token, checked by
+ * the handler). path is the full request path. */
+bool parley_api_subscriptions_is_public(const char *path);
+
 /*
  * Read the stream at path (below the stream root) for r: catch-up,
  * long-poll or SSE per the query, or HEAD. Used by /v1/stream and by the

@@ -35,6 +35,7 @@
 #include "core/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
+#include "core/subscription.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 
@@ -176,6 +177,34 @@ int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, 
     return 0;
 }
 
+/*
+ * Writer thread, after a stream write succeeded: tell the subscriptions
+ * (core/subscription.h) in the same savepoint, so that a stream's link,
+ * the wake it causes and the append commit together.
+ */
+static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parley_write_t *w)
+{
+    const parley_stream_res_t *res = &sw->res;
+    parley_outcome_t o;
+    int rc = 0;
+    int64_t now = parley_clock_now_ms();
+    parley_outcome_init(&o);
+    if (sw->kind == W_CREATE && res->status == 201)
+        rc = parley_subscription_stream_created(db, sw->path,
+                                                res->meta.fork_src ? res->meta.fork_pos : 0,
+                                                res->meta.tail, now, &o);
+    else if (sw->kind == W_APPEND && res->nchanged > 0)
+        rc = parley_subscription_stream_appended(db, sw->path, res->meta.tail, now, &o);
+    else if (sw->kind == W_DELETE && res->status == 204)
+        rc = parley_subscription_stream_deleted(db, sw->path, &o);
+    for (int i = 0; i < o.nnotify; i++)
+        parley_api_notify(w, o.notify[i]);
+    if (o.notify_all)
+        w->notify_all = true;
+    parley_outcome_clear(&o);
+    return rc;
+}
+
 /* Writer thread: run the rule, then turn its outcome into the reply. */
 static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
 {
@@ -197,6 +226,9 @@ static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, pa
     if (rc < 0)
         return rc;
     rc = parley_api_stream_reply(rp, res, w);
+    if (rc)
+        return rc;
+    rc = notify_subscriptions(db, sw, w);
     if (rc)
         return rc;
     if (sw->kind == W_CREATE) {
@@ -834,6 +866,11 @@ void parley_api_stream(parley_req_t *r, const char *path)
 {
     const char *why = NULL;
     const char *m = parley_req_method(r);
+    if (strncmp(path, "__ds", 4) == 0 && (path[4] == '\0' || path[4] == '/')) {
+        /* Reserved for the control APIs, before any stream operation. */
+        parley_api_subscriptions(r, path + 4);
+        return;
+    }
     if (!parley_param_stream_path(path, &why)) {
         parley_req_error(r, 400, "invalid_path", why);
         return;

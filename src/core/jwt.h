@@ -84,7 +84,9 @@ int parley_jwt_verify(const char *token, const unsigned char *secret, size_t sec
  * malloc'd NUL-terminated token the caller frees. Returns 0, PARLEY_EINVAL
  * (NULL argument or empty secret), PARLEY_ETOOBIG (the token would exceed
  * PARLEY_JWT_MAX_TOKEN, so parley_jwt_verify would refuse it) or
- * PARLEY_ENOMEM. For tests and tooling; the server only verifies. Any thread.
+ * PARLEY_ENOMEM. The server signs only its own subscription tokens with it
+ * (core/keyring.h, with a secret of its own); tests and tooling sign user
+ * tokens. Any thread.
  */
 int parley_jwt_sign_hs256(const char *payload_json, const unsigned char *secret, size_t len,
                           char **out_token);

@@ -47,6 +47,7 @@ typedef struct parley_ctx {
     parley_store_t *store;           /* the store */
     parley_writer_t *writer;         /* the writer thread */
     parley_hub_t *hub;               /* the fan-out hub */
+    const struct parley_keyring *keyring; /* webhook signing key, token secret */
 } parley_ctx_t;
 
 /* The context of the server handling r. */

@@ -25,7 +25,9 @@
  *   2. close the hub: parked long-polls answer, SSE streams end;
  *   3. stop the writer: every queued write is committed and answered;
  *   4. wait for in-flight requests to finish sending (bounded);
- *   5. stop the daemon, close the store (releasing the lock).
+ *   5. stop the daemon, then the webhook delivery thread (after the
+ *      writer, which has answered its outcome writes), close the store
+ *      (releasing the lock).
  * No connection is suspended when the daemon stops (steps 2 and 3 resume
  * them all), as libmicrohttpd requires.
  *
@@ -53,10 +55,13 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "core/keyring.h"
 #include "core/session.h"
 #include "core/snapshot.h"
 #include "core/stream.h"
+#include "core/subscription.h"
 #include "http/request.h"
+#include "http/webhook.h"
 #include "store/checkpointer.h"
 #include "parley/parley.h"
 #include "util/clock.h"
@@ -81,6 +86,8 @@ struct parley_server {
     atomic_bool stopping;         /* shutdown has begun */
     atomic_int inflight;          /* requests not yet completed */
     parley_checkpointer_t *ckpt;  /* copies the WAL back, off the commit path */
+    parley_keyring_t *keyring;    /* webhook signing key, callback-token secret */
+    parley_webhook_t *webhook;    /* delivers webhook wakes */
     pthread_mutex_t readers_lock; /* guards readers */
     parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
     int nreaders;                 /* entries in readers */
@@ -434,6 +441,8 @@ parley_wake_t parley_req_wake_reason(parley_req_t *r)
 
 static size_t body_limit(const char *path, const parley_config_t *cfg)
 {
+    if (strncmp(path, "/v1/stream/__ds/", 16) == 0)
+        return cfg->max_json_bytes; /* subscription control bodies are JSON */
     if (strncmp(path, "/v1/stream/", 11) == 0)
         return cfg->max_append_bytes;
     return cfg->max_json_bytes;
@@ -476,7 +485,10 @@ static void route(parley_req_t *r)
     bool anonymous = parley_api_snapshots_is_anonymous_read(r->method, path) &&
                      !parley_req_header(r, "Authorization") &&
                      !parley_auth_local_mode(&r->srv->cfg);
-    if (!is_public(path) && !anonymous) {
+    /* The JWK Set is public; a subscription callback, ack or release
+     * carries the wake's own token instead of Parley credentials, and its
+     * handler checks that token. */
+    if (!is_public(path) && !anonymous && !parley_api_subscriptions_is_public(path)) {
         const char *why = NULL;
         if (parley_auth_check(&r->srv->cfg, parley_req_header(r, "Authorization"),
                               parley_req_header(r, "Parley-User"), &r->who, &why) != 0) {
@@ -664,9 +676,9 @@ static void on_fatal(void *arg)
 
 /* Writer maintenance, about once a second: expire streams, hand sessions
  * whose lease ran out back to the queue (or fail them), free the forks of
- * expired snapshots, and purge Idempotency-Key records past their lifetime
- * (a bounded batch of each per tick, so maintenance never holds the writer
- * for long). */
+ * expired snapshots, end subscription leases that ran out, and purge
+ * Idempotency-Key records past their lifetime (a bounded batch of each per
+ * tick, so maintenance never holds the writer for long). */
 static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
 {
     parley_server_t *srv = arg;
@@ -676,12 +688,25 @@ static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int 
         rc = parley_session_expire_leases(db, parley_clock_now_ms(), notify, n, max);
     if (rc == 0)
         rc = parley_snapshot_expire(db, parley_clock_now_ms(), notify, n, max);
+    if (rc == 0 && *n < max) {
+        int m = 0;
+        rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), notify + *n, &m,
+                                               max - *n);
+        *n += m;
+    }
     if (rc == 0)
         rc = parley_db_idem_purge(db,
                                   parley_clock_now_ms() -
                                       (int64_t)srv->cfg.idempotency_ttl_s * 1000,
                                   1000, &purged);
     return rc;
+}
+
+/* Writer thread, at start-up: the server's keys (made the first time). */
+static int load_keys(parley_db_t *db, void *arg)
+{
+    parley_server_t *srv = arg;
+    return parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
 }
 
 static void raise_fd_limit(void)
@@ -797,6 +822,16 @@ int parley_server_run(const parley_config_t *cfg)
     if (rc)
         goto out_ckpt;
     parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
+    rc = parley_writer_call(srv->ctx.writer, load_keys, srv);
+    if (rc) {
+        parley_log_error("cannot load the webhook signing key: %s", parley_strerror(rc));
+        goto out_writer;
+    }
+    srv->ctx.keyring = srv->keyring;
+    rc = parley_webhook_start(srv->ctx.store, srv->ctx.writer, srv->ctx.hub, srv->keyring,
+                              &srv->webhook);
+    if (rc)
+        goto out_writer;
     srv->ctx.cfg = &srv->cfg;
     rc = start_daemon(srv, &port);
     if (rc)
@@ -838,7 +873,10 @@ int parley_server_run(const parley_config_t *cfg)
         parley_log_error("stopped after a storage failure; restart to recover");
 
 out_writer:
+    parley_writer_stop(srv->ctx.writer); /* before the webhook thread: outcomes answered */
+    parley_webhook_stop(srv->webhook);
     parley_writer_free(srv->ctx.writer);
+    parley_keyring_free(srv->keyring);
 out_ckpt:
     parley_checkpointer_stop(srv->ckpt); /* after the writer: a last checkpoint */
 out_hub:

@@ -295,6 +295,101 @@ int parley_db_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_R
 /* Next value of a named counter (1, 2, ...), in the writer's transaction. */
 int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out);
 
+/* ---- subscriptions (core/subscription.h) ---- */
+
+#define PARLEY_SUB_URL_MAX    2048 /* bytes in a webhook URL */
+#define PARLEY_SUB_DESC_MAX   1024 /* bytes in a description */
+#define PARLEY_SUB_WAKE_MAX   40   /* bytes in a wake id */
+#define PARLEY_SUB_ROOT_MAX   300  /* bytes in the stream root URL */
+
+/* A subscription row: its configuration and its delivery state. Strings
+ * are "" when absent. Ids are at most PARLEY_ROW_ID_MAX bytes. */
+typedef struct parley_sub {
+    char id[PARLEY_ROW_ID_MAX + 1];             /* client-chosen id */
+    char type[16];                              /* "webhook" or "pull-wake" */
+    char pattern[PARLEY_PATH_MAX + 1];          /* glob over stream paths, or "" */
+    char webhook_url[PARLEY_SUB_URL_MAX + 1];   /* webhook: where wakes are POSTed */
+    char wake_stream[PARLEY_PATH_MAX + 1];      /* pull-wake: the wake stream's path */
+    char description[PARLEY_SUB_DESC_MAX + 1];  /* free text, or "" */
+    int64_t lease_ttl_ms;                       /* lease length */
+    char config_hash[65];                       /* SHA-256 hex of the normalized config */
+    char root_url[PARLEY_SUB_ROOT_MAX + 1];     /* "http://host/v1/stream" at creation */
+    int64_t created_ms;                         /* creation */
+    int64_t generation;                         /* wakes issued so far (the fencing counter) */
+    char wake_id[PARLEY_SUB_WAKE_MAX + 1];      /* the wake in flight, "" when idle */
+    char holder[PARLEY_OWNER_MAX + 1];          /* pull-wake: the claiming worker, or "" */
+    int64_t lease_expires_ms;                   /* end of the lease, -1 for none */
+    int64_t delivery_due_ms;                    /* webhook: next POST attempt, -1 for none */
+    int64_t attempts;                           /* webhook: failed POSTs of this wake */
+} parley_sub_t;
+
+/* A subscription's cursor on one stream. */
+typedef struct parley_sub_link {
+    char sub_id[PARLEY_ROW_ID_MAX + 1]; /* the subscription */
+    char path[PARLEY_PATH_MAX + 1];     /* the stream's path (it may not exist) */
+    bool by_glob;                       /* the pattern matched it */
+    bool by_explicit;                   /* named in streams[] */
+    uint64_t acked;                     /* last processed position (inclusive offset) */
+    int64_t wake_tail;                  /* tail taken by the wake in flight, -1 outside one */
+} parley_sub_link_t;
+
+/* 0 or PARLEY_ENOTFOUND. */
+int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out);
+/* Insert or replace the row. Writer. */
+int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s);
+/* Remove the row and all its links. Writer. */
+int parley_db_sub_remove(parley_db_t *db, const char *id);
+/* Every subscription with a pattern; cb gets each (borrowed, valid during
+ * the call; it must not use db; non-zero stops). */
+int parley_db_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
+                               void *arg);
+/* Ids of up to max subscriptions whose lease ended at or before now_ms
+ * and that have no delivery pending; *n found. */
+int parley_db_sub_leases_expired(parley_db_t *db, int64_t now_ms,
+                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n);
+/* Ids of up to max subscriptions with a delivery due at or before now_ms,
+ * the most overdue first; *n found. */
+int parley_db_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
+                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n);
+/* The earliest delivery due, or -1 for none. */
+int parley_db_sub_next_delivery(parley_db_t *db, int64_t *due_ms);
+
+/* A link: 0 or PARLEY_ENOTFOUND. */
+int parley_db_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
+                          parley_sub_link_t *out);
+/* Insert or replace a link. Writer. */
+int parley_db_sublink_put(parley_db_t *db, const parley_sub_link_t *l);
+/* Remove a link (absent is fine). Writer. */
+int parley_db_sublink_remove(parley_db_t *db, const char *sub_id, const char *path);
+/* The links of a subscription in path order, or (sub_id NULL) of a stream
+ * path across subscriptions; cb as for parley_db_sub_with_pattern. */
+int parley_db_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
+                           int (*cb)(void *arg, const parley_sub_link_t *l), void *arg);
+
+/* Set every link's wake_tail of a subscription to its stream's tail now
+ * (0 for a missing or deleted stream). Writer. */
+int parley_db_sublink_snapshot(parley_db_t *db, const char *sub_id);
+/* Advance every link's acked to its wake_tail (never backwards, never past
+ * the stream's tail). Writer. */
+int parley_db_sublink_ack_snapshot(parley_db_t *db, const char *sub_id);
+/* The first linked path (in path order) whose stream's tail is past its
+ * acked offset, into path (PARLEY_PATH_MAX + 1 bytes): 0 or
+ * PARLEY_ENOTFOUND (no pending work). */
+int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path);
+
+/* Streams (not deleted) whose path starts with prefix, in path order; cb
+ * gets each (borrowed; must not use db; non-zero stops). */
+int parley_db_stream_scan(parley_db_t *db, const char *prefix,
+                          int (*cb)(void *arg, const parley_stream_t *st), void *arg);
+
+/* The server's stored secrets (core/keyring.h) by name: 0 with
+ * out[0..*len) (cap bytes), PARLEY_ENOTFOUND, or PARLEY_ETOOBIG. */
+int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
+                      size_t *len);
+/* Store a secret under a new name (an existing name is PARLEY_EEXIST). Writer. */
+int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
+                      int64_t created_ms);
+
 /* Whether a transaction is open on db (false after SQLite rolled one back
  * on its own, e.g. after an I/O error or a full disk). */
 bool parley_db_in_txn(parley_db_t *db);

@@ -30,6 +30,9 @@
  * conversation's messages and a session's output are not rows but internal
  * streams ("_parley/conv/<id>", "_parley/session/<id>"), and a conversation
  * snapshot's messages are a fork of the conversation's stream.
+ * subscriptions, subscription_streams: subscriptions with their delivery
+ * state, and one cursor per (subscription, stream path); server_keys: the
+ * webhook signing key and the callback-token secret.
  *
  * Invariants:
  *   1. For every stream, its chunks tile [fork_pos or 0, tail) without gaps
@@ -107,6 +110,25 @@ enum stmt_id {
     S_SNAP_DEL,
     S_SNAP_LIST,
     S_SNAP_EXPIRED,
+    S_SUB_GET,
+    S_SUB_PUT,
+    S_SUB_DEL,
+    S_SUB_DEL_LINKS,
+    S_SUB_PATTERNS,
+    S_SUB_LEASES,
+    S_SUB_DUE,
+    S_SUB_NEXT_DUE,
+    S_LINK_GET,
+    S_LINK_PUT,
+    S_LINK_DEL,
+    S_LINK_LIST_SUB,
+    S_LINK_LIST_PATH,
+    S_LINK_SNAPSHOT,
+    S_LINK_ACK_SNAPSHOT,
+    S_LINK_PENDING,
+    S_STREAM_SCAN,
+    S_KEY_GET,
+    S_KEY_PUT,
     S_COUNT
 };
 
@@ -118,6 +140,12 @@ enum stmt_id {
     "lease_ms, lease_expires_ms, error, request, input, created_ms, updated_ms, ord"
 #define SNAP_COLS                                                                            \
     "id, owner, source, kind, title, public, created_ms, expires_ms, stream, payload, ord"
+
+#define SUB_COLS                                                                             \
+    "id, type, pattern, webhook_url, wake_stream, description, lease_ttl_ms, config_hash, "   \
+    "root_url, created_ms, generation, wake_id, holder, lease_expires_ms, delivery_due_ms, "  \
+    "attempts"
+#define LINK_COLS "sub_id, path, by_glob, by_explicit, acked, wake_tail"
 
 #define STREAM_COLS                                                                          \
     "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, " \
@@ -200,6 +228,41 @@ static const char *const stmt_sql[S_COUNT] = {
                     "ORDER BY ord DESC LIMIT ?3",
     [S_SNAP_EXPIRED] = "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
                        "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
+    [S_SUB_GET] = "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1",
+    [S_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, "
+                  "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SUB_DEL] = "DELETE FROM subscriptions WHERE id = ?1",
+    [S_SUB_DEL_LINKS] = "DELETE FROM subscription_streams WHERE sub_id = ?1",
+    [S_SUB_PATTERNS] = "SELECT " SUB_COLS " FROM subscriptions WHERE pattern IS NOT NULL",
+    [S_SUB_LEASES] = "SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
+                     "lease_expires_ms <= ?1 AND delivery_due_ms IS NULL "
+                     "ORDER BY lease_expires_ms LIMIT ?2",
+    [S_SUB_DUE] = "SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
+                  "delivery_due_ms <= ?1 ORDER BY delivery_due_ms LIMIT ?2",
+    [S_SUB_NEXT_DUE] = "SELECT min(delivery_due_ms) FROM subscriptions",
+    [S_LINK_GET] = "SELECT " LINK_COLS " FROM subscription_streams WHERE sub_id = ?1 AND "
+                   "path = ?2",
+    [S_LINK_PUT] = "INSERT OR REPLACE INTO subscription_streams (" LINK_COLS ") VALUES (?1, "
+                   "?2, ?3, ?4, ?5, ?6)",
+    [S_LINK_DEL] = "DELETE FROM subscription_streams WHERE sub_id = ?1 AND path = ?2",
+    [S_LINK_LIST_SUB] = "SELECT " LINK_COLS " FROM subscription_streams WHERE sub_id = ?1 "
+                        "ORDER BY path",
+    [S_LINK_LIST_PATH] = "SELECT " LINK_COLS " FROM subscription_streams WHERE path = ?1 "
+                         "ORDER BY sub_id",
+    [S_LINK_SNAPSHOT] = "UPDATE subscription_streams SET wake_tail = coalesce((SELECT tail FROM "
+                        "streams WHERE streams.path = subscription_streams.path AND deleted = 0), "
+                        "0) WHERE sub_id = ?1",
+    [S_LINK_ACK_SNAPSHOT] = "UPDATE subscription_streams SET acked = max(acked, min(wake_tail, "
+                            "coalesce((SELECT tail FROM streams WHERE streams.path = "
+                            "subscription_streams.path AND deleted = 0), 0))) WHERE sub_id = ?1 "
+                            "AND wake_tail IS NOT NULL AND wake_tail > acked",
+    [S_LINK_PENDING] = "SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
+                       "l.path WHERE l.sub_id = ?1 AND s.deleted = 0 AND s.tail > l.acked "
+                       "ORDER BY l.path LIMIT 1",
+    [S_STREAM_SCAN] = "SELECT " STREAM_COLS " FROM streams WHERE path >= ?1 AND deleted = 0 "
+                      "ORDER BY path",
+    [S_KEY_GET] = "SELECT secret FROM server_keys WHERE name = ?1",
+    [S_KEY_PUT] = "INSERT INTO server_keys (name, secret, created_ms) VALUES (?1, ?2, ?3)",
 };
 
 static const char schema_sql[] =
@@ -307,7 +370,41 @@ static const char schema_sql[] =
     "  ord INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS snapshots_owner ON snapshots (owner, ord);"
     "CREATE INDEX IF NOT EXISTS snapshots_expiry ON snapshots (expires_ms) "
-    "  WHERE expires_ms IS NOT NULL;";
+    "  WHERE expires_ms IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS subscriptions ("
+    "  id TEXT PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  pattern TEXT,"
+    "  webhook_url TEXT,"
+    "  wake_stream TEXT,"
+    "  description TEXT,"
+    "  lease_ttl_ms INTEGER NOT NULL,"
+    "  config_hash TEXT NOT NULL,"
+    "  root_url TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  generation INTEGER NOT NULL DEFAULT 0,"
+    "  wake_id TEXT,"
+    "  holder TEXT,"
+    "  lease_expires_ms INTEGER,"
+    "  delivery_due_ms INTEGER,"
+    "  attempts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS subscriptions_lease ON subscriptions (lease_expires_ms) "
+    "  WHERE lease_expires_ms IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS subscriptions_due ON subscriptions (delivery_due_ms) "
+    "  WHERE delivery_due_ms IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS subscription_streams ("
+    "  sub_id TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  by_glob INTEGER NOT NULL DEFAULT 0,"
+    "  by_explicit INTEGER NOT NULL DEFAULT 0,"
+    "  acked INTEGER NOT NULL DEFAULT 0,"
+    "  wake_tail INTEGER,"
+    "  PRIMARY KEY (sub_id, path)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS subscription_streams_path ON subscription_streams (path);"
+    "CREATE TABLE IF NOT EXISTS server_keys ("
+    "  name TEXT PRIMARY KEY,"
+    "  secret BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL);";
 
 struct parley_db {
     sqlite3 *conn;              /* the SQLite connection */
@@ -1447,4 +1544,309 @@ int parley_db_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_R
                            int max, int *n)
 {
     return scan_ids(db, S_SNAP_EXPIRED, now_ms, ids, max, n, "snapshot expiry scan");
+}
+
+/* ---- subscriptions ---- */
+
+static void row_to_sub(sqlite3_stmt *st, parley_sub_t *s)
+{
+    memset(s, 0, sizeof *s);
+    copy_text(s->id, sizeof s->id, st, 0);
+    copy_text(s->type, sizeof s->type, st, 1);
+    copy_text(s->pattern, sizeof s->pattern, st, 2);
+    copy_text(s->webhook_url, sizeof s->webhook_url, st, 3);
+    copy_text(s->wake_stream, sizeof s->wake_stream, st, 4);
+    copy_text(s->description, sizeof s->description, st, 5);
+    s->lease_ttl_ms = sqlite3_column_int64(st, 6);
+    copy_text(s->config_hash, sizeof s->config_hash, st, 7);
+    copy_text(s->root_url, sizeof s->root_url, st, 8);
+    s->created_ms = sqlite3_column_int64(st, 9);
+    s->generation = sqlite3_column_int64(st, 10);
+    copy_text(s->wake_id, sizeof s->wake_id, st, 11);
+    copy_text(s->holder, sizeof s->holder, st, 12);
+    s->lease_expires_ms = opt_int(st, 13);
+    s->delivery_due_ms = opt_int(st, 14);
+    s->attempts = sqlite3_column_int64(st, 15);
+}
+
+static int fetch_sub(sqlite3_stmt *st, void *out)
+{
+    row_to_sub(st, out);
+    return 0;
+}
+
+int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return fetch_one(db, st, fetch_sub, out, "subscription lookup");
+}
+
+int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->type, -1, SQLITE_STATIC);
+    bind_opt_text(st, 3, s->pattern);
+    bind_opt_text(st, 4, s->webhook_url);
+    bind_opt_text(st, 5, s->wake_stream);
+    bind_opt_text(st, 6, s->description);
+    sqlite3_bind_int64(st, 7, s->lease_ttl_ms);
+    sqlite3_bind_text(st, 8, s->config_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, s->root_url, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, s->created_ms);
+    sqlite3_bind_int64(st, 11, s->generation);
+    bind_opt_text(st, 12, s->wake_id);
+    bind_opt_text(st, 13, s->holder);
+    bind_opt_int(st, 14, s->lease_expires_ms);
+    bind_opt_int(st, 15, s->delivery_due_ms);
+    sqlite3_bind_int64(st, 16, s->attempts);
+    return exec_stmt(db, st, "subscription store");
+}
+
+int parley_db_sub_remove(parley_db_t *db, const char *id)
+{
+    int rc = remove_by_id(db, S_SUB_DEL_LINKS, id, "subscription links remove");
+    return rc ? rc : remove_by_id(db, S_SUB_DEL, id, "subscription remove");
+}
+
+int parley_db_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
+                               void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_PATTERNS, &st);
+    if (rc)
+        return rc;
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        parley_sub_t s;
+        row_to_sub(st, &s);
+        if (cb(arg, &s))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "subscription pattern scan");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_sub_leases_expired(parley_db_t *db, int64_t now_ms,
+                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
+{
+    return scan_ids(db, S_SUB_LEASES, now_ms, ids, max, n, "subscription lease scan");
+}
+
+int parley_db_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
+                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
+{
+    return scan_ids(db, S_SUB_DUE, now_ms, ids, max, n, "subscription delivery scan");
+}
+
+int parley_db_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_NEXT_DUE, &st);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(st);
+    int err = 0;
+    *due_ms = -1;
+    if (rc == SQLITE_ROW)
+        *due_ms = opt_int(st, 0);
+    else if (rc != SQLITE_DONE)
+        err = db_error(db, rc, "subscription delivery scan");
+    sqlite3_reset(st);
+    return err;
+}
+
+static void row_to_link(sqlite3_stmt *st, parley_sub_link_t *l)
+{
+    copy_text(l->sub_id, sizeof l->sub_id, st, 0);
+    copy_text(l->path, sizeof l->path, st, 1);
+    l->by_glob = sqlite3_column_int(st, 2) != 0;
+    l->by_explicit = sqlite3_column_int(st, 3) != 0;
+    l->acked = (uint64_t)sqlite3_column_int64(st, 4);
+    l->wake_tail = opt_int(st, 5);
+}
+
+static int fetch_link(sqlite3_stmt *st, void *out)
+{
+    row_to_link(st, out);
+    return 0;
+}
+
+int parley_db_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
+                          parley_sub_link_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_LINK_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    return fetch_one(db, st, fetch_link, out, "subscription link lookup");
+}
+
+int parley_db_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_LINK_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, l->sub_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, l->path, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, l->by_glob);
+    sqlite3_bind_int(st, 4, l->by_explicit);
+    sqlite3_bind_int64(st, 5, (int64_t)l->acked);
+    bind_opt_int(st, 6, l->wake_tail);
+    return exec_stmt(db, st, "subscription link store");
+}
+
+int parley_db_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_LINK_DEL, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    return exec_stmt(db, st, "subscription link remove");
+}
+
+int parley_db_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
+                           int (*cb)(void *arg, const parley_sub_link_t *l), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, sub_id ? S_LINK_LIST_SUB : S_LINK_LIST_PATH, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id ? sub_id : path, -1, SQLITE_STATIC);
+    int err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        parley_sub_link_t l;
+        row_to_link(st, &l);
+        if (cb(arg, &l))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "subscription link list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+/* Run a statement without rows whose one parameter is a subscription id. */
+static int exec_for_sub(parley_db_t *db, enum stmt_id sid, const char *sub_id, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, sid, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id, -1, SQLITE_STATIC);
+    return exec_stmt(db, st, what);
+}
+
+int parley_db_sublink_snapshot(parley_db_t *db, const char *sub_id)
+{
+    return exec_for_sub(db, S_LINK_SNAPSHOT, sub_id, "subscription snapshot");
+}
+
+int parley_db_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
+{
+    return exec_for_sub(db, S_LINK_ACK_SNAPSHOT, sub_id, "subscription auto-ack");
+}
+
+int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_LINK_PENDING, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        copy_text(path, PARLEY_PATH_MAX + 1, st, 0);
+    else if (rc == SQLITE_DONE)
+        err = PARLEY_ENOTFOUND;
+    else
+        err = db_error(db, rc, "subscription pending scan");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_stream_scan(parley_db_t *db, const char *prefix,
+                          int (*cb)(void *arg, const parley_stream_t *s), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    size_t plen = strlen(prefix);
+    int rc = prep(db, S_STREAM_SCAN, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    parley_stream_t *s = malloc(sizeof *s);
+    int err = s ? 0 : PARLEY_ENOMEM;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_to_stream(st, s);
+        if (strncmp(s->path, prefix, plen) != 0)
+            break; /* past the prefix's range */
+        if (cb(arg, s))
+            break;
+    }
+    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_error(db, rc, "stream scan");
+    free(s);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
+                      size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_KEY_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (n > cap) {
+            err = PARLEY_ETOOBIG;
+        } else {
+            if (n)
+                memcpy(out, sqlite3_column_blob(st, 0), n);
+            *len = n;
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ENOTFOUND;
+    } else {
+        err = db_error(db, rc, "key lookup");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
+                      int64_t created_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_KEY_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, created_ms);
+    return exec_stmt(db, st, "key store");
 }

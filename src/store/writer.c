@@ -362,3 +362,54 @@ void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out)
     *out = wr->stats;
     pthread_mutex_unlock(&wr->lock);
 }
+
+typedef struct call {
+    parley_write_t w;                     /* must be first */
+    int (*fn)(parley_db_t *db, void *arg); /* the work */
+    void *arg;                            /* for fn */
+    int rc;                               /* fn's result, then the batch's */
+    bool done;                            /* the batch's fate is known */
+    pthread_mutex_t lock;                 /* guards rc and done */
+    pthread_cond_t cond;                  /* signalled when done */
+} call_t;
+
+static int apply_call(parley_write_t *w, parley_db_t *db)
+{
+    call_t *c = (call_t *)w;
+    c->rc = c->fn(db, c->arg);
+    return c->rc;
+}
+
+static void call_done(parley_write_t *w, int status)
+{
+    call_t *c = (call_t *)w;
+    pthread_mutex_lock(&c->lock);
+    if (c->rc == 0)
+        c->rc = status;
+    c->done = true;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+int parley_writer_call(parley_writer_t *wr, int (*fn)(parley_db_t *db, void *arg), void *arg)
+{
+    call_t c;
+    memset(&c, 0, sizeof c);
+    c.w.apply = apply_call;
+    c.w.done = call_done;
+    c.fn = fn;
+    c.arg = arg;
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    int rc = parley_writer_submit(wr, &c.w);
+    if (rc == 0) {
+        pthread_mutex_lock(&c.lock);
+        while (!c.done)
+            pthread_cond_wait(&c.cond, &c.lock);
+        rc = c.rc;
+        pthread_mutex_unlock(&c.lock);
+    }
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.cond);
+    return rc;
+}

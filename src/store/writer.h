@@ -91,4 +91,13 @@ typedef struct parley_writer_stats {
 } parley_writer_stats_t;
 void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out);
 
+/*
+ * Run fn(db, arg) on the writer thread, in a savepoint of a batch like any
+ * write, and wait until that batch has committed. Returns fn's error (its
+ * changes are then rolled back), the batch's failure, or PARLEY_ECLOSED.
+ * For start-up work that must be durable before the server goes on. Any
+ * thread but the writer's.
+ */
+int parley_writer_call(parley_writer_t *wr, int (*fn)(parley_db_t *db, void *arg), void *arg);
+
 #endif

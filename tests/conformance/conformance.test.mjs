@@ -5,4 +5,4 @@ import { runConformanceTests } from "@durable-streams/server-conformance-tests"
 const baseUrl = process.env.CONFORMANCE_TEST_URL
 if (!baseUrl) throw new Error("CONFORMANCE_TEST_URL is not set: run `node run.mjs`")
 
-runConformanceTests({ baseUrl })
+runConformanceTests({ baseUrl, subscriptions: true })

@@ -1,0 +1,37 @@
+/*
+ * webhook.h — the webhook delivery thread (PROTOCOL.md §7.1).
+ *
+ * One thread POSTs the wakes of webhook subscriptions with libcurl's multi
+ * interface: many deliveries in flight at once, none of them on the writer
+ * or an HTTP worker. It finds due deliveries in the store (delivery_due_ms
+ * of core/subscription.h), signs each body (core/keyring.h), and hands each
+ * outcome back to the writer as a write of its own; the retry schedule is
+ * stored, so a restart keeps it.
+ *
+ * Ownership: parley_webhook_start() borrows store, writer, hub and keyring;
+ * they must outlive parley_webhook_stop().
+ * Threads: start and stop from the thread that runs the server.
+ */
+#ifndef PARLEY_HTTP_WEBHOOK_H
+#define PARLEY_HTTP_WEBHOOK_H
+
+#include "core/hub.h"
+#include "core/keyring.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+typedef struct parley_webhook parley_webhook_t;
+
+/* Start the delivery thread. 0, or a PARLEY_E* / -errno error. */
+int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
+                         const parley_keyring_t *kr, parley_webhook_t **out);
+
+/*
+ * Stop the thread and free it. Transfers in flight are abandoned (their
+ * deliveries stay due and are made again after a restart: delivery is at
+ * least once). Call after parley_writer_stop(), so that no outcome write
+ * is still queued. Accepts NULL.
+ */
+void parley_webhook_stop(parley_webhook_t *wh);
+
+#endif

@@ -1,0 +1,133 @@
+// Subscriptions (PROTOCOL.md §6-§7) beyond what the conformance suite
+// covers: who may manage them when authentication is on, the token-only
+// routes, the signing key surviving a restart, webhook retries with their
+// "failed" status, and a pull-wake lease that runs out.
+import assert from "node:assert/strict"
+import http from "node:http"
+import { test } from "node:test"
+
+import { client, expectStatus, sleep, userToken } from "./lib/api.mjs"
+import { startServer } from "./lib/server.mjs"
+
+delete process.env.PARLEY_ADMIN_KEY
+delete process.env.PARLEY_JWT_SECRET
+
+const ADMIN_KEY = "test-admin-key-7c21d0aa"
+const SECRET = "test-jwt-secret-33e8b2f1"
+
+/** A webhook receiver on loopback; answer(req body) → [status, body]. */
+async function receiver(t, answer) {
+  const hits = []
+  const srv = http.createServer((req, res) => {
+    const chunks = []
+    req.on("data", (c) => chunks.push(c))
+    req.on("end", () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
+      hits.push({ at: Date.now(), body, signature: req.headers["webhook-signature"] })
+      const [status, out] = answer(body)
+      res.writeHead(status, { "content-type": "application/json" })
+      res.end(JSON.stringify(out))
+    })
+  })
+  await new Promise((ok) => srv.listen(0, "127.0.0.1", ok))
+  t.after(() => new Promise((ok) => { srv.closeAllConnections(); srv.close(ok) }))
+  return { url: `http://127.0.0.1:${srv.address().port}/hook`, hits }
+}
+
+async function until(what, fn, timeoutMs = 5000) {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await fn()) return
+    await sleep(25)
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
+
+test("subscriptions - management is admin-only when auth is on; token routes and the JWK Set need no credentials", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET] })
+  const admin = client(srv, ADMIN_KEY)
+  const alice = client(srv, userToken("alice", SECRET))
+  const actingAs = client(srv, ADMIN_KEY, { headers: { "Parley-User": "alice" } })
+  const anon = client(srv, null)
+  const rx = await receiver(t, () => [200, {}])
+  const spec = { type: "webhook", pattern: "jobs/*", webhook: { url: rx.url }, lease_ttl_ms: 5000 }
+
+  assert.equal((await anon.put("/v1/stream/__ds/subscriptions/s1", spec)).status, 401, "no token")
+  for (const [who, c] of [["a user", alice], ["the admin acting as a user", actingAs]]) {
+    const res = await c.put("/v1/stream/__ds/subscriptions/s1", spec)
+    assert.equal(res.status, 403, `${who}: ${res.text}`)
+    assert.equal(res.json().error.code, "FORBIDDEN")
+    assert.equal((await c.get("/v1/stream/__ds/subscriptions/s1")).status, 403)
+    assert.equal((await c.post("/v1/stream/__ds/subscriptions/s1/claim", { worker: "w" })).status, 403)
+  }
+  expectStatus(await admin.put("/v1/stream/__ds/subscriptions/s1", spec), 201, "admin creates")
+
+  const jwks = await anon.get("/v1/stream/__ds/jwks.json")
+  assert.equal(jwks.status, 200, "the JWK Set is public")
+  assert.match(jwks.headers["content-type"], /^application\/jwk-set\+json/)
+
+  // A user's stream under the pattern wakes the subscription; the receiver
+  // calls back with only the wake's token.
+  expectStatus(await alice.call("PUT", "/v1/stream/jobs/1", { body: '{"x":1}', headers: { "Content-Type": "application/json" } }), 201)
+  await until("the webhook", () => rx.hits.length > 0)
+  const wake = rx.hits[0].body
+  const acks = wake.streams.map((s) => ({ stream: s.path, offset: s.tail_offset }))
+  const cb = await anon.post(new URL(wake.callback_url).pathname, { wake_id: wake.wake_id, generation: wake.generation, acks, done: true }, { headers: { Authorization: `Bearer ${wake.callback_token}` } })
+  assert.deepEqual(expectStatus(cb, 200, "callback with the wake token"), { ok: true, next_wake: false })
+  const noToken = await anon.post(new URL(wake.callback_url).pathname, { wake_id: wake.wake_id, generation: wake.generation })
+  assert.equal(noToken.status, 401)
+  assert.equal(noToken.json().error.code, "TOKEN_INVALID")
+  // The admin key is not a wake token.
+  const adminAsToken = await admin.post(new URL(wake.callback_url).pathname, { wake_id: wake.wake_id, generation: wake.generation })
+  assert.equal(adminAsToken.status, 401)
+})
+
+test("subscriptions - the signing key and subscriptions survive a restart", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  const kid = (await c.get("/v1/stream/__ds/jwks.json")).json().keys[0].kid
+  assert.match(kid, /^ds_[A-Za-z0-9_-]{43}$/)
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/keep", { type: "pull-wake", streams: ["a/b"], wake_stream: "wake" }), 201)
+  await srv.restart()
+  assert.equal((await c.get("/v1/stream/__ds/jwks.json")).json().keys[0].kid, kid, "same kid after a restart")
+  const sub = expectStatus(await c.get("/v1/stream/__ds/subscriptions/keep"), 200)
+  assert.deepEqual(sub.streams, [{ path: "a/b", link_type: "explicit", acked_offset: "0000000000000000_0000000000000000" }])
+})
+
+test("subscriptions - a failing webhook is retried with backoff and reported failed, then delivered", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  let up = false
+  const rx = await receiver(t, () => (up ? [200, { done: true }] : [503, {}]))
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/r", { type: "webhook", streams: ["r/s"], webhook: { url: rx.url } }), 201)
+  expectStatus(await c.call("PUT", "/v1/stream/r/s", { body: "[1,2]", headers: { "Content-Type": "application/json" } }), 201)
+  await until("two attempts", () => rx.hits.length >= 2, 5000)
+  const gap = rx.hits[1].at - rx.hits[0].at
+  assert.ok(gap >= 700 && gap < 2500, `first retry after about 1 s, got ${gap} ms`)
+  assert.equal(expectStatus(await c.get("/v1/stream/__ds/subscriptions/r"), 200).status, "failed")
+  assert.equal(rx.hits[0].body.wake_id, rx.hits[1].body.wake_id, "a retry is the same wake")
+  up = true
+  await until("the done delivery", async () => {
+    const sub = expectStatus(await c.get("/v1/stream/__ds/subscriptions/r"), 200)
+    return sub.status === "active" && sub.streams[0].acked_offset === "0000000000000000_0000000000000002"
+  }, 8000)
+})
+
+test("subscriptions - a pull-wake lease that runs out fences its worker and wakes again", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  expectStatus(await c.call("PUT", "/v1/stream/wake", { body: "[]", headers: { "Content-Type": "application/json" } }), 201)
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/p", { type: "pull-wake", pattern: "in/**", wake_stream: "wake", lease_ttl_ms: 1000 }), 201)
+  expectStatus(await c.call("PUT", "/v1/stream/in/a/b", { body: "hello", headers: { "Content-Type": "text/plain" } }), 201)
+  const claim = expectStatus(await c.post("/v1/stream/__ds/subscriptions/p/claim", { worker: "slow" }), 200)
+  assert.equal(claim.streams[0].path, "in/a/b")
+  await sleep(2600) // the lease (1 s) runs out; maintenance runs about once a second
+  const late = await c.post("/v1/stream/__ds/subscriptions/p/ack", { wake_id: claim.wake_id, generation: claim.generation, acks: [{ stream: "in/a/b", offset: claim.streams[0].tail_offset }], done: true }, { headers: { Authorization: `Bearer ${claim.token}` } })
+  assert.equal(late.status, 409)
+  assert.equal(late.json().error.code, "FENCED")
+  const events = expectStatus(await c.get("/v1/stream/wake?offset=-1"), 200)
+  assert.deepEqual(events.map((e) => [e.type, e.subscription_id, e.stream, e.generation]), [["wake", "p", "in/a/b", 1], ["wake", "p", "in/a/b", 2]])
+  const again = expectStatus(await c.post("/v1/stream/__ds/subscriptions/p/claim", { worker: "fast" }), 200)
+  assert.equal(again.generation, 2)
+  assert.equal(again.streams[0].acked_offset, "0000000000000000_0000000000000000", "nothing was acked by the fenced worker")
+})
