@@ -360,6 +360,7 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     }
     if (rc && rc != PARLEY_ENOTFOUND)
         return rc;
+    bool have_log = rc == 0; /* a new conversation's log is made by its first message */
     parley_clock_format(now, at, sizeof at);
     json_t *m =
         json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id", c->id,
@@ -375,8 +376,13 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
         json_decref(m);
         return rc;
     }
-    int64_t sid;
-    rc = parley_stream_append_internal(db, path, c->owner, text, len, &sid);
+    int64_t sid = 0;
+    if (have_log) { /* loaded already: append to it directly */
+        rc = parley_stream_append_row(db, &log, text, len);
+        sid = log.id;
+    } else {
+        rc = parley_stream_append_internal(db, path, c->owner, text, len, &sid);
+    }
     free(text);
     if (rc == 0) {
         parley_outcome_notify(out, sid);

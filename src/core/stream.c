@@ -729,46 +729,48 @@ int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley
 
 /* ---- internal streams (event feeds) -------------------------------------- */
 
+/* Load the internal stream at path into *st, creating it if missing. */
+static int ensure_row(parley_db_t *db, const char *path, const char *owner, parley_stream_t *st)
+{
+    int rc = parley_db_stream_get(db, path, st);
+    if (rc != PARLEY_ENOTFOUND)
+        return rc;
+    memset(st, 0, sizeof *st);
+    snprintf(st->path, sizeof st->path, "%s", path);
+    snprintf(st->owner, sizeof st->owner, "%s", owner);
+    snprintf(st->content_type, sizeof st->content_type, "application/json");
+    st->created_ms = st->touched_ms = parley_clock_now_ms();
+    st->ttl_s = st->expires_ms = -1;
+    return parley_db_stream_insert(db, st);
+}
+
 int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char *owner,
                                   int64_t *stream_id)
 {
     parley_stream_t st;
-    int rc = parley_db_stream_get(db, path, &st);
-    if (rc == 0) {
-        *stream_id = st.id;
-        return 0;
-    }
-    if (rc != PARLEY_ENOTFOUND)
-        return rc;
-    memset(&st, 0, sizeof st);
-    snprintf(st.path, sizeof st.path, "%s", path);
-    snprintf(st.owner, sizeof st.owner, "%s", owner);
-    snprintf(st.content_type, sizeof st.content_type, "application/json");
-    st.created_ms = st.touched_ms = parley_clock_now_ms();
-    st.ttl_s = st.expires_ms = -1;
-    rc = parley_db_stream_insert(db, &st);
+    int rc = ensure_row(db, path, owner, &st);
     if (rc == 0)
         *stream_id = st.id;
     return rc;
 }
 
+int parley_stream_append_row(parley_db_t *db, parley_stream_t *st, const char *msg, size_t len)
+{
+    int rc = parley_db_chunk_insert(db, st->id, st->tail, st->tail + 1, st->tail + 1, msg, len);
+    if (rc)
+        return rc;
+    st->tail++;
+    st->touched_ms = parley_clock_now_ms();
+    return parley_db_stream_update(db, st);
+}
+
 int parley_stream_append_internal(parley_db_t *db, const char *path, const char *owner,
                                   const char *msg, size_t len, int64_t *stream_id)
 {
-    int64_t id;
-    int rc = parley_stream_ensure_internal(db, path, owner, &id);
-    if (rc)
-        return rc;
     parley_stream_t st;
-    rc = parley_db_stream_get_id(db, id, &st);
-    if (rc)
-        return rc;
-    rc = parley_db_chunk_insert(db, st.id, st.tail, st.tail + 1, st.tail + 1, msg, len);
-    if (rc)
-        return rc;
-    st.tail++;
-    st.touched_ms = parley_clock_now_ms();
-    rc = parley_db_stream_update(db, &st);
+    int rc = ensure_row(db, path, owner, &st);
+    if (rc == 0)
+        rc = parley_stream_append_row(db, &st, msg, len);
     if (rc == 0)
         *stream_id = st.id;
     return rc;
