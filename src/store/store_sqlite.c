@@ -186,28 +186,44 @@ static const char *const stmt_sql[S_COUNT] = {
                        "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
     [S_IDEM_GET] = "SELECT fingerprint, created_ms, response FROM idempotency "
                    "WHERE owner = ?1 AND key = ?2",
-    [S_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency (owner, key, fingerprint, created_ms, "
-                   "response) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_IDEM_PUT] = "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
+                   "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
+                   "excluded.response",
     [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
                      "WHERE created_ms < ?1 LIMIT ?2)",
     [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
                   "FROM documents WHERE owner = ?1 AND collection = ?2 AND id = ?3",
-    [S_DOC_PUT] = "INSERT OR REPLACE INTO documents (owner, collection, id, version, deleted, "
-                  "data, checksum, created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                  "?7, ?8, ?9, ?10)",
+    [S_DOC_PUT] = "INSERT INTO documents (owner, collection, id, version, deleted, data, checksum, "
+                  "created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                  "ON CONFLICT (owner, collection, id) DO UPDATE SET "
+                  "version = excluded.version, deleted = excluded.deleted, data = excluded.data, "
+                   "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
+                   "excluded.updated_ms, chg = excluded.chg",
     [S_DOC_LIST] = "SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM documents "
                    "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
                    "ORDER BY chg DESC LIMIT ?4",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
                        "DO UPDATE SET value = value + 1 RETURNING value",
     [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
-    [S_CONV_PUT] = "INSERT OR REPLACE INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, "
-                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_CONV_PUT] = "INSERT INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                   "?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
+                   "owner = excluded.owner, title = excluded.title, metadata = excluded.metadata, "
+                   "version = excluded.version, created_ms = excluded.created_ms, updated_ms = "
+                   "excluded.updated_ms, message_count = excluded.message_count, last_message_ms = "
+                   "excluded.last_message_ms, activity = excluded.activity, deleted = "
+                   "excluded.deleted",
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE owner = ?1 AND deleted = 0 "
                     "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
     [S_SESS_GET] = "SELECT " SESS_COLS " FROM sessions WHERE id = ?1",
-    [S_SESS_PUT] = "INSERT OR REPLACE INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
-                   "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SESS_PUT] = "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
+                   "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
+                   "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
+                   "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
+                   "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
+                   "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
+                   "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
     [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
     [S_SESS_LIST] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
@@ -221,8 +237,12 @@ static const char *const stmt_sql[S_COUNT] = {
                        "lease_expires_ms <= ?1 AND status = 'processing' "
                        "ORDER BY lease_expires_ms LIMIT ?2",
     [S_SNAP_GET] = "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1",
-    [S_SNAP_PUT] = "INSERT OR REPLACE INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, "
-                   "?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_SNAP_PUT] = "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                   "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
+                   "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
+                   "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
+                   "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
+                   "excluded.payload, ord = excluded.ord",
     [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
     [S_SNAP_LIST] = "SELECT " SNAP_COLS " FROM snapshots WHERE owner = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
