@@ -265,7 +265,9 @@ export async function startServer(opts = {}) {
     if (/^--(listen|data|quiet)\b/.test(a))
       throw new Error(`startServer: ${a} is set by the helper and cannot be passed`)
   }
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-blackbox-"))
+  // opts.dataDir: a directory of the caller's (e.g. on a small filesystem);
+  // it is still removed at cleanup.
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "parley-blackbox-"))
   dirs.add(dataDir)
   const server = new ParleyServer(dataDir, args, opts.env ?? null)
   if (opts.t) opts.t.after(() => server.cleanup())
