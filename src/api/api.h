@@ -78,6 +78,14 @@ void parley_api_snapshots(parley_req_t *r, const char *rest);
  * or its messages); the handler decides who may see what. */
 bool parley_api_snapshots_is_anonymous_read(const char *method, const char *path);
 
+/*
+ * The router (router.c): answer r, a complete request, with the right
+ * handler (after CORS preflight, body limit and authentication). arg is
+ * the server's parley_config_t. body_limit: the largest body a path takes.
+ */
+void parley_api_route(parley_req_t *r, void *arg);
+size_t parley_api_body_limit(const char *path, void *arg);
+
 /* /healthz and /readyz. */
 void parley_api_health(parley_req_t *r);
 

@@ -32,6 +32,7 @@
 #include "api/api.h"
 #include "api/params.h"
 #include "api/write.h"
+#include "core/feed.h"
 #include "core/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
@@ -178,15 +179,31 @@ int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, 
 }
 
 /*
- * Writer thread, after a stream write succeeded: tell the subscriptions
- * (core/subscription.h) in the same savepoint, so that a stream's link,
- * the wake it causes and the append commit together.
+ * Writer thread, after a stream write succeeded: write its events to the
+ * change feed and tell the subscriptions (core/subscription.h), in the
+ * same savepoint, so that the write, its events, a stream's link and the
+ * wake it causes commit together.
  */
 static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parley_write_t *w)
 {
     const parley_stream_res_t *res = &sw->res;
     parley_outcome_t o;
     int rc = 0;
+    /* The change feed first: stream.created|closed|deleted, in the
+     * owner's feed and the feed of all. */
+    for (int i = 0; i < res->nevents; i++) {
+        json_t *fields = json_pack("{s:s}", "stream", sw->path);
+        int64_t ids[2];
+        int n = 0;
+        rc = fields ? parley_feed_emit(db, res->meta.owner[0] ? res->meta.owner : sw->owner,
+                                       res->events[i], fields, NULL, ids, &n)
+                    : PARLEY_ENOMEM;
+        json_decref(fields);
+        if (rc)
+            return rc;
+        for (int k = 0; k < n; k++)
+            parley_api_notify(w, ids[k]);
+    }
     int64_t now = parley_clock_now_ms();
     parley_outcome_init(&o);
     if (sw->kind == W_CREATE && res->status == 201)

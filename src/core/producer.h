@@ -16,13 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PARLEY_PRODUCER_MAX 9007199254740991ULL /* 2^53 - 1 */
+#include "store/store.h" /* parley_producer_state_t, the stored record */
 
-typedef struct parley_producer_state {
-    bool exists;       /* false: the producer has never written here */
-    uint64_t epoch;    /* current epoch */
-    uint64_t last_seq; /* highest accepted seq within epoch */
-} parley_producer_state_t;
+#define PARLEY_PRODUCER_MAX 9007199254740991ULL /* 2^53 - 1 */
 
 typedef enum {
     PARLEY_PRODUCER_ACCEPT,      /* append; state becomes (epoch, seq) → 200 */

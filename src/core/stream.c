@@ -32,8 +32,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/feed.h"
 #include "core/jsonmsg.h"
+#include "core/producer.h"
 #include "core/stream.h"
 #include "parley/parley.h"
 #include "util/clock.h"
@@ -198,21 +198,13 @@ static void changed(parley_stream_res_t *res, int64_t id)
         res->changed[res->nchanged++] = id;
 }
 
-/* Record a stream event in the caller's feed (and the feed of all). */
-static int stream_event(parley_db_t *db, const parley_stream_req_t *req, const char *type,
-                        const parley_stream_t *st, parley_stream_res_t *res)
+/* Note what happened, for the caller's change feed (api/streams.c writes
+ * the events in the same transaction). */
+static int stream_event(const char *type, parley_stream_res_t *res)
 {
-    json_t *fields = json_pack("{s:s}", "stream", st->path);
-    if (!fields)
-        return PARLEY_ENOMEM;
-    int64_t ids[2];
-    int n = 0;
-    int rc = parley_feed_emit(db, st->owner[0] ? st->owner : req->owner, type, fields, NULL, ids,
-                              &n);
-    json_decref(fields);
-    for (int i = 0; rc == 0 && i < n; i++)
-        changed(res, ids[i]);
-    return rc;
+    if (res->nevents < 2)
+        res->events[res->nevents++] = type;
+    return 0;
 }
 
 /* ---- removal ----------------------------------------------------------- */
@@ -559,9 +551,9 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
     res->closed = st.closed;
     set_offset(res, st.tail);
     changed(res, st.id);
-    rc = stream_event(db, req, "stream.created", &st, res);
+    rc = stream_event("stream.created", res);
     if (rc == 0 && st.closed)
-        rc = stream_event(db, req, "stream.closed", &st, res);
+        rc = stream_event("stream.closed", res);
     return rc;
 }
 
@@ -695,7 +687,7 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     if (st.tail != old_tail || st.closed)
         changed(res, st.id);
     if (req->closed)
-        return stream_event(db, req, "stream.closed", &st, res);
+        return stream_event("stream.closed", res);
     return 0;
 }
 
@@ -723,8 +715,9 @@ int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley
     if (rc)
         return rc;
     res->status = 204;
+    res->meta = st;
     changed(res, st.id);
-    return stream_event(db, req, "stream.deleted", &st, res);
+    return stream_event("stream.deleted", res);
 }
 
 /* ---- internal streams (event feeds) -------------------------------------- */

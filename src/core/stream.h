@@ -77,6 +77,8 @@ typedef struct parley_stream_res {
     parley_stream_t meta;      /* the stream after the write (create: for headers) */
     int64_t changed[4];        /* streams whose readers must wake */
     int nchanged;              /* entries in changed */
+    const char *events[2];     /* what happened, for the change feed (static) */
+    int nevents;               /* entries in events */
 } parley_stream_res_t;
 
 /*

@@ -38,7 +38,7 @@
 #include "util/buf.h"
 
 typedef struct parley_req parley_req_t;
-typedef struct parley_server parley_server_t;
+typedef struct parley_http parley_http_t;
 typedef void (*parley_resume_fn)(parley_req_t *r);
 
 /* The server-wide pieces a handler may use (all borrowed). */
@@ -71,6 +71,10 @@ const char *parley_req_body(parley_req_t *r, size_t *len);
  * whether it has admin rights. Borrowed for the request's life. */
 const char *parley_req_user(parley_req_t *r);
 bool parley_req_is_admin(parley_req_t *r);
+/* Set by the router once the caller is authenticated. */
+void parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
+/* The body was over the route's limit (and was not kept). */
+bool parley_req_body_too_big(parley_req_t *r);
 
 /* This thread's read-only store connection (opened on first use). */
 parley_db_t *parley_req_reader(parley_req_t *r);

@@ -1,6 +1,7 @@
 /*
- * server.c — the HTTP layer: libmicrohttpd daemon, request lifecycle,
- * routing, suspend/resume, responses, start-up and graceful shutdown.
+ * server.c — the HTTP transport: the libmicrohttpd daemon, the request
+ * lifecycle, suspend/resume, responses. It knows no route: every complete
+ * request goes to the route callback it was started with (api/router.c).
  *
  * NOTES ON THE DESIGN
  *
@@ -20,16 +21,10 @@
  * while it is still uploading) unless it is absurdly large, which closes
  * the connection at once.
  *
- * Shutdown (SIGINT/SIGTERM, or a fatal storage error):
- *   1. stop accepting connections (quiesce);
- *   2. close the hub: parked long-polls answer, SSE streams end;
- *   3. stop the writer: every queued write is committed and answered;
- *   4. wait for in-flight requests to finish sending (bounded);
- *   5. stop the daemon, then the webhook delivery thread (after the
- *      writer, which has answered its outcome writes), close the store
- *      (releasing the lock).
- * No connection is suspended when the daemon stops (steps 2 and 3 resume
- * them all), as libmicrohttpd requires.
+ * Shutdown is driven by the server (src/parley.c): quiesce (no new
+ * connections; answers say Connection: close), then the hub and the writer
+ * answer every parked and queued request, then parley_http_stop(). No
+ * connection is suspended when the daemon stops, as libmicrohttpd requires.
  *
  * Invariants:
  *   1. A connection is suspended only by its own worker, and is resumed
@@ -53,16 +48,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "api/api.h"
-#include "api/auth.h"
-#include "core/keyring.h"
-#include "core/session.h"
-#include "core/snapshot.h"
-#include "core/stream.h"
-#include "core/subscription.h"
 #include "http/request.h"
-#include "http/webhook.h"
-#include "store/checkpointer.h"
+#include "http/server.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -79,15 +66,11 @@ typedef enum {
     REQ_DONE,    /* response queued */
 } req_state_t;
 
-struct parley_server {
-    parley_config_t cfg;          /* configuration (copied) */
-    parley_ctx_t ctx;             /* what handlers see */
+struct parley_http {
+    parley_http_config_t cfg;     /* configuration (copied; strings borrowed) */
     struct MHD_Daemon *daemon;    /* the HTTP daemon */
     atomic_bool stopping;         /* shutdown has begun */
     atomic_int inflight;          /* requests not yet completed */
-    parley_checkpointer_t *ckpt;  /* copies the WAL back, off the commit path */
-    parley_keyring_t *keyring;    /* webhook signing key, callback-token secret */
-    parley_webhook_t *webhook;    /* delivers webhook wakes */
     pthread_mutex_t readers_lock; /* guards readers */
     parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
     int nreaders;                 /* entries in readers */
@@ -99,7 +82,7 @@ typedef struct resp_header {
 } resp_header_t;
 
 struct parley_req {
-    parley_server_t *srv;           /* the server */
+    parley_http_t *srv;           /* the server */
     struct MHD_Connection *conn;    /* the connection */
     const char *method;             /* borrowed from libmicrohttpd */
     const char *path;               /* decoded URL path, borrowed */
@@ -112,14 +95,12 @@ struct parley_req {
     int write_status;               /* from the writer's done callback */
     parley_waiter_t waiter;         /* hub registration */
     _Atomic int wake_reason;        /* why we were resumed */
-    parley_principal_t who;         /* the authenticated caller */
+    char user[256];                 /* the authenticated caller's user id */
+    bool admin;                     /* the caller reaches every user's resources */
     void *data;                     /* handler state */
     void (*free_data)(void *);      /* frees data */
 };
 
-static parley_server_t *g_server;  /* the running server (for stop) */
-static atomic_bool g_stop_requested;
-static atomic_bool g_fatal;
 static __thread parley_db_t *tl_reader; /* this worker's reader connection */
 
 static const char expose_headers[] =
@@ -132,7 +113,18 @@ static const char expose_headers[] =
 
 const parley_ctx_t *parley_req_ctx(parley_req_t *r)
 {
-    return &r->srv->ctx;
+    return r->srv->cfg.ctx;
+}
+
+void parley_req_set_caller(parley_req_t *r, const char *user, bool admin)
+{
+    snprintf(r->user, sizeof r->user, "%s", user);
+    r->admin = admin;
+}
+
+bool parley_req_body_too_big(parley_req_t *r)
+{
+    return r->too_big;
 }
 
 const char *parley_req_method(parley_req_t *r)
@@ -181,12 +173,12 @@ int parley_req_query(parley_req_t *r, const char *name, const char **value)
 
 const char *parley_req_user(parley_req_t *r)
 {
-    return r->who.user;
+    return r->user;
 }
 
 bool parley_req_is_admin(parley_req_t *r)
 {
-    return r->who.admin;
+    return r->admin;
 }
 
 const char *parley_req_body(parley_req_t *r, size_t *len)
@@ -200,7 +192,7 @@ parley_db_t *parley_req_reader(parley_req_t *r)
     if (tl_reader)
         return tl_reader;
     parley_db_t *db = NULL;
-    if (parley_store_reader(r->srv->ctx.store, &db))
+    if (parley_store_reader(r->srv->cfg.ctx->store, &db))
         return NULL;
     pthread_mutex_lock(&r->srv->readers_lock);
     if (r->srv->nreaders < MAX_READERS) {
@@ -368,7 +360,7 @@ void parley_req_submit(parley_req_t *r, parley_write_t *w, parley_resume_fn on_r
     r->on_resume = on_resume;
     r->state = REQ_WAITING;
     MHD_suspend_connection(r->conn);
-    int rc = parley_writer_submit(r->srv->ctx.writer, w);
+    int rc = parley_writer_submit(r->srv->cfg.ctx->writer, w);
     if (rc) {
         r->write_status = rc;
         r->state = REQ_RESUMED;
@@ -405,7 +397,7 @@ static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_
     r->waiter.arg = r;
     r->state = REQ_WAITING;
     MHD_suspend_connection(r->conn);
-    int rc = parley_hub_wait(r->srv->ctx.hub, &r->waiter, gen);
+    int rc = parley_hub_wait(r->srv->cfg.ctx->hub, &r->waiter, gen);
     if (rc) {
         atomic_store(&r->wake_reason,
                      (int)(rc == PARLEY_ECONFLICT ? PARLEY_WAKE_DATA : PARLEY_WAKE_SHUTDOWN));
@@ -437,99 +429,6 @@ parley_wake_t parley_req_wake_reason(parley_req_t *r)
     return (parley_wake_t)atomic_load(&r->wake_reason);
 }
 
-/* ---- routing -------------------------------------------------------------- */
-
-static size_t body_limit(const char *path, const parley_config_t *cfg)
-{
-    if (strncmp(path, "/v1/stream/__ds/", 16) == 0)
-        return cfg->max_json_bytes; /* subscription control bodies are JSON */
-    if (strncmp(path, "/v1/stream/", 11) == 0)
-        return cfg->max_append_bytes;
-    return cfg->max_json_bytes;
-}
-
-/* Routes anyone may call without a token. */
-static bool is_public(const char *path)
-{
-    return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0;
-}
-
-static void route(parley_req_t *r)
-{
-    const char *path = r->path;
-    if (strcasecmp(r->method, "OPTIONS") == 0) {
-        /* CORS preflight, for any path. */
-        const char *req_hdrs = parley_req_header(r, "Access-Control-Request-Headers");
-        parley_req_add_header(r, "Access-Control-Allow-Methods",
-                              "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-        parley_req_add_header(r, "Access-Control-Allow-Headers", req_hdrs && *req_hdrs ? req_hdrs : "*");
-        parley_req_add_header(r, "Access-Control-Max-Age", "86400");
-        parley_req_respond_empty(r, 204);
-        return;
-    }
-    if (r->too_big) {
-        char msg[160];
-        size_t limit = body_limit(path, &r->srv->cfg);
-        snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes", limit);
-        json_t *err = json_pack("{s:{s:s, s:s, s:{s:I}}}", "error", "code", "payload_too_large",
-                                "message", msg, "details", "limit_bytes", (json_int_t)limit);
-        char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
-        json_decref(err);
-        parley_req_respond(r, 413, "application/json", text ? text : "{}", text ? strlen(text) : 2);
-        free(text);
-        return;
-    }
-    /* GET of one snapshot may come without a token (a shared link); the
-     * handler decides what an anonymous caller may see. A token that is
-     * sent is always checked. */
-    bool anonymous = parley_api_snapshots_is_anonymous_read(r->method, path) &&
-                     !parley_req_header(r, "Authorization") &&
-                     !parley_auth_local_mode(&r->srv->cfg);
-    /* The JWK Set is public; a subscription callback, ack or release
-     * carries the wake's own token instead of Parley credentials, and its
-     * handler checks that token. */
-    if (!is_public(path) && !anonymous && !parley_api_subscriptions_is_public(path)) {
-        const char *why = NULL;
-        if (parley_auth_check(&r->srv->cfg, parley_req_header(r, "Authorization"),
-                              parley_req_header(r, "Parley-User"), &r->who, &why) != 0) {
-            parley_req_add_header(r, "WWW-Authenticate", "Bearer");
-            parley_req_error(r, 401, "unauthorized", why);
-            return;
-        }
-    }
-    if (strncmp(path, "/v1/stream/", 11) == 0) {
-        parley_api_stream(r, path + 11);
-        return;
-    }
-    if (strcmp(path, "/v1/events") == 0) {
-        parley_api_events(r);
-        return;
-    }
-    if (strncmp(path, "/v1/documents/", 14) == 0) {
-        parley_api_documents(r, path + 14);
-        return;
-    }
-    if (strncmp(path, "/v1/conversations", 17) == 0 && (path[17] == '\0' || path[17] == '/')) {
-        parley_api_conversations(r, path + 17);
-        return;
-    }
-    if (strncmp(path, "/v1/sessions/", 13) == 0) {
-        parley_api_sessions(r, path + 12);
-        return;
-    }
-    if (strncmp(path, "/v1/snapshots", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {
-        parley_api_snapshots(r, path + 13);
-        return;
-    }
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
-        parley_api_health(r);
-        return;
-    }
-    parley_req_error(r, 404, "not_found",
-                     "no such route: see /v1/conversations, /v1/sessions, /v1/snapshots, "
-                     "/v1/documents/{collection}, /v1/stream/{path}, /v1/events");
-}
-
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -537,7 +436,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    parley_server_t *srv = cls;
+    parley_http_t *srv = cls;
     parley_req_t *r = *con_cls;
     (void)version;
 
@@ -550,7 +449,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->path = url;
         r->state = REQ_BODY;
-        size_t limit = body_limit(url, &srv->cfg);
+        size_t limit = srv->cfg.body_limit(url, srv->cfg.arg);
         parley_buf_init(&r->body, limit);
         *con_cls = r;
         atomic_fetch_add(&srv->inflight, 1);
@@ -561,7 +460,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 /* Too large to be worth draining: answer and close. */
                 r->too_big = true;
                 r->state = REQ_HANDLE;
-                route(r);
+                srv->cfg.route(r, srv->cfg.arg);
             }
         }
         return MHD_YES;
@@ -580,7 +479,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     switch (r->state) {
     case REQ_BODY:
         r->state = REQ_HANDLE;
-        route(r);
+        srv->cfg.route(r, srv->cfg.arg);
         break;
     case REQ_RESUMED:
         r->state = REQ_HANDLE;
@@ -595,7 +494,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    parley_server_t *srv = cls;
+    parley_http_t *srv = cls;
     parley_req_t *r = *con_cls;
     (void)conn, (void)toe;
     if (!r)
@@ -644,110 +543,31 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     parley_log_warn("http: %s", line);
 }
 
-/* ---- start-up and shutdown ------------------------------------------------ */
+/* ---- start and stop ------------------------------------------------------ */
 
-void parley_config_init(parley_config_t *cfg)
+static int start_daemon(parley_http_t *srv, unsigned *port_out)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->listen_host = "127.0.0.1";
-    cfg->listen_port = 4437;
-    cfg->data_dir = "./data";
-    cfg->long_poll_ms = 30000;
-    cfg->sse_recycle_ms = 60000;
-    cfg->max_append_bytes = 8u << 20;
-    cfg->max_read_bytes = 1u << 20;
-    cfg->max_connections = 65536;
-    cfg->max_json_bytes = 1536 * 1024;
-    cfg->idempotency_ttl_s = 86400;
-    cfg->session_max_attempts = 3;
-}
-
-void parley_server_stop(void)
-{
-    atomic_store(&g_stop_requested, true);
-}
-
-static void on_fatal(void *arg)
-{
-    (void)arg;
-    atomic_store(&g_fatal, true);
-    atomic_store(&g_stop_requested, true);
-}
-
-/* Writer maintenance, about once a second: expire streams, hand sessions
- * whose lease ran out back to the queue (or fail them), free the forks of
- * expired snapshots, end subscription leases that ran out, and purge
- * Idempotency-Key records past their lifetime (a bounded batch of each per
- * tick, so maintenance never holds the writer for long). */
-static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
-{
-    parley_server_t *srv = arg;
-    int purged = 0;
-    int rc = parley_stream_expire(db, notify, n, max);
-    if (rc == 0)
-        rc = parley_session_expire_leases(db, parley_clock_now_ms(), notify, n, max);
-    if (rc == 0)
-        rc = parley_snapshot_expire(db, parley_clock_now_ms(), notify, n, max);
-    if (rc == 0 && *n < max) {
-        int m = 0;
-        rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), notify + *n, &m,
-                                               max - *n);
-        *n += m;
-    }
-    if (rc == 0)
-        rc = parley_db_idem_purge(db,
-                                  parley_clock_now_ms() -
-                                      (int64_t)srv->cfg.idempotency_ttl_s * 1000,
-                                  1000, &purged);
-    return rc;
-}
-
-/* Writer thread, at start-up: the server's keys (made the first time). */
-static int load_keys(parley_db_t *db, void *arg)
-{
-    parley_server_t *srv = arg;
-    return parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
-}
-
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            parley_log_warn("cannot raise the open-file limit: %s", strerror(errno));
-    }
-}
-
-static bool is_loopback(const char *host)
-{
-    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
-           strcmp(host, "::1") == 0 || strncmp(host, "127.", 4) == 0;
-}
-
-static int start_daemon(parley_server_t *srv, unsigned *port_out)
-{
-    const parley_config_t *cfg = &srv->cfg;
+    const parley_http_config_t *cfg = &srv->cfg;
     struct sockaddr_in6 a6;
     struct sockaddr_in a4;
     struct sockaddr *sa;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    const char *host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
+    const char *host = strcmp(cfg->host, "localhost") == 0 ? "127.0.0.1" : cfg->host;
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t)cfg->listen_port);
+        a4.sin_port = htons((uint16_t)cfg->port);
         sa = (struct sockaddr *)&a4;
     } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t)cfg->listen_port);
+        a6.sin6_port = htons((uint16_t)cfg->port);
         sa = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
         parley_log_error("cannot listen on '%s': give a numeric IPv4 or IPv6 address",
-                         cfg->listen_host);
+                         cfg->host);
         return PARLEY_EINVAL;
     }
     unsigned threads = cfg->threads;
@@ -763,130 +583,50 @@ static int start_daemon(parley_server_t *srv, unsigned *port_out)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (!srv->daemon) {
-        parley_log_error("cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port,
+        parley_log_error("cannot listen on %s:%u: %s", cfg->host, cfg->port,
                          strerror(errno ? errno : EADDRINUSE));
         return PARLEY_EINVAL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    *port_out = info ? info->port : cfg->listen_port;
+    *port_out = info ? info->port : cfg->port;
     return 0;
 }
 
-int parley_server_run(const parley_config_t *cfg)
+int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsigned *port)
 {
-    parley_server_t *srv = calloc(1, sizeof *srv);
-    sigset_t sigs;
-    int rc;
-    unsigned port = 0;
+    parley_http_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
     pthread_mutex_init(&srv->readers_lock, NULL);
-    atomic_store(&g_stop_requested, false);
-    atomic_store(&g_fatal, false);
-
-    if (parley_auth_local_mode(cfg) && !is_loopback(cfg->listen_host)) {
-        parley_log_error("refusing to listen on %s: no --admin-key or --jwt-secret is set, so "
-                         "Parley runs in local mode and listens on loopback only",
-                         cfg->listen_host);
-        rc = PARLEY_EINVAL;
-        goto out_free;
-    }
-
-    raise_fd_limit();
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads created below inherit it */
-
-    rc = parley_store_open(cfg->data_dir, &srv->ctx.store);
-    if (rc == PARLEY_ELOCKED) {
-        parley_log_error("data directory %s is in use by another parley process; stop it "
-                         "first or pass a different --data",
-                         cfg->data_dir);
-        goto out_free;
-    }
+    int rc = start_daemon(srv, port);
     if (rc) {
-        parley_log_error("cannot open the store in %s: %s", cfg->data_dir, parley_strerror(rc));
-        goto out_free;
+        pthread_mutex_destroy(&srv->readers_lock);
+        free(srv);
+        return rc;
     }
-    parley_stream_touch_init(parley_clock_now_ms());
-    rc = parley_hub_create(&srv->ctx.hub);
-    if (rc)
-        goto out_store;
-    rc = parley_checkpointer_start(srv->ctx.store, on_fatal, srv, &srv->ckpt);
-    if (rc)
-        goto out_hub;
-    rc = parley_writer_start(srv->ctx.store, srv->ctx.hub, on_fatal, srv, &srv->ctx.writer);
-    if (rc)
-        goto out_ckpt;
-    parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
-    rc = parley_writer_call(srv->ctx.writer, load_keys, srv);
-    if (rc) {
-        parley_log_error("cannot load the webhook signing key: %s", parley_strerror(rc));
-        goto out_writer;
-    }
-    srv->ctx.keyring = srv->keyring;
-    rc = parley_webhook_start(srv->ctx.store, srv->ctx.writer, srv->ctx.hub, srv->keyring,
-                              &srv->webhook);
-    if (rc)
-        goto out_writer;
-    srv->ctx.cfg = &srv->cfg;
-    rc = start_daemon(srv, &port);
-    if (rc)
-        goto out_writer;
-    g_server = srv;
+    *out = srv;
+    return 0;
+}
 
-    if (!cfg->quiet) {
-        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; %s)\n",
-               PARLEY_VERSION, cfg->listen_host, port, cfg->data_dir,
-               parley_store_file(srv->ctx.store),
-               parley_auth_local_mode(cfg)
-                   ? "local mode: no auth, loopback only"
-                   : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
-                                                         : "auth: admin key only");
-        fflush(stdout);
-    }
-
-    while (!atomic_load(&g_stop_requested)) {
-        struct timespec ts = {0, 100 * 1000000L};
-        int sig = sigtimedwait(&sigs, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM) {
-            parley_log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-            break;
-        }
-    }
-
-    /* Graceful shutdown (see the notes at the top). */
+void parley_http_quiesce(parley_http_t *srv)
+{
     atomic_store(&srv->stopping, true);
     MHD_quiesce_daemon(srv->daemon);
-    parley_hub_close(srv->ctx.hub);
-    parley_writer_stop(srv->ctx.writer);
-    for (int i = 0; i < 100 && atomic_load(&srv->inflight) > 0; i++)
-        usleep(50 * 1000);
-    parley_hub_close(srv->ctx.hub); /* anything that parked meanwhile */
-    MHD_stop_daemon(srv->daemon);
-    g_server = NULL;
-    rc = atomic_load(&g_fatal) ? PARLEY_ESTORE : 0;
-    if (rc)
-        parley_log_error("stopped after a storage failure; restart to recover");
+}
 
-out_writer:
-    parley_writer_stop(srv->ctx.writer); /* before the webhook thread: outcomes answered */
-    parley_webhook_stop(srv->webhook);
-    parley_writer_free(srv->ctx.writer);
-    parley_keyring_free(srv->keyring);
-out_ckpt:
-    parley_checkpointer_stop(srv->ckpt); /* after the writer: a last checkpoint */
-out_hub:
-    parley_hub_destroy(srv->ctx.hub);
-out_store:
+int parley_http_inflight(parley_http_t *srv)
+{
+    return atomic_load(&srv->inflight);
+}
+
+void parley_http_stop(parley_http_t *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->daemon);
     for (int i = 0; i < srv->nreaders; i++)
         parley_db_close(srv->readers[i]);
-    parley_store_close(srv->ctx.store);
-out_free:
     pthread_mutex_destroy(&srv->readers_lock);
     free(srv);
-    return rc;
 }

@@ -27,7 +27,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/producer.h"
 
 #define PARLEY_PATH_MAX 1024   /* bytes in a stream path */
 #define PARLEY_CTYPE_MAX 255   /* bytes in a content type */
@@ -35,6 +34,14 @@
 #define PARLEY_OWNER_MAX 255   /* bytes in an owner (user id) */
 
 typedef struct parley_store parley_store_t;
+
+/* An idempotent producer's stored state on one stream (core/producer.h
+ * decides with it). */
+typedef struct parley_producer_state {
+    bool exists;       /* false: the producer has never written here */
+    uint64_t epoch;    /* current epoch */
+    uint64_t last_seq; /* highest accepted seq within epoch */
+} parley_producer_state_t;
 typedef struct parley_db parley_db_t;
 
 /* A stream's metadata row. */

@@ -10,7 +10,7 @@
  *       for each write:  SAVEPOINT req; apply(); RELEASE or ROLLBACK TO req
  *     COMMIT                       <- one fsync of the WAL for the batch
  *     done() for every write       <- responses leave only now
- *     hub notify                   <- live readers wake only now
+ *     on_commit                    <- live readers wake only now (the hub)
  *
  * Why no reply leaves before the fsync: a 2xx promises the client that the
  * write survives a crash. COMMIT with synchronous=FULL returns after the
@@ -57,7 +57,8 @@
 struct parley_writer {
     parley_store_t *store;      /* the store (borrowed) */
     parley_db_t *db;            /* its writer connection (borrowed) */
-    parley_hub_t *hub;          /* wakes live readers (borrowed) */
+    parley_writer_commit_fn on_commit; /* told what each commit changed */
+    void *commit_arg;           /* for on_commit */
     void (*on_fatal)(void *);   /* called once when a commit fails */
     void *fatal_arg;            /* for on_fatal */
     parley_writer_tick_fn tick; /* periodic maintenance, or NULL */
@@ -185,10 +186,8 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         batch->done(batch, batch->status);
         batch = next;
     }
-    if (notify_all)
-        parley_hub_notify_all(wr->hub);
-    else if (nnotify)
-        parley_hub_notify(wr->hub, notify, nnotify);
+    if ((notify_all || nnotify) && wr->on_commit)
+        wr->on_commit(wr->commit_arg, notify, nnotify, notify_all);
 }
 
 static void run_tick(parley_writer_t *wr)
@@ -205,8 +204,8 @@ static void run_tick(parley_writer_t *wr)
         if (rc == 0)
             rc = parley_db_commit(wr->db);
         if (rc == 0) {
-            if (n)
-                parley_hub_notify(wr->hub, notify, n);
+            if (n && wr->on_commit)
+                wr->on_commit(wr->commit_arg, notify, n, false);
             return;
         }
         parley_db_rollback(wr->db);
@@ -276,15 +275,16 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int parley_writer_start(parley_store_t *store, parley_hub_t *hub, void (*on_fatal)(void *),
-                        void *fatal_arg, parley_writer_t **out)
+int parley_writer_start(parley_store_t *store, parley_writer_commit_fn on_commit, void *commit_arg,
+                        void (*on_fatal)(void *), void *fatal_arg, parley_writer_t **out)
 {
     parley_writer_t *wr = calloc(1, sizeof *wr);
     if (!wr)
         return PARLEY_ENOMEM;
     wr->store = store;
     wr->db = parley_store_writer(store);
-    wr->hub = hub;
+    wr->on_commit = on_commit;
+    wr->commit_arg = commit_arg;
     wr->on_fatal = on_fatal;
     wr->fatal_arg = fatal_arg;
     pthread_mutex_init(&wr->lock, NULL);

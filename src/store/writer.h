@@ -20,7 +20,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/hub.h"
 #include "store/store.h"
 
 #define PARLEY_WRITE_MAX_NOTIFY 4 /* streams one write may wake */
@@ -56,12 +55,21 @@ typedef int (*parley_writer_tick_fn)(parley_db_t *db, void *arg, int64_t *notify
                                      int max);
 
 /*
- * Start the writer thread on the store's writer connection. on_fatal is
- * called once (on the writer thread) if a commit fails: the server must
- * stop, since nothing may be retried after a failed fsync.
+ * What the writer tells after each commit: the streams the batch changed
+ * (ids[0..n)), or all = true when some write changed more streams than it
+ * could name. The server wires this to the fan-out hub. Writer thread.
  */
-int parley_writer_start(parley_store_t *store, parley_hub_t *hub, void (*on_fatal)(void *),
-                        void *fatal_arg, parley_writer_t **out);
+typedef void (*parley_writer_commit_fn)(void *arg, const int64_t *ids, int n, bool all);
+
+/*
+ * Start the writer thread on the store's writer connection. on_commit is
+ * called after every commit that changed streams, after the batch's
+ * answers. on_fatal is called once (on the writer thread) if a commit
+ * fails: the server must stop, since nothing may be retried after a failed
+ * fsync.
+ */
+int parley_writer_start(parley_store_t *store, parley_writer_commit_fn on_commit, void *commit_arg,
+                        void (*on_fatal)(void *), void *fatal_arg, parley_writer_t **out);
 /* Set the periodic maintenance (before any write is submitted). */
 void parley_writer_set_tick(parley_writer_t *w, parley_writer_tick_fn fn, void *arg);
 

@@ -52,6 +52,15 @@ typedef struct gate {
     bool open;            /* set once */
 } gate_t;
 
+/* The writer's commit callback, wired to the hub as the server does. */
+static void wake_hub(void *arg, const int64_t *ids, int n, bool all)
+{
+    if (all)
+        parley_hub_notify_all(arg);
+    else
+        parley_hub_notify(arg, ids, n);
+}
+
 static void gate_init(gate_t *g)
 {
     pthread_mutex_init(&g->lock, NULL);
@@ -428,7 +437,7 @@ static int writer_setup(void **state)
         return -1;
     if (parley_hub_create(&fx->hub) != 0)
         return -1;
-    if (parley_writer_start(fx->store, fx->hub, on_fatal, fx, &fx->writer) != 0)
+    if (parley_writer_start(fx->store, wake_hub, fx->hub, on_fatal, fx, &fx->writer) != 0)
         return -1;
     return 0;
 }

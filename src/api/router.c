@@ -1,0 +1,123 @@
+/*
+ * router.c — which handler answers a request: CORS preflight, body limits
+ * (413), authentication (401), then the route table.
+ *
+ *   OPTIONS *                       CORS preflight (no token needed)
+ *   /healthz, /readyz               probes (no token)
+ *   /v1/stream/__ds/...             Durable Streams subscriptions
+ *   /v1/stream/{path}               Durable Streams
+ *   /v1/events                      the change feed
+ *   /v1/documents/{collection}[/id] versioned documents
+ *   /v1/conversations[/...]         conversations, messages, their sessions
+ *   /v1/sessions/...                sessions: worker actions, token streams
+ *   /v1/snapshots[/...]             snapshots (one may be read without a token)
+ *
+ * Runs on an HTTP worker thread for each complete request. arg is the
+ * server's configuration (parley_config_t).
+ */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "api/auth.h"
+#include "parley/parley.h"
+
+size_t parley_api_body_limit(const char *path, void *arg)
+{
+    const parley_config_t *cfg = arg;
+    if (strncmp(path, "/v1/stream/__ds/", 16) == 0)
+        return cfg->max_json_bytes; /* subscription control bodies are JSON */
+    if (strncmp(path, "/v1/stream/", 11) == 0)
+        return cfg->max_append_bytes;
+    return cfg->max_json_bytes;
+}
+
+/* Routes anyone may call without a token. */
+static bool is_public(const char *path)
+{
+    return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0;
+}
+
+void parley_api_route(parley_req_t *r, void *arg)
+{
+    const parley_config_t *cfg = arg;
+    const char *path = parley_req_path(r);
+    const char *method = parley_req_method(r);
+    if (strcasecmp(method, "OPTIONS") == 0) {
+        /* CORS preflight, for any path. */
+        const char *req_hdrs = parley_req_header(r, "Access-Control-Request-Headers");
+        parley_req_add_header(r, "Access-Control-Allow-Methods",
+                              "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        parley_req_add_header(r, "Access-Control-Allow-Headers", req_hdrs && *req_hdrs ? req_hdrs : "*");
+        parley_req_add_header(r, "Access-Control-Max-Age", "86400");
+        parley_req_respond_empty(r, 204);
+        return;
+    }
+    if (parley_req_body_too_big(r)) {
+        char msg[160];
+        size_t limit = parley_api_body_limit(path, arg);
+        snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes", limit);
+        json_t *err = json_pack("{s:{s:s, s:s, s:{s:I}}}", "error", "code", "payload_too_large",
+                                "message", msg, "details", "limit_bytes", (json_int_t)limit);
+        char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+        json_decref(err);
+        parley_req_respond(r, 413, "application/json", text ? text : "{}", text ? strlen(text) : 2);
+        free(text);
+        return;
+    }
+    /* GET of one snapshot may come without a token (a shared link); the
+     * handler decides what an anonymous caller may see. A token that is
+     * sent is always checked. */
+    bool anonymous = parley_api_snapshots_is_anonymous_read(method, path) &&
+                     !parley_req_header(r, "Authorization") && !parley_auth_local_mode(cfg);
+    /* The JWK Set is public; a subscription callback, ack or release
+     * carries the wake's own token instead of Parley credentials, and its
+     * handler checks that token. */
+    if (!is_public(path) && !anonymous && !parley_api_subscriptions_is_public(path)) {
+        const char *why = NULL;
+        parley_principal_t who;
+        if (parley_auth_check(cfg, parley_req_header(r, "Authorization"),
+                              parley_req_header(r, "Parley-User"), &who, &why) != 0) {
+            parley_req_add_header(r, "WWW-Authenticate", "Bearer");
+            parley_req_error(r, 401, "unauthorized", why);
+            return;
+        }
+        parley_req_set_caller(r, who.user, who.admin);
+    }
+    if (strncmp(path, "/v1/stream/", 11) == 0) {
+        parley_api_stream(r, path + 11);
+        return;
+    }
+    if (strcmp(path, "/v1/events") == 0) {
+        parley_api_events(r);
+        return;
+    }
+    if (strncmp(path, "/v1/documents/", 14) == 0) {
+        parley_api_documents(r, path + 14);
+        return;
+    }
+    if (strncmp(path, "/v1/conversations", 17) == 0 && (path[17] == '\0' || path[17] == '/')) {
+        parley_api_conversations(r, path + 17);
+        return;
+    }
+    if (strncmp(path, "/v1/sessions/", 13) == 0) {
+        parley_api_sessions(r, path + 12);
+        return;
+    }
+    if (strncmp(path, "/v1/snapshots", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {
+        parley_api_snapshots(r, path + 13);
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+        parley_api_health(r);
+        return;
+    }
+    parley_req_error(r, 404, "not_found",
+                     "no such route: see /v1/conversations, /v1/sessions, /v1/snapshots, "
+                     "/v1/documents/{collection}, /v1/stream/{path}, /v1/events");
+}
+

@@ -1,0 +1,43 @@
+/*
+ * server.h — the HTTP transport's lifecycle (the request API handlers use
+ * is request.h).
+ *
+ * The transport reads each request's headers and body and hands the
+ * complete request to route() on one of its worker threads; it knows no
+ * path itself. body_limit() says, before the body is read, how large a
+ * body the route accepts.
+ *
+ * Threads: start/quiesce/stop from the thread that runs the server; the
+ * callbacks run on the HTTP worker threads.
+ */
+#ifndef PARLEY_HTTP_SERVER_H
+#define PARLEY_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "http/request.h"
+
+typedef struct parley_http parley_http_t;
+
+typedef struct parley_http_config {
+    const char *host;         /* numeric address to bind (borrowed) */
+    unsigned port;            /* port; 0 picks a free one */
+    unsigned threads;         /* worker threads; 0 = one per core */
+    unsigned max_connections; /* connection limit */
+    const parley_ctx_t *ctx;  /* what handlers see (borrowed, outlives the server) */
+    void (*route)(parley_req_t *r, void *arg);           /* handle a complete request */
+    size_t (*body_limit)(const char *path, void *arg);    /* largest body for a path */
+    void *arg;                /* for route and body_limit */
+} parley_http_config_t;
+
+/* Start listening; *port is the port bound. 0 or PARLEY_EINVAL (the
+ * address cannot be bound; logged). */
+int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsigned *port);
+/* Stop accepting connections; answers from now on close theirs. */
+void parley_http_quiesce(parley_http_t *http);
+/* Requests received and not yet completed. */
+int parley_http_inflight(parley_http_t *http);
+/* Stop the daemon (no connection may be suspended), free. Accepts NULL. */
+void parley_http_stop(parley_http_t *http);
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * parley.c — the server: what include/parley/parley.h promises. It wires
+ * the pieces together and runs them: the store, the fan-out hub, the
+ * checkpointer, the writer (with its maintenance tick), the server's keys,
+ * webhook delivery, and the HTTP transport with the API router.
+ *
+ * Start-up order follows the dependencies (store → hub → checkpointer →
+ * writer → keys → webhook delivery → HTTP); the start-up line is printed
+ * once the port is bound.
+ *
+ * Shutdown (SIGINT/SIGTERM, or a fatal storage error):
+ *   1. stop accepting connections (quiesce);
+ *   2. close the hub: parked long-polls answer, SSE streams end;
+ *   3. stop the writer: every queued write is committed and answered;
+ *   4. wait for in-flight requests to finish sending (bounded);
+ *   5. stop HTTP, then webhook delivery (after the writer, which has
+ *      answered its outcome writes), the checkpointer (a last checkpoint)
+ *      and the store (releasing the lock).
+ * The exit status says whether the stop was clean or a storage failure.
+ *
+ * Threads: parley_server_run() blocks the calling thread, which only
+ * waits for signals; parley_server_stop() and the fatal callbacks set flags.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/auth.h"
+#include "core/hub.h"
+#include "core/keyring.h"
+#include "core/session.h"
+#include "core/snapshot.h"
+#include "core/stream.h"
+#include "core/subscription.h"
+#include "http/request.h"
+#include "http/server.h"
+#include "http/webhook.h"
+#include "parley/parley.h"
+#include "store/checkpointer.h"
+#include "store/store.h"
+#include "store/writer.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* One running server. */
+typedef struct parley_server {
+    parley_config_t cfg;         /* configuration (copied) */
+    parley_ctx_t ctx;            /* what handlers see */
+    parley_http_t *http;         /* the HTTP transport */
+    parley_checkpointer_t *ckpt; /* copies the WAL back, off the commit path */
+    parley_keyring_t *keyring;   /* webhook signing key, callback-token secret */
+    parley_webhook_t *webhook;   /* delivers webhook wakes */
+} parley_server_t;
+
+static atomic_bool g_stop_requested; /* parley_server_stop() or a fatal error */
+static atomic_bool g_fatal;          /* a storage failure stopped the server */
+
+/* The writer's commit callback: wake the live readers of what changed. */
+static void on_commit(void *arg, const int64_t *ids, int n, bool all)
+{
+    parley_hub_t *hub = arg;
+    if (all)
+        parley_hub_notify_all(hub);
+    else
+        parley_hub_notify(hub, ids, n);
+}
+
+void parley_config_init(parley_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen_host = "127.0.0.1";
+    cfg->listen_port = 4437;
+    cfg->data_dir = "./data";
+    cfg->long_poll_ms = 30000;
+    cfg->sse_recycle_ms = 60000;
+    cfg->max_append_bytes = 8u << 20;
+    cfg->max_read_bytes = 1u << 20;
+    cfg->max_connections = 65536;
+    cfg->max_json_bytes = 1536 * 1024;
+    cfg->idempotency_ttl_s = 86400;
+    cfg->session_max_attempts = 3;
+}
+
+void parley_server_stop(void)
+{
+    atomic_store(&g_stop_requested, true);
+}
+
+static void on_fatal(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_fatal, true);
+    atomic_store(&g_stop_requested, true);
+}
+
+/* Writer maintenance, about once a second: expire streams, hand sessions
+ * whose lease ran out back to the queue (or fail them), free the forks of
+ * expired snapshots, end subscription leases that ran out, and purge
+ * Idempotency-Key records past their lifetime (a bounded batch of each per
+ * tick, so maintenance never holds the writer for long). */
+static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
+{
+    parley_server_t *srv = arg;
+    int purged = 0;
+    int rc = parley_stream_expire(db, notify, n, max);
+    if (rc == 0)
+        rc = parley_session_expire_leases(db, parley_clock_now_ms(), notify, n, max);
+    if (rc == 0)
+        rc = parley_snapshot_expire(db, parley_clock_now_ms(), notify, n, max);
+    if (rc == 0 && *n < max) {
+        int m = 0;
+        rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), notify + *n, &m,
+                                               max - *n);
+        *n += m;
+    }
+    if (rc == 0)
+        rc = parley_db_idem_purge(db,
+                                  parley_clock_now_ms() -
+                                      (int64_t)srv->cfg.idempotency_ttl_s * 1000,
+                                  1000, &purged);
+    return rc;
+}
+
+/* Writer thread, at start-up: the server's keys (made the first time). */
+static int load_keys(parley_db_t *db, void *arg)
+{
+    parley_server_t *srv = arg;
+    return parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            parley_log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+static bool is_loopback(const char *host)
+{
+    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
+           strcmp(host, "::1") == 0 || strncmp(host, "127.", 4) == 0;
+}
+
+int parley_server_run(const parley_config_t *cfg)
+{
+    parley_server_t *srv = calloc(1, sizeof *srv);
+    sigset_t sigs;
+    int rc;
+    unsigned port = 0;
+    if (!srv)
+        return PARLEY_ENOMEM;
+    srv->cfg = *cfg;
+    atomic_store(&g_stop_requested, false);
+    atomic_store(&g_fatal, false);
+
+    if (parley_auth_local_mode(cfg) && !is_loopback(cfg->listen_host)) {
+        parley_log_error("refusing to listen on %s: no --admin-key or --jwt-secret is set, so "
+                         "Parley runs in local mode and listens on loopback only",
+                         cfg->listen_host);
+        rc = PARLEY_EINVAL;
+        goto out_free;
+    }
+
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads created below inherit it */
+
+    rc = parley_store_open(cfg->data_dir, &srv->ctx.store);
+    if (rc == PARLEY_ELOCKED) {
+        parley_log_error("data directory %s is in use by another parley process; stop it "
+                         "first or pass a different --data",
+                         cfg->data_dir);
+        goto out_free;
+    }
+    if (rc) {
+        parley_log_error("cannot open the store in %s: %s", cfg->data_dir, parley_strerror(rc));
+        goto out_free;
+    }
+    parley_stream_touch_init(parley_clock_now_ms());
+    rc = parley_hub_create(&srv->ctx.hub);
+    if (rc)
+        goto out_store;
+    rc = parley_checkpointer_start(srv->ctx.store, on_fatal, srv, &srv->ckpt);
+    if (rc)
+        goto out_hub;
+    rc = parley_writer_start(srv->ctx.store, on_commit, srv->ctx.hub, on_fatal, srv,
+                             &srv->ctx.writer);
+    if (rc)
+        goto out_ckpt;
+    parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
+    rc = parley_writer_call(srv->ctx.writer, load_keys, srv);
+    if (rc) {
+        parley_log_error("cannot load the webhook signing key: %s", parley_strerror(rc));
+        goto out_writer;
+    }
+    srv->ctx.keyring = srv->keyring;
+    rc = parley_webhook_start(srv->ctx.store, srv->ctx.writer, srv->ctx.hub, srv->keyring,
+                              &srv->webhook);
+    if (rc)
+        goto out_writer;
+    srv->ctx.cfg = &srv->cfg;
+    parley_http_config_t hc = {
+        .host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host,
+        .port = cfg->listen_port,
+        .threads = cfg->threads,
+        .max_connections = cfg->max_connections,
+        .ctx = &srv->ctx,
+        .route = parley_api_route,
+        .body_limit = parley_api_body_limit,
+        .arg = &srv->cfg,
+    };
+    rc = parley_http_start(&hc, &srv->http, &port);
+    if (rc)
+        goto out_writer;
+
+    if (!cfg->quiet) {
+        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; %s)\n",
+               PARLEY_VERSION, cfg->listen_host, port, cfg->data_dir,
+               parley_store_file(srv->ctx.store),
+               parley_auth_local_mode(cfg)
+                   ? "local mode: no auth, loopback only"
+                   : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
+                                                         : "auth: admin key only");
+        fflush(stdout);
+    }
+
+    while (!atomic_load(&g_stop_requested)) {
+        struct timespec ts = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            parley_log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+    }
+
+    /* Graceful shutdown (see the notes at the top). */
+    parley_http_quiesce(srv->http);
+    parley_hub_close(srv->ctx.hub);
+    parley_writer_stop(srv->ctx.writer);
+    for (int i = 0; i < 100 && parley_http_inflight(srv->http) > 0; i++)
+        usleep(50 * 1000);
+    parley_hub_close(srv->ctx.hub); /* anything that parked meanwhile */
+    parley_http_stop(srv->http);
+    rc = atomic_load(&g_fatal) ? PARLEY_ESTORE : 0;
+    if (rc)
+        parley_log_error("stopped after a storage failure; restart to recover");
+
+out_writer:
+    parley_writer_stop(srv->ctx.writer); /* before the webhook thread: outcomes answered */
+    parley_webhook_stop(srv->webhook);
+    parley_writer_free(srv->ctx.writer);
+    parley_keyring_free(srv->keyring);
+out_ckpt:
+    parley_checkpointer_stop(srv->ckpt); /* after the writer: a last checkpoint */
+out_hub:
+    parley_hub_destroy(srv->ctx.hub);
+out_store:
+    parley_store_close(srv->ctx.store);
+out_free:
+    free(srv);
+    return rc;
+}
