@@ -1,7 +1,7 @@
 /*
  * request.h — one HTTP request as API handlers see it.
  *
- * The HTTP layer (server.c) owns the libmicrohttpd daemon. For each request
+ * The HTTP layer (transport.c) owns the libmicrohttpd daemon. For each request
  * it reads the headers and the whole body (up to the route's limit), then
  * calls the route's handler once. A handler either answers at once
  * (parley_req_respond...), or defers:
@@ -12,7 +12,7 @@
  *   - parley_req_park(): wait in the hub for a stream to change (long-poll);
  *     on a wake-up (data, timeout, shutdown) on_resume runs.
  *
- * State machine of a request (server.c performs every transition):
+ * State machine of a request (transport.c performs every transition):
  *
  *     HEADERS --body--> BODY --complete--> HANDLE --respond--> DONE
  *                                            |--submit--> WRITING --done--> RESUMED

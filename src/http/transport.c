@@ -1,5 +1,5 @@
 /*
- * server.c — the HTTP transport: the libmicrohttpd daemon, the request
+ * transport.c — the HTTP transport: the libmicrohttpd daemon, the request
  * lifecycle, suspend/resume, responses. It knows no route: every complete
  * request goes to the route callback it was started with (api/router.c).
  *
@@ -21,7 +21,7 @@
  * while it is still uploading) unless it is absurdly large, which closes
  * the connection at once.
  *
- * Shutdown is driven by the server (src/parley.c): quiesce (no new
+ * Shutdown is driven by the server (src/server.c): quiesce (no new
  * connections; answers say Connection: close), then the hub and the writer
  * answer every parked and queued request, then parley_http_stop(). No
  * connection is suspended when the daemon stops, as libmicrohttpd requires.
@@ -49,7 +49,7 @@
 #include <unistd.h>
 
 #include "http/request.h"
-#include "http/server.h"
+#include "http/transport.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"

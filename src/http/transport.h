@@ -1,5 +1,5 @@
 /*
- * server.h — the HTTP transport's lifecycle (the request API handlers use
+ * transport.h — the HTTP transport's lifecycle (the request API handlers use
  * is request.h).
  *
  * The transport reads each request's headers and body and hands the
@@ -10,8 +10,8 @@
  * Threads: start/quiesce/stop from the thread that runs the server; the
  * callbacks run on the HTTP worker threads.
  */
-#ifndef PARLEY_HTTP_SERVER_H
-#define PARLEY_HTTP_SERVER_H
+#ifndef PARLEY_HTTP_TRANSPORT_H
+#define PARLEY_HTTP_TRANSPORT_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /*
- * parley.c — the server: what include/parley/parley.h promises. It wires
+ * server.c — the server: what include/parley/parley.h promises. It wires
  * the pieces together and runs them: the store, the fan-out hub, the
  * checkpointer, the writer (with its maintenance tick), the server's keys,
  * webhook delivery, and the HTTP transport with the API router.
@@ -40,7 +40,7 @@
 #include "core/stream.h"
 #include "core/subscription.h"
 #include "http/request.h"
-#include "http/server.h"
+#include "http/transport.h"
 #include "http/webhook.h"
 #include "parley/parley.h"
 #include "store/checkpointer.h"
