@@ -15,6 +15,7 @@
  *      string that parses back to the same milliseconds.
  *
  * fuzz-sources: src/util/clock.c
+ * fuzz-libs: -ljansson
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -53,15 +53,6 @@ bool parley_message_role_is_valid(const char *role)
     return false;
 }
 
-static json_t *time_or_null(int64_t ms)
-{
-    char t[40];
-    if (ms < 0)
-        return json_null();
-    parley_clock_format(ms, t, sizeof t);
-    return json_string(t);
-}
-
 json_t *parley_conversation_json(const parley_conv_t *c)
 {
     json_error_t jerr;
@@ -71,9 +62,9 @@ json_t *parley_conversation_json(const parley_conv_t *c)
     return json_pack("{s:s, s:o, s:o, s:s, s:I, s:o, s:o, s:I, s:o}", "id", c->id, "title",
                      c->title ? json_string(c->title) : json_null(), "metadata", meta, "owner",
                      c->owner, "version", (json_int_t)c->version, "created_at",
-                     time_or_null(c->created_ms), "updated_at", time_or_null(c->updated_ms),
+                     parley_clock_json(c->created_ms), "updated_at", parley_clock_json(c->updated_ms),
                      "message_count", (json_int_t)c->message_count, "last_message_at",
-                     time_or_null(c->last_message_ms));
+                     parley_clock_json(c->last_message_ms));
 }
 
 /* Emit an event to the owner's feed; its feeds join out's wake list. */

@@ -179,15 +179,6 @@ bool parley_session_visible(const parley_sess_t *s, const char *user, bool admin
     return admin || strcmp(s->owner, user ? user : "") == 0;
 }
 
-static json_t *time_or_null(int64_t ms)
-{
-    char t[40];
-    if (ms < 0)
-        return json_null();
-    parley_clock_format(ms, t, sizeof t);
-    return json_string(t);
-}
-
 /* A stored JSON text as a value; NULL text is null. NULL on corrupt text. */
 static json_t *stored_json(const char *text)
 {
@@ -214,10 +205,10 @@ json_t *parley_session_json(const parley_sess_t *s)
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "id", s->id,
         "conversation_id", s->conversation_id, "message_id", s->message_id, "status", s->status,
         "attempt", (json_int_t)s->attempt, "max_attempts", (json_int_t)s->max_attempts,
-        "lease_expires_at", time_or_null(s->lease_expires_ms), "error", error, "request", request,
+        "lease_expires_at", parley_clock_json(s->lease_expires_ms), "error", error, "request", request,
         "input", input, "result_message_id",
         s->result_id[0] ? json_string(s->result_id) : json_null(), "created_at",
-        time_or_null(s->created_ms), "updated_at", time_or_null(s->updated_ms), "stream", stream);
+        parley_clock_json(s->created_ms), "updated_at", parley_clock_json(s->updated_ms), "stream", stream);
     return v;
 }
 

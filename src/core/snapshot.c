@@ -39,15 +39,6 @@ void parley_snapshot_stream_path(const char *id, char *out, size_t cap)
     snprintf(out, cap, PARLEY_SNAPSHOT_PATH_PREFIX "%s", id);
 }
 
-static json_t *time_or_null(int64_t ms)
-{
-    char t[40];
-    if (ms < 0)
-        return json_null();
-    parley_clock_format(ms, t, sizeof t);
-    return json_string(t);
-}
-
 json_t *parley_snapshot_json(const parley_snap_t *s)
 {
     char url[PARLEY_ROW_ID_MAX + 20];
@@ -55,8 +46,8 @@ json_t *parley_snapshot_json(const parley_snap_t *s)
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o}", "id", s->id, "url", url, "source",
                      s->source, "kind", s->kind, "title",
                      s->title ? json_string(s->title) : json_null(), "public", s->is_public,
-                     "created_at", time_or_null(s->created_ms), "expires_at",
-                     time_or_null(s->expires_ms));
+                     "created_at", parley_clock_json(s->created_ms), "expires_at",
+                     parley_clock_json(s->expires_ms));
 }
 
 bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool admin)

@@ -37,6 +37,15 @@ void parley_clock_format(int64_t ms, char *out, size_t outlen)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
+json_t *parley_clock_json(int64_t ms)
+{
+    char t[64];
+    if (ms < 0)
+        return json_null();
+    parley_clock_format(ms, t, sizeof t);
+    return json_string(t);
+}
+
 static int digits(const char **p, int n, int *out)
 {
     int v = 0;

@@ -8,6 +8,7 @@
 #ifndef PARLEY_UTIL_CLOCK_H
 #define PARLEY_UTIL_CLOCK_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,10 @@ int64_t parley_clock_mono_ms(void);
 
 /* Format ms as "2025-01-02T03:04:05.678Z" into out (at least 32 bytes). */
 void parley_clock_format(int64_t ms, char *out, size_t outlen);
+
+/* ms as a JSON RFC 3339 string, or JSON null when ms < 0 (no time).
+ * New reference. */
+json_t *parley_clock_json(int64_t ms);
 
 /*
  * Parse an RFC 3339 date-time ("2025-01-02T03:04:05Z", optional fraction,
