@@ -15,7 +15,7 @@ setup:
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 run: setup build
 	$(BUILD)/parley serve --listen 127.0.0.1:4437 --data ./data
