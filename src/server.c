@@ -185,6 +185,12 @@ int parley_server_run(const parley_config_t *cfg)
                          cfg->data_dir);
         goto out_free;
     }
+    if (rc == PARLEY_ESTORE) {
+        parley_log_error("cannot open the store in %s: the database failed its integrity check or "
+                         "could not be read (see above); refusing to serve it",
+                         cfg->data_dir);
+        goto out_free;
+    }
     if (rc) {
         parley_log_error("cannot open the store in %s: %s", cfg->data_dir, parley_strerror(rc));
         goto out_free;

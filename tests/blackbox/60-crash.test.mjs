@@ -242,3 +242,23 @@ test("crash - kill -9 under concurrent load: acknowledged writes present once, r
   assert.ok(acked.size > 50, `only ${acked.size} writes acknowledged`)
   t.diagnostic(`${acked.size} acknowledged writes across 4 kill -9 rounds, all present once`)
 })
+
+// RELIABILITY.md item 5: flipped bytes in the database are detected at
+// start-up and reported, not served.
+test("crash - a corrupted database is refused at start-up, not served", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  assert.equal((await createStream(srv.url, "c")).status, 201)
+  for (let i = 0; i < 40; i++) assert.equal((await append(srv.url, "c", "x".repeat(2000))).status, 204)
+  assert.equal(await srv.stop(), 0)
+  // Scribble over the header of every b-tree page after the first two.
+  const file = path.join(srv.dataDir, "parley.db")
+  const fd = fs.openSync(file, "r+")
+  const pages = Math.floor(fs.statSync(file).size / 4096)
+  assert.ok(pages > 4, `database too small to corrupt (${pages} pages)`)
+  for (let p = 2; p < pages; p++) fs.writeSync(fd, Buffer.alloc(16, 0xff), 0, 16, p * 4096)
+  fs.closeSync(fd)
+  await assert.rejects(srv.restart(), (err) => {
+    assert.match(String(err.message) + srv.stderr(), /integrity check|malformed/)
+    return true
+  })
+})
