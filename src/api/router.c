@@ -33,6 +33,10 @@ size_t parley_api_body_limit(const char *path, void *arg)
         return cfg->max_json_bytes; /* subscription control bodies are JSON */
     if (strncmp(path, "/v1/stream/", 11) == 0)
         return cfg->max_append_bytes;
+    /* A session's token stream is a stream: appends take the stream limit. */
+    size_t n = strlen(path);
+    if (strncmp(path, "/v1/sessions/", 13) == 0 && n > 20 && strcmp(path + n - 7, "/stream") == 0)
+        return cfg->max_append_bytes;
     return cfg->max_json_bytes;
 }
 

@@ -711,3 +711,20 @@ test("chat - conversations: most recently active first, merge patch with If-Matc
   expectError(await alice.get(`/v1/conversations/${a.id}/sessions?status=bogus`), 400, "invalid_status")
   expectError(await alice.get(`/v1/conversations/${a.id}/sessions/latest`), 404, "not_found")
 })
+
+test("chat - a session's token stream takes appends up to the stream limit, not the JSON limit", { timeout: 30_000 }, async (t) => {
+  // The token stream is a Durable Stream: an append may be as large as any
+  // stream append (8 MiB by default), while message bodies stop at 1.5 MiB.
+  const { alice, worker } = await setup(t)
+  const conv = await newConversation(alice)
+  const m = await send(alice, conv.id, { role: "user", content: "a long tool result, please", process: true })
+  await claim(worker, conv.id)
+  const big = { chunk: "y".repeat(2 * 1024 * 1024) }
+  const res = await appendOut(worker, m.session_id, big)
+  assert.equal(res.status, 204, `a 2 MiB append answered ${res.status}`)
+  const over = await appendOut(worker, m.session_id, { chunk: "z".repeat(9 * 1024 * 1024) })
+  assert.equal(over.status, 413, `a 9 MiB append answered ${over.status}`)
+  const out = await alice.get(`/v1/sessions/${m.session_id}/stream?offset=-1`)
+  assert.equal(out.status, 200)
+  assert.deepEqual(out.json(), [big])
+})
