@@ -359,3 +359,18 @@ out_invalid:
         *why = reason;
     return PARLEY_EINVAL;
 }
+
+const char *parley_canonjson_stranger(json_t *obj, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(key, *a) == 0;
+        if (!ok)
+            return key;
+    }
+    return NULL;
+}

@@ -91,4 +91,12 @@ void parley_canonjson_sha256_hex(const char *data, size_t len,
 int parley_canonjson_parse(const char *body, size_t len, size_t max_depth, json_t **out,
                            const char **why);
 
+/*
+ * The first member of the JSON object obj whose name is not in the
+ * NULL-terminated list allowed (borrowed; valid while obj lives), or NULL
+ * when every member is allowed. Rules use it so that an unknown field is a
+ * 400 naming it, never silently dropped.
+ */
+const char *parley_canonjson_stranger(json_t *obj, const char *const *allowed);
+
 #endif

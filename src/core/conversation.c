@@ -91,26 +91,6 @@ static int emit_conv(parley_db_t *db, const parley_conv_t *c, const char *type,
     return rc;
 }
 
-/* Check that obj has no member outside the NULL-terminated allowed list;
- * on a stranger, *bad names it. */
-static bool only_fields(json_t *obj, const char *const *allowed, const char **bad)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            if (strcmp(key, *a) == 0)
-                ok = true;
-        if (!ok) {
-            *bad = key;
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Set c's title and metadata from a checked object {title?, metadata?}.
  * 0, PARLEY_EINVAL (with *why) or PARLEY_ENOMEM. */
 static int set_fields(parley_conv_t *c, json_t *obj, const char **why)
@@ -158,7 +138,7 @@ static int create(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_
         refuse_body(out, "the body must be a JSON object: {\"title\": ..., \"metadata\": {...}}");
         return 0;
     }
-    if (req->body && !only_fields(req->body, allowed, &bad)) {
+    if (req->body && (bad = parley_canonjson_stranger(req->body, allowed))) {
         parley_outcome_refuse(out, 400, "invalid_conversation",
                               "unknown field (see details.field): a conversation takes only "
                               "title and metadata",
@@ -207,7 +187,7 @@ static int patch(parley_db_t *db, parley_conv_t *c, const parley_conv_req_t *req
         refuse_body(out, "a PATCH body is a JSON merge patch object, e.g. {\"title\": \"New\"}");
         return 0;
     }
-    if (!only_fields(req->body, allowed, &bad)) {
+    if ((bad = parley_canonjson_stranger(req->body, allowed))) {
         parley_outcome_refuse(out, 400, "invalid_conversation",
                               "unknown field (see details.field): a conversation takes only "
                               "title and metadata",
@@ -419,7 +399,7 @@ int parley_conversation_append(parley_db_t *db, const parley_message_req_t *req,
                        "the body must be a JSON object: {\"role\": \"user\", \"content\": ...}");
         return 0;
     }
-    if (!only_fields(b, allowed, &bad)) {
+    if ((bad = parley_canonjson_stranger(b, allowed))) {
         parley_outcome_refuse(out, 400, "invalid_message",
                               "unknown field (see details.field): a message takes role, content, "
                               "metadata, process and max_attempts",

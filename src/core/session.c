@@ -356,26 +356,18 @@ static int check_body(const parley_session_req_t *req, int64_t *lease_ms, int64_
                       parley_outcome_t *out)
 {
     json_t *b = req->body;
-    const char *key;
-    json_t *v;
     *lease_ms = 0;
     *attempt = -1;
     if (b && !json_is_object(b)) {
         parley_outcome_refuse(out, 400, "invalid_request", "the body must be a JSON object", NULL);
         return 400;
     }
-    json_object_foreach(b, key, v)
-    {
-        bool ok = false;
-        for (const char *const *f = allowed_fields(req->action); *f; f++)
-            if (strcmp(*f, key) == 0)
-                ok = true;
-        if (!ok) {
-            parley_outcome_refuse(
-                out, 400, "invalid_request", "unknown field for this action (see details.field)",
-                json_pack("{s:s, s:s}", "field", key, "action", action_names[req->action]));
-            return 400;
-        }
+    const char *key = b ? parley_canonjson_stranger(b, allowed_fields(req->action)) : NULL;
+    if (key) {
+        parley_outcome_refuse(
+            out, 400, "invalid_request", "unknown field for this action (see details.field)",
+            json_pack("{s:s, s:s}", "field", key, "action", action_names[req->action]));
+        return 400;
     }
     json_t *lease = b ? json_object_get(b, "lease_seconds") : NULL;
     if (lease) {

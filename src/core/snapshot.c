@@ -156,23 +156,19 @@ static int freeze_document(parley_db_t *db, const parley_snapshot_req_t *req,
 int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, parley_outcome_t *out)
 {
     json_t *b = req->body;
-    const char *key;
-    json_t *v;
     parley_outcome_init(out);
     if (!json_is_object(b)) {
         refuse(out, "the body must be a JSON object: {\"source\": \"/v1/conversations/{id}\"}");
         return 0;
     }
-    json_object_foreach(b, key, v)
-    {
-        if (strcmp(key, "source") && strcmp(key, "title") && strcmp(key, "public") &&
-            strcmp(key, "expires_in")) {
-            parley_outcome_refuse(out, 400, "invalid_snapshot",
-                                  "unknown field (see details.field): a snapshot takes source, "
-                                  "title, public and expires_in",
-                                  json_pack("{s:s}", "field", key));
-            return 0;
-        }
+    static const char *const allowed[] = {"source", "title", "public", "expires_in", NULL};
+    const char *key = parley_canonjson_stranger(b, allowed);
+    if (key) {
+        parley_outcome_refuse(out, 400, "invalid_snapshot",
+                              "unknown field (see details.field): a snapshot takes source, "
+                              "title, public and expires_in",
+                              json_pack("{s:s}", "field", key));
+        return 0;
     }
     json_t *source = json_object_get(b, "source");
     json_t *title = json_object_get(b, "title");

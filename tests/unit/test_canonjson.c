@@ -462,6 +462,35 @@ static void canonjson_parse_accepts_any_value(void **state)
     }
 }
 
+/* The first member outside an allowed list, or NULL. */
+static void canonjson_stranger_table(void **state)
+{
+    static const char *const allowed[] = {"title", "metadata", NULL};
+    static const struct {
+        const char *json; /* an object */
+        const char *want; /* the stranger, or NULL */
+    } cases[] = {
+        {"{}", NULL},
+        {"{\"title\":\"a\"}", NULL},
+        {"{\"title\":1,\"metadata\":{}}", NULL},
+        {"{\"titel\":\"typo\"}", "titel"},
+        {"{\"title\":\"a\",\"extra\":null}", "extra"},
+        {"{\"Title\":\"a\"}", "Title"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_error_t err;
+        json_t *obj = json_loads(cases[i].json, 0, &err);
+        assert_non_null(obj);
+        const char *got = parley_canonjson_stranger(obj, allowed);
+        if (cases[i].want)
+            assert_string_equal(got, cases[i].want);
+        else
+            assert_null(got);
+        json_decref(obj);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest canonjson_tests[] = {
@@ -476,6 +505,7 @@ int main(void)
         cmocka_unit_test(canonjson_parse_rejected_million_brackets),
         cmocka_unit_test(canonjson_parse_rejected_table),
         cmocka_unit_test(canonjson_parse_accepts_any_value),
+        cmocka_unit_test(canonjson_stranger_table),
     };
     return cmocka_run_group_tests_name("canonjson", canonjson_tests, NULL, NULL);
 }
