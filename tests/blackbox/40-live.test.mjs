@@ -7,6 +7,7 @@ import http from "node:http"
 import { test } from "node:test"
 
 import { append, createStream, positionOf, request } from "./lib/http.mjs"
+import { sseParser } from "./lib/api.mjs"
 import { startServer } from "./lib/server.mjs"
 
 /** The soft limit on open files of this process (inherited by the server). */
@@ -27,32 +28,14 @@ function openFileLimit() {
  */
 function openSse(port, path, agent, onEvent) {
   const sub = { events: [], status: 0, error: null, req: null }
-  let buf = ""
   const req = http.request({ host: "127.0.0.1", port, path, agent, headers: { Accept: "text/event-stream" } }, (res) => {
     sub.status = res.statusCode
     res.setEncoding("utf8")
-    res.on("data", (chunk) => {
-      buf += chunk.replace(/\r\n?/g, "\n")
-      let end
-      while ((end = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, end)
-        buf = buf.slice(end + 2)
-        let type = "message"
-        const data = []
-        for (const line of block.split("\n")) {
-          if (line.startsWith(":")) continue
-          const colon = line.indexOf(":")
-          const field = colon < 0 ? line : line.slice(0, colon)
-          let value = colon < 0 ? "" : line.slice(colon + 1)
-          if (value.startsWith(" ")) value = value.slice(1)
-          if (field === "event") type = value
-          else if (field === "data") data.push(value)
-        }
-        const ev = { type, data: data.join("\n") }
-        sub.events.push(ev)
-        onEvent(sub, ev)
-      }
+    const feed = sseParser((ev) => {
+      sub.events.push(ev)
+      onEvent(sub, ev)
     })
+    res.on("data", feed)
     res.on("error", (err) => (sub.error = err))
     if (res.statusCode !== 200) onEvent(sub, { type: "http-error", data: String(res.statusCode) })
   })

@@ -193,32 +193,15 @@ export function openSse(port, path, headers = {}) {
       }
     }
   }
-  let buf = ""
   const req = http.request(
     { host: "127.0.0.1", port, path, agent: false, headers: { Accept: "text/event-stream", ...headers } },
     (res) => {
       sub.status = res.statusCode
       sub.headers = res.headers
       res.setEncoding("utf8")
+      const feed = sseParser((ev) => sub.events.push(ev))
       res.on("data", (chunk) => {
-        buf += chunk.replace(/\r\n?/g, "\n")
-        let end
-        while ((end = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, end)
-          buf = buf.slice(end + 2)
-          let type = "message"
-          const data = []
-          for (const line of block.split("\n")) {
-            if (line === "" || line.startsWith(":")) continue
-            const colon = line.indexOf(":")
-            const field = colon < 0 ? line : line.slice(0, colon)
-            let value = colon < 0 ? "" : line.slice(colon + 1)
-            if (value.startsWith(" ")) value = value.slice(1)
-            if (field === "event") type = value
-            else if (field === "data") data.push(value)
-          }
-          if (data.length || type !== "message") sub.events.push({ type, data: data.join("\n") })
-        }
+        feed(chunk)
         check()
       })
       res.on("end", () => {
@@ -272,3 +255,32 @@ export function openSse(port, path, headers = {}) {
 
 /** Sleep. */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * An SSE frame parser: returns feed(chunk), which calls onEvent({type,
+ * data}) for every complete event (data lines joined with "\n"; comments
+ * skipped; CRLF and CR line ends accepted).
+ */
+export function sseParser(onEvent) {
+  let buf = ""
+  return (chunk) => {
+    buf += chunk.replace(/\r\n?/g, "\n")
+    let end
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end)
+      buf = buf.slice(end + 2)
+      let type = "message"
+      const data = []
+      for (const line of block.split("\n")) {
+        if (line === "" || line.startsWith(":")) continue
+        const colon = line.indexOf(":")
+        const field = colon < 0 ? line : line.slice(0, colon)
+        let value = colon < 0 ? "" : line.slice(colon + 1)
+        if (value.startsWith(" ")) value = value.slice(1)
+        if (field === "event") type = value
+        else if (field === "data") data.push(value)
+      }
+      if (data.length || type !== "message") onEvent({ type, data: data.join("\n") })
+    }
+  }
+}
