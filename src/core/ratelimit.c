@@ -151,7 +151,9 @@ int parley_ratelimit_rule(const parley_rate_t *rate, const parley_rate_t *def, b
     }
     if (r.count == 0)
         return 0; /* off */
-    if (r.period_s > 86400 || r.burst > PARLEY_RATELIMIT_MAX_BURST)
+    /* At most an hour per period and a million tokens: interval * burst,
+     * the furthest a bucket's time runs ahead, stays below 2^62 ns. */
+    if (r.period_s > 3600 || r.burst > PARLEY_RATELIMIT_MAX_BURST)
         return PARLEY_EINVAL;
     uint32_t burst = r.burst ? r.burst : r.count;
     if (burst > PARLEY_RATELIMIT_MAX_BURST)

@@ -53,7 +53,8 @@ typedef struct parley_ratelimit parley_ratelimit_t;
  * The rule for a configured limit. A limit that is not set (period_s 0)
  * is off in local mode or without a default (def NULL), else it takes
  * def's rate, and def's burst unless a burst was set; count 0 is off.
- * 0, or PARLEY_EINVAL for a period or burst out of range.
+ * 0, or PARLEY_EINVAL for a period over an hour or a burst over
+ * PARLEY_RATELIMIT_MAX_BURST.
  */
 int parley_ratelimit_rule(const parley_rate_t *rate, const parley_rate_t *def, bool local_mode,
                           parley_rate_rule_t *out);

@@ -80,7 +80,7 @@ static void ratelimit_rule_from_config(void **state)
         {{2, 60, 0}, false, false, 0, 30 * SEC, 2},     /* per minute */
         {{3, 3600, 0}, false, false, 0, 1200 * SEC, 3}, /* per hour */
         {{3, 1, 0}, false, false, 0, SEC / 3, 3},       /* truncated, not zero */
-        {{1, 86401, 0}, false, false, PARLEY_EINVAL, 0, 0},
+        {{1, 3601, 0}, false, false, PARLEY_EINVAL, 0, 0},
         {{1, 1, PARLEY_RATELIMIT_MAX_BURST + 1}, false, false, PARLEY_EINVAL, 0, 0},
         {{2000000000u, 1, 0}, false, false, 0, 1, PARLEY_RATELIMIT_MAX_BURST}, /* clamped */
     };
@@ -104,12 +104,19 @@ static void ratelimit_burst_fresh_bucket(void **state)
         uint32_t count, period_s, burst; /* the rule */
         int admitted;                    /* at one instant */
     } cases[] = {
-        {1, 1, 0, 1}, {5, 1, 0, 5}, {5, 1, 12, 12}, {100, 1, 1, 1}, {2, 60, 0, 2}, {1, 3600, 3, 3},
+        {1, 1, 0, 1},
+        {5, 1, 0, 5},
+        {5, 1, 12, 12},
+        {100, 1, 1, 1},
+        {2, 60, 0, 2},
+        {1, 3600, 3, 3},
+        /* the slowest rule with the largest burst: no overflow */
+        {1, 3600, PARLEY_RATELIMIT_MAX_BURST, PARLEY_RATELIMIT_MAX_BURST},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         parley_ratelimit_t *rl = table(cases[i].count, cases[i].period_s, cases[i].burst, 64);
         int64_t t0 = 1000 * SEC;
-        int n = drain(rl, "alice", t0, 1000);
+        int n = drain(rl, "alice", t0, 2 * PARLEY_RATELIMIT_MAX_BURST);
         if (n != cases[i].admitted)
             fail_msg("case %zu: %d admitted at once, want %d", i, n, cases[i].admitted);
         parley_ratelimit_free(rl);
