@@ -1,6 +1,6 @@
 /*
  * router.c — which handler answers a request: CORS preflight, body limits
- * (413), authentication (401), then the route table.
+ * (413), authentication (401), rate limits (429), then the route table.
  *
  *   OPTIONS *                       CORS preflight (no token needed)
  *   /healthz, /readyz               probes (no token)
@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/ratelimit.h"
 #include "parley/parley.h"
 
 size_t parley_api_body_limit(const char *path, void *arg)
@@ -92,6 +93,8 @@ void parley_api_route(parley_req_t *r, void *arg)
         }
         parley_req_set_caller(r, who.user, who.admin);
     }
+    if (parley_api_ratelimit_refuse(r)) /* 429: over a rate limit */
+        return;
     if (strncmp(path, "/v1/stream/", 11) == 0) {
         parley_api_stream(r, path + 11);
         return;

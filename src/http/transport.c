@@ -181,6 +181,13 @@ bool parley_req_is_admin(parley_req_t *r)
     return r->admin;
 }
 
+const struct sockaddr *parley_req_client_addr(parley_req_t *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
+}
+
 const char *parley_req_body(parley_req_t *r, size_t *len)
 {
     *len = r->body.len;
