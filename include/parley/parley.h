@@ -60,6 +60,8 @@ typedef struct parley_config {
     unsigned session_max_attempts; /* attempts of a session before it fails, 3 */
     const char *admin_key;        /* bearer token with admin rights, or NULL */
     const char *jwt_secret;       /* HS256 secret for user tokens, or NULL */
+    const char *const *allow_origins; /* local mode: web origins allowed to call */
+    size_t nallow_origins;            /* entries in allow_origins, default 0 */
     bool quiet;                   /* no start-up banner on stdout */
 } parley_config_t;
 
