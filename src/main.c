@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,9 @@ static void usage(FILE *out)
             "                           a message may ask for its own, 1..100)\n"
             "  --admin-key KEY          bearer token with admin rights (or PARLEY_ADMIN_KEY)\n"
             "  --jwt-secret SECRET      HS256 secret of user JWTs (or PARLEY_JWT_SECRET)\n"
+            "  --allow-origin ORIGIN    local mode: let the web page at ORIGIN (e.g.\n"
+            "                           http://localhost:5173) call the server; repeatable\n"
+            "                           (or PARLEY_ALLOW_ORIGIN, a comma-separated list)\n"
             "  --quiet                  no start-up line\n"
             "\n"
             "rate limits (429 with Retry-After; each also PARLEY_RATE_..., e.g.\n"
@@ -52,7 +56,8 @@ static void usage(FILE *out)
             "  reads, other methods writes.\n"
             "\n"
             "With neither --admin-key nor --jwt-secret, Parley runs in local mode: no\n"
-            "authentication, every request is the local user, loopback only.\n");
+            "authentication, every request is the local user, loopback only: it answers\n"
+            "only loopback Host names and refuses cross-origin web pages (see --allow-origin).\n");
 }
 
 static int parse_listen(const char *v, parley_config_t *cfg)
@@ -76,6 +81,39 @@ static int parse_listen(const char *v, parley_config_t *cfg)
         return -1;
     cfg->listen_host = host;
     cfg->listen_port = (unsigned)port;
+    return 0;
+}
+
+#define MAX_ORIGINS 32
+
+static const char *origins[MAX_ORIGINS]; /* --allow-origin values (borrowed or strdup'd) */
+
+/* Add an origin: "http://" or "https://", a host, an optional port; no
+ * path, no trailing '/'. -1 if it is not one, or there are too many. */
+static int add_origin(const char *v, parley_config_t *cfg)
+{
+    const char *host = strncmp(v, "http://", 7) == 0    ? v + 7
+                       : strncmp(v, "https://", 8) == 0 ? v + 8
+                                                        : NULL;
+    if (!host || !*host || cfg->nallow_origins == MAX_ORIGINS)
+        return -1;
+    for (const char *c = host; *c; c++)
+        if (*c <= ' ' || *c >= 0x7f || strchr("/?#@\\*,", *c))
+            return -1;
+    origins[cfg->nallow_origins++] = v;
+    cfg->allow_origins = origins;
+    return 0;
+}
+
+/* PARLEY_ALLOW_ORIGIN: a comma-separated list of origins. */
+static int origins_from_env(const char *list, parley_config_t *cfg)
+{
+    char *copy = strdup(list); /* lives for the process: the config borrows it */
+    if (!copy)
+        return -1;
+    for (char *save = NULL, *o = strtok_r(copy, ", ", &save); o; o = strtok_r(NULL, ", ", &save))
+        if (add_origin(o, cfg))
+            return -1;
     return 0;
 }
 
@@ -203,7 +241,8 @@ int main(int argc, char **argv)
         O_IDEMTTL,
         O_ADMIN,
         O_JWT,
-        O_MAXATTEMPTS
+        O_MAXATTEMPTS,
+        O_ALLOWORIGIN
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -222,6 +261,7 @@ int main(int argc, char **argv)
         {"admin-key", required_argument, NULL, O_ADMIN},
         {"jwt-secret", required_argument, NULL, O_JWT},
         {"session-max-attempts", required_argument, NULL, O_MAXATTEMPTS},
+        {"allow-origin", required_argument, NULL, O_ALLOWORIGIN},
     };
     struct option all[sizeof opts / sizeof opts[0] + N_RATE_OPTS + 1];
     size_t nall = 0;
@@ -258,6 +298,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *env_origins = getenv("PARLEY_ALLOW_ORIGIN");
+    if (env_origins && *env_origins && origins_from_env(env_origins, &cfg)) {
+        fprintf(stderr,
+                "parley: invalid PARLEY_ALLOW_ORIGIN '%s': give origins such as "
+                "http://localhost:5173, separated by commas\n",
+                env_origins);
+        return 2;
+    }
+    bool origins_given = false; /* the first --allow-origin replaces the environment's */
     optind = 2;
     int c;
     while ((c = getopt_long(argc, argv, "hV", all, NULL)) != -1) {
@@ -310,6 +359,12 @@ int main(int argc, char **argv)
             break;
         case O_JWT:
             cfg.jwt_secret = optarg;
+            break;
+        case O_ALLOWORIGIN:
+            if (!origins_given)
+                cfg.nallow_origins = 0;
+            origins_given = true;
+            bad = add_origin(optarg, &cfg);
             break;
         default:
             if (c >= O_RATE_BASE && c < O_RATE_BASE + (int)N_RATE_OPTS) {

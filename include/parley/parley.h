@@ -84,6 +84,8 @@ typedef struct parley_config {
     parley_rate_t rate_addr_writes; /* writes per client address */
     parley_rate_t rate_addr_reads;  /* reads per client address */
     parley_rate_admin_t rate_admin; /* which limits the admin key meets */
+    const char *const *allow_origins; /* local mode: web origins allowed to call */
+    size_t nallow_origins;            /* entries in allow_origins, default 0 */
     bool quiet;                   /* no start-up banner on stdout */
 } parley_config_t;
 

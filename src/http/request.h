@@ -77,6 +77,12 @@ const char *parley_req_user(parley_req_t *r);
 bool parley_req_is_admin(parley_req_t *r);
 /* Set by the router once the caller is authenticated. */
 void parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
+/*
+ * CORS: the Access-Control-Allow-Origin the response carries ("*", one
+ * origin, borrowed for the request's life, or NULL for no CORS headers,
+ * the default). Set by the router, which owns the policy.
+ */
+void parley_req_set_allow_origin(parley_req_t *r, const char *origin);
 /* The body was over the route's limit (and was not kept). */
 bool parley_req_body_too_big(parley_req_t *r);
 
