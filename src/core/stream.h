@@ -29,6 +29,14 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+/*
+ * Forks: a fork may be at most PARLEY_STREAM_FORK_DEPTH_MAX forks away
+ * from the stream its chain starts from (a stream that is not a fork is
+ * depth 0); forking deeper is a 400. Chains are always walked in a loop,
+ * so a deeper chain stored before the limit existed still reads.
+ */
+#define PARLEY_STREAM_FORK_DEPTH_MAX 64
+
 /* A parsed write request (create, append/close, delete). */
 typedef struct parley_stream_req {
     const char *path;         /* stream path (below the stream root) */
@@ -169,7 +177,8 @@ typedef struct parley_read {
  * Read from position from (< = tail) into out: raw bytes for byte
  * streams, or the JSON messages joined by ',' (without brackets) for JSON
  * streams. Stops after max_bytes (at least one chunk is returned).
- * Forks read their source chain below their fork point. Any thread.
+ * Forks read their source chain below their fork point, walked in a loop
+ * in bounded memory whatever its depth. Any thread.
  */
 int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
                        size_t max_bytes, parley_buf_t *out, parley_read_t *rd);
