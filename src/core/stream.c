@@ -13,8 +13,9 @@
  * deep (400 beyond); a deeper chain stored before that limit still reads.
  *
  * Append checks, in the order the protocol asks for:
- *   missing/expired 404 → soft-deleted 410 → closed (idempotent close or
- *   producer replay of the closing append 204, else 409 + Stream-Closed) →
+ *   missing/expired 404 → soft-deleted 410 → closed (a producer's replay
+ *   of the exact closing tuple 204, any other producer request 409 +
+ *   Stream-Closed; without producer headers a bare close 204, else 409) →
  *   content type 409 → producer (403 / 400 / 204 / 409) → Stream-Seq 409 →
  *   body (JSON validity, empty array 400) → store.
  *
@@ -642,14 +643,21 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     if (st.closed) {
         res->closed = true;
         set_offset(res, st.tail);
-        if (req->has_producer && st.closer[0] && strcmp(st.closer, req->producer_id) == 0 &&
-            st.closer_epoch == req->producer_epoch && st.closer_seq == req->producer_seq) {
-            parley_stream_touch(&st);
-            res->status = 204; /* replay of the append that closed it */
-            res->has_epoch = res->has_seq = true;
-            res->epoch = st.closer_epoch;
-            res->seq = st.closer_seq;
-            return 0;
+        if (req->has_producer) {
+            /* §5.2.1: only the exact tuple that closed it is a replay;
+             * any other producer request, close or not, is a conflict. */
+            if (st.closer[0] && strcmp(st.closer, req->producer_id) == 0 &&
+                st.closer_epoch == req->producer_epoch && st.closer_seq == req->producer_seq) {
+                parley_stream_touch(&st);
+                res->status = 204; /* replay of the append that closed it */
+                res->has_epoch = res->has_seq = true;
+                res->epoch = st.closer_epoch;
+                res->seq = st.closer_seq;
+                return 0;
+            }
+            res->status = 409;
+            res->error = "stream is closed: this producer sequence is not the one that closed it";
+            return 409;
         }
         if (!has_body && req->closed) {
             parley_stream_touch(&st);
@@ -698,7 +706,8 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
             return 400;
         case PARLEY_PRODUCER_GAP:
             res->status = 409;
-            res->error = "producer sequence gap";
+            res->error = "producer sequence gap: Producer-Seq must be the last accepted "
+                         "sequence number + 1 (see Producer-Expected-Seq)";
             res->has_gap = true;
             res->expected_seq = expected;
             res->received_seq = req->producer_seq;

@@ -272,11 +272,107 @@ static void stream_legacy_deep_chain_reads_in_a_small_stack(void **state)
     fixture_close(&fx);
 }
 
+/* ---- closed streams and producers ------------------------------------------------- */
+
+/* POST to path as producer pid (NULL: no producer headers); returns the
+ * status, with *res the outcome. */
+static int post(fixture_t *fx, const char *path, const char *pid, uint64_t epoch, uint64_t seq,
+                const char *body, bool close, parley_stream_res_t *res)
+{
+    parley_stream_req_t q = request(path, "alice", false);
+    q.content_type = "application/json";
+    q.body = body;
+    q.body_len = body ? strlen(body) : 0;
+    q.closed = close;
+    if (pid) {
+        q.has_producer = true;
+        q.producer_id = pid;
+        q.producer_epoch = epoch;
+        q.producer_seq = seq;
+    }
+    if (q.body_len)
+        parley_stream_frame_json(&q);
+    memset(res, 0, sizeof *res);
+    assert_int_equal(parley_db_savepoint(fx->db), 0);
+    int rc = parley_stream_append(fx->db, &q, res);
+    assert_true(rc >= 0);
+    assert_int_equal(rc ? parley_db_rollback_to(fx->db) : parley_db_release(fx->db), 0);
+    return res->status;
+}
+
+static void stream_closed_by_a_producer_answers_only_its_closing_tuple(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pid;  /* producer, or NULL for none */
+        uint64_t epoch;   /* Producer-Epoch */
+        uint64_t seq;     /* Producer-Seq */
+        const char *body; /* data, or NULL */
+        bool close;       /* Stream-Closed: true */
+        int status;       /* expected */
+    } cases[] = {
+        {"p1", 0, 1, NULL, true, 204},  /* the closing tuple again */
+        {"p2", 0, 0, NULL, true, 409},  /* another producer closing */
+        {"p2", 0, 0, "[1]", true, 409}, /* another producer's final append */
+        {"p2", 0, 0, "[1]", false, 409},
+        {"p1", 0, 0, NULL, true, 409}, /* p1, but not its closing seq */
+        {"p1", 0, 0, "[1]", false, 409},
+        {"p1", 0, 2, NULL, true, 409},
+        {"p1", 1, 0, NULL, true, 409}, /* p1 in a new epoch */
+        {NULL, 0, 0, NULL, true, 204}, /* a bare close stays idempotent */
+        {NULL, 0, 0, "[1]", false, 409},
+    };
+    fixture_t fx;
+    parley_stream_res_t res;
+    fixture_open(&fx);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(create(&fx, "closed", NULL, NULL, "alice", &res), 201);
+    assert_int_equal(post(&fx, "closed", "p1", 0, 0, "[0]", false, &res), 200);
+    assert_int_equal(post(&fx, "closed", "p1", 0, 1, NULL, true, &res), 204);
+    assert_true(res.closed);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = post(&fx, "closed", cases[i].pid, cases[i].epoch, cases[i].seq, cases[i].body,
+                       cases[i].close, &res);
+        if (got != cases[i].status)
+            fail_msg("case %zu (%s %llu/%llu): %d, want %d", i, cases[i].pid ? cases[i].pid : "-",
+                     (unsigned long long)cases[i].epoch, (unsigned long long)cases[i].seq, got,
+                     cases[i].status);
+        assert_true(res.closed); /* Stream-Closed: true, either way */
+        if (got == 409 && cases[i].pid)
+            assert_non_null(strstr(res.error, "sequence"));
+    }
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_get(fx.db, "closed", &st), 0);
+    assert_int_equal(st.tail, 1); /* nothing more was stored */
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    fixture_close(&fx);
+}
+
+static void stream_producer_gap_says_sequence(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    parley_stream_res_t res;
+    fixture_open(&fx);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(create(&fx, "gap", NULL, NULL, "alice", &res), 201);
+    assert_int_equal(post(&fx, "gap", "p", 0, 0, "[0]", false, &res), 200);
+    assert_int_equal(post(&fx, "gap", "p", 0, 2, "[2]", false, &res), 409);
+    assert_non_null(strstr(res.error, "sequence"));
+    assert_true(res.has_gap);
+    assert_int_equal(res.expected_seq, 1);
+    assert_int_equal(res.received_seq, 2);
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stream_fork_chain_at_the_limit_reads_and_one_more_is_400),
         cmocka_unit_test(stream_legacy_deep_chain_reads_in_a_small_stack),
+        cmocka_unit_test(stream_closed_by_a_producer_answers_only_its_closing_tuple),
+        cmocka_unit_test(stream_producer_gap_says_sequence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
