@@ -171,6 +171,11 @@ static bool visible(const parley_stream_t *st, const char *user, bool admin)
     return admin || strcmp(st->owner, user ? user : "") == 0;
 }
 
+bool parley_stream_is_admin_owned(const parley_stream_t *st)
+{
+    return st->owner[0] == '@' || st->owner[0] == '\0';
+}
+
 bool parley_stream_path_reserved(const char *path)
 {
     return strncmp(path, "_parley/", 8) == 0 || strcmp(path, "_parley") == 0;
@@ -553,9 +558,12 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
             rc = 0; /* soft-deleted: the path stays blocked */
     }
     if (rc == 0) {
-        if (!visible(&st, req->owner, req->admin)) {
+        /* Someone else's path is never "ensured" for the caller, not even
+         * for the admin, who would otherwise get a 200 for a stream it
+         * does not own; the answer does not say whose it is. */
+        if (strcmp(st.owner, req->owner ? req->owner : "") != 0) {
             res->status = 409;
-            res->error = "this stream path is in use; choose another path";
+            res->error = "this stream path is in use by someone else; choose another path";
             return 409;
         }
         if (st.deleted) {

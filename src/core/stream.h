@@ -96,7 +96,9 @@ typedef struct parley_stream_res {
  */
 void parley_stream_frame_json(parley_stream_req_t *req);
 
-/* Writer thread, inside a savepoint. Return as parley_write_t.apply. */
+/* Writer thread, inside a savepoint. Return as parley_write_t.apply.
+ * create: a path that exists with another owner is a 409 for every
+ * caller, the admin included (200 only for the owner's own same config). */
 int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
 int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
 int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
@@ -138,6 +140,13 @@ int parley_stream_delete_internal(parley_db_t *db, const char *path, int64_t *st
  */
 int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const char *path,
                                 const char *owner, uint64_t *pos, int64_t *stream_id);
+
+/*
+ * True if st belongs to one of Parley's own principals ("@admin", local
+ * mode's "@local": user ids never start with '@') or to Parley itself
+ * (""): only a caller with admin rights can read or write it.
+ */
+bool parley_stream_is_admin_owned(const parley_stream_t *st);
 
 /* True if the path is reserved for Parley's own streams ("_parley/..."). */
 bool parley_stream_path_reserved(const char *path);

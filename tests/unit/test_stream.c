@@ -366,6 +366,50 @@ static void stream_producer_gap_says_sequence(void **state)
     fixture_close(&fx);
 }
 
+/* ---- ownership of paths ------------------------------------------------------------ */
+
+static void stream_create_on_a_path_someone_else_owns_is_409_for_anyone(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path;  /* an existing stream */
+        const char *owner; /* who asks to create it again */
+        int status;        /* expected */
+    } cases[] = {
+        {"u/alice", "alice", 200},  /* the owner's own PUT is idempotent */
+        {"u/alice", "bob", 409},    /* another user */
+        {"u/alice", "@admin", 409}, /* the admin is not handed alice's path */
+        {"u/admin", "@admin", 200}, /* the admin's own */
+        {"u/admin", "alice", 409},  /* nor a user the admin's */
+        {"u/admin", "@local", 409},
+    };
+    fixture_t fx;
+    parley_stream_res_t res;
+    fixture_open(&fx);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(create(&fx, "u/alice", NULL, NULL, "alice", &res), 201);
+    assert_int_equal(create(&fx, "u/admin", NULL, NULL, "@admin", &res), 201);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = create(&fx, cases[i].path, NULL, NULL, cases[i].owner, &res);
+        if (got != cases[i].status)
+            fail_msg("%s PUT by %s: %d, want %d", cases[i].path, cases[i].owner, got,
+                     cases[i].status);
+        if (got == 409) {
+            assert_non_null(strstr(res.error, "in use"));
+            assert_null(strstr(res.error, "alice")); /* whose it is stays unsaid */
+            assert_null(strstr(res.error, "admin"));
+        }
+    }
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_get(fx.db, "u/alice", &st), 0);
+    assert_string_equal(st.owner, "alice");
+    assert_false(parley_stream_is_admin_owned(&st));
+    assert_int_equal(parley_db_stream_get(fx.db, "u/admin", &st), 0);
+    assert_true(parley_stream_is_admin_owned(&st));
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +417,7 @@ int main(void)
         cmocka_unit_test(stream_legacy_deep_chain_reads_in_a_small_stack),
         cmocka_unit_test(stream_closed_by_a_producer_answers_only_its_closing_tuple),
         cmocka_unit_test(stream_producer_gap_says_sequence),
+        cmocka_unit_test(stream_create_on_a_path_someone_else_owns_is_409_for_anyone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
