@@ -176,3 +176,24 @@ test("subscriptions - a wake stream is the admin's: a user's path is neither ens
   assert.deepEqual(expectStatus(await alice.get("/v1/stream/wake/later?offset=-1"), 200), [], "alice's stream names none of bob's streams")
   assert.match(srv.stderr(), /wake stream wake\/later/, "the unannounced wake is logged")
 })
+
+test("subscriptions - webhook URLs in IPv6 ranges that carry a non-public IPv4 address are refused", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  const refused = [
+    "2002:a9fe:a9fe::", // 6to4 of 169.254.169.254
+    "2002:7f00:1::", // 6to4 of 127.0.0.1
+    "64:ff9b:1::a9fe:a9fe", // NAT64 local-use
+    "64:ff9b::7f00:1", // NAT64 of 127.0.0.1
+    "::ffff:0:169.254.169.254", // SIIT
+    "::169.254.169.254", // IPv4-compatible
+    "2001:0:4136:e378::5601:5601", // Teredo, client 169.254.169.254
+    "2001:0:7f00:1::a247:27dd", // Teredo, server 127.0.0.1
+  ]
+  for (const [i, addr] of refused.entries()) {
+    const res = await c.put(`/v1/stream/__ds/subscriptions/v6-${i}`, { type: "webhook", pattern: "x/*", webhook: { url: `https://[${addr}]/hook` } })
+    assert.equal(res.status, 400, `${addr}: ${res.text}`)
+    assert.equal(res.json().error.code, "WEBHOOK_URL_REJECTED", addr)
+  }
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/v6-ok", { type: "webhook", pattern: "x/*", webhook: { url: "https://[2002:5db8:d822::1]/hook" } }), 201, "6to4 of a public address")
+})
