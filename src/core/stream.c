@@ -1040,10 +1040,18 @@ typedef struct chain_seg {
  */
 static int read_chain(parley_db_t *db, const parley_stream_t *top, uint64_t to, read_ctx_t *c)
 {
+    uint64_t saved_to = c->to;
+    int rc;
+    if (!top->fork_src || c->next >= top->fork_pos) {
+        /* The common case: all of it is the stream's own. */
+        c->to = to;
+        rc = parley_db_chunk_scan(db, top->id, c->next, on_chunk, c);
+        c->to = saved_to;
+        return rc ? rc : c->err;
+    }
     chain_seg_t *seg = malloc(CHAIN_BATCH * sizeof *seg);
     parley_stream_t *cur = malloc(sizeof *cur);
-    uint64_t saved_to = c->to;
-    int rc = seg && cur ? 0 : PARLEY_ENOMEM;
+    rc = seg && cur ? 0 : PARLEY_ENOMEM;
     while (rc == 0 && c->next < to && !c->full && !c->err) {
         size_t n = 0; /* stretches seen; the ring holds the last CHAIN_BATCH */
         uint64_t lim = to, before = c->next;
