@@ -1,7 +1,10 @@
 // Forks: the fork-depth limit (64 forks from the stream a chain starts at),
-// reads across a chain at the limit, sub-offset forks on a deep chain, and
-// the server staying up through it all and after a restart.
+// reads across a chain at the limit, sub-offset forks on a deep chain, a
+// chain thousands deep left in the store by an older version, and the
+// server staying up through it all and after a restart.
 import assert from "node:assert/strict"
+import { execFileSync } from "node:child_process"
+import path from "node:path"
 import { test } from "node:test"
 
 import { expectError } from "./lib/api.mjs"
@@ -82,4 +85,47 @@ test("forks - the depth counts from the chain's start, not from the nearest fork
   expectError(await fork(srv, "b/side2", "b/side", undefined, { "Content-Type": "text/plain" }), 400, "bad_request", "fork of b/side")
   const got = await request(srv.url, `/v1/stream/b/${FORK_DEPTH_MAX}?offset=-1`)
   assert.equal(got.text, "abc")
+})
+
+test("forks - a 4,000-fork chain an older version stored still reads, and is refused as a fork source", { timeout: 120_000 }, async (t) => {
+  const srv = await startServer({ t })
+  assert.equal((await put(srv, "legacy/0", {}, "[0]")).status, 201)
+  assert.equal(await srv.stop(), 0)
+  // What the old code let ~4,000 PUTs with Stream-Forked-From build: each
+  // legacy/i forks legacy/(i-1) at its tail and holds one message, i.
+  const DEPTH = 4000
+  const sql = `
+    BEGIN;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${DEPTH})
+    INSERT INTO streams (path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, fork_pos, refs, deleted)
+      SELECT 'legacy/' || i, s.owner, s.content_type, s.created_ms, s.touched_ms, s.ttl_s, s.expires_ms, i + 1, 0, i, 1, 0
+      FROM n, streams s WHERE s.path = 'legacy/0';
+    UPDATE streams SET fork_src = (SELECT p.id FROM streams p WHERE p.path = 'legacy/' || (CAST(substr(streams.path, 8) AS INTEGER) - 1))
+      WHERE path GLOB 'legacy/*' AND path != 'legacy/0';
+    UPDATE streams SET refs = 1 WHERE path = 'legacy/0';
+    UPDATE streams SET refs = 0 WHERE path = 'legacy/${DEPTH}';
+    INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data)
+      SELECT id, fork_pos + 1, fork_pos, fork_pos + 1, CAST(CAST(fork_pos AS TEXT) AS BLOB) FROM streams
+      WHERE path GLOB 'legacy/*' AND path != 'legacy/0';
+    COMMIT;`
+  execFileSync("sqlite3", [path.join(srv.dataDir, "parley.db")], { input: sql })
+  await srv.start()
+
+  const want = Array.from({ length: DEPTH + 1 }, (_, i) => i)
+  assert.deepEqual(await readJson(srv, `legacy/${DEPTH}`), want, "the deepest stream reads the whole chain")
+  const tail = await request(srv.url, `/v1/stream/legacy/${DEPTH}?offset=${offsetAt(DEPTH - 2)}`)
+  assert.deepEqual(JSON.parse(tail.text), want.slice(DEPTH - 2))
+  const sub = await fork(srv, "legacy/fork", `legacy/${DEPTH}`, undefined, {
+    "Stream-Fork-Offset": offsetAt(5),
+    "Stream-Fork-Sub-Offset": "1",
+  })
+  expectError(sub, 400, "bad_request", "a sub-offset fork of the deep chain")
+  // Within the limit, a sub-offset fork finds its append down the old chain.
+  const near = await fork(srv, "legacy/near", "legacy/40", undefined, {
+    "Stream-Fork-Offset": offsetAt(5),
+    "Stream-Fork-Sub-Offset": "1",
+  })
+  assert.equal(near.status, 201, `${near.status} ${near.text}`)
+  assert.deepEqual(await readJson(srv, "legacy/near"), want.slice(0, 6))
+  assert.equal((await request(srv.url, "/healthz")).status, 200, "the server is still up")
 })
