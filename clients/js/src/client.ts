@@ -22,7 +22,7 @@ import { hasIndexedDB, IndexedDBOutboxStore } from "./outbox-idb.js"
 import { MemoryOutboxStore, Outbox, type OutboxStore } from "./outbox.js"
 import { type Batch, type BatchSource, liveBatches, type SubscribeOptions, Subscription } from "./live.js"
 import { canShareTabs, sharedSource, type TabOptions } from "./tabs.js"
-import { type Answer, ParleyError, Transport, type TransportOptions } from "./transport.js"
+import { type Answer, ParleyError, Transport, type TransportOptions, backoffDelay, sleep } from "./transport.js"
 import type { Conversation, Doc, FeedEvent, Message, Page, Session, SessionStatus, Snapshot } from "./types.js"
 
 export interface ClientOptions extends TransportOptions {
@@ -365,8 +365,11 @@ export class Documents extends Resource {
       } catch (e) {
         if (!(e instanceof ParleyError) || i >= (opts.retries ?? 10)) throw e
         if (e.status === 412) {
+          // Contention: wait a little (full jitter) so racing writers spread out.
+          await sleep(backoffDelay(i, { baseDelayMs: 10, maxDelayMs: 1000 }, this.c.transport.random))
           const current = (e.details?.current as Doc<T> | undefined) ?? (await this.find<T>(collection, id))
-          if (current && canonical(current.data) === canonical(next) && (!cur || current.version === cur.version + 1)) return current
+          // Our own PUT, applied by an attempt whose answer was lost?
+          if (e.uncertain && current && canonical(current.data) === canonical(next) && (!cur || current.version === cur.version + 1)) return current
           cur = current ?? null
         } else if (e.status === 404 && cur) cur = null
         else throw e

@@ -83,6 +83,8 @@ export class Outbox {
   private closed = false
   private offOnline: () => void = () => {}
   private lastAt = 0
+  /** Entries with an attempt that got no answer (it may have been applied). */
+  private unsure = new Set<string>()
 
   constructor(
     private readonly transport: Transport,
@@ -192,6 +194,8 @@ export class Outbox {
           settled = { entry, answer }
         } catch (e) {
           const err = e instanceof ParleyError ? e : new ParleyError(0, "network_error", String(e))
+          if (err.uncertain || err.status === 0) this.unsure.add(entry.id)
+          err.uncertain = this.unsure.has(entry.id)
           if (!err.retryable) settled = { entry, error: err }
           else wait = err.retryAfterMs
         }
@@ -213,6 +217,7 @@ export class Outbox {
       failures = 0
       await this.store.delete(entry.id)
       this.queue.shift()
+      this.unsure.delete(entry.id)
       const w = this.waiters.get(entry.id)
       this.waiters.delete(entry.id)
       if (settled.error) w?.reject(settled.error)

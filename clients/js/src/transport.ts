@@ -54,6 +54,8 @@ export class ParleyError extends Error {
   readonly details: any
   /** Retry-After in ms, when the server sent one. */
   readonly retryAfterMs: number | undefined
+  /** An earlier attempt of the same write got no answer: it may have been applied. */
+  uncertain = false
   constructor(status: number, code: string, message: string, details: any = {}, retryAfterMs?: number) {
     super(message)
     this.name = "ParleyError"
@@ -191,6 +193,7 @@ export class Transport {
       headers["Content-Type"] ??= call.method === "PATCH" ? "application/merge-patch+json" : "application/json"
     }
     if (call.idempotencyKey) headers["Idempotency-Key"] = call.idempotencyKey
+    let uncertain = false
     for (let attempt = 0; ; attempt++) {
       let err: ParleyError
       try {
@@ -203,6 +206,8 @@ export class Transport {
         if (e instanceof ParleyError) throw e
         err = new ParleyError(0, "network_error", `network error: ${(e as Error)?.message ?? e}`)
       }
+      err.uncertain ||= uncertain
+      uncertain ||= err.status === 0
       if (!err.retryable || attempt >= retries) throw err
       await sleep(err.retryAfterMs ?? backoffDelay(attempt, this.retry, this.random), call.signal)
     }
