@@ -154,12 +154,16 @@ async function* shared<T>(direct: BatchSource<T>, catchUp: (offset: string, sign
     if (m.t === "batch") {
       if (!leading) take(m.b)
     } else if (m.t === "hb" || m.t === "claim") {
-      if (m.t === "hb") lastBeat = Date.now()
-      // Of two leaders (or claimants), the smaller id stays.
+      // Of two leaders (or claimants), the smaller id stays; a claim from a
+      // smaller id also holds off our own claim for a while.
+      if (m.t === "hb" || m.id < id) lastBeat = Date.now()
       if ((leaderCtl || claiming) && m.id < id) {
         claiming = false
         leaderCtl?.abort()
         leaderCtl = null
+      } else if ((leaderCtl || claiming) && m.id > id) {
+        // Tell the larger one at once that we are here.
+        chan.postMessage({ t: leaderCtl ? "hb" : "claim", id })
       }
     } else if (m.t === "bye" && !opts.locks) {
       lastBeat = 0
