@@ -116,8 +116,14 @@ export class Outbox {
       createdAt: (this.lastAt = Math.max(Date.now(), this.lastAt + 1)),
     }
     const done = new Promise<Answer>((resolve, reject) => this.waiters.set(entry.id, { resolve, reject }))
-    await this.loaded
-    await this.store.put(entry)
+    try {
+      await this.loaded
+      await this.store.put(entry)
+    } catch (e) {
+      // Not stored: not sent either, and the caller hears why.
+      this.waiters.delete(entry.id)
+      throw e
+    }
     this.queue.push(entry)
     this.drain()
     return done
