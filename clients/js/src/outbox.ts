@@ -105,6 +105,7 @@ export class Outbox {
 
   /** Persist a write, then send it; resolves with the server's answer. */
   async enqueue(method: string, path: string, json?: unknown, headers?: Record<string, string>): Promise<Answer> {
+    if (this.closed) throw new Error("the client is closed")
     const h: Record<string, string> = { ...headers }
     if (json !== undefined) h["Content-Type"] ??= method === "PATCH" ? "application/merge-patch+json" : "application/json"
     const entry: OutboxEntry = {

@@ -21,6 +21,7 @@
 // A tab also catches up that way when it joins. Parley's offsets are fixed
 // width, so comparing them as strings compares stream positions.
 import type { Batch, BatchSource } from "./live.js"
+import { type ParleyError, backoffDelay, sleep } from "./transport.js"
 
 /** What the election needs of navigator.locks. */
 export interface LockManagerLike {
@@ -94,7 +95,15 @@ async function* shared<T>(direct: BatchSource<T>, catchUp: (offset: string, sign
   const fill = async () => {
     // Read from our offset to the tail ourselves (invariant 3).
     for (let i = 0; i < 10_000 && !signal.aborted; i++) {
-      const b = await catchUp(offset, signal)
+      let b: Batch<T>
+      try {
+        b = await catchUp(offset, signal)
+      } catch (e) {
+        // A read that may work later (offline, 5xx) is tried again, as a live connection would be.
+        if (signal.aborted || !(e as ParleyError)?.retryable) throw e
+        await sleep(backoffDelay(Math.min(i, 8), {}), signal).catch(() => {})
+        continue
+      }
       if (b.from !== offset) continue // moved meanwhile: read again from there
       if (b.items.length || b.offset !== offset || b.closed) deliver(b)
       if (b.upToDate || b.closed || b.offset === b.from) return
