@@ -107,8 +107,10 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
     clearTimeout(deadline)
     deadline = setTimeout(() => stop(new TurnAborted("lease_lost")), Math.max(0, leaseEnd - Date.now()))
   }
+  // complete and fail are not cut short by the turn's signal: their own
+  // answer (200, or 409 stale_attempt) says how the turn ended.
   const post = (action: string, json: unknown) =>
-    t.request({ method: "POST", path: `/v1/sessions/${id}/${action}`, json, idempotencyKey: newKey(), signal: ctl.signal })
+    t.request({ method: "POST", path: `/v1/sessions/${id}/${action}`, json, idempotencyKey: newKey(), signal: action === "heartbeat" ? ctl.signal : undefined })
   const beat = setInterval(async () => {
     try {
       await post("heartbeat", { lease_seconds: leaseMs / 1000, attempt })
@@ -157,10 +159,14 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
     try {
       const result = await Promise.race([handler({ session, attempt, signal: ctl.signal, write }), aborted])
       await Promise.race([chain, aborted])
-      await post("complete", { content: result.content, metadata: result.metadata ?? {}, attempt })
+      try {
+        await post("complete", { content: result.content, metadata: result.metadata ?? {}, attempt })
+      } catch (e) {
+        throw outcomeOf(e) ?? e
+      }
       outcome = "completed"
     } catch (e) {
-      const why = ctl.signal.aborted ? ctl.signal.reason : outcomeOf(e)
+      const why = e instanceof TurnAborted ? e : ctl.signal.aborted ? ctl.signal.reason : outcomeOf(e)
       if (why instanceof TurnAborted) {
         outcome = why.outcome
         error = why.cause
