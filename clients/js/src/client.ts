@@ -121,7 +121,7 @@ export class ParleyClient {
     if (opts.shared ?? (t === undefined ? canShareTabs() : t !== false)) {
       const o = typeof t === "object" ? t : {}
       source = sharedSource<T>(source, (off, signal) => this.readPage<T>(path, off, signal), {
-        name: `parley:${this.transport.baseUrl}${path}`,
+        name: async () => `parley:${this.transport.baseUrl}${path}:${subjectOf(await this.transport.getToken())}`,
         locks: (globalThis as any).navigator?.locks ?? null,
         ...o,
       })
@@ -135,6 +135,21 @@ export class ParleyClient {
   close(): void {
     this.outbox.close()
   }
+}
+
+/** The user a token names: a JWT's `sub` (read, not verified); "key" for any other token (never its value). */
+export function subjectOf(token: string | null | undefined): string {
+  if (!token) return ""
+  const parts = token.split(".")
+  if (parts.length === 3) {
+    try {
+      const sub = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"))).sub
+      if (typeof sub === "string") return sub
+    } catch {
+      // not a JWT
+    }
+  }
+  return "key"
 }
 
 /** Make a client. `token` may be a string or an async function (called again after a 401). */

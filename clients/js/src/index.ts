@@ -1,5 +1,5 @@
 // The core entry: browsers and Node 20+, fetch only, no dependencies.
-export { createClient, ParleyClient, Conversations, Messages, Sessions, Documents, Snapshots, Feed, Streams, mergeDiff, canonical } from "./client.js"
+export { createClient, ParleyClient, Conversations, Messages, Sessions, Documents, Snapshots, Feed, Streams, mergeDiff, canonical, subjectOf } from "./client.js"
 export type { ClientOptions, ListOptions, LiveOptions, SendMessage } from "./client.js"
 export { Transport, ParleyError, backoffDelay, isRetryable, parseRetryAfter } from "./transport.js"
 export type { Answer, Call, FetchLike, RetryOptions, TokenProvider, TransportOptions } from "./transport.js"

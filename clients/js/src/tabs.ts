@@ -36,8 +36,13 @@ export interface ChannelLike {
 }
 
 export interface TabOptions {
-  /** The channel and lock name; tabs with the same name share one connection. */
-  name: string
+  /**
+   * The channel and lock name; tabs with the same name share one connection.
+   * A function is called when the subscription starts (the client names it
+   * after the server, the path and the token's user, so tabs signed in as
+   * different users never share).
+   */
+  name: string | (() => Promise<string>)
   /** navigator.locks, or null to elect over the channel alone. */
   locks?: LockManagerLike | null
   /** Makes the channel (default: new BroadcastChannel(name)). */
@@ -72,7 +77,8 @@ export function sharedSource<T>(direct: BatchSource<T>, catchUp: (offset: string
 
 async function* shared<T>(direct: BatchSource<T>, catchUp: (offset: string, signal: AbortSignal) => Promise<Batch<T>>, opts: TabOptions, start: string, signal: AbortSignal): AsyncGenerator<Batch<T>> {
   const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
-  const chan = (opts.channel ?? ((n) => new (globalThis as any).BroadcastChannel(n) as ChannelLike))(opts.name)
+  const name = typeof opts.name === "function" ? await opts.name() : opts.name
+  const chan = (opts.channel ?? ((n) => new (globalThis as any).BroadcastChannel(n) as ChannelLike))(name)
   const beat = opts.heartbeatMs ?? 1000
   let offset = start
   let leading = false
@@ -217,7 +223,7 @@ async function* shared<T>(direct: BatchSource<T>, catchUp: (offset: string, sign
     void handle()
     if (opts.locks) {
       opts.locks
-        .request(opts.name, { signal }, async () => {
+        .request(name, { signal }, async () => {
           if (!signal.aborted) await lead(signal)
         })
         .catch(() => {}) // aborted while waiting

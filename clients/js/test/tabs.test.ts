@@ -6,8 +6,8 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { type Batch, type ChannelLike, type LockManagerLike, sharedSource, Subscription } from "../src/index.js"
-import { sleep, until } from "./lib/server.js"
+import { type Batch, type ChannelLike, type LockManagerLike, sharedSource, Subscription, subjectOf } from "../src/index.js"
+import { mintJwt, sleep, until } from "./lib/server.js"
 
 const fmt = (n: number) => `0000000000000000_${String(n).padStart(16, "0")}`
 const pos = (offset: string, tail: number) => (offset === "-1" ? 0 : offset === "now" ? tail : Number(offset.split("_")[1]))
@@ -161,3 +161,10 @@ for (const mode of ["web locks", "channel only"] as const) {
     await until(() => stream.active === 0, 2000, "the connection is closed with the last tab")
   })
 }
+
+test("tabs - the shared channel is named per user, so tabs signed in as different users never share", () => {
+  assert.equal(subjectOf(mintJwt("alice", "s")), "alice")
+  assert.equal(subjectOf(mintJwt("bob", "s")), "bob")
+  assert.equal(subjectOf("an-admin-key"), "key")
+  assert.equal(subjectOf(null), "")
+})
