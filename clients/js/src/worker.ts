@@ -204,7 +204,9 @@ export async function runWorker(client: ParleyClient, handler: TurnHandler, opts
   let work = false
   let wake: (() => void) | null = null
   let current: Turn | null = null
-  const sub = client.feed.subscribe({ offset: start.offset, shared: false, signal }, (ev) => {
+  let broken: unknown = null
+  const sub = client.feed.subscribe({ offset: start.offset, shared: false, signal })
+  sub.listen((ev) => {
     if (ev.type !== "session.updated") return
     const to = ev.data?.to
     if (current && ev.session_id === current.id) {
@@ -215,9 +217,15 @@ export async function runWorker(client: ParleyClient, handler: TurnHandler, opts
       work = true
       wake?.()
     }
+  }, (e) => {
+    // The feed cannot go on (e.g. the key was revoked): stop with its error.
+    broken = e
+    current?.stop(new TurnAborted("gone", e))
+    wake?.()
   })
   try {
     while (!signal?.aborted) {
+      if (broken) throw broken
       work = false
       const body: Record<string, unknown> = { lease_seconds: opts.leaseSeconds ?? 60 }
       if (opts.conversationId) body.conversation_id = opts.conversationId
