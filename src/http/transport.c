@@ -32,6 +32,12 @@
  *      hub's wake callback, or the worker itself when deferral failed).
  *   2. A request's memory is freed only in on_completed, which cannot run
  *      while the connection is suspended.
+ *   3. A parked (hub-waiting) connection's socket is in the watcher
+ *      (http/watch.h) from before parley_hub_wait() until it is resumed,
+ *      and is removed from it before MHD_resume_connection(). The resume
+ *      goes to whoever takes the waiter out of the hub: the hub's wake-up,
+ *      or the watcher through parley_hub_cancel() when the client hangs up
+ *      (wake reason PARLEY_WAKE_GONE, which ends the request at once).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -50,6 +56,7 @@
 
 #include "http/request.h"
 #include "http/transport.h"
+#include "http/watch.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -74,6 +81,7 @@ struct parley_http {
     pthread_mutex_t readers_lock; /* guards readers */
     parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
     int nreaders;                 /* entries in readers */
+    parley_watch_t *watch;        /* notices parked clients hanging up */
 };
 
 typedef struct resp_header {
@@ -94,6 +102,7 @@ struct parley_req {
     parley_resume_fn on_resume;     /* what to run after a resume */
     int write_status;               /* from the writer's done callback */
     parley_waiter_t waiter;         /* hub registration */
+    parley_watch_entry_t watch;     /* hang-up watch while parked */
     _Atomic int wake_reason;        /* why we were resumed */
     char user[256];                 /* the authenticated caller's user id */
     bool admin;                     /* the caller reaches every user's resources */
@@ -314,6 +323,8 @@ static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     stream_resp_t *s = cls;
     (void)pos;
+    if (parley_req_wake_reason(s->r) == PARLEY_WAKE_GONE)
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* hung up while parked */
     long n = s->fill(s->arg, buf, max);
     if (n < 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
@@ -383,9 +394,41 @@ int parley_req_write_status(parley_req_t *r)
 static void on_wake(parley_waiter_t *w, parley_wake_t why)
 {
     parley_req_t *r = w->arg;
+    parley_watch_remove(r->srv->watch, &r->watch);
     atomic_store(&r->wake_reason, (int)why);
     r->state = REQ_RESUMED;
     MHD_resume_connection(r->conn);
+}
+
+/* Watcher thread, its lock held: the client hung up. The resume is ours
+ * only if the waiter is still in the hub. */
+static bool on_hangup_claim(parley_watch_entry_t *e)
+{
+    parley_req_t *r = e->arg;
+    return parley_hub_cancel(r->srv->cfg.ctx->hub, &r->waiter);
+}
+
+/* Watcher thread, after a successful claim: resume so the request ends. */
+static void on_hangup(parley_watch_entry_t *e)
+{
+    parley_req_t *r = e->arg;
+    atomic_store(&r->wake_reason, (int)PARLEY_WAKE_GONE);
+    r->state = REQ_RESUMED;
+    MHD_resume_connection(r->conn);
+}
+
+/* Watch the parked connection's socket for a hang-up (best effort: a
+ * connection that cannot be watched is still woken by its deadline). */
+static void watch_parked(parley_req_t *r)
+{
+    r->watch.claim = on_hangup_claim;
+    r->watch.gone = on_hangup;
+    r->watch.arg = r;
+    r->watch.fd = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && parley_watch_add(r->srv->watch, &r->watch, ci->connect_fd))
+        parley_log_warn("http: a parked connection cannot be watched for hang-ups");
 }
 
 static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen)
@@ -397,8 +440,10 @@ static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_
     r->waiter.arg = r;
     r->state = REQ_WAITING;
     MHD_suspend_connection(r->conn);
+    watch_parked(r); /* before the hub can wake it: see invariant 3 */
     int rc = parley_hub_wait(r->srv->cfg.ctx->hub, &r->waiter, gen);
     if (rc) {
+        parley_watch_remove(r->srv->watch, &r->watch);
         atomic_store(&r->wake_reason,
                      (int)(rc == PARLEY_ECONFLICT ? PARLEY_WAKE_DATA : PARLEY_WAKE_SHUTDOWN));
         r->state = REQ_RESUMED;
@@ -482,6 +527,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         srv->cfg.route(r, srv->cfg.arg);
         break;
     case REQ_RESUMED:
+        if (parley_req_wake_reason(r) == PARLEY_WAKE_GONE)
+            return MHD_NO; /* the client hung up while parked: close */
         r->state = REQ_HANDLE;
         r->on_resume(r);
         break;
@@ -598,9 +645,15 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
-    pthread_mutex_init(&srv->readers_lock, NULL);
-    int rc = start_daemon(srv, port);
+    int rc = parley_watch_create(&srv->watch);
     if (rc) {
+        free(srv);
+        return rc;
+    }
+    pthread_mutex_init(&srv->readers_lock, NULL);
+    rc = start_daemon(srv, port);
+    if (rc) {
+        parley_watch_destroy(srv->watch);
         pthread_mutex_destroy(&srv->readers_lock);
         free(srv);
         return rc;
@@ -625,6 +678,7 @@ void parley_http_stop(parley_http_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    parley_watch_destroy(srv->watch);
     for (int i = 0; i < srv->nreaders; i++)
         parley_db_close(srv->readers[i]);
     pthread_mutex_destroy(&srv->readers_lock);
