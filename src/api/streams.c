@@ -17,11 +17,15 @@
  *       |                          \--deadline/shutdown--> END
  *       \--closed and caught up--> queue control(streamClosed) --> FLUSH --> END
  *
- * A data event and its control event are queued together and written in
- * one go. The pending buffer holds at most one read's worth of events
- * (bounded by max_read_bytes plus framing); a slow client therefore costs
- * bounded memory, and a client that stops reading altogether is dropped by
- * the connection timeout and resumes by offset.
+ * Every body — a catch-up's, a long-poll's, SSE's events — is produced a
+ * window at a time (parley_req_respond_window): each window is read from
+ * the store in its own short read transaction with a cursor
+ * (parley_stream_read_window), so a reader holds one window however large
+ * the stream, and a client that stops reading is disconnected by the read
+ * budget (http/budget.h) and resumes by offset. A catch-up is ONE response
+ * up to the tail as of its start; its headers name that end before the
+ * body. A data event ends at a chunk boundary once it holds
+ * SSE_EVENT_BYTES, and its control event follows it.
  */
 #include <openssl/evp.h>
 #include <stdio.h>

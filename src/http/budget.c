@@ -174,6 +174,9 @@ unsigned parley_budget_sweep(parley_budget_t *b, int64_t now_ms)
     pthread_mutex_lock(&b->lock);
     size_t projected = b->held;
     size_t share = share_of(b);
+    for (parley_budget_entry_t *e = b->list; e; e = e->next)
+        if (e->evicted)
+            projected -= e->held; /* going: its connection is closing */
     /* Pass 0: stalled readers over their share; pass 1: any stalled. */
     for (int pass = 0; pass < 2 && projected > b->total; pass++) {
         for (parley_budget_entry_t *e = b->list; e && projected > b->total; e = e->next) {
