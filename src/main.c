@@ -28,7 +28,12 @@ static void usage(FILE *out)
             "  --long-poll-timeout MS   long-poll wait before 204 (default 30000)\n"
             "  --sse-recycle MS         SSE connection lifetime (default 60000)\n"
             "  --max-append-bytes N     largest stream append body (default 8388608)\n"
-            "  --max-read-bytes N       largest catch-up response (default 1048576)\n"
+            "  --read-window N          pending output one reader may hold: a read is\n"
+            "                           produced from the store this much at a time\n"
+            "                           (default 262144, at least 16384)\n"
+            "  --read-budget N          pending output of all readers together; past it,\n"
+            "                           readers that stopped reading are disconnected\n"
+            "                           (default 16777216)\n"
             "  --max-connections N      connection limit (default 65536)\n"
             "  --max-json-bytes N       largest JSON body of a document (default 1572864)\n"
             "  --idempotency-ttl S      keep Idempotency-Key records S seconds (default 86400)\n"
@@ -234,7 +239,8 @@ int main(int argc, char **argv)
         O_LP,
         O_SSE,
         O_MAXAPP,
-        O_MAXREAD,
+        O_READWIN,
+        O_READBUDGET,
         O_MAXCONN,
         O_QUIET,
         O_MAXJSON,
@@ -253,7 +259,8 @@ int main(int argc, char **argv)
         {"long-poll-timeout", required_argument, NULL, O_LP},
         {"sse-recycle", required_argument, NULL, O_SSE},
         {"max-append-bytes", required_argument, NULL, O_MAXAPP},
-        {"max-read-bytes", required_argument, NULL, O_MAXREAD},
+        {"read-window", required_argument, NULL, O_READWIN},
+        {"read-budget", required_argument, NULL, O_READBUDGET},
         {"max-connections", required_argument, NULL, O_MAXCONN},
         {"quiet", no_argument, NULL, O_QUIET},
         {"max-json-bytes", required_argument, NULL, O_MAXJSON},
@@ -336,8 +343,11 @@ int main(int argc, char **argv)
         case O_MAXAPP:
             bad = parse_size(optarg, &cfg.max_append_bytes);
             break;
-        case O_MAXREAD:
-            bad = parse_size(optarg, &cfg.max_read_bytes);
+        case O_READWIN:
+            bad = parse_size(optarg, &cfg.read_window_bytes) || cfg.read_window_bytes < 16384;
+            break;
+        case O_READBUDGET:
+            bad = parse_size(optarg, &cfg.read_budget_bytes) || cfg.read_budget_bytes < 16384;
             break;
         case O_MAXCONN:
             bad = parse_uint(optarg, &cfg.max_connections);

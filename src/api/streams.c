@@ -17,11 +17,15 @@
  *       |                          \--deadline/shutdown--> END
  *       \--closed and caught up--> queue control(streamClosed) --> FLUSH --> END
  *
- * A data event and its control event are queued together and written in
- * one go. The pending buffer holds at most one read's worth of events
- * (bounded by max_read_bytes plus framing); a slow client therefore costs
- * bounded memory, and a client that stops reading altogether is dropped by
- * the connection timeout and resumes by offset.
+ * Every body — a catch-up's, a long-poll's, SSE's events — is produced a
+ * window at a time (parley_req_respond_window): each window is read from
+ * the store in its own short read transaction with a cursor
+ * (parley_stream_read_window), so a reader holds one window however large
+ * the stream, and a client that stops reading is disconnected by the read
+ * budget (http/budget.h) and resumes by offset. A catch-up is ONE response
+ * up to the tail as of its start; its headers name that end before the
+ * body. A data event ends at a chunk boundary once it holds
+ * SSE_EVENT_BYTES, and its control event follows it.
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -39,11 +43,11 @@
 #include "core/subscription.h"
 #include "parley/parley.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/utf8.h"
 
 #define CURSOR_EPOCH_MS 1728432000000LL /* 2024-10-09T00:00:00Z */
 #define CURSOR_INTERVAL_MS 20000
-#define SSE_READ_BYTES (256 * 1024)
 
 enum write_kind { W_CREATE, W_APPEND, W_DELETE };
 
@@ -444,19 +448,12 @@ typedef struct stream_read {
 } stream_read_t;
 
 /*
- * Look the stream up and read from rd->pos, in one short read transaction
- * (max == 0: look up only). Returns an HTTP status (200, 400, 404, 410) or
- * a negative error.
+ * Look the stream up in one short read transaction and resolve rd->pos.
+ * Returns an HTTP status (200; 400 for a position past the tail; 404,
+ * 410) or a negative error.
  */
-static int read_once(parley_req_t *r, stream_read_t *rd, size_t max, parley_stream_t *meta,
-                     parley_buf_t *out, parley_read_t *res)
+static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley_stream_t *meta)
 {
-    parley_db_t *db = parley_req_reader(r);
-    if (!db)
-        return PARLEY_ESTORE;
-    int rc = parley_db_begin(db);
-    if (rc)
-        return rc;
     int st = parley_stream_lookup(db, rd->path, parley_req_user(r), parley_req_is_admin(r), meta);
     if (st == 200) {
         if (!rd->resolved) {
@@ -465,38 +462,50 @@ static int read_once(parley_req_t *r, stream_read_t *rd, size_t max, parley_stre
         }
         if (rd->pos > meta->tail)
             st = 400;
-        else if (max > 0)
-            rc = parley_stream_read(db, meta, rd->pos, max, out, res);
     }
-    parley_db_commit(db);
-    if (rc)
-        return rc;
     return st;
 }
 
-static void add_read_headers(parley_req_t *r, const parley_stream_t *meta, const parley_read_t *res)
+static int lookup(parley_req_t *r, stream_read_t *rd, parley_stream_t *meta)
 {
-    char off[PARLEY_OFFSET_LEN + 1];
-    parley_offset_format(res->next, off);
-    parley_req_add_header(r, "Stream-Next-Offset", off);
-    if (res->up_to_date)
-        parley_req_add_header(r, "Stream-Up-To-Date", "true");
-    if (res->closed)
-        parley_req_add_header(r, "Stream-Closed", "true");
-    (void)meta;
+    parley_db_t *db = parley_req_reader(r);
+    if (!db)
+        return PARLEY_ESTORE;
+    int rc = parley_db_begin(db);
+    if (rc)
+        return rc;
+    int st = lookup_in(r, db, rd, meta);
+    parley_db_commit(db);
+    return st;
 }
 
-static void wrap_json(parley_buf_t *out, const parley_stream_t *meta)
+/* Read the next window of cur (at most max bytes) into out, in its own
+ * short read transaction: no transaction stays open while a client is
+ * written to. */
+static int read_window(parley_req_t *r, const parley_stream_t *meta, parley_read_cursor_t *cur,
+                       size_t max, parley_buf_t *out)
 {
-    if (!parley_stream_is_json(meta))
-        return;
-    parley_buf_t w;
-    parley_buf_init(&w, out->len + 3);
-    parley_buf_putc(&w, '[');
-    parley_buf_append(&w, out->data ? out->data : "", out->len);
-    parley_buf_putc(&w, ']');
-    parley_buf_free(out);
-    *out = w;
+    parley_db_t *db = parley_req_reader(r);
+    if (!db)
+        return PARLEY_ESTORE;
+    int rc = parley_db_begin(db);
+    if (rc)
+        return rc;
+    rc = parley_stream_read_window(db, meta, cur, max, out);
+    parley_db_commit(db);
+    return rc;
+}
+
+/* Headers of a read that returns [pos, end) of the stream meta (end is
+ * its tail when the read started, so the read is up to date). */
+static void add_read_headers(parley_req_t *r, const parley_stream_t *meta, uint64_t end)
+{
+    char off[PARLEY_OFFSET_LEN + 1];
+    parley_offset_format(end, off);
+    parley_req_add_header(r, "Stream-Next-Offset", off);
+    parley_req_add_header(r, "Stream-Up-To-Date", "true");
+    if (meta->closed && end >= meta->tail)
+        parley_req_add_header(r, "Stream-Closed", "true");
 }
 
 static void respond_read_error(parley_req_t *r, int st)
@@ -513,17 +522,74 @@ static void respond_read_error(parley_req_t *r, int st)
     }
 }
 
+/*
+ * A catch-up or long-poll body: [pos, end) of the stream in ONE response,
+ * produced a window at a time (the reader's share of the read budget), so
+ * a reader holds one window however large the stream, and a client that
+ * stops reading is disconnected rather than growing memory (http/budget.h).
+ * JSON streams are framed '[' ... ']', the commas between messages coming
+ * from the cursor across windows.
+ */
+typedef struct body {
+    parley_req_t *r;          /* the request */
+    parley_stream_t meta;     /* the stream when the read started */
+    parley_read_cursor_t cur; /* what is left of the body */
+    bool json;                /* frame the messages as an array */
+    bool opened;              /* '[' is out */
+} body_t;
+
+static int body_refill(void *arg, parley_buf_t *out, size_t room)
+{
+    body_t *b = arg;
+    int rc = 0;
+    if (b->json && !b->opened) {
+        rc = parley_buf_putc(out, '[');
+        b->opened = true;
+    }
+    if (!rc && b->cur.next < b->cur.end)
+        rc = read_window(b->r, &b->meta, &b->cur, room, out);
+    if (rc) {
+        parley_log_warn("stream read of '%s' cut short: %s", b->meta.path, parley_strerror(rc));
+        return rc;
+    }
+    if (b->cur.next < b->cur.end)
+        return PARLEY_BODY_MORE;
+    if (b->json && parley_buf_putc(out, ']'))
+        return PARLEY_ENOMEM;
+    return PARLEY_BODY_END;
+}
+
+/* Answer 200 with [pos, end) of meta (headers already added). */
+static void respond_body(parley_req_t *r, const parley_stream_t *meta, uint64_t pos, uint64_t end)
+{
+    bool json = parley_stream_is_json(meta);
+    if (pos >= end) {
+        const char *empty = json ? "[]" : "";
+        parley_req_respond(r, 200, meta->content_type, empty, strlen(empty));
+        return;
+    }
+    body_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return;
+    }
+    b->r = r;
+    b->meta = *meta;
+    b->cur.next = pos;
+    b->cur.end = end;
+    b->json = json;
+    /* Bytes: the exact length, so a client can tell a cut-short body. */
+    uint64_t size = json ? PARLEY_BODY_SIZE_UNKNOWN : end - pos;
+    parley_req_respond_window(r, 200, meta->content_type, size, body_refill, b, free);
+}
+
 /* Nothing arrived (timeout, shutdown, or closed at the tail): 204 with the
  * current tail. */
 static void long_poll_empty(parley_req_t *r)
 {
     stream_read_t *rd = parley_req_data(r);
     parley_stream_t meta;
-    parley_buf_t out;
-    parley_read_t res;
-    parley_buf_init(&out, r ? parley_req_ctx(r)->cfg->max_read_bytes + 64 : 0);
-    int st = read_once(r, rd, 0, &meta, &out, &res);
-    parley_buf_free(&out);
+    int st = lookup(r, rd, &meta);
     if (st != 200) {
         respond_read_error(r, st);
         return;
@@ -555,27 +621,21 @@ static void long_poll_step(parley_req_t *r)
     stream_read_t *rd = parley_req_data(r);
     const parley_ctx_t *ctx = parley_req_ctx(r);
     parley_stream_t meta;
-    parley_buf_t out;
-    parley_read_t res;
     uint64_t gen = parley_hub_generation(ctx->hub);
-    parley_buf_init(&out, ctx->cfg->max_read_bytes + ctx->cfg->max_append_bytes + 64);
-    int st = read_once(r, rd, ctx->cfg->max_read_bytes, &meta, &out, &res);
+    int st = lookup(r, rd, &meta);
     if (st != 200) {
-        parley_buf_free(&out);
         respond_read_error(r, st);
         return;
     }
     parley_stream_touch(&meta);
-    if (res.count > 0) {
-        wrap_json(&out, &meta);
-        add_read_headers(r, &meta, &res);
-        if (!res.closed)
+    if (meta.tail > rd->pos) {
+        add_read_headers(r, &meta, meta.tail);
+        if (!meta.closed)
             add_cursor(r);
         parley_req_add_header(r, "Cache-Control", "private, max-age=60, stale-while-revalidate=300");
-        parley_req_respond_buf(r, 200, meta.content_type, &out);
+        respond_body(r, &meta, rd->pos, meta.tail);
         return;
     }
-    parley_buf_free(&out);
     if (meta.closed || parley_req_shutting_down(r)) {
         long_poll_empty(r); /* closed at the tail: EOF at once */
         return;
@@ -583,208 +643,240 @@ static void long_poll_step(parley_req_t *r)
     parley_req_park(r, meta.id, rd->deadline, gen, on_long_poll_resumed);
 }
 
-static void etag_of(const parley_stream_t *meta, const parley_read_t *res, char *out, size_t n)
+static void etag_of(const parley_stream_t *meta, uint64_t start, uint64_t end, char *out, size_t n)
 {
-    snprintf(out, n, "\"%lld:%llu:%llu%s\"", (long long)meta->id, (unsigned long long)res->start,
-             (unsigned long long)res->next, res->closed ? ":c" : "");
+    snprintf(out, n, "\"%lld:%llu:%llu%s\"", (long long)meta->id, (unsigned long long)start,
+             (unsigned long long)end, meta->closed && end >= meta->tail ? ":c" : "");
 }
 
+/* A catch-up read: everything from the offset up to the tail as it is now,
+ * in one response. */
 static void catch_up(parley_req_t *r, stream_read_t *rd)
 {
-    const parley_ctx_t *ctx = parley_req_ctx(r);
     parley_stream_t meta;
-    parley_buf_t out;
-    parley_read_t res;
-    parley_buf_init(&out, ctx->cfg->max_read_bytes + ctx->cfg->max_append_bytes + 64);
-    int st = read_once(r, rd, ctx->cfg->max_read_bytes, &meta, &out, &res);
+    int st = lookup(r, rd, &meta);
     if (st != 200) {
-        parley_buf_free(&out);
         respond_read_error(r, st);
         return;
     }
     parley_stream_touch(&meta);
-    add_read_headers(r, &meta, &res);
+    uint64_t end = meta.tail; /* fixed now: the headers announce it */
+    add_read_headers(r, &meta, end);
     if (rd->kind == PARLEY_OFFSET_NOW) {
         parley_req_add_header(r, "Cache-Control", "no-store");
-        parley_buf_free(&out);
-        const char *empty = parley_stream_is_json(&meta) ? "[]" : "";
-        parley_req_respond(r, 200, meta.content_type, empty, strlen(empty));
+        respond_body(r, &meta, end, end);
         return;
     }
     char etag[96];
-    etag_of(&meta, &res, etag, sizeof etag);
+    etag_of(&meta, rd->pos, end, etag, sizeof etag);
     parley_req_add_header(r, "ETag", etag);
-    parley_req_add_header(r, "Cache-Control", res.count ? "private, max-age=60, stale-while-revalidate=300" : "no-store");
+    parley_req_add_header(r, "Cache-Control", rd->pos < end ? "private, max-age=60, stale-while-revalidate=300" : "no-store");
     const char *inm = parley_req_header(r, "If-None-Match");
     if (inm && parley_param_etag_match(inm, etag)) {
-        parley_buf_free(&out);
         parley_req_respond_empty(r, 304);
         return;
     }
-    wrap_json(&out, &meta);
-    parley_req_respond_buf(r, 200, meta.content_type, &out);
+    respond_body(r, &meta, rd->pos, end);
 }
 
 /* ---- SSE --------------------------------------------------------------------- */
 
+#define SSE_EVENT_BYTES (256 * 1024) /* a data event ends at a chunk boundary past this */
+#define B64_LINE 12288               /* bytes per base64 data line (16,384 characters) */
+
 typedef struct sse {
-    parley_req_t *r;        /* the request */
-    stream_read_t rd;       /* where we are */
-    bool json;              /* JSON stream: data is an array */
-    bool base64;            /* binary stream: data is base64 */
-    bool sent_control;      /* a control event went out */
-    bool ending;            /* end after the pending bytes */
-    int64_t deadline;       /* recycle the connection then */
-    parley_buf_t pending;   /* bytes not yet written */
-    size_t sent;            /* of pending */
+    parley_req_t *r;          /* the request */
+    stream_read_t rd;         /* where the next event starts */
+    bool json;                /* JSON stream: data is an array */
+    bool base64;              /* binary stream: data is base64 */
+    bool sent_control;        /* a control event went out */
+    bool ending;              /* end after the pending bytes */
+    int64_t deadline;         /* recycle the connection then */
+    /* the data event being produced */
+    bool in_event;            /* a data event is open */
+    parley_stream_t meta;     /* the stream when it opened */
+    parley_read_cursor_t cur; /* its data still to read */
+    size_t event_bytes;       /* stream bytes in it so far */
+    bool last_cr;             /* text: the last byte was '\r' */
+    unsigned char carry[3];   /* base64: bytes not yet encoded */
+    size_t ncarry;            /* entries in carry */
 } sse_t;
 
-static void sse_free(void *arg)
+/* Text and JSON data: a "data:" line per line of the data (split on \r\n,
+ * \n and \r), streamed: the event's first "data:" went out when it
+ * opened, and a line break may fall between two windows. */
+static int sse_text(sse_t *s, parley_buf_t *out, const char *p, size_t n)
 {
-    sse_t *s = arg;
-    parley_buf_free(&s->pending);
-    free(s);
-}
-
-/* Append "data:<line>\n" for each line of p (split on \r\n, \n, \r). */
-static void sse_data_lines(parley_buf_t *b, const char *p, size_t n)
-{
-    size_t i = 0, start = 0;
-    for (;;) {
-        if (i == n || p[i] == '\n' || p[i] == '\r') {
-            parley_buf_puts(b, "data:");
-            parley_buf_append(b, p + start, i - start);
-            parley_buf_putc(b, '\n');
-            if (i == n)
-                break;
-            if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-                i++;
-            start = ++i;
+    int rc = 0;
+    size_t start = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (p[i] != '\n' && p[i] != '\r') {
+            s->last_cr = false;
             continue;
         }
-        i++;
+        rc = parley_buf_append(out, p + start, i - start);
+        bool crlf = p[i] == '\n' && s->last_cr && i == start;
+        if (!rc && !crlf)
+            rc = parley_buf_puts(out, "\ndata:");
+        s->last_cr = p[i] == '\r';
+        start = i + 1;
     }
+    return rc ? rc : parley_buf_append(out, p + start, n - start);
 }
 
-static void sse_control(sse_t *s, uint64_t next, bool up_to_date, bool closed)
+/* Binary data: base64 lines, each encoding a multiple of three bytes but
+ * the event's last (the rest waits in carry until more comes). */
+static int sse_base64(sse_t *s, parley_buf_t *out, const char *p, size_t n, bool last)
+{
+    char line[B64_LINE / 3 * 4 + 4];
+    unsigned char group[B64_LINE];
+    int rc = 0;
+    size_t i = 0;
+    while (!rc) {
+        size_t k = s->ncarry;
+        memcpy(group, s->carry, k);
+        size_t take = n - i < B64_LINE - k ? n - i : B64_LINE - k;
+        memcpy(group + k, p + i, take);
+        i += take;
+        k += take;
+        size_t whole = last && i == n ? k : k / 3 * 3;
+        s->ncarry = k - whole;
+        memcpy(s->carry, group + whole, s->ncarry);
+        if (whole) {
+            int len = EVP_EncodeBlock((unsigned char *)line, group, (int)whole);
+            rc = parley_buf_puts(out, "data:");
+            if (!rc)
+                rc = parley_buf_append(out, line, (size_t)len);
+            if (!rc)
+                rc = parley_buf_putc(out, '\n');
+        }
+        if (i == n)
+            break;
+    }
+    return rc;
+}
+
+static void sse_control(sse_t *s, parley_buf_t *out, uint64_t next, bool up_to_date, bool closed)
 {
     char off[PARLEY_OFFSET_LEN + 1];
     parley_offset_format(next, off);
-    parley_buf_printf(&s->pending, "event: control\ndata:{\"streamNextOffset\":\"%s\"", off);
+    parley_buf_printf(out, "event: control\ndata:{\"streamNextOffset\":\"%s\"", off);
     if (closed) {
-        parley_buf_puts(&s->pending, ",\"streamClosed\":true,\"upToDate\":true}\n\n");
+        parley_buf_puts(out, ",\"streamClosed\":true,\"upToDate\":true}\n\n");
         s->ending = true;
         return;
     }
     char cursor[32];
     make_cursor(s->r, cursor);
-    parley_buf_printf(&s->pending, ",\"streamCursor\":\"%s\"%s}\n\n", cursor,
+    parley_buf_printf(out, ",\"streamCursor\":\"%s\"%s}\n\n", cursor,
                       up_to_date ? ",\"upToDate\":true" : "");
     s->sent_control = true;
 }
 
-static void sse_data(sse_t *s, parley_buf_t *data)
+/* The next window of the open data event; closes it (and adds its control
+ * event) at the end of its data, or at a chunk boundary past
+ * SSE_EVENT_BYTES. db: a reader inside a read transaction, or NULL to
+ * read in a transaction of its own. */
+static int sse_event_step(sse_t *s, parley_buf_t *out, size_t room, parley_db_t *db)
 {
-    parley_buf_puts(&s->pending, "event: data\n");
-    if (s->base64) {
-        size_t n = data->len;
-        const unsigned char *p = (const unsigned char *)(data->data ? data->data : "");
-        char line[16384 + 4];
-        for (size_t off = 0; off < n; off += 12288) {
-            size_t k = n - off < 12288 ? n - off : 12288;
-            int len = EVP_EncodeBlock((unsigned char *)line, p + off, (int)k);
-            parley_buf_puts(&s->pending, "data:");
-            parley_buf_append(&s->pending, line, (size_t)len);
-            parley_buf_putc(&s->pending, '\n');
-        }
-    } else if (s->json) {
-        parley_buf_t w;
-        parley_buf_init(&w, data->len + 3);
-        parley_buf_putc(&w, '[');
-        parley_buf_append(&w, data->data ? data->data : "", data->len);
-        parley_buf_putc(&w, ']');
-        sse_data_lines(&s->pending, w.data, w.len);
-        parley_buf_free(&w);
-    } else {
-        sse_data_lines(&s->pending, data->data ? data->data : "", data->len);
-    }
-    parley_buf_putc(&s->pending, '\n');
-}
-
-/* Produce the next events into s->pending. Returns false when parked. */
-static bool sse_produce(sse_t *s)
-{
-    parley_req_t *r = s->r;
-    const parley_ctx_t *ctx = parley_req_ctx(r);
-    parley_stream_t meta;
-    parley_read_t res;
+    /* Framing grows text by up to 6x in the worst case and base64 by 4/3:
+     * read a window's worth that will usually fit. */
+    size_t max = s->base64 ? room / 4 * 3 : room / 2;
+    if (max < 4096)
+        max = 4096;
     parley_buf_t data;
-    if (parley_req_shutting_down(r) || parley_clock_mono_ms() >= s->deadline) {
-        s->ending = true;
-        return true;
-    }
-    uint64_t gen = parley_hub_generation(ctx->hub);
-    parley_buf_init(&data, SSE_READ_BYTES + ctx->cfg->max_append_bytes + 64);
-    int st = read_once(r, &s->rd, SSE_READ_BYTES, &meta, &data, &res);
-    if (st != 200) {
-        parley_buf_free(&data);
-        s->ending = true; /* stream gone: end; the client sees it on reconnect */
-        return true;
-    }
-    parley_stream_touch(&meta);
-    if (res.count > 0) {
-        sse_data(s, &data);
-        parley_buf_free(&data);
-        s->rd.pos = res.next;
-        sse_control(s, res.next, res.up_to_date, res.closed);
-        return true;
+    parley_buf_init(&data, max);
+    int rc = parley_buf_reserve(&data, max);
+    if (!rc)
+        rc = db ? parley_stream_read_window(db, &s->meta, &s->cur, max, &data)
+                : read_window(s->r, &s->meta, &s->cur, max, &data);
+    if (!rc) {
+        s->event_bytes += data.len;
+        bool done = s->cur.next >= s->cur.end ||
+                    (!s->cur.inside && s->event_bytes >= SSE_EVENT_BYTES);
+        if (s->base64)
+            rc = sse_base64(s, out, data.data ? data.data : "", data.len, done);
+        else
+            rc = sse_text(s, out, data.data ? data.data : "", data.len);
+        if (!rc && done) {
+            if (s->json)
+                rc = parley_buf_putc(out, ']');
+            if (!rc)
+                rc = parley_buf_puts(out, s->base64 ? "\n" : "\n\n");
+            s->in_event = false;
+            s->rd.pos = s->cur.next;
+            bool at_tail = s->cur.next >= s->meta.tail;
+            sse_control(s, out, s->cur.next, at_tail, s->meta.closed && at_tail);
+        }
     }
     parley_buf_free(&data);
-    if (meta.closed) {
-        sse_control(s, meta.tail, true, true);
-        return true;
-    }
-    if (!s->sent_control) {
-        sse_control(s, s->rd.pos, true, false);
-        return true;
-    }
-    int64_t deadline = s->deadline;
-    parley_req_park_stream(r, meta.id, deadline, gen);
-    return false;
+    return rc;
 }
 
-static long sse_fill(void *arg, char *buf, size_t max)
+static int sse_refill(void *arg, parley_buf_t *out, size_t room)
 {
     sse_t *s = arg;
-    if (s->sent == s->pending.len) {
-        parley_buf_reset(&s->pending);
-        s->sent = 0;
-        if (s->ending)
-            return -1;
-        if (parley_req_wake_reason(s->r) == PARLEY_WAKE_SHUTDOWN)
-            return -1;
-        if (!sse_produce(s))
-            return 0; /* parked: the hub resumes the connection */
-        if (s->pending.len == 0)
-            return s->ending ? -1 : 0;
+    parley_req_t *r = s->r;
+    const parley_ctx_t *ctx = parley_req_ctx(r);
+    if (s->in_event) {
+        int rc = sse_event_step(s, out, room, NULL);
+        if (rc)
+            parley_log_warn("SSE read of '%s' cut short: %s", s->meta.path, parley_strerror(rc));
+        return rc ? rc : PARLEY_BODY_MORE;
     }
-    size_t n = s->pending.len - s->sent;
-    if (n > max)
-        n = max;
-    memcpy(buf, s->pending.data + s->sent, n);
-    s->sent += n;
-    return (long)n;
+    if (s->ending || parley_req_wake_reason(r) == PARLEY_WAKE_SHUTDOWN ||
+        parley_req_shutting_down(r) || parley_clock_mono_ms() >= s->deadline)
+        return PARLEY_BODY_END;
+    parley_stream_t meta;
+    uint64_t gen = parley_hub_generation(ctx->hub);
+    /* One read transaction for the look-up and the event's first window. */
+    parley_db_t *db = parley_req_reader(r);
+    if (!db || parley_db_begin(db))
+        return PARLEY_BODY_END;
+    int st = lookup_in(r, db, &s->rd, &meta);
+    if (st != 200) {
+        parley_db_commit(db);
+        return PARLEY_BODY_END; /* stream gone: end; the client sees it on reconnect */
+    }
+    parley_stream_touch(&meta);
+    if (meta.tail > s->rd.pos) {
+        /* Open a data event for [pos, tail). */
+        s->in_event = true;
+        s->meta = meta;
+        memset(&s->cur, 0, sizeof s->cur);
+        s->cur.next = s->rd.pos;
+        s->cur.end = meta.tail;
+        s->event_bytes = 0;
+        s->last_cr = false;
+        s->ncarry = 0;
+        int rc = parley_buf_puts(out, s->base64 ? "event: data\n" : "event: data\ndata:");
+        if (!rc && s->json)
+            rc = parley_buf_putc(out, '[');
+        if (!rc) /* its first window at once: a small event goes out whole */
+            rc = sse_event_step(s, out, room, db);
+        parley_db_commit(db);
+        if (rc)
+            parley_log_warn("SSE read of '%s' cut short: %s", s->meta.path, parley_strerror(rc));
+        return rc ? rc : PARLEY_BODY_MORE;
+    }
+    parley_db_commit(db);
+    if (meta.closed) {
+        sse_control(s, out, meta.tail, true, true);
+        return PARLEY_BODY_MORE;
+    }
+    if (!s->sent_control) {
+        sse_control(s, out, s->rd.pos, true, false);
+        return PARLEY_BODY_MORE;
+    }
+    parley_req_park_stream(r, meta.id, s->deadline, gen);
+    return PARLEY_BODY_PARKED;
 }
 
 static void start_sse(parley_req_t *r, stream_read_t *rd)
 {
     const parley_ctx_t *ctx = parley_req_ctx(r);
     parley_stream_t meta;
-    parley_buf_t out;
-    parley_read_t res;
-    parley_buf_init(&out, 0);
-    int st = read_once(r, rd, 0, &meta, &out, &res);
-    parley_buf_free(&out);
+    int st = lookup(r, rd, &meta);
     if (st != 200) {
         respond_read_error(r, st);
         return;
@@ -799,11 +891,11 @@ static void start_sse(parley_req_t *r, stream_read_t *rd)
     s->json = parley_stream_is_json(&meta);
     s->base64 = !s->json && strncasecmp(meta.content_type, "text/", 5) != 0;
     s->deadline = parley_clock_mono_ms() + ctx->cfg->sse_recycle_ms;
-    parley_buf_init(&s->pending, SSE_READ_BYTES * 2 + ctx->cfg->max_append_bytes * 2 + 4096);
     parley_req_add_header(r, "Cache-Control", "no-cache");
     if (s->base64)
         parley_req_add_header(r, "Stream-SSE-Data-Encoding", "base64");
-    parley_req_respond_stream(r, 200, "text/event-stream", sse_fill, s, sse_free);
+    parley_req_respond_window(r, 200, "text/event-stream", PARLEY_BODY_SIZE_UNKNOWN, sse_refill, s,
+                              free);
 }
 
 void parley_api_stream_read(parley_req_t *r, const char *path, bool head)

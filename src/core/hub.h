@@ -31,6 +31,8 @@ typedef enum {
     PARLEY_WAKE_DATA,     /* the stream changed */
     PARLEY_WAKE_TIMEOUT,  /* the deadline passed */
     PARLEY_WAKE_SHUTDOWN, /* the server is stopping */
+    PARLEY_WAKE_GONE,     /* the client hung up (never from the hub itself:
+                             the HTTP layer's watcher, after parley_hub_cancel) */
 } parley_wake_t;
 
 typedef struct parley_waiter parley_waiter_t;

@@ -309,6 +309,8 @@ void parley_stream_frame_json(parley_stream_req_t *req)
  * (allow_empty: an empty array stores nothing, as on create). Returns 0, a
  * storage error, or 400 with res->error set.
  */
+#define ROW_BYTES (64 * 1024) /* a byte stream's append is stored in rows this large */
+
 static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_req_t *req,
                       const char *body, size_t len, bool allow_empty, parley_stream_res_t *res)
 {
@@ -320,11 +322,18 @@ static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_
             res->error = "stream is full: positions are exhausted";
             return 413;
         }
-        int rc = parley_db_chunk_insert(db, st->id, st->tail, st->tail + len, st->tail + len,
-                                        body, len);
-        if (rc)
-            return rc;
-        st->tail += len;
+        /* Rows of at most ROW_BYTES, all naming the append's end as their
+         * unit: a reader's window then costs the rows it covers, never a
+         * whole 8 MiB append (parley_stream_read_window). */
+        uint64_t unit_end = st->tail + len;
+        for (size_t off = 0; off < len; off += ROW_BYTES) {
+            size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
+            int rc = parley_db_chunk_insert(db, st->id, st->tail, st->tail + n, unit_end,
+                                            body + off, n);
+            if (rc)
+                return rc;
+            st->tail += n;
+        }
         return 0;
     }
     /* JSON: one chunk per append holding all its messages, comma-separated
@@ -916,6 +925,13 @@ typedef struct read_ctx {
     size_t count;      /* chunks returned */
     bool full;         /* budget reached */
     int err;           /* first error */
+    /* Windowed reads (parley_stream_read_window): max is a hard limit, a
+     * piece (a chunk's part of the body, with its leading ',' in JSON
+     * mode) may be cut, and the cut is remembered in the cursor. */
+    bool window;       /* windowed read: the fields below apply */
+    bool sep;          /* JSON: the first piece starts with ',' */
+    size_t skip;       /* bytes of the first piece produced earlier */
+    bool inside;       /* stopped inside a piece (skip says where) */
 } read_ctx_t;
 
 typedef struct slice_ctx {
@@ -966,6 +982,78 @@ static int slice_messages(const char *data, size_t len, uint64_t lo, uint64_t hi
     return rc;
 }
 
+/* Append the next bytes of one piece — an optional ',' and then p — to a
+ * window, from byte c->skip on, as many as fit; remember the cut if they
+ * do not all fit. true if the piece is now out completely. */
+static bool window_put(read_ctx_t *c, bool sep, const char *p, size_t len)
+{
+    size_t total = len + (sep ? 1 : 0);
+    size_t room = c->max > c->out->len ? c->max - c->out->len : 0;
+    size_t stop = total - c->skip < room ? total : c->skip + room;
+    size_t i = c->skip;
+    if (sep && i == 0 && i < stop) {
+        c->err = parley_buf_putc(c->out, ',');
+        i++;
+    }
+    if (!c->err && i < stop)
+        c->err = parley_buf_append(c->out, p + (i - (sep ? 1 : 0)), stop - i);
+    if (stop < total) {
+        c->skip = stop;
+        c->inside = true;
+        c->full = true;
+        return false;
+    }
+    c->skip = 0;
+    return true;
+}
+
+/* One chunk of a windowed read. Byte streams: positions are bytes, so the
+ * cursor moves inside a chunk. JSON streams: the piece is a ',' (except
+ * before the body's first) and the chunk's messages in [next, to); only a
+ * chunk cut by a read's start or a fork point is sliced (into a temporary
+ * buffer), a whole one is copied from the store's row directly. */
+static int on_window_chunk(read_ctx_t *c, uint64_t start, uint64_t end, const char *p,
+                           size_t len)
+{
+    if (start > c->next) {
+        c->err = PARLEY_ESTORE; /* data missing: the stream went away */
+        return 1;
+    }
+    if (c->out->len >= c->max) {
+        c->full = true;
+        return 1;
+    }
+    uint64_t lo = c->next - start;
+    uint64_t hi = end > c->to ? c->to - start : end - start;
+    if (lo >= hi)
+        return 0;
+    if (!c->json) {
+        if (hi > len)
+            hi = len;
+        c->skip = 0;
+        bool whole = window_put(c, false, p + lo, (size_t)(hi - lo));
+        c->next = start + (whole ? hi : lo + c->skip);
+        c->skip = 0;
+        return c->err || !whole;
+    }
+    bool sep = c->count > 0 || c->sep;
+    bool whole;
+    if (lo == 0 && hi == end - start) {
+        whole = window_put(c, sep, p, len);
+    } else {
+        parley_buf_t piece;
+        parley_buf_init(&piece, len);
+        c->err = slice_messages(p, len, lo, hi, &piece);
+        whole = c->err || window_put(c, sep, piece.data ? piece.data : "", piece.len);
+        parley_buf_free(&piece);
+    }
+    if (c->err || !whole)
+        return 1;
+    c->next = start + hi;
+    c->count++;
+    return 0;
+}
+
 static int on_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, const void *data,
                     size_t len)
 {
@@ -973,6 +1061,8 @@ static int on_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, 
     (void)unit_end;
     if (start >= c->to)
         return 1;
+    if (c->window)
+        return on_window_chunk(c, start, end, data, len);
     if (c->count && c->out->len >= c->max) {
         c->full = true;
         return 1;
@@ -1095,7 +1185,8 @@ out_free:
 int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
                        size_t max_bytes, parley_buf_t *out, parley_read_t *rd)
 {
-    read_ctx_t c = {out, parley_stream_is_json(meta), meta->tail, from, max_bytes, 0, false, 0};
+    read_ctx_t c = {out, parley_stream_is_json(meta), meta->tail, from, max_bytes, 0, false, 0,
+                    false, false, 0, false};
     int rc = from < meta->tail ? read_chain(db, meta, meta->tail, &c) : 0;
     if (rc)
         return rc;
@@ -1105,5 +1196,26 @@ int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t fr
     rd->up_to_date = rd->next >= meta->tail;
     rd->closed = meta->closed && rd->up_to_date;
     rd->count = c.count;
+    return 0;
+}
+
+int parley_stream_read_window(parley_db_t *db, const parley_stream_t *meta,
+                              parley_read_cursor_t *cur, size_t max, parley_buf_t *out)
+{
+    read_ctx_t c = {out,   parley_stream_is_json(meta), cur->end, cur->next, out->len + max, 0,
+                    false, 0,   true,     cur->sep,  cur->piece_off, false};
+    size_t before = out->len;
+    int rc = 0;
+    if (cur->next < cur->end && max > 0) {
+        rc = read_chain(db, meta, cur->end, &c);
+        if (!rc && out->len == before)
+            rc = PARLEY_ESTORE; /* nothing where data should be: gone */
+    }
+    if (rc)
+        return rc;
+    cur->next = c.next;
+    cur->piece_off = c.inside && c.json ? c.skip : 0;
+    cur->inside = c.inside;
+    cur->sep = cur->sep || c.count > 0;
     return 0;
 }

@@ -192,4 +192,32 @@ typedef struct parley_read {
 int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
                        size_t max_bytes, parley_buf_t *out, parley_read_t *rd);
 
+/*
+ * Where a windowed read is: a response body produced from the store a
+ * window at a time (catch-up, long-poll, SSE), each window in its own
+ * short read transaction. The body is the bytes [next, end) of a byte
+ * stream, or for a JSON stream its messages [next, end) joined by ','
+ * (without brackets). end is fixed when the read starts, so the headers
+ * can announce it before the body.
+ */
+typedef struct parley_read_cursor {
+    uint64_t next;    /* position of the next byte or piece to produce */
+    uint64_t end;     /* stop before this position (fixed at the start) */
+    size_t piece_off; /* JSON: bytes of the piece at next already produced */
+    bool inside;      /* the last window stopped inside a stored chunk */
+    bool sep;         /* JSON: a piece went out, the next starts with ',' */
+} parley_read_cursor_t;
+
+/*
+ * Append the next bytes of the body to out: at most max (and fewer only at
+ * the end), cutting stored chunks where needed, and advance *cur. Returns
+ * 0, or PARLEY_ESTORE if the data is no longer there (the stream was
+ * deleted or expired meanwhile: the caller must abort the response, not
+ * end it) or another storage error. meta is the stream as looked up at the
+ * start of the read (its id and fork chain). Call inside a read
+ * transaction; any thread with its own connection.
+ */
+int parley_stream_read_window(parley_db_t *db, const parley_stream_t *meta,
+                              parley_read_cursor_t *cur, size_t max, parley_buf_t *out);
+
 #endif

@@ -108,14 +108,29 @@ void parley_req_error(parley_req_t *r, int status, const char *code, const char 
 void parley_req_respond_empty(parley_req_t *r, int status);
 
 /*
- * Answer with a body produced on demand (SSE). fill() is called on the
- * connection's thread whenever the socket can take more: it returns bytes
- * written to buf (> 0), 0 after parking with parley_req_park_stream(), or
- * -1 to end the response. free_fn(arg) runs when the response ends.
+ * Answer with a body produced from the store a window at a time (catch-up,
+ * long-poll data, SSE). refill() is called on the connection's thread each
+ * time the previous window has been sent: it appends the next bytes to out
+ * — about room bytes, the reader's share of the read budget; a little more
+ * only for framing — and returns PARLEY_BODY_MORE, PARLEY_BODY_END (out
+ * holds the last bytes, possibly none), PARLEY_BODY_PARKED (nothing now:
+ * it parked with parley_req_park_stream() and is called again after the
+ * wake-up), or a negative error, which aborts the response so the client
+ * sees it cut short (never a silent truncation). size is the body's exact
+ * length, or PARLEY_BODY_SIZE_UNKNOWN (chunked). free_fn(arg) runs when
+ * the response ends. A window that is not drained is the client's fault:
+ * see http/budget.h for how slow consumers are disconnected.
  */
-typedef long (*parley_fill_fn)(void *arg, char *buf, size_t max);
-void parley_req_respond_stream(parley_req_t *r, int status, const char *content_type,
-                               parley_fill_fn fill, void *arg, void (*free_fn)(void *));
+enum {
+    PARLEY_BODY_MORE = 0,   /* call again once this window is sent */
+    PARLEY_BODY_PARKED = 1, /* parked; call again after the wake-up */
+    PARLEY_BODY_END = 2,    /* the body is complete after this window */
+};
+#define PARLEY_BODY_SIZE_UNKNOWN UINT64_MAX
+typedef int (*parley_refill_fn)(void *arg, parley_buf_t *out, size_t room);
+void parley_req_respond_window(parley_req_t *r, int status, const char *content_type,
+                               uint64_t size, parley_refill_fn refill, void *arg,
+                               void (*free_fn)(void *));
 
 /*
  * Defer to the writer: w's done callback must call parley_req_write_done().
@@ -138,10 +153,10 @@ void parley_req_park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, ui
 parley_wake_t parley_req_wake_reason(parley_req_t *r);
 
 /*
- * SSE: from inside a fill() callback that has nothing to send, wait for
+ * SSE: from inside a refill() callback that has nothing to send, wait for
  * stream_id to change (or deadline_ms). Returns true if the caller should
- * return 0 from fill() (parked); false if it must read again at once.
- * parley_req_wake_reason() tells why fill() is being called again.
+ * return PARLEY_BODY_PARKED (parked); false if it must read again at once.
+ * parley_req_wake_reason() tells why refill() is being called again.
  */
 bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms,
                             uint64_t gen);

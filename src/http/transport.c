@@ -44,6 +44,12 @@
  *      hub's wake callback, or the worker itself when deferral failed).
  *   2. A request's memory is freed only in on_completed, which cannot run
  *      while the connection is suspended.
+ *   3. A parked (hub-waiting) connection's socket is in the watcher
+ *      (http/watch.h) from before parley_hub_wait() until it is resumed,
+ *      and is removed from it before MHD_resume_connection(). The resume
+ *      goes to whoever takes the waiter out of the hub: the hub's wake-up,
+ *      or the watcher through parley_hub_cancel() when the client hangs up
+ *      (wake reason PARLEY_WAKE_GONE, which ends the request at once).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -61,7 +67,9 @@
 #include <unistd.h>
 
 #include "http/request.h"
+#include "http/budget.h"
 #include "http/transport.h"
+#include "http/watch.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -93,6 +101,8 @@ struct parley_http {
     pthread_mutex_t readers_lock; /* guards readers */
     parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
     int nreaders;                 /* entries in readers */
+    parley_watch_t *watch;        /* notices parked clients hanging up */
+    parley_budget_t *budget;      /* readers' pending output */
 };
 
 typedef struct resp_header {
@@ -117,11 +127,13 @@ struct parley_req {
     parley_resume_fn on_resume;     /* what to run after a resume */
     int write_status;               /* from the writer's done callback */
     parley_waiter_t waiter;         /* hub registration */
+    parley_watch_entry_t watch;     /* hang-up watch while parked */
     _Atomic int wake_reason;        /* why we were resumed */
     char user[256];                 /* the authenticated caller's user id */
     bool admin;                     /* the caller reaches every user's resources */
     void *data;                     /* handler state */
     void (*free_data)(void *);      /* frees data */
+    struct window_resp *window;     /* its windowed response, if any */
 };
 
 static __thread parley_db_t *tl_reader; /* this worker's reader connection */
@@ -342,53 +354,133 @@ void parley_req_error(parley_req_t *r, int status, const char *code, const char 
     queue(r, status, resp, "application/json");
 }
 
-typedef struct stream_resp {
-    parley_req_t *r;          /* the request (valid while the response lives) */
-    parley_fill_fn fill;      /* produces bytes */
-    void *arg;                /* for fill */
-    void (*free_fn)(void *);  /* frees arg */
-} stream_resp_t;
+/*
+ * A windowed response: the body is produced by refill() one window at a
+ * time into pending, and handed to libmicrohttpd as it asks for it. The
+ * window's size comes from the budget (http/budget.h), which is told how
+ * much is still unsent after every step, so a client that stops reading
+ * holds one window at most and can be disconnected.
+ */
+typedef struct window_resp {
+    parley_http_t *srv;           /* the server */
+    parley_req_t *r;              /* the request, NULL once it completed (the
+                                     response may outlive it; both ends run on
+                                     the connection's thread) */
+    parley_refill_fn refill;      /* produces the next window */
+    void *arg;                    /* for refill */
+    void (*free_fn)(void *);      /* frees arg */
+    parley_buf_t pending;         /* the window: bytes produced, not yet sent */
+    size_t sent;                  /* of pending */
+    bool ended;                   /* refill() said PARLEY_BODY_END */
+    parley_budget_entry_t budget; /* this reader in the budget */
+} window_resp_t;
 
-static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+#define WINDOW_BLOCK (4 * 1024) /* libmicrohttpd's buffer for a windowed response */
+#define WINDOW_SLACK 1024       /* room for what refill() adds past its window */
+
+static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    stream_resp_t *s = cls;
+    window_resp_t *s = cls;
+    parley_budget_t *budget = s->srv->budget;
     (void)pos;
-    long n = s->fill(s->arg, buf, max);
-    if (n < 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (parley_req_wake_reason(s->r) == PARLEY_WAKE_GONE)
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* hung up while parked */
+    if (s->sent == s->pending.len) {
+        parley_buf_free(&s->pending);
+        s->sent = 0;
+        if (s->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        for (;;) {
+            size_t room = parley_budget_grant(budget, &s->budget);
+            /* One allocation of exactly the window's size, not a chain of
+             * doublings (which would leave every size behind in the
+             * allocator); refill() may still grow it for framing. */
+            if (!s->pending.data) {
+                s->pending.data = malloc(room + WINDOW_SLACK);
+                if (!s->pending.data)
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                s->pending.cap = room + WINDOW_SLACK;
+                s->pending.len = 0;
+                s->pending.data[0] = '\0';
+            }
+            int rc = s->refill(s->arg, &s->pending, room);
+            parley_budget_hold(budget, &s->budget, s->pending.len);
+            if (rc < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR; /* cut short: the client sees it */
+            if (rc == PARLEY_BODY_END) {
+                s->ended = true;
+                if (!s->pending.len)
+                    return MHD_CONTENT_READER_END_OF_STREAM;
+                break;
+            }
+            if (rc == PARLEY_BODY_PARKED) {
+                parley_buf_free(&s->pending); /* an idle reader holds no window */
+                return 0; /* suspended: the hub (or the watcher) resumes it */
+            }
+            if (s->pending.len)
+                break;
+        }
+    }
+    size_t n = s->pending.len - s->sent;
+    if (n > max)
+        n = max;
+    memcpy(buf, s->pending.data + s->sent, n);
+    s->sent += n;
+    parley_budget_hold(budget, &s->budget, s->pending.len - s->sent);
+    if (s->sent == s->pending.len) {
+        /* Drained: free the window now. A client that stops reading right
+         * here must not keep it (the memory a window touched stays resident
+         * until it is freed, and the budget counts only unsent bytes). */
+        parley_buf_free(&s->pending);
+        s->sent = 0;
+    }
     return (ssize_t)n;
 }
 
-static void on_stream_free(void *cls)
+static void on_window_free(void *cls)
 {
-    stream_resp_t *s = cls;
+    window_resp_t *s = cls;
+    parley_budget_remove(s->srv->budget, &s->budget);
+    if (s->r) /* the request still lives: forget this response */
+        s->r->window = NULL;
     if (s->free_fn)
         s->free_fn(s->arg);
+    parley_buf_free(&s->pending);
     free(s);
 }
 
-void parley_req_respond_stream(parley_req_t *r, int status, const char *content_type,
-                               parley_fill_fn fill, void *arg, void (*free_fn)(void *))
+void parley_req_respond_window(parley_req_t *r, int status, const char *content_type,
+                               uint64_t size, parley_refill_fn refill, void *arg,
+                               void (*free_fn)(void *))
 {
-    stream_resp_t *s = malloc(sizeof *s);
+    window_resp_t *s = calloc(1, sizeof *s);
     if (!s) {
         if (free_fn)
             free_fn(arg);
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
+    s->srv = r->srv;
     s->r = r;
-    s->fill = fill;
+    s->refill = refill;
     s->arg = arg;
     s->free_fn = free_fn;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, on_stream_read, s,
-                                          on_stream_free);
+    /* A window plus what refill() may add past its room (SSE framing). */
+    parley_buf_init(&s->pending, SIZE_MAX / 2);
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, WINDOW_BLOCK, on_window_read,
+        s, on_window_free);
     if (!resp) {
-        on_stream_free(s);
+        if (free_fn)
+            free_fn(arg);
+        free(s);
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    parley_budget_add(r->srv->budget, &s->budget, ci ? ci->connect_fd : -1);
+    r->window = s;
     queue(r, status, resp, content_type);
 }
 
@@ -422,9 +514,41 @@ int parley_req_write_status(parley_req_t *r)
 static void on_wake(parley_waiter_t *w, parley_wake_t why)
 {
     parley_req_t *r = w->arg;
+    parley_watch_remove(r->srv->watch, &r->watch);
     atomic_store(&r->wake_reason, (int)why);
     r->state = REQ_RESUMED;
     MHD_resume_connection(r->conn);
+}
+
+/* Watcher thread, its lock held: the client hung up. The resume is ours
+ * only if the waiter is still in the hub. */
+static bool on_hangup_claim(parley_watch_entry_t *e)
+{
+    parley_req_t *r = e->arg;
+    return parley_hub_cancel(r->srv->cfg.ctx->hub, &r->waiter);
+}
+
+/* Watcher thread, after a successful claim: resume so the request ends. */
+static void on_hangup(parley_watch_entry_t *e)
+{
+    parley_req_t *r = e->arg;
+    atomic_store(&r->wake_reason, (int)PARLEY_WAKE_GONE);
+    r->state = REQ_RESUMED;
+    MHD_resume_connection(r->conn);
+}
+
+/* Watch the parked connection's socket for a hang-up (best effort: a
+ * connection that cannot be watched is still woken by its deadline). */
+static void watch_parked(parley_req_t *r)
+{
+    r->watch.claim = on_hangup_claim;
+    r->watch.gone = on_hangup;
+    r->watch.arg = r;
+    r->watch.fd = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && parley_watch_add(r->srv->watch, &r->watch, ci->connect_fd))
+        parley_log_warn("http: a parked connection cannot be watched for hang-ups");
 }
 
 static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen)
@@ -436,8 +560,10 @@ static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_
     r->waiter.arg = r;
     r->state = REQ_WAITING;
     MHD_suspend_connection(r->conn);
+    watch_parked(r); /* before the hub can wake it: see invariant 3 */
     int rc = parley_hub_wait(r->srv->cfg.ctx->hub, &r->waiter, gen);
     if (rc) {
+        parley_watch_remove(r->srv->watch, &r->watch);
         atomic_store(&r->wake_reason,
                      (int)(rc == PARLEY_ECONFLICT ? PARLEY_WAKE_DATA : PARLEY_WAKE_SHUTDOWN));
         r->state = REQ_RESUMED;
@@ -633,6 +759,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         srv->cfg.route(r, srv->cfg.arg);
         break;
     case REQ_RESUMED:
+        if (parley_req_wake_reason(r) == PARLEY_WAKE_GONE)
+            return MHD_NO; /* the client hung up while parked: close */
         r->state = REQ_HANDLE;
         r->on_resume(r);
         break;
@@ -650,6 +778,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn, (void)toe;
     if (!r)
         return;
+    if (r->window) { /* before the socket can close (the response may live on) */
+        parley_budget_remove(srv->budget, &r->window->budget);
+        r->window->r = NULL;
+    }
     if (r->free_data)
         r->free_data(r->data);
     for (int i = 0; i < r->nhdrs; i++) {
@@ -749,9 +881,22 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
-    pthread_mutex_init(&srv->readers_lock, NULL);
-    int rc = start_daemon(srv, port);
+    int rc = parley_watch_create(&srv->watch);
     if (rc) {
+        free(srv);
+        return rc;
+    }
+    rc = parley_budget_create(cfg->read_budget, cfg->read_window, &srv->budget);
+    if (rc) {
+        parley_watch_destroy(srv->watch);
+        free(srv);
+        return rc;
+    }
+    pthread_mutex_init(&srv->readers_lock, NULL);
+    rc = start_daemon(srv, port);
+    if (rc) {
+        parley_budget_destroy(srv->budget);
+        parley_watch_destroy(srv->watch);
         pthread_mutex_destroy(&srv->readers_lock);
         free(srv);
         return rc;
@@ -776,6 +921,8 @@ void parley_http_stop(parley_http_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    parley_watch_destroy(srv->watch);
+    parley_budget_destroy(srv->budget);
     for (int i = 0; i < srv->nreaders; i++)
         parley_db_close(srv->readers[i]);
     pthread_mutex_destroy(&srv->readers_lock);

@@ -24,6 +24,8 @@ typedef struct parley_http_config {
     unsigned port;            /* port; 0 picks a free one */
     unsigned threads;         /* worker threads; 0 = one per core */
     unsigned max_connections; /* connection limit */
+    size_t read_window;       /* most pending output one reader holds */
+    size_t read_budget;       /* pending output of all readers together */
     const parley_ctx_t *ctx;  /* what handlers see (borrowed, outlives the server) */
     void (*route)(parley_req_t *r, void *arg);           /* handle a complete request */
     size_t (*body_limit)(const char *path, void *arg);    /* largest body for a path */
