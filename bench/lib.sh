@@ -229,3 +229,31 @@ cpu_split() {
          if ($1 == w) wr += d; else if ($2 ~ /^MHD/) h += d; else o += d}
         END {printf "writer_ns=%d http_ns=%d other_ns=%d\n", wr, h, o}' "$1" "$2"
 }
+
+# -------------------------------------------------------------- reports ----
+median() { sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print 0}'; }
+field() { sed -n "s/.*[ ,]$1=\([0-9.]*\).*/\1/p"; }   # KEY from "KEY=VALUE" pairs
+int() {   # 12345.6 -> 12,346
+    awk -v v="$1" 'BEGIN {s = sprintf("%d", v + 0.5); o = "";
+        while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+        print s o}'
+}
+ms() { awk -v v="$1" 'BEGIN {printf "%.2f ms", v / 1000}'; }   # µs -> "1.23 ms"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "n/a"}'; }
+met() {   # A >= B or A <= B (numbers) -> met / **not met**
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
+        r = (op == ">=") ? (a + 0 >= b + 0) : (a + 0 <= b + 0); print r ? "met" : "**not met**" }'
+}
+commit_label() {   # the commit measured, for the report
+    if [ -n "$COMMIT" ]; then echo "$COMMIT"; return; fi
+    local c
+    c=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git -C "$ROOT" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        c="$c (with uncommitted changes)"
+    fi
+    echo "$c"
+}
+machine_line() {   # LOAD_AT_START
+    echo "Machine: $(nproc) cores, $(uname -sr), data on $fstype; load generator on the same" \
+        "machine; load average $1 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+}
