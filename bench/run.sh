@@ -27,6 +27,13 @@ ROOT=$(cd "$HERE/.." && pwd)
 export BENCH_OUT=${BENCH_OUT:-$HERE/out}
 mkdir -p "$BENCH_OUT"
 
+# The knobs as given, for the report (before QUICK fills in its own).
+KNOBS=""
+for k in QUICK REV DURATION WARMUP RUNS CONNS THREADS STREAMS CONVERSATIONS W4_MIB W4_READ_BYTES \
+    W5_SUBSCRIBERS W5_RATE W5_BYTES W5_WRITERS W6_SUBSCRIBERS W7_MIB W7_DROP_CACHES ONLY; do
+    [ -z "${!k:-}" ] || KNOBS="$KNOBS $k=${!k}"
+done
+
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     export DURATION=${DURATION:-2} WARMUP=${WARMUP:-1} RUNS=${RUNS:-1}
@@ -176,10 +183,6 @@ targets() {
     fi
 }
 
-knobs=""
-for k in DURATION WARMUP RUNS W4_MIB W5_SUBSCRIBERS W6_SUBSCRIBERS W7_MIB; do
-    [ -z "${!k:-}" ] || knobs="$knobs $k=${!k}"
-done
 
 HISTORY=""
 if [ -f "$HERE/RESULTS.md" ]; then
@@ -198,7 +201,8 @@ fi
     echo
     echo "- **Date**: $START (took $(((SECONDS - T_START) / 60)) min $(((SECONDS - T_START) % 60)) s)"
     echo "- **Commit**: $COMMIT"
-    echo "- **Command**: \`${knobs:+${knobs# } }make bench\`"
+    echo "- **Command**: \`${KNOBS:+${KNOBS# } }make bench\`$(if [ "$QUICK" = 1 ]; then
+        echo " (sizes: DURATION=$DURATION RUNS=$RUNS W4_MIB=$W4_MIB W5_SUBSCRIBERS=$W5_SUBSCRIBERS W6_SUBSCRIBERS=$W6_SUBSCRIBERS W7_MIB=$W7_MIB)"; fi)"
     echo "- **Machine**: $(nproc) cores, $(uname -sr); load generators on the same machine;" \
         "load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
     echo "- **Scripts**: $(for w in $ONLY; do printf '%s %s (%s s); ' "$w.sh" "${STATUS[$w]}" "${SECS[$w]}"; done | sed 's/; $//')"
