@@ -189,7 +189,8 @@ thread_cpu() {
 # the server is under write load. A thread named like "writer" if there is
 # one; otherwise the thread most often found inside fsync/fdatasync when
 # sampling /proc/PID/task/*/syscall (the writer syncs every commit, the
-# checkpointer only now and then). Prints "TID HOW".
+# checkpointer only now and then); failing that, the start-up order.
+# Prints "TID HOW".
 find_writer() {
     local pid=$1 secs=$2 t n f best="" bestn=0 nums
     for t in /proc/"$pid"/task/*; do
@@ -217,7 +218,14 @@ find_writer() {
     for t in "${!seen[@]}"; do
         if [ "${seen[$t]}" -gt "$bestn" ]; then best=$t; bestn=${seen[$t]}; fi
     done
-    if [ -n "$best" ]; then echo "$best fsync-sampling"; else echo "0 none"; fi
+    if [ -n "$best" ]; then echo "$best fsync-sampling"; return 0; fi
+    # None caught: the start-up order of server.c (main, hub timer,
+    # checkpointer, writer, ...): the third unnamed thread after main.
+    best=$(for t in /proc/"$pid"/task/*; do
+        [ "${t##*/}" != "$pid" ] && [ "$(cat "$t/comm" 2>/dev/null)" = "$(cat /proc/"$pid"/comm)" ] &&
+            echo "${t##*/}"
+    done | sort -n | sed -n 3p)
+    if [ -n "$best" ]; then echo "$best start-up-order"; else echo "0 none"; fi
 }
 
 # cpu_split BEFORE AFTER WRITER_TID: from two thread_cpu snapshots, the CPU
