@@ -43,8 +43,8 @@ static int try_once(int port, const char *path)
     if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
         char req[1024], resp[64];
         int len = snprintf(req, sizeof req,
-                           "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path,
-                           port);
+                           "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                           path, port);
         if (send(fd, req, (size_t)len, MSG_NOSIGNAL) == len) {
             ssize_t got = 0, r;
             while (got < 12 && (r = recv(fd, resp + got, sizeof resp - 1 - (size_t)got, 0)) > 0)

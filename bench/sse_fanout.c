@@ -58,21 +58,21 @@ enum { ST_CONNECTING, ST_HEAD, ST_BODY, ST_CLOSED };
 enum { CH_SIZE, CH_SIZE_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF };
 
 typedef struct {
-    int fd;         /* the socket, -1 once closed */
-    int state;      /* ST_* */
-    int ready;      /* 1 once body bytes arrived */
-    int chunked;    /* 1 if the body is chunked */
-    int ch_state;   /* CH_* state of the chunked decoder */
+    int fd;           /* the socket, -1 once closed */
+    int state;        /* ST_* */
+    int ready;        /* 1 once body bytes arrived */
+    int chunked;      /* 1 if the body is chunked */
+    int ch_state;     /* CH_* state of the chunked decoder */
     uint64_t ch_left; /* bytes left in the current chunk */
-    int head_len;   /* bytes of the response head seen so far */
-    char head[1024]; /* the response head (truncated past 1 KiB) */
-    int m;          /* how much of the marker "k": is matched; 5 = in digits */
-    uint64_t num;   /* the digits read so far */
+    int head_len;     /* bytes of the response head seen so far */
+    char head[1024];  /* the response head (truncated past 1 KiB) */
+    int m;            /* how much of the marker "k": is matched; 5 = in digits */
+    uint64_t num;     /* the digits read so far */
 } conn_t;
 
 typedef struct {
-    uint32_t k;    /* the message */
-    int64_t t_ns;  /* when a subscriber received it */
+    uint32_t k;   /* the message */
+    int64_t t_ns; /* when a subscriber received it */
 } sample_t;
 
 static const char MARK[] = "\"k\":";
@@ -99,17 +99,17 @@ static void die(const char *what)
 }
 
 /* globals: the run's configuration and state */
-static int g_port;             /* the server's port */
-static const char *g_sse;      /* the SSE path */
-static const char *g_append;   /* the append path */
-static int g_ep;               /* the epoll fd */
-static conn_t *g_conns;        /* the subscribers */
-static int g_n;                /* how many */
-static sample_t *g_samples;    /* receipts of measured messages */
+static int g_port;                      /* the server's port */
+static const char *g_sse;               /* the SSE path */
+static const char *g_append;            /* the append path */
+static int g_ep;                        /* the epoll fd */
+static conn_t *g_conns;                 /* the subscribers */
+static int g_n;                         /* how many */
+static sample_t *g_samples;             /* receipts of measured messages */
 static size_t g_nsamples, g_capsamples; /* used, allocated */
 static uint32_t g_first_k = UINT32_MAX; /* the first measured message */
-static uint64_t g_overflow;    /* receipts not kept (array full) */
-static uint64_t g_unmeasured;  /* receipts of warm-up messages */
+static uint64_t g_overflow;             /* receipts not kept (array full) */
+static uint64_t g_unmeasured;           /* receipts of warm-up messages */
 
 static int connect_one(void)
 {
@@ -262,9 +262,10 @@ static void on_sub(conn_t *c, uint32_t events)
             return;
         }
         char req[2048];
-        int len = snprintf(req, sizeof req,
-                           "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/event-stream\r\n\r\n",
-                           g_sse, g_port);
+        int len =
+            snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/event-stream\r\n\r\n",
+                     g_sse, g_port);
         send_all(c->fd, req, (size_t)len);
         c->state = ST_HEAD;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -312,24 +313,24 @@ static void on_sub(conn_t *c, uint32_t events)
 enum { WMAX = 64 };
 
 typedef struct {
-    int fd;            /* the connection */
-    int busy;          /* 1 while its append is unanswered */
-    uint32_t k;        /* the append in flight */
-    char resp[4096];   /* the response being read */
-    int resp_len;      /* its length so far */
+    int fd;          /* the connection */
+    int busy;        /* 1 while its append is unanswered */
+    uint32_t k;      /* the append in flight */
+    char resp[4096]; /* the response being read */
+    int resp_len;    /* its length so far */
 } wconn_t;
 
 typedef struct {
-    wconn_t c[WMAX];   /* the append connections */
-    int nc;            /* how many */
-    int pending;       /* ticks waiting for a free connection */
-    uint32_t next_k;   /* the next message */
-    int64_t *t_send;   /* by k: when the append was sent */
-    int64_t *t_ack;    /* by k: when its 2xx arrived */
-    uint32_t cap;      /* size of the two arrays */
-    uint64_t late;     /* ticks that found every connection busy */
-    uint64_t errors;   /* non-2xx answers */
-    int bytes;         /* body size */
+    wconn_t c[WMAX]; /* the append connections */
+    int nc;          /* how many */
+    int pending;     /* ticks waiting for a free connection */
+    uint32_t next_k; /* the next message */
+    int64_t *t_send; /* by k: when the append was sent */
+    int64_t *t_ack;  /* by k: when its 2xx arrived */
+    uint32_t cap;    /* size of the two arrays */
+    uint64_t late;   /* ticks that found every connection busy */
+    uint64_t errors; /* non-2xx answers */
+    int bytes;       /* body size */
 } writer_t;
 
 static writer_t W;
@@ -355,10 +356,11 @@ static void writer_send(wconn_t *wc)
     memset(body + hl, 'x', (size_t)pad);
     memcpy(body + hl + pad, "\"}", 2);
     int blen = hl + pad + 2;
-    int len = snprintf(req, sizeof req,
-                       "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %d\r\n\r\n",
-                       g_append, g_port, blen);
+    int len =
+        snprintf(req, sizeof req,
+                 "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %d\r\n\r\n",
+                 g_append, g_port, blen);
     memcpy(req + len, body, (size_t)blen);
     W.t_send[k] = now_ns();
     send_all(wc->fd, req, (size_t)(len + blen));
@@ -381,7 +383,8 @@ static void on_tick(void)
 static void on_writer(wconn_t *wc)
 {
     for (;;) {
-        ssize_t r = recv(wc->fd, wc->resp + wc->resp_len, sizeof wc->resp - 1 - (size_t)wc->resp_len, 0);
+        ssize_t r =
+            recv(wc->fd, wc->resp + wc->resp_len, sizeof wc->resp - 1 - (size_t)wc->resp_len, 0);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (r <= 0) {
@@ -440,8 +443,9 @@ static void on_signal(int s)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sse_fanout fanout|idle -p PORT -s SSE_PATH [-a APPEND_PATH] -n N"
-                    " [-r RATE] [-w WARMUP_S] -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]\n");
+    fprintf(stderr,
+            "usage: sse_fanout fanout|idle -p PORT -s SSE_PATH [-a APPEND_PATH] -n N"
+            " [-r RATE] [-w WARMUP_S] -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]\n");
     exit(2);
 }
 
@@ -459,17 +463,38 @@ int main(int argc, char **argv)
     optind = 2;
     while ((opt = getopt(argc, argv, "p:s:a:n:r:w:d:b:c:W:")) != -1) {
         switch (opt) {
-        case 'p': g_port = atoi(optarg); break;
-        case 's': g_sse = optarg; break;
-        case 'a': g_append = optarg; break;
-        case 'n': g_n = atoi(optarg); break;
-        case 'r': rate = atoi(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        case 'd': secs = atof(optarg); break;
-        case 'b': W.bytes = atoi(optarg); break;
-        case 'c': connecting = atoi(optarg); break;
-        case 'W': W.nc = atoi(optarg); break;
-        default: usage();
+        case 'p':
+            g_port = atoi(optarg);
+            break;
+        case 's':
+            g_sse = optarg;
+            break;
+        case 'a':
+            g_append = optarg;
+            break;
+        case 'n':
+            g_n = atoi(optarg);
+            break;
+        case 'r':
+            rate = atoi(optarg);
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 'd':
+            secs = atof(optarg);
+            break;
+        case 'b':
+            W.bytes = atoi(optarg);
+            break;
+        case 'c':
+            connecting = atoi(optarg);
+            break;
+        case 'W':
+            W.nc = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (g_port <= 0 || !g_sse || g_n <= 0 || secs <= 0 || (fanout && (!g_append || rate <= 0)) ||
@@ -550,8 +575,8 @@ int main(int argc, char **argv)
         int open = 0;
         for (int i = 0; i < g_n; i++)
             open += g_conns[i].state != ST_CLOSED;
-        printf("IDLERESULT subscribers=%d open=%d closed=%d connect_s=%.2f\n", g_n, open, g_n - open,
-               connect_s);
+        printf("IDLERESULT subscribers=%d open=%d closed=%d connect_s=%.2f\n", g_n, open,
+               g_n - open, connect_s);
         return open == g_n ? 0 : 1;
     }
 
@@ -664,17 +689,18 @@ int main(int argc, char **argv)
     int open = 0;
     for (int i = 0; i < g_n; i++)
         open += g_conns[i].state != ST_CLOSED;
-    printf("SSERESULT subscribers=%d open=%d appends=%u rate_per_s=%.1f expected=%llu received=%zu "
-           "missing=%lld early=%llu p50_us=%lld p99_us=%lld max_us=%lld send_p50_us=%lld "
-           "send_p99_us=%lld append_p50_us=%lld append_p99_us=%lld append_errors=%llu late_ticks=%llu "
-           "gen_cpu_pct=%.1f connect_s=%.2f\n",
-           g_n, open, appends, appends / (secs > 0 ? secs : 1), (unsigned long long)expected, n,
-           (long long)expected - (long long)n, (unsigned long long)early,
-           (long long)(pct(from_ack, n, 50) / 1000), (long long)(pct(from_ack, n, 99) / 1000),
-           (long long)(n ? from_ack[n - 1] / 1000 : 0), (long long)(pct(from_send, n, 50) / 1000),
-           (long long)(pct(from_send, n, 99) / 1000), (long long)(pct(app, appends, 50) / 1000),
-           (long long)(pct(app, appends, 99) / 1000), (unsigned long long)W.errors,
-           (unsigned long long)W.late, wall > 0 ? 100.0 * cpu / wall : 0, connect_s);
+    printf(
+        "SSERESULT subscribers=%d open=%d appends=%u rate_per_s=%.1f expected=%llu received=%zu "
+        "missing=%lld early=%llu p50_us=%lld p99_us=%lld max_us=%lld send_p50_us=%lld "
+        "send_p99_us=%lld append_p50_us=%lld append_p99_us=%lld append_errors=%llu late_ticks=%llu "
+        "gen_cpu_pct=%.1f connect_s=%.2f\n",
+        g_n, open, appends, appends / (secs > 0 ? secs : 1), (unsigned long long)expected, n,
+        (long long)expected - (long long)n, (unsigned long long)early,
+        (long long)(pct(from_ack, n, 50) / 1000), (long long)(pct(from_ack, n, 99) / 1000),
+        (long long)(n ? from_ack[n - 1] / 1000 : 0), (long long)(pct(from_send, n, 50) / 1000),
+        (long long)(pct(from_send, n, 99) / 1000), (long long)(pct(app, appends, 50) / 1000),
+        (long long)(pct(app, appends, 99) / 1000), (unsigned long long)W.errors,
+        (unsigned long long)W.late, wall > 0 ? 100.0 * cpu / wall : 0, connect_s);
     (void)unknown;
     return 0;
 }

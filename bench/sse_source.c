@@ -42,11 +42,11 @@ static void on_signal(int s)
     g_stop = 1;
 }
 
-static client_t **g_subs; /* the subscribers */
+static client_t **g_subs;      /* the subscribers */
 static int g_nsubs, g_capsubs; /* used, allocated */
-static long g_dropped;    /* subscribers dropped on a full buffer */
-static long g_offset;     /* messages so far, for the control events */
-static int g_ep;          /* the epoll fd */
+static long g_dropped;         /* subscribers dropped on a full buffer */
+static long g_offset;          /* messages so far, for the control events */
+static int g_ep;               /* the epoll fd */
 
 static void drop(client_t *c)
 {
@@ -66,10 +66,11 @@ static void broadcast(const char *body, int blen)
 {
     char ev[20000];
     g_offset++;
-    int n = snprintf(ev + 8, sizeof ev - 16,
-                     "event: data\ndata:[%.*s]\n\nevent: control\n"
-                     "data:{\"streamNextOffset\":\"0000000000000000_%016ld\",\"upToDate\":true}\n\n",
-                     blen, body, g_offset);
+    int n =
+        snprintf(ev + 8, sizeof ev - 16,
+                 "event: data\ndata:[%.*s]\n\nevent: control\n"
+                 "data:{\"streamNextOffset\":\"0000000000000000_%016ld\",\"upToDate\":true}\n\n",
+                 blen, body, g_offset);
     /* one chunk: size line, data, CRLF */
     char size[16];
     int sl = snprintf(size, sizeof size, "%x\r\n", n);
@@ -110,14 +111,15 @@ static void on_client(client_t *c)
                 break;
             int head = (int)(end + 4 - c->req);
             if (strncmp(c->req, "GET ", 4) == 0) {
-                static const char resp[] =
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n";
+                static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+                                           "text/event-stream\r\nCache-Control: no-cache\r\n"
+                                           "Transfer-Encoding: chunked\r\n\r\n";
                 char first[256];
-                int n = snprintf(first + 8, sizeof first - 16,
-                                 "event: control\ndata:{\"streamNextOffset\":\"0000000000000000_%016ld\","
-                                 "\"upToDate\":true}\n\n",
-                                 g_offset);
+                int n = snprintf(
+                    first + 8, sizeof first - 16,
+                    "event: control\ndata:{\"streamNextOffset\":\"0000000000000000_%016ld\","
+                    "\"upToDate\":true}\n\n",
+                    g_offset);
                 char out[512];
                 int ol = snprintf(out, sizeof out, "%s%x\r\n%.*s\r\n", resp, n, n, first + 8);
                 send(c->fd, out, (size_t)ol, MSG_NOSIGNAL);
