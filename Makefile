@@ -1,6 +1,7 @@
-# Parley — the two commands a new user needs:
+# Parley — the commands a new user needs:
 #   make run    install what is missing, build, start the server (SQLite)
 #   make test   install, build and run every test suite
+#   make bench  install, then run every benchmark and rewrite bench/RESULTS.md
 # `make` alone builds build/parley.
 
 BUILD ?= build
@@ -23,9 +24,11 @@ run: setup build
 test:
 	@scripts/test-all
 
-bench: setup build
-	bench/w1.sh
-	bench/w2.sh
+# Every benchmark workload (W1-W7) with its peers, on the committed HEAD
+# (REV=<commit> for another); rewrites bench/RESULTS.md. QUICK=1 for a
+# smoke run at small sizes (its report goes to bench/out/).
+bench: setup
+	bench/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

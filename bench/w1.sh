@@ -11,7 +11,12 @@
 #   3. Redis             appendonly yes, appendfsync always; redis-benchmark
 #                        XADD of the same 1 KiB payload, 64 connections
 #   4. the disk          1 KiB write + fdatasync in a loop (bench/fsync_loop.c)
+#   5. nginx             the no-op HTTP server: the same wrk load against
+#                        nginx answering `return 204` (one worker)
 # Two variants: all connections on one stream, and spread over 64 streams.
+# During Parley's runs it also reads the CPU time of each of its threads
+# (/proc/PID/task/*/schedstat) before and after, and divides the writer
+# thread's time by the appends and the HTTP workers' time by the requests.
 #
 # Everything listens on 127.0.0.1 only, keeps its data in a fresh directory
 # under bench/out/ (which must not be tmpfs), and is stopped on exit.
@@ -38,7 +43,7 @@ MAX_SECONDS=${MAX_SECONDS:-600}
 KEEP=${KEEP:-0}
 
 NAME=w1
-TOOLS="wrk redis-server redis-benchmark redis-cli node npm curl cc cmake"
+TOOLS="wrk nginx redis-server redis-benchmark redis-cli node npm curl cc cmake"
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
@@ -76,6 +81,7 @@ create_streams() {   # PORT PREFIX N
 
 # Results: R[peer.variant.metric] = median; E[peer.variant] = error count.
 declare -A R E PORT RN
+PEERS="parley reference nginx"   # the HTTP peers, all driven by the same wrk load
 
 variant_streams() { if [ "$1" = one ]; then echo 1; else echo "$STREAMS"; fi; }
 
@@ -115,8 +121,9 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 PORT[parley]=$(free_port)
 "$PARLEY" serve --listen "127.0.0.1:${PORT[parley]}" --data "$RUN_DIR/parley" --quiet \
     >"$RUN_DIR/parley.log" 2>&1 &
-PIDS+=("$!")
-wait_http "${PORT[parley]}" "$!"
+PARLEY_PID=$!
+PIDS+=("$PARLEY_PID")
+wait_http "${PORT[parley]}" "$PARLEY_PID"
 log "Parley on 127.0.0.1:${PORT[parley]}"
 
 PORT[reference]=$(free_port)
@@ -142,14 +149,31 @@ done
     die "redis is not in appendfsync always"
 log "Redis on 127.0.0.1:${PORT[redis]}"
 
+PORT[nginx]=$(free_port)
+start_nginx "${PORT[nginx]}" "$RUN_DIR/nginx"
+log "nginx (return 204) on 127.0.0.1:${PORT[nginx]}"
+
 # --------------------------------------------------------------- warm-up ---
 # Creates the streams and warms every peer up on both variants; the Redis
 # warm-up also sizes its runs (redis-benchmark takes a request count) to last
 # about DURATION seconds.
+WRITER_TID=0 WRITER_HOW=none
 for variant in one many; do
-    for peer in parley reference; do
-        create_streams "${PORT[$peer]}" "/v1/stream/w1-$variant-" "$(variant_streams $variant)"
-        wrk_run "${PORT[$peer]}" "$variant" "$WARMUP" "$RUN_DIR/$peer-$variant-warmup.txt"
+    for peer in $PEERS; do
+        [ "$peer" = nginx ] ||
+            create_streams "${PORT[$peer]}" "/v1/stream/w1-$variant-" "$(variant_streams $variant)"
+        if [ "$peer" = parley ] && [ "$variant" = one ]; then
+            # Which thread is the writer: sampled while the warm-up loads it.
+            find_writer "$PARLEY_PID" $((WARMUP > 1 ? WARMUP - 1 : 1)) >"$RUN_DIR/writer.txt" &
+            finder=$!
+            wrk_run "${PORT[$peer]}" "$variant" "$WARMUP" "$RUN_DIR/$peer-$variant-warmup.txt"
+            wait "$finder" || true
+            read -r WRITER_TID WRITER_HOW <"$RUN_DIR/writer.txt"
+            log "writer thread: $WRITER_TID (found by $WRITER_HOW)"
+            thread_cpu "$PARLEY_PID" >"$RUN_DIR/threads.txt"
+        else
+            wrk_run "${PORT[$peer]}" "$variant" "$WARMUP" "$RUN_DIR/$peer-$variant-warmup.txt"
+        fi
         : >"$RUN_DIR/$peer-$variant.res"
         E[$peer.$variant]=0
     done
@@ -165,10 +189,15 @@ done
 # ---------------------------------------------------------------- rounds ---
 for ((run = 1; run <= RUNS; run++)); do
     for variant in one many; do
-        for peer in parley reference; do
+        for peer in $PEERS; do
             out="$RUN_DIR/$peer-$variant-$run.txt"
+            [ "$peer" != parley ] || thread_cpu "$PARLEY_PID" >"$out.cpu0"
             wrk_run "${PORT[$peer]}" "$variant" "$DURATION" "$out"
             line=$(grep '^W1RESULT' "$out") || die "no result from wrk ($out)"
+            if [ "$peer" = parley ]; then
+                thread_cpu "$PARLEY_PID" >"$out.cpu1"
+                line="$line $(cpu_split "$out.cpu0" "$out.cpu1" "$WRITER_TID")"
+            fi
             echo "$line" >>"$RUN_DIR/$peer-$variant.res"
             E[$peer.$variant]=$((${E[$peer.$variant]} + $(echo "$line" | field non2xx) +
                 $(echo "$line" | field socket_errors)))
@@ -185,11 +214,21 @@ for ((run = 1; run <= RUNS; run++)); do
     log "round $run disk: $line"
 done
 
-for peer in parley reference redis; do
+for peer in $PEERS redis; do
     for variant in one many; do
         R[$peer.$variant.rps]=$(field rps <"$RUN_DIR/$peer-$variant.res" | median)
         R[$peer.$variant.p50]=$(field p50_us <"$RUN_DIR/$peer-$variant.res" | median)
         R[$peer.$variant.p99]=$(field p99_us <"$RUN_DIR/$peer-$variant.res" | median)
+    done
+done
+# CPU per append (µs), per run, then the median: the writer's time over the
+# requests answered (each a 1 KiB append), the HTTP workers' likewise.
+for variant in one many; do
+    for part in writer http other; do
+        R[parley.$variant.$part]=$(awk -v k="${part}_ns" '{
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            if (v["requests"] > 0) printf "%.3f\n", v[k] / 1000 / v["requests"] }' \
+            "$RUN_DIR/parley-$variant.res" | median)
     done
 done
 R[disk.rps]=$(field ops_per_s <"$RUN_DIR/disk.res" | median)
@@ -214,9 +253,27 @@ if [ -z "$commit" ]; then
     fi
 fi
 label() { if [ "$1" = one ]; then echo "W1, 1 stream"; else echo "W1, $STREAMS streams"; fi; }
+us() { awk -v v="$1" 'BEGIN {printf "%.1f µs", v}'; }
+verdict() { if [ "$1" = 1 ]; then echo met; else echo "**not met**"; fi; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b) ? 1 : 0}'; }   # 1 if A >= B
+le() { awk -v a="$1" -v b="$2" 'BEGIN {print (a <= b) ? 1 : 0}'; }
+
+# The machine-readable summary that bench/run.sh turns into RESULTS.md.
+{
+    for v in one many; do
+        for k in rps p50 p99; do
+            for peer in $PEERS redis; do echo "w1.$v.$peer.$k=${R[$peer.$v.$k]}"; done
+        done
+        for part in writer http other; do echo "w1.$v.cpu.$part=${R[parley.$v.$part]}"; done
+        echo "w1.$v.errors=$((${E[parley.$v]} + ${E[nginx.$v]}))"
+    done
+    echo "w1.disk.rps=${R[disk.rps]}"
+    echo "w1.writer_how=$WRITER_HOW"
+    echo "w1.commit=$commit"
+} >"$BENCH_OUT/w1-summary.txt"
 
 {
-    echo "W1 stream append — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
+    echo "### W1 stream append — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
     echo
     echo "$CONNS connections, $THREADS load-generator threads, 1 KiB JSON body;" \
         "median of $RUNS runs of ${DURATION} s after a ${WARMUP} s warm-up," \
@@ -225,26 +282,40 @@ label() { if [ "$1" = one ]; then echo "W1, 1 stream"; else echo "W1, $STREAMS s
         "load generator on the same machine; load average $LOAD_START at the start," \
         "$(cut -d' ' -f1-3 /proc/loadavg) at the end."
     echo
-    echo "| workload | Parley req/s | p50 | p99 | reference req/s | Parley/reference | Redis always ops/s | Parley/Redis | disk fdatasync/s |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | Parley req/s | p50 | p99 | nginx 204 req/s | Parley/nginx | reference req/s | Parley/reference | Redis always ops/s | Parley/Redis | disk fdatasync/s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for v in one many; do
-        echo "| $(label $v) | $(int "${R[parley.$v.rps]}")$(errnote parley.$v) | $(ms "${R[parley.$v.p50]}") | $(ms "${R[parley.$v.p99]}") | $(int "${R[reference.$v.rps]}")$(errnote reference.$v) | $(ratio "${R[parley.$v.rps]}" "${R[reference.$v.rps]}") | $(int "${R[redis.$v.rps]}") | $(ratio "${R[parley.$v.rps]}" "${R[redis.$v.rps]}") | $(int "${R[disk.rps]}") |"
+        echo "| $(label $v) | $(int "${R[parley.$v.rps]}")$(errnote parley.$v) | $(ms "${R[parley.$v.p50]}") | $(ms "${R[parley.$v.p99]}") | $(int "${R[nginx.$v.rps]}")$(errnote nginx.$v) | $(ratio "${R[parley.$v.rps]}" "${R[nginx.$v.rps]}") | $(int "${R[reference.$v.rps]}")$(errnote reference.$v) | $(ratio "${R[parley.$v.rps]}" "${R[reference.$v.rps]}") | $(int "${R[redis.$v.rps]}") | $(ratio "${R[parley.$v.rps]}" "${R[redis.$v.rps]}") | $(int "${R[disk.rps]}") |"
     done
     echo
     echo "Peer latencies (medians of the runs' p50 / p99):"
     echo
-    echo "| workload | reference p50 | reference p99 | Redis p50 | Redis p99 | disk write+fdatasync p50 | p99 |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | nginx p50 | nginx p99 | reference p50 | reference p99 | Redis p50 | Redis p99 | disk write+fdatasync p50 | p99 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for v in one many; do
-        echo "| $(label $v) | $(ms "${R[reference.$v.p50]}") | $(ms "${R[reference.$v.p99]}") | $(ms "${R[redis.$v.p50]}") | $(ms "${R[redis.$v.p99]}") | $(ms "${R[disk.p50]}") | $(ms "${R[disk.p99]}") |"
+        echo "| $(label $v) | $(ms "${R[nginx.$v.p50]}") | $(ms "${R[nginx.$v.p99]}") | $(ms "${R[reference.$v.p50]}") | $(ms "${R[reference.$v.p99]}") | $(ms "${R[redis.$v.p50]}") | $(ms "${R[redis.$v.p99]}") | $(ms "${R[disk.p50]}") | $(ms "${R[disk.p99]}") |"
     done
     echo
-    echo "Targets (PERFORMANCE.md): ≥ 40× the reference, ≥ 0.5× Redis always, ≥ 50,000/s."
+    echo "Parley's CPU per request, by thread (medians of the runs; on-CPU time from" \
+        "/proc/PID/task/*/schedstat before and after each run, over the requests answered;" \
+        "every request is one 1 KiB append). The writer thread was found by $WRITER_HOW" \
+        "(tid $WRITER_TID); HTTP is the libmicrohttpd workers (threads named MHD-*); other is" \
+        "every other thread (the main thread, the hub's timer, the checkpointer, webhook delivery)."
+    echo
+    echo "| workload | writer µs/append | HTTP µs/request | other µs/request | total µs/request |"
+    echo "|---|---:|---:|---:|---:|"
     for v in one many; do
-        awk -v p="${R[parley.$v.rps]}" -v f="${R[reference.$v.rps]}" -v r="${R[redis.$v.rps]}" -v l="$(label $v)" 'BEGIN {
-            printf "- %s: %s the reference (%.1f×), %s Redis (%.2f×), %s 50,000/s\n", l,
-                (f > 0 && p >= 40 * f) ? "meets 40×" : "below 40×", (f > 0 ? p / f : 0),
-                (r > 0 && p >= 0.5 * r) ? "meets 0.5×" : "below 0.5×", (r > 0 ? p / r : 0),
-                (p >= 50000) ? "meets" : "below" }'
+        echo "| $(label $v) | $(us "${R[parley.$v.writer]}") | $(us "${R[parley.$v.http]}") | $(us "${R[parley.$v.other]}") | $(us "$(awk -v a="${R[parley.$v.writer]}" -v b="${R[parley.$v.http]}" -v c="${R[parley.$v.other]}" 'BEGIN {print a + b + c}')") |"
     done
+    echo
+    echo "Targets (PERFORMANCE.md): ≥ 0.7× the no-op nginx on 1 and on $STREAMS streams;" \
+        "$STREAMS streams never slower than 1; writer ≤ 10 µs CPU per append, HTTP ≤ 15 µs per request."
+    for v in one many; do
+        echo "- $(label $v): $(ratio "${R[parley.$v.rps]}" "${R[nginx.$v.rps]}") nginx," \
+            "$(verdict "$(ge "${R[parley.$v.rps]}" "$(awk -v n="${R[nginx.$v.rps]}" 'BEGIN {print 0.7 * n}')")");" \
+            "writer $(us "${R[parley.$v.writer]}"), $(verdict "$(le "${R[parley.$v.writer]}" 10)");" \
+            "HTTP $(us "${R[parley.$v.http]}"), $(verdict "$(le "${R[parley.$v.http]}" 15)")"
+    done
+    echo "- $STREAMS streams / 1 stream: $(ratio "${R[parley.many.rps]}" "${R[parley.one.rps]}")," \
+        "$(verdict "$(ge "${R[parley.many.rps]}" "${R[parley.one.rps]}")")"
 } | tee "$BENCH_OUT/w1-latest.md"

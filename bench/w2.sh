@@ -10,8 +10,12 @@
 #   W3  wrk, 64 connections POSTing the same message with the same key to one
 #       conversation, again and again (sent once before: every answer is the
 #       stored one, Idempotent-Replayed: true)
+#   W1  the yardstick of W2: wrk + post.lua, 1 KiB stream appends over 64
+#       streams on the same server (W2's target is a fraction of it)
+#   nginx the yardstick of W3: the W3 requests against nginx answering
+#       `return 204` (one worker)
 #   the disk: 1 KiB write + fdatasync in a loop (bench/fsync_loop.c), for scale
-# The three take turns in every round. Afterwards it checks what was stored:
+# The five take turns in every round. Afterwards it checks what was stored:
 # the messages the 64 conversations gained in each W2 run against wrk's 2xx
 # count, and that the W3 conversation still holds one message.
 #
@@ -40,7 +44,7 @@ MAX_SECONDS=${MAX_SECONDS:-600}
 KEEP=${KEEP:-0}
 
 NAME=w2
-TOOLS="wrk curl cc cmake"
+TOOLS="wrk nginx curl cc cmake"
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
@@ -112,11 +116,11 @@ settled_sum() {
     echo "$last"
 }
 
-wrk_run() {   # MODE TAG SECONDS OUTFILE
+wrk_run() {   # MODE TAG SECONDS OUTFILE [BASE]
     local ids
     if [ "$1" = w3 ]; then ids=$W3ID; else ids=$(IFS=,; echo "${IDS[*]}"); fi
     bg_wait timeout $(($3 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${3}s" --timeout 10s --latency \
-        -s "$HERE/message.lua" "$BASE" -- "$1" "$2" "$ids" "$THREADS" >"$4"
+        -s "$HERE/message.lua" "${5:-$BASE}" -- "$1" "$2" "$ids" "$THREADS" >"$4"
     grep -q '^MSGRESULT' "$4" || die "no result from wrk ($4)"
 }
 
@@ -146,6 +150,13 @@ w2_run() {   # TAG SECONDS OUTFILE LABEL
     W2LINE="$line gained=$gained $verdict"
 }
 
+# W1 on 64 streams of the same server, W2's yardstick (post.lua, as w1.sh).
+w1_run() {   # SECONDS OUTFILE
+    bg_wait timeout $(($1 + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${1}s" --timeout 10s --latency \
+        -s "$HERE/post.lua" "$BASE" -- /v1/stream/w2-w1- "$CONVERSATIONS" "$THREADS" >"$2"
+    grep -q '^W1RESULT' "$2" || die "no result from wrk ($2)"
+}
+
 w3_check() {   # OUTFILE LABEL: the conversation still holds its one message
     local n line non2xx sockerr verdict
     n=$(message_count "$W3ID")
@@ -162,8 +173,9 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 PORT=$(free_port)
 "$PARLEY" serve --listen "127.0.0.1:$PORT" --data "$RUN_DIR/parley" --quiet \
     >"$RUN_DIR/parley.log" 2>&1 &
-PIDS+=("$!")
-wait_http "$PORT" "$!"
+PARLEY_PID=$!
+PIDS+=("$PARLEY_PID")
+wait_http "$PORT" "$PARLEY_PID"
 BASE="http://127.0.0.1:$PORT"
 log "Parley on 127.0.0.1:$PORT"
 
@@ -172,9 +184,19 @@ for ((i = 0; i < CONVERSATIONS; i++)); do
     [ -n "$id" ] || die "no id for conversation w2-$i"
     IDS+=("$id")
 done
+for ((i = 0; i < CONVERSATIONS; i++)); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        "$BASE/v1/stream/w2-w1-$i")
+    case "$code" in 200|201) ;; *) die "PUT /v1/stream/w2-w1-$i answered $code" ;; esac
+done
 W3ID=$(create_conversation "w3")
 [ -n "$W3ID" ] || die "no id for conversation w3"
-log "created $CONVERSATIONS W2 conversations and the W3 one"
+log "created $CONVERSATIONS W2 conversations, the W3 one and $CONVERSATIONS W1 streams"
+
+NGINX_PORT=$(free_port)
+start_nginx "$NGINX_PORT" "$RUN_DIR/nginx"
+NGINX="http://127.0.0.1:$NGINX_PORT"
+log "nginx (return 204) on 127.0.0.1:$NGINX_PORT"
 
 # W3: the message is sent once (a new message), then once more by hand to
 # see that the answer is the stored one, before wrk repeats it.
@@ -196,10 +218,14 @@ w2_run w2-warmup "$WARMUP" "$RUN_DIR/w2-warmup.txt" warm-up
 log "warm-up W2: $W2LINE"
 wrk_run w3 "$W3KEY" "$WARMUP" "$RUN_DIR/w3-warmup.txt"
 w3_check "$RUN_DIR/w3-warmup.txt" warm-up
+w1_run "$WARMUP" "$RUN_DIR/w1-warmup.txt"
+wrk_run w3 "$W3KEY" "$WARMUP" "$RUN_DIR/nginx-warmup.txt" "$NGINX"
 : >"$RUN_DIR/w2.res"
 : >"$RUN_DIR/w3.res"
+: >"$RUN_DIR/w1.res"
+: >"$RUN_DIR/nginx.res"
 : >"$RUN_DIR/disk.res"
-E[w2]=0 E[w3]=0
+E[w2]=0 E[w3]=0 E[w1]=0 E[nginx]=0
 log "warmed up"
 
 # ---------------------------------------------------------------- rounds ---
@@ -216,6 +242,18 @@ for ((run = 1; run <= RUNS; run++)); do
     E[w3]=$((${E[w3]} + $(echo "$line" | field non2xx) + $(echo "$line" | field socket_errors)))
     w3_check "$RUN_DIR/w3-$run.txt" "run $run"
     log "round $run W3: $line"
+
+    w1_run "$DURATION" "$RUN_DIR/w1-$run.txt"
+    line=$(grep '^W1RESULT' "$RUN_DIR/w1-$run.txt")
+    echo "$line" >>"$RUN_DIR/w1.res"
+    E[w1]=$((${E[w1]} + $(echo "$line" | field non2xx) + $(echo "$line" | field socket_errors)))
+    log "round $run W1 ($CONVERSATIONS streams): $line"
+
+    wrk_run w3 "$W3KEY" "$DURATION" "$RUN_DIR/nginx-$run.txt" "$NGINX"
+    line=$(grep '^MSGRESULT' "$RUN_DIR/nginx-$run.txt")
+    echo "$line" >>"$RUN_DIR/nginx.res"
+    E[nginx]=$((${E[nginx]} + $(echo "$line" | field non2xx) + $(echo "$line" | field socket_errors)))
+    log "round $run nginx (W3 requests): $line"
 
     bg_wait "$FSYNC_LOOP" "$RUN_DIR/fsync.dat" "$DURATION" 1024 >"$RUN_DIR/disk-$run.txt"
     line=$(cat "$RUN_DIR/disk-$run.txt")
@@ -237,7 +275,7 @@ if [ "$final" != "$TOTAL_GAINED" ]; then
     log "the conversations hold $final messages, the runs gained $TOTAL_GAINED"
 fi
 [ -s "$RUN_DIR/parley.log" ] && log "Parley's log: $(tail -n 5 "$RUN_DIR/parley.log")"
-kill -0 "${PIDS[-1]}" 2>/dev/null || die "Parley exited during the run (see $RUN_DIR/parley.log)"
+kill -0 "$PARLEY_PID" 2>/dev/null || die "Parley exited during the run (see $RUN_DIR/parley.log)"
 
 for w in w2 w3; do
     for m in rps ok_rps p50_us p99_us; do
@@ -248,6 +286,12 @@ for w in w2 w3; do
 done
 for m in ops_per_s p50_us p99_us; do
     R[disk.$m]=$(field "$m" <"$RUN_DIR/disk.res" | median)
+done
+for m in rps p50_us p99_us; do
+    R[w1.$m]=$(field "$m" <"$RUN_DIR/w1.res" | median)
+done
+for m in ok_rps rps p50_us p99_us; do
+    R[nginx.$m]=$(field "$m" <"$RUN_DIR/nginx.res" | median)
 done
 
 # -------------------------------------------------------------- report -----
@@ -264,14 +308,31 @@ if [ -z "$commit" ]; then
     fi
 fi
 
+w2w1=$(awk -v a="${R[w2.ok_rps]}" -v b="${R[w1.rps]}" 'BEGIN {print (b > 0) ? a / b : 0}')
+w3ng=$(awk -v a="${R[w3.ok_rps]}" -v b="${R[nginx.ok_rps]}" 'BEGIN {print (b > 0) ? a / b : 0}')
+met() {   # A >= B or A <= B (numbers) -> met / **not met**
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
+        r = (op == ">=") ? (a + 0 >= b + 0) : (a + 0 <= b + 0); print r ? "met" : "**not met**" }'
+}
 {
-    echo "W2 message append, W3 idempotent replay — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
+    for m in ok_rps rps p50_us p99_us max; do echo "w2.w2.$m=${R[w2.$m]}"; echo "w2.w3.$m=${R[w3.$m]}"; done
+    for m in rps p50_us p99_us; do echo "w2.w1.$m=${R[w1.$m]}"; done
+    for m in ok_rps p50_us p99_us; do echo "w2.nginx.$m=${R[nginx.$m]}"; done
+    echo "w2.disk.ops_per_s=${R[disk.ops_per_s]}"
+    echo "w2.errors=$((${E[w2]} + ${E[w3]} + ${E[w1]} + ${E[nginx]}))"
+    echo "w2.checks=$FAIL"
+} >"$BENCH_OUT/w2-summary.txt"
+
+{
+    echo "### W2 message append, W3 idempotent replay — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
     echo
     echo "$CONNS connections, $THREADS load-generator threads, a user message of 1 KiB content" \
         "(1,052-byte body) with an Idempotency-Key; W2 across $CONVERSATIONS conversations, a new" \
         "key per request; W3 one conversation, one key, the same request again and again." \
-        "Median of $RUNS runs of ${DURATION} s after a ${WARMUP} s warm-up, W2, W3 and the disk" \
-        "loop taking turns in each round."
+        "W2's yardstick is W1 on $CONVERSATIONS streams of the same server (1 KiB stream appends," \
+        "post.lua), W3's is nginx answering \`return 204\` to the same requests." \
+        "Median of $RUNS runs of ${DURATION} s after a ${WARMUP} s warm-up, W2, W3, W1, nginx and" \
+        "the disk loop taking turns in each round."
     echo "Machine: $(nproc) cores, $(uname -sr), data on $fstype;" \
         "load generator on the same machine; load average $LOAD_START at the start," \
         "$(cut -d' ' -f1-3 /proc/loadavg) at the end."
@@ -279,10 +340,16 @@ fi
     echo "| workload | Parley 2xx/s | all answers/s | p50 | p99 | worst max | runs (2xx/s) | 2xx/disk | disk fdatasync/s | target |"
     echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---|"
     echo "| W2, $CONVERSATIONS conversations | $(int "${R[w2.ok_rps]}") | $(int "${R[w2.rps]}")$(errnote w2) | $(ms "${R[w2.p50_us]}") | $(ms "${R[w2.p99_us]}") | $(ms "${R[w2.max]}") | $(ints "${R[w2.runs]}") | $(ratio "${R[w2.ok_rps]}" "${R[disk.ops_per_s]}") | $(int "${R[disk.ops_per_s]}") |" \
-        "$(awk -v r="${R[w2.ok_rps]}" -v p="${R[w2.p99_us]}" 'BEGIN {
-            printf "≥ 25,000/s: %s; p99 ≤ 10 ms: %s", (r >= 25000 ? "met" : "**not met**"), (p <= 10000 ? "met" : "**not met**") }') |"
+        "≥ 0.5× W1 ($(ratio "${R[w2.ok_rps]}" "${R[w1.rps]}")): $(met "$w2w1" ">=" 0.5); p99 ≤ 10 ms: $(met "${R[w2.p99_us]}" "<=" 10000) |"
     echo "| W3, 1 key | $(int "${R[w3.ok_rps]}") | $(int "${R[w3.rps]}")$(errnote w3) | $(ms "${R[w3.p50_us]}") | $(ms "${R[w3.p99_us]}") | $(ms "${R[w3.max]}") | $(ints "${R[w3.runs]}") | $(ratio "${R[w3.ok_rps]}" "${R[disk.ops_per_s]}") | $(int "${R[disk.ops_per_s]}") |" \
-        "$(awk -v r="${R[w3.ok_rps]}" 'BEGIN { printf "≥ 80,000/s: %s", (r >= 80000 ? "met" : "**not met**") }') |"
+        "≥ 0.9× nginx ($(ratio "${R[w3.ok_rps]}" "${R[nginx.ok_rps]}")): $(met "$w3ng" ">=" 0.9) |"
+    echo
+    echo "The yardsticks, in the same rounds:"
+    echo
+    echo "| | req/s | p50 | p99 | ratio | target |"
+    echo "|---|---:|---:|---:|---:|---|"
+    echo "| W1, $CONVERSATIONS streams (Parley) | $(int "${R[w1.rps]}")$(errnote w1) | $(ms "${R[w1.p50_us]}") | $(ms "${R[w1.p99_us]}") | W2/W1 $(ratio "${R[w2.ok_rps]}" "${R[w1.rps]}") | W2 ≥ 0.5× W1: $(met "$w2w1" ">=" 0.5); W2 p99 ≤ 10 ms: $(met "${R[w2.p99_us]}" "<=" 10000) |"
+    echo "| nginx \`return 204\`, W3's requests | $(int "${R[nginx.ok_rps]}")$(errnote nginx) | $(ms "${R[nginx.p50_us]}") | $(ms "${R[nginx.p99_us]}") | W3/nginx $(ratio "${R[w3.ok_rps]}" "${R[nginx.ok_rps]}") | W3 ≥ 0.9× nginx: $(met "$w3ng" ">=" 0.9) |"
     echo
     echo "2xx/s counts the answers below 400 (wrk counts a status ≥ 400 as an error); the" \
         "targets are taken against it. p50/p99 are wrk's, over every answer, errors included."
