@@ -5,9 +5,10 @@
 --     request; each thread stops sending after COUNT / THREADS answers (wrk
 --     itself still waits for the duration to end; w4.sh reads the stream's
 --     tail afterwards).
---   wrk -t2 -c64 -d10s --latency -s w4.lua URL -- read PATH MAXOFF
+--   wrk -t2 -c64 -d10s --latency -s w4.lua URL -- read PATH MAXOFF [MINOFF]
 --     GETs PATH?offset=0000000000000000_<n>, n uniformly random in
---     [0, MAXOFF], a new n per request; prints W4RESULT. The query string
+--     [MINOFF, MAXOFF] (MINOFF 0 by default), a new n per request; prints
+--     W4RESULT. The query string
 --     is sent to nginx too (it ignores it for a static file), so both peers
 --     get requests of the same size.
 -- done() prints W4RESULT (done() runs apart from the threads and does not
@@ -28,7 +29,7 @@ local function make_body()
   return head .. text .. tail
 end
 
-local mode, path, maxoff, quota, answered
+local mode, path, minoff, maxoff, quota, answered
 local body = make_body()
 local headers = { ["Content-Type"] = "application/json" }
 
@@ -40,6 +41,7 @@ function init(args)
     quota = math.ceil(tonumber(args[3] or "1000") / tonumber(args[4] or "2"))
   else
     maxoff = tonumber(args[3] or "0")
+    minoff = tonumber(args[4] or "0")
     math.randomseed(os.time() * 1000 + (id or 0) * 7919)
     -- the response callback slows wrk down; reads do without it
     response = nil
@@ -51,7 +53,7 @@ function request()
     return wrk.format("POST", path, headers, body)
   end
   return wrk.format("GET", string.format("%s?offset=0000000000000000_%016d", path,
-    math.random(0, maxoff)))
+    math.random(minoff, maxoff)))
 end
 
 function response(status, hdrs, b)
