@@ -9,9 +9,12 @@
  *   /v1/conversations/{id}/sessions            GET (?status=&limit=&cursor=, newest first)
  *   /v1/conversations/{id}/sessions/latest     GET
  *
- * Bodies are parsed here, on the connection's thread; the rules run on the
- * writer (core/conversation.c) through parley_api_write, so every POST and
- * PATCH honours Idempotency-Key. Reads use the worker's read-only
+ * Bodies are parsed and checked here, on the connection's thread
+ * (parley_conversation_parse, parley_message_parse): a bad body is refused
+ * with its 400 before anything is submitted. The rules run on the writer
+ * (core/conversation.c; core/turn.c for a message and for a delete, which
+ * also touch sessions) through parley_api_write, so every POST and PATCH
+ * honours Idempotency-Key. Reads use the worker's read-only
  * connection; another user's conversation answers 404, as a missing one.
  */
 #include <stdio.h>
@@ -24,7 +27,9 @@
 #include "api/write.h"
 #include "core/conversation.h"
 #include "core/id.h"
+#include "core/message.h"
 #include "core/session.h"
+#include "core/turn.h"
 #include "parley/parley.h"
 
 #define MESSAGES_PAGE_BYTES (4u << 20)  /* a message page stops growing past this */
@@ -35,7 +40,7 @@ enum conv_write_kind { CW_CONVERSATION, CW_MESSAGE };
 typedef struct conv_write {
     enum conv_write_kind kind;       /* which rule */
     parley_conv_req_t conv;          /* CW_CONVERSATION request */
-    parley_message_req_t msg;        /* CW_MESSAGE request */
+    parley_turn_post_req_t msg;      /* CW_MESSAGE request */
     json_t *body;                    /* parsed body (owned) */
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     char id[PARLEY_ROW_ID_MAX + 1];  /* conversation id */
@@ -61,8 +66,13 @@ static int apply_conv_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parl
 {
     conv_write_t *cw = ctx;
     parley_outcome_t o;
-    int rc = cw->kind == CW_CONVERSATION ? parley_conversation_apply(db, &cw->conv, &o)
-                                         : parley_conversation_append(db, &cw->msg, &o);
+    int rc;
+    if (cw->kind == CW_MESSAGE)
+        rc = parley_turn_post(db, &cw->msg, &o);
+    else if (cw->conv.op == PARLEY_CONV_DELETE)
+        rc = parley_turn_delete_conversation(db, &cw->conv, &o);
+    else
+        rc = parley_conversation_apply(db, &cw->conv, &o);
     if (rc) {
         parley_outcome_clear(&o);
         return rc;
@@ -142,6 +152,13 @@ static void start_conv_write(parley_req_t *r, parley_conv_op_t op, const char *i
         conv_write_free(cw);
         return;
     }
+    parley_outcome_t o;
+    if (parley_conversation_parse(op, cw->body, &o)) {
+        parley_resource_refuse(r, &o);
+        parley_outcome_clear(&o);
+        conv_write_free(cw);
+        return;
+    }
     cw->conv.body = cw->body;
     parley_api_write(r, apply_conv_write, cw, conv_write_free);
 }
@@ -156,13 +173,19 @@ static void post_message(parley_req_t *r, const char *id)
         conv_write_free(cw);
         return;
     }
+    parley_outcome_t o;
+    if (parley_message_parse(cw->body, parley_req_ctx(r)->cfg->session_max_attempts,
+                             &cw->msg.message, &o)) {
+        parley_resource_refuse(r, &o);
+        parley_outcome_clear(&o);
+        conv_write_free(cw);
+        return;
+    }
     cw->msg.conversation_id = cw->id;
     cw->msg.user = cw->user;
     cw->msg.admin = parley_req_is_admin(r);
-    cw->msg.body = cw->body;
     cw->msg.message_id = cw->mid;
     cw->msg.session_id = cw->sid;
-    cw->msg.max_attempts = parley_req_ctx(r)->cfg->session_max_attempts;
     parley_api_write(r, apply_conv_write, cw, conv_write_free);
 }
 

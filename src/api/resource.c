@@ -99,6 +99,30 @@ static int reply_canon(parley_reply_t *rp, int status, json_t *v)
     return rc;
 }
 
+/* The error body of a refusal (new reference; NULL when memory runs out):
+ * for 409/412 the outcome's body goes to error.details.current, for other
+ * refusals to error.details. */
+static json_t *refusal_json(const parley_outcome_t *o)
+{
+    json_t *details;
+    if (o->body && (o->status == 409 || o->status == 412))
+        details = json_pack("{s:O}", "current", o->body);
+    else if (json_is_object(o->body))
+        details = json_incref(o->body);
+    else
+        details = json_object();
+    return json_pack("{s:{s:s, s:s, s:o}}", "error", "code", o->code ? o->code : "refused",
+                     "message", o->error ? o->error : "the request was refused", "details",
+                     details);
+}
+
+void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o)
+{
+    json_t *err = refusal_json(o);
+    parley_resource_send(r, o->status, err);
+    json_decref(err);
+}
+
 int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
 {
     for (int i = 0; i < o->nnotify; i++)
@@ -106,16 +130,7 @@ int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_
     if (o->notify_all)
         w->notify_all = true;
     if (o->status >= 400) {
-        json_t *details;
-        if (o->body && (o->status == 409 || o->status == 412))
-            details = json_pack("{s:O}", "current", o->body);
-        else if (json_is_object(o->body))
-            details = json_incref(o->body);
-        else
-            details = json_object();
-        json_t *err = json_pack(
-            "{s:{s:s, s:s, s:o}}", "error", "code", o->code ? o->code : "refused", "message",
-            o->error ? o->error : "the request was refused", "details", details);
+        json_t *err = refusal_json(o);
         int rc = err ? reply_canon(rp, o->status, err) : PARLEY_ENOMEM;
         json_decref(err);
         return rc ? rc : o->status;

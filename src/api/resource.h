@@ -84,6 +84,11 @@ void parley_resource_send_page(parley_req_t *r, json_t *items, bool more, char l
  */
 int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w);
 
+/* Answer r now with a refusal decided on the connection's thread (a body
+ * check before the write is submitted): the same error body, byte for
+ * byte, as parley_resource_reply gives for it on the writer. */
+void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o);
+
 /* Answer r with 405 and Allow: allow; message (NULL for a default) says
  * what to do instead. */
 void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message);

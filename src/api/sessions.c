@@ -10,6 +10,10 @@
  *
  * Workers authenticate with the admin key; users with their JWT. A user's
  * request for a worker action is 403; another user's session is 404.
+ * An action's body is checked here, on the connection's thread
+ * (parley_session_parse: the 403, then the 400s), before the write is
+ * submitted; complete runs core/turn.c's rule (it appends the reply to
+ * the conversation), the other actions core/session.c's.
  *
  * Appending output is a Durable Streams append (Content-Type:
  * application/json, a JSON value or an array of them, optional
@@ -31,6 +35,7 @@
 #include "core/producer.h"
 #include "core/session.h"
 #include "core/stream.h"
+#include "core/turn.h"
 #include "parley/parley.h"
 
 typedef struct sess_write {
@@ -54,7 +59,8 @@ static int apply_sess_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parl
 {
     sess_write_t *sw = ctx;
     parley_outcome_t o;
-    int rc = parley_session_apply(db, &sw->req, &o);
+    int rc = sw->req.action == PARLEY_SESSION_COMPLETE ? parley_turn_complete(db, &sw->req, &o)
+                                                       : parley_session_apply(db, &sw->req, &o);
     if (rc == 0)
         rc = parley_resource_reply(rp, &o, w);
     parley_outcome_clear(&o);
@@ -80,6 +86,13 @@ static void start_action(parley_req_t *r, parley_session_action_t action, const 
     sw->req.admin = parley_req_is_admin(r);
     sw->req.body = sw->body;
     sw->req.reply_id = sw->reply_id;
+    parley_outcome_t o;
+    if (parley_session_parse(&sw->req, &o)) {
+        parley_resource_refuse(r, &o);
+        parley_outcome_clear(&o);
+        sess_write_free(sw);
+        return;
+    }
     parley_api_write(r, apply_sess_write, sw, sess_write_free);
 }
 

@@ -6,16 +6,21 @@
  *   create    —                                      201, version 1, empty log
  *   patch     If-Match stale → 412 (+ current)       404
  *             merge patch on {title, metadata}: 200, version + 1
- *   delete    If-Match stale → 412 (+ current)       404
- *             sessions and their streams removed, log deleted (kept only
- *             as long as snapshots' forks read it), tombstone: 204
- *   message   201, seq = message_count + 1           404
+ *   delete    (core/turn.c: sessions first, then parley_conversation_tombstone)
+ *             log deleted (kept only as long as snapshots' forks read
+ *             it), tombstone: 204
+ *   message   parley_conversation_add_message: seq = message_count + 1
  *
- * Bodies are checked here, on the writer, so that the rules have one home:
- * a conversation takes only title (a string or null) and metadata (an
- * object); a message only role, content, metadata, process, max_attempts.
- * An unknown field is a 400 that names it, so a typo never silently drops
- * data.
+ * Bodies are checked by parley_conversation_parse() on the connection's
+ * thread, before the write is submitted: a conversation takes only title
+ * (a string or null) and metadata (an object), and an unknown field is a
+ * 400 that names it, so a typo never silently drops data. The rules here
+ * take checked bodies; set_fields() still refuses a wrong type, so a body
+ * that skipped the parse cannot store a bad row.
+ *
+ * This file knows nothing of sessions: what spans a message and a turn
+ * (posting with "process": true, completing a turn, the delete cascade)
+ * is core/turn.c's. Threads: see conversation.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +30,12 @@
 #include "core/conversation.h"
 #include "core/feed.h"
 #include "core/mergepatch.h"
-#include "core/session.h"
 #include "core/stream.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 #define ACTIVITY_COUNTER "conversation_activity"
-#define DELETE_BATCH     64 /* sessions removed per list query on delete */
 
 void parley_conversation_stream_path(const char *id, char *out, size_t cap)
 {
@@ -42,15 +45,6 @@ void parley_conversation_stream_path(const char *id, char *out, size_t cap)
 bool parley_conversation_visible(const parley_conv_t *c, const char *user, bool admin)
 {
     return !c->deleted && (admin || strcmp(c->owner, user ? user : "") == 0);
-}
-
-bool parley_message_role_is_valid(const char *role)
-{
-    static const char *const roles[] = {"user", "assistant", "system", "tool"};
-    for (size_t i = 0; role && i < sizeof roles / sizeof roles[0]; i++)
-        if (strcmp(role, roles[i]) == 0)
-            return true;
-    return false;
 }
 
 json_t *parley_conversation_json(const parley_conv_t *c)
@@ -91,20 +85,26 @@ static int emit_conv(parley_db_t *db, const parley_conv_t *c, const char *type,
     return rc;
 }
 
+/* The types of title and metadata in obj: NULL when right, else why not. */
+static const char *wrong_field(json_t *obj)
+{
+    json_t *title = json_object_get(obj, "title");
+    json_t *meta = json_object_get(obj, "metadata");
+    if (title && !json_is_string(title) && !json_is_null(title))
+        return "title must be a string or null";
+    if (meta && !json_is_object(meta) && !json_is_null(meta))
+        return "metadata must be a JSON object";
+    return NULL;
+}
+
 /* Set c's title and metadata from a checked object {title?, metadata?}.
  * 0, PARLEY_EINVAL (with *why) or PARLEY_ENOMEM. */
 static int set_fields(parley_conv_t *c, json_t *obj, const char **why)
 {
     json_t *title = json_object_get(obj, "title");
     json_t *meta = json_object_get(obj, "metadata");
-    if (title && !json_is_string(title) && !json_is_null(title)) {
-        *why = "title must be a string or null";
+    if ((*why = wrong_field(obj)))
         return PARLEY_EINVAL;
-    }
-    if (meta && !json_is_object(meta) && !json_is_null(meta)) {
-        *why = "metadata must be a JSON object";
-        return PARLEY_EINVAL;
-    }
     char *t = NULL, *m = NULL;
     size_t mlen;
     if (title && json_is_string(title) && !(t = strdup(json_string_value(title))))
@@ -129,22 +129,12 @@ static void refuse_body(parley_outcome_t *out, const char *why)
 
 static int create(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out)
 {
-    static const char *const allowed[] = {"title", "metadata", NULL};
-    const char *why = NULL, *bad = NULL;
+    const char *why = NULL;
     parley_conv_t c;
     int64_t now = parley_clock_now_ms();
     memset(&c, 0, sizeof c);
-    if (req->body && !json_is_object(req->body)) {
-        refuse_body(out, "the body must be a JSON object: {\"title\": ..., \"metadata\": {...}}");
-        return 0;
-    }
-    if (req->body && (bad = parley_canonjson_stranger(req->body, allowed))) {
-        parley_outcome_refuse(out, 400, "invalid_conversation",
-                              "unknown field (see details.field): a conversation takes only "
-                              "title and metadata",
-                              json_pack("{s:s}", "field", bad));
-        return 0;
-    }
+    if (req->body && !json_is_object(req->body))
+        return PARLEY_EINVAL; /* parley_conversation_parse refuses it first */
     json_t *empty = json_object();
     int rc = set_fields(&c, req->body ? req->body : empty, &why);
     json_decref(empty);
@@ -181,19 +171,9 @@ static int create(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_
 static int patch(parley_db_t *db, parley_conv_t *c, const parley_conv_req_t *req,
                  parley_outcome_t *out)
 {
-    static const char *const allowed[] = {"title", "metadata", NULL};
-    const char *why = NULL, *bad = NULL;
-    if (!json_is_object(req->body)) {
-        refuse_body(out, "a PATCH body is a JSON merge patch object, e.g. {\"title\": \"New\"}");
-        return 0;
-    }
-    if ((bad = parley_canonjson_stranger(req->body, allowed))) {
-        parley_outcome_refuse(out, 400, "invalid_conversation",
-                              "unknown field (see details.field): a conversation takes only "
-                              "title and metadata",
-                              json_pack("{s:s}", "field", bad));
-        return 0;
-    }
+    const char *why = NULL;
+    if (!json_is_object(req->body))
+        return PARLEY_EINVAL; /* parley_conversation_parse refuses it first */
     json_t *cur = parley_conversation_json(c);
     if (!cur)
         return PARLEY_ENOMEM;
@@ -225,45 +205,12 @@ static int patch(parley_db_t *db, parley_conv_t *c, const parley_conv_req_t *req
     return rc;
 }
 
-typedef struct id_batch {
-    char ids[DELETE_BATCH][PARLEY_ROW_ID_MAX + 1]; /* collected session ids */
-    int n;                                         /* entries in ids */
-} id_batch_t;
-
-static int collect_session(void *arg, const parley_sess_t *s)
-{
-    id_batch_t *b = arg;
-    snprintf(b->ids[b->n++], PARLEY_ROW_ID_MAX + 1, "%s", s->id);
-    return b->n == DELETE_BATCH;
-}
-
-static int delete_conv(parley_db_t *db, parley_conv_t *c, parley_outcome_t *out)
+int parley_conversation_tombstone(parley_db_t *db, parley_conv_t *c, parley_outcome_t *out)
 {
     char path[PARLEY_PATH_MAX + 1];
     int64_t sid;
-    int rc;
-    id_batch_t *b = malloc(sizeof *b);
-    if (!b)
-        return PARLEY_ENOMEM;
-    do {
-        b->n = 0;
-        rc = parley_db_sess_list(db, c->id, NULL, 0, DELETE_BATCH, collect_session, b);
-        for (int i = 0; rc == 0 && i < b->n; i++) {
-            parley_session_stream_path(b->ids[i], path, sizeof path);
-            rc = parley_stream_delete_internal(db, path, &sid);
-            if (rc == 0)
-                parley_outcome_notify(out, sid);
-            else if (rc == PARLEY_ENOTFOUND)
-                rc = 0;
-            if (rc == 0)
-                rc = parley_db_sess_remove(db, b->ids[i]);
-        }
-    } while (rc == 0 && b->n == DELETE_BATCH);
-    free(b);
-    if (rc)
-        return rc;
     parley_conversation_stream_path(c->id, path, sizeof path);
-    rc = parley_stream_delete_internal(db, path, &sid);
+    int rc = parley_stream_delete_internal(db, path, &sid);
     if (rc == 0)
         parley_outcome_notify(out, sid);
     else if (rc != PARLEY_ENOTFOUND)
@@ -281,32 +228,75 @@ static int delete_conv(parley_db_t *db, parley_conv_t *c, parley_outcome_t *out)
     return rc;
 }
 
-int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out)
+int parley_conversation_find(parley_db_t *db, const parley_conv_req_t *req, parley_conv_t *c,
+                             parley_outcome_t *out)
 {
-    parley_outcome_init(out);
-    if (req->op == PARLEY_CONV_CREATE)
-        return create(db, req, out);
-    parley_conv_t c;
-    int rc = parley_db_conv_get(db, req->id, &c);
+    int rc = parley_db_conv_get(db, req->id, c);
     if (rc == PARLEY_ENOTFOUND ||
-        (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
+        (rc == 0 && !parley_conversation_visible(c, req->user, req->admin))) {
         if (rc == 0)
-            parley_conv_clear(&c);
+            parley_conv_clear(c);
         parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
         return 0;
     }
     if (rc)
         return rc;
-    if (req->has_if_match && req->if_match != c.version) {
+    if (req->has_if_match && req->if_match != c->version) {
         parley_outcome_refuse(out, 412, "precondition_failed",
                               "the conversation has changed since that version; merge with the "
                               "current conversation (in error.details.current) and retry with "
                               "its version in If-Match",
-                              parley_conversation_json(&c));
-        parley_conv_clear(&c);
+                              parley_conversation_json(c));
+        parley_conv_clear(c);
         return 0;
     }
-    rc = req->op == PARLEY_CONV_PATCH ? patch(db, &c, req, out) : delete_conv(db, &c, out);
+    return 0;
+}
+
+int parley_conversation_parse(parley_conv_op_t op, json_t *body, parley_outcome_t *out)
+{
+    static const char *const allowed[] = {"title", "metadata", NULL};
+    const char *why = NULL, *bad = NULL;
+    parley_outcome_init(out);
+    if (op == PARLEY_CONV_DELETE)
+        return 0;
+    if (op == PARLEY_CONV_CREATE && body && !json_is_object(body))
+        why = "the body must be a JSON object: {\"title\": ..., \"metadata\": {...}}";
+    else if (op == PARLEY_CONV_PATCH && !json_is_object(body))
+        why = "a PATCH body is a JSON merge patch object, e.g. {\"title\": \"New\"}";
+    if (why) {
+        refuse_body(out, why);
+        return PARLEY_EINVAL;
+    }
+    if (body && (bad = parley_canonjson_stranger(body, allowed))) {
+        parley_outcome_refuse(out, 400, "invalid_conversation",
+                              "unknown field (see details.field): a conversation takes only "
+                              "title and metadata",
+                              json_pack("{s:s}", "field", bad));
+        return PARLEY_EINVAL;
+    }
+    /* A merge patch's title or metadata replaces the stored one unless it
+     * is null (which removes it) or an object (merged into it), so the
+     * patch's own member types decide the merged result's, as on create. */
+    if (body && (why = wrong_field(body))) {
+        refuse_body(out, why);
+        return PARLEY_EINVAL;
+    }
+    return 0;
+}
+
+int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out)
+{
+    parley_outcome_init(out);
+    if (req->op == PARLEY_CONV_CREATE)
+        return create(db, req, out);
+    if (req->op != PARLEY_CONV_PATCH)
+        return PARLEY_EINVAL; /* delete is parley_turn_delete_conversation (core/turn.h) */
+    parley_conv_t c;
+    int rc = parley_conversation_find(db, req, &c, out);
+    if (rc || out->status >= 400)
+        return rc;
+    rc = patch(db, &c, req, out);
     parley_conv_clear(&c);
     return rc;
 }
@@ -378,93 +368,6 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
         return rc;
     }
     *msg = m;
-    return 0;
-}
-
-static void refuse_message(parley_outcome_t *out, const char *why)
-{
-    parley_outcome_refuse(out, 400, "invalid_message", why, NULL);
-}
-
-int parley_conversation_append(parley_db_t *db, const parley_message_req_t *req,
-                               parley_outcome_t *out)
-{
-    static const char *const allowed[] = {"role",    "content",      "metadata",
-                                          "process", "max_attempts", NULL};
-    const char *bad = NULL;
-    parley_outcome_init(out);
-    json_t *b = req->body;
-    if (!json_is_object(b)) {
-        refuse_message(out,
-                       "the body must be a JSON object: {\"role\": \"user\", \"content\": ...}");
-        return 0;
-    }
-    if ((bad = parley_canonjson_stranger(b, allowed))) {
-        parley_outcome_refuse(out, 400, "invalid_message",
-                              "unknown field (see details.field): a message takes role, content, "
-                              "metadata, process and max_attempts",
-                              json_pack("{s:s}", "field", bad));
-        return 0;
-    }
-    json_t *role = json_object_get(b, "role");
-    json_t *content = json_object_get(b, "content");
-    json_t *meta = json_object_get(b, "metadata");
-    json_t *process = json_object_get(b, "process");
-    json_t *attempts = json_object_get(b, "max_attempts");
-    if (!json_is_string(role) || !parley_message_role_is_valid(json_string_value(role))) {
-        refuse_message(out, "role must be one of \"user\", \"assistant\", \"system\", \"tool\"");
-        return 0;
-    }
-    if (!content) {
-        refuse_message(out, "content is required (any JSON value: a string, or a list of parts)");
-        return 0;
-    }
-    if (meta && !json_is_object(meta) && !json_is_null(meta)) {
-        refuse_message(out, "metadata must be a JSON object");
-        return 0;
-    }
-    if (process && !json_is_boolean(process)) {
-        refuse_message(out, "process must be true or false");
-        return 0;
-    }
-    bool want_session = process && json_is_true(process);
-    int64_t max_attempts = req->max_attempts;
-    if (attempts) {
-        if (!want_session || !json_is_integer(attempts) || json_integer_value(attempts) < 1 ||
-            json_integer_value(attempts) > PARLEY_SESSION_MAX_ATTEMPTS) {
-            refuse_message(out, "max_attempts is a whole number from 1 to 100, and only goes "
-                                "with \"process\": true");
-            return 0;
-        }
-        max_attempts = json_integer_value(attempts);
-    }
-
-    parley_conv_t c;
-    int rc = parley_db_conv_get(db, req->conversation_id, &c);
-    if (rc == PARLEY_ENOTFOUND ||
-        (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
-        if (rc == 0)
-            parley_conv_clear(&c);
-        parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
-        return 0;
-    }
-    if (rc)
-        return rc;
-    json_t *msg = NULL, *sess = NULL;
-    rc = parley_conversation_add_message(db, &c, req->message_id, json_string_value(role), content,
-                                         json_is_object(meta) ? meta : NULL,
-                                         want_session ? req->session_id : NULL, &msg, out);
-    if (rc == 0 && want_session)
-        rc = parley_session_create(db, &c, req->session_id, req->message_id, max_attempts, &sess,
-                                   out);
-    parley_conv_clear(&c);
-    if (rc) {
-        json_decref(msg);
-        return rc;
-    }
-    if (sess)
-        json_object_set_new(msg, "session", sess);
-    parley_outcome_ok(out, 201, msg);
     return 0;
 }
 

@@ -25,9 +25,17 @@
  *      message: the list order "most recently active first".
  *   4. Every change emits its event (conversation.created|updated|deleted,
  *      message.created) to the owner's feed in the same transaction.
+ *   5. Every write of a conversation row is in this file; the modules
+ *      above it (core/session.c reads, core/turn.c writes through these
+ *      functions) never put a conversation row themselves.
  *
- * Threads: the apply functions run on the writer thread; the read helpers
- * on any thread with its own connection; the rest are pure.
+ * This module does not know sessions: a message with its session, a
+ * turn's completion and the delete cascade are core/turn.h's.
+ *
+ * Threads: parley_conversation_parse on the connection's thread (pure);
+ * the apply, find, tombstone and add_message functions on the writer
+ * thread; the read helpers on any thread with its own connection; the
+ * rest are pure.
  */
 #ifndef PARLEY_CORE_CONVERSATION_H
 #define PARLEY_CORE_CONVERSATION_H
@@ -54,20 +62,11 @@ typedef struct parley_conv_req {
     const char *id;      /* create: the new id; otherwise the target */
     const char *user;    /* the caller (owner of what it creates) */
     bool admin;          /* the caller reaches every user's conversations */
-    json_t *body;        /* create: {title?, metadata?}; patch: the merge patch (borrowed) */
+    json_t *body;        /* create: {title?, metadata?}; patch: the merge patch (borrowed,
+                            checked by parley_conversation_parse) */
     bool has_if_match;   /* If-Match given (patch, delete) */
     int64_t if_match;    /* its version */
 } parley_conv_req_t;
-
-typedef struct parley_message_req {
-    const char *conversation_id; /* where to append */
-    const char *user;            /* the caller */
-    bool admin;                  /* reaches every user's conversations */
-    json_t *body;           /* {role, content, metadata?, process?, max_attempts?} (borrowed) */
-    const char *message_id; /* new id for the message */
-    const char *session_id; /* new id for the session (used with process) */
-    int64_t max_attempts;   /* default attempts of a session */
-} parley_message_req_t;
 
 /* The log stream path of conversation id into out. */
 void parley_conversation_stream_path(const char *id, char *out, size_t cap);
@@ -81,36 +80,54 @@ bool parley_conversation_visible(const parley_conv_t *c, const char *user, bool 
 json_t *parley_conversation_json(const parley_conv_t *c);
 
 /*
- * Create, patch or delete (writer thread, in the request's savepoint).
- * 0 with the outcome in *out: 201/200 with the conversation, 204, or a
- * refusal (400 invalid_conversation, 404 not_found, 412
+ * Check a request body for op (connection's thread, before the write is
+ * submitted; pure): create takes an optional object {title?, metadata?},
+ * patch a merge patch object on those two, delete no body. 0, or
+ * PARLEY_EINVAL with the refusal (400 invalid_conversation, for an
+ * unknown field with details.field) in out, which is initialized here.
+ */
+int parley_conversation_parse(parley_conv_op_t op, json_t *body, parley_outcome_t *out);
+
+/*
+ * Create or patch (writer thread, in the request's savepoint; the body
+ * checked by parley_conversation_parse). 0 with the outcome in *out: 201
+ * or 200 with the conversation, or a refusal (404 not_found, 412
  * precondition_failed with the current conversation) that changed
- * nothing; or a negative storage error. out is initialized here.
+ * nothing; or a negative storage error (PARLEY_EINVAL for a delete, which
+ * is core/turn.h's, or an unchecked body). out is initialized here.
  */
 int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out);
 
 /*
- * Append a message (writer thread). 201 with the message (and with
- * "process": true its session_id and the created "session"), or 400
- * (invalid_message), 404; or a negative storage error.
+ * Read req->id for a write by req->user (writer thread): 0 with *c loaded
+ * (the caller clears it) when it is live, visible and matches If-Match;
+ * 0 with a refusal in out (404 not_found; 412 precondition_failed with
+ * the current conversation) and *c empty otherwise; or a negative storage
+ * error. out must be initialized.
  */
-int parley_conversation_append(parley_db_t *db, const parley_message_req_t *req,
-                               parley_outcome_t *out);
+int parley_conversation_find(parley_db_t *db, const parley_conv_req_t *req, parley_conv_t *c,
+                             parley_outcome_t *out);
+
+/*
+ * The last step of a delete (writer thread): delete c's log stream (forks
+ * made by snapshots keep reading it), turn c into a tombstone (title and
+ * metadata dropped, version + 1), emit conversation.deleted, and answer
+ * 204 in out. c is updated in place. The caller has removed what hangs on
+ * the conversation first (core/turn.c: its sessions).
+ */
+int parley_conversation_tombstone(parley_db_t *db, parley_conv_t *c, parley_outcome_t *out);
 
 /*
  * Add one message to the log of c (a live conversation row the caller has
  * read in this transaction; updated in place and stored). content and
  * metadata are borrowed; metadata may be NULL ({}), session_id may be
  * NULL. *msg (new reference) is the stored message. Emits message.created.
- * Writer thread; used by parley_conversation_append and by a session's
- * completion.
+ * Writer thread; used by core/turn.c (a posted message, a completed
+ * turn's reply).
  */
 int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const char *id,
                                     const char *role, json_t *content, json_t *metadata,
                                     const char *session_id, json_t **msg, parley_outcome_t *out);
-
-/* True if role is one of user, assistant, system, tool. Pure. */
-bool parley_message_role_is_valid(const char *role);
 
 /*
  * Read one page of a message log (the stream *log: a conversation's, or a

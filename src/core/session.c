@@ -20,15 +20,16 @@
  *
  *   from            action     to              performed by
  *   pending         claim      processing      claim()
- *   processing      heartbeat  processing      act() — extends the lease, no event
+ *   processing      heartbeat  processing      apply() — extends the lease, no event
  *   processing      append     processing      parley_session_check_append()
- *   processing      await      awaiting_input  act()
- *   awaiting_input  input      processing      act() — a new lease
- *   processing      complete   completed       act() — + the assistant message
+ *   processing      await      awaiting_input  apply()
+ *   awaiting_input  input      processing      apply() — a new lease
+ *   processing      complete   completed       parley_turn_complete() (core/turn.c)
+ *                                              — + the assistant message
  *   pending,
  *   processing,
- *   awaiting_input  fail       failed          act()
- *                   cancel     cancelled       act()
+ *   awaiting_input  fail       failed          apply()
+ *                   cancel     cancelled       apply()
  *   processing      expire     pending         parley_session_expire_leases()
  *                              (failed when attempt == max_attempts)
  *
@@ -43,6 +44,17 @@
  *   6. Every transition emits session.updated {from, to, attempt} to the
  *      owner's feed in the same transaction; heartbeats and appends,
  *      which change no state, emit nothing.
+ *
+ * apply() and parley_turn_complete() share the two halves of an action:
+ * parley_session_begin_action() (who may, which session, which attempt,
+ * which transition) and parley_session_finish_action() (store, close the
+ * stream when final, the event, the answer); only the fields changed in
+ * between differ.
+ *
+ * Bodies are checked by parley_session_parse() on the connection's thread
+ * (the 403 for a worker action first, then the 400s), so a bad body never
+ * reaches the writer; the writer's functions take the parsed arguments.
+ * This file reads a conversation (visibility) and never writes one.
  *
  * Fencing: a worker may send its attempt number ("attempt" in an action's
  * body, Session-Attempt on an append); a request for an older attempt —
@@ -286,9 +298,9 @@ static void refuse_with(parley_outcome_t *out, int status, const char *code, con
 
 /* ---- create ---------------------------------------------------------------------- */
 
-int parley_session_create(parley_db_t *db, const parley_conv_t *c, const char *id,
-                          const char *message_id, int64_t max_attempts, json_t **sess,
-                          parley_outcome_t *out)
+int parley_session_create(parley_db_t *db, const char *conversation_id, const char *owner,
+                          const char *id, const char *message_id, int64_t max_attempts,
+                          json_t **sess, parley_outcome_t *out)
 {
     parley_sess_t s;
     char path[PARLEY_PATH_MAX + 1];
@@ -296,8 +308,8 @@ int parley_session_create(parley_db_t *db, const parley_conv_t *c, const char *i
     *sess = NULL;
     memset(&s, 0, sizeof s);
     snprintf(s.id, sizeof s.id, "%s", id);
-    snprintf(s.conversation_id, sizeof s.conversation_id, "%s", c->id);
-    snprintf(s.owner, sizeof s.owner, "%s", c->owner);
+    snprintf(s.conversation_id, sizeof s.conversation_id, "%s", conversation_id);
+    snprintf(s.owner, sizeof s.owner, "%s", owner);
     snprintf(s.message_id, sizeof s.message_id, "%s", message_id);
     snprintf(s.status, sizeof s.status, "%s", state_names[PARLEY_SESSION_PENDING]);
     s.attempt = 1;
@@ -350,72 +362,6 @@ static const char *const *allowed_fields(parley_session_action_t a)
     }
 }
 
-/* Check a body; 0 or a 400 in out. *lease_ms (0 if absent) and *attempt
- * (-1 if absent) are parsed here. */
-static int check_body(const parley_session_req_t *req, int64_t *lease_ms, int64_t *attempt,
-                      parley_outcome_t *out)
-{
-    json_t *b = req->body;
-    *lease_ms = 0;
-    *attempt = -1;
-    if (b && !json_is_object(b)) {
-        parley_outcome_refuse(out, 400, "invalid_request", "the body must be a JSON object", NULL);
-        return 400;
-    }
-    const char *key = b ? parley_canonjson_stranger(b, allowed_fields(req->action)) : NULL;
-    if (key) {
-        parley_outcome_refuse(
-            out, 400, "invalid_request", "unknown field for this action (see details.field)",
-            json_pack("{s:s, s:s}", "field", key, "action", action_names[req->action]));
-        return 400;
-    }
-    json_t *lease = b ? json_object_get(b, "lease_seconds") : NULL;
-    if (lease) {
-        if (!json_is_integer(lease) || json_integer_value(lease) < 1 ||
-            json_integer_value(lease) > PARLEY_SESSION_LEASE_MAX_S) {
-            parley_outcome_refuse(out, 400, "invalid_request",
-                                  "lease_seconds must be a whole number from 1 to 3600", NULL);
-            return 400;
-        }
-        *lease_ms = json_integer_value(lease) * 1000;
-    }
-    json_t *att = b ? json_object_get(b, "attempt") : NULL;
-    if (att) {
-        if (!json_is_integer(att) || json_integer_value(att) < 1) {
-            parley_outcome_refuse(out, 400, "invalid_request",
-                                  "attempt must be the session's attempt number (from 1)", NULL);
-            return 400;
-        }
-        *attempt = json_integer_value(att);
-    }
-    json_t *conv = b ? json_object_get(b, "conversation_id") : NULL;
-    if (conv && !json_is_string(conv)) {
-        parley_outcome_refuse(out, 400, "invalid_request", "conversation_id must be a string",
-                              NULL);
-        return 400;
-    }
-    const char *required = req->action == PARLEY_SESSION_AWAIT      ? "request"
-                           : req->action == PARLEY_SESSION_INPUT    ? "data"
-                           : req->action == PARLEY_SESSION_COMPLETE ? "content"
-                                                                    : NULL;
-    if (required && !(b && json_object_get(b, required))) {
-        parley_outcome_refuse(out, 400, "invalid_request",
-                              req->action == PARLEY_SESSION_AWAIT
-                                  ? "await needs \"request\": what the worker asks the user"
-                              : req->action == PARLEY_SESSION_INPUT
-                                  ? "input needs \"data\": the user's answer"
-                                  : "complete needs \"content\": the assistant's reply",
-                              NULL);
-        return 400;
-    }
-    json_t *meta = b ? json_object_get(b, "metadata") : NULL;
-    if (meta && !json_is_object(meta) && !json_is_null(meta)) {
-        parley_outcome_refuse(out, 400, "invalid_request", "metadata must be a JSON object", NULL);
-        return 400;
-    }
-    return 0;
-}
-
 static bool is_worker_action(parley_session_action_t a)
 {
     return a == PARLEY_SESSION_CLAIM || a == PARLEY_SESSION_HEARTBEAT ||
@@ -423,13 +369,89 @@ static bool is_worker_action(parley_session_action_t a)
            a == PARLEY_SESSION_APPEND;
 }
 
+static void refuse_worker_action(parley_outcome_t *out)
+{
+    parley_outcome_refuse(out, 403, "forbidden",
+                          "only workers (the admin key) claim, heartbeat, await, complete and "
+                          "fail sessions",
+                          NULL);
+}
+
+static int refuse_body(parley_outcome_t *out, const char *why, json_t *details)
+{
+    parley_outcome_refuse(out, 400, "invalid_request", why, details);
+    return PARLEY_EINVAL;
+}
+
+int parley_session_parse(parley_session_req_t *req, parley_outcome_t *out)
+{
+    json_t *b = req->body;
+    parley_session_args_t *a = &req->args;
+    parley_outcome_init(out);
+    memset(a, 0, sizeof *a);
+    a->attempt = -1;
+    if ((unsigned)req->action >= PARLEY_SESSION_NACTIONS)
+        return PARLEY_EINVAL;
+    /* Who may ask comes before what was asked, as on the writer. */
+    if (is_worker_action(req->action) && !req->admin) {
+        refuse_worker_action(out);
+        return PARLEY_EINVAL;
+    }
+    if (b && !json_is_object(b))
+        return refuse_body(out, "the body must be a JSON object", NULL);
+    const char *key = b ? parley_canonjson_stranger(b, allowed_fields(req->action)) : NULL;
+    if (key)
+        return refuse_body(
+            out, "unknown field for this action (see details.field)",
+            json_pack("{s:s, s:s}", "field", key, "action", action_names[req->action]));
+    json_t *lease = b ? json_object_get(b, "lease_seconds") : NULL;
+    if (lease) {
+        if (!json_is_integer(lease) || json_integer_value(lease) < 1 ||
+            json_integer_value(lease) > PARLEY_SESSION_LEASE_MAX_S)
+            return refuse_body(out, "lease_seconds must be a whole number from 1 to 3600", NULL);
+        a->lease_ms = json_integer_value(lease) * 1000;
+    }
+    json_t *att = b ? json_object_get(b, "attempt") : NULL;
+    if (att) {
+        if (!json_is_integer(att) || json_integer_value(att) < 1)
+            return refuse_body(out, "attempt must be the session's attempt number (from 1)", NULL);
+        a->attempt = json_integer_value(att);
+    }
+    json_t *conv = b ? json_object_get(b, "conversation_id") : NULL;
+    if (conv && !json_is_string(conv))
+        return refuse_body(out, "conversation_id must be a string", NULL);
+    a->conversation_id = conv ? json_string_value(conv) : NULL;
+    const char *required = req->action == PARLEY_SESSION_AWAIT      ? "request"
+                           : req->action == PARLEY_SESSION_INPUT    ? "data"
+                           : req->action == PARLEY_SESSION_COMPLETE ? "content"
+                                                                    : NULL;
+    if (required && !(b && json_object_get(b, required)))
+        return refuse_body(out,
+                           req->action == PARLEY_SESSION_AWAIT
+                               ? "await needs \"request\": what the worker asks the user"
+                           : req->action == PARLEY_SESSION_INPUT
+                               ? "input needs \"data\": the user's answer"
+                               : "complete needs \"content\": the assistant's reply",
+                           NULL);
+    json_t *meta = b ? json_object_get(b, "metadata") : NULL;
+    if (meta && !json_is_object(meta) && !json_is_null(meta))
+        return refuse_body(out, "metadata must be a JSON object", NULL);
+    a->request = b ? json_object_get(b, "request") : NULL;
+    a->data = b ? json_object_get(b, "data") : NULL;
+    a->content = b ? json_object_get(b, "content") : NULL;
+    a->metadata = json_is_object(meta) ? meta : NULL;
+    json_t *err = b ? json_object_get(b, "error") : NULL;
+    a->error = err && !json_is_null(err) ? err : NULL;
+    a->parsed = true;
+    return 0;
+}
+
 /* ---- claim --------------------------------------------------------------------- */
 
-static int claim(parley_db_t *db, const parley_session_req_t *req, int64_t lease_ms,
-                 parley_outcome_t *out)
+static int claim(parley_db_t *db, const parley_session_req_t *req, parley_outcome_t *out)
 {
-    json_t *conv = req->body ? json_object_get(req->body, "conversation_id") : NULL;
-    const char *conv_id = conv ? json_string_value(conv) : NULL;
+    const char *conv_id = req->args.conversation_id;
+    int64_t lease_ms = req->args.lease_ms;
     parley_sess_t s;
     int rc;
     if (conv_id) {
@@ -472,135 +494,123 @@ static int claim(parley_db_t *db, const parley_session_req_t *req, int64_t lease
 
 /* ---- the other actions ------------------------------------------------------- */
 
-static int complete(parley_db_t *db, const parley_session_req_t *req, parley_sess_t *s,
-                    parley_outcome_t *out)
+int parley_session_begin_action(parley_db_t *db, const parley_session_req_t *req, parley_sess_t *s,
+                                parley_session_state_t *from, parley_session_state_t *to,
+                                parley_outcome_t *out)
 {
-    parley_conv_t c;
-    int rc = parley_db_conv_get(db, s->conversation_id, &c);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && c.deleted)) {
-        if (rc == 0)
-            parley_conv_clear(&c);
-        return PARLEY_EINVAL; /* inconsistent: sessions go with their conversation */
+    if (is_worker_action(req->action) && !req->admin) {
+        refuse_worker_action(out);
+        return 0;
     }
-    if (rc)
-        return rc;
-    json_t *meta = json_object_get(req->body, "metadata");
-    json_t *msg = NULL;
-    rc = parley_conversation_add_message(db, &c, req->reply_id, "assistant",
-                                         json_object_get(req->body, "content"),
-                                         json_is_object(meta) ? meta : NULL, s->id, &msg, out);
-    parley_conv_clear(&c);
-    json_decref(msg);
-    if (rc == 0)
-        snprintf(s->result_id, sizeof s->result_id, "%s", req->reply_id);
-    return rc;
-}
-
-static int act(parley_db_t *db, const parley_session_req_t *req, int64_t lease_ms, int64_t attempt,
-               parley_outcome_t *out)
-{
-    parley_sess_t s;
-    int rc = parley_db_sess_get(db, req->id, &s);
-    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_session_visible(&s, req->user, req->admin))) {
+    int rc = parley_db_sess_get(db, req->id, s);
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_session_visible(s, req->user, req->admin))) {
         if (rc == 0)
-            parley_sess_clear(&s);
+            parley_sess_clear(s);
         parley_outcome_refuse(out, 404, "not_found", "no such session", NULL);
         return 0;
     }
     if (rc)
         return rc;
-    parley_session_state_t from, to;
-    if (parley_session_state_parse(s.status, &from)) {
-        parley_sess_clear(&s);
+    if (parley_session_state_parse(s->status, from)) {
+        parley_sess_clear(s);
         return PARLEY_EINVAL; /* a corrupt row: refuse, without stopping the writer */
     }
-    if (attempt >= 0 && attempt != s.attempt) {
+    if (req->args.attempt >= 0 && req->args.attempt != s->attempt) {
         refuse_with(out, 409, "stale_attempt",
                     "this attempt is over: its lease ran out and the session was handed on (see "
                     "error.details.current)",
-                    &s);
-        parley_sess_clear(&s);
+                    s);
+        parley_sess_clear(s);
         return 0;
     }
-    if (parley_session_next(from, req->action, &to) != 0) {
+    if (parley_session_next(*from, req->action, to) != 0) {
         refuse_with(out, 409, "invalid_transition",
                     "the session's status does not allow this action (the current session is in "
                     "error.details.current)",
-                    &s);
-        parley_sess_clear(&s);
+                    s);
+        parley_sess_clear(s);
         return 0;
     }
-    int64_t now = parley_clock_now_ms();
-    json_t *b = req->body;
-    rc = 0;
+    return 0;
+}
+
+int parley_session_finish_action(parley_db_t *db, parley_sess_t *s, parley_session_state_t from,
+                                 parley_session_state_t to, int64_t now, parley_outcome_t *out)
+{
+    snprintf(s->status, sizeof s->status, "%s", state_names[to]);
+    s->updated_ms = now;
+    check_rules(s);
+    int rc = parley_db_sess_put(db, s);
+    if (rc == 0 && is_final(to))
+        rc = close_stream(db, s, out);
+    if (rc == 0 && to != from)
+        rc = emit_out(db, s, state_names[from], out);
+    if (rc == 0)
+        rc = answer(out, s);
+    return rc;
+}
+
+/* The fields an action (other than claim and complete) changes. */
+static int set_action_fields(const parley_session_req_t *req, parley_sess_t *s, int64_t now)
+{
+    const parley_session_args_t *a = &req->args;
+    int rc = 0;
     switch (req->action) {
     case PARLEY_SESSION_HEARTBEAT:
-        if (lease_ms)
-            s.lease_ms = lease_ms;
-        s.lease_expires_ms = now + s.lease_ms;
+        if (a->lease_ms)
+            s->lease_ms = a->lease_ms;
+        s->lease_expires_ms = now + s->lease_ms;
         break;
     case PARLEY_SESSION_AWAIT:
-        rc = set_json(&s.request, json_object_get(b, "request"));
-        s.lease_expires_ms = -1;
+        rc = set_json(&s->request, a->request);
+        s->lease_expires_ms = -1;
         break;
     case PARLEY_SESSION_INPUT:
-        rc = set_json(&s.input, json_object_get(b, "data"));
-        s.lease_expires_ms = now + s.lease_ms;
-        break;
-    case PARLEY_SESSION_COMPLETE:
-        rc = complete(db, req, &s, out);
-        s.lease_expires_ms = -1;
+        rc = set_json(&s->input, a->data);
+        s->lease_expires_ms = now + s->lease_ms;
         break;
     case PARLEY_SESSION_FAIL: {
-        json_t *err = b ? json_object_get(b, "error") : NULL;
         json_t *dflt = json_pack("{s:s}", "reason", "failed");
-        rc = set_json(&s.error, err && !json_is_null(err) ? err : dflt);
+        rc = set_json(&s->error, a->error ? a->error : dflt);
         json_decref(dflt);
-        s.lease_expires_ms = -1;
+        s->lease_expires_ms = -1;
         break;
     }
     case PARLEY_SESSION_CANCEL:
-        s.lease_expires_ms = -1;
+        s->lease_expires_ms = -1;
         break;
     default:
-        rc = PARLEY_EINVAL;
+        rc = PARLEY_EINVAL; /* complete is core/turn.c's; claim, append, expire have their own */
         break;
     }
-    snprintf(s.status, sizeof s.status, "%s", state_names[to]);
-    s.updated_ms = now;
-    if (rc == 0) {
-        check_rules(&s);
-        rc = parley_db_sess_put(db, &s);
-    }
-    if (rc == 0 && is_final(to))
-        rc = close_stream(db, &s, out);
-    if (rc == 0 && to != from)
-        rc = emit_out(db, &s, state_names[from], out);
-    if (rc == 0)
-        rc = answer(out, &s);
-    parley_sess_clear(&s);
     return rc;
 }
 
 int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parley_outcome_t *out)
 {
-    int64_t lease_ms, attempt;
     parley_outcome_init(out);
-    if (req->action == PARLEY_SESSION_APPEND || req->action == PARLEY_SESSION_EXPIRE ||
+    if (!req->args.parsed || req->action == PARLEY_SESSION_APPEND ||
+        req->action == PARLEY_SESSION_EXPIRE || req->action == PARLEY_SESSION_COMPLETE ||
         (unsigned)req->action >= PARLEY_SESSION_NACTIONS)
         return PARLEY_EINVAL;
-    if (is_worker_action(req->action) && !req->admin) {
-        parley_outcome_refuse(out, 403, "forbidden",
-                              "only workers (the admin key) claim, heartbeat, await, complete and "
-                              "fail sessions",
-                              NULL);
-        return 0;
+    if (req->action == PARLEY_SESSION_CLAIM) {
+        if (!req->admin) {
+            refuse_worker_action(out);
+            return 0;
+        }
+        return claim(db, req, out);
     }
-    if (check_body(req, &lease_ms, &attempt, out))
-        return 0;
-    if (req->action == PARLEY_SESSION_CLAIM)
-        return claim(db, req, lease_ms, out);
-    return act(db, req, lease_ms, attempt, out);
+    parley_sess_t s;
+    parley_session_state_t from, to;
+    int rc = parley_session_begin_action(db, req, &s, &from, &to, out);
+    if (rc || out->status >= 400)
+        return rc;
+    int64_t now = parley_clock_now_ms();
+    rc = set_action_fields(req, &s, now);
+    if (rc == 0)
+        rc = parley_session_finish_action(db, &s, from, to, now, out);
+    parley_sess_clear(&s);
+    return rc;
 }
 
 int parley_session_check_append(parley_db_t *db, const char *id, const char *user, bool admin,

@@ -7,7 +7,8 @@
  * holds a lease that heartbeats extend. The worker streams output into the
  * session's internal JSON-mode stream "_parley/session/<id>" and ends the
  * turn with complete (the assistant message is appended to the
- * conversation), fail, or await (it needs input, e.g. a tool approval,
+ * conversation: core/turn.c, which runs this module's begin and finish
+ * around it), fail, or await (it needs input, e.g. a tool approval,
  * which the user gives with input). The user may cancel at any time before
  * the end. A lease that runs out hands the session back to pending with
  * attempt + 1 (and an {"type":"attempt"} marker in the stream), or fails it
@@ -17,9 +18,14 @@
  * with the function that performs each transition. Illegal combinations
  * are refused with 409 and the current session.
  *
+ * Dependencies: a session reads its conversation (visibility, for a claim
+ * by conversation_id) and never writes one; what writes both is
+ * core/turn.c.
+ *
  * Ownership: requests borrow their strings and JSON values; outcomes own
- * their body (core/outcome.h). Threads: the apply functions on the writer
- * thread; the table functions are pure and thread-safe.
+ * their body (core/outcome.h). Threads: parley_session_parse on the
+ * connection's thread; the apply functions on the writer thread; the
+ * table functions are pure and thread-safe.
  */
 #ifndef PARLEY_CORE_SESSION_H
 #define PARLEY_CORE_SESSION_H
@@ -89,14 +95,29 @@ bool parley_session_visible(const parley_sess_t *s, const char *user, bool admin
 json_t *parley_session_json(const parley_sess_t *s);
 
 /*
- * Create a pending session for message_id in conversation c (writer
- * thread, inside the message's transaction): its row, its empty token
- * stream, and the session.updated event (from null to pending). *sess is
- * the new session (new reference).
+ * Create a pending session for message_id in conversation conversation_id
+ * owned by owner (writer thread, inside the message's transaction; the
+ * caller has checked the conversation): its row, its empty token stream,
+ * and the session.updated event (from null to pending). *sess is the new
+ * session (new reference).
  */
-int parley_session_create(parley_db_t *db, const parley_conv_t *c, const char *id,
-                          const char *message_id, int64_t max_attempts, json_t **sess,
-                          parley_outcome_t *out);
+int parley_session_create(parley_db_t *db, const char *conversation_id, const char *owner,
+                          const char *id, const char *message_id, int64_t max_attempts,
+                          json_t **sess, parley_outcome_t *out);
+
+/* An action's body, parsed by parley_session_parse. The JSON values are
+ * borrowed from the request's body. */
+typedef struct parley_session_args {
+    bool parsed;                 /* filled by parley_session_parse (apply refuses otherwise) */
+    int64_t lease_ms;            /* lease_seconds * 1000, 0 when absent */
+    int64_t attempt;             /* the worker's attempt number, -1 when absent */
+    const char *conversation_id; /* claim: only from this conversation, NULL for any */
+    json_t *request;             /* await: what the worker asks */
+    json_t *data;                /* input: the user's answer */
+    json_t *content;             /* complete: the assistant's reply */
+    json_t *metadata;            /* complete: an object, or NULL for {} */
+    json_t *error;               /* fail: the error, NULL for {"reason":"failed"} */
+} parley_session_args_t;
 
 /* A session action request (claim, heartbeat, await, input, complete,
  * fail, cancel). Bodies are borrowed. */
@@ -107,17 +128,50 @@ typedef struct parley_session_req {
     bool admin;                     /* the caller is the admin (worker actions need it) */
     json_t *body;                   /* the request body object, or NULL for none */
     const char *reply_id;           /* complete: new id for the assistant message */
+    parley_session_args_t args;     /* body parsed by parley_session_parse */
 } parley_session_req_t;
 
 /*
- * Run an action (writer thread, in the request's savepoint). 0 with the
- * outcome: 200 with the session after the action, 204 for a claim that
- * found nothing, or a refusal that changed nothing: 400 invalid_request,
- * 403 forbidden (worker actions for a non-admin), 404 not_found, 409
+ * Check req's caller and body for its action and fill req->args
+ * (connection's thread, before the write is submitted; pure). 0, or
+ * PARLEY_EINVAL with the refusal in out: 403 forbidden (a worker action
+ * for a non-admin, checked first, as the writer would), 400
+ * invalid_request (for an unknown field with details.field and
+ * details.action). out is initialized here.
+ */
+int parley_session_parse(parley_session_req_t *req, parley_outcome_t *out);
+
+/*
+ * Run an action other than complete (core/turn.h) and append (writer
+ * thread, in the request's savepoint; req parsed by parley_session_parse).
+ * 0 with the outcome: 200 with the session after the action, 204 for a
+ * claim that found nothing, or a refusal that changed nothing: 403
+ * forbidden (worker actions for a non-admin), 404 not_found, 409
  * invalid_transition or stale_attempt (with the current session). A
- * negative storage error otherwise. out is initialized here.
+ * negative error otherwise (PARLEY_EINVAL for an unparsed request or an
+ * action this function does not run). out is initialized here.
  */
 int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parley_outcome_t *out);
+
+/*
+ * The two halves of an action, for a rule that does more in between
+ * (core/turn.c's completion). Writer thread, in the request's savepoint.
+ *
+ * begin: the checks before any change — 403 for a worker action by a
+ * non-admin, 404, 409 stale_attempt (req->args.attempt) and
+ * invalid_transition. 0 with *s loaded (the caller clears it) and *from,
+ * *to the transition; 0 with a refusal in out (out->status >= 400) and *s
+ * empty; or a negative error. out must be initialized.
+ *
+ * finish: store *s in state to (the caller has set the action's fields),
+ * close its stream when to is final, emit session.updated when the state
+ * changed, and answer 200 with the session in out.
+ */
+int parley_session_begin_action(parley_db_t *db, const parley_session_req_t *req, parley_sess_t *s,
+                                parley_session_state_t *from, parley_session_state_t *to,
+                                parley_outcome_t *out);
+int parley_session_finish_action(parley_db_t *db, parley_sess_t *s, parley_session_state_t from,
+                                 parley_session_state_t to, int64_t now, parley_outcome_t *out);
 
 /*
  * May output be appended to session id's stream now (writer thread, in the

@@ -13,7 +13,11 @@
  *      204: there is nothing pending to claim), and a refused action
  *      changes nothing.
  * Also: names parse and print both ways, unknown names and out-of-range
- * values are refused, the last attempt's lease expiry fails the session.
+ * values are refused, the last attempt's lease expiry fails the session;
+ * parley_session_parse (the connection thread's body checks: 403 before
+ * 400, every 400 with its message); completion through core/turn.c (the
+ * reply is the conversation's next message, the session completed with its
+ * stream closed, and a refused completion writes nothing).
  */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 
@@ -30,7 +34,10 @@
 #include <cmocka.h>
 
 #include "core/conversation.h"
+#include "core/message.h"
 #include "core/session.h"
+#include "core/stream.h"
+#include "core/turn.h"
 #include "parley/parley.h"
 #include "store/store.h"
 
@@ -158,8 +165,12 @@ static int act(fixture_t *fx, parley_session_action_t a, const char *body_json)
     req.admin = true;
     req.body = body;
     req.reply_id = reply;
+    assert_int_equal(parley_session_parse(&req, &o), 0);
     assert_int_equal(parley_db_begin(fx->db), 0);
-    assert_int_equal(parley_session_apply(fx->db, &req, &o), 0);
+    if (a == PARLEY_SESSION_COMPLETE)
+        assert_int_equal(parley_turn_complete(fx->db, &req, &o), 0);
+    else
+        assert_int_equal(parley_session_apply(fx->db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
     if (o.status == 409) {
         /* The current session comes with every refusal. */
@@ -201,20 +212,19 @@ static void fixture_open(fixture_t *fx)
     assert_int_equal(o.status, 201);
     parley_outcome_clear(&o);
 
-    parley_message_req_t mr;
+    parley_turn_post_req_t mr;
     char mid[PARLEY_ROW_ID_MAX + 1];
     json_error_t jerr;
     json_t *body = json_loads("{\"role\":\"user\",\"content\":\"hi\",\"process\":true}", 0, &jerr);
     next_id(fx, mid);
     next_id(fx, fx->sess);
     memset(&mr, 0, sizeof mr);
+    assert_int_equal(parley_message_parse(body, 3, &mr.message, &o), 0);
     mr.conversation_id = fx->conv;
     mr.user = "alice";
-    mr.body = body;
     mr.message_id = mid;
     mr.session_id = fx->sess;
-    mr.max_attempts = 3;
-    assert_int_equal(parley_conversation_append(fx->db, &mr, &o), 0);
+    assert_int_equal(parley_turn_post(fx->db, &mr, &o), 0);
     assert_int_equal(o.status, 201);
     parley_outcome_clear(&o);
     json_decref(body);
@@ -362,6 +372,8 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
     static const parley_session_action_t worker[] = {PARLEY_SESSION_CLAIM, PARLEY_SESSION_HEARTBEAT,
                                                      PARLEY_SESSION_AWAIT, PARLEY_SESSION_COMPLETE,
                                                      PARLEY_SESSION_FAIL};
+    json_error_t jerr;
+    json_t *bad = json_loads("{\"nope\":1}", 0, &jerr);
     for (size_t i = 0; i < sizeof worker / sizeof worker[0]; i++) {
         parley_session_req_t req;
         parley_outcome_t o;
@@ -370,10 +382,24 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
         req.id = fx.sess;
         req.user = "alice";
         req.reply_id = "r1";
-        assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
+        /* On the connection's thread: 403 comes before the body's 400. */
+        req.body = bad;
+        assert_int_equal(parley_session_parse(&req, &o), PARLEY_EINVAL);
+        assert_int_equal(o.status, 403);
+        assert_string_equal(o.code, "forbidden");
+        parley_outcome_clear(&o);
+        /* And on the writer, for a request that got there parsed anyway. */
+        req.body = NULL;
+        req.args.parsed = true;
+        req.args.attempt = -1;
+        if (worker[i] == PARLEY_SESSION_COMPLETE)
+            assert_int_equal(parley_turn_complete(fx.db, &req, &o), 0);
+        else
+            assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
         assert_int_equal(o.status, 403);
         parley_outcome_clear(&o);
     }
+    json_decref(bad);
     /* The owner may cancel; another user cannot see the session at all. */
     parley_session_req_t req;
     parley_outcome_t o;
@@ -381,6 +407,7 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
     req.action = PARLEY_SESSION_CANCEL;
     req.id = fx.sess;
     req.user = "mallory";
+    assert_int_equal(parley_session_parse(&req, &o), 0);
     assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
     assert_int_equal(o.status, 404);
     parley_outcome_clear(&o);
@@ -393,6 +420,256 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
     fixture_close(&fx);
 }
 
+/* Bodies refused by parley_session_parse, on the connection's thread, with
+ * the code and message the writer gave before (the black-box suite sees
+ * the same bytes). */
+static void session_parse_bad_body_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        parley_session_action_t action; /* the action */
+        const char *body;               /* its body (JSON text) */
+        const char *message;            /* the refusal's message */
+        const char *field;              /* details.field, or NULL */
+    } cases[] = {
+        {PARLEY_SESSION_HEARTBEAT, "[1]", "the body must be a JSON object", NULL},
+        {PARLEY_SESSION_HEARTBEAT, "{\"lease\":5}",
+         "unknown field for this action (see details.field)", "lease"},
+        {PARLEY_SESSION_INPUT, "{\"attempt\":1,\"data\":1}",
+         "unknown field for this action (see details.field)", "attempt"},
+        {PARLEY_SESSION_CLAIM, "{\"lease_seconds\":0}",
+         "lease_seconds must be a whole number from 1 to 3600", NULL},
+        {PARLEY_SESSION_CLAIM, "{\"lease_seconds\":3601}",
+         "lease_seconds must be a whole number from 1 to 3600", NULL},
+        {PARLEY_SESSION_HEARTBEAT, "{\"lease_seconds\":\"60\"}",
+         "lease_seconds must be a whole number from 1 to 3600", NULL},
+        {PARLEY_SESSION_FAIL, "{\"attempt\":0}",
+         "attempt must be the session's attempt number (from 1)", NULL},
+        {PARLEY_SESSION_CLAIM, "{\"conversation_id\":7}", "conversation_id must be a string", NULL},
+        {PARLEY_SESSION_AWAIT, "{}", "await needs \"request\": what the worker asks the user",
+         NULL},
+        {PARLEY_SESSION_INPUT, "{}", "input needs \"data\": the user's answer", NULL},
+        {PARLEY_SESSION_COMPLETE, "{\"metadata\":{}}",
+         "complete needs \"content\": the assistant's reply", NULL},
+        {PARLEY_SESSION_COMPLETE, "{\"content\":\"x\",\"metadata\":[]}",
+         "metadata must be a JSON object", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        parley_session_req_t req;
+        parley_outcome_t o;
+        json_error_t jerr;
+        json_t *body = json_loads(cases[i].body, JSON_DECODE_ANY, &jerr);
+        assert_non_null(body);
+        memset(&req, 0, sizeof req);
+        req.action = cases[i].action;
+        req.id = "s1";
+        req.user = "admin";
+        req.admin = true;
+        req.body = body;
+        if (parley_session_parse(&req, &o) != PARLEY_EINVAL || o.status != 400)
+            fail_msg("case %zu (%s %s): not refused with 400", i,
+                     parley_session_action_name(cases[i].action), cases[i].body);
+        assert_string_equal(o.code, "invalid_request");
+        assert_string_equal(o.error, cases[i].message);
+        assert_false(req.args.parsed);
+        if (cases[i].field)
+            assert_string_equal(json_string_value(json_object_get(o.body, "field")),
+                                cases[i].field);
+        parley_outcome_clear(&o);
+        json_decref(body);
+    }
+}
+
+/* A parsed body carries its values to the writer. */
+static void session_parse_fills_args(void **state)
+{
+    (void)state;
+    parley_session_req_t req;
+    parley_outcome_t o;
+    json_error_t jerr;
+    json_t *body = json_loads("{\"conversation_id\":\"c1\",\"lease_seconds\":30}", 0, &jerr);
+    memset(&req, 0, sizeof req);
+    req.action = PARLEY_SESSION_CLAIM;
+    req.admin = true;
+    req.body = body;
+    assert_int_equal(parley_session_parse(&req, &o), 0);
+    assert_int_equal(o.status, 0);
+    assert_true(req.args.parsed);
+    assert_int_equal(req.args.lease_ms, 30000);
+    assert_int_equal(req.args.attempt, -1);
+    assert_string_equal(req.args.conversation_id, "c1");
+    json_decref(body);
+    body = json_loads("{\"content\":[1],\"metadata\":null,\"attempt\":2}", 0, &jerr);
+    memset(&req, 0, sizeof req);
+    req.action = PARLEY_SESSION_COMPLETE;
+    req.admin = true;
+    req.body = body;
+    assert_int_equal(parley_session_parse(&req, &o), 0);
+    assert_int_equal(req.args.attempt, 2);
+    assert_ptr_equal(req.args.content, json_object_get(body, "content"));
+    assert_null(req.args.metadata); /* null metadata is {} */
+    json_decref(body);
+    /* No body at all: cancel takes none. */
+    memset(&req, 0, sizeof req);
+    req.action = PARLEY_SESSION_CANCEL;
+    assert_int_equal(parley_session_parse(&req, &o), 0);
+    assert_true(req.args.parsed);
+}
+
+/* session.c runs no completion (it would write the conversation) and no
+ * request that skipped the parse. */
+static void session_apply_refuses_complete_and_unparsed(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    parley_session_req_t req;
+    parley_outcome_t o;
+    fixture_open(&fx);
+    memset(&req, 0, sizeof req);
+    req.action = PARLEY_SESSION_COMPLETE;
+    req.id = fx.sess;
+    req.user = "admin";
+    req.admin = true;
+    req.args.parsed = true;
+    assert_int_equal(parley_session_apply(fx.db, &req, &o), PARLEY_EINVAL);
+    parley_outcome_clear(&o);
+    req.action = PARLEY_SESSION_CANCEL;
+    req.args.parsed = false;
+    assert_int_equal(parley_session_apply(fx.db, &req, &o), PARLEY_EINVAL);
+    parley_outcome_clear(&o);
+    req.action = PARLEY_SESSION_HEARTBEAT; /* not complete: the turn refuses it */
+    req.args.parsed = true;
+    assert_int_equal(parley_turn_complete(fx.db, &req, &o), PARLEY_EINVAL);
+    parley_outcome_clear(&o);
+    fixture_close(&fx);
+}
+
+/* The fixture conversation's row and log. */
+static void conv_state(fixture_t *fx, int64_t *count, uint64_t *tail)
+{
+    parley_conv_t c;
+    parley_stream_t log;
+    char path[PARLEY_PATH_MAX + 1];
+    assert_int_equal(parley_db_conv_get(fx->db, fx->conv, &c), 0);
+    *count = c.message_count;
+    parley_conv_clear(&c);
+    parley_conversation_stream_path(fx->conv, path, sizeof path);
+    assert_int_equal(parley_db_stream_get(fx->db, path, &log), 0);
+    *tail = log.tail;
+}
+
+static bool session_stream_closed(fixture_t *fx)
+{
+    parley_stream_t st;
+    char path[PARLEY_PATH_MAX + 1];
+    parley_session_stream_path(fx->sess, path, sizeof path);
+    assert_int_equal(parley_db_stream_get(fx->db, path, &st), 0);
+    return st.closed;
+}
+
+/* complete through core/turn.c: the reply is message 2 of the
+ * conversation, named by the session, and the session is completed with
+ * its stream closed — one savepoint. */
+static void session_complete_via_turn_appends_reply(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char claim[160];
+    int64_t count;
+    uint64_t tail;
+    fixture_open(&fx);
+    snprintf(claim, sizeof claim, "{\"conversation_id\":\"%s\"}", fx.conv);
+    assert_int_equal(act(&fx, PARLEY_SESSION_CLAIM, claim), 200);
+    conv_state(&fx, &count, &tail);
+    assert_int_equal(count, 1);
+    assert_int_equal(tail, 1);
+    assert_false(session_stream_closed(&fx));
+
+    parley_session_req_t req;
+    parley_outcome_t o;
+    json_error_t jerr;
+    json_t *body =
+        json_loads("{\"content\":\"the answer\",\"metadata\":{\"model\":\"m\"}}", 0, &jerr);
+    memset(&req, 0, sizeof req);
+    req.action = PARLEY_SESSION_COMPLETE;
+    req.id = fx.sess;
+    req.user = "admin";
+    req.admin = true;
+    req.body = body;
+    req.reply_id = "reply1";
+    assert_int_equal(parley_session_parse(&req, &o), 0);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(parley_turn_complete(fx.db, &req, &o), 0);
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(json_string_value(json_object_get(o.body, "status")), "completed");
+    assert_string_equal(json_string_value(json_object_get(o.body, "result_message_id")), "reply1");
+    assert_true(o.nnotify >= 2); /* the log, the session stream (and the feed) */
+    parley_outcome_clear(&o);
+    json_decref(body);
+
+    conv_state(&fx, &count, &tail);
+    assert_int_equal(count, 2);
+    assert_int_equal(tail, 2);
+    assert_true(session_stream_closed(&fx));
+    /* The stored message is the assistant's, tied to the session. */
+    parley_stream_t log;
+    parley_buf_t buf;
+    char path[PARLEY_PATH_MAX + 1];
+    int n;
+    uint64_t last;
+    bool more;
+    parley_conversation_stream_path(fx.conv, path, sizeof path);
+    assert_int_equal(parley_db_stream_get(fx.db, path, &log), 0);
+    parley_buf_init(&buf, 1 << 20);
+    assert_int_equal(
+        parley_conversation_read_page(fx.db, &log, 1, 10, 1 << 20, &buf, &n, &last, &more), 0);
+    assert_int_equal(n, 1);
+    json_t *m = json_loadb(buf.data, buf.len, 0, &jerr);
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), "reply1");
+    assert_int_equal(json_integer_value(json_object_get(m, "seq")), 2);
+    assert_string_equal(json_string_value(json_object_get(m, "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(m, "content")), "the answer");
+    assert_string_equal(json_string_value(json_object_get(m, "session_id")), fx.sess);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "metadata"), "model")),
+                        "m");
+    json_decref(m);
+    parley_buf_free(&buf);
+    fixture_close(&fx);
+}
+
+/* A completion the session refuses writes no message: the checks run
+ * before the conversation is touched. */
+static void session_complete_via_turn_refused_writes_nothing(void **state)
+{
+    (void)state;
+    static const struct {
+        bool claim;       /* claim first (else the session is still pending) */
+        const char *body; /* the complete body */
+        const char *code; /* the refusal */
+    } cases[] = {
+        {false, "{\"content\":\"x\"}", "invalid_transition"},
+        {true, "{\"content\":\"x\",\"attempt\":2}", "stale_attempt"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture_t fx;
+        char claim[160];
+        int64_t count;
+        uint64_t tail;
+        fixture_open(&fx);
+        snprintf(claim, sizeof claim, "{\"conversation_id\":\"%s\"}", fx.conv);
+        if (cases[i].claim)
+            assert_int_equal(act(&fx, PARLEY_SESSION_CLAIM, claim), 200);
+        assert_int_equal(act(&fx, PARLEY_SESSION_COMPLETE, cases[i].body), 409);
+        conv_state(&fx, &count, &tail);
+        assert_int_equal(count, 1);
+        assert_int_equal(tail, 1);
+        assert_false(session_stream_closed(&fx));
+        fixture_close(&fx);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest session_tests[] = {
@@ -402,6 +679,11 @@ int main(void)
         cmocka_unit_test(session_apply_every_pair_on_a_store),
         cmocka_unit_test(session_expire_last_attempt_fails),
         cmocka_unit_test(session_apply_worker_action_forbidden_for_users),
+        cmocka_unit_test(session_parse_bad_body_refused),
+        cmocka_unit_test(session_parse_fills_args),
+        cmocka_unit_test(session_apply_refuses_complete_and_unparsed),
+        cmocka_unit_test(session_complete_via_turn_appends_reply),
+        cmocka_unit_test(session_complete_via_turn_refused_writes_nothing),
     };
     return cmocka_run_group_tests_name("session", session_tests, NULL, NULL);
 }

@@ -1,0 +1,184 @@
+/*
+ * turn.c — a message plus its turn (see turn.h).
+ *
+ * WHY THIS MODULE EXISTS
+ *
+ * A message with "process": true creates a session, a completed session
+ * appends a message, and deleting a conversation removes its sessions. Put
+ * in either noun's file, each of these made conversation.c and session.c
+ * call each other. They are here instead, so the chat model's part of the
+ * core is a chain (A → B: B includes and calls A, never the reverse):
+ *
+ *     stream, feed → conversation → session → turn
+ *                    conversation ─────────→ turn
+ *     message (pure body checks) ──────────→ turn      (and api/)
+ *     conversation → snapshot                          (forks of the log)
+ *
+ *   - conversation.c includes neither session.h nor turn.h, and calls
+ *     nothing of theirs;
+ *   - session.c includes conversation.h for parley_conversation_visible()
+ *     only (a claim by conversation_id) and writes no conversation row;
+ *   - turn.c calls both and writes only through their functions: every
+ *     conversation row write stays in conversation.c
+ *     (parley_conversation_find / add_message / tombstone), every session
+ *     row write in session.c (create, begin/finish_action) — apart from
+ *     the delete cascade, which is this module's own and removes session
+ *     rows whole (parley_db_sess_remove) with their streams; its reads
+ *     (parley_db_conv_get, parley_db_sess_list) go to the store directly;
+ *   - message.c reads one constant (PARLEY_SESSION_MAX_ATTEMPTS) from
+ *     session.h and calls nothing.
+ * Checked with grep: no "parley_session_" in conversation.[ch]; no
+ * "parley_conversation_" in session.c but parley_conversation_visible.
+ *
+ * Invariants kept here:
+ *   1. A message and the session it asks for commit together or not at
+ *      all: both are written in the caller's savepoint, and any failure
+ *      returns before the outcome says 201.
+ *   2. A completed session's result_message_id names a message of its
+ *      conversation, written in the same savepoint as the completion; the
+ *      session checks (who, which attempt, which transition) run before
+ *      anything is written.
+ *   3. A conversation is a tombstone only after all its sessions and their
+ *      streams are gone, so no session outlives its conversation (a
+ *      completion that finds no conversation is a corrupt store, refused
+ *      with PARLEY_EINVAL rather than written).
+ *
+ * Threads: writer thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/stream.h"
+#include "core/turn.h"
+#include "parley/parley.h"
+#include "util/clock.h"
+
+#define DELETE_BATCH 64 /* sessions removed per list query on delete */
+
+/* ---- posting a message ------------------------------------------------------ */
+
+int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_outcome_t *out)
+{
+    const parley_message_t *m = &req->message;
+    parley_conv_req_t find;
+    parley_conv_t c;
+    json_t *msg = NULL, *sess = NULL;
+    parley_outcome_init(out);
+    memset(&find, 0, sizeof find);
+    find.id = req->conversation_id;
+    find.user = req->user;
+    find.admin = req->admin;
+    int rc = parley_conversation_find(db, &find, &c, out);
+    if (rc || out->status >= 400)
+        return rc;
+    rc = parley_conversation_add_message(db, &c, req->message_id, m->role, m->content, m->metadata,
+                                         m->process ? req->session_id : NULL, &msg, out);
+    if (rc == 0 && m->process)
+        rc = parley_session_create(db, c.id, c.owner, req->session_id, req->message_id,
+                                   m->max_attempts, &sess, out);
+    parley_conv_clear(&c);
+    if (rc) {
+        json_decref(msg);
+        return rc;
+    }
+    if (sess)
+        json_object_set_new(msg, "session", sess);
+    parley_outcome_ok(out, 201, msg);
+    return 0;
+}
+
+/* ---- completing a turn ------------------------------------------------------ */
+
+int parley_turn_complete(parley_db_t *db, const parley_session_req_t *req, parley_outcome_t *out)
+{
+    parley_sess_t s;
+    parley_conv_t c;
+    parley_session_state_t from, to;
+    json_t *msg = NULL;
+    parley_outcome_init(out);
+    if (!req->args.parsed || req->action != PARLEY_SESSION_COMPLETE)
+        return PARLEY_EINVAL;
+    int rc = parley_session_begin_action(db, req, &s, &from, &to, out);
+    if (rc || out->status >= 400)
+        return rc;
+    rc = parley_db_conv_get(db, s.conversation_id, &c);
+    if (rc == 0 && c.deleted) {
+        parley_conv_clear(&c);
+        rc = PARLEY_EINVAL; /* invariant 3: sessions go with their conversation */
+    } else if (rc == PARLEY_ENOTFOUND) {
+        rc = PARLEY_EINVAL;
+    }
+    if (rc)
+        goto out_clear_sess;
+    rc = parley_conversation_add_message(db, &c, req->reply_id, "assistant", req->args.content,
+                                         req->args.metadata, s.id, &msg, out);
+    parley_conv_clear(&c);
+    json_decref(msg);
+    if (rc)
+        goto out_clear_sess;
+    snprintf(s.result_id, sizeof s.result_id, "%s", req->reply_id);
+    s.lease_expires_ms = -1;
+    rc = parley_session_finish_action(db, &s, from, to, parley_clock_now_ms(), out);
+out_clear_sess:
+    parley_sess_clear(&s);
+    return rc;
+}
+
+/* ---- deleting a conversation ------------------------------------------------ */
+
+typedef struct id_batch {
+    char ids[DELETE_BATCH][PARLEY_ROW_ID_MAX + 1]; /* collected session ids */
+    int n;                                         /* entries in ids */
+} id_batch_t;
+
+static int collect_session(void *arg, const parley_sess_t *s)
+{
+    id_batch_t *b = arg;
+    snprintf(b->ids[b->n++], PARLEY_ROW_ID_MAX + 1, "%s", s->id);
+    return b->n == DELETE_BATCH;
+}
+
+/* Remove every session of conversation conv_id and its token stream. */
+static int remove_sessions(parley_db_t *db, const char *conv_id, parley_outcome_t *out)
+{
+    char path[PARLEY_PATH_MAX + 1];
+    int64_t sid;
+    int rc;
+    id_batch_t *b = malloc(sizeof *b);
+    if (!b)
+        return PARLEY_ENOMEM;
+    do {
+        b->n = 0;
+        rc = parley_db_sess_list(db, conv_id, NULL, 0, DELETE_BATCH, collect_session, b);
+        for (int i = 0; rc == 0 && i < b->n; i++) {
+            parley_session_stream_path(b->ids[i], path, sizeof path);
+            rc = parley_stream_delete_internal(db, path, &sid);
+            if (rc == 0)
+                parley_outcome_notify(out, sid);
+            else if (rc == PARLEY_ENOTFOUND)
+                rc = 0;
+            if (rc == 0)
+                rc = parley_db_sess_remove(db, b->ids[i]);
+        }
+    } while (rc == 0 && b->n == DELETE_BATCH);
+    free(b);
+    return rc;
+}
+
+int parley_turn_delete_conversation(parley_db_t *db, const parley_conv_req_t *req,
+                                    parley_outcome_t *out)
+{
+    parley_conv_t c;
+    parley_outcome_init(out);
+    if (req->op != PARLEY_CONV_DELETE)
+        return PARLEY_EINVAL;
+    int rc = parley_conversation_find(db, req, &c, out);
+    if (rc || out->status >= 400)
+        return rc;
+    rc = remove_sessions(db, c.id, out);
+    if (rc == 0)
+        rc = parley_conversation_tombstone(db, &c, out);
+    parley_conv_clear(&c);
+    return rc;
+}
