@@ -212,7 +212,9 @@ test("live - long-poll times out with 204", { timeout: 30_000 }, async (t) => {
   assert.ok(elapsed < 5_000, `204 after ${elapsed} ms, long after the 500 ms timeout`)
 })
 
-test("live - the WAL stays bounded under steady appends with hundreds of SSE readers", { timeout: 60_000 }, async (t) => {
+// PARLEY_SKIP_SLOW (set by scripts/test-all for the ThreadSanitizer build,
+// with the reason) skips it: it must push 160 MiB in 20 s.
+test("live - the WAL stays bounded under steady appends with hundreds of SSE readers", { timeout: 60_000, skip: process.env.PARLEY_SKIP_SLOW || false }, async (t) => {
   // RELIABILITY.md item 7: live readers hold no read transaction, so
   // checkpoints are never starved and the WAL is reused instead of growing.
   // 300 SSE readers follow one stream that gets small appends, while other
