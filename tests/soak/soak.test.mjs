@@ -18,9 +18,14 @@
 //     to 15 s so each tail reconnects from its last offset several times.
 // Then: every stream read back equals what was acknowledged; each SSE
 // tail saw exactly that; messages are present once with seq gap-free; no
-// unexpected status; sockets back to the baseline and RSS within a bound
-// of the warm baseline (RSS_BOUND plus the growth of the database files,
-// which SQLite's page caches may legitimately hold).
+// unexpected status; sockets back to the baseline, and RSS within a bound
+// of the warm baseline: RSS_BOUND plus three times the growth of the
+// database files, since the new pages may legitimately sit in the page
+// caches of the writer, the checkpointer and the readers' connections
+// (SQLite caches are per connection and never shrink). The precise
+// per-connection leak check is the churn test's; this one, at the default
+// load (about 34,000 requests a minute), catches a leak of about 1 KiB per
+// request.
 import { test } from "node:test"
 import assert from "node:assert/strict"
 import http from "node:http"
@@ -280,11 +285,11 @@ test("soak - mixed load: nothing lost or duplicated, only expected errors, RSS a
       `${ackedBytes.length} bytes in byte appends, ${ackedMessages.size} messages; ${stats.appendRetries} producer retries and ` +
       `${stats.messageReplays} key replays stored nothing; ${stats.expected422} expected 422s; ${stats.catchUps} catch-up reads; ` +
       `${reconnects} SSE reconnections, tails equal to the writers' view; 0 unexpected answers; ` +
-      `RSS ${(rssWarm / MiB).toFixed(1)} MiB warm, ${(rssEnd / MiB).toFixed(1)} MiB at the end (database grew ${(dbGrowth / MiB).toFixed(1)} MiB); ` +
+      `RSS ${(rssWarm / MiB).toFixed(1)} MiB warm, ${(rssEnd / MiB).toFixed(1)} MiB at the end (database grew ${(dbGrowth / MiB).toFixed(1)} MiB; bound ${((RSS_BOUND + 3 * dbGrowth) / MiB).toFixed(1)} MiB over the warm RSS); ` +
       `descriptors ${fdCount(pid)} (sockets ${socketCount(pid)}, baseline ${socketBase})`,
   )
   assert.ok(socketsBack, `sockets not back to the baseline ${socketBase}: ${fdSummary(pid)}`)
-  assert.ok(rssEnd - rssWarm < RSS_BOUND + dbGrowth, `RSS grew from ${rssWarm} to ${rssEnd} bytes (database +${dbGrowth})`)
+  assert.ok(rssEnd - rssWarm < RSS_BOUND + 3 * dbGrowth, `RSS grew from ${rssWarm} to ${rssEnd} bytes (database +${dbGrowth})`)
   assert.ok(stats.expected422 > 0 || SECONDS < 20, "no key reuse was tried")
   assert.equal(await srv.stop(), 0, "clean exit after the soak")
 })
