@@ -17,7 +17,7 @@ import assert from "node:assert/strict"
 import net from "node:net"
 import { startServer } from "../blackbox/lib/server.mjs"
 import { append, createStream } from "../blackbox/lib/http.mjs"
-import { fdCount, fdSummary, MiB, rssBytes, settle, socketCount } from "./lib/proc.mjs"
+import { fdCount, fdSummary, MiB, rssBytes, settle, socketCount, tcpStates } from "./lib/proc.mjs"
 
 const N = Number(process.env.PARLEY_CHURN_CONNECTIONS ?? 4000)
 const CONCURRENCY = 64
@@ -142,7 +142,7 @@ test("churn - RSS stays flat and descriptors return to baseline through connect/
   const fdWarmBack = await settle(() => socketCount(pid) <= socketStart, RELEASE_MS)
   const fdWarm = fdCount(pid)
   const sockWarm = socketCount(pid)
-  const fdWarmWhat = fdSummary(pid)
+  const fdWarmWhat = `${fdSummary(pid)}; TCP: ${tcpStates(pid, srv.port)}`
   const rssWarm = rssBytes(pid)
 
   const seen = await pass(srv.port, 1)
@@ -151,7 +151,7 @@ test("churn - RSS stays flat and descriptors return to baseline through connect/
   const fdBack = await settle(() => socketCount(pid) <= sockWarm, RELEASE_MS)
   const fdEnd = fdCount(pid)
   const sockEnd = socketCount(pid)
-  const fdEndWhat = fdSummary(pid)
+  const fdEndWhat = `${fdSummary(pid)}; TCP: ${tcpStates(pid, srv.port)}`
   const rssEnd = rssBytes(pid)
   const seconds = (Date.now() - started) / 1000
 
@@ -191,7 +191,7 @@ test("churn - SSE subscribers that reset while parked are released", { timeout: 
   await settle(() => socketCount(pid) <= socketStart, RELEASE_MS)
   const left = socketCount(pid) - socketStart
   t.diagnostic(`${total} SSE subscribers reset while parked, ${left} connections still open ${RELEASE_MS} ms later`)
-  assert.equal(left, 0, `${left} parked SSE connections still open after their clients reset: ${fdSummary(pid)}`)
+  assert.equal(left, 0, `${left} parked SSE connections still open after their clients reset: TCP: ${tcpStates(pid, srv.port)}`)
 })
 
 // A client that sends part of a body and then half-closes (FIN) is
@@ -215,5 +215,5 @@ test("churn - clients that half-close in the middle of a body are released", { t
   await settle(() => socketCount(pid) <= socketStart, RELEASE_MS)
   const left = socketCount(pid) - socketStart
   t.diagnostic(`${total} half-closed uploads, ${left} connections still open ${RELEASE_MS} ms later`)
-  assert.ok(left <= 0, `${left} half-closed connections still open: ${fdSummary(pid)}`)
+  assert.ok(left <= 0, `${left} half-closed connections still open: TCP: ${tcpStates(pid, srv.port)}`)
 })

@@ -33,7 +33,7 @@ import fs from "node:fs"
 import { startServer } from "../blackbox/lib/server.mjs"
 import { request } from "../blackbox/lib/http.mjs"
 import { sseParser } from "../blackbox/lib/api.mjs"
-import { fdCount, fdSummary, MiB, rssBytes, settle, socketCount } from "./lib/proc.mjs"
+import { fdCount, fdSummary, MiB, rssBytes, settle, socketCount, tcpStates } from "./lib/proc.mjs"
 
 const SECONDS = Number(process.env.PARLEY_SOAK_SECONDS ?? 60)
 const RSS_BOUND = 16 * MiB
@@ -288,7 +288,7 @@ test("soak - mixed load: nothing lost or duplicated, only expected errors, RSS a
       `RSS ${(rssWarm / MiB).toFixed(1)} MiB warm, ${(rssEnd / MiB).toFixed(1)} MiB at the end (database grew ${(dbGrowth / MiB).toFixed(1)} MiB; bound ${((RSS_BOUND + 3 * dbGrowth) / MiB).toFixed(1)} MiB over the warm RSS); ` +
       `descriptors ${fdCount(pid)} (sockets ${socketCount(pid)}, baseline ${socketBase})`,
   )
-  assert.ok(socketsBack, `sockets not back to the baseline ${socketBase}: ${fdSummary(pid)}`)
+  assert.ok(socketsBack, `sockets not back to the baseline ${socketBase}: ${fdSummary(pid)}; TCP: ${tcpStates(pid, srv.port)}`)
   assert.ok(rssEnd - rssWarm < RSS_BOUND + 3 * dbGrowth, `RSS grew from ${rssWarm} to ${rssEnd} bytes (database +${dbGrowth})`)
   assert.ok(stats.expected422 > 0 || SECONDS < 20, "no key reuse was tried")
   assert.equal(await srv.stop(), 0, "clean exit after the soak")

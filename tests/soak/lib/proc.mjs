@@ -1,5 +1,6 @@
 // What a running server holds, read from /proc: resident memory and open
 // file descriptors, for the churn and soak tests' before/after checks.
+import { execFileSync } from "node:child_process"
 import fs from "node:fs"
 
 /** Resident set size of pid, in bytes (VmRSS). */
@@ -52,4 +53,21 @@ export function fdSummary(pid) {
     counts.set(what, (counts.get(what) ?? 0) + 1)
   }
   return [...counts].map(([w, n]) => `${w} x${n}`).join(", ")
+}
+
+/** TCP states of the connections pid holds on its port, summarised ("ESTAB x2, CLOSE-WAIT x1"); "" if ss(8) is missing. */
+export function tcpStates(pid, port) {
+  let out
+  try {
+    out = execFileSync("ss", ["-tanpH", `sport = :${port}`], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })
+  } catch {
+    return ""
+  }
+  const counts = new Map()
+  for (const line of out.split("\n")) {
+    if (!line.includes(`pid=${pid},`)) continue
+    const state = line.split(/\s+/)[0]
+    counts.set(state, (counts.get(state) ?? 0) + 1)
+  }
+  return [...counts].map(([s, n]) => `${s} x${n}`).join(", ")
 }
