@@ -57,6 +57,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,16 @@ static uint64_t size_of(int fd)
     return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/*
+ * Whether fd might be tracked, without the lock: an untracked descriptor
+ * (a socket, a log) must not wait behind a tracked file's fsync. A
+ * descriptor becomes tracked only in open, before the caller can use it.
+ */
+static bool maybe_tracked(int fd)
+{
+    return watch_dir && fd >= 0 && fd < MAX_FD && __atomic_load_n(&paths[fd], __ATOMIC_ACQUIRE);
+}
+
 /* Whether fd is a tracked file. Caller holds lock. */
 static int tracked(int fd)
 {
@@ -215,7 +226,7 @@ static void remember(int fd, int dirfd, const char *path)
         return;
     pthread_mutex_lock(&lock);
     free(paths[fd]);
-    paths[fd] = strdup(abs);
+    __atomic_store_n(&paths[fd], strdup(abs), __ATOMIC_RELEASE);
     pending[fd] = 0;
     if (fd > top_fd)
         top_fd = fd;
@@ -279,8 +290,9 @@ int close(int fd)
         pthread_mutex_lock(&lock);
         if (paths[fd] && pending[fd])
             dirty_closed = 1;
-        free(paths[fd]);
-        paths[fd] = NULL;
+        char *old = paths[fd];
+        __atomic_store_n(&paths[fd], NULL, __ATOMIC_RELEASE);
+        free(old);
         pending[fd] = 0;
         pthread_mutex_unlock(&lock);
     }
@@ -289,7 +301,7 @@ int close(int fd)
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-    if (!watch_dir)
+    if (!maybe_tracked(fd))
         return real_pwrite64(fd, buf, n, off);
     pthread_mutex_lock(&lock);
     if (tracked(fd) && n > 0)
@@ -301,7 +313,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    if (!watch_dir)
+    if (!maybe_tracked(fd))
         return real_pwrite(fd, buf, n, off);
     pthread_mutex_lock(&lock);
     if (tracked(fd) && n > 0)
@@ -313,7 +325,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    if (!watch_dir || fd < 0 || fd >= MAX_FD)
+    if (!maybe_tracked(fd))
         return real_write(fd, buf, n);
     pthread_mutex_lock(&lock);
     if (tracked(fd) && n > 0) {
@@ -337,7 +349,7 @@ static void before_truncate(int fd, uint64_t new_size)
 
 int ftruncate64(int fd, off64_t len)
 {
-    if (!watch_dir)
+    if (!maybe_tracked(fd))
         return real_ftruncate64(fd, len);
     pthread_mutex_lock(&lock);
     if (tracked(fd) && len >= 0)
@@ -349,7 +361,7 @@ int ftruncate64(int fd, off64_t len)
 
 int ftruncate(int fd, off_t len)
 {
-    if (!watch_dir)
+    if (!maybe_tracked(fd))
         return real_ftruncate(fd, len);
     pthread_mutex_lock(&lock);
     if (tracked(fd) && len >= 0)
