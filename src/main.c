@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +36,28 @@ static void usage(FILE *out)
             "                           a message may ask for its own, 1..100)\n"
             "  --admin-key KEY          bearer token with admin rights (or PARLEY_ADMIN_KEY)\n"
             "  --jwt-secret SECRET      HS256 secret of user JWTs (or PARLEY_JWT_SECRET)\n"
+            "  --allow-origin ORIGIN    local mode: let the web page at ORIGIN (e.g.\n"
+            "                           http://localhost:5173) call the server; repeatable\n"
+            "                           (or PARLEY_ALLOW_ORIGIN, a comma-separated list)\n"
             "  --quiet                  no start-up line\n"
             "\n"
+            "rate limits (429 with Retry-After; each also PARLEY_RATE_..., e.g.\n"
+            "PARLEY_RATE_LIMIT_WRITES; a flag wins over its variable):\n"
+            "  --rate-limit-writes RATE       writes per user (default 50/s; off in local mode)\n"
+            "  --rate-limit-reads RATE        reads per user (default 200/s; off in local mode)\n"
+            "  --rate-limit-addr-writes RATE  writes per client address (default off)\n"
+            "  --rate-limit-addr-reads RATE   reads per client address (default off)\n"
+            "  --rate-burst-writes N, --rate-burst-reads N, --rate-burst-addr-writes N,\n"
+            "  --rate-burst-addr-reads N      the most requests at once (default: the RATE's\n"
+            "                                 count; 100 and 400 for the per-user defaults)\n"
+            "  --rate-limit-admin MODE        the admin key meets: address (per-address limits\n"
+            "                                 only, default), none, or all\n"
+            "  RATE is N/s, N/m or N/h (N alone: per second), or off. GET and HEAD are\n"
+            "  reads, other methods writes.\n"
+            "\n"
             "With neither --admin-key nor --jwt-secret, Parley runs in local mode: no\n"
-            "authentication, every request is the local user, loopback only.\n");
+            "authentication, every request is the local user, loopback only: it answers\n"
+            "only loopback Host names and refuses cross-origin web pages (see --allow-origin).\n");
 }
 
 static int parse_listen(const char *v, parley_config_t *cfg)
@@ -64,6 +84,39 @@ static int parse_listen(const char *v, parley_config_t *cfg)
     return 0;
 }
 
+#define MAX_ORIGINS 32
+
+static const char *origins[MAX_ORIGINS]; /* --allow-origin values (borrowed or strdup'd) */
+
+/* Add an origin: "http://" or "https://", a host, an optional port; no
+ * path, no trailing '/'. -1 if it is not one, or there are too many. */
+static int add_origin(const char *v, parley_config_t *cfg)
+{
+    const char *host = strncmp(v, "http://", 7) == 0    ? v + 7
+                       : strncmp(v, "https://", 8) == 0 ? v + 8
+                                                        : NULL;
+    if (!host || !*host || cfg->nallow_origins == MAX_ORIGINS)
+        return -1;
+    for (const char *c = host; *c; c++)
+        if (*c <= ' ' || *c >= 0x7f || strchr("/?#@\\*,", *c))
+            return -1;
+    origins[cfg->nallow_origins++] = v;
+    cfg->allow_origins = origins;
+    return 0;
+}
+
+/* PARLEY_ALLOW_ORIGIN: a comma-separated list of origins. */
+static int origins_from_env(const char *list, parley_config_t *cfg)
+{
+    char *copy = strdup(list); /* lives for the process: the config borrows it */
+    if (!copy)
+        return -1;
+    for (char *save = NULL, *o = strtok_r(copy, ", ", &save); o; o = strtok_r(NULL, ", ", &save))
+        if (add_origin(o, cfg))
+            return -1;
+    return 0;
+}
+
 static int parse_size(const char *v, size_t *out)
 {
     char *end;
@@ -84,6 +137,94 @@ static int parse_uint(const char *v, unsigned *out)
     return 0;
 }
 
+/* A rate: "off", "0", "N", "N/s", "N/m" or "N/h". */
+static int parse_rate(const char *v, parley_rate_t *out)
+{
+    char *end;
+    if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+        out->count = 0;
+        out->period_s = 1; /* set, and off */
+        return 0;
+    }
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || end == v || n == 0 || n > 1000000000ul || v[0] == '-')
+        return -1;
+    unsigned period = 1;
+    if (strcmp(end, "/m") == 0 || strcmp(end, "/min") == 0)
+        period = 60;
+    else if (strcmp(end, "/h") == 0)
+        period = 3600;
+    else if (*end && strcmp(end, "/s") != 0)
+        return -1;
+    out->count = (uint32_t)n;
+    out->period_s = period;
+    return 0;
+}
+
+static int parse_burst(const char *v, parley_rate_t *out)
+{
+    unsigned n;
+    if (parse_uint(v, &n) || n > 1000000)
+        return -1;
+    out->burst = n;
+    return 0;
+}
+
+static int parse_rate_admin(const char *v, parley_rate_admin_t *out)
+{
+    if (strcmp(v, "address") == 0)
+        *out = PARLEY_RATE_ADMIN_ADDRESS;
+    else if (strcmp(v, "none") == 0)
+        *out = PARLEY_RATE_ADMIN_NONE;
+    else if (strcmp(v, "all") == 0)
+        *out = PARLEY_RATE_ADMIN_ALL;
+    else
+        return -1;
+    return 0;
+}
+
+/* The rate-limit options: flag name, environment variable, what it sets. */
+enum { RL_RATE, RL_BURST, RL_ADMIN };
+typedef struct rate_opt {
+    const char *flag; /* long option, without "--" */
+    const char *env;  /* environment variable */
+    int what;         /* RL_RATE, RL_BURST or RL_ADMIN */
+    size_t field;     /* offset of the parley_rate_t in parley_config_t */
+} rate_opt_t;
+
+static const rate_opt_t rate_opts[] = {
+    {"rate-limit-writes", "PARLEY_RATE_LIMIT_WRITES", RL_RATE,
+     offsetof(parley_config_t, rate_user_writes)},
+    {"rate-burst-writes", "PARLEY_RATE_BURST_WRITES", RL_BURST,
+     offsetof(parley_config_t, rate_user_writes)},
+    {"rate-limit-reads", "PARLEY_RATE_LIMIT_READS", RL_RATE,
+     offsetof(parley_config_t, rate_user_reads)},
+    {"rate-burst-reads", "PARLEY_RATE_BURST_READS", RL_BURST,
+     offsetof(parley_config_t, rate_user_reads)},
+    {"rate-limit-addr-writes", "PARLEY_RATE_LIMIT_ADDR_WRITES", RL_RATE,
+     offsetof(parley_config_t, rate_addr_writes)},
+    {"rate-burst-addr-writes", "PARLEY_RATE_BURST_ADDR_WRITES", RL_BURST,
+     offsetof(parley_config_t, rate_addr_writes)},
+    {"rate-limit-addr-reads", "PARLEY_RATE_LIMIT_ADDR_READS", RL_RATE,
+     offsetof(parley_config_t, rate_addr_reads)},
+    {"rate-burst-addr-reads", "PARLEY_RATE_BURST_ADDR_READS", RL_BURST,
+     offsetof(parley_config_t, rate_addr_reads)},
+    {"rate-limit-admin", "PARLEY_RATE_LIMIT_ADMIN", RL_ADMIN, 0},
+};
+#define N_RATE_OPTS (sizeof rate_opts / sizeof rate_opts[0])
+#define O_RATE_BASE 512 /* getopt value of rate_opts[i] is O_RATE_BASE + i */
+
+static int set_rate_opt(const rate_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    parley_rate_t *rate = (parley_rate_t *)((char *)cfg + o->field);
+    if (o->what == RL_RATE)
+        return parse_rate(v, rate);
+    if (o->what == RL_BURST)
+        return parse_burst(v, rate);
+    return parse_rate_admin(v, &cfg->rate_admin);
+}
+
 int main(int argc, char **argv)
 {
     enum {
@@ -100,7 +241,8 @@ int main(int argc, char **argv)
         O_IDEMTTL,
         O_ADMIN,
         O_JWT,
-        O_MAXATTEMPTS
+        O_MAXATTEMPTS,
+        O_ALLOWORIGIN
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -119,13 +261,28 @@ int main(int argc, char **argv)
         {"admin-key", required_argument, NULL, O_ADMIN},
         {"jwt-secret", required_argument, NULL, O_JWT},
         {"session-max-attempts", required_argument, NULL, O_MAXATTEMPTS},
-        {NULL, 0, NULL, 0},
+        {"allow-origin", required_argument, NULL, O_ALLOWORIGIN},
     };
+    struct option all[sizeof opts / sizeof opts[0] + N_RATE_OPTS + 1];
+    size_t nall = 0;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        all[nall++] = opts[i];
+    for (size_t i = 0; i < N_RATE_OPTS; i++)
+        all[nall++] =
+            (struct option){rate_opts[i].flag, required_argument, NULL, O_RATE_BASE + (int)i};
+    all[nall] = (struct option){NULL, 0, NULL, 0};
     parley_config_t cfg;
     parley_config_init(&cfg);
     /* Secrets from the environment keep them out of `ps`. */
     cfg.admin_key = getenv("PARLEY_ADMIN_KEY");
     cfg.jwt_secret = getenv("PARLEY_JWT_SECRET");
+    for (size_t i = 0; i < N_RATE_OPTS; i++) {
+        const char *v = getenv(rate_opts[i].env);
+        if (v && *v && set_rate_opt(&rate_opts[i], v, &cfg)) {
+            fprintf(stderr, "parley: invalid value '%s' for %s\n", v, rate_opts[i].env);
+            return 2;
+        }
+    }
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
@@ -141,9 +298,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *env_origins = getenv("PARLEY_ALLOW_ORIGIN");
+    if (env_origins && *env_origins && origins_from_env(env_origins, &cfg)) {
+        fprintf(stderr,
+                "parley: invalid PARLEY_ALLOW_ORIGIN '%s': give origins such as "
+                "http://localhost:5173, separated by commas\n",
+                env_origins);
+        return 2;
+    }
+    bool origins_given = false; /* the first --allow-origin replaces the environment's */
     optind = 2;
     int c;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", all, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'h':
@@ -194,13 +360,23 @@ int main(int argc, char **argv)
         case O_JWT:
             cfg.jwt_secret = optarg;
             break;
+        case O_ALLOWORIGIN:
+            if (!origins_given)
+                cfg.nallow_origins = 0;
+            origins_given = true;
+            bad = add_origin(optarg, &cfg);
+            break;
         default:
+            if (c >= O_RATE_BASE && c < O_RATE_BASE + (int)N_RATE_OPTS) {
+                bad = set_rate_opt(&rate_opts[c - O_RATE_BASE], optarg, &cfg);
+                break;
+            }
             usage(stderr);
             return 2;
         }
         if (bad) {
             const char *name = "option";
-            for (const struct option *o = opts; o->name; o++)
+            for (const struct option *o = all; o->name; o++)
                 if (o->val == c)
                     name = o->name;
             fprintf(stderr, "parley: invalid value '%s' for --%s\n", optarg, name);

@@ -33,6 +33,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/ratelimit.h"
 #include "core/hub.h"
 #include "core/keyring.h"
 #include "core/session.h"
@@ -55,6 +56,7 @@ typedef struct parley_server {
     parley_ctx_t ctx;            /* what handlers see */
     parley_http_t *http;         /* the HTTP transport */
     parley_checkpointer_t *ckpt; /* copies the WAL back, off the commit path */
+    parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
     parley_keyring_t *keyring;   /* webhook signing key, callback-token secret */
     parley_webhook_t *webhook;   /* delivers webhook wakes */
 } parley_server_t;
@@ -171,6 +173,13 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_free;
     }
 
+    rc = parley_api_ratelimit_create(cfg, &srv->ratelimit);
+    if (rc) {
+        parley_log_error("invalid rate limit: %s", parley_strerror(rc));
+        goto out_free;
+    }
+    srv->ctx.ratelimit = srv->ratelimit;
+
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
@@ -276,6 +285,7 @@ out_hub:
 out_store:
     parley_store_close(srv->ctx.store);
 out_free:
+    parley_ratelimit_free(srv->ratelimit);
     free(srv);
     return rc;
 }

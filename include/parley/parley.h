@@ -42,6 +42,25 @@ enum parley_error {
 const char *parley_strerror(int err);
 
 /*
+ * One rate limit: a token bucket that refills `count` requests every
+ * `period_s` seconds and holds at most `burst` (0 = `count`). count 0 turns
+ * the limit off. period_s 0 means "not set": the server's default, which is
+ * off in local mode (see README, "Rate limits").
+ */
+typedef struct parley_rate {
+    uint32_t count;    /* requests per period; 0 = no limit */
+    uint32_t period_s; /* the period in seconds (1, 60, 3600); 0 = not set */
+    uint32_t burst;    /* bucket size: most requests at once; 0 = count */
+} parley_rate_t;
+
+/* How the admin key's own requests (principal "@admin") are limited. */
+typedef enum parley_rate_admin {
+    PARLEY_RATE_ADMIN_ADDRESS = 0, /* per-address limits only (default) */
+    PARLEY_RATE_ADMIN_NONE,        /* exempt from every limit */
+    PARLEY_RATE_ADMIN_ALL,         /* per-user limits too, as user "@admin" */
+} parley_rate_admin_t;
+
+/*
  * Server configuration. Fill with parley_config_init() and override fields.
  * Strings are borrowed: they must outlive parley_server_run().
  */
@@ -60,6 +79,13 @@ typedef struct parley_config {
     unsigned session_max_attempts; /* attempts of a session before it fails, 3 */
     const char *admin_key;        /* bearer token with admin rights, or NULL */
     const char *jwt_secret;       /* HS256 secret for user tokens, or NULL */
+    parley_rate_t rate_user_writes; /* writes per user (non-GET/HEAD) */
+    parley_rate_t rate_user_reads;  /* reads per user (GET/HEAD) */
+    parley_rate_t rate_addr_writes; /* writes per client address */
+    parley_rate_t rate_addr_reads;  /* reads per client address */
+    parley_rate_admin_t rate_admin; /* which limits the admin key meets */
+    const char *const *allow_origins; /* local mode: web origins allowed to call */
+    size_t nallow_origins;            /* entries in allow_origins, default 0 */
     bool quiet;                   /* no start-up banner on stdout */
 } parley_config_t;
 

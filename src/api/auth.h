@@ -18,6 +18,19 @@
  * without spaces and must not start with '@': that prefix is reserved for
  * Parley's own principals, so no token can ever name the admin.
  *
+ * Where a request may come from (parley_auth_origin). With auth
+ * configured, any origin may call (a browser still needs a token, and CORS
+ * is "*" as the Durable Streams protocol expects). In local mode there is
+ * no token to stop a web page, so:
+ *   1. the Host header must name loopback: localhost, 127.0.0.0/8 or
+ *      [::1], with any port (else 421): a DNS-rebinding page sends its own
+ *      host name;
+ *   2. a request with an Origin is refused (403) unless the origin is the
+ *      server's own ("http://" + Host) or one named by --allow-origin,
+ *      which then gets CORS headers naming exactly that origin.
+ * A request without Origin is not cross-origin (browsers send Origin on
+ * every cross-origin request and on every same-origin one but GET/HEAD).
+ *
  * Secrets are compared in constant time. Thread-safe (no state).
  */
 #ifndef PARLEY_API_AUTH_H
@@ -42,6 +55,19 @@ typedef struct parley_principal {
  */
 int parley_auth_check(const parley_config_t *cfg, const char *authorization,
                       const char *act_as, parley_principal_t *p, const char **why);
+
+/*
+ * May a request with these Host and Origin headers (either may be NULL)
+ * be served? 0 with *allow the Access-Control-Allow-Origin to answer with
+ * ("*", origin itself, or NULL for none); or the status to refuse with
+ * (421 or 403) and a static *why.
+ */
+int parley_auth_origin(const parley_config_t *cfg, const char *host, const char *origin,
+                       const char **allow, const char **why);
+
+/* True if host (a Host header: name or address, optional port) names the
+ * loopback interface. */
+bool parley_auth_host_is_loopback(const char *host);
 
 /* True when neither an admin key nor a JWT secret is configured. */
 bool parley_auth_local_mode(const parley_config_t *cfg);

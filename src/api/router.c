@@ -1,6 +1,8 @@
 /*
- * router.c — which handler answers a request: CORS preflight, body limits
- * (413), authentication (401), then the route table.
+ * router.c — which handler answers a request: where it may come from
+ * (local mode: loopback Host, no foreign Origin: 421/403; see auth.h),
+ * CORS preflight, body limits (413), authentication (401), rate limits
+ * (429), then the route table.
  *
  *   OPTIONS *                       CORS preflight (no token needed)
  *   /healthz, /readyz               probes (no token)
@@ -24,6 +26,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/ratelimit.h"
 #include "parley/parley.h"
 
 size_t parley_api_body_limit(const char *path, void *arg)
@@ -51,6 +54,15 @@ void parley_api_route(parley_req_t *r, void *arg)
     const parley_config_t *cfg = arg;
     const char *path = parley_req_path(r);
     const char *method = parley_req_method(r);
+    const char *allow = NULL, *why = NULL;
+    int refused = parley_auth_origin(cfg, parley_req_header(r, "Host"),
+                                     parley_req_header(r, "Origin"), &allow, &why);
+    parley_req_set_allow_origin(r, allow);
+    if (refused) {
+        parley_req_error(r, refused,
+                         refused == 421 ? "misdirected_request" : "cross_origin_refused", why);
+        return;
+    }
     if (strcasecmp(method, "OPTIONS") == 0) {
         /* CORS preflight, for any path. */
         const char *req_hdrs = parley_req_header(r, "Access-Control-Request-Headers");
@@ -82,7 +94,6 @@ void parley_api_route(parley_req_t *r, void *arg)
      * carries the wake's own token instead of Parley credentials, and its
      * handler checks that token. */
     if (!is_public(path) && !anonymous && !parley_api_subscriptions_is_public(path)) {
-        const char *why = NULL;
         parley_principal_t who;
         if (parley_auth_check(cfg, parley_req_header(r, "Authorization"),
                               parley_req_header(r, "Parley-User"), &who, &why) != 0) {
@@ -92,6 +103,8 @@ void parley_api_route(parley_req_t *r, void *arg)
         }
         parley_req_set_caller(r, who.user, who.admin);
     }
+    if (parley_api_ratelimit_refuse(r)) /* 429: over a rate limit */
+        return;
     if (strncmp(path, "/v1/stream/", 11) == 0) {
         parley_api_stream(r, path + 11);
         return;

@@ -39,6 +39,7 @@
 #include "core/subscription.h"
 #include "parley/parley.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 #define CURSOR_EPOCH_MS 1728432000000LL /* 2024-10-09T00:00:00Z */
 #define CURSOR_INTERVAL_MS 20000
@@ -197,7 +198,8 @@ static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parle
         int n = 0;
         rc = fields ? parley_feed_emit(db, res->meta.owner[0] ? res->meta.owner : sw->owner,
                                        res->events[i], fields, NULL, ids, &n)
-                    : PARLEY_ENOMEM;
+             : parley_utf8_is_valid(sw->path, strlen(sw->path)) ? PARLEY_ENOMEM
+                                                                : PARLEY_EINVAL;
         json_decref(fields);
         if (rc)
             return rc;

@@ -49,6 +49,7 @@
 #include "core/urlpolicy.h"
 #include "parley/parley.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 #define SUB_PREFIX "/subscriptions/"
 #define BODY_DEPTH 16 /* JSON nesting a subscription body may have */
@@ -262,8 +263,11 @@ static int only(parley_req_t *r, json_t *obj, const char *const *allowed)
         for (const char *const *a = allowed; *a && !known; a++)
             known = strcmp(key, *a) == 0;
         if (!known) {
+            /* At most 64 bytes of the name, cut on a character boundary
+             * (a cut character would make the message invalid JSON text). */
             char msg[200];
-            snprintf(msg, sizeof msg, "unknown member \"%.64s\"", key);
+            int keep = (int)parley_utf8_prefix(key, strlen(key), 64);
+            snprintf(msg, sizeof msg, "unknown member \"%.*s\"", keep, key);
             fail(r, 400, "INVALID_REQUEST", msg);
             return -1;
         }

@@ -37,6 +37,7 @@ typedef struct api_write {
     char key[256];             /* the key */
     char fingerprint[65];      /* of this request */
     int64_t ttl_ms;            /* record lifetime */
+    int rc;                    /* what the apply returned */
 } api_write_t;
 
 void parley_api_notify(parley_write_t *w, int64_t stream_id)
@@ -61,7 +62,7 @@ static void free_write(void *arg)
     free(aw);
 }
 
-static int apply_write(parley_write_t *w, parley_db_t *db)
+static int apply_body(parley_write_t *w, parley_db_t *db)
 {
     api_write_t *aw = (api_write_t *)w;
     parley_reply_free(&aw->reply);
@@ -113,6 +114,43 @@ static int apply_write(parley_write_t *w, parley_db_t *db)
     return 0;
 }
 
+static int apply_write(parley_write_t *w, parley_db_t *db)
+{
+    api_write_t *aw = (api_write_t *)w;
+    aw->rc = apply_body(w, db);
+    return aw->rc;
+}
+
+/* A write that failed without building its answer: the request's own
+ * error (the writer went on), answered by its class. */
+static void answer_failure(parley_req_t *r, int rc)
+{
+    switch (rc) {
+    case PARLEY_ENOMEM:
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        break;
+    case PARLEY_EINVAL:
+        parley_req_error(r, 400, "invalid_value",
+                         "a value of the request cannot be stored (text must be valid UTF-8); "
+                         "nothing was written");
+        break;
+    case PARLEY_ETOOBIG:
+        parley_req_error(r, 413, "payload_too_large", "a value of the request is over a limit");
+        break;
+    case PARLEY_ENOTFOUND:
+        parley_req_error(r, 404, "not_found", "no such resource");
+        break;
+    case PARLEY_EEXIST:
+    case PARLEY_ECONFLICT:
+        parley_req_error(r, 409, "conflict", "the request conflicts with the current state");
+        break;
+    default:
+        parley_req_error(r, 500, "internal_error",
+                         "the write failed and was not applied; nothing was written");
+        break;
+    }
+}
+
 static void write_done(parley_write_t *w, int status)
 {
     api_write_t *aw = (api_write_t *)w;
@@ -132,6 +170,8 @@ static void on_resumed(parley_req_t *r)
                          "the disk is full; nothing was written. Retry once space is freed");
     } else if (st == PARLEY_ECLOSED) {
         parley_req_error(r, 503, "unavailable", "the server is shutting down; retry shortly");
+    } else if (st == 0 && aw->reply.status == 0 && aw->rc && aw->rc != PARLEY_ESTORE) {
+        answer_failure(r, aw->rc);
     } else if (st < 0 || aw->reply.status == 0) {
         parley_req_error(r, 500, "storage_error",
                          "the write could not be made durable and was not applied; the server "

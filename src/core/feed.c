@@ -1,5 +1,9 @@
 /*
  * feed.c — the change feed (see feed.h).
+ *
+ * An event that cannot be built from its values (text that is not valid
+ * UTF-8) is PARLEY_EINVAL, the request's error; only a real allocation
+ * failure is PARLEY_ENOMEM. Neither stops the writer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +31,10 @@ int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t
     char at[40], path[PARLEY_PATH_MAX + 1];
     *n = 0;
     parley_clock_format(parley_clock_now_ms(), at, sizeof at);
-    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", type, "at", at, "user", user);
-    if (!ev)
-        return PARLEY_ENOMEM;
+    json_error_t jerr;
+    json_t *ev = json_pack_ex(&jerr, 0, "{s:s, s:s, s:s}", "type", type, "at", at, "user", user);
+    if (!ev) /* text that is not UTF-8 is the request's error, not the store's */
+        return json_error_code(&jerr) == json_error_out_of_memory ? PARLEY_ENOMEM : PARLEY_EINVAL;
     if (fields)
         json_object_update(ev, fields);
     if (data)

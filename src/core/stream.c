@@ -6,13 +6,16 @@
  * Positions. A stream's data is a sequence of positions: bytes for byte
  * streams, messages for JSON streams. Its tail is the next position; an
  * offset is a position written in the format of core/offset.h. A fork
- * created at position p reads [0, p) from its source (recursively, its
- * source's source...) and keeps its own chunks from p on; offsets are
- * shared, never translated.
+ * created at position p reads [0, p) from its source (and so on down
+ * its source's source...) and keeps its own chunks from p on; offsets are
+ * shared, never translated. Chains are walked in loops, never by
+ * recursion, and a new fork may be at most PARLEY_STREAM_FORK_DEPTH_MAX
+ * deep (400 beyond); a deeper chain stored before that limit still reads.
  *
  * Append checks, in the order the protocol asks for:
- *   missing/expired 404 → soft-deleted 410 → closed (idempotent close or
- *   producer replay of the closing append 204, else 409 + Stream-Closed) →
+ *   missing/expired 404 → soft-deleted 410 → closed (a producer's replay
+ *   of the exact closing tuple 204, any other producer request 409 +
+ *   Stream-Closed; without producer headers a bare close 204, else 409) →
  *   content type 409 → producer (403 / 400 / 204 / 409) → Stream-Seq 409 →
  *   body (JSON validity, empty array 400) → store.
  *
@@ -37,6 +40,10 @@
 #include "core/stream.h"
 #include "parley/parley.h"
 #include "util/clock.h"
+
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
+#define FORK_DEPTH_TEXT STR(PARLEY_STREAM_FORK_DEPTH_MAX)
 
 /* ---- content types ---------------------------------------------------- */
 
@@ -162,6 +169,11 @@ static bool is_expired(const parley_stream_t *meta, int64_t now)
 static bool visible(const parley_stream_t *st, const char *user, bool admin)
 {
     return admin || strcmp(st->owner, user ? user : "") == 0;
+}
+
+bool parley_stream_is_admin_owned(const parley_stream_t *st)
+{
+    return st->owner[0] == '@' || st->owner[0] == '\0';
 }
 
 bool parley_stream_path_reserved(const char *path)
@@ -383,21 +395,62 @@ static int on_unit(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, c
 
 /*
  * How many positions the append holding position p still has from p on,
- * as this stream sees it (a fork boundary cuts an inherited append).
+ * as this stream sees it (a fork boundary cuts an inherited append). The
+ * fork chain is walked down in a loop, never recursively: a chain made
+ * before the depth limit may be any depth.
  */
 static int unit_at(parley_db_t *db, const parley_stream_t *st, uint64_t p, uint64_t limit,
                    uint64_t *len)
 {
+    int64_t id = st->id;
+    int rc = 0;
     if (p < st->fork_pos && st->fork_src) {
-        parley_stream_t src;
-        int rc = parley_db_stream_get_id(db, st->fork_src, &src);
+        parley_stream_t *cur = malloc(sizeof *cur);
+        if (!cur)
+            return PARLEY_ENOMEM;
+        *cur = *st;
+        while (rc == 0 && p < cur->fork_pos && cur->fork_src) {
+            if (cur->fork_pos < limit)
+                limit = cur->fork_pos;
+            rc = parley_db_stream_get_id(db, cur->fork_src, cur);
+            if (rc == PARLEY_ENOTFOUND)
+                rc = PARLEY_ESTORE;
+        }
+        id = cur->id;
+        free(cur);
         if (rc)
-            return rc == PARLEY_ENOTFOUND ? PARLEY_ESTORE : rc;
-        return unit_at(db, &src, p, limit < st->fork_pos ? limit : st->fork_pos, len);
+            return rc;
     }
     unit_ctx_t u = {limit, p, 0};
-    int rc = parley_db_chunk_scan(db, st->id, p, on_unit, &u);
+    rc = parley_db_chunk_scan(db, id, p, on_unit, &u);
     *len = u.len;
+    return rc;
+}
+
+/*
+ * How many forks deep the stream st is (0: not a fork), counting at most
+ * max + 1 levels: a chain longer than the limit, made before it existed,
+ * is not walked to its end.
+ */
+static int fork_depth(parley_db_t *db, const parley_stream_t *st, int max, int *depth)
+{
+    int64_t src = st->fork_src;
+    int d = 0, rc = 0;
+    parley_stream_t *cur = malloc(sizeof *cur);
+    if (!cur)
+        return PARLEY_ENOMEM;
+    while (src && d <= max) {
+        d++;
+        rc = parley_db_stream_get_id(db, src, cur);
+        if (rc) {
+            if (rc == PARLEY_ENOTFOUND)
+                rc = PARLEY_ESTORE;
+            break;
+        }
+        src = cur->fork_src;
+    }
+    free(cur);
+    *depth = d;
     return rc;
 }
 
@@ -419,6 +472,17 @@ static int resolve_fork(parley_db_t *db, const parley_stream_req_t *req, parley_
         res->status = 409;
         res->error = "fork source stream has been deleted";
         return 409;
+    }
+    int depth = 0;
+    rc = fork_depth(db, src, PARLEY_STREAM_FORK_DEPTH_MAX, &depth);
+    if (rc)
+        return rc;
+    if (depth + 1 > PARLEY_STREAM_FORK_DEPTH_MAX) {
+        res->status = 400;
+        res->error = "fork chain too deep: a stream may be at most " FORK_DEPTH_TEXT
+                     " forks away from the stream it started from; fork from a stream "
+                     "nearer the start";
+        return 400;
     }
     uint64_t p = req->has_fork_offset ? req->fork_offset : src->tail;
     if (p > src->tail) {
@@ -494,9 +558,12 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
             rc = 0; /* soft-deleted: the path stays blocked */
     }
     if (rc == 0) {
-        if (!visible(&st, req->owner, req->admin)) {
+        /* Someone else's path is never "ensured" for the caller, not even
+         * for the admin, who would otherwise get a 200 for a stream it
+         * does not own; the answer does not say whose it is. */
+        if (strcmp(st.owner, req->owner ? req->owner : "") != 0) {
             res->status = 409;
-            res->error = "this stream path is in use; choose another path";
+            res->error = "this stream path is in use by someone else; choose another path";
             return 409;
         }
         if (st.deleted) {
@@ -584,14 +651,21 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     if (st.closed) {
         res->closed = true;
         set_offset(res, st.tail);
-        if (req->has_producer && st.closer[0] && strcmp(st.closer, req->producer_id) == 0 &&
-            st.closer_epoch == req->producer_epoch && st.closer_seq == req->producer_seq) {
-            parley_stream_touch(&st);
-            res->status = 204; /* replay of the append that closed it */
-            res->has_epoch = res->has_seq = true;
-            res->epoch = st.closer_epoch;
-            res->seq = st.closer_seq;
-            return 0;
+        if (req->has_producer) {
+            /* §5.2.1: only the exact tuple that closed it is a replay;
+             * any other producer request, close or not, is a conflict. */
+            if (st.closer[0] && strcmp(st.closer, req->producer_id) == 0 &&
+                st.closer_epoch == req->producer_epoch && st.closer_seq == req->producer_seq) {
+                parley_stream_touch(&st);
+                res->status = 204; /* replay of the append that closed it */
+                res->has_epoch = res->has_seq = true;
+                res->epoch = st.closer_epoch;
+                res->seq = st.closer_seq;
+                return 0;
+            }
+            res->status = 409;
+            res->error = "stream is closed: this producer sequence is not the one that closed it";
+            return 409;
         }
         if (!has_body && req->closed) {
             parley_stream_touch(&st);
@@ -640,7 +714,8 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
             return 400;
         case PARLEY_PRODUCER_GAP:
             res->status = 409;
-            res->error = "producer sequence gap";
+            res->error = "producer sequence gap: Producer-Seq must be the last accepted "
+                         "sequence number + 1 (see Producer-Expected-Seq)";
             res->has_gap = true;
             res->expected_seq = expected;
             res->received_seq = req->producer_seq;
@@ -942,24 +1017,78 @@ static int on_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, 
     return 0;
 }
 
-/* Read [c->next, to) of stream st, following the fork chain. */
-static int read_chain(parley_db_t *db, const parley_stream_t *st, uint64_t to, read_ctx_t *c)
+/* A stretch of a read held by one stream of a fork chain. */
+typedef struct chain_seg {
+    int64_t id;  /* the stream whose own chunks hold it */
+    uint64_t to; /* its end (exclusive); it starts where the one before ended */
+} chain_seg_t;
+
+#define CHAIN_BATCH 256 /* stretches one walk down a fork chain remembers */
+
+/*
+ * Read [c->next, to) of stream top, following the fork chain, in a loop
+ * and bounded memory, whatever the chain's depth (chains made before the
+ * depth limit may be deeper than it).
+ *
+ * Positions below a fork's fork_pos come from its source, so a walk from
+ * top down to the stream that holds c->next meets the stretches of the
+ * read in reverse order: each level holds [its fork_pos, the smallest
+ * fork_pos above it). The walk remembers the last CHAIN_BATCH non-empty
+ * stretches (the earliest positions) in a ring and reads them in order.
+ * A chain within the limit takes one walk; a deeper one another walk for
+ * each CHAIN_BATCH levels read, until the budget is spent or `to` reached.
+ */
+static int read_chain(parley_db_t *db, const parley_stream_t *top, uint64_t to, read_ctx_t *c)
 {
-    if (c->next < st->fork_pos && st->fork_src) {
-        parley_stream_t src;
-        int rc = parley_db_stream_get_id(db, st->fork_src, &src);
-        if (rc)
-            return rc == PARLEY_ENOTFOUND ? PARLEY_ESTORE : rc;
-        rc = read_chain(db, &src, to < st->fork_pos ? to : st->fork_pos, c);
-        if (rc || c->full || c->err)
-            return rc ? rc : c->err;
-    }
-    if (c->next >= to)
-        return 0;
     uint64_t saved_to = c->to;
-    c->to = to;
-    int rc = parley_db_chunk_scan(db, st->id, c->next, on_chunk, c);
-    c->to = saved_to;
+    int rc;
+    if (!top->fork_src || c->next >= top->fork_pos) {
+        /* The common case: all of it is the stream's own. */
+        c->to = to;
+        rc = parley_db_chunk_scan(db, top->id, c->next, on_chunk, c);
+        c->to = saved_to;
+        return rc ? rc : c->err;
+    }
+    chain_seg_t *seg = malloc(CHAIN_BATCH * sizeof *seg);
+    parley_stream_t *cur = malloc(sizeof *cur);
+    rc = seg && cur ? 0 : PARLEY_ENOMEM;
+    while (rc == 0 && c->next < to && !c->full && !c->err) {
+        size_t n = 0; /* stretches seen; the ring holds the last CHAIN_BATCH */
+        uint64_t lim = to, before = c->next;
+        *cur = *top;
+        for (;;) {
+            bool deeper = cur->fork_src && c->next < cur->fork_pos;
+            if (!deeper || cur->fork_pos < lim) {
+                seg[n % CHAIN_BATCH] = (chain_seg_t){cur->id, lim};
+                n++;
+            }
+            if (!deeper)
+                break;
+            if (cur->fork_pos < lim)
+                lim = cur->fork_pos;
+            rc = parley_db_stream_get_id(db, cur->fork_src, cur);
+            if (rc) {
+                if (rc == PARLEY_ENOTFOUND)
+                    rc = PARLEY_ESTORE;
+                goto out_free;
+            }
+        }
+        for (size_t i = n; i-- > (n > CHAIN_BATCH ? n - CHAIN_BATCH : 0);) {
+            const chain_seg_t *sg = &seg[i % CHAIN_BATCH];
+            if (c->next >= sg->to)
+                continue;
+            c->to = sg->to;
+            rc = parley_db_chunk_scan(db, sg->id, c->next, on_chunk, c);
+            c->to = saved_to;
+            if (rc || c->full || c->err)
+                break;
+        }
+        if (c->next == before)
+            break; /* the chain holds nothing more below `to` */
+    }
+out_free:
+    free(cur);
+    free(seg);
     return rc ? rc : c->err;
 }
 

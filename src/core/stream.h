@@ -29,6 +29,14 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+/*
+ * Forks: a fork may be at most PARLEY_STREAM_FORK_DEPTH_MAX forks away
+ * from the stream its chain starts from (a stream that is not a fork is
+ * depth 0); forking deeper is a 400. Chains are always walked in a loop,
+ * so a deeper chain stored before the limit existed still reads.
+ */
+#define PARLEY_STREAM_FORK_DEPTH_MAX 64
+
 /* A parsed write request (create, append/close, delete). */
 typedef struct parley_stream_req {
     const char *path;         /* stream path (below the stream root) */
@@ -88,7 +96,9 @@ typedef struct parley_stream_res {
  */
 void parley_stream_frame_json(parley_stream_req_t *req);
 
-/* Writer thread, inside a savepoint. Return as parley_write_t.apply. */
+/* Writer thread, inside a savepoint. Return as parley_write_t.apply.
+ * create: a path that exists with another owner is a 409 for every
+ * caller, the admin included (200 only for the owner's own same config). */
 int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
 int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
 int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
@@ -131,6 +141,13 @@ int parley_stream_delete_internal(parley_db_t *db, const char *path, int64_t *st
 int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const char *path,
                                 const char *owner, uint64_t *pos, int64_t *stream_id);
 
+/*
+ * True if st belongs to one of Parley's own principals ("@admin", local
+ * mode's "@local": user ids never start with '@') or to Parley itself
+ * (""): only a caller with admin rights can read or write it.
+ */
+bool parley_stream_is_admin_owned(const parley_stream_t *st);
+
 /* True if the path is reserved for Parley's own streams ("_parley/..."). */
 bool parley_stream_path_reserved(const char *path);
 
@@ -169,7 +186,8 @@ typedef struct parley_read {
  * Read from position from (< = tail) into out: raw bytes for byte
  * streams, or the JSON messages joined by ',' (without brackets) for JSON
  * streams. Stops after max_bytes (at least one chunk is returned).
- * Forks read their source chain below their fork point. Any thread.
+ * Forks read their source chain below their fork point, walked in a loop
+ * in bounded memory whatever its depth. Any thread.
  */
 int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
                        size_t max_bytes, parley_buf_t *out, parley_read_t *rd);

@@ -371,8 +371,9 @@ static int new_wake_id(char out[PARLEY_SUB_WAKE_MAX + 1])
 }
 
 /* Append the wake event of s to its wake stream. A wake stream that is
- * missing, deleted, closed or not JSON gets nothing (the wake can still be
- * claimed); that is logged. */
+ * missing, deleted, closed, not JSON or not the admin's gets nothing (the
+ * wake can still be claimed); that is logged. A wake event names a stream
+ * of any user, so it only ever goes where just the admin reads. */
 static int write_wake_event(parley_db_t *db, const parley_sub_t *s, const char *trigger,
                             int64_t now_ms, parley_outcome_t *out)
 {
@@ -380,13 +381,14 @@ static int write_wake_event(parley_db_t *db, const parley_sub_t *s, const char *
     if (!st)
         return PARLEY_ENOMEM;
     int rc = parley_db_stream_get(db, s->wake_stream, st);
-    bool usable = rc == 0 && !st->deleted && !st->closed && parley_stream_is_json(st);
+    bool usable = rc == 0 && !st->deleted && !st->closed && parley_stream_is_json(st) &&
+                  parley_stream_is_admin_owned(st);
     free(st);
     if (rc && rc != PARLEY_ENOTFOUND)
         return rc;
     if (!usable) {
-        parley_log_warn("subscription %s: wake stream %s is missing, closed or not JSON; wake "
-                        "%lld was not announced",
+        parley_log_warn("subscription %s: wake stream %s is missing, closed, not JSON or not "
+                        "the admin's; wake %lld was not announced",
                         s->id, s->wake_stream, (long long)s->generation);
         return 0;
     }
@@ -476,6 +478,28 @@ static int finish_wake(parley_db_t *db, parley_sub_t *s, int64_t now_ms, bool *w
 
 /* ---- management ------------------------------------------------------------ */
 
+/* A wake stream that exists must be the admin's: wake events name every
+ * user's streams. 0 with out refused (409) when it is someone else's. */
+static int check_wake_stream(parley_db_t *db, const char *path, parley_outcome_t *out)
+{
+    if (!path || !path[0])
+        return 0;
+    parley_stream_t *st = malloc(sizeof *st);
+    if (!st)
+        return PARLEY_ENOMEM;
+    int rc = parley_db_stream_get(db, path, st);
+    bool foreign = rc == 0 && !parley_stream_is_admin_owned(st);
+    free(st);
+    if (rc && rc != PARLEY_ENOTFOUND)
+        return rc;
+    if (foreign)
+        refuse(out, 409, "WAKE_STREAM_NOT_ADMIN",
+               "wake_stream names a stream that belongs to someone other than the admin; wake "
+               "events name every user's streams, so a wake stream must be created with the "
+               "admin key: choose another path");
+    return 0;
+}
+
 int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_spec_t *spec,
                             const parley_sub_view_t *view, int64_t now_ms, parley_outcome_t *out)
 {
@@ -483,7 +507,10 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
     parley_sub_t *s = calloc(1, sizeof *s);
     if (!s)
         return PARLEY_ENOMEM;
-    int rc = parley_db_sub_get(db, id, s);
+    int rc = check_wake_stream(db, spec->wake_stream, out);
+    if (rc || out->status)
+        goto out_free;
+    rc = parley_db_sub_get(db, id, s);
     if (rc == 0) {
         char hash[65];
         rc = parley_subscription_hash(spec, hash);

@@ -105,7 +105,9 @@ typedef enum {
 int parley_subscription_hash(const parley_sub_spec_t *spec, char out[65]);
 
 /* Writer thread: PUT. 201 created (matching streams linked at their tails),
- * 200 re-confirmed (same configuration), 409 SUBSCRIPTION_ALREADY_EXISTS. */
+ * 200 re-confirmed (same configuration), 409 SUBSCRIPTION_ALREADY_EXISTS,
+ * 409 WAKE_STREAM_NOT_ADMIN (the wake stream exists and is not the
+ * admin's, parley_stream_is_admin_owned). */
 int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_spec_t *spec,
                             const parley_sub_view_t *view, int64_t now_ms, parley_outcome_t *out);
 /* Any thread (a reader inside a read transaction): GET. 200 or 404. */

@@ -3,8 +3,15 @@
  *
  * The address ranges are tables of (prefix, length), checked in order; an
  * address is public when no row covers it. IPv6 addresses that embed an
- * IPv4 address (::ffff:a.b.c.d, the NAT64 prefix 64:ff9b::/96) are judged
- * by the IPv4 address they carry.
+ * IPv4 address are also judged by every IPv4 address they carry (the
+ * v6_embeds table): IPv4-mapped ::ffff:0:0/96, SIIT ::ffff:0:0:0/96, the
+ * well-known NAT64 prefix 64:ff9b::/96, 6to4 2002::/16, Teredo 2001::/32
+ * (server in bits 32-63, client in the last 32 bits inverted) and ISATAP
+ * interface ids (::0:5efe:a.b.c.d, ::200:5efe:a.b.c.d under any prefix).
+ * IPv4-compatible ::/96 and the NAT64 local-use prefix 64:ff9b:1::/48 are
+ * refused whatever they carry. The URL check and the connect-time check
+ * (parley_urlpolicy_addr_allowed, called by http/webhook.c for every
+ * socket) both decide with parley_urlpolicy_ipv6_is_public().
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -45,13 +52,31 @@ typedef struct v6_range {
 } v6_range_t;
 
 static const v6_range_t v6_blocked[] = {
-    {{0}, 96},                      /* ::/96: unspecified, loopback, IPv4-compatible */
-    {{0x01, 0x00}, 64},             /* discard */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32}, /* documentation */
-    {{0xfc}, 7},                    /* unique local */
-    {{0xfe, 0x80}, 10},             /* link-local */
-    {{0xfe, 0xc0}, 10},             /* site-local (deprecated) */
-    {{0xff}, 8},                    /* multicast */
+    {{0}, 96},                                  /* ::/96: unspecified, loopback, IPv4-compatible */
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48}, /* NAT64 local-use (RFC 8215) */
+    {{0x01, 0x00}, 64},                         /* discard */
+    {{0x20, 0x01, 0x00, 0x02, 0x00, 0x00}, 48}, /* benchmarking */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32},             /* documentation */
+    {{0xfc}, 7},                                /* unique local */
+    {{0xfe, 0x80}, 10},                         /* link-local */
+    {{0xfe, 0xc0}, 10},                         /* site-local (deprecated) */
+    {{0xff}, 8},                                /* multicast */
+};
+
+/* An IPv4 address carried inside IPv6 addresses of a range. */
+typedef struct v6_embed {
+    v6_range_t range; /* the range */
+    int at;           /* byte where the IPv4 address starts */
+    uint32_t flip;    /* XORed with it (Teredo inverts the client's) */
+} v6_embed_t;
+
+static const v6_embed_t v6_embeds[] = {
+    {{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96}, 12, 0}, /* IPv4-mapped */
+    {{{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0}, 96}, 12, 0}, /* SIIT IPv4-translated */
+    {{{0x00, 0x64, 0xff, 0x9b}, 96}, 12, 0},                   /* NAT64 well-known prefix */
+    {{{0x20, 0x02}, 16}, 2, 0},                                /* 6to4 */
+    {{{0x20, 0x01, 0x00, 0x00}, 32}, 4, 0},                    /* Teredo server */
+    {{{0x20, 0x01, 0x00, 0x00}, 32}, 12, 0xffffffffu},         /* Teredo client */
 };
 
 static const char *const local_names[] = {
@@ -88,12 +113,21 @@ static uint32_t v4_at(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* ISATAP: an interface id of 0000:5efe or 0200:5efe then an IPv4 address. */
+static bool is_isatap(const unsigned char *a)
+{
+    return (a[8] & 0xfd) == 0 && a[9] == 0 && a[10] == 0x5e && a[11] == 0xfe;
+}
+
 bool parley_urlpolicy_ipv6_is_public(const unsigned char a[16])
 {
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
-    if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
-        return parley_urlpolicy_ipv4_is_public(v4_at(a + 12));
+    for (size_t i = 0; i < sizeof v6_embeds / sizeof v6_embeds[0]; i++) {
+        const v6_embed_t *e = &v6_embeds[i];
+        if (v6_in(a, &e->range) && !parley_urlpolicy_ipv4_is_public(v4_at(a + e->at) ^ e->flip))
+            return false;
+    }
+    if (is_isatap(a) && !parley_urlpolicy_ipv4_is_public(v4_at(a + 12)))
+        return false;
     for (size_t i = 0; i < sizeof v6_blocked / sizeof v6_blocked[0]; i++)
         if (v6_in(a, &v6_blocked[i]))
             return false;

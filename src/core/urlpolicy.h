@@ -8,7 +8,10 @@
  *      address: not loopback, private (RFC 1918, IPv6 unique-local),
  *      link-local (this includes the cloud metadata address
  *      169.254.169.254), carrier-grade NAT, multicast, reserved or
- *      documentation ranges, and not a name that is local by definition
+ *      documentation ranges, nor an IPv6 address that carries such an
+ *      IPv4 address (IPv4-mapped, SIIT, NAT64, 6to4, Teredo, ISATAP; the
+ *      IPv4-compatible and NAT64 local-use ranges are refused whole),
+ *      and not a name that is local by definition
  *      ("localhost", "*.localhost") or a metadata name
  *      ("metadata.google.internal", "metadata.goog");
  *   2. the development exception: http://localhost[:port]/... or

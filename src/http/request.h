@@ -37,6 +37,7 @@
 #include "store/writer.h"
 #include "util/buf.h"
 
+struct sockaddr;
 typedef struct parley_req parley_req_t;
 typedef struct parley_http parley_http_t;
 typedef void (*parley_resume_fn)(parley_req_t *r);
@@ -48,6 +49,7 @@ typedef struct parley_ctx {
     parley_writer_t *writer;         /* the writer thread */
     parley_hub_t *hub;               /* the fan-out hub */
     const struct parley_keyring *keyring; /* webhook signing key, token secret */
+    struct parley_ratelimit *ratelimit;   /* request rate limits; NULL when all off */
 } parley_ctx_t;
 
 /* The context of the server handling r. */
@@ -64,6 +66,8 @@ const char *parley_req_header(parley_req_t *r, const char *name);
  * occurrence holds a NUL byte (a decoded %00), which no parameter allows.
  */
 int parley_req_query(parley_req_t *r, const char *name, const char **value);
+/* The peer's address (struct sockaddr_in or _in6), or NULL if unknown. */
+const struct sockaddr *parley_req_client_addr(parley_req_t *r);
 /* The request body (NUL-terminated for convenience). */
 const char *parley_req_body(parley_req_t *r, size_t *len);
 
@@ -73,6 +77,12 @@ const char *parley_req_user(parley_req_t *r);
 bool parley_req_is_admin(parley_req_t *r);
 /* Set by the router once the caller is authenticated. */
 void parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
+/*
+ * CORS: the Access-Control-Allow-Origin the response carries ("*", one
+ * origin, borrowed for the request's life, or NULL for no CORS headers,
+ * the default). Set by the router, which owns the policy.
+ */
+void parley_req_set_allow_origin(parley_req_t *r, const char *origin);
 /* The body was over the route's limit (and was not kept). */
 bool parley_req_body_too_big(parley_req_t *r);
 

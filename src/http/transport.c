@@ -18,8 +18,20 @@
  * Request lifecycle: see the state machine in request.h. The body is read
  * completely before the handler runs, bounded by the route's limit; a body
  * over the limit is drained (so the client sees the 413 instead of a reset
- * while it is still uploading) unless it is absurdly large, which closes
- * the connection at once.
+ * while it is still uploading) unless it is absurdly large (a declared
+ * length, or a chunked body once it passes DRAIN_FACTOR times the limit),
+ * which closes the connection at once.
+ *
+ * The edge (check_head, run once the headers are in, before any handler):
+ * a request whose framing is ambiguous (Content-Length together with
+ * Transfer-Encoding, two Content-Lengths, a transfer coding other than
+ * chunked: RFC 9112 6.1 and 6.3) is answered 400/501 and its connection
+ * closed, so nothing behind it on the connection is ever served; request
+ * headers over HEADER_LIMIT get a JSON 431; and every text of the request
+ * (path, query keys and values, header names and values) must be valid
+ * UTF-8 without control characters, else 400. Handlers and core code can
+ * therefore build JSON from any of it. An answer given before the body is
+ * read makes libmicrohttpd close the connection after it.
  *
  * Shutdown is driven by the server (src/server.c): quiesce (no new
  * connections; answers say Connection: close), then the hub and the writer
@@ -53,10 +65,17 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 #define MAX_HEADERS 24        /* response headers a handler may add */
 #define MAX_READERS 256       /* worker threads with a reader connection */
 #define DRAIN_FACTOR 4        /* drain bodies up to this many times the limit */
+#define HEADER_LIMIT (16 * 1024) /* request line and headers accepted (431 above) */
+/* Per-connection memory of libmicrohttpd. A header block up to about
+ * 30 KiB gets our JSON 431, a larger one its own HTML page (see README).
+ * Not larger: an idle SSE connection costs about half of it in RSS
+ * (measured: 33 kB per reader at 32 KiB, 41 at 48 KiB, 49 at 64 KiB). */
+#define POOL_SIZE (32 * 1024)
 
 typedef enum {
     REQ_BODY,    /* reading the body */
@@ -89,6 +108,10 @@ struct parley_req {
     req_state_t state;              /* see request.h */
     parley_buf_t body;              /* the request body */
     bool too_big;                   /* body over the limit (drained) */
+    size_t limit;                   /* the route's body limit */
+    uint64_t received;              /* body bytes received (kept or not) */
+    bool close;                     /* answer with Connection: close */
+    const char *allow_origin;       /* CORS: Access-Control-Allow-Origin, or NULL */
     resp_header_t hdrs[MAX_HEADERS]; /* staged response headers */
     int nhdrs;                      /* entries in hdrs */
     parley_resume_fn on_resume;     /* what to run after a resume */
@@ -120,6 +143,11 @@ void parley_req_set_caller(parley_req_t *r, const char *user, bool admin)
 {
     snprintf(r->user, sizeof r->user, "%s", user);
     r->admin = admin;
+}
+
+void parley_req_set_allow_origin(parley_req_t *r, const char *origin)
+{
+    r->allow_origin = origin;
 }
 
 bool parley_req_body_too_big(parley_req_t *r)
@@ -179,6 +207,13 @@ const char *parley_req_user(parley_req_t *r)
 bool parley_req_is_admin(parley_req_t *r)
 {
     return r->admin;
+}
+
+const struct sockaddr *parley_req_client_addr(parley_req_t *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
 }
 
 const char *parley_req_body(parley_req_t *r, size_t *len)
@@ -244,12 +279,16 @@ static void queue(parley_req_t *r, int status, struct MHD_Response *resp,
         r->state = REQ_DONE;
         return;
     }
-    if (atomic_load(&r->srv->stopping))
+    if (r->close || atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, "Connection", "close");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "cross-origin");
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", expose_headers);
+    if (r->allow_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->allow_origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", expose_headers);
+        if (strcmp(r->allow_origin, "*") != 0)
+            MHD_add_response_header(resp, "Vary", "Origin");
+    }
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
     for (int i = 0; i < r->nhdrs; i++)
@@ -429,6 +468,107 @@ parley_wake_t parley_req_wake_reason(parley_req_t *r)
     return (parley_wake_t)atomic_load(&r->wake_reason);
 }
 
+/* ---- the edge: framing, size and text of a request's head ---------------- */
+
+typedef struct head_scan {
+    size_t bytes;           /* request line and header fields, as sent (about) */
+    int clen;               /* Content-Length fields */
+    bool clen_differ;       /* two Content-Lengths with different values */
+    const char *clen_first; /* the first Content-Length value */
+    int tenc;               /* Transfer-Encoding fields */
+    bool tenc_other;        /* a transfer coding other than "chunked" */
+    bool bad_text;          /* a name or value that is not UTF-8 text */
+} head_scan_t;
+
+/* Valid UTF-8 without control characters (HTAB allowed in header values). */
+static bool is_text(const char *s, size_t n, bool tab_ok)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(tab_ok && c == '\t')) || c == 0x7f)
+            return false;
+    }
+    return parley_utf8_is_valid(s, n);
+}
+
+static enum MHD_Result on_head_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     size_t key_size, const char *value, size_t value_size)
+{
+    head_scan_t *h = cls;
+    if (!value)
+        value = "";
+    h->bytes += key_size + value_size + 4;
+    if (kind == MHD_GET_ARGUMENT_KIND) {
+        /* Decoded query text; a decoded %00 is 0x7f (on_unescape), which
+         * the parameter checks refuse with their own message. */
+        if (!parley_utf8_is_valid(key, key_size) || !parley_utf8_is_valid(value, value_size))
+            h->bad_text = true;
+        return MHD_YES;
+    }
+    if (!is_text(key, key_size, false) || !is_text(value, value_size, true))
+        h->bad_text = true;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (h->clen++ && strcmp(value, h->clen_first) != 0)
+            h->clen_differ = true;
+        else if (h->clen == 1)
+            h->clen_first = value;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        h->tenc++;
+        if (strcasecmp(value, "chunked") != 0)
+            h->tenc_other = true;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Check a request's head once its headers are in. 0 if it may proceed;
+ * otherwise the status to answer with and *code, *msg for the JSON error.
+ */
+static int check_head(struct MHD_Connection *conn, const char *url, const char *method,
+                      const char **code, const char **msg)
+{
+    head_scan_t h = {0};
+    h.bytes = strlen(url) + strlen(method) + 12;
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, on_head_value, &h);
+    if (h.bytes > HEADER_LIMIT) {
+        *code = "headers_too_large";
+        *msg = "the request line and headers are over the limit of 16384 bytes";
+        return 431;
+    }
+    if (h.clen && h.tenc) {
+        *code = "bad_framing";
+        *msg = "a request may not carry both Content-Length and Transfer-Encoding";
+        return 400;
+    }
+    if (h.clen_differ) {
+        *code = "bad_framing";
+        *msg = "the request carries Content-Length more than once, with different values";
+        return 400;
+    }
+    if (h.tenc > 1 || h.tenc_other) {
+        *code = "unsupported_transfer_encoding";
+        *msg = "the only transfer coding accepted on a request is a single 'chunked'";
+        return 501;
+    }
+    if (h.bad_text || !is_text(method, strlen(method), false) ||
+        !parley_utf8_is_valid(url, strlen(url))) {
+        *code = "invalid_text";
+        *msg = "the request's path, query and header values must be valid UTF-8 without "
+               "control characters";
+        return 400;
+    }
+    return 0;
+}
+
+/* Answer at once and close the connection (nothing after this request on
+ * it is read: libmicrohttpd closes a connection answered before its body). */
+static void refuse(parley_req_t *r, int status, const char *code, const char *msg)
+{
+    r->state = REQ_HANDLE;
+    r->close = true;
+    parley_req_error(r, status, code, msg);
+}
+
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -449,14 +589,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->path = url;
         r->state = REQ_BODY;
-        size_t limit = srv->cfg.body_limit(url, srv->cfg.arg);
-        parley_buf_init(&r->body, limit);
+        r->limit = srv->cfg.body_limit(url, srv->cfg.arg);
+        parley_buf_init(&r->body, r->limit);
         *con_cls = r;
         atomic_fetch_add(&srv->inflight, 1);
+        const char *code, *msg;
+        int status = check_head(conn, url, method, &code, &msg);
+        if (status) {
+            refuse(r, status, code, msg);
+            return MHD_YES;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             unsigned long long n = strtoull(cl, NULL, 10);
-            if (n > limit && n / DRAIN_FACTOR > limit) {
+            if (n > r->limit && n / DRAIN_FACTOR > r->limit) {
                 /* Too large to be worth draining: answer and close. */
                 r->too_big = true;
                 r->state = REQ_HANDLE;
@@ -467,12 +613,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     if (*upload_data_size) {
+        r->received += *upload_data_size;
         if (r->state == REQ_BODY && !r->too_big &&
             parley_buf_append(&r->body, upload_data, *upload_data_size) != 0) {
             r->too_big = true;
             parley_buf_free(&r->body);
         }
         *upload_data_size = 0;
+        /* A body without a declared length (chunked) that keeps coming:
+         * past DRAIN_FACTOR times the limit it is not worth draining. */
+        if (r->too_big && r->received / DRAIN_FACTOR > r->limit)
+            return MHD_NO; /* closes the connection */
         return MHD_YES;
     }
 
@@ -580,7 +731,7 @@ static int start_daemon(parley_http_t *srv, unsigned *port_out)
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (!srv->daemon) {
         parley_log_error("cannot listen on %s:%u: %s", cfg->host, cfg->port,

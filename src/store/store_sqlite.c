@@ -567,6 +567,29 @@ static int check_integrity(parley_db_t *db)
     return err;
 }
 
+/*
+ * The database holds the server's signing key: it and its -wal and -shm
+ * files are the owner's only (0600), whatever the umask. SQLite creates
+ * -wal and -shm with the mode of the database file, so creating that file
+ * 0600 before SQLite does is enough for a new store; an existing store's
+ * files are tightened too.
+ */
+static int restrict_files(const char *file)
+{
+    char side[4096];
+    int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = fchmod(fd, 0600) != 0 ? -errno : 0;
+    close(fd);
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", file, i ? "-shm" : "-wal");
+        if (chmod(side, 0600) != 0 && errno != ENOENT)
+            rc = -errno;
+    }
+    return rc;
+}
+
 int parley_store_open(const char *dir, parley_store_t **out)
 {
     parley_store_t *s = calloc(1, sizeof *s);
@@ -596,6 +619,9 @@ int parley_store_open(const char *dir, parley_store_t **out)
         goto out_free;
     }
     snprintf(s->file, n, "%s/parley.db", dir);
+    rc = restrict_files(s->file);
+    if (rc)
+        goto out_free;
     rc = open_conn(s->file, true, &s->writer);
     if (rc)
         goto out_free;

@@ -23,6 +23,19 @@
  * neighbours in the batch still commit. Throughput is about batch size /
  * fsync time, latency one or two fsyncs.
  *
+ * What apply() may return, and what it does (is_storage_failure):
+ *   0                         keep the write
+ *   PARLEY_ESTORE             the store failed (I/O, corruption): the batch
+ *                             fails and the writer stops (fail-stop below)
+ *   PARLEY_EFULL              the disk is full: this write is answered 507,
+ *                             its neighbours go on
+ *   anything else (EINVAL,    the request's own failure, a value that could
+ *   ECONFLICT, ENOMEM, ...)   not be built included: only its savepoint
+ *                             rolls back; it answers from its own struct
+ * If SQLite itself abandoned the transaction (no longer in one), nothing
+ * of the batch can commit, whatever apply() said: the batch fails and the
+ * writer stops.
+ *
  * Fail-stop: if COMMIT fails (an I/O error, a failed fsync), every write in
  * the batch is answered with an error, the writer refuses all further
  * writes and on_fatal() asks the server to exit. A failed fsync is never
@@ -81,9 +94,11 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Only the store may stop the writer: a request's own error (a value it
+ * could not build, memory it could not get) is never a storage failure. */
 static bool is_storage_failure(int rc)
 {
-    return rc == PARLEY_ESTORE || rc == PARLEY_EFULL || rc == PARLEY_ENOMEM;
+    return rc == PARLEY_ESTORE || rc == PARLEY_EFULL;
 }
 
 /* Answer every write of a batch that cannot commit. */

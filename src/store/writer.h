@@ -30,9 +30,10 @@ typedef struct parley_write parley_write_t;
 /*
  * apply: run the write inside its own savepoint. Return 0 to keep its
  * changes, PARLEY_ECONFLICT (or any other PARLEY_E* that is not a storage
- * failure) to roll back just this write — its response is whatever it
- * recorded in its own struct. PARLEY_ESTORE or PARLEY_EFULL mean the
- * storage failed.
+ * failure, PARLEY_ENOMEM and PARLEY_EINVAL included) to roll back just
+ * this write — its response is whatever it recorded in its own struct.
+ * Only PARLEY_ESTORE (the writer stops) or PARLEY_EFULL (this write gets
+ * 507) mean the storage failed.
  *
  * done: called exactly once per submitted write, after the batch's fate is
  * known: status 0 when the batch committed (the write's recorded response

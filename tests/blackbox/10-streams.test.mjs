@@ -380,3 +380,46 @@ test("streams - a JSON batch is one append; reads from inside it return just the
     assert.equal(positionOf(got.headers["stream-next-offset"]), 4)
   }
 })
+
+test("streams - once a producer closed a stream, only its closing request is answered 204; any other producer gets 409 + Stream-Closed", async (t) => {
+  const srv = await startServer({ t })
+  const name = "closed-by-producer"
+  const producer = (id, epoch, seq) => ({ "Producer-Id": id, "Producer-Epoch": String(epoch), "Producer-Seq": String(seq) })
+  const post = (headers, body) =>
+    request(srv.url, `/v1/stream/${name}`, { method: "POST", headers: { "Content-Type": "text/plain", ...headers }, body })
+  await mustCreate(srv.url, name)
+  assert.equal((await post(producer("p1", 0, 0), "a")).status, 200)
+  const closing = { ...producer("p1", 0, 1), "Stream-Closed": "true" }
+  const closed = await post(closing)
+  assert.equal(closed.status, 204, `p1 closes: ${closed.status} ${closed.text}`)
+  const tail = closed.headers["stream-next-offset"]
+
+  const refused = [
+    ["p2 closes with seq 0", { ...producer("p2", 0, 0), "Stream-Closed": "true" }, undefined],
+    ["p2 appends", producer("p2", 0, 0), "b"],
+    ["p2 appends and closes", { ...producer("p2", 0, 0), "Stream-Closed": "true" }, "b"],
+    ["p1 repeats seq 0", producer("p1", 0, 0), "a"],
+    ["p1 closes with seq 2", { ...producer("p1", 0, 2), "Stream-Closed": "true" }, undefined],
+  ]
+  for (const [what, headers, body] of refused) {
+    const res = await post(headers, body)
+    assert.equal(res.status, 409, `${what}: ${res.status} ${res.text}`)
+    assert.equal(res.headers["stream-closed"], "true", `${what}: Stream-Closed`)
+    assert.equal(res.headers["stream-next-offset"], tail, `${what}: Stream-Next-Offset is the tail`)
+    assert.match(res.text, /sequence/, `${what}: the message says "sequence"`)
+  }
+  const again = await post(closing)
+  assert.equal(again.status, 204, "p1's closing request again")
+  assert.equal(again.headers["stream-closed"], "true")
+  assert.equal((await request(srv.url, `/v1/stream/${name}`, { method: "POST", headers: { "Stream-Closed": "true" } })).status, 204, "a bare close stays idempotent")
+  assert.equal((await readAll(srv.url, name)).text, "a", "nothing else was stored")
+
+  // A producer that skips a number is told which sequence number comes next.
+  const gap = "producer-gap"
+  await mustCreate(srv.url, gap)
+  assert.equal((await append(srv.url, gap, "x", "text/plain", { headers: producer("g", 0, 0) })).status, 200)
+  const skip = await append(srv.url, gap, "z", "text/plain", { headers: producer("g", 0, 2) })
+  assert.equal(skip.status, 409)
+  assert.equal(skip.headers["producer-expected-seq"], "1")
+  assert.match(skip.text, /sequence/)
+})

@@ -212,9 +212,7 @@ test("live - long-poll times out with 204", { timeout: 30_000 }, async (t) => {
   assert.ok(elapsed < 5_000, `204 after ${elapsed} ms, long after the 500 ms timeout`)
 })
 
-// PARLEY_SKIP_SLOW (set by scripts/test-all for the ThreadSanitizer build,
-// with the reason) skips it: it must push 160 MiB in 20 s.
-test("live - the WAL stays bounded under steady appends with hundreds of SSE readers", { timeout: 60_000, skip: process.env.PARLEY_SKIP_SLOW || false }, async (t) => {
+test("live - the WAL stays bounded under steady appends with hundreds of SSE readers", { timeout: 300_000 }, async (t) => {
   // RELIABILITY.md item 7: live readers hold no read transaction, so
   // checkpoints are never starved and the WAL is reused instead of growing.
   // 300 SSE readers follow one stream that gets small appends, while other
@@ -235,19 +233,20 @@ test("live - the WAL stays bounded under steady appends with hundreds of SSE rea
   const big = Buffer.alloc(64 * 1024, 7)
   const wagent = new http.Agent({ keepAlive: true, maxSockets: 16 })
   t.after(() => wagent.destroy())
+  // A fixed volume, however long it takes: the check is the WAL's size, not
+  // the speed (a loaded machine or a sanitizer build is only slower).
   const target = 160 * 1024 * 1024 // bytes to push through the WAL
-  const deadline = Date.now() + 20_000
   let written = 0
   let ticks = 0
   const bulk = Array.from({ length: 8 }, async () => {
-    while (written < target && Date.now() < deadline) {
+    while (written < target) {
       const res = await append(srv.url, "bulk", big, "application/octet-stream", { agent: wagent })
       assert.equal(res.status, 204)
       written += big.length
     }
   })
   const tail = (async () => {
-    while (written < target && Date.now() < deadline) {
+    while (written < target) {
       const res = await append(srv.url, "tail", JSON.stringify({ tick: ticks }), "application/json", { agent: wagent })
       assert.equal(res.status, 204)
       ticks++
@@ -255,7 +254,6 @@ test("live - the WAL stays bounded under steady appends with hundreds of SSE rea
     }
   })()
   await Promise.all([...bulk, tail])
-  assert.ok(written >= target, `only ${written} bytes written in time`)
   const wal = fs.statSync(`${srv.dataDir}/parley.db-wal`).size
   // The writer completes a checkpoint once the WAL passes 4,000 pages
   // (16 MiB); allow for a batch on top. Without checkpoints it would hold

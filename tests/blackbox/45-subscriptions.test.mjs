@@ -131,3 +131,69 @@ test("subscriptions - a pull-wake lease that runs out fences its worker and wake
   assert.equal(again.generation, 2)
   assert.equal(again.streams[0].acked_offset, "0000000000000000_0000000000000000", "nothing was acked by the fenced worker")
 })
+
+test("subscriptions - a wake stream is the admin's: a user's path is neither ensured for the admin nor used for wakes", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET] })
+  const admin = client(srv, ADMIN_KEY)
+  const alice = client(srv, userToken("alice", SECRET))
+  const bob = client(srv, userToken("bob", SECRET))
+  const json = { "Content-Type": "application/json" }
+  const putJson = (c, p) => c.call("PUT", `/v1/stream/${p}`, { body: "[]", headers: json })
+
+  // alice takes the well-known path first; the admin's "ensure" is refused,
+  // without saying whose the path is.
+  expectStatus(await putJson(alice, "wake/pool"), 201, "alice creates wake/pool")
+  const ensure = await putJson(admin, "wake/pool")
+  assert.equal(ensure.status, 409, `the admin's PUT on alice's path: ${ensure.text}`)
+  assert.match(ensure.json().error.message, /in use/)
+  assert.doesNotMatch(ensure.text, /alice/, "the 409 does not name the owner")
+  expectStatus(await putJson(alice, "wake/pool"), 200, "alice's own PUT stays idempotent")
+
+  // A subscription cannot use it as its wake stream.
+  const spec = (wake) => ({ type: "pull-wake", pattern: "jobs/**", wake_stream: wake, lease_ttl_ms: 5000 })
+  const refused = await admin.put("/v1/stream/__ds/subscriptions/squatted", spec("wake/pool"))
+  assert.equal(refused.status, 409, refused.text)
+  assert.equal(refused.json().error.code, "WAKE_STREAM_NOT_ADMIN")
+  assert.doesNotMatch(refused.text, /alice/)
+  assert.equal((await admin.get("/v1/stream/__ds/subscriptions/squatted")).status, 404, "nothing was created")
+
+  // An admin-owned wake stream: users can neither read nor forge wakes.
+  expectStatus(await putJson(admin, "wake/admin"), 201)
+  expectStatus(await admin.put("/v1/stream/__ds/subscriptions/jobs", spec("wake/admin")), 201)
+  expectStatus(await putJson(bob, "wake/admin"), 409, "bob cannot take the admin's path either")
+  assert.equal((await alice.post("/v1/stream/wake/admin", { type: "wake", subscription_id: "jobs", stream: "jobs/forged" })).status, 404, "alice cannot append")
+  assert.equal((await alice.get("/v1/stream/wake/admin?offset=-1")).status, 404, "alice cannot read")
+  expectStatus(await bob.call("PUT", "/v1/stream/jobs/bob-secret", { body: '{"x":1}', headers: json }), 201)
+  const events = expectStatus(await admin.get("/v1/stream/wake/admin?offset=-1"), 200)
+  assert.deepEqual(events.map((e) => [e.type, e.stream]), [["wake", "jobs/bob-secret"]])
+
+  // A wake stream that a user creates after the subscription gets no wakes.
+  expectStatus(await admin.put("/v1/stream/__ds/subscriptions/later", { ...spec("wake/later"), pattern: "later/**" }), 201)
+  expectStatus(await putJson(alice, "wake/later"), 201, "alice takes the wake stream's path")
+  expectStatus(await bob.call("PUT", "/v1/stream/later/bob", { body: '{"x":1}', headers: json }), 201)
+  const claim = expectStatus(await admin.post("/v1/stream/__ds/subscriptions/later/claim", { worker: "w" }), 200)
+  assert.equal(claim.streams[0].path, "later/bob", "the wake happened and can be claimed")
+  assert.deepEqual(expectStatus(await alice.get("/v1/stream/wake/later?offset=-1"), 200), [], "alice's stream names none of bob's streams")
+  assert.match(srv.stderr(), /wake stream wake\/later/, "the unannounced wake is logged")
+})
+
+test("subscriptions - webhook URLs in IPv6 ranges that carry a non-public IPv4 address are refused", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  const refused = [
+    "2002:a9fe:a9fe::", // 6to4 of 169.254.169.254
+    "2002:7f00:1::", // 6to4 of 127.0.0.1
+    "64:ff9b:1::a9fe:a9fe", // NAT64 local-use
+    "64:ff9b::7f00:1", // NAT64 of 127.0.0.1
+    "::ffff:0:169.254.169.254", // SIIT
+    "::169.254.169.254", // IPv4-compatible
+    "2001:0:4136:e378::5601:5601", // Teredo, client 169.254.169.254
+    "2001:0:7f00:1::a247:27dd", // Teredo, server 127.0.0.1
+  ]
+  for (const [i, addr] of refused.entries()) {
+    const res = await c.put(`/v1/stream/__ds/subscriptions/v6-${i}`, { type: "webhook", pattern: "x/*", webhook: { url: `https://[${addr}]/hook` } })
+    assert.equal(res.status, 400, `${addr}: ${res.text}`)
+    assert.equal(res.json().error.code, "WEBHOOK_URL_REJECTED", addr)
+  }
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/v6-ok", { type: "webhook", pattern: "x/*", webhook: { url: "https://[2002:5db8:d822::1]/hook" } }), 201, "6to4 of a public address")
+})

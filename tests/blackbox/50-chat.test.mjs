@@ -574,7 +574,9 @@ test("chat - snapshots are frozen: new messages and deleting the source change n
 })
 
 test("chat - contents round-trip byte-exact; 413 over the JSON limit; pages are clamped", { timeout: 60_000 }, async (t) => {
-  const { alice } = await setup(t)
+  // Over 200 writes as one user in a second or two: more than the default
+  // per-user rate limit allows (27-ratelimit tests that limit).
+  const { alice } = await setup(t, ["--rate-limit-writes", "off"])
   const conv = await newConversation(alice)
   const unit = "héllo wörld ✓ 😀 \"quoted\" \\ back\n\ttab <tag> & "
   const small = unit.repeat(Math.ceil(10240 / unit.length)).slice(0, 10240)

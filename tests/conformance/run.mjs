@@ -4,8 +4,10 @@
 // which must exit 0) and removes the directory.
 //
 // The long-poll timeout is set to 2 s: the suite expects an idle long-poll
-// to answer 204 well inside its 5 s per-test budget. Everything else runs
-// with the defaults.
+// to answer 204 well inside its 5 s per-test budget. The server runs in
+// local mode, which refuses cross-origin pages; one test sends a CORS
+// preflight from https://example.com, so that origin is allowed by name
+// (--allow-origin). Everything else runs with the defaults.
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -18,7 +20,10 @@ const dataDir = mkdtempSync(join(tmpdir(), "parley-conformance-"))
 
 const server = spawn(
   bin,
-  ["serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--long-poll-timeout", "2000"],
+  [
+    "serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--long-poll-timeout", "2000",
+    "--allow-origin", "https://example.com",
+  ],
   { stdio: ["ignore", "pipe", "inherit"] }
 )
 const cleanup = () => {

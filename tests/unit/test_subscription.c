@@ -382,6 +382,63 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     fixture_close(&fx);
 }
 
+static void subscription_wake_stream_must_be_the_admins(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    parley_outcome_t o;
+    parley_stream_t st;
+    int64_t id;
+    fixture_open(&fx);
+    parley_sub_spec_t spec = {"pull-wake", "jobs/*", "", "wake/user", "", 1000, NULL, 0};
+
+    /* A user's stream is refused as a wake stream, on creation and on a
+     * re-confirmation; the message does not say whose it is. */
+    begin(&fx);
+    assert_int_equal(parley_stream_ensure_internal(fx.db, "wake/user", "alice", &id), 0);
+    parley_outcome_init(&o);
+    assert_int_equal(parley_subscription_put(fx.db, "p1", &spec, &fx.view, NOW, &o), 0);
+    assert_int_equal(o.status, 409);
+    assert_string_equal(o.code, "WAKE_STREAM_NOT_ADMIN");
+    assert_null(strstr(o.error, "alice"));
+    parley_outcome_clear(&o);
+    parley_sub_t s;
+    assert_int_equal(parley_db_sub_get(fx.db, "p1", &s), PARLEY_ENOTFOUND);
+
+    /* The admin's (or local mode's) streams and a path not yet made are
+     * accepted. */
+    const char *ok[] = {"wake/admin", "wake/local", "wake/later"};
+    assert_int_equal(parley_stream_ensure_internal(fx.db, "wake/admin", "@admin", &id), 0);
+    assert_int_equal(parley_stream_ensure_internal(fx.db, "wake/local", "@local", &id), 0);
+    for (int i = 0; i < 3; i++) {
+        char sid[8];
+        snprintf(sid, sizeof sid, "ok%d", i);
+        parley_sub_spec_t t = spec;
+        t.wake_stream = ok[i];
+        t.pattern = i == 2 ? "later/*" : "jobs/*";
+        parley_outcome_init(&o);
+        assert_int_equal(parley_subscription_put(fx.db, sid, &t, &fx.view, NOW, &o), 0);
+        if (o.status != 201)
+            fail_msg("wake stream %s: %d %s", ok[i], o.status, o.error ? o.error : "");
+        parley_outcome_clear(&o);
+    }
+
+    /* A user who makes the missing wake stream later gets no wake events:
+     * they would name other users' streams. The wake can still be claimed. */
+    assert_int_equal(parley_stream_ensure_internal(fx.db, "wake/later", "mallory", &id), 0);
+    append(&fx, "later/bob", NOW, &o);
+    assert_false(notifies(&o, id));
+    parley_outcome_clear(&o);
+    assert_int_equal(parley_db_stream_get(fx.db, "wake/later", &st), 0);
+    assert_int_equal(st.tail, 0);
+    parley_outcome_init(&o);
+    assert_int_equal(parley_subscription_claim(fx.db, "ok2", "w1", fx.kr, NOW, &o), 0);
+    assert_int_equal(o.status, 200);
+    parley_outcome_clear(&o);
+    commit(&fx);
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest subscription_tests[] = {
@@ -389,6 +446,7 @@ int main(void)
         cmocka_unit_test(subscription_hash_covers_the_configuration),
         cmocka_unit_test(subscription_webhook_wake_retry_done_on_a_store),
         cmocka_unit_test(subscription_pull_wake_claim_ack_expire_on_a_store),
+        cmocka_unit_test(subscription_wake_stream_must_be_the_admins),
     };
     return cmocka_run_group_tests_name("subscription", subscription_tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -153,12 +154,82 @@ static void urlpolicy_addr_allowed_table(void **state)
     }
 }
 
+/*
+ * IPv6 ranges that carry an IPv4 address: each one is judged by the IPv4
+ * address it carries, the same way when the URL is checked and when the
+ * delivery connects (one function decides both).
+ */
+typedef struct v6_case {
+    const char *addr; /* numeric IPv6 address */
+    bool public_;     /* expected */
+    const char *what; /* why */
+} v6_case_t;
+
+static const v6_case_t v6_cases[] = {
+    {"2606:2800:220:1::", true, "an ordinary public address"},
+    {"2002:a9fe:a9fe::", false, "6to4 of 169.254.169.254"},
+    {"2002:7f00:1::", false, "6to4 of 127.0.0.1"},
+    {"2002:a00:1::1", false, "6to4 of 10.0.0.1"},
+    {"2002:c0a8:101:1::1", false, "6to4 of 192.168.1.1"},
+    {"2002:5db8:d822::1", true, "6to4 of a public address"},
+    {"64:ff9b::7f00:1", false, "NAT64 (well-known prefix) of 127.0.0.1"},
+    {"64:ff9b::a9fe:a9fe", false, "NAT64 (well-known prefix) of 169.254.169.254"},
+    {"64:ff9b::5db8:d822", true, "NAT64 (well-known prefix) of a public address"},
+    {"64:ff9b:1::a9fe:a9fe", false, "NAT64 local-use prefix 64:ff9b:1::/48"},
+    {"64:ff9b:1:ffff::5db8:d822", false, "NAT64 local-use prefix, whatever it carries"},
+    {"::ffff:0:169.254.169.254", false, "SIIT ::ffff:0:0/96 of 169.254.169.254"},
+    {"::ffff:0:10.0.0.1", false, "SIIT of 10.0.0.1"},
+    {"::ffff:0:93.184.216.34", true, "SIIT of a public address"},
+    {"::ffff:169.254.169.254", false, "IPv4-mapped of 169.254.169.254"},
+    {"::169.254.169.254", false, "IPv4-compatible of 169.254.169.254"},
+    {"::127.0.0.1", false, "IPv4-compatible of 127.0.0.1"},
+    {"::93.184.216.34", false, "IPv4-compatible (deprecated), whatever it carries"},
+    {"2001:0:4136:e378:8000:63bf:f5ff:fffe", false, "Teredo, client 10.0.0.1"},
+    {"2001:0:4136:e378::5601:5601", false, "Teredo, client 169.254.169.254"},
+    {"2001:0:7f00:1::a247:27dd", false, "Teredo, server 127.0.0.1"},
+    {"2001:0:a9fe:a9fe::a247:27dd", false, "Teredo, server 169.254.169.254"},
+    {"2001:0:4136:e378:8000:63bf:a247:27dd", true, "Teredo, server and client public"},
+    {"2606:2800:220:1:0:5efe:a00:1", false, "ISATAP interface id of 10.0.0.1"},
+    {"2606:2800:220:1:200:5efe:a9fe:a9fe", false, "ISATAP interface id of 169.254.169.254"},
+    {"2606:2800:220:1:200:5efe:5db8:d822", true, "ISATAP interface id of a public address"},
+    {"2001:2::1", false, "benchmarking 2001:2::/48"},
+};
+
+static void urlpolicy_ipv6_transition_table(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof v6_cases / sizeof v6_cases[0]; i++) {
+        const v6_case_t *c = &v6_cases[i];
+        struct sockaddr_in6 sa;
+        char url[128];
+        const char *why = NULL;
+        bool dev = false;
+        memset(&sa, 0, sizeof sa);
+        sa.sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, c->addr, &sa.sin6_addr), 1);
+        snprintf(url, sizeof url, "https://[%s]/hook", c->addr);
+        bool pub = parley_urlpolicy_ipv6_is_public(sa.sin6_addr.s6_addr);
+        bool url_ok = parley_urlpolicy_check(url, &dev, &why) == 0;
+        bool conn_ok = parley_urlpolicy_addr_allowed((struct sockaddr *)&sa, false);
+        if (pub != c->public_ || url_ok != c->public_ || conn_ok != c->public_) {
+            print_error("%s (%s): public %d, URL accepted %d, connect allowed %d; want %d\n",
+                        c->addr, c->what, pub, url_ok, conn_ok, c->public_);
+            failures++;
+        }
+        if (!url_ok && !why)
+            fail_msg("%s: refused without a reason", url);
+    }
+    assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest urlpolicy_tests[] = {
         cmocka_unit_test(urlpolicy_check_table),
         cmocka_unit_test(urlpolicy_check_too_long),
         cmocka_unit_test(urlpolicy_addr_allowed_table),
+        cmocka_unit_test(urlpolicy_ipv6_transition_table),
     };
     return cmocka_run_group_tests_name("urlpolicy", urlpolicy_tests, NULL, NULL);
 }

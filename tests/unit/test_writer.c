@@ -12,8 +12,9 @@
  * queue and later submits are refused without a callback; fail-stop after
  * a storage error or a failed fsync (injected through a pass-through SQLite
  * VFS), in a batch and in the periodic tick; a full disk fails only what it
- * must and is not fatal; and the data directory lock (PARLEY_ELOCKED), in
- * this process and from another one.
+ * must and is not fatal; every error class an apply() can return, and
+ * that only the store's own failure stops the writer; and the data
+ * directory lock (PARLEY_ELOCKED), in this process and from another one.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 
@@ -1049,6 +1050,61 @@ static void writer_disk_full_commit_fails_batch_continues(void **state)
     assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
 }
 
+/*
+ * Every class of error an apply() can return: what the write's done()
+ * gets, whether its rows stay, and whether the writer stops. Only the
+ * store's own failure stops it; a request that could not build a value
+ * (EINVAL: text that is not UTF-8) or get memory (ENOMEM) is that
+ * request's error.
+ */
+static const struct {
+    const char *name; /* the class */
+    int apply_rc;     /* what apply() returns after inserting its chunk */
+    int done_status;  /* what done() gets */
+    bool stops;       /* the writer fails (on_fatal, later submits refused) */
+} error_classes[] = {
+    {"ok", 0, 0, false},
+    {"conflict", PARLEY_ECONFLICT, 0, false},
+    {"invalid value", PARLEY_EINVAL, 0, false},
+    {"out of memory", PARLEY_ENOMEM, 0, false},
+    {"not found", PARLEY_ENOTFOUND, 0, false},
+    {"exists", PARLEY_EEXIST, 0, false},
+    {"too big", PARLEY_ETOOBIG, 0, false},
+    {"closed", PARLEY_ECLOSED, 0, false},
+    {"errno", -ENOENT, 0, false},
+    {"disk full", PARLEY_EFULL, PARLEY_EFULL, false},
+    {"store failed", PARLEY_ESTORE, PARLEY_ESTORE, true}, /* last: it stops the writer */
+};
+
+static void writer_apply_error_classes(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "classes");
+    for (size_t i = 0; i < sizeof error_classes / sizeof error_classes[0]; i++) {
+        twrite_t *t = tw_new(fx, sid, 100 + i);
+        t->apply_rc = error_classes[i].apply_rc;
+        int st = run_write(fx, t);
+        if (st != error_classes[i].done_status)
+            fail_msg("%s: done status %d, expected %d", error_classes[i].name, st,
+                     error_classes[i].done_status);
+        /* The write's rows stay only if it succeeded. */
+        assert_int_equal(chunk_visible(fx->store, sid, 100 + i), error_classes[i].apply_rc == 0);
+        if (error_classes[i].stops) {
+            assert_true(wait_failed(fx));
+            assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+            twrite_t *late = tw_new(fx, sid, 999);
+            assert_int_equal(parley_writer_submit(fx->writer, &late->w), PARLEY_ECLOSED);
+            continue;
+        }
+        if (parley_writer_failed(fx->writer) || atomic_load(&fx->fatal_calls) != 0)
+            fail_msg("%s: the writer stopped", error_classes[i].name);
+        /* The writer goes on: the next write commits. */
+        twrite_t *next = tw_new(fx, sid, 200 + i);
+        assert_int_equal(run_write(fx, next), 0);
+        assert_int_equal(chunk_visible(fx->store, sid, 200 + i), 1);
+    }
+}
+
 /* Maintenance that writes a row and makes its own commit's fsync fail. */
 static atomic_int tick_calls;
 
@@ -1156,6 +1212,7 @@ int main(void)
         W(writer_full_disk_fails_only_that_write),
         W(writer_fsync_failure_fails_batch_stops),
         W(writer_disk_full_commit_fails_batch_continues),
+        W(writer_apply_error_classes),
         W(writer_tick_fsync_failure_stops),
         W(writer_store_open_locked_same_process),
         W(writer_store_open_locked_other_process),

@@ -1,0 +1,13 @@
+// The core entry: browsers and Node 20+, fetch only, no dependencies.
+export { createClient, ParleyClient, Conversations, Messages, Sessions, Documents, Snapshots, Feed, Streams, mergeDiff, canonical, subjectOf } from "./client.js"
+export type { ClientOptions, ListOptions, LiveOptions, SendMessage } from "./client.js"
+export { Transport, ParleyError, backoffDelay, isRetryable, parseRetryAfter } from "./transport.js"
+export type { Answer, Call, FetchLike, RetryOptions, TokenProvider, TransportOptions } from "./transport.js"
+export { Outbox, MemoryOutboxStore, newKey } from "./outbox.js"
+export type { OutboxEntry, OutboxStore, Settled } from "./outbox.js"
+export { IndexedDBOutboxStore } from "./outbox-idb.js"
+export { Subscription, liveBatches } from "./live.js"
+export type { Batch, BatchSource, SubscribeOptions } from "./live.js"
+export { sharedSource, offsetLess, canShareTabs } from "./tabs.js"
+export type { ChannelLike, LockManagerLike, TabOptions } from "./tabs.js"
+export type * from "./types.js"
