@@ -91,8 +91,18 @@ static int (*real_ftruncate64)(int, off64_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 
+/*
+ * Resolve the real functions. Runs as a constructor, and again from any
+ * wrapper called before it (another library's constructor may open or
+ * write a file first); running twice stores the same values. real_fdatasync
+ * is set last: the wrappers test it.
+ */
 __attribute__((constructor)) static void init(void)
 {
+    watch_dir = getenv("PARLEY_POWERLOSS_DIR");
+    if (watch_dir && !*watch_dir)
+        watch_dir = NULL;
+    watch_len = watch_dir ? strlen(watch_dir) : 0;
     real_open = dlsym(RTLD_NEXT, "open");
     real_open64 = dlsym(RTLD_NEXT, "open64");
     real_openat = dlsym(RTLD_NEXT, "openat");
@@ -104,11 +114,8 @@ __attribute__((constructor)) static void init(void)
     real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
     real_ftruncate64 = dlsym(RTLD_NEXT, "ftruncate64");
     real_fsync = dlsym(RTLD_NEXT, "fsync");
-    real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
-    watch_dir = getenv("PARLEY_POWERLOSS_DIR");
-    if (watch_dir && !*watch_dir)
-        watch_dir = NULL;
-    watch_len = watch_dir ? strlen(watch_dir) : 0;
+    __atomic_store_n(&real_fdatasync, (int (*)(int))dlsym(RTLD_NEXT, "fdatasync"),
+                     __ATOMIC_RELEASE);
 }
 
 /* Write all of buf to the journal; a failure aborts (the test would lie). */
@@ -244,6 +251,8 @@ int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    if (!real_fdatasync)
+        init();
     int fd = real_open(path, flags, mode);
     remember(fd, AT_FDCWD, path);
     return fd;
@@ -255,6 +264,8 @@ int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    if (!real_fdatasync)
+        init();
     int fd = real_open64(path, flags, mode);
     remember(fd, AT_FDCWD, path);
     return fd;
@@ -266,6 +277,8 @@ int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    if (!real_fdatasync)
+        init();
     int fd = real_openat(dirfd, path, flags, mode);
     remember(fd, dirfd, path);
     return fd;
@@ -277,6 +290,8 @@ int openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    if (!real_fdatasync)
+        init();
     int fd = real_openat64(dirfd, path, flags, mode);
     remember(fd, dirfd, path);
     return fd;
@@ -284,6 +299,8 @@ int openat64(int dirfd, const char *path, int flags, ...)
 
 int close(int fd)
 {
+    if (!real_fdatasync)
+        init();
     if (fd >= 0 && fd < MAX_FD && watch_dir) {
         /* Unsynced writes of a closed file stay unsynced: its records remain
          * in the journal under its path; only the descriptor is forgotten. */
@@ -301,6 +318,8 @@ int close(int fd)
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
+    if (!real_fdatasync)
+        init();
     if (!maybe_tracked(fd))
         return real_pwrite64(fd, buf, n, off);
     pthread_mutex_lock(&lock);
@@ -313,6 +332,8 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+    if (!real_fdatasync)
+        init();
     if (!maybe_tracked(fd))
         return real_pwrite(fd, buf, n, off);
     pthread_mutex_lock(&lock);
@@ -325,6 +346,8 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
+    if (!real_fdatasync)
+        init();
     if (!maybe_tracked(fd))
         return real_write(fd, buf, n);
     pthread_mutex_lock(&lock);
@@ -349,6 +372,8 @@ static void before_truncate(int fd, uint64_t new_size)
 
 int ftruncate64(int fd, off64_t len)
 {
+    if (!real_fdatasync)
+        init();
     if (!maybe_tracked(fd))
         return real_ftruncate64(fd, len);
     pthread_mutex_lock(&lock);
@@ -361,6 +386,8 @@ int ftruncate64(int fd, off64_t len)
 
 int ftruncate(int fd, off_t len)
 {
+    if (!real_fdatasync)
+        init();
     if (!maybe_tracked(fd))
         return real_ftruncate(fd, len);
     pthread_mutex_lock(&lock);
@@ -415,10 +442,14 @@ static int sync_common(int fd, int (*real)(int))
 
 int fsync(int fd)
 {
+    if (!real_fdatasync)
+        init();
     return sync_common(fd, real_fsync);
 }
 
 int fdatasync(int fd)
 {
+    if (!real_fdatasync)
+        init();
     return sync_common(fd, real_fdatasync);
 }
