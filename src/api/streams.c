@@ -559,6 +559,8 @@ static int body_refill(void *arg, parley_buf_t *out, size_t room)
     return PARLEY_BODY_END;
 }
 
+#define SMALL_BODY (16 * 1024) /* answered from one buffer: the smallest window */
+
 /* Answer 200 with [pos, end) of meta (headers already added). */
 static void respond_body(parley_req_t *r, const parley_stream_t *meta, uint64_t pos, uint64_t end)
 {
@@ -578,6 +580,26 @@ static void respond_body(parley_req_t *r, const parley_stream_t *meta, uint64_t 
     b->cur.next = pos;
     b->cur.end = end;
     b->json = json;
+    /* A body that fits the smallest window (most reads: a client resuming
+     * near the tail) is read at once and answered from one buffer, headers
+     * and body in one write; it holds no more than a window would. */
+    parley_buf_t small;
+    parley_buf_init(&small, SMALL_BODY + 1024); /* room for the framing */
+    int rc = body_refill(b, &small, SMALL_BODY);
+    if (rc == PARLEY_BODY_END) {
+        free(b);
+        parley_req_respond_buf(r, 200, meta->content_type, &small);
+        return;
+    }
+    parley_buf_free(&small);
+    if (rc < 0) {
+        free(b);
+        respond_read_error(r, rc);
+        return;
+    }
+    /* Larger: start again, a window at a time. */
+    b->cur = (parley_read_cursor_t){.next = pos, .end = end};
+    b->opened = false;
     /* Bytes: the exact length, so a client can tell a cut-short body. */
     uint64_t size = json ? PARLEY_BODY_SIZE_UNKNOWN : end - pos;
     parley_req_respond_window(r, 200, meta->content_type, size, body_refill, b, free);
