@@ -378,6 +378,7 @@ typedef struct window_resp {
 
 #define WINDOW_BLOCK (4 * 1024) /* libmicrohttpd's buffer for a windowed response */
 #define WINDOW_SLACK 1024       /* room for what refill() adds past its window */
+#define READER_NOTSENT_LOWAT PARLEY_BUDGET_MIN_WINDOW /* unsent bytes the kernel may queue */
 
 static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -480,6 +481,16 @@ void parley_req_respond_window(parley_req_t *r, int status, const char *content_
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) {
+        /* The kernel's send buffer grows to megabytes (tcp_wmem) for a
+         * client that does not read: its window would drain into the
+         * kernel, where the budget cannot see it or take it back. Bound the
+         * unsent bytes the kernel queues; what stays unsent is the
+         * window's, counted by the budget (bytes in flight are not
+         * limited, so a fast client over a long path is not slowed). */
+        int lowat = READER_NOTSENT_LOWAT;
+        setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+    }
     parley_budget_add(r->srv->budget, &s->budget, ci ? ci->connect_fd : -1);
     r->window = s;
     queue(r, status, resp, content_type);

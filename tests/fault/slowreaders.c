@@ -2,13 +2,16 @@
  * slowreaders.c — readers that stop reading, for the black-box tests
  * (tests/blackbox/42-readers.test.mjs).
  *
- *   parley_slowreaders PORT PATH COUNT
+ *   parley_slowreaders PORT PATH COUNT [serial]
  *
  * Opens COUNT connections to 127.0.0.1:PORT with a small receive buffer
  * (so that the kernel holds little on either side and the server's own
  * memory is what is measured), sends "GET PATH" on each, reads each
- * response's headers and then stops reading. Prints "ready" once every
- * response has started. Then reads a command from stdin:
+ * response's headers and first body byte and then stops reading. With
+ * "serial", each response has started before the next connection opens
+ * (so the server sizes each first window knowing how many read before
+ * it). Prints "ready" once every response has started. Then reads a
+ * command from stdin:
  *
  *   drain   read every connection to its end and print, per connection,
  *           "<status> <content-length or -1> <body bytes> <eof|reset|timeout>",
@@ -19,6 +22,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,12 +72,32 @@ static int read_headers(conn_t *c)
     }
 }
 
+/* Read a response's headers and its first body byte (so the server has
+ * sized its first window). */
+static int start(conn_t *c, int i)
+{
+    if (read_headers(c)) {
+        fprintf(stderr, "connection %d: no response headers\n", i);
+        return -1;
+    }
+    char first;
+    if (c->body == 0 && c->clen != 0) {
+        if (recv(c->fd, &first, 1, 0) != 1) {
+            fprintf(stderr, "connection %d: no body\n", i);
+            return -1;
+        }
+        c->body = 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: parley_slowreaders PORT PATH COUNT\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "serial") == 0)) {
+        fprintf(stderr, "usage: parley_slowreaders PORT PATH COUNT [serial]\n");
         return 2;
     }
+    bool serial = argc == 5; /* each response starts before the next opens */
     int port = atoi(argv[1]);
     const char *path = argv[2];
     int count = atoi(argv[3]);
@@ -94,13 +118,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "connection %d: %s\n", i, strerror(errno));
             return 1;
         }
-    }
-    for (int i = 0; i < count; i++) {
-        if (read_headers(&c[i])) {
-            fprintf(stderr, "connection %d: no response headers\n", i);
+        if (serial && start(&c[i], i))
             return 1;
-        }
     }
+    for (int i = 0; !serial && i < count; i++)
+        if (start(&c[i], i))
+            return 1;
     printf("ready\n");
     fflush(stdout);
 
