@@ -35,7 +35,7 @@
 #include "api/auth.h"
 #include "api/ratelimit.h"
 #include "core/hub.h"
-#include "core/keyring.h"
+#include "codec/keyring.h"
 #include "core/session.h"
 #include "core/snapshot.h"
 #include "core/stream.h"

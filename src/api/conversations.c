@@ -23,7 +23,7 @@
 #include "api/resource.h"
 #include "api/write.h"
 #include "core/conversation.h"
-#include "core/id.h"
+#include "codec/id.h"
 #include "core/session.h"
 #include "parley/parley.h"
 

@@ -27,11 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-#define PARLEY_PATH_MAX 1024   /* bytes in a stream path */
-#define PARLEY_CTYPE_MAX 255   /* bytes in a content type */
-#define PARLEY_TOKEN_MAX 255   /* bytes in a Producer-Id or Stream-Seq */
-#define PARLEY_OWNER_MAX 255   /* bytes in an owner (user id) */
+#include "codec/limits.h" /* PARLEY_PATH_MAX, _OWNER_MAX, _ROW_ID_MAX... */
 
 typedef struct parley_store parley_store_t;
 
@@ -155,9 +151,6 @@ int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n);
 
 /* ---- documents ---- */
 
-#define PARLEY_COLLECTION_MAX 64 /* bytes in a collection name */
-#define PARLEY_DOC_ID_MAX 128    /* bytes in a document id */
-
 /* A document row; data is the canonical JSON (owned: parley_doc_clear). */
 typedef struct parley_doc {
     char owner[PARLEY_OWNER_MAX + 1];           /* owning user */
@@ -187,7 +180,6 @@ int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collectio
 /* ---- conversations, sessions, snapshots (core/conversation.h, session.h,
  * snapshot.h) ---- */
 
-#define PARLEY_ROW_ID_MAX 64   /* bytes in a server-made id column */
 #define PARLEY_STATUS_MAX 15   /* bytes in a session status name */
 #define PARLEY_SOURCE_MAX 400  /* bytes in a snapshot's source path */
 
@@ -389,7 +381,7 @@ int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *p
 int parley_db_stream_scan(parley_db_t *db, const char *prefix,
                           int (*cb)(void *arg, const parley_stream_t *st), void *arg);
 
-/* The server's stored secrets (core/keyring.h) by name: 0 with
+/* The server's stored secrets (codec/keyring.h) by name: 0 with
  * out[0..*len) (cap bytes), PARLEY_ENOTFOUND, or PARLEY_ETOOBIG. */
 int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
                       size_t *len);
