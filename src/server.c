@@ -22,6 +22,7 @@
  * waits for signals; parley_server_stop() and the fatal callbacks set flags.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -88,6 +89,11 @@ void parley_config_init(parley_config_t *cfg)
     cfg->max_json_bytes = 1536 * 1024;
     cfg->idempotency_ttl_s = 86400;
     cfg->session_max_attempts = 3;
+}
+
+bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
+{
+    return !cfg->store_url || parley_store_url_ok(cfg->store_url, why);
 }
 
 void parley_server_stop(void)
@@ -159,6 +165,9 @@ int parley_server_run(const parley_config_t *cfg)
     sigset_t sigs;
     int rc;
     unsigned port = 0;
+    const char *store_url = cfg->store_url;                  /* NULL: the default below */
+    char default_url[PATH_MAX + sizeof "sqlite:/parley.db"]; /* sqlite:<data_dir>/parley.db */
+    char store_desc[PATH_MAX + 64];                          /* "sqlite <file>" for the banner */
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
@@ -187,23 +196,32 @@ int parley_server_run(const parley_config_t *cfg)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads created below inherit it */
 
-    rc = parley_store_open(cfg->data_dir, &srv->ctx.store);
+    if (!store_url && snprintf(default_url, sizeof default_url, "sqlite:%s/parley.db",
+                               cfg->data_dir) >= (int)sizeof default_url) {
+        parley_log_error("data directory path too long: %s", cfg->data_dir);
+        rc = PARLEY_EINVAL;
+        goto out_free;
+    }
+    if (!store_url)
+        store_url = default_url;
+    rc = parley_store_open(store_url, &srv->ctx.store);
     if (rc == PARLEY_ELOCKED) {
-        parley_log_error("data directory %s is in use by another parley process; stop it "
-                         "first or pass a different --data",
-                         cfg->data_dir);
+        parley_log_error("the store %s is in use by another parley process; stop it first or "
+                         "pass a different --data or --store",
+                         store_url);
         goto out_free;
     }
     if (rc == PARLEY_ESTORE) {
-        parley_log_error("cannot open the store in %s: the database failed its integrity check or "
+        parley_log_error("cannot open the store %s: the database failed its integrity check or "
                          "could not be read (see above); refusing to serve it",
-                         cfg->data_dir);
+                         store_url);
         goto out_free;
     }
     if (rc) {
-        parley_log_error("cannot open the store in %s: %s", cfg->data_dir, parley_strerror(rc));
+        parley_log_error("cannot open the store %s: %s", store_url, parley_strerror(rc));
         goto out_free;
     }
+    parley_store_describe(srv->ctx.store, store_desc, sizeof store_desc);
     parley_stream_touch_init(parley_clock_now_ms());
     rc = parley_hub_create(&srv->ctx.hub);
     if (rc)
@@ -242,13 +260,11 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_writer;
 
     if (!cfg->quiet) {
-        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; %s)\n",
-               PARLEY_VERSION, cfg->listen_host, port, cfg->data_dir,
-               parley_store_file(srv->ctx.store),
-               parley_auth_local_mode(cfg)
-                   ? "local mode: no auth, loopback only"
-                   : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
-                                                         : "auth: admin key only");
+        printf("parley %s listening on http://%s:%u (store %s; %s)\n", PARLEY_VERSION,
+               cfg->listen_host, port, store_desc,
+               parley_auth_local_mode(cfg)           ? "local mode: no auth, loopback only"
+               : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
+                                                     : "auth: admin key only");
         fflush(stdout);
     }
 

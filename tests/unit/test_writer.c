@@ -54,6 +54,14 @@ typedef struct gate {
 } gate_t;
 
 /* The writer's commit callback, wired to the hub as the server does. */
+/* Open the SQLite store in dir (its default file, as `--data dir` does). */
+static int open_store_in(const char *dir, parley_store_t **out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", dir);
+    return parley_store_open(url, out);
+}
+
 static void wake_hub(void *arg, const int64_t *ids, int n, bool all)
 {
     if (all)
@@ -434,7 +442,7 @@ static int writer_setup(void **state)
     fx->pool = calloc(POOL, sizeof *fx->pool);
     if (!fx->pool || make_tmpdir(fx->dir, sizeof fx->dir))
         return -1;
-    if (parley_store_open(fx->dir, &fx->store) != 0)
+    if (open_store_in(fx->dir, &fx->store) != 0)
         return -1;
     if (parley_hub_create(&fx->hub) != 0)
         return -1;
@@ -1153,7 +1161,7 @@ static void writer_store_open_locked_same_process(void **state)
     /* flock belongs to the open file description: a second open of the
      * lock file conflicts even inside the process that holds it. */
     parley_store_t *second = (parley_store_t *)0x1;
-    assert_int_equal(parley_store_open(fx->dir, &second), PARLEY_ELOCKED);
+    assert_int_equal(open_store_in(fx->dir, &second), PARLEY_ELOCKED);
     assert_ptr_equal(second, (parley_store_t *)0x1);
 
     /* The holder is unaffected by the refused open. */
@@ -1169,7 +1177,7 @@ static void writer_store_open_locked_other_process(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         parley_store_t *s = NULL;
-        int rc = parley_store_open(fx->dir, &s);
+        int rc = open_store_in(fx->dir, &s);
         _exit(rc == PARLEY_ELOCKED ? 0 : 1);
     }
     int status = 0;
@@ -1183,11 +1191,11 @@ static void writer_store_open_after_close_unlocked(void **state)
     char dir[64];
     assert_int_equal(make_tmpdir(dir, sizeof dir), 0);
     parley_store_t *a = NULL, *b = NULL;
-    int rc_a = parley_store_open(dir, &a);
-    int rc_b = parley_store_open(dir, &b);
+    int rc_a = open_store_in(dir, &a);
+    int rc_b = open_store_in(dir, &b);
     parley_store_close(a);
     /* The lock goes with the store: the directory can be opened again. */
-    int rc_c = parley_store_open(dir, &b);
+    int rc_c = open_store_in(dir, &b);
     parley_store_close(b);
     remove_tree(dir);
     assert_int_equal(rc_a, 0);
