@@ -1,11 +1,11 @@
 /*
  * server.c — the server: what include/parley/parley.h promises. It wires
- * the pieces together and runs them: the store, the fan-out hub, the
- * checkpointer, the writer (with its maintenance tick), the server's keys,
- * webhook delivery, and the HTTP transport with the API router.
+ * the pieces together and runs them: the store (with its background work:
+ * SQLite's checkpointer), the fan-out hub, the writer (with its maintenance tick), the server's
+ * keys, webhook delivery, and the HTTP transport with the API router.
  *
- * Start-up order follows the dependencies (store → hub → checkpointer →
- * writer → keys → webhook delivery → HTTP); the start-up line is printed
+ * Start-up order follows the dependencies (store → hub → the store's
+ * background work → writer → keys → webhook delivery → HTTP); the start-up line is printed
  * once the port is bound.
  *
  * Shutdown (SIGINT/SIGTERM, or a fatal storage error):
@@ -14,8 +14,8 @@
  *   3. stop the writer: every queued write is committed and answered;
  *   4. wait for in-flight requests to finish sending (bounded);
  *   5. stop HTTP, then webhook delivery (after the writer, which has
- *      answered its outcome writes), the checkpointer (a last checkpoint)
- *      and the store (releasing the lock).
+ *      answered its outcome writes), the store's background work (SQLite:
+ *      a last checkpoint) and the store (releasing the lock).
  * The exit status says whether the stop was clean or a storage failure.
  *
  * Threads: parley_server_run() blocks the calling thread, which only
@@ -45,7 +45,6 @@
 #include "http/transport.h"
 #include "http/webhook.h"
 #include "parley/parley.h"
-#include "store/checkpointer.h"
 #include "store/store.h"
 #include "store/writer.h"
 #include "util/clock.h"
@@ -56,7 +55,6 @@ typedef struct parley_server {
     parley_config_t cfg;         /* configuration (copied) */
     parley_ctx_t ctx;            /* what handlers see */
     parley_http_t *http;         /* the HTTP transport */
-    parley_checkpointer_t *ckpt; /* copies the WAL back, off the commit path */
     parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
     parley_keyring_t *keyring;   /* webhook signing key, callback-token secret */
     parley_webhook_t *webhook;   /* delivers webhook wakes */
@@ -226,13 +224,14 @@ int parley_server_run(const parley_config_t *cfg)
     rc = parley_hub_create(&srv->ctx.hub);
     if (rc)
         goto out_store;
-    rc = parley_checkpointer_start(srv->ctx.store, on_fatal, srv, &srv->ckpt);
+    parley_store_hooks_t hooks = {.on_fatal = on_fatal, .arg = srv};
+    rc = parley_store_start(srv->ctx.store, &hooks); /* SQLite: the checkpointer */
     if (rc)
         goto out_hub;
     rc = parley_writer_start(srv->ctx.store, on_commit, srv->ctx.hub, on_fatal, srv,
                              &srv->ctx.writer);
     if (rc)
-        goto out_ckpt;
+        goto out_store_stop;
     parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
     rc = parley_writer_call(srv->ctx.writer, load_keys, srv);
     if (rc) {
@@ -294,8 +293,8 @@ out_writer:
     parley_webhook_stop(srv->webhook);
     parley_writer_free(srv->ctx.writer);
     parley_keyring_free(srv->keyring);
-out_ckpt:
-    parley_checkpointer_stop(srv->ckpt); /* after the writer: a last checkpoint */
+out_store_stop:
+    parley_store_stop(srv->ctx.store); /* after the writer: SQLite's last checkpoint */
 out_hub:
     parley_hub_destroy(srv->ctx.hub);
 out_store:

@@ -3,10 +3,10 @@
  * and the row destructors.
  *
  * A store URL is "<scheme>:<rest>". "sqlite:PATH" opens the SQLite
- * backend (store_sqlite.c) on the database file PATH. "postgres://..." and
- * "postgresql://..." name the PostgreSQL backend, which this build does not
- * have yet: they are refused with a message that says so, as is any other
- * scheme. parley_store_url_ok() gives the same verdict without opening
+ * backend (sqlite/store_sqlite.c) on the database file PATH.
+ * "postgres://..." and "postgresql://..." name the PostgreSQL backend,
+ * which this build does not have yet: they are refused with a message that
+ * says so, as is any other scheme. parley_store_url_ok() gives the same verdict without opening
  * anything, so the command line can refuse a bad --store before start-up.
  *
  * Threads: parley_store_open() from the server thread, once; the rest is
@@ -17,7 +17,7 @@
 
 #include "parley/parley.h"
 #include "store/store.h"
-#include "store/store_sqlite.h"
+#include "store/sqlite/store_sqlite.h"
 #include "util/log.h"
 
 static bool has_prefix(const char *s, const char *prefix)

@@ -2,7 +2,7 @@
  * store.h — the storage interface. No SQL above this line.
  *
  * A store is one database, named by a URL: "sqlite:PATH" (the embedded
- * SQLite backend, store/store_sqlite.c; the server's default is
+ * SQLite backend, store/sqlite/store_sqlite.c; the server's default is
  * "sqlite:<data dir>/parley.db") or, in a later build, "postgres://...".
  * It hands out connections (parley_db_t): exactly one writer connection,
  * owned by the writer thread (store/writer.c), and any number of read-only
@@ -40,6 +40,12 @@
 #include "codec/limits.h" /* PARLEY_PATH_MAX, _OWNER_MAX, _ROW_ID_MAX... */
 
 typedef struct parley_store_ops parley_store_ops_t;
+
+/* What the server gives a backend's background work at start. */
+typedef struct parley_store_hooks {
+    void (*on_fatal)(void *arg); /* background storage failure: stop serving */
+    void *arg;                   /* for on_fatal */
+} parley_store_hooks_t;
 
 /* One store (one database). A backend's store struct begins with this. */
 typedef struct parley_store {
@@ -240,21 +246,15 @@ struct parley_store_ops {
     /* One line naming the backend and where its data is, for the start-up
      * banner ("sqlite ./data/parley.db"); truncated to cap bytes. */
     void (*describe)(const parley_store_t *store, char *out, size_t cap);
-    /*
-     * Checkpoints (store/checkpointer.c; SQLite only, for now). wal_watch:
-     * call fn(arg, frames) on the writer thread after every commit with the
-     * WAL's size in frames (set before the writer starts). If fn returns
-     * true, the store checkpoints at once on the writer's connection,
-     * between transactions, where a checkpoint always completes and the
-     * next transaction rewinds the WAL; if that checkpoint fails, fn is
-     * called again with frames = -1. checkpoint: copy the WAL back into the
-     * database without blocking the writer or readers (SQLite's PASSIVE
-     * mode), on a connection of its own; *frames and *done report the WAL's
-     * size and how much of it is now in the database. Checkpointer thread
-     * only.
-     */
-    void (*wal_watch)(parley_store_t *store, bool (*fn)(void *arg, int frames), void *arg);
-    int (*checkpoint)(parley_store_t *store, int *frames, int *done);
+    /* Start the backend's own background work (SQLite: the checkpointer
+     * thread, which copies the WAL back off the commit path) before the
+     * writer starts; hooks->on_fatal is called (once, on a backend thread)
+     * if that work fails so that nothing may be trusted any more. */
+    int (*start)(parley_store_t *store, const parley_store_hooks_t *hooks);
+    /* Finish and join the background work (SQLite: a last checkpoint).
+     * After the writer has stopped, before close; a store never started
+     * or already stopped is fine. */
+    void (*stop)(parley_store_t *store);
 
     /* ---- connections ---- */
 
@@ -270,15 +270,17 @@ struct parley_store_ops {
      * begin/commit/rollback on the writer; the savepoint trio nests one
      * request's statements inside the batch's transaction. Readers use
      * begin/commit (a short read transaction for a consistent snapshot).
-     * in_txn: whether a transaction is open on db (false after SQLite
-     * rolled one back on its own, e.g. after an I/O error or a full disk). */
+     * release and rollback_to return PARLEY_ESTORE when the batch's
+     * transaction is gone (SQLite rolls it back on its own after an I/O
+     * error or a full disk); after rollback_to returns 0 the transaction
+     * is open and holds what it held before the savepoint. rollback is
+     * always safe to call. */
     int (*begin)(parley_db_t *db);
     int (*commit)(parley_db_t *db);
     int (*rollback)(parley_db_t *db);
     int (*savepoint)(parley_db_t *db);
     int (*release)(parley_db_t *db);
     int (*rollback_to)(parley_db_t *db);
-    bool (*in_txn)(parley_db_t *db);
 
     /* ---- streams, chunks, producers ---- */
 
@@ -477,15 +479,15 @@ static inline void parley_store_describe(const parley_store_t *store, char *out,
     store->ops->describe(store, out, cap);
 }
 
-static inline void parley_store_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames),
-                                          void *arg)
+static inline int parley_store_start(parley_store_t *store, const parley_store_hooks_t *hooks)
 {
-    store->ops->wal_watch(store, fn, arg);
+    return store->ops->start(store, hooks);
 }
 
-static inline int parley_store_checkpoint(parley_store_t *store, int *frames, int *done)
+static inline void parley_store_stop(parley_store_t *store)
 {
-    return store->ops->checkpoint(store, frames, done);
+    if (store)
+        store->ops->stop(store);
 }
 
 static inline parley_db_t *parley_store_writer(parley_store_t *store)
@@ -532,11 +534,6 @@ static inline int parley_db_release(parley_db_t *db)
 static inline int parley_db_rollback_to(parley_db_t *db)
 {
     return db->ops->rollback_to(db);
-}
-
-static inline bool parley_db_in_txn(parley_db_t *db)
-{
-    return db->ops->in_txn(db);
 }
 
 static inline int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)

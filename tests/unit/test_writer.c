@@ -396,6 +396,7 @@ struct twrite {
     bool check_in_done;     /* done: look for the chunk with a reader */
     bool fail_sync;         /* apply: make the batch's fsync fail */
     bool fail_write;        /* apply: make the batch's next write hit a full disk */
+    bool drop_txn;          /* apply: end the batch's transaction behind the writer */
     int64_t created_id;     /* id of the stream row inserted */
     int visible_in_apply;   /* reader saw the chunk from apply (-1 unchecked) */
     int visible_in_done;    /* reader saw the chunk from done (-1 unchecked) */
@@ -617,6 +618,8 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
         atomic_store(&fail_next_write, 1);
     if (t->check_in_apply)
         t->visible_in_apply = chunk_visible(t->fx->store, t->stream_id, t->pos);
+    if (t->drop_txn)
+        parley_db_rollback(db); /* as SQLite does on its own after an I/O error */
     return t->apply_rc;
 }
 
@@ -1084,6 +1087,46 @@ static const struct {
     {"store failed", PARLEY_ESTORE, PARLEY_ESTORE, true}, /* last: it stops the writer */
 };
 
+/*
+ * A write whose transaction vanished under it (SQLite rolls back on its own
+ * after some I/O errors and a full disk, and the apply may not have seen
+ * it): the store's release / rollback_to say so, and nothing of the batch
+ * is acknowledged, whatever the apply returned.
+ */
+static void lost_txn_case(fixture_t *fx, int apply_rc)
+{
+    int64_t sid = create_stream(fx, "lost");
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *dropper = tw_new(fx, sid, 2);
+    dropper->drop_txn = true;
+    dropper->apply_rc = apply_rc;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, dropper, w3};
+    run_one_batch(fx, batch, 3);
+
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ESTORE);
+    }
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 2), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 3), 0);
+    assert_true(wait_failed(fx));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+}
+
+static void writer_lost_txn_after_success_fails_batch_stops(void **state)
+{
+    lost_txn_case(*state, 0); /* release reports the loss */
+}
+
+static void writer_lost_txn_after_refusal_fails_batch_stops(void **state)
+{
+    lost_txn_case(*state, PARLEY_EINVAL); /* rollback_to reports the loss */
+}
+
 static void writer_apply_error_classes(void **state)
 {
     fixture_t *fx = *state;
@@ -1220,6 +1263,8 @@ int main(void)
         W(writer_full_disk_fails_only_that_write),
         W(writer_fsync_failure_fails_batch_stops),
         W(writer_disk_full_commit_fails_batch_continues),
+        W(writer_lost_txn_after_success_fails_batch_stops),
+        W(writer_lost_txn_after_refusal_fails_batch_stops),
         W(writer_apply_error_classes),
         W(writer_tick_fsync_failure_stops),
         W(writer_store_open_locked_same_process),

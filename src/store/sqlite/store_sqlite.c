@@ -58,20 +58,23 @@
 
 #include "parley/parley.h"
 #include "store/store.h"
-#include "store/store_sqlite.h"
+#include "store/sqlite/checkpointer.h"
+#include "store/sqlite/sqlite_internal.h"
+#include "store/sqlite/store_sqlite.h"
 #include "util/log.h"
 
 #define SCHEMA_VERSION 1
 
 /* The SQLite store: parley_store_t's ops point at sqlite_ops. */
 typedef struct sqlite_store {
-    parley_store_t base; /* ops (first: the store.h wrappers read it) */
-    char *file;          /* path of the database file */
-    int lock_fd;         /* flock'd lock file beside it */
-    parley_db_t *writer; /* the one write connection */
-    parley_db_t *ckpt;   /* the checkpointer's connection, opened on first use */
-    bool (*wal_fn)(void *, int); /* told the WAL size after each commit */
-    void *wal_arg;       /* for wal_fn */
+    parley_store_t base;                 /* ops (first: the store.h wrappers read it) */
+    char *file;                          /* path of the database file */
+    int lock_fd;                         /* flock'd lock file beside it */
+    parley_db_t *writer;                 /* the one write connection */
+    parley_db_t *ckpt;                   /* the checkpointer's connection, opened on first use */
+    bool (*wal_fn)(void *, int);         /* told the WAL size after each commit */
+    void *wal_arg;                       /* for wal_fn */
+    parley_checkpointer_t *checkpointer; /* between the start and stop ops */
 } sqlite_store_t;
 
 static const parley_store_ops_t sqlite_ops;
@@ -141,23 +144,23 @@ enum stmt_id {
     S_COUNT
 };
 
-#define CONV_COLS                                                                            \
-    "id, owner, title, metadata, version, created_ms, updated_ms, message_count, "            \
+#define CONV_COLS                                                                                  \
+    "id, owner, title, metadata, version, created_ms, updated_ms, message_count, "                 \
     "last_message_ms, activity, deleted"
-#define SESS_COLS                                                                            \
-    "id, conversation_id, owner, message_id, result_id, status, attempt, max_attempts, "      \
+#define SESS_COLS                                                                                  \
+    "id, conversation_id, owner, message_id, result_id, status, attempt, max_attempts, "           \
     "lease_ms, lease_expires_ms, error, request, input, created_ms, updated_ms, ord"
-#define SNAP_COLS                                                                            \
+#define SNAP_COLS                                                                                  \
     "id, owner, source, kind, title, public, created_ms, expires_ms, stream, payload, ord"
 
-#define SUB_COLS                                                                             \
-    "id, type, pattern, webhook_url, wake_stream, description, lease_ttl_ms, config_hash, "   \
-    "root_url, created_ms, generation, wake_id, holder, lease_expires_ms, delivery_due_ms, "  \
+#define SUB_COLS                                                                                   \
+    "id, type, pattern, webhook_url, wake_stream, description, lease_ttl_ms, config_hash, "        \
+    "root_url, created_ms, generation, wake_id, holder, lease_expires_ms, delivery_due_ms, "       \
     "attempts"
 #define LINK_COLS "sub_id, path, by_glob, by_explicit, acked, wake_tail"
 
-#define STREAM_COLS                                                                          \
-    "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, " \
+#define STREAM_COLS                                                                                \
+    "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, "     \
     "closer, closer_epoch, closer_seq, stream_seq, fork_src, fork_pos, refs, deleted"
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -195,10 +198,11 @@ static const char *const stmt_sql[S_COUNT] = {
                        "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
     [S_IDEM_GET] = "SELECT fingerprint, created_ms, response FROM idempotency "
                    "WHERE owner = ?1 AND key = ?2",
-    [S_IDEM_PUT] = "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
-                   "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
-                   "excluded.response",
+    [S_IDEM_PUT] =
+        "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
+        "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
+        "excluded.response",
     [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
                      "WHERE created_ms < ?1 LIMIT ?2)",
     [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
@@ -207,8 +211,8 @@ static const char *const stmt_sql[S_COUNT] = {
                   "created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                   "ON CONFLICT (owner, collection, id) DO UPDATE SET "
                   "version = excluded.version, deleted = excluded.deleted, data = excluded.data, "
-                   "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
-                   "excluded.updated_ms, chg = excluded.chg",
+                  "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
+                  "excluded.updated_ms, chg = excluded.chg",
     [S_DOC_LIST] = "SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM documents "
                    "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
                    "ORDER BY chg DESC LIMIT ?4",
@@ -225,14 +229,15 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE owner = ?1 AND deleted = 0 "
                     "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
     [S_SESS_GET] = "SELECT " SESS_COLS " FROM sessions WHERE id = ?1",
-    [S_SESS_PUT] = "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
-                   "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
-                   "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
-                   "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
-                   "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
-                   "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
-                   "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
+    [S_SESS_PUT] =
+        "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
+        "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
+        "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
+        "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
+        "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
+        "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
+        "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
     [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
     [S_SESS_LIST] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
@@ -246,12 +251,13 @@ static const char *const stmt_sql[S_COUNT] = {
                        "lease_expires_ms <= ?1 AND status = 'processing' "
                        "ORDER BY lease_expires_ms LIMIT ?2",
     [S_SNAP_GET] = "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1",
-    [S_SNAP_PUT] = "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                   "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
-                   "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
-                   "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
-                   "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
-                   "excluded.payload, ord = excluded.ord",
+    [S_SNAP_PUT] =
+        "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
+        "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
+        "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
+        "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
+        "excluded.payload, ord = excluded.ord",
     [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
     [S_SNAP_LIST] = "SELECT " SNAP_COLS " FROM snapshots WHERE owner = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
@@ -437,10 +443,10 @@ static const char schema_sql[] =
 
 /* A SQLite connection: parley_db_t's ops point at sqlite_ops. */
 typedef struct sqlite_db {
-    parley_db_t base;           /* ops (first: the store.h wrappers read it) */
-    sqlite3 *conn;              /* the SQLite connection */
+    parley_db_t base;            /* ops (first: the store.h wrappers read it) */
+    sqlite3 *conn;               /* the SQLite connection */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared lazily, reset after each use */
-    bool writer;                /* the one write connection */
+    bool writer;                 /* the one write connection */
 } sqlite_db_t;
 
 static sqlite_db_t *sq(parley_db_t *db)
@@ -699,9 +705,26 @@ out_free:
     return rc;
 }
 
+static int sq_start(parley_store_t *store, const parley_store_hooks_t *hooks)
+{
+    sqlite_store_t *s = sq_store(store);
+    if (s->checkpointer)
+        return 0;
+    return parley_checkpointer_start(store, hooks ? hooks->on_fatal : NULL,
+                                     hooks ? hooks->arg : NULL, &s->checkpointer);
+}
+
+static void sq_stop(parley_store_t *store)
+{
+    sqlite_store_t *s = sq_store(store);
+    parley_checkpointer_stop(s->checkpointer); /* a last checkpoint */
+    s->checkpointer = NULL;
+}
+
 static void sq_close(parley_store_t *store)
 {
     sqlite_store_t *s = sq_store(store);
+    sq_stop(store); /* a store closed without stop: still join the thread */
     parley_db_close(s->ckpt);
     parley_db_close(s->writer);
     if (s->lock_fd >= 0)
@@ -730,7 +753,7 @@ static int on_wal(void *arg, sqlite3 *conn, const char *name, int frames)
     return SQLITE_OK;
 }
 
-static void sq_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames), void *arg)
+void parley_sqlite_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames), void *arg)
 {
     sqlite_store_t *s = sq_store(store);
     s->wal_fn = fn;
@@ -738,7 +761,7 @@ static void sq_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames
     sqlite3_wal_hook(sq(s->writer)->conn, fn ? on_wal : NULL, fn ? s : NULL);
 }
 
-static int sq_checkpoint(parley_store_t *store, int *frames, int *done)
+int parley_sqlite_checkpoint(parley_store_t *store, int *frames, int *done)
 {
     sqlite_store_t *s = sq_store(store);
     if (!s->ckpt) {
@@ -783,25 +806,34 @@ static int sq_rollback(parley_db_t *db)
     return exec_simple(db, S_ROLLBACK);
 }
 
-static bool sq_in_txn(parley_db_t *db)
-{
-    return !sqlite3_get_autocommit(sq(db)->conn);
-}
-
 static int sq_savepoint(parley_db_t *db)
 {
     return exec_simple(db, S_SAVEPOINT);
 }
 
+/* Whether SQLite rolled the transaction back on its own (after an I/O
+ * error or a full disk, e.g.): the savepoint went with it. */
+static bool txn_lost(parley_db_t *db)
+{
+    return sqlite3_get_autocommit(sq(db)->conn) != 0;
+}
+
 static int sq_release(parley_db_t *db)
 {
-    return exec_simple(db, S_RELEASE);
+    if (txn_lost(db))
+        return PARLEY_ESTORE;
+    int rc = exec_simple(db, S_RELEASE);
+    return rc && txn_lost(db) ? PARLEY_ESTORE : rc;
 }
 
 static int sq_rollback_to(parley_db_t *db)
 {
+    if (txn_lost(db))
+        return PARLEY_ESTORE;
     int rc = exec_simple(db, S_ROLLBACK_TO);
-    return rc ? rc : exec_simple(db, S_RELEASE);
+    if (rc == 0)
+        rc = exec_simple(db, S_RELEASE);
+    return rc && txn_lost(db) ? PARLEY_ESTORE : rc;
 }
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -943,8 +975,7 @@ static int sq_stream_update(parley_db_t *db, const parley_stream_t *s)
 
 static int sq_stream_remove(parley_db_t *db, int64_t id)
 {
-    static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS,
-                                         S_STREAM_DEL};
+    static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS, S_STREAM_DEL};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         sqlite3_stmt *st = NULL;
         int rc = prep(db, steps[i], &st);
@@ -1298,8 +1329,8 @@ static int row_to_conv(sqlite3_stmt *st, parley_conv_t *c, bool borrow)
     c->activity = sqlite3_column_int64(st, 9);
     c->deleted = sqlite3_column_int(st, 10) != 0;
     if (borrow) {
-        c->title = sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL
-                                                              : (char *)sqlite3_column_text(st, 2);
+        c->title =
+            sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : (char *)sqlite3_column_text(st, 2);
         c->metadata = (char *)sqlite3_column_text(st, 3);
         return 0;
     }
@@ -1537,8 +1568,8 @@ static int row_to_snap(sqlite3_stmt *st, parley_snap_t *s, bool borrow)
     copy_text(s->stream, sizeof s->stream, st, 8);
     s->ord = sqlite3_column_int64(st, 10);
     if (borrow) {
-        s->title = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL
-                                                              : (char *)sqlite3_column_text(st, 4);
+        s->title =
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : (char *)sqlite3_column_text(st, 4);
         s->payload = (char *)sqlite3_column_text(st, 9);
         return 0;
     }
@@ -1931,8 +1962,8 @@ static const parley_store_ops_t sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
     .describe = sq_describe,
-    .wal_watch = sq_wal_watch,
-    .checkpoint = sq_checkpoint,
+    .start = sq_start,
+    .stop = sq_stop,
     .writer = sq_writer,
     .reader = sq_reader,
     .db_close = sq_db_close,
@@ -1942,7 +1973,6 @@ static const parley_store_ops_t sqlite_ops = {
     .savepoint = sq_savepoint,
     .release = sq_release,
     .rollback_to = sq_rollback_to,
-    .in_txn = sq_in_txn,
     .stream_get = sq_stream_get,
     .stream_get_id = sq_stream_get_id,
     .stream_insert = sq_stream_insert,

@@ -3,8 +3,8 @@
  * URL dispatch only. Everything else reaches the backend through the ops
  * table (store.h).
  */
-#ifndef PARLEY_STORE_STORE_SQLITE_H
-#define PARLEY_STORE_STORE_SQLITE_H
+#ifndef PARLEY_STORE_SQLITE_STORE_SQLITE_H
+#define PARLEY_STORE_SQLITE_STORE_SQLITE_H
 
 #include "store/store.h"
 
