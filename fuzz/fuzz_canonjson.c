@@ -1,7 +1,7 @@
 /*
  * fuzz_canonjson.c — libFuzzer harness for bounded JSON parsing and
  * canonical JSON (parley_canonjson_parse and parley_canonjson_dump,
- * src/core/canonjson.c).
+ * src/codec/canonjson.c).
  *
  * The input is one request body, byte for byte (pointer and length, no NUL
  * added, so AddressSanitizer sees any read past it). It is parsed with a
@@ -24,7 +24,7 @@
  *   7. A body nested deeper than the limit is refused: parsing with a
  *      limit one below the value's measured depth fails.
  *
- * fuzz-sources: src/core/canonjson.c src/util/buf.c
+ * fuzz-sources: src/codec/canonjson.c src/util/buf.c
  * fuzz-libs: -ljansson -lcrypto
  */
 #include <stdbool.h>
@@ -34,7 +34,7 @@
 
 #include <jansson.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "harness.h"
 #include "parley/parley.h"
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_jsonmsg.c — libFuzzer harness for JSON-mode message framing
- * (src/core/jsonmsg.c).
+ * (src/codec/jsonmsg.c).
  *
  * The input is one request body, byte for byte. The API takes a pointer and
  * a length, so no NUL is added: libFuzzer's buffer is exactly size bytes and
@@ -22,13 +22,13 @@
  *   6. A callback that returns non-zero stops the split at that message, and
  *      split returns that value.
  *
- * fuzz-sources: src/core/jsonmsg.c
+ * fuzz-sources: src/codec/jsonmsg.c
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "core/jsonmsg.h"
+#include "codec/jsonmsg.h"
 #include "harness.h"
 #include "parley/parley.h"
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_jwt.c — libFuzzer harness for JWT verification and signing
- * (parley_jwt_verify and parley_jwt_sign_hs256, src/core/jwt.c).
+ * (parley_jwt_verify and parley_jwt_sign_hs256, src/codec/jwt.c).
  *
  * The first input byte picks a mode; the rest is its material:
  *   0  a whole token, verified as the server verifies a bearer token;
@@ -28,7 +28,7 @@
  *      makes it refused.
  *   5. An empty secret refuses every token.
  *
- * fuzz-sources: src/core/jwt.c src/util/base64url.c
+ * fuzz-sources: src/codec/jwt.c src/util/base64url.c
  * fuzz-libs: -ljansson -lcrypto
  */
 #include <stdbool.h>
@@ -40,7 +40,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "core/jwt.h"
+#include "codec/jwt.h"
 #include "harness.h"
 #include "parley/parley.h"
 #include "util/base64url.h"

@@ -1,6 +1,6 @@
 /*
  * fuzz_mergepatch.c — libFuzzer harness for JSON Merge Patch
- * (parley_mergepatch_apply, src/core/mergepatch.c).
+ * (parley_mergepatch_apply, src/codec/mergepatch.c).
  *
  * The input is two JSON texts separated by the first newline: the target,
  * then the patch (which may span more lines). Both are parsed with
@@ -22,7 +22,7 @@
  *      result, whatever the target.
  *   6. target NULL (an absent document) is the same as target null.
  *
- * fuzz-sources: src/core/mergepatch.c src/core/canonjson.c src/util/buf.c
+ * fuzz-sources: src/codec/mergepatch.c src/codec/canonjson.c src/util/buf.c
  * fuzz-libs: -ljansson -lcrypto
  */
 #include <stdbool.h>
@@ -32,8 +32,8 @@
 
 #include <jansson.h>
 
-#include "core/canonjson.h"
-#include "core/mergepatch.h"
+#include "codec/canonjson.h"
+#include "codec/mergepatch.h"
 #include "harness.h"
 #include "parley/parley.h"
 

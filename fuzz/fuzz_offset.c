@@ -1,5 +1,5 @@
 /*
- * fuzz_offset.c — libFuzzer harness for stream offsets (src/core/offset.c).
+ * fuzz_offset.c — libFuzzer harness for stream offsets (src/codec/offset.c).
  *
  * The input, as a NUL-terminated string, goes to parley_offset_parse() and
  * parley_offset_parse_param(); its first bytes, read as a number, also drive
@@ -14,13 +14,13 @@
  *   3. Every position up to PARLEY_OFFSET_MAX formats to a string that
  *      parses back to that position.
  *
- * fuzz-sources: src/core/offset.c
+ * fuzz-sources: src/codec/offset.c
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/offset.h"
+#include "codec/offset.h"
 #include "harness.h"
 #include "parley/parley.h"
 

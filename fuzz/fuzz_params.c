@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "api/params.h"
-#include "core/offset.h"
+#include "codec/offset.h"
 #include "core/producer.h"
 #include "harness.h"
 #include "parley/parley.h"

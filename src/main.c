@@ -23,7 +23,10 @@ static void usage(FILE *out)
             "serve options:\n"
             "  --listen HOST:PORT       address to listen on (default 127.0.0.1:4437;\n"
             "                           port 0 picks a free port)\n"
-            "  --data DIR               data directory (default ./data)\n"
+            "  --data DIR               data directory (default ./data): the store is\n"
+            "                           sqlite:DIR/parley.db unless --store is given\n"
+            "  --store URL              where the data lives (or PARLEY_STORE):\n"
+            "                           sqlite:PATH, an SQLite database file\n"
             "  --threads N              HTTP worker threads (default: one per core)\n"
             "  --long-poll-timeout MS   long-poll wait before 204 (default 30000)\n"
             "  --sse-recycle MS         SSE connection lifetime (default 60000)\n"
@@ -248,13 +251,15 @@ int main(int argc, char **argv)
         O_ADMIN,
         O_JWT,
         O_MAXATTEMPTS,
-        O_ALLOWORIGIN
+        O_ALLOWORIGIN,
+        O_STORE
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"listen", required_argument, NULL, O_LISTEN},
         {"data", required_argument, NULL, O_DATA},
+        {"store", required_argument, NULL, O_STORE},
         {"threads", required_argument, NULL, O_THREADS},
         {"long-poll-timeout", required_argument, NULL, O_LP},
         {"sse-recycle", required_argument, NULL, O_SSE},
@@ -283,6 +288,9 @@ int main(int argc, char **argv)
     /* Secrets from the environment keep them out of `ps`. */
     cfg.admin_key = getenv("PARLEY_ADMIN_KEY");
     cfg.jwt_secret = getenv("PARLEY_JWT_SECRET");
+    const char *env_store = getenv("PARLEY_STORE");
+    if (env_store && *env_store)
+        cfg.store_url = env_store;
     for (size_t i = 0; i < N_RATE_OPTS; i++) {
         const char *v = getenv(rate_opts[i].env);
         if (v && *v && set_rate_opt(&rate_opts[i], v, &cfg)) {
@@ -330,6 +338,9 @@ int main(int argc, char **argv)
             break;
         case O_DATA:
             cfg.data_dir = optarg;
+            break;
+        case O_STORE:
+            cfg.store_url = optarg;
             break;
         case O_THREADS:
             bad = parse_uint(optarg, &cfg.threads);
@@ -395,6 +406,13 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "parley: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    const char *why = NULL;
+    if (!parley_config_store_ok(&cfg, &why)) {
+        /* Only the scheme: a database URL may hold a password. */
+        fprintf(stderr, "parley: invalid --store (scheme '%.*s'): %s\n",
+                (int)strcspn(cfg.store_url, ":"), cfg.store_url, why);
         return 2;
     }
     int rc = parley_server_run(&cfg);

@@ -1,11 +1,11 @@
 /*
  * server.c — the server: what include/parley/parley.h promises. It wires
- * the pieces together and runs them: the store, the fan-out hub, the
- * checkpointer, the writer (with its maintenance tick), the server's keys,
- * webhook delivery, and the HTTP transport with the API router.
+ * the pieces together and runs them: the store (with its background work:
+ * SQLite's checkpointer), the fan-out hub, the writer (with its maintenance tick), the server's
+ * keys, webhook delivery, and the HTTP transport with the API router.
  *
- * Start-up order follows the dependencies (store → hub → checkpointer →
- * writer → keys → webhook delivery → HTTP); the start-up line is printed
+ * Start-up order follows the dependencies (store → hub → the store's
+ * background work → writer → keys → webhook delivery → HTTP); the start-up line is printed
  * once the port is bound.
  *
  * Shutdown (SIGINT/SIGTERM, or a fatal storage error):
@@ -14,8 +14,8 @@
  *   3. stop the writer: every queued write is committed and answered;
  *   4. wait for in-flight requests to finish sending (bounded);
  *   5. stop HTTP, then webhook delivery (after the writer, which has
- *      answered its outcome writes), the checkpointer (a last checkpoint)
- *      and the store (releasing the lock).
+ *      answered its outcome writes), the store's background work (SQLite:
+ *      a last checkpoint) and the store (releasing the lock).
  * The exit status says whether the stop was clean or a storage failure.
  *
  * Threads: parley_server_run() blocks the calling thread, which only
@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -36,7 +37,7 @@
 #include "api/auth.h"
 #include "api/ratelimit.h"
 #include "core/hub.h"
-#include "core/keyring.h"
+#include "codec/keyring.h"
 #include "core/session.h"
 #include "core/snapshot.h"
 #include "core/stream.h"
@@ -45,7 +46,6 @@
 #include "http/transport.h"
 #include "http/webhook.h"
 #include "parley/parley.h"
-#include "store/checkpointer.h"
 #include "store/store.h"
 #include "store/writer.h"
 #include "util/clock.h"
@@ -56,7 +56,6 @@ typedef struct parley_server {
     parley_config_t cfg;         /* configuration (copied) */
     parley_ctx_t ctx;            /* what handlers see */
     parley_http_t *http;         /* the HTTP transport */
-    parley_checkpointer_t *ckpt; /* copies the WAL back, off the commit path */
     parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
     parley_keyring_t *keyring;   /* webhook signing key, callback-token secret */
     parley_webhook_t *webhook;   /* delivers webhook wakes */
@@ -90,6 +89,11 @@ void parley_config_init(parley_config_t *cfg)
     cfg->max_json_bytes = 1536 * 1024;
     cfg->idempotency_ttl_s = 86400;
     cfg->session_max_attempts = 3;
+}
+
+bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
+{
+    return !cfg->store_url || parley_store_url_ok(cfg->store_url, why);
 }
 
 void parley_server_stop(void)
@@ -161,6 +165,9 @@ int parley_server_run(const parley_config_t *cfg)
     sigset_t sigs;
     int rc;
     unsigned port = 0;
+    const char *store_url = cfg->store_url;                  /* NULL: the default below */
+    char default_url[PATH_MAX + sizeof "sqlite:/parley.db"]; /* sqlite:<data_dir>/parley.db */
+    char store_desc[PATH_MAX + 64];                          /* "sqlite <file>" for the banner */
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
@@ -196,34 +203,44 @@ int parley_server_run(const parley_config_t *cfg)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads created below inherit it */
 
-    rc = parley_store_open(cfg->data_dir, &srv->ctx.store);
+    if (!store_url && snprintf(default_url, sizeof default_url, "sqlite:%s/parley.db",
+                               cfg->data_dir) >= (int)sizeof default_url) {
+        parley_log_error("data directory path too long: %s", cfg->data_dir);
+        rc = PARLEY_EINVAL;
+        goto out_free;
+    }
+    if (!store_url)
+        store_url = default_url;
+    rc = parley_store_open(store_url, &srv->ctx.store);
     if (rc == PARLEY_ELOCKED) {
-        parley_log_error("data directory %s is in use by another parley process; stop it "
-                         "first or pass a different --data",
-                         cfg->data_dir);
+        parley_log_error("the store %s is in use by another parley process; stop it first or "
+                         "pass a different --data or --store",
+                         store_url);
         goto out_free;
     }
     if (rc == PARLEY_ESTORE) {
-        parley_log_error("cannot open the store in %s: the database failed its integrity check or "
+        parley_log_error("cannot open the store %s: the database failed its integrity check or "
                          "could not be read (see above); refusing to serve it",
-                         cfg->data_dir);
+                         store_url);
         goto out_free;
     }
     if (rc) {
-        parley_log_error("cannot open the store in %s: %s", cfg->data_dir, parley_strerror(rc));
+        parley_log_error("cannot open the store %s: %s", store_url, parley_strerror(rc));
         goto out_free;
     }
+    parley_store_describe(srv->ctx.store, store_desc, sizeof store_desc);
     parley_stream_touch_init(parley_clock_now_ms());
     rc = parley_hub_create(&srv->ctx.hub);
     if (rc)
         goto out_store;
-    rc = parley_checkpointer_start(srv->ctx.store, on_fatal, srv, &srv->ckpt);
+    parley_store_hooks_t hooks = {.on_fatal = on_fatal, .arg = srv};
+    rc = parley_store_start(srv->ctx.store, &hooks); /* SQLite: the checkpointer */
     if (rc)
         goto out_hub;
     rc = parley_writer_start(srv->ctx.store, on_commit, srv->ctx.hub, on_fatal, srv,
                              &srv->ctx.writer);
     if (rc)
-        goto out_ckpt;
+        goto out_store_stop;
     parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
     rc = parley_writer_call(srv->ctx.writer, load_keys, srv);
     if (rc) {
@@ -253,13 +270,11 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_writer;
 
     if (!cfg->quiet) {
-        printf("parley %s listening on http://%s:%u (data %s, store sqlite %s; %s)\n",
-               PARLEY_VERSION, cfg->listen_host, port, cfg->data_dir,
-               parley_store_file(srv->ctx.store),
-               parley_auth_local_mode(cfg)
-                   ? "local mode: no auth, loopback only"
-                   : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
-                                                         : "auth: admin key only");
+        printf("parley %s listening on http://%s:%u (store %s; %s)\n", PARLEY_VERSION,
+               cfg->listen_host, port, store_desc,
+               parley_auth_local_mode(cfg)           ? "local mode: no auth, loopback only"
+               : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
+                                                     : "auth: admin key only");
         fflush(stdout);
     }
 
@@ -289,8 +304,8 @@ out_writer:
     parley_webhook_stop(srv->webhook);
     parley_writer_free(srv->ctx.writer);
     parley_keyring_free(srv->keyring);
-out_ckpt:
-    parley_checkpointer_stop(srv->ckpt); /* after the writer: a last checkpoint */
+out_store_stop:
+    parley_store_stop(srv->ctx.store); /* after the writer: SQLite's last checkpoint */
 out_hub:
     parley_hub_destroy(srv->ctx.hub);
 out_store:

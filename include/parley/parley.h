@@ -68,6 +68,8 @@ typedef struct parley_config {
     const char *listen_host;      /* address to bind, default "127.0.0.1" */
     unsigned listen_port;         /* port, default 4437; 0 picks a free one */
     const char *data_dir;         /* data directory, default "./data" */
+    const char *store_url;        /* store URL, "sqlite:PATH"; NULL (default):
+                                     "sqlite:<data_dir>/parley.db" */
     unsigned threads;             /* HTTP worker threads, default 0 = cores */
     unsigned long_poll_ms;        /* long-poll wait before 204, default 30000 */
     unsigned sse_recycle_ms;      /* SSE connection lifetime, default 60000 */
@@ -92,6 +94,14 @@ typedef struct parley_config {
 
 /* Fill *cfg with the documented defaults. */
 void parley_config_init(parley_config_t *cfg);
+
+/*
+ * Whether cfg->store_url names a store this build can open (NULL, the
+ * default, always can). If not, *why (static text) says what is wrong, e.g.
+ * that this build has no PostgreSQL backend. Checks the URL only; opening
+ * it may still fail. Any thread.
+ */
+bool parley_config_store_ok(const parley_config_t *cfg, const char **why);
 
 /*
  * Run a server with *cfg until SIGINT/SIGTERM (or parley_server_stop()).

@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "api/auth.h"
-#include "core/jwt.h"
+#include "codec/jwt.h"
 #include "util/clock.h"
 
 bool parley_auth_local_mode(const parley_config_t *cfg)

@@ -26,7 +26,7 @@
 #include "api/resource.h"
 #include "api/write.h"
 #include "core/conversation.h"
-#include "core/id.h"
+#include "codec/id.h"
 #include "core/message.h"
 #include "core/session.h"
 #include "core/turn.h"

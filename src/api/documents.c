@@ -17,9 +17,9 @@
 #include "api/params.h"
 #include "api/resource.h"
 #include "api/write.h"
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/document.h"
-#include "core/id.h"
+#include "codec/id.h"
 #include "parley/parley.h"
 
 #define MAX_DEPTH 128     /* JSON nesting accepted in a document */

@@ -8,8 +8,8 @@
 #include "api/params.h"
 #include "api/resource.h"
 #include "api/write.h"
-#include "core/canonjson.h"
-#include "core/id.h"
+#include "codec/canonjson.h"
+#include "codec/id.h"
 #include "parley/parley.h"
 
 int parley_resource_body(parley_req_t *r, bool optional, json_t **out)

@@ -3,7 +3,7 @@
  * sessions, snapshots): bodies in, outcomes and pages out.
  *
  * Bodies are parsed on the connection's thread with the bounded parser of
- * core/canonjson.h (nesting limit, duplicate names refused), so the writer
+ * codec/canonjson.h (nesting limit, duplicate names refused), so the writer
  * only ever sees well-formed values. Every JSON answer is written as
  * canonical JSON: numbers come back as the shortest text that reads back to
  * the same value (0.1 stays 0.1), strings byte for byte.

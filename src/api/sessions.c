@@ -31,7 +31,7 @@
 #include "api/params.h"
 #include "api/resource.h"
 #include "api/write.h"
-#include "core/id.h"
+#include "codec/id.h"
 #include "core/producer.h"
 #include "core/session.h"
 #include "core/stream.h"

@@ -20,7 +20,7 @@
 #include "api/api.h"
 #include "api/resource.h"
 #include "api/write.h"
-#include "core/id.h"
+#include "codec/id.h"
 #include "core/snapshot.h"
 #include "parley/parley.h"
 #include "util/clock.h"

@@ -37,7 +37,7 @@
 #include "api/params.h"
 #include "api/write.h"
 #include "core/feed.h"
-#include "core/offset.h"
+#include "codec/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
 #include "core/subscription.h"

@@ -22,7 +22,7 @@
  *
  * This file parses and normalizes bodies (paths lose leading and trailing
  * '/', explicit streams are sorted and made unique, the webhook URL is
- * judged by core/urlpolicy.h) on the connection's thread, hands every
+ * judged by codec/urlpolicy.h) on the connection's thread, hands every
  * change to the writer through parley_api_write(), and answers with the
  * protocol's error shape {"error": {"code": "FENCED", "message": ...}}.
  * A body member this server does not know is refused (400 INVALID_REQUEST
@@ -41,12 +41,12 @@
 #include "api/params.h"
 #include "api/resource.h"
 #include "api/write.h"
-#include "core/canonjson.h"
-#include "core/glob.h"
-#include "core/id.h"
+#include "codec/canonjson.h"
+#include "codec/glob.h"
+#include "codec/id.h"
 #include "core/stream.h"
 #include "core/subscription.h"
-#include "core/urlpolicy.h"
+#include "codec/urlpolicy.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/utf8.h"
@@ -278,7 +278,7 @@ static int only(parley_req_t *r, json_t *obj, const char *const *allowed)
 /*
  * A stream path from a body: leading and trailing '/' dropped, then the
  * rules of a stream path; Parley's own and the reserved paths are refused.
- * glob: a pattern (core/glob.h) instead. Returns the normalized copy (kept
+ * glob: a pattern (codec/glob.h) instead. Returns the normalized copy (kept
  * with the write), or NULL after answering.
  */
 static const char *body_path(parley_req_t *r, sub_write_t *sw, const char *what, json_t *v,

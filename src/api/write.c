@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "api/write.h"
-#include "core/fingerprint.h"
+#include "codec/fingerprint.h"
 #include "core/idempotency.h"
 #include "parley/parley.h"
 #include "util/clock.h"

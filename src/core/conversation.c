@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/conversation.h"
 #include "core/feed.h"
-#include "core/mergepatch.h"
+#include "codec/mergepatch.h"
 #include "core/stream.h"
 #include "parley/parley.h"
 #include "util/clock.h"

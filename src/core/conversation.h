@@ -8,7 +8,7 @@
  * log can be read (catch-up, long-poll, SSE, resume by offset) like any
  * Durable Stream, and a snapshot is a fork of it.
  *
- * A message is stored as the canonical JSON (core/canonjson.h) of
+ * A message is stored as the canonical JSON (codec/canonjson.h) of
  *     {id, conversation_id, seq, role, content, metadata, session_id,
  *      created_at}
  * so what a client sent comes back with the same values: strings byte for

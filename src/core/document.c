@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/document.h"
 #include "core/feed.h"
-#include "core/mergepatch.h"
+#include "codec/mergepatch.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 

@@ -1,7 +1,7 @@
 /*
  * document.h — versioned JSON documents: the rules (DESIGN.md §2.2).
  *
- * A document is a JSON object stored as canonical JSON (core/canonjson.h)
+ * A document is a JSON object stored as canonical JSON (codec/canonjson.h)
  * with its SHA-256, in the namespace of its owner: (owner, collection, id).
  * Every change adds one to its version. Deleting leaves a tombstone that
  * keeps the version, so a re-created document never reuses a version a

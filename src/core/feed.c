@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/feed.h"
 #include "core/stream.h"
 #include "parley/parley.h"

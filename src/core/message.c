@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/message.h"
 #include "core/session.h" /* PARLEY_SESSION_MAX_ATTEMPTS only */
 #include "parley/parley.h"

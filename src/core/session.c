@@ -68,7 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/conversation.h"
 #include "core/feed.h"
 #include "core/session.h"

@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "core/conversation.h"
 #include "core/document.h"
 #include "core/feed.h"
-#include "core/id.h"
+#include "codec/id.h"
 #include "core/snapshot.h"
 #include "core/stream.h"
 #include "parley/parley.h"

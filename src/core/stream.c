@@ -5,7 +5,7 @@
  *
  * Positions. A stream's data is a sequence of positions: bytes for byte
  * streams, messages for JSON streams. Its tail is the next position; an
- * offset is a position written in the format of core/offset.h. A fork
+ * offset is a position written in the format of codec/offset.h. A fork
  * created at position p reads [0, p) from its source (and so on down
  * its source's source...) and keeps its own chunks from p on; offsets are
  * shared, never translated. Chains are walked in loops, never by
@@ -35,7 +35,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/jsonmsg.h"
+#include "codec/jsonmsg.h"
 #include "core/producer.h"
 #include "core/stream.h"
 #include "parley/parley.h"

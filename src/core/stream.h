@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/offset.h"
+#include "codec/offset.h"
 #include "store/store.h"
 #include "util/buf.h"
 

@@ -51,7 +51,7 @@
  *      the lease; a delivery is due only on a webhook one.
  *   4. A pull-wake subscription has a lease exactly when it has a holder.
  *
- * Links: acked is a position (offsets are positions, core/offset.h); a
+ * Links: acked is a position (offsets are positions, codec/offset.h); a
  * link with the stream's tail > acked is pending. A missing or deleted
  * stream's tail counts as 0. A subscription never links its own wake
  * stream by pattern, so its wake events cannot wake it.
@@ -66,9 +66,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canonjson.h"
-#include "core/glob.h"
-#include "core/offset.h"
+#include "codec/canonjson.h"
+#include "codec/glob.h"
+#include "codec/offset.h"
 #include "core/stream.h"
 #include "core/subscription.h"
 #include "parley/parley.h"

@@ -3,7 +3,7 @@
  * workers by webhook or through a wake stream (PROTOCOL.md §6, §7).
  *
  * A subscription links stream paths — those its glob pattern matches
- * (core/glob.h) and those named explicitly — each with an acked offset.
+ * (codec/glob.h) and those named explicitly — each with an acked offset.
  * When a linked stream's tail passes its acked offset the subscription has
  * pending work, and an idle subscription is woken: its generation grows by
  * one, a new wake id is drawn, and the wake is delivered (a webhook POST by
@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/keyring.h"
+#include "codec/keyring.h"
 #include "core/outcome.h"
 #include "store/store.h"
 
@@ -57,7 +57,7 @@
 typedef struct parley_sub_spec {
     const char *type;           /* "webhook" or "pull-wake" */
     const char *pattern;        /* glob, or "" */
-    const char *webhook_url;    /* webhook: the URL (checked by core/urlpolicy.h), else "" */
+    const char *webhook_url;    /* webhook: the URL (checked by codec/urlpolicy.h), else "" */
     const char *wake_stream;    /* pull-wake: the wake stream's path, else "" */
     const char *description;    /* free text, or "" */
     int64_t lease_ttl_ms;       /* PARLEY_SUB_LEASE_MIN_MS .. MAX_MS */

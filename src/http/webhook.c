@@ -20,7 +20,7 @@
  * (the writer's done callback marks it finished): until then the store
  * still says "due", and the scan must not POST it again.
  *
- * SSRF (core/urlpolicy.h): the URL is judged again before each POST, every
+ * SSRF (codec/urlpolicy.h): the URL is judged again before each POST, every
  * address curl is about to connect to is judged in the open-socket
  * callback (a DNS name that now resolves to a private address is refused),
  * redirects are not followed, only http and https are spoken, and no proxy
@@ -51,7 +51,7 @@
 #include <unistd.h>
 
 #include "core/subscription.h"
-#include "core/urlpolicy.h"
+#include "codec/urlpolicy.h"
 #include "http/webhook.h"
 #include "parley/parley.h"
 #include "util/buf.h"

@@ -4,7 +4,7 @@
  * One thread POSTs the wakes of webhook subscriptions with libcurl's multi
  * interface: many deliveries in flight at once, none of them on the writer
  * or an HTTP worker. It finds due deliveries in the store (delivery_due_ms
- * of core/subscription.h), signs each body (core/keyring.h), and hands each
+ * of core/subscription.h), signs each body (codec/keyring.h), and hands each
  * outcome back to the writer as a write of its own; the retry schedule is
  * stored, so a restart keeps it.
  *
@@ -16,7 +16,7 @@
 #define PARLEY_HTTP_WEBHOOK_H
 
 #include "core/hub.h"
-#include "core/keyring.h"
+#include "codec/keyring.h"
 #include "store/store.h"
 #include "store/writer.h"
 

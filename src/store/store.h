@@ -1,20 +1,30 @@
 /*
  * store.h — the storage interface. No SQL above this line.
  *
- * A store is one data directory: the database, and a lock file that keeps a
- * second process out. It hands out connections (parley_db_t): exactly one
- * writer connection, owned by the writer thread (store/writer.c), and any
- * number of read-only connections, one per HTTP worker thread.
+ * A store is one database, named by a URL: "sqlite:PATH" (the embedded
+ * SQLite backend, store/sqlite/store_sqlite.c; the server's default is
+ * "sqlite:<data dir>/parley.db") or, in a later build, "postgres://...".
+ * It hands out connections (parley_db_t): exactly one writer connection,
+ * owned by the writer thread (store/writer.c), and any number of read-only
+ * connections, one per reading thread.
  *
- * The SQLite implementation (store_sqlite.c) runs in WAL mode with
- * synchronous=FULL: a COMMIT returns only after the WAL is fsynced, so a
- * committed transaction survives kill -9 and power loss. Readers see the
- * last committed snapshot and never block the writer. A PostgreSQL backend
- * will implement this same set of functions.
+ * A backend is a table of operations, parley_store_ops_t, grouped by noun
+ * below. Every backend's store and connection structs begin with a
+ * parley_store_t / parley_db_t (the ops pointer), and the static inline
+ * parley_store_* / parley_db_* wrappers at the end of this file dispatch
+ * through it, so callers name the operation, never the backend.
+ * parley_store_open() (store/store.c) picks the backend by the URL's
+ * scheme.
+ *
+ * The SQLite backend runs in WAL mode with synchronous=FULL: a COMMIT
+ * returns only after the WAL is fsynced, so a committed transaction
+ * survives kill -9 and power loss. Readers see the last committed snapshot
+ * and never block the writer.
  *
  * Ownership: records filled by the store (parley_stream_t) are plain values
  * owned by the caller. Data handed to a read callback is borrowed and valid
- * only during the call.
+ * only during the call. The row destructors (parley_*_clear, store/store.c)
+ * free a row's owned strings and accept NULL.
  *
  * Threads: a parley_db_t is used by one thread at a time. The writer
  * connection only by the writer thread; each reader by the thread that
@@ -27,13 +37,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/limits.h" /* PARLEY_PATH_MAX, _OWNER_MAX, _ROW_ID_MAX... */
 
-#define PARLEY_PATH_MAX 1024   /* bytes in a stream path */
-#define PARLEY_CTYPE_MAX 255   /* bytes in a content type */
-#define PARLEY_TOKEN_MAX 255   /* bytes in a Producer-Id or Stream-Seq */
-#define PARLEY_OWNER_MAX 255   /* bytes in an owner (user id) */
+typedef struct parley_store_ops parley_store_ops_t;
 
-typedef struct parley_store parley_store_t;
+/* What the server gives a backend's background work at start. */
+typedef struct parley_store_hooks {
+    void (*on_fatal)(void *arg); /* background storage failure: stop serving */
+    void *arg;                   /* for on_fatal */
+} parley_store_hooks_t;
+
+/* One store (one database). A backend's store struct begins with this. */
+typedef struct parley_store {
+    const parley_store_ops_t *ops; /* the backend that opened it */
+} parley_store_t;
+
+/* One connection. A backend's connection struct begins with this. */
+typedef struct parley_db {
+    const parley_store_ops_t *ops; /* the backend it belongs to */
+} parley_db_t;
 
 /* An idempotent producer's stored state on one stream (core/producer.h
  * decides with it). */
@@ -42,7 +64,6 @@ typedef struct parley_producer_state {
     uint64_t epoch;    /* current epoch */
     uint64_t last_seq; /* highest accepted seq within epoch */
 } parley_producer_state_t;
-typedef struct parley_db parley_db_t;
 
 /* A stream's metadata row. */
 typedef struct parley_stream {
@@ -74,89 +95,7 @@ typedef struct parley_stream {
 typedef int (*parley_chunk_cb)(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
                                const void *data, size_t len);
 
-/*
- * Open (creating if needed) the store in dir and take its lock. Fails with
- * PARLEY_ELOCKED when another process holds it. *out is owned by the caller
- * and released by parley_store_close(). Any thread, once.
- */
-int parley_store_open(const char *dir, parley_store_t **out);
-/* Close the store and release the lock. All readers must be closed. */
-void parley_store_close(parley_store_t *store);
-/* The path of the database file (borrowed, lives as long as the store). */
-const char *parley_store_file(const parley_store_t *store);
-
-/*
- * Checkpoints (store/checkpointer.c). watch: call fn(arg, frames) on the
- * writer thread after every commit with the WAL's size in frames (set
- * before the writer starts). If fn returns true, the store checkpoints at
- * once on the writer's connection, between transactions, where a
- * checkpoint always completes and the next transaction rewinds the WAL; if
- * that checkpoint fails, fn is called again with frames = -1.
- * checkpoint: copy the WAL back into the database without blocking the
- * writer or readers (SQLite's PASSIVE mode), on a connection of its own;
- * *frames and *done report the WAL's size and how much of it is now in the
- * database. Checkpointer thread only.
- */
-void parley_store_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames), void *arg);
-int parley_store_checkpoint(parley_store_t *store, int *frames, int *done);
-
-/* The writer connection (borrowed, owned by the store). Writer thread only. */
-parley_db_t *parley_store_writer(parley_store_t *store);
-/* A new read-only connection, freed with parley_db_close(). */
-int parley_store_reader(parley_store_t *store, parley_db_t **out);
-void parley_db_close(parley_db_t *db);
-
-/* Transactions. begin/commit/rollback on the writer; the savepoint trio
- * nests one request's statements inside the batch's transaction. Readers
- * use begin/commit (a short read transaction for a consistent snapshot). */
-int parley_db_begin(parley_db_t *db);
-int parley_db_commit(parley_db_t *db);
-int parley_db_rollback(parley_db_t *db);
-int parley_db_savepoint(parley_db_t *db);
-int parley_db_release(parley_db_t *db);
-int parley_db_rollback_to(parley_db_t *db);
-
-/* Streams. get/get_id: 0 or PARLEY_ENOTFOUND. */
-int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out);
-int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out);
-/* Insert st (its id is assigned and written back). */
-int parley_db_stream_insert(parley_db_t *db, parley_stream_t *st);
-/* Write back every mutable field of st. */
-int parley_db_stream_update(parley_db_t *db, const parley_stream_t *st);
-/* Remove the stream with its chunks and producer state. */
-int parley_db_stream_remove(parley_db_t *db, int64_t id);
-/* Streams whose absolute or sliding expiry is before now_ms, up to max ids. */
-int parley_db_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n);
-
-/* Chunks: stored data, positions [start, end). */
-int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                           uint64_t unit_end, const void *data, size_t len);
-/* Call cb for each chunk of the stream with end > from, in order. */
-int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
-                         void *arg);
-
-/* Producer state of (stream, producer id); st->exists = false if none. */
-int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
-                           parley_producer_state_t *st);
-int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
-                           const parley_producer_state_t *st);
-
-/* ---- idempotency records (core/idempotency.h) ---- */
-
-/* The record of (owner, key): *fingerprint (65 bytes), *created_ms and the
- * stored response (*resp, new malloc'd, *len). 0 or PARLEY_ENOTFOUND. */
-int parley_db_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
-                       int64_t *created_ms, char **resp, size_t *len);
-/* Insert or replace the record of (owner, key). */
-int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
-                       const char *fingerprint, int64_t created_ms, const char *resp, size_t len);
-/* Delete up to limit records created before before_ms; *n deleted. */
-int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n);
-
 /* ---- documents ---- */
-
-#define PARLEY_COLLECTION_MAX 64 /* bytes in a collection name */
-#define PARLEY_DOC_ID_MAX 128    /* bytes in a document id */
 
 /* A document row; data is the canonical JSON (owned: parley_doc_clear). */
 typedef struct parley_doc {
@@ -174,20 +113,10 @@ typedef struct parley_doc {
 } parley_doc_t;
 
 void parley_doc_clear(parley_doc_t *d);
-/* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). */
-int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
-                      parley_doc_t *out);
-/* Insert or replace the row (data borrowed). */
-int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d);
-/* Live documents of a collection, newest change first, with chg < before
- * (0 = from the newest); cb gets each (borrowed; return non-zero to stop). */
-int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
-                       int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg);
 
 /* ---- conversations, sessions, snapshots (core/conversation.h, session.h,
  * snapshot.h) ---- */
 
-#define PARLEY_ROW_ID_MAX 64   /* bytes in a server-made id column */
 #define PARLEY_STATUS_MAX 15   /* bytes in a session status name */
 #define PARLEY_SOURCE_MAX 400  /* bytes in a snapshot's source path */
 
@@ -210,16 +139,6 @@ typedef struct parley_conv {
 } parley_conv_t;
 
 void parley_conv_clear(parley_conv_t *c);
-/* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). The
- * strings in *out are new allocations owned by the caller. */
-int parley_db_conv_get(parley_db_t *db, const char *id, parley_conv_t *out);
-/* Insert or replace the row (strings borrowed). Writer. */
-int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c);
-/* Live conversations of owner, most recently active first, with activity
- * < before (0 = from the newest); cb gets each row (borrowed, valid during
- * the call; return non-zero to stop). */
-int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_conv_t *c), void *arg);
 
 /*
  * A session row: one assistant turn. error, request and input are owned
@@ -245,24 +164,6 @@ typedef struct parley_sess {
 } parley_sess_t;
 
 void parley_sess_clear(parley_sess_t *s);
-/* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
-int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out);
-/* Insert or replace the row (strings borrowed). Writer. */
-int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s);
-int parley_db_sess_remove(parley_db_t *db, const char *id);
-/* Sessions of a conversation, newest first, with ord < before (0 = from
- * the newest), only of status when status != NULL. cb as for conv_list. */
-int parley_db_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
-                        int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_sess_t *s), void *arg);
-/* The oldest pending session (of one conversation when conversation_id is
- * not NULL): 0 or PARLEY_ENOTFOUND. */
-int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
-                                  parley_sess_t *out);
-/* Ids of up to max processing sessions whose lease ended at or before
- * now_ms, into ids[i] (PARLEY_ROW_ID_MAX + 1 bytes each); *n found. */
-int parley_db_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n);
 
 /*
  * A snapshot row. title and payload are owned (parley_snap_clear). The
@@ -285,22 +186,6 @@ typedef struct parley_snap {
 } parley_snap_t;
 
 void parley_snap_clear(parley_snap_t *s);
-/* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
-int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out);
-/* Insert or replace the row (strings borrowed). Writer. */
-int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s);
-int parley_db_snap_remove(parley_db_t *db, const char *id);
-/* Snapshots of owner, newest first, with ord < before (0 = from the
- * newest). cb as for conv_list. */
-int parley_db_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_snap_t *s), void *arg);
-/* Ids of up to max snapshots that expired at or before now_ms and still
- * hold a fork stream; *n found. */
-int parley_db_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n);
-
-/* Next value of a named counter (1, 2, ...), in the writer's transaction. */
-int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out);
 
 /* ---- subscriptions (core/subscription.h) ---- */
 
@@ -340,65 +225,584 @@ typedef struct parley_sub_link {
     int64_t wake_tail;                  /* tail taken by the wake in flight, -1 outside one */
 } parley_sub_link_t;
 
-/* 0 or PARLEY_ENOTFOUND. */
-int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out);
-/* Insert or replace the row. Writer. */
-int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s);
-/* Remove the row and all its links. Writer. */
-int parley_db_sub_remove(parley_db_t *db, const char *id);
-/* Every subscription with a pattern; cb gets each (borrowed, valid during
- * the call; it must not use db; non-zero stops). */
-int parley_db_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
-                               void *arg);
-/* Ids of up to max subscriptions whose lease ended at or before now_ms
- * and that have no delivery pending; *n found. */
-int parley_db_sub_leases_expired(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n);
-/* Ids of up to max subscriptions with a delivery due at or before now_ms,
- * the most overdue first; *n found. */
-int parley_db_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n);
-/* The earliest delivery due, or -1 for none. */
-int parley_db_sub_next_delivery(parley_db_t *db, int64_t *due_ms);
+/*
+ * The operations of a backend. Every op returns 0 or a negative PARLEY_E*
+ * unless said otherwise; the wrappers below keep the names callers use.
+ */
+struct parley_store_ops {
+    const char *scheme; /* URL scheme it serves: "sqlite" */
 
-/* A link: 0 or PARLEY_ENOTFOUND. */
-int parley_db_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
-                          parley_sub_link_t *out);
-/* Insert or replace a link. Writer. */
-int parley_db_sublink_put(parley_db_t *db, const parley_sub_link_t *l);
-/* Remove a link (absent is fine). Writer. */
-int parley_db_sublink_remove(parley_db_t *db, const char *sub_id, const char *path);
-/* The links of a subscription in path order, or (sub_id NULL) of a stream
- * path across subscriptions; cb as for parley_db_sub_with_pattern. */
-int parley_db_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
-                           int (*cb)(void *arg, const parley_sub_link_t *l), void *arg);
+    /* ---- the store (server thread) ---- */
 
-/* Set every link's wake_tail of a subscription to its stream's tail now
- * (0 for a missing or deleted stream). Writer. */
-int parley_db_sublink_snapshot(parley_db_t *db, const char *sub_id);
-/* Advance every link's acked to its wake_tail (never backwards, never past
- * the stream's tail). Writer. */
-int parley_db_sublink_ack_snapshot(parley_db_t *db, const char *sub_id);
-/* The first linked path (in path order) whose stream's tail is past its
- * acked offset, into path (PARLEY_PATH_MAX + 1 bytes): 0 or
- * PARLEY_ENOTFOUND (no pending work). */
-int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path);
+    /* Open (creating if needed) the database the URL names and take its
+     * lock. PARLEY_ELOCKED when another process holds it, PARLEY_ESTORE
+     * when it fails its integrity check, PARLEY_EINVAL for a URL the
+     * backend cannot use. *out is owned by the caller and released by
+     * close. Any thread, once. */
+    int (*open)(const char *url, parley_store_t **out);
+    /* Close the store and release the lock. All readers must be closed.
+     * Never called with NULL (the wrapper accepts it). */
+    void (*close)(parley_store_t *store);
+    /* One line naming the backend and where its data is, for the start-up
+     * banner ("sqlite ./data/parley.db"); truncated to cap bytes. */
+    void (*describe)(const parley_store_t *store, char *out, size_t cap);
+    /* Start the backend's own background work (SQLite: the checkpointer
+     * thread, which copies the WAL back off the commit path) before the
+     * writer starts; hooks->on_fatal is called (once, on a backend thread)
+     * if that work fails so that nothing may be trusted any more. */
+    int (*start)(parley_store_t *store, const parley_store_hooks_t *hooks);
+    /* Finish and join the background work (SQLite: a last checkpoint).
+     * After the writer has stopped, before close; a store never started
+     * or already stopped is fine. */
+    void (*stop)(parley_store_t *store);
 
-/* Streams (not deleted) whose path starts with prefix, in path order; cb
- * gets each (borrowed; must not use db; non-zero stops). */
-int parley_db_stream_scan(parley_db_t *db, const char *prefix,
-                          int (*cb)(void *arg, const parley_stream_t *st), void *arg);
+    /* ---- connections ---- */
 
-/* The server's stored secrets (core/keyring.h) by name: 0 with
- * out[0..*len) (cap bytes), PARLEY_ENOTFOUND, or PARLEY_ETOOBIG. */
-int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
-                      size_t *len);
-/* Store a secret under a new name (an existing name is PARLEY_EEXIST). Writer. */
-int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
-                      int64_t created_ms);
+    /* The writer connection (borrowed, owned by the store). Writer thread
+     * only. */
+    parley_db_t *(*writer)(parley_store_t *store);
+    /* A new read-only connection, freed with db_close. */
+    int (*reader)(parley_store_t *store, parley_db_t **out);
+    /* Never called with NULL (the wrapper accepts it). */
+    void (*db_close)(parley_db_t *db);
 
-/* Whether a transaction is open on db (false after SQLite rolled one back
- * on its own, e.g. after an I/O error or a full disk). */
-bool parley_db_in_txn(parley_db_t *db);
+    /* ---- transactions ----
+     * begin/commit/rollback on the writer; the savepoint trio nests one
+     * request's statements inside the batch's transaction. Readers use
+     * begin/commit (a short read transaction for a consistent snapshot).
+     * release and rollback_to return PARLEY_ESTORE when the batch's
+     * transaction is gone (SQLite rolls it back on its own after an I/O
+     * error or a full disk); after rollback_to returns 0 the transaction
+     * is open and holds what it held before the savepoint. rollback is
+     * always safe to call. */
+    int (*begin)(parley_db_t *db);
+    int (*commit)(parley_db_t *db);
+    int (*rollback)(parley_db_t *db);
+    int (*savepoint)(parley_db_t *db);
+    int (*release)(parley_db_t *db);
+    int (*rollback_to)(parley_db_t *db);
+
+    /* ---- streams, chunks, producers ---- */
+
+    /* get/get_id: 0 or PARLEY_ENOTFOUND. */
+    int (*stream_get)(parley_db_t *db, const char *path, parley_stream_t *out);
+    int (*stream_get_id)(parley_db_t *db, int64_t id, parley_stream_t *out);
+    /* Insert st (its id is assigned and written back). */
+    int (*stream_insert)(parley_db_t *db, parley_stream_t *st);
+    /* Write back every mutable field of st. */
+    int (*stream_update)(parley_db_t *db, const parley_stream_t *st);
+    /* Remove the stream with its chunks and producer state. */
+    int (*stream_remove)(parley_db_t *db, int64_t id);
+    /* Streams whose absolute or sliding expiry is before now_ms, up to max
+     * ids. */
+    int (*stream_expired)(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n);
+    /* Streams (not deleted) whose path starts with prefix, in path order;
+     * cb gets each (borrowed; must not use db; non-zero stops). */
+    int (*stream_scan)(parley_db_t *db, const char *prefix,
+                       int (*cb)(void *arg, const parley_stream_t *st), void *arg);
+    /* Chunks: stored data, positions [start, end). */
+    int (*chunk_insert)(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                        uint64_t unit_end, const void *data, size_t len);
+    /* Call cb for each chunk of the stream with end > from, in order. */
+    int (*chunk_scan)(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
+                      void *arg);
+    /* Producer state of (stream, producer id); st->exists = false if none. */
+    int (*producer_get)(parley_db_t *db, int64_t stream_id, const char *producer,
+                        parley_producer_state_t *st);
+    int (*producer_put)(parley_db_t *db, int64_t stream_id, const char *producer,
+                        const parley_producer_state_t *st);
+
+    /* ---- idempotency records (core/idempotency.h) ---- */
+
+    /* The record of (owner, key): *fingerprint (65 bytes), *created_ms and
+     * the stored response (*resp, new malloc'd, *len). 0 or
+     * PARLEY_ENOTFOUND. */
+    int (*idem_get)(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
+                    int64_t *created_ms, char **resp, size_t *len);
+    /* Insert or replace the record of (owner, key). */
+    int (*idem_put)(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
+                    int64_t created_ms, const char *resp, size_t len);
+    /* Delete up to limit records created before before_ms; *n deleted. */
+    int (*idem_purge)(parley_db_t *db, int64_t before_ms, int limit, int *n);
+
+    /* ---- documents ---- */
+
+    /* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). */
+    int (*doc_get)(parley_db_t *db, const char *owner, const char *collection, const char *id,
+                   parley_doc_t *out);
+    /* Insert or replace the row (data borrowed). */
+    int (*doc_put)(parley_db_t *db, const parley_doc_t *d);
+    /* Live documents of a collection, newest change first, with chg <
+     * before (0 = from the newest); cb gets each (borrowed; return non-zero
+     * to stop). */
+    int (*doc_list)(parley_db_t *db, const char *owner, const char *collection, int64_t before,
+                    int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg);
+
+    /* ---- conversations ---- */
+
+    /* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set).
+     * The strings in *out are new allocations owned by the caller. */
+    int (*conv_get)(parley_db_t *db, const char *id, parley_conv_t *out);
+    /* Insert or replace the row (strings borrowed). Writer. */
+    int (*conv_put)(parley_db_t *db, const parley_conv_t *c);
+    /* Live conversations of owner, most recently active first, with
+     * activity < before (0 = from the newest); cb gets each row (borrowed,
+     * valid during the call; return non-zero to stop). */
+    int (*conv_list)(parley_db_t *db, const char *owner, int64_t before, int limit,
+                     int (*cb)(void *arg, const parley_conv_t *c), void *arg);
+
+    /* ---- sessions ---- */
+
+    /* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
+    int (*sess_get)(parley_db_t *db, const char *id, parley_sess_t *out);
+    /* Insert or replace the row (strings borrowed). Writer. */
+    int (*sess_put)(parley_db_t *db, const parley_sess_t *s);
+    int (*sess_remove)(parley_db_t *db, const char *id);
+    /* Sessions of a conversation, newest first, with ord < before (0 = from
+     * the newest), only of status when status != NULL. cb as for
+     * conv_list. */
+    int (*sess_list)(parley_db_t *db, const char *conversation_id, const char *status,
+                     int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
+                     void *arg);
+    /* The oldest pending session (of one conversation when conversation_id
+     * is not NULL): 0 or PARLEY_ENOTFOUND. */
+    int (*sess_oldest_pending)(parley_db_t *db, const char *conversation_id, parley_sess_t *out);
+    /* Ids of up to max processing sessions whose lease ended at or before
+     * now_ms, into ids[i] (PARLEY_ROW_ID_MAX + 1 bytes each); *n found. */
+    int (*sess_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                        int max, int *n);
+
+    /* ---- snapshots ---- */
+
+    /* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
+    int (*snap_get)(parley_db_t *db, const char *id, parley_snap_t *out);
+    /* Insert or replace the row (strings borrowed). Writer. */
+    int (*snap_put)(parley_db_t *db, const parley_snap_t *s);
+    int (*snap_remove)(parley_db_t *db, const char *id);
+    /* Snapshots of owner, newest first, with ord < before (0 = from the
+     * newest). cb as for conv_list. */
+    int (*snap_list)(parley_db_t *db, const char *owner, int64_t before, int limit,
+                     int (*cb)(void *arg, const parley_snap_t *s), void *arg);
+    /* Ids of up to max snapshots that expired at or before now_ms and still
+     * hold a fork stream; *n found. */
+    int (*snap_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                        int max, int *n);
+
+    /* ---- counters ---- */
+
+    /* Next value of a named counter (1, 2, ...), in the writer's
+     * transaction. */
+    int (*counter_next)(parley_db_t *db, const char *name, int64_t *out);
+
+    /* ---- subscriptions (core/subscription.h) ---- */
+
+    /* 0 or PARLEY_ENOTFOUND. */
+    int (*sub_get)(parley_db_t *db, const char *id, parley_sub_t *out);
+    /* Insert or replace the row. Writer. */
+    int (*sub_put)(parley_db_t *db, const parley_sub_t *s);
+    /* Remove the row and all its links. Writer. */
+    int (*sub_remove)(parley_db_t *db, const char *id);
+    /* Every subscription with a pattern; cb gets each (borrowed, valid
+     * during the call; it must not use db; non-zero stops). */
+    int (*sub_with_pattern)(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
+                            void *arg);
+    /* Ids of up to max subscriptions whose lease ended at or before now_ms
+     * and that have no delivery pending; *n found. */
+    int (*sub_leases_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                              int max, int *n);
+    /* Ids of up to max subscriptions with a delivery due at or before
+     * now_ms, the most overdue first; *n found. */
+    int (*sub_deliveries_due)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+                              int max, int *n);
+    /* The earliest delivery due, or -1 for none. */
+    int (*sub_next_delivery)(parley_db_t *db, int64_t *due_ms);
+
+    /* ---- subscription links ---- */
+
+    /* A link: 0 or PARLEY_ENOTFOUND. */
+    int (*sublink_get)(parley_db_t *db, const char *sub_id, const char *path,
+                       parley_sub_link_t *out);
+    /* Insert or replace a link. Writer. */
+    int (*sublink_put)(parley_db_t *db, const parley_sub_link_t *l);
+    /* Remove a link (absent is fine). Writer. */
+    int (*sublink_remove)(parley_db_t *db, const char *sub_id, const char *path);
+    /* The links of a subscription in path order, or (sub_id NULL) of a
+     * stream path across subscriptions; cb as for sub_with_pattern. */
+    int (*sublink_list)(parley_db_t *db, const char *sub_id, const char *path,
+                        int (*cb)(void *arg, const parley_sub_link_t *l), void *arg);
+    /* Set every link's wake_tail of a subscription to its stream's tail now
+     * (0 for a missing or deleted stream). Writer. */
+    int (*sublink_snapshot)(parley_db_t *db, const char *sub_id);
+    /* Advance every link's acked to its wake_tail (never backwards, never
+     * past the stream's tail). Writer. */
+    int (*sublink_ack_snapshot)(parley_db_t *db, const char *sub_id);
+    /* The first linked path (in path order) whose stream's tail is past its
+     * acked offset, into path (PARLEY_PATH_MAX + 1 bytes): 0 or
+     * PARLEY_ENOTFOUND (no pending work). */
+    int (*sublink_first_pending)(parley_db_t *db, const char *sub_id, char *path);
+
+    /* ---- server keys (codec/keyring.h) ---- */
+
+    /* The server's stored secrets by name: 0 with out[0..*len) (cap bytes),
+     * PARLEY_ENOTFOUND, or PARLEY_ETOOBIG. */
+    int (*key_get)(parley_db_t *db, const char *name, unsigned char *out, size_t cap, size_t *len);
+    /* Store a secret under a new name (an existing name is PARLEY_EEXIST).
+     * Writer. */
+    int (*key_put)(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
+                   int64_t created_ms);
+};
+
+/*
+ * Open the store a URL names: "sqlite:PATH" (PATH is the database file; its
+ * directory is created if missing, and PATH's lock file sits beside it:
+ * "parley.db" -> "parley.lock", any other name + ".lock"). A PostgreSQL URL
+ * ("postgres://", "postgresql://") or an unknown scheme is PARLEY_EINVAL
+ * (logged with the reason). Otherwise as the backend's open op. Server
+ * thread, once.
+ */
+int parley_store_open(const char *url, parley_store_t **out);
+
+/* Whether url names a backend this build has; if not, *why (static text)
+ * says what is wrong. Used to refuse a bad --store before start-up. */
+bool parley_store_url_ok(const char *url, const char **why);
+
+/* ---- the callers' names for the ops (one line each; see the ops) ---- */
+
+static inline void parley_store_close(parley_store_t *store)
+{
+    if (store)
+        store->ops->close(store);
+}
+
+static inline void parley_store_describe(const parley_store_t *store, char *out, size_t cap)
+{
+    store->ops->describe(store, out, cap);
+}
+
+static inline int parley_store_start(parley_store_t *store, const parley_store_hooks_t *hooks)
+{
+    return store->ops->start(store, hooks);
+}
+
+static inline void parley_store_stop(parley_store_t *store)
+{
+    if (store)
+        store->ops->stop(store);
+}
+
+static inline parley_db_t *parley_store_writer(parley_store_t *store)
+{
+    return store->ops->writer(store);
+}
+
+static inline int parley_store_reader(parley_store_t *store, parley_db_t **out)
+{
+    return store->ops->reader(store, out);
+}
+
+static inline void parley_db_close(parley_db_t *db)
+{
+    if (db)
+        db->ops->db_close(db);
+}
+
+static inline int parley_db_begin(parley_db_t *db)
+{
+    return db->ops->begin(db);
+}
+
+static inline int parley_db_commit(parley_db_t *db)
+{
+    return db->ops->commit(db);
+}
+
+static inline int parley_db_rollback(parley_db_t *db)
+{
+    return db->ops->rollback(db);
+}
+
+static inline int parley_db_savepoint(parley_db_t *db)
+{
+    return db->ops->savepoint(db);
+}
+
+static inline int parley_db_release(parley_db_t *db)
+{
+    return db->ops->release(db);
+}
+
+static inline int parley_db_rollback_to(parley_db_t *db)
+{
+    return db->ops->rollback_to(db);
+}
+
+static inline int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
+{
+    return db->ops->stream_get(db, path, out);
+}
+
+static inline int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
+{
+    return db->ops->stream_get_id(db, id, out);
+}
+
+static inline int parley_db_stream_insert(parley_db_t *db, parley_stream_t *st)
+{
+    return db->ops->stream_insert(db, st);
+}
+
+static inline int parley_db_stream_update(parley_db_t *db, const parley_stream_t *st)
+{
+    return db->ops->stream_update(db, st);
+}
+
+static inline int parley_db_stream_remove(parley_db_t *db, int64_t id)
+{
+    return db->ops->stream_remove(db, id);
+}
+
+static inline int parley_db_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max,
+                                           int *n)
+{
+    return db->ops->stream_expired(db, now_ms, ids, max, n);
+}
+
+static inline int parley_db_stream_scan(parley_db_t *db, const char *prefix,
+                                        int (*cb)(void *arg, const parley_stream_t *st), void *arg)
+{
+    return db->ops->stream_scan(db, prefix, cb, arg);
+}
+
+static inline int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start,
+                                         uint64_t end, uint64_t unit_end, const void *data,
+                                         size_t len)
+{
+    return db->ops->chunk_insert(db, stream_id, start, end, unit_end, data, len);
+}
+
+static inline int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from,
+                                       parley_chunk_cb cb, void *arg)
+{
+    return db->ops->chunk_scan(db, stream_id, from, cb, arg);
+}
+
+static inline int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
+                                         parley_producer_state_t *st)
+{
+    return db->ops->producer_get(db, stream_id, producer, st);
+}
+
+static inline int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
+                                         const parley_producer_state_t *st)
+{
+    return db->ops->producer_put(db, stream_id, producer, st);
+}
+
+static inline int parley_db_idem_get(parley_db_t *db, const char *owner, const char *key,
+                                     char *fingerprint, int64_t *created_ms, char **resp,
+                                     size_t *len)
+{
+    return db->ops->idem_get(db, owner, key, fingerprint, created_ms, resp, len);
+}
+
+static inline int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
+                                     const char *fingerprint, int64_t created_ms, const char *resp,
+                                     size_t len)
+{
+    return db->ops->idem_put(db, owner, key, fingerprint, created_ms, resp, len);
+}
+
+static inline int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
+{
+    return db->ops->idem_purge(db, before_ms, limit, n);
+}
+
+static inline int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection,
+                                    const char *id, parley_doc_t *out)
+{
+    return db->ops->doc_get(db, owner, collection, id, out);
+}
+
+static inline int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d)
+{
+    return db->ops->doc_put(db, d);
+}
+
+static inline int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection,
+                                     int64_t before, int limit,
+                                     int (*cb)(void *arg, const parley_doc_t *d), void *arg)
+{
+    return db->ops->doc_list(db, owner, collection, before, limit, cb, arg);
+}
+
+static inline int parley_db_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
+{
+    return db->ops->conv_get(db, id, out);
+}
+
+static inline int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c)
+{
+    return db->ops->conv_put(db, c);
+}
+
+static inline int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+                                      int (*cb)(void *arg, const parley_conv_t *c), void *arg)
+{
+    return db->ops->conv_list(db, owner, before, limit, cb, arg);
+}
+
+static inline int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
+{
+    return db->ops->sess_get(db, id, out);
+}
+
+static inline int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s)
+{
+    return db->ops->sess_put(db, s);
+}
+
+static inline int parley_db_sess_remove(parley_db_t *db, const char *id)
+{
+    return db->ops->sess_remove(db, id);
+}
+
+static inline int parley_db_sess_list(parley_db_t *db, const char *conversation_id,
+                                      const char *status, int64_t before, int limit,
+                                      int (*cb)(void *arg, const parley_sess_t *s), void *arg)
+{
+    return db->ops->sess_list(db, conversation_id, status, before, limit, cb, arg);
+}
+
+static inline int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
+                                                parley_sess_t *out)
+{
+    return db->ops->sess_oldest_pending(db, conversation_id, out);
+}
+
+static inline int parley_db_sess_expired(parley_db_t *db, int64_t now_ms,
+                                         char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
+{
+    return db->ops->sess_expired(db, now_ms, ids, max, n);
+}
+
+static inline int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
+{
+    return db->ops->snap_get(db, id, out);
+}
+
+static inline int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s)
+{
+    return db->ops->snap_put(db, s);
+}
+
+static inline int parley_db_snap_remove(parley_db_t *db, const char *id)
+{
+    return db->ops->snap_remove(db, id);
+}
+
+static inline int parley_db_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+                                      int (*cb)(void *arg, const parley_snap_t *s), void *arg)
+{
+    return db->ops->snap_list(db, owner, before, limit, cb, arg);
+}
+
+static inline int parley_db_snap_expired(parley_db_t *db, int64_t now_ms,
+                                         char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
+{
+    return db->ops->snap_expired(db, now_ms, ids, max, n);
+}
+
+static inline int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out)
+{
+    return db->ops->counter_next(db, name, out);
+}
+
+static inline int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
+{
+    return db->ops->sub_get(db, id, out);
+}
+
+static inline int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s)
+{
+    return db->ops->sub_put(db, s);
+}
+
+static inline int parley_db_sub_remove(parley_db_t *db, const char *id)
+{
+    return db->ops->sub_remove(db, id);
+}
+
+static inline int parley_db_sub_with_pattern(parley_db_t *db,
+                                             int (*cb)(void *arg, const parley_sub_t *s), void *arg)
+{
+    return db->ops->sub_with_pattern(db, cb, arg);
+}
+
+static inline int parley_db_sub_leases_expired(parley_db_t *db, int64_t now_ms,
+                                               char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
+{
+    return db->ops->sub_leases_expired(db, now_ms, ids, max, n);
+}
+
+static inline int parley_db_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
+                                               char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
+{
+    return db->ops->sub_deliveries_due(db, now_ms, ids, max, n);
+}
+
+static inline int parley_db_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
+{
+    return db->ops->sub_next_delivery(db, due_ms);
+}
+
+static inline int parley_db_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
+                                        parley_sub_link_t *out)
+{
+    return db->ops->sublink_get(db, sub_id, path, out);
+}
+
+static inline int parley_db_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
+{
+    return db->ops->sublink_put(db, l);
+}
+
+static inline int parley_db_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
+{
+    return db->ops->sublink_remove(db, sub_id, path);
+}
+
+static inline int parley_db_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
+                                         int (*cb)(void *arg, const parley_sub_link_t *l),
+                                         void *arg)
+{
+    return db->ops->sublink_list(db, sub_id, path, cb, arg);
+}
+
+static inline int parley_db_sublink_snapshot(parley_db_t *db, const char *sub_id)
+{
+    return db->ops->sublink_snapshot(db, sub_id);
+}
+
+static inline int parley_db_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
+{
+    return db->ops->sublink_ack_snapshot(db, sub_id);
+}
+
+static inline int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
+{
+    return db->ops->sublink_first_pending(db, sub_id, path);
+}
+
+static inline int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out,
+                                    size_t cap, size_t *len)
+{
+    return db->ops->key_get(db, name, out, cap, len);
+}
+
+static inline int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *data,
+                                    size_t len, int64_t created_ms)
+{
+    return db->ops->key_put(db, name, data, len, created_ms);
+}
 
 #endif

@@ -146,29 +146,35 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         w->nnotify = 0;
         w->notify_all = false;
         w->status = 0;
+        /* lost: the batch's transaction is gone (release and rollback_to
+         * say so; SQLite drops it on its own after an I/O error or a full
+         * disk) or could not be restored to the savepoint. */
+        bool lost = false;
         rc = parley_db_savepoint(wr->db);
         if (rc == 0) {
             int arc = w->apply(w, wr->db);
             if (arc == 0) {
                 rc = parley_db_release(wr->db);
+                lost = rc == PARLEY_ESTORE;
             } else {
                 w->nnotify = 0;
                 rc = is_storage_failure(arc) ? arc : 0;
-                if (parley_db_in_txn(wr->db)) {
-                    int rrc = parley_db_rollback_to(wr->db);
-                    if (rrc && !rc)
+                int rrc = parley_db_rollback_to(wr->db);
+                if (rrc) {
+                    lost = true;
+                    if (!rc)
                         rc = rrc;
                 }
             }
         }
-        if (rc == PARLEY_EFULL && parley_db_in_txn(wr->db)) {
+        if (rc == PARLEY_EFULL && !lost) {
             /* Only this write needed space it could not get: answer it
              * 507 now and let the rest of the batch go on. */
             w->nnotify = 0;
             w->status = PARLEY_EFULL;
             continue;
         }
-        if (rc || !parley_db_in_txn(wr->db)) {
+        if (rc || lost) {
             /* The transaction is gone or broken: nothing in it commits. */
             parley_db_rollback(wr->db);
             fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
@@ -213,9 +219,13 @@ static void run_tick(parley_writer_t *wr)
         return;
     int rc = parley_db_begin(wr->db);
     if (rc == 0) {
-        rc = wr->tick(wr->db, wr->tick_arg, notify, &n, 256);
-        if (rc == 0 && !parley_db_in_txn(wr->db))
-            rc = PARLEY_ESTORE; /* SQLite dropped the transaction itself */
+        /* The tick runs in a savepoint only so that its release tells
+         * whether SQLite dropped the transaction on its own. */
+        rc = parley_db_savepoint(wr->db);
+        if (rc == 0)
+            rc = wr->tick(wr->db, wr->tick_arg, notify, &n, 256);
+        if (rc == 0)
+            rc = parley_db_release(wr->db); /* PARLEY_ESTORE: the transaction is gone */
         if (rc == 0)
             rc = parley_db_commit(wr->db);
         if (rc == 0) {

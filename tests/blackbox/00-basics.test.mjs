@@ -2,9 +2,12 @@
 // relies on (health checks, errors for unknown routes, the data directory
 // lock, graceful shutdown).
 import assert from "node:assert/strict"
+import fs from "node:fs"
+import os from "node:os"
+import path from "node:path"
 import { test } from "node:test"
 
-import { request } from "./lib/http.mjs"
+import { append, createStream, readAll, request } from "./lib/http.mjs"
 import { runParley, startServer } from "./lib/server.mjs"
 
 test("basics - healthz answers 200", { timeout: 30_000 }, async (t) => {
@@ -71,4 +74,76 @@ test("basics - SIGTERM exits 0", { timeout: 30_000 }, async (t) => {
   await srv.restart()
   assert.equal((await request(srv.url, "/healthz")).status, 200)
   assert.equal(await srv.stop(), 0)
+})
+
+// The store URL (--store, PARLEY_STORE); --data DIR sets the default
+// sqlite:DIR/parley.db.
+
+test("basics - --data DIR keeps the default store DIR/parley.db", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const file = path.join(srv.dataDir, "parley.db")
+  assert.ok(srv.stdoutText.includes(`store sqlite ${file};`), `banner names the store: ${srv.stdoutText}`)
+  assert.ok(fs.existsSync(file), "DIR/parley.db exists")
+  assert.ok(fs.existsSync(path.join(srv.dataDir, "parley.lock")), "DIR/parley.lock exists")
+})
+
+test("basics - --store sqlite:PATH keeps data across a restart", { timeout: 60_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-blackbox-"))
+  const file = path.join(dir, "elsewhere", "chat.sqlite")
+  const srv = await startServer({ t, dataDir: dir, args: ["--store", `sqlite:${file}`] })
+  assert.ok(srv.stdoutText.includes(`store sqlite ${file};`), `banner names the store: ${srv.stdoutText}`)
+  assert.equal((await createStream(srv.url, "store-url/a")).status, 201)
+  const put = await append(srv.url, "store-url/a", "kept")
+  assert.ok(put.status >= 200 && put.status < 300, `append: ${put.status} ${put.text}`)
+
+  assert.equal(await srv.stop(), 0, `exit code after SIGTERM; stderr: ${srv.stderr()}`)
+  await srv.restart()
+  const got = await readAll(srv.url, "store-url/a")
+  assert.equal(got.status, 200, `read after restart: ${got.status} ${got.text}`)
+  assert.equal(got.text, "kept")
+
+  assert.ok(fs.existsSync(file), "the database is the file the URL names")
+  assert.ok(fs.existsSync(`${file}.lock`), "its lock file sits beside it")
+  assert.ok(!fs.existsSync(path.join(dir, "parley.db")), "--store wins over --data")
+})
+
+test("basics - PARLEY_STORE names the store; --store wins over it", { timeout: 30_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-blackbox-"))
+  const file = path.join(dir, "from-env.db")
+  const srv = await startServer({ t, dataDir: dir, env: { PARLEY_STORE: `sqlite:${file}` } })
+  assert.ok(srv.stdoutText.includes(`store sqlite ${file};`), `banner: ${srv.stdoutText}`)
+  assert.ok(fs.existsSync(path.join(dir, "from-env.lock")), "x.db locks x.lock")
+  await srv.stop()
+
+  const flag = path.join(dir, "from-flag.db")
+  const srv2 = await startServer({
+    t,
+    dataDir: dir,
+    env: { PARLEY_STORE: "postgres://ignored" },
+    args: ["--store", `sqlite:${flag}`],
+  })
+  assert.ok(srv2.stdoutText.includes(`store sqlite ${flag};`), `banner: ${srv2.stdoutText}`)
+})
+
+test("basics - a store URL this build cannot open exits 2 with a message", { timeout: 60_000 }, async () => {
+  const cases = [
+    ["postgres://parley:pw-secret@db.invalid/parley", /no PostgreSQL backend/],
+    ["postgresql://db.invalid/parley", /no PostgreSQL backend/],
+    ["mysql://db.invalid/parley", /unknown store URL scheme/],
+    ["./data/parley.db", /unknown store URL scheme/],
+    ["sqlite:", /needs the database file's path/],
+    ["", /empty store URL/],
+  ]
+  for (const [url, why] of cases) {
+    const res = await runParley(["serve", "--listen", "127.0.0.1:0", "--store", url])
+    assert.equal(res.timedOut, false, `--store '${url}' kept running; stdout: ${res.stdout}`)
+    assert.equal(res.code, 2, `--store '${url}' exit code; stderr: ${res.stderr}`)
+    assert.match(res.stderr, why, `--store '${url}' message`)
+    assert.match(res.stderr, /--store/, `--store '${url}': the message names the option`)
+    assert.ok(!res.stderr.includes("pw-secret"), `the password is not printed: ${res.stderr}`)
+    assert.equal(res.stdout, "", `--store '${url}': no banner`)
+  }
+  const env = await runParley(["serve", "--listen", "127.0.0.1:0"], { env: { PARLEY_STORE: "postgres://x/y" } })
+  assert.equal(env.code, 2, `PARLEY_STORE=postgres://...: exit code; stderr: ${env.stderr}`)
+  assert.match(env.stderr, /no PostgreSQL backend/)
 })

@@ -1,5 +1,5 @@
 /*
- * test_canonjson.c — unit tests for core/canonjson.c.
+ * test_canonjson.c — unit tests for codec/canonjson.c.
  *
  * The canonical text: whitespace, member order by bytes (with names holding
  * U+0000 and characters beyond the BMP), string escapes, the RFC 8785
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "parley/parley.h"
 
 #define WHY_DEEP "JSON nested too deeply"

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,9 @@ static void fixture_open(fixture_t *fx)
     memset(fx, 0, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-conversation-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(parley_store_open(fx->dir, &fx->store), 0);
+    char url[PATH_MAX + 16];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", fx->dir);
+    assert_int_equal(parley_store_open(url, &fx->store), 0);
     fx->db = parley_store_writer(fx->store);
 }
 

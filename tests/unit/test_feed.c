@@ -30,6 +30,14 @@ typedef struct fixture {
     parley_db_t *db;       /* its writer connection (borrowed) */
 } fixture_t;
 
+/* Open the SQLite store in dir (its default file, as `--data dir` does). */
+static int open_store_in(const char *dir, parley_store_t **out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", dir);
+    return parley_store_open(url, out);
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
@@ -41,7 +49,7 @@ static int feed_setup(void **state)
     fixture_t *fx = calloc(1, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-feed-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(parley_store_open(fx->dir, &fx->store), 0);
+    assert_int_equal(open_store_in(fx->dir, &fx->store), 0);
     fx->db = parley_store_writer(fx->store);
     assert_int_equal(parley_db_begin(fx->db), 0);
     *state = fx;

@@ -1,5 +1,5 @@
 /*
- * test_fingerprint.c — unit tests for core/fingerprint.c.
+ * test_fingerprint.c — unit tests for codec/fingerprint.c.
  *
  * Fingerprints against values computed outside the module from the
  * documented encoding (they are stored, so the encoding must never drift),
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "core/fingerprint.h"
+#include "codec/fingerprint.h"
 
 static void fingerprint_exact_known_values(void **state)
 {

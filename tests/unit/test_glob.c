@@ -1,5 +1,5 @@
 /*
- * test_glob.c — unit tests for core/glob.c.
+ * test_glob.c — unit tests for codec/glob.c.
  *
  * Table-driven: every row is (pattern, path, matches), covering "*" (one
  * segment), "**" (zero or more, at the start, middle and end, repeated),
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "core/glob.h"
+#include "codec/glob.h"
 
 typedef struct match_case {
     const char *pattern; /* the glob */

@@ -1,5 +1,5 @@
 /*
- * test_id.c — unit tests for core/id.c.
+ * test_id.c — unit tests for codec/id.c.
  *
  * Ids: exact length, alphabet, the fixed last-character set that 128 bits
  * leave, decoding back to 16 bytes, no repeats in a large sample, and every
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "core/id.h"
+#include "codec/id.h"
 #include "parley/parley.h"
 #include "util/base64url.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_jsonmsg.c — unit tests for core/jsonmsg.c.
+ * test_jsonmsg.c — unit tests for codec/jsonmsg.c.
  *
  * Covers JSON-mode framing: one-level flattening of a top-level array (and
  * only one level), whitespace trimmed from each message span while the
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "core/jsonmsg.h"
+#include "codec/jsonmsg.h"
 #include "parley/parley.h"
 
 #define MAX_MSGS 8

@@ -1,5 +1,5 @@
 /*
- * test_jwt.c — unit tests for core/jwt.c.
+ * test_jwt.c — unit tests for codec/jwt.c.
  *
  * Tokens are built here with OpenSSL's HMAC directly, independently of the
  * module's signer, so each case changes exactly one thing (the header, the
@@ -20,7 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "core/jwt.h"
+#include "codec/jwt.h"
 #include "parley/parley.h"
 #include "util/base64url.h"
 

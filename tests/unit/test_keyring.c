@@ -1,5 +1,5 @@
 /*
- * test_keyring.c — unit tests for core/keyring.c.
+ * test_keyring.c — unit tests for codec/keyring.c.
  *
  * The signature is checked the way a webhook receiver checks it, with
  * OpenSSL directly and nothing of the module: parse the header
@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "core/keyring.h"
+#include "codec/keyring.h"
 #include "parley/parley.h"
 #include "util/base64url.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_mergepatch.c — unit tests for core/mergepatch.c.
+ * test_mergepatch.c — unit tests for codec/mergepatch.c.
  *
  * Every example of RFC 7386 Appendix A and the worked example of its §3,
  * then nested objects, removal with null at several levels, patches that
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "core/mergepatch.h"
+#include "codec/mergepatch.h"
 
 static json_t *parse(const char *text)
 {

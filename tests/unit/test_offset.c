@@ -1,5 +1,5 @@
 /*
- * test_offset.c — unit tests for core/offset.c.
+ * test_offset.c — unit tests for codec/offset.c.
  *
  * Covers the wire format of stream offsets: format/parse round trips, the
  * fixed width that makes byte-wise order agree with numeric order, the read
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "core/offset.h"
+#include "codec/offset.h"
 #include "parley/parley.h"
 
 #define ZERO16 "0000000000000000"

@@ -63,6 +63,14 @@ static const int expected[PARLEY_SESSION_NSTATES][PARLEY_SESSION_NACTIONS] = {
 };
 /* clang-format on */
 
+/* Open the SQLite store in dir (its default file, as `--data dir` does). */
+static int open_store_in(const char *dir, parley_store_t **out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", dir);
+    return parley_store_open(url, out);
+}
+
 static void session_next_table_every_pair(void **state)
 {
     (void)state;
@@ -196,7 +204,7 @@ static void fixture_open(fixture_t *fx)
     memset(fx, 0, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-session-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(parley_store_open(fx->dir, &fx->store), 0);
+    assert_int_equal(open_store_in(fx->dir, &fx->store), 0);
     fx->db = parley_store_writer(fx->store);
 
     /* A conversation with one message and its pending session. */

@@ -41,6 +41,14 @@ typedef struct fixture {
     parley_db_t *db;       /* its writer connection */
 } fixture_t;
 
+/* Open the SQLite store in dir (its default file, as `--data dir` does). */
+static int open_store_in(const char *dir, parley_store_t **out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", dir);
+    return parley_store_open(url, out);
+}
+
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
@@ -52,7 +60,7 @@ static void fixture_open(fixture_t *fx)
     memset(fx, 0, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-stream-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(parley_store_open(fx->dir, &fx->store), 0);
+    assert_int_equal(open_store_in(fx->dir, &fx->store), 0);
     fx->db = parley_store_writer(fx->store);
 }
 

@@ -35,6 +35,14 @@
 
 #define NOW 1778324210000LL
 
+/* Open the SQLite store in dir (its default file, as `--data dir` does). */
+static int open_store_in(const char *dir, parley_store_t **out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", dir);
+    return parley_store_open(url, out);
+}
+
 static void subscription_retry_delay_table(void **state)
 {
     (void)state;
@@ -97,7 +105,7 @@ static void fixture_open(fixture_t *fx)
     memset(fx, 0, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-subscription-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(parley_store_open(fx->dir, &fx->store), 0);
+    assert_int_equal(open_store_in(fx->dir, &fx->store), 0);
     fx->db = parley_store_writer(fx->store);
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_subscription_keys(fx->db, NOW, &fx->kr), 0);

@@ -1,5 +1,5 @@
 /*
- * test_urlpolicy.c — unit tests for core/urlpolicy.c.
+ * test_urlpolicy.c — unit tests for codec/urlpolicy.c.
  *
  * One table of webhook URLs with the expected verdict (refused, https, or
  * the development exception), covering §12.8: schemes, the localhost
@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "core/urlpolicy.h"
+#include "codec/urlpolicy.h"
 #include "parley/parley.h"
 
 enum verdict { NO, HTTPS, DEV };

@@ -54,6 +54,14 @@ typedef struct gate {
 } gate_t;
 
 /* The writer's commit callback, wired to the hub as the server does. */
+/* Open the SQLite store in dir (its default file, as `--data dir` does). */
+static int open_store_in(const char *dir, parley_store_t **out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/parley.db", dir);
+    return parley_store_open(url, out);
+}
+
 static void wake_hub(void *arg, const int64_t *ids, int n, bool all)
 {
     if (all)
@@ -388,6 +396,7 @@ struct twrite {
     bool check_in_done;     /* done: look for the chunk with a reader */
     bool fail_sync;         /* apply: make the batch's fsync fail */
     bool fail_write;        /* apply: make the batch's next write hit a full disk */
+    bool drop_txn;          /* apply: end the batch's transaction behind the writer */
     int64_t created_id;     /* id of the stream row inserted */
     int visible_in_apply;   /* reader saw the chunk from apply (-1 unchecked) */
     int visible_in_done;    /* reader saw the chunk from done (-1 unchecked) */
@@ -434,7 +443,7 @@ static int writer_setup(void **state)
     fx->pool = calloc(POOL, sizeof *fx->pool);
     if (!fx->pool || make_tmpdir(fx->dir, sizeof fx->dir))
         return -1;
-    if (parley_store_open(fx->dir, &fx->store) != 0)
+    if (open_store_in(fx->dir, &fx->store) != 0)
         return -1;
     if (parley_hub_create(&fx->hub) != 0)
         return -1;
@@ -609,6 +618,8 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
         atomic_store(&fail_next_write, 1);
     if (t->check_in_apply)
         t->visible_in_apply = chunk_visible(t->fx->store, t->stream_id, t->pos);
+    if (t->drop_txn)
+        parley_db_rollback(db); /* as SQLite does on its own after an I/O error */
     return t->apply_rc;
 }
 
@@ -1076,6 +1087,46 @@ static const struct {
     {"store failed", PARLEY_ESTORE, PARLEY_ESTORE, true}, /* last: it stops the writer */
 };
 
+/*
+ * A write whose transaction vanished under it (SQLite rolls back on its own
+ * after some I/O errors and a full disk, and the apply may not have seen
+ * it): the store's release / rollback_to say so, and nothing of the batch
+ * is acknowledged, whatever the apply returned.
+ */
+static void lost_txn_case(fixture_t *fx, int apply_rc)
+{
+    int64_t sid = create_stream(fx, "lost");
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *dropper = tw_new(fx, sid, 2);
+    dropper->drop_txn = true;
+    dropper->apply_rc = apply_rc;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, dropper, w3};
+    run_one_batch(fx, batch, 3);
+
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ESTORE);
+    }
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 2), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 3), 0);
+    assert_true(wait_failed(fx));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+}
+
+static void writer_lost_txn_after_success_fails_batch_stops(void **state)
+{
+    lost_txn_case(*state, 0); /* release reports the loss */
+}
+
+static void writer_lost_txn_after_refusal_fails_batch_stops(void **state)
+{
+    lost_txn_case(*state, PARLEY_EINVAL); /* rollback_to reports the loss */
+}
+
 static void writer_apply_error_classes(void **state)
 {
     fixture_t *fx = *state;
@@ -1153,7 +1204,7 @@ static void writer_store_open_locked_same_process(void **state)
     /* flock belongs to the open file description: a second open of the
      * lock file conflicts even inside the process that holds it. */
     parley_store_t *second = (parley_store_t *)0x1;
-    assert_int_equal(parley_store_open(fx->dir, &second), PARLEY_ELOCKED);
+    assert_int_equal(open_store_in(fx->dir, &second), PARLEY_ELOCKED);
     assert_ptr_equal(second, (parley_store_t *)0x1);
 
     /* The holder is unaffected by the refused open. */
@@ -1169,7 +1220,7 @@ static void writer_store_open_locked_other_process(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         parley_store_t *s = NULL;
-        int rc = parley_store_open(fx->dir, &s);
+        int rc = open_store_in(fx->dir, &s);
         _exit(rc == PARLEY_ELOCKED ? 0 : 1);
     }
     int status = 0;
@@ -1183,11 +1234,11 @@ static void writer_store_open_after_close_unlocked(void **state)
     char dir[64];
     assert_int_equal(make_tmpdir(dir, sizeof dir), 0);
     parley_store_t *a = NULL, *b = NULL;
-    int rc_a = parley_store_open(dir, &a);
-    int rc_b = parley_store_open(dir, &b);
+    int rc_a = open_store_in(dir, &a);
+    int rc_b = open_store_in(dir, &b);
     parley_store_close(a);
     /* The lock goes with the store: the directory can be opened again. */
-    int rc_c = parley_store_open(dir, &b);
+    int rc_c = open_store_in(dir, &b);
     parley_store_close(b);
     remove_tree(dir);
     assert_int_equal(rc_a, 0);
@@ -1212,6 +1263,8 @@ int main(void)
         W(writer_full_disk_fails_only_that_write),
         W(writer_fsync_failure_fails_batch_stops),
         W(writer_disk_full_commit_fails_batch_continues),
+        W(writer_lost_txn_after_success_fails_batch_stops),
+        W(writer_lost_txn_after_refusal_fails_batch_stops),
         W(writer_apply_error_classes),
         W(writer_tick_fsync_failure_stops),
         W(writer_store_open_locked_same_process),

@@ -99,12 +99,15 @@ function withTimeout(promise, ms, what) {
 
 /**
  * Run the binary with args until it exits (for --help, --version or a start
- * that must be refused). Killed with SIGKILL after timeoutMs.
- * Resolves { code, signal, stdout, stderr, timedOut }.
+ * that must be refused). Killed with SIGKILL after timeoutMs. env: extra
+ * environment variables. Resolves { code, signal, stdout, stderr, timedOut }.
  */
-export function runParley(args, { timeoutMs = 10_000 } = {}) {
+export function runParley(args, { timeoutMs = 10_000, env = null } = {}) {
   checkBinary()
-  const child = spawn(PARLEY_BIN, args, { stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(PARLEY_BIN, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: env ? { ...process.env, ...env } : process.env,
+  })
   children.add(child)
   let stdout = ""
   let stderr = ""

@@ -18,8 +18,8 @@
  *
  * Pure function, thread-safe (given inputs that no thread is modifying).
  */
-#ifndef PARLEY_CORE_MERGEPATCH_H
-#define PARLEY_CORE_MERGEPATCH_H
+#ifndef PARLEY_CODEC_MERGEPATCH_H
+#define PARLEY_CODEC_MERGEPATCH_H
 
 #include <jansson.h>
 

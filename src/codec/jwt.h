@@ -44,8 +44,8 @@
  *
  * Pure functions (the clock is a parameter), thread-safe.
  */
-#ifndef PARLEY_CORE_JWT_H
-#define PARLEY_CORE_JWT_H
+#ifndef PARLEY_CODEC_JWT_H
+#define PARLEY_CODEC_JWT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,7 +85,7 @@ int parley_jwt_verify(const char *token, const unsigned char *secret, size_t sec
  * (NULL argument or empty secret), PARLEY_ETOOBIG (the token would exceed
  * PARLEY_JWT_MAX_TOKEN, so parley_jwt_verify would refuse it) or
  * PARLEY_ENOMEM. The server signs only its own subscription tokens with it
- * (core/keyring.h, with a secret of its own); tests and tooling sign user
+ * (codec/keyring.h, with a secret of its own); tests and tooling sign user
  * tokens. Any thread.
  */
 int parley_jwt_sign_hs256(const char *payload_json, const unsigned char *secret, size_t len,

@@ -3,7 +3,7 @@
  */
 #include <string.h>
 
-#include "core/offset.h"
+#include "codec/offset.h"
 #include "parley/parley.h"
 
 void parley_offset_format(uint64_t pos, char out[PARLEY_OFFSET_LEN + 1])

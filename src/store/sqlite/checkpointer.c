@@ -16,7 +16,8 @@
 #include <stdlib.h>
 
 #include "parley/parley.h"
-#include "store/checkpointer.h"
+#include "store/sqlite/checkpointer.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/log.h"
 
 struct parley_checkpointer {
@@ -56,7 +57,7 @@ static bool on_wal(void *arg, int frames)
 static void run_checkpoint(parley_checkpointer_t *cp)
 {
     int frames, done;
-    int rc = parley_store_checkpoint(cp->store, &frames, &done);
+    int rc = parley_sqlite_checkpoint(cp->store, &frames, &done);
     pthread_mutex_lock(&cp->lock);
     cp->count++;
     if (rc == 0 && done >= frames)
@@ -111,7 +112,7 @@ int parley_checkpointer_start(parley_store_t *store, void (*on_fatal)(void *), v
         free(cp);
         return -rc;
     }
-    parley_store_wal_watch(store, on_wal, cp);
+    parley_sqlite_wal_watch(store, on_wal, cp);
     *out = cp;
     return 0;
 }
@@ -125,7 +126,7 @@ void parley_checkpointer_stop(parley_checkpointer_t *cp)
     pthread_cond_signal(&cp->cond);
     pthread_mutex_unlock(&cp->lock);
     pthread_join(cp->thread, NULL);
-    parley_store_wal_watch(cp->store, NULL, NULL);
+    parley_sqlite_wal_watch(cp->store, NULL, NULL);
     pthread_mutex_destroy(&cp->lock);
     pthread_cond_destroy(&cp->cond);
     free(cp);

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/urlpolicy.h"
+#include "codec/urlpolicy.h"
 #include "parley/parley.h"
 
 typedef struct v4_range {

@@ -22,8 +22,8 @@
  *
  * Pure functions, thread-safe.
  */
-#ifndef PARLEY_CORE_GLOB_H
-#define PARLEY_CORE_GLOB_H
+#ifndef PARLEY_CODEC_GLOB_H
+#define PARLEY_CODEC_GLOB_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "core/glob.h"
-#include "store/store.h"
+#include "codec/glob.h"
+#include "codec/limits.h"
 
 #define MAX_SEGS (PARLEY_PATH_MAX / 2 + 2)
 

@@ -36,8 +36,8 @@
  *
  * Pure functions, thread-safe.
  */
-#ifndef PARLEY_CORE_FINGERPRINT_H
-#define PARLEY_CORE_FINGERPRINT_H
+#ifndef PARLEY_CODEC_FINGERPRINT_H
+#define PARLEY_CODEC_FINGERPRINT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/jsonmsg.h"
+#include "codec/jsonmsg.h"
 #include "parley/parley.h"
 
 typedef struct scan {

@@ -22,7 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "core/jwt.h"
+#include "codec/jwt.h"
 #include "parley/parley.h"
 #include "util/base64url.h"
 

@@ -11,8 +11,8 @@
  *
  * Pure functions, thread-safe.
  */
-#ifndef PARLEY_CORE_JSONMSG_H
-#define PARLEY_CORE_JSONMSG_H
+#ifndef PARLEY_CODEC_JSONMSG_H
+#define PARLEY_CODEC_JSONMSG_H
 
 #include <stddef.h>
 

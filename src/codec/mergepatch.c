@@ -24,7 +24,7 @@
  * containing U+0000 (possible in a value built with json_object_setn) is
  * merged like any other.
  */
-#include "core/mergepatch.h"
+#include "codec/mergepatch.h"
 
 /*
  * MergePatch(target, patch) where target is a new reference owned by this

@@ -41,8 +41,8 @@
  *
  * Pure functions, thread-safe (given values no other thread is modifying).
  */
-#ifndef PARLEY_CORE_CANONJSON_H
-#define PARLEY_CORE_CANONJSON_H
+#ifndef PARLEY_CODEC_CANONJSON_H
+#define PARLEY_CODEC_CANONJSON_H
 
 #include <stddef.h>
 

@@ -20,7 +20,7 @@
 
 #include <openssl/evp.h>
 
-#include "core/canonjson.h"
+#include "codec/canonjson.h"
 #include "parley/parley.h"
 #include "util/buf.h"
 

@@ -8,7 +8,7 @@
 
 #include <openssl/evp.h>
 
-#include "core/fingerprint.h"
+#include "codec/fingerprint.h"
 
 /* Feed u64be(n) || p[0..n) to the digest. 1 on success, as OpenSSL does. */
 static int update_field(EVP_MD_CTX *ctx, const void *p, size_t n)

@@ -3,10 +3,14 @@
  *
  * NOTES ON THE DESIGN
  *
- * Files. <dir>/parley.db is the database (with its -wal and -shm files);
- * <dir>/parley.lock is held with flock(LOCK_EX) for the life of the process,
- * so a second `parley serve` on the same directory is refused instead of
- * sharing the database with us.
+ * Files. The URL "sqlite:PATH" names the database file (with its -wal and
+ * -shm files beside it; the server's default is <data dir>/parley.db). A
+ * lock file beside it (parley.db -> parley.lock) is held with
+ * flock(LOCK_EX) for the life of the process, so a second `parley serve`
+ * on the same database is refused instead of sharing it with us.
+ *
+ * The backend is the table sqlite_ops at the end of this file (store.h's
+ * parley_store_ops_t); store.c reaches it through store_sqlite.h.
  *
  * Durability. journal_mode=WAL and synchronous=FULL: COMMIT returns after
  * the WAL is fsynced. The writer connection is the only one that writes;
@@ -54,18 +58,26 @@
 
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store/sqlite/checkpointer.h"
+#include "store/sqlite/sqlite_internal.h"
+#include "store/sqlite/store_sqlite.h"
 #include "util/log.h"
 
 #define SCHEMA_VERSION 1
 
-struct parley_store {
-    char *file;        /* path of parley.db */
-    int lock_fd;       /* flock'd parley.lock */
-    parley_db_t *writer; /* the one write connection */
-    parley_db_t *ckpt;   /* the checkpointer's connection, opened on first use */
-    bool (*wal_fn)(void *, int); /* told the WAL size after each commit */
-    void *wal_arg;       /* for wal_fn */
-};
+/* The SQLite store: parley_store_t's ops point at sqlite_ops. */
+typedef struct sqlite_store {
+    parley_store_t base;                 /* ops (first: the store.h wrappers read it) */
+    char *file;                          /* path of the database file */
+    int lock_fd;                         /* flock'd lock file beside it */
+    parley_db_t *writer;                 /* the one write connection */
+    parley_db_t *ckpt;                   /* the checkpointer's connection, opened on first use */
+    bool (*wal_fn)(void *, int);         /* told the WAL size after each commit */
+    void *wal_arg;                       /* for wal_fn */
+    parley_checkpointer_t *checkpointer; /* between the start and stop ops */
+} sqlite_store_t;
+
+static const parley_store_ops_t sqlite_ops;
 
 enum stmt_id {
     S_BEGIN,
@@ -132,23 +144,23 @@ enum stmt_id {
     S_COUNT
 };
 
-#define CONV_COLS                                                                            \
-    "id, owner, title, metadata, version, created_ms, updated_ms, message_count, "            \
+#define CONV_COLS                                                                                  \
+    "id, owner, title, metadata, version, created_ms, updated_ms, message_count, "                 \
     "last_message_ms, activity, deleted"
-#define SESS_COLS                                                                            \
-    "id, conversation_id, owner, message_id, result_id, status, attempt, max_attempts, "      \
+#define SESS_COLS                                                                                  \
+    "id, conversation_id, owner, message_id, result_id, status, attempt, max_attempts, "           \
     "lease_ms, lease_expires_ms, error, request, input, created_ms, updated_ms, ord"
-#define SNAP_COLS                                                                            \
+#define SNAP_COLS                                                                                  \
     "id, owner, source, kind, title, public, created_ms, expires_ms, stream, payload, ord"
 
-#define SUB_COLS                                                                             \
-    "id, type, pattern, webhook_url, wake_stream, description, lease_ttl_ms, config_hash, "   \
-    "root_url, created_ms, generation, wake_id, holder, lease_expires_ms, delivery_due_ms, "  \
+#define SUB_COLS                                                                                   \
+    "id, type, pattern, webhook_url, wake_stream, description, lease_ttl_ms, config_hash, "        \
+    "root_url, created_ms, generation, wake_id, holder, lease_expires_ms, delivery_due_ms, "       \
     "attempts"
 #define LINK_COLS "sub_id, path, by_glob, by_explicit, acked, wake_tail"
 
-#define STREAM_COLS                                                                          \
-    "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, " \
+#define STREAM_COLS                                                                                \
+    "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, "     \
     "closer, closer_epoch, closer_seq, stream_seq, fork_src, fork_pos, refs, deleted"
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -186,10 +198,11 @@ static const char *const stmt_sql[S_COUNT] = {
                        "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
     [S_IDEM_GET] = "SELECT fingerprint, created_ms, response FROM idempotency "
                    "WHERE owner = ?1 AND key = ?2",
-    [S_IDEM_PUT] = "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
-                   "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
-                   "excluded.response",
+    [S_IDEM_PUT] =
+        "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
+        "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
+        "excluded.response",
     [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
                      "WHERE created_ms < ?1 LIMIT ?2)",
     [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
@@ -198,8 +211,8 @@ static const char *const stmt_sql[S_COUNT] = {
                   "created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                   "ON CONFLICT (owner, collection, id) DO UPDATE SET "
                   "version = excluded.version, deleted = excluded.deleted, data = excluded.data, "
-                   "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
-                   "excluded.updated_ms, chg = excluded.chg",
+                  "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
+                  "excluded.updated_ms, chg = excluded.chg",
     [S_DOC_LIST] = "SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM documents "
                    "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
                    "ORDER BY chg DESC LIMIT ?4",
@@ -216,14 +229,15 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE owner = ?1 AND deleted = 0 "
                     "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
     [S_SESS_GET] = "SELECT " SESS_COLS " FROM sessions WHERE id = ?1",
-    [S_SESS_PUT] = "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
-                   "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
-                   "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
-                   "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
-                   "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
-                   "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
-                   "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
+    [S_SESS_PUT] =
+        "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
+        "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
+        "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
+        "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
+        "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
+        "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
+        "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
     [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
     [S_SESS_LIST] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
@@ -237,12 +251,13 @@ static const char *const stmt_sql[S_COUNT] = {
                        "lease_expires_ms <= ?1 AND status = 'processing' "
                        "ORDER BY lease_expires_ms LIMIT ?2",
     [S_SNAP_GET] = "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1",
-    [S_SNAP_PUT] = "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                   "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
-                   "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
-                   "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
-                   "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
-                   "excluded.payload, ord = excluded.ord",
+    [S_SNAP_PUT] =
+        "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
+        "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
+        "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
+        "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
+        "excluded.payload, ord = excluded.ord",
     [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
     [S_SNAP_LIST] = "SELECT " SNAP_COLS " FROM snapshots WHERE owner = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
@@ -426,11 +441,23 @@ static const char schema_sql[] =
     "  secret BLOB NOT NULL,"
     "  created_ms INTEGER NOT NULL);";
 
-struct parley_db {
-    sqlite3 *conn;              /* the SQLite connection */
+/* A SQLite connection: parley_db_t's ops point at sqlite_ops. */
+typedef struct sqlite_db {
+    parley_db_t base;            /* ops (first: the store.h wrappers read it) */
+    sqlite3 *conn;               /* the SQLite connection */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared lazily, reset after each use */
-    bool writer;                /* the one write connection */
-};
+    bool writer;                 /* the one write connection */
+} sqlite_db_t;
+
+static sqlite_db_t *sq(parley_db_t *db)
+{
+    return (sqlite_db_t *)db;
+}
+
+static sqlite_store_t *sq_store(parley_store_t *s)
+{
+    return (sqlite_store_t *)s;
+}
 
 /* Map a SQLite result code to a Parley error (logging unexpected ones). */
 static int db_error(parley_db_t *db, int rc, const char *what)
@@ -442,20 +469,20 @@ static int db_error(parley_db_t *db, int rc, const char *what)
         return PARLEY_ENOMEM;
     if (prim == SQLITE_CONSTRAINT)
         return PARLEY_EEXIST;
-    parley_log_error("store: %s: %s (%d)", what, db && db->conn ? sqlite3_errmsg(db->conn) : "",
-                     rc);
+    parley_log_error("store: %s: %s (%d)", what,
+                     db && sq(db)->conn ? sqlite3_errmsg(sq(db)->conn) : "", rc);
     return PARLEY_ESTORE;
 }
 
 static int prep(parley_db_t *db, enum stmt_id id, sqlite3_stmt **out)
 {
-    if (!db->stmt[id]) {
-        int rc = sqlite3_prepare_v3(db->conn, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &db->stmt[id], NULL);
+    if (!sq(db)->stmt[id]) {
+        int rc = sqlite3_prepare_v3(sq(db)->conn, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &sq(db)->stmt[id], NULL);
         if (rc != SQLITE_OK)
             return db_error(db, rc, "prepare");
     }
-    *out = db->stmt[id];
+    *out = sq(db)->stmt[id];
     return 0;
 }
 
@@ -481,27 +508,29 @@ static int exec_simple(parley_db_t *db, enum stmt_id id)
 
 static int open_conn(const char *file, bool writer, parley_db_t **out)
 {
-    parley_db_t *db = calloc(1, sizeof *db);
-    if (!db)
+    sqlite_db_t *c = calloc(1, sizeof *c);
+    if (!c)
         return PARLEY_ENOMEM;
-    db->writer = writer;
+    c->base.ops = &sqlite_ops;
+    c->writer = writer;
+    parley_db_t *db = &c->base;
     int flags = writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     flags |= SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(file, &db->conn, flags, NULL);
+    int rc = sqlite3_open_v2(file, &sq(db)->conn, flags, NULL);
     if (rc != SQLITE_OK) {
         int err = db_error(db, rc, "open");
         parley_db_close(db);
         return err;
     }
-    sqlite3_busy_timeout(db->conn, 5000);
-    sqlite3_extended_result_codes(db->conn, 1);
+    sqlite3_busy_timeout(sq(db)->conn, 5000);
+    sqlite3_extended_result_codes(sq(db)->conn, 1);
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                    "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
                                    "PRAGMA wal_autocheckpoint=0;"
                                    "PRAGMA journal_size_limit=67108864;"
                                  : "PRAGMA cache_size=-16384;";
     char *msg = NULL;
-    rc = sqlite3_exec(db->conn, pragmas, NULL, NULL, &msg);
+    rc = sqlite3_exec(sq(db)->conn, pragmas, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         parley_log_error("store: %s", msg ? msg : "pragma failed");
         sqlite3_free(msg);
@@ -512,35 +541,33 @@ static int open_conn(const char *file, bool writer, parley_db_t **out)
     return 0;
 }
 
-void parley_db_close(parley_db_t *db)
+static void sq_db_close(parley_db_t *db)
 {
-    if (!db)
-        return;
     for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(db->stmt[i]);
-    sqlite3_close(db->conn);
+        sqlite3_finalize(sq(db)->stmt[i]);
+    sqlite3_close(sq(db)->conn);
     free(db);
 }
 
 static int init_schema(parley_db_t *db)
 {
     char *msg = NULL;
-    int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+    int rc = sqlite3_exec(sq(db)->conn, "BEGIN IMMEDIATE", NULL, NULL, &msg);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db->conn, schema_sql, NULL, NULL, &msg);
+        rc = sqlite3_exec(sq(db)->conn, schema_sql, NULL, NULL, &msg);
     if (rc == SQLITE_OK) {
         char sql[128];
         snprintf(sql, sizeof sql,
                  "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '%d')",
                  SCHEMA_VERSION);
-        rc = sqlite3_exec(db->conn, sql, NULL, NULL, &msg);
+        rc = sqlite3_exec(sq(db)->conn, sql, NULL, NULL, &msg);
     }
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, &msg);
+        rc = sqlite3_exec(sq(db)->conn, "COMMIT", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         parley_log_error("store: creating schema: %s", msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(sq(db)->conn, "ROLLBACK", NULL, NULL, NULL);
         return PARLEY_ESTORE;
     }
     return 0;
@@ -550,7 +577,7 @@ static int init_schema(parley_db_t *db)
 static int check_integrity(parley_db_t *db)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(sq(db)->conn, "PRAGMA quick_check", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return db_error(db, rc, "quick_check");
     int err = 0;
@@ -590,19 +617,63 @@ static int restrict_files(const char *file)
     return rc;
 }
 
-int parley_store_open(const char *dir, parley_store_t **out)
+/*
+ * The lock file of a database file: beside it, "parley.db" -> "parley.lock"
+ * (the name a data directory has always had), any other name + ".lock".
+ * New malloc'd string, or NULL.
+ */
+static char *lock_path(const char *file)
 {
-    parley_store_t *s = calloc(1, sizeof *s);
-    char lockpath[4096];
+    size_t n = strlen(file);
+    size_t cap = n + sizeof ".lock";
+    char *p = malloc(cap);
+    if (!p)
+        return NULL;
+    if (n > 3 && strcmp(file + n - 3, ".db") == 0)
+        snprintf(p, cap, "%.*s.lock", (int)(n - 3), file);
+    else
+        snprintf(p, cap, "%s.lock", file);
+    return p;
+}
+
+/* Create the directory that holds file (one level, 0700) if it is missing. */
+static int make_parent(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    if (!slash || slash == file)
+        return 0;
+    char dir[4096];
+    if ((size_t)(slash - file) >= sizeof dir)
+        return PARLEY_EINVAL;
+    memcpy(dir, file, (size_t)(slash - file));
+    dir[slash - file] = '\0';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* url is "sqlite:PATH" (store.c checked the scheme). */
+static int sq_open(const char *url, parley_store_t **out)
+{
+    const char *file = url + sizeof "sqlite:" - 1;
+    char *lockpath = NULL;
     int rc;
+    if (strncmp(url, "sqlite:", sizeof "sqlite:" - 1) != 0 || !*file)
+        return PARLEY_EINVAL;
+    sqlite_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return PARLEY_ENOMEM;
+    s->base.ops = &sqlite_ops;
     s->lock_fd = -1;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        rc = -errno;
+    s->file = strdup(file);
+    lockpath = lock_path(file);
+    if (!s->file || !lockpath) {
+        rc = PARLEY_ENOMEM;
         goto out_free;
     }
-    snprintf(lockpath, sizeof lockpath, "%s/parley.lock", dir);
+    rc = make_parent(s->file);
+    if (rc)
+        goto out_free;
     s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0) {
         rc = -errno;
@@ -612,13 +683,6 @@ int parley_store_open(const char *dir, parley_store_t **out)
         rc = errno == EWOULDBLOCK ? PARLEY_ELOCKED : -errno;
         goto out_free;
     }
-    size_t n = strlen(dir) + sizeof "/parley.db";
-    s->file = malloc(n);
-    if (!s->file) {
-        rc = PARLEY_ENOMEM;
-        goto out_free;
-    }
-    snprintf(s->file, n, "%s/parley.db", dir);
     rc = restrict_files(s->file);
     if (rc)
         goto out_free;
@@ -631,18 +695,36 @@ int parley_store_open(const char *dir, parley_store_t **out)
     rc = init_schema(s->writer);
     if (rc)
         goto out_free;
-    *out = s;
+    free(lockpath);
+    *out = &s->base;
     return 0;
 
 out_free:
-    parley_store_close(s);
+    free(lockpath);
+    parley_store_close(&s->base);
     return rc;
 }
 
-void parley_store_close(parley_store_t *s)
+static int sq_start(parley_store_t *store, const parley_store_hooks_t *hooks)
 {
-    if (!s)
-        return;
+    sqlite_store_t *s = sq_store(store);
+    if (s->checkpointer)
+        return 0;
+    return parley_checkpointer_start(store, hooks ? hooks->on_fatal : NULL,
+                                     hooks ? hooks->arg : NULL, &s->checkpointer);
+}
+
+static void sq_stop(parley_store_t *store)
+{
+    sqlite_store_t *s = sq_store(store);
+    parley_checkpointer_stop(s->checkpointer); /* a last checkpoint */
+    s->checkpointer = NULL;
+}
+
+static void sq_close(parley_store_t *store)
+{
+    sqlite_store_t *s = sq_store(store);
+    sq_stop(store); /* a store closed without stop: still join the thread */
     parley_db_close(s->ckpt);
     parley_db_close(s->writer);
     if (s->lock_fd >= 0)
@@ -651,14 +733,14 @@ void parley_store_close(parley_store_t *s)
     free(s);
 }
 
-const char *parley_store_file(const parley_store_t *s)
+static void sq_describe(const parley_store_t *store, char *out, size_t cap)
 {
-    return s->file;
+    snprintf(out, cap, "sqlite %s", ((const sqlite_store_t *)store)->file);
 }
 
 static int on_wal(void *arg, sqlite3 *conn, const char *name, int frames)
 {
-    parley_store_t *s = arg;
+    sqlite_store_t *s = arg;
     (void)name;
     if (s->wal_fn && s->wal_fn(s->wal_arg, frames)) {
         int log = 0, done = 0;
@@ -671,15 +753,17 @@ static int on_wal(void *arg, sqlite3 *conn, const char *name, int frames)
     return SQLITE_OK;
 }
 
-void parley_store_wal_watch(parley_store_t *s, bool (*fn)(void *arg, int frames), void *arg)
+void parley_sqlite_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int frames), void *arg)
 {
+    sqlite_store_t *s = sq_store(store);
     s->wal_fn = fn;
     s->wal_arg = arg;
-    sqlite3_wal_hook(s->writer->conn, fn ? on_wal : NULL, fn ? s : NULL);
+    sqlite3_wal_hook(sq(s->writer)->conn, fn ? on_wal : NULL, fn ? s : NULL);
 }
 
-int parley_store_checkpoint(parley_store_t *s, int *frames, int *done)
+int parley_sqlite_checkpoint(parley_store_t *store, int *frames, int *done)
 {
+    sqlite_store_t *s = sq_store(store);
     if (!s->ckpt) {
         /* Read-write (a checkpoint writes the database file) but it never
          * runs a transaction: the writer stays the only writer. */
@@ -688,59 +772,68 @@ int parley_store_checkpoint(parley_store_t *s, int *frames, int *done)
             return rc;
     }
     *frames = *done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(s->ckpt->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, frames,
-                                       done);
+    int rc =
+        sqlite3_wal_checkpoint_v2(sq(s->ckpt)->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, frames, done);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         return db_error(s->ckpt, rc, "checkpoint");
     return 0;
 }
 
-parley_db_t *parley_store_writer(parley_store_t *s)
+static parley_db_t *sq_writer(parley_store_t *store)
 {
-    return s->writer;
+    return sq_store(store)->writer;
 }
 
-int parley_store_reader(parley_store_t *s, parley_db_t **out)
+static int sq_reader(parley_store_t *store, parley_db_t **out)
 {
-    return open_conn(s->file, false, out);
+    return open_conn(sq_store(store)->file, false, out);
 }
 
-int parley_db_begin(parley_db_t *db)
+static int sq_begin(parley_db_t *db)
 {
-    return exec_simple(db, db->writer ? S_BEGIN : S_BEGIN_READ);
+    return exec_simple(db, sq(db)->writer ? S_BEGIN : S_BEGIN_READ);
 }
 
-int parley_db_commit(parley_db_t *db)
+static int sq_commit(parley_db_t *db)
 {
     return exec_simple(db, S_COMMIT);
 }
 
-int parley_db_rollback(parley_db_t *db)
+static int sq_rollback(parley_db_t *db)
 {
-    if (sqlite3_get_autocommit(db->conn))
+    if (sqlite3_get_autocommit(sq(db)->conn))
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     return exec_simple(db, S_ROLLBACK);
 }
 
-bool parley_db_in_txn(parley_db_t *db)
-{
-    return !sqlite3_get_autocommit(db->conn);
-}
-
-int parley_db_savepoint(parley_db_t *db)
+static int sq_savepoint(parley_db_t *db)
 {
     return exec_simple(db, S_SAVEPOINT);
 }
 
-int parley_db_release(parley_db_t *db)
+/* Whether SQLite rolled the transaction back on its own (after an I/O
+ * error or a full disk, e.g.): the savepoint went with it. */
+static bool txn_lost(parley_db_t *db)
 {
-    return exec_simple(db, S_RELEASE);
+    return sqlite3_get_autocommit(sq(db)->conn) != 0;
 }
 
-int parley_db_rollback_to(parley_db_t *db)
+static int sq_release(parley_db_t *db)
 {
+    if (txn_lost(db))
+        return PARLEY_ESTORE;
+    int rc = exec_simple(db, S_RELEASE);
+    return rc && txn_lost(db) ? PARLEY_ESTORE : rc;
+}
+
+static int sq_rollback_to(parley_db_t *db)
+{
+    if (txn_lost(db))
+        return PARLEY_ESTORE;
     int rc = exec_simple(db, S_ROLLBACK_TO);
-    return rc ? rc : exec_simple(db, S_RELEASE);
+    if (rc == 0)
+        rc = exec_simple(db, S_RELEASE);
+    return rc && txn_lost(db) ? PARLEY_ESTORE : rc;
 }
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -791,7 +884,7 @@ static int stream_fetch(parley_db_t *db, sqlite3_stmt *st, parley_stream_t *out)
     return err;
 }
 
-int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
+static int sq_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_GET, &st);
@@ -801,7 +894,7 @@ int parley_db_stream_get(parley_db_t *db, const char *path, parley_stream_t *out
     return stream_fetch(db, st, out);
 }
 
-int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
+static int sq_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_GET_ID, &st);
@@ -827,7 +920,7 @@ static void bind_opt_text(sqlite3_stmt *st, int col, const char *s)
         sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
 }
 
-int parley_db_stream_insert(parley_db_t *db, parley_stream_t *s)
+static int sq_stream_insert(parley_db_t *db, parley_stream_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_INSERT, &st);
@@ -855,11 +948,11 @@ int parley_db_stream_insert(parley_db_t *db, parley_stream_t *s)
     sqlite3_bind_int(st, 17, s->deleted);
     rc = exec_stmt(db, st, "stream insert");
     if (rc == 0)
-        s->id = sqlite3_last_insert_rowid(db->conn);
+        s->id = sqlite3_last_insert_rowid(sq(db)->conn);
     return rc;
 }
 
-int parley_db_stream_update(parley_db_t *db, const parley_stream_t *s)
+static int sq_stream_update(parley_db_t *db, const parley_stream_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_UPDATE, &st);
@@ -880,10 +973,9 @@ int parley_db_stream_update(parley_db_t *db, const parley_stream_t *s)
     return exec_stmt(db, st, "stream update");
 }
 
-int parley_db_stream_remove(parley_db_t *db, int64_t id)
+static int sq_stream_remove(parley_db_t *db, int64_t id)
 {
-    static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS,
-                                         S_STREAM_DEL};
+    static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS, S_STREAM_DEL};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         sqlite3_stmt *st = NULL;
         int rc = prep(db, steps[i], &st);
@@ -897,7 +989,7 @@ int parley_db_stream_remove(parley_db_t *db, int64_t id)
     return 0;
 }
 
-int parley_db_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n)
+static int sq_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_EXPIRED, &st);
@@ -914,7 +1006,7 @@ int parley_db_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int 
     return err;
 }
 
-int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+static int sq_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
                            uint64_t unit_end, const void *data, size_t len)
 {
     sqlite3_stmt *st = NULL;
@@ -929,7 +1021,7 @@ int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, u
     return exec_stmt(db, st, "chunk insert");
 }
 
-int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
+static int sq_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
                          void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -955,7 +1047,7 @@ int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parl
     return err;
 }
 
-int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
+static int sq_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
                            parley_producer_state_t *ps)
 {
     sqlite3_stmt *st = NULL;
@@ -978,7 +1070,7 @@ int parley_db_producer_get(parley_db_t *db, int64_t stream_id, const char *produ
     return err;
 }
 
-int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
+static int sq_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
                            const parley_producer_state_t *ps)
 {
     sqlite3_stmt *st = NULL;
@@ -994,7 +1086,7 @@ int parley_db_producer_put(parley_db_t *db, int64_t stream_id, const char *produ
 
 /* ---- idempotency records ------------------------------------------------ */
 
-int parley_db_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
+static int sq_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
                        int64_t *created_ms, char **resp, size_t *len)
 {
     sqlite3_stmt *st = NULL;
@@ -1029,8 +1121,8 @@ int parley_db_idem_get(parley_db_t *db, const char *owner, const char *key, char
     return err;
 }
 
-int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
-                       const char *fingerprint, int64_t created_ms, const char *resp, size_t len)
+static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
+                       int64_t created_ms, const char *resp, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_IDEM_PUT, &st);
@@ -1044,7 +1136,7 @@ int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
     return exec_stmt(db, st, "idempotency store");
 }
 
-int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
+static int sq_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_IDEM_PURGE, &st);
@@ -1053,20 +1145,11 @@ int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
     sqlite3_bind_int64(st, 1, before_ms);
     sqlite3_bind_int(st, 2, limit);
     rc = exec_stmt(db, st, "idempotency purge");
-    *n = rc ? 0 : sqlite3_changes(db->conn);
+    *n = rc ? 0 : sqlite3_changes(sq(db)->conn);
     return rc;
 }
 
 /* ---- documents ------------------------------------------------------------ */
-
-void parley_doc_clear(parley_doc_t *d)
-{
-    if (!d)
-        return;
-    free(d->data);
-    d->data = NULL;
-    d->len = 0;
-}
 
 static int dup_text(sqlite3_stmt *st, int col, char **out, size_t *len)
 {
@@ -1083,7 +1166,7 @@ static int dup_text(sqlite3_stmt *st, int col, char **out, size_t *len)
     return 0;
 }
 
-int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
+static int sq_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
                       parley_doc_t *out)
 {
     sqlite3_stmt *st = NULL;
@@ -1116,7 +1199,7 @@ int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection
     return err;
 }
 
-int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d)
+static int sq_doc_put(parley_db_t *db, const parley_doc_t *d)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_DOC_PUT, &st);
@@ -1135,7 +1218,7 @@ int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d)
     return exec_stmt(db, st, "document store");
 }
 
-int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
+static int sq_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
                        int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -1170,7 +1253,7 @@ int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collectio
     return err;
 }
 
-int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out)
+static int sq_counter_next(parley_db_t *db, const char *name, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_COUNTER_NEXT, &st);
@@ -1232,15 +1315,6 @@ static int fetch_one(parley_db_t *db, sqlite3_stmt *st, int (*fn)(sqlite3_stmt *
     return err;
 }
 
-void parley_conv_clear(parley_conv_t *c)
-{
-    if (!c)
-        return;
-    free(c->title);
-    free(c->metadata);
-    c->title = c->metadata = NULL;
-}
-
 /* Fill c from a CONV_COLS row; borrow: point at the row's text instead of copying. */
 static int row_to_conv(sqlite3_stmt *st, parley_conv_t *c, bool borrow)
 {
@@ -1255,8 +1329,8 @@ static int row_to_conv(sqlite3_stmt *st, parley_conv_t *c, bool borrow)
     c->activity = sqlite3_column_int64(st, 9);
     c->deleted = sqlite3_column_int(st, 10) != 0;
     if (borrow) {
-        c->title = sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL
-                                                              : (char *)sqlite3_column_text(st, 2);
+        c->title =
+            sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : (char *)sqlite3_column_text(st, 2);
         c->metadata = (char *)sqlite3_column_text(st, 3);
         return 0;
     }
@@ -1273,7 +1347,7 @@ static int fetch_conv(sqlite3_stmt *st, void *out)
     return row_to_conv(st, out, false);
 }
 
-int parley_db_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
+static int sq_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_CONV_GET, &st);
@@ -1283,7 +1357,7 @@ int parley_db_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
     return fetch_one(db, st, fetch_conv, out, "conversation lookup");
 }
 
-int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c)
+static int sq_conv_put(parley_db_t *db, const parley_conv_t *c)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_CONV_PUT, &st);
@@ -1303,7 +1377,7 @@ int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c)
     return exec_stmt(db, st, "conversation store");
 }
 
-int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+static int sq_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
                         int (*cb)(void *arg, const parley_conv_t *c), void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -1325,16 +1399,6 @@ int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int 
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return err;
-}
-
-void parley_sess_clear(parley_sess_t *s)
-{
-    if (!s)
-        return;
-    free(s->error);
-    free(s->request);
-    free(s->input);
-    s->error = s->request = s->input = NULL;
 }
 
 static int row_to_sess(sqlite3_stmt *st, parley_sess_t *s, bool borrow)
@@ -1376,7 +1440,7 @@ static int fetch_sess(sqlite3_stmt *st, void *out)
     return row_to_sess(st, out, false);
 }
 
-int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
+static int sq_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SESS_GET, &st);
@@ -1386,7 +1450,7 @@ int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
     return fetch_one(db, st, fetch_sess, out, "session lookup");
 }
 
-int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s)
+static int sq_sess_put(parley_db_t *db, const parley_sess_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SESS_PUT, &st);
@@ -1421,14 +1485,14 @@ static int remove_by_id(parley_db_t *db, enum stmt_id sid, const char *id, const
     return exec_stmt(db, st, what);
 }
 
-int parley_db_sess_remove(parley_db_t *db, const char *id)
+static int sq_sess_remove(parley_db_t *db, const char *id)
 {
     return remove_by_id(db, S_SESS_DEL, id, "session remove");
 }
 
-int parley_db_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
-                        int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_sess_t *s), void *arg)
+static int sq_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
+                        int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
+                        void *arg)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, status ? S_SESS_LIST_STATUS : S_SESS_LIST, &st);
@@ -1453,8 +1517,7 @@ int parley_db_sess_list(parley_db_t *db, const char *conversation_id, const char
     return err;
 }
 
-int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
-                                  parley_sess_t *out)
+static int sq_sess_oldest_pending(parley_db_t *db, const char *conversation_id, parley_sess_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, conversation_id ? S_SESS_PENDING_CONV : S_SESS_PENDING, &st);
@@ -1486,19 +1549,10 @@ static int scan_ids(parley_db_t *db, enum stmt_id sid, int64_t now_ms,
     return err;
 }
 
-int parley_db_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+static int sq_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
                            int max, int *n)
 {
     return scan_ids(db, S_SESS_EXPIRED, now_ms, ids, max, n, "lease scan");
-}
-
-void parley_snap_clear(parley_snap_t *s)
-{
-    if (!s)
-        return;
-    free(s->title);
-    free(s->payload);
-    s->title = s->payload = NULL;
 }
 
 static int row_to_snap(sqlite3_stmt *st, parley_snap_t *s, bool borrow)
@@ -1514,8 +1568,8 @@ static int row_to_snap(sqlite3_stmt *st, parley_snap_t *s, bool borrow)
     copy_text(s->stream, sizeof s->stream, st, 8);
     s->ord = sqlite3_column_int64(st, 10);
     if (borrow) {
-        s->title = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL
-                                                              : (char *)sqlite3_column_text(st, 4);
+        s->title =
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : (char *)sqlite3_column_text(st, 4);
         s->payload = (char *)sqlite3_column_text(st, 9);
         return 0;
     }
@@ -1532,7 +1586,7 @@ static int fetch_snap(sqlite3_stmt *st, void *out)
     return row_to_snap(st, out, false);
 }
 
-int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
+static int sq_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SNAP_GET, &st);
@@ -1542,7 +1596,7 @@ int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
     return fetch_one(db, st, fetch_snap, out, "snapshot lookup");
 }
 
-int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s)
+static int sq_snap_put(parley_db_t *db, const parley_snap_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SNAP_PUT, &st);
@@ -1562,12 +1616,12 @@ int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s)
     return exec_stmt(db, st, "snapshot store");
 }
 
-int parley_db_snap_remove(parley_db_t *db, const char *id)
+static int sq_snap_remove(parley_db_t *db, const char *id)
 {
     return remove_by_id(db, S_SNAP_DEL, id, "snapshot remove");
 }
 
-int parley_db_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
+static int sq_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
                         int (*cb)(void *arg, const parley_snap_t *s), void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -1591,7 +1645,7 @@ int parley_db_snap_list(parley_db_t *db, const char *owner, int64_t before, int 
     return err;
 }
 
-int parley_db_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
+static int sq_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
                            int max, int *n)
 {
     return scan_ids(db, S_SNAP_EXPIRED, now_ms, ids, max, n, "snapshot expiry scan");
@@ -1626,7 +1680,7 @@ static int fetch_sub(sqlite3_stmt *st, void *out)
     return 0;
 }
 
-int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
+static int sq_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SUB_GET, &st);
@@ -1636,7 +1690,7 @@ int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
     return fetch_one(db, st, fetch_sub, out, "subscription lookup");
 }
 
-int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s)
+static int sq_sub_put(parley_db_t *db, const parley_sub_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SUB_PUT, &st);
@@ -1661,13 +1715,13 @@ int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s)
     return exec_stmt(db, st, "subscription store");
 }
 
-int parley_db_sub_remove(parley_db_t *db, const char *id)
+static int sq_sub_remove(parley_db_t *db, const char *id)
 {
     int rc = remove_by_id(db, S_SUB_DEL_LINKS, id, "subscription links remove");
     return rc ? rc : remove_by_id(db, S_SUB_DEL, id, "subscription remove");
 }
 
-int parley_db_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
+static int sq_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
                                void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -1688,19 +1742,19 @@ int parley_db_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parle
     return err;
 }
 
-int parley_db_sub_leases_expired(parley_db_t *db, int64_t now_ms,
+static int sq_sub_leases_expired(parley_db_t *db, int64_t now_ms,
                                  char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
 {
     return scan_ids(db, S_SUB_LEASES, now_ms, ids, max, n, "subscription lease scan");
 }
 
-int parley_db_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
+static int sq_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
                                  char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
 {
     return scan_ids(db, S_SUB_DUE, now_ms, ids, max, n, "subscription delivery scan");
 }
 
-int parley_db_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
+static int sq_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SUB_NEXT_DUE, &st);
@@ -1733,7 +1787,7 @@ static int fetch_link(sqlite3_stmt *st, void *out)
     return 0;
 }
 
-int parley_db_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
+static int sq_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
                           parley_sub_link_t *out)
 {
     sqlite3_stmt *st = NULL;
@@ -1745,7 +1799,7 @@ int parley_db_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
     return fetch_one(db, st, fetch_link, out, "subscription link lookup");
 }
 
-int parley_db_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
+static int sq_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_LINK_PUT, &st);
@@ -1760,7 +1814,7 @@ int parley_db_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
     return exec_stmt(db, st, "subscription link store");
 }
 
-int parley_db_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
+static int sq_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_LINK_DEL, &st);
@@ -1771,7 +1825,7 @@ int parley_db_sublink_remove(parley_db_t *db, const char *sub_id, const char *pa
     return exec_stmt(db, st, "subscription link remove");
 }
 
-int parley_db_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
+static int sq_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
                            int (*cb)(void *arg, const parley_sub_link_t *l), void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -1804,17 +1858,17 @@ static int exec_for_sub(parley_db_t *db, enum stmt_id sid, const char *sub_id, c
     return exec_stmt(db, st, what);
 }
 
-int parley_db_sublink_snapshot(parley_db_t *db, const char *sub_id)
+static int sq_sublink_snapshot(parley_db_t *db, const char *sub_id)
 {
     return exec_for_sub(db, S_LINK_SNAPSHOT, sub_id, "subscription snapshot");
 }
 
-int parley_db_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
+static int sq_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
 {
     return exec_for_sub(db, S_LINK_ACK_SNAPSHOT, sub_id, "subscription auto-ack");
 }
 
-int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
+static int sq_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_LINK_PENDING, &st);
@@ -1834,7 +1888,7 @@ int parley_db_sublink_first_pending(parley_db_t *db, const char *sub_id, char *p
     return err;
 }
 
-int parley_db_stream_scan(parley_db_t *db, const char *prefix,
+static int sq_stream_scan(parley_db_t *db, const char *prefix,
                           int (*cb)(void *arg, const parley_stream_t *s), void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -1860,7 +1914,7 @@ int parley_db_stream_scan(parley_db_t *db, const char *prefix,
     return err;
 }
 
-int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
+static int sq_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
                       size_t *len)
 {
     sqlite3_stmt *st = NULL;
@@ -1889,7 +1943,7 @@ int parley_db_key_get(parley_db_t *db, const char *name, unsigned char *out, siz
     return err;
 }
 
-int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
+static int sq_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
 {
     sqlite3_stmt *st = NULL;
@@ -1900,4 +1954,76 @@ int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *da
     sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, created_ms);
     return exec_stmt(db, st, "key store");
+}
+
+/* The SQLite backend (store.h). */
+static const parley_store_ops_t sqlite_ops = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .describe = sq_describe,
+    .start = sq_start,
+    .stop = sq_stop,
+    .writer = sq_writer,
+    .reader = sq_reader,
+    .db_close = sq_db_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .stream_get = sq_stream_get,
+    .stream_get_id = sq_stream_get_id,
+    .stream_insert = sq_stream_insert,
+    .stream_update = sq_stream_update,
+    .stream_remove = sq_stream_remove,
+    .stream_expired = sq_stream_expired,
+    .stream_scan = sq_stream_scan,
+    .chunk_insert = sq_chunk_insert,
+    .chunk_scan = sq_chunk_scan,
+    .producer_get = sq_producer_get,
+    .producer_put = sq_producer_put,
+    .idem_get = sq_idem_get,
+    .idem_put = sq_idem_put,
+    .idem_purge = sq_idem_purge,
+    .doc_get = sq_doc_get,
+    .doc_put = sq_doc_put,
+    .doc_list = sq_doc_list,
+    .conv_get = sq_conv_get,
+    .conv_put = sq_conv_put,
+    .conv_list = sq_conv_list,
+    .sess_get = sq_sess_get,
+    .sess_put = sq_sess_put,
+    .sess_remove = sq_sess_remove,
+    .sess_list = sq_sess_list,
+    .sess_oldest_pending = sq_sess_oldest_pending,
+    .sess_expired = sq_sess_expired,
+    .snap_get = sq_snap_get,
+    .snap_put = sq_snap_put,
+    .snap_remove = sq_snap_remove,
+    .snap_list = sq_snap_list,
+    .snap_expired = sq_snap_expired,
+    .counter_next = sq_counter_next,
+    .sub_get = sq_sub_get,
+    .sub_put = sq_sub_put,
+    .sub_remove = sq_sub_remove,
+    .sub_with_pattern = sq_sub_with_pattern,
+    .sub_leases_expired = sq_sub_leases_expired,
+    .sub_deliveries_due = sq_sub_deliveries_due,
+    .sub_next_delivery = sq_sub_next_delivery,
+    .sublink_get = sq_sublink_get,
+    .sublink_put = sq_sublink_put,
+    .sublink_remove = sq_sublink_remove,
+    .sublink_list = sq_sublink_list,
+    .sublink_snapshot = sq_sublink_snapshot,
+    .sublink_ack_snapshot = sq_sublink_ack_snapshot,
+    .sublink_first_pending = sq_sublink_first_pending,
+    .key_get = sq_key_get,
+    .key_put = sq_key_put,
+};
+
+const parley_store_ops_t *parley_store_sqlite_ops(void)
+{
+    return &sqlite_ops;
 }

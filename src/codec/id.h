@@ -21,8 +21,8 @@
  *
  * Thread-safe.
  */
-#ifndef PARLEY_CORE_ID_H
-#define PARLEY_CORE_ID_H
+#ifndef PARLEY_CODEC_ID_H
+#define PARLEY_CODEC_ID_H
 
 #include <stdbool.h>
 #include <stddef.h>

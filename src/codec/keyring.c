@@ -6,7 +6,7 @@
  * each signature has its own EVP_MD_CTX, which is what sign() does; the
  * keyring is otherwise read-only after parley_keyring_new().
  *
- * Tokens are verified with core/jwt.c first (HS256 only, constant-time
+ * Tokens are verified with codec/jwt.c first (HS256 only, constant-time
  * signature check, exp); only a token that passed is decoded again here for
  * its gen and wake claims.
  */
@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/jwt.h"
-#include "core/keyring.h"
+#include "codec/jwt.h"
+#include "codec/keyring.h"
 #include "parley/parley.h"
 #include "util/base64url.h"
 

@@ -12,7 +12,7 @@
  *        Webhook-Signature: t=<unix seconds>,kid=<kid>,ed25519=<sig>
  *      where sig is the unpadded base64url signature over "<t>.<raw body>".
  *   2. a 32-byte HMAC secret for callback and claim tokens: HS256 JWTs
- *      (core/jwt.h) whose payload names the subscription (sub), the wake's
+ *      (codec/jwt.h) whose payload names the subscription (sub), the wake's
  *      generation (gen) and wake id (wake), and an expiry (exp). They are
  *      bearer tokens for one wake of one subscription, never service JWTs:
  *      the secret is not the --jwt-secret.
@@ -24,8 +24,8 @@
  * afterwards; strings it returns are borrowed for its life.
  * Threads: every function may be called from any thread, concurrently.
  */
-#ifndef PARLEY_CORE_KEYRING_H
-#define PARLEY_CORE_KEYRING_H
+#ifndef PARLEY_CODEC_KEYRING_H
+#define PARLEY_CODEC_KEYRING_H
 
 #include <stdbool.h>
 #include <stddef.h>

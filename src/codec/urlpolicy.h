@@ -30,8 +30,8 @@
  *
  * Pure functions, thread-safe.
  */
-#ifndef PARLEY_CORE_URLPOLICY_H
-#define PARLEY_CORE_URLPOLICY_H
+#ifndef PARLEY_CODEC_URLPOLICY_H
+#define PARLEY_CODEC_URLPOLICY_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -22,8 +22,8 @@
  * the server's own code and its tests. All functions are pure and
  * thread-safe.
  */
-#ifndef PARLEY_CORE_OFFSET_H
-#define PARLEY_CORE_OFFSET_H
+#ifndef PARLEY_CODEC_OFFSET_H
+#define PARLEY_CODEC_OFFSET_H
 
 #include <stdbool.h>
 #include <stdint.h>

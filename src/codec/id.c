@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <sys/random.h>
 
-#include "core/id.h"
+#include "codec/id.h"
 #include "parley/parley.h"
 #include "util/base64url.h"
 

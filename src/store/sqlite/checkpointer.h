@@ -20,14 +20,17 @@
  * in the WAL, but nothing may be trusted after a failed fsync, so the
  * server stops and recovers on restart.
  *
+ * Private to the SQLite backend: the store's start op starts it and its
+ * stop op stops it (store_sqlite.c).
+ *
  * Threads: start/stop from the main thread; the hook runs on the writer.
  */
-#ifndef PARLEY_STORE_CHECKPOINTER_H
-#define PARLEY_STORE_CHECKPOINTER_H
+#ifndef PARLEY_STORE_SQLITE_CHECKPOINTER_H
+#define PARLEY_STORE_SQLITE_CHECKPOINTER_H
 
 #include "store/store.h"
 
-#define PARLEY_CHECKPOINT_FRAMES 1000      /* WAL pages: checkpoint in the background */
+#define PARLEY_CHECKPOINT_FRAMES      1000 /* WAL pages: checkpoint in the background */
 #define PARLEY_CHECKPOINT_HARD_FRAMES 4000 /* WAL pages: the writer completes one */
 
 typedef struct parley_checkpointer parley_checkpointer_t;

@@ -1,0 +1,15 @@
+/*
+ * store_sqlite.h — the SQLite backend's entry point, for store/store.c's
+ * URL dispatch only. Everything else reaches the backend through the ops
+ * table (store.h).
+ */
+#ifndef PARLEY_STORE_SQLITE_STORE_SQLITE_H
+#define PARLEY_STORE_SQLITE_STORE_SQLITE_H
+
+#include "store/store.h"
+
+/* The SQLite backend's ops table (static, lives for the process). It serves
+ * "sqlite:PATH" URLs. */
+const parley_store_ops_t *parley_store_sqlite_ops(void);
+
+#endif
