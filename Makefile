@@ -7,7 +7,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test setup bench format clean
+.PHONY: all build run test setup bench format lint clean
 
 all: build
 
@@ -33,5 +33,8 @@ bench: setup
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+lint:
+	@scripts/lint
+
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-lint

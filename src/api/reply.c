@@ -64,8 +64,8 @@ void parley_reply_error(parley_reply_t *rp, int status, const char *code, const 
 void parley_reply_send(parley_req_t *r, parley_reply_t *rp)
 {
     char *line = rp->headers.data;
-    size_t left = rp->headers.len;
-    while (line && left) {
+    size_t left = line ? rp->headers.len : 0;
+    while (left) {
         char *nl = memchr(line, '\n', left);
         if (!nl)
             break;

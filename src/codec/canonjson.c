@@ -108,7 +108,7 @@ static int put_real(parley_buf_t *b, double d)
             break;
     }
     /* sci is "[-]D[.DDD]e±X"; gather the digits and the exponent. */
-    char digits[24];
+    char digits[24] = {0};
     int k = 0;
     const char *p = sci;
     bool neg = *p == '-';
