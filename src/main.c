@@ -36,7 +36,7 @@ static void usage(FILE *out)
             "                           (default 262144, at least 16384)\n"
             "  --read-budget N          pending output of all readers together; past it,\n"
             "                           readers that stopped reading are disconnected\n"
-            "                           (default 16777216)\n"
+            "                           (default 8388608)\n"
             "  --max-connections N      connection limit (default 65536)\n"
             "  --max-json-bytes N       largest JSON body of a document (default 1572864)\n"
             "  --idempotency-ttl S      keep Idempotency-Key records S seconds (default 86400)\n"

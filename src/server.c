@@ -84,7 +84,7 @@ void parley_config_init(parley_config_t *cfg)
     cfg->sse_recycle_ms = 60000;
     cfg->max_append_bytes = 8u << 20;
     cfg->read_window_bytes = 256u << 10;
-    cfg->read_budget_bytes = 16u << 20;
+    cfg->read_budget_bytes = 8u << 20;
     cfg->max_connections = 65536;
     cfg->max_json_bytes = 1536 * 1024;
     cfg->idempotency_ttl_s = 86400;

@@ -75,7 +75,7 @@ typedef struct parley_config {
     unsigned sse_recycle_ms;      /* SSE connection lifetime, default 60000 */
     size_t max_append_bytes;      /* stream append body limit, default 8 MiB */
     size_t read_window_bytes;     /* pending output per reader, 256 KiB */
-    size_t read_budget_bytes;     /* pending output of all readers, 16 MiB */
+    size_t read_budget_bytes;     /* pending output of all readers, 8 MiB */
     unsigned max_connections;     /* connection limit, default 65536 */
     size_t max_json_bytes;        /* JSON body limit (documents...), 1.5 MiB */
     unsigned idempotency_ttl_s;   /* Idempotency-Key records kept, 86400 */
