@@ -191,16 +191,57 @@ test("churn - SSE subscribers that reset while parked are released", { timeout: 
   await settle(() => socketCount(pid) <= socketStart, RELEASE_MS)
   const left = socketCount(pid) - socketStart
   t.diagnostic(`${total} SSE subscribers reset while parked, ${left} connections still open ${RELEASE_MS} ms later`)
-  assert.equal(left, 0, `${left} parked SSE connections still open after their clients reset: TCP: ${tcpStates(pid, srv.port)}`)
+  // At most the baseline: it may include the set-up request's keep-alive
+  // socket, which can close during the run (then left is -1).
+  assert.ok(left <= 0, `${left} parked SSE connections still open after their clients reset: TCP: ${tcpStates(pid, srv.port)}`)
+})
+
+// One SSE reader that resets while parked, on a worker that also holds an
+// older idle connection, is closed at once. The watcher resumes it and its
+// response ends from libmicrohttpd's content reader; ended the plain way
+// (MHD_CONTENT_READER_END_WITH_ERROR), libmicrohttpd 0.9.75 marks the
+// connection closed but frees it only when it is the oldest connection of
+// its worker at some later wake-up, so the older idle connection kept its
+// socket open for as long as it stayed (up to the 120 s timeout). This is
+// what left sockets open in the mixed churn above.
+test("churn - an SSE reader that resets while parked is closed at once, even behind an older idle connection", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--threads", "1"] })
+  const pid = srv.proc.pid
+  assert.equal((await createStream(srv.url, "churn", "application/json")).status, 201)
+  // The older connection: connected, nothing sent (idle until the timeout).
+  const idle = net.connect(srv.port, "127.0.0.1")
+  await new Promise((resolve, reject) => idle.once("connect", resolve).once("error", reject))
+  await settle(() => false, 200)
+  const socketStart = socketCount(pid)
+  for (let i = 0; i < 3; i++) {
+    // Subscribe, let the reader park (nothing to send), then reset.
+    const s = net.connect(srv.port, "127.0.0.1")
+    let got = ""
+    const closed = new Promise((resolve) => s.on("close", resolve))
+    s.on("error", () => {})
+    s.on("data", (d) => (got += d.toString("latin1")))
+    s.write(`GET /v1/stream/churn?offset=now&live=sse HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nAccept: text/event-stream\r\n\r\n`)
+    assert.ok(await settle(() => got.includes("\r\n\r\n"), 5000), "the SSE request was answered")
+    assert.match(got, /^HTTP\/1\.1 200/)
+    await settle(() => false, 100)
+    s.resetAndDestroy()
+    await closed
+  }
+  const back = await settle(() => socketCount(pid) <= socketStart, 1500)
+  const left = socketCount(pid) - socketStart
+  idle.destroy()
+  t.diagnostic(`${left} of 3 reset SSE readers still open 1.5 s later`)
+  assert.ok(back, `${left} SSE readers that reset while parked still hold their sockets: TCP: ${tcpStates(pid, srv.port)}`)
 })
 
 // A client that sends part of a body and then half-closes (FIN) is
-// released within about a second, like one that resets. Known finding:
-// under concurrency some of these connections stay in CLOSE-WAIT until
-// libmicrohttpd's 120 s connection timeout (its edge-triggered epoll loop
-// misses the end of input); kept as a todo test until the transport fixes
-// it, so the run shows the count.
-test("churn - clients that half-close in the middle of a body are released", { todo: "half-closed uploads wait for the 120 s connection timeout", timeout: 120_000 }, async (t) => {
+// released within about a second, like one that resets. Under concurrency
+// a worker can read a client's last bytes and its FIN in one go;
+// libmicrohttpd's edge-triggered epoll loop then never reads again, so the
+// transport looks for the FIN after each part of an incomplete body
+// (before, about 10 of these 3,000 stayed in CLOSE-WAIT until the 120 s
+// connection timeout).
+test("churn - clients that half-close in the middle of a body are released", { timeout: 120_000 }, async (t) => {
   const srv = await startServer({ t })
   const pid = srv.proc.pid
   assert.equal((await createStream(srv.url, "churn", "application/json")).status, 201)
