@@ -293,8 +293,8 @@ struct parley_store_ops {
     int (*stream_update)(parley_db_t *db, const parley_stream_t *st);
     /* Remove the stream with its chunks and producer state. */
     int (*stream_remove)(parley_db_t *db, int64_t id);
-    /* Streams whose absolute or sliding expiry is before now_ms, up to max
-     * ids. */
+    /* Streams, not deleted, whose absolute or sliding expiry is at or
+     * before now_ms, up to max ids. */
     int (*stream_expired)(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n);
     /* Streams (not deleted) whose path starts with prefix, in path order;
      * cb gets each (borrowed; must not use db; non-zero stops). */
