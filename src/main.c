@@ -386,7 +386,8 @@ static void serve_usage(FILE *out)
 
 /* ---- serve ------------------------------------------------------------ */
 
-/* Set o from its variable's value v (not empty). 0, or -1 if v is bad. */
+/* Set o from its variable's value v (not empty). 0, or -1 if v is bad. A
+ * list (the one there is: --allow-origin) is split at commas and blanks. */
 static int set_from_env(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
     if (o->kind != ARG_LIST)
@@ -397,10 +398,15 @@ static int set_from_env(const serve_opt_t *o, const char *v, parley_config_t *cf
     int n = 0;
     for (char *save = NULL, *e = strtok_r(copy, ", ", &save); e; e = strtok_r(NULL, ", ", &save)) {
         if (o->set(o, e, cfg))
-            return -1;
+            goto out_free_copy;
         n++;
     }
-    return n ? 0 : -1;
+    if (n)
+        return 0;
+out_free_copy:
+    cfg->nallow_origins = 0; /* no origin may point into the copy */
+    free(copy);
+    return -1;
 }
 
 /* One flag as given on the command line, applied after the environment. */
