@@ -2,12 +2,15 @@
 #   make run    install what is missing, build, start the server (SQLite)
 #   make test   install, build and run every test suite
 #   make bench  install, then run every benchmark and rewrite bench/RESULTS.md
+#   make man    render man/parley.1 (groff warnings fail), then read it: man -l man/parley.1
+#   make install  build, install bin/parley and man1/parley.1 under PREFIX (/usr/local)
 # `make` alone builds build/parley.
 
 BUILD ?= build
+PREFIX ?= /usr/local
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test setup bench format lint clean
+.PHONY: all build run test setup bench format lint clean man install
 
 all: build
 
@@ -17,6 +20,12 @@ setup:
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
+
+man: build
+	@cmake --build $(BUILD) --target man -- --no-print-directory
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 run: setup build
 	$(BUILD)/parley serve --listen 127.0.0.1:4437 --data ./data

@@ -1,76 +1,129 @@
 /*
  * main.c — the `parley` command line. Parses arguments and calls the
  * library; everything else lives in libparley.
+ *
+ * Commands: `parley serve [options]` runs the server; `parley help
+ * [COMMAND]`, `parley --help` and `parley --version` print and exit 0. An
+ * unknown command or a bad option is a usage error: exit status 2.
+ *
+ * The options of `serve` are one table (serve_opts[]): each row is the flag,
+ * the environment variable that sets it too, the kind of argument it takes,
+ * the function that parses and stores a value, and its help text. getopt's
+ * option list, the environment and `parley serve --help` all come from that
+ * table, so they cannot disagree; man/parley.1 is checked against the help
+ * by the black-box tests.
+ *
+ * Invariants:
+ *   1. Every option has a variable: PARLEY_ and its flag in capitals, '-'
+ *      as '_' (--long-poll-timeout is PARLEY_LONG_POLL_TIMEOUT).
+ *   2. A flag wins over its variable: a variable is read only for options
+ *      the command line does not give, so a bad variable behind a flag is
+ *      never looked at. An empty variable counts as unset.
+ *   3. Nothing is read from the environment before the command line has
+ *      been checked, so `parley serve --help` works whatever the
+ *      environment holds; a bad value (flag or variable) exits 2 with a
+ *      message naming the flag or the variable.
+ *
+ * Threads: main thread only, before the server starts.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stddef.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "parley/parley.h"
 
-static void usage(FILE *out)
+/* ---- values ----------------------------------------------------------- */
+
+typedef struct serve_opt serve_opt_t;
+
+/* Parse v and store it in *cfg; 0, or -1 if v is not a valid value. v is
+ * NULL for a flag without an argument (ARG_NONE given on the command line). */
+typedef int (*serve_set_fn)(const serve_opt_t *o, const char *v, parley_config_t *cfg);
+
+/* What an option takes. */
+typedef enum serve_arg {
+    ARG_NONE, /* a switch: the flag takes nothing; its variable is 1/0,
+                 true/false, yes/no or on/off */
+    ARG_ONE,  /* one value; given twice, the last one counts */
+    ARG_LIST, /* repeatable; its variable is a comma-separated list */
+} serve_arg_t;
+
+/* One option of `parley serve`. */
+struct serve_opt {
+    const char *flag;            /* long option, without "--" */
+    const char *env;             /* environment variable that sets it too */
+    serve_arg_t kind;            /* what it takes */
+    const char *metavar;         /* the argument's name in the help, or NULL */
+    serve_set_fn set;            /* parses a value into the config */
+    size_t field;                /* offset in parley_config_t that set() writes */
+    unsigned long long min, max; /* bounds of a number (set_uint, set_size) */
+    const char *help;            /* help text; '\n' breaks the line */
+    const char *section;         /* heading printed before this option, or NULL */
+};
+
+#define FIELD(f) offsetof(parley_config_t, f)
+
+/* A decimal number in [min, max]: digits only (no sign, no blanks). */
+static int parse_number(const char *v, unsigned long long min, unsigned long long max,
+                        unsigned long long *out)
 {
-    fprintf(out,
-            "usage: parley serve [options]\n"
-            "       parley --help | --version\n"
-            "\n"
-            "Durable storage for chat apps: streams, conversations, sessions, documents.\n"
-            "\n"
-            "serve options:\n"
-            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:4437;\n"
-            "                           port 0 picks a free port)\n"
-            "  --data DIR               data directory (default ./data): the store is\n"
-            "                           sqlite:DIR/parley.db unless --store is given\n"
-            "  --store URL              where the data lives (or PARLEY_STORE):\n"
-            "                           sqlite:PATH, an SQLite database file\n"
-            "  --threads N              HTTP worker threads (default: one per core)\n"
-            "  --long-poll-timeout MS   long-poll wait before 204 (default 30000)\n"
-            "  --sse-recycle MS         SSE connection lifetime (default 60000)\n"
-            "  --max-append-bytes N     largest stream append body (default 8388608)\n"
-            "  --read-window N          pending output one reader may hold: a read is\n"
-            "                           produced from the store this much at a time\n"
-            "                           (default 262144, at least 16384)\n"
-            "  --read-budget N          pending output of all readers together; past it,\n"
-            "                           readers that stopped reading are disconnected\n"
-            "                           (default 8388608)\n"
-            "  --max-connections N      connection limit (default 65536)\n"
-            "  --max-json-bytes N       largest JSON body of a document (default 1572864)\n"
-            "  --idempotency-ttl S      keep Idempotency-Key records S seconds (default 86400)\n"
-            "  --session-max-attempts N attempts of a session before it fails (default 3;\n"
-            "                           a message may ask for its own, 1..100)\n"
-            "  --admin-key KEY          bearer token with admin rights (or PARLEY_ADMIN_KEY)\n"
-            "  --jwt-secret SECRET      HS256 secret of user JWTs (or PARLEY_JWT_SECRET)\n"
-            "  --allow-origin ORIGIN    local mode: let the web page at ORIGIN (e.g.\n"
-            "                           http://localhost:5173) call the server; repeatable\n"
-            "                           (or PARLEY_ALLOW_ORIGIN, a comma-separated list)\n"
-            "  --quiet                  no start-up line\n"
-            "\n"
-            "rate limits (429 with Retry-After; each also PARLEY_RATE_..., e.g.\n"
-            "PARLEY_RATE_LIMIT_WRITES; a flag wins over its variable):\n"
-            "  --rate-limit-writes RATE       writes per user (default 50/s; off in local mode)\n"
-            "  --rate-limit-reads RATE        reads per user (default 200/s; off in local mode)\n"
-            "  --rate-limit-addr-writes RATE  writes per client address (default off)\n"
-            "  --rate-limit-addr-reads RATE   reads per client address (default off)\n"
-            "  --rate-burst-writes N, --rate-burst-reads N, --rate-burst-addr-writes N,\n"
-            "  --rate-burst-addr-reads N      the most requests at once (default: the RATE's\n"
-            "                                 count; 100 and 400 for the per-user defaults)\n"
-            "  --rate-limit-admin MODE        the admin key meets: address (per-address limits\n"
-            "                                 only, default), none, or all\n"
-            "  RATE is N/s, N/m or N/h (N alone: per second), or off. GET and HEAD are\n"
-            "  reads, other methods writes.\n"
-            "\n"
-            "With neither --admin-key nor --jwt-secret, Parley runs in local mode: no\n"
-            "authentication, every request is the local user, loopback only: it answers\n"
-            "only loopback Host names and refuses cross-origin web pages (see --allow-origin).\n");
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
 }
 
-static int parse_listen(const char *v, parley_config_t *cfg)
+static int set_uint(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
-    static char host[256];
+    unsigned long long n;
+    if (parse_number(v, o->min, o->max, &n))
+        return -1;
+    *(unsigned *)((char *)cfg + o->field) = (unsigned)n;
+    return 0;
+}
+
+static int set_size(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    unsigned long long n;
+    if (parse_number(v, o->min, o->max, &n))
+        return -1;
+    *(size_t *)((char *)cfg + o->field) = (size_t)n;
+    return 0;
+}
+
+static int set_string(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    *(const char **)((char *)cfg + o->field) = v; /* argv or environ: lives for the process */
+    return 0;
+}
+
+static int set_bool(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    bool *b = (bool *)((char *)cfg + o->field);
+    if (!v || strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+        strcmp(v, "on") == 0)
+        *b = true;
+    else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
+             strcmp(v, "off") == 0)
+        *b = false;
+    else
+        return -1;
+    return 0;
+}
+
+/* HOST:PORT, [HOST]:PORT for an IPv6 address. */
+static int set_listen(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    static char host[256]; /* the config borrows it */
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v || (size_t)(colon - v) >= sizeof host)
         return -1;
@@ -80,13 +133,11 @@ static int parse_listen(const char *v, parley_config_t *cfg)
         h++;
         hl -= 2;
     }
+    unsigned long long port;
+    if (parse_number(colon + 1, 0, 65535, &port))
+        return -1;
     memcpy(host, h, hl);
     host[hl] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || port > 65535)
-        return -1;
     cfg->listen_host = host;
     cfg->listen_port = (unsigned)port;
     return 0;
@@ -98,7 +149,7 @@ static const char *origins[MAX_ORIGINS]; /* --allow-origin values (borrowed or s
 
 /* Add an origin: "http://" or "https://", a host, an optional port; no
  * path, no trailing '/'. -1 if it is not one, or there are too many. */
-static int add_origin(const char *v, parley_config_t *cfg)
+static int set_origin(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
     const char *host = strncmp(v, "http://", 7) == 0    ? v + 7
                        : strncmp(v, "https://", 8) == 0 ? v + 8
@@ -113,50 +164,21 @@ static int add_origin(const char *v, parley_config_t *cfg)
     return 0;
 }
 
-/* PARLEY_ALLOW_ORIGIN: a comma-separated list of origins. */
-static int origins_from_env(const char *list, parley_config_t *cfg)
-{
-    char *copy = strdup(list); /* lives for the process: the config borrows it */
-    if (!copy)
-        return -1;
-    for (char *save = NULL, *o = strtok_r(copy, ", ", &save); o; o = strtok_r(NULL, ", ", &save))
-        if (add_origin(o, cfg))
-            return -1;
-    return 0;
-}
-
-static int parse_size(const char *v, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || *end || end == v || n == 0)
-        return -1;
-    *out = (size_t)n;
-    return 0;
-}
-
-static int parse_uint(const char *v, unsigned *out)
-{
-    size_t n;
-    if (parse_size(v, &n) || n > 0xffffffffu)
-        return -1;
-    *out = (unsigned)n;
-    return 0;
-}
-
 /* A rate: "off", "0", "N", "N/s", "N/m" or "N/h". */
-static int parse_rate(const char *v, parley_rate_t *out)
+static int set_rate(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
-    char *end;
+    parley_rate_t *out = (parley_rate_t *)((char *)cfg + o->field);
     if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
         out->count = 0;
         out->period_s = 1; /* set, and off */
         return 0;
     }
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    char *end;
     errno = 0;
     unsigned long n = strtoul(v, &end, 10);
-    if (errno || end == v || n == 0 || n > 1000000000ul || v[0] == '-')
+    if (errno || n == 0 || n > 1000000000ul)
         return -1;
     unsigned period = 1;
     if (strcmp(end, "/m") == 0 || strcmp(end, "/min") == 0)
@@ -170,251 +192,373 @@ static int parse_rate(const char *v, parley_rate_t *out)
     return 0;
 }
 
-static int parse_burst(const char *v, parley_rate_t *out)
+static int set_burst(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
-    unsigned n;
-    if (parse_uint(v, &n) || n > 1000000)
+    unsigned long long n;
+    if (parse_number(v, 1, 1000000, &n))
         return -1;
-    out->burst = n;
+    ((parley_rate_t *)((char *)cfg + o->field))->burst = (uint32_t)n;
     return 0;
 }
 
-static int parse_rate_admin(const char *v, parley_rate_admin_t *out)
+static int set_rate_admin(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
     if (strcmp(v, "address") == 0)
-        *out = PARLEY_RATE_ADMIN_ADDRESS;
+        cfg->rate_admin = PARLEY_RATE_ADMIN_ADDRESS;
     else if (strcmp(v, "none") == 0)
-        *out = PARLEY_RATE_ADMIN_NONE;
+        cfg->rate_admin = PARLEY_RATE_ADMIN_NONE;
     else if (strcmp(v, "all") == 0)
-        *out = PARLEY_RATE_ADMIN_ALL;
+        cfg->rate_admin = PARLEY_RATE_ADMIN_ALL;
     else
         return -1;
     return 0;
 }
 
-/* The rate-limit options: flag name, environment variable, what it sets. */
-enum { RL_RATE, RL_BURST, RL_ADMIN };
-typedef struct rate_opt {
-    const char *flag; /* long option, without "--" */
-    const char *env;  /* environment variable */
-    int what;         /* RL_RATE, RL_BURST or RL_ADMIN */
-    size_t field;     /* offset of the parley_rate_t in parley_config_t */
-} rate_opt_t;
+/* ---- the options ------------------------------------------------------ */
 
-static const rate_opt_t rate_opts[] = {
-    {"rate-limit-writes", "PARLEY_RATE_LIMIT_WRITES", RL_RATE,
-     offsetof(parley_config_t, rate_user_writes)},
-    {"rate-burst-writes", "PARLEY_RATE_BURST_WRITES", RL_BURST,
-     offsetof(parley_config_t, rate_user_writes)},
-    {"rate-limit-reads", "PARLEY_RATE_LIMIT_READS", RL_RATE,
-     offsetof(parley_config_t, rate_user_reads)},
-    {"rate-burst-reads", "PARLEY_RATE_BURST_READS", RL_BURST,
-     offsetof(parley_config_t, rate_user_reads)},
-    {"rate-limit-addr-writes", "PARLEY_RATE_LIMIT_ADDR_WRITES", RL_RATE,
-     offsetof(parley_config_t, rate_addr_writes)},
-    {"rate-burst-addr-writes", "PARLEY_RATE_BURST_ADDR_WRITES", RL_BURST,
-     offsetof(parley_config_t, rate_addr_writes)},
-    {"rate-limit-addr-reads", "PARLEY_RATE_LIMIT_ADDR_READS", RL_RATE,
-     offsetof(parley_config_t, rate_addr_reads)},
-    {"rate-burst-addr-reads", "PARLEY_RATE_BURST_ADDR_READS", RL_BURST,
-     offsetof(parley_config_t, rate_addr_reads)},
-    {"rate-limit-admin", "PARLEY_RATE_LIMIT_ADMIN", RL_ADMIN, 0},
+#define U32 0xffffffffull
+#define SZ  ((unsigned long long)SIZE_MAX)
+
+static const serve_opt_t serve_opts[] = {
+    {"listen", "PARLEY_LISTEN", ARG_ONE, "HOST:PORT", set_listen, 0, 0, 0,
+     "address to listen on (default 127.0.0.1:4437;\n"
+     "port 0 picks a free port; [::1]:PORT for IPv6)",
+     "options:"},
+    {"data", "PARLEY_DATA", ARG_ONE, "DIR", set_string, FIELD(data_dir), 0, 0,
+     "data directory (default ./data): the store is\n"
+     "sqlite:DIR/parley.db unless --store is given",
+     NULL},
+    {"store", "PARLEY_STORE", ARG_ONE, "URL", set_string, FIELD(store_url), 0, 0,
+     "where the data lives: sqlite:PATH, an SQLite\n"
+     "database file (default sqlite:DIR/parley.db)",
+     NULL},
+    {"threads", "PARLEY_THREADS", ARG_ONE, "N", set_uint, FIELD(threads), 1, U32,
+     "HTTP worker threads (default one per core)", NULL},
+    {"long-poll-timeout", "PARLEY_LONG_POLL_TIMEOUT", ARG_ONE, "MS", set_uint, FIELD(long_poll_ms),
+     1, U32, "long-poll wait before 204 (default 30000)", NULL},
+    {"sse-recycle", "PARLEY_SSE_RECYCLE", ARG_ONE, "MS", set_uint, FIELD(sse_recycle_ms), 1, U32,
+     "SSE connection lifetime (default 60000)", NULL},
+    {"max-append-bytes", "PARLEY_MAX_APPEND_BYTES", ARG_ONE, "N", set_size, FIELD(max_append_bytes),
+     1, SZ, "largest stream append body (default 8388608)", NULL},
+    {"max-json-bytes", "PARLEY_MAX_JSON_BYTES", ARG_ONE, "N", set_size, FIELD(max_json_bytes), 1,
+     SZ, "largest JSON body of a document\n(default 1572864)", NULL},
+    {"read-window", "PARLEY_READ_WINDOW", ARG_ONE, "N", set_size, FIELD(read_window_bytes), 16384,
+     SZ,
+     "pending output one reader may hold: a read is\n"
+     "produced from the store this much at a time\n"
+     "(default 262144, at least 16384)",
+     NULL},
+    {"read-budget", "PARLEY_READ_BUDGET", ARG_ONE, "N", set_size, FIELD(read_budget_bytes), 16384,
+     SZ,
+     "pending output of all readers together; past\n"
+     "it, readers that stopped reading are\n"
+     "disconnected (default 8388608, at least\n"
+     "16384)",
+     NULL},
+    {"max-connections", "PARLEY_MAX_CONNECTIONS", ARG_ONE, "N", set_uint, FIELD(max_connections), 1,
+     U32, "connection limit (default 65536)", NULL},
+    {"idempotency-ttl", "PARLEY_IDEMPOTENCY_TTL", ARG_ONE, "S", set_uint, FIELD(idempotency_ttl_s),
+     1, U32, "keep Idempotency-Key records S seconds\n(default 86400)", NULL},
+    {"session-max-attempts", "PARLEY_SESSION_MAX_ATTEMPTS", ARG_ONE, "N", set_uint,
+     FIELD(session_max_attempts), 1, 100,
+     "attempts of a session before it fails\n"
+     "(default 3, at most 100; a message may ask for\n"
+     "its own)",
+     NULL},
+    {"admin-key", "PARLEY_ADMIN_KEY", ARG_ONE, "KEY", set_string, FIELD(admin_key), 0, 0,
+     "bearer token with admin rights (default none;\n"
+     "the variable keeps it out of ps)",
+     NULL},
+    {"jwt-secret", "PARLEY_JWT_SECRET", ARG_ONE, "SECRET", set_string, FIELD(jwt_secret), 0, 0,
+     "HS256 secret of user JWTs (default none; the\n"
+     "variable keeps it out of ps)",
+     NULL},
+    {"allow-origin", "PARLEY_ALLOW_ORIGIN", ARG_LIST, "ORIGIN", set_origin, 0, 0, 0,
+     "local mode: let the web page at ORIGIN (e.g.\n"
+     "http://localhost:5173) call the server;\n"
+     "repeatable; the variable is a comma-separated\n"
+     "list (default none)",
+     NULL},
+    {"quiet", "PARLEY_QUIET", ARG_NONE, NULL, set_bool, FIELD(quiet), 0, 0,
+     "no start-up line (default off; the variable is\n"
+     "1 or 0)",
+     NULL},
+    {"rate-limit-writes", "PARLEY_RATE_LIMIT_WRITES", ARG_ONE, "RATE", set_rate,
+     FIELD(rate_user_writes), 0, 0, "writes per user (default 50/s; off in local\nmode)",
+     "rate limits (429 with Retry-After):"},
+    {"rate-burst-writes", "PARLEY_RATE_BURST_WRITES", ARG_ONE, "N", set_burst,
+     FIELD(rate_user_writes), 0, 0,
+     "the most writes per user at once (default the\n"
+     "RATE's count; 100 with the default RATE)",
+     NULL},
+    {"rate-limit-reads", "PARLEY_RATE_LIMIT_READS", ARG_ONE, "RATE", set_rate,
+     FIELD(rate_user_reads), 0, 0, "reads per user (default 200/s; off in local\nmode)", NULL},
+    {"rate-burst-reads", "PARLEY_RATE_BURST_READS", ARG_ONE, "N", set_burst, FIELD(rate_user_reads),
+     0, 0,
+     "the most reads per user at once (default the\n"
+     "RATE's count; 400 with the default RATE)",
+     NULL},
+    {"rate-limit-addr-writes", "PARLEY_RATE_LIMIT_ADDR_WRITES", ARG_ONE, "RATE", set_rate,
+     FIELD(rate_addr_writes), 0, 0, "writes per client address (default off)", NULL},
+    {"rate-burst-addr-writes", "PARLEY_RATE_BURST_ADDR_WRITES", ARG_ONE, "N", set_burst,
+     FIELD(rate_addr_writes), 0, 0,
+     "the most writes per client address at once\n(default the RATE's count)", NULL},
+    {"rate-limit-addr-reads", "PARLEY_RATE_LIMIT_ADDR_READS", ARG_ONE, "RATE", set_rate,
+     FIELD(rate_addr_reads), 0, 0, "reads per client address (default off)", NULL},
+    {"rate-burst-addr-reads", "PARLEY_RATE_BURST_ADDR_READS", ARG_ONE, "N", set_burst,
+     FIELD(rate_addr_reads), 0, 0,
+     "the most reads per client address at once\n(default the RATE's count)", NULL},
+    {"rate-limit-admin", "PARLEY_RATE_LIMIT_ADMIN", ARG_ONE, "MODE", set_rate_admin, 0, 0, 0,
+     "the limits the admin key meets: address\n"
+     "(per-address limits only), none, or all\n"
+     "(default address)",
+     NULL},
 };
-#define N_RATE_OPTS (sizeof rate_opts / sizeof rate_opts[0])
-#define O_RATE_BASE 512 /* getopt value of rate_opts[i] is O_RATE_BASE + i */
+#define N_SERVE_OPTS (sizeof serve_opts / sizeof serve_opts[0])
+#define O_BASE       256 /* getopt value of serve_opts[i] is O_BASE + i */
 
-static int set_rate_opt(const rate_opt_t *o, const char *v, parley_config_t *cfg)
+/* ---- help ------------------------------------------------------------- */
+
+static void overview(FILE *out)
 {
-    parley_rate_t *rate = (parley_rate_t *)((char *)cfg + o->field);
-    if (o->what == RL_RATE)
-        return parse_rate(v, rate);
-    if (o->what == RL_BURST)
-        return parse_burst(v, rate);
-    return parse_rate_admin(v, &cfg->rate_admin);
+    fprintf(out, "usage: parley serve [options]\n"
+                 "       parley help [COMMAND]\n"
+                 "       parley --help | --version\n"
+                 "\n"
+                 "Durable storage for chat apps: streams, conversations, sessions, documents.\n"
+                 "\n"
+                 "commands:\n"
+                 "  serve           run the server until SIGTERM or SIGINT\n"
+                 "  help [COMMAND]  this overview, or the usage of COMMAND\n"
+                 "\n"
+                 "options:\n"
+                 "  -h, --help      print this overview and exit\n"
+                 "  -V, --version   print the version and exit\n"
+                 "\n"
+                 "`parley serve --help` lists the server's options; man parley is the manual.\n");
 }
 
-int main(int argc, char **argv)
-{
-    enum {
-        O_LISTEN = 256,
-        O_DATA,
-        O_THREADS,
-        O_LP,
-        O_SSE,
-        O_MAXAPP,
-        O_READWIN,
-        O_READBUDGET,
-        O_MAXCONN,
-        O_QUIET,
-        O_MAXJSON,
-        O_IDEMTTL,
-        O_ADMIN,
-        O_JWT,
-        O_MAXATTEMPTS,
-        O_ALLOWORIGIN,
-        O_STORE
-    };
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"data", required_argument, NULL, O_DATA},
-        {"store", required_argument, NULL, O_STORE},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"long-poll-timeout", required_argument, NULL, O_LP},
-        {"sse-recycle", required_argument, NULL, O_SSE},
-        {"max-append-bytes", required_argument, NULL, O_MAXAPP},
-        {"read-window", required_argument, NULL, O_READWIN},
-        {"read-budget", required_argument, NULL, O_READBUDGET},
-        {"max-connections", required_argument, NULL, O_MAXCONN},
-        {"quiet", no_argument, NULL, O_QUIET},
-        {"max-json-bytes", required_argument, NULL, O_MAXJSON},
-        {"idempotency-ttl", required_argument, NULL, O_IDEMTTL},
-        {"admin-key", required_argument, NULL, O_ADMIN},
-        {"jwt-secret", required_argument, NULL, O_JWT},
-        {"session-max-attempts", required_argument, NULL, O_MAXATTEMPTS},
-        {"allow-origin", required_argument, NULL, O_ALLOWORIGIN},
-    };
-    struct option all[sizeof opts / sizeof opts[0] + N_RATE_OPTS + 1];
-    size_t nall = 0;
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-        all[nall++] = opts[i];
-    for (size_t i = 0; i < N_RATE_OPTS; i++)
-        all[nall++] =
-            (struct option){rate_opts[i].flag, required_argument, NULL, O_RATE_BASE + (int)i};
-    all[nall] = (struct option){NULL, 0, NULL, 0};
-    parley_config_t cfg;
-    parley_config_init(&cfg);
-    /* Secrets from the environment keep them out of `ps`. */
-    cfg.admin_key = getenv("PARLEY_ADMIN_KEY");
-    cfg.jwt_secret = getenv("PARLEY_JWT_SECRET");
-    const char *env_store = getenv("PARLEY_STORE");
-    if (env_store && *env_store)
-        cfg.store_url = env_store;
-    for (size_t i = 0; i < N_RATE_OPTS; i++) {
-        const char *v = getenv(rate_opts[i].env);
-        if (v && *v && set_rate_opt(&rate_opts[i], v, &cfg)) {
-            fprintf(stderr, "parley: invalid value '%s' for %s\n", v, rate_opts[i].env);
-            return 2;
-        }
-    }
+#define HELP_COL 30 /* width of the flag column in the option list */
 
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
-        printf("parley %s\n", PARLEY_VERSION);
-        return 0;
-    }
-    if (argc < 2 || strcmp(argv[1], "serve") != 0) {
-        if (argc >= 2)
-            fprintf(stderr, "parley: unknown command '%s'\n", argv[1]);
-        usage(stderr);
-        return 2;
-    }
-    const char *env_origins = getenv("PARLEY_ALLOW_ORIGIN");
-    if (env_origins && *env_origins && origins_from_env(env_origins, &cfg)) {
-        fprintf(stderr,
-                "parley: invalid PARLEY_ALLOW_ORIGIN '%s': give origins such as "
-                "http://localhost:5173, separated by commas\n",
-                env_origins);
-        return 2;
-    }
-    bool origins_given = false; /* the first --allow-origin replaces the environment's */
-    optind = 2;
-    int c;
-    while ((c = getopt_long(argc, argv, "hV", all, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("parley %s\n", PARLEY_VERSION);
-            return 0;
-        case O_LISTEN:
-            bad = parse_listen(optarg, &cfg);
-            break;
-        case O_DATA:
-            cfg.data_dir = optarg;
-            break;
-        case O_STORE:
-            cfg.store_url = optarg;
-            break;
-        case O_THREADS:
-            bad = parse_uint(optarg, &cfg.threads);
-            break;
-        case O_LP:
-            bad = parse_uint(optarg, &cfg.long_poll_ms);
-            break;
-        case O_SSE:
-            bad = parse_uint(optarg, &cfg.sse_recycle_ms);
-            break;
-        case O_MAXAPP:
-            bad = parse_size(optarg, &cfg.max_append_bytes);
-            break;
-        case O_READWIN:
-            bad = parse_size(optarg, &cfg.read_window_bytes) || cfg.read_window_bytes < 16384;
-            break;
-        case O_READBUDGET:
-            bad = parse_size(optarg, &cfg.read_budget_bytes) || cfg.read_budget_bytes < 16384;
-            break;
-        case O_MAXCONN:
-            bad = parse_uint(optarg, &cfg.max_connections);
-            break;
-        case O_QUIET:
-            cfg.quiet = true;
-            break;
-        case O_MAXJSON:
-            bad = parse_size(optarg, &cfg.max_json_bytes);
-            break;
-        case O_IDEMTTL:
-            bad = parse_uint(optarg, &cfg.idempotency_ttl_s);
-            break;
-        case O_ADMIN:
-            cfg.admin_key = optarg;
-            break;
-        case O_MAXATTEMPTS:
-            bad = parse_uint(optarg, &cfg.session_max_attempts) || cfg.session_max_attempts > 100;
-            break;
-        case O_JWT:
-            cfg.jwt_secret = optarg;
-            break;
-        case O_ALLOWORIGIN:
-            if (!origins_given)
-                cfg.nallow_origins = 0;
-            origins_given = true;
-            bad = add_origin(optarg, &cfg);
-            break;
-        default:
-            if (c >= O_RATE_BASE && c < O_RATE_BASE + (int)N_RATE_OPTS) {
-                bad = set_rate_opt(&rate_opts[c - O_RATE_BASE], optarg, &cfg);
-                break;
+static void serve_usage(FILE *out)
+{
+    fprintf(out, "usage: parley serve [options]\n"
+                 "\n"
+                 "Run the server until SIGTERM or SIGINT (a graceful shutdown, exit 0).\n"
+                 "\n"
+                 "Every option can also be set by an environment variable: PARLEY_ and its\n"
+                 "name in capitals, '-' as '_' (--long-poll-timeout: PARLEY_LONG_POLL_TIMEOUT).\n"
+                 "A flag wins over its variable.\n");
+    for (size_t i = 0; i < N_SERVE_OPTS; i++) {
+        const serve_opt_t *o = &serve_opts[i];
+        if (o->section)
+            fprintf(out, "\n%s\n", o->section);
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->flag, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(out, "  %-*s", HELP_COL, left);
+        if (strlen(left) > HELP_COL)
+            fprintf(out, "\n  %-*s", HELP_COL, "");
+        for (const char *line = o->help; *line;) {
+            size_t n = strcspn(line, "\n");
+            fprintf(out, " %.*s\n", (int)n, line);
+            line += n;
+            if (*line == '\n') {
+                line++;
+                fprintf(out, "  %-*s", HELP_COL, "");
             }
-            usage(stderr);
-            return 2;
         }
-        if (bad) {
-            const char *name = "option";
-            for (const struct option *o = all; o->name; o++)
-                if (o->val == c)
-                    name = o->name;
-            fprintf(stderr, "parley: invalid value '%s' for --%s\n", optarg, name);
-            return 2;
+    }
+    fprintf(out, "  RATE is N/s, N/m or N/h (N alone: per second), or off. GET and HEAD are\n"
+                 "  reads, other methods writes.\n"
+                 "\n"
+                 "  -h, --help                     print this help and exit\n"
+                 "  -V, --version                  print the version and exit\n"
+                 "\n"
+                 "With neither --admin-key nor --jwt-secret, Parley runs in local mode: no\n"
+                 "authentication, every request is the local user, loopback only: it answers\n"
+                 "only loopback Host names and refuses cross-origin web pages (see\n"
+                 "--allow-origin).\n"
+                 "\n"
+                 "Exit status: 0 after a graceful shutdown, 1 if the server failed to start or\n"
+                 "stopped after a storage failure, 2 for a bad option or variable.\n");
+}
+
+/* ---- serve ------------------------------------------------------------ */
+
+/* Set o from its variable's value v (not empty). 0, or -1 if v is bad. A
+ * list (the one there is: --allow-origin) is split at commas and blanks. */
+static int set_from_env(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    if (o->kind != ARG_LIST)
+        return o->set(o, v, cfg);
+    char *copy = strdup(v); /* lives for the process: the config borrows it */
+    if (!copy)
+        return -1;
+    int n = 0;
+    for (char *save = NULL, *e = strtok_r(copy, ", ", &save); e; e = strtok_r(NULL, ", ", &save)) {
+        if (o->set(o, e, cfg))
+            goto out_free_copy;
+        n++;
+    }
+    if (n)
+        return 0;
+out_free_copy:
+    cfg->nallow_origins = 0; /* no origin may point into the copy */
+    free(copy);
+    return -1;
+}
+
+/* One flag as given on the command line, applied after the environment. */
+typedef struct given_opt {
+    const serve_opt_t *opt; /* the option (a row of serve_opts) */
+    const char *arg;        /* its argument (in argv), or NULL */
+} given_opt_t;
+
+static int serve_main(int argc, char **argv)
+{
+    struct option longopts[N_SERVE_OPTS + 3];
+    size_t n = 0;
+    longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+    for (size_t i = 0; i < N_SERVE_OPTS; i++)
+        longopts[n++] = (struct option){
+            serve_opts[i].flag, serve_opts[i].kind == ARG_NONE ? no_argument : required_argument,
+            NULL, O_BASE + (int)i};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+
+    /* First the command line alone: --help, --version and unknown flags
+     * answer before anything is parsed or read from the environment. */
+    given_opt_t *given = calloc((size_t)argc, sizeof *given);
+    bool flagged[N_SERVE_OPTS] = {false};
+    size_t ngiven = 0;
+    int rc = 2;
+    if (!given) {
+        fprintf(stderr, "parley: out of memory\n");
+        return 1;
+    }
+    argv[0] = (char *)"parley"; /* getopt's messages start with it */
+    optind = 2;                 /* argv[1] is "serve" */
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            serve_usage(stdout);
+            rc = 0;
+            goto out;
         }
+        if (c == 'V') {
+            printf("parley %s\n", PARLEY_VERSION);
+            rc = 0;
+            goto out;
+        }
+        if (c < O_BASE || c >= O_BASE + (int)N_SERVE_OPTS) { /* getopt said what */
+            fprintf(stderr, "Run 'parley serve --help' for the options.\n");
+            goto out;
+        }
+        given[ngiven++] = (given_opt_t){&serve_opts[c - O_BASE], optarg};
+        flagged[c - O_BASE] = true;
     }
     if (optind < argc) {
         fprintf(stderr, "parley: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        goto out;
     }
+
+    parley_config_t cfg;
+    parley_config_init(&cfg);
+    for (size_t i = 0; i < N_SERVE_OPTS; i++) {
+        const char *v = getenv(serve_opts[i].env);
+        if (flagged[i] || !v || !*v)
+            continue;
+        if (set_from_env(&serve_opts[i], v, &cfg)) {
+            fprintf(stderr, "parley: invalid value '%s' in %s (see --%s in parley serve --help)\n",
+                    v, serve_opts[i].env, serve_opts[i].flag);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < ngiven; i++)
+        if (given[i].opt->set(given[i].opt, given[i].arg, &cfg)) {
+            fprintf(stderr, "parley: invalid value '%s' for --%s\n", given[i].arg,
+                    given[i].opt->flag);
+            goto out;
+        }
+
     const char *why = NULL;
     if (!parley_config_store_ok(&cfg, &why)) {
         /* Only the scheme: a database URL may hold a password. */
         fprintf(stderr, "parley: invalid --store (scheme '%.*s'): %s\n",
                 (int)strcspn(cfg.store_url, ":"), cfg.store_url, why);
+        goto out;
+    }
+    free(given);
+    given = NULL;
+    rc = parley_server_run(&cfg) == 0 ? 0 : 1;
+out:
+    free(given);
+    return rc;
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+/* A subcommand of `parley`. */
+typedef struct command {
+    const char *name;         /* as typed: `parley NAME` */
+    int (*run)(int, char **); /* runs it; argv[1] is NAME; returns the exit status */
+    void (*usage)(FILE *);    /* prints its usage (`parley NAME --help`) */
+} command_t;
+
+static const command_t commands[] = {
+    {"serve", serve_main, serve_usage},
+};
+
+static const command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int unknown_command(const char *name)
+{
+    fprintf(stderr,
+            "parley: unknown command '%s'; the commands are serve and help (see "
+            "parley --help)\n",
+            name);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        overview(stderr);
         return 2;
     }
-    int rc = parley_server_run(&cfg);
-    return rc == 0 ? 0 : 1;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        overview(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("parley %s\n", PARLEY_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc > 3) {
+            fprintf(stderr, "parley: unexpected argument '%s'\n", argv[3]);
+            return 2;
+        }
+        if (argc == 3 && strcmp(argv[2], "help") != 0) {
+            const command_t *c = find_command(argv[2]);
+            if (!c)
+                return unknown_command(argv[2]);
+            c->usage(stdout);
+            return 0;
+        }
+        overview(stdout);
+        return 0;
+    }
+    const command_t *c = find_command(cmd);
+    if (!c)
+        return unknown_command(cmd);
+    return c->run(argc, argv);
 }

@@ -19,8 +19,11 @@ test("basics - healthz answers 200", { timeout: 30_000 }, async (t) => {
 })
 
 test("basics - --help and --version print and exit 0", { timeout: 30_000 }, async () => {
-  const help = await runParley(["--help"])
-  assert.equal(help.code, 0, `--help exit code; stderr: ${help.stderr}`)
+  const overview = await runParley(["--help"])
+  assert.equal(overview.code, 0, `--help exit code; stderr: ${overview.stderr}`)
+  assert.match(overview.stdout, /usage: parley serve/)
+  const help = await runParley(["serve", "--help"])
+  assert.equal(help.code, 0, `serve --help exit code; stderr: ${help.stderr}`)
   assert.match(help.stdout, /usage: parley serve/)
   for (const flag of ["--listen", "--data", "--long-poll-timeout", "--sse-recycle", "--max-append-bytes"])
     assert.ok(help.stdout.includes(flag), `--help does not mention ${flag}:\n${help.stdout}`)

@@ -219,6 +219,6 @@ test("ratelimit - a flag wins over its environment variable; bad values are refu
     assert.equal(r.code, 2, `${args.join(" ")}: exit code 2, stderr ${r.stderr}`)
     assert.match(r.stderr, new RegExp(`invalid value .* for --${args[0].slice(2)}`), args.join(" "))
   }
-  const env = await runParley(["--help"])
+  const env = await runParley(["serve", "--help"])
   assert.match(env.stdout, /--rate-limit-addr-writes/)
 })
