@@ -65,13 +65,9 @@ static atomic_bool g_stop_requested; /* parley_server_stop() or a fatal error */
 static atomic_bool g_fatal;          /* a storage failure stopped the server */
 
 /* The writer's commit callback: wake the live readers of what changed. */
-static void on_commit(void *arg, const int64_t *ids, int n, bool all)
+static void on_commit(void *arg, const parley_wakeset_t *wake)
 {
-    parley_hub_t *hub = arg;
-    if (all)
-        parley_hub_notify_all(hub);
-    else
-        parley_hub_notify(hub, ids, n);
+    parley_hub_notify_set(arg, wake);
 }
 
 void parley_config_init(parley_config_t *cfg)
@@ -113,21 +109,17 @@ static void on_fatal(void *arg)
  * expired snapshots, end subscription leases that ran out, and purge
  * Idempotency-Key records past their lifetime (a bounded batch of each per
  * tick, so maintenance never holds the writer for long). */
-static int writer_tick(parley_db_t *db, void *arg, int64_t *notify, int *n, int max)
+static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
     int purged = 0;
-    int rc = parley_stream_expire(db, notify, n, max);
+    int rc = parley_stream_expire(db, wake);
     if (rc == 0)
-        rc = parley_session_expire_leases(db, parley_clock_now_ms(), notify, n, max);
+        rc = parley_session_expire_leases(db, parley_clock_now_ms(), wake);
     if (rc == 0)
-        rc = parley_snapshot_expire(db, parley_clock_now_ms(), notify, n, max);
-    if (rc == 0 && *n < max) {
-        int m = 0;
-        rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), notify + *n, &m,
-                                               max - *n);
-        *n += m;
-    }
+        rc = parley_snapshot_expire(db, parley_clock_now_ms(), wake);
+    if (rc == 0)
+        rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), wake);
     if (rc == 0)
         rc = parley_db_idem_purge(db,
                                   parley_clock_now_ms() -

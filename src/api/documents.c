@@ -51,8 +51,7 @@ static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parle
     int rc = parley_document_apply(db, &dw->req, &res);
     if (rc)
         return rc;
-    for (int i = 0; i < res.nfeeds; i++)
-        parley_api_notify(w, res.feeds[i]);
+    parley_wakeset_merge(&w->wake, &res.wake);
     char etag[32];
     if (res.has_doc && !res.doc.deleted) {
         etag_of(res.doc.version, etag, sizeof etag);

@@ -125,10 +125,7 @@ void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o)
 
 int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
 {
-    for (int i = 0; i < o->nnotify; i++)
-        parley_api_notify(w, o->notify[i]);
-    if (o->notify_all)
-        w->notify_all = true;
+    parley_wakeset_merge(&w->wake, &o->wake);
     if (o->status >= 400) {
         json_t *err = refusal_json(o);
         int rc = err ? reply_canon(rp, o->status, err) : PARLEY_ENOMEM;

@@ -177,8 +177,7 @@ int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, 
                            res->error ? res->error : "request refused", NULL);
         return res->status;
     }
-    for (int i = 0; i < res->nchanged; i++)
-        parley_api_notify(w, res->changed[i]);
+    parley_wakeset_merge(&w->wake, &res->wake);
     rp->status = res->status;
     return 0;
 }
@@ -198,17 +197,13 @@ static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parle
      * owner's feed and the feed of all. */
     for (int i = 0; i < res->nevents; i++) {
         json_t *fields = json_pack("{s:s}", "stream", sw->path);
-        int64_t ids[2];
-        int n = 0;
         rc = fields ? parley_feed_emit(db, res->meta.owner[0] ? res->meta.owner : sw->owner,
-                                       res->events[i], fields, NULL, ids, &n)
+                                       res->events[i], fields, NULL, &w->wake)
              : parley_utf8_is_valid(sw->path, strlen(sw->path)) ? PARLEY_ENOMEM
                                                                 : PARLEY_EINVAL;
         json_decref(fields);
         if (rc)
             return rc;
-        for (int k = 0; k < n; k++)
-            parley_api_notify(w, ids[k]);
     }
     int64_t now = parley_clock_now_ms();
     parley_outcome_init(&o);
@@ -216,14 +211,11 @@ static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parle
         rc = parley_subscription_stream_created(db, sw->path,
                                                 res->meta.fork_src ? res->meta.fork_pos : 0,
                                                 res->meta.tail, now, &o);
-    else if (sw->kind == W_APPEND && res->nchanged > 0)
+    else if (sw->kind == W_APPEND && !parley_wakeset_empty(&res->wake))
         rc = parley_subscription_stream_appended(db, sw->path, res->meta.tail, now, &o);
     else if (sw->kind == W_DELETE && res->status == 204)
         rc = parley_subscription_stream_deleted(db, sw->path, &o);
-    for (int i = 0; i < o.nnotify; i++)
-        parley_api_notify(w, o.notify[i]);
-    if (o.notify_all)
-        w->notify_all = true;
+    parley_wakeset_merge(&w->wake, &o.wake);
     parley_outcome_clear(&o);
     return rc;
 }

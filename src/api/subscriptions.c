@@ -133,10 +133,7 @@ static void send_outcome(parley_req_t *r, const parley_outcome_t *o)
 /* Writer thread: an outcome into the write's reply and wake list. */
 static int reply_outcome(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
 {
-    for (int i = 0; i < o->nnotify; i++)
-        parley_api_notify(w, o->notify[i]);
-    if (o->notify_all)
-        w->notify_all = true;
+    parley_wakeset_merge(&w->wake, &o->wake);
     if (o->status >= 400) {
         json_t *err = error_json(o->code, o->error, o->body);
         if (!err)

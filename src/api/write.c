@@ -40,17 +40,6 @@ typedef struct api_write {
     int rc;                    /* what the apply returned */
 } api_write_t;
 
-void parley_api_notify(parley_write_t *w, int64_t stream_id)
-{
-    for (int i = 0; i < w->nnotify; i++)
-        if (w->notify[i] == stream_id)
-            return;
-    if (w->nnotify < PARLEY_WRITE_MAX_NOTIFY)
-        w->notify[w->nnotify++] = stream_id;
-    else
-        w->notify_all = true; /* too many to name: wake every live reader */
-}
-
 static void free_write(void *arg)
 {
     api_write_t *aw = arg;

@@ -12,7 +12,7 @@
  * savepoint. It fills the reply and returns 0 to keep its changes, a
  * positive HTTP status to refuse (its changes are rolled back; the reply it
  * set is sent), or a negative PARLEY_E* storage error. It may add stream
- * ids to w->notify to wake live readers after the commit.
+ * ids to w->wake (store/wakeset.h) to wake live readers after the commit.
  *
  * Ownership: ctx is owned by the write from the call on and freed with
  * free_ctx once the response is queued (also when the call fails).
@@ -29,9 +29,5 @@ typedef int (*parley_api_apply_fn)(void *ctx, parley_db_t *db, parley_reply_t *r
 
 void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
                       void (*free_ctx)(void *));
-
-/* Add a stream id to a write's wake list; past the list's size the write
- * wakes every live reader instead (they re-read; nothing is missed). */
-void parley_api_notify(parley_write_t *w, int64_t stream_id);
 
 #endif

@@ -65,12 +65,7 @@ json_t *parley_conversation_json(const parley_conv_t *c)
 static int emit(parley_db_t *db, const char *owner, const char *type, json_t *fields, json_t *data,
                 parley_outcome_t *out)
 {
-    int64_t ids[2];
-    int n = 0;
-    int rc = fields ? parley_feed_emit(db, owner, type, fields, data, ids, &n) : PARLEY_ENOMEM;
-    for (int i = 0; i < n; i++)
-        parley_outcome_notify(out, ids[i]);
-    return rc;
+    return fields ? parley_feed_emit(db, owner, type, fields, data, &out->wake) : PARLEY_ENOMEM;
 }
 
 static int emit_conv(parley_db_t *db, const parley_conv_t *c, const char *type,
@@ -212,7 +207,7 @@ int parley_conversation_tombstone(parley_db_t *db, parley_conv_t *c, parley_outc
     parley_conversation_stream_path(c->id, path, sizeof path);
     int rc = parley_stream_delete_internal(db, path, &sid);
     if (rc == 0)
-        parley_outcome_notify(out, sid);
+        parley_wakeset_add(&out->wake, sid);
     else if (rc != PARLEY_ENOTFOUND)
         return rc;
     /* A tombstone without the user's words: title and metadata go too. */
@@ -346,7 +341,7 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     }
     free(text);
     if (rc == 0) {
-        parley_outcome_notify(out, sid);
+        parley_wakeset_add(&out->wake, sid);
         c->message_count = seq;
         c->last_message_ms = now;
         c->version++;

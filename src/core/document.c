@@ -63,8 +63,7 @@ static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley
     json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection,
                                "id", d->id, "version", (json_int_t)d->version);
     json_t *data = json_pack("{s:s}", "checksum", d->checksum);
-    int rc = fields && data ? parley_feed_emit(db, d->owner, type, fields, data, res->feeds,
-                                               &res->nfeeds)
+    int rc = fields && data ? parley_feed_emit(db, d->owner, type, fields, data, &res->wake)
                             : PARLEY_ENOMEM;
     json_decref(fields);
     json_decref(data);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "store/wakeset.h"
 
 typedef enum { PARLEY_DOC_PUT, PARLEY_DOC_PATCH, PARLEY_DOC_DELETE } parley_doc_op_t;
 
@@ -44,8 +45,7 @@ typedef struct parley_doc_res {
     const char *error;   /* static message for an error status */
     bool has_doc;        /* doc is set (the result, or the current one on 412) */
     parley_doc_t doc;    /* owned: parley_doc_clear */
-    int64_t feeds[2];    /* feed streams written (wake their readers) */
-    int nfeeds;          /* entries in feeds */
+    parley_wakeset_t wake; /* feed streams written (wake their readers) */
 } parley_doc_res_t;
 
 /* Apply req in the writer's transaction. 0 (status in res; a refused

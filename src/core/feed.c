@@ -26,10 +26,10 @@ void parley_feed_path(const char *user, char *out, size_t cap)
 }
 
 int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t *fields,
-                     json_t *data, int64_t ids[2], int *n)
+                     json_t *data, parley_wakeset_t *wake)
 {
     char at[40], path[PARLEY_PATH_MAX + 1];
-    *n = 0;
+    int64_t ids[2];
     parley_clock_format(parley_clock_now_ms(), at, sizeof at);
     json_error_t jerr;
     json_t *ev = json_pack_ex(&jerr, 0, "{s:s, s:s, s:s}", "type", type, "at", at, "user", user);
@@ -52,8 +52,10 @@ int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t
     if (rc == 0) {
         parley_feed_path(NULL, path, sizeof path);
         rc = parley_stream_append_internal(db, path, FEED_ALL_OWNER, text, len, &ids[1]);
-        if (rc == 0)
-            *n = 2;
+        if (rc == 0) {
+            parley_wakeset_add(wake, ids[0]);
+            parley_wakeset_add(wake, ids[1]);
+        }
     }
     free(text);
     return rc;

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "store/wakeset.h"
 
 /* The feed stream path of user, or of all users when user is NULL. */
 void parley_feed_path(const char *user, char *out, size_t cap);
@@ -31,10 +32,10 @@ void parley_feed_path(const char *user, char *out, size_t cap);
 /*
  * Append an event of type for user to the user's feed and the feed of all.
  * fields (borrowed, may be NULL) are merged into the event; data
- * (borrowed, may be NULL) becomes its "data". ids[0..*n) are the feed
- * streams written (to wake their readers).
+ * (borrowed, may be NULL) becomes its "data". The two feed streams join
+ * wake (to wake their readers) once both appends succeeded.
  */
 int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t *fields,
-                     json_t *data, int64_t ids[2], int *n);
+                     json_t *data, parley_wakeset_t *wake);
 
 #endif

@@ -240,6 +240,14 @@ void parley_hub_notify_all(parley_hub_t *hub)
     run_wakes(woken, PARLEY_WAKE_DATA);
 }
 
+void parley_hub_notify_set(parley_hub_t *hub, const parley_wakeset_t *wake)
+{
+    if (wake->all)
+        parley_hub_notify_all(hub);
+    else
+        parley_hub_notify(hub, wake->ids, wake->n);
+}
+
 unsigned parley_hub_waiting(parley_hub_t *hub)
 {
     pthread_mutex_lock(&hub->lock);

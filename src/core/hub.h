@@ -25,6 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/wakeset.h"
+
 typedef struct parley_hub parley_hub_t;
 
 typedef enum {
@@ -75,6 +77,10 @@ void parley_hub_notify(parley_hub_t *hub, const int64_t *stream_ids, int n);
 /* Announce a commit that changed more streams than it can name: wake
  * every parked waiter with DATA (each re-reads its stream). */
 void parley_hub_notify_all(parley_hub_t *hub);
+
+/* Announce a commit that changed the streams of wake: its streams' waiters
+ * wake, or every parked waiter when wake->all is set. */
+void parley_hub_notify_set(parley_hub_t *hub, const parley_wakeset_t *wake);
 
 /* Waiters parked right now. */
 unsigned parley_hub_waiting(parley_hub_t *hub);

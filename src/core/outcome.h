@@ -26,16 +26,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PARLEY_OUTCOME_MAX_NOTIFY 8 /* streams one rule may wake */
+#include "store/wakeset.h"
 
 typedef struct parley_outcome {
-    int status;                                /* HTTP status; >= 400 means refused */
-    const char *code;                          /* snake_case error code (static) */
-    const char *error;                         /* what went wrong (static) */
-    json_t *body;                              /* representation, or the current object */
-    int64_t notify[PARLEY_OUTCOME_MAX_NOTIFY]; /* streams to wake after the commit */
-    int nnotify;                               /* entries in notify */
-    bool notify_all;                           /* more streams changed than notify holds */
+    int status;            /* HTTP status; >= 400 means refused */
+    const char *code;      /* snake_case error code (static) */
+    const char *error;     /* what went wrong (static) */
+    json_t *body;          /* representation, or the current object */
+    parley_wakeset_t wake; /* streams to wake after the commit */
 } parley_outcome_t;
 
 /* An empty outcome (status 0, no body). */
@@ -44,8 +42,7 @@ static inline void parley_outcome_init(parley_outcome_t *o)
     o->status = 0;
     o->code = o->error = NULL;
     o->body = NULL;
-    o->nnotify = 0;
-    o->notify_all = false;
+    parley_wakeset_init(&o->wake);
 }
 
 /* Release the body. Accepts NULL. */
@@ -75,18 +72,6 @@ static inline void parley_outcome_ok(parley_outcome_t *o, int status, json_t *bo
     o->status = status;
     json_decref(o->body);
     o->body = body;
-}
-
-/* Remember a stream to wake (duplicates and overflow are ignored). */
-static inline void parley_outcome_notify(parley_outcome_t *o, int64_t stream_id)
-{
-    for (int i = 0; i < o->nnotify; i++)
-        if (o->notify[i] == stream_id)
-            return;
-    if (o->nnotify < PARLEY_OUTCOME_MAX_NOTIFY)
-        o->notify[o->nnotify++] = stream_id;
-    else
-        o->notify_all = true; /* too many to name: wake every live reader */
 }
 
 #endif

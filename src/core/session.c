@@ -227,33 +227,23 @@ json_t *parley_session_json(const parley_sess_t *s)
 /* ---- events and helpers ------------------------------------------------------ */
 
 static int emit_transition(parley_db_t *db, const parley_sess_t *s, const char *from,
-                           int64_t *notify, int *nnotify, int max)
+                           parley_wakeset_t *wake)
 {
     json_t *fields = json_pack("{s:s, s:s, s:s}", "conversation_id", s->conversation_id,
                                "session_id", s->id, "message_id", s->message_id);
     json_t *data = json_pack("{s:o, s:s, s:I}", "from", from ? json_string(from) : json_null(),
                              "to", s->status, "attempt", (json_int_t)s->attempt);
-    int64_t ids[2];
-    int n = 0;
-    int rc = fields && data
-                 ? parley_feed_emit(db, s->owner, "session.updated", fields, data, ids, &n)
-                 : PARLEY_ENOMEM;
+    int rc = fields && data ? parley_feed_emit(db, s->owner, "session.updated", fields, data, wake)
+                            : PARLEY_ENOMEM;
     json_decref(fields);
     json_decref(data);
-    for (int i = 0; i < n && *nnotify < max; i++)
-        notify[(*nnotify)++] = ids[i];
     return rc;
 }
 
 static int emit_out(parley_db_t *db, const parley_sess_t *s, const char *from,
                     parley_outcome_t *out)
 {
-    int64_t ids[2];
-    int n = 0;
-    int rc = emit_transition(db, s, from, ids, &n, 2);
-    for (int i = 0; i < n; i++)
-        parley_outcome_notify(out, ids[i]);
-    return rc;
+    return emit_transition(db, s, from, &out->wake);
 }
 
 /* Store v (borrowed) as canonical text into *dst (replacing it). */
@@ -276,7 +266,7 @@ static int close_stream(parley_db_t *db, const parley_sess_t *s, parley_outcome_
     parley_session_stream_path(s->id, path, sizeof path);
     int rc = parley_stream_close_internal(db, path, &sid);
     if (rc == 0)
-        parley_outcome_notify(out, sid);
+        parley_wakeset_add(&out->wake, sid);
     return rc == PARLEY_ENOTFOUND ? 0 : rc;
 }
 
@@ -654,8 +644,7 @@ int parley_session_check_append(parley_db_t *db, const char *id, const char *use
 
 /* ---- lease expiry --------------------------------------------------------------- */
 
-static int expire_one(parley_db_t *db, const char *id, int64_t now, int64_t *notify, int *nnotify,
-                      int max)
+static int expire_one(parley_db_t *db, const char *id, int64_t now, parley_wakeset_t *wake)
 {
     parley_sess_t s;
     char path[PARLEY_PATH_MAX + 1];
@@ -688,21 +677,20 @@ static int expire_one(parley_db_t *db, const char *id, int64_t now, int64_t *not
                          (long long)s.attempt);
         rc = parley_stream_append_internal(db, path, s.owner, marker, (size_t)n, &sid);
     }
-    if (rc == 0 && *nnotify < max)
-        notify[(*nnotify)++] = sid;
+    if (rc == 0)
+        parley_wakeset_add(wake, sid);
     snprintf(s.status, sizeof s.status, "%s", state_names[to]);
     if (rc == 0) {
         check_rules(&s);
         rc = parley_db_sess_put(db, &s);
     }
     if (rc == 0)
-        rc = emit_transition(db, &s, state_names[from], notify, nnotify, max);
+        rc = emit_transition(db, &s, state_names[from], wake);
     parley_sess_clear(&s);
     return rc;
 }
 
-int parley_session_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify,
-                                 int max)
+int parley_session_expire_leases(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake)
 {
     char(*ids)[PARLEY_ROW_ID_MAX + 1] = malloc(EXPIRE_BATCH * sizeof *ids);
     int n = 0;
@@ -710,7 +698,7 @@ int parley_session_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *notif
         return PARLEY_ENOMEM;
     int rc = parley_db_sess_expired(db, now_ms, ids, EXPIRE_BATCH, &n);
     for (int i = 0; rc == 0 && i < n; i++)
-        rc = expire_one(db, ids[i], now_ms, notify, nnotify, max);
+        rc = expire_one(db, ids[i], now_ms, wake);
     free(ids);
     return rc;
 }

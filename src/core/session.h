@@ -186,9 +186,8 @@ int parley_session_check_append(parley_db_t *db, const char *id, const char *use
  * Writer maintenance: sessions whose lease has run out go back to pending
  * with attempt + 1 and an {"type":"attempt","attempt":N} marker in their
  * stream, or to failed ({"reason":"lease_expired"}) when it was the last
- * attempt. A bounded batch per call; streams to wake go to notify.
+ * attempt. A bounded batch per call; the streams to wake join wake.
  */
-int parley_session_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify,
-                                 int max);
+int parley_session_expire_leases(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake);
 
 #endif

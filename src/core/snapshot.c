@@ -64,14 +64,10 @@ static int emit(parley_db_t *db, const parley_snap_t *s, const char *type, parle
 {
     json_t *fields = json_pack("{s:s}", "snapshot_id", s->id);
     json_t *data = json_pack("{s:s, s:s}", "source", s->source, "kind", s->kind);
-    int64_t ids[2];
-    int n = 0;
-    int rc = fields && data ? parley_feed_emit(db, s->owner, type, fields, data, ids, &n)
+    int rc = fields && data ? parley_feed_emit(db, s->owner, type, fields, data, &out->wake)
                             : PARLEY_ENOMEM;
     json_decref(fields);
     json_decref(data);
-    for (int i = 0; i < n; i++)
-        parley_outcome_notify(out, ids[i]);
     return rc;
 }
 
@@ -264,7 +260,7 @@ static int drop_fork(parley_db_t *db, parley_snap_t *s, parley_outcome_t *out)
         return 0;
     int rc = parley_stream_delete_internal(db, s->stream, &sid);
     if (rc == 0)
-        parley_outcome_notify(out, sid);
+        parley_wakeset_add(&out->wake, sid);
     s->stream[0] = '\0';
     return rc == PARLEY_ENOTFOUND ? 0 : rc;
 }
@@ -294,7 +290,7 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
     return rc;
 }
 
-int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify, int max)
+int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake)
 {
     char(*ids)[PARLEY_ROW_ID_MAX + 1] = malloc(EXPIRE_BATCH * sizeof *ids);
     int n = 0;
@@ -318,8 +314,7 @@ int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, int64_t *notify, int
             s.payload = NULL; /* stored as {}: expired content is gone */
             rc = parley_db_snap_put(db, &s);
         }
-        for (int k = 0; k < o.nnotify && *nnotify < max; k++)
-            notify[(*nnotify)++] = o.notify[k];
+        parley_wakeset_merge(wake, &o.wake);
         parley_snap_clear(&s);
     }
     free(ids);

@@ -65,8 +65,8 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
                            parley_outcome_t *out);
 
 /* Writer maintenance: free the forks of expired snapshots (a bounded
- * batch per call); streams to wake go to notify. */
-int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, int64_t *notify, int *nnotify, int max);
+ * batch per call); the streams to wake join wake. */
+int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake);
 
 /*
  * The frozen content of s: {"conversation": ..., "messages": [...]} or

@@ -206,8 +206,7 @@ static void set_offset(parley_stream_res_t *res, uint64_t pos)
 
 static void changed(parley_stream_res_t *res, int64_t id)
 {
-    if (res->nchanged < 4)
-        res->changed[res->nchanged++] = id;
+    parley_wakeset_add(&res->wake, id);
 }
 
 /* Note what happened, for the caller's change feed (api/streams.c writes
@@ -258,13 +257,12 @@ static int delete_stream(parley_db_t *db, parley_stream_t *st)
     return remove_stream(db, st);
 }
 
-int parley_stream_expire(parley_db_t *db, int64_t *changed_ids, int *nchanged, int max)
+int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake)
 {
     int64_t ids[64];
     int n = 0;
     int64_t now = parley_clock_now_ms();
     int rc = parley_db_stream_expired(db, now, ids, 64, &n);
-    *nchanged = 0;
     for (int i = 0; rc == 0 && i < n; i++) {
         parley_stream_t st;
         rc = parley_db_stream_get_id(db, ids[i], &st);
@@ -275,8 +273,8 @@ int parley_stream_expire(parley_db_t *db, int64_t *changed_ids, int *nchanged, i
         if (rc || st.deleted || !is_expired(&st, now))
             continue;
         rc = delete_stream(db, &st);
-        if (rc == 0 && *nchanged < max)
-            changed_ids[(*nchanged)++] = st.id;
+        if (rc == 0)
+            parley_wakeset_add(wake, st.id);
     }
     return rc;
 }

@@ -27,6 +27,7 @@
 
 #include "codec/offset.h"
 #include "store/store.h"
+#include "store/wakeset.h"
 #include "util/buf.h"
 
 /*
@@ -83,8 +84,7 @@ typedef struct parley_stream_res {
     uint64_t expected_seq;     /* expected */
     uint64_t received_seq;     /* received */
     parley_stream_t meta;      /* the stream after the write (create: for headers) */
-    int64_t changed[4];        /* streams whose readers must wake */
-    int nchanged;              /* entries in changed */
+    parley_wakeset_t wake;     /* streams whose readers must wake */
     const char *events[2];     /* what happened, for the change feed (static) */
     int nevents;               /* entries in events */
 } parley_stream_res_t;
@@ -151,8 +151,9 @@ bool parley_stream_is_admin_owned(const parley_stream_t *st);
 /* True if the path is reserved for Parley's own streams ("_parley/..."). */
 bool parley_stream_path_reserved(const char *path);
 
-/* Writer maintenance: remove (or soft-delete) expired streams. */
-int parley_stream_expire(parley_db_t *db, int64_t *changed, int *nchanged, int max);
+/* Writer maintenance: remove (or soft-delete) expired streams (a bounded
+ * batch per call); the streams to wake join wake. */
+int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake);
 
 /*
  * Look a stream up for a client: 200 with *meta, 404 (missing, expired, or

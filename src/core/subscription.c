@@ -405,7 +405,7 @@ static int write_wake_event(parley_db_t *db, const parley_sub_t *s, const char *
     rc = parley_stream_append_internal(db, s->wake_stream, "", text, len, &sid);
     free(text);
     if (rc == 0)
-        parley_outcome_notify(out, sid);
+        parley_wakeset_add(&out->wake, sid);
     return rc;
 }
 
@@ -427,7 +427,7 @@ static int wake(parley_db_t *db, parley_sub_t *s, const char *trigger, int64_t n
         s->lease_expires_ms = now_ms + s->lease_ttl_ms;
         s->delivery_due_ms = now_ms;
         s->attempts = 0;
-        parley_outcome_notify(out, PARLEY_SUBSCRIPTION_DOORBELL);
+        parley_wakeset_add(&out->wake, PARLEY_SUBSCRIPTION_DOORBELL);
         return put_sub(db, s);
     }
     rc = put_sub(db, s);
@@ -928,19 +928,15 @@ int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_k
     return rc;
 }
 
-int parley_subscription_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *notify, int *n,
-                                      int max)
+int parley_subscription_expire_leases(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake)
 {
     char ids[EXPIRE_BATCH][PARLEY_ROW_ID_MAX + 1];
     int found = 0;
-    *n = 0;
     int rc = parley_db_sub_leases_expired(db, now_ms, ids, EXPIRE_BATCH, &found);
     parley_sub_t *s = found ? malloc(sizeof *s) : NULL;
     if (found && !s)
         return PARLEY_ENOMEM;
-    /* A wake names at most two streams (its wake stream, the doorbell);
-     * stop while notify still has room for them, the rest waits a tick. */
-    for (int i = 0; rc == 0 && i < found && *n + 2 <= max; i++) {
+    for (int i = 0; rc == 0 && i < found; i++) {
         bool woke;
         parley_outcome_t o;
         parley_outcome_init(&o);
@@ -952,8 +948,7 @@ int parley_subscription_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *
         if (rc == 0 && !is_idle(s) && s->delivery_due_ms < 0 && s->lease_expires_ms >= 0 &&
             s->lease_expires_ms <= now_ms)
             rc = finish_wake(db, s, now_ms, &woke, &o);
-        for (int j = 0; j < o.nnotify && *n < max; j++)
-            notify[(*n)++] = o.notify[j];
+        parley_wakeset_merge(wake, &o.wake);
     }
     free(s);
     return rc;

@@ -153,9 +153,8 @@ int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_k
                                  char *wake_id);
 
 /* Writer maintenance: end leases that ran out (waking again when work is
- * pending); the streams to wake go to notify (at most max; *n set). */
-int parley_subscription_expire_leases(parley_db_t *db, int64_t now_ms, int64_t *notify, int *n,
-                                      int max);
+ * pending); the streams to wake join wake. */
+int parley_subscription_expire_leases(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake);
 
 /*
  * Writer thread, in the savepoint of a stream write (api/streams.c):

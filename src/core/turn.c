@@ -155,7 +155,7 @@ static int remove_sessions(parley_db_t *db, const char *conv_id, parley_outcome_
             parley_session_stream_path(b->ids[i], path, sizeof path);
             rc = parley_stream_delete_internal(db, path, &sid);
             if (rc == 0)
-                parley_outcome_notify(out, sid);
+                parley_wakeset_add(&out->wake, sid);
             else if (rc == PARLEY_ENOTFOUND)
                 rc = 0;
             if (rc == 0)

@@ -151,14 +151,8 @@ static int apply_outcome(parley_write_t *w, parley_db_t *db)
     parley_outcome_init(&o);
     int rc = parley_subscription_delivered(db, d->id, d->gen, d->wake_id, d->result,
                                            parley_clock_now_ms(), &o);
-    for (int i = 0; rc == 0 && i < o.nnotify; i++) {
-        if (w->nnotify < PARLEY_WRITE_MAX_NOTIFY)
-            w->notify[w->nnotify++] = o.notify[i];
-        else
-            w->notify_all = true;
-    }
-    if (o.notify_all)
-        w->notify_all = true;
+    if (rc == 0)
+        parley_wakeset_merge(&w->wake, &o.wake);
     parley_outcome_clear(&o);
     return rc;
 }

@@ -23,6 +23,14 @@
  * neighbours in the batch still commit. Throughput is about batch size /
  * fsync time, latency one or two fsyncs.
  *
+ * Wake sets (store/wakeset.h): each write names the streams it changed in
+ * w->wake, and the tick in one set of its own. A batch copies its writes'
+ * sets before their done() (which may free them) into as few sets as hold
+ * them, starting a new one when the next write's set does not fit, so a
+ * busy batch wakes only the readers of what it changed; a write or tick
+ * that changed more streams than one set names wakes every live reader
+ * (nothing is ever missed).
+ *
  * What apply() may return, and what it does (is_storage_failure):
  *   0                         keep the write
  *   PARLEY_ESTORE             the store failed (I/O, corruption): the batch
@@ -84,7 +92,7 @@ struct parley_writer {
     bool joined;                /* the thread has been (or is being) joined */
     bool failed;                /* a commit failed: refuse writes */
     parley_writer_stats_t stats; /* counters */
-    int64_t notify[MAX_BATCH * PARLEY_WRITE_MAX_NOTIFY]; /* streams a batch changed */
+    parley_wakeset_t wake[MAX_BATCH]; /* streams a batch changed, packed into sets */
 };
 
 static int64_t now_us(void)
@@ -134,17 +142,14 @@ static void fail_batch_fatal(parley_writer_t *wr, parley_write_t *batch, int sta
 /* Run one batch in one transaction. */
 static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
 {
-    int64_t *notify = wr->notify;
-    int nnotify = 0;
-    bool notify_all = false;
+    int nwake = 0; /* sets in wr->wake in use */
     int rc = parley_db_begin(wr->db);
     if (rc) {
         fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
         return;
     }
     for (parley_write_t *w = batch; w; w = w->next) {
-        w->nnotify = 0;
-        w->notify_all = false;
+        parley_wakeset_init(&w->wake);
         w->status = 0;
         /* lost: the batch's transaction is gone (release and rollback_to
          * say so; SQLite drops it on its own after an I/O error or a full
@@ -157,7 +162,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
                 rc = parley_db_release(wr->db);
                 lost = rc == PARLEY_ESTORE;
             } else {
-                w->nnotify = 0;
+                parley_wakeset_init(&w->wake);
                 rc = is_storage_failure(arc) ? arc : 0;
                 int rrc = parley_db_rollback_to(wr->db);
                 if (rrc) {
@@ -170,7 +175,7 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         if (rc == PARLEY_EFULL && !lost) {
             /* Only this write needed space it could not get: answer it
              * 507 now and let the rest of the batch go on. */
-            w->nnotify = 0;
+            parley_wakeset_init(&w->wake);
             w->status = PARLEY_EFULL;
             continue;
         }
@@ -180,9 +185,14 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
             fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
             return;
         }
-        for (int i = 0; i < w->nnotify; i++)
-            notify[nnotify++] = w->notify[i];
-        notify_all |= w->notify_all;
+        /* Copy the write's set now (it may be freed by its done): into
+         * the current set while it has room for all of it, else a new one,
+         * so a busy batch never wakes more readers than it changed. */
+        if (!parley_wakeset_empty(&w->wake)) {
+            if (nwake == 0 || wr->wake[nwake - 1].n + w->wake.n > PARLEY_WAKESET_MAX)
+                parley_wakeset_init(&wr->wake[nwake++]);
+            parley_wakeset_merge(&wr->wake[nwake - 1], &w->wake);
+        }
     }
     int64_t t0 = now_us();
     rc = parley_db_commit(wr->db);
@@ -207,14 +217,14 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         batch->done(batch, batch->status);
         batch = next;
     }
-    if ((notify_all || nnotify) && wr->on_commit)
-        wr->on_commit(wr->commit_arg, notify, nnotify, notify_all);
+    for (int i = 0; wr->on_commit && i < nwake; i++)
+        wr->on_commit(wr->commit_arg, &wr->wake[i]);
 }
 
 static void run_tick(parley_writer_t *wr)
 {
-    int64_t notify[256];
-    int n = 0;
+    parley_wakeset_t wake;
+    parley_wakeset_init(&wake);
     if (!wr->tick)
         return;
     int rc = parley_db_begin(wr->db);
@@ -223,14 +233,14 @@ static void run_tick(parley_writer_t *wr)
          * whether SQLite dropped the transaction on its own. */
         rc = parley_db_savepoint(wr->db);
         if (rc == 0)
-            rc = wr->tick(wr->db, wr->tick_arg, notify, &n, 256);
+            rc = wr->tick(wr->db, wr->tick_arg, &wake);
         if (rc == 0)
             rc = parley_db_release(wr->db); /* PARLEY_ESTORE: the transaction is gone */
         if (rc == 0)
             rc = parley_db_commit(wr->db);
         if (rc == 0) {
-            if (n && wr->on_commit)
-                wr->on_commit(wr->commit_arg, notify, n, false);
+            if (!parley_wakeset_empty(&wake) && wr->on_commit)
+                wr->on_commit(wr->commit_arg, &wake);
             return;
         }
         parley_db_rollback(wr->db);

@@ -21,8 +21,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
-
-#define PARLEY_WRITE_MAX_NOTIFY 4 /* streams one write may wake */
+#include "store/wakeset.h"
 
 typedef struct parley_writer parley_writer_t;
 typedef struct parley_write parley_write_t;
@@ -43,24 +42,22 @@ typedef struct parley_write parley_write_t;
 struct parley_write {
     int (*apply)(parley_write_t *w, parley_db_t *db); /* the work */
     void (*done)(parley_write_t *w, int status);      /* the answer */
-    int64_t notify[PARLEY_WRITE_MAX_NOTIFY];          /* streams to wake, set by apply */
-    int nnotify;                                      /* entries in notify */
-    bool notify_all;                                  /* set by apply: wake every live reader
-                                                         (more streams changed than notify holds) */
+    parley_wakeset_t wake;                            /* streams to wake, set by apply */
     parley_write_t *next;                             /* private: queue link */
     int status;                                       /* private: this write's outcome */
 };
 
-/* Maintenance the writer runs about once a second in its own transaction. */
-typedef int (*parley_writer_tick_fn)(parley_db_t *db, void *arg, int64_t *notify, int *nnotify,
-                                     int max);
+/* Maintenance the writer runs about once a second in its own transaction;
+ * the streams it changed join wake (empty when the tick starts). */
+typedef int (*parley_writer_tick_fn)(parley_db_t *db, void *arg, parley_wakeset_t *wake);
 
 /*
- * What the writer tells after each commit: the streams the batch changed
- * (ids[0..n)), or all = true when some write changed more streams than it
- * could name. The server wires this to the fan-out hub. Writer thread.
+ * What the writer tells after each commit: the streams it changed, as one
+ * or more wake sets (a batch's writes are packed into as few sets as
+ * hold them; a set with all = true wakes every live reader). The server
+ * wires this to the fan-out hub. Writer thread.
  */
-typedef void (*parley_writer_commit_fn)(void *arg, const int64_t *ids, int n, bool all);
+typedef void (*parley_writer_commit_fn)(void *arg, const parley_wakeset_t *wake);
 
 /*
  * Start the writer thread on the store's writer connection. on_commit is

@@ -69,13 +69,14 @@ static int feed_teardown(void **state)
 static void feed_emit_writes_both_feeds(void **state)
 {
     fixture_t *fx = *state;
-    int64_t ids[2];
-    int n = -1;
+    parley_wakeset_t wake;
+    parley_wakeset_init(&wake);
     json_t *fields = json_pack("{s:s}", "stream", "caf\xc3\xa9");
-    assert_int_equal(parley_feed_emit(fx->db, "alice", "stream.created", fields, NULL, ids, &n), 0);
+    assert_int_equal(parley_feed_emit(fx->db, "alice", "stream.created", fields, NULL, &wake), 0);
     json_decref(fields);
-    assert_int_equal(n, 2);
-    assert_true(ids[0] > 0 && ids[1] > 0 && ids[0] != ids[1]);
+    assert_int_equal(wake.n, 2);
+    assert_false(wake.all);
+    assert_true(wake.ids[0] > 0 && wake.ids[1] > 0 && wake.ids[0] != wake.ids[1]);
 }
 
 static void feed_emit_invalid_text_is_einval(void **state)
@@ -86,12 +87,12 @@ static void feed_emit_invalid_text_is_einval(void **state)
         const char *type; /* event type */
     } bad[] = {{"a\xc3(", "stream.created"}, {"alice", "x\xff"}, {"\xed\xa0\x80", "t"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int64_t ids[2];
-        int n = -1;
-        int rc = parley_feed_emit(fx->db, bad[i].user, bad[i].type, NULL, NULL, ids, &n);
+        parley_wakeset_t wake;
+        parley_wakeset_init(&wake);
+        int rc = parley_feed_emit(fx->db, bad[i].user, bad[i].type, NULL, NULL, &wake);
         if (rc != PARLEY_EINVAL)
             fail_msg("case %zu: %d (%s), expected PARLEY_EINVAL", i, rc, parley_strerror(rc));
-        assert_int_equal(n, 0);
+        assert_true(parley_wakeset_empty(&wake));
     }
 }
 

@@ -7,7 +7,8 @@
  * parked waiter exactly once; the timer thread wakes a waiter whose
  * deadline passed with PARLEY_WAKE_TIMEOUT (and no other); close and
  * destroy wake everything with PARLEY_WAKE_SHUTDOWN and refuse new waits;
- * wake callbacks run without the hub's lock held.
+ * wake callbacks run without the hub's lock held; a wake set wakes the
+ * streams it names, and every waiter once it overflowed.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -145,6 +146,40 @@ static void hub_notify_wakes_only_changed_streams(void **state)
         assert_int_equal(parley_hub_cancel(hub, &p[i].w), !(id == 17 || id == 4242));
     }
     assert_int_equal(parley_hub_waiting(hub), 0);
+}
+
+static void hub_notify_set_names_or_wakes_all(void **state)
+{
+    fixture_t *fx = *state;
+    parley_hub_t *hub = fx->hub;
+    probe_t *p = fx->p;
+    int n = PARLEY_WAKESET_MAX + 2; /* waiters on streams 1..n */
+    uint64_t gen = parley_hub_generation(hub);
+    for (int i = 0; i < n; i++) {
+        probe_init(&p[i], i + 1, 0);
+        assert_int_equal(parley_hub_wait(hub, &p[i].w, gen), 0);
+    }
+    /* A set that names streams 1 and 2 wakes just those. */
+    parley_wakeset_t ws;
+    parley_wakeset_init(&ws);
+    parley_wakeset_add(&ws, 1);
+    parley_wakeset_add(&ws, 2);
+    parley_hub_notify_set(hub, &ws);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(atomic_load(&p[i].calls), i < 2);
+    /* One naming streams 1..n has overflowed: everyone still parked wakes,
+     * the streams it could not name included. */
+    parley_wakeset_init(&ws);
+    for (int64_t id = 1; id <= n; id++)
+        parley_wakeset_add(&ws, id);
+    assert_true(ws.all);
+    parley_hub_notify_set(hub, &ws);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(atomic_load(&p[i].calls), 1);
+        assert_int_equal(atomic_load(&p[i].why), PARLEY_WAKE_DATA);
+    }
+    assert_int_equal(parley_hub_waiting(hub), 0);
+    assert_int_equal(parley_hub_generation(hub), gen + 2);
 }
 
 static void hub_notify_wakes_all_waiters_same_stream(void **state)
@@ -400,6 +435,7 @@ int main(void)
     const struct CMUnitTest hub_tests[] = {
         cmocka_unit_test_setup_teardown(hub_notify_wakes_only_changed_streams, hub_setup,
                                         hub_teardown),
+        cmocka_unit_test_setup_teardown(hub_notify_set_names_or_wakes_all, hub_setup, hub_teardown),
         cmocka_unit_test_setup_teardown(hub_notify_wakes_all_waiters_same_stream, hub_setup,
                                         hub_teardown),
         cmocka_unit_test_setup_teardown(hub_wait_conflict_generation_mismatch, hub_setup,

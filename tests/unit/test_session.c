@@ -295,12 +295,12 @@ static bool try_action(fixture_t *fx, parley_session_action_t a)
         return ok;
     }
     case PARLEY_SESSION_EXPIRE: {
-        int64_t notify[16];
-        int n = 0;
+        parley_wakeset_t wake;
+        parley_wakeset_init(&wake);
         char before[PARLEY_STATUS_MAX + 1], after[PARLEY_STATUS_MAX + 1];
         status_of(fx, before);
         assert_int_equal(parley_db_begin(fx->db), 0);
-        assert_int_equal(parley_session_expire_leases(fx->db, INT64_MAX / 4, notify, &n, 16), 0);
+        assert_int_equal(parley_session_expire_leases(fx->db, INT64_MAX / 4, &wake), 0);
         assert_int_equal(parley_db_commit(fx->db), 0);
         status_of(fx, after);
         return strcmp(before, after) != 0;
@@ -348,15 +348,14 @@ static void session_expire_last_attempt_fails(void **state)
     (void)state;
     fixture_t fx;
     char claim[160], st[PARLEY_STATUS_MAX + 1];
-    int64_t notify[16];
-    int n = 0;
+    parley_wakeset_t wake;
     fixture_open(&fx);
     snprintf(claim, sizeof claim, "{\"conversation_id\":\"%s\"}", fx.conv);
     for (int attempt = 1; attempt <= 3; attempt++) {
         assert_int_equal(act(&fx, PARLEY_SESSION_CLAIM, claim), 200);
-        n = 0;
+        parley_wakeset_init(&wake);
         assert_int_equal(parley_db_begin(fx.db), 0);
-        assert_int_equal(parley_session_expire_leases(fx.db, INT64_MAX / 4, notify, &n, 16), 0);
+        assert_int_equal(parley_session_expire_leases(fx.db, INT64_MAX / 4, &wake), 0);
         assert_int_equal(parley_db_commit(fx.db), 0);
         status_of(&fx, st);
         assert_string_equal(st, attempt < 3 ? "pending" : "failed");
@@ -612,7 +611,7 @@ static void session_complete_via_turn_appends_reply(void **state)
     assert_int_equal(o.status, 200);
     assert_string_equal(json_string_value(json_object_get(o.body, "status")), "completed");
     assert_string_equal(json_string_value(json_object_get(o.body, "result_message_id")), "reply1");
-    assert_true(o.nnotify >= 2); /* the log, the session stream (and the feed) */
+    assert_true(o.wake.n >= 2); /* the log, the session stream (and the feed) */
     parley_outcome_clear(&o);
     json_decref(body);
 

@@ -150,8 +150,8 @@ static uint64_t append(fixture_t *fx, const char *path, int64_t now, parley_outc
 
 static bool notifies(const parley_outcome_t *o, int64_t id)
 {
-    for (int i = 0; i < o->nnotify; i++)
-        if (o->notify[i] == id)
+    for (int i = 0; i < o->wake.n; i++)
+        if (o->wake.ids[i] == id)
             return true;
     return false;
 }
@@ -362,14 +362,15 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     snprintf(wake, sizeof wake, "%s", json_string_value(json_object_get(o.body, "wake_id")));
     parley_outcome_clear(&o);
     commit(&fx);
-    int64_t notify[8];
-    int n = 0;
+    parley_wakeset_t woken;
+    parley_wakeset_init(&woken);
     begin(&fx);
-    assert_int_equal(parley_subscription_expire_leases(fx.db, NOW + 500, notify, &n, 8), 0);
-    assert_int_equal(n, 0); /* not yet */
-    assert_int_equal(parley_subscription_expire_leases(fx.db, NOW + 1040, notify, &n, 8), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(notify[0], wake_id_stream);
+    assert_int_equal(parley_subscription_expire_leases(fx.db, NOW + 500, &woken), 0);
+    assert_true(parley_wakeset_empty(&woken)); /* not yet */
+    assert_int_equal(parley_subscription_expire_leases(fx.db, NOW + 1040, &woken), 0);
+    assert_int_equal(woken.n, 1);
+    assert_false(woken.all);
+    assert_int_equal(woken.ids[0], wake_id_stream);
     commit(&fx);
     assert_int_equal(parley_db_sub_get(fx.db, "p1", &s), 0);
     assert_int_equal(s.generation, 3); /* the pending work got a new wake */

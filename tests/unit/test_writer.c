@@ -13,7 +13,9 @@
  * a storage error or a failed fsync (injected through a pass-through SQLite
  * VFS), in a batch and in the periodic tick; a full disk fails only what it
  * must and is not fatal; every error class an apply() can return, and
- * that only the store's own failure stops the writer; and the data
+ * that only the store's own failure stops the writer; wake sets (a tick or
+ * a write that changes more streams than a set names wakes every live
+ * reader; a batch of writes wakes only what they changed); and the data
  * directory lock (PARLEY_ELOCKED), in this process and from another one.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -62,12 +64,9 @@ static int open_store_in(const char *dir, parley_store_t **out)
     return parley_store_open(url, out);
 }
 
-static void wake_hub(void *arg, const int64_t *ids, int n, bool all)
+static void wake_hub(void *arg, const parley_wakeset_t *wake)
 {
-    if (all)
-        parley_hub_notify_all(arg);
-    else
-        parley_hub_notify(arg, ids, n);
+    parley_hub_notify_set(arg, wake);
 }
 
 static void gate_init(gate_t *g)
@@ -347,6 +346,7 @@ static void fault_reset(void)
 /* ---- the fixture: a store, a hub and a writer in a temporary dir ------ */
 
 #define POOL 1024 /* writes one case may use */
+#define CROWD 301  /* live readers the wake-set cases park */
 
 typedef struct twrite twrite_t;
 
@@ -381,6 +381,8 @@ typedef struct fixture {
     twrite_t *pool;          /* POOL writes, handed out by tw_new() */
     int npool;               /* writes handed out */
     wprobe_t probes[2];      /* live readers */
+    parley_waiter_t crowd[CROWD]; /* more live readers (wake-set cases) */
+    atomic_int crowd_data[CROWD]; /* DATA wake-ups of each */
 } fixture_t;
 
 /* A write and what happened to it. */
@@ -398,6 +400,8 @@ struct twrite {
     bool fail_write;        /* apply: make the batch's next write hit a full disk */
     bool drop_txn;          /* apply: end the batch's transaction behind the writer */
     int64_t created_id;     /* id of the stream row inserted */
+    int64_t wake_first;     /* apply: name streams wake_first.. to wake */
+    int wake_count;         /* how many (0: none) */
     int visible_in_apply;   /* reader saw the chunk from apply (-1 unchecked) */
     int visible_in_done;    /* reader saw the chunk from done (-1 unchecked) */
     atomic_int apply_calls; /* apply invocations */
@@ -609,9 +613,10 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
                                         strlen(text));
         if (rc)
             return rc;
-        w->notify[0] = t->stream_id;
-        w->nnotify = 1;
+        parley_wakeset_add(&w->wake, t->stream_id);
     }
+    for (int k = 0; k < t->wake_count; k++)
+        parley_wakeset_add(&w->wake, t->wake_first + k);
     if (t->fail_sync)
         atomic_store(&fail_next_sync, 1);
     if (t->fail_write)
@@ -1159,7 +1164,7 @@ static void writer_apply_error_classes(void **state)
 /* Maintenance that writes a row and makes its own commit's fsync fail. */
 static atomic_int tick_calls;
 
-static int tick_fail_sync(parley_db_t *db, void *arg, int64_t *notify, int *nnotify, int max)
+static int tick_fail_sync(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     if (atomic_fetch_add(&tick_calls, 1) != 0)
         return 0;
@@ -1194,6 +1199,104 @@ static void writer_tick_fsync_failure_stops(void **state)
     }
     assert_true(wait_failed(fx));
     assert_int_equal(atomic_load(&fx->fatal_calls), 1);
+}
+
+/* ---- wake sets --------------------------------------------------------- */
+
+static void on_wake_crowd(parley_waiter_t *w, parley_wake_t why)
+{
+    if (why == PARLEY_WAKE_DATA)
+        atomic_fetch_add((atomic_int *)w->arg, 1);
+}
+
+/* Park crowd reader i on stream_id. */
+static void park_crowd(fixture_t *fx, int i, int64_t stream_id)
+{
+    parley_waiter_t *w = &fx->crowd[i];
+    memset(w, 0, sizeof *w);
+    w->stream_id = stream_id;
+    w->on_wake = on_wake_crowd;
+    w->arg = &fx->crowd_data[i];
+    atomic_init(&fx->crowd_data[i], 0);
+    assert_int_equal(parley_hub_wait(fx->hub, w, parley_hub_generation(fx->hub)), 0);
+}
+
+/* Readers of crowd[0..n) woken with DATA, once want of them are (bounded). */
+static int crowd_woken(fixture_t *fx, int n, int want)
+{
+    int woken = 0;
+    for (int t = 0; t < WAIT_MS / 10; t++) {
+        woken = 0;
+        for (int i = 0; i < n; i++)
+            woken += atomic_load(&fx->crowd_data[i]) > 0;
+        if (woken >= want)
+            break;
+        sleep_ms(10);
+    }
+    return woken;
+}
+
+/* Readers on streams 1..CROWD-1 and one on a stream nobody names. */
+static void park_whole_crowd(fixture_t *fx)
+{
+    for (int i = 0; i < CROWD - 1; i++)
+        park_crowd(fx, i, i + 1);
+    park_crowd(fx, CROWD - 1, 1000000);
+}
+
+/* Maintenance that names streams 1..CROWD-1 as changed, once. */
+static int tick_names_crowd(parley_db_t *db, void *arg, parley_wakeset_t *wake)
+{
+    (void)db;
+    (void)arg;
+    if (atomic_fetch_add(&tick_calls, 1) != 0)
+        return 0;
+    for (int64_t id = 1; id < CROWD; id++)
+        parley_wakeset_add(wake, id);
+    return 0;
+}
+
+static void writer_tick_overflow_wakes_every_reader(void **state)
+{
+    fixture_t *fx = *state;
+    park_whole_crowd(fx);
+    atomic_store(&tick_calls, 0);
+    parley_writer_set_tick(fx->writer, tick_names_crowd, NULL);
+    /* 300 streams are more than a wake set names: every live reader wakes
+     * (the 300 named ones and the other), none is left waiting. */
+    assert_int_equal(crowd_woken(fx, CROWD, CROWD), CROWD);
+    assert_true(atomic_load(&tick_calls) >= 1);
+}
+
+static void writer_write_overflow_wakes_every_reader(void **state)
+{
+    fixture_t *fx = *state;
+    park_whole_crowd(fx);
+    twrite_t *t = tw_new(fx, 0, 0);
+    t->wake_first = 1;
+    t->wake_count = CROWD - 1;
+    assert_int_equal(run_write(fx, t), 0);
+    assert_int_equal(crowd_woken(fx, CROWD, CROWD), CROWD);
+}
+
+static void writer_batch_wakes_only_what_it_changed(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "held");
+    for (int i = 0; i < 40; i++)
+        park_crowd(fx, i, 1000 + i);
+    park_crowd(fx, 40, 999999);
+    /* Two writes of one batch name 20 streams each: 40 in all, more than
+     * one set holds, yet each write's set fits, so only they wake. */
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *writes[2] = {tw_new(fx, 0, 0), tw_new(fx, 0, 0)};
+    writes[0]->wake_first = 1000;
+    writes[1]->wake_first = 1020;
+    writes[0]->wake_count = writes[1]->wake_count = 20;
+    run_one_batch(fx, writes, 2);
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    assert_int_equal(crowd_woken(fx, 40, 40), 40);
+    assert_int_equal(atomic_load(&fx->crowd_data[40]), 0);
 }
 
 /* ---- the data directory lock --------------------------------------------- */
@@ -1267,6 +1370,9 @@ int main(void)
         W(writer_lost_txn_after_refusal_fails_batch_stops),
         W(writer_apply_error_classes),
         W(writer_tick_fsync_failure_stops),
+        W(writer_tick_overflow_wakes_every_reader),
+        W(writer_write_overflow_wakes_every_reader),
+        W(writer_batch_wakes_only_what_it_changed),
         W(writer_store_open_locked_same_process),
         W(writer_store_open_locked_other_process),
         cmocka_unit_test(writer_store_open_after_close_unlocked),
