@@ -51,7 +51,8 @@ int main(int argc, char **argv)
     char *rec = malloc(len);
     size_t cap = 1 << 20, n = 0;
     unsigned *lat = malloc(cap * sizeof *lat);
-    if (!rec || !lat) return 1;
+    if (!rec || !lat)
+        return 1;
     memset(rec, 'x', len);
     rec[len - 1] = '\n';
 
@@ -72,7 +73,8 @@ int main(int argc, char **argv)
         if (n == cap) {
             cap *= 2;
             unsigned *grown = realloc(lat, cap * sizeof *lat);
-            if (!grown) return 1;
+            if (!grown)
+                return 1;
             lat = grown;
         }
         lat[n++] = (unsigned)((t - t0) * 1e6);
@@ -81,9 +83,8 @@ int main(int argc, char **argv)
     unlink(path);
 
     qsort(lat, n, sizeof *lat, cmp_u32);
-    printf("FSYNCRESULT ops_per_s=%.1f p50_us=%u p99_us=%u ops=%zu\n",
-           (double)n / (t - start), n ? lat[n / 2] : 0,
-           n ? lat[(size_t)((double)n * 0.99)] : 0, n);
+    printf("FSYNCRESULT ops_per_s=%.1f p50_us=%u p99_us=%u ops=%zu\n", (double)n / (t - start),
+           n ? lat[n / 2] : 0, n ? lat[(size_t)((double)n * 0.99)] : 0, n);
     free(lat);
     free(rec);
     return 0;

@@ -53,12 +53,12 @@
 
 /* One running server. */
 typedef struct parley_server {
-    parley_config_t cfg;         /* configuration (copied) */
-    parley_ctx_t ctx;            /* what handlers see */
-    parley_http_t *http;         /* the HTTP transport */
+    parley_config_t cfg;           /* configuration (copied) */
+    parley_ctx_t ctx;              /* what handlers see */
+    parley_http_t *http;           /* the HTTP transport */
     parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
-    parley_keyring_t *keyring;   /* webhook signing key, callback-token secret */
-    parley_webhook_t *webhook;   /* delivers webhook wakes */
+    parley_keyring_t *keyring;     /* webhook signing key, callback-token secret */
+    parley_webhook_t *webhook;     /* delivers webhook wakes */
 } parley_server_t;
 
 static atomic_bool g_stop_requested; /* parley_server_stop() or a fatal error */
@@ -121,10 +121,8 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
     if (rc == 0)
         rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), wake);
     if (rc == 0)
-        rc = parley_db_idem_purge(db,
-                                  parley_clock_now_ms() -
-                                      (int64_t)srv->cfg.idempotency_ttl_s * 1000,
-                                  1000, &purged);
+        rc = parley_db_idem_purge(
+            db, parley_clock_now_ms() - (int64_t)srv->cfg.idempotency_ttl_s * 1000, 1000, &purged);
     return rc;
 }
 

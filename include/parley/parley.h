@@ -65,31 +65,31 @@ typedef enum parley_rate_admin {
  * Strings are borrowed: they must outlive parley_server_run().
  */
 typedef struct parley_config {
-    const char *listen_host;      /* address to bind, default "127.0.0.1" */
-    unsigned listen_port;         /* port, default 4437; 0 picks a free one */
-    const char *data_dir;         /* data directory, default "./data" */
-    const char *store_url;        /* store URL, "sqlite:PATH"; NULL (default):
-                                     "sqlite:<data_dir>/parley.db" */
-    unsigned threads;             /* HTTP worker threads, default 0 = cores */
-    unsigned long_poll_ms;        /* long-poll wait before 204, default 30000 */
-    unsigned sse_recycle_ms;      /* SSE connection lifetime, default 60000 */
-    size_t max_append_bytes;      /* stream append body limit, default 8 MiB */
-    size_t read_window_bytes;     /* pending output per reader, 256 KiB */
-    size_t read_budget_bytes;     /* pending output of all readers, 8 MiB */
-    unsigned max_connections;     /* connection limit, default 65536 */
-    size_t max_json_bytes;        /* JSON body limit (documents...), 1.5 MiB */
-    unsigned idempotency_ttl_s;   /* Idempotency-Key records kept, 86400 */
-    unsigned session_max_attempts; /* attempts of a session before it fails, 3 */
-    const char *admin_key;        /* bearer token with admin rights, or NULL */
-    const char *jwt_secret;       /* HS256 secret for user tokens, or NULL */
-    parley_rate_t rate_user_writes; /* writes per user (non-GET/HEAD) */
-    parley_rate_t rate_user_reads;  /* reads per user (GET/HEAD) */
-    parley_rate_t rate_addr_writes; /* writes per client address */
-    parley_rate_t rate_addr_reads;  /* reads per client address */
-    parley_rate_admin_t rate_admin; /* which limits the admin key meets */
+    const char *listen_host;          /* address to bind, default "127.0.0.1" */
+    unsigned listen_port;             /* port, default 4437; 0 picks a free one */
+    const char *data_dir;             /* data directory, default "./data" */
+    const char *store_url;            /* store URL, "sqlite:PATH"; NULL (default):
+                                         "sqlite:<data_dir>/parley.db" */
+    unsigned threads;                 /* HTTP worker threads, default 0 = cores */
+    unsigned long_poll_ms;            /* long-poll wait before 204, default 30000 */
+    unsigned sse_recycle_ms;          /* SSE connection lifetime, default 60000 */
+    size_t max_append_bytes;          /* stream append body limit, default 8 MiB */
+    size_t read_window_bytes;         /* pending output per reader, 256 KiB */
+    size_t read_budget_bytes;         /* pending output of all readers, 8 MiB */
+    unsigned max_connections;         /* connection limit, default 65536 */
+    size_t max_json_bytes;            /* JSON body limit (documents...), 1.5 MiB */
+    unsigned idempotency_ttl_s;       /* Idempotency-Key records kept, 86400 */
+    unsigned session_max_attempts;    /* attempts of a session before it fails, 3 */
+    const char *admin_key;            /* bearer token with admin rights, or NULL */
+    const char *jwt_secret;           /* HS256 secret for user tokens, or NULL */
+    parley_rate_t rate_user_writes;   /* writes per user (non-GET/HEAD) */
+    parley_rate_t rate_user_reads;    /* reads per user (GET/HEAD) */
+    parley_rate_t rate_addr_writes;   /* writes per client address */
+    parley_rate_t rate_addr_reads;    /* reads per client address */
+    parley_rate_admin_t rate_admin;   /* which limits the admin key meets */
     const char *const *allow_origins; /* local mode: web origins allowed to call */
     size_t nallow_origins;            /* entries in allow_origins, default 0 */
-    bool quiet;                   /* no start-up banner on stdout */
+    bool quiet;                       /* no start-up banner on stdout */
 } parley_config_t;
 
 /* Fill *cfg with the documented defaults. */

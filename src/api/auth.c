@@ -94,8 +94,8 @@ static bool valid_user_id(const char *s)
     return true;
 }
 
-int parley_auth_check(const parley_config_t *cfg, const char *authorization,
-                      const char *act_as, parley_principal_t *p, const char **why)
+int parley_auth_check(const parley_config_t *cfg, const char *authorization, const char *act_as,
+                      parley_principal_t *p, const char **why)
 {
     p->admin = false;
     p->user[0] = '\0';

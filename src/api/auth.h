@@ -53,8 +53,8 @@ typedef struct parley_principal {
  * (either may be NULL). 0 with *p filled, or PARLEY_EINVAL with a static
  * *why (for a 401) naming the rule that failed.
  */
-int parley_auth_check(const parley_config_t *cfg, const char *authorization,
-                      const char *act_as, parley_principal_t *p, const char **why);
+int parley_auth_check(const parley_config_t *cfg, const char *authorization, const char *act_as,
+                      parley_principal_t *p, const char **why);
 
 /*
  * May a request with these Host and Origin headers (either may be NULL)

@@ -247,9 +247,9 @@ static void list(parley_req_t *r)
     parley_db_t *db = parley_req_reader(r);
     parley_page_t page;
     parley_page_init(&page, limit);
-    int rc = db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv,
-                                      &page)
-                : PARLEY_ESTORE;
+    int rc =
+        db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv, &page)
+           : PARLEY_ESTORE;
     if (rc) {
         parley_page_clear(&page);
         parley_req_error(r, 500, "storage_error", "the conversations could not be read; retry");

@@ -22,14 +22,14 @@
 #include "codec/id.h"
 #include "parley/parley.h"
 
-#define MAX_DEPTH 128     /* JSON nesting accepted in a document */
+#define MAX_DEPTH 128 /* JSON nesting accepted in a document */
 
 typedef struct doc_write {
-    parley_doc_req_t req;                      /* the request */
-    json_t *body;                              /* parsed body (owned) */
-    char owner[256];                           /* namespace */
+    parley_doc_req_t req;                       /* the request */
+    json_t *body;                               /* parsed body (owned) */
+    char owner[256];                            /* namespace */
     char collection[PARLEY_COLLECTION_MAX + 1]; /* collection */
-    char id[PARLEY_DOC_ID_MAX + 1];            /* id */
+    char id[PARLEY_DOC_ID_MAX + 1];             /* id */
 } doc_write_t;
 
 static void doc_write_free(void *arg)
@@ -66,8 +66,8 @@ static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parle
             return PARLEY_ESTORE;
         }
         if (res.status == 412) {
-            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", res.code,
-                                    "message", res.error, "details", "current", rep);
+            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", res.code, "message",
+                                    res.error, "details", "current", rep);
             parley_reply_json(rp, 412, err);
             json_decref(err);
         } else {
@@ -80,9 +80,9 @@ static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parle
         }
         json_decref(rep);
     } else {
-        json_t *details = res.status == 413 ? json_pack("{s:I}", "limit_bytes",
-                                                        (json_int_t)dw->req.max_bytes)
-                                            : NULL;
+        json_t *details = res.status == 413
+                              ? json_pack("{s:I}", "limit_bytes", (json_int_t)dw->req.max_bytes)
+                              : NULL;
         parley_reply_error(rp, res.status, res.code, res.error, details);
         json_decref(details);
     }
@@ -111,8 +111,7 @@ static int parse_etag_version(const char *v, bool *any, int64_t *version)
     return 0;
 }
 
-static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collection,
-                        const char *id)
+static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collection, const char *id)
 {
     doc_write_t *dw = calloc(1, sizeof *dw);
     if (!dw) {
@@ -234,8 +233,8 @@ static void list(parley_req_t *r, const char *collection)
     parley_db_t *db = parley_req_reader(r);
     parley_page_t page;
     parley_page_init(&page, limit);
-    int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before,
-                                     limit + 1, on_doc, &page)
+    int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before, limit + 1,
+                                     on_doc, &page)
                 : PARLEY_ESTORE;
     if (rc) {
         parley_page_clear(&page);

@@ -19,11 +19,11 @@
 #include "parley/parley.h"
 
 typedef struct feed_ensure {
-    parley_write_t w;                /* must be first */
-    parley_req_t *r;                 /* the request */
-    char path[PARLEY_PATH_MAX + 1];  /* the feed stream */
-    char owner[256];                 /* its owner */
-    int status;                      /* outcome */
+    parley_write_t w;               /* must be first */
+    parley_req_t *r;                /* the request */
+    char path[PARLEY_PATH_MAX + 1]; /* the feed stream */
+    char owner[256];                /* its owner */
+    int status;                     /* outcome */
 } feed_ensure_t;
 
 static void feed_path_of(parley_req_t *r, char *out, size_t cap)

@@ -55,8 +55,8 @@ void parley_reply_error(parley_reply_t *rp, int status, const char *code, const 
                         json_t *details)
 {
     json_t *d = details ? json_incref(details) : json_object();
-    json_t *err = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", message,
-                            "details", d);
+    json_t *err =
+        json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", message, "details", d);
     parley_reply_json(rp, status, err);
     json_decref(err);
 }

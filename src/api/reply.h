@@ -22,10 +22,10 @@
 #define PARLEY_REPLY_MAX_BODY (64u << 20) /* hard limit of a built body */
 
 typedef struct parley_reply {
-    int status;              /* HTTP status; 0 until set */
-    char content_type[256];  /* "" for none */
-    parley_buf_t headers;    /* "Name: value\n" lines */
-    parley_buf_t body;       /* the body */
+    int status;             /* HTTP status; 0 until set */
+    char content_type[256]; /* "" for none */
+    parley_buf_t headers;   /* "Name: value\n" lines */
+    parley_buf_t body;      /* the body */
 } parley_reply_t;
 
 void parley_reply_init(parley_reply_t *rp);

@@ -68,7 +68,8 @@ void parley_api_route(parley_req_t *r, void *arg)
         const char *req_hdrs = parley_req_header(r, "Access-Control-Request-Headers");
         parley_req_add_header(r, "Access-Control-Allow-Methods",
                               "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-        parley_req_add_header(r, "Access-Control-Allow-Headers", req_hdrs && *req_hdrs ? req_hdrs : "*");
+        parley_req_add_header(r, "Access-Control-Allow-Headers",
+                              req_hdrs && *req_hdrs ? req_hdrs : "*");
         parley_req_add_header(r, "Access-Control-Max-Age", "86400");
         parley_req_respond_empty(r, 204);
         return;
@@ -137,4 +138,3 @@ void parley_api_route(parley_req_t *r, void *arg)
                      "no such route: see /v1/conversations, /v1/sessions, /v1/snapshots, "
                      "/v1/documents/{collection}, /v1/stream/{path}, /v1/events");
 }
-

@@ -195,9 +195,9 @@ static void list(parley_req_t *r)
     parley_db_t *db = parley_req_reader(r);
     parley_page_t page;
     parley_page_init(&page, limit);
-    int rc = db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap,
-                                      &page)
-                : PARLEY_ESTORE;
+    int rc =
+        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &page)
+           : PARLEY_ESTORE;
     if (rc) {
         parley_page_clear(&page);
         parley_req_error(r, 500, "storage_error", "the snapshots could not be read; retry");

@@ -46,18 +46,18 @@
 #include "util/log.h"
 #include "util/utf8.h"
 
-#define CURSOR_EPOCH_MS 1728432000000LL /* 2024-10-09T00:00:00Z */
+#define CURSOR_EPOCH_MS    1728432000000LL /* 2024-10-09T00:00:00Z */
 #define CURSOR_INTERVAL_MS 20000
 
 enum write_kind { W_CREATE, W_APPEND, W_DELETE };
 
 typedef struct stream_write {
-    enum write_kind kind;    /* what to do */
-    parley_stream_req_t req; /* parsed request */
-    parley_stream_res_t res; /* outcome */
+    enum write_kind kind;           /* what to do */
+    parley_stream_req_t req;        /* parsed request */
+    parley_stream_res_t res;        /* outcome */
     char path[PARLEY_PATH_MAX + 1]; /* copy of the path */
-    char owner[256];         /* copy of the caller's user id */
-    char host[256];          /* Host header, for Location */
+    char owner[256];                /* copy of the caller's user id */
+    char host[256];                 /* Host header, for Location */
 } stream_write_t;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -101,8 +101,8 @@ static void make_cursor(parley_req_t *r, char out[32])
     const char *client = NULL;
     uint64_t interval = (uint64_t)((parley_clock_now_ms() - CURSOR_EPOCH_MS) / CURSOR_INTERVAL_MS);
     uint64_t c = 0;
-    if (parley_req_query(r, "cursor", &client) == 1 && parley_param_decimal(client, UINT64_MAX / 2, &c) == 0 &&
-        c >= interval) {
+    if (parley_req_query(r, "cursor", &client) == 1 &&
+        parley_param_decimal(client, UINT64_MAX / 2, &c) == 0 && c >= interval) {
         /* Never go backwards: jump 1..180 intervals (20 s .. 1 h) ahead. */
         interval = c + 1 + (uint64_t)(random() % 180);
     }
@@ -208,9 +208,8 @@ static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parle
     int64_t now = parley_clock_now_ms();
     parley_outcome_init(&o);
     if (sw->kind == W_CREATE && res->status == 201)
-        rc = parley_subscription_stream_created(db, sw->path,
-                                                res->meta.fork_src ? res->meta.fork_pos : 0,
-                                                res->meta.tail, now, &o);
+        rc = parley_subscription_stream_created(
+            db, sw->path, res->meta.fork_src ? res->meta.fork_pos : 0, res->meta.tail, now, &o);
     else if (sw->kind == W_APPEND && !parley_wakeset_empty(&res->wake))
         rc = parley_subscription_stream_appended(db, sw->path, res->meta.tail, now, &o);
     else if (sw->kind == W_DELETE && res->status == 204)
@@ -249,8 +248,8 @@ static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, pa
     if (sw->kind == W_CREATE) {
         if (res->status == 201) {
             char loc[PARLEY_PATH_MAX + 300];
-            snprintf(loc, sizeof loc, "http://%s/v1/stream/%s", sw->host[0] ? sw->host : "localhost",
-                     sw->path);
+            snprintf(loc, sizeof loc, "http://%s/v1/stream/%s",
+                     sw->host[0] ? sw->host : "localhost", sw->path);
             parley_reply_header(rp, "Location", loc);
         }
         if (res->meta.ttl_s >= 0)
@@ -329,8 +328,9 @@ static void handle_put(parley_req_t *r, const char *path)
     if (exp) {
         int64_t ms;
         if (parley_clock_parse(exp, &ms) || ms < 0) {
-            refuse(r, sw, "Stream-Expires-At must be an RFC 3339 time, e.g. "
-                             "2030-01-02T03:04:05Z");
+            refuse(r, sw,
+                   "Stream-Expires-At must be an RFC 3339 time, e.g. "
+                   "2030-01-02T03:04:05Z");
             return;
         }
         q->expires_ms = ms;
@@ -360,7 +360,8 @@ static void handle_put(parley_req_t *r, const char *path)
             }
         }
     }
-    if (q->body_len && q->content_type && parley_stream_same_type(q->content_type, "application/json"))
+    if (q->body_len && q->content_type &&
+        parley_stream_same_type(q->content_type, "application/json"))
         parley_stream_frame_json(q); /* off the writer thread */
     parley_api_write(r, apply_stream_write, sw, free);
 }
@@ -449,7 +450,9 @@ static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley
     int st = parley_stream_lookup(db, rd->path, parley_req_user(r), parley_req_is_admin(r), meta);
     if (st == 200) {
         if (!rd->resolved) {
-            rd->pos = rd->kind == PARLEY_OFFSET_NOW ? meta->tail : rd->kind == PARLEY_OFFSET_START ? 0 : rd->pos;
+            rd->pos = rd->kind == PARLEY_OFFSET_NOW     ? meta->tail
+                      : rd->kind == PARLEY_OFFSET_START ? 0
+                                                        : rd->pos;
             rd->resolved = true;
         }
         if (rd->pos > meta->tail)
@@ -509,8 +512,9 @@ static void respond_read_error(parley_req_t *r, int st)
     } else if (st == 410) {
         respond_status(r, 410, "stream has been deleted");
     } else {
-        respond_status(r, 400, "offset is beyond the stream's tail; use an offset this "
-                               "stream returned");
+        respond_status(r, 400,
+                       "offset is beyond the stream's tail; use an offset this "
+                       "stream returned");
     }
 }
 
@@ -646,7 +650,8 @@ static void long_poll_step(parley_req_t *r)
         add_read_headers(r, &meta, meta.tail);
         if (!meta.closed)
             add_cursor(r);
-        parley_req_add_header(r, "Cache-Control", "private, max-age=60, stale-while-revalidate=300");
+        parley_req_add_header(r, "Cache-Control",
+                              "private, max-age=60, stale-while-revalidate=300");
         respond_body(r, &meta, rd->pos, meta.tail);
         return;
     }
@@ -684,7 +689,9 @@ static void catch_up(parley_req_t *r, stream_read_t *rd)
     char etag[96];
     etag_of(&meta, rd->pos, end, etag, sizeof etag);
     parley_req_add_header(r, "ETag", etag);
-    parley_req_add_header(r, "Cache-Control", rd->pos < end ? "private, max-age=60, stale-while-revalidate=300" : "no-store");
+    parley_req_add_header(r, "Cache-Control",
+                          rd->pos < end ? "private, max-age=60, stale-while-revalidate=300"
+                                        : "no-store");
     const char *inm = parley_req_header(r, "If-None-Match");
     if (inm && parley_param_etag_match(inm, etag)) {
         parley_req_respond_empty(r, 304);
@@ -696,16 +703,16 @@ static void catch_up(parley_req_t *r, stream_read_t *rd)
 /* ---- SSE --------------------------------------------------------------------- */
 
 #define SSE_EVENT_BYTES (256 * 1024) /* a data event ends at a chunk boundary past this */
-#define B64_LINE 12288               /* bytes per base64 data line (16,384 characters) */
+#define B64_LINE        12288        /* bytes per base64 data line (16,384 characters) */
 
 typedef struct sse {
-    parley_req_t *r;          /* the request */
-    stream_read_t rd;         /* where the next event starts */
-    bool json;                /* JSON stream: data is an array */
-    bool base64;              /* binary stream: data is base64 */
-    bool sent_control;        /* a control event went out */
-    bool ending;              /* end after the pending bytes */
-    int64_t deadline;         /* recycle the connection then */
+    parley_req_t *r;   /* the request */
+    stream_read_t rd;  /* where the next event starts */
+    bool json;         /* JSON stream: data is an array */
+    bool base64;       /* binary stream: data is base64 */
+    bool sent_control; /* a control event went out */
+    bool ending;       /* end after the pending bytes */
+    int64_t deadline;  /* recycle the connection then */
     /* the data event being produced */
     bool in_event;            /* a data event is open */
     parley_stream_t meta;     /* the stream when it opened */
@@ -806,8 +813,8 @@ static int sse_event_step(sse_t *s, parley_buf_t *out, size_t room, parley_db_t 
                 : read_window(s->r, &s->meta, &s->cur, max, &data);
     if (!rc) {
         s->event_bytes += data.len;
-        bool done = s->cur.next >= s->cur.end ||
-                    (!s->cur.inside && s->event_bytes >= SSE_EVENT_BYTES);
+        bool done =
+            s->cur.next >= s->cur.end || (!s->cur.inside && s->event_bytes >= SSE_EVENT_BYTES);
         if (s->base64)
             rc = sse_base64(s, out, data.data ? data.data : "", data.len, done);
         else
@@ -926,8 +933,9 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
     if (head) {
         parley_stream_t meta;
         parley_db_t *db = parley_req_reader(r);
-        int st = db ? parley_stream_lookup(db, path, parley_req_user(r), parley_req_is_admin(r), &meta)
-                    : PARLEY_ESTORE;
+        int st =
+            db ? parley_stream_lookup(db, path, parley_req_user(r), parley_req_is_admin(r), &meta)
+               : PARLEY_ESTORE;
         if (st != 200) {
             respond_read_error(r, st);
             return;
@@ -947,7 +955,8 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
     const char *offset = NULL, *live = NULL;
     int n_off = parley_req_query(r, "offset", &offset);
     int n_live = parley_req_query(r, "live", &live);
-    if (n_off < 0 || n_off > 1 || (n_off == 1 && parley_offset_parse_param(offset, &rd->kind, &rd->pos))) {
+    if (n_off < 0 || n_off > 1 ||
+        (n_off == 1 && parley_offset_parse_param(offset, &rd->kind, &rd->pos))) {
         parley_req_error(r, 400, "bad_request",
                          "offset must be -1, now, or an offset this stream returned (once)");
         return;

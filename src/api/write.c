@@ -24,20 +24,20 @@
 #include "util/clock.h"
 
 typedef struct api_write {
-    parley_write_t w;          /* must be first */
-    parley_req_t *r;           /* the request */
-    parley_api_apply_fn fn;    /* the work */
-    void *ctx;                 /* its state */
-    void (*free_ctx)(void *);  /* frees ctx */
-    parley_reply_t reply;      /* the answer */
-    bool has_key;              /* Idempotency-Key given */
-    bool in_flight;            /* we hold the in-flight mark */
-    bool replayed;             /* reply came from the record */
-    char owner[256];           /* key scope */
-    char key[256];             /* the key */
-    char fingerprint[65];      /* of this request */
-    int64_t ttl_ms;            /* record lifetime */
-    int rc;                    /* what the apply returned */
+    parley_write_t w;         /* must be first */
+    parley_req_t *r;          /* the request */
+    parley_api_apply_fn fn;   /* the work */
+    void *ctx;                /* its state */
+    void (*free_ctx)(void *); /* frees ctx */
+    parley_reply_t reply;     /* the answer */
+    bool has_key;             /* Idempotency-Key given */
+    bool in_flight;           /* we hold the in-flight mark */
+    bool replayed;            /* reply came from the record */
+    char owner[256];          /* key scope */
+    char key[256];            /* the key */
+    char fingerprint[65];     /* of this request */
+    int64_t ttl_ms;           /* record lifetime */
+    int rc;                   /* what the apply returned */
 } api_write_t;
 
 static void free_write(void *arg)
@@ -208,8 +208,7 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
     return 1;
 }
 
-void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
-                      void (*free_ctx)(void *))
+void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx, void (*free_ctx)(void *))
 {
     api_write_t *aw = calloc(1, sizeof *aw);
     if (!aw) {

@@ -27,7 +27,6 @@
 typedef int (*parley_api_apply_fn)(void *ctx, parley_db_t *db, parley_reply_t *reply,
                                    parley_write_t *w);
 
-void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx,
-                      void (*free_ctx)(void *));
+void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx, void (*free_ctx)(void *));
 
 #endif

@@ -304,8 +304,8 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-int parley_jsonmsg_frame(const char *body, size_t len, size_t *off, size_t *span_len,
-                         size_t *count, const char **why)
+int parley_jsonmsg_frame(const char *body, size_t len, size_t *off, size_t *span_len, size_t *count,
+                         const char **why)
 {
     scan_t c = {(const unsigned char *)body, len, 0, NULL};
     if (scan_body(&c, NULL, NULL, count)) {

@@ -48,8 +48,8 @@ int parley_jsonmsg_split(const char *body, size_t len, parley_jsonmsg_cb cb, voi
  * (whitespace trimmed), or the value itself otherwise. "[" span "]" is
  * then a JSON array of exactly the messages. 0 or PARLEY_EINVAL with *why.
  */
-int parley_jsonmsg_frame(const char *body, size_t len, size_t *off, size_t *span_len,
-                         size_t *count, const char **why);
+int parley_jsonmsg_frame(const char *body, size_t len, size_t *off, size_t *span_len, size_t *count,
+                         const char **why);
 
 /* Validate only: 0 or PARLEY_EINVAL with *why. */
 int parley_jsonmsg_validate(const char *body, size_t len, const char **why);

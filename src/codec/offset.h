@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PARLEY_OFFSET_LEN 33 /* characters, without the NUL */
+#define PARLEY_OFFSET_LEN 33                  /* characters, without the NUL */
 #define PARLEY_OFFSET_MAX 9999999999999999ULL /* largest position */
 
 /* Where a read starts: the beginning, the tail, or a position. */

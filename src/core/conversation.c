@@ -53,12 +53,12 @@ json_t *parley_conversation_json(const parley_conv_t *c)
     json_t *meta = json_loads(c->metadata ? c->metadata : "{}", 0, &jerr);
     if (!meta)
         return NULL;
-    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:o, s:o, s:I, s:o}", "id", c->id, "title",
-                     c->title ? json_string(c->title) : json_null(), "metadata", meta, "owner",
-                     c->owner, "version", (json_int_t)c->version, "created_at",
-                     parley_clock_json(c->created_ms), "updated_at", parley_clock_json(c->updated_ms),
-                     "message_count", (json_int_t)c->message_count, "last_message_at",
-                     parley_clock_json(c->last_message_ms));
+    return json_pack(
+        "{s:s, s:o, s:o, s:s, s:I, s:o, s:o, s:I, s:o}", "id", c->id, "title",
+        c->title ? json_string(c->title) : json_null(), "metadata", meta, "owner", c->owner,
+        "version", (json_int_t)c->version, "created_at", parley_clock_json(c->created_ms),
+        "updated_at", parley_clock_json(c->updated_ms), "message_count",
+        (json_int_t)c->message_count, "last_message_at", parley_clock_json(c->last_message_ms));
 }
 
 /* Emit an event to the owner's feed; its feeds join out's wake list. */

@@ -60,8 +60,8 @@ static int set_data(parley_doc_t *d, json_t *data)
 
 static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley_doc_res_t *res)
 {
-    json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection,
-                               "id", d->id, "version", (json_int_t)d->version);
+    json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection, "id",
+                               d->id, "version", (json_int_t)d->version);
     json_t *data = json_pack("{s:s}", "checksum", d->checksum);
     int rc = fields && data ? parley_feed_emit(db, d->owner, type, fields, data, &res->wake)
                             : PARLEY_ENOMEM;

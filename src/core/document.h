@@ -27,24 +27,24 @@
 typedef enum { PARLEY_DOC_PUT, PARLEY_DOC_PATCH, PARLEY_DOC_DELETE } parley_doc_op_t;
 
 typedef struct parley_doc_req {
-    parley_doc_op_t op;       /* what to do */
-    const char *owner;        /* namespace (the caller, or the user acted for) */
-    const char *collection;   /* collection */
-    const char *id;           /* document id */
-    json_t *body;             /* PUT: the data; PATCH: the merge patch (borrowed) */
-    bool has_if_match;        /* If-Match given */
-    bool if_match_any;        /* If-Match: * */
-    int64_t if_match;         /* its version */
-    bool if_none_match_any;   /* If-None-Match: * (PUT: create only) */
-    size_t max_bytes;         /* largest stored document (canonical JSON), 0 = none */
+    parley_doc_op_t op;     /* what to do */
+    const char *owner;      /* namespace (the caller, or the user acted for) */
+    const char *collection; /* collection */
+    const char *id;         /* document id */
+    json_t *body;           /* PUT: the data; PATCH: the merge patch (borrowed) */
+    bool has_if_match;      /* If-Match given */
+    bool if_match_any;      /* If-Match: * */
+    int64_t if_match;       /* its version */
+    bool if_none_match_any; /* If-None-Match: * (PUT: create only) */
+    size_t max_bytes;       /* largest stored document (canonical JSON), 0 = none */
 } parley_doc_req_t;
 
 typedef struct parley_doc_res {
-    int status;          /* 200, 201, 204, 400, 404, 412, 413 */
-    const char *code;    /* error code for an error status */
-    const char *error;   /* static message for an error status */
-    bool has_doc;        /* doc is set (the result, or the current one on 412) */
-    parley_doc_t doc;    /* owned: parley_doc_clear */
+    int status;            /* 200, 201, 204, 400, 404, 412, 413 */
+    const char *code;      /* error code for an error status */
+    const char *error;     /* static message for an error status */
+    bool has_doc;          /* doc is set (the result, or the current one on 412) */
+    parley_doc_t doc;      /* owned: parley_doc_clear */
     parley_wakeset_t wake; /* feed streams written (wake their readers) */
 } parley_doc_res_t;
 

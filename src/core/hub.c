@@ -28,7 +28,7 @@
 #include "util/clock.h"
 
 #define NBUCKETS 4096
-#define TICK_MS 100
+#define TICK_MS  100
 
 struct parley_hub {
     pthread_mutex_t lock;               /* guards everything below */

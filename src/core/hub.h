@@ -42,13 +42,13 @@ typedef void (*parley_wake_cb)(parley_waiter_t *w, parley_wake_t why);
 
 struct parley_waiter {
     /* public: set before parley_hub_wait() */
-    int64_t stream_id;     /* the stream waited on */
-    int64_t deadline_ms;   /* monotonic deadline, 0 for none */
+    int64_t stream_id;      /* the stream waited on */
+    int64_t deadline_ms;    /* monotonic deadline, 0 for none */
     parley_wake_cb on_wake; /* called once when woken */
-    void *arg;             /* for the callback */
+    void *arg;              /* for the callback */
     /* private: the hub's */
     parley_waiter_t *prev, *next; /* links in the bucket list */
-    bool parked;           /* in the hub */
+    bool parked;                  /* in the hub */
 };
 
 int parley_hub_create(parley_hub_t **out);

@@ -21,11 +21,11 @@
 #define PARLEY_PRODUCER_MAX 9007199254740991ULL /* 2^53 - 1 */
 
 typedef enum {
-    PARLEY_PRODUCER_ACCEPT,      /* append; state becomes (epoch, seq) → 200 */
-    PARLEY_PRODUCER_DUPLICATE,   /* already applied → 204 */
-    PARLEY_PRODUCER_STALE_EPOCH, /* epoch < stored → 403 with stored epoch */
+    PARLEY_PRODUCER_ACCEPT,        /* append; state becomes (epoch, seq) → 200 */
+    PARLEY_PRODUCER_DUPLICATE,     /* already applied → 204 */
+    PARLEY_PRODUCER_STALE_EPOCH,   /* epoch < stored → 403 with stored epoch */
     PARLEY_PRODUCER_BAD_EPOCH_SEQ, /* new epoch not starting at 0 → 400 */
-    PARLEY_PRODUCER_GAP,         /* seq > last + 1 → 409 with expected seq */
+    PARLEY_PRODUCER_GAP,           /* seq > last + 1 → 409 with expected seq */
 } parley_producer_verdict_t;
 
 /*

@@ -213,14 +213,15 @@ json_t *parley_session_json(const parley_sess_t *s)
         return NULL;
     }
     snprintf(stream, sizeof stream, "/v1/sessions/%s/stream", s->id);
-    json_t *v = json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "id", s->id,
-        "conversation_id", s->conversation_id, "message_id", s->message_id, "status", s->status,
-        "attempt", (json_int_t)s->attempt, "max_attempts", (json_int_t)s->max_attempts,
-        "lease_expires_at", parley_clock_json(s->lease_expires_ms), "error", error, "request", request,
-        "input", input, "result_message_id",
-        s->result_id[0] ? json_string(s->result_id) : json_null(), "created_at",
-        parley_clock_json(s->created_ms), "updated_at", parley_clock_json(s->updated_ms), "stream", stream);
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
+                          "id", s->id, "conversation_id", s->conversation_id, "message_id",
+                          s->message_id, "status", s->status, "attempt", (json_int_t)s->attempt,
+                          "max_attempts", (json_int_t)s->max_attempts, "lease_expires_at",
+                          parley_clock_json(s->lease_expires_ms), "error", error, "request",
+                          request, "input", input, "result_message_id",
+                          s->result_id[0] ? json_string(s->result_id) : json_null(), "created_at",
+                          parley_clock_json(s->created_ms), "updated_at",
+                          parley_clock_json(s->updated_ms), "stream", stream);
     return v;
 }
 

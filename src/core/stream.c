@@ -84,10 +84,10 @@ typedef struct touch {
 } touch_t;
 
 static pthread_mutex_t touch_lock = PTHREAD_MUTEX_INITIALIZER;
-static touch_t *touches;     /* open addressing, linear probing */
-static size_t touch_cap;     /* slots (power of two) */
-static size_t touch_used;    /* occupied slots */
-static int64_t touch_floor;  /* start-up time: no window starts earlier */
+static touch_t *touches;    /* open addressing, linear probing */
+static size_t touch_cap;    /* slots (power of two) */
+static size_t touch_used;   /* occupied slots */
+static int64_t touch_floor; /* start-up time: no window starts earlier */
 
 #define TOUCH_MAX (1u << 20) /* entries; past this the table stops growing */
 
@@ -326,8 +326,8 @@ static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_
         uint64_t unit_end = st->tail + len;
         for (size_t off = 0; off < len; off += ROW_BYTES) {
             size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
-            int rc = parley_db_chunk_insert(db, st->id, st->tail, st->tail + n, unit_end,
-                                            body + off, n);
+            int rc =
+                parley_db_chunk_insert(db, st->id, st->tail, st->tail + n, unit_end, body + off, n);
             if (rc)
                 return rc;
             st->tail += n;
@@ -638,9 +638,8 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     parley_stream_t st;
     int64_t now = parley_clock_now_ms();
     int rc = parley_db_stream_get(db, req->path, &st);
-    if (rc == PARLEY_ENOTFOUND ||
-        (rc == 0 && (!visible(&st, req->owner, req->admin) ||
-                     (!st.deleted && is_expired(&st, now))))) {
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && (!visible(&st, req->owner, req->admin) ||
+                                               (!st.deleted && is_expired(&st, now))))) {
         res->status = 404;
         res->error = "stream not found";
         return 404;
@@ -683,8 +682,8 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
         res->error = "stream is closed";
         return 409;
     }
-    if (has_body && (!req->content_type ||
-                     !parley_stream_same_type(req->content_type, st.content_type))) {
+    if (has_body &&
+        (!req->content_type || !parley_stream_same_type(req->content_type, st.content_type))) {
         res->status = 409;
         res->error = "Content-Type does not match the stream's";
         set_offset(res, st.tail);
@@ -698,8 +697,8 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
         rc = parley_db_producer_get(db, st.id, req->producer_id, &cur);
         if (rc)
             return rc;
-        switch (parley_producer_check(&cur, req->producer_epoch, req->producer_seq, &next,
-                                      &expected)) {
+        switch (
+            parley_producer_check(&cur, req->producer_epoch, req->producer_seq, &next, &expected)) {
         case PARLEY_PRODUCER_ACCEPT:
             break;
         case PARLEY_PRODUCER_DUPLICATE:
@@ -926,10 +925,10 @@ typedef struct read_ctx {
     /* Windowed reads (parley_stream_read_window): max is a hard limit, a
      * piece (a chunk's part of the body, with its leading ',' in JSON
      * mode) may be cut, and the cut is remembered in the cursor. */
-    bool window;       /* windowed read: the fields below apply */
-    bool sep;          /* JSON: the first piece starts with ',' */
-    size_t skip;       /* bytes of the first piece produced earlier */
-    bool inside;       /* stopped inside a piece (skip says where) */
+    bool window; /* windowed read: the fields below apply */
+    bool sep;    /* JSON: the first piece starts with ',' */
+    size_t skip; /* bytes of the first piece produced earlier */
+    bool inside; /* stopped inside a piece (skip says where) */
 } read_ctx_t;
 
 typedef struct slice_ctx {
@@ -957,8 +956,7 @@ static int on_slice_message(void *arg, const char *msg, size_t len)
 /* Append messages [lo, hi) of a stored JSON chunk (a comma-separated list)
  * to out, comma-separated. The rare path: reads that start inside an
  * append, and forks whose boundary lies inside one. */
-static int slice_messages(const char *data, size_t len, uint64_t lo, uint64_t hi,
-                          parley_buf_t *out)
+static int slice_messages(const char *data, size_t len, uint64_t lo, uint64_t hi, parley_buf_t *out)
 {
     parley_buf_t arr;
     size_t count;
@@ -1010,8 +1008,7 @@ static bool window_put(read_ctx_t *c, bool sep, const char *p, size_t len)
  * before the body's first) and the chunk's messages in [next, to); only a
  * chunk cut by a read's start or a fork point is sliced (into a temporary
  * buffer), a whole one is copied from the store's row directly. */
-static int on_window_chunk(read_ctx_t *c, uint64_t start, uint64_t end, const char *p,
-                           size_t len)
+static int on_window_chunk(read_ctx_t *c, uint64_t start, uint64_t end, const char *p, size_t len)
 {
     if (start > c->next) {
         c->err = PARLEY_ESTORE; /* data missing: the stream went away */
@@ -1183,8 +1180,12 @@ out_free:
 int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t from,
                        size_t max_bytes, parley_buf_t *out, parley_read_t *rd)
 {
-    read_ctx_t c = {out, parley_stream_is_json(meta), meta->tail, from, max_bytes, 0, false, 0,
-                    false, false, 0, false};
+    read_ctx_t c = {out,        parley_stream_is_json(meta),
+                    meta->tail, from,
+                    max_bytes,  0,
+                    false,      0,
+                    false,      false,
+                    0,          false};
     int rc = from < meta->tail ? read_chain(db, meta, meta->tail, &c) : 0;
     if (rc)
         return rc;
@@ -1200,8 +1201,18 @@ int parley_stream_read(parley_db_t *db, const parley_stream_t *meta, uint64_t fr
 int parley_stream_read_window(parley_db_t *db, const parley_stream_t *meta,
                               parley_read_cursor_t *cur, size_t max, parley_buf_t *out)
 {
-    read_ctx_t c = {out,   parley_stream_is_json(meta), cur->end, cur->next, out->len + max, 0,
-                    false, 0,   true,     cur->sep,  cur->piece_off, false};
+    read_ctx_t c = {out,
+                    parley_stream_is_json(meta),
+                    cur->end,
+                    cur->next,
+                    out->len + max,
+                    0,
+                    false,
+                    0,
+                    true,
+                    cur->sep,
+                    cur->piece_off,
+                    false};
     size_t before = out->len;
     int rc = 0;
     if (cur->next < cur->end && max > 0) {

@@ -48,45 +48,45 @@ typedef struct parley_stream_req {
     size_t body_len;          /* its length */
     /* JSON framing done off the writer thread (parley_stream_frame_json);
      * the writer frames the body itself when framed is false. */
-    bool framed;              /* the fields below are set */
-    const char *frame_error;  /* the body is not valid JSON: why (static) */
-    size_t frame_off;         /* messages span: offset in body */
-    size_t frame_len;         /* its length */
-    size_t frame_count;       /* messages in it */
-    bool closed;              /* Stream-Closed: true */
+    bool framed;             /* the fields below are set */
+    const char *frame_error; /* the body is not valid JSON: why (static) */
+    size_t frame_off;        /* messages span: offset in body */
+    size_t frame_len;        /* its length */
+    size_t frame_count;      /* messages in it */
+    bool closed;             /* Stream-Closed: true */
     /* create */
-    int64_t ttl_s;            /* Stream-TTL, -1 if absent */
-    int64_t expires_ms;       /* Stream-Expires-At, -1 if absent */
-    const char *fork_from;    /* Stream-Forked-From path, or NULL */
-    bool has_fork_offset;     /* Stream-Fork-Offset given */
-    uint64_t fork_offset;     /* its position */
-    uint64_t fork_sub;        /* Stream-Fork-Sub-Offset, 0 if absent */
+    int64_t ttl_s;         /* Stream-TTL, -1 if absent */
+    int64_t expires_ms;    /* Stream-Expires-At, -1 if absent */
+    const char *fork_from; /* Stream-Forked-From path, or NULL */
+    bool has_fork_offset;  /* Stream-Fork-Offset given */
+    uint64_t fork_offset;  /* its position */
+    uint64_t fork_sub;     /* Stream-Fork-Sub-Offset, 0 if absent */
     /* append */
-    bool has_producer;        /* the three Producer-* headers */
-    const char *producer_id;  /* Producer-Id */
-    uint64_t producer_epoch;  /* Producer-Epoch */
-    uint64_t producer_seq;    /* Producer-Seq */
-    const char *stream_seq;   /* Stream-Seq, or NULL */
+    bool has_producer;       /* the three Producer-* headers */
+    const char *producer_id; /* Producer-Id */
+    uint64_t producer_epoch; /* Producer-Epoch */
+    uint64_t producer_seq;   /* Producer-Seq */
+    const char *stream_seq;  /* Stream-Seq, or NULL */
 } parley_stream_req_t;
 
 /* The outcome of a write, in protocol terms. */
 typedef struct parley_stream_res {
-    int status;                /* HTTP status the protocol defines */
-    const char *error;         /* static reason for an error status */
-    bool has_offset;           /* next_offset is set */
+    int status;                              /* HTTP status the protocol defines */
+    const char *error;                       /* static reason for an error status */
+    bool has_offset;                         /* next_offset is set */
     char next_offset[PARLEY_OFFSET_LEN + 1]; /* Stream-Next-Offset */
-    bool closed;               /* send Stream-Closed: true */
-    bool has_epoch;            /* send Producer-Epoch */
-    uint64_t epoch;            /* its value */
-    bool has_seq;              /* send Producer-Seq */
-    uint64_t seq;              /* its value */
-    bool has_gap;              /* send Producer-Expected/Received-Seq */
-    uint64_t expected_seq;     /* expected */
-    uint64_t received_seq;     /* received */
-    parley_stream_t meta;      /* the stream after the write (create: for headers) */
-    parley_wakeset_t wake;     /* streams whose readers must wake */
-    const char *events[2];     /* what happened, for the change feed (static) */
-    int nevents;               /* entries in events */
+    bool closed;                             /* send Stream-Closed: true */
+    bool has_epoch;                          /* send Producer-Epoch */
+    uint64_t epoch;                          /* its value */
+    bool has_seq;                            /* send Producer-Seq */
+    uint64_t seq;                            /* its value */
+    bool has_gap;                            /* send Producer-Expected/Received-Seq */
+    uint64_t expected_seq;                   /* expected */
+    uint64_t received_seq;                   /* received */
+    parley_stream_t meta;                    /* the stream after the write (create: for headers) */
+    parley_wakeset_t wake;                   /* streams whose readers must wake */
+    const char *events[2];                   /* what happened, for the change feed (static) */
+    int nevents;                             /* entries in events */
 } parley_stream_res_t;
 
 /*
@@ -175,12 +175,12 @@ void parley_stream_touch_init(int64_t start_ms);
 
 /* A catch-up read's result. */
 typedef struct parley_read {
-    uint64_t start;   /* first position returned */
-    uint64_t next;    /* position after the last returned */
-    uint64_t tail;    /* stream tail at read time */
-    bool up_to_date;  /* next == tail */
-    bool closed;      /* stream closed and next == tail */
-    size_t count;     /* chunks (JSON: messages) returned */
+    uint64_t start;  /* first position returned */
+    uint64_t next;   /* position after the last returned */
+    uint64_t tail;   /* stream tail at read time */
+    bool up_to_date; /* next == tail */
+    bool closed;     /* stream closed and next == tail */
+    size_t count;    /* chunks (JSON: messages) returned */
 } parley_read_t;
 
 /*

@@ -44,10 +44,10 @@ typedef void (*parley_resume_fn)(parley_req_t *r);
 
 /* The server-wide pieces a handler may use (all borrowed). */
 typedef struct parley_ctx {
-    const struct parley_config *cfg; /* configuration */
-    parley_store_t *store;           /* the store */
-    parley_writer_t *writer;         /* the writer thread */
-    parley_hub_t *hub;               /* the fan-out hub */
+    const struct parley_config *cfg;      /* configuration */
+    parley_store_t *store;                /* the store */
+    parley_writer_t *writer;              /* the writer thread */
+    parley_hub_t *hub;                    /* the fan-out hub */
     const struct parley_keyring *keyring; /* webhook signing key, token secret */
     struct parley_ratelimit *ratelimit;   /* request rate limits; NULL when all off */
 } parley_ctx_t;
@@ -128,9 +128,8 @@ enum {
 };
 #define PARLEY_BODY_SIZE_UNKNOWN UINT64_MAX
 typedef int (*parley_refill_fn)(void *arg, parley_buf_t *out, size_t room);
-void parley_req_respond_window(parley_req_t *r, int status, const char *content_type,
-                               uint64_t size, parley_refill_fn refill, void *arg,
-                               void (*free_fn)(void *));
+void parley_req_respond_window(parley_req_t *r, int status, const char *content_type, uint64_t size,
+                               parley_refill_fn refill, void *arg, void (*free_fn)(void *));
 
 /*
  * Defer to the writer: w's done callback must call parley_req_write_done().
@@ -158,8 +157,7 @@ parley_wake_t parley_req_wake_reason(parley_req_t *r);
  * return PARLEY_BODY_PARKED (parked); false if it must read again at once.
  * parley_req_wake_reason() tells why refill() is being called again.
  */
-bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms,
-                            uint64_t gen);
+bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen);
 
 /* True once the server has begun shutting down. */
 bool parley_req_shutting_down(parley_req_t *r);

@@ -85,9 +85,9 @@
 #include "util/log.h"
 #include "util/utf8.h"
 
-#define MAX_HEADERS 24        /* response headers a handler may add */
-#define MAX_READERS 256       /* worker threads with a reader connection */
-#define DRAIN_FACTOR 4        /* drain bodies up to this many times the limit */
+#define MAX_HEADERS  24          /* response headers a handler may add */
+#define MAX_READERS  256         /* worker threads with a reader connection */
+#define DRAIN_FACTOR 4           /* drain bodies up to this many times the limit */
 #define HEADER_LIMIT (16 * 1024) /* request line and headers accepted (431 above) */
 /* Per-connection memory of libmicrohttpd. A header block up to about
  * 30 KiB gets our JSON 431, a larger one its own HTML page (see README).
@@ -104,15 +104,15 @@ typedef enum {
 } req_state_t;
 
 struct parley_http {
-    parley_http_config_t cfg;     /* configuration (copied; strings borrowed) */
-    struct MHD_Daemon *daemon;    /* the HTTP daemon */
-    atomic_bool stopping;         /* shutdown has begun */
-    atomic_int inflight;          /* requests not yet completed */
-    pthread_mutex_t readers_lock; /* guards readers */
+    parley_http_config_t cfg;          /* configuration (copied; strings borrowed) */
+    struct MHD_Daemon *daemon;         /* the HTTP daemon */
+    atomic_bool stopping;              /* shutdown has begun */
+    atomic_int inflight;               /* requests not yet completed */
+    pthread_mutex_t readers_lock;      /* guards readers */
     parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
-    int nreaders;                 /* entries in readers */
-    parley_watch_t *watch;        /* notices parked clients hanging up */
-    parley_budget_t *budget;      /* readers' pending output */
+    int nreaders;                      /* entries in readers */
+    parley_watch_t *watch;             /* notices parked clients hanging up */
+    parley_budget_t *budget;           /* readers' pending output */
 };
 
 typedef struct resp_header {
@@ -121,30 +121,30 @@ typedef struct resp_header {
 } resp_header_t;
 
 struct parley_req {
-    parley_http_t *srv;           /* the server */
-    struct MHD_Connection *conn;    /* the connection */
-    const char *method;             /* borrowed from libmicrohttpd */
-    const char *path;               /* decoded URL path, borrowed */
-    req_state_t state;              /* see request.h */
-    parley_buf_t body;              /* the request body */
-    bool too_big;                   /* body over the limit (drained) */
-    size_t limit;                   /* the route's body limit */
-    uint64_t received;              /* body bytes received (kept or not) */
-    uint64_t declared;              /* Content-Length, or UINT64_MAX if none */
-    bool close;                     /* answer with Connection: close */
-    const char *allow_origin;       /* CORS: Access-Control-Allow-Origin, or NULL */
+    parley_http_t *srv;              /* the server */
+    struct MHD_Connection *conn;     /* the connection */
+    const char *method;              /* borrowed from libmicrohttpd */
+    const char *path;                /* decoded URL path, borrowed */
+    req_state_t state;               /* see request.h */
+    parley_buf_t body;               /* the request body */
+    bool too_big;                    /* body over the limit (drained) */
+    size_t limit;                    /* the route's body limit */
+    uint64_t received;               /* body bytes received (kept or not) */
+    uint64_t declared;               /* Content-Length, or UINT64_MAX if none */
+    bool close;                      /* answer with Connection: close */
+    const char *allow_origin;        /* CORS: Access-Control-Allow-Origin, or NULL */
     resp_header_t hdrs[MAX_HEADERS]; /* staged response headers */
-    int nhdrs;                      /* entries in hdrs */
-    parley_resume_fn on_resume;     /* what to run after a resume */
-    int write_status;               /* from the writer's done callback */
-    parley_waiter_t waiter;         /* hub registration */
-    parley_watch_entry_t watch;     /* hang-up watch while parked */
-    _Atomic int wake_reason;        /* why we were resumed */
-    char user[256];                 /* the authenticated caller's user id */
-    bool admin;                     /* the caller reaches every user's resources */
-    void *data;                     /* handler state */
-    void (*free_data)(void *);      /* frees data */
-    struct window_resp *window;     /* its windowed response, if any */
+    int nhdrs;                       /* entries in hdrs */
+    parley_resume_fn on_resume;      /* what to run after a resume */
+    int write_status;                /* from the writer's done callback */
+    parley_waiter_t waiter;          /* hub registration */
+    parley_watch_entry_t watch;      /* hang-up watch while parked */
+    _Atomic int wake_reason;         /* why we were resumed */
+    char user[256];                  /* the authenticated caller's user id */
+    bool admin;                      /* the caller reaches every user's resources */
+    void *data;                      /* handler state */
+    void (*free_data)(void *);       /* frees data */
+    struct window_resp *window;      /* its windowed response, if any */
 };
 
 static __thread parley_db_t *tl_reader; /* this worker's reader connection */
@@ -294,8 +294,7 @@ void parley_req_add_header(parley_req_t *r, const char *name, const char *value)
     r->nhdrs++;
 }
 
-static void queue(parley_req_t *r, int status, struct MHD_Response *resp,
-                  const char *content_type)
+static void queue(parley_req_t *r, int status, struct MHD_Response *resp, const char *content_type)
 {
     if (!resp) {
         parley_log_error("http: cannot allocate a response");
@@ -352,8 +351,8 @@ void parley_req_respond_empty(parley_req_t *r, int status)
 
 void parley_req_error(parley_req_t *r, int status, const char *code, const char *message)
 {
-    json_t *err = json_pack("{s:{s:s, s:s, s:{}}}", "error", "code", code, "message", message,
-                            "details");
+    json_t *err =
+        json_pack("{s:{s:s, s:s, s:{}}}", "error", "code", code, "message", message, "details");
     char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
     json_decref(err);
     if (!text) {
@@ -388,8 +387,8 @@ typedef struct window_resp {
     parley_budget_entry_t budget; /* this reader in the budget */
 } window_resp_t;
 
-#define WINDOW_BLOCK (4 * 1024) /* libmicrohttpd's buffer for a windowed response */
-#define WINDOW_SLACK 1024       /* room for what refill() adds past its window */
+#define WINDOW_BLOCK         (4 * 1024) /* libmicrohttpd's buffer for a windowed response */
+#define WINDOW_SLACK         1024       /* room for what refill() adds past its window */
 #define READER_NOTSENT_LOWAT PARLEY_BUDGET_MIN_WINDOW /* unsent bytes the kernel may queue */
 
 /*
@@ -459,7 +458,7 @@ static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
             }
             if (rc == PARLEY_BODY_PARKED) {
                 parley_buf_free(&s->pending); /* an idle reader holds no window */
-                return 0; /* suspended: the hub (or the watcher) resumes it */
+                return 0;                     /* suspended: the hub (or the watcher) resumes it */
             }
             if (s->pending.len)
                 break;
@@ -493,9 +492,8 @@ static void on_window_free(void *cls)
     free(s);
 }
 
-void parley_req_respond_window(parley_req_t *r, int status, const char *content_type,
-                               uint64_t size, parley_refill_fn refill, void *arg,
-                               void (*free_fn)(void *))
+void parley_req_respond_window(parley_req_t *r, int status, const char *content_type, uint64_t size,
+                               parley_refill_fn refill, void *arg, void (*free_fn)(void *))
 {
     window_resp_t *s = calloc(1, sizeof *s);
     if (!s) {
@@ -512,8 +510,8 @@ void parley_req_respond_window(parley_req_t *r, int status, const char *content_
     /* A window plus what refill() may add past its room (SSE framing). */
     parley_buf_init(&s->pending, SIZE_MAX / 2);
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, WINDOW_BLOCK, on_window_read,
-        s, on_window_free);
+        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, WINDOW_BLOCK, on_window_read, s,
+        on_window_free);
     if (!resp) {
         if (free_fn)
             free_fn(arg);
@@ -634,8 +632,7 @@ void parley_req_park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, ui
     park(r, stream_id, deadline_ms, gen);
 }
 
-bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms,
-                            uint64_t gen)
+bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen)
 {
     int rc = park(r, stream_id, deadline_ms, gen);
     /* Whether parked or resumed at once, fill() must return 0 now: the
@@ -795,9 +792,8 @@ static bool peer_has_closed(struct MHD_Connection *conn)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     parley_http_t *srv = cls;
     parley_req_t *r = *con_cls;
@@ -950,8 +946,7 @@ static int start_daemon(parley_http_t *srv, unsigned *port_out)
         sa = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
-        parley_log_error("cannot listen on '%s': give a numeric IPv4 or IPv6 address",
-                         cfg->host);
+        parley_log_error("cannot listen on '%s': give a numeric IPv4 or IPv6 address", cfg->host);
         return PARLEY_EINVAL;
     }
     unsigned threads = cfg->threads;
@@ -962,10 +957,10 @@ static int start_daemon(parley_http_t *srv, unsigned *port_out)
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_SOCK_ADDR, sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)POOL_SIZE, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         parley_log_error("cannot listen on %s:%u: %s", cfg->host, cfg->port,

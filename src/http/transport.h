@@ -27,9 +27,9 @@ typedef struct parley_http_config {
     size_t read_window;       /* most pending output one reader holds */
     size_t read_budget;       /* pending output of all readers together */
     const parley_ctx_t *ctx;  /* what handlers see (borrowed, outlives the server) */
-    void (*route)(parley_req_t *r, void *arg);           /* handle a complete request */
-    size_t (*body_limit)(const char *path, void *arg);    /* largest body for a path */
-    void *arg;                /* for route and body_limit */
+    void (*route)(parley_req_t *r, void *arg);         /* handle a complete request */
+    size_t (*body_limit)(const char *path, void *arg); /* largest body for a path */
+    void *arg;                                         /* for route and body_limit */
 } parley_http_config_t;
 
 /* Start listening; *port is the port bound. 0 or PARLEY_EINVAL (the

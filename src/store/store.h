@@ -117,8 +117,8 @@ void parley_doc_clear(parley_doc_t *d);
 /* ---- conversations, sessions, snapshots (core/conversation.h, session.h,
  * snapshot.h) ---- */
 
-#define PARLEY_STATUS_MAX 15   /* bytes in a session status name */
-#define PARLEY_SOURCE_MAX 400  /* bytes in a snapshot's source path */
+#define PARLEY_STATUS_MAX 15  /* bytes in a session status name */
+#define PARLEY_SOURCE_MAX 400 /* bytes in a snapshot's source path */
 
 /*
  * A conversation row. title and metadata are owned (parley_conv_clear);
@@ -189,30 +189,30 @@ void parley_snap_clear(parley_snap_t *s);
 
 /* ---- subscriptions (core/subscription.h) ---- */
 
-#define PARLEY_SUB_URL_MAX    2048 /* bytes in a webhook URL */
-#define PARLEY_SUB_DESC_MAX   1024 /* bytes in a description */
-#define PARLEY_SUB_WAKE_MAX   40   /* bytes in a wake id */
-#define PARLEY_SUB_ROOT_MAX   300  /* bytes in the stream root URL */
+#define PARLEY_SUB_URL_MAX  2048 /* bytes in a webhook URL */
+#define PARLEY_SUB_DESC_MAX 1024 /* bytes in a description */
+#define PARLEY_SUB_WAKE_MAX 40   /* bytes in a wake id */
+#define PARLEY_SUB_ROOT_MAX 300  /* bytes in the stream root URL */
 
 /* A subscription row: its configuration and its delivery state. Strings
  * are "" when absent. Ids are at most PARLEY_ROW_ID_MAX bytes. */
 typedef struct parley_sub {
-    char id[PARLEY_ROW_ID_MAX + 1];             /* client-chosen id */
-    char type[16];                              /* "webhook" or "pull-wake" */
-    char pattern[PARLEY_PATH_MAX + 1];          /* glob over stream paths, or "" */
-    char webhook_url[PARLEY_SUB_URL_MAX + 1];   /* webhook: where wakes are POSTed */
-    char wake_stream[PARLEY_PATH_MAX + 1];      /* pull-wake: the wake stream's path */
-    char description[PARLEY_SUB_DESC_MAX + 1];  /* free text, or "" */
-    int64_t lease_ttl_ms;                       /* lease length */
-    char config_hash[65];                       /* SHA-256 hex of the normalized config */
-    char root_url[PARLEY_SUB_ROOT_MAX + 1];     /* "http://host/v1/stream" at creation */
-    int64_t created_ms;                         /* creation */
-    int64_t generation;                         /* wakes issued so far (the fencing counter) */
-    char wake_id[PARLEY_SUB_WAKE_MAX + 1];      /* the wake in flight, "" when idle */
-    char holder[PARLEY_OWNER_MAX + 1];          /* pull-wake: the claiming worker, or "" */
-    int64_t lease_expires_ms;                   /* end of the lease, -1 for none */
-    int64_t delivery_due_ms;                    /* webhook: next POST attempt, -1 for none */
-    int64_t attempts;                           /* webhook: failed POSTs of this wake */
+    char id[PARLEY_ROW_ID_MAX + 1];            /* client-chosen id */
+    char type[16];                             /* "webhook" or "pull-wake" */
+    char pattern[PARLEY_PATH_MAX + 1];         /* glob over stream paths, or "" */
+    char webhook_url[PARLEY_SUB_URL_MAX + 1];  /* webhook: where wakes are POSTed */
+    char wake_stream[PARLEY_PATH_MAX + 1];     /* pull-wake: the wake stream's path */
+    char description[PARLEY_SUB_DESC_MAX + 1]; /* free text, or "" */
+    int64_t lease_ttl_ms;                      /* lease length */
+    char config_hash[65];                      /* SHA-256 hex of the normalized config */
+    char root_url[PARLEY_SUB_ROOT_MAX + 1];    /* "http://host/v1/stream" at creation */
+    int64_t created_ms;                        /* creation */
+    int64_t generation;                        /* wakes issued so far (the fencing counter) */
+    char wake_id[PARLEY_SUB_WAKE_MAX + 1];     /* the wake in flight, "" when idle */
+    char holder[PARLEY_OWNER_MAX + 1];         /* pull-wake: the claiming worker, or "" */
+    int64_t lease_expires_ms;                  /* end of the lease, -1 for none */
+    int64_t delivery_due_ms;                   /* webhook: next POST attempt, -1 for none */
+    int64_t attempts;                          /* webhook: failed POSTs of this wake */
 } parley_sub_t;
 
 /* A subscription's cursor on one stream. */

@@ -73,26 +73,26 @@
 #include "util/log.h"
 
 #define MAX_BATCH 4096
-#define TICK_MS 1000
+#define TICK_MS   1000
 
 struct parley_writer {
-    parley_store_t *store;      /* the store (borrowed) */
-    parley_db_t *db;            /* its writer connection (borrowed) */
+    parley_store_t *store;             /* the store (borrowed) */
+    parley_db_t *db;                   /* its writer connection (borrowed) */
     parley_writer_commit_fn on_commit; /* told what each commit changed */
-    void *commit_arg;           /* for on_commit */
-    void (*on_fatal)(void *);   /* called once when a commit fails */
-    void *fatal_arg;            /* for on_fatal */
-    parley_writer_tick_fn tick; /* periodic maintenance, or NULL */
-    void *tick_arg;             /* for tick */
-    pthread_t thread;           /* the writer thread */
-    pthread_mutex_t lock;       /* guards the fields below */
-    pthread_cond_t cond;        /* signalled on submit and stop */
-    parley_write_t *head, *tail; /* FIFO of queued writes */
-    bool stopping;              /* drain and exit */
-    bool joined;                /* the thread has been (or is being) joined */
-    bool failed;                /* a commit failed: refuse writes */
-    parley_writer_stats_t stats; /* counters */
-    parley_wakeset_t wake[MAX_BATCH]; /* streams a batch changed, packed into sets */
+    void *commit_arg;                  /* for on_commit */
+    void (*on_fatal)(void *);          /* called once when a commit fails */
+    void *fatal_arg;                   /* for on_fatal */
+    parley_writer_tick_fn tick;        /* periodic maintenance, or NULL */
+    void *tick_arg;                    /* for tick */
+    pthread_t thread;                  /* the writer thread */
+    pthread_mutex_t lock;              /* guards the fields below */
+    pthread_cond_t cond;               /* signalled on submit and stop */
+    parley_write_t *head, *tail;       /* FIFO of queued writes */
+    bool stopping;                     /* drain and exit */
+    bool joined;                       /* the thread has been (or is being) joined */
+    bool failed;                       /* a commit failed: refuse writes */
+    parley_writer_stats_t stats;       /* counters */
+    parley_wakeset_t wake[MAX_BATCH];  /* streams a batch changed, packed into sets */
 };
 
 static int64_t now_us(void)
@@ -399,13 +399,13 @@ void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out)
 }
 
 typedef struct call {
-    parley_write_t w;                     /* must be first */
+    parley_write_t w;                      /* must be first */
     int (*fn)(parley_db_t *db, void *arg); /* the work */
-    void *arg;                            /* for fn */
-    int rc;                               /* fn's result, then the batch's */
-    bool done;                            /* the batch's fate is known */
-    pthread_mutex_t lock;                 /* guards rc and done */
-    pthread_cond_t cond;                  /* signalled when done */
+    void *arg;                             /* for fn */
+    int rc;                                /* fn's result, then the batch's */
+    bool done;                             /* the batch's fate is known */
+    pthread_mutex_t lock;                  /* guards rc and done */
+    pthread_cond_t cond;                   /* signalled when done */
 } call_t;
 
 static int apply_call(parley_write_t *w, parley_db_t *db)

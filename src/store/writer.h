@@ -90,10 +90,10 @@ bool parley_writer_failed(parley_writer_t *wr);
 
 /* Statistics for /metrics. */
 typedef struct parley_writer_stats {
-    uint64_t commits;      /* transactions committed */
-    uint64_t writes;       /* writes answered */
-    uint64_t commit_us;    /* total time in COMMIT (microseconds) */
-    uint64_t max_batch;    /* largest batch so far */
+    uint64_t commits;   /* transactions committed */
+    uint64_t writes;    /* writes answered */
+    uint64_t commit_us; /* total time in COMMIT (microseconds) */
+    uint64_t max_batch; /* largest batch so far */
 } parley_writer_stats_t;
 void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out);
 

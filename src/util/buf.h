@@ -32,8 +32,7 @@ int parley_buf_reserve(parley_buf_t *b, size_t n);
 int parley_buf_append(parley_buf_t *b, const void *p, size_t n);
 int parley_buf_puts(parley_buf_t *b, const char *s);
 int parley_buf_putc(parley_buf_t *b, char c);
-int parley_buf_printf(parley_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int parley_buf_printf(parley_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Take ownership of the data (caller frees); the buffer becomes empty. */
 char *parley_buf_steal(parley_buf_t *b, size_t *len);
 

@@ -441,9 +441,9 @@ static void jsonmsg_split_callback_stop_returned(void **state)
 static void jsonmsg_frame_spans_and_counts(void **state)
 {
     static const struct {
-        const char *body;  /* the append */
-        const char *span;  /* the messages, comma-separated */
-        size_t count;      /* how many */
+        const char *body; /* the append */
+        const char *span; /* the messages, comma-separated */
+        size_t count;     /* how many */
     } cases[] = {
         {"{\"a\":1}", "{\"a\":1}", 1},
         {"  42 \n", "42", 1},

@@ -345,7 +345,7 @@ static void fault_reset(void)
 
 /* ---- the fixture: a store, a hub and a writer in a temporary dir ------ */
 
-#define POOL 1024 /* writes one case may use */
+#define POOL  1024 /* writes one case may use */
 #define CROWD 301  /* live readers the wake-set cases park */
 
 typedef struct twrite twrite_t;
@@ -368,19 +368,19 @@ typedef struct wprobe {
  * writer and the hub before this is freed.
  */
 typedef struct fixture {
-    char dir[64];            /* the temporary data directory */
-    parley_store_t *store;   /* open on dir */
-    parley_hub_t *hub;       /* the writer's hub */
-    parley_writer_t *writer; /* running on store */
-    atomic_int fatal_calls;  /* on_fatal invocations */
-    pthread_mutex_t lock;    /* guards completed */
-    pthread_cond_t cond;     /* signalled on each done() */
-    int completed;           /* done() calls so far */
-    gate_t started;          /* a holding apply() has begun */
-    gate_t release;          /* lets a holding apply() finish */
-    twrite_t *pool;          /* POOL writes, handed out by tw_new() */
-    int npool;               /* writes handed out */
-    wprobe_t probes[2];      /* live readers */
+    char dir[64];                 /* the temporary data directory */
+    parley_store_t *store;        /* open on dir */
+    parley_hub_t *hub;            /* the writer's hub */
+    parley_writer_t *writer;      /* running on store */
+    atomic_int fatal_calls;       /* on_fatal invocations */
+    pthread_mutex_t lock;         /* guards completed */
+    pthread_cond_t cond;          /* signalled on each done() */
+    int completed;                /* done() calls so far */
+    gate_t started;               /* a holding apply() has begun */
+    gate_t release;               /* lets a holding apply() finish */
+    twrite_t *pool;               /* POOL writes, handed out by tw_new() */
+    int npool;                    /* writes handed out */
+    wprobe_t probes[2];           /* live readers */
     parley_waiter_t crowd[CROWD]; /* more live readers (wake-set cases) */
     atomic_int crowd_data[CROWD]; /* DATA wake-ups of each */
 } fixture_t;
