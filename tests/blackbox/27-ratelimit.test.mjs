@@ -18,7 +18,7 @@ const SECRET = "test-jwt-secret-c2a86f15"
 const AUTH_ARGS = ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET]
 
 function startAuthServer(t, extra = [], env) {
-  return startServer({ t, args: [...AUTH_ARGS, ...extra], env })
+  return startServer({ t, args: [...AUTH_ARGS, ...extra], env, defaultRateLimits: true })
 }
 
 const users = (srv) => ({
@@ -189,7 +189,7 @@ test("ratelimit - with authentication, per-user write limits are on by default",
 })
 
 test("ratelimit - local mode has no limit by default, and takes one when set", { timeout: 60_000 }, async (t) => {
-  const srv = await startServer({ t })
+  const srv = await startServer({ t, defaultRateLimits: true })
   const local = client(srv, null)
   const res = await Promise.all(Array.from({ length: 150 }, (_, i) => local.put(`/v1/documents/local/d${i}`, {})))
   assert.deepEqual([...new Set(res.map((r) => r.status))], [201], "150 writes at once in local mode")
@@ -197,7 +197,7 @@ test("ratelimit - local mode has no limit by default, and takes one when set", {
   assert.deepEqual([...new Set(reads.map((r) => r.status))], [200], "450 reads at once in local mode")
 
   // From the environment, in local mode: the local user is limited.
-  const limited = await startServer({ t, env: { PARLEY_RATE_LIMIT_WRITES: "2/m" } })
+  const limited = await startServer({ t, env: { PARLEY_RATE_LIMIT_WRITES: "2/m" }, defaultRateLimits: true })
   const lc = client(limited, null)
   assert.deepEqual(await statuses(3, (i) => lc.put(`/v1/documents/l/d${i}`, {})), [201, 201, 429])
 })

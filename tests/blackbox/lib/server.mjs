@@ -261,6 +261,12 @@ class ParleyServer {
  * Start parley on a fresh data directory.
  *   opts.args  extra `serve` arguments (not --listen, --data or --quiet)
  *   opts.t     a node:test context: cleanup() is registered with t.after()
+ *   opts.env   extra environment variables
+ *   opts.defaultRateLimits  keep the server's default per-user rate limits.
+ *              Otherwise they are off (PARLEY_RATE_LIMIT_WRITES/READS=off):
+ *              tests that are not about rate limits write faster than a
+ *              user may on a quick machine. A flag in opts.args, or the
+ *              variable in opts.env, still sets a limit.
  */
 export async function startServer(opts = {}) {
   const args = opts.args ?? []
@@ -272,7 +278,10 @@ export async function startServer(opts = {}) {
   // it is still removed at cleanup.
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "parley-blackbox-"))
   dirs.add(dataDir)
-  const server = new ParleyServer(dataDir, args, opts.env ?? null)
+  const env = opts.defaultRateLimits
+    ? opts.env ?? null
+    : { PARLEY_RATE_LIMIT_WRITES: "off", PARLEY_RATE_LIMIT_READS: "off", ...(opts.env ?? {}) }
+  const server = new ParleyServer(dataDir, args, env)
   if (opts.t) opts.t.after(() => server.cleanup())
   try {
     await server.start()
