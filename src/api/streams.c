@@ -532,12 +532,25 @@ typedef struct body {
     parley_read_cursor_t cur; /* what is left of the body */
     bool json;                /* frame the messages as an array */
     bool opened;              /* '[' is out */
+    parley_buf_t first;       /* read before the response began: sent first */
 } body_t;
+
+static void body_free(void *arg)
+{
+    body_t *b = arg;
+    parley_buf_free(&b->first);
+    free(b);
+}
 
 static int body_refill(void *arg, parley_buf_t *out, size_t room)
 {
     body_t *b = arg;
     int rc = 0;
+    if (b->first.len) { /* the window respond_body read already */
+        rc = parley_buf_append(out, b->first.data, b->first.len);
+        parley_buf_free(&b->first);
+        return rc ? rc : PARLEY_BODY_MORE;
+    }
     if (b->json && !b->opened) {
         rc = parley_buf_putc(out, '[');
         b->opened = true;
@@ -579,26 +592,22 @@ static void respond_body(parley_req_t *r, const parley_stream_t *meta, uint64_t 
     /* A body that fits the smallest window (most reads: a client resuming
      * near the tail) is read at once and answered from one buffer, headers
      * and body in one write; it holds no more than a window would. */
-    parley_buf_t small;
-    parley_buf_init(&small, SMALL_BODY + 1024); /* room for the framing */
-    int rc = body_refill(b, &small, SMALL_BODY);
+    parley_buf_init(&b->first, SMALL_BODY + 1024); /* room for the framing */
+    int rc = body_refill(b, &b->first, SMALL_BODY);
     if (rc == PARLEY_BODY_END) {
-        free(b);
-        parley_req_respond_buf(r, 200, meta->content_type, &small);
+        parley_req_respond_buf(r, 200, meta->content_type, &b->first);
+        body_free(b);
         return;
     }
-    parley_buf_free(&small);
     if (rc < 0) {
-        free(b);
+        body_free(b);
         respond_read_error(r, rc);
         return;
     }
-    /* Larger: start again, a window at a time. */
-    b->cur = (parley_read_cursor_t){.next = pos, .end = end};
-    b->opened = false;
+    /* Larger: the rest a window at a time, after what was read. */
     /* Bytes: the exact length, so a client can tell a cut-short body. */
     uint64_t size = json ? PARLEY_BODY_SIZE_UNKNOWN : end - pos;
-    parley_req_respond_window(r, 200, meta->content_type, size, body_refill, b, free);
+    parley_req_respond_window(r, 200, meta->content_type, size, body_refill, b, body_free);
 }
 
 /* Nothing arrived (timeout, shutdown, or closed at the tail): 204 with the
