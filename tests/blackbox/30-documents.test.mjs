@@ -9,6 +9,7 @@ import {
   RFC3339_MS,
   canonicalJson,
   client,
+  describe,
   expectError,
   expectStatus,
   listAll,
@@ -500,4 +501,26 @@ test("documents - unknown routes are 404 and wrong methods 405 with Allow", { ti
     const allow = (res.headers.allow ?? "").split(/\s*,\s*/)
     for (const m of ["GET", "POST"]) assert.ok(allow.includes(m), `Allow on a collection has ${m}: ${res.headers.allow}`)
   }
+})
+
+test("documents - nesting: 128 levels are stored and merge-patched, 129 are refused", { timeout: 30_000 }, async (t) => {
+  // RELIABILITY.md item 16: every chain a user can make has a documented
+  // limit and a test at it. A merge patch recurses once per level.
+  const { c } = await setup(t)
+  const nested = (levels, leaf) => {
+    let v = leaf
+    for (let i = 0; i < levels; i++) v = { n: v }
+    return v
+  }
+  expectStatus(await c.put("/v1/documents/deep/ok", nested(128, 1)), 201)
+  const patched = expectStatus(await c.patch("/v1/documents/deep/ok", nested(128, 2)), 200)
+  let v = patched.data
+  for (let i = 0; i < 128; i++) v = v.n
+  assert.equal(v, 2, "the patch reached the deepest level")
+  const deepPut = await c.put("/v1/documents/deep/no", nested(129, 1))
+  assert.equal(deepPut.status, 400, describe(deepPut, "a 129-deep document"))
+  const deepPatch = await c.patch("/v1/documents/deep/ok", nested(129, 3))
+  assert.equal(deepPatch.status, 400, describe(deepPatch, "a 129-deep patch"))
+  const after = expectStatus(await c.get("/v1/documents/deep/ok"), 200)
+  assert.equal(after.version, patched.version, "a refused patch changes nothing")
 })
