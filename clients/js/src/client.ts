@@ -22,7 +22,7 @@ import { hasIndexedDB, IndexedDBOutboxStore } from "./outbox-idb.js"
 import { MemoryOutboxStore, Outbox, type OutboxStore } from "./outbox.js"
 import { type Batch, type BatchSource, liveBatches, type SubscribeOptions, Subscription } from "./live.js"
 import { canShareTabs, sharedSource, type TabOptions } from "./tabs.js"
-import { type Answer, ParleyError, Transport, type TransportOptions, backoffDelay, sleep } from "./transport.js"
+import { type Answer, ParleyError, Transport, type TransportOptions, anySignal, backoffDelay, sleep } from "./transport.js"
 import type { Conversation, Doc, FeedEvent, Message, Page, Session, SessionStatus, Snapshot } from "./types.js"
 
 export interface ClientOptions extends TransportOptions {
@@ -126,14 +126,20 @@ export class ParleyClient {
         ...o,
       })
     }
-    const sub = new Subscription<T>(source, opts)
+    const sub = new Subscription<T>(source, { ...opts, signal: anySignal(opts.signal, this.transport.closedSignal) })
     if (onItem) sub.listen(onItem)
     return sub
   }
 
-  /** Stop the outbox (pending writes stay stored) and let go of listeners. */
+  /**
+   * Stop everything this client runs: the outbox (pending writes stay
+   * stored, to be sent by the next client on the same store), every
+   * subscription, every call in flight and every retry wait, and a
+   * runWorker loop on this client.
+   */
   close(): void {
     this.outbox.close()
+    this.transport.close()
   }
 }
 

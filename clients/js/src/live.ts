@@ -56,7 +56,7 @@ function onWake(fn: () => void): () => void {
   g.addEventListener("online", fn)
   g.document?.addEventListener?.("visibilitychange", vis)
   return () => {
-    g.removeEventListener("online", fn)
+    g.removeEventListener?.("online", fn)
     g.document?.removeEventListener?.("visibilitychange", vis)
   }
 }

@@ -98,7 +98,7 @@ export class Outbox {
     if (typeof g.addEventListener === "function") {
       const on = () => this.drain()
       g.addEventListener("online", on)
-      this.offOnline = () => g.removeEventListener("online", on)
+      this.offOnline = () => g.removeEventListener?.("online", on)
     }
     this.kick()
   }

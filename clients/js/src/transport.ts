@@ -115,6 +115,31 @@ export function backoffDelay(attempt: number, opts: RetryOptions = {}, random: (
   return Math.floor(random() * Math.min(max, base * 2 ** Math.min(attempt, 30)))
 }
 
+/** A signal that aborts when any of the given ones does (AbortSignal.any where it exists). */
+export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  const list = signals.filter((s): s is AbortSignal => !!s)
+  if (list.length === 1) return list[0]
+  const any = (AbortSignal as any).any
+  if (typeof any === "function") return any.call(AbortSignal, list)
+  const ctl = new AbortController()
+  for (const s of list) {
+    if (s.aborted) {
+      ctl.abort(s.reason)
+      break
+    }
+    s.addEventListener("abort", () => ctl.abort(s.reason), { once: true })
+  }
+  return ctl.signal
+}
+
+/** The reason every call of a closed client rejects with. */
+export class ClientClosed extends Error {
+  constructor() {
+    super("the client is closed")
+    this.name = "ClientClosed"
+  }
+}
+
 /** Sleep ms, or reject with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -140,6 +165,7 @@ export class Transport {
   private readonly fetchImpl: FetchLike
   private readonly extraHeaders: Record<string, string>
   private token: Promise<string | null | undefined> | null = null
+  private readonly life = new AbortController()
 
   constructor(opts: TransportOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "")
@@ -148,6 +174,16 @@ export class Transport {
     this.retry = opts.retry ?? {}
     this.extraHeaders = opts.headers ?? {}
     this.random = opts.random ?? Math.random
+  }
+
+  /** Aborts when close() is called: every call and subscription of this client ends. */
+  get closedSignal(): AbortSignal {
+    return this.life.signal
+  }
+
+  /** End every call in flight and every retry wait; later calls reject with ClientClosed. */
+  close(): void {
+    if (!this.life.signal.aborted) this.life.abort(new ClientClosed())
   }
 
   /** The current token (the provider is asked once, then again only after a 401). */
@@ -175,6 +211,8 @@ export class Transport {
   /** One fetch with the token; a 401 asks the provider once more and retries once. */
   async fetchOnce(path: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Response> {
     const url = this.baseUrl + path
+    init = { ...init, signal: anySignal(init.signal ?? undefined, this.life.signal) }
+    if (init.signal!.aborted) throw init.signal!.reason
     let res = await this.fetchImpl(url, { ...init, headers: await this.headers(init.headers) })
     if (res.status === 401 && typeof this.provider === "function") {
       await res.body?.cancel().catch(() => {})
@@ -194,6 +232,7 @@ export class Transport {
     }
     if (call.idempotencyKey) headers["Idempotency-Key"] = call.idempotencyKey
     let uncertain = false
+    call = { ...call, signal: anySignal(call.signal, this.life.signal) }
     for (let attempt = 0; ; attempt++) {
       let err: ParleyError
       try {

@@ -28,7 +28,7 @@
 //   4. runTurn never throws for the session's own outcome; it resolves it.
 import type { ParleyClient } from "./client.js"
 import { newKey } from "./outbox.js"
-import { ParleyError } from "./transport.js"
+import { ParleyError, anySignal } from "./transport.js"
 import type { FeedEvent, Session } from "./types.js"
 
 export type TurnOutcome = "completed" | "failed" | "cancelled" | "lease_lost" | "gone"
@@ -197,7 +197,9 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
  * the change feed (the admin's feed sees every user's sessions).
  */
 export async function runWorker(client: ParleyClient, handler: TurnHandler, opts: WorkerOptions = {}): Promise<void> {
-  const signal = opts.signal
+  // The loop ends when the caller's signal aborts or the client is closed.
+  const signal = anySignal(opts.signal, client.transport.closedSignal)
+  opts = { ...opts, signal }
   // Start the feed where it is now, before the first claim, so nothing that
   // becomes pending afterwards goes unnoticed.
   const start = await client.readPage<FeedEvent>("/v1/events", "now", signal)
@@ -224,7 +226,7 @@ export async function runWorker(client: ParleyClient, handler: TurnHandler, opts
     wake?.()
   })
   try {
-    while (!signal?.aborted) {
+    while (!signal.aborted) {
       if (broken) throw broken
       work = false
       const body: Record<string, unknown> = { lease_seconds: opts.leaseSeconds ?? 60 }
@@ -233,7 +235,7 @@ export async function runWorker(client: ParleyClient, handler: TurnHandler, opts
       try {
         session = (await client.transport.request({ method: "POST", path: "/v1/sessions/claim", json: body, idempotencyKey: newKey(), signal, retries: 1000 })).data
       } catch (e) {
-        if (signal?.aborted) return
+        if (signal.aborted) return
         throw e
       }
       if (session) {
@@ -243,7 +245,7 @@ export async function runWorker(client: ParleyClient, handler: TurnHandler, opts
       if (work) continue
       await new Promise<void>((r) => {
         wake = r
-        signal?.addEventListener("abort", () => r(), { once: true })
+        signal.addEventListener("abort", () => r(), { once: true })
       })
       wake = null
     }

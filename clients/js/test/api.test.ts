@@ -3,8 +3,8 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { createClient, ParleyError } from "../src/index.js"
-import { startServer } from "./lib/server.js"
+import { ParleyError } from "../src/index.js"
+import { createClient, startServer } from "./lib/server.js"
 
 test("api - conversations, messages, sessions, snapshots and streams answer through the typed client", { timeout: 30_000 }, async (t) => {
   const srv = await startServer(t)

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { createClient, ParleyError } from "../src/index.js"
-import { mintJwt, startServer } from "./lib/server.js"
+import { ParleyError } from "../src/index.js"
+import { createClient, mintJwt, startServer } from "./lib/server.js"
 
 const SECRET = "sdk-test-secret-1"
 

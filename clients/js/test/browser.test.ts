@@ -6,8 +6,8 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import { IDBFactory } from "fake-indexeddb"
 
-import { createClient, IndexedDBOutboxStore, type Settled } from "../src/index.js"
-import { sleep, startServer, until } from "./lib/server.js"
+import { IndexedDBOutboxStore, type Settled } from "../src/index.js"
+import { createClient, sleep, startServer, until } from "./lib/server.js"
 
 /** A window for the duration of a test: addEventListener on globalThis, navigator.onLine, document. */
 function fakeWindow(t: { after: (fn: () => void) => void }) {

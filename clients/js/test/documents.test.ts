@@ -3,8 +3,8 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { createClient, mergeDiff, ParleyError } from "../src/index.js"
-import { startServer } from "./lib/server.js"
+import { mergeDiff, ParleyError } from "../src/index.js"
+import { createClient, startServer } from "./lib/server.js"
 
 test("documents - update(fn) re-reads and re-applies on 412: twenty concurrent increments give twenty", { timeout: 60_000 }, async (t) => {
   const srv = await startServer(t)

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { createClient, type FeedEvent, type Message } from "../src/index.js"
-import { sleep, startServer, until } from "./lib/server.js"
+import { type FeedEvent, type Message } from "../src/index.js"
+import { createClient, sleep, startServer, until } from "./lib/server.js"
 
 for (const live of ["sse", "long-poll"] as const) {
   test(`live - ${live}: the feed and a conversation log resume after kill -9 and restart, missing nothing, repeating nothing`, { timeout: 60_000 }, async (t) => {

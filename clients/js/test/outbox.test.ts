@@ -8,9 +8,9 @@ import os from "node:os"
 import path from "node:path"
 import { test } from "node:test"
 
-import { createClient, type Settled } from "../src/index.js"
+import { type Settled } from "../src/index.js"
 import { FileOutboxStore } from "../src/node.js"
-import { startServer, until } from "./lib/server.js"
+import { createClient, startServer, until } from "./lib/server.js"
 
 test("outbox - a write whose answer is lost after the server applied it is retried and stored once", async (t) => {
   const srv = await startServer(t)

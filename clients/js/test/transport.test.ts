@@ -3,7 +3,8 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { ParleyError, Transport, backoffDelay, createClient, parseRetryAfter } from "../src/index.js"
+import { ParleyError, Transport, backoffDelay, parseRetryAfter } from "../src/index.js"
+import { createClient } from "./lib/server.js"
 
 function fakeFetch(answers: Array<() => Response>) {
   const calls: Array<{ at: number; url: string; init: RequestInit }> = []

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict"
 import { test } from "node:test"
 
-import { createClient, type Session } from "../src/index.js"
+import { type Session } from "../src/index.js"
 import { runTurn, runWorker, type TurnOutcome } from "../src/worker.js"
-import { mintJwt, sleep, startServer, until } from "./lib/server.js"
+import { createClient, mintJwt, sleep, startServer, until } from "./lib/server.js"
 
 const ADMIN = "sdk-worker-admin"
 const SECRET = "sdk-worker-secret"
@@ -16,6 +16,12 @@ async function setup(t: any, fetchImpl?: (u: string, i: RequestInit) => Promise<
   const srv = await startServer(t, ["--admin-key", ADMIN, "--jwt-secret", SECRET])
   const user = createClient({ baseUrl: srv.url, token: mintJwt("alice", SECRET), outbox: "memory" })
   const worker = createClient({ baseUrl: srv.url, token: ADMIN, outbox: "memory", fetch: fetchImpl, retry: { baseDelayMs: 20 } })
+  // Whatever a test's end, nothing it started keeps running: closing the
+  // clients ends their loops, subscriptions and retries.
+  t.after(() => {
+    user.close()
+    worker.close()
+  })
   return { srv, user, worker }
 }
 
@@ -133,6 +139,43 @@ test("worker - a lease that is lost (heartbeats cannot get through) stops the tu
   assert.deepEqual(tokens.items, [{ t: "partial" }, { type: "attempt", attempt: 2 }])
   user.close()
   worker.close()
+})
+
+test("worker - close() ends a runWorker loop that waits on the feed, and one that is inside a turn", { timeout: 30_000 }, async (t) => {
+  const { user, worker } = await setup(t)
+  // Idle: the loop waits on the feed for work.
+  const idle = runWorker(worker, async () => ({ content: "x" }), { leaseSeconds: 30 })
+  await sleep(300)
+  const t0 = Date.now()
+  worker.close()
+  await idle
+  assert.ok(Date.now() - t0 < 2000, `the idle loop ended ${Date.now() - t0} ms after close()`)
+
+  // Busy: a second client's loop is inside a turn when it is closed; the turn's signal aborts.
+  const busyClient = createClient({ baseUrl: (worker.transport as any).baseUrl, token: ADMIN, outbox: "memory" })
+  t.after(() => busyClient.close())
+  let aborted = false
+  let started = false
+  const outcomes: string[] = []
+  const busy = runWorker(busyClient, async (ctx) => {
+    started = true
+    await new Promise((r) => ctx.signal.addEventListener("abort", r))
+    aborted = true
+    return { content: "never" }
+  }, { leaseSeconds: 30, onTurn: (_s, o) => outcomes.push(o) })
+  const conv = await user.conversations.create({})
+  await user.messages.send(conv.id, { role: "user", content: "x", process: true })
+  await until(() => started, 10_000, "the turn started")
+  busyClient.close()
+  await busy.catch(() => {})
+  assert.ok(aborted, "the handler's signal aborted")
+  assert.deepEqual(outcomes, ["gone"])
+  // A closed client's calls reject at once, and its subscriptions end.
+  await assert.rejects(busyClient.conversations.list(), (e: any) => e?.name === "ClientClosed")
+  const sub = busyClient.feed.subscribe({ offset: "now", shared: false })
+  const items: unknown[] = []
+  for await (const it of sub) items.push(it)
+  assert.equal(sub.closed, true)
 })
 
 test("worker - a handler that throws fails the session with its message", { timeout: 30_000 }, async (t) => {

@@ -9,7 +9,10 @@ import crypto from "node:crypto"
 import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
+import { after } from "node:test"
 import { fileURLToPath } from "node:url"
+
+import { type ClientOptions, createClient as create, type ParleyClient } from "../../src/index.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 // .test-build/test/lib → the package root is three levels up.
@@ -20,6 +23,21 @@ const children = new Set<ChildProcess>()
 process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL")
 })
+
+// Every client a test file makes is closed when the file's tests end,
+// whatever their outcome: a loop, subscription or retry that a failed
+// assertion left running would otherwise keep the file's process alive.
+const clients = new Set<ParleyClient>()
+after(() => {
+  for (const c of clients) c.close()
+})
+
+/** createClient, closed after the file's last test. */
+export function createClient(opts: ClientOptions): ParleyClient {
+  const c = create(opts)
+  clients.add(c)
+  return c
+}
 
 export class Server {
   proc: ChildProcess | null = null
