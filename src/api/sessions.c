@@ -35,6 +35,7 @@
 #include "core/producer.h"
 #include "core/session.h"
 #include "core/stream.h"
+#include "core/streamrules.h"
 #include "core/turn.h"
 #include "parley/parley.h"
 
@@ -125,7 +126,7 @@ static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_w
     aw->req.path = aw->path;
     aw->req.owner = aw->user;
     aw->req.admin = true; /* checked above: the session's stream, for a worker */
-    rc = parley_stream_append(db, &aw->req, &res);
+    rc = parley_streamrules_append(db, &aw->req, &res);
     if (rc < 0)
         return rc;
     return parley_api_stream_reply(rp, &res, w);

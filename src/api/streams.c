@@ -3,7 +3,8 @@
  *
  * This file turns HTTP requests into parley_stream_req_t (header parsing
  * and validation), hands writes to the writer, and turns results into the
- * protocol's headers. The rules themselves live in core/stream.c.
+ * protocol's headers. The rules themselves live in core/stream.c, and what
+ * a write causes (feed events, subscription hooks) in core/streamrules.c.
  *
  * Reads: catch-up (GET), long-poll (GET ?live=long-poll) and SSE
  * (GET ?live=sse). Every read runs in a short read transaction on the
@@ -36,15 +37,13 @@
 #include "api/api.h"
 #include "api/params.h"
 #include "api/write.h"
-#include "core/feed.h"
 #include "codec/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
-#include "core/subscription.h"
+#include "core/streamrules.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
-#include "util/utf8.h"
 
 #define CURSOR_EPOCH_MS    1728432000000LL /* 2024-10-09T00:00:00Z */
 #define CURSOR_INTERVAL_MS 20000
@@ -182,44 +181,8 @@ int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, 
     return 0;
 }
 
-/*
- * Writer thread, after a stream write succeeded: write its events to the
- * change feed and tell the subscriptions (core/subscription.h), in the
- * same savepoint, so that the write, its events, a stream's link and the
- * wake it causes commit together.
- */
-static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parley_write_t *w)
-{
-    const parley_stream_res_t *res = &sw->res;
-    parley_outcome_t o;
-    int rc = 0;
-    /* The change feed first: stream.created|closed|deleted, in the
-     * owner's feed and the feed of all. */
-    for (int i = 0; i < res->nevents; i++) {
-        json_t *fields = json_pack("{s:s}", "stream", sw->path);
-        rc = fields ? parley_feed_emit(db, res->meta.owner[0] ? res->meta.owner : sw->owner,
-                                       res->events[i], fields, NULL, &w->wake)
-             : parley_utf8_is_valid(sw->path, strlen(sw->path)) ? PARLEY_ENOMEM
-                                                                : PARLEY_EINVAL;
-        json_decref(fields);
-        if (rc)
-            return rc;
-    }
-    int64_t now = parley_clock_now_ms();
-    parley_outcome_init(&o);
-    if (sw->kind == W_CREATE && res->status == 201)
-        rc = parley_subscription_stream_created(
-            db, sw->path, res->meta.fork_src ? res->meta.fork_pos : 0, res->meta.tail, now, &o);
-    else if (sw->kind == W_APPEND && !parley_wakeset_empty(&res->wake))
-        rc = parley_subscription_stream_appended(db, sw->path, res->meta.tail, now, &o);
-    else if (sw->kind == W_DELETE && res->status == 204)
-        rc = parley_subscription_stream_deleted(db, sw->path, &o);
-    parley_wakeset_merge(&w->wake, &o.wake);
-    parley_outcome_clear(&o);
-    return rc;
-}
-
-/* Writer thread: run the rule, then turn its outcome into the reply. */
+/* Writer thread: run the rule (with its feed events and subscription
+ * hooks, core/streamrules.h), then turn its outcome into the reply. */
 static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
 {
     stream_write_t *sw = ctx;
@@ -228,21 +191,18 @@ static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, pa
     memset(res, 0, sizeof *res);
     switch (sw->kind) {
     case W_CREATE:
-        rc = parley_stream_create(db, &sw->req, res);
+        rc = parley_streamrules_create(db, &sw->req, res);
         break;
     case W_APPEND:
-        rc = parley_stream_append(db, &sw->req, res);
+        rc = parley_streamrules_append(db, &sw->req, res);
         break;
     default:
-        rc = parley_stream_delete(db, &sw->req, res);
+        rc = parley_streamrules_delete(db, &sw->req, res);
         break;
     }
     if (rc < 0)
         return rc;
     rc = parley_api_stream_reply(rp, res, w);
-    if (rc)
-        return rc;
-    rc = notify_subscriptions(db, sw, w);
     if (rc)
         return rc;
     if (sw->kind == W_CREATE) {

@@ -209,15 +209,6 @@ static void changed(parley_stream_res_t *res, int64_t id)
     parley_wakeset_add(&res->wake, id);
 }
 
-/* Note what happened, for the caller's change feed (api/streams.c writes
- * the events in the same transaction). */
-static int stream_event(const char *type, parley_stream_res_t *res)
-{
-    if (res->nevents < 2)
-        res->events[res->nevents++] = type;
-    return 0;
-}
-
 /* ---- removal ----------------------------------------------------------- */
 
 /*
@@ -257,11 +248,11 @@ static int delete_stream(parley_db_t *db, parley_stream_t *st)
     return remove_stream(db, st);
 }
 
-int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake)
+int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn on_expired,
+                         void *arg, parley_wakeset_t *wake)
 {
     int64_t ids[64];
     int n = 0;
-    int64_t now = parley_clock_now_ms();
     int rc = parley_db_stream_expired(db, now, ids, 64, &n);
     for (int i = 0; rc == 0 && i < n; i++) {
         parley_stream_t st;
@@ -275,6 +266,8 @@ int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake)
         rc = delete_stream(db, &st);
         if (rc == 0)
             parley_wakeset_add(wake, st.id);
+        if (rc == 0 && on_expired)
+            rc = on_expired(arg, db, &st);
     }
     return rc;
 }
@@ -625,10 +618,8 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
     res->closed = st.closed;
     set_offset(res, st.tail);
     changed(res, st.id);
-    rc = stream_event("stream.created", res);
-    if (rc == 0 && st.closed)
-        rc = stream_event("stream.closed", res);
-    return rc;
+    res->changes = PARLEY_STREAM_CHANGE_CREATED | (st.closed ? PARLEY_STREAM_CHANGE_CLOSED : 0);
+    return 0;
 }
 
 /* ---- append / close ---------------------------------------------------- */
@@ -765,10 +756,12 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
     res->status = req->has_producer && has_body ? 200 : 204;
     res->closed = st.closed;
     set_offset(res, st.tail);
-    if (st.tail != old_tail || st.closed)
+    if (st.tail != old_tail || st.closed) {
         changed(res, st.id);
+        res->changes |= PARLEY_STREAM_CHANGE_WRITTEN;
+    }
     if (req->closed)
-        return stream_event("stream.closed", res);
+        res->changes |= PARLEY_STREAM_CHANGE_CLOSED;
     return 0;
 }
 
@@ -798,7 +791,8 @@ int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley
     res->status = 204;
     res->meta = st;
     changed(res, st.id);
-    return stream_event("stream.deleted", res);
+    res->changes = PARLEY_STREAM_CHANGE_DELETED;
+    return 0;
 }
 
 /* ---- internal streams (event feeds) -------------------------------------- */

@@ -69,6 +69,15 @@ typedef struct parley_stream_req {
     const char *stream_seq;  /* Stream-Seq, or NULL */
 } parley_stream_req_t;
 
+/* What a successful write changed, as bits of parley_stream_res_t.changes.
+ * core/streamrules.c turns them into feed events and subscription hooks. */
+typedef enum parley_stream_change {
+    PARLEY_STREAM_CHANGE_CREATED = 1u << 0, /* the stream was created (201) */
+    PARLEY_STREAM_CHANGE_WRITTEN = 1u << 1, /* its tail moved or it was closed: readers wake */
+    PARLEY_STREAM_CHANGE_CLOSED = 1u << 2,  /* it was closed by this write */
+    PARLEY_STREAM_CHANGE_DELETED = 1u << 3, /* it was deleted (or soft-deleted) */
+} parley_stream_change_t;
+
 /* The outcome of a write, in protocol terms. */
 typedef struct parley_stream_res {
     int status;                              /* HTTP status the protocol defines */
@@ -85,8 +94,7 @@ typedef struct parley_stream_res {
     uint64_t received_seq;                   /* received */
     parley_stream_t meta;                    /* the stream after the write (create: for headers) */
     parley_wakeset_t wake;                   /* streams whose readers must wake */
-    const char *events[2];                   /* what happened, for the change feed (static) */
-    int nevents;                             /* entries in events */
+    unsigned changes;                        /* parley_stream_change_t bits (0: no change) */
 } parley_stream_res_t;
 
 /*
@@ -96,7 +104,10 @@ typedef struct parley_stream_res {
  */
 void parley_stream_frame_json(parley_stream_req_t *req);
 
-/* Writer thread, inside a savepoint. Return as parley_write_t.apply.
+/* Writer thread, inside a savepoint: the protocol's rule alone, without
+ * the change feed or subscription hooks (callers go through
+ * core/streamrules.h, which adds them). 0, the refusal's HTTP status (also
+ * in res->status) or a negative storage error.
  * create: a path that exists with another owner is a 409 for every
  * caller, the admin included (200 only for the owner's own same config). */
 int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
@@ -151,9 +162,16 @@ bool parley_stream_is_admin_owned(const parley_stream_t *st);
 /* True if the path is reserved for Parley's own streams ("_parley/..."). */
 bool parley_stream_path_reserved(const char *path);
 
-/* Writer maintenance: remove (or soft-delete) expired streams (a bounded
- * batch per call); the streams to wake join wake. */
-int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake);
+/* Called for each stream that expiry removed or soft-deleted (st: the
+ * stream as it was, deleted set if soft), in the same savepoint. */
+typedef int (*parley_stream_expired_fn)(void *arg, parley_db_t *db, const parley_stream_t *st);
+
+/* Writer maintenance: remove (or soft-delete) the streams expired at now
+ * (a bounded batch per call), calling on_expired (may be NULL) for each;
+ * the expired streams join wake. core/streamrules.h wraps it with the
+ * events and hooks a client DELETE has. */
+int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn on_expired,
+                         void *arg, parley_wakeset_t *wake);
 
 /*
  * Look a stream up for a client: 200 with *meta, 404 (missing, expired, or
