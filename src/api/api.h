@@ -44,9 +44,10 @@ const char *parley_api_stream_append_parse(parley_req_t *r, parley_stream_req_t 
 /*
  * Writer thread: turn a stream rule's outcome into rp (the protocol's
  * headers, the error body for a refusal) and add the changed streams to
- * w's wake list. 0 for a success, else the refusal's status.
+ * w's wake list. 0 for a success, else the refusal's HTTP status
+ * (api/status.h, with the stream overrides).
  */
-int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, parley_write_t *w);
+int parley_api_stream_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w);
 
 /* /v1/events: the caller's change feed, a read-only JSON stream. */
 void parley_api_events(parley_req_t *r);

@@ -121,8 +121,8 @@ static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_w
         return rc;
     }
     parley_outcome_clear(&o);
-    parley_stream_res_t res;
-    memset(&res, 0, sizeof res);
+    parley_outcome_t res;
+    parley_outcome_init(&res);
     aw->req.path = aw->path;
     aw->req.owner = aw->user;
     aw->req.admin = true; /* checked above: the session's stream, for a worker */

@@ -97,30 +97,33 @@ static int after_change(parley_db_t *db, const parley_stream_t *st, unsigned cha
 }
 
 int parley_streamrules_create(parley_db_t *db, const parley_stream_req_t *req,
-                              parley_stream_res_t *res)
+                              parley_outcome_t *out)
 {
-    int rc = parley_stream_create(db, req, res);
-    return rc ? rc
-              : after_change(db, &res->meta, res->changes, req->owner, parley_clock_now_ms(),
-                             &res->wake);
+    int rc = parley_stream_create(db, req, out);
+    if (rc || out->refusal)
+        return rc;
+    return after_change(db, &out->meta, out->echo.changes, req->owner, parley_clock_now_ms(),
+                        &out->wake);
 }
 
 int parley_streamrules_append(parley_db_t *db, const parley_stream_req_t *req,
-                              parley_stream_res_t *res)
+                              parley_outcome_t *out)
 {
-    int rc = parley_stream_append(db, req, res);
-    return rc ? rc
-              : after_change(db, &res->meta, res->changes, req->owner, parley_clock_now_ms(),
-                             &res->wake);
+    int rc = parley_stream_append(db, req, out);
+    if (rc || out->refusal)
+        return rc;
+    return after_change(db, &out->meta, out->echo.changes, req->owner, parley_clock_now_ms(),
+                        &out->wake);
 }
 
 int parley_streamrules_delete(parley_db_t *db, const parley_stream_req_t *req,
-                              parley_stream_res_t *res)
+                              parley_outcome_t *out)
 {
-    int rc = parley_stream_delete(db, req, res);
-    return rc ? rc
-              : after_change(db, &res->meta, res->changes, req->owner, parley_clock_now_ms(),
-                             &res->wake);
+    int rc = parley_stream_delete(db, req, out);
+    if (rc || out->refusal)
+        return rc;
+    return after_change(db, &out->meta, out->echo.changes, req->owner, parley_clock_now_ms(),
+                        &out->wake);
 }
 
 /* The state expiry hands to on_expired. */

@@ -30,6 +30,14 @@ const char *parley_strerror(int err)
         return "shutting down";
     case PARLEY_EFULL:
         return "storage is full";
+    case PARLEY_EGONE:
+        return "deleted";
+    case PARLEY_EPRECOND:
+        return "precondition failed";
+    case PARLEY_EFORBIDDEN:
+        return "forbidden";
+    case PARLEY_EFENCED:
+        return "fenced by a newer holder";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);

@@ -80,19 +80,21 @@ static parley_stream_req_t request(const char *path, const char *owner, int64_t 
 static void create(fixture_t *fx, const char *path, const char *owner, int64_t ttl_s)
 {
     parley_stream_req_t q = request(path, owner, ttl_s);
-    parley_stream_res_t res;
-    memset(&res, 0, sizeof res);
+    parley_outcome_t res;
+    parley_outcome_init(&res);
     assert_int_equal(parley_streamrules_create(fx->db, &q, &res), 0);
-    assert_int_equal(res.status, 201);
+    assert_int_equal(res.refusal, 0);
+    assert_int_equal(res.done, PARLEY_DONE_CREATED);
 }
 
 static void delete (fixture_t *fx, const char *path, const char *owner)
 {
     parley_stream_req_t q = request(path, owner, -1);
-    parley_stream_res_t res;
-    memset(&res, 0, sizeof res);
+    parley_outcome_t res;
+    parley_outcome_init(&res);
     assert_int_equal(parley_streamrules_delete(fx->db, &q, &res), 0);
-    assert_int_equal(res.status, 204);
+    assert_int_equal(res.refusal, 0);
+    assert_int_equal(res.done, PARLEY_DONE_EMPTY);
 }
 
 /* The events of the feed of user (NULL: all) as "type stream" lines. */
