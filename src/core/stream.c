@@ -253,6 +253,20 @@ static int delete_stream(parley_db_t *db, parley_stream_t *st)
     return remove_stream(db, st);
 }
 
+/* Delete st (loaded) if it has expired at now and is not deleted yet. */
+static int expire_one(parley_db_t *db, parley_stream_t *st, int64_t now,
+                      parley_stream_expired_fn on_expired, void *arg, parley_wakeset_t *wake)
+{
+    if (st->deleted || !is_expired(st, now))
+        return 0;
+    int rc = delete_stream(db, st);
+    if (rc == 0)
+        parley_wakeset_add(wake, st->id);
+    if (rc == 0 && on_expired)
+        rc = on_expired(arg, db, st);
+    return rc;
+}
+
 int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn on_expired,
                          void *arg, parley_wakeset_t *wake)
 {
@@ -266,15 +280,21 @@ int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn 
             rc = 0;
             continue;
         }
-        if (rc || st.deleted || !is_expired(&st, now))
-            continue;
-        rc = delete_stream(db, &st);
         if (rc == 0)
-            parley_wakeset_add(wake, st.id);
-        if (rc == 0 && on_expired)
-            rc = on_expired(arg, db, &st);
+            rc = expire_one(db, &st, now, on_expired, arg, wake);
     }
     return rc;
+}
+
+int parley_stream_expire_path(parley_db_t *db, const char *path, int64_t now,
+                              parley_stream_expired_fn on_expired, void *arg,
+                              parley_wakeset_t *wake)
+{
+    parley_stream_t st;
+    int rc = parley_db_stream_get(db, path, &st);
+    if (rc == PARLEY_ENOTFOUND)
+        return 0;
+    return rc ? rc : expire_one(db, &st, now, on_expired, arg, wake);
 }
 
 /* ---- create ------------------------------------------------------------ */

@@ -156,6 +156,12 @@ typedef int (*parley_stream_expired_fn)(void *arg, parley_db_t *db, const parley
  * events and hooks a client DELETE has. */
 int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn on_expired,
                          void *arg, parley_wakeset_t *wake);
+/* The same for the one stream at path, if it has expired at now (a create
+ * at that path calls it first, so the stream it replaces goes as expiry
+ * deletes it). 0 when there is nothing to expire. */
+int parley_stream_expire_path(parley_db_t *db, const char *path, int64_t now,
+                              parley_stream_expired_fn on_expired, void *arg,
+                              parley_wakeset_t *wake);
 
 /*
  * Look a stream up for a client: 0 with *meta, PARLEY_ENOTFOUND (missing,

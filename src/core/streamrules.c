@@ -96,14 +96,32 @@ static int after_change(parley_db_t *db, const parley_stream_t *st, unsigned cha
     return rc ? rc : run_hooks(db, st, changes, now, wake);
 }
 
+/* The state expiry hands to on_expired. */
+typedef struct expiry {
+    int64_t now;            /* the tick's time */
+    parley_wakeset_t *wake; /* the tick's wake set */
+} expiry_t;
+
+static int on_expired(void *arg, parley_db_t *db, const parley_stream_t *st)
+{
+    expiry_t *x = arg;
+    return after_change(db, st, PARLEY_STREAM_CHANGE_DELETED, NULL, x->now, x->wake);
+}
+
 int parley_streamrules_create(parley_db_t *db, const parley_stream_req_t *req,
                               parley_outcome_t *out)
 {
-    int rc = parley_stream_create(db, req, out);
+    /* A stream still at the path but expired goes first, as expiry deletes
+     * it (stream.deleted in its owner's feed, the subscription hook);
+     * should the create then be refused, the savepoint undoes both. */
+    int64_t now = parley_clock_now_ms();
+    expiry_t x = {now, &out->wake};
+    int rc = parley_stream_expire_path(db, req->path, now, on_expired, &x, &out->wake);
+    if (rc == 0)
+        rc = parley_stream_create(db, req, out);
     if (rc || out->refusal)
         return rc;
-    return after_change(db, &out->meta, out->echo.changes, req->owner, parley_clock_now_ms(),
-                        &out->wake);
+    return after_change(db, &out->meta, out->echo.changes, req->owner, now, &out->wake);
 }
 
 int parley_streamrules_append(parley_db_t *db, const parley_stream_req_t *req,
@@ -124,18 +142,6 @@ int parley_streamrules_delete(parley_db_t *db, const parley_stream_req_t *req,
         return rc;
     return after_change(db, &out->meta, out->echo.changes, req->owner, parley_clock_now_ms(),
                         &out->wake);
-}
-
-/* The state expiry hands to on_expired. */
-typedef struct expiry {
-    int64_t now;            /* the tick's time */
-    parley_wakeset_t *wake; /* the tick's wake set */
-} expiry_t;
-
-static int on_expired(void *arg, parley_db_t *db, const parley_stream_t *st)
-{
-    expiry_t *x = arg;
-    return after_change(db, st, PARLEY_STREAM_CHANGE_DELETED, NULL, x->now, x->wake);
 }
 
 int parley_streamrules_expire(parley_db_t *db, int64_t now, parley_wakeset_t *wake)

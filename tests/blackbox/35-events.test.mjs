@@ -206,6 +206,20 @@ test("events - a stream that expires by TTL puts stream.deleted in the feed, as 
   assert.deepEqual((await readEvents(alice)).events.map(brief).slice(3), ["alice stream.deleted tmp/short"])
 })
 
+test("events - a PUT at the path of an expired stream puts the old one's stream.deleted first", { timeout: 30_000 }, async (t) => {
+  const srv = await startAuthServer(t)
+  const alice = client(srv, userToken("alice", SECRET))
+  const bob = client(srv, userToken("bob", SECRET))
+  const past = { ...JSON_CT, "Stream-Expires-At": "2001-01-01T00:00:00Z" }
+  // Expired as soon as it is made; whether or not maintenance sweeps it
+  // before the next PUT, the feed tells the same story.
+  expectStatus(await alice.call("PUT", "/v1/stream/tmp/old", { headers: past }), 201)
+  expectStatus(await alice.call("PUT", "/v1/stream/tmp/old", { headers: past }), 201)
+  expectStatus(await bob.call("PUT", "/v1/stream/tmp/old", { headers: JSON_CT }), 201)
+  assert.deepEqual((await readEvents(alice)).events.map(brief), ["alice stream.created tmp/old", "alice stream.deleted tmp/old", "alice stream.created tmp/old", "alice stream.deleted tmp/old"])
+  assert.deepEqual((await readEvents(bob)).events.map(brief), ["bob stream.created tmp/old"])
+})
+
 test("events - a user sees only their own events; the admin sees everyone's", { timeout: 30_000 }, async (t) => {
   const srv = await startAuthServer(t)
   const alice = client(srv, userToken("alice", SECRET))

@@ -6,7 +6,8 @@
  * maintenance tick with the same stream.deleted event (in the owner's
  * feed and the feed of all, whose readers wake) and the same subscription
  * hook (a pattern's link goes, an explicit link stays) as a client's
- * DELETE, exactly once.
+ * DELETE, exactly once; a create at the path of an expired stream that no
+ * tick has swept yet deletes it the same way first.
  */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 
@@ -234,11 +235,39 @@ static void streamrules_expiry_unlinks_a_pattern_keeps_an_explicit_link(void **s
     fixture_close(&fx);
 }
 
+static void streamrules_create_over_an_expired_stream_deletes_it_first(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char feed[1024];
+    parley_outcome_t res;
+    fixture_open(&fx);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    /* bob's stream expired long ago, and no tick has swept it yet. */
+    parley_stream_req_t q = request("tmp/old", "bob", -1);
+    q.expires_ms = 1;
+    parley_outcome_init(&res);
+    assert_int_equal(parley_streamrules_create(fx.db, &q, &res), 0);
+    assert_int_equal(res.done, PARLEY_DONE_CREATED);
+    /* alice creates at its path: bob's goes as expiry would delete it. */
+    create(&fx, "tmp/old", "alice", -1);
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    feed_brief(fx.db, "bob", feed, sizeof feed);
+    assert_string_equal(feed, "bob stream.created tmp/old; bob stream.deleted tmp/old");
+    feed_brief(fx.db, "alice", feed, sizeof feed);
+    assert_string_equal(feed, "alice stream.created tmp/old");
+    feed_brief(fx.db, NULL, feed, sizeof feed);
+    assert_string_equal(feed, "bob stream.created tmp/old; bob stream.deleted tmp/old; "
+                              "alice stream.created tmp/old");
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(streamrules_expiry_emits_stream_deleted_like_a_delete),
         cmocka_unit_test(streamrules_expiry_unlinks_a_pattern_keeps_an_explicit_link),
+        cmocka_unit_test(streamrules_create_over_an_expired_stream_deletes_it_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
