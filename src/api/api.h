@@ -63,7 +63,8 @@ void parley_api_conversations(parley_req_t *r, const char *rest);
  * Append one page of the message log *log (a conversation's, or a
  * snapshot's fork) to body as {"items": [...], "next_cursor": ...} per r's
  * ?after=, ?cursor= and ?limit=. db must be inside a read transaction.
- * 0, or -1 after answering r with an error (body is then unused).
+ * 0, or after answering r with an error (body is then unused) PARLEY_EINVAL
+ * (400) or the read's error (500).
  */
 int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_stream_t *log,
                             parley_buf_t *body);

@@ -164,6 +164,8 @@ static void append_output(parley_req_t *r, const char *id)
 
 /* ---- reads ----------------------------------------------------------------------- */
 
+/* Read session id for the caller into *s. 0, or after answering
+ * PARLEY_ENOTFOUND (404) or the storage error (500). */
 static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
 {
     parley_db_t *db = parley_req_reader(r);
@@ -172,11 +174,12 @@ static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
         return 0;
     if (rc == 0)
         parley_sess_clear(s);
-    if (rc == 0 || rc == PARLEY_ENOTFOUND)
+    if (rc == 0 || rc == PARLEY_ENOTFOUND) {
         parley_req_error(r, 404, "not_found", "no such session");
-    else
-        parley_req_error(r, 500, "storage_error", "the session could not be read; retry");
-    return -1;
+        return PARLEY_ENOTFOUND;
+    }
+    parley_req_error(r, 500, "storage_error", "the session could not be read; retry");
+    return rc;
 }
 
 static void get_one(parley_req_t *r, const char *id)
