@@ -12,7 +12,7 @@
 
 #include "api/reply.h"
 #include "core/stream.h"
-#include "http/request.h"
+#include "api/request.h"
 #include "store/writer.h"
 
 /* /v1/stream/{path}: the Durable Streams protocol. path is below the root. */

@@ -76,7 +76,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http/request.h"
+#include "api/request.h"
 #include "http/budget.h"
 #include "http/transport.h"
 #include "http/watch.h"

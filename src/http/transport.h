@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "http/request.h"
+#include "api/request.h"
 
 typedef struct parley_http parley_http_t;
 

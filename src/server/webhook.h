@@ -12,10 +12,10 @@
  * they must outlive parley_webhook_stop().
  * Threads: start and stop from the thread that runs the server.
  */
-#ifndef PARLEY_HTTP_WEBHOOK_H
-#define PARLEY_HTTP_WEBHOOK_H
+#ifndef PARLEY_SERVER_WEBHOOK_H
+#define PARLEY_SERVER_WEBHOOK_H
 
-#include "core/hub.h"
+#include "api/hub.h"
 #include "codec/keyring.h"
 #include "store/store.h"
 #include "store/writer.h"

@@ -25,14 +25,14 @@
  * thread that owns its connection, except that the writer thread runs its
  * write's apply/done and the hub's threads its wake callback.
  */
-#ifndef PARLEY_HTTP_REQUEST_H
-#define PARLEY_HTTP_REQUEST_H
+#ifndef PARLEY_API_REQUEST_H
+#define PARLEY_API_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/hub.h"
+#include "api/hub.h"
 #include "store/store.h"
 #include "store/writer.h"
 #include "util/buf.h"

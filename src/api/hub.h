@@ -19,8 +19,8 @@
  *
  * Threads: every function is thread-safe.
  */
-#ifndef PARLEY_CORE_HUB_H
-#define PARLEY_CORE_HUB_H
+#ifndef PARLEY_API_HUB_H
+#define PARLEY_API_HUB_H
 
 #include <stdbool.h>
 #include <stdint.h>
