@@ -1,80 +1,167 @@
 /*
- * request.h — one HTTP request as API handlers see it.
+ * request.h — one HTTP request as API handlers see it: the interface the
+ * transport implements.
  *
- * The HTTP layer (transport.c) owns the libmicrohttpd daemon. For each request
- * it reads the headers and the whole body (up to the route's limit), then
- * calls the route's handler once. A handler either answers at once
- * (parley_req_respond...), or defers:
+ * The API owns this interface; the HTTP transport (http/transport.c)
+ * implements it (dependency inversion), so the API never includes the
+ * transport and the transport knows no route, no store, no writer and no
+ * hub. A transport's request embeds a parley_req_t as its first member and
+ * points ops at its table; every parley_req_* call below is an inline
+ * wrapper over one op.
  *
- *   - parley_req_submit(): hand a write to the writer thread and suspend;
- *     when the write is durable (or has failed) the connection resumes and
- *     the request's on_resume callback builds the answer;
- *   - parley_req_park(): wait in the hub for a stream to change (long-poll);
- *     on a wake-up (data, timeout, shutdown) on_resume runs.
+ * For each request the transport reads the headers and the whole body (up
+ * to the route's limit), then calls the route once (api/router.c, which
+ * sets app). A handler either answers at once (parley_req_respond...), or
+ * defers with parley_req_suspend() and arranges for someone to call
+ * parley_req_resume() later: the API does that for writes (api/app.h:
+ * parley_app_submit() hands the write to the writer, whose done callback
+ * resumes) and for live reads (parley_app_park(): a hub waiter whose wake
+ * callback resumes).
  *
- * State machine of a request (transport.c performs every transition):
+ * State machine of a request (the transport performs every transition):
  *
  *     HEADERS --body--> BODY --complete--> HANDLE --respond--> DONE
- *                                            |--submit--> WRITING --done--> RESUMED
- *                                            |--park----> PARKED  --wake--> RESUMED
- *     RESUMED --on_resume--> (respond → DONE | park → PARKED)
+ *                                            |--suspend--> WAITING --resume--> RESUMED
+ *     RESUMED --on_resume--> (respond → DONE | suspend → WAITING)
  *
- * Ownership: a request and everything it points to live until the
- * connection's response has completed; strings returned by the getters are
- * borrowed for that long. Threads: a request is touched by the HTTP worker
- * thread that owns its connection, except that the writer thread runs its
- * write's apply/done and the hub's threads its wake callback.
+ * A request suspended with a hang-up claim (parked live reads) is watched
+ * for the client hanging up: the transport calls claim() on its watcher
+ * thread, and if claim() returns true (the API took the request back from
+ * whoever would have resumed it) the transport ends the request itself and
+ * on_resume never runs.
+ *
+ * Invariants:
+ *   1. Each parley_req_suspend() is followed by exactly one
+ *      parley_req_resume() (or a successful hang-up claim), from any thread.
+ *   2. A request and everything it points to live until the connection's
+ *      response has completed; strings returned by the getters are borrowed
+ *      for that long.
+ *   3. The fields below ops belong to the API; the transport zeroes them
+ *      when the request starts and never reads them.
+ *
+ * Threads: a request is touched by the HTTP worker thread that owns its
+ * connection, except parley_req_resume() (any thread: the writer's done
+ * callback, the hub's wake-up) and the API fields that thread sets before
+ * resuming.
  */
 #ifndef PARLEY_API_REQUEST_H
 #define PARLEY_API_REQUEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "api/hub.h"
-#include "store/store.h"
-#include "store/writer.h"
 #include "util/buf.h"
 
 struct sockaddr;
+struct parley_app;
 typedef struct parley_req parley_req_t;
-typedef struct parley_http parley_http_t;
 typedef void (*parley_resume_fn)(parley_req_t *r);
+/* Watcher thread: the client of a suspended request hung up. True if the
+ * caller took the request back (nobody else will resume it). */
+typedef bool (*parley_hangup_claim_fn)(parley_req_t *r);
 
-/* The server-wide pieces a handler may use (all borrowed). */
-typedef struct parley_ctx {
-    const struct parley_config *cfg;      /* configuration */
-    parley_store_t *store;                /* the store */
-    parley_writer_t *writer;              /* the writer thread */
-    parley_hub_t *hub;                    /* the fan-out hub */
-    const struct parley_keyring *keyring; /* webhook signing key, token secret */
-    struct parley_ratelimit *ratelimit;   /* request rate limits; NULL when all off */
-} parley_ctx_t;
+enum {
+    PARLEY_BODY_MORE = 0,   /* call again once this window is sent */
+    PARLEY_BODY_PARKED = 1, /* suspended; call again after the resume */
+    PARLEY_BODY_END = 2,    /* the body is complete after this window */
+};
+#define PARLEY_BODY_SIZE_UNKNOWN UINT64_MAX
+typedef int (*parley_refill_fn)(void *arg, parley_buf_t *out, size_t room);
 
-/* The context of the server handling r. */
-const parley_ctx_t *parley_req_ctx(parley_req_t *r);
+/* What a transport implements; see the wrappers below for each op. */
+typedef struct parley_req_ops {
+    const char *(*method)(parley_req_t *r);                              /* request method */
+    const char *(*path)(parley_req_t *r);                                /* decoded path */
+    const char *(*header)(parley_req_t *r, const char *name);            /* request header */
+    int (*query)(parley_req_t *r, const char *name, const char **value); /* query arg */
+    const struct sockaddr *(*client_addr)(parley_req_t *r);              /* peer address */
+    const char *(*body)(parley_req_t *r, size_t *len);                   /* request body */
+    bool (*body_too_big)(parley_req_t *r);                               /* body over the limit */
+    void (*set_allow_origin)(parley_req_t *r, const char *origin);       /* CORS */
+    void (*add_header)(parley_req_t *r, const char *name, const char *value); /* stage */
+    void (*respond)(parley_req_t *r, int status, const char *content_type, const void *body,
+                    size_t len); /* answer (copied) */
+    void (*respond_buf)(parley_req_t *r, int status, const char *content_type,
+                        parley_buf_t *body);            /* answer (taken over) */
+    void (*respond_empty)(parley_req_t *r, int status); /* headers only */
+    void (*respond_window)(parley_req_t *r, int status, const char *content_type, uint64_t size,
+                           parley_refill_fn refill, void *arg,
+                           void (*free_fn)(void *)); /* windowed body */
+    void (*suspend)(parley_req_t *r, parley_resume_fn on_resume,
+                    parley_hangup_claim_fn claim); /* defer */
+    void (*resume)(parley_req_t *r);               /* end a deferral */
+    bool (*shutting_down)(parley_req_t *r);        /* quiesced */
+} parley_req_ops_t;
 
-const char *parley_req_method(parley_req_t *r);
+/* The interface part of a request: a transport's request starts with it. */
+struct parley_req {
+    const parley_req_ops_t *ops; /* the transport's implementation */
+    /* The API's (see invariant 3): */
+    struct parley_app *app;    /* the application answering it (set by the router) */
+    char user[256];            /* the authenticated caller's user id */
+    bool admin;                /* the caller reaches every user's resources */
+    void *data;                /* handler state */
+    void (*free_data)(void *); /* frees data; run by parley_req_release() */
+    int write_status;          /* from the writer's done callback (api/app.h) */
+    _Atomic int wake_reason;   /* why a parked request was resumed (parley_wake_t) */
+    parley_waiter_t waiter;    /* hub registration while parked */
+};
+
+/* The transport, when the request ends: free the API's state. */
+void parley_req_release(parley_req_t *r);
+
+static inline const char *parley_req_method(parley_req_t *r)
+{
+    return r->ops->method(r);
+}
 /* The decoded path, e.g. "/v1/stream/a/b". */
-const char *parley_req_path(parley_req_t *r);
+static inline const char *parley_req_path(parley_req_t *r)
+{
+    return r->ops->path(r);
+}
 /* A request header (case-insensitive), or NULL. */
-const char *parley_req_header(parley_req_t *r, const char *name);
+static inline const char *parley_req_header(parley_req_t *r, const char *name)
+{
+    return r->ops->header(r, name);
+}
 /*
  * A decoded query argument: returns how many times name occurs (0 if
  * absent, *value = NULL), with *value the first occurrence; or -1 if an
  * occurrence holds a NUL byte (a decoded %00), which no parameter allows.
  */
-int parley_req_query(parley_req_t *r, const char *name, const char **value);
+static inline int parley_req_query(parley_req_t *r, const char *name, const char **value)
+{
+    return r->ops->query(r, name, value);
+}
 /* The peer's address (struct sockaddr_in or _in6), or NULL if unknown. */
-const struct sockaddr *parley_req_client_addr(parley_req_t *r);
+static inline const struct sockaddr *parley_req_client_addr(parley_req_t *r)
+{
+    return r->ops->client_addr(r);
+}
 /* The request body (NUL-terminated for convenience). */
-const char *parley_req_body(parley_req_t *r, size_t *len);
+static inline const char *parley_req_body(parley_req_t *r, size_t *len)
+{
+    return r->ops->body(r, len);
+}
+/* The body was over the route's limit (and was not kept). */
+static inline bool parley_req_body_too_big(parley_req_t *r)
+{
+    return r->ops->body_too_big(r);
+}
 
 /* The authenticated caller (see api/auth.h): the owning user id, and
  * whether it has admin rights. Borrowed for the request's life. */
-const char *parley_req_user(parley_req_t *r);
-bool parley_req_is_admin(parley_req_t *r);
+static inline const char *parley_req_user(parley_req_t *r)
+{
+    return r->user;
+}
+static inline bool parley_req_is_admin(parley_req_t *r)
+{
+    return r->admin;
+}
 /* Set by the router once the caller is authenticated. */
 void parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
 /*
@@ -82,30 +169,42 @@ void parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
  * origin, borrowed for the request's life, or NULL for no CORS headers,
  * the default). Set by the router, which owns the policy.
  */
-void parley_req_set_allow_origin(parley_req_t *r, const char *origin);
-/* The body was over the route's limit (and was not kept). */
-bool parley_req_body_too_big(parley_req_t *r);
-
-/* This thread's read-only store connection (opened on first use). */
-parley_db_t *parley_req_reader(parley_req_t *r);
+static inline void parley_req_set_allow_origin(parley_req_t *r, const char *origin)
+{
+    r->ops->set_allow_origin(r, origin);
+}
 
 /* Per-request state for the handler: set once, freed with free_fn. */
 void parley_req_set_data(parley_req_t *r, void *data, void (*free_fn)(void *));
-void *parley_req_data(parley_req_t *r);
+static inline void *parley_req_data(parley_req_t *r)
+{
+    return r->data;
+}
 
 /* Queue a response header (copied). */
-void parley_req_add_header(parley_req_t *r, const char *name, const char *value);
-
+static inline void parley_req_add_header(parley_req_t *r, const char *name, const char *value)
+{
+    r->ops->add_header(r, name, value);
+}
 /* Answer with a body (copied). content_type may be NULL. */
-void parley_req_respond(parley_req_t *r, int status, const char *content_type, const void *body,
-                        size_t len);
+static inline void parley_req_respond(parley_req_t *r, int status, const char *content_type,
+                                      const void *body, size_t len)
+{
+    r->ops->respond(r, status, content_type, body, len);
+}
 /* Answer with a body taken over from a buffer (freed by the server). */
-void parley_req_respond_buf(parley_req_t *r, int status, const char *content_type,
-                            parley_buf_t *body);
+static inline void parley_req_respond_buf(parley_req_t *r, int status, const char *content_type,
+                                          parley_buf_t *body)
+{
+    r->ops->respond_buf(r, status, content_type, body);
+}
+/* HEAD: answer headers only (no body, no Content-Length of a body). */
+static inline void parley_req_respond_empty(parley_req_t *r, int status)
+{
+    r->ops->respond_empty(r, status);
+}
 /* Answer with the error body {"error":{"code","message","details":{}}}. */
 void parley_req_error(parley_req_t *r, int status, const char *code, const char *message);
-/* HEAD: answer headers only (no body, no Content-Length of a body). */
-void parley_req_respond_empty(parley_req_t *r, int status);
 
 /*
  * Answer with a body produced from the store a window at a time (catch-up,
@@ -114,52 +213,43 @@ void parley_req_respond_empty(parley_req_t *r, int status);
  * — about room bytes, the reader's share of the read budget; a little more
  * only for framing — and returns PARLEY_BODY_MORE, PARLEY_BODY_END (out
  * holds the last bytes, possibly none), PARLEY_BODY_PARKED (nothing now:
- * it parked with parley_req_park_stream() and is called again after the
- * wake-up), or a negative error, which aborts the response so the client
- * sees it cut short (never a silent truncation). size is the body's exact
- * length, or PARLEY_BODY_SIZE_UNKNOWN (chunked). free_fn(arg) runs when
- * the response ends. A window that is not drained is the client's fault:
- * see http/budget.h for how slow consumers are disconnected.
+ * it suspended the request with parley_app_park_stream() and is called
+ * again after the resume), or a negative error, which aborts the response
+ * so the client sees it cut short (never a silent truncation). size is the
+ * body's exact length, or PARLEY_BODY_SIZE_UNKNOWN (chunked). free_fn(arg)
+ * runs when the response ends. A window that is not drained is the
+ * client's fault: see http/budget.h for how slow consumers are
+ * disconnected.
  */
-enum {
-    PARLEY_BODY_MORE = 0,   /* call again once this window is sent */
-    PARLEY_BODY_PARKED = 1, /* parked; call again after the wake-up */
-    PARLEY_BODY_END = 2,    /* the body is complete after this window */
-};
-#define PARLEY_BODY_SIZE_UNKNOWN UINT64_MAX
-typedef int (*parley_refill_fn)(void *arg, parley_buf_t *out, size_t room);
-void parley_req_respond_window(parley_req_t *r, int status, const char *content_type, uint64_t size,
-                               parley_refill_fn refill, void *arg, void (*free_fn)(void *));
+static inline void parley_req_respond_window(parley_req_t *r, int status, const char *content_type,
+                                             uint64_t size, parley_refill_fn refill, void *arg,
+                                             void (*free_fn)(void *))
+{
+    r->ops->respond_window(r, status, content_type, size, refill, arg, free_fn);
+}
 
 /*
- * Defer to the writer: w's done callback must call parley_req_write_done().
- * on_resume runs on the connection's thread afterwards.
+ * Defer the answer: the connection is suspended (no thread, no polling)
+ * until parley_req_resume(); then on_resume runs on the connection's
+ * thread (for a request without a windowed response; a windowed response
+ * calls its refill() again instead). claim, if not NULL, asks the
+ * transport to watch for the client hanging up meanwhile (see above).
  */
-void parley_req_submit(parley_req_t *r, parley_write_t *w, parley_resume_fn on_resume);
-/* From a write's done callback (writer thread): wake the request. */
-void parley_req_write_done(parley_req_t *r, int status);
-/* The status passed to parley_req_write_done(). */
-int parley_req_write_status(parley_req_t *r);
-
-/*
- * Long-poll: wait until stream_id changes or deadline_ms (monotonic)
- * passes. gen is the hub generation taken before the read that found
- * nothing. on_resume runs when woken; parley_req_wake_reason() says why
- * (PARLEY_WAKE_DATA also when something committed during the read).
- */
-void parley_req_park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen,
-                     parley_resume_fn on_resume);
-parley_wake_t parley_req_wake_reason(parley_req_t *r);
-
-/*
- * SSE: from inside a refill() callback that has nothing to send, wait for
- * stream_id to change (or deadline_ms). Returns true if the caller should
- * return PARLEY_BODY_PARKED (parked); false if it must read again at once.
- * parley_req_wake_reason() tells why refill() is being called again.
- */
-bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen);
+static inline void parley_req_suspend(parley_req_t *r, parley_resume_fn on_resume,
+                                      parley_hangup_claim_fn claim)
+{
+    r->ops->suspend(r, on_resume, claim);
+}
+/* End the deferral begun by parley_req_suspend() (any thread, once). */
+static inline void parley_req_resume(parley_req_t *r)
+{
+    r->ops->resume(r);
+}
 
 /* True once the server has begun shutting down. */
-bool parley_req_shutting_down(parley_req_t *r);
+static inline bool parley_req_shutting_down(parley_req_t *r)
+{
+    return r->ops->shutting_down(r);
+}
 
 #endif
