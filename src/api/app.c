@@ -1,6 +1,14 @@
 /*
  * app.c — the application object: per-thread readers, and deferral to the
- * writer and the hub over the transport's suspend/resume (see app.h).
+ * writer and the hub over the transport's suspend/resume. The design, the
+ * invariants (one resume per suspension; readers closed only by
+ * parley_app_fini) and the threads are in app.h.
+ *
+ * Ordering that the invariants rest on: park() suspends with its hang-up
+ * claim before parley_hub_wait(), so the watcher can only race a waiter
+ * that is already in the hub, and parley_hub_cancel() decides who resumes;
+ * a refused wait (a commit since gen, or the hub closed) resumes from this
+ * thread, never from two places.
  */
 #include <stdatomic.h>
 #include <string.h>

@@ -18,11 +18,15 @@
  * resumes) and for live reads (parley_app_park(): a hub waiter whose wake
  * callback resumes).
  *
- * State machine of a request (the transport performs every transition):
+ * State machine of a request (the transport performs every transition; in
+ * http/transport.c the function that does it is named on each arrow):
  *
- *     HEADERS --body--> BODY --complete--> HANDLE --respond--> DONE
- *                                            |--suspend--> WAITING --resume--> RESUMED
- *     RESUMED --on_resume--> (respond → DONE | suspend → WAITING)
+ *     HEADERS --body (on_request)--> BODY --complete (on_request: route)--> HANDLE
+ *     HANDLE  --respond (queue)--> DONE
+ *     HANDLE  --suspend (t_suspend)--> WAITING
+ *     WAITING --resume (t_resume, or on_hangup after a claim)--> RESUMED
+ *     RESUMED --on_resume (on_request)--> HANDLE  (respond → DONE | suspend → WAITING)
+ *     RESUMED --hang-up claimed (on_request)--> the connection closes
  *
  * A request suspended with a hang-up claim (parked live reads) is watched
  * for the client hanging up: the transport calls claim() on its watcher
