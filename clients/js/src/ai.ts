@@ -8,7 +8,7 @@
 //        │            (through the outbox: one Idempotency-Key, stored once)
 //        ├─▶ optional: POST {chatId, sessionId} to the app's answer route
 //        └─▶ the session's token stream, live from offset -1 ─▶ UIMessageChunks
-//   reconnectToStream ─▶ sessions.latest(chatId) still running? ─▶ its
+//   reconnectToStream ─▶ the chat's newest session still running? ─▶ its
 //        stream from the start, then live (resumeStreamIsReplay: useChat
 //        rebuilds the answer from it); finished ─▶ null
 //   abortSignal (useChat's stop) ─▶ sessions.cancel ─▶ the stream is closed
@@ -223,14 +223,9 @@ export class ParleyChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imple
 
   async reconnectToStream(options: { chatId: string; abortSignal?: AbortSignal } & ChatRequestOptions): Promise<ReadableStream<UIMessageChunk> | null> {
     const gen = this.mark(options.chatId)
-    let s: Session
-    try {
-      s = await this.client.sessions.latest(options.chatId)
-    } catch (e) {
-      if (e instanceof ParleyError && e.status === 404) return null
-      throw e
-    }
-    if (!RUNNING.has(s.status)) return null
+    // The newest session (a list of one: no 404, so no console error, for a chat without any).
+    const s = (await this.client.sessions.list(options.chatId, { limit: 1 })).items[0]
+    if (!s || !RUNNING.has(s.status)) return null
     return this.follow(options.chatId, s.id, options.abortSignal, gen, true)
   }
 
