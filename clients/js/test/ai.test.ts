@@ -90,16 +90,16 @@ async function setup(t: any) {
 }
 
 /** A worker answering with streamText over the mock model, until the test ends. */
-function startWorker(t: any, admin: ParleyClient, delayMs: number, seen = { cancelled: false, calls: 0 }, outcomes: string[] = []) {
+function startWorker(t: any, admin: ParleyClient, delayMs: number, seen = { cancelled: false, calls: 0 }, outcomes: string[] = [], errors: unknown[] = []) {
   const stop = new AbortController()
   t.after(() => stop.abort())
   const model = slowModel(delayMs, seen)
   const loop = runWorker(admin, streamTurn(admin, ({ messages, signal }) => {
     assert.equal(messages[messages.length - 1].role, "user")
     return streamText({ model, prompt: textOf(messages[messages.length - 1]), abortSignal: signal })
-  }), { leaseSeconds: 30, signal: stop.signal, onTurn: (_s, o) => outcomes.push(o) })
-  loop.catch(() => {})
-  return { seen, outcomes, stop }
+  }), { leaseSeconds: 30, signal: stop.signal, onTurn: (_s, o, e) => (outcomes.push(o), e !== undefined && errors.push(e)) })
+  loop.catch((e) => errors.push(e))
+  return { seen, outcomes, stop, errors }
 }
 
 test("ai - useChat's messages are stored in Parley; the answer streams in and completes the session", { timeout: 60_000 }, async (t) => {
@@ -126,7 +126,7 @@ test("ai - useChat's messages are stored in Parley; the answer streams in and co
 
 test("ai - a reload in the middle of an answer resumes it (reconnectToStream): every token once", { timeout: 60_000 }, async (t) => {
   const { user, admin } = await setup(t)
-  startWorker(t, admin, 40)
+  startWorker(t, admin, 80)
   // Page 1: send, see a few tokens, then the page goes away (no stop).
   const page1 = user()
   const conv = await page1.conversations.create({})
@@ -170,7 +170,7 @@ test("ai - a reload in the middle of an answer resumes it (reconnectToStream): e
 
 test("ai - a connection lost mid-answer (server killed and restarted) resumes by offset: every token once", { timeout: 60_000 }, async (t) => {
   const { srv, user, admin } = await setup(t)
-  startWorker(t, admin, 40)
+  const w = startWorker(t, admin, 40)
   const parley = user()
   const conv = await parley.conversations.create({})
   const deltas: string[] = []
@@ -183,7 +183,8 @@ test("ai - a connection lost mid-answer (server killed and restarted) resumes by
     },
   })
   const sending = chat.sendMessage({ text: "x" })
-  await until(() => deltas.length >= 4, 20_000, "tokens flowing")
+  await until(() => deltas.length >= 4 || chat.error || w.errors.length, 20_000, "tokens flowing")
+  assert.deepEqual([chat.error, w.errors], [undefined, []])
   await srv.kill9()
   await sleep(200)
   await srv.start()
@@ -195,7 +196,7 @@ test("ai - a connection lost mid-answer (server killed and restarted) resumes by
 
 test("ai - stop cancels the session, stops the model and keeps the partial answer in Parley", { timeout: 60_000 }, async (t) => {
   const { user, admin } = await setup(t)
-  const { seen, outcomes } = startWorker(t, admin, 40)
+  const { seen, outcomes } = startWorker(t, admin, 80)
   const parley = user()
   const conv = await parley.conversations.create({})
   const transport = new ParleyChatTransport({ client: parley })
