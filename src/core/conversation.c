@@ -334,7 +334,9 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     }
     int64_t sid = 0;
     if (have_log) { /* loaded already: append to it directly */
-        rc = parley_stream_append_row(db, &log, text, len);
+        rc = parley_stream_append_row(db, &log, text, len, c->message_count);
+        if (rc == PARLEY_ECONFLICT) /* the log moved, closed or went: invariant 1 */
+            rc = PARLEY_EINVAL;
         sid = log.id;
     } else {
         rc = parley_stream_append_internal(db, path, c->owner, text, len, &sid);

@@ -87,6 +87,13 @@ typedef struct parley_stream {
     bool deleted;                            /* soft-deleted (kept for its forks) */
 } parley_stream_t;
 
+/* A stream's reference state after stream_ref. */
+typedef struct parley_stream_ref {
+    int64_t refs;     /* forks that read from it, after the change */
+    bool deleted;     /* soft-deleted */
+    int64_t fork_src; /* its own source stream, 0 if not a fork */
+} parley_stream_ref_t;
+
 /*
  * Called for each stored chunk overlapping a read; return non-zero to stop.
  * unit_end is the end of the append the chunk came from (JSON streams keep
@@ -287,10 +294,41 @@ struct parley_store_ops {
     /* get/get_id: 0 or PARLEY_ENOTFOUND. */
     int (*stream_get)(parley_db_t *db, const char *path, parley_stream_t *out);
     int (*stream_get_id)(parley_db_t *db, int64_t id, parley_stream_t *out);
-    /* Insert st (its id is assigned and written back). */
-    int (*stream_insert)(parley_db_t *db, parley_stream_t *st);
-    /* Write back every mutable field of st. */
-    int (*stream_update)(parley_db_t *db, const parley_stream_t *st);
+    /* Insert st as a new stream, every field as given (closed, fork_src,
+     * fork_pos, tail = fork_pos for a fork); its id is assigned and written
+     * back. PARLEY_EEXIST if the path is taken. Writer. */
+    int (*stream_create)(parley_db_t *db, parley_stream_t *st);
+    /* Append in one step: tail += units and the data stored at the old
+     * tail as positions [old tail, old tail + units), touched_ms = now_ms,
+     * and stream_seq recorded when not NULL. *new_tail is the tail after.
+     * Byte streams (units == len) may be stored as several chunks (each
+     * naming the append's end as its unit_end); any other append is one
+     * chunk. units == 0 stores nothing but still sets touched_ms and
+     * stream_seq. PARLEY_ECONFLICT, and nothing written, when the stream
+     * is closed or deleted, when stream_seq is not greater (bytewise) than
+     * the stored one, or when expect_tail >= 0 and the tail is not
+     * expect_tail; PARLEY_ETOOBIG when the tail would pass
+     * PARLEY_OFFSET_MAX; PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_append)(parley_db_t *db, int64_t id, const void *data, size_t len, uint64_t units,
+                         int64_t now_ms, const char *stream_seq, int64_t expect_tail,
+                         uint64_t *new_tail);
+    /* Close the stream, recording the producer that closed it (closer NULL
+     * or "": none; epoch and seq then 0) and touched_ms = now_ms; *tail is
+     * its tail. Already closed: a no-op returning 0 (the first closer
+     * stays). PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_close)(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
+                        uint64_t seq, int64_t now_ms, uint64_t *tail);
+    /* touched_ms = max(touched_ms, now_ms) (the sliding TTL's base).
+     * PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_touch)(parley_db_t *db, int64_t id, int64_t now_ms);
+    /* refs += delta (never below 0); *out gets the row's refs, deleted and
+     * fork_src after the change. PARLEY_ENOTFOUND for no such stream.
+     * Writer. */
+    int (*stream_ref)(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out);
+    /* Soft delete: deleted = 1 when forks still read from it (refs > 0);
+     * PARLEY_ECONFLICT when refs == 0 (the caller removes it instead),
+     * PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_mark_deleted)(parley_db_t *db, int64_t id);
     /* Remove the stream with its chunks and producer state. */
     int (*stream_remove)(parley_db_t *db, int64_t id);
     /* Streams, not deleted, whose absolute or sliding expiry is at or
@@ -300,9 +338,6 @@ struct parley_store_ops {
      * cb gets each (borrowed; must not use db; non-zero stops). */
     int (*stream_scan)(parley_db_t *db, const char *prefix,
                        int (*cb)(void *arg, const parley_stream_t *st), void *arg);
-    /* Chunks: stored data, positions [start, end). */
-    int (*chunk_insert)(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                        uint64_t unit_end, const void *data, size_t len);
     /* Call cb for each chunk of the stream with end > from, in order. */
     int (*chunk_scan)(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
                       void *arg);
@@ -546,14 +581,40 @@ static inline int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_st
     return db->ops->stream_get_id(db, id, out);
 }
 
-static inline int parley_db_stream_insert(parley_db_t *db, parley_stream_t *st)
+static inline int parley_db_stream_create(parley_db_t *db, parley_stream_t *st)
 {
-    return db->ops->stream_insert(db, st);
+    return db->ops->stream_create(db, st);
 }
 
-static inline int parley_db_stream_update(parley_db_t *db, const parley_stream_t *st)
+static inline int parley_db_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                                          uint64_t units, int64_t now_ms, const char *stream_seq,
+                                          int64_t expect_tail, uint64_t *new_tail)
 {
-    return db->ops->stream_update(db, st);
+    return db->ops->stream_append(db, id, data, len, units, now_ms, stream_seq, expect_tail,
+                                  new_tail);
+}
+
+static inline int parley_db_stream_close(parley_db_t *db, int64_t id, const char *closer,
+                                         uint64_t epoch, uint64_t seq, int64_t now_ms,
+                                         uint64_t *tail)
+{
+    return db->ops->stream_close(db, id, closer, epoch, seq, now_ms, tail);
+}
+
+static inline int parley_db_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
+{
+    return db->ops->stream_touch(db, id, now_ms);
+}
+
+static inline int parley_db_stream_ref(parley_db_t *db, int64_t id, int delta,
+                                       parley_stream_ref_t *out)
+{
+    return db->ops->stream_ref(db, id, delta, out);
+}
+
+static inline int parley_db_stream_mark_deleted(parley_db_t *db, int64_t id)
+{
+    return db->ops->stream_mark_deleted(db, id);
 }
 
 static inline int parley_db_stream_remove(parley_db_t *db, int64_t id)
@@ -571,13 +632,6 @@ static inline int parley_db_stream_scan(parley_db_t *db, const char *prefix,
                                         int (*cb)(void *arg, const parley_stream_t *st), void *arg)
 {
     return db->ops->stream_scan(db, prefix, cb, arg);
-}
-
-static inline int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start,
-                                         uint64_t end, uint64_t unit_end, const void *data,
-                                         size_t len)
-{
-    return db->ops->chunk_insert(db, stream_id, start, end, unit_end, data, len);
 }
 
 static inline int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from,

@@ -269,7 +269,7 @@ static int64_t stream_add(fixture_t *fx, const char *path, uint64_t tail, bool d
     stream_init(&st, path);
     st.tail = tail;
     st.deleted = deleted;
-    assert_int_equal(parley_db_stream_insert(fx->w, &st), 0);
+    assert_int_equal(parley_db_stream_create(fx->w, &st), 0);
     return st.id;
 }
 
@@ -334,44 +334,13 @@ static void store_stream_roundtrip_every_field(void **state)
         parley_stream_t st, got;
         stream_row_make(fx, i, &st);
         st.id = 0;
-        assert_int_equal(parley_db_stream_insert(fx->w, &st), 0);
+        assert_int_equal(parley_db_stream_create(fx->w, &st), 0);
         assert_true(st.id > 0);
         memset(&got, 0x5a, sizeof got);
         assert_int_equal(parley_db_stream_get(fx->w, st.path, &got), 0);
         stream_eq(&got, &st);
         memset(&got, 0x5a, sizeof got);
         assert_int_equal(parley_db_stream_get_id(reader(fx), st.id, &got), 0);
-        stream_eq(&got, &st);
-    }
-}
-
-/* Copy the fields stream_update writes back. */
-static void stream_copy_mutable(parley_stream_t *dst, const parley_stream_t *src)
-{
-    dst->touched_ms = src->touched_ms;
-    dst->ttl_s = src->ttl_s;
-    dst->expires_ms = src->expires_ms;
-    dst->tail = src->tail;
-    dst->closed = src->closed;
-    memcpy(dst->closer, src->closer, sizeof dst->closer);
-    dst->closer_epoch = src->closer_epoch;
-    dst->closer_seq = src->closer_seq;
-    memcpy(dst->stream_seq, src->stream_seq, sizeof dst->stream_seq);
-    dst->refs = src->refs;
-    dst->deleted = src->deleted;
-}
-
-static void store_stream_update_writes_every_mutable_field(void **state)
-{
-    fixture_t *fx = *state;
-    for (int i = 0; i < NSTREAM_ROWS; i++) {
-        parley_stream_t st, other, got;
-        stream_row_make(fx, i, &st);
-        assert_int_equal(parley_db_stream_insert(fx->w, &st), 0);
-        other = stream_rows[(i + 1) % NSTREAM_ROWS].v;
-        stream_copy_mutable(&st, &other); /* set -> absent and absent -> set */
-        assert_int_equal(parley_db_stream_update(fx->w, &st), 0);
-        assert_int_equal(parley_db_stream_get(fx->w, st.path, &got), 0);
         stream_eq(&got, &st);
     }
 }
@@ -393,7 +362,7 @@ static void store_stream_insert_eexist_path_taken(void **state)
     stream_add(fx, T("s/taken"), 5, false);
     parley_stream_t st, got;
     stream_init(&st, T("s/taken"));
-    assert_int_equal(parley_db_stream_insert(fx->w, &st), PARLEY_EEXIST);
+    assert_int_equal(parley_db_stream_create(fx->w, &st), PARLEY_EEXIST);
     assert_int_equal(parley_db_stream_get(fx->w, T("s/taken"), &got), 0);
     assert_int_equal(got.tail, 5); /* the first row stays */
 }
@@ -440,8 +409,9 @@ static void chunks_free(chunks_t *l)
 static void store_stream_remove_drops_chunks_and_producers(void **state)
 {
     fixture_t *fx = *state;
-    int64_t id = stream_add(fx, T("s/rm"), 3, false);
-    assert_int_equal(parley_db_chunk_insert(fx->w, id, 0, 3, 3, "abc", 3), 0);
+    int64_t id = stream_add(fx, T("s/rm"), 0, false);
+    uint64_t tail;
+    assert_int_equal(parley_db_stream_append(fx->w, id, "abc", 3, 3, T0, NULL, -1, &tail), 0);
     parley_producer_state_t ps = {.exists = true, .epoch = 1, .last_seq = 1};
     assert_int_equal(parley_db_producer_put(fx->w, id, "p", &ps), 0);
     assert_int_equal(parley_db_stream_remove(fx->w, id), 0);
@@ -450,6 +420,229 @@ static void store_stream_remove_drops_chunks_and_producers(void **state)
     assert_int_equal(l.n, 0);
     assert_int_equal(parley_db_producer_get(fx->w, id, "p", &ps), 0);
     assert_false(ps.exists);
+}
+
+/* stream_append: the tail moves by units and the data lands at the old
+ * tail; touched_ms and stream_seq follow; units 0 stores no chunk. */
+static void store_stream_append_moves_tail_stores_chunk(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t id = stream_add(fx, T("a/s"), 7, false);
+    uint64_t tail = 0;
+    assert_int_equal(parley_db_stream_append(fx->w, id, "abc", 3, 3, T0 + 5, NULL, -1, &tail), 0);
+    eq_i("tail", (int64_t)tail, 10);
+    /* a JSON-style append: two messages in one chunk */
+    assert_int_equal(parley_db_stream_append(fx->w, id, "1,2", 3, 2, T0 + 6, "s1", 10, &tail), 0);
+    eq_i("tail", (int64_t)tail, 12);
+    /* no data: only touched_ms and stream_seq move */
+    assert_int_equal(parley_db_stream_append(fx->w, id, NULL, 0, 0, T0 + 7, "s2", -1, &tail), 0);
+    eq_i("tail", (int64_t)tail, 12);
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_get_id(reader(fx), id, &st), 0);
+    eq_i("tail", (int64_t)st.tail, 12);
+    eq_i("touched_ms", st.touched_ms, T0 + 7);
+    eq_s("stream_seq", st.stream_seq, "s2");
+    chunks_t l = {0};
+    assert_int_equal(parley_db_chunk_scan(reader(fx), id, 0, collect_chunk, &l), 0);
+    assert_int_equal(l.n, 2);
+    eq_i("start", (int64_t)l.c[0].start, 7);
+    eq_i("end", (int64_t)l.c[0].end, 10);
+    eq_i("unit_end", (int64_t)l.c[0].unit_end, 10);
+    assert_memory_equal(l.c[0].data, "abc", 3);
+    eq_i("start", (int64_t)l.c[1].start, 10);
+    eq_i("end", (int64_t)l.c[1].end, 12);
+    eq_i("unit_end", (int64_t)l.c[1].unit_end, 12);
+    assert_memory_equal(l.c[1].data, "1,2", 3);
+    chunks_free(&l);
+}
+
+/* A large byte append may be split into rows; every row names the
+ * append's end as its unit, and together they hold the bytes in order. */
+typedef struct concat {
+    unsigned char *buf; /* the bytes, by position */
+    uint64_t next;      /* where the next row must start */
+    uint64_t unit_end;  /* what every row must name */
+    int rows;           /* rows seen */
+    int bad;            /* rows with wrong bounds */
+} concat_t;
+
+static int concat_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
+                        const void *data, size_t len)
+{
+    concat_t *c = arg;
+    if (end - start != len || unit_end != c->unit_end || start != c->next) {
+        c->bad++;
+        return 1;
+    }
+    memcpy(c->buf + start, data, len);
+    c->next = end;
+    c->rows++;
+    return 0;
+}
+
+static void store_stream_append_large_bytes_keep_unit(void **state)
+{
+    fixture_t *fx = *state;
+    size_t len = 3 * 65536 + 17;
+    unsigned char *data = malloc(len), *back = calloc(1, len);
+    assert_non_null(data);
+    assert_non_null(back);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (unsigned char)(i * 7 + 3);
+    int64_t id = stream_add(fx, T("a/big"), 0, false);
+    uint64_t tail = 0;
+    assert_int_equal(parley_db_stream_append(fx->w, id, data, len, len, T0, NULL, 0, &tail), 0);
+    eq_i("tail", (int64_t)tail, (int64_t)len);
+    concat_t c = {back, 0, len, 0, 0};
+    assert_int_equal(parley_db_chunk_scan(reader(fx), id, 0, concat_chunk, &c), 0);
+    assert_int_equal(c.bad, 0);
+    assert_true(c.rows >= 1);
+    eq_i("end", (int64_t)c.next, (int64_t)len);
+    assert_memory_equal(back, data, len);
+    free(data);
+    free(back);
+}
+
+/* Every refusal writes nothing: closed, deleted, Stream-Seq not greater,
+ * expect_tail moved; past the largest position; missing stream. */
+typedef struct append_refusal {
+    const char *name;    /* what it checks */
+    bool closed;         /* the stream is closed */
+    bool deleted;        /* soft-deleted */
+    const char *seq;     /* Stream-Seq sent (stored is "m") */
+    int64_t expect_tail; /* expect_tail sent */
+    uint64_t tail;       /* the stream's tail */
+    int want;            /* the error */
+} append_refusal_t;
+
+static const append_refusal_t append_refusals[] = {
+    {"closed", true, false, NULL, -1, 5, PARLEY_ECONFLICT},
+    {"deleted", false, true, NULL, -1, 5, PARLEY_ECONFLICT},
+    {"seq equal", false, false, "m", -1, 5, PARLEY_ECONFLICT},
+    {"seq lower", false, false, "l", -1, 5, PARLEY_ECONFLICT},
+    {"tail moved", false, false, NULL, 4, 5, PARLEY_ECONFLICT},
+    {"past the last position", false, false, NULL, -1, PARLEY_OFFSET_MAX - 1, PARLEY_ETOOBIG},
+};
+
+static void store_stream_append_refusals_write_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    for (size_t i = 0; i < sizeof append_refusals / sizeof append_refusals[0]; i++) {
+        const append_refusal_t *c = &append_refusals[i];
+        parley_stream_t st, got;
+        stream_init(&st, T("a/r%zu", i));
+        st.tail = c->tail;
+        st.closed = c->closed;
+        st.deleted = c->deleted;
+        SET(st.stream_seq, "m");
+        assert_int_equal(parley_db_stream_create(fx->w, &st), 0);
+        uint64_t tail = 77;
+        int rc = parley_db_stream_append(fx->w, st.id, "xy", 2, 2, T0 + 9, c->seq, c->expect_tail,
+                                         &tail);
+        if (rc != c->want)
+            fail_msg("%s: %d, want %d", c->name, rc, c->want);
+        eq_i("tail out untouched", (int64_t)tail, 77);
+        assert_int_equal(parley_db_stream_get_id(fx->w, st.id, &got), 0);
+        stream_eq(&got, &st);
+        chunks_t l = {0};
+        assert_int_equal(parley_db_chunk_scan(fx->w, st.id, 0, collect_chunk, &l), 0);
+        assert_int_equal(l.n, 0);
+    }
+    uint64_t tail;
+    assert_int_equal(parley_db_stream_append(fx->w, 999999, "x", 1, 1, T0, NULL, -1, &tail),
+                     PARLEY_ENOTFOUND);
+    /* a greater seq and the right expect_tail pass */
+    int64_t id = stream_add(fx, T("a/ok"), 5, false);
+    assert_int_equal(parley_db_stream_append(fx->w, id, "x", 1, 1, T0, "n", 5, &tail), 0);
+    assert_int_equal(parley_db_stream_append(fx->w, id, "x", 1, 1, T0, "o", 6, &tail), 0);
+    eq_i("tail", (int64_t)tail, 7);
+}
+
+/* stream_close records the closer once; closing again is a no-op. */
+static void store_stream_close_once_keeps_first_closer(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t id = stream_add(fx, T("c/a"), 4, false);
+    uint64_t tail = 0;
+    assert_int_equal(parley_db_stream_close(fx->w, id, "p1", 3, 9, T0 + 1, &tail), 0);
+    eq_i("tail", (int64_t)tail, 4);
+    assert_int_equal(parley_db_stream_close(fx->w, id, "p2", 4, 1, T0 + 2, &tail), 0);
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_get_id(reader(fx), id, &st), 0);
+    assert_true(st.closed);
+    eq_s("closer", st.closer, "p1");
+    eq_i("closer_epoch", (int64_t)st.closer_epoch, 3);
+    eq_i("closer_seq", (int64_t)st.closer_seq, 9);
+    eq_i("touched_ms", st.touched_ms, T0 + 1);
+    uint64_t t2;
+    assert_int_equal(parley_db_stream_append(fx->w, id, "x", 1, 1, T0, NULL, -1, &t2),
+                     PARLEY_ECONFLICT);
+
+    int64_t b = stream_add(fx, T("c/b"), 0, false);
+    assert_int_equal(parley_db_stream_close(fx->w, b, NULL, 5, 5, T0, &tail), 0);
+    assert_int_equal(parley_db_stream_get_id(fx->w, b, &st), 0);
+    assert_true(st.closed);
+    eq_s("closer", st.closer, "");
+    eq_i("closer_epoch", (int64_t)st.closer_epoch, 0);
+    assert_int_equal(parley_db_stream_close(fx->w, 999999, NULL, 0, 0, T0, &tail),
+                     PARLEY_ENOTFOUND);
+}
+
+static void store_stream_touch_never_back(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t id = stream_add(fx, T("t/a"), 0, false); /* touched at T0 */
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_touch(fx->w, id, T0 + 50), 0);
+    assert_int_equal(parley_db_stream_get_id(fx->w, id, &st), 0);
+    eq_i("touched_ms", st.touched_ms, T0 + 50);
+    assert_int_equal(parley_db_stream_touch(fx->w, id, T0 + 10), 0);
+    assert_int_equal(parley_db_stream_get_id(fx->w, id, &st), 0);
+    eq_i("touched_ms", st.touched_ms, T0 + 50);
+    assert_int_equal(parley_db_stream_touch(fx->w, 999999, T0), PARLEY_ENOTFOUND);
+}
+
+static void store_stream_ref_counts_never_below_zero(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t src = stream_add(fx, T("r/src"), 0, false);
+    parley_stream_t st;
+    stream_init(&st, T("r/fork"));
+    st.fork_src = src;
+    assert_int_equal(parley_db_stream_create(fx->w, &st), 0);
+    parley_stream_ref_t ref;
+    assert_int_equal(parley_db_stream_ref(fx->w, st.id, +1, &ref), 0);
+    eq_i("refs", ref.refs, 1);
+    eq_i("fork_src", ref.fork_src, src);
+    assert_false(ref.deleted);
+    assert_int_equal(parley_db_stream_ref(fx->w, st.id, +1, &ref), 0);
+    eq_i("refs", ref.refs, 2);
+    assert_int_equal(parley_db_stream_mark_deleted(fx->w, st.id), 0);
+    assert_int_equal(parley_db_stream_ref(fx->w, st.id, -1, &ref), 0);
+    eq_i("refs", ref.refs, 1);
+    assert_true(ref.deleted);
+    assert_int_equal(parley_db_stream_ref(fx->w, src, -1, &ref), 0);
+    eq_i("refs", ref.refs, 0); /* never below zero */
+    eq_i("fork_src", ref.fork_src, 0);
+    assert_int_equal(parley_db_stream_get_id(reader(fx), st.id, &st), 0);
+    eq_i("stored refs", st.refs, 1);
+    assert_int_equal(parley_db_stream_ref(fx->w, 999999, 1, &ref), PARLEY_ENOTFOUND);
+}
+
+static void store_stream_mark_deleted_only_with_refs(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t id = stream_add(fx, T("m/a"), 0, false);
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_mark_deleted(fx->w, id), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_stream_get_id(fx->w, id, &st), 0);
+    assert_false(st.deleted);
+    parley_stream_ref_t ref;
+    assert_int_equal(parley_db_stream_ref(fx->w, id, +1, &ref), 0);
+    assert_int_equal(parley_db_stream_mark_deleted(fx->w, id), 0);
+    assert_int_equal(parley_db_stream_get_id(reader(fx), id, &st), 0);
+    assert_true(st.deleted);
+    assert_int_equal(parley_db_stream_mark_deleted(fx->w, 999999), PARLEY_ENOTFOUND);
 }
 
 /* Expiry: absolute and sliding, at the boundary, deleted streams skipped. */
@@ -486,7 +679,7 @@ static void store_stream_expired_absolute_and_sliding(void **state)
         st.ttl_s = expiry_cases[i].ttl_s;
         st.expires_ms = expiry_cases[i].expires_ms;
         st.deleted = expiry_cases[i].deleted;
-        assert_int_equal(parley_db_stream_insert(fx->w, &st), 0);
+        assert_int_equal(parley_db_stream_create(fx->w, &st), 0);
         ids[i] = st.id;
     }
     int64_t found[SCAN_MAX];
@@ -531,7 +724,7 @@ static void store_stream_scan_prefix_in_path_order(void **state)
     stream_row_make(fx, 0, &full);
     SET(full.path, T("p/a/9"));
     full.deleted = false;
-    assert_int_equal(parley_db_stream_insert(fx->w, &full), 0);
+    assert_int_equal(parley_db_stream_create(fx->w, &full), 0);
 
     streams_t *l = calloc(1, sizeof *l);
     assert_non_null(l);
@@ -555,46 +748,56 @@ static void store_stream_scan_prefix_in_path_order(void **state)
 /* chunks                                                                   */
 /* ======================================================================== */
 
-static const chunk_t chunk_rows[] = {
-    {0, 5, 5, "hello", 5},      {5, 9, 9, "\0\1\xff\0", 4}, /* binary, NULs inside and at the end */
-    {9, 14, 20, "[1,2]", 5},                                /* two messages of one append */
-    {14, 20, 20, "{\"a\":", 6}, {BIG, BIG + 3, BIG + 3, "big", 3}, /* positions past 2^32 */
+/* Appends as stored, relative to a base position past 2^32. */
+typedef struct chunk_append {
+    chunk_t c;      /* the chunk expected */
+    uint64_t units; /* positions the append takes */
+} chunk_append_t;
+
+static const chunk_append_t chunk_rows[] = {
+    {{0, 5, 5, "hello", 5}, 5},
+    {{5, 9, 9, "\0\1\xff\0", 4}, 4}, /* binary, NULs inside and at the end */
+    {{9, 11, 11, "1,2", 3}, 2},      /* two messages of one append */
+    {{11, 17, 17, "{\"a\":", 6}, 6},
 };
-#define NCHUNKS (int)(sizeof chunk_rows / sizeof chunk_rows[0])
+#define NCHUNKS    (int)(sizeof chunk_rows / sizeof chunk_rows[0])
+#define CHUNK_BASE BIG
 
 typedef struct chunk_scan_case {
-    uint64_t from; /* scan from */
+    uint64_t from; /* scan from (relative) */
     int first;     /* index of the first chunk expected */
 } chunk_scan_case_t;
 
 static const chunk_scan_case_t chunk_scans[] = {
-    {0, 0}, {4, 0}, {5, 1}, {8, 1}, {9, 2}, {19, 3}, {20, 4}, {BIG + 2, 4}, {BIG + 3, NCHUNKS},
+    {0, 0}, {4, 0}, {5, 1}, {8, 1}, {9, 2}, {10, 2}, {11, 3}, {16, 3}, {17, NCHUNKS},
 };
 
 static void store_chunk_scan_from_position_in_order(void **state)
 {
     fixture_t *fx = *state;
-    int64_t id = stream_add(fx, T("c/s"), 20, false);
-    int64_t other = stream_add(fx, T("c/other"), 3, false);
-    assert_int_equal(parley_db_chunk_insert(fx->w, other, 0, 3, 3, "zzz", 3), 0);
-    for (int i = NCHUNKS - 1; i >= 0; i--) /* stored out of order */
-        assert_int_equal(parley_db_chunk_insert(fx->w, id, chunk_rows[i].start, chunk_rows[i].end,
-                                                chunk_rows[i].unit_end, chunk_rows[i].data,
-                                                chunk_rows[i].len),
+    int64_t id = stream_add(fx, T("c/s"), CHUNK_BASE, false);
+    int64_t other = stream_add(fx, T("c/other"), 0, false);
+    uint64_t tail;
+    assert_int_equal(parley_db_stream_append(fx->w, other, "zzz", 3, 3, T0, NULL, -1, &tail), 0);
+    for (int i = 0; i < NCHUNKS; i++)
+        assert_int_equal(parley_db_stream_append(fx->w, id, chunk_rows[i].c.data,
+                                                 chunk_rows[i].c.len, chunk_rows[i].units, T0, NULL,
+                                                 -1, &tail),
                          0);
     for (size_t k = 0; k < sizeof chunk_scans / sizeof chunk_scans[0]; k++) {
         chunks_t l = {0};
-        assert_int_equal(
-            parley_db_chunk_scan(reader(fx), id, chunk_scans[k].from, collect_chunk, &l), 0);
+        assert_int_equal(parley_db_chunk_scan(reader(fx), id, CHUNK_BASE + chunk_scans[k].from,
+                                              collect_chunk, &l),
+                         0);
         int want_n = NCHUNKS - chunk_scans[k].first;
         if (l.n != want_n)
             fail_msg("from %llu: %d chunks, want %d", (unsigned long long)chunk_scans[k].from, l.n,
                      want_n);
         for (int i = 0; i < l.n; i++) {
-            const chunk_t *w = &chunk_rows[chunk_scans[k].first + i];
-            eq_i("start", (int64_t)l.c[i].start, (int64_t)w->start);
-            eq_i("end", (int64_t)l.c[i].end, (int64_t)w->end);
-            eq_i("unit_end", (int64_t)l.c[i].unit_end, (int64_t)w->unit_end);
+            const chunk_t *w = &chunk_rows[chunk_scans[k].first + i].c;
+            eq_i("start", (int64_t)l.c[i].start, (int64_t)(CHUNK_BASE + w->start));
+            eq_i("end", (int64_t)l.c[i].end, (int64_t)(CHUNK_BASE + w->end));
+            eq_i("unit_end", (int64_t)l.c[i].unit_end, (int64_t)(CHUNK_BASE + w->unit_end));
             eq_i("len", (int64_t)l.c[i].len, (int64_t)w->len);
             assert_memory_equal(l.c[i].data, w->data, w->len);
         }
@@ -1818,7 +2021,7 @@ typedef struct ack_case {
     uint64_t tail;       /* the stream's tail at snapshot time */
     uint64_t acked;      /* the link's acked before */
     int64_t snap_tail;   /* expected wake_tail after snapshot */
-    uint64_t tail_after; /* the stream's tail moved to before the ack (0: unchanged) */
+    uint64_t tail_after; /* the path's stream has this tail before the ack (0: unchanged) */
     bool wipe;           /* put the link back with wake_tail -1 before the ack */
     uint64_t acked_want; /* acked after the ack */
 } ack_case_t;
@@ -1861,10 +2064,10 @@ static void store_sublink_snapshot_and_ack_follow_stream_tails(void **state)
                      (long long)ack_cases[i].snap_tail);
         eq_i("acked", (int64_t)got.acked, (int64_t)ack_cases[i].acked); /* untouched */
         if (ack_cases[i].tail_after) {
-            parley_stream_t st;
-            assert_int_equal(parley_db_stream_get_id(fx->w, ids[i], &st), 0);
-            st.tail = ack_cases[i].tail_after;
-            assert_int_equal(parley_db_stream_update(fx->w, &st), 0);
+            /* the path now names a stream with that tail (grown, or
+             * deleted and made again shorter) */
+            assert_int_equal(parley_db_stream_remove(fx->w, ids[i]), 0);
+            ids[i] = stream_add(fx, T("k/%s", ack_cases[i].path), ack_cases[i].tail_after, false);
         }
         if (ack_cases[i].wipe) {
             got.wake_tail = -1;
@@ -2025,7 +2228,7 @@ static void store_txn_rollback_to_after_failed_statement(void **state)
     stream_add(fx, T("t/b"), 0, false);
     parley_stream_t dup;
     stream_init(&dup, T("t/a"));
-    assert_int_equal(parley_db_stream_insert(w, &dup), PARLEY_EEXIST); /* the failed statement */
+    assert_int_equal(parley_db_stream_create(w, &dup), PARLEY_EEXIST); /* the failed statement */
     assert_int_equal(parley_db_key_put(w, T("k"), key_a, 4, T0), 0);
     assert_int_equal(parley_db_key_put(w, T("k"), key_a, 4, T0), PARLEY_EEXIST);
     assert_int_equal(parley_db_rollback_to(w), 0); /* the batch is still open */
@@ -2096,8 +2299,9 @@ static void store_txn_reader_snapshot_isolated_from_later_commit(void **state)
     assert_int_equal(st.tail, 10);
 
     assert_int_equal(parley_db_begin(w), 0);
-    st.tail = 99;
-    assert_int_equal(parley_db_stream_update(w, &st), 0);
+    uint64_t tail;
+    assert_int_equal(parley_db_stream_append(w, id, "x", 1, 89, T0, NULL, -1, &tail), 0);
+    assert_int_equal(tail, 99);
     stream_add(fx, T("t/b"), 0, false);
     parley_doc_t d2 = doc_make(1, T("u"), "notes", "x");
     assert_int_equal(parley_db_doc_put(w, &d2), 0);
@@ -2133,7 +2337,13 @@ int main(void)
 {
     const struct CMUnitTest streams[] = {
         S(store_stream_roundtrip_every_field),
-        S(store_stream_update_writes_every_mutable_field),
+        S(store_stream_append_moves_tail_stores_chunk),
+        S(store_stream_append_large_bytes_keep_unit),
+        S(store_stream_append_refusals_write_nothing),
+        S(store_stream_close_once_keeps_first_closer),
+        S(store_stream_touch_never_back),
+        S(store_stream_ref_counts_never_below_zero),
+        S(store_stream_mark_deleted_only_with_refs),
         S(store_stream_get_enotfound_missing),
         S(store_stream_insert_eexist_path_taken),
         S(store_stream_insert_new_id_after_remove),

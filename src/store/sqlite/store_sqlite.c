@@ -90,7 +90,11 @@ enum stmt_id {
     S_STREAM_GET,
     S_STREAM_GET_ID,
     S_STREAM_INSERT,
-    S_STREAM_UPDATE,
+    S_STREAM_APPEND,
+    S_STREAM_CLOSE,
+    S_STREAM_TOUCH,
+    S_STREAM_REF,
+    S_STREAM_MARK_DELETED,
     S_STREAM_DEL,
     S_STREAM_DEL_CHUNKS,
     S_STREAM_DEL_PRODUCERS,
@@ -177,10 +181,19 @@ static const char *const stmt_sql[S_COUNT] = {
                         "ttl_s, expires_ms, tail, closed, closer, closer_epoch, closer_seq, "
                         "stream_seq, fork_src, fork_pos, refs, deleted) VALUES (?1, ?2, ?3, ?4, "
                         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    [S_STREAM_UPDATE] = "UPDATE streams SET touched_ms = ?2, ttl_s = ?3, expires_ms = ?4, "
-                        "tail = ?5, closed = ?6, closer = ?7, closer_epoch = ?8, "
-                        "closer_seq = ?9, stream_seq = ?10, refs = ?11, deleted = ?12 "
-                        "WHERE id = ?1",
+    [S_STREAM_APPEND] = "UPDATE streams SET tail = tail + ?2, touched_ms = ?3, "
+                        "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND closed = 0 AND "
+                        "deleted = 0 AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
+                        "AND (?5 < 0 OR tail = ?5) AND tail + ?2 <= ?6 RETURNING tail",
+    [S_STREAM_CLOSE] = "UPDATE streams SET closed = 1, closer = ?2, closer_epoch = ?3, "
+                       "closer_seq = ?4, touched_ms = ?5 WHERE id = ?1 AND closed = 0 "
+                       "RETURNING tail",
+    [S_STREAM_TOUCH] = "UPDATE streams SET touched_ms = max(touched_ms, ?2) WHERE id = ?1 "
+                       "RETURNING tail",
+    [S_STREAM_REF] = "UPDATE streams SET refs = max(refs + ?2, 0) WHERE id = ?1 "
+                     "RETURNING refs, deleted, coalesce(fork_src, 0)",
+    [S_STREAM_MARK_DELETED] = "UPDATE streams SET deleted = 1 WHERE id = ?1 AND refs > 0 "
+                              "RETURNING refs",
     [S_STREAM_DEL] = "DELETE FROM streams WHERE id = ?1",
     [S_STREAM_DEL_CHUNKS] = "DELETE FROM chunks WHERE stream_id = ?1",
     [S_STREAM_DEL_PRODUCERS] = "DELETE FROM producers WHERE stream_id = ?1",
@@ -920,7 +933,7 @@ static void bind_opt_text(sqlite3_stmt *st, int col, const char *s)
         sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
 }
 
-static int sq_stream_insert(parley_db_t *db, parley_stream_t *s)
+static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_INSERT, &st);
@@ -950,27 +963,6 @@ static int sq_stream_insert(parley_db_t *db, parley_stream_t *s)
     if (rc == 0)
         s->id = sqlite3_last_insert_rowid(sq(db)->conn);
     return rc;
-}
-
-static int sq_stream_update(parley_db_t *db, const parley_stream_t *s)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_STREAM_UPDATE, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, s->id);
-    sqlite3_bind_int64(st, 2, s->touched_ms);
-    bind_opt_int(st, 3, s->ttl_s);
-    bind_opt_int(st, 4, s->expires_ms);
-    sqlite3_bind_int64(st, 5, (int64_t)s->tail);
-    sqlite3_bind_int(st, 6, s->closed);
-    bind_opt_text(st, 7, s->closer);
-    sqlite3_bind_int64(st, 8, (int64_t)s->closer_epoch);
-    sqlite3_bind_int64(st, 9, (int64_t)s->closer_seq);
-    bind_opt_text(st, 10, s->stream_seq);
-    sqlite3_bind_int64(st, 11, s->refs);
-    sqlite3_bind_int(st, 12, s->deleted);
-    return exec_stmt(db, st, "stream update");
 }
 
 static int sq_stream_remove(parley_db_t *db, int64_t id)
@@ -1006,8 +998,30 @@ static int sq_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int 
     return err;
 }
 
-static int sq_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                           uint64_t unit_end, const void *data, size_t len)
+/*
+ * Step a statement with RETURNING (or a one-row SELECT): the first row's
+ * first n integer columns into vals (vals may be NULL when n is 0).
+ * PARLEY_ENOTFOUND when it returned no row (nothing matched its WHERE).
+ */
+static int step_returning(parley_db_t *db, sqlite3_stmt *st, int64_t *vals, int n, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int err = rc == SQLITE_ROW ? 0 : PARLEY_ENOTFOUND;
+    if (rc == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            vals[i] = sqlite3_column_int64(st, i);
+        while (rc == SQLITE_ROW)
+            rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE)
+        err = db_error(db, rc, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static int chunk_put(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                     uint64_t unit_end, const void *data, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_CHUNK_INSERT, &st);
@@ -1019,6 +1033,140 @@ static int sq_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, u
     sqlite3_bind_int64(st, 4, (int64_t)unit_end);
     sqlite3_bind_blob64(st, 5, len ? data : "", len, SQLITE_STATIC);
     return exec_stmt(db, st, "chunk insert");
+}
+
+#define ROW_BYTES (64 * 1024) /* a byte stream's append is stored in rows this large */
+
+/* Why a conditional stream update matched no row: gone or moved. */
+static int stream_missed(parley_db_t *db, int64_t id, int moved)
+{
+    parley_stream_t cur;
+    int rc = sq_stream_get_id(db, id, &cur);
+    return rc ? rc : moved;
+}
+
+static int sq_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                            uint64_t units, int64_t now_ms, const char *stream_seq,
+                            int64_t expect_tail, uint64_t *new_tail)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_APPEND, &st);
+    if (rc)
+        return rc;
+    if (units > PARLEY_OFFSET_MAX)
+        return PARLEY_ETOOBIG;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)units);
+    sqlite3_bind_int64(st, 3, now_ms);
+    if (stream_seq && stream_seq[0])
+        sqlite3_bind_text(st, 4, stream_seq, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, expect_tail);
+    sqlite3_bind_int64(st, 6, (int64_t)PARLEY_OFFSET_MAX);
+    int64_t tail = 0;
+    rc = step_returning(db, st, &tail, 1, "stream append");
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_stream_t cur;
+        rc = sq_stream_get_id(db, id, &cur);
+        if (rc)
+            return rc;
+        bool seq_ok = !stream_seq || !stream_seq[0] || !cur.stream_seq[0] ||
+                      strcmp(cur.stream_seq, stream_seq) < 0;
+        if (!cur.closed && !cur.deleted && seq_ok &&
+            (expect_tail < 0 || cur.tail == (uint64_t)expect_tail))
+            return PARLEY_ETOOBIG;
+        return PARLEY_ECONFLICT;
+    }
+    if (rc)
+        return rc;
+    uint64_t end = (uint64_t)tail, pos = end - units;
+    if (units == 0)
+        ;
+    else if (units == len && len > ROW_BYTES) {
+        /* Rows of at most ROW_BYTES, all naming the append's end as their
+         * unit: a reader's window then costs the rows it covers, never a
+         * whole 8 MiB append. */
+        for (size_t off = 0; rc == 0 && off < len; off += ROW_BYTES) {
+            size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
+            rc = chunk_put(db, id, pos + off, pos + off + n, end, (const char *)data + off, n);
+        }
+    } else {
+        rc = chunk_put(db, id, pos, end, end, data, len);
+    }
+    if (rc == 0)
+        *new_tail = end;
+    return rc;
+}
+
+static int sq_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
+                           uint64_t seq, int64_t now_ms, uint64_t *tail)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_CLOSE, &st);
+    if (rc)
+        return rc;
+    bool named = closer && closer[0];
+    sqlite3_bind_int64(st, 1, id);
+    if (named)
+        sqlite3_bind_text(st, 2, closer, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, named ? (int64_t)epoch : 0);
+    sqlite3_bind_int64(st, 4, named ? (int64_t)seq : 0);
+    sqlite3_bind_int64(st, 5, now_ms);
+    int64_t t = 0;
+    rc = step_returning(db, st, &t, 1, "stream close");
+    if (rc == PARLEY_ENOTFOUND) { /* closed already (a no-op), or missing */
+        parley_stream_t cur;
+        rc = sq_stream_get_id(db, id, &cur);
+        t = (int64_t)cur.tail;
+    }
+    if (rc == 0)
+        *tail = (uint64_t)t;
+    return rc;
+}
+
+static int sq_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_TOUCH, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int64_t t;
+    return step_returning(db, st, &t, 1, "stream touch");
+}
+
+static int sq_stream_ref(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_REF, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, delta);
+    int64_t v[3] = {0, 0, 0};
+    rc = step_returning(db, st, v, 3, "stream ref");
+    if (rc == 0) {
+        out->refs = v[0];
+        out->deleted = v[1] != 0;
+        out->fork_src = v[2];
+    }
+    return rc;
+}
+
+static int sq_stream_mark_deleted(parley_db_t *db, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_MARK_DELETED, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int64_t refs;
+    rc = step_returning(db, st, &refs, 1, "stream soft delete");
+    return rc == PARLEY_ENOTFOUND ? stream_missed(db, id, PARLEY_ECONFLICT) : rc;
 }
 
 static int sq_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
@@ -1975,12 +2123,15 @@ static const parley_store_ops_t sqlite_ops = {
     .rollback_to = sq_rollback_to,
     .stream_get = sq_stream_get,
     .stream_get_id = sq_stream_get_id,
-    .stream_insert = sq_stream_insert,
-    .stream_update = sq_stream_update,
+    .stream_create = sq_stream_create,
+    .stream_append = sq_stream_append,
+    .stream_close = sq_stream_close,
+    .stream_touch = sq_stream_touch,
+    .stream_ref = sq_stream_ref,
+    .stream_mark_deleted = sq_stream_mark_deleted,
     .stream_remove = sq_stream_remove,
     .stream_expired = sq_stream_expired,
     .stream_scan = sq_stream_scan,
-    .chunk_insert = sq_chunk_insert,
     .chunk_scan = sq_chunk_scan,
     .producer_get = sq_producer_get,
     .producer_put = sq_producer_put,
