@@ -367,6 +367,13 @@ struct parley_store_ops {
                    parley_doc_t *out);
     /* Insert or replace the row (data borrowed). */
     int (*doc_put)(parley_db_t *db, const parley_doc_t *d);
+    /* Write d (data borrowed) as the new state of its document: insert
+     * when expect_version is 0 (the document must not exist, not even as
+     * a tombstone), else replace the row only if its stored version is
+     * still expect_version. The store assigns d->chg (the global change
+     * counter). PARLEY_ECONFLICT, and nothing written, when the row moved.
+     * Writer. */
+    int (*doc_write)(parley_db_t *db, parley_doc_t *d, int64_t expect_version);
     /* Live documents of a collection, newest change first, with chg <
      * before (0 = from the newest); cb gets each (borrowed; return non-zero
      * to stop). */
@@ -380,6 +387,23 @@ struct parley_store_ops {
     int (*conv_get)(parley_db_t *db, const char *id, parley_conv_t *out);
     /* Insert or replace the row (strings borrowed). Writer. */
     int (*conv_put)(parley_db_t *db, const parley_conv_t *c);
+    /* Insert a new conversation (strings borrowed); the store assigns
+     * c->activity. PARLEY_EEXIST if the id is taken. Writer. */
+    int (*conv_insert)(parley_db_t *db, parley_conv_t *c);
+    /* Set title and metadata (borrowed) and updated_ms, version + 1, only
+     * if the live row's version is still expect_version; c->version gets
+     * the new one. PARLEY_ECONFLICT (moved or deleted), PARLEY_ENOTFOUND.
+     * Writer. */
+    int (*conv_update)(parley_db_t *db, parley_conv_t *c, int64_t expect_version);
+    /* A new message: message_count + 1, version + 1, last_message_ms =
+     * updated_ms = now_ms and a new activity, on a live row; *seq (the new
+     * message_count), *version and *activity after. PARLEY_ECONFLICT when
+     * deleted, PARLEY_ENOTFOUND. Writer. */
+    int (*conv_bump)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                     int64_t *version, int64_t *activity);
+    /* Make the row a tombstone: no title, metadata {}, deleted, version +
+     * 1, updated_ms = now_ms; *version after. PARLEY_ENOTFOUND. Writer. */
+    int (*conv_tombstone)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version);
     /* Live conversations of owner, most recently active first, with
      * activity < before (0 = from the newest); cb gets each row (borrowed,
      * valid during the call; return non-zero to stop). */
@@ -392,6 +416,22 @@ struct parley_store_ops {
     int (*sess_get)(parley_db_t *db, const char *id, parley_sess_t *out);
     /* Insert or replace the row (strings borrowed). Writer. */
     int (*sess_put)(parley_db_t *db, const parley_sess_t *s);
+    /* Insert a new session (strings borrowed); the store assigns s->ord.
+     * PARLEY_EEXIST if the id is taken. Writer. */
+    int (*sess_insert)(parley_db_t *db, parley_sess_t *s);
+    /* Write s's mutable fields (result_id, status, attempt, lease_ms,
+     * lease_expires_ms, error, request, input, updated_ms) only if the
+     * stored status and attempt are still expect_status and
+     * expect_attempt. PARLEY_ECONFLICT (moved), PARLEY_ENOTFOUND. Writer. */
+    int (*sess_update)(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
+                       int64_t expect_attempt);
+    /* Claim the oldest pending session (of one conversation when conv_id
+     * is not NULL) in one step: status "processing", lease_ms,
+     * lease_expires_ms = now_ms + lease_ms, updated_ms = now_ms; *out is
+     * the row after (strings owned by the caller). PARLEY_ENOTFOUND when
+     * the queue is empty. Writer. */
+    int (*sess_claim_next)(parley_db_t *db, const char *conv_id, int64_t now_ms, int64_t lease_ms,
+                           parley_sess_t *out);
     int (*sess_remove)(parley_db_t *db, const char *id);
     /* Sessions of a conversation, newest first, with ord < before (0 = from
      * the newest), only of status when status != NULL. cb as for
@@ -413,6 +453,12 @@ struct parley_store_ops {
     int (*snap_get)(parley_db_t *db, const char *id, parley_snap_t *out);
     /* Insert or replace the row (strings borrowed). Writer. */
     int (*snap_put)(parley_db_t *db, const parley_snap_t *s);
+    /* Insert a new snapshot (strings borrowed); the store assigns s->ord.
+     * PARLEY_EEXIST if the id is taken. Writer. */
+    int (*snap_insert)(parley_db_t *db, parley_snap_t *s);
+    /* Drop an expired snapshot's content: payload {}, no stream.
+     * PARLEY_ENOTFOUND. Writer. */
+    int (*snap_expire)(parley_db_t *db, const char *id);
     int (*snap_remove)(parley_db_t *db, const char *id);
     /* Snapshots of owner, newest first, with ord < before (0 = from the
      * newest). cb as for conv_list. */
@@ -857,6 +903,60 @@ static inline int parley_db_key_put(parley_db_t *db, const char *name, const uns
                                     size_t len, int64_t created_ms)
 {
     return db->ops->key_put(db, name, data, len, created_ms);
+}
+
+static inline int parley_db_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
+{
+    return db->ops->doc_write(db, d, expect_version);
+}
+
+static inline int parley_db_conv_insert(parley_db_t *db, parley_conv_t *c)
+{
+    return db->ops->conv_insert(db, c);
+}
+
+static inline int parley_db_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
+{
+    return db->ops->conv_update(db, c, expect_version);
+}
+
+static inline int parley_db_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                                      int64_t *version, int64_t *activity)
+{
+    return db->ops->conv_bump(db, id, now_ms, seq, version, activity);
+}
+
+static inline int parley_db_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms,
+                                           int64_t *version)
+{
+    return db->ops->conv_tombstone(db, id, now_ms, version);
+}
+
+static inline int parley_db_sess_insert(parley_db_t *db, parley_sess_t *s)
+{
+    return db->ops->sess_insert(db, s);
+}
+
+static inline int parley_db_sess_update(parley_db_t *db, const parley_sess_t *s,
+                                        const char *expect_status, int64_t expect_attempt)
+{
+    return db->ops->sess_update(db, s, expect_status, expect_attempt);
+}
+
+static inline int parley_db_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
+                                            int64_t lease_ms, parley_sess_t *out)
+{
+    return db->ops->sess_claim_next(db, conv_id, now_ms, lease_ms, out);
+}
+
+static inline int parley_db_snap_insert(parley_db_t *db, parley_snap_t *s)
+{
+    return db->ops->snap_insert(db, s);
+}
+
+static inline int parley_db_snap_expire(parley_db_t *db, const char *id)
+{
+    return db->ops->snap_expire(db, id);
 }
 
 #endif

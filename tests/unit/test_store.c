@@ -2285,6 +2285,213 @@ static void store_txn_commit_visible_to_reader(void **state)
     parley_db_close(r2);
 }
 
+/* ======================================================================== */
+/* atomic chat-row ops: counters and versions the store assigns           */
+/* ======================================================================== */
+
+static void store_doc_write_cas_and_assigns_chg(void **state)
+{
+    fixture_t *fx = *state;
+    parley_doc_t d = doc_make(0, T("u"), "notes", "w"), got = {0};
+    d.version = 1;
+    d.chg = -5;
+    assert_int_equal(parley_db_doc_write(fx->w, &d, 0), 0);
+    assert_true(d.chg > 0);
+    int64_t first = d.chg;
+    /* 0 means "must not exist": refused once it does */
+    parley_doc_t again = doc_make(1, T("u"), "notes", "w");
+    again.version = 1;
+    assert_int_equal(parley_db_doc_write(fx->w, &again, 0), PARLEY_ECONFLICT);
+    /* a stale expect_version is refused and writes nothing */
+    again.version = 3;
+    assert_int_equal(parley_db_doc_write(fx->w, &again, 2), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_doc_get(fx->w, T("u"), "notes", "w", &got), 0);
+    doc_eq(&got, &d, true);
+    parley_doc_clear(&got);
+    /* the current version passes; chg grows */
+    again.version = 2;
+    assert_int_equal(parley_db_doc_write(fx->w, &again, 1), 0);
+    assert_true(again.chg > first);
+    assert_int_equal(parley_db_doc_get(reader(fx), T("u"), "notes", "w", &got), 0);
+    doc_eq(&got, &again, true);
+    eq_i("chg", got.chg, again.chg);
+    parley_doc_clear(&got);
+}
+
+static void store_conv_insert_assigns_activity_eexist(void **state)
+{
+    fixture_t *fx = *state;
+    parley_conv_t a = conv_make(0, T("ca"), T("u")), b = conv_make(1, T("cb"), T("u"));
+    a.activity = b.activity = -1;
+    assert_int_equal(parley_db_conv_insert(fx->w, &a), 0);
+    assert_int_equal(parley_db_conv_insert(fx->w, &b), 0);
+    assert_true(a.activity > 0);
+    assert_true(b.activity > a.activity);
+    parley_conv_t got;
+    assert_int_equal(parley_db_conv_get(reader(fx), T("cb"), &got), 0);
+    eq_i("activity", got.activity, b.activity);
+    parley_conv_clear(&got);
+    assert_int_equal(parley_db_conv_insert(fx->w, &a), PARLEY_EEXIST);
+}
+
+static void store_conv_update_cas_on_version(void **state)
+{
+    fixture_t *fx = *state;
+    parley_conv_t c = conv_make(0, T("cu"), T("u")), got;
+    assert_int_equal(parley_db_conv_insert(fx->w, &c), 0);
+    int64_t v = c.version;
+    parley_conv_t patch = c;
+    patch.title = "new title";
+    patch.metadata = "{\"k\":1}";
+    patch.updated_ms = T0 + 99;
+    assert_int_equal(parley_db_conv_update(fx->w, &patch, v + 1), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_conv_update(fx->w, &patch, v), 0);
+    eq_i("version", patch.version, v + 1);
+    assert_int_equal(parley_db_conv_get(reader(fx), T("cu"), &got), 0);
+    eq_s("title", got.title, "new title");
+    eq_s("metadata", got.metadata, "{\"k\":1}");
+    eq_i("version", got.version, v + 1);
+    eq_i("updated_ms", got.updated_ms, T0 + 99);
+    eq_i("message_count", got.message_count, c.message_count); /* untouched */
+    eq_i("activity", got.activity, c.activity);
+    parley_conv_clear(&got);
+    /* the old version again: moved */
+    assert_int_equal(parley_db_conv_update(fx->w, &patch, v), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_conv_update(fx->w, &(parley_conv_t){.id = "none"}, 1),
+                     PARLEY_ENOTFOUND);
+    /* a tombstone is not updated */
+    int64_t tv;
+    assert_int_equal(parley_db_conv_tombstone(fx->w, T("cu"), T0, &tv), 0);
+    assert_int_equal(parley_db_conv_update(fx->w, &patch, tv), PARLEY_ECONFLICT);
+}
+
+static void store_conv_bump_and_tombstone(void **state)
+{
+    fixture_t *fx = *state;
+    parley_conv_t c = conv_make(0, T("cm"), T("u")), got;
+    int64_t count0 = c.message_count;
+    assert_int_equal(parley_db_conv_insert(fx->w, &c), 0);
+    int64_t seq = 0, version = 0, activity = 0, last = c.activity;
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(parley_db_conv_bump(fx->w, T("cm"), T0 + i, &seq, &version, &activity), 0);
+        eq_i("seq", seq, count0 + i);
+        eq_i("version", version, c.version + i);
+        assert_true(activity > last);
+        last = activity;
+    }
+    assert_int_equal(parley_db_conv_get(reader(fx), T("cm"), &got), 0);
+    eq_i("message_count", got.message_count, count0 + 3);
+    eq_i("last_message_ms", got.last_message_ms, T0 + 3);
+    eq_i("updated_ms", got.updated_ms, T0 + 3);
+    eq_i("activity", got.activity, last);
+    parley_conv_clear(&got);
+
+    assert_int_equal(parley_db_conv_tombstone(fx->w, T("cm"), T0 + 50, &version), 0);
+    eq_i("version", version, c.version + 4);
+    assert_int_equal(parley_db_conv_get(reader(fx), T("cm"), &got), 0);
+    assert_true(got.deleted);
+    assert_null(got.title);
+    eq_s("metadata", got.metadata, "{}");
+    eq_i("message_count", got.message_count, count0 + 3);
+    eq_i("updated_ms", got.updated_ms, T0 + 50);
+    parley_conv_clear(&got);
+    assert_int_equal(parley_db_conv_bump(fx->w, T("cm"), T0, &seq, &version, &activity),
+                     PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_conv_bump(fx->w, T("none"), T0, &seq, &version, &activity),
+                     PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_conv_tombstone(fx->w, T("none"), T0, &version), PARLEY_ENOTFOUND);
+}
+
+static void store_sess_insert_update_cas(void **state)
+{
+    fixture_t *fx = *state;
+    parley_sess_t a = sess_make(0, T("sa"), T("c")), b = sess_make(1, T("sb"), T("c")), got;
+    assert_int_equal(parley_db_sess_insert(fx->w, &a), 0);
+    assert_int_equal(parley_db_sess_insert(fx->w, &b), 0);
+    assert_true(b.ord > a.ord && a.ord > 0);
+    assert_int_equal(parley_db_sess_insert(fx->w, &a), PARLEY_EEXIST);
+
+    parley_sess_t u = a;
+    char old_status[PARLEY_STATUS_MAX + 1];
+    SET(old_status, a.status);
+    SET(u.status, "done-x");
+    u.attempt = a.attempt + 1;
+    u.lease_expires_ms = -1;
+    u.updated_ms = T0 + 77;
+    u.error = "{\"e\":1}";
+    SET(u.result_id, "r1");
+    /* wrong status, wrong attempt: refused, nothing written */
+    assert_int_equal(parley_db_sess_update(fx->w, &u, "nope", a.attempt), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_sess_update(fx->w, &u, old_status, a.attempt + 5), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_sess_get(fx->w, T("sa"), &got), 0);
+    eq_s("status", got.status, old_status);
+    parley_sess_clear(&got);
+    assert_int_equal(parley_db_sess_update(fx->w, &u, old_status, a.attempt), 0);
+    assert_int_equal(parley_db_sess_get(reader(fx), T("sa"), &got), 0);
+    eq_s("status", got.status, "done-x");
+    eq_i("attempt", got.attempt, a.attempt + 1);
+    eq_i("updated_ms", got.updated_ms, T0 + 77);
+    eq_s("error", got.error, "{\"e\":1}");
+    eq_s("result_id", got.result_id, "r1");
+    eq_i("ord", got.ord, a.ord); /* untouched */
+    parley_sess_clear(&got);
+    assert_int_equal(parley_db_sess_update(fx->w, &u, old_status, a.attempt), PARLEY_ECONFLICT);
+    SET(u.id, T("none"));
+    assert_int_equal(parley_db_sess_update(fx->w, &u, "x", 1), PARLEY_ENOTFOUND);
+}
+
+static void store_sess_claim_next_oldest_once(void **state)
+{
+    fixture_t *fx = *state;
+    parley_sess_t got;
+    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), PARLEY_ENOTFOUND);
+    const char *convs[] = {"a", "b", "a"};
+    for (int i = 0; i < 3; i++) {
+        parley_sess_t s = sess_make(0, T("q%d", i), T("%s", convs[i]));
+        SET(s.status, "pending");
+        s.lease_expires_ms = -1;
+        assert_int_equal(parley_db_sess_insert(fx->w, &s), 0);
+    }
+    /* of one conversation: its oldest */
+    assert_int_equal(parley_db_sess_claim_next(fx->w, T("b"), T0 + 1, 500, &got), 0);
+    eq_s("id", got.id, T("q1"));
+    eq_s("status", got.status, "processing");
+    eq_i("lease_ms", got.lease_ms, 500);
+    eq_i("lease_expires_ms", got.lease_expires_ms, T0 + 501);
+    eq_i("updated_ms", got.updated_ms, T0 + 1);
+    parley_sess_clear(&got);
+    assert_int_equal(parley_db_sess_claim_next(fx->w, T("b"), T0, 500, &got), PARLEY_ENOTFOUND);
+    /* any: oldest first, each once */
+    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), 0);
+    eq_s("id", got.id, T("q0"));
+    parley_sess_clear(&got);
+    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), 0);
+    eq_s("id", got.id, T("q2"));
+    parley_sess_clear(&got);
+    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_sess_get(reader(fx), T("q2"), &got), 0);
+    eq_s("status", got.status, "processing");
+    parley_sess_clear(&got);
+}
+
+static void store_snap_insert_and_expire(void **state)
+{
+    fixture_t *fx = *state;
+    parley_snap_t a = snap_make(0, T("na"), T("u")), b = snap_make(1, T("nb"), T("u")), got;
+    assert_int_equal(parley_db_snap_insert(fx->w, &a), 0);
+    assert_int_equal(parley_db_snap_insert(fx->w, &b), 0);
+    assert_true(b.ord > a.ord && a.ord > 0);
+    assert_int_equal(parley_db_snap_insert(fx->w, &a), PARLEY_EEXIST);
+    assert_int_equal(parley_db_snap_expire(fx->w, T("na")), 0);
+    assert_int_equal(parley_db_snap_get(reader(fx), T("na"), &got), 0);
+    eq_s("payload", got.payload, "{}");
+    eq_s("stream", got.stream, "");
+    eq_i("ord", got.ord, a.ord);
+    EQS(&got, &a, owner);
+    parley_snap_clear(&got);
+    assert_int_equal(parley_db_snap_expire(fx->w, T("none")), PARLEY_ENOTFOUND);
+}
+
 static void store_txn_reader_snapshot_isolated_from_later_commit(void **state)
 {
     fixture_t *fx = *state;
@@ -2338,6 +2545,13 @@ int main(void)
     const struct CMUnitTest streams[] = {
         S(store_stream_roundtrip_every_field),
         S(store_stream_append_moves_tail_stores_chunk),
+        S(store_doc_write_cas_and_assigns_chg),
+        S(store_conv_insert_assigns_activity_eexist),
+        S(store_conv_update_cas_on_version),
+        S(store_conv_bump_and_tombstone),
+        S(store_sess_insert_update_cas),
+        S(store_sess_claim_next_oldest_once),
+        S(store_snap_insert_and_expire),
         S(store_stream_append_large_bytes_keep_unit),
         S(store_stream_append_refusals_write_nothing),
         S(store_stream_close_once_keeps_first_closer),

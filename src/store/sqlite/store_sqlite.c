@@ -108,13 +108,22 @@ enum stmt_id {
     S_IDEM_PURGE,
     S_DOC_GET,
     S_DOC_PUT,
+    S_DOC_WRITE,
     S_DOC_LIST,
     S_COUNTER_NEXT,
     S_CONV_GET,
     S_CONV_PUT,
+    S_CONV_INSERT,
+    S_CONV_UPDATE,
+    S_CONV_BUMP,
+    S_CONV_TOMBSTONE,
     S_CONV_LIST,
     S_SESS_GET,
     S_SESS_PUT,
+    S_SESS_INSERT,
+    S_SESS_UPDATE,
+    S_SESS_CLAIM,
+    S_SESS_CLAIM_CONV,
     S_SESS_DEL,
     S_SESS_LIST,
     S_SESS_LIST_STATUS,
@@ -123,6 +132,8 @@ enum stmt_id {
     S_SESS_EXPIRED,
     S_SNAP_GET,
     S_SNAP_PUT,
+    S_SNAP_INSERT,
+    S_SNAP_EXPIRE,
     S_SNAP_DEL,
     S_SNAP_LIST,
     S_SNAP_EXPIRED,
@@ -271,6 +282,40 @@ static const char *const stmt_sql[S_COUNT] = {
         "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
         "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
         "excluded.payload, ord = excluded.ord",
+    [S_DOC_WRITE] = "INSERT INTO documents (owner, collection, id, version, deleted, data, "
+                    "checksum, created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                    "?8, ?9, ?10) ON CONFLICT (owner, collection, id) DO UPDATE SET "
+                    "version = excluded.version, deleted = excluded.deleted, data = "
+                    "excluded.data, checksum = excluded.checksum, created_ms = "
+                    "excluded.created_ms, updated_ms = excluded.updated_ms, chg = excluded.chg "
+                    "WHERE documents.version = ?11",
+    [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                      "?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_CONV_UPDATE] = "UPDATE conversations SET title = ?2, metadata = ?3, updated_ms = ?4, "
+                      "version = version + 1 WHERE id = ?1 AND version = ?5 AND deleted = 0 "
+                      "RETURNING version",
+    [S_CONV_BUMP] = "UPDATE conversations SET message_count = message_count + 1, version = "
+                    "version + 1, last_message_ms = ?2, updated_ms = ?2, activity = ?3 "
+                    "WHERE id = ?1 AND deleted = 0 RETURNING message_count, version, activity",
+    [S_CONV_TOMBSTONE] = "UPDATE conversations SET title = NULL, metadata = '{}', deleted = 1, "
+                         "version = version + 1, updated_ms = ?2 WHERE id = ?1 RETURNING version",
+    [S_SESS_INSERT] = "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                      "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SESS_UPDATE] = "UPDATE sessions SET result_id = ?2, status = ?3, attempt = ?4, lease_ms = "
+                      "?5, lease_expires_ms = ?6, error = ?7, request = ?8, input = ?9, "
+                      "updated_ms = ?10 WHERE id = ?1 AND status = ?11 AND attempt = ?12 "
+                      "RETURNING attempt",
+    [S_SESS_CLAIM] = "UPDATE sessions SET status = 'processing', lease_ms = ?2, lease_expires_ms "
+                     "= ?1 + ?2, updated_ms = ?1 WHERE id = (SELECT id FROM sessions WHERE "
+                     "status = 'pending' ORDER BY ord LIMIT 1) RETURNING " SESS_COLS,
+    [S_SESS_CLAIM_CONV] = "UPDATE sessions SET status = 'processing', lease_ms = ?2, "
+                          "lease_expires_ms = ?1 + ?2, updated_ms = ?1 WHERE id = (SELECT id "
+                          "FROM sessions WHERE conversation_id = ?3 AND status = 'pending' "
+                          "ORDER BY ord LIMIT 1) RETURNING " SESS_COLS,
+    [S_SNAP_INSERT] = "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                      "?7, ?8, ?9, ?10, ?11)",
+    [S_SNAP_EXPIRE] = "UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = ?1 "
+                      "RETURNING ord",
     [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
     [S_SNAP_LIST] = "SELECT " SNAP_COLS " FROM snapshots WHERE owner = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
@@ -1347,12 +1392,49 @@ static int sq_doc_get(parley_db_t *db, const char *owner, const char *collection
     return err;
 }
 
+static void bind_doc(sqlite3_stmt *st, const parley_doc_t *d);
+
 static int sq_doc_put(parley_db_t *db, const parley_doc_t *d)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_DOC_PUT, &st);
     if (rc)
         return rc;
+    bind_doc(st, d);
+    return exec_stmt(db, st, "document store");
+}
+
+static int sq_counter_next(parley_db_t *db, const char *name, int64_t *out);
+
+/* Counter names: the same rows the server has always numbered from. */
+#define COUNTER_DOC      "document_change"
+#define COUNTER_ACTIVITY "conversation_activity"
+#define COUNTER_SESSION  "session"
+#define COUNTER_SNAPSHOT "snapshot"
+
+static int sq_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t chg;
+    int rc = sq_counter_next(db, COUNTER_DOC, &chg);
+    if (rc == 0)
+        rc = prep(db, S_DOC_WRITE, &st);
+    if (rc)
+        return rc;
+    int64_t was = d->chg;
+    d->chg = chg;
+    bind_doc(st, d);
+    sqlite3_bind_int64(st, 11, expect_version);
+    rc = exec_stmt(db, st, "document write");
+    if (rc == 0 && sqlite3_changes(sq(db)->conn) == 0)
+        rc = PARLEY_ECONFLICT;
+    if (rc)
+        d->chg = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+static void bind_doc(sqlite3_stmt *st, const parley_doc_t *d)
+{
     sqlite3_bind_text(st, 1, d->owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->collection, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, d->id, -1, SQLITE_STATIC);
@@ -1363,7 +1445,6 @@ static int sq_doc_put(parley_db_t *db, const parley_doc_t *d)
     sqlite3_bind_int64(st, 8, d->created_ms);
     sqlite3_bind_int64(st, 9, d->updated_ms);
     sqlite3_bind_int64(st, 10, d->chg);
-    return exec_stmt(db, st, "document store");
 }
 
 static int sq_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
@@ -1505,12 +1586,112 @@ static int sq_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
     return fetch_one(db, st, fetch_conv, out, "conversation lookup");
 }
 
+static void bind_conv(sqlite3_stmt *st, const parley_conv_t *c);
+
 static int sq_conv_put(parley_db_t *db, const parley_conv_t *c)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_CONV_PUT, &st);
     if (rc)
         return rc;
+    bind_conv(st, c);
+    return exec_stmt(db, st, "conversation store");
+}
+
+static int sq_conv_insert(parley_db_t *db, parley_conv_t *c)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t activity;
+    int rc = sq_counter_next(db, COUNTER_ACTIVITY, &activity);
+    if (rc == 0)
+        rc = prep(db, S_CONV_INSERT, &st);
+    if (rc)
+        return rc;
+    int64_t was = c->activity;
+    c->activity = activity;
+    bind_conv(st, c);
+    rc = exec_stmt(db, st, "conversation insert");
+    if (rc)
+        c->activity = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+/* Why a conditional update of a row keyed by a text id matched nothing. */
+static int row_missed(parley_db_t *db, const char *table, const char *id)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE id = ?1", table);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(sq(db)->conn, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, "row lookup");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = rc == SQLITE_ROW    ? PARLEY_ECONFLICT
+              : rc == SQLITE_DONE ? PARLEY_ENOTFOUND
+                                  : db_error(db, rc, "row lookup");
+    sqlite3_finalize(st);
+    return err;
+}
+
+static int sq_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    bind_nullable(st, 2, c->title);
+    sqlite3_bind_text(st, 3, c->metadata ? c->metadata : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, c->updated_ms);
+    sqlite3_bind_int64(st, 5, expect_version);
+    int64_t v = 0;
+    rc = step_returning(db, st, &v, 1, "conversation update");
+    if (rc == PARLEY_ENOTFOUND)
+        return row_missed(db, "conversations", c->id);
+    if (rc == 0)
+        c->version = v;
+    return rc;
+}
+
+static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t next;
+    int rc = sq_counter_next(db, COUNTER_ACTIVITY, &next);
+    if (rc == 0)
+        rc = prep(db, S_CONV_BUMP, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, next);
+    int64_t v[3];
+    rc = step_returning(db, st, v, 3, "conversation bump");
+    if (rc == PARLEY_ENOTFOUND)
+        return row_missed(db, "conversations", id);
+    if (rc == 0) {
+        *seq = v[0];
+        *version = v[1];
+        *activity = v[2];
+    }
+    return rc;
+}
+
+static int sq_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_TOMBSTONE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    return step_returning(db, st, version, 1, "conversation tombstone");
+}
+
+static void bind_conv(sqlite3_stmt *st, const parley_conv_t *c)
+{
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->owner, -1, SQLITE_STATIC);
     bind_nullable(st, 3, c->title);
@@ -1522,7 +1703,6 @@ static int sq_conv_put(parley_db_t *db, const parley_conv_t *c)
     bind_opt_int(st, 9, c->last_message_ms);
     sqlite3_bind_int64(st, 10, c->activity);
     sqlite3_bind_int(st, 11, c->deleted);
-    return exec_stmt(db, st, "conversation store");
 }
 
 static int sq_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
@@ -1598,12 +1778,98 @@ static int sq_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
     return fetch_one(db, st, fetch_sess, out, "session lookup");
 }
 
+static void bind_sess(sqlite3_stmt *st, const parley_sess_t *s);
+
 static int sq_sess_put(parley_db_t *db, const parley_sess_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SESS_PUT, &st);
     if (rc)
         return rc;
+    bind_sess(st, s);
+    return exec_stmt(db, st, "session store");
+}
+
+static int sq_sess_insert(parley_db_t *db, parley_sess_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t ord;
+    int rc = sq_counter_next(db, COUNTER_SESSION, &ord);
+    if (rc == 0)
+        rc = prep(db, S_SESS_INSERT, &st);
+    if (rc)
+        return rc;
+    int64_t was = s->ord;
+    s->ord = ord;
+    bind_sess(st, s);
+    rc = exec_stmt(db, st, "session insert");
+    if (rc)
+        s->ord = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+static int sq_sess_update(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
+                          int64_t expect_attempt)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SESS_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    bind_opt_text(st, 2, s->result_id);
+    sqlite3_bind_text(st, 3, s->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, s->attempt);
+    sqlite3_bind_int64(st, 5, s->lease_ms);
+    bind_opt_int(st, 6, s->lease_expires_ms);
+    bind_nullable(st, 7, s->error);
+    bind_nullable(st, 8, s->request);
+    bind_nullable(st, 9, s->input);
+    sqlite3_bind_int64(st, 10, s->updated_ms);
+    sqlite3_bind_text(st, 11, expect_status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 12, expect_attempt);
+    int64_t v = 0;
+    rc = step_returning(db, st, &v, 1, "session update");
+    return rc == PARLEY_ENOTFOUND ? row_missed(db, "sessions", s->id) : rc;
+}
+
+static int fetch_sess(sqlite3_stmt *st, void *out);
+
+static int sq_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
+                              int64_t lease_ms, parley_sess_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, conv_id ? S_SESS_CLAIM_CONV : S_SESS_CLAIM, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, lease_ms);
+    if (conv_id)
+        sqlite3_bind_text(st, 3, conv_id, -1, SQLITE_STATIC);
+    /* RETURNING rows come before the statement completes: read the one
+     * row, then run it to the end. */
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        err = fetch_sess(st, out);
+        while (rc == SQLITE_ROW)
+            rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            if (err == 0)
+                parley_sess_clear(out);
+            err = err ? err : db_error(db, rc, "session claim");
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ENOTFOUND;
+    } else {
+        err = db_error(db, rc, "session claim");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static void bind_sess(sqlite3_stmt *st, const parley_sess_t *s)
+{
     sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->conversation_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, s->owner, -1, SQLITE_STATIC);
@@ -1620,7 +1886,6 @@ static int sq_sess_put(parley_db_t *db, const parley_sess_t *s)
     sqlite3_bind_int64(st, 14, s->created_ms);
     sqlite3_bind_int64(st, 15, s->updated_ms);
     sqlite3_bind_int64(st, 16, s->ord);
-    return exec_stmt(db, st, "session store");
 }
 
 static int remove_by_id(parley_db_t *db, enum stmt_id sid, const char *id, const char *what)
@@ -1744,12 +2009,49 @@ static int sq_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
     return fetch_one(db, st, fetch_snap, out, "snapshot lookup");
 }
 
+static void bind_snap(sqlite3_stmt *st, const parley_snap_t *s);
+
 static int sq_snap_put(parley_db_t *db, const parley_snap_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SNAP_PUT, &st);
     if (rc)
         return rc;
+    bind_snap(st, s);
+    return exec_stmt(db, st, "snapshot store");
+}
+
+static int sq_snap_insert(parley_db_t *db, parley_snap_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t ord;
+    int rc = sq_counter_next(db, COUNTER_SNAPSHOT, &ord);
+    if (rc == 0)
+        rc = prep(db, S_SNAP_INSERT, &st);
+    if (rc)
+        return rc;
+    int64_t was = s->ord;
+    s->ord = ord;
+    bind_snap(st, s);
+    rc = exec_stmt(db, st, "snapshot insert");
+    if (rc)
+        s->ord = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+static int sq_snap_expire(parley_db_t *db, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SNAP_EXPIRE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int64_t ord;
+    return step_returning(db, st, &ord, 1, "snapshot expiry");
+}
+
+static void bind_snap(sqlite3_stmt *st, const parley_snap_t *s)
+{
     sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, s->source, -1, SQLITE_STATIC);
@@ -1761,7 +2063,6 @@ static int sq_snap_put(parley_db_t *db, const parley_snap_t *s)
     bind_opt_text(st, 9, s->stream);
     sqlite3_bind_text(st, 10, s->payload ? s->payload : "{}", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 11, s->ord);
-    return exec_stmt(db, st, "snapshot store");
 }
 
 static int sq_snap_remove(parley_db_t *db, const char *id)
@@ -2140,18 +2441,28 @@ static const parley_store_ops_t sqlite_ops = {
     .idem_purge = sq_idem_purge,
     .doc_get = sq_doc_get,
     .doc_put = sq_doc_put,
+    .doc_write = sq_doc_write,
     .doc_list = sq_doc_list,
     .conv_get = sq_conv_get,
     .conv_put = sq_conv_put,
+    .conv_insert = sq_conv_insert,
+    .conv_update = sq_conv_update,
+    .conv_bump = sq_conv_bump,
+    .conv_tombstone = sq_conv_tombstone,
     .conv_list = sq_conv_list,
     .sess_get = sq_sess_get,
     .sess_put = sq_sess_put,
+    .sess_insert = sq_sess_insert,
+    .sess_update = sq_sess_update,
+    .sess_claim_next = sq_sess_claim_next,
     .sess_remove = sq_sess_remove,
     .sess_list = sq_sess_list,
     .sess_oldest_pending = sq_sess_oldest_pending,
     .sess_expired = sq_sess_expired,
     .snap_get = sq_snap_get,
     .snap_put = sq_snap_put,
+    .snap_insert = sq_snap_insert,
+    .snap_expire = sq_snap_expire,
     .snap_remove = sq_snap_remove,
     .snap_list = sq_snap_list,
     .snap_expired = sq_snap_expired,
