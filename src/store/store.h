@@ -354,9 +354,13 @@ struct parley_store_ops {
      * PARLEY_ENOTFOUND. */
     int (*idem_get)(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
                     int64_t *created_ms, char **resp, size_t *len);
-    /* Insert or replace the record of (owner, key). */
+    /* Record (owner, key) with created_ms = now_ms, unless a live record
+     * exists: inserted when absent, replaced when the stored one was
+     * created before expired_before_ms; otherwise PARLEY_EEXIST and
+     * nothing written (another request with the key won; answer from its
+     * record). Writer. */
     int (*idem_put)(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
-                    int64_t created_ms, const char *resp, size_t len);
+                    int64_t now_ms, int64_t expired_before_ms, const char *resp, size_t len);
     /* Delete up to limit records created before before_ms; *n deleted. */
     int (*idem_purge)(parley_db_t *db, int64_t before_ms, int limit, int *n);
 
@@ -481,6 +485,24 @@ struct parley_store_ops {
     int (*sub_get)(parley_db_t *db, const char *id, parley_sub_t *out);
     /* Insert or replace the row. Writer. */
     int (*sub_put)(parley_db_t *db, const parley_sub_t *s);
+    /* Insert s, or (the id exists) change only its configuration columns
+     * (type, pattern, webhook_url, wake_stream, description,
+     * lease_ttl_ms, config_hash, root_url); the delivery state of an
+     * existing row is never written here. Writer. */
+    int (*sub_put_config)(parley_db_t *db, const parley_sub_t *s);
+    /* Start a wake on an idle subscription: generation + 1 (*generation
+     * after), wake_id, no holder, lease_expires_ms and delivery_due_ms
+     * (-1: none), attempts 0. PARLEY_ECONFLICT when a wake is already in
+     * flight, PARLEY_ENOTFOUND. Writer. */
+    int (*sub_begin_wake)(parley_db_t *db, const char *id, const char *wake_id,
+                          int64_t lease_exp_ms, int64_t due_ms, int64_t *generation);
+    /* Write s's delivery state (wake_id, holder, lease_expires_ms,
+     * delivery_due_ms, attempts) only if the stored generation and wake_id
+     * ("" = idle) are still expect_generation and expect_wake_id.
+     * PARLEY_ECONFLICT (fenced: another wake or node moved it),
+     * PARLEY_ENOTFOUND. Writer. */
+    int (*sub_update)(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
+                      const char *expect_wake_id);
     /* Remove the row and all its links. Writer. */
     int (*sub_remove)(parley_db_t *db, const char *id);
     /* Every subscription with a pattern; cb gets each (borrowed, valid
@@ -505,6 +527,12 @@ struct parley_store_ops {
                        parley_sub_link_t *out);
     /* Insert or replace a link. Writer. */
     int (*sublink_put)(parley_db_t *db, const parley_sub_link_t *l);
+    /* acked = pos, never backwards (the stored acked must be <= pos) and
+     * never past the stream's tail (pos <= the tail of the live stream at
+     * path, 0 when it is missing or deleted). PARLEY_ECONFLICT, and
+     * nothing written, otherwise; PARLEY_ENOTFOUND for no such link.
+     * Writer. */
+    int (*sublink_advance)(parley_db_t *db, const char *sub_id, const char *path, uint64_t pos);
     /* Remove a link (absent is fine). Writer. */
     int (*sublink_remove)(parley_db_t *db, const char *sub_id, const char *path);
     /* The links of a subscription in path order, or (sub_id NULL) of a
@@ -706,10 +734,10 @@ static inline int parley_db_idem_get(parley_db_t *db, const char *owner, const c
 }
 
 static inline int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
-                                     const char *fingerprint, int64_t created_ms, const char *resp,
-                                     size_t len)
+                                     const char *fingerprint, int64_t now_ms,
+                                     int64_t expired_before_ms, const char *resp, size_t len)
 {
-    return db->ops->idem_put(db, owner, key, fingerprint, created_ms, resp, len);
+    return db->ops->idem_put(db, owner, key, fingerprint, now_ms, expired_before_ms, resp, len);
 }
 
 static inline int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
@@ -957,6 +985,30 @@ static inline int parley_db_snap_insert(parley_db_t *db, parley_snap_t *s)
 static inline int parley_db_snap_expire(parley_db_t *db, const char *id)
 {
     return db->ops->snap_expire(db, id);
+}
+
+static inline int parley_db_sub_put_config(parley_db_t *db, const parley_sub_t *s)
+{
+    return db->ops->sub_put_config(db, s);
+}
+
+static inline int parley_db_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
+                                           int64_t lease_exp_ms, int64_t due_ms,
+                                           int64_t *generation)
+{
+    return db->ops->sub_begin_wake(db, id, wake_id, lease_exp_ms, due_ms, generation);
+}
+
+static inline int parley_db_sub_update(parley_db_t *db, const parley_sub_t *s,
+                                       int64_t expect_generation, const char *expect_wake_id)
+{
+    return db->ops->sub_update(db, s, expect_generation, expect_wake_id);
+}
+
+static inline int parley_db_sublink_advance(parley_db_t *db, const char *sub_id, const char *path,
+                                            uint64_t pos)
+{
+    return db->ops->sublink_advance(db, sub_id, path, pos);
 }
 
 #endif

@@ -869,10 +869,10 @@ static void store_idem_roundtrip_every_field(void **state)
 {
     fixture_t *fx = *state;
     static const char resp[] = "HTTP/1.1 201\r\n\r\n{\"a\":1}\0after-nul";
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k1", FP_A, T0 + 7, resp, sizeof resp - 1),
-                     0);
+    assert_int_equal(
+        parley_db_idem_put(fx->w, T("u"), "k1", FP_A, T0 + 7, 0, resp, sizeof resp - 1), 0);
     idem_expect(reader(fx), T("u"), "k1", FP_A, T0 + 7, resp, sizeof resp - 1);
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k-empty", FP_B, T0, "", 0), 0);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k-empty", FP_B, T0, 0, "", 0), 0);
     idem_expect(fx->w, T("u"), "k-empty", FP_B, T0, "", 0);
 }
 
@@ -883,7 +883,7 @@ static void store_idem_get_enotfound_other_owner_or_key(void **state)
     int64_t created;
     char *resp = NULL;
     size_t len;
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_A, T0, "r", 1), 0);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_A, T0, 0, "r", 1), 0);
     assert_int_equal(parley_db_idem_get(fx->w, T("v"), "k", fp, &created, &resp, &len),
                      PARLEY_ENOTFOUND);
     assert_int_equal(parley_db_idem_get(fx->w, T("u"), "k2", fp, &created, &resp, &len),
@@ -891,22 +891,27 @@ static void store_idem_get_enotfound_other_owner_or_key(void **state)
     assert_null(resp);
 }
 
-static void store_idem_put_replaces_existing(void **state)
+/* A live record is never replaced (EEXIST, nothing written); one created
+ * before expired_before_ms is. */
+static void store_idem_put_eexist_live_replaces_expired(void **state)
 {
     fixture_t *fx = *state;
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_A, T0, "first", 5), 0);
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_B, T0 + 9, "second!", 7), 0);
-    idem_expect(fx->w, T("u"), "k", FP_B, T0 + 9, "second!", 7);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_A, T0, 0, "first", 5), 0);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_B, T0 + 9, T0, "second!", 7),
+                     PARLEY_EEXIST); /* created_ms == expired_before_ms is still live */
+    idem_expect(fx->w, T("u"), "k", FP_A, T0, "first", 5);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "k", FP_B, T0 + 9, T0 + 1, "second!", 7), 0);
+    idem_expect(reader(fx), T("u"), "k", FP_B, T0 + 9, "second!", 7);
 }
 
 static void store_idem_purge_before_with_limit(void **state)
 {
     fixture_t *fx = *state;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(parley_db_idem_put(fx->w, T("u"), T("old%d", i), FP_A, 1000 + i, "x", 1),
-                         0);
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "edge", FP_A, 2000, "x", 1), 0);
-    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "new", FP_A, 3000, "x", 1), 0);
+        assert_int_equal(
+            parley_db_idem_put(fx->w, T("u"), T("old%d", i), FP_A, 1000 + i, 0, "x", 1), 0);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "edge", FP_A, 2000, 0, "x", 1), 0);
+    assert_int_equal(parley_db_idem_put(fx->w, T("u"), "new", FP_A, 3000, 0, "x", 1), 0);
     int n = -1;
     assert_int_equal(parley_db_idem_purge(fx->w, 2000, 2, &n), 0);
     assert_int_equal(n, 2); /* the limit */
@@ -2492,6 +2497,143 @@ static void store_snap_insert_and_expire(void **state)
     assert_int_equal(parley_db_snap_expire(fx->w, T("none")), PARLEY_ENOTFOUND);
 }
 
+/* ======================================================================== */
+/* atomic subscription ops: config, wake (fencing counter), CAS, acks      */
+/* ======================================================================== */
+
+/* put_config inserts every field, then changes only configuration. */
+static void store_sub_put_config_keeps_delivery_state(void **state)
+{
+    fixture_t *fx = *state;
+    parley_sub_t *s = sub_make(0, T("pc")), *cfg = sub_make(1, T("pc")), *got = malloc(sizeof *got);
+    assert_non_null(got);
+    assert_int_equal(parley_db_sub_put_config(fx->w, s), 0);
+    assert_int_equal(parley_db_sub_get(reader(fx), s->id, got), 0);
+    sub_eq(got, s);
+    assert_int_equal(parley_db_sub_put_config(fx->w, cfg), 0);
+    assert_int_equal(parley_db_sub_get(fx->w, s->id, got), 0);
+    parley_sub_t want = *cfg;
+    want.created_ms = s->created_ms; /* not configuration: kept */
+    want.generation = s->generation;
+    SET(want.wake_id, s->wake_id);
+    SET(want.holder, s->holder);
+    want.lease_expires_ms = s->lease_expires_ms;
+    want.delivery_due_ms = s->delivery_due_ms;
+    want.attempts = s->attempts;
+    sub_eq(got, &want);
+    free(s);
+    free(cfg);
+    free(got);
+}
+
+/* begin_wake: generation + 1 only from idle; a wake in flight is ECONFLICT. */
+static void store_sub_begin_wake_only_from_idle(void **state)
+{
+    fixture_t *fx = *state;
+    parley_sub_t *s = sub_make(1, T("bw")), *got = malloc(sizeof *got);
+    assert_non_null(got);
+    s->generation = 7;
+    SET(s->holder, "");
+    assert_int_equal(parley_db_sub_put_config(fx->w, s), 0);
+    int64_t gen = 0;
+    assert_int_equal(parley_db_sub_begin_wake(fx->w, s->id, "w1", T0 + 100, T0 + 5, &gen), 0);
+    eq_i("generation", gen, 8);
+    assert_int_equal(parley_db_sub_get(reader(fx), s->id, got), 0);
+    eq_i("generation", got->generation, 8);
+    eq_s("wake_id", got->wake_id, "w1");
+    eq_i("lease_expires_ms", got->lease_expires_ms, T0 + 100);
+    eq_i("delivery_due_ms", got->delivery_due_ms, T0 + 5);
+    eq_i("attempts", got->attempts, 0);
+    gen = 0;
+    assert_int_equal(parley_db_sub_begin_wake(fx->w, s->id, "w2", -1, -1, &gen), PARLEY_ECONFLICT);
+    eq_i("generation out untouched", gen, 0);
+    assert_int_equal(parley_db_sub_get(fx->w, s->id, got), 0);
+    eq_i("generation", got->generation, 8);
+    eq_s("wake_id", got->wake_id, "w1");
+    assert_int_equal(parley_db_sub_begin_wake(fx->w, T("none"), "w", -1, -1, &gen),
+                     PARLEY_ENOTFOUND);
+    free(s);
+    free(got);
+}
+
+/* sub_update: written only at the expected generation and wake id. */
+static void store_sub_update_fenced_by_generation_and_wake(void **state)
+{
+    fixture_t *fx = *state;
+    parley_sub_t *s = sub_make(0, T("up")), *got = malloc(sizeof *got);
+    assert_non_null(got);
+    assert_int_equal(parley_db_sub_put_config(fx->w, s), 0);
+    parley_sub_t u = *s;
+    SET(u.holder, "w9");
+    u.lease_expires_ms = T0 + 9;
+    u.delivery_due_ms = -1;
+    u.attempts = 4;
+    assert_int_equal(parley_db_sub_update(fx->w, &u, s->generation - 1, s->wake_id),
+                     PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_sub_update(fx->w, &u, s->generation, "other"), PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_sub_get(fx->w, s->id, got), 0);
+    sub_eq(got, s); /* nothing written */
+    assert_int_equal(parley_db_sub_update(fx->w, &u, s->generation, s->wake_id), 0);
+    assert_int_equal(parley_db_sub_get(reader(fx), s->id, got), 0);
+    sub_eq(got, &u);
+    /* to idle: "" is the idle wake id */
+    parley_sub_t idle = u;
+    idle.wake_id[0] = idle.holder[0] = '\0';
+    idle.lease_expires_ms = idle.delivery_due_ms = -1;
+    idle.attempts = 0;
+    assert_int_equal(parley_db_sub_update(fx->w, &idle, s->generation, s->wake_id), 0);
+    assert_int_equal(parley_db_sub_update(fx->w, &idle, s->generation, ""), 0);
+    assert_int_equal(parley_db_sub_get(fx->w, s->id, got), 0);
+    sub_eq(got, &idle);
+    SET(idle.id, T("none"));
+    assert_int_equal(parley_db_sub_update(fx->w, &idle, 0, ""), PARLEY_ENOTFOUND);
+    free(s);
+    free(got);
+}
+
+/* sublink_advance: never back, never past the live stream's tail. */
+typedef struct advance_case {
+    const char *name; /* what it checks */
+    uint64_t pos;     /* advance to */
+    int want;         /* result */
+    uint64_t acked;   /* acked after */
+} advance_case_t;
+
+static void store_sublink_advance_never_back_never_past_tail(void **state)
+{
+    fixture_t *fx = *state;
+    static const advance_case_t cases[] = {
+        {"forward", 5, 0, 5},
+        {"same again", 5, 0, 5},
+        {"back", 4, PARLEY_ECONFLICT, 5},
+        {"to the tail", 10, 0, 10},
+        {"past the tail", 11, PARLEY_ECONFLICT, 10},
+    };
+    stream_add(fx, T("adv/s"), 10, false);
+    parley_sub_link_t l = link_make(T("sub"), T("adv/s"), 2, -1), got;
+    assert_int_equal(parley_db_sublink_put(fx->w, &l), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = parley_db_sublink_advance(fx->w, T("sub"), T("adv/s"), cases[i].pos);
+        if (rc != cases[i].want)
+            fail_msg("%s: %d, want %d", cases[i].name, rc, cases[i].want);
+        assert_int_equal(parley_db_sublink_get(fx->w, T("sub"), T("adv/s"), &got), 0);
+        eq_i(cases[i].name, (int64_t)got.acked, (int64_t)cases[i].acked);
+    }
+    /* a deleted or missing stream has tail 0: no advance past it */
+    stream_add(fx, T("adv/d"), 10, true);
+    l = link_make(T("sub"), T("adv/d"), 0, -1);
+    assert_int_equal(parley_db_sublink_put(fx->w, &l), 0);
+    assert_int_equal(parley_db_sublink_advance(fx->w, T("sub"), T("adv/d"), 1), PARLEY_ECONFLICT);
+    l = link_make(T("sub"), T("adv/none"), 0, -1);
+    assert_int_equal(parley_db_sublink_put(fx->w, &l), 0);
+    assert_int_equal(parley_db_sublink_advance(fx->w, T("sub"), T("adv/none"), 0), 0);
+    assert_int_equal(parley_db_sublink_advance(fx->w, T("sub"), T("adv/none"), 1),
+                     PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_sublink_advance(fx->w, T("other"), T("adv/s"), 1), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_sublink_get(reader(fx), T("sub"), T("adv/s"), &got), 0);
+    eq_i("acked", (int64_t)got.acked, 10);
+}
+
 static void store_txn_reader_snapshot_isolated_from_later_commit(void **state)
 {
     fixture_t *fx = *state;
@@ -2545,6 +2687,10 @@ int main(void)
     const struct CMUnitTest streams[] = {
         S(store_stream_roundtrip_every_field),
         S(store_stream_append_moves_tail_stores_chunk),
+        S(store_sub_put_config_keeps_delivery_state),
+        S(store_sub_begin_wake_only_from_idle),
+        S(store_sub_update_fenced_by_generation_and_wake),
+        S(store_sublink_advance_never_back_never_past_tail),
         S(store_doc_write_cas_and_assigns_chg),
         S(store_conv_insert_assigns_activity_eexist),
         S(store_conv_update_cas_on_version),
@@ -2574,7 +2720,7 @@ int main(void)
     const struct CMUnitTest idempotency[] = {
         S(store_idem_roundtrip_every_field),
         S(store_idem_get_enotfound_other_owner_or_key),
-        S(store_idem_put_replaces_existing),
+        S(store_idem_put_eexist_live_replaces_expired),
         S(store_idem_purge_before_with_limit),
     };
     const struct CMUnitTest documents[] = {

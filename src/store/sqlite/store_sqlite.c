@@ -139,6 +139,9 @@ enum stmt_id {
     S_SNAP_EXPIRED,
     S_SUB_GET,
     S_SUB_PUT,
+    S_SUB_PUT_CONFIG,
+    S_SUB_BEGIN_WAKE,
+    S_SUB_UPDATE,
     S_SUB_DEL,
     S_SUB_DEL_LINKS,
     S_SUB_PATTERNS,
@@ -147,6 +150,7 @@ enum stmt_id {
     S_SUB_NEXT_DUE,
     S_LINK_GET,
     S_LINK_PUT,
+    S_LINK_ADVANCE,
     S_LINK_DEL,
     S_LINK_LIST_SUB,
     S_LINK_LIST_PATH,
@@ -226,7 +230,7 @@ static const char *const stmt_sql[S_COUNT] = {
         "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
         "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
-        "excluded.response",
+        "excluded.response WHERE idempotency.created_ms < ?6",
     [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
                      "WHERE created_ms < ?1 LIMIT ?2)",
     [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
@@ -324,6 +328,22 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SUB_GET] = "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1",
     [S_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, "
                   "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SUB_PUT_CONFIG] = "INSERT INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                         "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO "
+                         "UPDATE SET type = excluded.type, pattern = excluded.pattern, "
+                         "webhook_url = excluded.webhook_url, wake_stream = "
+                         "excluded.wake_stream, description = excluded.description, "
+                         "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
+                         "excluded.config_hash, root_url = excluded.root_url",
+    [S_SUB_BEGIN_WAKE] = "UPDATE subscriptions SET generation = generation + 1, wake_id = ?2, "
+                         "holder = NULL, lease_expires_ms = ?3, delivery_due_ms = ?4, attempts "
+                         "= 0 WHERE id = ?1 AND wake_id IS NULL RETURNING generation",
+    [S_SUB_UPDATE] = "UPDATE subscriptions SET wake_id = ?2, holder = ?3, lease_expires_ms = ?4, "
+                     "delivery_due_ms = ?5, attempts = ?6 WHERE id = ?1 AND generation = ?7 AND "
+                     "coalesce(wake_id, '') = ?8 RETURNING generation",
+    [S_LINK_ADVANCE] = "UPDATE subscription_streams SET acked = ?3 WHERE sub_id = ?1 AND path = "
+                       "?2 AND acked <= ?3 AND ?3 <= coalesce((SELECT tail FROM streams WHERE "
+                       "streams.path = ?2 AND deleted = 0), 0) RETURNING acked",
     [S_SUB_DEL] = "DELETE FROM subscriptions WHERE id = ?1",
     [S_SUB_DEL_LINKS] = "DELETE FROM subscription_streams WHERE sub_id = ?1",
     [S_SUB_PATTERNS] = "SELECT " SUB_COLS " FROM subscriptions WHERE pattern IS NOT NULL",
@@ -1315,7 +1335,7 @@ static int sq_idem_get(parley_db_t *db, const char *owner, const char *key, char
 }
 
 static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
-                       int64_t created_ms, const char *resp, size_t len)
+                       int64_t now_ms, int64_t expired_before_ms, const char *resp, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_IDEM_PUT, &st);
@@ -1324,9 +1344,13 @@ static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, cons
     sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, fingerprint, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, created_ms);
+    sqlite3_bind_int64(st, 4, now_ms);
     sqlite3_bind_blob64(st, 5, len ? resp : "", len, SQLITE_STATIC);
-    return exec_stmt(db, st, "idempotency store");
+    sqlite3_bind_int64(st, 6, expired_before_ms);
+    rc = exec_stmt(db, st, "idempotency store");
+    if (rc == 0 && sqlite3_changes(sq(db)->conn) == 0)
+        rc = PARLEY_EEXIST; /* a live record: the first request's answer stands */
+    return rc;
 }
 
 static int sq_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
@@ -2139,12 +2163,70 @@ static int sq_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
     return fetch_one(db, st, fetch_sub, out, "subscription lookup");
 }
 
+static void bind_sub(sqlite3_stmt *st, const parley_sub_t *s);
+
 static int sq_sub_put(parley_db_t *db, const parley_sub_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_SUB_PUT, &st);
     if (rc)
         return rc;
+    bind_sub(st, s);
+    return exec_stmt(db, st, "subscription store");
+}
+
+static int sq_sub_put_config(parley_db_t *db, const parley_sub_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_PUT_CONFIG, &st);
+    if (rc)
+        return rc;
+    bind_sub(st, s);
+    return exec_stmt(db, st, "subscription config store");
+}
+
+static int sq_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
+                             int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_BEGIN_WAKE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, wake_id, -1, SQLITE_STATIC);
+    bind_opt_int(st, 3, lease_exp_ms);
+    bind_opt_int(st, 4, due_ms);
+    int64_t g = 0;
+    rc = step_returning(db, st, &g, 1, "subscription wake");
+    if (rc == PARLEY_ENOTFOUND)
+        return row_missed(db, "subscriptions", id);
+    if (rc == 0)
+        *generation = g;
+    return rc;
+}
+
+static int sq_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
+                         const char *expect_wake_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    bind_opt_text(st, 2, s->wake_id);
+    bind_opt_text(st, 3, s->holder);
+    bind_opt_int(st, 4, s->lease_expires_ms);
+    bind_opt_int(st, 5, s->delivery_due_ms);
+    sqlite3_bind_int64(st, 6, s->attempts);
+    sqlite3_bind_int64(st, 7, expect_generation);
+    sqlite3_bind_text(st, 8, expect_wake_id ? expect_wake_id : "", -1, SQLITE_STATIC);
+    int64_t g = 0;
+    rc = step_returning(db, st, &g, 1, "subscription update");
+    return rc == PARLEY_ENOTFOUND ? row_missed(db, "subscriptions", s->id) : rc;
+}
+
+static void bind_sub(sqlite3_stmt *st, const parley_sub_t *s)
+{
     sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->type, -1, SQLITE_STATIC);
     bind_opt_text(st, 3, s->pattern);
@@ -2161,7 +2243,6 @@ static int sq_sub_put(parley_db_t *db, const parley_sub_t *s)
     bind_opt_int(st, 14, s->lease_expires_ms);
     bind_opt_int(st, 15, s->delivery_due_ms);
     sqlite3_bind_int64(st, 16, s->attempts);
-    return exec_stmt(db, st, "subscription store");
 }
 
 static int sq_sub_remove(parley_db_t *db, const char *id)
@@ -2261,6 +2342,25 @@ static int sq_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
     sqlite3_bind_int64(st, 5, (int64_t)l->acked);
     bind_opt_int(st, 6, l->wake_tail);
     return exec_stmt(db, st, "subscription link store");
+}
+
+static int sq_sublink_advance(parley_db_t *db, const char *sub_id, const char *path, uint64_t pos)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_LINK_ADVANCE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)pos);
+    int64_t acked = 0;
+    rc = step_returning(db, st, &acked, 1, "subscription link advance");
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_sub_link_t l;
+        rc = sq_sublink_get(db, sub_id, path, &l);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
+    return rc;
 }
 
 static int sq_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
@@ -2469,6 +2569,9 @@ static const parley_store_ops_t sqlite_ops = {
     .counter_next = sq_counter_next,
     .sub_get = sq_sub_get,
     .sub_put = sq_sub_put,
+    .sub_put_config = sq_sub_put_config,
+    .sub_begin_wake = sq_sub_begin_wake,
+    .sub_update = sq_sub_update,
     .sub_remove = sq_sub_remove,
     .sub_with_pattern = sq_sub_with_pattern,
     .sub_leases_expired = sq_sub_leases_expired,
@@ -2476,6 +2579,7 @@ static const parley_store_ops_t sqlite_ops = {
     .sub_next_delivery = sq_sub_next_delivery,
     .sublink_get = sq_sublink_get,
     .sublink_put = sq_sublink_put,
+    .sublink_advance = sq_sublink_advance,
     .sublink_remove = sq_sublink_remove,
     .sublink_list = sq_sublink_list,
     .sublink_snapshot = sq_sublink_snapshot,
