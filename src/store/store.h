@@ -29,6 +29,35 @@
  * Threads: a parley_db_t is used by one thread at a time. The writer
  * connection only by the writer thread; each reader by the thread that
  * opened it.
+ *
+ * CONNECTIONS AND TRANSACTIONS (the contract every backend keeps)
+ *
+ *   1. One writer connection per process, used only by the writer thread
+ *      (store/writer.c). A batch is begin (SQLite: BEGIN IMMEDIATE;
+ *      PostgreSQL: BEGIN, READ COMMITTED); each request runs inside
+ *      savepoint ... release, or rollback_to when it fails or is refused;
+ *      then commit, which returns only once the batch is durable. Answers
+ *      leave only after commit returns.
+ *   2. Readers: one read-only connection per reading thread (HTTP workers,
+ *      the webhook thread). begin/commit around one response's reads, for
+ *      a consistent snapshot; never held open while streaming.
+ *   3. Row locks: a *_get on the writer connection inside begin locks that
+ *      row until the transaction ends (PostgreSQL: SELECT ... FOR UPDATE;
+ *      SQLite: implied, BEGIN IMMEDIATE makes the writer the only one).
+ *      Core may read, decide and write back only fields of rows it got
+ *      this way. Counters (stream tails, refs, message_count, activity,
+ *      ord, chg, subscription generation) are never computed in core: the
+ *      ops that move them do it in the store, in one statement
+ *      (stream_append, stream_ref, conv_bump, conv_insert, sess_insert,
+ *      snap_insert, doc_write, sub_begin_wake).
+ *   4. Conditional writes (expect_*, insert-if-absent) return
+ *      PARLEY_ECONFLICT (or PARLEY_EEXIST) and write nothing when the row
+ *      moved or exists. With the row locks of 3 they cannot fire on
+ *      SQLite; on a shared database they are the second line of defence,
+ *      and core answers them with the refusal a re-read would have given.
+ *   5. Every op returns 0 or a negative PARLEY_E* (ENOTFOUND, EEXIST,
+ *      ECONFLICT, ETOOBIG, ESTORE, EFULL, ENOMEM); rows and their strings
+ *      are owned as said at each op.
  */
 #ifndef PARLEY_STORE_STORE_H
 #define PARLEY_STORE_STORE_H
