@@ -398,8 +398,6 @@ struct parley_store_ops {
     /* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). */
     int (*doc_get)(parley_db_t *db, const char *owner, const char *collection, const char *id,
                    parley_doc_t *out);
-    /* Insert or replace the row (data borrowed). */
-    int (*doc_put)(parley_db_t *db, const parley_doc_t *d);
     /* Write d (data borrowed) as the new state of its document: insert
      * when expect_version is 0 (the document must not exist, not even as
      * a tombstone), else replace the row only if its stored version is
@@ -418,8 +416,6 @@ struct parley_store_ops {
     /* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set).
      * The strings in *out are new allocations owned by the caller. */
     int (*conv_get)(parley_db_t *db, const char *id, parley_conv_t *out);
-    /* Insert or replace the row (strings borrowed). Writer. */
-    int (*conv_put)(parley_db_t *db, const parley_conv_t *c);
     /* Insert a new conversation (strings borrowed); the store assigns
      * c->activity. PARLEY_EEXIST if the id is taken. Writer. */
     int (*conv_insert)(parley_db_t *db, parley_conv_t *c);
@@ -447,8 +443,6 @@ struct parley_store_ops {
 
     /* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
     int (*sess_get)(parley_db_t *db, const char *id, parley_sess_t *out);
-    /* Insert or replace the row (strings borrowed). Writer. */
-    int (*sess_put)(parley_db_t *db, const parley_sess_t *s);
     /* Insert a new session (strings borrowed); the store assigns s->ord.
      * PARLEY_EEXIST if the id is taken. Writer. */
     int (*sess_insert)(parley_db_t *db, parley_sess_t *s);
@@ -472,9 +466,6 @@ struct parley_store_ops {
     int (*sess_list)(parley_db_t *db, const char *conversation_id, const char *status,
                      int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
                      void *arg);
-    /* The oldest pending session (of one conversation when conversation_id
-     * is not NULL): 0 or PARLEY_ENOTFOUND. */
-    int (*sess_oldest_pending)(parley_db_t *db, const char *conversation_id, parley_sess_t *out);
     /* Ids of up to max processing sessions whose lease ended at or before
      * now_ms, into ids[i] (PARLEY_ROW_ID_MAX + 1 bytes each); *n found. */
     int (*sess_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
@@ -484,8 +475,6 @@ struct parley_store_ops {
 
     /* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
     int (*snap_get)(parley_db_t *db, const char *id, parley_snap_t *out);
-    /* Insert or replace the row (strings borrowed). Writer. */
-    int (*snap_put)(parley_db_t *db, const parley_snap_t *s);
     /* Insert a new snapshot (strings borrowed); the store assigns s->ord.
      * PARLEY_EEXIST if the id is taken. Writer. */
     int (*snap_insert)(parley_db_t *db, parley_snap_t *s);
@@ -502,18 +491,10 @@ struct parley_store_ops {
     int (*snap_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
                         int max, int *n);
 
-    /* ---- counters ---- */
-
-    /* Next value of a named counter (1, 2, ...), in the writer's
-     * transaction. */
-    int (*counter_next)(parley_db_t *db, const char *name, int64_t *out);
-
     /* ---- subscriptions (core/subscription.h) ---- */
 
     /* 0 or PARLEY_ENOTFOUND. */
     int (*sub_get)(parley_db_t *db, const char *id, parley_sub_t *out);
-    /* Insert or replace the row. Writer. */
-    int (*sub_put)(parley_db_t *db, const parley_sub_t *s);
     /* Insert s, or (the id exists) change only its configuration columns
      * (type, pattern, webhook_url, wake_stream, description,
      * lease_ttl_ms, config_hash, root_url); the delivery state of an
@@ -780,11 +761,6 @@ static inline int parley_db_doc_get(parley_db_t *db, const char *owner, const ch
     return db->ops->doc_get(db, owner, collection, id, out);
 }
 
-static inline int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d)
-{
-    return db->ops->doc_put(db, d);
-}
-
 static inline int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection,
                                      int64_t before, int limit,
                                      int (*cb)(void *arg, const parley_doc_t *d), void *arg)
@@ -797,11 +773,6 @@ static inline int parley_db_conv_get(parley_db_t *db, const char *id, parley_con
     return db->ops->conv_get(db, id, out);
 }
 
-static inline int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c)
-{
-    return db->ops->conv_put(db, c);
-}
-
 static inline int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
                                       int (*cb)(void *arg, const parley_conv_t *c), void *arg)
 {
@@ -811,11 +782,6 @@ static inline int parley_db_conv_list(parley_db_t *db, const char *owner, int64_
 static inline int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
 {
     return db->ops->sess_get(db, id, out);
-}
-
-static inline int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s)
-{
-    return db->ops->sess_put(db, s);
 }
 
 static inline int parley_db_sess_remove(parley_db_t *db, const char *id)
@@ -830,12 +796,6 @@ static inline int parley_db_sess_list(parley_db_t *db, const char *conversation_
     return db->ops->sess_list(db, conversation_id, status, before, limit, cb, arg);
 }
 
-static inline int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
-                                                parley_sess_t *out)
-{
-    return db->ops->sess_oldest_pending(db, conversation_id, out);
-}
-
 static inline int parley_db_sess_expired(parley_db_t *db, int64_t now_ms,
                                          char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
 {
@@ -845,11 +805,6 @@ static inline int parley_db_sess_expired(parley_db_t *db, int64_t now_ms,
 static inline int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
 {
     return db->ops->snap_get(db, id, out);
-}
-
-static inline int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s)
-{
-    return db->ops->snap_put(db, s);
 }
 
 static inline int parley_db_snap_remove(parley_db_t *db, const char *id)
@@ -869,19 +824,9 @@ static inline int parley_db_snap_expired(parley_db_t *db, int64_t now_ms,
     return db->ops->snap_expired(db, now_ms, ids, max, n);
 }
 
-static inline int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out)
-{
-    return db->ops->counter_next(db, name, out);
-}
-
 static inline int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
 {
     return db->ops->sub_get(db, id, out);
-}
-
-static inline int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s)
-{
-    return db->ops->sub_put(db, s);
 }
 
 static inline int parley_db_sub_remove(parley_db_t *db, const char *id)

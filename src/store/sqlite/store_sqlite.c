@@ -107,19 +107,16 @@ enum stmt_id {
     S_IDEM_PUT,
     S_IDEM_PURGE,
     S_DOC_GET,
-    S_DOC_PUT,
     S_DOC_WRITE,
     S_DOC_LIST,
     S_COUNTER_NEXT,
     S_CONV_GET,
-    S_CONV_PUT,
     S_CONV_INSERT,
     S_CONV_UPDATE,
     S_CONV_BUMP,
     S_CONV_TOMBSTONE,
     S_CONV_LIST,
     S_SESS_GET,
-    S_SESS_PUT,
     S_SESS_INSERT,
     S_SESS_UPDATE,
     S_SESS_CLAIM,
@@ -127,18 +124,14 @@ enum stmt_id {
     S_SESS_DEL,
     S_SESS_LIST,
     S_SESS_LIST_STATUS,
-    S_SESS_PENDING,
-    S_SESS_PENDING_CONV,
     S_SESS_EXPIRED,
     S_SNAP_GET,
-    S_SNAP_PUT,
     S_SNAP_INSERT,
     S_SNAP_EXPIRE,
     S_SNAP_DEL,
     S_SNAP_LIST,
     S_SNAP_EXPIRED,
     S_SUB_GET,
-    S_SUB_PUT,
     S_SUB_PUT_CONFIG,
     S_SUB_BEGIN_WAKE,
     S_SUB_UPDATE,
@@ -235,57 +228,24 @@ static const char *const stmt_sql[S_COUNT] = {
                      "WHERE created_ms < ?1 LIMIT ?2)",
     [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
                   "FROM documents WHERE owner = ?1 AND collection = ?2 AND id = ?3",
-    [S_DOC_PUT] = "INSERT INTO documents (owner, collection, id, version, deleted, data, checksum, "
-                  "created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-                  "ON CONFLICT (owner, collection, id) DO UPDATE SET "
-                  "version = excluded.version, deleted = excluded.deleted, data = excluded.data, "
-                  "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
-                  "excluded.updated_ms, chg = excluded.chg",
     [S_DOC_LIST] = "SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM documents "
                    "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
                    "ORDER BY chg DESC LIMIT ?4",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
                        "DO UPDATE SET value = value + 1 RETURNING value",
     [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
-    [S_CONV_PUT] = "INSERT INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                   "?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
-                   "owner = excluded.owner, title = excluded.title, metadata = excluded.metadata, "
-                   "version = excluded.version, created_ms = excluded.created_ms, updated_ms = "
-                   "excluded.updated_ms, message_count = excluded.message_count, last_message_ms = "
-                   "excluded.last_message_ms, activity = excluded.activity, deleted = "
-                   "excluded.deleted",
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE owner = ?1 AND deleted = 0 "
                     "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
     [S_SESS_GET] = "SELECT " SESS_COLS " FROM sessions WHERE id = ?1",
-    [S_SESS_PUT] =
-        "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
-        "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
-        "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
-        "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
-        "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
-        "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
-        "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
     [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
     [S_SESS_LIST] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
     [S_SESS_LIST_STATUS] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND "
                            "ord < ?2 AND status = ?4 ORDER BY ord DESC LIMIT ?3",
-    [S_SESS_PENDING] = "SELECT " SESS_COLS " FROM sessions WHERE status = 'pending' "
-                       "ORDER BY ord LIMIT 1",
-    [S_SESS_PENDING_CONV] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND "
-                            "status = 'pending' ORDER BY ord LIMIT 1",
     [S_SESS_EXPIRED] = "SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
                        "lease_expires_ms <= ?1 AND status = 'processing' "
                        "ORDER BY lease_expires_ms LIMIT ?2",
     [S_SNAP_GET] = "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1",
-    [S_SNAP_PUT] =
-        "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-        "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
-        "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
-        "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
-        "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
-        "excluded.payload, ord = excluded.ord",
     [S_DOC_WRITE] = "INSERT INTO documents (owner, collection, id, version, deleted, data, "
                     "checksum, created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                     "?8, ?9, ?10) ON CONFLICT (owner, collection, id) DO UPDATE SET "
@@ -326,8 +286,6 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SNAP_EXPIRED] = "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
                        "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
     [S_SUB_GET] = "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1",
-    [S_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, "
-                  "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [S_SUB_PUT_CONFIG] = "INSERT INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
                          "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO "
                          "UPDATE SET type = excluded.type, pattern = excluded.pattern, "
@@ -1418,17 +1376,7 @@ static int sq_doc_get(parley_db_t *db, const char *owner, const char *collection
 
 static void bind_doc(sqlite3_stmt *st, const parley_doc_t *d);
 
-static int sq_doc_put(parley_db_t *db, const parley_doc_t *d)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_DOC_PUT, &st);
-    if (rc)
-        return rc;
-    bind_doc(st, d);
-    return exec_stmt(db, st, "document store");
-}
-
-static int sq_counter_next(parley_db_t *db, const char *name, int64_t *out);
+static int next_counter(parley_db_t *db, const char *name, int64_t *out);
 
 /* Counter names: the same rows the server has always numbered from. */
 #define COUNTER_DOC      "document_change"
@@ -1440,7 +1388,7 @@ static int sq_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version
 {
     sqlite3_stmt *st = NULL;
     int64_t chg;
-    int rc = sq_counter_next(db, COUNTER_DOC, &chg);
+    int rc = next_counter(db, COUNTER_DOC, &chg);
     if (rc == 0)
         rc = prep(db, S_DOC_WRITE, &st);
     if (rc)
@@ -1506,7 +1454,7 @@ static int sq_doc_list(parley_db_t *db, const char *owner, const char *collectio
     return err;
 }
 
-static int sq_counter_next(parley_db_t *db, const char *name, int64_t *out)
+static int next_counter(parley_db_t *db, const char *name, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_COUNTER_NEXT, &st);
@@ -1612,21 +1560,11 @@ static int sq_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
 
 static void bind_conv(sqlite3_stmt *st, const parley_conv_t *c);
 
-static int sq_conv_put(parley_db_t *db, const parley_conv_t *c)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_CONV_PUT, &st);
-    if (rc)
-        return rc;
-    bind_conv(st, c);
-    return exec_stmt(db, st, "conversation store");
-}
-
 static int sq_conv_insert(parley_db_t *db, parley_conv_t *c)
 {
     sqlite3_stmt *st = NULL;
     int64_t activity;
-    int rc = sq_counter_next(db, COUNTER_ACTIVITY, &activity);
+    int rc = next_counter(db, COUNTER_ACTIVITY, &activity);
     if (rc == 0)
         rc = prep(db, S_CONV_INSERT, &st);
     if (rc)
@@ -1683,7 +1621,7 @@ static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
 {
     sqlite3_stmt *st = NULL;
     int64_t next;
-    int rc = sq_counter_next(db, COUNTER_ACTIVITY, &next);
+    int rc = next_counter(db, COUNTER_ACTIVITY, &next);
     if (rc == 0)
         rc = prep(db, S_CONV_BUMP, &st);
     if (rc)
@@ -1804,21 +1742,11 @@ static int sq_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
 
 static void bind_sess(sqlite3_stmt *st, const parley_sess_t *s);
 
-static int sq_sess_put(parley_db_t *db, const parley_sess_t *s)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_SESS_PUT, &st);
-    if (rc)
-        return rc;
-    bind_sess(st, s);
-    return exec_stmt(db, st, "session store");
-}
-
 static int sq_sess_insert(parley_db_t *db, parley_sess_t *s)
 {
     sqlite3_stmt *st = NULL;
     int64_t ord;
-    int rc = sq_counter_next(db, COUNTER_SESSION, &ord);
+    int rc = next_counter(db, COUNTER_SESSION, &ord);
     if (rc == 0)
         rc = prep(db, S_SESS_INSERT, &st);
     if (rc)
@@ -1954,17 +1882,6 @@ static int sq_sess_list(parley_db_t *db, const char *conversation_id, const char
     return err;
 }
 
-static int sq_sess_oldest_pending(parley_db_t *db, const char *conversation_id, parley_sess_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, conversation_id ? S_SESS_PENDING_CONV : S_SESS_PENDING, &st);
-    if (rc)
-        return rc;
-    if (conversation_id)
-        sqlite3_bind_text(st, 1, conversation_id, -1, SQLITE_STATIC);
-    return fetch_one(db, st, fetch_sess, out, "session queue");
-}
-
 /* Collect the first column of up to max rows of a (now, limit) query. */
 static int scan_ids(parley_db_t *db, enum stmt_id sid, int64_t now_ms,
                     char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n, const char *what)
@@ -2035,21 +1952,11 @@ static int sq_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
 
 static void bind_snap(sqlite3_stmt *st, const parley_snap_t *s);
 
-static int sq_snap_put(parley_db_t *db, const parley_snap_t *s)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_SNAP_PUT, &st);
-    if (rc)
-        return rc;
-    bind_snap(st, s);
-    return exec_stmt(db, st, "snapshot store");
-}
-
 static int sq_snap_insert(parley_db_t *db, parley_snap_t *s)
 {
     sqlite3_stmt *st = NULL;
     int64_t ord;
-    int rc = sq_counter_next(db, COUNTER_SNAPSHOT, &ord);
+    int rc = next_counter(db, COUNTER_SNAPSHOT, &ord);
     if (rc == 0)
         rc = prep(db, S_SNAP_INSERT, &st);
     if (rc)
@@ -2164,16 +2071,6 @@ static int sq_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
 }
 
 static void bind_sub(sqlite3_stmt *st, const parley_sub_t *s);
-
-static int sq_sub_put(parley_db_t *db, const parley_sub_t *s)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_SUB_PUT, &st);
-    if (rc)
-        return rc;
-    bind_sub(st, s);
-    return exec_stmt(db, st, "subscription store");
-}
 
 static int sq_sub_put_config(parley_db_t *db, const parley_sub_t *s)
 {
@@ -2540,35 +2437,28 @@ static const parley_store_ops_t sqlite_ops = {
     .idem_put = sq_idem_put,
     .idem_purge = sq_idem_purge,
     .doc_get = sq_doc_get,
-    .doc_put = sq_doc_put,
     .doc_write = sq_doc_write,
     .doc_list = sq_doc_list,
     .conv_get = sq_conv_get,
-    .conv_put = sq_conv_put,
     .conv_insert = sq_conv_insert,
     .conv_update = sq_conv_update,
     .conv_bump = sq_conv_bump,
     .conv_tombstone = sq_conv_tombstone,
     .conv_list = sq_conv_list,
     .sess_get = sq_sess_get,
-    .sess_put = sq_sess_put,
     .sess_insert = sq_sess_insert,
     .sess_update = sq_sess_update,
     .sess_claim_next = sq_sess_claim_next,
     .sess_remove = sq_sess_remove,
     .sess_list = sq_sess_list,
-    .sess_oldest_pending = sq_sess_oldest_pending,
     .sess_expired = sq_sess_expired,
     .snap_get = sq_snap_get,
-    .snap_put = sq_snap_put,
     .snap_insert = sq_snap_insert,
     .snap_expire = sq_snap_expire,
     .snap_remove = sq_snap_remove,
     .snap_list = sq_snap_list,
     .snap_expired = sq_snap_expired,
-    .counter_next = sq_counter_next,
     .sub_get = sq_sub_get,
-    .sub_put = sq_sub_put,
     .sub_put_config = sq_sub_put_config,
     .sub_begin_wake = sq_sub_begin_wake,
     .sub_update = sq_sub_update,
