@@ -422,6 +422,14 @@ static void store_stream_remove_drops_chunks_and_producers(void **state)
     assert_false(ps.exists);
 }
 
+/* An id no stream has (made and removed: ids are never reused). */
+static int64_t missing_stream_id(fixture_t *fx)
+{
+    int64_t id = stream_add(fx, T("gone/%d", rand()), 0, false);
+    assert_int_equal(parley_db_stream_remove(fx->w, id), 0);
+    return id;
+}
+
 /* stream_append: the tail moves by units and the data lands at the old
  * tail; touched_ms and stream_seq follow; units 0 stores no chunk. */
 static void store_stream_append_moves_tail_stores_chunk(void **state)
@@ -549,8 +557,9 @@ static void store_stream_append_refusals_write_nothing(void **state)
         assert_int_equal(l.n, 0);
     }
     uint64_t tail;
-    assert_int_equal(parley_db_stream_append(fx->w, 999999, "x", 1, 1, T0, NULL, -1, &tail),
-                     PARLEY_ENOTFOUND);
+    assert_int_equal(
+        parley_db_stream_append(fx->w, missing_stream_id(fx), "x", 1, 1, T0, NULL, -1, &tail),
+        PARLEY_ENOTFOUND);
     /* a greater seq and the right expect_tail pass */
     int64_t id = stream_add(fx, T("a/ok"), 5, false);
     assert_int_equal(parley_db_stream_append(fx->w, id, "x", 1, 1, T0, "n", 5, &tail), 0);
@@ -584,7 +593,7 @@ static void store_stream_close_once_keeps_first_closer(void **state)
     assert_true(st.closed);
     eq_s("closer", st.closer, "");
     eq_i("closer_epoch", (int64_t)st.closer_epoch, 0);
-    assert_int_equal(parley_db_stream_close(fx->w, 999999, NULL, 0, 0, T0, &tail),
+    assert_int_equal(parley_db_stream_close(fx->w, missing_stream_id(fx), NULL, 0, 0, T0, &tail),
                      PARLEY_ENOTFOUND);
 }
 
@@ -599,7 +608,7 @@ static void store_stream_touch_never_back(void **state)
     assert_int_equal(parley_db_stream_touch(fx->w, id, T0 + 10), 0);
     assert_int_equal(parley_db_stream_get_id(fx->w, id, &st), 0);
     eq_i("touched_ms", st.touched_ms, T0 + 50);
-    assert_int_equal(parley_db_stream_touch(fx->w, 999999, T0), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_stream_touch(fx->w, missing_stream_id(fx), T0), PARLEY_ENOTFOUND);
 }
 
 static void store_stream_ref_counts_never_below_zero(void **state)
@@ -626,7 +635,7 @@ static void store_stream_ref_counts_never_below_zero(void **state)
     eq_i("fork_src", ref.fork_src, 0);
     assert_int_equal(parley_db_stream_get_id(reader(fx), st.id, &st), 0);
     eq_i("stored refs", st.refs, 1);
-    assert_int_equal(parley_db_stream_ref(fx->w, 999999, 1, &ref), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_stream_ref(fx->w, missing_stream_id(fx), 1, &ref), PARLEY_ENOTFOUND);
 }
 
 static void store_stream_mark_deleted_only_with_refs(void **state)
@@ -642,7 +651,7 @@ static void store_stream_mark_deleted_only_with_refs(void **state)
     assert_int_equal(parley_db_stream_mark_deleted(fx->w, id), 0);
     assert_int_equal(parley_db_stream_get_id(reader(fx), id, &st), 0);
     assert_true(st.deleted);
-    assert_int_equal(parley_db_stream_mark_deleted(fx->w, 999999), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_stream_mark_deleted(fx->w, missing_stream_id(fx)), PARLEY_ENOTFOUND);
 }
 
 /* Expiry: absolute and sliding, at the boundary, deleted streams skipped. */
@@ -2313,8 +2322,9 @@ static void store_conv_update_cas_on_version(void **state)
     parley_conv_clear(&got);
     /* the old version again: moved */
     assert_int_equal(parley_db_conv_update(fx->w, &patch, v), PARLEY_ECONFLICT);
-    assert_int_equal(parley_db_conv_update(fx->w, &(parley_conv_t){.id = "none"}, 1),
-                     PARLEY_ENOTFOUND);
+    parley_conv_t none = {0};
+    SET(none.id, T("none"));
+    assert_int_equal(parley_db_conv_update(fx->w, &none, 1), PARLEY_ENOTFOUND);
     /* a tombstone is not updated */
     int64_t tv;
     assert_int_equal(parley_db_conv_tombstone(fx->w, T("cu"), T0, &tv), 0);
@@ -2400,7 +2410,7 @@ static void store_sess_claim_next_oldest_once(void **state)
 {
     fixture_t *fx = *state;
     parley_sess_t got;
-    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_sess_claim_next(fx->w, T("a"), T0, 1000, &got), PARLEY_ENOTFOUND);
     const char *convs[] = {"a", "b", "a"};
     for (int i = 0; i < 3; i++) {
         parley_sess_t s = sess_make(0, T("q%d", i), T("%s", convs[i]));
@@ -2417,14 +2427,16 @@ static void store_sess_claim_next_oldest_once(void **state)
     eq_i("updated_ms", got.updated_ms, T0 + 1);
     parley_sess_clear(&got);
     assert_int_equal(parley_db_sess_claim_next(fx->w, T("b"), T0, 500, &got), PARLEY_ENOTFOUND);
-    /* any: oldest first, each once */
-    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), 0);
+    /* across conversations (the whole queue's head: a fresh store only),
+     * else within "a": oldest first, each once */
+    const char *conv = fx->fresh ? NULL : T("a");
+    assert_int_equal(parley_db_sess_claim_next(fx->w, conv, T0, 1000, &got), 0);
     eq_s("id", got.id, T("q0"));
     parley_sess_clear(&got);
-    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), 0);
+    assert_int_equal(parley_db_sess_claim_next(fx->w, conv, T0, 1000, &got), 0);
     eq_s("id", got.id, T("q2"));
     parley_sess_clear(&got);
-    assert_int_equal(parley_db_sess_claim_next(fx->w, NULL, T0, 1000, &got), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_sess_claim_next(fx->w, conv, T0, 1000, &got), PARLEY_ENOTFOUND);
     assert_int_equal(parley_db_sess_get(reader(fx), T("q2"), &got), 0);
     eq_s("status", got.status, "processing");
     parley_sess_clear(&got);
