@@ -151,6 +151,31 @@ enum stmt_id {
     S_LINK_PENDING,
     S_KEY_GET,
     S_KEY_PUT,
+    /* the atomic ops (plan of the store interface, 3.1), not yet in the
+     * ops table: see "Atomic ops" below */
+    S_A_STREAM_CREATE,
+    S_A_STREAM_APPEND,
+    S_A_STREAM_CLOSE,
+    S_A_STREAM_TOUCH,
+    S_A_STREAM_REF,
+    S_A_STREAM_MARK_DELETED,
+    S_A_IDEM_PUT,
+    S_A_DOC_INSERT,
+    S_A_DOC_UPDATE,
+    S_A_CONV_INSERT,
+    S_A_CONV_UPDATE,
+    S_A_CONV_BUMP,
+    S_A_CONV_TOMBSTONE,
+    S_A_SESS_INSERT,
+    S_A_SESS_UPDATE,
+    S_A_SESS_CLAIM,
+    S_A_SESS_CLAIM_CONV,
+    S_A_SNAP_INSERT,
+    S_A_SNAP_EXPIRE,
+    S_A_SUB_PUT_CONFIG,
+    S_A_SUB_BEGIN_WAKE,
+    S_A_SUB_UPDATE,
+    S_A_LINK_ADVANCE,
     S_COUNT
 };
 
@@ -324,6 +349,108 @@ static const stmt_def_t stmts[S_COUNT] = {
                         "l.path WHERE l.sub_id = $1 AND NOT s.deleted AND s.tail > l.acked "
                         "ORDER BY l.path LIMIT 1"},
     [S_KEY_GET] = {"SELECT secret FROM server_keys WHERE name = $1"},
+    /* ---- atomic ops: one statement decides and writes, on the row it
+     * locks, so two nodes can never both act on one old value ---- */
+    [S_A_STREAM_CREATE] = {"INSERT INTO streams (path, owner, content_type, created_ms, "
+                           "touched_ms, ttl_s, expires_ms, tail, closed, closer, closer_epoch, "
+                           "closer_seq, stream_seq, fork_src, fork_pos, refs, deleted) VALUES "
+                           "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+                           "$16, $17) ON CONFLICT (path) DO NOTHING RETURNING id"},
+    /* $1 id, $2 units, $3 now, $4 stream_seq (NULL: none), $5 expect_tail
+     * (-1: any), $6 the largest tail */
+    [S_A_STREAM_APPEND] = {"UPDATE streams SET tail = tail + $2::bigint, touched_ms = $3, "
+                           "stream_seq = coalesce($4::text, stream_seq) WHERE id = $1 AND NOT "
+                           "closed AND NOT deleted AND ($4::text IS NULL OR stream_seq IS NULL OR "
+                           "stream_seq < $4::text COLLATE \"C\") AND ($5::bigint < 0 OR tail = "
+                           "$5::bigint) AND tail + $2::bigint <= $6::bigint RETURNING tail"},
+    [S_A_STREAM_CLOSE] = {"UPDATE streams SET closed = true, closer = $2, closer_epoch = $3, "
+                          "closer_seq = $4, touched_ms = $5 WHERE id = $1 AND NOT closed "
+                          "RETURNING tail"},
+    [S_A_STREAM_TOUCH] = {"UPDATE streams SET touched_ms = greatest(touched_ms, $2::bigint) "
+                          "WHERE id = $1 RETURNING tail"},
+    [S_A_STREAM_REF] = {"UPDATE streams SET refs = greatest(refs + $2::bigint, 0) WHERE id = $1 "
+                        "RETURNING refs, deleted, coalesce(fork_src, 0)"},
+    [S_A_STREAM_MARK_DELETED] = {"UPDATE streams SET deleted = true WHERE id = $1 AND refs > 0 "
+                                 "RETURNING refs"},
+    /* Insert, or take over a record that expired (created before $6): a
+     * live record stays and the insert reports nothing (EEXIST). Two nodes
+     * with the same key: the second waits on the unique index for the
+     * first's commit, then sees the live record. */
+    [S_A_IDEM_PUT] = {"INSERT INTO idempotency AS i (owner, key, fingerprint, created_ms, "
+                      "response) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO UPDATE "
+                      "SET fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, "
+                      "response = excluded.response WHERE i.created_ms < $6 RETURNING 1"},
+    [S_A_DOC_INSERT] = {"INSERT INTO documents (owner, collection, id, version, deleted, data, "
+                        "checksum, created_ms, updated_ms, chg) VALUES ($1, $2, $3, $4, $5, $6, "
+                        "$7, $8, $9, nextval('documents_chg')) ON CONFLICT (owner, collection, id) "
+                        "DO NOTHING RETURNING chg"},
+    [S_A_DOC_UPDATE] = {"UPDATE documents SET version = $4, deleted = $5, data = $6, checksum = "
+                        "$7, created_ms = $8, updated_ms = $9, chg = nextval('documents_chg') "
+                        "WHERE owner = $1 AND collection = $2 AND id = $3 AND version = $10 "
+                        "RETURNING chg"},
+    [S_A_CONV_INSERT] = {"INSERT INTO conversations (" CONV_COLS ") VALUES ($1, $2, $3, $4, $5, "
+                         "$6, $7, $8, $9, nextval('conversations_activity'), $10) ON CONFLICT "
+                         "(id) DO NOTHING RETURNING activity"},
+    [S_A_CONV_UPDATE] = {"UPDATE conversations SET title = $2, metadata = $3, updated_ms = $4, "
+                         "version = version + 1 WHERE id = $1 AND version = $5 AND NOT deleted "
+                         "RETURNING version"},
+    [S_A_CONV_BUMP] = {"UPDATE conversations SET message_count = message_count + 1, version = "
+                       "version + 1, updated_ms = $2, last_message_ms = $2, activity = "
+                       "nextval('conversations_activity') WHERE id = $1 AND NOT deleted "
+                       "RETURNING message_count, version, activity"},
+    [S_A_CONV_TOMBSTONE] = {"UPDATE conversations SET deleted = true, version = version + 1, "
+                            "updated_ms = $2 WHERE id = $1 AND NOT deleted RETURNING version"},
+    [S_A_SESS_INSERT] = {"INSERT INTO sessions (" SESS_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
+                         "$7, $8, $9, $10, $11, $12, $13, $14, $15, nextval('sessions_ord')) "
+                         "ON CONFLICT (id) DO NOTHING RETURNING ord"},
+    /* $14 expect_status, $15 expect_attempt */
+    [S_A_SESS_UPDATE] = {"UPDATE sessions SET result_id = $2, status = $3, attempt = $4, "
+                         "max_attempts = $5, lease_ms = $6, lease_expires_ms = $7, error = $8, "
+                         "request = $9, input = $10, updated_ms = $11 WHERE id = $1 AND status = "
+                         "$12 AND attempt = $13 RETURNING ord"},
+    /* The oldest pending session no other transaction holds, claimed in the
+     * same statement: a worker on another node skips it, never waits. $1
+     * now, $2 lease. */
+    [S_A_SESS_CLAIM] = {"UPDATE sessions s SET status = 'processing', attempt = s.attempt + 1, "
+                        "lease_ms = $2, lease_expires_ms = $1::bigint + $2::bigint, updated_ms = "
+                        "$1 FROM (SELECT id FROM sessions WHERE status = 'pending' ORDER BY ord "
+                        "LIMIT 1 FOR UPDATE SKIP LOCKED) n WHERE s.id = n.id RETURNING s.id"},
+    [S_A_SESS_CLAIM_CONV] = {"UPDATE sessions s SET status = 'processing', attempt = s.attempt "
+                             "+ 1, lease_ms = $2, lease_expires_ms = $1::bigint + $2::bigint, "
+                             "updated_ms = $1 FROM (SELECT id FROM sessions WHERE status = "
+                             "'pending' AND conversation_id = $3 ORDER BY ord LIMIT 1 FOR UPDATE "
+                             "SKIP LOCKED) n WHERE s.id = n.id RETURNING s.id"},
+    [S_A_SNAP_INSERT] = {"INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
+                         "$7, $8, $9, $10, nextval('snapshots_ord')) ON CONFLICT (id) DO NOTHING "
+                         "RETURNING ord"},
+    [S_A_SNAP_EXPIRE] = {"UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = $1 "
+                         "RETURNING ord"},
+    /* Configuration columns only: the delivery state (generation, wake,
+     * lease, due, attempts) of an existing row is never overwritten. */
+    [S_A_SUB_PUT_CONFIG] = {"INSERT INTO subscriptions (id, type, pattern, webhook_url, "
+                            "wake_stream, description, lease_ttl_ms, config_hash, root_url, "
+                            "created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON "
+                            "CONFLICT (id) DO UPDATE SET type = excluded.type, pattern = "
+                            "excluded.pattern, webhook_url = excluded.webhook_url, wake_stream = "
+                            "excluded.wake_stream, description = excluded.description, "
+                            "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
+                            "excluded.config_hash, root_url = excluded.root_url"},
+    /* Only an idle subscription starts a wake: generation + 1 is the
+     * fencing token. $3 lease end (-1: none), $4 due (-1: none). */
+    [S_A_SUB_BEGIN_WAKE] = {"UPDATE subscriptions SET generation = generation + 1, wake_id = "
+                            "$2, holder = NULL, lease_expires_ms = nullif($3::bigint, -1), "
+                            "delivery_due_ms = nullif($4::bigint, -1), attempts = 0 WHERE id = "
+                            "$1 AND wake_id IS NULL RETURNING generation"},
+    /* Delivery state, fenced by generation and wake id ($8, $9: "" for
+     * none). */
+    [S_A_SUB_UPDATE] = {"UPDATE subscriptions SET wake_id = $2, holder = $3, lease_expires_ms = "
+                        "$4, delivery_due_ms = $5, attempts = $6, generation = $7 WHERE id = $1 "
+                        "AND generation = $8 AND coalesce(wake_id, '') = $9 RETURNING "
+                        "generation"},
+    /* Never back, never past the stream's tail. */
+    [S_A_LINK_ADVANCE] = {"UPDATE subscription_streams l SET acked = greatest(l.acked, "
+                          "least($3::bigint, coalesce((SELECT s.tail FROM streams s WHERE s.path "
+                          "= l.path AND NOT s.deleted), 0))) WHERE l.sub_id = $1 AND l.path = $2"},
     [S_KEY_PUT] = {"INSERT INTO server_keys (name, secret, created_ms) VALUES ($1, $2, $3) "
                    "ON CONFLICT (name) DO NOTHING"},
 };
@@ -476,6 +603,10 @@ static const char schema_sql[] =
     "  wake_tail bigint,"
     "  PRIMARY KEY (sub_id, path));"
     "CREATE INDEX IF NOT EXISTS subscription_streams_path ON subscription_streams (path);"
+    "CREATE SEQUENCE IF NOT EXISTS documents_chg;"
+    "CREATE SEQUENCE IF NOT EXISTS conversations_activity;"
+    "CREATE SEQUENCE IF NOT EXISTS sessions_ord;"
+    "CREATE SEQUENCE IF NOT EXISTS snapshots_ord;"
     "CREATE TABLE IF NOT EXISTS server_keys ("
     "  name " KEY " PRIMARY KEY,"
     "  secret bytea NOT NULL,"
@@ -736,6 +867,27 @@ static void pg_db_close(parley_db_t *db)
     free(db);
 }
 
+/* Prepare statement id on c's session as "p<id>" (the writer's copy with
+ * its lock clause). */
+static int prepare(pg_db_t *c, enum stmt_id id, const char *what)
+{
+    char name[16], sql[4096];
+    const char *lock = "";
+    if (c->writer && stmts[id].lock == L_UPDATE)
+        lock = " FOR UPDATE";
+    else if (c->writer && stmts[id].lock == L_SKIP_LOCKED)
+        lock = " FOR UPDATE SKIP LOCKED";
+    snprintf(name, sizeof name, "p%d", (int)id);
+    snprintf(sql, sizeof sql, "%s%s", stmts[id].sql, lock);
+    PGresult *pr = PQprepare(c->conn, name, sql, 0, NULL);
+    int rc = 0;
+    if (PQresultStatus(pr) != PGRES_COMMAND_OK)
+        rc = pg_error(c, pr, what);
+    PQclear(pr);
+    c->prepared[id] = rc == 0;
+    return rc;
+}
+
 /* Run a statement: *out gets its rows (PQclear them) when out is not NULL. */
 static int run(parley_db_t *db, enum stmt_id id, const params_t *p, PGresult **out,
                const char *what)
@@ -748,23 +900,8 @@ static int run(parley_db_t *db, enum stmt_id id, const params_t *p, PGresult **o
     if (!c->in_txn && (rc = ensure_conn(c)) != 0)
         return rc;
     snprintf(name, sizeof name, "p%d", (int)id);
-    if (!c->prepared[id]) {
-        char sql[4096];
-        const char *lock = "";
-        if (c->writer && stmts[id].lock == L_UPDATE)
-            lock = " FOR UPDATE";
-        else if (c->writer && stmts[id].lock == L_SKIP_LOCKED)
-            lock = " FOR UPDATE SKIP LOCKED";
-        snprintf(sql, sizeof sql, "%s%s", stmts[id].sql, lock);
-        PGresult *pr = PQprepare(c->conn, name, sql, 0, NULL);
-        if (PQresultStatus(pr) != PGRES_COMMAND_OK) {
-            rc = pg_error(c, pr, what);
-            PQclear(pr);
-            return rc;
-        }
-        PQclear(pr);
-        c->prepared[id] = true;
-    }
+    if (!c->prepared[id] && (rc = prepare(c, id, what)) != 0)
+        return rc;
     PGresult *res = PQexecPrepared(c->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                                    p ? p->fmt : NULL, 1);
     ExecStatusType st = PQresultStatus(res);
@@ -837,6 +974,45 @@ static int init_schema(pg_db_t *c)
     return rc;
 }
 
+/* Start the sequences that number changes, activity and queue order past
+ * every value the counters table handed out, so the order survives moving
+ * from the counters to the sequences (setval never moves one back). */
+static int sync_sequences(pg_db_t *c)
+{
+    static const char *const seqs[][3] = {
+        {"documents_chg", "document_change", "SELECT max(chg) FROM documents"},
+        {"conversations_activity", "conversation_activity",
+         "SELECT max(activity) FROM conversations"},
+        {"sessions_ord", "session", "SELECT max(ord) FROM sessions"},
+        {"snapshots_ord", "snapshot", "SELECT max(ord) FROM snapshots"},
+    };
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT setval('%s', greatest(1, (SELECT last_value FROM %s), coalesce((%s), 0), "
+                 "coalesce((SELECT value FROM counters WHERE name = '%s'), 0)))",
+                 seqs[i][0], seqs[i][0], seqs[i][2], seqs[i][1]);
+        PGresult *res = PQexec(c->conn, sql);
+        int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_error(c, res, "sequence sync");
+        PQclear(res);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Prepare every statement on the writer, so that a statement the schema
+ * cannot serve stops start-up instead of failing a request. */
+static int prepare_all(pg_db_t *c)
+{
+    for (int id = 0; id < S_COUNT; id++) {
+        int rc = prepare(c, (enum stmt_id)id, "prepare");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Warn when the server would not keep a committed transaction. */
 static void check_durability(pg_db_t *c)
 {
@@ -868,6 +1044,10 @@ static int pg_open(const char *url, parley_store_t **out)
              PQhost(conn) ? PQhost(conn) : "localhost");
     check_durability(pg(s->writer));
     rc = init_schema(pg(s->writer));
+    if (rc == 0)
+        rc = sync_sequences(pg(s->writer));
+    if (rc == 0)
+        rc = prepare_all(pg(s->writer));
     if (rc)
         goto out_free;
     *out = &s->base;
@@ -1906,6 +2086,476 @@ static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *da
         rc = PARLEY_EEXIST; /* the name is taken; the first secret stays */
     PQclear(r);
     return rc;
+}
+
+/* ---- atomic ops --------------------------------------------------------------
+ *
+ * The ops of the store interface's next revision (its plan, section 3.1):
+ * each decides and writes in one statement on the row it locks, so a
+ * counter, a tail, a generation or a message count is never computed from a
+ * value read earlier, and two nodes cannot both act on one old value. They
+ * have exactly the signatures that revision gives the ops and go into the
+ * ops table when it lands; until then nothing calls them (ATOMIC_OP keeps
+ * the compiler quiet about that). chg, activity and ord come from sequences
+ * (documents_chg, conversations_activity, sessions_ord, snapshots_ord),
+ * which sync_sequences() starts past the counters the current ops used. */
+
+#define ATOMIC_OP __attribute__((unused)) static
+
+/* stream_ref's answer, as store.h's next revision names it
+ * (parley_stream_ref_t, which replaces this when it lands). */
+typedef struct pg_stream_ref {
+    int64_t refs;     /* forks that read from it, after the change */
+    bool deleted;     /* soft-deleted */
+    int64_t fork_src; /* its own source stream, 0 if not a fork */
+} pg_stream_ref_t;
+
+/* The first row's first n integer columns of a RETURNING statement:
+ * PARLEY_ENOTFOUND when no row matched its WHERE. */
+static int run_returning(parley_db_t *db, enum stmt_id id, const params_t *p, int64_t *vals, int n,
+                         const char *what)
+{
+    PGresult *r;
+    int rc = run(db, id, p, &r, what);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = PARLEY_ENOTFOUND;
+    for (int i = 0; rc == 0 && i < n; i++)
+        vals[i] = g_int(r, 0, i);
+    PQclear(r);
+    return rc;
+}
+
+#define ROW_BYTES  (64 * 1024)        /* a byte stream's append is stored in rows this large */
+#define OFFSET_MAX 9999999999999999LL /* the largest stream position (codec/offset.h) */
+
+ATOMIC_OP int pg_stream_create(parley_db_t *db, parley_stream_t *s)
+{
+    params_t p = {0};
+    p_text(&p, s->path);
+    p_text(&p, s->owner);
+    p_text(&p, s->content_type);
+    p_int(&p, s->created_ms);
+    p_int(&p, s->touched_ms);
+    p_opt_int(&p, s->ttl_s);
+    p_opt_int(&p, s->expires_ms);
+    p_int(&p, (int64_t)s->tail);
+    p_bool(&p, s->closed);
+    p_opt_text(&p, s->closer);
+    p_int(&p, (int64_t)s->closer_epoch);
+    p_int(&p, (int64_t)s->closer_seq);
+    p_opt_text(&p, s->stream_seq);
+    if (s->fork_src)
+        p_int(&p, s->fork_src);
+    else
+        p_text(&p, NULL);
+    p_int(&p, (int64_t)s->fork_pos);
+    p_int(&p, s->refs);
+    p_bool(&p, s->deleted);
+    int64_t id = 0;
+    int rc = run_returning(db, S_A_STREAM_CREATE, &p, &id, 1, "stream create");
+    if (rc == PARLEY_ENOTFOUND)
+        return PARLEY_EEXIST; /* the path is taken */
+    if (rc == 0)
+        s->id = id;
+    return rc;
+}
+
+ATOMIC_OP int pg_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                               uint64_t units, int64_t now_ms, const char *stream_seq,
+                               int64_t expect_tail, uint64_t *new_tail)
+{
+    if (units > (uint64_t)OFFSET_MAX)
+        return PARLEY_ETOOBIG;
+    params_t p = {0};
+    p_int(&p, id);
+    p_int(&p, (int64_t)units);
+    p_int(&p, now_ms);
+    p_opt_text(&p, stream_seq);
+    p_int(&p, expect_tail);
+    p_int(&p, OFFSET_MAX);
+    int64_t tail = 0;
+    int rc = run_returning(db, S_A_STREAM_APPEND, &p, &tail, 1, "stream append");
+    if (rc == PARLEY_ENOTFOUND) {
+        /* Why no row matched: the row, locked by the update's attempt,
+         * says; nothing was written. */
+        parley_stream_t cur;
+        rc = pg_stream_get_id(db, id, &cur);
+        if (rc)
+            return rc;
+        bool seq_ok = !stream_seq || !stream_seq[0] || !cur.stream_seq[0] ||
+                      strcmp(cur.stream_seq, stream_seq) < 0;
+        if (!cur.closed && !cur.deleted && seq_ok &&
+            (expect_tail < 0 || cur.tail == (uint64_t)expect_tail))
+            return PARLEY_ETOOBIG;
+        return PARLEY_ECONFLICT;
+    }
+    if (rc)
+        return rc;
+    uint64_t end = (uint64_t)tail, pos = end - units;
+    if (units == 0)
+        ;
+    else if (units == len && len > ROW_BYTES) {
+        for (size_t off = 0; rc == 0 && off < len; off += ROW_BYTES) {
+            size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
+            rc =
+                pg_chunk_insert(db, id, pos + off, pos + off + n, end, (const char *)data + off, n);
+        }
+    } else {
+        rc = pg_chunk_insert(db, id, pos, end, end, data, len);
+    }
+    if (rc == 0)
+        *new_tail = end;
+    return rc;
+}
+
+ATOMIC_OP int pg_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
+                              uint64_t seq, int64_t now_ms, uint64_t *tail)
+{
+    bool named = closer && closer[0];
+    params_t p = {0};
+    p_int(&p, id);
+    p_opt_text(&p, closer);
+    p_int(&p, named ? (int64_t)epoch : 0);
+    p_int(&p, named ? (int64_t)seq : 0);
+    p_int(&p, now_ms);
+    int64_t t = 0;
+    int rc = run_returning(db, S_A_STREAM_CLOSE, &p, &t, 1, "stream close");
+    if (rc == PARLEY_ENOTFOUND) { /* closed already (a no-op), or missing */
+        parley_stream_t cur;
+        rc = pg_stream_get_id(db, id, &cur);
+        t = (int64_t)cur.tail;
+    }
+    if (rc == 0)
+        *tail = (uint64_t)t;
+    return rc;
+}
+
+ATOMIC_OP int pg_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
+{
+    params_t p = {0};
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    int64_t t;
+    return run_returning(db, S_A_STREAM_TOUCH, &p, &t, 1, "stream touch");
+}
+
+ATOMIC_OP int pg_stream_ref(parley_db_t *db, int64_t id, int delta, pg_stream_ref_t *out)
+{
+    params_t p = {0};
+    p_int(&p, id);
+    p_int(&p, delta);
+    PGresult *r;
+    int rc = run(db, S_A_STREAM_REF, &p, &r, "stream ref");
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = PARLEY_ENOTFOUND;
+    } else {
+        out->refs = g_int(r, 0, 0);
+        out->deleted = g_bool(r, 0, 1);
+        out->fork_src = g_int(r, 0, 2);
+    }
+    PQclear(r);
+    return rc;
+}
+
+ATOMIC_OP int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
+{
+    params_t p = {0};
+    p_int(&p, id);
+    int64_t refs;
+    int rc = run_returning(db, S_A_STREAM_MARK_DELETED, &p, &refs, 1, "stream soft delete");
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_stream_t cur;
+        rc = pg_stream_get_id(db, id, &cur);
+        return rc ? rc : PARLEY_ECONFLICT; /* refs == 0: the caller removes it */
+    }
+    return rc;
+}
+
+/* Insert-if-absent: PARLEY_EEXIST while a live record (created at or after
+ * expired_before_ms) holds the key, on this node or another. */
+ATOMIC_OP int pg_idem_put_new(parley_db_t *db, const char *owner, const char *key, const char *fp,
+                              int64_t now_ms, int64_t expired_before_ms, const char *blob,
+                              size_t len)
+{
+    params_t p = {0};
+    p_text(&p, owner);
+    p_text(&p, key);
+    p_text(&p, fp);
+    p_int(&p, now_ms);
+    p_bytes(&p, blob, len);
+    p_int(&p, expired_before_ms);
+    int64_t one;
+    int rc = run_returning(db, S_A_IDEM_PUT, &p, &one, 1, "idempotency store");
+    return rc == PARLEY_ENOTFOUND ? PARLEY_EEXIST : rc;
+}
+
+/* Write a document if its version is still expect_version (0: it must not
+ * exist); d->chg gets the new change number. PARLEY_ECONFLICT when it
+ * moved. */
+ATOMIC_OP int pg_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
+{
+    params_t p = {0};
+    p_text(&p, d->owner);
+    p_text(&p, d->collection);
+    p_text(&p, d->id);
+    p_int(&p, d->version);
+    p_bool(&p, d->deleted);
+    p_text(&p, d->data ? d->data : "null");
+    p_text(&p, d->checksum);
+    p_int(&p, d->created_ms);
+    p_int(&p, d->updated_ms);
+    if (expect_version > 0)
+        p_int(&p, expect_version);
+    int64_t chg = 0;
+    int rc = run_returning(db, expect_version > 0 ? S_A_DOC_UPDATE : S_A_DOC_INSERT, &p, &chg, 1,
+                           "document write");
+    if (rc == PARLEY_ENOTFOUND)
+        return PARLEY_ECONFLICT;
+    if (rc == 0)
+        d->chg = chg;
+    return rc;
+}
+
+ATOMIC_OP int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
+{
+    params_t p = {0};
+    p_text(&p, c->id);
+    p_text(&p, c->owner);
+    p_text(&p, c->title);
+    p_text(&p, c->metadata ? c->metadata : "{}");
+    p_int(&p, c->version);
+    p_int(&p, c->created_ms);
+    p_int(&p, c->updated_ms);
+    p_int(&p, c->message_count);
+    p_opt_int(&p, c->last_message_ms);
+    p_bool(&p, c->deleted);
+    int64_t activity = 0;
+    int rc = run_returning(db, S_A_CONV_INSERT, &p, &activity, 1, "conversation insert");
+    if (rc == PARLEY_ENOTFOUND)
+        return PARLEY_EEXIST;
+    if (rc == 0)
+        c->activity = activity;
+    return rc;
+}
+
+/* Title and metadata, if the version is still expect_version; version + 1
+ * written back into c. */
+ATOMIC_OP int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
+{
+    params_t p = {0};
+    p_text(&p, c->id);
+    p_text(&p, c->title);
+    p_text(&p, c->metadata ? c->metadata : "{}");
+    p_int(&p, c->updated_ms);
+    p_int(&p, expect_version);
+    int64_t version = 0;
+    int rc = run_returning(db, S_A_CONV_UPDATE, &p, &version, 1, "conversation update");
+    if (rc == PARLEY_ENOTFOUND)
+        return PARLEY_ECONFLICT;
+    if (rc == 0)
+        c->version = version;
+    return rc;
+}
+
+/* A new message: count + 1 (its seq), version + 1, a new activity. */
+ATOMIC_OP int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                           int64_t *version, int64_t *activity)
+{
+    params_t p = {0};
+    p_text(&p, id);
+    p_int(&p, now_ms);
+    int64_t v[3] = {0, 0, 0};
+    int rc = run_returning(db, S_A_CONV_BUMP, &p, v, 3, "conversation bump");
+    if (rc == 0) {
+        *seq = v[0];
+        *version = v[1];
+        *activity = v[2];
+    }
+    return rc;
+}
+
+ATOMIC_OP int pg_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
+{
+    params_t p = {0};
+    p_text(&p, id);
+    p_int(&p, now_ms);
+    return run_returning(db, S_A_CONV_TOMBSTONE, &p, version, 1, "conversation delete");
+}
+
+ATOMIC_OP int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
+{
+    params_t p = {0};
+    p_text(&p, s->id);
+    p_text(&p, s->conversation_id);
+    p_text(&p, s->owner);
+    p_text(&p, s->message_id);
+    p_opt_text(&p, s->result_id);
+    p_text(&p, s->status);
+    p_int(&p, s->attempt);
+    p_int(&p, s->max_attempts);
+    p_int(&p, s->lease_ms);
+    p_opt_int(&p, s->lease_expires_ms);
+    p_text(&p, s->error);
+    p_text(&p, s->request);
+    p_text(&p, s->input);
+    p_int(&p, s->created_ms);
+    p_int(&p, s->updated_ms);
+    int64_t ord = 0;
+    int rc = run_returning(db, S_A_SESS_INSERT, &p, &ord, 1, "session insert");
+    if (rc == PARLEY_ENOTFOUND)
+        return PARLEY_EEXIST;
+    if (rc == 0)
+        s->ord = ord;
+    return rc;
+}
+
+/* Every mutable column, if status and attempt are still the expected ones
+ * (a worker whose lease was taken over is fenced out). */
+ATOMIC_OP int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
+                             int64_t expect_attempt)
+{
+    params_t p = {0};
+    p_text(&p, s->id);
+    p_opt_text(&p, s->result_id);
+    p_text(&p, s->status);
+    p_int(&p, s->attempt);
+    p_int(&p, s->max_attempts);
+    p_int(&p, s->lease_ms);
+    p_opt_int(&p, s->lease_expires_ms);
+    p_text(&p, s->error);
+    p_text(&p, s->request);
+    p_text(&p, s->input);
+    p_int(&p, s->updated_ms);
+    p_text(&p, expect_status);
+    p_int(&p, expect_attempt);
+    int64_t ord;
+    int rc = run_returning(db, S_A_SESS_UPDATE, &p, &ord, 1, "session update");
+    return rc == PARLEY_ENOTFOUND ? PARLEY_ECONFLICT : rc;
+}
+
+/* Claim the oldest pending session (of one conversation when conv_id is
+ * not NULL) that no other transaction holds: processing, attempt + 1, a
+ * lease of lease_ms; *out is the claimed row. PARLEY_ENOTFOUND: none. */
+ATOMIC_OP int pg_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
+                                 int64_t lease_ms, parley_sess_t *out)
+{
+    params_t p = {0};
+    p_int(&p, now_ms);
+    p_int(&p, lease_ms);
+    if (conv_id)
+        p_text(&p, conv_id);
+    PGresult *r;
+    int rc = run(db, conv_id ? S_A_SESS_CLAIM_CONV : S_A_SESS_CLAIM, &p, &r, "session claim");
+    if (rc)
+        return rc;
+    char id[PARLEY_ROW_ID_MAX + 1];
+    if (PQntuples(r) == 0)
+        rc = PARLEY_ENOTFOUND;
+    else
+        g_copy(id, sizeof id, r, 0, 0);
+    PQclear(r);
+    return rc ? rc : pg_sess_get(db, id, out);
+}
+
+ATOMIC_OP int pg_snap_insert(parley_db_t *db, parley_snap_t *s)
+{
+    params_t p = {0};
+    p_text(&p, s->id);
+    p_text(&p, s->owner);
+    p_text(&p, s->source);
+    p_text(&p, s->kind);
+    p_text(&p, s->title);
+    p_bool(&p, s->is_public);
+    p_int(&p, s->created_ms);
+    p_opt_int(&p, s->expires_ms);
+    p_opt_text(&p, s->stream);
+    p_text(&p, s->payload ? s->payload : "{}");
+    int64_t ord = 0;
+    int rc = run_returning(db, S_A_SNAP_INSERT, &p, &ord, 1, "snapshot insert");
+    if (rc == PARLEY_ENOTFOUND)
+        return PARLEY_EEXIST;
+    if (rc == 0)
+        s->ord = ord;
+    return rc;
+}
+
+/* Payload {}, stream "" (its fork is removed by the caller). */
+ATOMIC_OP int pg_snap_expire(parley_db_t *db, const char *id)
+{
+    params_t p = {0};
+    p_text(&p, id);
+    int64_t ord;
+    return run_returning(db, S_A_SNAP_EXPIRE, &p, &ord, 1, "snapshot expire");
+}
+
+/* Insert, or change the configuration columns of, a subscription; its
+ * delivery state is left as it is. */
+ATOMIC_OP int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
+{
+    params_t p = {0};
+    p_text(&p, s->id);
+    p_text(&p, s->type);
+    p_opt_text(&p, s->pattern);
+    p_opt_text(&p, s->webhook_url);
+    p_opt_text(&p, s->wake_stream);
+    p_opt_text(&p, s->description);
+    p_int(&p, s->lease_ttl_ms);
+    p_text(&p, s->config_hash);
+    p_text(&p, s->root_url);
+    p_int(&p, s->created_ms);
+    return run(db, S_A_SUB_PUT_CONFIG, &p, NULL, "subscription store");
+}
+
+/* Start a wake on an idle subscription: generation + 1 into *generation.
+ * PARLEY_ECONFLICT when a wake is already in flight. */
+ATOMIC_OP int pg_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
+                                int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
+{
+    params_t p = {0};
+    p_text(&p, id);
+    p_text(&p, wake_id);
+    p_int(&p, lease_exp_ms < 0 ? -1 : lease_exp_ms);
+    p_int(&p, due_ms < 0 ? -1 : due_ms);
+    int rc = run_returning(db, S_A_SUB_BEGIN_WAKE, &p, generation, 1, "subscription wake");
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_sub_t cur;
+        rc = pg_sub_get(db, id, &cur);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
+    return rc;
+}
+
+/* The delivery state, if the generation and the wake in flight are still
+ * the expected ones; PARLEY_ECONFLICT: fenced. */
+ATOMIC_OP int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
+                            const char *expect_wake_id)
+{
+    params_t p = {0};
+    p_text(&p, s->id);
+    p_opt_text(&p, s->wake_id);
+    p_opt_text(&p, s->holder);
+    p_opt_int(&p, s->lease_expires_ms);
+    p_opt_int(&p, s->delivery_due_ms);
+    p_int(&p, s->attempts);
+    p_int(&p, s->generation);
+    p_int(&p, expect_generation);
+    p_text(&p, expect_wake_id ? expect_wake_id : "");
+    int64_t g;
+    int rc = run_returning(db, S_A_SUB_UPDATE, &p, &g, 1, "subscription update");
+    return rc == PARLEY_ENOTFOUND ? PARLEY_ECONFLICT : rc;
+}
+
+ATOMIC_OP int pg_sublink_advance(parley_db_t *db, const char *sub, const char *path, uint64_t pos)
+{
+    params_t p = {0};
+    p_text(&p, sub);
+    p_text(&p, path);
+    p_int(&p, (int64_t)pos);
+    return run(db, S_A_LINK_ADVANCE, &p, NULL, "subscription advance");
 }
 
 /* The PostgreSQL backend (store.h). */
