@@ -226,7 +226,7 @@ static const stmt_def_t stmts[S_COUNT] = {
     [S_CHUNK_INSERT] = {"INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
                         "VALUES ($1, $2, $3, $4, $5)"},
     [S_CHUNK_SCAN] = {"SELECT start_pos, end_pos, unit_end, data FROM chunks "
-                      "WHERE stream_id = $1 AND end_pos > $2 ORDER BY end_pos"},
+                      "WHERE stream_id = $1 AND end_pos > $2 ORDER BY end_pos LIMIT $3"},
     [S_PRODUCER_GET] = {"SELECT epoch, last_seq FROM producers WHERE stream_id = $1 AND "
                         "producer = $2",
                         L_UPDATE},
@@ -1341,23 +1341,43 @@ static int pg_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, u
     return run(db, S_CHUNK_INSERT, &p, NULL, "chunk insert");
 }
 
+/*
+ * The chunks past from, in pages: libpq holds a whole result in memory, so
+ * one query for "everything past from" would fetch a long stream's rest
+ * for every window a reader takes. The first page is small (a live reader
+ * wants the newest chunk or two), later ones grow to CHUNK_PAGE_MAX rows.
+ */
+#define CHUNK_PAGE_FIRST 4
+#define CHUNK_PAGE_MAX   256
+
 static int pg_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
                          void *arg)
 {
-    params_t p = {0};
-    p_int(&p, stream_id);
-    p_int(&p, (int64_t)from);
-    PGresult *r;
-    int rc = run(db, S_CHUNK_SCAN, &p, &r, "chunk scan");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        if (cb(arg, (uint64_t)g_int(r, i, 0), (uint64_t)g_int(r, i, 1), (uint64_t)g_int(r, i, 2),
-               PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3)))
-            break;
+    int limit = CHUNK_PAGE_FIRST;
+    for (;;) {
+        params_t p = {0};
+        p_int(&p, stream_id);
+        p_int(&p, (int64_t)from);
+        p_int(&p, limit);
+        PGresult *r;
+        int rc = run(db, S_CHUNK_SCAN, &p, &r, "chunk scan");
+        if (rc)
+            return rc;
+        int n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            from = (uint64_t)g_int(r, i, 1);
+            if (cb(arg, (uint64_t)g_int(r, i, 0), from, (uint64_t)g_int(r, i, 2),
+                   PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3))) {
+                PQclear(r);
+                return 0;
+            }
+        }
+        PQclear(r);
+        if (n < limit)
+            return 0;
+        if (limit < CHUNK_PAGE_MAX)
+            limit *= 2;
     }
-    PQclear(r);
-    return 0;
 }
 
 static int pg_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
