@@ -6,7 +6,9 @@
  * URL. "postgres://user:password@host:port/db?options" or the same with
  * "postgresql://": libpq's own URI form, handed to PQconnectdb as is (a
  * unix socket directory goes in ?host=/path). The password never reaches a
- * log line: describe() names only the database and the host.
+ * log line: describe() names only the database and the host. Unless the
+ * URL says otherwise, connecting gives up after 5 s and TCP keepalives
+ * (10 s idle, 3 probes 5 s apart) notice a server that vanished.
  *
  * Connections (store.h's contract). One writer connection per process,
  * used by the writer thread only; one reader connection per reading
@@ -839,7 +841,18 @@ static int open_conn(pg_store_t *s, bool writer, parley_db_t **out)
     c->base.ops = &pg_ops;
     c->store = s;
     c->writer = writer;
-    c->conn = PQconnectdb(s->url);
+    /* Defaults first: the URL's own parameters (expanded from dbname)
+     * override them. A dead host must not hang the writer: connecting gives
+     * up after 5 s, and TCP keepalives find a peer that vanished. */
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "application_name",
+                                       "dbname",
+                                       NULL};
+    const char *vals[] = {"5", "10", "5", "3", "parley", s->url, NULL};
+    c->conn = PQconnectdbParams(keys, vals, 1);
     if (!c->conn) {
         free(c);
         return PARLEY_ENOMEM;
