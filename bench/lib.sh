@@ -179,7 +179,7 @@ thread_cpu() {
     for t in /proc/"$1"/task/*; do
         comm=$(tr -c 'A-Za-z0-9_.\n-' '_' <"$t/comm" 2>/dev/null) || continue
         if ! read -r ns _ <"$t/schedstat" 2>/dev/null; then
-            ns=$(sed 's/.*) //' "$t/stat" | awk -v hz="$hz" '{printf "%d", ($12 + $13) * 1e9 / hz}')
+            ns=$(sed 's/.*) //' "$t/stat" | awk -v hz="$hz" '{printf "%.0f", ($12 + $13) * 1e9 / hz}')
         fi
         echo "${t##*/} $comm $ns"
     done
@@ -235,7 +235,7 @@ cpu_split() {
     awk -v w="$3" 'NR == FNR {b[$1] = $3; next}
         {d = $3 - (($1 in b) ? b[$1] : 0)
          if ($1 == w) wr += d; else if ($2 ~ /^MHD/) h += d; else o += d}
-        END {printf "writer_ns=%d http_ns=%d other_ns=%d\n", wr, h, o}' "$1" "$2"
+        END {printf "writer_ns=%.0f http_ns=%.0f other_ns=%.0f\n", wr, h, o}' "$1" "$2"
 }
 
 # -------------------------------------------------------------- reports ----

@@ -71,7 +71,7 @@ stop_parley() {
     kill -TERM "$PARLEY_PID" 2>/dev/null || true
     wait "$PARLEY_PID" 2>/dev/null || true
 }
-cpu_ns() { thread_cpu "$1" | awk '{s += $3} END {printf "%d", s}'; }
+cpu_ns() { thread_cpu "$1" | awk '{s += $3} END {printf "%.0f", s}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 tcp_mem_kib() {   # the kernel's TCP buffer memory, in KiB (sockstat counts pages)
     awk -v pg="$(getconf PAGESIZE)" '$1 == "TCP:" {for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) * pg / 1024}' /proc/net/sockstat

@@ -2,7 +2,7 @@
  * api.h — the HTTP API handlers, one entry point per resource.
  *
  * Each handler runs on an HTTP worker thread with a complete request
- * (headers and body) and answers through http/request.h: at once, after a
+ * (headers and body) and answers through api/request.h: at once, after a
  * write is durable, or when a live read has something to say.
  */
 #ifndef PARLEY_API_API_H
@@ -10,9 +10,10 @@
 
 #include <stdbool.h>
 
+#include "api/app.h"
 #include "api/reply.h"
 #include "core/stream.h"
-#include "http/request.h"
+#include "api/request.h"
 #include "store/writer.h"
 
 /* /v1/stream/{path}: the Durable Streams protocol. path is below the root. */
@@ -81,7 +82,8 @@ bool parley_api_snapshots_is_anonymous_read(const char *method, const char *path
 /*
  * The router (router.c): answer r, a complete request, with the right
  * handler (after CORS preflight, body limit and authentication). arg is
- * the server's parley_config_t. body_limit: the largest body a path takes.
+ * the application (parley_app_t), which the router attaches to r.
+ * body_limit: the largest body a path takes (arg: the parley_app_t).
  */
 void parley_api_route(parley_req_t *r, void *arg);
 size_t parley_api_body_limit(const char *path, void *arg);

@@ -174,7 +174,7 @@ static void post_message(parley_req_t *r, const char *id)
         return;
     }
     parley_outcome_t o;
-    if (parley_message_parse(cw->body, parley_req_ctx(r)->cfg->session_max_attempts,
+    if (parley_message_parse(cw->body, parley_api_app(r)->cfg->session_max_attempts,
                              &cw->msg.message, &o)) {
         parley_resource_refuse(r, &o);
         parley_outcome_clear(&o);
@@ -210,7 +210,7 @@ static int get_visible(parley_req_t *r, parley_db_t *db, const char *id, parley_
 static void get_one(parley_req_t *r, const char *id, bool head)
 {
     parley_conv_t c;
-    if (get_visible(r, parley_req_reader(r), id, &c))
+    if (get_visible(r, parley_app_reader(parley_api_app(r)), id, &c))
         return;
     char etag[32];
     etag_of(c.version, etag, sizeof etag);
@@ -244,7 +244,7 @@ static void list(parley_req_t *r)
     uint64_t before;
     if (parley_resource_page(r, 'a', &limit, &before))
         return;
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_page_t page;
     parley_page_init(&page, limit);
     int rc =
@@ -316,7 +316,7 @@ int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_strea
 
 static void get_messages(parley_req_t *r, const char *id)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_conv_t c;
     parley_stream_t log;
     parley_buf_t body;
@@ -351,7 +351,7 @@ static void get_stream(parley_req_t *r, const char *id, bool head)
 {
     parley_conv_t c;
     char path[PARLEY_PATH_MAX + 1];
-    if (get_visible(r, parley_req_reader(r), id, &c))
+    if (get_visible(r, parley_app_reader(parley_api_app(r)), id, &c))
         return;
     parley_conv_clear(&c);
     parley_conversation_stream_path(id, path, sizeof path);
@@ -380,7 +380,7 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
             return;
         }
     }
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_conv_t c;
     if (get_visible(r, db, id, &c))
         return;

@@ -122,7 +122,7 @@ static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collect
     snprintf(dw->collection, sizeof dw->collection, "%s", collection);
     snprintf(dw->id, sizeof dw->id, "%s", id);
     dw->req.op = op;
-    dw->req.max_bytes = parley_req_ctx(r)->cfg->max_json_bytes;
+    dw->req.max_bytes = parley_api_app(r)->cfg->max_json_bytes;
     dw->req.owner = dw->owner;
     dw->req.collection = dw->collection;
     dw->req.id = dw->id;
@@ -180,7 +180,7 @@ static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collect
 
 static void get_one(parley_req_t *r, const char *collection, const char *id, bool head)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_doc_t d;
     memset(&d, 0, sizeof d);
     int rc = db ? parley_db_doc_get(db, parley_req_user(r), collection, id, &d) : PARLEY_ESTORE;
@@ -230,7 +230,7 @@ static void list(parley_req_t *r, const char *collection)
     uint64_t before;
     if (parley_resource_page(r, 'c', &limit, &before))
         return;
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_page_t page;
     parley_page_init(&page, limit);
     int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before, limit + 1,

@@ -41,12 +41,12 @@ static int ensure_apply(parley_write_t *w, parley_db_t *db)
 static void ensure_done(parley_write_t *w, int status)
 {
     feed_ensure_t *fe = (feed_ensure_t *)w;
-    parley_req_write_done(fe->r, status);
+    parley_app_write_done(fe->r, status);
 }
 
 static void on_ensured(parley_req_t *r)
 {
-    int st = parley_req_write_status(r);
+    int st = parley_app_write_status(r);
     if (st < 0) {
         parley_req_error(r, 503, "unavailable", "the event feed is not available; retry shortly");
         return;
@@ -68,7 +68,7 @@ void parley_api_events(parley_req_t *r)
     }
     char path[PARLEY_PATH_MAX + 1];
     feed_path_of(r, path, sizeof path);
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_stream_t meta;
     if (db && parley_db_stream_get(db, path, &meta) == 0) {
         parley_api_stream_read(r, path, head);
@@ -85,5 +85,5 @@ void parley_api_events(parley_req_t *r)
     snprintf(fe->path, sizeof fe->path, "%s", path);
     snprintf(fe->owner, sizeof fe->owner, "%s", parley_req_user(r));
     parley_req_set_data(r, fe, free);
-    parley_req_submit(r, &fe->w, on_ensured);
+    parley_app_submit(r, &fe->w, on_ensured);
 }

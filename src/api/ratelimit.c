@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "api/app.h"
 #include "api/auth.h"
 #include "api/ratelimit.h"
 #include "api/reply.h"
@@ -125,7 +126,7 @@ static void refuse(parley_req_t *r, const parley_rate_rule_t *rule, bool user, b
 
 bool parley_api_ratelimit_refuse(parley_req_t *r)
 {
-    const parley_ctx_t *ctx = parley_req_ctx(r);
+    parley_app_t *ctx = parley_api_app(r);
     parley_ratelimit_t *rl = ctx->ratelimit;
     if (!rl)
         return false;

@@ -23,7 +23,7 @@
 #include <stdbool.h>
 
 #include "core/ratelimit.h"
-#include "http/request.h"
+#include "api/request.h"
 #include "parley/parley.h"
 
 /* Defaults when a limit is not configured and the server is not in local

@@ -16,7 +16,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "http/request.h"
+#include "api/request.h"
 #include "util/buf.h"
 
 #define PARLEY_REPLY_MAX_BODY (64u << 20) /* hard limit of a built body */

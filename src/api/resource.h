@@ -25,7 +25,7 @@
 
 #include "api/reply.h"
 #include "core/outcome.h"
-#include "http/request.h"
+#include "api/request.h"
 #include "store/writer.h"
 
 #define PARLEY_RESOURCE_PAGE_DEFAULT 20  /* items in a page without ?limit= */

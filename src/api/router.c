@@ -15,7 +15,8 @@
  *   /v1/snapshots[/...]             snapshots (one may be read without a token)
  *
  * Runs on an HTTP worker thread for each complete request. arg is the
- * server's configuration (parley_config_t).
+ * application (parley_app_t, api/app.h); the router attaches it to the
+ * request, where every handler finds it with parley_api_app().
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -31,7 +32,8 @@
 
 size_t parley_api_body_limit(const char *path, void *arg)
 {
-    const parley_config_t *cfg = arg;
+    const parley_app_t *app = arg;
+    const parley_config_t *cfg = app->cfg;
     if (strncmp(path, "/v1/stream/__ds/", 16) == 0)
         return cfg->max_json_bytes; /* subscription control bodies are JSON */
     if (strncmp(path, "/v1/stream/", 11) == 0)
@@ -51,7 +53,8 @@ static bool is_public(const char *path)
 
 void parley_api_route(parley_req_t *r, void *arg)
 {
-    const parley_config_t *cfg = arg;
+    r->app = arg;
+    const parley_config_t *cfg = r->app->cfg;
     const char *path = parley_req_path(r);
     const char *method = parley_req_method(r);
     const char *allow = NULL, *why = NULL;

@@ -165,7 +165,7 @@ static void append_output(parley_req_t *r, const char *id)
 
 static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     int rc = db ? parley_db_sess_get(db, id, s) : PARLEY_ESTORE;
     if (rc == 0 && parley_session_visible(s, parley_req_user(r), parley_req_is_admin(r)))
         return 0;

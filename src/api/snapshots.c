@@ -117,7 +117,7 @@ static int get_readable(parley_req_t *r, parley_db_t *db, const char *id, parley
 
 static void get_one(parley_req_t *r, const char *id)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_snap_t s;
     json_t *content = NULL;
     if (!db || parley_db_begin(db)) {
@@ -145,7 +145,7 @@ static void get_one(parley_req_t *r, const char *id)
 
 static void get_messages(parley_req_t *r, const char *id)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_snap_t s;
     parley_stream_t fork;
     parley_buf_t body;
@@ -192,7 +192,7 @@ static void list(parley_req_t *r)
     uint64_t before;
     if (parley_resource_page(r, 'o', &limit, &before))
         return;
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_page_t page;
     parley_page_init(&page, limit);
     int rc =

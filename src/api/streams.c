@@ -463,7 +463,7 @@ static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley
 
 static int lookup(parley_req_t *r, stream_read_t *rd, parley_stream_t *meta)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     if (!db)
         return PARLEY_ESTORE;
     int rc = parley_db_begin(db);
@@ -480,7 +480,7 @@ static int lookup(parley_req_t *r, stream_read_t *rd, parley_stream_t *meta)
 static int read_window(parley_req_t *r, const parley_stream_t *meta, parley_read_cursor_t *cur,
                        size_t max, parley_buf_t *out)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     if (!db)
         return PARLEY_ESTORE;
     int rc = parley_db_begin(db);
@@ -637,7 +637,7 @@ static void long_poll_step(parley_req_t *r);
 
 static void on_long_poll_resumed(parley_req_t *r)
 {
-    if (parley_req_wake_reason(r) == PARLEY_WAKE_DATA)
+    if (parley_app_wake_reason(r) == PARLEY_WAKE_DATA)
         long_poll_step(r);
     else
         long_poll_empty(r);
@@ -646,7 +646,7 @@ static void on_long_poll_resumed(parley_req_t *r)
 static void long_poll_step(parley_req_t *r)
 {
     stream_read_t *rd = parley_req_data(r);
-    const parley_ctx_t *ctx = parley_req_ctx(r);
+    parley_app_t *ctx = parley_api_app(r);
     parley_stream_t meta;
     uint64_t gen = parley_hub_generation(ctx->hub);
     int st = lookup(r, rd, &meta);
@@ -668,7 +668,7 @@ static void long_poll_step(parley_req_t *r)
         long_poll_empty(r); /* closed at the tail: EOF at once */
         return;
     }
-    parley_req_park(r, meta.id, rd->deadline, gen, on_long_poll_resumed);
+    parley_app_park(r, meta.id, rd->deadline, gen, on_long_poll_resumed);
 }
 
 static void etag_of(const parley_stream_t *meta, uint64_t start, uint64_t end, char *out, size_t n)
@@ -847,20 +847,20 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
 {
     sse_t *s = arg;
     parley_req_t *r = s->r;
-    const parley_ctx_t *ctx = parley_req_ctx(r);
+    parley_app_t *ctx = parley_api_app(r);
     if (s->in_event) {
         int rc = sse_event_step(s, out, room, NULL);
         if (rc)
             parley_log_warn("SSE read of '%s' cut short: %s", s->meta.path, parley_strerror(rc));
         return rc ? rc : PARLEY_BODY_MORE;
     }
-    if (s->ending || parley_req_wake_reason(r) == PARLEY_WAKE_SHUTDOWN ||
+    if (s->ending || parley_app_wake_reason(r) == PARLEY_WAKE_SHUTDOWN ||
         parley_req_shutting_down(r) || parley_clock_mono_ms() >= s->deadline)
         return PARLEY_BODY_END;
     parley_stream_t meta;
     uint64_t gen = parley_hub_generation(ctx->hub);
     /* One read transaction for the look-up and the event's first window. */
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     if (!db || parley_db_begin(db))
         return PARLEY_BODY_END;
     int st = lookup_in(r, db, &s->rd, &meta);
@@ -898,13 +898,13 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         sse_control(s, out, s->rd.pos, true, false);
         return PARLEY_BODY_MORE;
     }
-    parley_req_park_stream(r, meta.id, s->deadline, gen);
+    parley_app_park_stream(r, meta.id, s->deadline, gen);
     return PARLEY_BODY_PARKED;
 }
 
 static void start_sse(parley_req_t *r, stream_read_t *rd)
 {
-    const parley_ctx_t *ctx = parley_req_ctx(r);
+    parley_app_t *ctx = parley_api_app(r);
     parley_stream_t meta;
     int st = lookup(r, rd, &meta);
     if (st != 200) {
@@ -930,7 +930,7 @@ static void start_sse(parley_req_t *r, stream_read_t *rd)
 
 void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
 {
-    const parley_ctx_t *ctx = parley_req_ctx(r);
+    parley_app_t *ctx = parley_api_app(r);
     stream_read_t *rd = calloc(1, sizeof *rd);
     if (!rd) {
         respond_store_error(r, PARLEY_ENOMEM);
@@ -941,7 +941,7 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
 
     if (head) {
         parley_stream_t meta;
-        parley_db_t *db = parley_req_reader(r);
+        parley_db_t *db = parley_app_reader(parley_api_app(r));
         int st =
             db ? parley_stream_lookup(db, path, parley_req_user(r), parley_req_is_admin(r), &meta)
                : PARLEY_ESTORE;

@@ -208,7 +208,7 @@ static sub_write_t *new_write(parley_req_t *r, enum sub_op op, const char *id)
     sw->op = op;
     snprintf(sw->id, sizeof sw->id, "%s", id);
     root_url(r, sw->root_url, sizeof sw->root_url);
-    sw->kr = parley_req_ctx(r)->keyring;
+    sw->kr = parley_api_app(r)->keyring;
     return sw;
 }
 
@@ -451,10 +451,10 @@ static void handle_get(parley_req_t *r, const char *id)
 {
     char root[PARLEY_SUB_ROOT_MAX + 1];
     parley_outcome_t o;
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_outcome_init(&o);
     root_url(r, root, sizeof root);
-    parley_sub_view_t view = {root, parley_keyring_kid(parley_req_ctx(r)->keyring)};
+    parley_sub_view_t view = {root, parley_keyring_kid(parley_api_app(r)->keyring)};
     if (!db || parley_db_begin(db)) {
         fail(r, 500, "storage_error", "the subscription could not be read; retry");
         return;
@@ -616,7 +616,7 @@ static void handle_jwks(parley_req_t *r)
         parley_resource_method_not_allowed(r, "GET, HEAD, OPTIONS", NULL);
         return;
     }
-    const char *jwks = parley_keyring_jwks(parley_req_ctx(r)->keyring);
+    const char *jwks = parley_keyring_jwks(parley_api_app(r)->keyring);
     parley_req_add_header(r, "Cache-Control", "public, max-age=300");
     if (strcmp(m, "HEAD") == 0) {
         parley_req_add_header(r, "Content-Type", "application/jwk-set+json");

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/app.h"
 #include "api/write.h"
 #include "codec/fingerprint.h"
 #include "core/idempotency.h"
@@ -147,13 +148,13 @@ static void write_done(parley_write_t *w, int status)
         parley_idem_end(aw->owner, aw->key);
         aw->in_flight = false;
     }
-    parley_req_write_done(aw->r, status);
+    parley_app_write_done(aw->r, status);
 }
 
 static void on_resumed(parley_req_t *r)
 {
     api_write_t *aw = parley_req_data(r);
-    int st = parley_req_write_status(r);
+    int st = parley_app_write_status(r);
     if (st == PARLEY_EFULL) {
         parley_req_error(r, 507, "insufficient_storage",
                          "the disk is full; nothing was written. Retry once space is freed");
@@ -179,7 +180,7 @@ static void on_resumed(parley_req_t *r)
  */
 static int answer_recorded(parley_req_t *r, api_write_t *aw)
 {
-    parley_db_t *db = parley_req_reader(r);
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
     char fp[65];
     int64_t created;
     char *resp = NULL;
@@ -223,7 +224,7 @@ void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx, void (
     aw->free_ctx = free_ctx;
     aw->w.apply = apply_write;
     aw->w.done = write_done;
-    aw->ttl_ms = (int64_t)parley_req_ctx(r)->cfg->idempotency_ttl_s * 1000;
+    aw->ttl_ms = (int64_t)parley_api_app(r)->cfg->idempotency_ttl_s * 1000;
     parley_reply_init(&aw->reply);
     parley_req_set_data(r, aw, free_write);
 
@@ -255,5 +256,5 @@ void parley_api_write(parley_req_t *r, parley_api_apply_fn fn, void *ctx, void (
         }
         aw->in_flight = true;
     }
-    parley_req_submit(r, &aw->w, on_resumed);
+    parley_app_submit(r, &aw->w, on_resumed);
 }

@@ -21,7 +21,7 @@
 #define PARLEY_API_WRITE_H
 
 #include "api/reply.h"
-#include "http/request.h"
+#include "api/request.h"
 #include "store/writer.h"
 
 typedef int (*parley_api_apply_fn)(void *ctx, parley_db_t *db, parley_reply_t *reply,

@@ -10,7 +10,7 @@
  * interface ids (::0:5efe:a.b.c.d, ::200:5efe:a.b.c.d under any prefix).
  * IPv4-compatible ::/96 and the NAT64 local-use prefix 64:ff9b:1::/48 are
  * refused whatever they carry. The URL check and the connect-time check
- * (parley_urlpolicy_addr_allowed, called by http/webhook.c for every
+ * (parley_urlpolicy_addr_allowed, called by server/webhook.c for every
  * socket) both decide with parley_urlpolicy_ipv6_is_public().
  */
 #include <arpa/inet.h>

@@ -7,7 +7,7 @@
  * When a linked stream's tail passes its acked offset the subscription has
  * pending work, and an idle subscription is woken: its generation grows by
  * one, a new wake id is drawn, and the wake is delivered (a webhook POST by
- * the delivery thread, http/webhook.c, or a wake event appended to the wake
+ * the delivery thread, server/webhook.c, or a wake event appended to the wake
  * stream). The worker answers by callback (webhook) or claims, acks and
  * releases (pull-wake); every such request is fenced by a token, the
  * generation and the wake id. The state machine is drawn in subscription.c.
@@ -93,7 +93,7 @@ typedef struct parley_sub_report {
     bool done;                    /* the wake's work is finished */
 } parley_sub_report_t;
 
-/* How a webhook POST went (http/webhook.c). */
+/* How a webhook POST went (server/webhook.c). */
 typedef enum {
     PARLEY_SUB_DELIVERY_FAILED, /* no 2xx: retry with backoff */
     PARLEY_SUB_DELIVERY_OK,     /* 2xx: the receiver holds the wake */

@@ -1,26 +1,27 @@
 /*
  * transport.c — the HTTP transport: the libmicrohttpd daemon, the request
- * lifecycle, suspend/resume, responses. It knows no route: every complete
- * request goes to the route callback it was started with (api/router.c).
+ * lifecycle, suspend/resume, responses. It implements the request
+ * interface the API owns (api/request.h) and knows no route, no store, no
+ * writer and no hub: every complete request goes to the route callback it
+ * was started with (api/router.c), and a handler that defers suspends the
+ * request and has it resumed by whoever it waits on (api/app.h).
  *
  * NOTES ON THE DESIGN
  *
  * Threads. libmicrohttpd runs a pool of worker threads (one per core by
  * default), each with its own epoll set; a connection stays on one worker
- * for its life. Handlers run on that worker and read the store through the
- * worker's own read-only connection (opened on first use, thread-local).
- * Writes go to the writer thread (store/writer.c); live reads park in the
- * hub (core/hub.h). In both cases the connection is suspended, costing no
- * thread and no polling, and resumed from the other thread when there is
- * something to say. Idle live connections therefore cost only their
- * socket and their request state.
+ * for its life. Handlers run on that worker. A handler that defers (a
+ * write waiting for the writer, a live read parked in the hub) suspends
+ * the connection, costing no thread and no polling, and it is resumed from
+ * the other thread when there is something to say. Idle live connections
+ * therefore cost only their socket and their request state.
  *
- * Request lifecycle: see the state machine in request.h. The body is read
- * completely before the handler runs, bounded by the route's limit; a body
- * over the limit is drained (so the client sees the 413 instead of a reset
- * while it is still uploading) unless it is absurdly large (a declared
- * length, or a chunked body once it passes DRAIN_FACTOR times the limit),
- * which closes the connection at once.
+ * Request lifecycle: see the state machine in api/request.h. The body is
+ * read completely before the handler runs, bounded by the route's limit; a
+ * body over the limit is drained (so the client sees the 413 instead of a
+ * reset while it is still uploading) unless it is absurdly large (a
+ * declared length, or a chunked body once it passes DRAIN_FACTOR times the
+ * limit), which closes the connection at once.
  *
  * The edge (check_head, run once the headers are in, before any handler):
  * a request whose framing is ambiguous (Content-Length together with
@@ -41,26 +42,28 @@
  * incomplete body is looked for after each part (peer_has_closed),
  * because the edge-triggered loop never reads again to see it.
  *
- * Shutdown is driven by the server (src/server.c): quiesce (no new
+ * Shutdown is driven by the server (server/server.c): quiesce (no new
  * connections; answers say Connection: close), then the hub and the writer
  * answer every parked and queued request, then parley_http_stop(). No
  * connection is suspended when the daemon stops, as libmicrohttpd requires.
  *
  * Invariants:
- *   1. A connection is suspended only by its own worker, and is resumed
- *      exactly once per suspension (by the writer's done callback, the
- *      hub's wake callback, or the worker itself when deferral failed).
+ *   1. A connection is suspended only by its own worker (t_suspend), and
+ *      is resumed exactly once per suspension: by t_resume (called by the
+ *      writer's done callback, the hub's wake-up, or the worker itself when
+ *      deferral failed) or by on_hangup after a successful claim.
  *   2. A request's memory is freed only in on_completed, which cannot run
  *      while the connection is suspended.
- *   3. A parked (hub-waiting) connection's socket is in the watcher
- *      (http/watch.h) from before parley_hub_wait() until it is resumed,
- *      and is removed from it before MHD_resume_connection(). The resume
- *      goes to whoever takes the waiter out of the hub: the hub's wake-up,
- *      or the watcher through parley_hub_cancel() when the client hangs up
- *      (wake reason PARLEY_WAKE_GONE, which ends the request at once).
+ *   3. A connection suspended with a hang-up claim has its socket in the
+ *      watcher (http/watch.h) from before t_suspend returns (so before the
+ *      suspender registers anywhere it can be resumed from) until it is
+ *      resumed, and it is removed from the watcher before
+ *      MHD_resume_connection(). The resume goes to whoever wins the claim:
+ *      the suspender's resume, or the watcher when the claim callback
+ *      (api/app.c: parley_hub_cancel()) returns true; then the request ends
+ *      at once without its on_resume.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -76,7 +79,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http/request.h"
+#include "api/request.h"
 #include "http/budget.h"
 #include "http/transport.h"
 #include "http/watch.h"
@@ -86,7 +89,6 @@
 #include "util/utf8.h"
 
 #define MAX_HEADERS  24          /* response headers a handler may add */
-#define MAX_READERS  256         /* worker threads with a reader connection */
 #define DRAIN_FACTOR 4           /* drain bodies up to this many times the limit */
 #define HEADER_LIMIT (16 * 1024) /* request line and headers accepted (431 above) */
 /* Per-connection memory of libmicrohttpd. A header block up to about
@@ -104,15 +106,12 @@ typedef enum {
 } req_state_t;
 
 struct parley_http {
-    parley_http_config_t cfg;          /* configuration (copied; strings borrowed) */
-    struct MHD_Daemon *daemon;         /* the HTTP daemon */
-    atomic_bool stopping;              /* shutdown has begun */
-    atomic_int inflight;               /* requests not yet completed */
-    pthread_mutex_t readers_lock;      /* guards readers */
-    parley_db_t *readers[MAX_READERS]; /* per-thread reader connections */
-    int nreaders;                      /* entries in readers */
-    parley_watch_t *watch;             /* notices parked clients hanging up */
-    parley_budget_t *budget;           /* readers' pending output */
+    parley_http_config_t cfg;  /* configuration (copied; strings borrowed) */
+    struct MHD_Daemon *daemon; /* the HTTP daemon */
+    atomic_bool stopping;      /* shutdown has begun */
+    atomic_int inflight;       /* requests not yet completed */
+    parley_watch_t *watch;     /* notices parked clients hanging up */
+    parley_budget_t *budget;   /* readers' pending output */
 };
 
 typedef struct resp_header {
@@ -120,12 +119,13 @@ typedef struct resp_header {
     char *value; /* owned */
 } resp_header_t;
 
-struct parley_req {
+typedef struct http_req {
+    parley_req_t base;               /* the interface (api/request.h); first */
     parley_http_t *srv;              /* the server */
     struct MHD_Connection *conn;     /* the connection */
     const char *method;              /* borrowed from libmicrohttpd */
     const char *path;                /* decoded URL path, borrowed */
-    req_state_t state;               /* see request.h */
+    req_state_t state;               /* see api/request.h */
     parley_buf_t body;               /* the request body */
     bool too_big;                    /* body over the limit (drained) */
     size_t limit;                    /* the route's body limit */
@@ -136,18 +136,20 @@ struct parley_req {
     resp_header_t hdrs[MAX_HEADERS]; /* staged response headers */
     int nhdrs;                       /* entries in hdrs */
     parley_resume_fn on_resume;      /* what to run after a resume */
-    int write_status;                /* from the writer's done callback */
-    parley_waiter_t waiter;          /* hub registration */
-    parley_watch_entry_t watch;      /* hang-up watch while parked */
-    _Atomic int wake_reason;         /* why we were resumed */
-    char user[256];                  /* the authenticated caller's user id */
-    bool admin;                      /* the caller reaches every user's resources */
-    void *data;                      /* handler state */
-    void (*free_data)(void *);       /* frees data */
+    parley_hangup_claim_fn claim;    /* the suspender's hang-up claim, or NULL */
+    bool watched;                    /* suspended with a hang-up watch */
+    parley_watch_entry_t watch;      /* hang-up watch while suspended */
+    atomic_bool gone;                /* the client hung up while suspended */
     struct window_resp *window;      /* its windowed response, if any */
-};
+} http_req_t;
 
-static __thread parley_db_t *tl_reader; /* this worker's reader connection */
+static const parley_req_ops_t http_req_ops;
+
+/* The transport's request behind the interface. */
+static http_req_t *H(parley_req_t *req)
+{
+    return (http_req_t *)req;
+}
 
 static const char expose_headers[] =
     "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "
@@ -157,39 +159,33 @@ static const char expose_headers[] =
 
 /* ---- request accessors -------------------------------------------------- */
 
-const parley_ctx_t *parley_req_ctx(parley_req_t *r)
+static void t_set_allow_origin(parley_req_t *req, const char *origin)
 {
-    return r->srv->cfg.ctx;
-}
-
-void parley_req_set_caller(parley_req_t *r, const char *user, bool admin)
-{
-    snprintf(r->user, sizeof r->user, "%s", user);
-    r->admin = admin;
-}
-
-void parley_req_set_allow_origin(parley_req_t *r, const char *origin)
-{
+    http_req_t *r = H(req);
     r->allow_origin = origin;
 }
 
-bool parley_req_body_too_big(parley_req_t *r)
+static bool t_body_too_big(parley_req_t *req)
 {
+    http_req_t *r = H(req);
     return r->too_big;
 }
 
-const char *parley_req_method(parley_req_t *r)
+static const char *t_method(parley_req_t *req)
 {
+    http_req_t *r = H(req);
     return r->method;
 }
 
-const char *parley_req_path(parley_req_t *r)
+static const char *t_path(parley_req_t *req)
 {
+    http_req_t *r = H(req);
     return r->path;
 }
 
-const char *parley_req_header(parley_req_t *r, const char *name)
+static const char *t_header(parley_req_t *req, const char *name)
 {
+    http_req_t *r = H(req);
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
@@ -214,79 +210,41 @@ static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
-int parley_req_query(parley_req_t *r, const char *name, const char **value)
+static int t_query(parley_req_t *req, const char *name, const char **value)
 {
+    http_req_t *r = H(req);
     query_scan_t q = {name, NULL, 0, false};
     MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, on_query, &q);
     *value = q.first;
     return q.nul ? -1 : q.count;
 }
 
-const char *parley_req_user(parley_req_t *r)
+static const struct sockaddr *t_client_addr(parley_req_t *req)
 {
-    return r->user;
-}
-
-bool parley_req_is_admin(parley_req_t *r)
-{
-    return r->admin;
-}
-
-const struct sockaddr *parley_req_client_addr(parley_req_t *r)
-{
+    http_req_t *r = H(req);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     return ci ? ci->client_addr : NULL;
 }
 
-const char *parley_req_body(parley_req_t *r, size_t *len)
+static const char *t_body(parley_req_t *req, size_t *len)
 {
+    http_req_t *r = H(req);
     *len = r->body.len;
     return r->body.data ? r->body.data : "";
 }
 
-parley_db_t *parley_req_reader(parley_req_t *r)
+static bool t_shutting_down(parley_req_t *req)
 {
-    if (tl_reader)
-        return tl_reader;
-    parley_db_t *db = NULL;
-    if (parley_store_reader(r->srv->cfg.ctx->store, &db))
-        return NULL;
-    pthread_mutex_lock(&r->srv->readers_lock);
-    if (r->srv->nreaders < MAX_READERS) {
-        r->srv->readers[r->srv->nreaders++] = db;
-        tl_reader = db;
-    }
-    pthread_mutex_unlock(&r->srv->readers_lock);
-    if (!tl_reader) {
-        parley_db_close(db);
-        return NULL;
-    }
-    return db;
-}
-
-void parley_req_set_data(parley_req_t *r, void *data, void (*free_fn)(void *))
-{
-    if (r->free_data && r->data && r->data != data)
-        r->free_data(r->data);
-    r->data = data;
-    r->free_data = free_fn;
-}
-
-void *parley_req_data(parley_req_t *r)
-{
-    return r->data;
-}
-
-bool parley_req_shutting_down(parley_req_t *r)
-{
+    http_req_t *r = H(req);
     return atomic_load(&r->srv->stopping);
 }
 
 /* ---- responses ----------------------------------------------------------- */
 
-void parley_req_add_header(parley_req_t *r, const char *name, const char *value)
+static void t_add_header(parley_req_t *req, const char *name, const char *value)
 {
+    http_req_t *r = H(req);
     if (r->nhdrs == MAX_HEADERS)
         return;
     r->hdrs[r->nhdrs].name = strdup(name);
@@ -294,7 +252,7 @@ void parley_req_add_header(parley_req_t *r, const char *name, const char *value)
     r->nhdrs++;
 }
 
-static void queue(parley_req_t *r, int status, struct MHD_Response *resp, const char *content_type)
+static void queue(http_req_t *r, int status, struct MHD_Response *resp, const char *content_type)
 {
     if (!resp) {
         parley_log_error("http: cannot allocate a response");
@@ -321,17 +279,19 @@ static void queue(parley_req_t *r, int status, struct MHD_Response *resp, const 
     r->state = REQ_DONE;
 }
 
-void parley_req_respond(parley_req_t *r, int status, const char *content_type, const void *body,
-                        size_t len)
+static void t_respond(parley_req_t *req, int status, const char *content_type, const void *body,
+                      size_t len)
 {
+    http_req_t *r = H(req);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)(len ? body : ""), MHD_RESPMEM_MUST_COPY);
     queue(r, status, resp, content_type);
 }
 
-void parley_req_respond_buf(parley_req_t *r, int status, const char *content_type,
-                            parley_buf_t *body)
+static void t_respond_buf(parley_req_t *req, int status, const char *content_type,
+                          parley_buf_t *body)
 {
+    http_req_t *r = H(req);
     size_t len;
     char *data = parley_buf_steal(body, &len);
     struct MHD_Response *resp;
@@ -342,26 +302,12 @@ void parley_req_respond_buf(parley_req_t *r, int status, const char *content_typ
     queue(r, status, resp, content_type);
 }
 
-void parley_req_respond_empty(parley_req_t *r, int status)
+static void t_respond_empty(parley_req_t *req, int status)
 {
+    http_req_t *r = H(req);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     queue(r, status, resp, NULL);
-}
-
-void parley_req_error(parley_req_t *r, int status, const char *code, const char *message)
-{
-    json_t *err =
-        json_pack("{s:{s:s, s:s, s:{}}}", "error", "code", code, "message", message, "details");
-    char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
-    json_decref(err);
-    if (!text) {
-        parley_req_respond(r, status, "application/json", "{}", 2);
-        return;
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-    queue(r, status, resp, "application/json");
 }
 
 /*
@@ -373,7 +319,7 @@ void parley_req_error(parley_req_t *r, int status, const char *code, const char 
  */
 typedef struct window_resp {
     parley_http_t *srv;           /* the server */
-    parley_req_t *r;              /* the request, NULL once it completed (the
+    http_req_t *r;                /* the request, NULL once it completed (the
                                      response may outlive it; both ends run on
                                      the connection's thread) */
     parley_refill_fn refill;      /* produces the next window */
@@ -426,7 +372,7 @@ static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
     window_resp_t *s = cls;
     parley_budget_t *budget = s->srv->budget;
     (void)pos;
-    if (parley_req_wake_reason(s->r) == PARLEY_WAKE_GONE)
+    if (atomic_load(&s->r->gone))
         return cut_short(s, buf, max); /* hung up while parked */
     if (s->sent == s->pending.len) {
         parley_buf_free(&s->pending);
@@ -458,7 +404,7 @@ static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
             }
             if (rc == PARLEY_BODY_PARKED) {
                 parley_buf_free(&s->pending); /* an idle reader holds no window */
-                return 0;                     /* suspended: the hub (or the watcher) resumes it */
+                return 0;                     /* suspended: its resume (or the watcher) wakes it */
             }
             if (s->pending.len)
                 break;
@@ -492,14 +438,15 @@ static void on_window_free(void *cls)
     free(s);
 }
 
-void parley_req_respond_window(parley_req_t *r, int status, const char *content_type, uint64_t size,
-                               parley_refill_fn refill, void *arg, void (*free_fn)(void *))
+static void t_respond_window(parley_req_t *req, int status, const char *content_type, uint64_t size,
+                             parley_refill_fn refill, void *arg, void (*free_fn)(void *))
 {
+    http_req_t *r = H(req);
     window_resp_t *s = calloc(1, sizeof *s);
     if (!s) {
         if (free_fn)
             free_fn(arg);
-        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        parley_req_error(req, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
     s->srv = r->srv;
@@ -516,7 +463,7 @@ void parley_req_respond_window(parley_req_t *r, int status, const char *content_
         if (free_fn)
             free_fn(arg);
         free(s);
-        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        parley_req_error(req, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
     const union MHD_ConnectionInfo *ci =
@@ -537,115 +484,79 @@ void parley_req_respond_window(parley_req_t *r, int status, const char *content_
     queue(r, status, resp, content_type);
 }
 
-/* ---- deferral: writer and hub --------------------------------------------- */
-
-void parley_req_submit(parley_req_t *r, parley_write_t *w, parley_resume_fn on_resume)
-{
-    r->on_resume = on_resume;
-    r->state = REQ_WAITING;
-    MHD_suspend_connection(r->conn);
-    int rc = parley_writer_submit(r->srv->cfg.ctx->writer, w);
-    if (rc) {
-        r->write_status = rc;
-        r->state = REQ_RESUMED;
-        MHD_resume_connection(r->conn);
-    }
-}
-
-void parley_req_write_done(parley_req_t *r, int status)
-{
-    r->write_status = status;
-    r->state = REQ_RESUMED;
-    MHD_resume_connection(r->conn);
-}
-
-int parley_req_write_status(parley_req_t *r)
-{
-    return r->write_status;
-}
-
-static void on_wake(parley_waiter_t *w, parley_wake_t why)
-{
-    parley_req_t *r = w->arg;
-    parley_watch_remove(r->srv->watch, &r->watch);
-    atomic_store(&r->wake_reason, (int)why);
-    r->state = REQ_RESUMED;
-    MHD_resume_connection(r->conn);
-}
+/* ---- deferral: suspend and resume ---------------------------------------- */
 
 /* Watcher thread, its lock held: the client hung up. The resume is ours
- * only if the waiter is still in the hub. */
+ * only if the suspender gives the request up. */
 static bool on_hangup_claim(parley_watch_entry_t *e)
 {
-    parley_req_t *r = e->arg;
-    return parley_hub_cancel(r->srv->cfg.ctx->hub, &r->waiter);
+    http_req_t *r = e->arg;
+    return r->claim(&r->base);
 }
 
 /* Watcher thread, after a successful claim: resume so the request ends. */
 static void on_hangup(parley_watch_entry_t *e)
 {
-    parley_req_t *r = e->arg;
-    atomic_store(&r->wake_reason, (int)PARLEY_WAKE_GONE);
+    http_req_t *r = e->arg;
+    atomic_store(&r->gone, true);
     r->state = REQ_RESUMED;
     MHD_resume_connection(r->conn);
 }
 
-/* Watch the parked connection's socket for a hang-up (best effort: a
- * connection that cannot be watched is still woken by its deadline). */
-static void watch_parked(parley_req_t *r)
+/* Watch the suspended connection's socket for a hang-up (best effort: a
+ * connection that cannot be watched is still resumed by its suspender). */
+static void watch_suspended(http_req_t *r)
 {
     r->watch.claim = on_hangup_claim;
     r->watch.gone = on_hangup;
     r->watch.arg = r;
     r->watch.fd = -1;
+    r->watched = true;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci && parley_watch_add(r->srv->watch, &r->watch, ci->connect_fd))
         parley_log_warn("http: a parked connection cannot be watched for hang-ups");
 }
 
-static int park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen)
+static void t_suspend(parley_req_t *req, parley_resume_fn on_resume, parley_hangup_claim_fn claim)
 {
-    memset(&r->waiter, 0, sizeof r->waiter);
-    r->waiter.stream_id = stream_id;
-    r->waiter.deadline_ms = deadline_ms;
-    r->waiter.on_wake = on_wake;
-    r->waiter.arg = r;
+    http_req_t *r = H(req);
+    r->on_resume = on_resume;
+    r->claim = claim;
+    r->watched = false;
     r->state = REQ_WAITING;
     MHD_suspend_connection(r->conn);
-    watch_parked(r); /* before the hub can wake it: see invariant 3 */
-    int rc = parley_hub_wait(r->srv->cfg.ctx->hub, &r->waiter, gen);
-    if (rc) {
+    if (claim)
+        watch_suspended(r); /* before anyone can resume it: see invariant 3 */
+}
+
+static void t_resume(parley_req_t *req)
+{
+    http_req_t *r = H(req);
+    if (r->watched)
         parley_watch_remove(r->srv->watch, &r->watch);
-        atomic_store(&r->wake_reason,
-                     (int)(rc == PARLEY_ECONFLICT ? PARLEY_WAKE_DATA : PARLEY_WAKE_SHUTDOWN));
-        r->state = REQ_RESUMED;
-        MHD_resume_connection(r->conn);
-    }
-    return rc;
+    r->state = REQ_RESUMED;
+    MHD_resume_connection(r->conn);
 }
 
-void parley_req_park(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen,
-                     parley_resume_fn on_resume)
-{
-    r->on_resume = on_resume;
-    park(r, stream_id, deadline_ms, gen);
-}
-
-bool parley_req_park_stream(parley_req_t *r, int64_t stream_id, int64_t deadline_ms, uint64_t gen)
-{
-    int rc = park(r, stream_id, deadline_ms, gen);
-    /* Whether parked or resumed at once, fill() must return 0 now: the
-     * connection is suspended until the resume is processed. */
-    (void)rc;
-    return true;
-}
-
-parley_wake_t parley_req_wake_reason(parley_req_t *r)
-{
-    return (parley_wake_t)atomic_load(&r->wake_reason);
-}
-
+static const parley_req_ops_t http_req_ops = {
+    .method = t_method,
+    .path = t_path,
+    .header = t_header,
+    .query = t_query,
+    .client_addr = t_client_addr,
+    .body = t_body,
+    .body_too_big = t_body_too_big,
+    .set_allow_origin = t_set_allow_origin,
+    .add_header = t_add_header,
+    .respond = t_respond,
+    .respond_buf = t_respond_buf,
+    .respond_empty = t_respond_empty,
+    .respond_window = t_respond_window,
+    .suspend = t_suspend,
+    .resume = t_resume,
+    .shutting_down = t_shutting_down,
+};
 /* ---- the edge: framing, size and text of a request's head ---------------- */
 
 typedef struct head_scan {
@@ -740,11 +651,11 @@ static int check_head(struct MHD_Connection *conn, const char *url, const char *
 
 /* Answer at once and close the connection (nothing after this request on
  * it is read: libmicrohttpd closes a connection answered before its body). */
-static void refuse(parley_req_t *r, int status, const char *code, const char *msg)
+static void refuse(http_req_t *r, int status, const char *code, const char *msg)
 {
     r->state = REQ_HANDLE;
     r->close = true;
-    parley_req_error(r, status, code, msg);
+    parley_req_error(&r->base, status, code, msg);
 }
 
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
@@ -796,13 +707,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
     parley_http_t *srv = cls;
-    parley_req_t *r = *con_cls;
+    http_req_t *r = *con_cls;
     (void)version;
 
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r)
             return MHD_NO;
+        r->base.ops = &http_req_ops;
         r->srv = srv;
         r->conn = conn;
         r->method = method;
@@ -827,7 +739,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 /* Too large to be worth draining: answer and close. */
                 r->too_big = true;
                 r->state = REQ_HANDLE;
-                srv->cfg.route(r, srv->cfg.arg);
+                srv->cfg.route(&r->base, srv->cfg.arg);
             }
         }
         return MHD_YES;
@@ -853,13 +765,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     switch (r->state) {
     case REQ_BODY:
         r->state = REQ_HANDLE;
-        srv->cfg.route(r, srv->cfg.arg);
+        srv->cfg.route(&r->base, srv->cfg.arg);
         break;
     case REQ_RESUMED:
-        if (parley_req_wake_reason(r) == PARLEY_WAKE_GONE)
+        if (atomic_load(&r->gone))
             return MHD_NO; /* the client hung up while parked: close */
         r->state = REQ_HANDLE;
-        r->on_resume(r);
+        r->on_resume(&r->base);
         break;
     default:
         break;
@@ -871,7 +783,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     parley_http_t *srv = cls;
-    parley_req_t *r = *con_cls;
+    http_req_t *r = *con_cls;
     (void)conn, (void)toe;
     if (!r)
         return;
@@ -879,8 +791,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         parley_budget_remove(srv->budget, &r->window->budget);
         r->window->r = NULL;
     }
-    if (r->free_data)
-        r->free_data(r->data);
+    parley_req_release(&r->base);
     for (int i = 0; i < r->nhdrs; i++) {
         free(r->hdrs[i].name);
         free(r->hdrs[i].value);
@@ -989,12 +900,10 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
         free(srv);
         return rc;
     }
-    pthread_mutex_init(&srv->readers_lock, NULL);
     rc = start_daemon(srv, port);
     if (rc) {
         parley_budget_destroy(srv->budget);
         parley_watch_destroy(srv->watch);
-        pthread_mutex_destroy(&srv->readers_lock);
         free(srv);
         return rc;
     }
@@ -1020,8 +929,5 @@ void parley_http_stop(parley_http_t *srv)
     MHD_stop_daemon(srv->daemon);
     parley_watch_destroy(srv->watch);
     parley_budget_destroy(srv->budget);
-    for (int i = 0; i < srv->nreaders; i++)
-        parley_db_close(srv->readers[i]);
-    pthread_mutex_destroy(&srv->readers_lock);
     free(srv);
 }

@@ -1,6 +1,6 @@
 /*
- * transport.h — the HTTP transport's lifecycle (the request API handlers use
- * is request.h).
+ * transport.h — the HTTP transport's lifecycle (the request interface it
+ * implements for the API is api/request.h).
  *
  * The transport reads each request's headers and body and hands the
  * complete request to route() on one of its worker threads; it knows no
@@ -15,18 +15,17 @@
 
 #include <stddef.h>
 
-#include "http/request.h"
+#include "api/request.h"
 
 typedef struct parley_http parley_http_t;
 
 typedef struct parley_http_config {
-    const char *host;         /* numeric address to bind (borrowed) */
-    unsigned port;            /* port; 0 picks a free one */
-    unsigned threads;         /* worker threads; 0 = one per core */
-    unsigned max_connections; /* connection limit */
-    size_t read_window;       /* most pending output one reader holds */
-    size_t read_budget;       /* pending output of all readers together */
-    const parley_ctx_t *ctx;  /* what handlers see (borrowed, outlives the server) */
+    const char *host;                                  /* numeric address to bind (borrowed) */
+    unsigned port;                                     /* port; 0 picks a free one */
+    unsigned threads;                                  /* worker threads; 0 = one per core */
+    unsigned max_connections;                          /* connection limit */
+    size_t read_window;                                /* most pending output one reader holds */
+    size_t read_budget;                                /* pending output of all readers together */
     void (*route)(parley_req_t *r, void *arg);         /* handle a complete request */
     size_t (*body_limit)(const char *path, void *arg); /* largest body for a path */
     void *arg;                                         /* for route and body_limit */

@@ -330,10 +330,13 @@ test("readers - slow consumers over their share are disconnected and resume by o
   // sees it: the kernel does not take megabytes of it into the socket's
   // send buffer (on loopback that buffer grows to 4 MiB per connection, and
   // the readers then seemed to hold almost nothing).
+  // On a slow build the sweep may already have cut the first readers (they
+  // were idle for over a second while the last ones connected): measure the
+  // ones still connected.
   const queues = serverSendQueues(srv.port)
-  assert.ok(queues.length >= n, `expected ${n} connections in /proc/net/tcp, found ${queues.length}`)
+  assert.ok(queues.length > 0, "no stalled reader is connected to measure")
   const deepest = Math.max(...queues)
-  t.diagnostic(`deepest kernel send queue of a stalled reader: ${deepest} bytes`)
+  t.diagnostic(`deepest kernel send queue of ${queues.length} stalled readers: ${deepest} bytes`)
   assert.ok(deepest < 256 * 1024, `the kernel queues ${deepest} bytes for a reader that does not read`)
   // Meanwhile a reader that keeps reading is served completely.
   const ok = await request(srv.url, `/v1/stream/${name}?offset=-1`, { timeoutMs: 60_000 })

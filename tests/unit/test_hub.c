@@ -1,5 +1,5 @@
 /*
- * test_hub.c — unit tests for core/hub.c.
+ * test_hub.c — unit tests for api/hub.c.
  *
  * Covers the fan-out hub: a notify wakes exactly the waiters of the streams
  * it names (including streams that share a hash bucket), each once, with
@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "core/hub.h"
+#include "api/hub.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 

@@ -39,7 +39,7 @@
 
 #include <cmocka.h>
 
-#include "core/hub.h"
+#include "api/hub.h"
 #include "parley/parley.h"
 #include "store/store.h"
 #include "store/writer.h"

@@ -1,8 +1,11 @@
 /*
- * server.c — the server: what include/parley/parley.h promises. It wires
- * the pieces together and runs them: the store (with its background work:
- * SQLite's checkpointer), the fan-out hub, the writer (with its maintenance tick), the server's
- * keys, webhook delivery, and the HTTP transport with the API router.
+ * server.c — the server: what include/parley/parley.h promises. It is the
+ * composition root, the only place that sees every layer: it wires the
+ * pieces together and runs them: the store (with its background work:
+ * SQLite's checkpointer), the fan-out hub, the writer (with its
+ * maintenance tick), the server's keys, webhook delivery, the application
+ * the API answers for (parley_app_t, api/app.h) and the HTTP transport
+ * with the API router. Nothing below includes anything from server/.
  *
  * Start-up order follows the dependencies (store → hub → the store's
  * background work → writer → keys → webhook delivery → HTTP); the start-up line is printed
@@ -13,10 +16,10 @@
  *   2. close the hub: parked long-polls answer, SSE streams end;
  *   3. stop the writer: every queued write is committed and answered;
  *   4. wait for in-flight requests to finish sending (bounded);
- *   5. stop HTTP, then webhook delivery (after the writer, which has
- *      answered its outcome writes), the store's background work (SQLite:
- *      a last checkpoint) and the store (releasing the lock).
- * The exit status says whether the stop was clean or a storage failure.
+ *   5. stop HTTP (and close the API's reader connections), then webhook delivery (after the writer,
+ * which has answered its outcome writes), the store's background work (SQLite: a last checkpoint)
+ * and the store (releasing the lock). The exit status says whether the stop was clean or a storage
+ * failure.
  *
  * Threads: parley_server_run() blocks the calling thread, which only
  * waits for signals; parley_server_stop() and the fatal callbacks set flags.
@@ -36,15 +39,15 @@
 #include "api/api.h"
 #include "api/auth.h"
 #include "api/ratelimit.h"
-#include "core/hub.h"
+#include "api/hub.h"
 #include "codec/keyring.h"
 #include "core/session.h"
 #include "core/snapshot.h"
 #include "core/stream.h"
 #include "core/subscription.h"
-#include "http/request.h"
+#include "api/app.h"
 #include "http/transport.h"
-#include "http/webhook.h"
+#include "server/webhook.h"
 #include "parley/parley.h"
 #include "store/store.h"
 #include "store/writer.h"
@@ -54,7 +57,7 @@
 /* One running server. */
 typedef struct parley_server {
     parley_config_t cfg;           /* configuration (copied) */
-    parley_ctx_t ctx;              /* what handlers see */
+    parley_app_t app;              /* what handlers see */
     parley_http_t *http;           /* the HTTP transport */
     parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
     parley_keyring_t *keyring;     /* webhook signing key, callback-token secret */
@@ -184,7 +187,7 @@ int parley_server_run(const parley_config_t *cfg)
         parley_log_error("invalid rate limit: %s", parley_strerror(rc));
         goto out_free;
     }
-    srv->ctx.ratelimit = srv->ratelimit;
+    srv->app.ratelimit = srv->ratelimit;
 
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
@@ -201,7 +204,7 @@ int parley_server_run(const parley_config_t *cfg)
     }
     if (!store_url)
         store_url = default_url;
-    rc = parley_store_open(store_url, &srv->ctx.store);
+    rc = parley_store_open(store_url, &srv->app.store);
     char shown[512]; /* the URL for log lines: a password masked */
     parley_store_url_redact(store_url, shown, sizeof shown);
     if (rc == PARLEY_ELOCKED) {
@@ -220,31 +223,31 @@ int parley_server_run(const parley_config_t *cfg)
         parley_log_error("cannot open the store %s: %s", shown, parley_strerror(rc));
         goto out_free;
     }
-    parley_store_describe(srv->ctx.store, store_desc, sizeof store_desc);
+    parley_store_describe(srv->app.store, store_desc, sizeof store_desc);
     parley_stream_touch_init(parley_clock_now_ms());
-    rc = parley_hub_create(&srv->ctx.hub);
+    rc = parley_hub_create(&srv->app.hub);
     if (rc)
         goto out_store;
     parley_store_hooks_t hooks = {.on_fatal = on_fatal, .arg = srv};
-    rc = parley_store_start(srv->ctx.store, &hooks); /* SQLite: the checkpointer */
+    rc = parley_store_start(srv->app.store, &hooks); /* SQLite: the checkpointer */
     if (rc)
         goto out_hub;
-    rc = parley_writer_start(srv->ctx.store, on_commit, srv->ctx.hub, on_fatal, srv,
-                             &srv->ctx.writer);
+    rc = parley_writer_start(srv->app.store, on_commit, srv->app.hub, on_fatal, srv,
+                             &srv->app.writer);
     if (rc)
         goto out_store_stop;
-    parley_writer_set_tick(srv->ctx.writer, writer_tick, srv);
-    rc = parley_writer_call(srv->ctx.writer, load_keys, srv);
+    parley_writer_set_tick(srv->app.writer, writer_tick, srv);
+    rc = parley_writer_call(srv->app.writer, load_keys, srv);
     if (rc) {
         parley_log_error("cannot load the webhook signing key: %s", parley_strerror(rc));
         goto out_writer;
     }
-    srv->ctx.keyring = srv->keyring;
-    rc = parley_webhook_start(srv->ctx.store, srv->ctx.writer, srv->ctx.hub, srv->keyring,
+    srv->app.keyring = srv->keyring;
+    rc = parley_webhook_start(srv->app.store, srv->app.writer, srv->app.hub, srv->keyring,
                               &srv->webhook);
     if (rc)
         goto out_writer;
-    srv->ctx.cfg = &srv->cfg;
+    srv->app.cfg = &srv->cfg;
     parley_http_config_t hc = {
         .host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host,
         .port = cfg->listen_port,
@@ -252,14 +255,16 @@ int parley_server_run(const parley_config_t *cfg)
         .max_connections = cfg->max_connections,
         .read_window = cfg->read_window_bytes,
         .read_budget = cfg->read_budget_bytes,
-        .ctx = &srv->ctx,
         .route = parley_api_route,
         .body_limit = parley_api_body_limit,
-        .arg = &srv->cfg,
+        .arg = &srv->app,
     };
+    parley_app_init(&srv->app); /* its readers live as long as the transport */
     rc = parley_http_start(&hc, &srv->http, &port);
-    if (rc)
+    if (rc) {
+        parley_app_fini(&srv->app);
         goto out_writer;
+    }
 
     if (!cfg->quiet) {
         printf("parley %s listening on http://%s:%u (store %s; %s)\n", PARLEY_VERSION,
@@ -281,27 +286,28 @@ int parley_server_run(const parley_config_t *cfg)
 
     /* Graceful shutdown (see the notes at the top). */
     parley_http_quiesce(srv->http);
-    parley_hub_close(srv->ctx.hub);
-    parley_writer_stop(srv->ctx.writer);
+    parley_hub_close(srv->app.hub);
+    parley_writer_stop(srv->app.writer);
     for (int i = 0; i < 100 && parley_http_inflight(srv->http) > 0; i++)
         usleep(50 * 1000);
-    parley_hub_close(srv->ctx.hub); /* anything that parked meanwhile */
+    parley_hub_close(srv->app.hub); /* anything that parked meanwhile */
     parley_http_stop(srv->http);
+    parley_app_fini(&srv->app); /* no handler runs any more */
     rc = atomic_load(&g_fatal) ? PARLEY_ESTORE : 0;
     if (rc)
         parley_log_error("stopped after a storage failure; restart to recover");
 
 out_writer:
-    parley_writer_stop(srv->ctx.writer); /* before the webhook thread: outcomes answered */
+    parley_writer_stop(srv->app.writer); /* before the webhook thread: outcomes answered */
     parley_webhook_stop(srv->webhook);
-    parley_writer_free(srv->ctx.writer);
+    parley_writer_free(srv->app.writer);
     parley_keyring_free(srv->keyring);
 out_store_stop:
-    parley_store_stop(srv->ctx.store); /* after the writer: SQLite's last checkpoint */
+    parley_store_stop(srv->app.store); /* after the writer: SQLite's last checkpoint */
 out_hub:
-    parley_hub_destroy(srv->ctx.hub);
+    parley_hub_destroy(srv->app.hub);
 out_store:
-    parley_store_close(srv->ctx.store);
+    parley_store_close(srv->app.store);
 out_free:
     parley_ratelimit_free(srv->ratelimit);
     free(srv);

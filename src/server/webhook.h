@@ -8,14 +8,19 @@
  * outcome back to the writer as a write of its own; the retry schedule is
  * stored, so a restart keeps it.
  *
+ * It lives in the server layer, not in http/: it is an HTTP *client*
+ * worker (libcurl), composed by the server from the store, the writer and
+ * the hub, and has nothing to do with the transport that serves requests.
+ * libcurl is linked by the server layer alone.
+ *
  * Ownership: parley_webhook_start() borrows store, writer, hub and keyring;
  * they must outlive parley_webhook_stop().
  * Threads: start and stop from the thread that runs the server.
  */
-#ifndef PARLEY_HTTP_WEBHOOK_H
-#define PARLEY_HTTP_WEBHOOK_H
+#ifndef PARLEY_SERVER_WEBHOOK_H
+#define PARLEY_SERVER_WEBHOOK_H
 
-#include "core/hub.h"
+#include "api/hub.h"
 #include "codec/keyring.h"
 #include "store/store.h"
 #include "store/writer.h"

@@ -52,7 +52,7 @@
 
 #include "core/subscription.h"
 #include "codec/urlpolicy.h"
-#include "http/webhook.h"
+#include "server/webhook.h"
 #include "parley/parley.h"
 #include "util/buf.h"
 #include "util/clock.h"

@@ -17,10 +17,16 @@
  * Wake callbacks run on the writer thread, the timer thread or the thread
  * that closes the hub, never with the hub's lock held.
  *
+ * It lives in the API layer: its users are the API's live reads (through
+ * api/app.h, which parks a request's waiter and resumes the request from
+ * the wake callback) and the server, which hands it each commit's wake set
+ * and parks the webhook doorbell. The store and core rules never see it:
+ * the writer reports a parley_wakeset_t and the server forwards it here.
+ *
  * Threads: every function is thread-safe.
  */
-#ifndef PARLEY_CORE_HUB_H
-#define PARLEY_CORE_HUB_H
+#ifndef PARLEY_API_HUB_H
+#define PARLEY_API_HUB_H
 
 #include <stdbool.h>
 #include <stdint.h>

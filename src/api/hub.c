@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hub.h"
+#include "api/hub.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 

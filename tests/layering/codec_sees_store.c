@@ -1,0 +1,2 @@
+/* must not compile: codecs are pure, they see no store */
+#include "store/store.h"

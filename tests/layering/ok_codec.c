@@ -1,0 +1,3 @@
+/* must compile: a codec sees util */
+#include "codec/offset.h"
+#include "util/buf.h"
