@@ -52,37 +52,58 @@ static void free_write(void *arg)
     free(aw);
 }
 
+/*
+ * Answer from the stored record of the key, if a live one exists: its
+ * reply (same fingerprint; aw->replayed) or 422 (another request). 1 if
+ * answered (*refused: it was the 422), 0 if there is no live record, or a
+ * store error.
+ */
+static int answer_from_record(api_write_t *aw, parley_db_t *db, bool *refused)
+{
+    char fp[65];
+    int64_t created;
+    char *resp = NULL;
+    size_t len = 0;
+    *refused = false;
+    int rc = parley_db_idem_get(db, aw->owner, aw->key, fp, &created, &resp, &len);
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && created < parley_clock_now_ms() - aw->ttl_ms)) {
+        free(resp);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    parley_reply_free(&aw->reply);
+    parley_reply_init(&aw->reply);
+    if (strcmp(fp, aw->fingerprint) != 0) {
+        free(resp);
+        parley_reply_error(&aw->reply, 422, "idempotency_key_reused",
+                           "this Idempotency-Key was used for a different request; "
+                           "use a new key for a new request",
+                           NULL);
+        *refused = true;
+        return 1;
+    }
+    rc = parley_reply_decode(resp, len, &aw->reply);
+    free(resp);
+    if (rc)
+        return PARLEY_ESTORE;
+    aw->replayed = true;
+    return 1;
+}
+
 static int apply_body(parley_write_t *w, parley_db_t *db)
 {
     api_write_t *aw = (api_write_t *)w;
+    bool refused;
     parley_reply_free(&aw->reply);
     parley_reply_init(&aw->reply);
     aw->replayed = false;
     if (aw->has_key) {
-        char fp[65];
-        int64_t created;
-        char *resp = NULL;
-        size_t len = 0;
-        int rc = parley_db_idem_get(db, aw->owner, aw->key, fp, &created, &resp, &len);
-        if (rc == 0 && created >= parley_clock_now_ms() - aw->ttl_ms) {
-            if (strcmp(fp, aw->fingerprint) != 0) {
-                free(resp);
-                parley_reply_error(&aw->reply, 422, "idempotency_key_reused",
-                                   "this Idempotency-Key was used for a different request; "
-                                   "use a new key for a new request",
-                                   NULL);
-                return PARLEY_ECONFLICT;
-            }
-            rc = parley_reply_decode(resp, len, &aw->reply);
-            free(resp);
-            if (rc)
-                return PARLEY_ESTORE;
-            aw->replayed = true;
-            return 0;
-        }
-        free(resp);
-        if (rc && rc != PARLEY_ENOTFOUND)
+        int rc = answer_from_record(aw, db, &refused);
+        if (rc < 0)
             return rc;
+        if (rc == 1)
+            return refused ? PARLEY_ECONFLICT : 0;
     }
     int rc = aw->fn(aw->ctx, db, &aw->reply, w);
     if (rc > 0)
@@ -95,9 +116,21 @@ static int apply_body(parley_write_t *w, parley_db_t *db)
         rc = parley_reply_encode(&aw->reply, &blob, &len);
         if (rc)
             return rc;
-        rc = parley_db_idem_put(db, aw->owner, aw->key, aw->fingerprint, parley_clock_now_ms(),
+        int64_t now = parley_clock_now_ms();
+        /* Insert-if-absent-or-expired: the record is the arbiter when
+         * several nodes run the same key at once. */
+        rc = parley_db_idem_put(db, aw->owner, aw->key, aw->fingerprint, now, now - aw->ttl_ms,
                                 blob, len);
         free(blob);
+        if (rc == PARLEY_EEXIST) {
+            /* Another request with this key committed first: this one's
+             * writes are rolled back (non-zero below) and it is answered
+             * by that record, as a retry would be. */
+            rc = answer_from_record(aw, db, &refused);
+            if (rc < 0)
+                return rc;
+            return rc == 1 ? PARLEY_ECONFLICT : PARLEY_ESTORE;
+        }
         if (rc)
             return rc;
     }

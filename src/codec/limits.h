@@ -22,4 +22,8 @@
 #define PARLEY_DOC_ID_MAX     128  /* bytes in a document id */
 #define PARLEY_ROW_ID_MAX     64   /* bytes in a server-made id column */
 
+/* The largest stream position (a Durable Streams offset has 16 digits);
+ * the store refuses an append that would move a tail past it. */
+#define PARLEY_OFFSET_MAX 9999999999999999ULL
+
 #endif

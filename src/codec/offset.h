@@ -28,8 +28,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PARLEY_OFFSET_LEN 33                  /* characters, without the NUL */
-#define PARLEY_OFFSET_MAX 9999999999999999ULL /* largest position */
+#include "codec/limits.h" /* PARLEY_OFFSET_MAX */
+
+#define PARLEY_OFFSET_LEN 33 /* characters, without the NUL */
 
 /* Where a read starts: the beginning, the tail, or a position. */
 typedef enum { PARLEY_OFFSET_START, PARLEY_OFFSET_NOW, PARLEY_OFFSET_POS } parley_offset_kind_t;

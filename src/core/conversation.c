@@ -35,8 +35,6 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define ACTIVITY_COUNTER "conversation_activity"
-
 void parley_conversation_stream_path(const char *id, char *out, size_t cap)
 {
     snprintf(out, cap, PARLEY_CONV_PATH_PREFIX "%s", id);
@@ -147,9 +145,7 @@ static int create(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_
     char path[PARLEY_PATH_MAX + 1];
     int64_t sid;
     parley_conversation_stream_path(c.id, path, sizeof path);
-    rc = parley_db_counter_next(db, ACTIVITY_COUNTER, &c.activity);
-    if (rc == 0)
-        rc = parley_db_conv_put(db, &c);
+    rc = parley_db_conv_insert(db, &c);
     if (rc == 0)
         rc = parley_stream_ensure_internal(db, path, c.owner, &sid);
     if (rc == 0)
@@ -187,9 +183,15 @@ static int patch(parley_db_t *db, parley_conv_t *c, const parley_conv_req_t *req
     }
     if (rc)
         return rc;
-    c->version++;
     c->updated_ms = parley_clock_now_ms();
-    rc = parley_db_conv_put(db, c);
+    rc = parley_db_conv_update(db, c, c->version);
+    if (rc == PARLEY_ECONFLICT) { /* moved since read: the refusal a re-read gives */
+        parley_outcome_refuse(out, 412, "precondition_failed",
+                              "the conversation changed while this patch was applied; read it "
+                              "again and retry",
+                              NULL);
+        return 0;
+    }
     if (rc == 0)
         rc = emit_conv(db, c, "conversation.updated", out);
     if (rc == 0) {
@@ -213,9 +215,8 @@ int parley_conversation_tombstone(parley_db_t *db, parley_conv_t *c, parley_outc
     /* A tombstone without the user's words: title and metadata go too. */
     parley_conv_clear(c);
     c->deleted = true;
-    c->version++;
     c->updated_ms = parley_clock_now_ms();
-    rc = parley_db_conv_put(db, c);
+    rc = parley_db_conv_tombstone(db, c->id, c->updated_ms, &c->version);
     if (rc == 0)
         rc = emit_conv(db, c, "conversation.deleted", out);
     if (rc == 0)
@@ -334,22 +335,31 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     }
     int64_t sid = 0;
     if (have_log) { /* loaded already: append to it directly */
-        rc = parley_stream_append_row(db, &log, text, len);
+        rc = parley_stream_append_row(db, &log, text, len, c->message_count);
+        if (rc == PARLEY_ECONFLICT) /* the log moved, closed or went: invariant 1 */
+            rc = PARLEY_EINVAL;
         sid = log.id;
     } else {
         rc = parley_stream_append_internal(db, path, c->owner, text, len, &sid);
     }
     free(text);
+    int64_t stored_seq = 0;
     if (rc == 0) {
         parley_wakeset_add(&out->wake, sid);
+        rc = parley_db_conv_bump(db, c->id, now, &stored_seq, &c->version, &c->activity);
+    }
+    if (rc == 0 && stored_seq != seq) {
+        parley_log_error("conversation %s: message_count moved to %lld, expected %lld", c->id,
+                         (long long)stored_seq, (long long)seq);
+        rc = PARLEY_EINVAL; /* invariant 1: refuse rather than number twice */
+    }
+    if (rc == PARLEY_ECONFLICT) /* deleted meanwhile */
+        rc = PARLEY_EINVAL;
+    if (rc == 0) {
         c->message_count = seq;
         c->last_message_ms = now;
-        c->version++;
         c->updated_ms = now;
-        rc = parley_db_counter_next(db, ACTIVITY_COUNTER, &c->activity);
     }
-    if (rc == 0)
-        rc = parley_db_conv_put(db, c);
     if (rc == 0) {
         json_t *fields = json_pack("{s:s, s:s}", "conversation_id", c->id, "message_id", id);
         json_t *data = json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)seq, "role", role,

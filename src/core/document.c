@@ -185,9 +185,15 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
         return 0;
     }
     d.updated_ms = now;
-    rc = parley_db_counter_next(db, "document_change", &d.chg);
-    if (rc == 0)
-        rc = parley_db_doc_put(db, &d);
+    /* The version is decided on the row read above (locked for this
+     * transaction); the store writes only if it is still that version. */
+    rc = parley_db_doc_write(db, &d, exists ? cur.version : 0);
+    if (rc == PARLEY_ECONFLICT) {
+        parley_doc_clear(&d);
+        refuse(res, 412, "precondition_failed",
+               "the document changed while this write was applied; read it again and retry");
+        return 0;
+    }
     if (rc == 0)
         rc = emit(db, &d, type, res);
     if (rc) {

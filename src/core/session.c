@@ -76,7 +76,6 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 
-#define ORD_COUNTER  "session"
 #define EXPIRE_BATCH 64 /* leases handled per maintenance tick */
 
 /* ---- the table ------------------------------------------------------------ */
@@ -309,9 +308,7 @@ int parley_session_create(parley_db_t *db, const char *conversation_id, const ch
     s.lease_expires_ms = -1;
     s.created_ms = s.updated_ms = parley_clock_now_ms();
     check_rules(&s);
-    int rc = parley_db_counter_next(db, ORD_COUNTER, &s.ord);
-    if (rc == 0)
-        rc = parley_db_sess_put(db, &s);
+    int rc = parley_db_sess_insert(db, &s);
     parley_session_stream_path(s.id, path, sizeof path);
     if (rc == 0)
         rc = parley_stream_ensure_internal(db, path, s.owner, &sid);
@@ -458,23 +455,20 @@ static int claim(parley_db_t *db, const parley_session_req_t *req, parley_outcom
             return 0;
         }
     }
-    rc = parley_db_sess_oldest_pending(db, conv_id, &s);
+    parley_session_state_t st = PARLEY_SESSION_PENDING, to;
+    rc = parley_session_next(st, PARLEY_SESSION_CLAIM, &to);
+    assert(rc == 0 && to == PARLEY_SESSION_PROCESSING);
+    /* One store step takes the oldest pending session and leases it, so
+     * two claimers never get the same one. */
+    rc = parley_db_sess_claim_next(db, conv_id, parley_clock_now_ms(),
+                                   lease_ms ? lease_ms : PARLEY_SESSION_LEASE_DEFAULT_S * 1000, &s);
     if (rc == PARLEY_ENOTFOUND) {
         parley_outcome_ok(out, 204, NULL);
         return 0;
     }
     if (rc)
         return rc;
-    parley_session_state_t st = PARLEY_SESSION_PENDING, to;
-    rc = parley_session_next(st, PARLEY_SESSION_CLAIM, &to);
-    assert(rc == 0);
-    int64_t now = parley_clock_now_ms();
-    s.lease_ms = lease_ms ? lease_ms : PARLEY_SESSION_LEASE_DEFAULT_S * 1000;
-    s.lease_expires_ms = now + s.lease_ms;
-    s.updated_ms = now;
-    snprintf(s.status, sizeof s.status, "%s", state_names[to]);
     check_rules(&s);
-    rc = parley_db_sess_put(db, &s);
     if (rc == 0)
         rc = emit_out(db, &s, state_names[st], out);
     if (rc == 0)
@@ -531,7 +525,24 @@ int parley_session_finish_action(parley_db_t *db, parley_sess_t *s, parley_sessi
     snprintf(s->status, sizeof s->status, "%s", state_names[to]);
     s->updated_ms = now;
     check_rules(s);
-    int rc = parley_db_sess_put(db, s);
+    /* Written only if status and attempt are still those begin_action
+     * read (belt and braces: the row is locked for this transaction). */
+    int rc = parley_db_sess_update(db, s, state_names[from], s->attempt);
+    if (rc == PARLEY_ECONFLICT) {
+        parley_sess_t cur;
+        rc = parley_db_sess_get(db, s->id, &cur);
+        if (rc)
+            return rc == PARLEY_ENOTFOUND ? PARLEY_EINVAL : rc;
+        bool stale = cur.attempt != s->attempt;
+        refuse_with(out, 409, stale ? "stale_attempt" : "invalid_transition",
+                    stale ? "this attempt is over: its lease ran out and the session was handed "
+                            "on (see error.details.current)"
+                          : "the session's status does not allow this action (the current "
+                            "session is in error.details.current)",
+                    &cur);
+        parley_sess_clear(&cur);
+        return 0;
+    }
     if (rc == 0 && is_final(to))
         rc = close_stream(db, s, out);
     if (rc == 0 && to != from)
@@ -661,6 +672,7 @@ static int expire_one(parley_db_t *db, const char *id, int64_t now, parley_wakes
         return 0;
     }
     parley_session_stream_path(s.id, path, sizeof path);
+    int64_t attempt = s.attempt;
     s.lease_expires_ms = -1;
     s.updated_ms = now;
     if (s.attempt >= s.max_attempts) {
@@ -683,7 +695,11 @@ static int expire_one(parley_db_t *db, const char *id, int64_t now, parley_wakes
     snprintf(s.status, sizeof s.status, "%s", state_names[to]);
     if (rc == 0) {
         check_rules(&s);
-        rc = parley_db_sess_put(db, &s);
+        rc = parley_db_sess_update(db, &s, state_names[from], attempt);
+    }
+    if (rc == PARLEY_ECONFLICT) { /* moved meanwhile: nothing to expire */
+        parley_sess_clear(&s);
+        return PARLEY_ECONFLICT;
     }
     if (rc == 0)
         rc = emit_transition(db, &s, state_names[from], wake);

@@ -31,7 +31,6 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 
-#define ORD_COUNTER  "snapshot"
 #define EXPIRE_BATCH 64 /* forks freed per maintenance tick */
 
 void parley_snapshot_stream_path(const char *id, char *out, size_t cap)
@@ -237,9 +236,7 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
         return 0;
     }
     if (rc == 0 && out->status == 0) {
-        rc = parley_db_counter_next(db, ORD_COUNTER, &s.ord);
-        if (rc == 0)
-            rc = parley_db_snap_put(db, &s);
+        rc = parley_db_snap_insert(db, &s);
         if (rc == 0)
             rc = emit(db, &s, "snapshot.created", out);
         if (rc == 0) {
@@ -310,9 +307,7 @@ int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wa
             break;
         rc = drop_fork(db, &s, &o);
         if (rc == 0) {
-            free(s.payload);
-            s.payload = NULL; /* stored as {}: expired content is gone */
-            rc = parley_db_snap_put(db, &s);
+            rc = parley_db_snap_expire(db, s.id); /* payload {}: expired content is gone */
         }
         parley_wakeset_merge(wake, &o.wake);
         parley_snap_clear(&s);

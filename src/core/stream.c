@@ -229,20 +229,14 @@ static int remove_stream(parley_db_t *db, parley_stream_t *st)
     int64_t src = st->fork_src;
     int rc = parley_db_stream_remove(db, st->id);
     while (rc == 0 && src) {
-        parley_stream_t s;
-        rc = parley_db_stream_get_id(db, src, &s);
+        parley_stream_ref_t ref;
+        rc = parley_db_stream_ref(db, src, -1, &ref);
         if (rc == PARLEY_ENOTFOUND)
             return 0;
-        if (rc)
+        if (rc || ref.refs > 0 || !ref.deleted)
             return rc;
-        if (s.refs > 0)
-            s.refs--;
-        if (s.refs == 0 && s.deleted) {
-            src = s.fork_src;
-            rc = parley_db_stream_remove(db, s.id);
-        } else {
-            return parley_db_stream_update(db, &s);
-        }
+        rc = parley_db_stream_remove(db, src);
+        src = ref.fork_src;
     }
     return rc;
 }
@@ -250,10 +244,14 @@ static int remove_stream(parley_db_t *db, parley_stream_t *st)
 /* Delete for a client: soft if forks still read from it. */
 static int delete_stream(parley_db_t *db, parley_stream_t *st)
 {
-    if (st->refs > 0) {
+    int rc = parley_db_stream_mark_deleted(db, st->id);
+    if (rc == 0) {
         st->deleted = true;
-        return parley_db_stream_update(db, st);
+        return 0;
     }
+    if (rc != PARLEY_ECONFLICT)
+        return rc;
+    st->refs = 0; /* no fork reads from it: it goes for good */
     return remove_stream(db, st);
 }
 
@@ -303,68 +301,95 @@ void parley_stream_frame_json(parley_stream_req_t *req)
 }
 
 /*
- * Store body at the stream's tail. JSON streams: validate and flatten
- * (allow_empty: an empty array stores nothing, as on create). Returns 0, a
- * storage error, or 400 with res->error set.
+ * Why the store refused an append or close on a stream core had checked
+ * under the row lock (possible only if the row moved; never on SQLite):
+ * the refusal core would have given after a re-read.
  */
-#define ROW_BYTES (64 * 1024) /* a byte stream's append is stored in rows this large */
-
-static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_req_t *req,
-                      const char *body, size_t len, bool allow_empty, parley_stream_res_t *res)
+static int refuse_moved(parley_db_t *db, int64_t id, parley_stream_res_t *res)
 {
-    if (len == 0)
-        return 0;
-    if (!parley_stream_is_json(st)) {
-        if (st->tail + len > PARLEY_OFFSET_MAX) {
-            res->status = 413;
-            res->error = "stream is full: positions are exhausted";
-            return 413;
+    parley_stream_t cur;
+    int rc = parley_db_stream_get_id(db, id, &cur);
+    if (rc && rc != PARLEY_ENOTFOUND)
+        return rc;
+    if (rc == PARLEY_ENOTFOUND) {
+        res->status = 404;
+        res->error = "stream not found";
+    } else if (cur.deleted) {
+        res->status = 410;
+        res->error = "stream has been deleted";
+    } else if (cur.closed) {
+        res->status = 409;
+        res->error = "stream is closed";
+        res->closed = true;
+        set_offset(res, cur.tail);
+    } else {
+        res->status = 409;
+        res->error = "Stream-Seq must increase";
+    }
+    return res->status;
+}
+
+/*
+ * Store body at the stream's tail (one store append: the tail moves and
+ * the data lands at the old tail in the same statement group), recording
+ * stream_seq when not NULL. JSON streams: validate and flatten
+ * (allow_empty: an empty array stores nothing, as on create). Returns 0, a
+ * storage error, or 400/409/410/413 with res->error set. st's tail,
+ * touched_ms and stream_seq follow the store.
+ */
+static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_req_t *req,
+                      const char *body, size_t len, bool allow_empty, const char *seq, int64_t now,
+                      parley_stream_res_t *res)
+{
+    const char *data = body;
+    size_t dlen = len;
+    uint64_t units = len;
+    if (len > 0 && parley_stream_is_json(st)) {
+        /* JSON: one chunk per append holding all its messages,
+         * comma-separated (the array's interior), so an append costs one
+         * row however many messages it carries. The body was framed off
+         * the writer thread when the request said application/json;
+         * otherwise (a fork inheriting JSON without a Content-Type) it is
+         * framed here. */
+        parley_stream_req_t local;
+        if (!req->framed) {
+            local = *req;
+            local.body = body;
+            local.body_len = len;
+            parley_stream_frame_json(&local);
+            req = &local;
         }
-        /* Rows of at most ROW_BYTES, all naming the append's end as their
-         * unit: a reader's window then costs the rows it covers, never a
-         * whole 8 MiB append (parley_stream_read_window). */
-        uint64_t unit_end = st->tail + len;
-        for (size_t off = 0; off < len; off += ROW_BYTES) {
-            size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
-            int rc =
-                parley_db_chunk_insert(db, st->id, st->tail, st->tail + n, unit_end, body + off, n);
-            if (rc)
-                return rc;
-            st->tail += n;
+        if (req->frame_error) {
+            res->status = 400;
+            res->error = req->frame_error;
+            return 400;
         }
+        if (req->frame_count == 0 && !allow_empty) {
+            res->status = 400;
+            res->error = "empty JSON array: an append must carry at least one message";
+            return 400;
+        }
+        data = body + req->frame_off;
+        dlen = req->frame_count ? req->frame_len : 0;
+        units = req->frame_count;
+    }
+    if (units == 0 && !seq)
         return 0;
+    uint64_t tail = st->tail;
+    int rc = parley_db_stream_append(db, st->id, data, dlen, units, now, seq, -1, &tail);
+    if (rc == PARLEY_ETOOBIG) {
+        res->status = 413;
+        res->error = "stream is full: positions are exhausted";
+        return 413;
     }
-    /* JSON: one chunk per append holding all its messages, comma-separated
-     * (the array's interior), so an append costs one row however many
-     * messages it carries. The body was framed off the writer thread when
-     * the request said application/json; otherwise (a fork inheriting JSON
-     * without a Content-Type) it is framed here. */
-    parley_stream_req_t local;
-    if (!req->framed) {
-        local = *req;
-        local.body = body;
-        local.body_len = len;
-        parley_stream_frame_json(&local);
-        req = &local;
-    }
-    if (req->frame_error) {
-        res->status = 400;
-        res->error = req->frame_error;
-        return 400;
-    }
-    if (req->frame_count == 0) {
-        if (allow_empty)
-            return 0;
-        res->status = 400;
-        res->error = "empty JSON array: an append must carry at least one message";
-        return 400;
-    }
-    uint64_t end = st->tail + req->frame_count;
-    int rc = parley_db_chunk_insert(db, st->id, st->tail, end, end, body + req->frame_off,
-                                    req->frame_len);
+    if (rc == PARLEY_ECONFLICT)
+        return refuse_moved(db, st->id, res);
     if (rc)
         return rc;
-    st->tail = end;
+    st->tail = tail;
+    st->touched_ms = now;
+    if (seq)
+        snprintf(st->stream_seq, sizeof st->stream_seq, "%s", seq);
     return 0;
 }
 
@@ -604,22 +629,24 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
         st.fork_pos = fork_pos;
         st.tail = fork_pos;
     }
-    rc = parley_db_stream_insert(db, &st);
+    rc = parley_db_stream_create(db, &st);
     if (rc)
         return rc;
     if (req->fork_from) {
-        src.refs++;
-        rc = parley_db_stream_update(db, &src);
+        parley_stream_ref_t ref;
+        rc = parley_db_stream_ref(db, src.id, +1, &ref);
         if (rc)
             return rc;
     }
-    rc = store_body(db, &st, req, req->body, req->body_len, true, res);
+    rc = store_body(db, &st, req, req->body, req->body_len, true, NULL, now, res);
     if (rc)
         return rc;
-    st.closed = req->closed;
-    rc = parley_db_stream_update(db, &st);
-    if (rc)
-        return rc;
+    if (req->closed) {
+        rc = parley_db_stream_close(db, st.id, NULL, 0, 0, now, &st.tail);
+        if (rc)
+            return rc;
+        st.closed = true;
+    }
     res->status = 201;
     res->meta = st;
     res->closed = st.closed;
@@ -728,17 +755,14 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
             return 409;
         }
     }
-    if (req->stream_seq) {
-        if (st.stream_seq[0] && strcmp(req->stream_seq, st.stream_seq) <= 0) {
-            res->status = 409;
-            res->error = "Stream-Seq must increase";
-            return 409;
-        }
-        snprintf(st.stream_seq, sizeof st.stream_seq, "%s", req->stream_seq);
+    if (req->stream_seq && st.stream_seq[0] && strcmp(req->stream_seq, st.stream_seq) <= 0) {
+        res->status = 409;
+        res->error = "Stream-Seq must increase";
+        return 409;
     }
 
     uint64_t old_tail = st.tail;
-    rc = store_body(db, &st, req, req->body, req->body_len, false, res);
+    rc = store_body(db, &st, req, req->body, req->body_len, false, req->stream_seq, now, res);
     if (rc)
         return rc;
     if (req->has_producer) {
@@ -750,17 +774,20 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
         res->seq = next.last_seq;
     }
     if (req->closed) {
-        st.closed = true;
         if (req->has_producer) {
             snprintf(st.closer, sizeof st.closer, "%s", req->producer_id);
             st.closer_epoch = req->producer_epoch;
             st.closer_seq = req->producer_seq;
         }
+        rc = parley_db_stream_close(db, st.id, req->has_producer ? req->producer_id : NULL,
+                                    st.closer_epoch, st.closer_seq, now, &st.tail);
+        st.closed = true;
+    } else if (st.touched_ms != now) {
+        rc = parley_db_stream_touch(db, st.id, now); /* nothing stored: still a write */
     }
-    st.touched_ms = now;
-    rc = parley_db_stream_update(db, &st);
     if (rc)
         return rc;
+    st.touched_ms = now;
     res->meta = st;
     res->status = req->has_producer && has_body ? 200 : 204;
     res->closed = st.closed;
@@ -815,7 +842,10 @@ static int ensure_row(parley_db_t *db, const char *path, const char *owner, parl
     snprintf(st->content_type, sizeof st->content_type, "application/json");
     st->created_ms = st->touched_ms = parley_clock_now_ms();
     st->ttl_s = st->expires_ms = -1;
-    return parley_db_stream_insert(db, st);
+    rc = parley_db_stream_create(db, st);
+    if (rc == PARLEY_EEXIST) /* made meanwhile by another node */
+        rc = parley_db_stream_get(db, path, st);
+    return rc;
 }
 
 int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char *owner,
@@ -828,14 +858,17 @@ int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char 
     return rc;
 }
 
-int parley_stream_append_row(parley_db_t *db, parley_stream_t *st, const char *msg, size_t len)
+int parley_stream_append_row(parley_db_t *db, parley_stream_t *st, const char *msg, size_t len,
+                             int64_t expect_tail)
 {
-    int rc = parley_db_chunk_insert(db, st->id, st->tail, st->tail + 1, st->tail + 1, msg, len);
+    int64_t now = parley_clock_now_ms();
+    uint64_t tail = 0;
+    int rc = parley_db_stream_append(db, st->id, msg, len, 1, now, NULL, expect_tail, &tail);
     if (rc)
         return rc;
-    st->tail++;
-    st->touched_ms = parley_clock_now_ms();
-    return parley_db_stream_update(db, st);
+    st->tail = tail;
+    st->touched_ms = now;
+    return 0;
 }
 
 int parley_stream_append_internal(parley_db_t *db, const char *path, const char *owner,
@@ -844,7 +877,7 @@ int parley_stream_append_internal(parley_db_t *db, const char *path, const char 
     parley_stream_t st;
     int rc = ensure_row(db, path, owner, &st);
     if (rc == 0)
-        rc = parley_stream_append_row(db, &st, msg, len);
+        rc = parley_stream_append_row(db, &st, msg, len, -1);
     if (rc == 0)
         *stream_id = st.id;
     return rc;
@@ -859,9 +892,7 @@ int parley_stream_close_internal(parley_db_t *db, const char *path, int64_t *str
     *stream_id = st.id;
     if (st.closed)
         return 0;
-    st.closed = true;
-    st.touched_ms = parley_clock_now_ms();
-    return parley_db_stream_update(db, &st);
+    return parley_db_stream_close(db, st.id, NULL, 0, 0, parley_clock_now_ms(), &st.tail);
 }
 
 int parley_stream_delete_internal(parley_db_t *db, const char *path, int64_t *stream_id)
@@ -899,11 +930,11 @@ int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const cha
     st.fork_src = src.id;
     st.fork_pos = st.tail = src.tail;
     st.closed = true;
-    rc = parley_db_stream_insert(db, &st);
+    rc = parley_db_stream_create(db, &st);
     if (rc)
         return rc;
-    src.refs++;
-    rc = parley_db_stream_update(db, &src);
+    parley_stream_ref_t ref;
+    rc = parley_db_stream_ref(db, src.id, +1, &ref);
     if (rc)
         return rc;
     *pos = st.fork_pos;

@@ -112,8 +112,11 @@ int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley
 int parley_stream_append_internal(parley_db_t *db, const char *path, const char *owner,
                                   const char *msg, size_t len, int64_t *stream_id);
 /* Append one JSON message to the internal stream already loaded in *st
- * (its tail and touch time are updated, in *st and stored). */
-int parley_stream_append_row(parley_db_t *db, parley_stream_t *st, const char *msg, size_t len);
+ * (its tail and touch time are updated, in *st and stored). expect_tail
+ * >= 0: only if the stored tail is still that, else PARLEY_ECONFLICT and
+ * nothing written. */
+int parley_stream_append_row(parley_db_t *db, parley_stream_t *st, const char *msg, size_t len,
+                             int64_t expect_tail);
 /* Create the internal stream at path if missing (as above, without data). */
 int parley_stream_ensure_internal(parley_db_t *db, const char *path, const char *owner,
                                   int64_t *stream_id);

@@ -108,10 +108,14 @@ static void check_rules(const parley_sub_t *s)
 #endif
 }
 
-static int put_sub(parley_db_t *db, const parley_sub_t *s)
+/* Store s's delivery state, only if the stored wake is still the one read
+ * (generation and expect_wake_id): PARLEY_ECONFLICT when it moved (fenced
+ * by another node). The generation is never computed here: sub_begin_wake
+ * moves it. */
+static int update_sub(parley_db_t *db, const parley_sub_t *s, const char *expect_wake_id)
 {
     check_rules(s);
-    return parley_db_sub_put(db, s);
+    return parley_db_sub_update(db, s, s->generation, expect_wake_id);
 }
 
 /* Paths no subscription ever links: Parley's own and the reserved ones. */
@@ -419,19 +423,26 @@ static int wake(parley_db_t *db, parley_sub_t *s, const char *trigger, int64_t n
     int rc = new_wake_id(s->wake_id);
     if (rc)
         return rc;
-    s->generation++;
-    rc = parley_db_sublink_snapshot(db, s->id);
-    if (rc)
-        return rc;
     if (is_webhook(s)) {
         s->lease_expires_ms = now_ms + s->lease_ttl_ms;
         s->delivery_due_ms = now_ms;
-        s->attempts = 0;
-        parley_wakeset_add(&out->wake, PARLEY_SUBSCRIPTION_DOORBELL);
-        return put_sub(db, s);
     }
-    rc = put_sub(db, s);
-    if (rc == 0 && !trigger) {
+    s->attempts = 0;
+    s->holder[0] = '\0';
+    check_rules(s);
+    /* The fencing counter moves in the store, atomically with the wake
+     * id: ECONFLICT if a wake is already in flight. */
+    rc = parley_db_sub_begin_wake(db, s->id, s->wake_id, s->lease_expires_ms, s->delivery_due_ms,
+                                  &s->generation);
+    if (rc == 0)
+        rc = parley_db_sublink_snapshot(db, s->id);
+    if (rc)
+        return rc;
+    if (is_webhook(s)) {
+        parley_wakeset_add(&out->wake, PARLEY_SUBSCRIPTION_DOORBELL);
+        return 0;
+    }
+    if (!trigger) {
         rc = parley_db_sublink_first_pending(db, s->id, first);
         if (rc == PARLEY_ENOTFOUND)
             first[0] = '\0', rc = 0;
@@ -471,8 +482,10 @@ static void go_idle(parley_sub_t *s)
 static int finish_wake(parley_db_t *db, parley_sub_t *s, int64_t now_ms, bool *woke,
                        parley_outcome_t *out)
 {
+    char was[PARLEY_SUB_WAKE_MAX + 1];
+    snprintf(was, sizeof was, "%s", s->wake_id);
     go_idle(s);
-    int rc = put_sub(db, s);
+    int rc = update_sub(db, s, was);
     return rc ? rc : wake_if_pending(db, s, now_ms, woke, out);
 }
 
@@ -540,8 +553,10 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
     s->created_ms = now_ms;
     go_idle(s);
     rc = parley_subscription_hash(spec, s->config_hash);
-    if (rc == 0)
-        rc = put_sub(db, s);
+    if (rc == 0) {
+        check_rules(s);
+        rc = parley_db_sub_put_config(db, s);
+    }
     for (size_t i = 0; rc == 0 && i < spec->nstreams; i++) {
         uint64_t tail;
         rc = tail_of(db, spec->streams[i], &tail);
@@ -678,7 +693,11 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
         /* The lease ran out and maintenance has not yet seen it. */
         bool woke;
         rc = finish_wake(db, s, now_ms, &woke, out);
-        if (rc)
+        if (rc == PARLEY_ECONFLICT) {
+            rc = 0;
+            refuse(out, 409, "ALREADY_CLAIMED", "another worker holds the lease");
+        }
+        if (rc || out->status)
             goto out_free;
     }
     if (is_idle(s)) {
@@ -698,7 +717,12 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
     s->lease_expires_ms = now_ms + s->lease_ttl_ms;
     rc = parley_db_sublink_snapshot(db, s->id); /* what this worker is shown */
     if (rc == 0)
-        rc = put_sub(db, s);
+        rc = update_sub(db, s, s->wake_id);
+    if (rc == PARLEY_ECONFLICT) { /* another worker took it meanwhile */
+        rc = 0;
+        refuse(out, 409, "ALREADY_CLAIMED", "another worker holds the lease");
+        goto out_free;
+    }
     if (rc == 0)
         rc = parley_keyring_token_issue(kr, s->id, s->generation, s->wake_id,
                                         now_ms / 1000 + PARLEY_SUB_TOKEN_TTL_S, &token);
@@ -747,8 +771,16 @@ static int apply_acks(parley_db_t *db, const parley_sub_t *s, const parley_sub_r
                 break;
             }
             if (rc == 0 && pass == 1 && pos != l->acked) {
-                l->acked = pos;
-                rc = parley_db_sublink_put(db, l);
+                /* never back, never past the tail, checked again by the
+                 * store in the same statement */
+                rc = parley_db_sublink_advance(db, s->id, l->path, pos);
+                if (rc == PARLEY_ECONFLICT) {
+                    rc = 0;
+                    refuse(out, 409, "INVALID_OFFSET",
+                           "an ack's offset is before the stream's acked offset or beyond its "
+                           "tail");
+                    break;
+                }
             }
         }
         if (out->status >= 400)
@@ -811,7 +843,7 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
         rc = finish_wake(db, s, now_ms, &woke, out);
         if (rc == 0)
             parley_outcome_ok(out, 204, NULL);
-        goto out_free;
+        goto fenced;
     }
     rc = apply_acks(db, s, rep, out);
     if (rc || out->status >= 400)
@@ -820,7 +852,7 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
         rc = finish_wake(db, s, now_ms, &woke, out);
     } else {
         s->lease_expires_ms = now_ms + s->lease_ttl_ms; /* the report is a heartbeat */
-        rc = put_sub(db, s);
+        rc = update_sub(db, s, s->wake_id);
     }
     if (rc == 0) {
         json_t *body = json_pack("{s:b, s:b}", "ok", 1, "next_wake", woke);
@@ -828,6 +860,13 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
             parley_outcome_ok(out, 200, body);
         else
             rc = PARLEY_ENOMEM;
+    }
+fenced:
+    if (rc == PARLEY_ECONFLICT) { /* the wake moved on meanwhile (another node) */
+        rc = 0;
+        parley_outcome_clear(out);
+        parley_outcome_init(out);
+        refuse(out, 409, "FENCED", "this wake is no longer current");
     }
 out_free:
     free(s);
@@ -870,13 +909,13 @@ int parley_subscription_delivered(parley_db_t *db, const char *id, int64_t gen, 
         s->attempts++;
         s->delivery_due_ms = now_ms + parley_subscription_retry_delay(
                                           s->attempts, (double)random() / RAND_MAX * 2 - 1);
-        rc = put_sub(db, s);
+        rc = update_sub(db, s, s->wake_id);
         break;
     case PARLEY_SUB_DELIVERY_OK:
         s->attempts = 0;
         s->delivery_due_ms = -1;
         s->lease_expires_ms = now_ms + s->lease_ttl_ms;
-        rc = put_sub(db, s);
+        rc = update_sub(db, s, s->wake_id);
         break;
     case PARLEY_SUB_DELIVERY_DONE:
         rc = parley_db_sublink_ack_snapshot(db, s->id);
@@ -884,6 +923,8 @@ int parley_subscription_delivered(parley_db_t *db, const char *id, int64_t gen, 
             rc = finish_wake(db, s, now_ms, &woke, out);
         break;
     }
+    if (rc == PARLEY_ECONFLICT)
+        rc = 0; /* fenced: the wake moved on (a callback, another node): nothing to record */
 out_free:
     free(s);
     return rc;
@@ -948,6 +989,8 @@ int parley_subscription_expire_leases(parley_db_t *db, int64_t now_ms, parley_wa
         if (rc == 0 && !is_idle(s) && s->delivery_due_ms < 0 && s->lease_expires_ms >= 0 &&
             s->lease_expires_ms <= now_ms)
             rc = finish_wake(db, s, now_ms, &woke, &o);
+        if (rc == PARLEY_ECONFLICT)
+            rc = 0; /* moved meanwhile: no longer this expiry's to end */
         parley_wakeset_merge(wake, &o.wake);
     }
     free(s);
@@ -1084,6 +1127,13 @@ int parley_subscription_keys(parley_db_t *db, int64_t now_ms, parley_keyring_t *
             rc = parley_db_key_put(db, KEY_TOKENS, secret, sizeof secret, now_ms);
         seed_len = sizeof seed;
         secret_len = sizeof secret;
+        if (rc == PARLEY_EEXIST) {
+            /* Another node stored its pair first: use that one, so every
+             * node signs with the same key. */
+            rc = parley_db_key_get(db, KEY_SIGNING, seed, sizeof seed, &seed_len);
+            if (rc == 0)
+                rc = parley_db_key_get(db, KEY_TOKENS, secret, sizeof secret, &secret_len);
+        }
     }
     if (rc == 0)
         rc = parley_keyring_new(seed, seed_len, secret, secret_len, out);

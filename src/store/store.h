@@ -30,6 +30,35 @@
  * Threads: a parley_db_t is used by one thread at a time. The writer
  * connection only by the writer thread; each reader by the thread that
  * opened it.
+ *
+ * CONNECTIONS AND TRANSACTIONS (the contract every backend keeps)
+ *
+ *   1. One writer connection per process, used only by the writer thread
+ *      (store/writer.c). A batch is begin (SQLite: BEGIN IMMEDIATE;
+ *      PostgreSQL: BEGIN, READ COMMITTED); each request runs inside
+ *      savepoint ... release, or rollback_to when it fails or is refused;
+ *      then commit, which returns only once the batch is durable. Answers
+ *      leave only after commit returns.
+ *   2. Readers: one read-only connection per reading thread (HTTP workers,
+ *      the webhook thread). begin/commit around one response's reads, for
+ *      a consistent snapshot; never held open while streaming.
+ *   3. Row locks: a *_get on the writer connection inside begin locks that
+ *      row until the transaction ends (PostgreSQL: SELECT ... FOR UPDATE;
+ *      SQLite: implied, BEGIN IMMEDIATE makes the writer the only one).
+ *      Core may read, decide and write back only fields of rows it got
+ *      this way. Counters (stream tails, refs, message_count, activity,
+ *      ord, chg, subscription generation) are never computed in core: the
+ *      ops that move them do it in the store, in one statement
+ *      (stream_append, stream_ref, conv_bump, conv_insert, sess_insert,
+ *      snap_insert, doc_write, sub_begin_wake).
+ *   4. Conditional writes (expect_*, insert-if-absent) return
+ *      PARLEY_ECONFLICT (or PARLEY_EEXIST) and write nothing when the row
+ *      moved or exists. With the row locks of 3 they cannot fire on
+ *      SQLite; on a shared database they are the second line of defence,
+ *      and core answers them with the refusal a re-read would have given.
+ *   5. Every op returns 0 or a negative PARLEY_E* (ENOTFOUND, EEXIST,
+ *      ECONFLICT, ETOOBIG, ESTORE, EFULL, ENOMEM); rows and their strings
+ *      are owned as said at each op.
  */
 #ifndef PARLEY_STORE_STORE_H
 #define PARLEY_STORE_STORE_H
@@ -87,6 +116,13 @@ typedef struct parley_stream {
     int64_t refs;                            /* forks that read from this stream */
     bool deleted;                            /* soft-deleted (kept for its forks) */
 } parley_stream_t;
+
+/* A stream's reference state after stream_ref. */
+typedef struct parley_stream_ref {
+    int64_t refs;     /* forks that read from it, after the change */
+    bool deleted;     /* soft-deleted */
+    int64_t fork_src; /* its own source stream, 0 if not a fork */
+} parley_stream_ref_t;
 
 /*
  * Called for each stored chunk overlapping a read; return non-zero to stop.
@@ -288,10 +324,41 @@ struct parley_store_ops {
     /* get/get_id: 0 or PARLEY_ENOTFOUND. */
     int (*stream_get)(parley_db_t *db, const char *path, parley_stream_t *out);
     int (*stream_get_id)(parley_db_t *db, int64_t id, parley_stream_t *out);
-    /* Insert st (its id is assigned and written back). */
-    int (*stream_insert)(parley_db_t *db, parley_stream_t *st);
-    /* Write back every mutable field of st. */
-    int (*stream_update)(parley_db_t *db, const parley_stream_t *st);
+    /* Insert st as a new stream, every field as given (closed, fork_src,
+     * fork_pos, tail = fork_pos for a fork); its id is assigned and written
+     * back. PARLEY_EEXIST if the path is taken. Writer. */
+    int (*stream_create)(parley_db_t *db, parley_stream_t *st);
+    /* Append in one step: tail += units and the data stored at the old
+     * tail as positions [old tail, old tail + units), touched_ms = now_ms,
+     * and stream_seq recorded when not NULL. *new_tail is the tail after.
+     * Byte streams (units == len) may be stored as several chunks (each
+     * naming the append's end as its unit_end); any other append is one
+     * chunk. units == 0 stores nothing but still sets touched_ms and
+     * stream_seq. PARLEY_ECONFLICT, and nothing written, when the stream
+     * is closed or deleted, when stream_seq is not greater (bytewise) than
+     * the stored one, or when expect_tail >= 0 and the tail is not
+     * expect_tail; PARLEY_ETOOBIG when the tail would pass
+     * PARLEY_OFFSET_MAX; PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_append)(parley_db_t *db, int64_t id, const void *data, size_t len, uint64_t units,
+                         int64_t now_ms, const char *stream_seq, int64_t expect_tail,
+                         uint64_t *new_tail);
+    /* Close the stream, recording the producer that closed it (closer NULL
+     * or "": none; epoch and seq then 0) and touched_ms = now_ms; *tail is
+     * its tail. Already closed: a no-op returning 0 (the first closer
+     * stays). PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_close)(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
+                        uint64_t seq, int64_t now_ms, uint64_t *tail);
+    /* touched_ms = max(touched_ms, now_ms) (the sliding TTL's base).
+     * PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_touch)(parley_db_t *db, int64_t id, int64_t now_ms);
+    /* refs += delta (never below 0); *out gets the row's refs, deleted and
+     * fork_src after the change. PARLEY_ENOTFOUND for no such stream.
+     * Writer. */
+    int (*stream_ref)(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out);
+    /* Soft delete: deleted = 1 when forks still read from it (refs > 0);
+     * PARLEY_ECONFLICT when refs == 0 (the caller removes it instead),
+     * PARLEY_ENOTFOUND for no such stream. Writer. */
+    int (*stream_mark_deleted)(parley_db_t *db, int64_t id);
     /* Remove the stream with its chunks and producer state. */
     int (*stream_remove)(parley_db_t *db, int64_t id);
     /* Streams, not deleted, whose absolute or sliding expiry is at or
@@ -301,9 +368,6 @@ struct parley_store_ops {
      * cb gets each (borrowed; must not use db; non-zero stops). */
     int (*stream_scan)(parley_db_t *db, const char *prefix,
                        int (*cb)(void *arg, const parley_stream_t *st), void *arg);
-    /* Chunks: stored data, positions [start, end). */
-    int (*chunk_insert)(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                        uint64_t unit_end, const void *data, size_t len);
     /* Call cb for each chunk of the stream with end > from, in order. */
     int (*chunk_scan)(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
                       void *arg);
@@ -320,9 +384,13 @@ struct parley_store_ops {
      * PARLEY_ENOTFOUND. */
     int (*idem_get)(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
                     int64_t *created_ms, char **resp, size_t *len);
-    /* Insert or replace the record of (owner, key). */
+    /* Record (owner, key) with created_ms = now_ms, unless a live record
+     * exists: inserted when absent, replaced when the stored one was
+     * created before expired_before_ms; otherwise PARLEY_EEXIST and
+     * nothing written (another request with the key won; answer from its
+     * record). Writer. */
     int (*idem_put)(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
-                    int64_t created_ms, const char *resp, size_t len);
+                    int64_t now_ms, int64_t expired_before_ms, const char *resp, size_t len);
     /* Delete up to limit records created before before_ms; *n deleted. */
     int (*idem_purge)(parley_db_t *db, int64_t before_ms, int limit, int *n);
 
@@ -331,8 +399,13 @@ struct parley_store_ops {
     /* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set). */
     int (*doc_get)(parley_db_t *db, const char *owner, const char *collection, const char *id,
                    parley_doc_t *out);
-    /* Insert or replace the row (data borrowed). */
-    int (*doc_put)(parley_db_t *db, const parley_doc_t *d);
+    /* Write d (data borrowed) as the new state of its document: insert
+     * when expect_version is 0 (the document must not exist, not even as
+     * a tombstone), else replace the row only if its stored version is
+     * still expect_version. The store assigns d->chg (the global change
+     * counter). PARLEY_ECONFLICT, and nothing written, when the row moved.
+     * Writer. */
+    int (*doc_write)(parley_db_t *db, parley_doc_t *d, int64_t expect_version);
     /* Live documents of a collection, newest change first, with chg <
      * before (0 = from the newest); cb gets each (borrowed; return non-zero
      * to stop). */
@@ -344,8 +417,23 @@ struct parley_store_ops {
     /* 0 or PARLEY_ENOTFOUND (tombstones are returned, with deleted set).
      * The strings in *out are new allocations owned by the caller. */
     int (*conv_get)(parley_db_t *db, const char *id, parley_conv_t *out);
-    /* Insert or replace the row (strings borrowed). Writer. */
-    int (*conv_put)(parley_db_t *db, const parley_conv_t *c);
+    /* Insert a new conversation (strings borrowed); the store assigns
+     * c->activity. PARLEY_EEXIST if the id is taken. Writer. */
+    int (*conv_insert)(parley_db_t *db, parley_conv_t *c);
+    /* Set title and metadata (borrowed) and updated_ms, version + 1, only
+     * if the live row's version is still expect_version; c->version gets
+     * the new one. PARLEY_ECONFLICT (moved or deleted), PARLEY_ENOTFOUND.
+     * Writer. */
+    int (*conv_update)(parley_db_t *db, parley_conv_t *c, int64_t expect_version);
+    /* A new message: message_count + 1, version + 1, last_message_ms =
+     * updated_ms = now_ms and a new activity, on a live row; *seq (the new
+     * message_count), *version and *activity after. PARLEY_ECONFLICT when
+     * deleted, PARLEY_ENOTFOUND. Writer. */
+    int (*conv_bump)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                     int64_t *version, int64_t *activity);
+    /* Make the row a tombstone: no title, metadata {}, deleted, version +
+     * 1, updated_ms = now_ms; *version after. PARLEY_ENOTFOUND. Writer. */
+    int (*conv_tombstone)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version);
     /* Live conversations of owner, most recently active first, with
      * activity < before (0 = from the newest); cb gets each row (borrowed,
      * valid during the call; return non-zero to stop). */
@@ -356,8 +444,22 @@ struct parley_store_ops {
 
     /* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
     int (*sess_get)(parley_db_t *db, const char *id, parley_sess_t *out);
-    /* Insert or replace the row (strings borrowed). Writer. */
-    int (*sess_put)(parley_db_t *db, const parley_sess_t *s);
+    /* Insert a new session (strings borrowed); the store assigns s->ord.
+     * PARLEY_EEXIST if the id is taken. Writer. */
+    int (*sess_insert)(parley_db_t *db, parley_sess_t *s);
+    /* Write s's mutable fields (result_id, status, attempt, lease_ms,
+     * lease_expires_ms, error, request, input, updated_ms) only if the
+     * stored status and attempt are still expect_status and
+     * expect_attempt. PARLEY_ECONFLICT (moved), PARLEY_ENOTFOUND. Writer. */
+    int (*sess_update)(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
+                       int64_t expect_attempt);
+    /* Claim the oldest pending session (of one conversation when conv_id
+     * is not NULL) in one step: status "processing", lease_ms,
+     * lease_expires_ms = now_ms + lease_ms, updated_ms = now_ms; *out is
+     * the row after (strings owned by the caller). PARLEY_ENOTFOUND when
+     * the queue is empty. Writer. */
+    int (*sess_claim_next)(parley_db_t *db, const char *conv_id, int64_t now_ms, int64_t lease_ms,
+                           parley_sess_t *out);
     int (*sess_remove)(parley_db_t *db, const char *id);
     /* Sessions of a conversation, newest first, with ord < before (0 = from
      * the newest), only of status when status != NULL. cb as for
@@ -365,9 +467,6 @@ struct parley_store_ops {
     int (*sess_list)(parley_db_t *db, const char *conversation_id, const char *status,
                      int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
                      void *arg);
-    /* The oldest pending session (of one conversation when conversation_id
-     * is not NULL): 0 or PARLEY_ENOTFOUND. */
-    int (*sess_oldest_pending)(parley_db_t *db, const char *conversation_id, parley_sess_t *out);
     /* Ids of up to max processing sessions whose lease ended at or before
      * now_ms, into ids[i] (PARLEY_ROW_ID_MAX + 1 bytes each); *n found. */
     int (*sess_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
@@ -377,8 +476,12 @@ struct parley_store_ops {
 
     /* 0 or PARLEY_ENOTFOUND; strings in *out owned by the caller. */
     int (*snap_get)(parley_db_t *db, const char *id, parley_snap_t *out);
-    /* Insert or replace the row (strings borrowed). Writer. */
-    int (*snap_put)(parley_db_t *db, const parley_snap_t *s);
+    /* Insert a new snapshot (strings borrowed); the store assigns s->ord.
+     * PARLEY_EEXIST if the id is taken. Writer. */
+    int (*snap_insert)(parley_db_t *db, parley_snap_t *s);
+    /* Drop an expired snapshot's content: payload {}, no stream.
+     * PARLEY_ENOTFOUND. Writer. */
+    int (*snap_expire)(parley_db_t *db, const char *id);
     int (*snap_remove)(parley_db_t *db, const char *id);
     /* Snapshots of owner, newest first, with ord < before (0 = from the
      * newest). cb as for conv_list. */
@@ -389,18 +492,28 @@ struct parley_store_ops {
     int (*snap_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
                         int max, int *n);
 
-    /* ---- counters ---- */
-
-    /* Next value of a named counter (1, 2, ...), in the writer's
-     * transaction. */
-    int (*counter_next)(parley_db_t *db, const char *name, int64_t *out);
-
     /* ---- subscriptions (core/subscription.h) ---- */
 
     /* 0 or PARLEY_ENOTFOUND. */
     int (*sub_get)(parley_db_t *db, const char *id, parley_sub_t *out);
-    /* Insert or replace the row. Writer. */
-    int (*sub_put)(parley_db_t *db, const parley_sub_t *s);
+    /* Insert s, or (the id exists) change only its configuration columns
+     * (type, pattern, webhook_url, wake_stream, description,
+     * lease_ttl_ms, config_hash, root_url); the delivery state of an
+     * existing row is never written here. Writer. */
+    int (*sub_put_config)(parley_db_t *db, const parley_sub_t *s);
+    /* Start a wake on an idle subscription: generation + 1 (*generation
+     * after), wake_id, no holder, lease_expires_ms and delivery_due_ms
+     * (-1: none), attempts 0. PARLEY_ECONFLICT when a wake is already in
+     * flight, PARLEY_ENOTFOUND. Writer. */
+    int (*sub_begin_wake)(parley_db_t *db, const char *id, const char *wake_id,
+                          int64_t lease_exp_ms, int64_t due_ms, int64_t *generation);
+    /* Write s's delivery state (wake_id, holder, lease_expires_ms,
+     * delivery_due_ms, attempts) only if the stored generation and wake_id
+     * ("" = idle) are still expect_generation and expect_wake_id.
+     * PARLEY_ECONFLICT (fenced: another wake or node moved it),
+     * PARLEY_ENOTFOUND. Writer. */
+    int (*sub_update)(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
+                      const char *expect_wake_id);
     /* Remove the row and all its links. Writer. */
     int (*sub_remove)(parley_db_t *db, const char *id);
     /* Every subscription with a pattern; cb gets each (borrowed, valid
@@ -425,6 +538,12 @@ struct parley_store_ops {
                        parley_sub_link_t *out);
     /* Insert or replace a link. Writer. */
     int (*sublink_put)(parley_db_t *db, const parley_sub_link_t *l);
+    /* acked = pos, never backwards (the stored acked must be <= pos) and
+     * never past the stream's tail (pos <= the tail of the live stream at
+     * path, 0 when it is missing or deleted). PARLEY_ECONFLICT, and
+     * nothing written, otherwise; PARLEY_ENOTFOUND for no such link.
+     * Writer. */
+    int (*sublink_advance)(parley_db_t *db, const char *sub_id, const char *path, uint64_t pos);
     /* Remove a link (absent is fine). Writer. */
     int (*sublink_remove)(parley_db_t *db, const char *sub_id, const char *path);
     /* The links of a subscription in path order, or (sub_id NULL) of a
@@ -551,14 +670,40 @@ static inline int parley_db_stream_get_id(parley_db_t *db, int64_t id, parley_st
     return db->ops->stream_get_id(db, id, out);
 }
 
-static inline int parley_db_stream_insert(parley_db_t *db, parley_stream_t *st)
+static inline int parley_db_stream_create(parley_db_t *db, parley_stream_t *st)
 {
-    return db->ops->stream_insert(db, st);
+    return db->ops->stream_create(db, st);
 }
 
-static inline int parley_db_stream_update(parley_db_t *db, const parley_stream_t *st)
+static inline int parley_db_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                                          uint64_t units, int64_t now_ms, const char *stream_seq,
+                                          int64_t expect_tail, uint64_t *new_tail)
 {
-    return db->ops->stream_update(db, st);
+    return db->ops->stream_append(db, id, data, len, units, now_ms, stream_seq, expect_tail,
+                                  new_tail);
+}
+
+static inline int parley_db_stream_close(parley_db_t *db, int64_t id, const char *closer,
+                                         uint64_t epoch, uint64_t seq, int64_t now_ms,
+                                         uint64_t *tail)
+{
+    return db->ops->stream_close(db, id, closer, epoch, seq, now_ms, tail);
+}
+
+static inline int parley_db_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
+{
+    return db->ops->stream_touch(db, id, now_ms);
+}
+
+static inline int parley_db_stream_ref(parley_db_t *db, int64_t id, int delta,
+                                       parley_stream_ref_t *out)
+{
+    return db->ops->stream_ref(db, id, delta, out);
+}
+
+static inline int parley_db_stream_mark_deleted(parley_db_t *db, int64_t id)
+{
+    return db->ops->stream_mark_deleted(db, id);
 }
 
 static inline int parley_db_stream_remove(parley_db_t *db, int64_t id)
@@ -576,13 +721,6 @@ static inline int parley_db_stream_scan(parley_db_t *db, const char *prefix,
                                         int (*cb)(void *arg, const parley_stream_t *st), void *arg)
 {
     return db->ops->stream_scan(db, prefix, cb, arg);
-}
-
-static inline int parley_db_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start,
-                                         uint64_t end, uint64_t unit_end, const void *data,
-                                         size_t len)
-{
-    return db->ops->chunk_insert(db, stream_id, start, end, unit_end, data, len);
 }
 
 static inline int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from,
@@ -611,10 +749,10 @@ static inline int parley_db_idem_get(parley_db_t *db, const char *owner, const c
 }
 
 static inline int parley_db_idem_put(parley_db_t *db, const char *owner, const char *key,
-                                     const char *fingerprint, int64_t created_ms, const char *resp,
-                                     size_t len)
+                                     const char *fingerprint, int64_t now_ms,
+                                     int64_t expired_before_ms, const char *resp, size_t len)
 {
-    return db->ops->idem_put(db, owner, key, fingerprint, created_ms, resp, len);
+    return db->ops->idem_put(db, owner, key, fingerprint, now_ms, expired_before_ms, resp, len);
 }
 
 static inline int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
@@ -626,11 +764,6 @@ static inline int parley_db_doc_get(parley_db_t *db, const char *owner, const ch
                                     const char *id, parley_doc_t *out)
 {
     return db->ops->doc_get(db, owner, collection, id, out);
-}
-
-static inline int parley_db_doc_put(parley_db_t *db, const parley_doc_t *d)
-{
-    return db->ops->doc_put(db, d);
 }
 
 static inline int parley_db_doc_list(parley_db_t *db, const char *owner, const char *collection,
@@ -645,11 +778,6 @@ static inline int parley_db_conv_get(parley_db_t *db, const char *id, parley_con
     return db->ops->conv_get(db, id, out);
 }
 
-static inline int parley_db_conv_put(parley_db_t *db, const parley_conv_t *c)
-{
-    return db->ops->conv_put(db, c);
-}
-
 static inline int parley_db_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
                                       int (*cb)(void *arg, const parley_conv_t *c), void *arg)
 {
@@ -659,11 +787,6 @@ static inline int parley_db_conv_list(parley_db_t *db, const char *owner, int64_
 static inline int parley_db_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
 {
     return db->ops->sess_get(db, id, out);
-}
-
-static inline int parley_db_sess_put(parley_db_t *db, const parley_sess_t *s)
-{
-    return db->ops->sess_put(db, s);
 }
 
 static inline int parley_db_sess_remove(parley_db_t *db, const char *id)
@@ -678,12 +801,6 @@ static inline int parley_db_sess_list(parley_db_t *db, const char *conversation_
     return db->ops->sess_list(db, conversation_id, status, before, limit, cb, arg);
 }
 
-static inline int parley_db_sess_oldest_pending(parley_db_t *db, const char *conversation_id,
-                                                parley_sess_t *out)
-{
-    return db->ops->sess_oldest_pending(db, conversation_id, out);
-}
-
 static inline int parley_db_sess_expired(parley_db_t *db, int64_t now_ms,
                                          char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
 {
@@ -693,11 +810,6 @@ static inline int parley_db_sess_expired(parley_db_t *db, int64_t now_ms,
 static inline int parley_db_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
 {
     return db->ops->snap_get(db, id, out);
-}
-
-static inline int parley_db_snap_put(parley_db_t *db, const parley_snap_t *s)
-{
-    return db->ops->snap_put(db, s);
 }
 
 static inline int parley_db_snap_remove(parley_db_t *db, const char *id)
@@ -717,19 +829,9 @@ static inline int parley_db_snap_expired(parley_db_t *db, int64_t now_ms,
     return db->ops->snap_expired(db, now_ms, ids, max, n);
 }
 
-static inline int parley_db_counter_next(parley_db_t *db, const char *name, int64_t *out)
-{
-    return db->ops->counter_next(db, name, out);
-}
-
 static inline int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
 {
     return db->ops->sub_get(db, id, out);
-}
-
-static inline int parley_db_sub_put(parley_db_t *db, const parley_sub_t *s)
-{
-    return db->ops->sub_put(db, s);
 }
 
 static inline int parley_db_sub_remove(parley_db_t *db, const char *id)
@@ -808,6 +910,84 @@ static inline int parley_db_key_put(parley_db_t *db, const char *name, const uns
                                     size_t len, int64_t created_ms)
 {
     return db->ops->key_put(db, name, data, len, created_ms);
+}
+
+static inline int parley_db_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
+{
+    return db->ops->doc_write(db, d, expect_version);
+}
+
+static inline int parley_db_conv_insert(parley_db_t *db, parley_conv_t *c)
+{
+    return db->ops->conv_insert(db, c);
+}
+
+static inline int parley_db_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
+{
+    return db->ops->conv_update(db, c, expect_version);
+}
+
+static inline int parley_db_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                                      int64_t *version, int64_t *activity)
+{
+    return db->ops->conv_bump(db, id, now_ms, seq, version, activity);
+}
+
+static inline int parley_db_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms,
+                                           int64_t *version)
+{
+    return db->ops->conv_tombstone(db, id, now_ms, version);
+}
+
+static inline int parley_db_sess_insert(parley_db_t *db, parley_sess_t *s)
+{
+    return db->ops->sess_insert(db, s);
+}
+
+static inline int parley_db_sess_update(parley_db_t *db, const parley_sess_t *s,
+                                        const char *expect_status, int64_t expect_attempt)
+{
+    return db->ops->sess_update(db, s, expect_status, expect_attempt);
+}
+
+static inline int parley_db_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
+                                            int64_t lease_ms, parley_sess_t *out)
+{
+    return db->ops->sess_claim_next(db, conv_id, now_ms, lease_ms, out);
+}
+
+static inline int parley_db_snap_insert(parley_db_t *db, parley_snap_t *s)
+{
+    return db->ops->snap_insert(db, s);
+}
+
+static inline int parley_db_snap_expire(parley_db_t *db, const char *id)
+{
+    return db->ops->snap_expire(db, id);
+}
+
+static inline int parley_db_sub_put_config(parley_db_t *db, const parley_sub_t *s)
+{
+    return db->ops->sub_put_config(db, s);
+}
+
+static inline int parley_db_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
+                                           int64_t lease_exp_ms, int64_t due_ms,
+                                           int64_t *generation)
+{
+    return db->ops->sub_begin_wake(db, id, wake_id, lease_exp_ms, due_ms, generation);
+}
+
+static inline int parley_db_sub_update(parley_db_t *db, const parley_sub_t *s,
+                                       int64_t expect_generation, const char *expect_wake_id)
+{
+    return db->ops->sub_update(db, s, expect_generation, expect_wake_id);
+}
+
+static inline int parley_db_sublink_advance(parley_db_t *db, const char *sub_id, const char *path,
+                                            uint64_t pos)
+{
+    return db->ops->sublink_advance(db, sub_id, path, pos);
 }
 
 #endif

@@ -204,12 +204,12 @@ static void store_legacy_chain(fixture_t *fx, int depth)
             st.fork_src = prev.id;
             st.fork_pos = st.tail = prev.tail;
         }
-        assert_int_equal(parley_db_stream_insert(fx->db, &st), 0);
+        assert_int_equal(parley_db_stream_create(fx->db, &st), 0);
         int n = snprintf(msg, sizeof msg, "%d", i);
-        assert_int_equal(parley_stream_append_row(fx->db, &st, msg, (size_t)n), 0);
+        assert_int_equal(parley_stream_append_row(fx->db, &st, msg, (size_t)n, -1), 0);
         if (i) {
-            prev.refs++;
-            assert_int_equal(parley_db_stream_update(fx->db, &prev), 0);
+            parley_stream_ref_t ref;
+            assert_int_equal(parley_db_stream_ref(fx->db, prev.id, +1, &ref), 0);
         }
         prev = st;
     }

@@ -527,9 +527,12 @@ static int on_find_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_
     find_t *f = arg;
     char want[32];
     chunk_text(f->pos, want, sizeof want);
-    if (start == f->pos && end == f->pos + 1 && len == strlen(want) && memcmp(data, want, len) == 0)
+    (void)start;
+    if (end == start + 1 && len == strlen(want) && memcmp(data, want, len) == 0) {
         f->found = true;
-    return 1; /* the first chunk with end > pos is the one */
+        return 1;
+    }
+    return 0; /* writes append at the tail: the label, not the position, names the write */
 }
 
 /* Whether a fresh reader connection sees the chunk: 1, 0, or -1 on error. */
@@ -539,7 +542,7 @@ static int chunk_visible(parley_store_t *store, int64_t stream_id, uint64_t pos)
     if (parley_store_reader(store, &rd) != 0)
         return -1;
     find_t f = {pos, false};
-    int rc = parley_db_chunk_scan(rd, stream_id, pos, on_find_chunk, &f);
+    int rc = parley_db_chunk_scan(rd, stream_id, 0, on_find_chunk, &f);
     parley_db_close(rd);
     return rc ? -1 : f.found;
 }
@@ -557,14 +560,21 @@ static int on_collect_chunk(void *arg, uint64_t start, uint64_t end, uint64_t un
 {
     collect_t *c = arg;
     char want[32];
-    chunk_text(start, want, sizeof want);
+    unsigned long long label = 0;
+    char text[32];
+    (void)unit_end;
+    snprintf(text, sizeof text, "%.*s", len < sizeof text ? (int)len : 0, (const char *)data);
     c->count++;
-    if (start >= c->max || end != start + 1 || len != strlen(want) ||
-        memcmp(data, want, len) != 0 || c->seen[start]) {
+    if (sscanf(text, "chunk-%llu", &label) != 1 || label >= c->max) {
         c->bad++;
         return 0;
     }
-    c->seen[start] = 1;
+    chunk_text(label, want, sizeof want);
+    if (end != start + 1 || strcmp(text, want) != 0 || c->seen[label]) {
+        c->bad++;
+        return 0;
+    }
+    c->seen[label] = 1;
     return 0;
 }
 
@@ -602,7 +612,7 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
         st.created_ms = st.touched_ms = parley_clock_now_ms();
         st.ttl_s = -1;
         st.expires_ms = -1;
-        int rc = parley_db_stream_insert(db, &st);
+        int rc = parley_db_stream_create(db, &st);
         if (rc)
             return rc;
         t->created_id = st.id;
@@ -610,8 +620,9 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
     if (t->stream_id) {
         char text[32];
         chunk_text(t->pos, text, sizeof text);
-        int rc = parley_db_chunk_insert(db, t->stream_id, t->pos, t->pos + 1, t->pos + 1, text,
-                                        strlen(text));
+        uint64_t tail;
+        int rc = parley_db_stream_append(db, t->stream_id, text, strlen(text), 1,
+                                         parley_clock_now_ms(), NULL, -1, &tail);
         if (rc)
             return rc;
         parley_wakeset_add(&w->wake, t->stream_id);
@@ -1264,7 +1275,7 @@ static int tick_fail_sync(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     if (atomic_fetch_add(&tick_calls, 1) != 0)
         return 0;
-    int rc = parley_db_chunk_insert(db, 777, 0, 1, 1, "tick", 4);
+    int rc = parley_db_key_put(db, "tick", (const unsigned char *)"tick", 4, 0);
     if (rc)
         return rc;
     atomic_store(&fail_next_sync, 1);

@@ -8,6 +8,8 @@ const LIMIT = 15 * 1024
 const entries = [
   ["core", "dist/index.js", "browser"],
   ["worker", "dist/worker.js", "neutral"],
+  // The ChatTransport with the core it uses (`ai` is only imported for types).
+  ["ai", "dist/ai.js", "browser"],
 ]
 let over = false
 for (const [name, file, platform] of entries) {

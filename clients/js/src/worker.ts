@@ -6,7 +6,7 @@
 //
 //   runTurn:    handler(ctx) with ctx.signal, ctx.write(chunk)
 //                 ├─ heartbeat every lease × heartbeatFraction (with the attempt)
-//                 ├─ write: an append to the session's stream with
+//                 ├─ write/writeMany: an append to the session's stream with
 //                 │  Producer-Id/Epoch/Seq and Session-Attempt, retried with
 //                 │  the same seq, so each chunk is stored exactly once
 //                 ├─ returns {content, metadata} ──▶ complete  → "completed"
@@ -49,6 +49,8 @@ export interface TurnContext {
   signal: AbortSignal
   /** Append one value (any JSON) to the session's stream, exactly once. Ordered. */
   write(value: unknown): Promise<void>
+  /** Append several values, each its own item, in one request, exactly once. Ordered with write(). */
+  writeMany(values: unknown[]): Promise<void>
 }
 
 export type TurnResult = { content: unknown; metadata?: Record<string, unknown> }
@@ -124,16 +126,17 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
   const producer = `${opts.producerId ?? "w"}.${attempt}`
   let seq = 0
   let chain: Promise<void> = Promise.resolve()
-  const write = (value: unknown): Promise<void> => {
+  const writeMany = (values: unknown[]): Promise<void> => {
     if (ctl.signal.aborted) return Promise.reject(ctl.signal.reason)
+    if (!values.length) return chain
     const n = seq++
     const run = chain.then(async () => {
       try {
         await t.request({
           method: "POST",
           path: `/v1/sessions/${id}/stream`,
-          // An array body is flattened one level: wrap, so each write is one item.
-          body: JSON.stringify([value]),
+          // An array body is flattened one level: each value is one item.
+          body: JSON.stringify(values),
           headers: { "Content-Type": "application/json", "Producer-Id": producer, "Producer-Epoch": "0", "Producer-Seq": String(n), "Session-Attempt": String(attempt) },
           signal: ctl.signal,
           retries: 1000,
@@ -147,6 +150,7 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
     chain = run.catch(() => {})
     return run
   }
+  const write = (value: unknown): Promise<void> => writeMany([value])
 
   let outcome: TurnOutcome
   let error: unknown
@@ -157,7 +161,7 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
     })
     aborted.catch(() => {})
     try {
-      const result = await Promise.race([handler({ session, attempt, signal: ctl.signal, write }), aborted])
+      const result = await Promise.race([handler({ session, attempt, signal: ctl.signal, write, writeMany }), aborted])
       await Promise.race([chain, aborted])
       try {
         await post("complete", { content: result.content, metadata: result.metadata ?? {}, attempt })

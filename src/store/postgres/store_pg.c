@@ -101,8 +101,6 @@ enum lock_mode {
 enum stmt_id {
     S_STREAM_GET,
     S_STREAM_GET_ID,
-    S_STREAM_INSERT,
-    S_STREAM_UPDATE,
     S_STREAM_DEL,
     S_STREAM_DEL_CHUNKS,
     S_STREAM_DEL_PRODUCERS,
@@ -113,30 +111,21 @@ enum stmt_id {
     S_PRODUCER_GET,
     S_PRODUCER_PUT,
     S_IDEM_GET,
-    S_IDEM_PUT,
     S_IDEM_PURGE,
     S_DOC_GET,
-    S_DOC_PUT,
     S_DOC_LIST,
-    S_COUNTER_NEXT,
     S_CONV_GET,
-    S_CONV_PUT,
     S_CONV_LIST,
     S_SESS_GET,
-    S_SESS_PUT,
     S_SESS_DEL,
     S_SESS_LIST,
     S_SESS_LIST_STATUS,
-    S_SESS_PENDING,
-    S_SESS_PENDING_CONV,
     S_SESS_EXPIRED,
     S_SNAP_GET,
-    S_SNAP_PUT,
     S_SNAP_DEL,
     S_SNAP_LIST,
     S_SNAP_EXPIRED,
     S_SUB_GET,
-    S_SUB_PUT,
     S_SUB_DEL,
     S_SUB_DEL_LINKS,
     S_SUB_PATTERNS,
@@ -153,8 +142,7 @@ enum stmt_id {
     S_LINK_PENDING,
     S_KEY_GET,
     S_KEY_PUT,
-    /* the atomic ops (plan of the store interface, 3.1), not yet in the
-     * ops table: see "Atomic ops" below */
+    /* the atomic ops: see "atomic ops" below */
     S_A_STREAM_CREATE,
     S_A_STREAM_APPEND,
     S_A_STREAM_CLOSE,
@@ -207,15 +195,6 @@ typedef struct stmt_def {
 static const stmt_def_t stmts[S_COUNT] = {
     [S_STREAM_GET] = {"SELECT " STREAM_COLS " FROM streams WHERE path = $1", L_UPDATE},
     [S_STREAM_GET_ID] = {"SELECT " STREAM_COLS " FROM streams WHERE id = $1", L_UPDATE},
-    [S_STREAM_INSERT] = {"INSERT INTO streams (path, owner, content_type, created_ms, touched_ms, "
-                         "ttl_s, expires_ms, tail, closed, closer, closer_epoch, closer_seq, "
-                         "stream_seq, fork_src, fork_pos, refs, deleted) VALUES ($1, $2, $3, $4, "
-                         "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
-                         "ON CONFLICT (path) DO NOTHING RETURNING id"},
-    [S_STREAM_UPDATE] = {"UPDATE streams SET touched_ms = $2, ttl_s = $3, expires_ms = $4, "
-                         "tail = $5, closed = $6, closer = $7, closer_epoch = $8, "
-                         "closer_seq = $9, stream_seq = $10, refs = $11, deleted = $12 "
-                         "WHERE id = $1"},
     [S_STREAM_DEL] = {"DELETE FROM streams WHERE id = $1"},
     [S_STREAM_DEL_CHUNKS] = {"DELETE FROM chunks WHERE stream_id = $1"},
     [S_STREAM_DEL_PRODUCERS] = {"DELETE FROM producers WHERE stream_id = $1"},
@@ -238,68 +217,28 @@ static const stmt_def_t stmts[S_COUNT] = {
     [S_IDEM_GET] = {"SELECT fingerprint, created_ms, response FROM idempotency "
                     "WHERE owner = $1 AND key = $2",
                     L_UPDATE},
-    [S_IDEM_PUT] = {"INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO UPDATE SET "
-                    "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, "
-                    "response = excluded.response"},
     [S_IDEM_PURGE] = {"DELETE FROM idempotency WHERE (owner, key) IN (SELECT owner, key FROM "
                       "idempotency WHERE created_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"},
     [S_DOC_GET] = {"SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
                    "FROM documents WHERE owner = $1 AND collection = $2 AND id = $3",
                    L_UPDATE},
-    [S_DOC_PUT] = {"INSERT INTO documents (owner, collection, id, version, deleted, data, "
-                   "checksum, created_ms, updated_ms, chg) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                   "$8, $9, $10) ON CONFLICT (owner, collection, id) DO UPDATE SET "
-                   "version = excluded.version, deleted = excluded.deleted, data = excluded.data, "
-                   "checksum = excluded.checksum, created_ms = excluded.created_ms, "
-                   "updated_ms = excluded.updated_ms, chg = excluded.chg"},
     [S_DOC_LIST] = {"SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM "
                     "documents WHERE owner = $1 AND collection = $2 AND NOT deleted AND "
                     "chg < $3 ORDER BY chg DESC LIMIT $4"},
-    [S_COUNTER_NEXT] = {"INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) "
-                        "DO UPDATE SET value = counters.value + 1 RETURNING value"},
     [S_CONV_GET] = {"SELECT " CONV_COLS " FROM conversations WHERE id = $1", L_UPDATE},
-    [S_CONV_PUT] = {"INSERT INTO conversations (" CONV_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
-                    "$7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET "
-                    "owner = excluded.owner, title = excluded.title, metadata = "
-                    "excluded.metadata, version = excluded.version, created_ms = "
-                    "excluded.created_ms, updated_ms = excluded.updated_ms, message_count = "
-                    "excluded.message_count, last_message_ms = excluded.last_message_ms, "
-                    "activity = excluded.activity, deleted = excluded.deleted"},
     [S_CONV_LIST] = {"SELECT " CONV_COLS " FROM conversations WHERE owner = $1 AND NOT deleted "
                      "AND activity < $2 ORDER BY activity DESC LIMIT $3"},
     [S_SESS_GET] = {"SELECT " SESS_COLS " FROM sessions WHERE id = $1", L_UPDATE},
-    [S_SESS_PUT] = {"INSERT INTO sessions (" SESS_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                    "$8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO UPDATE SET "
-                    "conversation_id = excluded.conversation_id, owner = excluded.owner, "
-                    "message_id = excluded.message_id, result_id = excluded.result_id, "
-                    "status = excluded.status, attempt = excluded.attempt, max_attempts = "
-                    "excluded.max_attempts, lease_ms = excluded.lease_ms, lease_expires_ms = "
-                    "excluded.lease_expires_ms, error = excluded.error, request = "
-                    "excluded.request, input = excluded.input, created_ms = excluded.created_ms, "
-                    "updated_ms = excluded.updated_ms, ord = excluded.ord"},
     [S_SESS_DEL] = {"DELETE FROM sessions WHERE id = $1"},
     [S_SESS_LIST] = {"SELECT " SESS_COLS " FROM sessions WHERE conversation_id = $1 AND "
                      "ord < $2 ORDER BY ord DESC LIMIT $3"},
     [S_SESS_LIST_STATUS] = {"SELECT " SESS_COLS " FROM sessions WHERE conversation_id = $1 AND "
                             "ord < $2 AND status = $4 ORDER BY ord DESC LIMIT $3"},
-    [S_SESS_PENDING] = {"SELECT " SESS_COLS " FROM sessions WHERE status = 'pending' "
-                        "ORDER BY ord LIMIT 1",
-                        L_SKIP_LOCKED},
-    [S_SESS_PENDING_CONV] = {"SELECT " SESS_COLS " FROM sessions WHERE conversation_id = $1 AND "
-                             "status = 'pending' ORDER BY ord LIMIT 1",
-                             L_SKIP_LOCKED},
     [S_SESS_EXPIRED] = {"SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
                         "lease_expires_ms <= $1 AND status = 'processing' "
                         "ORDER BY lease_expires_ms LIMIT $2",
                         L_SKIP_LOCKED},
     [S_SNAP_GET] = {"SELECT " SNAP_COLS " FROM snapshots WHERE id = $1", L_UPDATE},
-    [S_SNAP_PUT] = {"INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                    "$8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET "
-                    "owner = excluded.owner, source = excluded.source, kind = excluded.kind, "
-                    "title = excluded.title, public = excluded.public, created_ms = "
-                    "excluded.created_ms, expires_ms = excluded.expires_ms, stream = "
-                    "excluded.stream, payload = excluded.payload, ord = excluded.ord"},
     [S_SNAP_DEL] = {"DELETE FROM snapshots WHERE id = $1"},
     [S_SNAP_LIST] = {"SELECT " SNAP_COLS " FROM snapshots WHERE owner = $1 AND ord < $2 "
                      "ORDER BY ord DESC LIMIT $3"},
@@ -307,16 +246,6 @@ static const stmt_def_t stmts[S_COUNT] = {
                         "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
                         L_SKIP_LOCKED},
     [S_SUB_GET] = {"SELECT " SUB_COLS " FROM subscriptions WHERE id = $1", L_UPDATE},
-    [S_SUB_PUT] = {"INSERT INTO subscriptions (" SUB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                   "$8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO UPDATE SET "
-                   "type = excluded.type, pattern = excluded.pattern, webhook_url = "
-                   "excluded.webhook_url, wake_stream = excluded.wake_stream, description = "
-                   "excluded.description, lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
-                   "excluded.config_hash, root_url = excluded.root_url, created_ms = "
-                   "excluded.created_ms, generation = excluded.generation, wake_id = "
-                   "excluded.wake_id, holder = excluded.holder, lease_expires_ms = "
-                   "excluded.lease_expires_ms, delivery_due_ms = excluded.delivery_due_ms, "
-                   "attempts = excluded.attempts"},
     [S_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
     [S_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
     [S_SUB_PATTERNS] = {"SELECT " SUB_COLS " FROM subscriptions WHERE pattern IS NOT NULL"},
@@ -382,58 +311,60 @@ static const stmt_def_t stmts[S_COUNT] = {
                       "response) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, key) DO UPDATE "
                       "SET fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, "
                       "response = excluded.response WHERE i.created_ms < $6 RETURNING 1"},
-    [S_A_DOC_INSERT] = {"INSERT INTO documents (owner, collection, id, version, deleted, data, "
-                        "checksum, created_ms, updated_ms, chg) VALUES ($1, $2, $3, $4, $5, $6, "
-                        "$7, $8, $9, nextval('documents_chg')) ON CONFLICT (owner, collection, id) "
-                        "DO NOTHING RETURNING chg"},
-    [S_A_DOC_UPDATE] = {"UPDATE documents SET version = $4, deleted = $5, data = $6, checksum = "
-                        "$7, created_ms = $8, updated_ms = $9, chg = nextval('documents_chg') "
-                        "WHERE owner = $1 AND collection = $2 AND id = $3 AND version = $10 "
-                        "RETURNING chg"},
+    [S_A_DOC_INSERT] =
+        {"INSERT INTO documents (owner, collection, id, version, deleted, data, "
+         "checksum, created_ms, updated_ms, chg) VALUES ($1, $2, $3, $4, $5, $6, "
+         "$7, $8, $9, parley_next('document_change')) ON CONFLICT (owner, collection, id) "
+         "DO NOTHING RETURNING chg"},
+    [S_A_DOC_UPDATE] =
+        {"UPDATE documents SET version = $4, deleted = $5, data = $6, checksum = "
+         "$7, created_ms = $8, updated_ms = $9, chg = parley_next('document_change') "
+         "WHERE owner = $1 AND collection = $2 AND id = $3 AND version = $10 "
+         "RETURNING chg"},
     [S_A_CONV_INSERT] = {"INSERT INTO conversations (" CONV_COLS ") VALUES ($1, $2, $3, $4, $5, "
-                         "$6, $7, $8, $9, nextval('conversations_activity'), $10) ON CONFLICT "
+                         "$6, $7, $8, $9, parley_next('conversation_activity'), $10) ON CONFLICT "
                          "(id) DO NOTHING RETURNING activity"},
     [S_A_CONV_UPDATE] = {"UPDATE conversations SET title = $2, metadata = $3, updated_ms = $4, "
                          "version = version + 1 WHERE id = $1 AND version = $5 AND NOT deleted "
                          "RETURNING version"},
     [S_A_CONV_BUMP] = {"UPDATE conversations SET message_count = message_count + 1, version = "
                        "version + 1, updated_ms = $2, last_message_ms = $2, activity = "
-                       "nextval('conversations_activity') WHERE id = $1 AND NOT deleted "
+                       "parley_next('conversation_activity') WHERE id = $1 AND NOT deleted "
                        "RETURNING message_count, version, activity"},
-    [S_A_CONV_TOMBSTONE] = {"UPDATE conversations SET deleted = true, version = version + 1, "
-                            "updated_ms = $2 WHERE id = $1 AND NOT deleted RETURNING version"},
+    [S_A_CONV_TOMBSTONE] = {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
+                            "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
+                            "RETURNING version"},
     [S_A_SESS_INSERT] = {"INSERT INTO sessions (" SESS_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
-                         "$7, $8, $9, $10, $11, $12, $13, $14, $15, nextval('sessions_ord')) "
+                         "$7, $8, $9, $10, $11, $12, $13, $14, $15, parley_next('session')) "
                          "ON CONFLICT (id) DO NOTHING RETURNING ord"},
     /* $14 expect_status, $15 expect_attempt */
     [S_A_SESS_UPDATE] = {"UPDATE sessions SET result_id = $2, status = $3, attempt = $4, "
-                         "max_attempts = $5, lease_ms = $6, lease_expires_ms = $7, error = $8, "
-                         "request = $9, input = $10, updated_ms = $11 WHERE id = $1 AND status = "
-                         "$12 AND attempt = $13 RETURNING ord"},
+                         "lease_ms = $5, lease_expires_ms = $6, error = $7, request = $8, input = "
+                         "$9, updated_ms = $10 WHERE id = $1 AND status = $11 AND attempt = $12 "
+                         "RETURNING ord"},
     /* The oldest pending session no other transaction holds, claimed in the
      * same statement: a worker on another node skips it, never waits. $1
      * now, $2 lease. */
-    [S_A_SESS_CLAIM] = {"UPDATE sessions s SET status = 'processing', attempt = s.attempt + 1, "
+    [S_A_SESS_CLAIM] = {"UPDATE sessions s SET status = 'processing', "
                         "lease_ms = $2, lease_expires_ms = $1::bigint + $2::bigint, updated_ms = "
                         "$1 FROM (SELECT id FROM sessions WHERE status = 'pending' ORDER BY ord "
                         "LIMIT 1 FOR UPDATE SKIP LOCKED) n WHERE s.id = n.id RETURNING s.id"},
-    [S_A_SESS_CLAIM_CONV] = {"UPDATE sessions s SET status = 'processing', attempt = s.attempt "
-                             "+ 1, lease_ms = $2, lease_expires_ms = $1::bigint + $2::bigint, "
-                             "updated_ms = $1 FROM (SELECT id FROM sessions WHERE status = "
-                             "'pending' AND conversation_id = $3 ORDER BY ord LIMIT 1 FOR UPDATE "
-                             "SKIP LOCKED) n WHERE s.id = n.id RETURNING s.id"},
+    [S_A_SESS_CLAIM_CONV] = {"UPDATE sessions s SET status = 'processing', lease_ms = $2, "
+                             "lease_expires_ms = $1::bigint + $2::bigint, updated_ms = $1 FROM "
+                             "(SELECT id FROM sessions WHERE status = 'pending' AND "
+                             "conversation_id = $3 ORDER BY ord LIMIT 1 FOR UPDATE SKIP LOCKED) n "
+                             "WHERE s.id = n.id RETURNING s.id"},
     [S_A_SNAP_INSERT] = {"INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
-                         "$7, $8, $9, $10, nextval('snapshots_ord')) ON CONFLICT (id) DO NOTHING "
+                         "$7, $8, $9, $10, parley_next('snapshot')) ON CONFLICT (id) DO NOTHING "
                          "RETURNING ord"},
     [S_A_SNAP_EXPIRE] = {"UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = $1 "
                          "RETURNING ord"},
     /* Configuration columns only: the delivery state (generation, wake,
      * lease, due, attempts) of an existing row is never overwritten. */
-    [S_A_SUB_PUT_CONFIG] = {"INSERT INTO subscriptions (id, type, pattern, webhook_url, "
-                            "wake_stream, description, lease_ttl_ms, config_hash, root_url, "
-                            "created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON "
-                            "CONFLICT (id) DO UPDATE SET type = excluded.type, pattern = "
-                            "excluded.pattern, webhook_url = excluded.webhook_url, wake_stream = "
+    [S_A_SUB_PUT_CONFIG] = {"INSERT INTO subscriptions (" SUB_COLS ") VALUES ($1, $2, $3, $4, $5, "
+                            "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) "
+                            "DO UPDATE SET type = excluded.type, pattern = excluded.pattern, "
+                            "webhook_url = excluded.webhook_url, wake_stream = "
                             "excluded.wake_stream, description = excluded.description, "
                             "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
                             "excluded.config_hash, root_url = excluded.root_url"},
@@ -446,13 +377,12 @@ static const stmt_def_t stmts[S_COUNT] = {
     /* Delivery state, fenced by generation and wake id ($8, $9: "" for
      * none). */
     [S_A_SUB_UPDATE] = {"UPDATE subscriptions SET wake_id = $2, holder = $3, lease_expires_ms = "
-                        "$4, delivery_due_ms = $5, attempts = $6, generation = $7 WHERE id = $1 "
-                        "AND generation = $8 AND coalesce(wake_id, '') = $9 RETURNING "
-                        "generation"},
+                        "$4, delivery_due_ms = $5, attempts = $6 WHERE id = $1 AND generation = $7 "
+                        "AND coalesce(wake_id, '') = $8 RETURNING generation"},
     /* Never back, never past the stream's tail. */
-    [S_A_LINK_ADVANCE] = {"UPDATE subscription_streams l SET acked = greatest(l.acked, "
-                          "least($3::bigint, coalesce((SELECT s.tail FROM streams s WHERE s.path "
-                          "= l.path AND NOT s.deleted), 0))) WHERE l.sub_id = $1 AND l.path = $2"},
+    [S_A_LINK_ADVANCE] = {"UPDATE subscription_streams SET acked = $3 WHERE sub_id = $1 AND path = "
+                          "$2 AND acked <= $3::bigint AND $3::bigint <= coalesce((SELECT tail FROM "
+                          "streams WHERE streams.path = $2 AND NOT deleted), 0) RETURNING acked"},
     [S_KEY_PUT] = {"INSERT INTO server_keys (name, secret, created_ms) VALUES ($1, $2, $3) "
                    "ON CONFLICT (name) DO NOTHING"},
 };
@@ -605,10 +535,11 @@ static const char schema_sql[] =
     "  wake_tail bigint,"
     "  PRIMARY KEY (sub_id, path));"
     "CREATE INDEX IF NOT EXISTS subscription_streams_path ON subscription_streams (path);"
-    "CREATE SEQUENCE IF NOT EXISTS documents_chg;"
-    "CREATE SEQUENCE IF NOT EXISTS conversations_activity;"
-    "CREATE SEQUENCE IF NOT EXISTS sessions_ord;"
-    "CREATE SEQUENCE IF NOT EXISTS snapshots_ord;"
+    /* The next value of a named counter, in the caller's transaction (a
+     * request rolled back to its savepoint gives its number back). */
+    "CREATE OR REPLACE FUNCTION parley_next(n text) RETURNS bigint LANGUAGE sql AS $$"
+    "  INSERT INTO counters (name, value) VALUES (n, 1) ON CONFLICT (name)"
+    "  DO UPDATE SET value = counters.value + 1 RETURNING value $$;"
     "CREATE TABLE IF NOT EXISTS server_keys ("
     "  name " KEY " PRIMARY KEY,"
     "  secret bytea NOT NULL,"
@@ -987,33 +918,6 @@ static int init_schema(pg_db_t *c)
     return rc;
 }
 
-/* Start the sequences that number changes, activity and queue order past
- * every value the counters table handed out, so the order survives moving
- * from the counters to the sequences (setval never moves one back). */
-static int sync_sequences(pg_db_t *c)
-{
-    static const char *const seqs[][3] = {
-        {"documents_chg", "document_change", "SELECT max(chg) FROM documents"},
-        {"conversations_activity", "conversation_activity",
-         "SELECT max(activity) FROM conversations"},
-        {"sessions_ord", "session", "SELECT max(ord) FROM sessions"},
-        {"snapshots_ord", "snapshot", "SELECT max(ord) FROM snapshots"},
-    };
-    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "SELECT setval('%s', greatest(1, (SELECT last_value FROM %s), coalesce((%s), 0), "
-                 "coalesce((SELECT value FROM counters WHERE name = '%s'), 0)))",
-                 seqs[i][0], seqs[i][0], seqs[i][2], seqs[i][1]);
-        PGresult *res = PQexec(c->conn, sql);
-        int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_error(c, res, "sequence sync");
-        PQclear(res);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 /* Prepare every statement on the writer, so that a statement the schema
  * cannot serve stops start-up instead of failing a request. */
 static int prepare_all(pg_db_t *c)
@@ -1057,8 +961,6 @@ static int pg_open(const char *url, parley_store_t **out)
              PQhost(conn) ? PQhost(conn) : "localhost");
     check_durability(pg(s->writer));
     rc = init_schema(pg(s->writer));
-    if (rc == 0)
-        rc = sync_sequences(pg(s->writer));
     if (rc == 0)
         rc = prepare_all(pg(s->writer));
     if (rc)
@@ -1235,59 +1137,6 @@ static int pg_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
     return stream_fetch(db, S_STREAM_GET_ID, &p, out);
 }
 
-static int pg_stream_insert(parley_db_t *db, parley_stream_t *s)
-{
-    params_t p = {0};
-    p_text(&p, s->path);
-    p_text(&p, s->owner);
-    p_text(&p, s->content_type);
-    p_int(&p, s->created_ms);
-    p_int(&p, s->touched_ms);
-    p_opt_int(&p, s->ttl_s);
-    p_opt_int(&p, s->expires_ms);
-    p_int(&p, (int64_t)s->tail);
-    p_bool(&p, s->closed);
-    p_opt_text(&p, s->closer);
-    p_int(&p, (int64_t)s->closer_epoch);
-    p_int(&p, (int64_t)s->closer_seq);
-    p_opt_text(&p, s->stream_seq);
-    if (s->fork_src)
-        p_int(&p, s->fork_src);
-    else
-        p_text(&p, NULL);
-    p_int(&p, (int64_t)s->fork_pos);
-    p_int(&p, s->refs);
-    p_bool(&p, s->deleted);
-    PGresult *r;
-    int rc = run(db, S_STREAM_INSERT, &p, &r, "stream insert");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = PARLEY_EEXIST; /* the path is taken: no error, the transaction goes on */
-    else
-        s->id = g_int(r, 0, 0);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_stream_update(parley_db_t *db, const parley_stream_t *s)
-{
-    params_t p = {0};
-    p_int(&p, s->id);
-    p_int(&p, s->touched_ms);
-    p_opt_int(&p, s->ttl_s);
-    p_opt_int(&p, s->expires_ms);
-    p_int(&p, (int64_t)s->tail);
-    p_bool(&p, s->closed);
-    p_opt_text(&p, s->closer);
-    p_int(&p, (int64_t)s->closer_epoch);
-    p_int(&p, (int64_t)s->closer_seq);
-    p_opt_text(&p, s->stream_seq);
-    p_int(&p, s->refs);
-    p_bool(&p, s->deleted);
-    return run(db, S_STREAM_UPDATE, &p, NULL, "stream update");
-}
-
 static int pg_stream_remove(parley_db_t *db, int64_t id)
 {
     static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS, S_STREAM_DEL};
@@ -1447,18 +1296,6 @@ static int pg_idem_get(parley_db_t *db, const char *owner, const char *key, char
     return rc;
 }
 
-static int pg_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
-                       int64_t created_ms, const char *resp, size_t len)
-{
-    params_t p = {0};
-    p_text(&p, owner);
-    p_text(&p, key);
-    p_text(&p, fingerprint);
-    p_int(&p, created_ms);
-    p_bytes(&p, resp, len);
-    return run(db, S_IDEM_PUT, &p, NULL, "idempotency store");
-}
-
 static int pg_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
 {
     params_t p = {0};
@@ -1505,22 +1342,6 @@ static int pg_doc_get(parley_db_t *db, const char *owner, const char *collection
     return rc;
 }
 
-static int pg_doc_put(parley_db_t *db, const parley_doc_t *d)
-{
-    params_t p = {0};
-    p_text(&p, d->owner);
-    p_text(&p, d->collection);
-    p_text(&p, d->id);
-    p_int(&p, d->version);
-    p_bool(&p, d->deleted);
-    p_text(&p, d->data ? d->data : "null");
-    p_text(&p, d->checksum);
-    p_int(&p, d->created_ms);
-    p_int(&p, d->updated_ms);
-    p_int(&p, d->chg);
-    return run(db, S_DOC_PUT, &p, NULL, "document store");
-}
-
 static int pg_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
                        int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg)
 {
@@ -1549,19 +1370,6 @@ static int pg_doc_list(parley_db_t *db, const char *owner, const char *collectio
         if (cb(arg, &d))
             break;
     }
-    PQclear(r);
-    return 0;
-}
-
-static int pg_counter_next(parley_db_t *db, const char *name, int64_t *out)
-{
-    params_t p = {0};
-    p_text(&p, name);
-    PGresult *r;
-    int rc = run(db, S_COUNTER_NEXT, &p, &r, "counter");
-    if (rc)
-        return rc;
-    *out = g_int(r, 0, 0);
     PQclear(r);
     return 0;
 }
@@ -1605,23 +1413,6 @@ static int pg_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
     rc = PQntuples(r) == 0 ? PARLEY_ENOTFOUND : row_to_conv(r, 0, out, false);
     PQclear(r);
     return rc;
-}
-
-static int pg_conv_put(parley_db_t *db, const parley_conv_t *c)
-{
-    params_t p = {0};
-    p_text(&p, c->id);
-    p_text(&p, c->owner);
-    p_text(&p, c->title);
-    p_text(&p, c->metadata ? c->metadata : "{}");
-    p_int(&p, c->version);
-    p_int(&p, c->created_ms);
-    p_int(&p, c->updated_ms);
-    p_int(&p, c->message_count);
-    p_opt_int(&p, c->last_message_ms);
-    p_int(&p, c->activity);
-    p_bool(&p, c->deleted);
-    return run(db, S_CONV_PUT, &p, NULL, "conversation store");
 }
 
 static int pg_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
@@ -1695,28 +1486,6 @@ static int pg_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
     return sess_fetch(db, S_SESS_GET, &p, out);
 }
 
-static int pg_sess_put(parley_db_t *db, const parley_sess_t *s)
-{
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_text(&p, s->conversation_id);
-    p_text(&p, s->owner);
-    p_text(&p, s->message_id);
-    p_opt_text(&p, s->result_id);
-    p_text(&p, s->status);
-    p_int(&p, s->attempt);
-    p_int(&p, s->max_attempts);
-    p_int(&p, s->lease_ms);
-    p_opt_int(&p, s->lease_expires_ms);
-    p_text(&p, s->error);
-    p_text(&p, s->request);
-    p_text(&p, s->input);
-    p_int(&p, s->created_ms);
-    p_int(&p, s->updated_ms);
-    p_int(&p, s->ord);
-    return run(db, S_SESS_PUT, &p, NULL, "session store");
-}
-
 static int remove_by_id(parley_db_t *db, enum stmt_id sid, const char *id, const char *what)
 {
     params_t p = {0};
@@ -1751,14 +1520,6 @@ static int pg_sess_list(parley_db_t *db, const char *conversation_id, const char
     }
     PQclear(r);
     return 0;
-}
-
-static int pg_sess_oldest_pending(parley_db_t *db, const char *conversation_id, parley_sess_t *out)
-{
-    params_t p = {0};
-    if (conversation_id)
-        p_text(&p, conversation_id);
-    return sess_fetch(db, conversation_id ? S_SESS_PENDING_CONV : S_SESS_PENDING, &p, out);
 }
 
 /* The first column of up to max rows of a (now, limit) query. */
@@ -1821,23 +1582,6 @@ static int pg_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
     rc = PQntuples(r) == 0 ? PARLEY_ENOTFOUND : row_to_snap(r, 0, out, false);
     PQclear(r);
     return rc;
-}
-
-static int pg_snap_put(parley_db_t *db, const parley_snap_t *s)
-{
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_text(&p, s->owner);
-    p_text(&p, s->source);
-    p_text(&p, s->kind);
-    p_text(&p, s->title);
-    p_bool(&p, s->is_public);
-    p_int(&p, s->created_ms);
-    p_opt_int(&p, s->expires_ms);
-    p_opt_text(&p, s->stream);
-    p_text(&p, s->payload ? s->payload : "{}");
-    p_int(&p, s->ord);
-    return run(db, S_SNAP_PUT, &p, NULL, "snapshot store");
 }
 
 static int pg_snap_remove(parley_db_t *db, const char *id)
@@ -1909,28 +1653,6 @@ static int pg_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
         row_to_sub(r, 0, out);
     PQclear(r);
     return rc;
-}
-
-static int pg_sub_put(parley_db_t *db, const parley_sub_t *s)
-{
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_text(&p, s->type);
-    p_opt_text(&p, s->pattern);
-    p_opt_text(&p, s->webhook_url);
-    p_opt_text(&p, s->wake_stream);
-    p_opt_text(&p, s->description);
-    p_int(&p, s->lease_ttl_ms);
-    p_text(&p, s->config_hash);
-    p_text(&p, s->root_url);
-    p_int(&p, s->created_ms);
-    p_int(&p, s->generation);
-    p_opt_text(&p, s->wake_id);
-    p_opt_text(&p, s->holder);
-    p_opt_int(&p, s->lease_expires_ms);
-    p_opt_int(&p, s->delivery_due_ms);
-    p_int(&p, s->attempts);
-    return run(db, S_SUB_PUT, &p, NULL, "subscription store");
 }
 
 static int pg_sub_remove(parley_db_t *db, const char *id)
@@ -2123,25 +1845,13 @@ static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *da
 
 /* ---- atomic ops --------------------------------------------------------------
  *
- * The ops of the store interface's next revision (its plan, section 3.1):
- * each decides and writes in one statement on the row it locks, so a
+ * Each decides and writes in one statement on the row it locks, so a
  * counter, a tail, a generation or a message count is never computed from a
- * value read earlier, and two nodes cannot both act on one old value. They
- * have exactly the signatures that revision gives the ops and go into the
- * ops table when it lands; until then nothing calls them (ATOMIC_OP keeps
- * the compiler quiet about that). chg, activity and ord come from sequences
- * (documents_chg, conversations_activity, sessions_ord, snapshots_ord),
- * which sync_sequences() starts past the counters the current ops used. */
-
-#define ATOMIC_OP __attribute__((unused)) static
-
-/* stream_ref's answer, as store.h's next revision names it
- * (parley_stream_ref_t, which replaces this when it lands). */
-typedef struct pg_stream_ref {
-    int64_t refs;     /* forks that read from it, after the change */
-    bool deleted;     /* soft-deleted */
-    int64_t fork_src; /* its own source stream, 0 if not a fork */
-} pg_stream_ref_t;
+ * value read earlier, and two nodes cannot both act on one old value. A
+ * refusal (no row matched) is told apart by reading the row: missing is
+ * PARLEY_ENOTFOUND, moved is PARLEY_ECONFLICT. chg, activity and ord come from the counters table
+ * through parley_next(), in the request's transaction, so a request rolled back to its savepoint
+ * gives its number back, as on SQLite. */
 
 /* The first row's first n integer columns of a RETURNING statement:
  * PARLEY_ENOTFOUND when no row matched its WHERE. */
@@ -2163,7 +1873,7 @@ static int run_returning(parley_db_t *db, enum stmt_id id, const params_t *p, in
 #define ROW_BYTES  (64 * 1024)        /* a byte stream's append is stored in rows this large */
 #define OFFSET_MAX 9999999999999999LL /* the largest stream position (codec/offset.h) */
 
-ATOMIC_OP int pg_stream_create(parley_db_t *db, parley_stream_t *s)
+static int pg_stream_create(parley_db_t *db, parley_stream_t *s)
 {
     params_t p = {0};
     p_text(&p, s->path);
@@ -2195,9 +1905,9 @@ ATOMIC_OP int pg_stream_create(parley_db_t *db, parley_stream_t *s)
     return rc;
 }
 
-ATOMIC_OP int pg_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
-                               uint64_t units, int64_t now_ms, const char *stream_seq,
-                               int64_t expect_tail, uint64_t *new_tail)
+static int pg_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                            uint64_t units, int64_t now_ms, const char *stream_seq,
+                            int64_t expect_tail, uint64_t *new_tail)
 {
     if (units > (uint64_t)OFFSET_MAX)
         return PARLEY_ETOOBIG;
@@ -2243,8 +1953,8 @@ ATOMIC_OP int pg_stream_append(parley_db_t *db, int64_t id, const void *data, si
     return rc;
 }
 
-ATOMIC_OP int pg_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
-                              uint64_t seq, int64_t now_ms, uint64_t *tail)
+static int pg_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
+                           uint64_t seq, int64_t now_ms, uint64_t *tail)
 {
     bool named = closer && closer[0];
     params_t p = {0};
@@ -2265,7 +1975,7 @@ ATOMIC_OP int pg_stream_close(parley_db_t *db, int64_t id, const char *closer, u
     return rc;
 }
 
-ATOMIC_OP int pg_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
+static int pg_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
 {
     params_t p = {0};
     p_int(&p, id);
@@ -2274,7 +1984,7 @@ ATOMIC_OP int pg_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
     return run_returning(db, S_A_STREAM_TOUCH, &p, &t, 1, "stream touch");
 }
 
-ATOMIC_OP int pg_stream_ref(parley_db_t *db, int64_t id, int delta, pg_stream_ref_t *out)
+static int pg_stream_ref(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out)
 {
     params_t p = {0};
     p_int(&p, id);
@@ -2294,7 +2004,7 @@ ATOMIC_OP int pg_stream_ref(parley_db_t *db, int64_t id, int delta, pg_stream_re
     return rc;
 }
 
-ATOMIC_OP int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
+static int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
 {
     params_t p = {0};
     p_int(&p, id);
@@ -2310,9 +2020,8 @@ ATOMIC_OP int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
 
 /* Insert-if-absent: PARLEY_EEXIST while a live record (created at or after
  * expired_before_ms) holds the key, on this node or another. */
-ATOMIC_OP int pg_idem_put_new(parley_db_t *db, const char *owner, const char *key, const char *fp,
-                              int64_t now_ms, int64_t expired_before_ms, const char *blob,
-                              size_t len)
+static int pg_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fp,
+                       int64_t now_ms, int64_t expired_before_ms, const char *blob, size_t len)
 {
     params_t p = {0};
     p_text(&p, owner);
@@ -2329,7 +2038,7 @@ ATOMIC_OP int pg_idem_put_new(parley_db_t *db, const char *owner, const char *ke
 /* Write a document if its version is still expect_version (0: it must not
  * exist); d->chg gets the new change number. PARLEY_ECONFLICT when it
  * moved. */
-ATOMIC_OP int pg_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
+static int pg_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
 {
     params_t p = {0};
     p_text(&p, d->owner);
@@ -2353,7 +2062,7 @@ ATOMIC_OP int pg_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_vers
     return rc;
 }
 
-ATOMIC_OP int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
+static int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
 {
     params_t p = {0};
     p_text(&p, c->id);
@@ -2377,7 +2086,7 @@ ATOMIC_OP int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
 
 /* Title and metadata, if the version is still expect_version; version + 1
  * written back into c. */
-ATOMIC_OP int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
+static int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
 {
     params_t p = {0};
     p_text(&p, c->id);
@@ -2387,22 +2096,32 @@ ATOMIC_OP int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_v
     p_int(&p, expect_version);
     int64_t version = 0;
     int rc = run_returning(db, S_A_CONV_UPDATE, &p, &version, 1, "conversation update");
-    if (rc == PARLEY_ENOTFOUND)
-        return PARLEY_ECONFLICT;
+    if (rc == PARLEY_ENOTFOUND) { /* missing, or moved or tombstoned */
+        parley_conv_t cur = {0};
+        rc = pg_conv_get(db, c->id, &cur);
+        parley_conv_clear(&cur);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
     if (rc == 0)
         c->version = version;
     return rc;
 }
 
 /* A new message: count + 1 (its seq), version + 1, a new activity. */
-ATOMIC_OP int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
-                           int64_t *version, int64_t *activity)
+static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
 {
     params_t p = {0};
     p_text(&p, id);
     p_int(&p, now_ms);
     int64_t v[3] = {0, 0, 0};
     int rc = run_returning(db, S_A_CONV_BUMP, &p, v, 3, "conversation bump");
+    if (rc == PARLEY_ENOTFOUND) { /* missing, or a tombstone */
+        parley_conv_t cur = {0};
+        rc = pg_conv_get(db, id, &cur);
+        parley_conv_clear(&cur);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
     if (rc == 0) {
         *seq = v[0];
         *version = v[1];
@@ -2411,7 +2130,7 @@ ATOMIC_OP int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int6
     return rc;
 }
 
-ATOMIC_OP int pg_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
+static int pg_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
 {
     params_t p = {0};
     p_text(&p, id);
@@ -2419,7 +2138,7 @@ ATOMIC_OP int pg_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms,
     return run_returning(db, S_A_CONV_TOMBSTONE, &p, version, 1, "conversation delete");
 }
 
-ATOMIC_OP int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
+static int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
 {
     params_t p = {0};
     p_text(&p, s->id);
@@ -2448,15 +2167,14 @@ ATOMIC_OP int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
 
 /* Every mutable column, if status and attempt are still the expected ones
  * (a worker whose lease was taken over is fenced out). */
-ATOMIC_OP int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
-                             int64_t expect_attempt)
+static int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
+                          int64_t expect_attempt)
 {
     params_t p = {0};
     p_text(&p, s->id);
     p_opt_text(&p, s->result_id);
     p_text(&p, s->status);
     p_int(&p, s->attempt);
-    p_int(&p, s->max_attempts);
     p_int(&p, s->lease_ms);
     p_opt_int(&p, s->lease_expires_ms);
     p_text(&p, s->error);
@@ -2467,14 +2185,20 @@ ATOMIC_OP int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char
     p_int(&p, expect_attempt);
     int64_t ord;
     int rc = run_returning(db, S_A_SESS_UPDATE, &p, &ord, 1, "session update");
-    return rc == PARLEY_ENOTFOUND ? PARLEY_ECONFLICT : rc;
+    if (rc == PARLEY_ENOTFOUND) { /* moved, or missing */
+        parley_sess_t cur = {0};
+        rc = pg_sess_get(db, s->id, &cur);
+        parley_sess_clear(&cur);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
+    return rc;
 }
 
 /* Claim the oldest pending session (of one conversation when conv_id is
  * not NULL) that no other transaction holds: processing, attempt + 1, a
  * lease of lease_ms; *out is the claimed row. PARLEY_ENOTFOUND: none. */
-ATOMIC_OP int pg_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
-                                 int64_t lease_ms, parley_sess_t *out)
+static int pg_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
+                              int64_t lease_ms, parley_sess_t *out)
 {
     params_t p = {0};
     p_int(&p, now_ms);
@@ -2494,7 +2218,7 @@ ATOMIC_OP int pg_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t n
     return rc ? rc : pg_sess_get(db, id, out);
 }
 
-ATOMIC_OP int pg_snap_insert(parley_db_t *db, parley_snap_t *s)
+static int pg_snap_insert(parley_db_t *db, parley_snap_t *s)
 {
     params_t p = {0};
     p_text(&p, s->id);
@@ -2517,7 +2241,7 @@ ATOMIC_OP int pg_snap_insert(parley_db_t *db, parley_snap_t *s)
 }
 
 /* Payload {}, stream "" (its fork is removed by the caller). */
-ATOMIC_OP int pg_snap_expire(parley_db_t *db, const char *id)
+static int pg_snap_expire(parley_db_t *db, const char *id)
 {
     params_t p = {0};
     p_text(&p, id);
@@ -2527,7 +2251,7 @@ ATOMIC_OP int pg_snap_expire(parley_db_t *db, const char *id)
 
 /* Insert, or change the configuration columns of, a subscription; its
  * delivery state is left as it is. */
-ATOMIC_OP int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
+static int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
 {
     params_t p = {0};
     p_text(&p, s->id);
@@ -2540,13 +2264,19 @@ ATOMIC_OP int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
     p_text(&p, s->config_hash);
     p_text(&p, s->root_url);
     p_int(&p, s->created_ms);
+    p_int(&p, s->generation);
+    p_opt_text(&p, s->wake_id);
+    p_opt_text(&p, s->holder);
+    p_opt_int(&p, s->lease_expires_ms);
+    p_opt_int(&p, s->delivery_due_ms);
+    p_int(&p, s->attempts);
     return run(db, S_A_SUB_PUT_CONFIG, &p, NULL, "subscription store");
 }
 
 /* Start a wake on an idle subscription: generation + 1 into *generation.
  * PARLEY_ECONFLICT when a wake is already in flight. */
-ATOMIC_OP int pg_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
-                                int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
+static int pg_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
+                             int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
 {
     params_t p = {0};
     p_text(&p, id);
@@ -2564,8 +2294,8 @@ ATOMIC_OP int pg_sub_begin_wake(parley_db_t *db, const char *id, const char *wak
 
 /* The delivery state, if the generation and the wake in flight are still
  * the expected ones; PARLEY_ECONFLICT: fenced. */
-ATOMIC_OP int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
-                            const char *expect_wake_id)
+static int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
+                         const char *expect_wake_id)
 {
     params_t p = {0};
     p_text(&p, s->id);
@@ -2574,21 +2304,35 @@ ATOMIC_OP int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expe
     p_opt_int(&p, s->lease_expires_ms);
     p_opt_int(&p, s->delivery_due_ms);
     p_int(&p, s->attempts);
-    p_int(&p, s->generation);
     p_int(&p, expect_generation);
     p_text(&p, expect_wake_id ? expect_wake_id : "");
     int64_t g;
     int rc = run_returning(db, S_A_SUB_UPDATE, &p, &g, 1, "subscription update");
-    return rc == PARLEY_ENOTFOUND ? PARLEY_ECONFLICT : rc;
+    if (rc == PARLEY_ENOTFOUND) { /* fenced, or missing */
+        parley_sub_t *cur = malloc(sizeof *cur);
+        if (!cur)
+            return PARLEY_ENOMEM;
+        rc = pg_sub_get(db, s->id, cur);
+        free(cur);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
+    return rc;
 }
 
-ATOMIC_OP int pg_sublink_advance(parley_db_t *db, const char *sub, const char *path, uint64_t pos)
+static int pg_sublink_advance(parley_db_t *db, const char *sub, const char *path, uint64_t pos)
 {
     params_t p = {0};
     p_text(&p, sub);
     p_text(&p, path);
     p_int(&p, (int64_t)pos);
-    return run(db, S_A_LINK_ADVANCE, &p, NULL, "subscription advance");
+    int64_t acked;
+    int rc = run_returning(db, S_A_LINK_ADVANCE, &p, &acked, 1, "subscription advance");
+    if (rc == PARLEY_ENOTFOUND) { /* backwards or past the tail, or no link */
+        parley_sub_link_t l;
+        rc = pg_sublink_get(db, sub, path, &l);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
+    return rc;
 }
 
 /* The PostgreSQL backend (store.h). */
@@ -2610,12 +2354,15 @@ static const parley_store_ops_t pg_ops = {
     .rollback_to = pg_rollback_to,
     .stream_get = pg_stream_get,
     .stream_get_id = pg_stream_get_id,
-    .stream_insert = pg_stream_insert,
-    .stream_update = pg_stream_update,
+    .stream_create = pg_stream_create,
+    .stream_append = pg_stream_append,
+    .stream_close = pg_stream_close,
+    .stream_touch = pg_stream_touch,
+    .stream_ref = pg_stream_ref,
+    .stream_mark_deleted = pg_stream_mark_deleted,
     .stream_remove = pg_stream_remove,
     .stream_expired = pg_stream_expired,
     .stream_scan = pg_stream_scan,
-    .chunk_insert = pg_chunk_insert,
     .chunk_scan = pg_chunk_scan,
     .producer_get = pg_producer_get,
     .producer_put = pg_producer_put,
@@ -2623,25 +2370,31 @@ static const parley_store_ops_t pg_ops = {
     .idem_put = pg_idem_put,
     .idem_purge = pg_idem_purge,
     .doc_get = pg_doc_get,
-    .doc_put = pg_doc_put,
+    .doc_write = pg_doc_write,
     .doc_list = pg_doc_list,
     .conv_get = pg_conv_get,
-    .conv_put = pg_conv_put,
+    .conv_insert = pg_conv_insert,
+    .conv_update = pg_conv_update,
+    .conv_bump = pg_conv_bump,
+    .conv_tombstone = pg_conv_tombstone,
     .conv_list = pg_conv_list,
     .sess_get = pg_sess_get,
-    .sess_put = pg_sess_put,
+    .sess_insert = pg_sess_insert,
+    .sess_update = pg_sess_update,
+    .sess_claim_next = pg_sess_claim_next,
     .sess_remove = pg_sess_remove,
     .sess_list = pg_sess_list,
-    .sess_oldest_pending = pg_sess_oldest_pending,
     .sess_expired = pg_sess_expired,
     .snap_get = pg_snap_get,
-    .snap_put = pg_snap_put,
+    .snap_insert = pg_snap_insert,
+    .snap_expire = pg_snap_expire,
     .snap_remove = pg_snap_remove,
     .snap_list = pg_snap_list,
     .snap_expired = pg_snap_expired,
-    .counter_next = pg_counter_next,
     .sub_get = pg_sub_get,
-    .sub_put = pg_sub_put,
+    .sub_put_config = pg_sub_put_config,
+    .sub_begin_wake = pg_sub_begin_wake,
+    .sub_update = pg_sub_update,
     .sub_remove = pg_sub_remove,
     .sub_with_pattern = pg_sub_with_pattern,
     .sub_leases_expired = pg_sub_leases_expired,
@@ -2649,6 +2402,7 @@ static const parley_store_ops_t pg_ops = {
     .sub_next_delivery = pg_sub_next_delivery,
     .sublink_get = pg_sublink_get,
     .sublink_put = pg_sublink_put,
+    .sublink_advance = pg_sublink_advance,
     .sublink_remove = pg_sublink_remove,
     .sublink_list = pg_sublink_list,
     .sublink_snapshot = pg_sublink_snapshot,

@@ -90,7 +90,11 @@ enum stmt_id {
     S_STREAM_GET,
     S_STREAM_GET_ID,
     S_STREAM_INSERT,
-    S_STREAM_UPDATE,
+    S_STREAM_APPEND,
+    S_STREAM_CLOSE,
+    S_STREAM_TOUCH,
+    S_STREAM_REF,
+    S_STREAM_MARK_DELETED,
     S_STREAM_DEL,
     S_STREAM_DEL_CHUNKS,
     S_STREAM_DEL_PRODUCERS,
@@ -103,27 +107,34 @@ enum stmt_id {
     S_IDEM_PUT,
     S_IDEM_PURGE,
     S_DOC_GET,
-    S_DOC_PUT,
+    S_DOC_WRITE,
     S_DOC_LIST,
     S_COUNTER_NEXT,
     S_CONV_GET,
-    S_CONV_PUT,
+    S_CONV_INSERT,
+    S_CONV_UPDATE,
+    S_CONV_BUMP,
+    S_CONV_TOMBSTONE,
     S_CONV_LIST,
     S_SESS_GET,
-    S_SESS_PUT,
+    S_SESS_INSERT,
+    S_SESS_UPDATE,
+    S_SESS_CLAIM,
+    S_SESS_CLAIM_CONV,
     S_SESS_DEL,
     S_SESS_LIST,
     S_SESS_LIST_STATUS,
-    S_SESS_PENDING,
-    S_SESS_PENDING_CONV,
     S_SESS_EXPIRED,
     S_SNAP_GET,
-    S_SNAP_PUT,
+    S_SNAP_INSERT,
+    S_SNAP_EXPIRE,
     S_SNAP_DEL,
     S_SNAP_LIST,
     S_SNAP_EXPIRED,
     S_SUB_GET,
-    S_SUB_PUT,
+    S_SUB_PUT_CONFIG,
+    S_SUB_BEGIN_WAKE,
+    S_SUB_UPDATE,
     S_SUB_DEL,
     S_SUB_DEL_LINKS,
     S_SUB_PATTERNS,
@@ -132,6 +143,7 @@ enum stmt_id {
     S_SUB_NEXT_DUE,
     S_LINK_GET,
     S_LINK_PUT,
+    S_LINK_ADVANCE,
     S_LINK_DEL,
     S_LINK_LIST_SUB,
     S_LINK_LIST_PATH,
@@ -177,10 +189,19 @@ static const char *const stmt_sql[S_COUNT] = {
                         "ttl_s, expires_ms, tail, closed, closer, closer_epoch, closer_seq, "
                         "stream_seq, fork_src, fork_pos, refs, deleted) VALUES (?1, ?2, ?3, ?4, "
                         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    [S_STREAM_UPDATE] = "UPDATE streams SET touched_ms = ?2, ttl_s = ?3, expires_ms = ?4, "
-                        "tail = ?5, closed = ?6, closer = ?7, closer_epoch = ?8, "
-                        "closer_seq = ?9, stream_seq = ?10, refs = ?11, deleted = ?12 "
-                        "WHERE id = ?1",
+    [S_STREAM_APPEND] = "UPDATE streams SET tail = tail + ?2, touched_ms = ?3, "
+                        "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND closed = 0 AND "
+                        "deleted = 0 AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
+                        "AND (?5 < 0 OR tail = ?5) AND tail + ?2 <= ?6 RETURNING tail",
+    [S_STREAM_CLOSE] = "UPDATE streams SET closed = 1, closer = ?2, closer_epoch = ?3, "
+                       "closer_seq = ?4, touched_ms = ?5 WHERE id = ?1 AND closed = 0 "
+                       "RETURNING tail",
+    [S_STREAM_TOUCH] = "UPDATE streams SET touched_ms = max(touched_ms, ?2) WHERE id = ?1 "
+                       "RETURNING tail",
+    [S_STREAM_REF] = "UPDATE streams SET refs = max(refs + ?2, 0) WHERE id = ?1 "
+                     "RETURNING refs, deleted, coalesce(fork_src, 0)",
+    [S_STREAM_MARK_DELETED] = "UPDATE streams SET deleted = 1 WHERE id = ?1 AND refs > 0 "
+                              "RETURNING refs",
     [S_STREAM_DEL] = "DELETE FROM streams WHERE id = ?1",
     [S_STREAM_DEL_CHUNKS] = "DELETE FROM chunks WHERE stream_id = ?1",
     [S_STREAM_DEL_PRODUCERS] = "DELETE FROM producers WHERE stream_id = ?1",
@@ -202,70 +223,85 @@ static const char *const stmt_sql[S_COUNT] = {
         "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
         "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
-        "excluded.response",
+        "excluded.response WHERE idempotency.created_ms < ?6",
     [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
                      "WHERE created_ms < ?1 LIMIT ?2)",
     [S_DOC_GET] = "SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
                   "FROM documents WHERE owner = ?1 AND collection = ?2 AND id = ?3",
-    [S_DOC_PUT] = "INSERT INTO documents (owner, collection, id, version, deleted, data, checksum, "
-                  "created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-                  "ON CONFLICT (owner, collection, id) DO UPDATE SET "
-                  "version = excluded.version, deleted = excluded.deleted, data = excluded.data, "
-                  "checksum = excluded.checksum, created_ms = excluded.created_ms, updated_ms = "
-                  "excluded.updated_ms, chg = excluded.chg",
     [S_DOC_LIST] = "SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM documents "
                    "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
                    "ORDER BY chg DESC LIMIT ?4",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
                        "DO UPDATE SET value = value + 1 RETURNING value",
     [S_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
-    [S_CONV_PUT] = "INSERT INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                   "?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
-                   "owner = excluded.owner, title = excluded.title, metadata = excluded.metadata, "
-                   "version = excluded.version, created_ms = excluded.created_ms, updated_ms = "
-                   "excluded.updated_ms, message_count = excluded.message_count, last_message_ms = "
-                   "excluded.last_message_ms, activity = excluded.activity, deleted = "
-                   "excluded.deleted",
     [S_CONV_LIST] = "SELECT " CONV_COLS " FROM conversations WHERE owner = ?1 AND deleted = 0 "
                     "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
     [S_SESS_GET] = "SELECT " SESS_COLS " FROM sessions WHERE id = ?1",
-    [S_SESS_PUT] =
-        "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET "
-        "conversation_id = excluded.conversation_id, owner = excluded.owner, message_id = "
-        "excluded.message_id, result_id = excluded.result_id, status = excluded.status, "
-        "attempt = excluded.attempt, max_attempts = excluded.max_attempts, lease_ms = "
-        "excluded.lease_ms, lease_expires_ms = excluded.lease_expires_ms, error = "
-        "excluded.error, request = excluded.request, input = excluded.input, created_ms = "
-        "excluded.created_ms, updated_ms = excluded.updated_ms, ord = excluded.ord",
     [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
     [S_SESS_LIST] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
     [S_SESS_LIST_STATUS] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND "
                            "ord < ?2 AND status = ?4 ORDER BY ord DESC LIMIT ?3",
-    [S_SESS_PENDING] = "SELECT " SESS_COLS " FROM sessions WHERE status = 'pending' "
-                       "ORDER BY ord LIMIT 1",
-    [S_SESS_PENDING_CONV] = "SELECT " SESS_COLS " FROM sessions WHERE conversation_id = ?1 AND "
-                            "status = 'pending' ORDER BY ord LIMIT 1",
     [S_SESS_EXPIRED] = "SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
                        "lease_expires_ms <= ?1 AND status = 'processing' "
                        "ORDER BY lease_expires_ms LIMIT ?2",
     [S_SNAP_GET] = "SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1",
-    [S_SNAP_PUT] =
-        "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-        "?9, ?10, ?11) ON CONFLICT (id) DO UPDATE SET "
-        "owner = excluded.owner, source = excluded.source, kind = excluded.kind, title = "
-        "excluded.title, public = excluded.public, created_ms = excluded.created_ms, "
-        "expires_ms = excluded.expires_ms, stream = excluded.stream, payload = "
-        "excluded.payload, ord = excluded.ord",
+    [S_DOC_WRITE] = "INSERT INTO documents (owner, collection, id, version, deleted, data, "
+                    "checksum, created_ms, updated_ms, chg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                    "?8, ?9, ?10) ON CONFLICT (owner, collection, id) DO UPDATE SET "
+                    "version = excluded.version, deleted = excluded.deleted, data = "
+                    "excluded.data, checksum = excluded.checksum, created_ms = "
+                    "excluded.created_ms, updated_ms = excluded.updated_ms, chg = excluded.chg "
+                    "WHERE documents.version = ?11",
+    [S_CONV_INSERT] = "INSERT INTO conversations (" CONV_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                      "?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_CONV_UPDATE] = "UPDATE conversations SET title = ?2, metadata = ?3, updated_ms = ?4, "
+                      "version = version + 1 WHERE id = ?1 AND version = ?5 AND deleted = 0 "
+                      "RETURNING version",
+    [S_CONV_BUMP] = "UPDATE conversations SET message_count = message_count + 1, version = "
+                    "version + 1, last_message_ms = ?2, updated_ms = ?2, activity = ?3 "
+                    "WHERE id = ?1 AND deleted = 0 RETURNING message_count, version, activity",
+    [S_CONV_TOMBSTONE] = "UPDATE conversations SET title = NULL, metadata = '{}', deleted = 1, "
+                         "version = version + 1, updated_ms = ?2 WHERE id = ?1 RETURNING version",
+    [S_SESS_INSERT] = "INSERT INTO sessions (" SESS_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                      "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SESS_UPDATE] = "UPDATE sessions SET result_id = ?2, status = ?3, attempt = ?4, lease_ms = "
+                      "?5, lease_expires_ms = ?6, error = ?7, request = ?8, input = ?9, "
+                      "updated_ms = ?10 WHERE id = ?1 AND status = ?11 AND attempt = ?12 "
+                      "RETURNING attempt",
+    [S_SESS_CLAIM] = "UPDATE sessions SET status = 'processing', lease_ms = ?2, lease_expires_ms "
+                     "= ?1 + ?2, updated_ms = ?1 WHERE id = (SELECT id FROM sessions WHERE "
+                     "status = 'pending' ORDER BY ord LIMIT 1) RETURNING " SESS_COLS,
+    [S_SESS_CLAIM_CONV] = "UPDATE sessions SET status = 'processing', lease_ms = ?2, "
+                          "lease_expires_ms = ?1 + ?2, updated_ms = ?1 WHERE id = (SELECT id "
+                          "FROM sessions WHERE conversation_id = ?3 AND status = 'pending' "
+                          "ORDER BY ord LIMIT 1) RETURNING " SESS_COLS,
+    [S_SNAP_INSERT] = "INSERT INTO snapshots (" SNAP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                      "?7, ?8, ?9, ?10, ?11)",
+    [S_SNAP_EXPIRE] = "UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = ?1 "
+                      "RETURNING ord",
     [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
     [S_SNAP_LIST] = "SELECT " SNAP_COLS " FROM snapshots WHERE owner = ?1 AND ord < ?2 "
                     "ORDER BY ord DESC LIMIT ?3",
     [S_SNAP_EXPIRED] = "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
                        "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
     [S_SUB_GET] = "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1",
-    [S_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, "
-                  "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_SUB_PUT_CONFIG] = "INSERT INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                         "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO "
+                         "UPDATE SET type = excluded.type, pattern = excluded.pattern, "
+                         "webhook_url = excluded.webhook_url, wake_stream = "
+                         "excluded.wake_stream, description = excluded.description, "
+                         "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
+                         "excluded.config_hash, root_url = excluded.root_url",
+    [S_SUB_BEGIN_WAKE] = "UPDATE subscriptions SET generation = generation + 1, wake_id = ?2, "
+                         "holder = NULL, lease_expires_ms = ?3, delivery_due_ms = ?4, attempts "
+                         "= 0 WHERE id = ?1 AND wake_id IS NULL RETURNING generation",
+    [S_SUB_UPDATE] = "UPDATE subscriptions SET wake_id = ?2, holder = ?3, lease_expires_ms = ?4, "
+                     "delivery_due_ms = ?5, attempts = ?6 WHERE id = ?1 AND generation = ?7 AND "
+                     "coalesce(wake_id, '') = ?8 RETURNING generation",
+    [S_LINK_ADVANCE] = "UPDATE subscription_streams SET acked = ?3 WHERE sub_id = ?1 AND path = "
+                       "?2 AND acked <= ?3 AND ?3 <= coalesce((SELECT tail FROM streams WHERE "
+                       "streams.path = ?2 AND deleted = 0), 0) RETURNING acked",
     [S_SUB_DEL] = "DELETE FROM subscriptions WHERE id = ?1",
     [S_SUB_DEL_LINKS] = "DELETE FROM subscription_streams WHERE sub_id = ?1",
     [S_SUB_PATTERNS] = "SELECT " SUB_COLS " FROM subscriptions WHERE pattern IS NOT NULL",
@@ -920,7 +956,7 @@ static void bind_opt_text(sqlite3_stmt *st, int col, const char *s)
         sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
 }
 
-static int sq_stream_insert(parley_db_t *db, parley_stream_t *s)
+static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_STREAM_INSERT, &st);
@@ -950,27 +986,6 @@ static int sq_stream_insert(parley_db_t *db, parley_stream_t *s)
     if (rc == 0)
         s->id = sqlite3_last_insert_rowid(sq(db)->conn);
     return rc;
-}
-
-static int sq_stream_update(parley_db_t *db, const parley_stream_t *s)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_STREAM_UPDATE, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, s->id);
-    sqlite3_bind_int64(st, 2, s->touched_ms);
-    bind_opt_int(st, 3, s->ttl_s);
-    bind_opt_int(st, 4, s->expires_ms);
-    sqlite3_bind_int64(st, 5, (int64_t)s->tail);
-    sqlite3_bind_int(st, 6, s->closed);
-    bind_opt_text(st, 7, s->closer);
-    sqlite3_bind_int64(st, 8, (int64_t)s->closer_epoch);
-    sqlite3_bind_int64(st, 9, (int64_t)s->closer_seq);
-    bind_opt_text(st, 10, s->stream_seq);
-    sqlite3_bind_int64(st, 11, s->refs);
-    sqlite3_bind_int(st, 12, s->deleted);
-    return exec_stmt(db, st, "stream update");
 }
 
 static int sq_stream_remove(parley_db_t *db, int64_t id)
@@ -1006,8 +1021,30 @@ static int sq_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int 
     return err;
 }
 
-static int sq_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                           uint64_t unit_end, const void *data, size_t len)
+/*
+ * Step a statement with RETURNING (or a one-row SELECT): the first row's
+ * first n integer columns into vals (vals may be NULL when n is 0).
+ * PARLEY_ENOTFOUND when it returned no row (nothing matched its WHERE).
+ */
+static int step_returning(parley_db_t *db, sqlite3_stmt *st, int64_t *vals, int n, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int err = rc == SQLITE_ROW ? 0 : PARLEY_ENOTFOUND;
+    if (rc == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            vals[i] = sqlite3_column_int64(st, i);
+        while (rc == SQLITE_ROW)
+            rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE)
+        err = db_error(db, rc, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static int chunk_put(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                     uint64_t unit_end, const void *data, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_CHUNK_INSERT, &st);
@@ -1019,6 +1056,140 @@ static int sq_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, u
     sqlite3_bind_int64(st, 4, (int64_t)unit_end);
     sqlite3_bind_blob64(st, 5, len ? data : "", len, SQLITE_STATIC);
     return exec_stmt(db, st, "chunk insert");
+}
+
+#define ROW_BYTES (64 * 1024) /* a byte stream's append is stored in rows this large */
+
+/* Why a conditional stream update matched no row: gone or moved. */
+static int stream_missed(parley_db_t *db, int64_t id, int moved)
+{
+    parley_stream_t cur;
+    int rc = sq_stream_get_id(db, id, &cur);
+    return rc ? rc : moved;
+}
+
+static int sq_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                            uint64_t units, int64_t now_ms, const char *stream_seq,
+                            int64_t expect_tail, uint64_t *new_tail)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_APPEND, &st);
+    if (rc)
+        return rc;
+    if (units > PARLEY_OFFSET_MAX)
+        return PARLEY_ETOOBIG;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)units);
+    sqlite3_bind_int64(st, 3, now_ms);
+    if (stream_seq && stream_seq[0])
+        sqlite3_bind_text(st, 4, stream_seq, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, expect_tail);
+    sqlite3_bind_int64(st, 6, (int64_t)PARLEY_OFFSET_MAX);
+    int64_t tail = 0;
+    rc = step_returning(db, st, &tail, 1, "stream append");
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_stream_t cur;
+        rc = sq_stream_get_id(db, id, &cur);
+        if (rc)
+            return rc;
+        bool seq_ok = !stream_seq || !stream_seq[0] || !cur.stream_seq[0] ||
+                      strcmp(cur.stream_seq, stream_seq) < 0;
+        if (!cur.closed && !cur.deleted && seq_ok &&
+            (expect_tail < 0 || cur.tail == (uint64_t)expect_tail))
+            return PARLEY_ETOOBIG;
+        return PARLEY_ECONFLICT;
+    }
+    if (rc)
+        return rc;
+    uint64_t end = (uint64_t)tail, pos = end - units;
+    if (units == 0)
+        ;
+    else if (units == len && len > ROW_BYTES) {
+        /* Rows of at most ROW_BYTES, all naming the append's end as their
+         * unit: a reader's window then costs the rows it covers, never a
+         * whole 8 MiB append. */
+        for (size_t off = 0; rc == 0 && off < len; off += ROW_BYTES) {
+            size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
+            rc = chunk_put(db, id, pos + off, pos + off + n, end, (const char *)data + off, n);
+        }
+    } else {
+        rc = chunk_put(db, id, pos, end, end, data, len);
+    }
+    if (rc == 0)
+        *new_tail = end;
+    return rc;
+}
+
+static int sq_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
+                           uint64_t seq, int64_t now_ms, uint64_t *tail)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_CLOSE, &st);
+    if (rc)
+        return rc;
+    bool named = closer && closer[0];
+    sqlite3_bind_int64(st, 1, id);
+    if (named)
+        sqlite3_bind_text(st, 2, closer, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, named ? (int64_t)epoch : 0);
+    sqlite3_bind_int64(st, 4, named ? (int64_t)seq : 0);
+    sqlite3_bind_int64(st, 5, now_ms);
+    int64_t t = 0;
+    rc = step_returning(db, st, &t, 1, "stream close");
+    if (rc == PARLEY_ENOTFOUND) { /* closed already (a no-op), or missing */
+        parley_stream_t cur;
+        rc = sq_stream_get_id(db, id, &cur);
+        t = (int64_t)cur.tail;
+    }
+    if (rc == 0)
+        *tail = (uint64_t)t;
+    return rc;
+}
+
+static int sq_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_TOUCH, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int64_t t;
+    return step_returning(db, st, &t, 1, "stream touch");
+}
+
+static int sq_stream_ref(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_REF, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, delta);
+    int64_t v[3] = {0, 0, 0};
+    rc = step_returning(db, st, v, 3, "stream ref");
+    if (rc == 0) {
+        out->refs = v[0];
+        out->deleted = v[1] != 0;
+        out->fork_src = v[2];
+    }
+    return rc;
+}
+
+static int sq_stream_mark_deleted(parley_db_t *db, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STREAM_MARK_DELETED, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int64_t refs;
+    rc = step_returning(db, st, &refs, 1, "stream soft delete");
+    return rc == PARLEY_ENOTFOUND ? stream_missed(db, id, PARLEY_ECONFLICT) : rc;
 }
 
 static int sq_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
@@ -1122,7 +1293,7 @@ static int sq_idem_get(parley_db_t *db, const char *owner, const char *key, char
 }
 
 static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
-                       int64_t created_ms, const char *resp, size_t len)
+                       int64_t now_ms, int64_t expired_before_ms, const char *resp, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_IDEM_PUT, &st);
@@ -1131,9 +1302,13 @@ static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, cons
     sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, fingerprint, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, created_ms);
+    sqlite3_bind_int64(st, 4, now_ms);
     sqlite3_bind_blob64(st, 5, len ? resp : "", len, SQLITE_STATIC);
-    return exec_stmt(db, st, "idempotency store");
+    sqlite3_bind_int64(st, 6, expired_before_ms);
+    rc = exec_stmt(db, st, "idempotency store");
+    if (rc == 0 && sqlite3_changes(sq(db)->conn) == 0)
+        rc = PARLEY_EEXIST; /* a live record: the first request's answer stands */
+    return rc;
 }
 
 static int sq_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
@@ -1199,12 +1374,39 @@ static int sq_doc_get(parley_db_t *db, const char *owner, const char *collection
     return err;
 }
 
-static int sq_doc_put(parley_db_t *db, const parley_doc_t *d)
+static void bind_doc(sqlite3_stmt *st, const parley_doc_t *d);
+
+static int next_counter(parley_db_t *db, const char *name, int64_t *out);
+
+/* Counter names: the same rows the server has always numbered from. */
+#define COUNTER_DOC      "document_change"
+#define COUNTER_ACTIVITY "conversation_activity"
+#define COUNTER_SESSION  "session"
+#define COUNTER_SNAPSHOT "snapshot"
+
+static int sq_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_DOC_PUT, &st);
+    int64_t chg;
+    int rc = next_counter(db, COUNTER_DOC, &chg);
+    if (rc == 0)
+        rc = prep(db, S_DOC_WRITE, &st);
     if (rc)
         return rc;
+    int64_t was = d->chg;
+    d->chg = chg;
+    bind_doc(st, d);
+    sqlite3_bind_int64(st, 11, expect_version);
+    rc = exec_stmt(db, st, "document write");
+    if (rc == 0 && sqlite3_changes(sq(db)->conn) == 0)
+        rc = PARLEY_ECONFLICT;
+    if (rc)
+        d->chg = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+static void bind_doc(sqlite3_stmt *st, const parley_doc_t *d)
+{
     sqlite3_bind_text(st, 1, d->owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->collection, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, d->id, -1, SQLITE_STATIC);
@@ -1215,7 +1417,6 @@ static int sq_doc_put(parley_db_t *db, const parley_doc_t *d)
     sqlite3_bind_int64(st, 8, d->created_ms);
     sqlite3_bind_int64(st, 9, d->updated_ms);
     sqlite3_bind_int64(st, 10, d->chg);
-    return exec_stmt(db, st, "document store");
 }
 
 static int sq_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
@@ -1253,7 +1454,7 @@ static int sq_doc_list(parley_db_t *db, const char *owner, const char *collectio
     return err;
 }
 
-static int sq_counter_next(parley_db_t *db, const char *name, int64_t *out)
+static int next_counter(parley_db_t *db, const char *name, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(db, S_COUNTER_NEXT, &st);
@@ -1357,12 +1558,102 @@ static int sq_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
     return fetch_one(db, st, fetch_conv, out, "conversation lookup");
 }
 
-static int sq_conv_put(parley_db_t *db, const parley_conv_t *c)
+static void bind_conv(sqlite3_stmt *st, const parley_conv_t *c);
+
+static int sq_conv_insert(parley_db_t *db, parley_conv_t *c)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_CONV_PUT, &st);
+    int64_t activity;
+    int rc = next_counter(db, COUNTER_ACTIVITY, &activity);
+    if (rc == 0)
+        rc = prep(db, S_CONV_INSERT, &st);
     if (rc)
         return rc;
+    int64_t was = c->activity;
+    c->activity = activity;
+    bind_conv(st, c);
+    rc = exec_stmt(db, st, "conversation insert");
+    if (rc)
+        c->activity = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+/* Why a conditional update of a row keyed by a text id matched nothing. */
+static int row_missed(parley_db_t *db, const char *table, const char *id)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE id = ?1", table);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(sq(db)->conn, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, "row lookup");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int err = rc == SQLITE_ROW    ? PARLEY_ECONFLICT
+              : rc == SQLITE_DONE ? PARLEY_ENOTFOUND
+                                  : db_error(db, rc, "row lookup");
+    sqlite3_finalize(st);
+    return err;
+}
+
+static int sq_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    bind_nullable(st, 2, c->title);
+    sqlite3_bind_text(st, 3, c->metadata ? c->metadata : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, c->updated_ms);
+    sqlite3_bind_int64(st, 5, expect_version);
+    int64_t v = 0;
+    rc = step_returning(db, st, &v, 1, "conversation update");
+    if (rc == PARLEY_ENOTFOUND)
+        return row_missed(db, "conversations", c->id);
+    if (rc == 0)
+        c->version = v;
+    return rc;
+}
+
+static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t next;
+    int rc = next_counter(db, COUNTER_ACTIVITY, &next);
+    if (rc == 0)
+        rc = prep(db, S_CONV_BUMP, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, next);
+    int64_t v[3];
+    rc = step_returning(db, st, v, 3, "conversation bump");
+    if (rc == PARLEY_ENOTFOUND)
+        return row_missed(db, "conversations", id);
+    if (rc == 0) {
+        *seq = v[0];
+        *version = v[1];
+        *activity = v[2];
+    }
+    return rc;
+}
+
+static int sq_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_CONV_TOMBSTONE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    return step_returning(db, st, version, 1, "conversation tombstone");
+}
+
+static void bind_conv(sqlite3_stmt *st, const parley_conv_t *c)
+{
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->owner, -1, SQLITE_STATIC);
     bind_nullable(st, 3, c->title);
@@ -1374,7 +1665,6 @@ static int sq_conv_put(parley_db_t *db, const parley_conv_t *c)
     bind_opt_int(st, 9, c->last_message_ms);
     sqlite3_bind_int64(st, 10, c->activity);
     sqlite3_bind_int(st, 11, c->deleted);
-    return exec_stmt(db, st, "conversation store");
 }
 
 static int sq_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
@@ -1450,12 +1740,88 @@ static int sq_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
     return fetch_one(db, st, fetch_sess, out, "session lookup");
 }
 
-static int sq_sess_put(parley_db_t *db, const parley_sess_t *s)
+static void bind_sess(sqlite3_stmt *st, const parley_sess_t *s);
+
+static int sq_sess_insert(parley_db_t *db, parley_sess_t *s)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_SESS_PUT, &st);
+    int64_t ord;
+    int rc = next_counter(db, COUNTER_SESSION, &ord);
+    if (rc == 0)
+        rc = prep(db, S_SESS_INSERT, &st);
     if (rc)
         return rc;
+    int64_t was = s->ord;
+    s->ord = ord;
+    bind_sess(st, s);
+    rc = exec_stmt(db, st, "session insert");
+    if (rc)
+        s->ord = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+static int sq_sess_update(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
+                          int64_t expect_attempt)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SESS_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    bind_opt_text(st, 2, s->result_id);
+    sqlite3_bind_text(st, 3, s->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, s->attempt);
+    sqlite3_bind_int64(st, 5, s->lease_ms);
+    bind_opt_int(st, 6, s->lease_expires_ms);
+    bind_nullable(st, 7, s->error);
+    bind_nullable(st, 8, s->request);
+    bind_nullable(st, 9, s->input);
+    sqlite3_bind_int64(st, 10, s->updated_ms);
+    sqlite3_bind_text(st, 11, expect_status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 12, expect_attempt);
+    int64_t v = 0;
+    rc = step_returning(db, st, &v, 1, "session update");
+    return rc == PARLEY_ENOTFOUND ? row_missed(db, "sessions", s->id) : rc;
+}
+
+static int fetch_sess(sqlite3_stmt *st, void *out);
+
+static int sq_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
+                              int64_t lease_ms, parley_sess_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, conv_id ? S_SESS_CLAIM_CONV : S_SESS_CLAIM, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, lease_ms);
+    if (conv_id)
+        sqlite3_bind_text(st, 3, conv_id, -1, SQLITE_STATIC);
+    /* RETURNING rows come before the statement completes: read the one
+     * row, then run it to the end. */
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        err = fetch_sess(st, out);
+        while (rc == SQLITE_ROW)
+            rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            if (err == 0)
+                parley_sess_clear(out);
+            err = err ? err : db_error(db, rc, "session claim");
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ENOTFOUND;
+    } else {
+        err = db_error(db, rc, "session claim");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static void bind_sess(sqlite3_stmt *st, const parley_sess_t *s)
+{
     sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->conversation_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, s->owner, -1, SQLITE_STATIC);
@@ -1472,7 +1838,6 @@ static int sq_sess_put(parley_db_t *db, const parley_sess_t *s)
     sqlite3_bind_int64(st, 14, s->created_ms);
     sqlite3_bind_int64(st, 15, s->updated_ms);
     sqlite3_bind_int64(st, 16, s->ord);
-    return exec_stmt(db, st, "session store");
 }
 
 static int remove_by_id(parley_db_t *db, enum stmt_id sid, const char *id, const char *what)
@@ -1515,17 +1880,6 @@ static int sq_sess_list(parley_db_t *db, const char *conversation_id, const char
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return err;
-}
-
-static int sq_sess_oldest_pending(parley_db_t *db, const char *conversation_id, parley_sess_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(db, conversation_id ? S_SESS_PENDING_CONV : S_SESS_PENDING, &st);
-    if (rc)
-        return rc;
-    if (conversation_id)
-        sqlite3_bind_text(st, 1, conversation_id, -1, SQLITE_STATIC);
-    return fetch_one(db, st, fetch_sess, out, "session queue");
 }
 
 /* Collect the first column of up to max rows of a (now, limit) query. */
@@ -1596,12 +1950,39 @@ static int sq_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
     return fetch_one(db, st, fetch_snap, out, "snapshot lookup");
 }
 
-static int sq_snap_put(parley_db_t *db, const parley_snap_t *s)
+static void bind_snap(sqlite3_stmt *st, const parley_snap_t *s);
+
+static int sq_snap_insert(parley_db_t *db, parley_snap_t *s)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_SNAP_PUT, &st);
+    int64_t ord;
+    int rc = next_counter(db, COUNTER_SNAPSHOT, &ord);
+    if (rc == 0)
+        rc = prep(db, S_SNAP_INSERT, &st);
     if (rc)
         return rc;
+    int64_t was = s->ord;
+    s->ord = ord;
+    bind_snap(st, s);
+    rc = exec_stmt(db, st, "snapshot insert");
+    if (rc)
+        s->ord = was; /* nothing written: the row is as given */
+    return rc;
+}
+
+static int sq_snap_expire(parley_db_t *db, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SNAP_EXPIRE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int64_t ord;
+    return step_returning(db, st, &ord, 1, "snapshot expiry");
+}
+
+static void bind_snap(sqlite3_stmt *st, const parley_snap_t *s)
+{
     sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, s->source, -1, SQLITE_STATIC);
@@ -1613,7 +1994,6 @@ static int sq_snap_put(parley_db_t *db, const parley_snap_t *s)
     bind_opt_text(st, 9, s->stream);
     sqlite3_bind_text(st, 10, s->payload ? s->payload : "{}", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 11, s->ord);
-    return exec_stmt(db, st, "snapshot store");
 }
 
 static int sq_snap_remove(parley_db_t *db, const char *id)
@@ -1690,12 +2070,60 @@ static int sq_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
     return fetch_one(db, st, fetch_sub, out, "subscription lookup");
 }
 
-static int sq_sub_put(parley_db_t *db, const parley_sub_t *s)
+static void bind_sub(sqlite3_stmt *st, const parley_sub_t *s);
+
+static int sq_sub_put_config(parley_db_t *db, const parley_sub_t *s)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, S_SUB_PUT, &st);
+    int rc = prep(db, S_SUB_PUT_CONFIG, &st);
     if (rc)
         return rc;
+    bind_sub(st, s);
+    return exec_stmt(db, st, "subscription config store");
+}
+
+static int sq_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
+                             int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_BEGIN_WAKE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, wake_id, -1, SQLITE_STATIC);
+    bind_opt_int(st, 3, lease_exp_ms);
+    bind_opt_int(st, 4, due_ms);
+    int64_t g = 0;
+    rc = step_returning(db, st, &g, 1, "subscription wake");
+    if (rc == PARLEY_ENOTFOUND)
+        return row_missed(db, "subscriptions", id);
+    if (rc == 0)
+        *generation = g;
+    return rc;
+}
+
+static int sq_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
+                         const char *expect_wake_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_SUB_UPDATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    bind_opt_text(st, 2, s->wake_id);
+    bind_opt_text(st, 3, s->holder);
+    bind_opt_int(st, 4, s->lease_expires_ms);
+    bind_opt_int(st, 5, s->delivery_due_ms);
+    sqlite3_bind_int64(st, 6, s->attempts);
+    sqlite3_bind_int64(st, 7, expect_generation);
+    sqlite3_bind_text(st, 8, expect_wake_id ? expect_wake_id : "", -1, SQLITE_STATIC);
+    int64_t g = 0;
+    rc = step_returning(db, st, &g, 1, "subscription update");
+    return rc == PARLEY_ENOTFOUND ? row_missed(db, "subscriptions", s->id) : rc;
+}
+
+static void bind_sub(sqlite3_stmt *st, const parley_sub_t *s)
+{
     sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->type, -1, SQLITE_STATIC);
     bind_opt_text(st, 3, s->pattern);
@@ -1712,7 +2140,6 @@ static int sq_sub_put(parley_db_t *db, const parley_sub_t *s)
     bind_opt_int(st, 14, s->lease_expires_ms);
     bind_opt_int(st, 15, s->delivery_due_ms);
     sqlite3_bind_int64(st, 16, s->attempts);
-    return exec_stmt(db, st, "subscription store");
 }
 
 static int sq_sub_remove(parley_db_t *db, const char *id)
@@ -1812,6 +2239,25 @@ static int sq_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
     sqlite3_bind_int64(st, 5, (int64_t)l->acked);
     bind_opt_int(st, 6, l->wake_tail);
     return exec_stmt(db, st, "subscription link store");
+}
+
+static int sq_sublink_advance(parley_db_t *db, const char *sub_id, const char *path, uint64_t pos)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_LINK_ADVANCE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sub_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)pos);
+    int64_t acked = 0;
+    rc = step_returning(db, st, &acked, 1, "subscription link advance");
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_sub_link_t l;
+        rc = sq_sublink_get(db, sub_id, path, &l);
+        return rc ? rc : PARLEY_ECONFLICT;
+    }
+    return rc;
 }
 
 static int sq_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
@@ -1975,12 +2421,15 @@ static const parley_store_ops_t sqlite_ops = {
     .rollback_to = sq_rollback_to,
     .stream_get = sq_stream_get,
     .stream_get_id = sq_stream_get_id,
-    .stream_insert = sq_stream_insert,
-    .stream_update = sq_stream_update,
+    .stream_create = sq_stream_create,
+    .stream_append = sq_stream_append,
+    .stream_close = sq_stream_close,
+    .stream_touch = sq_stream_touch,
+    .stream_ref = sq_stream_ref,
+    .stream_mark_deleted = sq_stream_mark_deleted,
     .stream_remove = sq_stream_remove,
     .stream_expired = sq_stream_expired,
     .stream_scan = sq_stream_scan,
-    .chunk_insert = sq_chunk_insert,
     .chunk_scan = sq_chunk_scan,
     .producer_get = sq_producer_get,
     .producer_put = sq_producer_put,
@@ -1988,25 +2437,31 @@ static const parley_store_ops_t sqlite_ops = {
     .idem_put = sq_idem_put,
     .idem_purge = sq_idem_purge,
     .doc_get = sq_doc_get,
-    .doc_put = sq_doc_put,
+    .doc_write = sq_doc_write,
     .doc_list = sq_doc_list,
     .conv_get = sq_conv_get,
-    .conv_put = sq_conv_put,
+    .conv_insert = sq_conv_insert,
+    .conv_update = sq_conv_update,
+    .conv_bump = sq_conv_bump,
+    .conv_tombstone = sq_conv_tombstone,
     .conv_list = sq_conv_list,
     .sess_get = sq_sess_get,
-    .sess_put = sq_sess_put,
+    .sess_insert = sq_sess_insert,
+    .sess_update = sq_sess_update,
+    .sess_claim_next = sq_sess_claim_next,
     .sess_remove = sq_sess_remove,
     .sess_list = sq_sess_list,
-    .sess_oldest_pending = sq_sess_oldest_pending,
     .sess_expired = sq_sess_expired,
     .snap_get = sq_snap_get,
-    .snap_put = sq_snap_put,
+    .snap_insert = sq_snap_insert,
+    .snap_expire = sq_snap_expire,
     .snap_remove = sq_snap_remove,
     .snap_list = sq_snap_list,
     .snap_expired = sq_snap_expired,
-    .counter_next = sq_counter_next,
     .sub_get = sq_sub_get,
-    .sub_put = sq_sub_put,
+    .sub_put_config = sq_sub_put_config,
+    .sub_begin_wake = sq_sub_begin_wake,
+    .sub_update = sq_sub_update,
     .sub_remove = sq_sub_remove,
     .sub_with_pattern = sq_sub_with_pattern,
     .sub_leases_expired = sq_sub_leases_expired,
@@ -2014,6 +2469,7 @@ static const parley_store_ops_t sqlite_ops = {
     .sub_next_delivery = sq_sub_next_delivery,
     .sublink_get = sq_sublink_get,
     .sublink_put = sq_sublink_put,
+    .sublink_advance = sq_sublink_advance,
     .sublink_remove = sq_sublink_remove,
     .sublink_list = sq_sublink_list,
     .sublink_snapshot = sq_sublink_snapshot,
