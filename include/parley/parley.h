@@ -36,6 +36,8 @@ enum parley_error {
     PARLEY_ELOCKED = -10008,   /* data directory in use by another process */
     PARLEY_ECLOSED = -10009,   /* component is shutting down or has failed */
     PARLEY_EFULL = -10010,     /* storage is full */
+    PARLEY_EUNAVAIL = -10011,  /* the database cannot be reached now (retry later) */
+    PARLEY_ERETRY = -10012,    /* a transient conflict between transactions: run again */
 };
 
 /* Text for an error code (PARLEY_E* or -errno). Static storage, never NULL. */
