@@ -190,20 +190,22 @@ int parley_server_run(const parley_config_t *cfg)
     if (!store_url)
         store_url = default_url;
     rc = parley_store_open(store_url, &srv->app.store);
+    char shown[512]; /* the URL for log lines: a password masked */
+    parley_store_url_redact(store_url, shown, sizeof shown);
     if (rc == PARLEY_ELOCKED) {
         parley_log_error("the store %s is in use by another parley process; stop it first or "
                          "pass a different --data or --store",
-                         store_url);
+                         shown);
         goto out_free;
     }
     if (rc == PARLEY_ESTORE) {
         parley_log_error("cannot open the store %s: the database failed its integrity check or "
                          "could not be read (see above); refusing to serve it",
-                         store_url);
+                         shown);
         goto out_free;
     }
     if (rc) {
-        parley_log_error("cannot open the store %s: %s", store_url, parley_strerror(rc));
+        parley_log_error("cannot open the store %s: %s", shown, parley_strerror(rc));
         goto out_free;
     }
     parley_store_describe(srv->app.store, store_desc, sizeof store_desc);

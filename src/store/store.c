@@ -4,19 +4,21 @@
  *
  * A store URL is "<scheme>:<rest>". "sqlite:PATH" opens the SQLite
  * backend (sqlite/store_sqlite.c) on the database file PATH.
- * "postgres://..." and "postgresql://..." name the PostgreSQL backend,
- * which this build does not have yet: they are refused with a message that
- * says so, as is any other scheme. parley_store_url_ok() gives the same verdict without opening
+ * "postgres://..." and "postgresql://..." (libpq's URI form) open the
+ * PostgreSQL backend (postgres/store_pg.c). Any other scheme is refused
+ * with a message that says so. parley_store_url_ok() gives the same verdict without opening
  * anything, so the command line can refuse a bad --store before start-up.
  *
  * Threads: parley_store_open() from the server thread, once; the rest is
  * stateless and may be called from any thread.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store/postgres/store_pg.h"
 #include "store/sqlite/store_sqlite.h"
 #include "util/log.h"
 
@@ -29,7 +31,7 @@ static bool has_prefix(const char *s, const char *prefix)
 static const parley_store_ops_t *backend_for(const char *url, const char **why)
 {
     if (!url || !*url) {
-        *why = "empty store URL: give sqlite:PATH";
+        *why = "empty store URL: give sqlite:PATH or postgres://...";
         return NULL;
     }
     if (has_prefix(url, "sqlite:")) {
@@ -40,10 +42,15 @@ static const parley_store_ops_t *backend_for(const char *url, const char **why)
         return parley_store_sqlite_ops();
     }
     if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-        *why = "this build has no PostgreSQL backend yet; use sqlite:PATH";
-        return NULL;
+        const char *rest = strstr(url, "://") + 3;
+        if (!*rest) {
+            *why = "postgres:// needs a database, as in postgres://user@host:5432/parley";
+            return NULL;
+        }
+        return parley_store_pg_ops();
     }
-    *why = "unknown store URL scheme: give sqlite:PATH (for example sqlite:./data/parley.db)";
+    *why = "unknown store URL scheme: give sqlite:PATH (for example sqlite:./data/parley.db) or "
+           "postgres://user@host:port/database";
     return NULL;
 }
 
@@ -64,6 +71,40 @@ int parley_store_open(const char *url, parley_store_t **out)
         return PARLEY_EINVAL;
     }
     return ops->open(url, out);
+}
+
+void parley_store_url_redact(const char *url, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *p = url ? url : "";
+    const char *auth = strstr(p, "://");
+    const char *at = auth ? strchr(auth + 3, '@') : NULL;
+    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+    if (at && slash && slash < at)
+        at = NULL; /* an '@' in the path or the query, not in the authority */
+    const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - auth - 3)) : NULL;
+    if (!cap)
+        return;
+    for (; *p && n + 1 < cap; p++) {
+        if (p == colon) {
+            n += (size_t)snprintf(out + n, cap - n, ":***");
+            p = at - 1; /* resume at the '@' */
+            if (n >= cap)
+                break;
+            continue;
+        }
+        if (strncmp(p, "password=", 9) == 0 && (p == url || p[-1] == '?' || p[-1] == '&')) {
+            n += (size_t)snprintf(out + n, cap - n, "password=***");
+            p += strcspn(p, "&") - 1;
+            if (n >= cap)
+                break;
+            continue;
+        }
+        out[n++] = *p;
+    }
+    if (n >= cap)
+        n = cap - 1;
+    out[n] = '\0';
 }
 
 void parley_doc_clear(parley_doc_t *d)

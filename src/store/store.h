@@ -3,7 +3,8 @@
  *
  * A store is one database, named by a URL: "sqlite:PATH" (the embedded
  * SQLite backend, store/sqlite/store_sqlite.c; the server's default is
- * "sqlite:<data dir>/parley.db") or, in a later build, "postgres://...".
+ * "sqlite:<data dir>/parley.db") or "postgres://..." (the PostgreSQL
+ * backend, store/postgres/store_pg.c).
  * It hands out connections (parley_db_t): exactly one writer connection,
  * owned by the writer thread (store/writer.c), and any number of read-only
  * connections, one per reading thread.
@@ -574,12 +575,16 @@ struct parley_store_ops {
 /*
  * Open the store a URL names: "sqlite:PATH" (PATH is the database file; its
  * directory is created if missing, and PATH's lock file sits beside it:
- * "parley.db" -> "parley.lock", any other name + ".lock"). A PostgreSQL URL
- * ("postgres://", "postgresql://") or an unknown scheme is PARLEY_EINVAL
- * (logged with the reason). Otherwise as the backend's open op. Server
- * thread, once.
+ * "parley.db" -> "parley.lock", any other name + ".lock"), or a PostgreSQL
+ * URL ("postgres://...", "postgresql://...": libpq's URI form). An unknown
+ * scheme is PARLEY_EINVAL (logged with the reason). Otherwise as the
+ * backend's open op. Server thread, once.
  */
 int parley_store_open(const char *url, parley_store_t **out);
+
+/* url with any password masked ("postgres://u:***@h/db", "password=***"),
+ * for log lines; truncated to cap bytes. */
+void parley_store_url_redact(const char *url, char *out, size_t cap);
 
 /* Whether url names a backend this build has; if not, *why (static text)
  * says what is wrong. Used to refuse a bad --store before start-up. */

@@ -40,9 +40,30 @@
  *   anything else (EINVAL,    the request's own failure, a value that could
  *   ECONFLICT, ENOMEM, ...)   not be built included: only its savepoint
  *                             rolls back; it answers from its own struct
+ *   PARLEY_ERETRY             a transient conflict with another
+ *                             transaction (PostgreSQL: serialization
+ *                             failure or deadlock, other nodes writing the
+ *                             same rows): the write rolls back to its
+ *                             savepoint and is set aside; the batch goes
+ *                             on and commits without it, then the write
+ *                             runs again alone, in a transaction of its
+ *                             own (up to RETRY_MAX rounds; still
+ *                             conflicting, it is answered ECLOSED: 503)
+ *   PARLEY_EUNAVAIL           the database cannot be reached (PostgreSQL
+ *                             down or restarting): the batch is rolled
+ *                             back and answered ECLOSED (503, retry), and
+ *                             the writer goes on: the next batch
+ *                             reconnects. Not fail-stop: no fsync failed,
+ *                             the database server keeps what it committed
  * If SQLite itself abandoned the transaction (no longer in one), nothing
  * of the batch can commit, whatever apply() said: the batch fails and the
  * writer stops.
+ *
+ * A COMMIT that fails because the database went away (PARLEY_EUNAVAIL)
+ * has an unknown outcome: the batch is answered 503, never 2xx, so nothing
+ * unacknowledged is claimed and nothing acknowledged is lost; a client
+ * retrying with its Idempotency-Key gets the stored answer if the commit
+ * did land.
  *
  * Fail-stop: if COMMIT fails (an I/O error, a failed fsync), every write in
  * the batch is answered with an error, the writer refuses all further
@@ -66,6 +87,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "parley/parley.h"
 #include "store/writer.h"
@@ -74,6 +96,7 @@
 
 #define MAX_BATCH 4096
 #define TICK_MS   1000
+#define RETRY_MAX 5 /* rounds a write that keeps conflicting runs alone */
 
 struct parley_writer {
     parley_store_t *store;             /* the store (borrowed) */
@@ -106,7 +129,7 @@ static int64_t now_us(void)
  * could not build, memory it could not get) is never a storage failure. */
 static bool is_storage_failure(int rc)
 {
-    return rc == PARLEY_ESTORE || rc == PARLEY_EFULL;
+    return rc == PARLEY_ESTORE || rc == PARLEY_EFULL || rc == PARLEY_EUNAVAIL;
 }
 
 /* Answer every write of a batch that cannot commit. */
@@ -131,22 +154,35 @@ static void go_fatal(parley_writer_t *wr)
 }
 
 /* A batch that cannot commit: refuse later writes first (so no submit can
- * slip in between), then answer the batch. */
+ * slip in between), then answer the batch. A full disk (507) and an
+ * unreachable database (503) are answered without stopping the writer. */
 static void fail_batch_fatal(parley_writer_t *wr, parley_write_t *batch, int status)
 {
+    if (status == PARLEY_EUNAVAIL) {
+        fail_batch(batch, PARLEY_ECLOSED);
+        return;
+    }
     if (status != PARLEY_EFULL)
         go_fatal(wr);
     fail_batch(batch, status);
 }
 
-/* Run one batch in one transaction. */
-static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
+/* The status a failed batch is answered with. */
+static int batch_status(int rc)
+{
+    return rc == PARLEY_EFULL || rc == PARLEY_EUNAVAIL ? rc : PARLEY_ESTORE;
+}
+
+/* Run one batch in one transaction. Returns the writes set aside after a
+ * transient conflict (PARLEY_ERETRY), linked by next and not answered: the
+ * caller runs them again. */
+static parley_write_t *run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
 {
     int nwake = 0; /* sets in wr->wake in use */
     int rc = parley_db_begin(wr->db);
     if (rc) {
-        fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
-        return;
+        fail_batch_fatal(wr, batch, batch_status(rc));
+        return NULL;
     }
     for (parley_write_t *w = batch; w; w = w->next) {
         parley_wakeset_init(&w->wake);
@@ -170,6 +206,13 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
                     if (!rc)
                         rc = rrc;
                 }
+                if (arc == PARLEY_ERETRY && !lost) {
+                    /* Another transaction holds what this write needs:
+                     * set it aside and run it again alone afterwards,
+                     * never its neighbours with it. */
+                    w->status = PARLEY_ERETRY;
+                    continue;
+                }
             }
         }
         if (rc == PARLEY_EFULL && !lost) {
@@ -182,8 +225,8 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
         if (rc || lost) {
             /* The transaction is gone or broken: nothing in it commits. */
             parley_db_rollback(wr->db);
-            fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
-            return;
+            fail_batch_fatal(wr, batch, batch_status(rc));
+            return NULL;
         }
         /* Copy the write's set now (it may be freed by its done): into
          * the current set while it has room for all of it, else a new one,
@@ -197,12 +240,19 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
     int64_t t0 = now_us();
     rc = parley_db_commit(wr->db);
     int64_t t1 = now_us();
+    if (rc == PARLEY_EUNAVAIL) {
+        parley_log_error("writer: commit failed: the database is unavailable; the batch is "
+                         "answered 503 and the next one reconnects");
+        parley_db_rollback(wr->db);
+        fail_batch_fatal(wr, batch, rc);
+        return NULL;
+    }
     if (rc) {
         parley_log_error("writer: commit failed (%s); stopping: nothing more is acknowledged",
                          parley_strerror(rc));
         parley_db_rollback(wr->db);
-        fail_batch_fatal(wr, batch, rc == PARLEY_EFULL ? PARLEY_EFULL : PARLEY_ESTORE);
-        return;
+        fail_batch_fatal(wr, batch, batch_status(rc));
+        return NULL;
     }
     pthread_mutex_lock(&wr->lock);
     wr->stats.commits++;
@@ -211,14 +261,54 @@ static void run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
     if (n > wr->stats.max_batch)
         wr->stats.max_batch = n;
     pthread_mutex_unlock(&wr->lock);
-    /* Durable: answer everyone, then wake the readers. */
+    /* Durable: answer everyone (but the writes set aside), then wake the
+     * readers. */
+    parley_write_t *again = NULL, **again_tail = &again;
     while (batch) {
         parley_write_t *next = batch->next;
-        batch->done(batch, batch->status);
+        if (batch->status == PARLEY_ERETRY) {
+            batch->next = NULL;
+            *again_tail = batch;
+            again_tail = &batch->next;
+        } else {
+            batch->done(batch, batch->status);
+        }
         batch = next;
     }
     for (int i = 0; wr->on_commit && i < nwake; i++)
         wr->on_commit(wr->commit_arg, &wr->wake[i]);
+    return again;
+}
+
+/* Run the writes a batch set aside, each alone in its own transaction, for
+ * up to RETRY_MAX rounds with a short pause between rounds; a write still
+ * conflicting after that is answered 503 (retry later). */
+static void run_retries(parley_writer_t *wr, parley_write_t *again)
+{
+    for (int round = 1; again && round <= RETRY_MAX; round++) {
+        parley_write_t *left = NULL, **left_tail = &left;
+        struct timespec pause = {0, round * 2000000L};
+        nanosleep(&pause, NULL);
+        pthread_mutex_lock(&wr->lock);
+        wr->stats.retries++;
+        pthread_mutex_unlock(&wr->lock);
+        while (again) {
+            parley_write_t *w = again;
+            again = w->next;
+            w->next = NULL;
+            parley_write_t *still = run_batch(wr, w, 1);
+            if (still) {
+                *left_tail = still;
+                left_tail = &still->next;
+            }
+        }
+        again = left;
+    }
+    if (again) {
+        parley_log_warn("writer: a write kept conflicting with other transactions; answered "
+                        "503");
+        fail_batch(again, PARLEY_ECLOSED);
+    }
 }
 
 static void run_tick(parley_writer_t *wr)
@@ -245,9 +335,10 @@ static void run_tick(parley_writer_t *wr)
         }
         parley_db_rollback(wr->db);
     }
-    /* A full disk only postpones maintenance; any other storage failure
-     * (a failed fsync above all) stops the writer like a failed batch. */
-    if (rc != PARLEY_EFULL && is_storage_failure(rc)) {
+    /* A full disk or an unreachable database only postpones maintenance;
+     * any other storage failure (a failed fsync above all) stops the
+     * writer like a failed batch. */
+    if (rc != PARLEY_EFULL && rc != PARLEY_EUNAVAIL && is_storage_failure(rc)) {
         parley_log_error("writer: maintenance failed (%s); stopping: nothing more is "
                          "acknowledged",
                          parley_strerror(rc));
@@ -299,7 +390,7 @@ static void *writer_main(void *arg)
         if (failed)
             fail_batch(batch, PARLEY_ESTORE);
         else
-            run_batch(wr, batch, n);
+            run_retries(wr, run_batch(wr, batch, n));
         if (parley_clock_mono_ms() >= next_tick && !failed) {
             run_tick(wr);
             next_tick = parley_clock_mono_ms() + TICK_MS;

@@ -31,13 +31,19 @@ typedef struct parley_write parley_write_t;
  * changes, PARLEY_ECONFLICT (or any other PARLEY_E* that is not a storage
  * failure, PARLEY_ENOMEM and PARLEY_EINVAL included) to roll back just
  * this write — its response is whatever it recorded in its own struct.
- * Only PARLEY_ESTORE (the writer stops) or PARLEY_EFULL (this write gets
- * 507) mean the storage failed.
+ * Only PARLEY_ESTORE (the writer stops), PARLEY_EFULL (this write gets
+ * 507) or PARLEY_EUNAVAIL (the database cannot be reached: the batch gets
+ * 503, the writer goes on) mean the storage failed. PARLEY_ERETRY (a
+ * transient conflict with another transaction) rolls this write back and
+ * runs apply again later, alone in a transaction of its own: apply must
+ * start from its own inputs each time.
  *
  * done: called exactly once per submitted write, after the batch's fate is
  * known: status 0 when the batch committed (the write's recorded response
- * stands), PARLEY_EFULL when the disk is full, PARLEY_ESTORE when the
- * commit failed (nothing of the batch is durable; the server stops).
+ * stands), PARLEY_EFULL when the disk is full, PARLEY_ECLOSED when the
+ * database could not be reached or the write kept conflicting (nothing of
+ * it is acknowledged; retry), PARLEY_ESTORE when the commit failed
+ * (nothing of the batch is durable; the server stops).
  */
 struct parley_write {
     int (*apply)(parley_write_t *w, parley_db_t *db); /* the work */
@@ -94,6 +100,7 @@ typedef struct parley_writer_stats {
     uint64_t writes;    /* writes answered */
     uint64_t commit_us; /* total time in COMMIT (microseconds) */
     uint64_t max_batch; /* largest batch so far */
+    uint64_t retries;   /* rounds of writes run again alone after a conflict */
 } parley_writer_stats_t;
 void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out);
 

@@ -30,6 +30,10 @@ const char *parley_strerror(int err)
         return "shutting down";
     case PARLEY_EFULL:
         return "storage is full";
+    case PARLEY_EUNAVAIL:
+        return "the database is unavailable";
+    case PARLEY_ERETRY:
+        return "transient conflict; retry";
     case PARLEY_EGONE:
         return "deleted";
     case PARLEY_EPRECOND:

@@ -130,8 +130,7 @@ test("basics - PARLEY_STORE names the store; --store wins over it", { timeout: 3
 
 test("basics - a store URL this build cannot open exits 2 with a message", { timeout: 60_000 }, async () => {
   const cases = [
-    ["postgres://parley:pw-secret@db.invalid/parley", /no PostgreSQL backend/],
-    ["postgresql://db.invalid/parley", /no PostgreSQL backend/],
+    ["postgres://", /needs a database/],
     ["mysql://db.invalid/parley", /unknown store URL scheme/],
     ["./data/parley.db", /unknown store URL scheme/],
     ["sqlite:", /needs the database file's path/],
@@ -146,7 +145,21 @@ test("basics - a store URL this build cannot open exits 2 with a message", { tim
     assert.ok(!res.stderr.includes("pw-secret"), `the password is not printed: ${res.stderr}`)
     assert.equal(res.stdout, "", `--store '${url}': no banner`)
   }
-  const env = await runParley(["serve", "--listen", "127.0.0.1:0"], { env: { PARLEY_STORE: "postgres://x/y" } })
-  assert.equal(env.code, 2, `PARLEY_STORE=postgres://...: exit code; stderr: ${env.stderr}`)
-  assert.match(env.stderr, /no PostgreSQL backend/)
+  const env = await runParley(["serve", "--listen", "127.0.0.1:0"], { env: { PARLEY_STORE: "mysql://x/y" } })
+  assert.equal(env.code, 2, `PARLEY_STORE=mysql://...: exit code; stderr: ${env.stderr}`)
+  assert.match(env.stderr, /unknown store URL scheme/)
+})
+
+test("basics - a PostgreSQL store that cannot be reached stops start-up; the password is masked", { timeout: 60_000 }, async () => {
+  for (const url of [
+    "postgres://parley:pw-secret@db.invalid/parley?connect_timeout=2",
+    "postgresql://db.invalid/parley?password=pw-secret&connect_timeout=2",
+  ]) {
+    const res = await runParley(["serve", "--listen", "127.0.0.1:0", "--store", url])
+    assert.equal(res.timedOut, false, `--store '${url}' kept running; stdout: ${res.stdout}`)
+    assert.equal(res.code, 1, `--store '${url}' exit code; stderr: ${res.stderr}`)
+    assert.match(res.stderr, /cannot open the store postgres(ql)?:\/\/.*the database is unavailable/)
+    assert.ok(!res.stderr.includes("pw-secret"), `the password is not printed: ${res.stderr}`)
+    assert.equal(res.stdout, "", `--store '${url}': no banner`)
+  }
 })

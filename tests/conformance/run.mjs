@@ -8,6 +8,9 @@
 // local mode, which refuses cross-origin pages; one test sends a CORS
 // preflight from https://example.com, so that origin is allowed by name
 // (--allow-origin). Everything else runs with the defaults.
+//
+// With PARLEY_TEST_STORE set to a postgres:// URL (tests/lib/with-pg sets
+// it), the server stores everything there (--store) instead of in SQLite.
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -23,6 +26,9 @@ const server = spawn(
   [
     "serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--long-poll-timeout", "2000",
     "--allow-origin", "https://example.com",
+    ...(/^postgres(ql)?:\/\//.test(process.env.PARLEY_TEST_STORE ?? "")
+      ? ["--store", process.env.PARLEY_TEST_STORE]
+      : []),
   ],
   { stdio: ["ignore", "pipe", "inherit"] }
 )

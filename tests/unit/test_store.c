@@ -818,6 +818,56 @@ static void store_chunk_scan_from_position_in_order(void **state)
     chunks_free(&l);
 }
 
+/* Positions seen by a walk over many one-byte chunks. */
+typedef struct chunk_walk {
+    int n;          /* chunks seen */
+    int stop_after; /* return non-zero after this many (0: never) */
+    uint64_t next;  /* start the next chunk must have */
+    int bad;        /* chunks out of order, skipped or with the wrong byte */
+} chunk_walk_t;
+
+static int walk_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end, const void *data,
+                      size_t len)
+{
+    chunk_walk_t *w = arg;
+    if (start != w->next || end != start + 1 || unit_end != end || len != 1 ||
+        ((const unsigned char *)data)[0] != (unsigned char)start)
+        w->bad++;
+    w->next = end;
+    w->n++;
+    return w->stop_after && w->n >= w->stop_after;
+}
+
+/* A stream of many chunks is walked whole, in order, each chunk once,
+ * from any position; a stop is honoured (a backend may read its chunks in
+ * pages: the page seams must not drop or repeat one). */
+static void store_chunk_scan_long_stream_every_chunk_once(void **state)
+{
+    fixture_t *fx = *state;
+    enum { N = 300 };
+    int64_t id = stream_add(fx, T("c/long"), 0, false);
+    for (int i = 0; i < N; i++) {
+        unsigned char b = (unsigned char)i;
+        uint64_t tail = 0;
+        assert_int_equal(parley_db_stream_append(fx->w, id, &b, 1, 1, T0, NULL, -1, &tail), 0);
+        assert_int_equal(tail, (uint64_t)i + 1);
+    }
+    static const uint64_t froms[] = {0, 3, 4, 5, 11, 12, 13, 150, 298, 299, 300};
+    for (size_t k = 0; k < sizeof froms / sizeof froms[0]; k++) {
+        chunk_walk_t w = {.next = froms[k]};
+        assert_int_equal(parley_db_chunk_scan(reader(fx), id, froms[k], walk_chunk, &w), 0);
+        if (w.n != N - (int)froms[k] || w.bad)
+            fail_msg("from %llu: %d chunks (%d bad), want %d", (unsigned long long)froms[k], w.n,
+                     w.bad, N - (int)froms[k]);
+    }
+    for (int stop = 1; stop <= 40; stop += 13) {
+        chunk_walk_t w = {.stop_after = stop};
+        assert_int_equal(parley_db_chunk_scan(fx->w, id, 0, walk_chunk, &w), 0);
+        assert_int_equal(w.n, stop);
+        assert_int_equal(w.bad, 0);
+    }
+}
+
 /* ======================================================================== */
 /* producers                                                                */
 /* ======================================================================== */
@@ -2676,6 +2726,7 @@ int main(void)
     };
     const struct CMUnitTest chunks[] = {
         S(store_chunk_scan_from_position_in_order),
+        S(store_chunk_scan_long_stream_every_chunk_once),
     };
     const struct CMUnitTest producers[] = {
         S(store_producer_roundtrip_and_replace),

@@ -394,6 +394,7 @@ struct twrite {
     int64_t stream_id;      /* apply: chunk goes here (0: no chunk) */
     uint64_t pos;           /* apply: chunk covers [pos, pos + 1) */
     int apply_rc;           /* apply: return this after the work */
+    int conflicts;          /* apply: return PARLEY_ERETRY this many times first */
     bool check_in_apply;    /* apply: look for the chunk with a reader */
     bool check_in_done;     /* done: look for the chunk with a reader */
     bool fail_sync;         /* apply: make the batch's fsync fail */
@@ -636,6 +637,10 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
         t->visible_in_apply = chunk_visible(t->fx->store, t->stream_id, t->pos);
     if (t->drop_txn)
         parley_db_rollback(db); /* as SQLite does on its own after an I/O error */
+    if (t->conflicts > 0) {
+        t->conflicts--;
+        return PARLEY_ERETRY; /* as PostgreSQL's deadlock or serialization failure */
+    }
     return t->apply_rc;
 }
 
@@ -996,6 +1001,97 @@ static void writer_storage_failure_fails_batch_stops(void **state)
     assert_int_equal(parley_writer_submit(fx->writer, &late->w), PARLEY_ECLOSED);
     parley_writer_stop(fx->writer);
     assert_int_equal(atomic_load(&late->done_calls), 0);
+}
+
+/* A transient conflict (PARLEY_ERETRY) rolls back only that write; its
+ * neighbours commit in their batch, then it runs again alone in a
+ * transaction of its own and commits. */
+static void writer_conflict_reruns_that_write_alone(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "conflicts");
+    parley_writer_stats_t before;
+    parley_writer_stats(fx->writer, &before);
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *busy = tw_new(fx, sid, 2);
+    busy->conflicts = 2;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, busy, w3};
+    run_one_batch(fx, batch, 3);
+
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), 0);
+    }
+    /* In the batch once, then alone twice (the second time it commits). */
+    assert_int_equal(atomic_load(&busy->apply_calls), 3);
+    assert_int_equal(atomic_load(&w1->apply_calls), 1);
+    assert_int_equal(atomic_load(&w3->apply_calls), 1);
+    parley_writer_stats_t after;
+    parley_writer_stats(fx->writer, &after);
+    /* blocker's batch, the batch of three, the rerun that committed (the
+     * rerun that conflicted again committed an empty transaction) */
+    assert_int_equal(after.commits - before.commits, 4);
+    assert_int_equal(after.retries - before.retries, 2);
+    for (uint64_t pos = 0; pos <= 3; pos++)
+        assert_int_equal(chunk_visible(fx->store, sid, pos), 1);
+    assert_false(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 0);
+}
+
+/* A write that keeps conflicting is answered PARLEY_ECLOSED (503: retry)
+ * after the last rerun, with nothing of it committed; the writer goes on. */
+static void writer_conflict_forever_answers_closed(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "conflicts-forever");
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *busy = tw_new(fx, sid, 1);
+    busy->conflicts = 1000;
+    twrite_t *w2 = tw_new(fx, sid, 2);
+    twrite_t *batch[] = {busy, w2};
+    run_one_batch(fx, batch, 2);
+
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    assert_int_equal(atomic_load(&busy->done_calls), 1);
+    assert_int_equal(atomic_load(&busy->done_status), PARLEY_ECLOSED);
+    assert_int_equal(atomic_load(&w2->done_status), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 2), 1);
+    assert_false(parley_writer_failed(fx->writer));
+    twrite_t *later = tw_new(fx, sid, 3);
+    assert_int_equal(run_write(fx, later), 0);
+}
+
+/* The database cannot be reached (PARLEY_EUNAVAIL, PostgreSQL down): the
+ * batch is rolled back and answered PARLEY_ECLOSED (503), and the writer is
+ * not stopped: the next batch goes through. */
+static void writer_unavailable_fails_batch_continues(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "unavailable");
+    twrite_t *blocker = hold_writer(fx, sid, 0);
+    twrite_t *w1 = tw_new(fx, sid, 1);
+    twrite_t *down = tw_new(fx, sid, 2);
+    down->apply_rc = PARLEY_EUNAVAIL;
+    twrite_t *w3 = tw_new(fx, sid, 3);
+    twrite_t *batch[] = {w1, down, w3};
+    run_one_batch(fx, batch, 3);
+
+    assert_int_equal(atomic_load(&blocker->done_status), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
+        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ECLOSED);
+    }
+    for (uint64_t pos = 1; pos <= 3; pos++)
+        assert_int_equal(chunk_visible(fx->store, sid, pos), 0);
+    assert_false(parley_writer_failed(fx->writer));
+    assert_int_equal(atomic_load(&fx->fatal_calls), 0);
+    twrite_t *later = tw_new(fx, sid, 4);
+    assert_int_equal(run_write(fx, later), 0);
+    assert_int_equal(chunk_visible(fx->store, sid, 4), 1);
 }
 
 static void writer_full_disk_fails_only_that_write(void **state)
@@ -1374,6 +1470,9 @@ int main(void)
         W(writer_stop_drains_queue_first),
         W(writer_submit_closed_after_stop),
         W(writer_storage_failure_fails_batch_stops),
+        W(writer_conflict_reruns_that_write_alone),
+        W(writer_conflict_forever_answers_closed),
+        W(writer_unavailable_fails_batch_continues),
         W(writer_full_disk_fails_only_that_write),
         W(writer_fsync_failure_fails_batch_stops),
         W(writer_disk_full_commit_fails_batch_continues),

@@ -85,6 +85,8 @@ function outcomeOf(e: unknown): TurnAborted | null {
 /** Handle of a running turn, for runWorker's feed. */
 interface Turn {
   id: string
+  /** The attempt this turn holds. */
+  attempt: number
   stop: (why: TurnAborted) => void
 }
 
@@ -100,7 +102,7 @@ export async function runTurn(client: ParleyClient, session: Session, handler: T
   }
   const outer = () => stop(new TurnAborted("gone", opts.signal?.reason))
   opts.signal?.addEventListener("abort", outer, { once: true })
-  hook?.({ id: session.id, stop })
+  hook?.({ id: session.id, attempt, stop })
   // Until when the lease is ours (invariant 3).
   let leaseEnd = Date.now() + leaseMs
   let deadline = setTimeout(() => stop(new TurnAborted("lease_lost")), leaseMs)
@@ -216,8 +218,14 @@ export async function runWorker(client: ParleyClient, handler: TurnHandler, opts
     if (ev.type !== "session.updated") return
     const to = ev.data?.to
     if (current && ev.session_id === current.id) {
+      // The feed may still hold events from before this worker's claim: the
+      // session's own creation is "pending" at the attempt just claimed. Only
+      // a requeue to a later attempt means the lease was lost; cancelled and
+      // failed are final, so they can only be news.
+      const at = Number(ev.data?.attempt)
       if (to === "cancelled") current.stop(new TurnAborted("cancelled"))
-      else if (to === "pending" || to === "failed") current.stop(new TurnAborted(to === "failed" ? "gone" : "lease_lost"))
+      else if (to === "failed") current.stop(new TurnAborted("gone"))
+      else if (to === "pending" && at > current.attempt) current.stop(new TurnAborted("lease_lost"))
     }
     if (to === "pending") {
       work = true

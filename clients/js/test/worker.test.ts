@@ -178,6 +178,43 @@ test("worker - close() ends a runWorker loop that waits on the feed, and one tha
   assert.equal(sub.closed, true)
 })
 
+test("worker - a feed event from before the claim (the session's creation, pending) does not stop the turn it claimed", { timeout: 30_000 }, async (t) => {
+  // The worker's first claim is held until the session exists, and the feed's
+  // live answers are late, so the session's creation event ("pending",
+  // attempt 1) reaches the worker after it has claimed attempt 1.
+  let releaseClaim!: () => void
+  const claimGate = new Promise<void>((r) => (releaseClaim = r))
+  let claims = 0
+  const gated = async (url: string, init: RequestInit) => {
+    if (/\/v1\/sessions\/claim$/.test(url) && claims++ === 0) await claimGate
+    const res = await fetch(url, init)
+    if (/\/v1\/events\?.*live=/.test(url)) await sleep(600)
+    return res
+  }
+  const { user, worker } = await setup(t, gated)
+  const stop = new AbortController()
+  t.after(() => stop.abort())
+  const outcomes: TurnOutcome[] = []
+  let finished = false
+  const loop = runWorker(worker, async (ctx) => {
+    for (let i = 0; i < 20 && !ctx.signal.aborted; i++) {
+      await ctx.write({ i })
+      await sleep(50)
+    }
+    finished = !ctx.signal.aborted
+    return { content: "done" }
+  }, { leaseSeconds: 30, signal: stop.signal, onTurn: (_s, o) => outcomes.push(o) })
+  await sleep(300)
+  const conv = await user.conversations.create({})
+  await user.messages.send(conv.id, { role: "user", content: "x", process: true })
+  releaseClaim()
+  await until(() => outcomes.length === 1, 15_000, "the turn's outcome")
+  assert.deepEqual(outcomes, ["completed"], "the stale pending event did not stop the turn")
+  assert.ok(finished)
+  stop.abort()
+  await loop
+})
+
 test("worker - a handler that throws fails the session with its message", { timeout: 30_000 }, async (t) => {
   const { user, worker } = await setup(t)
   const conv = await user.conversations.create({})

@@ -18,7 +18,13 @@
 //
 // The server only ever listens on 127.0.0.1: --listen is fixed here and
 // callers cannot pass their own.
-import { spawn } from "node:child_process"
+//
+// PostgreSQL: with PARLEY_TEST_STORE set to a postgres:// URL (as
+// tests/lib/with-pg sets it), each server gets a database of its own,
+// created on that URL's server with psql before the start and dropped at
+// cleanup, and is started with --store naming it (unless the test passes
+// its own --store or PARLEY_STORE). restart() keeps the same database.
+import { spawn, spawnSync } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
@@ -130,6 +136,37 @@ export function runParley(args, { timeoutMs = 10_000, env = null } = {}) {
       resolve({ code, signal, stdout, stderr, timedOut })
     })
   })
+}
+
+/** The PostgreSQL server the tests run on (PARLEY_TEST_STORE), or "". */
+export const TEST_PG_URL = /^postgres(ql)?:\/\//.test(process.env.PARLEY_TEST_STORE ?? "")
+  ? process.env.PARLEY_TEST_STORE
+  : ""
+let pgDatabases = 0
+
+/** Run one SQL command on the test PostgreSQL server (its admin database). */
+function pgAdmin(sql) {
+  const res = spawnSync("psql", [TEST_PG_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], {
+    encoding: "utf8",
+    timeout: 30_000,
+  })
+  if (res.status !== 0) throw new Error(`psql ${sql}: ${res.stderr || res.error}`)
+}
+
+/** A new empty database on the test PostgreSQL server: { name, url }. */
+function pgCreateDatabase() {
+  const name = `parley_t${process.pid}_${++pgDatabases}`
+  pgAdmin(`CREATE DATABASE ${name}`)
+  const m = /^(postgres(?:ql)?:\/\/[^/?]*)(\/[^?]*)?(\?.*)?$/.exec(TEST_PG_URL)
+  return { name, url: `${m[1]}/${name}${m[3] ?? ""}` }
+}
+
+function pgDropDatabase(name) {
+  try {
+    pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  } catch {
+    // the server may be gone already; it is removed with its directory
+  }
 }
 
 class ParleyServer {
@@ -254,6 +291,8 @@ class ParleyServer {
     await this.kill9()
     fs.rmSync(this.dataDir, { recursive: true, force: true })
     dirs.delete(this.dataDir)
+    if (this.pgDatabase) pgDropDatabase(this.pgDatabase)
+    this.pgDatabase = null
   }
 }
 
@@ -269,7 +308,7 @@ class ParleyServer {
  *              variable in opts.env, still sets a limit.
  */
 export async function startServer(opts = {}) {
-  const args = opts.args ?? []
+  const args = [...(opts.args ?? [])]
   for (const a of args) {
     if (/^--(listen|data|quiet)\b/.test(a))
       throw new Error(`startServer: ${a} is set by the helper and cannot be passed`)
@@ -281,7 +320,13 @@ export async function startServer(opts = {}) {
   const env = opts.defaultRateLimits
     ? opts.env ?? null
     : { PARLEY_RATE_LIMIT_WRITES: "off", PARLEY_RATE_LIMIT_READS: "off", ...(opts.env ?? {}) }
+  let pg = null
+  if (TEST_PG_URL && !args.some((a) => /^--store\b/.test(a)) && !(opts.env && "PARLEY_STORE" in opts.env)) {
+    pg = pgCreateDatabase()
+    args.unshift("--store", pg.url)
+  }
   const server = new ParleyServer(dataDir, args, env)
+  server.pgDatabase = pg ? pg.name : null
   if (opts.t) opts.t.after(() => server.cleanup())
   try {
     await server.start()
