@@ -38,6 +38,11 @@ enum parley_error {
     PARLEY_EFULL = -10010,     /* storage is full */
     PARLEY_EUNAVAIL = -10011,  /* the database cannot be reached now (retry later) */
     PARLEY_ERETRY = -10012,    /* a transient conflict between transactions: run again */
+    /* Refusals a rule decides (in a parley_outcome_t), beside the above: */
+    PARLEY_EGONE = -10013,      /* the object existed and was deleted */
+    PARLEY_EPRECOND = -10014,   /* a precondition (If-Match) does not hold */
+    PARLEY_EFORBIDDEN = -10015, /* the caller may not do this */
+    PARLEY_EFENCED = -10016,    /* a newer holder (epoch, lease) replaced the caller */
 };
 
 /* Text for an error code (PARLEY_E* or -errno). Static storage, never NULL. */

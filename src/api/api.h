@@ -45,9 +45,10 @@ const char *parley_api_stream_append_parse(parley_req_t *r, parley_stream_req_t 
 /*
  * Writer thread: turn a stream rule's outcome into rp (the protocol's
  * headers, the error body for a refusal) and add the changed streams to
- * w's wake list. 0 for a success, else the refusal's status.
+ * w's wake list. 0 for a success, else the refusal's HTTP status
+ * (api/status.h, with the stream overrides).
  */
-int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, parley_write_t *w);
+int parley_api_stream_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w);
 
 /* /v1/events: the caller's change feed, a read-only JSON stream. */
 void parley_api_events(parley_req_t *r);
@@ -63,7 +64,8 @@ void parley_api_conversations(parley_req_t *r, const char *rest);
  * Append one page of the message log *log (a conversation's, or a
  * snapshot's fork) to body as {"items": [...], "next_cursor": ...} per r's
  * ?after=, ?cursor= and ?limit=. db must be inside a read transaction.
- * 0, or -1 after answering r with an error (body is then unused).
+ * 0, or after answering r with an error (body is then unused) PARLEY_EINVAL
+ * (400) or the read's error (500).
  */
 int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_stream_t *log,
                             parley_buf_t *body);

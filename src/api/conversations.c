@@ -105,8 +105,8 @@ static conv_write_t *new_write(parley_req_t *r, enum conv_write_kind kind, const
     return cw;
 }
 
-/* If-Match: "<version>" or *. 0 (has_if_match false for * or none), or -1
- * after answering 400. */
+/* If-Match: "<version>" or *. 0 (has_if_match false for * or none), or
+ * PARLEY_EINVAL after answering 400. */
 static int if_match(parley_req_t *r, parley_conv_req_t *q)
 {
     const char *v = parley_req_header(r, "If-Match");
@@ -126,7 +126,7 @@ static int if_match(parley_req_t *r, parley_conv_req_t *q)
     }
     parley_req_error(r, 400, "invalid_precondition",
                      "If-Match must be * or a version in quotes, e.g. If-Match: \"3\"");
-    return -1;
+    return PARLEY_EINVAL;
 }
 
 static void start_conv_write(parley_req_t *r, parley_conv_op_t op, const char *id)
@@ -191,8 +191,9 @@ static void post_message(parley_req_t *r, const char *id)
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-/* Read conversation id for the caller into *c. 0, or -1 after answering
- * (404 when missing or not the caller's, 500 on a storage error). */
+/* Read conversation id for the caller into *c. 0, or after answering
+ * PARLEY_ENOTFOUND (404: missing or not the caller's) or the storage error
+ * (500). */
 static int get_visible(parley_req_t *r, parley_db_t *db, const char *id, parley_conv_t *c)
 {
     int rc = db ? parley_db_conv_get(db, id, c) : PARLEY_ESTORE;
@@ -200,11 +201,12 @@ static int get_visible(parley_req_t *r, parley_db_t *db, const char *id, parley_
         return 0;
     if (rc == 0)
         parley_conv_clear(c);
-    if (rc == 0 || rc == PARLEY_ENOTFOUND)
+    if (rc == 0 || rc == PARLEY_ENOTFOUND) {
         parley_req_error(r, 404, "not_found", "no such conversation");
-    else
-        parley_req_error(r, 500, "storage_error", "the conversation could not be read; retry");
-    return -1;
+        return PARLEY_ENOTFOUND;
+    }
+    parley_req_error(r, 500, "storage_error", "the conversation could not be read; retry");
+    return rc;
 }
 
 static void get_one(parley_req_t *r, const char *id, bool head)
@@ -268,17 +270,17 @@ int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_strea
     int nc = parley_req_query(r, "cursor", &cursor);
     if (na < 0 || na > 1 || (na == 1 && parley_param_decimal(after, INT64_MAX, &from))) {
         parley_req_error(r, 400, "invalid_after", "after must be a message seq (0 for the start)");
-        return -1;
+        return PARLEY_EINVAL;
     }
     if (nc < 0 || nc > 1 ||
         (nc == 1 && (cursor[0] != 's' || parley_param_decimal(cursor + 1, INT64_MAX, &c)))) {
         parley_req_error(r, 400, "invalid_cursor",
                          "cursor must be a next_cursor value from a previous page of this list");
-        return -1;
+        return PARLEY_EINVAL;
     }
     if (na == 1 && nc == 1) {
         parley_req_error(r, 400, "invalid_cursor", "give after or cursor, not both");
-        return -1;
+        return PARLEY_EINVAL;
     }
     if (nc == 1)
         from = c;
@@ -290,7 +292,7 @@ int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_strea
         if (nl != 1 || parley_param_decimal(lv, UINT64_MAX / 2, &n) || n == 0) {
             parley_req_error(r, 400, "invalid_limit",
                              "limit must be a whole number from 1; values over 100 are clamped");
-            return -1;
+            return PARLEY_EINVAL;
         }
         limit = n > PARLEY_RESOURCE_PAGE_MAX ? PARLEY_RESOURCE_PAGE_MAX : (int)n;
     }
@@ -307,11 +309,9 @@ int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_strea
         rc = parley_buf_printf(body, "],\"next_cursor\":\"s%llu\"}", (unsigned long long)last);
     else if (rc == 0)
         rc = parley_buf_puts(body, "],\"next_cursor\":null}");
-    if (rc) {
+    if (rc)
         parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static void get_messages(parley_req_t *r, const char *id)

@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "api/params.h"
 #include "api/resource.h"
+#include "api/status.h"
 #include "api/write.h"
 #include "codec/canonjson.h"
 #include "core/document.h"
@@ -47,47 +48,48 @@ static void etag_of(int64_t version, char *out, size_t n)
 static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
 {
     doc_write_t *dw = ctx;
-    parley_doc_res_t res;
-    int rc = parley_document_apply(db, &dw->req, &res);
-    if (rc)
+    parley_outcome_t o;
+    parley_outcome_init(&o);
+    int rc = parley_document_apply(db, &dw->req, &o);
+    if (rc) {
+        parley_outcome_clear(&o);
         return rc;
-    parley_wakeset_merge(&w->wake, &res.wake);
+    }
+    int status = parley_api_status(&o, NULL);
+    parley_wakeset_merge(&w->wake, &o.wake);
+    json_t *version = json_object_get(o.body, "version"); /* a live document's */
     char etag[32];
-    if (res.has_doc && !res.doc.deleted) {
-        etag_of(res.doc.version, etag, sizeof etag);
+    if (version) {
+        etag_of((int64_t)json_integer_value(version), etag, sizeof etag);
         parley_reply_header(rp, "ETag", etag);
     }
-    if (res.status == 204) {
+    if (status == 204) {
         parley_reply_empty(rp, 204);
-    } else if (res.has_doc && (res.status < 300 || res.status == 412)) {
-        json_t *rep = parley_document_json(&res.doc);
-        if (!rep) {
-            parley_doc_clear(&res.doc);
-            return PARLEY_ESTORE;
-        }
-        if (res.status == 412) {
-            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", res.code, "message",
-                                    res.error, "details", "current", rep);
-            parley_reply_json(rp, 412, err);
+    } else if (o.body && (!o.refusal || o.refusal == PARLEY_EPRECOND)) {
+        if (o.refusal) {
+            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", o.code, "message",
+                                    o.error, "details", "current", o.body);
+            parley_reply_json(rp, status, err);
             json_decref(err);
         } else {
-            if (res.status == 201) {
+            if (o.done == PARLEY_DONE_CREATED) {
                 char loc[512];
-                snprintf(loc, sizeof loc, "/v1/documents/%s/%s", res.doc.collection, res.doc.id);
+                snprintf(loc, sizeof loc, "/v1/documents/%s/%s",
+                         json_string_value(json_object_get(o.body, "collection")),
+                         json_string_value(json_object_get(o.body, "id")));
                 parley_reply_header(rp, "Location", loc);
             }
-            parley_reply_json(rp, res.status, rep);
+            parley_reply_json(rp, status, o.body);
         }
-        json_decref(rep);
     } else {
-        json_t *details = res.status == 413
+        json_t *details = o.refusal == PARLEY_ETOOBIG
                               ? json_pack("{s:I}", "limit_bytes", (json_int_t)dw->req.max_bytes)
                               : NULL;
-        parley_reply_error(rp, res.status, res.code, res.error, details);
+        parley_reply_error(rp, status, o.code, o.error, details);
         json_decref(details);
     }
-    parley_doc_clear(&res.doc);
-    return res.status >= 400 ? res.status : 0;
+    parley_outcome_clear(&o);
+    return o.refusal ? status : 0;
 }
 
 /* If-Match / If-None-Match value: * or "<version>". 0, or PARLEY_EINVAL. */

@@ -29,7 +29,7 @@ int parley_resource_body(parley_req_t *r, bool optional, json_t **out)
                       "details", "reason", why ? why : "the body is empty");
         parley_resource_send(r, 400, err);
         json_decref(err);
-        return -1;
+        return PARLEY_EINVAL;
     }
     return 0;
 }
@@ -45,7 +45,7 @@ int parley_resource_page(parley_req_t *r, char letter, int *limit, uint64_t *bef
         if (count != 1 || parley_param_decimal(v, UINT64_MAX / 2, &n) || n == 0) {
             parley_req_error(r, 400, "invalid_limit",
                              "limit must be a whole number from 1; values over 100 are clamped");
-            return -1;
+            return PARLEY_EINVAL;
         }
         *limit = n > PARLEY_RESOURCE_PAGE_MAX ? PARLEY_RESOURCE_PAGE_MAX : (int)n;
     }
@@ -54,7 +54,7 @@ int parley_resource_page(parley_req_t *r, char letter, int *limit, uint64_t *bef
         (nc == 1 && (cursor[0] != letter || parley_param_decimal(cursor + 1, INT64_MAX, before)))) {
         parley_req_error(r, 400, "invalid_cursor",
                          "cursor must be a next_cursor value from a previous page of this list");
-        return -1;
+        return PARLEY_EINVAL;
     }
     return 0;
 }
@@ -149,11 +149,10 @@ void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, cons
 
 int parley_resource_new_id(parley_req_t *r, char *out)
 {
-    if (parley_id_new(out)) {
+    int rc = parley_id_new(out);
+    if (rc)
         parley_req_error(r, 503, "unavailable", "no randomness available; retry");
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 void parley_page_init(parley_page_t *p, int limit)

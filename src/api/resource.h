@@ -34,15 +34,15 @@
 
 /*
  * Parse r's body as one JSON value into *out (new reference). An empty body
- * gives *out = NULL when optional, else a 400. Returns 0, or -1 after
- * answering r with 400 invalid_json.
+ * gives *out = NULL when optional, else a 400. Returns 0, or PARLEY_EINVAL
+ * after answering r with 400 invalid_json.
  */
 int parley_resource_body(parley_req_t *r, bool optional, json_t **out);
 
 /*
  * ?limit= and ?cursor= of a list. letter is this list's cursor letter;
- * *before is the cursor's position (0 without a cursor). Returns 0, or -1
- * after answering r with 400.
+ * *before is the cursor's position (0 without a cursor). Returns 0, or
+ * PARLEY_EINVAL after answering r with 400.
  */
 int parley_resource_page(parley_req_t *r, char letter, int *limit, uint64_t *before);
 
@@ -93,7 +93,8 @@ void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o);
  * what to do instead. */
 void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message);
 
-/* A fresh id into out, or -1 after answering r with 503. */
+/* A fresh id into out: 0, or the random source's -errno after answering r
+ * with 503. */
 int parley_resource_new_id(parley_req_t *r, char *out);
 
 #endif

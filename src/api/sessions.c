@@ -35,6 +35,7 @@
 #include "core/producer.h"
 #include "core/session.h"
 #include "core/stream.h"
+#include "core/streamrules.h"
 #include "core/turn.h"
 #include "parley/parley.h"
 
@@ -120,12 +121,12 @@ static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_w
         return rc;
     }
     parley_outcome_clear(&o);
-    parley_stream_res_t res;
-    memset(&res, 0, sizeof res);
+    parley_outcome_t res;
+    parley_outcome_init(&res);
     aw->req.path = aw->path;
     aw->req.owner = aw->user;
     aw->req.admin = true; /* checked above: the session's stream, for a worker */
-    rc = parley_stream_append(db, &aw->req, &res);
+    rc = parley_streamrules_append(db, &aw->req, &res);
     if (rc < 0)
         return rc;
     return parley_api_stream_reply(rp, &res, w);
@@ -163,6 +164,8 @@ static void append_output(parley_req_t *r, const char *id)
 
 /* ---- reads ----------------------------------------------------------------------- */
 
+/* Read session id for the caller into *s. 0, or after answering
+ * PARLEY_ENOTFOUND (404) or the storage error (500). */
 static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
 {
     parley_db_t *db = parley_app_reader(parley_api_app(r));
@@ -171,11 +174,12 @@ static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
         return 0;
     if (rc == 0)
         parley_sess_clear(s);
-    if (rc == 0 || rc == PARLEY_ENOTFOUND)
+    if (rc == 0 || rc == PARLEY_ENOTFOUND) {
         parley_req_error(r, 404, "not_found", "no such session");
-    else
-        parley_req_error(r, 500, "storage_error", "the session could not be read; retry");
-    return -1;
+        return PARLEY_ENOTFOUND;
+    }
+    parley_req_error(r, 500, "storage_error", "the session could not be read; retry");
+    return rc;
 }
 
 static void get_one(parley_req_t *r, const char *id)

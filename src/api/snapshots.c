@@ -89,7 +89,8 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
 /* ---- reads ----------------------------------------------------------------------- */
 
 /* Read snapshot id for whoever asks (inside the caller's read transaction).
- * 0, or -1 after answering 404 / 410 / 500. */
+ * 0, or after answering PARLEY_ENOTFOUND (404), PARLEY_EGONE (410) or the
+ * storage error (500). */
 static int get_readable(parley_req_t *r, parley_db_t *db, const char *id, parley_snap_t *s)
 {
     int rc = parley_db_snap_get(db, id, s);
@@ -100,17 +101,17 @@ static int get_readable(parley_req_t *r, parley_db_t *db, const char *id, parley
     }
     if (rc == PARLEY_ENOTFOUND) {
         parley_req_error(r, 404, "not_found", "no such snapshot");
-        return -1;
+        return PARLEY_ENOTFOUND;
     }
     if (rc) {
         parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
-        return -1;
+        return rc;
     }
     if (parley_snapshot_is_expired(s, parley_clock_now_ms()) ||
         (s->kind[0] == 'c' && !s->stream[0])) {
         parley_snap_clear(s);
         parley_req_error(r, 410, "expired", "this snapshot has expired");
-        return -1;
+        return PARLEY_EGONE;
     }
     return 0;
 }

@@ -3,7 +3,8 @@
  *
  * This file turns HTTP requests into parley_stream_req_t (header parsing
  * and validation), hands writes to the writer, and turns results into the
- * protocol's headers. The rules themselves live in core/stream.c.
+ * protocol's headers. The rules themselves live in core/stream.c, and what
+ * a write causes (feed events, subscription hooks) in core/streamrules.c.
  *
  * Reads: catch-up (GET), long-poll (GET ?live=long-poll) and SSE
  * (GET ?live=sse). Every read runs in a short read transaction on the
@@ -35,16 +36,15 @@
 
 #include "api/api.h"
 #include "api/params.h"
+#include "api/status.h"
 #include "api/write.h"
-#include "core/feed.h"
 #include "codec/offset.h"
 #include "core/producer.h"
 #include "core/stream.h"
-#include "core/subscription.h"
+#include "core/streamrules.h"
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
-#include "util/utf8.h"
 
 #define CURSOR_EPOCH_MS    1728432000000LL /* 2024-10-09T00:00:00Z */
 #define CURSOR_INTERVAL_MS 20000
@@ -54,7 +54,7 @@ enum write_kind { W_CREATE, W_APPEND, W_DELETE };
 typedef struct stream_write {
     enum write_kind kind;           /* what to do */
     parley_stream_req_t req;        /* parsed request */
-    parley_stream_res_t res;        /* outcome */
+    parley_outcome_t out;           /* outcome */
     char path[PARLEY_PATH_MAX + 1]; /* copy of the path */
     char owner[256];                /* copy of the caller's user id */
     char host[256];                 /* Host header, for Location */
@@ -158,83 +158,52 @@ static void reply_u64(parley_reply_t *rp, const char *name, uint64_t v)
     parley_reply_header(rp, name, buf);
 }
 
-int parley_api_stream_reply(parley_reply_t *rp, const parley_stream_res_t *res, parley_write_t *w)
+int parley_api_stream_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
 {
-    if (res->has_offset)
-        parley_reply_header(rp, "Stream-Next-Offset", res->next_offset);
-    if (res->closed)
+    const parley_stream_echo_t *e = &o->echo;
+    int status = parley_api_status(o, parley_api_stream_statuses);
+    if (e->has_offset) {
+        char off[PARLEY_OFFSET_LEN + 1];
+        parley_offset_format(e->next, off);
+        parley_reply_header(rp, "Stream-Next-Offset", off);
+    }
+    if (e->closed)
         parley_reply_header(rp, "Stream-Closed", "true");
-    if (res->has_epoch)
-        reply_u64(rp, "Producer-Epoch", res->epoch);
-    if (res->has_seq)
-        reply_u64(rp, "Producer-Seq", res->seq);
-    if (res->has_gap) {
-        reply_u64(rp, "Producer-Expected-Seq", res->expected_seq);
-        reply_u64(rp, "Producer-Received-Seq", res->received_seq);
+    if (e->has_epoch)
+        reply_u64(rp, "Producer-Epoch", e->epoch);
+    if (e->has_seq)
+        reply_u64(rp, "Producer-Seq", e->seq);
+    if (e->has_gap) {
+        reply_u64(rp, "Producer-Expected-Seq", e->expected);
+        reply_u64(rp, "Producer-Received-Seq", e->received);
     }
-    if (res->status >= 400) {
-        parley_reply_error(rp, res->status, error_code(res->status),
-                           res->error ? res->error : "request refused", NULL);
-        return res->status;
+    if (o->refusal) {
+        parley_reply_error(rp, status, error_code(status), o->error ? o->error : "request refused",
+                           NULL);
+        return status;
     }
-    parley_wakeset_merge(&w->wake, &res->wake);
-    rp->status = res->status;
+    parley_wakeset_merge(&w->wake, &o->wake);
+    rp->status = status;
     return 0;
 }
 
-/*
- * Writer thread, after a stream write succeeded: write its events to the
- * change feed and tell the subscriptions (core/subscription.h), in the
- * same savepoint, so that the write, its events, a stream's link and the
- * wake it causes commit together.
- */
-static int notify_subscriptions(parley_db_t *db, const stream_write_t *sw, parley_write_t *w)
-{
-    const parley_stream_res_t *res = &sw->res;
-    parley_outcome_t o;
-    int rc = 0;
-    /* The change feed first: stream.created|closed|deleted, in the
-     * owner's feed and the feed of all. */
-    for (int i = 0; i < res->nevents; i++) {
-        json_t *fields = json_pack("{s:s}", "stream", sw->path);
-        rc = fields ? parley_feed_emit(db, res->meta.owner[0] ? res->meta.owner : sw->owner,
-                                       res->events[i], fields, NULL, &w->wake)
-             : parley_utf8_is_valid(sw->path, strlen(sw->path)) ? PARLEY_ENOMEM
-                                                                : PARLEY_EINVAL;
-        json_decref(fields);
-        if (rc)
-            return rc;
-    }
-    int64_t now = parley_clock_now_ms();
-    parley_outcome_init(&o);
-    if (sw->kind == W_CREATE && res->status == 201)
-        rc = parley_subscription_stream_created(
-            db, sw->path, res->meta.fork_src ? res->meta.fork_pos : 0, res->meta.tail, now, &o);
-    else if (sw->kind == W_APPEND && !parley_wakeset_empty(&res->wake))
-        rc = parley_subscription_stream_appended(db, sw->path, res->meta.tail, now, &o);
-    else if (sw->kind == W_DELETE && res->status == 204)
-        rc = parley_subscription_stream_deleted(db, sw->path, &o);
-    parley_wakeset_merge(&w->wake, &o.wake);
-    parley_outcome_clear(&o);
-    return rc;
-}
-
-/* Writer thread: run the rule, then turn its outcome into the reply. */
+/* Writer thread: run the rule (with its feed events and subscription
+ * hooks, core/streamrules.h), then turn its outcome into the reply. */
 static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
 {
     stream_write_t *sw = ctx;
-    parley_stream_res_t *res = &sw->res;
+    parley_outcome_t *res = &sw->out;
     int rc;
-    memset(res, 0, sizeof *res);
+    parley_outcome_init(res);
     switch (sw->kind) {
     case W_CREATE:
-        rc = parley_stream_create(db, &sw->req, res);
+        rc = parley_streamrules_create(db, &sw->req, res);
         break;
     case W_APPEND:
-        rc = parley_stream_append(db, &sw->req, res);
+        rc = parley_streamrules_append(db, &sw->req, res);
         break;
     default:
-        rc = parley_stream_delete(db, &sw->req, res);
+        rc = parley_streamrules_delete(db, &sw->req, res);
         break;
     }
     if (rc < 0)
@@ -242,11 +211,8 @@ static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, pa
     rc = parley_api_stream_reply(rp, res, w);
     if (rc)
         return rc;
-    rc = notify_subscriptions(db, sw, w);
-    if (rc)
-        return rc;
     if (sw->kind == W_CREATE) {
-        if (res->status == 201) {
+        if (res->done == PARLEY_DONE_CREATED) {
             char loc[PARLEY_PATH_MAX + 300];
             snprintf(loc, sizeof loc, "http://%s/v1/stream/%s",
                      sw->host[0] ? sw->host : "localhost", sw->path);
@@ -261,7 +227,6 @@ static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, pa
         }
         snprintf(rp->content_type, sizeof rp->content_type, "%s", res->meta.content_type);
     }
-    rp->status = res->status;
     return 0;
 }
 
@@ -442,13 +407,13 @@ typedef struct stream_read {
 
 /*
  * Look the stream up in one short read transaction and resolve rd->pos.
- * Returns an HTTP status (200; 400 for a position past the tail; 404,
- * 410) or a negative error.
+ * Returns 0, PARLEY_ENOTFOUND, PARLEY_EGONE, PARLEY_EINVAL for a position
+ * past the tail, or a storage error.
  */
 static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley_stream_t *meta)
 {
     int st = parley_stream_lookup(db, rd->path, parley_req_user(r), parley_req_is_admin(r), meta);
-    if (st == 200) {
+    if (st == 0) {
         if (!rd->resolved) {
             rd->pos = rd->kind == PARLEY_OFFSET_NOW     ? meta->tail
                       : rd->kind == PARLEY_OFFSET_START ? 0
@@ -456,7 +421,7 @@ static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley
             rd->resolved = true;
         }
         if (rd->pos > meta->tail)
-            st = 400;
+            st = PARLEY_EINVAL;
     }
     return st;
 }
@@ -503,18 +468,19 @@ static void add_read_headers(parley_req_t *r, const parley_stream_t *meta, uint6
         parley_req_add_header(r, "Stream-Closed", "true");
 }
 
+/* Answer a failed look-up (lookup_in's errors) or read (storage errors). */
 static void respond_read_error(parley_req_t *r, int st)
 {
-    if (st < 0) {
-        parley_req_error(r, 500, "storage_error", "the stream could not be read; retry");
-    } else if (st == 404) {
+    if (st == PARLEY_ENOTFOUND) {
         respond_status(r, 404, "stream not found");
-    } else if (st == 410) {
+    } else if (st == PARLEY_EGONE) {
         respond_status(r, 410, "stream has been deleted");
-    } else {
+    } else if (st == PARLEY_EINVAL) {
         respond_status(r, 400,
                        "offset is beyond the stream's tail; use an offset this "
                        "stream returned");
+    } else {
+        parley_req_error(r, 500, "storage_error", "the stream could not be read; retry");
     }
 }
 
@@ -601,7 +567,7 @@ static void respond_body(parley_req_t *r, const parley_stream_t *meta, uint64_t 
     }
     if (rc < 0) {
         body_free(b);
-        respond_read_error(r, rc);
+        parley_req_error(r, 500, "storage_error", "the stream could not be read; retry");
         return;
     }
     /* Larger: the rest a window at a time, after what was read. */
@@ -617,7 +583,7 @@ static void long_poll_empty(parley_req_t *r)
     stream_read_t *rd = parley_req_data(r);
     parley_stream_t meta;
     int st = lookup(r, rd, &meta);
-    if (st != 200) {
+    if (st) {
         respond_read_error(r, st);
         return;
     }
@@ -650,7 +616,7 @@ static void long_poll_step(parley_req_t *r)
     parley_stream_t meta;
     uint64_t gen = parley_hub_generation(ctx->hub);
     int st = lookup(r, rd, &meta);
-    if (st != 200) {
+    if (st) {
         respond_read_error(r, st);
         return;
     }
@@ -683,7 +649,7 @@ static void catch_up(parley_req_t *r, stream_read_t *rd)
 {
     parley_stream_t meta;
     int st = lookup(r, rd, &meta);
-    if (st != 200) {
+    if (st) {
         respond_read_error(r, st);
         return;
     }
@@ -864,7 +830,7 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
     if (!db || parley_db_begin(db))
         return PARLEY_BODY_END;
     int st = lookup_in(r, db, &s->rd, &meta);
-    if (st != 200) {
+    if (st) {
         parley_db_commit(db);
         return PARLEY_BODY_END; /* stream gone: end; the client sees it on reconnect */
     }
@@ -907,7 +873,7 @@ static void start_sse(parley_req_t *r, stream_read_t *rd)
     parley_app_t *ctx = parley_api_app(r);
     parley_stream_t meta;
     int st = lookup(r, rd, &meta);
-    if (st != 200) {
+    if (st) {
         respond_read_error(r, st);
         return;
     }
@@ -945,7 +911,7 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
         int st =
             db ? parley_stream_lookup(db, path, parley_req_user(r), parley_req_is_admin(r), &meta)
                : PARLEY_ESTORE;
-        if (st != 200) {
+        if (st) {
             respond_read_error(r, st);
             return;
         }

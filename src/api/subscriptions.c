@@ -227,7 +227,8 @@ static const char *keep(sub_write_t *sw, char *s)
     return s;
 }
 
-/* Parse the body as one JSON object into sw->body. 0, or -1 after answering. */
+/* Parse the body as one JSON object into sw->body. 0, or PARLEY_EINVAL
+ * (PARLEY_ENOMEM) after answering. */
 static int parse_body(parley_req_t *r, sub_write_t *sw, bool optional)
 {
     size_t len;
@@ -235,7 +236,8 @@ static int parse_body(parley_req_t *r, sub_write_t *sw, bool optional)
     const char *why = NULL;
     if (len == 0 && optional) {
         sw->body = json_object();
-        return sw->body ? 0 : (fail(r, 503, "out_of_memory", "out of memory; retry"), -1);
+        return sw->body ? 0
+                        : (fail(r, 503, "out_of_memory", "out of memory; retry"), PARLEY_ENOMEM);
     }
     if (len == 0 || parley_canonjson_parse(body, len, BODY_DEPTH, &sw->body, &why) ||
         !json_is_object(sw->body)) {
@@ -243,13 +245,13 @@ static int parse_body(parley_req_t *r, sub_write_t *sw, bool optional)
         snprintf(msg, sizeof msg, "the body must be one JSON object%s%s", why ? ": " : "",
                  why ? why : "");
         fail(r, 400, "INVALID_REQUEST", msg);
-        return -1;
+        return PARLEY_EINVAL;
     }
     return 0;
 }
 
-/* Refuse members of obj not in allowed (NULL-terminated). 0, or -1 after
- * answering. */
+/* Refuse members of obj not in allowed (NULL-terminated). 0, or
+ * PARLEY_EINVAL after answering. */
 static int only(parley_req_t *r, json_t *obj, const char *const *allowed)
 {
     const char *key;
@@ -266,7 +268,7 @@ static int only(parley_req_t *r, json_t *obj, const char *const *allowed)
             int keep = (int)parley_utf8_prefix(key, strlen(key), 64);
             snprintf(msg, sizeof msg, "unknown member \"%.*s\"", keep, key);
             fail(r, 400, "INVALID_REQUEST", msg);
-            return -1;
+            return PARLEY_EINVAL;
         }
     }
     return 0;
@@ -322,7 +324,8 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* streams[] into sw->paths, sorted and unique. 0, or -1 after answering. */
+/* streams[] into sw->paths, sorted and unique. 0, or PARLEY_EINVAL
+ * (PARLEY_ENOMEM) after answering. */
 static int body_streams(parley_req_t *r, sub_write_t *sw, json_t *arr, bool required)
 {
     size_t i;
@@ -331,21 +334,21 @@ static int body_streams(parley_req_t *r, sub_write_t *sw, json_t *arr, bool requ
         return 0;
     if (!json_is_array(arr) || (required && json_array_size(arr) == 0)) {
         fail(r, 400, "INVALID_REQUEST", "streams must be an array of stream paths");
-        return -1;
+        return PARLEY_EINVAL;
     }
     if (json_array_size(arr) > PARLEY_SUB_MAX_STREAMS) {
         fail(r, 400, "INVALID_REQUEST", "streams may name at most 1000 streams per request");
-        return -1;
+        return PARLEY_EINVAL;
     }
     sw->paths = calloc(json_array_size(arr) + 1, sizeof *sw->paths);
     if (!sw->paths) {
         fail(r, 503, "out_of_memory", "out of memory; retry");
-        return -1;
+        return PARLEY_ENOMEM;
     }
     json_array_foreach(arr, i, v)
     {
         if (!(sw->paths[i] = body_path(r, sw, "streams[]", v, false)))
-            return -1;
+            return PARLEY_EINVAL; /* answered (400, or 503 out of memory) */
     }
     size_t n = json_array_size(arr), u = 0;
     qsort(sw->paths, n, sizeof *sw->paths, cmp_str);
@@ -639,16 +642,18 @@ static bool split_id(const char *rest, char *id, const char **tail)
     return parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX);
 }
 
-/* Which report a tail names, or -1. */
-static int report_action(const char *tail)
+/* Which report a tail names: 0 with *out, or PARLEY_ENOTFOUND. */
+static int report_action(const char *tail, parley_sub_action_t *out)
 {
     if (strcmp(tail, "/callback") == 0)
-        return PARLEY_SUB_CALLBACK;
-    if (strcmp(tail, "/ack") == 0)
-        return PARLEY_SUB_ACK;
-    if (strcmp(tail, "/release") == 0)
-        return PARLEY_SUB_RELEASE;
-    return -1;
+        *out = PARLEY_SUB_CALLBACK;
+    else if (strcmp(tail, "/ack") == 0)
+        *out = PARLEY_SUB_ACK;
+    else if (strcmp(tail, "/release") == 0)
+        *out = PARLEY_SUB_RELEASE;
+    else
+        return PARLEY_ENOTFOUND;
+    return 0;
 }
 
 bool parley_api_subscriptions_is_public(const char *path)
@@ -663,7 +668,8 @@ bool parley_api_subscriptions_is_public(const char *path)
         return true;
     if (strncmp(path, SUB_PREFIX, sizeof SUB_PREFIX - 1) != 0)
         return false;
-    return split_id(path + sizeof SUB_PREFIX - 1, id, &tail) && report_action(tail) >= 0;
+    parley_sub_action_t action;
+    return split_id(path + sizeof SUB_PREFIX - 1, id, &tail) && report_action(tail, &action) == 0;
 }
 
 void parley_api_subscriptions(parley_req_t *r, const char *rest)
@@ -682,12 +688,12 @@ void parley_api_subscriptions(parley_req_t *r, const char *rest)
              "subscriptions/{id} with ids of 1 to 64 of A-Z a-z 0-9 _ -");
         return;
     }
-    int action = report_action(tail);
-    if (action >= 0) {
+    parley_sub_action_t action;
+    if (report_action(tail, &action) == 0) {
         if (strcmp(m, "POST") != 0)
             parley_resource_method_not_allowed(r, "POST, OPTIONS", NULL);
         else
-            handle_report(r, id, (parley_sub_action_t)action);
+            handle_report(r, id, action);
         return;
     }
     if (!parley_req_is_admin(r)) {

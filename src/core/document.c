@@ -36,11 +36,24 @@ json_t *parley_document_json(const parley_doc_t *d)
                      "created_at", created, "updated_at", updated, "data", data);
 }
 
-static void refuse(parley_doc_res_t *res, int status, const char *code, const char *error)
+static void refuse(parley_outcome_t *res, int err, const char *code, const char *error)
 {
-    res->status = status;
+    parley_outcome_deny(res, err, error);
     res->code = code;
-    res->error = error;
+}
+
+/* d (consumed) is the answer: its representation becomes res's body,
+ * none for a tombstone. 0, or PARLEY_ESTORE if the stored data does not
+ * read back. */
+static int answer_doc(parley_outcome_t *res, parley_doc_t *d)
+{
+    int rc = 0;
+    if (!d->deleted) {
+        res->body = parley_document_json(d);
+        rc = res->body ? 0 : PARLEY_ESTORE;
+    }
+    parley_doc_clear(d);
+    return rc;
 }
 
 /* Store data (borrowed JSON object) as the new content of d. */
@@ -58,7 +71,7 @@ static int set_data(parley_doc_t *d, json_t *data)
     return 0;
 }
 
-static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley_doc_res_t *res)
+static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley_outcome_t *res)
 {
     json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection, "id",
                                d->id, "version", (json_int_t)d->version);
@@ -70,12 +83,11 @@ static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley
     return rc;
 }
 
-int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_doc_res_t *res)
+int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_outcome_t *res)
 {
     parley_doc_t cur;
     int64_t now = parley_clock_now_ms();
     memset(&cur, 0, sizeof cur);
-    memset(res, 0, sizeof *res);
     int rc = parley_db_doc_get(db, req->owner, req->collection, req->id, &cur);
     if (rc && rc != PARLEY_ENOTFOUND)
         return rc;
@@ -83,25 +95,23 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
     bool live = exists && !cur.deleted;
 
     if (live && req->has_if_match && !req->if_match_any && req->if_match != cur.version) {
-        refuse(res, 412, "precondition_failed",
+        refuse(res, PARLEY_EPRECOND, "precondition_failed",
                "the document has changed since that version; merge with the current document "
                "(in this body) and retry with its version in If-Match");
-        res->has_doc = true;
-        res->doc = cur;
-        return 0;
+        return answer_doc(res, &cur);
     }
     if (!live && req->has_if_match) {
         parley_doc_clear(&cur);
         if (req->op == PARLEY_DOC_PUT)
-            refuse(res, 412, "precondition_failed",
+            refuse(res, PARLEY_EPRECOND, "precondition_failed",
                    "If-Match was given but the document does not exist");
         else
-            refuse(res, 404, "not_found", "no such document");
+            refuse(res, PARLEY_ENOTFOUND, "not_found", "no such document");
         return 0;
     }
     if (!live && req->op != PARLEY_DOC_PUT) {
         parley_doc_clear(&cur);
-        refuse(res, 404, "not_found", "no such document");
+        refuse(res, PARLEY_ENOTFOUND, "not_found", "no such document");
         return 0;
     }
 
@@ -110,15 +120,13 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
     switch (req->op) {
     case PARLEY_DOC_PUT:
         if (live && req->if_none_match_any) {
-            refuse(res, 412, "precondition_failed",
+            refuse(res, PARLEY_EPRECOND, "precondition_failed",
                    "If-None-Match: * means create only, and the document exists");
-            res->has_doc = true;
-            res->doc = cur;
-            return 0;
+            return answer_doc(res, &cur);
         }
         if (!json_is_object(req->body)) {
             parley_doc_clear(&cur);
-            refuse(res, 400, "invalid_document", "a document must be a JSON object");
+            refuse(res, PARLEY_EINVAL, "invalid_document", "a document must be a JSON object");
             return 0;
         }
         d.data = NULL;
@@ -134,11 +142,11 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
             d.version = exists ? cur.version + 1 : 1;
             d.created_ms = now;
             d.deleted = false;
-            res->status = 201;
+            parley_outcome_done(res, PARLEY_DONE_CREATED);
             type = "document.created";
         } else {
             d.version = cur.version + 1;
-            res->status = 200;
+            parley_outcome_done(res, PARLEY_DONE_OK);
             type = "document.updated";
         }
         break;
@@ -154,7 +162,7 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
         if (!json_is_object(merged)) {
             json_decref(merged);
             parley_doc_clear(&cur);
-            refuse(res, 400, "invalid_document",
+            refuse(res, PARLEY_EINVAL, "invalid_document",
                    "the merge patch must leave a JSON object (send an object as the patch)");
             return 0;
         }
@@ -166,21 +174,21 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
         if (rc)
             return rc;
         d.version = cur.version + 1;
-        res->status = 200;
+        parley_outcome_done(res, PARLEY_DONE_OK);
         type = "document.updated";
         break;
     }
     default: /* DELETE */
         d.version = cur.version + 1;
         d.deleted = true;
-        res->status = 204;
+        parley_outcome_done(res, PARLEY_DONE_EMPTY);
         type = "document.deleted";
         break;
     }
     if (req->max_bytes && d.len > req->max_bytes) {
         /* A merge patch can grow a document past the body limit. */
         parley_doc_clear(&d);
-        refuse(res, 413, "payload_too_large",
+        refuse(res, PARLEY_ETOOBIG, "payload_too_large",
                "the document would be larger than the JSON limit; make it smaller");
         return 0;
     }
@@ -190,7 +198,7 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
     rc = parley_db_doc_write(db, &d, exists ? cur.version : 0);
     if (rc == PARLEY_ECONFLICT) {
         parley_doc_clear(&d);
-        refuse(res, 412, "precondition_failed",
+        refuse(res, PARLEY_EPRECOND, "precondition_failed",
                "the document changed while this write was applied; read it again and retry");
         return 0;
     }
@@ -200,7 +208,5 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_d
         parley_doc_clear(&d);
         return rc;
     }
-    res->has_doc = true;
-    res->doc = d;
-    return 0;
+    return answer_doc(res, &d);
 }

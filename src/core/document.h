@@ -8,9 +8,9 @@
  * client may still hold in an If-Match.
  *
  * Preconditions: If-Match "<version>" (or *) must match the live document,
- * else 412 with the current document; If-None-Match * on PUT means create
- * only (412 if it exists). Every change emits document.created|updated|
- * deleted to the owner's feed in the same transaction.
+ * else a refusal (PARLEY_EPRECOND, HTTP 412) with the current document;
+ * If-None-Match * on PUT means create only (the same refusal if it exists). Every change emits
+ * document.created|updated| deleted to the owner's feed in the same transaction.
  *
  * Threads: parley_document_apply on the writer thread only.
  */
@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/outcome.h"
 #include "store/store.h"
 #include "store/wakeset.h"
 
@@ -39,18 +40,16 @@ typedef struct parley_doc_req {
     size_t max_bytes;       /* largest stored document (canonical JSON), 0 = none */
 } parley_doc_req_t;
 
-typedef struct parley_doc_res {
-    int status;            /* 200, 201, 204, 400, 404, 412, 413 */
-    const char *code;      /* error code for an error status */
-    const char *error;     /* static message for an error status */
-    bool has_doc;          /* doc is set (the result, or the current one on 412) */
-    parley_doc_t doc;      /* owned: parley_doc_clear */
-    parley_wakeset_t wake; /* feed streams written (wake their readers) */
-} parley_doc_res_t;
-
-/* Apply req in the writer's transaction. 0 (status in res; a refused
- * request has status >= 400 and changed nothing) or a storage error. */
-int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_doc_res_t *res);
+/*
+ * Apply req in the writer's transaction. 0 with the outcome in res
+ * (initialised by the caller) or a storage error. Done: CREATED or OK with
+ * the document's representation in res->body, EMPTY for a delete. Refused
+ * (nothing changed): EINVAL "invalid_document", ENOTFOUND "not_found",
+ * EPRECOND "precondition_failed" (the current document in res->body when
+ * there is one), ETOOBIG "payload_too_large". The feed streams written join
+ * res->wake.
+ */
+int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_outcome_t *res);
 
 /* The representation {id, collection, version, checksum, created_at,
  * updated_at, data} of d (new reference, NULL on bad stored data). */

@@ -1,14 +1,19 @@
 /*
- * outcome.h — what a chat-model rule (conversation, message, session,
- * snapshot) decided, as plain data for the API layer to answer with.
+ * outcome.h — what a write rule decided, as plain data for the API layer
+ * to answer with.
  *
- * The rules in core/conversation.c, core/session.c and core/snapshot.c run
- * on the writer thread inside a request's savepoint. Each fills one
- * outcome: an HTTP status, for a refusal an error code and message, the
- * JSON representation to answer with (for a 409/412 the current object,
- * which the API puts in error.details.current), and the streams whose live
- * readers must wake after the commit (the resource's own streams and the
- * feeds its events went to).
+ * The rules run on the writer thread inside a request's savepoint. Each
+ * fills one outcome: done (how it succeeded) or a refusal (a PARLEY_E*
+ * code, with an error code and message), the JSON representation to
+ * answer with (on a 409/412 the current object, which the API puts in
+ * error.details.current), for stream writes the stream and the Durable
+ * Streams fields to echo in headers, and the streams whose live readers
+ * must wake after the commit. The HTTP status is the API's business: one
+ * mapping, api/status.c.
+ *
+ * Converted rules (the Durable Streams rules so far) set refusal / done
+ * and leave status 0; the others still set status, the HTTP status, which
+ * the mapping returns as it is until they move.
  *
  * The rules return 0 with an outcome, or a negative error: PARLEY_ESTORE,
  * PARLEY_EFULL or PARLEY_ENOMEM when the store failed (the writer stops, as
@@ -26,23 +31,66 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <string.h>
+
+#include "store/store.h"
 #include "store/wakeset.h"
 
+/* How a rule succeeded (when refusal is 0). */
+typedef enum parley_done {
+    PARLEY_DONE_OK,      /* changed or unchanged, representation in body (HTTP 200) */
+    PARLEY_DONE_CREATED, /* created (201) */
+    PARLEY_DONE_EMPTY,   /* changed or replayed, no body (204) */
+    PARLEY_DONE_NOTHING, /* a claim found no work (204) */
+} parley_done_t;
+
+/* The Durable Streams response fields of a stream write. */
+typedef struct parley_stream_echo {
+    bool has_offset;   /* next is set: Stream-Next-Offset */
+    uint64_t next;     /* the position it names */
+    bool closed;       /* Stream-Closed: true */
+    bool has_epoch;    /* Producer-Epoch */
+    uint64_t epoch;    /* its value */
+    bool has_seq;      /* Producer-Seq */
+    uint64_t seq;      /* its value */
+    bool has_gap;      /* Producer-Expected-Seq / Producer-Received-Seq */
+    uint64_t expected; /* expected */
+    uint64_t received; /* received */
+    unsigned changes;  /* what the write changed: parley_stream_change_t bits (0: none) */
+} parley_stream_echo_t;
+
 typedef struct parley_outcome {
-    int status;            /* HTTP status; >= 400 means refused */
-    const char *code;      /* snake_case error code (static) */
-    const char *error;     /* what went wrong (static) */
-    json_t *body;          /* representation, or the current object */
-    parley_wakeset_t wake; /* streams to wake after the commit */
+    int status;                /* legacy: HTTP status of a rule not yet converted, else 0 */
+    int refusal;               /* 0 = done; else -PARLEY_E* (EINVAL, ENOTFOUND, EGONE, ...) */
+    parley_done_t done;        /* how it succeeded, when refusal is 0 */
+    const char *code;          /* API error code (static); NULL = the refusal's default */
+    const char *error;         /* what went wrong (static) */
+    json_t *body;              /* representation, or the current object */
+    parley_stream_t meta;      /* stream writes: the stream after the write (headers) */
+    parley_stream_echo_t echo; /* stream writes: protocol fields to echo */
+    parley_wakeset_t wake;     /* streams to wake after the commit */
 } parley_outcome_t;
 
-/* An empty outcome (status 0, no body). */
+/* An empty outcome (done OK, no body, nothing to wake). */
 static inline void parley_outcome_init(parley_outcome_t *o)
 {
-    o->status = 0;
-    o->code = o->error = NULL;
-    o->body = NULL;
+    memset(o, 0, sizeof *o);
     parley_wakeset_init(&o->wake);
+}
+
+/* Refuse with err (a negative PARLEY_E*) and message (static); the API
+ * picks the status and, when code is NULL here, the error code. */
+static inline void parley_outcome_deny(parley_outcome_t *o, int err, const char *error)
+{
+    o->refusal = err;
+    o->error = error;
+}
+
+/* Succeed: done. */
+static inline void parley_outcome_done(parley_outcome_t *o, parley_done_t done)
+{
+    o->refusal = 0;
+    o->done = done;
 }
 
 /* Release the body. Accepts NULL. */

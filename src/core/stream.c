@@ -185,37 +185,33 @@ int parley_stream_lookup(parley_db_t *db, const char *path, const char *user, bo
                          parley_stream_t *meta)
 {
     int rc = parley_db_stream_get(db, path, meta);
-    if (rc == PARLEY_ENOTFOUND)
-        return 404;
     if (rc)
         return rc;
     if (!visible(meta, user, admin))
-        return 404;
+        return PARLEY_ENOTFOUND;
     if (meta->deleted)
-        return 410;
+        return PARLEY_EGONE;
     if (is_expired(meta, parley_clock_now_ms()))
-        return 404;
-    return 200;
+        return PARLEY_ENOTFOUND;
+    return 0;
 }
 
-static void set_offset(parley_stream_res_t *res, uint64_t pos)
+static void set_offset(parley_outcome_t *res, uint64_t pos)
 {
-    res->has_offset = true;
-    parley_offset_format(pos, res->next_offset);
+    res->echo.has_offset = true;
+    res->echo.next = pos;
 }
 
-static void changed(parley_stream_res_t *res, int64_t id)
+/* Refuse with err and why (static): the rule decided, so 0. */
+static int deny(parley_outcome_t *res, int err, const char *why)
+{
+    parley_outcome_deny(res, err, why);
+    return 0;
+}
+
+static void changed(parley_outcome_t *res, int64_t id)
 {
     parley_wakeset_add(&res->wake, id);
-}
-
-/* Note what happened, for the caller's change feed (api/streams.c writes
- * the events in the same transaction). */
-static int stream_event(const char *type, parley_stream_res_t *res)
-{
-    if (res->nevents < 2)
-        res->events[res->nevents++] = type;
-    return 0;
 }
 
 /* ---- removal ----------------------------------------------------------- */
@@ -255,11 +251,25 @@ static int delete_stream(parley_db_t *db, parley_stream_t *st)
     return remove_stream(db, st);
 }
 
-int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake)
+/* Delete st (loaded) if it has expired at now and is not deleted yet. */
+static int expire_one(parley_db_t *db, parley_stream_t *st, int64_t now,
+                      parley_stream_expired_fn on_expired, void *arg, parley_wakeset_t *wake)
+{
+    if (st->deleted || !is_expired(st, now))
+        return 0;
+    int rc = delete_stream(db, st);
+    if (rc == 0)
+        parley_wakeset_add(wake, st->id);
+    if (rc == 0 && on_expired)
+        rc = on_expired(arg, db, st);
+    return rc;
+}
+
+int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn on_expired,
+                         void *arg, parley_wakeset_t *wake)
 {
     int64_t ids[64];
     int n = 0;
-    int64_t now = parley_clock_now_ms();
     int rc = parley_db_stream_expired(db, now, ids, 64, &n);
     for (int i = 0; rc == 0 && i < n; i++) {
         parley_stream_t st;
@@ -268,13 +278,21 @@ int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake)
             rc = 0;
             continue;
         }
-        if (rc || st.deleted || !is_expired(&st, now))
-            continue;
-        rc = delete_stream(db, &st);
         if (rc == 0)
-            parley_wakeset_add(wake, st.id);
+            rc = expire_one(db, &st, now, on_expired, arg, wake);
     }
     return rc;
+}
+
+int parley_stream_expire_path(parley_db_t *db, const char *path, int64_t now,
+                              parley_stream_expired_fn on_expired, void *arg,
+                              parley_wakeset_t *wake)
+{
+    parley_stream_t st;
+    int rc = parley_db_stream_get(db, path, &st);
+    if (rc == PARLEY_ENOTFOUND)
+        return 0;
+    return rc ? rc : expire_one(db, &st, now, on_expired, arg, wake);
 }
 
 /* ---- create ------------------------------------------------------------ */
@@ -305,28 +323,22 @@ void parley_stream_frame_json(parley_stream_req_t *req)
  * under the row lock (possible only if the row moved; never on SQLite):
  * the refusal core would have given after a re-read.
  */
-static int refuse_moved(parley_db_t *db, int64_t id, parley_stream_res_t *res)
+static int refuse_moved(parley_db_t *db, int64_t id, parley_outcome_t *res)
 {
     parley_stream_t cur;
     int rc = parley_db_stream_get_id(db, id, &cur);
     if (rc && rc != PARLEY_ENOTFOUND)
         return rc;
-    if (rc == PARLEY_ENOTFOUND) {
-        res->status = 404;
-        res->error = "stream not found";
-    } else if (cur.deleted) {
-        res->status = 410;
-        res->error = "stream has been deleted";
-    } else if (cur.closed) {
-        res->status = 409;
-        res->error = "stream is closed";
-        res->closed = true;
+    if (rc == PARLEY_ENOTFOUND)
+        return deny(res, PARLEY_ENOTFOUND, "stream not found");
+    if (cur.deleted)
+        return deny(res, PARLEY_EGONE, "stream has been deleted");
+    if (cur.closed) {
+        res->echo.closed = true;
         set_offset(res, cur.tail);
-    } else {
-        res->status = 409;
-        res->error = "Stream-Seq must increase";
+        return deny(res, PARLEY_ECONFLICT, "stream is closed");
     }
-    return res->status;
+    return deny(res, PARLEY_ECONFLICT, "Stream-Seq must increase");
 }
 
 /*
@@ -334,12 +346,13 @@ static int refuse_moved(parley_db_t *db, int64_t id, parley_stream_res_t *res)
  * the data lands at the old tail in the same statement group), recording
  * stream_seq when not NULL. JSON streams: validate and flatten
  * (allow_empty: an empty array stores nothing, as on create). Returns 0, a
- * storage error, or 400/409/410/413 with res->error set. st's tail,
+ * storage error, or 0 with the refusal (EINVAL, ECONFLICT, EGONE, ENOTFOUND,
+ * ETOOBIG) in res. st's tail,
  * touched_ms and stream_seq follow the store.
  */
 static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_req_t *req,
                       const char *body, size_t len, bool allow_empty, const char *seq, int64_t now,
-                      parley_stream_res_t *res)
+                      parley_outcome_t *res)
 {
     const char *data = body;
     size_t dlen = len;
@@ -360,14 +373,11 @@ static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_
             req = &local;
         }
         if (req->frame_error) {
-            res->status = 400;
-            res->error = req->frame_error;
-            return 400;
+            return deny(res, PARLEY_EINVAL, req->frame_error);
         }
         if (req->frame_count == 0 && !allow_empty) {
-            res->status = 400;
-            res->error = "empty JSON array: an append must carry at least one message";
-            return 400;
+            return deny(res, PARLEY_EINVAL,
+                        "empty JSON array: an append must carry at least one message");
         }
         data = body + req->frame_off;
         dlen = req->frame_count ? req->frame_len : 0;
@@ -378,9 +388,7 @@ static int store_body(parley_db_t *db, parley_stream_t *st, const parley_stream_
     uint64_t tail = st->tail;
     int rc = parley_db_stream_append(db, st->id, data, dlen, units, now, seq, -1, &tail);
     if (rc == PARLEY_ETOOBIG) {
-        res->status = 413;
-        res->error = "stream is full: positions are exhausted";
-        return 413;
+        return deny(res, PARLEY_ETOOBIG, "stream is full: positions are exhausted");
     }
     if (rc == PARLEY_ECONFLICT)
         return refuse_moved(db, st->id, res);
@@ -488,56 +496,47 @@ static int fork_depth(parley_db_t *db, const parley_stream_t *st, int max, int *
 
 /* Resolve the fork source and position. 0, or a status in res. */
 static int resolve_fork(parley_db_t *db, const parley_stream_req_t *req, parley_stream_t *src,
-                        uint64_t *pos, parley_stream_res_t *res)
+                        uint64_t *pos, parley_outcome_t *res)
 {
     int rc = parley_db_stream_get(db, fork_source_path(req->fork_from), src);
     if (rc == PARLEY_ENOTFOUND ||
         (rc == 0 && (!visible(src, req->owner, req->admin) ||
                      (!src->deleted && is_expired(src, parley_clock_now_ms()))))) {
-        res->status = 404;
-        res->error = "fork source stream not found";
-        return 404;
+        return deny(res, PARLEY_ENOTFOUND, "fork source stream not found");
     }
     if (rc)
         return rc;
     if (src->deleted) {
-        res->status = 409;
-        res->error = "fork source stream has been deleted";
-        return 409;
+        return deny(res, PARLEY_ECONFLICT, "fork source stream has been deleted");
     }
     int depth = 0;
     rc = fork_depth(db, src, PARLEY_STREAM_FORK_DEPTH_MAX, &depth);
     if (rc)
         return rc;
     if (depth + 1 > PARLEY_STREAM_FORK_DEPTH_MAX) {
-        res->status = 400;
-        res->error = "fork chain too deep: a stream may be at most " FORK_DEPTH_TEXT
-                     " forks away from the stream it started from; fork from a stream "
-                     "nearer the start";
-        return 400;
+        return deny(res, PARLEY_EINVAL,
+                    "fork chain too deep: a stream may be at most " FORK_DEPTH_TEXT
+                    " forks away from the stream it started from; fork from a stream "
+                    "nearer the start");
     }
     uint64_t p = req->has_fork_offset ? req->fork_offset : src->tail;
     if (p > src->tail) {
-        res->status = 400;
-        res->error = "Stream-Fork-Offset is beyond the source stream's tail";
-        return 400;
+        return deny(res, PARLEY_EINVAL, "Stream-Fork-Offset is beyond the source stream's tail");
     }
     if (req->fork_sub) {
         /* A sub-offset counts into the one append that starts at the fork
          * offset (messages for JSON, bytes otherwise), up to its end. */
         uint64_t unit = 0;
         if (!req->has_fork_offset) {
-            res->status = 400;
-            res->error = "Stream-Fork-Sub-Offset needs an explicit Stream-Fork-Offset";
-            return 400;
+            return deny(res, PARLEY_EINVAL,
+                        "Stream-Fork-Sub-Offset needs an explicit Stream-Fork-Offset");
         }
         rc = unit_at(db, src, p, src->tail, &unit);
         if (rc)
             return rc;
         if (req->fork_sub > unit) {
-            res->status = 400;
-            res->error = "Stream-Fork-Sub-Offset is past the end of the append at that offset";
-            return 400;
+            return deny(res, PARLEY_EINVAL,
+                        "Stream-Fork-Sub-Offset is past the end of the append at that offset");
         }
         p += req->fork_sub;
     }
@@ -545,7 +544,7 @@ static int resolve_fork(parley_db_t *db, const parley_stream_req_t *req, parley_
     return 0;
 }
 
-int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res)
+int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_outcome_t *res)
 {
     parley_stream_t src, st;
     uint64_t fork_pos = 0;
@@ -555,12 +554,10 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
 
     if (req->fork_from) {
         rc = resolve_fork(db, req, &src, &fork_pos, res);
-        if (rc)
+        if (rc || res->refusal)
             return rc;
         if (ctype && !parley_stream_same_type(ctype, src.content_type)) {
-            res->status = 409;
-            res->error = "Content-Type differs from the fork source's";
-            return 409;
+            return deny(res, PARLEY_ECONFLICT, "Content-Type differs from the fork source's");
         }
         if (!ctype)
             ctype = src.content_type;
@@ -594,24 +591,20 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
          * for the admin, who would otherwise get a 200 for a stream it
          * does not own; the answer does not say whose it is. */
         if (strcmp(st.owner, req->owner ? req->owner : "") != 0) {
-            res->status = 409;
-            res->error = "this stream path is in use by someone else; choose another path";
-            return 409;
+            return deny(res, PARLEY_ECONFLICT,
+                        "this stream path is in use by someone else; choose another path");
         }
         if (st.deleted) {
-            res->status = 409;
-            res->error = "a deleted stream at this path is still read by its forks";
-            return 409;
+            return deny(res, PARLEY_ECONFLICT,
+                        "a deleted stream at this path is still read by its forks");
         }
         res->meta = st;
         set_offset(res, st.tail);
-        res->closed = st.closed;
+        res->echo.closed = st.closed;
         if (!same_config(&st, &eff, ctype, req->fork_from ? src.id : 0, fork_pos)) {
-            res->status = 409;
-            res->error = "stream exists with a different configuration";
-            return 409;
+            return deny(res, PARLEY_ECONFLICT, "stream exists with a different configuration");
         }
-        res->status = 200;
+        parley_outcome_done(res, PARLEY_DONE_OK);
         return 0;
     }
     if (rc != PARLEY_ENOTFOUND)
@@ -639,7 +632,7 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
             return rc;
     }
     rc = store_body(db, &st, req, req->body, req->body_len, true, NULL, now, res);
-    if (rc)
+    if (rc || res->refusal)
         return rc;
     if (req->closed) {
         rc = parley_db_stream_close(db, st.id, NULL, 0, 0, now, &st.tail);
@@ -647,42 +640,37 @@ int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley
             return rc;
         st.closed = true;
     }
-    res->status = 201;
+    parley_outcome_done(res, PARLEY_DONE_CREATED);
     res->meta = st;
-    res->closed = st.closed;
+    res->echo.closed = st.closed;
     set_offset(res, st.tail);
     changed(res, st.id);
-    rc = stream_event("stream.created", res);
-    if (rc == 0 && st.closed)
-        rc = stream_event("stream.closed", res);
-    return rc;
+    res->echo.changes =
+        PARLEY_STREAM_CHANGE_CREATED | (st.closed ? PARLEY_STREAM_CHANGE_CLOSED : 0);
+    return 0;
 }
 
 /* ---- append / close ---------------------------------------------------- */
 
-int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res)
+int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_outcome_t *res)
 {
     parley_stream_t st;
     int64_t now = parley_clock_now_ms();
     int rc = parley_db_stream_get(db, req->path, &st);
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && (!visible(&st, req->owner, req->admin) ||
                                                (!st.deleted && is_expired(&st, now))))) {
-        res->status = 404;
-        res->error = "stream not found";
-        return 404;
+        return deny(res, PARLEY_ENOTFOUND, "stream not found");
     }
     if (rc)
         return rc;
     if (st.deleted) {
-        res->status = 410;
-        res->error = "stream has been deleted";
-        return 410;
+        return deny(res, PARLEY_EGONE, "stream has been deleted");
     }
     res->meta = st;
     bool has_body = req->body_len > 0;
 
     if (st.closed) {
-        res->closed = true;
+        res->echo.closed = true;
         set_offset(res, st.tail);
         if (req->has_producer) {
             /* §5.2.1: only the exact tuple that closed it is a replay;
@@ -690,31 +678,27 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
             if (st.closer[0] && strcmp(st.closer, req->producer_id) == 0 &&
                 st.closer_epoch == req->producer_epoch && st.closer_seq == req->producer_seq) {
                 parley_stream_touch(&st);
-                res->status = 204; /* replay of the append that closed it */
-                res->has_epoch = res->has_seq = true;
-                res->epoch = st.closer_epoch;
-                res->seq = st.closer_seq;
+                parley_outcome_done(res,
+                                    PARLEY_DONE_EMPTY); /* replay of the append that closed it */
+                res->echo.has_epoch = res->echo.has_seq = true;
+                res->echo.epoch = st.closer_epoch;
+                res->echo.seq = st.closer_seq;
                 return 0;
             }
-            res->status = 409;
-            res->error = "stream is closed: this producer sequence is not the one that closed it";
-            return 409;
+            return deny(res, PARLEY_ECONFLICT,
+                        "stream is closed: this producer sequence is not the one that closed it");
         }
         if (!has_body && req->closed) {
             parley_stream_touch(&st);
-            res->status = 204; /* closing again is idempotent */
+            parley_outcome_done(res, PARLEY_DONE_EMPTY); /* closing again is idempotent */
             return 0;
         }
-        res->status = 409;
-        res->error = "stream is closed";
-        return 409;
+        return deny(res, PARLEY_ECONFLICT, "stream is closed");
     }
     if (has_body &&
         (!req->content_type || !parley_stream_same_type(req->content_type, st.content_type))) {
-        res->status = 409;
-        res->error = "Content-Type does not match the stream's";
         set_offset(res, st.tail);
-        return 409;
+        return deny(res, PARLEY_ECONFLICT, "Content-Type does not match the stream's");
     }
 
     parley_producer_state_t next = {0};
@@ -729,49 +713,42 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
         case PARLEY_PRODUCER_ACCEPT:
             break;
         case PARLEY_PRODUCER_DUPLICATE:
-            res->status = 204;
-            res->has_epoch = res->has_seq = true;
-            res->epoch = cur.epoch;
-            res->seq = cur.last_seq;
+            parley_outcome_done(res, PARLEY_DONE_EMPTY);
+            res->echo.has_epoch = res->echo.has_seq = true;
+            res->echo.epoch = cur.epoch;
+            res->echo.seq = cur.last_seq;
             set_offset(res, st.tail);
             return 0;
         case PARLEY_PRODUCER_STALE_EPOCH:
-            res->status = 403;
-            res->error = "stale producer epoch";
-            res->has_epoch = true;
-            res->epoch = cur.epoch;
-            return 403;
+            res->echo.has_epoch = true;
+            res->echo.epoch = cur.epoch;
+            return deny(res, PARLEY_EFENCED, "stale producer epoch");
         case PARLEY_PRODUCER_BAD_EPOCH_SEQ:
-            res->status = 400;
-            res->error = "a new producer epoch must start at Producer-Seq 0";
-            return 400;
+            return deny(res, PARLEY_EINVAL, "a new producer epoch must start at Producer-Seq 0");
         case PARLEY_PRODUCER_GAP:
-            res->status = 409;
-            res->error = "producer sequence gap: Producer-Seq must be the last accepted "
-                         "sequence number + 1 (see Producer-Expected-Seq)";
-            res->has_gap = true;
-            res->expected_seq = expected;
-            res->received_seq = req->producer_seq;
-            return 409;
+            res->echo.has_gap = true;
+            res->echo.expected = expected;
+            res->echo.received = req->producer_seq;
+            return deny(res, PARLEY_ECONFLICT,
+                        "producer sequence gap: Producer-Seq must be the last accepted "
+                        "sequence number + 1 (see Producer-Expected-Seq)");
         }
     }
     if (req->stream_seq && st.stream_seq[0] && strcmp(req->stream_seq, st.stream_seq) <= 0) {
-        res->status = 409;
-        res->error = "Stream-Seq must increase";
-        return 409;
+        return deny(res, PARLEY_ECONFLICT, "Stream-Seq must increase");
     }
 
     uint64_t old_tail = st.tail;
     rc = store_body(db, &st, req, req->body, req->body_len, false, req->stream_seq, now, res);
-    if (rc)
+    if (rc || res->refusal)
         return rc;
     if (req->has_producer) {
         rc = parley_db_producer_put(db, st.id, req->producer_id, &next);
         if (rc)
             return rc;
-        res->has_epoch = res->has_seq = true;
-        res->epoch = next.epoch;
-        res->seq = next.last_seq;
+        res->echo.has_epoch = res->echo.has_seq = true;
+        res->echo.epoch = next.epoch;
+        res->echo.seq = next.last_seq;
     }
     if (req->closed) {
         if (req->has_producer) {
@@ -789,43 +766,42 @@ int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley
         return rc;
     st.touched_ms = now;
     res->meta = st;
-    res->status = req->has_producer && has_body ? 200 : 204;
-    res->closed = st.closed;
+    parley_outcome_done(res, req->has_producer && has_body ? PARLEY_DONE_OK : PARLEY_DONE_EMPTY);
+    res->echo.closed = st.closed;
     set_offset(res, st.tail);
-    if (st.tail != old_tail || st.closed)
+    if (st.tail != old_tail || st.closed) {
         changed(res, st.id);
+        res->echo.changes |= PARLEY_STREAM_CHANGE_WRITTEN;
+    }
     if (req->closed)
-        return stream_event("stream.closed", res);
+        res->echo.changes |= PARLEY_STREAM_CHANGE_CLOSED;
     return 0;
 }
 
 /* ---- delete ------------------------------------------------------------ */
 
-int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res)
+int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_outcome_t *res)
 {
     parley_stream_t st;
     int rc = parley_db_stream_get(db, req->path, &st);
     if (rc == PARLEY_ENOTFOUND ||
         (rc == 0 && (!visible(&st, req->owner, req->admin) ||
                      (!st.deleted && is_expired(&st, parley_clock_now_ms()))))) {
-        res->status = 404;
-        res->error = "stream not found";
-        return 404;
+        return deny(res, PARLEY_ENOTFOUND, "stream not found");
     }
     if (rc)
         return rc;
     if (st.deleted) {
-        res->status = 410;
-        res->error = "stream has been deleted";
-        return 410;
+        return deny(res, PARLEY_EGONE, "stream has been deleted");
     }
     rc = delete_stream(db, &st);
     if (rc)
         return rc;
-    res->status = 204;
+    parley_outcome_done(res, PARLEY_DONE_EMPTY);
     res->meta = st;
     changed(res, st.id);
-    return stream_event("stream.deleted", res);
+    res->echo.changes = PARLEY_STREAM_CHANGE_DELETED;
+    return 0;
 }
 
 /* ---- internal streams (event feeds) -------------------------------------- */

@@ -3,9 +3,9 @@
  *
  * This module is the protocol's core, independent of HTTP parsing and of
  * SQL. The write operations run on the writer thread inside a request's
- * savepoint (store/writer.c) and decide the outcome with the status codes
- * the protocol defines; the read operations run on an HTTP worker's
- * read-only connection.
+ * savepoint (store/writer.c) and decide a parley_outcome_t (core/outcome.h);
+ * api/status.c maps its refusal to the status codes the protocol defines.
+ * The read operations run on an HTTP worker's read-only connection.
  *
  * Expiry: a stream whose Stream-Expires-At has passed, or that has not been
  * touched for its Stream-TTL, no longer exists for clients (404) and is
@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "codec/offset.h"
+#include "core/outcome.h"
 #include "store/store.h"
 #include "store/wakeset.h"
 #include "util/buf.h"
@@ -69,25 +70,14 @@ typedef struct parley_stream_req {
     const char *stream_seq;  /* Stream-Seq, or NULL */
 } parley_stream_req_t;
 
-/* The outcome of a write, in protocol terms. */
-typedef struct parley_stream_res {
-    int status;                              /* HTTP status the protocol defines */
-    const char *error;                       /* static reason for an error status */
-    bool has_offset;                         /* next_offset is set */
-    char next_offset[PARLEY_OFFSET_LEN + 1]; /* Stream-Next-Offset */
-    bool closed;                             /* send Stream-Closed: true */
-    bool has_epoch;                          /* send Producer-Epoch */
-    uint64_t epoch;                          /* its value */
-    bool has_seq;                            /* send Producer-Seq */
-    uint64_t seq;                            /* its value */
-    bool has_gap;                            /* send Producer-Expected/Received-Seq */
-    uint64_t expected_seq;                   /* expected */
-    uint64_t received_seq;                   /* received */
-    parley_stream_t meta;                    /* the stream after the write (create: for headers) */
-    parley_wakeset_t wake;                   /* streams whose readers must wake */
-    const char *events[2];                   /* what happened, for the change feed (static) */
-    int nevents;                             /* entries in events */
-} parley_stream_res_t;
+/* What a successful write changed, as bits of parley_outcome_t echo.changes.
+ * core/streamrules.c turns them into feed events and subscription hooks. */
+typedef enum parley_stream_change {
+    PARLEY_STREAM_CHANGE_CREATED = 1u << 0, /* the stream was created (201) */
+    PARLEY_STREAM_CHANGE_WRITTEN = 1u << 1, /* its tail moved or it was closed: readers wake */
+    PARLEY_STREAM_CHANGE_CLOSED = 1u << 2,  /* it was closed by this write */
+    PARLEY_STREAM_CHANGE_DELETED = 1u << 3, /* it was deleted (or soft-deleted) */
+} parley_stream_change_t;
 
 /*
  * Frame req's body as a JSON-mode append (validation and message count) so
@@ -96,12 +86,17 @@ typedef struct parley_stream_res {
  */
 void parley_stream_frame_json(parley_stream_req_t *req);
 
-/* Writer thread, inside a savepoint. Return as parley_write_t.apply.
+/* Writer thread, inside a savepoint: the protocol's rule alone, without
+ * the change feed or subscription hooks (callers go through
+ * core/streamrules.h, which adds them). 0 with the outcome in res — done,
+ * or refused (EINVAL, ENOTFOUND, EGONE, ECONFLICT, ETOOBIG, and EFENCED for
+ * a stale producer epoch), the protocol's fields in res->echo either way —
+ * or a negative storage error. res starts from parley_outcome_init.
  * create: a path that exists with another owner is a 409 for every
  * caller, the admin included (200 only for the owner's own same config). */
-int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
-int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
-int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_stream_res_t *res);
+int parley_stream_create(parley_db_t *db, const parley_stream_req_t *req, parley_outcome_t *res);
+int parley_stream_append(parley_db_t *db, const parley_stream_req_t *req, parley_outcome_t *res);
+int parley_stream_delete(parley_db_t *db, const parley_stream_req_t *req, parley_outcome_t *res);
 
 /*
  * Append one JSON message to the internal stream at path, creating it
@@ -154,14 +149,27 @@ bool parley_stream_is_admin_owned(const parley_stream_t *st);
 /* True if the path is reserved for Parley's own streams ("_parley/..."). */
 bool parley_stream_path_reserved(const char *path);
 
-/* Writer maintenance: remove (or soft-delete) expired streams (a bounded
- * batch per call); the streams to wake join wake. */
-int parley_stream_expire(parley_db_t *db, parley_wakeset_t *wake);
+/* Called for each stream that expiry removed or soft-deleted (st: the
+ * stream as it was, deleted set if soft), in the same savepoint. */
+typedef int (*parley_stream_expired_fn)(void *arg, parley_db_t *db, const parley_stream_t *st);
+
+/* Writer maintenance: remove (or soft-delete) the streams expired at now
+ * (a bounded batch per call), calling on_expired (may be NULL) for each;
+ * the expired streams join wake. core/streamrules.h wraps it with the
+ * events and hooks a client DELETE has. */
+int parley_stream_expire(parley_db_t *db, int64_t now, parley_stream_expired_fn on_expired,
+                         void *arg, parley_wakeset_t *wake);
+/* The same for the one stream at path, if it has expired at now (a create
+ * at that path calls it first, so the stream it replaces goes as expiry
+ * deletes it). 0 when there is nothing to expire. */
+int parley_stream_expire_path(parley_db_t *db, const char *path, int64_t now,
+                              parley_stream_expired_fn on_expired, void *arg,
+                              parley_wakeset_t *wake);
 
 /*
- * Look a stream up for a client: 200 with *meta, 404 (missing, expired, or
- * owned by another user when !admin) or 410 (soft-deleted). Any thread
- * with its own connection.
+ * Look a stream up for a client: 0 with *meta, PARLEY_ENOTFOUND (missing,
+ * expired, or owned by another user when !admin), PARLEY_EGONE
+ * (soft-deleted) or a storage error. Any thread with its own connection.
  */
 int parley_stream_lookup(parley_db_t *db, const char *path, const char *user, bool admin,
                          parley_stream_t *meta);

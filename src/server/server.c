@@ -41,8 +41,7 @@
 #include "api/ratelimit.h"
 #include "api/hub.h"
 #include "codec/keyring.h"
-#include "core/session.h"
-#include "core/snapshot.h"
+#include "core/maintenance.h"
 #include "core/stream.h"
 #include "core/subscription.h"
 #include "api/app.h"
@@ -107,26 +106,12 @@ static void on_fatal(void *arg)
     atomic_store(&g_stop_requested, true);
 }
 
-/* Writer maintenance, about once a second: expire streams, hand sessions
- * whose lease ran out back to the queue (or fail them), free the forks of
- * expired snapshots, end subscription leases that ran out, and purge
- * Idempotency-Key records past their lifetime (a bounded batch of each per
- * tick, so maintenance never holds the writer for long). */
+/* Writer maintenance, about once a second (core/maintenance.h). */
 static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
-    int purged = 0;
-    int rc = parley_stream_expire(db, wake);
-    if (rc == 0)
-        rc = parley_session_expire_leases(db, parley_clock_now_ms(), wake);
-    if (rc == 0)
-        rc = parley_snapshot_expire(db, parley_clock_now_ms(), wake);
-    if (rc == 0)
-        rc = parley_subscription_expire_leases(db, parley_clock_now_ms(), wake);
-    if (rc == 0)
-        rc = parley_db_idem_purge(
-            db, parley_clock_now_ms() - (int64_t)srv->cfg.idempotency_ttl_s * 1000, 1000, &purged);
-    return rc;
+    parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s};
+    return parley_maintenance_tick(db, &cfg, parley_clock_now_ms(), wake);
 }
 
 /* Writer thread, at start-up: the server's keys (made the first time). */

@@ -34,6 +34,14 @@ const char *parley_strerror(int err)
         return "the database is unavailable";
     case PARLEY_ERETRY:
         return "transient conflict; retry";
+    case PARLEY_EGONE:
+        return "deleted";
+    case PARLEY_EPRECOND:
+        return "precondition failed";
+    case PARLEY_EFORBIDDEN:
+        return "forbidden";
+    case PARLEY_EFENCED:
+        return "fenced by a newer holder";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);

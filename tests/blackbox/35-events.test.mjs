@@ -176,6 +176,50 @@ test("events - long-poll on the feed wakes on the next change", { timeout: 30_00
   assert.equal(quiet.headers["stream-next-offset"], res.headers["stream-next-offset"])
 })
 
+test("events - a stream that expires by TTL puts stream.deleted in the feed, as a DELETE does, and wakes a long-poll", { timeout: 30_000 }, async (t) => {
+  const srv = await startAuthServer(t, ["--long-poll-timeout", "8000"])
+  const alice = client(srv, userToken("alice", SECRET))
+  const admin = client(srv, ADMIN_KEY)
+  expectStatus(await alice.call("PUT", "/v1/stream/tmp/gone", { headers: JSON_CT }), 201)
+  expectStatus(await alice.call("PUT", "/v1/stream/tmp/short", { headers: { ...JSON_CT, "Stream-TTL": "1" } }), 201)
+  expectStatus(await alice.del("/v1/stream/tmp/gone"), 204)
+  const { events: before, next } = await readEvents(alice)
+  assert.deepEqual(before.map(brief), ["alice stream.created tmp/gone", "alice stream.created tmp/short", "alice stream.deleted tmp/gone"])
+  // Nothing touches tmp/short from here on: it expires about 1 s after its
+  // creation, and maintenance (about once a second) deletes it.
+  const started = Date.now()
+  const poll = await alice.get(`/v1/events?offset=${next}&live=long-poll`, { timeoutMs: 15_000 })
+  assert.equal(poll.status, 200, `long-poll: ${poll.status} ${poll.text}`)
+  const woke = JSON.parse(poll.text)
+  for (const e of woke) checkEvent(e, "alice")
+  assert.deepEqual(woke.map(brief), ["alice stream.deleted tmp/short"], "expiry's event wakes the feed's long-poll")
+  assert.ok(Date.now() - started < 6000, "answered on the expiry, not at the timeout")
+  assert.equal((await alice.get("/v1/stream/tmp/short")).status, 404, "the expired stream is gone")
+  // The event has the shape of a DELETE's, in alice's feed and in the feed of all.
+  const explicit = before[2]
+  assert.deepEqual(Object.keys(woke[0]).sort(), Object.keys(explicit).sort())
+  assert.deepEqual(woke[0].data, explicit.data)
+  const all = await readEvents(admin)
+  assert.deepEqual(all.events.map(brief).filter((b) => b.includes("tmp/")), [...before.map(brief), "alice stream.deleted tmp/short"])
+  // Once: later ticks add nothing.
+  await new Promise((r) => setTimeout(r, 1500))
+  assert.deepEqual((await readEvents(alice)).events.map(brief).slice(3), ["alice stream.deleted tmp/short"])
+})
+
+test("events - a PUT at the path of an expired stream puts the old one's stream.deleted first", { timeout: 30_000 }, async (t) => {
+  const srv = await startAuthServer(t)
+  const alice = client(srv, userToken("alice", SECRET))
+  const bob = client(srv, userToken("bob", SECRET))
+  const past = { ...JSON_CT, "Stream-Expires-At": "2001-01-01T00:00:00Z" }
+  // Expired as soon as it is made; whether or not maintenance sweeps it
+  // before the next PUT, the feed tells the same story.
+  expectStatus(await alice.call("PUT", "/v1/stream/tmp/old", { headers: past }), 201)
+  expectStatus(await alice.call("PUT", "/v1/stream/tmp/old", { headers: past }), 201)
+  expectStatus(await bob.call("PUT", "/v1/stream/tmp/old", { headers: JSON_CT }), 201)
+  assert.deepEqual((await readEvents(alice)).events.map(brief), ["alice stream.created tmp/old", "alice stream.deleted tmp/old", "alice stream.created tmp/old", "alice stream.deleted tmp/old"])
+  assert.deepEqual((await readEvents(bob)).events.map(brief), ["bob stream.created tmp/old"])
+})
+
 test("events - a user sees only their own events; the admin sees everyone's", { timeout: 30_000 }, async (t) => {
   const srv = await startAuthServer(t)
   const alice = client(srv, userToken("alice", SECRET))

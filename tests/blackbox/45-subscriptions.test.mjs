@@ -132,6 +132,39 @@ test("subscriptions - a pull-wake lease that runs out fences its worker and wake
   assert.equal(again.streams[0].acked_offset, "0000000000000000_0000000000000000", "nothing was acked by the fenced worker")
 })
 
+test("subscriptions - a stream that expires by TTL leaves its subscriptions as a DELETE does; an explicit link restarts when it comes back", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  const JSON_CT = { "Content-Type": "application/json" }
+  expectStatus(await c.call("PUT", "/v1/stream/wake", { body: "[]", headers: JSON_CT }), 201)
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/x", { type: "pull-wake", pattern: "tmp/*", streams: ["tmp/kept"], wake_stream: "wake" }), 201)
+  expectStatus(await c.call("PUT", "/v1/stream/tmp/deleted", { headers: JSON_CT }), 201)
+  expectStatus(await c.call("PUT", "/v1/stream/tmp/expired", { headers: { ...JSON_CT, "Stream-TTL": "1" } }), 201)
+  expectStatus(await c.call("PUT", "/v1/stream/tmp/kept", { headers: { ...JSON_CT, "Stream-TTL": "1" } }), 201)
+  expectStatus(await c.post("/v1/stream/tmp/kept", [1, 2, 3]), 204)
+  const links = async () => expectStatus(await c.get("/v1/stream/__ds/subscriptions/x"), 200).streams.map((s) => `${s.path} ${s.link_type} ${s.acked_offset}`).sort()
+  const zero = "0000000000000000_0000000000000000"
+  assert.deepEqual(await links(), [`tmp/deleted glob ${zero}`, `tmp/expired glob ${zero}`, `tmp/kept explicit ${zero}`])
+  // Acknowledge tmp/kept's data, so that its restart shows.
+  const claim = expectStatus(await c.post("/v1/stream/__ds/subscriptions/x/claim", { worker: "w" }), 200)
+  const kept = claim.streams.find((s) => s.path === "tmp/kept")
+  assert.equal(kept.tail_offset, "0000000000000000_0000000000000003")
+  expectStatus(await c.post("/v1/stream/__ds/subscriptions/x/ack", { wake_id: claim.wake_id, generation: claim.generation, acks: [{ stream: "tmp/kept", offset: kept.tail_offset }], done: true }, { headers: { Authorization: `Bearer ${claim.token}` } }), 200)
+  // A DELETE drops the pattern's link.
+  expectStatus(await c.del("/v1/stream/tmp/deleted"), 204)
+  assert.deepEqual(await links(), [`tmp/expired glob ${zero}`, `tmp/kept explicit ${kept.tail_offset}`])
+  // Expiry (about 1 s, then a maintenance tick) does the same: the pattern's
+  // link goes, the explicit one stays.
+  await until("the pattern's link to the expired stream to go", async () => !(await links()).some((l) => l.startsWith("tmp/expired ")), 6000)
+  assert.equal((await c.get("/v1/stream/tmp/kept")).status, 404, "tmp/kept expired too")
+  assert.deepEqual(await links(), [`tmp/kept explicit ${kept.tail_offset}`])
+  // The explicit link restarts from the start when the stream comes back.
+  expectStatus(await c.call("PUT", "/v1/stream/tmp/kept", { body: "[4]", headers: JSON_CT }), 201)
+  assert.deepEqual(await links(), [`tmp/kept explicit ${zero}`])
+  const again = expectStatus(await c.post("/v1/stream/__ds/subscriptions/x/claim", { worker: "w" }), 200)
+  assert.deepEqual(again.streams.map((s) => [s.path, s.acked_offset, s.tail_offset]), [["tmp/kept", zero, "0000000000000000_0000000000000001"]])
+})
+
 test("subscriptions - a wake stream is the admin's: a user's path is neither ensured for the admin nor used for wakes", { timeout: 30_000 }, async (t) => {
   const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET] })
   const admin = client(srv, ADMIN_KEY)
