@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/status.h"
 #include "api/api.h"
 #include "api/params.h"
 #include "api/resource.h"
@@ -196,7 +197,7 @@ static void post_message(parley_req_t *r, const char *id)
  * (500). */
 static int get_visible(parley_req_t *r, parley_db_t *db, const char *id, parley_conv_t *c)
 {
-    int rc = db ? parley_db_conv_get(db, id, c) : PARLEY_ESTORE;
+    int rc = db ? parley_db_conv_get(db, id, c) : PARLEY_EUNAVAIL;
     if (rc == 0 && parley_conversation_visible(c, parley_req_user(r), parley_req_is_admin(r)))
         return 0;
     if (rc == 0)
@@ -205,7 +206,7 @@ static int get_visible(parley_req_t *r, parley_db_t *db, const char *id, parley_
         parley_req_error(r, 404, "not_found", "no such conversation");
         return PARLEY_ENOTFOUND;
     }
-    parley_req_error(r, 500, "storage_error", "the conversation could not be read; retry");
+    parley_api_store_failed(r, rc, "the conversation");
     return rc;
 }
 
@@ -251,10 +252,10 @@ static void list(parley_req_t *r)
     parley_page_init(&page, limit);
     int rc =
         db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv, &page)
-           : PARLEY_ESTORE;
+           : PARLEY_EUNAVAIL;
     if (rc) {
         parley_page_clear(&page);
-        parley_req_error(r, 500, "storage_error", "the conversations could not be read; retry");
+        parley_api_store_failed(r, rc, "the conversations");
         return;
     }
     parley_page_send(r, &page, 'a');
@@ -310,7 +311,7 @@ int parley_api_message_page(parley_req_t *r, parley_db_t *db, const parley_strea
     else if (rc == 0)
         rc = parley_buf_puts(body, "],\"next_cursor\":null}");
     if (rc)
-        parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
+        parley_api_store_failed(r, rc, "the messages");
     return rc;
 }
 
@@ -321,8 +322,9 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_stream_t log;
     parley_buf_t body;
     char path[PARLEY_PATH_MAX + 1];
-    if (!db || parley_db_begin(db)) {
-        parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
+    int brc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
+    if (brc) {
+        parley_api_store_failed(r, brc, "the messages");
         return;
     }
     if (get_visible(r, db, id, &c)) {
@@ -331,9 +333,10 @@ static void get_messages(parley_req_t *r, const char *id)
     }
     parley_conv_clear(&c);
     parley_conversation_stream_path(id, path, sizeof path);
-    if (parley_db_stream_get(db, path, &log)) {
+    int grc = parley_db_stream_get(db, path, &log);
+    if (grc) {
         parley_db_commit(db);
-        parley_req_error(r, 500, "storage_error", "the messages could not be read; retry");
+        parley_api_store_failed(r, grc, "the messages");
         return;
     }
     parley_buf_init(&body, MESSAGES_BUF_MAX);
@@ -390,7 +393,7 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
     int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &page);
     if (rc) {
         parley_page_clear(&page);
-        parley_req_error(r, 500, "storage_error", "the sessions could not be read; retry");
+        parley_api_store_failed(r, rc, "the sessions");
         return;
     }
     if (!latest) {

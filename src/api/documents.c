@@ -185,14 +185,14 @@ static void get_one(parley_req_t *r, const char *collection, const char *id, boo
     parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_doc_t d;
     memset(&d, 0, sizeof d);
-    int rc = db ? parley_db_doc_get(db, parley_req_user(r), collection, id, &d) : PARLEY_ESTORE;
+    int rc = db ? parley_db_doc_get(db, parley_req_user(r), collection, id, &d) : PARLEY_EUNAVAIL;
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && d.deleted)) {
         parley_doc_clear(&d);
         parley_req_error(r, 404, "not_found", "no such document");
         return;
     }
     if (rc) {
-        parley_req_error(r, 500, "storage_error", "the document could not be read; retry");
+        parley_api_store_failed(r, rc, "the document");
         return;
     }
     char etag[32];
@@ -237,10 +237,10 @@ static void list(parley_req_t *r, const char *collection)
     parley_page_init(&page, limit);
     int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before, limit + 1,
                                      on_doc, &page)
-                : PARLEY_ESTORE;
+                : PARLEY_EUNAVAIL;
     if (rc) {
         parley_page_clear(&page);
-        parley_req_error(r, 500, "storage_error", "the collection could not be read; retry");
+        parley_api_store_failed(r, rc, "the collection");
         return;
     }
     parley_page_send(r, &page, 'c');

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/status.h"
 #include "api/api.h"
 #include "api/params.h"
 #include "api/resource.h"
@@ -169,7 +170,7 @@ static void append_output(parley_req_t *r, const char *id)
 static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
 {
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    int rc = db ? parley_db_sess_get(db, id, s) : PARLEY_ESTORE;
+    int rc = db ? parley_db_sess_get(db, id, s) : PARLEY_EUNAVAIL;
     if (rc == 0 && parley_session_visible(s, parley_req_user(r), parley_req_is_admin(r)))
         return 0;
     if (rc == 0)
@@ -178,7 +179,7 @@ static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
         parley_req_error(r, 404, "not_found", "no such session");
         return PARLEY_ENOTFOUND;
     }
-    parley_req_error(r, 500, "storage_error", "the session could not be read; retry");
+    parley_api_store_failed(r, rc, "the session");
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/status.h"
 #include "api/api.h"
 #include "api/resource.h"
 #include "api/write.h"
@@ -104,7 +105,7 @@ static int get_readable(parley_req_t *r, parley_db_t *db, const char *id, parley
         return PARLEY_ENOTFOUND;
     }
     if (rc) {
-        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        parley_api_store_failed(r, rc, "the snapshot");
         return rc;
     }
     if (parley_snapshot_is_expired(s, parley_clock_now_ms()) ||
@@ -121,8 +122,9 @@ static void get_one(parley_req_t *r, const char *id)
     parley_db_t *db = parley_app_reader(parley_api_app(r));
     parley_snap_t s;
     json_t *content = NULL;
-    if (!db || parley_db_begin(db)) {
-        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+    int brc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
+    if (brc) {
+        parley_api_store_failed(r, brc, "the snapshot");
         return;
     }
     if (get_readable(r, db, id, &s)) {
@@ -135,7 +137,7 @@ static void get_one(parley_req_t *r, const char *id)
     parley_snap_clear(&s);
     if (!rep) {
         json_decref(content);
-        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        parley_api_store_failed(r, rc, "the snapshot");
         return;
     }
     json_object_set_new(rep, "content", content);
@@ -150,8 +152,9 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_snap_t s;
     parley_stream_t fork;
     parley_buf_t body;
-    if (!db || parley_db_begin(db)) {
-        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+    int brc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
+    if (brc) {
+        parley_api_store_failed(r, brc, "the snapshot");
         return;
     }
     if (get_readable(r, db, id, &s)) {
@@ -168,7 +171,7 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_snap_clear(&s);
     if (rc) {
         parley_db_commit(db);
-        parley_req_error(r, 500, "storage_error", "the snapshot could not be read; retry");
+        parley_api_store_failed(r, rc, "the snapshot");
         return;
     }
     parley_buf_init(&body, PAGE_BUF_MAX);
@@ -198,10 +201,10 @@ static void list(parley_req_t *r)
     parley_page_init(&page, limit);
     int rc =
         db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &page)
-           : PARLEY_ESTORE;
+           : PARLEY_EUNAVAIL;
     if (rc) {
         parley_page_clear(&page);
-        parley_req_error(r, 500, "storage_error", "the snapshots could not be read; retry");
+        parley_api_store_failed(r, rc, "the snapshots");
         return;
     }
     parley_page_send(r, &page, 'o');

@@ -1,6 +1,8 @@
 /*
  * status.c — outcome → HTTP status, in one place (see status.h).
  */
+#include <stdio.h>
+
 #include "api/status.h"
 #include "parley/parley.h"
 
@@ -50,5 +52,37 @@ int parley_api_status(const parley_outcome_t *o, const parley_status_override_t 
         return 204;
     default:
         return 200;
+    }
+}
+
+void parley_api_store_failed(parley_req_t *r, int rc, const char *what)
+{
+    char msg[160];
+    switch (rc) {
+    case PARLEY_EUNAVAIL:
+        parley_req_add_header(r, "Retry-After", "1");
+        parley_req_error(r, 503, "database_unavailable",
+                         "the database cannot be reached right now; nothing was changed. Retry "
+                         "shortly");
+        return;
+    case PARLEY_ERETRY:
+        parley_req_add_header(r, "Retry-After", "1");
+        parley_req_error(r, 503, "write_conflict",
+                         "the write kept conflicting with other writes to the same data and was "
+                         "not applied; retry");
+        return;
+    case PARLEY_EFULL:
+        parley_req_error(r, 507, "insufficient_storage",
+                         "the disk is full; nothing was written. Retry once space is freed");
+        return;
+    case PARLEY_ECLOSED:
+        parley_req_error(r, 503, "unavailable", "the server is shutting down; retry shortly");
+        return;
+    case PARLEY_ENOMEM:
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry shortly");
+        return;
+    default:
+        snprintf(msg, sizeof msg, "%s could not be read; retry", what);
+        parley_req_error(r, 500, "storage_error", msg);
     }
 }

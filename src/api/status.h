@@ -21,6 +21,7 @@
 #ifndef PARLEY_API_STATUS_H
 #define PARLEY_API_STATUS_H
 
+#include "api/request.h"
 #include "core/outcome.h"
 
 /* One refusal whose status differs from the default; a list ends with
@@ -35,5 +36,19 @@ extern const parley_status_override_t parley_api_stream_statuses[];
 
 /* The HTTP status for o; overrides may be NULL. */
 int parley_api_status(const parley_outcome_t *o, const parley_status_override_t *overrides);
+
+/*
+ * Answer r for a store failure: rc from the store or the writer, what the
+ * object read or written ("the stream"). One mapping for every route:
+ *   PARLEY_EUNAVAIL  503 database_unavailable, Retry-After: 1 (the database
+ *                    cannot be reached now; nothing was written)
+ *   PARLEY_ERETRY    503 write_conflict, Retry-After: 1 (a write that kept
+ *                    conflicting with other nodes' writes; not applied)
+ *   PARLEY_EFULL     507 insufficient_storage (nothing was written)
+ *   PARLEY_ECLOSED   503 unavailable (the server is shutting down)
+ *   PARLEY_ENOMEM    503 out_of_memory
+ *   anything else    500 storage_error "<what> could not be read; retry"
+ */
+void parley_api_store_failed(parley_req_t *r, int rc, const char *what);
 
 #endif

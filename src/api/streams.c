@@ -138,11 +138,9 @@ static void respond_status(parley_req_t *r, int status, const char *why)
 
 static void respond_store_error(parley_req_t *r, int err)
 {
-    if (err == PARLEY_EFULL)
-        parley_req_error(r, 507, "insufficient_storage",
-                         "the disk is full; nothing was written. Retry once space is freed");
-    else if (err == PARLEY_ECLOSED)
-        parley_req_error(r, 503, "unavailable", "the server is shutting down; retry shortly");
+    if (err == PARLEY_EFULL || err == PARLEY_ECLOSED || err == PARLEY_EUNAVAIL ||
+        err == PARLEY_ERETRY)
+        parley_api_store_failed(r, err, "the write");
     else
         parley_req_error(r, 500, "storage_error",
                          "the write could not be made durable and was not applied; the server "
@@ -429,8 +427,8 @@ static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley
 static int lookup(parley_req_t *r, stream_read_t *rd, parley_stream_t *meta)
 {
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    if (!db)
-        return PARLEY_ESTORE;
+    if (!db) /* no connection to the database could be opened */
+        return PARLEY_EUNAVAIL;
     int rc = parley_db_begin(db);
     if (rc)
         return rc;
@@ -446,8 +444,8 @@ static int read_window(parley_req_t *r, const parley_stream_t *meta, parley_read
                        size_t max, parley_buf_t *out)
 {
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    if (!db)
-        return PARLEY_ESTORE;
+    if (!db) /* no connection to the database could be opened */
+        return PARLEY_EUNAVAIL;
     int rc = parley_db_begin(db);
     if (rc)
         return rc;
@@ -480,7 +478,7 @@ static void respond_read_error(parley_req_t *r, int st)
                        "offset is beyond the stream's tail; use an offset this "
                        "stream returned");
     } else {
-        parley_req_error(r, 500, "storage_error", "the stream could not be read; retry");
+        parley_api_store_failed(r, st, "the stream");
     }
 }
 
@@ -567,7 +565,7 @@ static void respond_body(parley_req_t *r, const parley_stream_t *meta, uint64_t 
     }
     if (rc < 0) {
         body_free(b);
-        parley_req_error(r, 500, "storage_error", "the stream could not be read; retry");
+        parley_api_store_failed(r, rc, "the stream");
         return;
     }
     /* Larger: the rest a window at a time, after what was read. */
@@ -910,7 +908,7 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
         parley_db_t *db = parley_app_reader(parley_api_app(r));
         int st =
             db ? parley_stream_lookup(db, path, parley_req_user(r), parley_req_is_admin(r), &meta)
-               : PARLEY_ESTORE;
+               : PARLEY_EUNAVAIL;
         if (st) {
             respond_read_error(r, st);
             return;

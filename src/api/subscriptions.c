@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/status.h"
 #include "api/api.h"
 #include "api/params.h"
 #include "api/resource.h"
@@ -458,14 +459,15 @@ static void handle_get(parley_req_t *r, const char *id)
     parley_outcome_init(&o);
     root_url(r, root, sizeof root);
     parley_sub_view_t view = {root, parley_keyring_kid(parley_api_app(r)->keyring)};
-    if (!db || parley_db_begin(db)) {
-        fail(r, 500, "storage_error", "the subscription could not be read; retry");
+    int rc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
+    if (rc) {
+        parley_api_store_failed(r, rc, "the subscription");
         return;
     }
-    int rc = parley_subscription_get(db, id, &view, &o);
+    rc = parley_subscription_get(db, id, &view, &o);
     parley_db_commit(db);
     if (rc)
-        fail(r, 500, "storage_error", "the subscription could not be read; retry");
+        parley_api_store_failed(r, rc, "the subscription");
     else
         send_outcome(r, &o);
     parley_outcome_clear(&o);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/status.h"
 #include "api/app.h"
 #include "api/write.h"
 #include "codec/fingerprint.h"
@@ -188,11 +189,9 @@ static void on_resumed(parley_req_t *r)
 {
     api_write_t *aw = parley_req_data(r);
     int st = parley_app_write_status(r);
-    if (st == PARLEY_EFULL) {
-        parley_req_error(r, 507, "insufficient_storage",
-                         "the disk is full; nothing was written. Retry once space is freed");
-    } else if (st == PARLEY_ECLOSED) {
-        parley_req_error(r, 503, "unavailable", "the server is shutting down; retry shortly");
+    if (st == PARLEY_EFULL || st == PARLEY_ECLOSED || st == PARLEY_EUNAVAIL ||
+        st == PARLEY_ERETRY) {
+        parley_api_store_failed(r, st, "the write");
     } else if (st == 0 && aw->reply.status == 0 && aw->rc && aw->rc != PARLEY_ESTORE) {
         answer_failure(r, aw->rc);
     } else if (st < 0 || aw->reply.status == 0) {

@@ -48,10 +48,10 @@
  *                             on and commits without it, then the write
  *                             runs again alone, in a transaction of its
  *                             own (up to RETRY_MAX rounds; still
- *                             conflicting, it is answered ECLOSED: 503)
+ *                             conflicting, it is answered ERETRY: 503)
  *   PARLEY_EUNAVAIL           the database cannot be reached (PostgreSQL
  *                             down or restarting): the batch is rolled
- *                             back and answered ECLOSED (503, retry), and
+ *                             back and answered EUNAVAIL (503, retry), and
  *                             the writer goes on: the next batch
  *                             reconnects. Not fail-stop: no fsync failed,
  *                             the database server keeps what it committed
@@ -159,7 +159,7 @@ static void go_fatal(parley_writer_t *wr)
 static void fail_batch_fatal(parley_writer_t *wr, parley_write_t *batch, int status)
 {
     if (status == PARLEY_EUNAVAIL) {
-        fail_batch(batch, PARLEY_ECLOSED);
+        fail_batch(batch, PARLEY_EUNAVAIL);
         return;
     }
     if (status != PARLEY_EFULL)
@@ -307,7 +307,7 @@ static void run_retries(parley_writer_t *wr, parley_write_t *again)
     if (again) {
         parley_log_warn("writer: a write kept conflicting with other transactions; answered "
                         "503");
-        fail_batch(again, PARLEY_ECLOSED);
+        fail_batch(again, PARLEY_ERETRY);
     }
 }
 

@@ -2,8 +2,9 @@
 // against a private PostgreSQL server (tests/lib/with-pg sets
 // PARLEY_TEST_STORE and PARLEY_TEST_PG_DIR); skipped otherwise.
 //
-// What it guarantees: while PostgreSQL is stopped, a write is answered 503
-// with a JSON error (never a 2xx, never a crash); the server reconnects by
+// What it guarantees: while PostgreSQL is stopped, a write or a read is
+// answered 503 database_unavailable with a JSON error (never a 2xx, never a
+// crash); the server reconnects by
 // itself once PostgreSQL is back, with no restart; and every write that was
 // acknowledged before, during or after the outage is in the stream exactly
 // once.
@@ -61,6 +62,8 @@ test("postgres - stopped and started under load: 503 while down, reconnects, no 
   pgCtl("-m", "fast", "-w", "stop")
   await sleep(1500)
   const downRefused = refused.length
+  // A read while the database is down gets the same answer as a write.
+  const readDown = await readAll(srv.url, "load")
   pgCtl("-l", path.join(PG_DIR, "server.log"), "-w", "-t", "60", "start")
   const restarted = acked.size
   await sleep(1500)
@@ -76,6 +79,10 @@ test("postgres - stopped and started under load: 503 while down, reconnects, no 
     const err = JSON.parse(r.body).error
     assert.ok(err && typeof err.code === "string" && typeof err.message === "string", r.body)
   }
+  // The outage is named as such (not "shutting down", not a storage error).
+  assert.ok(refused.some((r) => JSON.parse(r.body).error.code === "database_unavailable"), JSON.stringify(refused.slice(0, 3)))
+  assert.equal(readDown.status, 503, `a read during the outage: ${readDown.status} ${readDown.text}`)
+  assert.equal(JSON.parse(readDown.text).error.code, "database_unavailable")
 
   const all = await readAll(srv.url, "load")
   assert.equal(all.status, 200)

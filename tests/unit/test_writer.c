@@ -1041,7 +1041,7 @@ static void writer_conflict_reruns_that_write_alone(void **state)
     assert_int_equal(atomic_load(&fx->fatal_calls), 0);
 }
 
-/* A write that keeps conflicting is answered PARLEY_ECLOSED (503: retry)
+/* A write that keeps conflicting is answered PARLEY_ERETRY (503: retry)
  * after the last rerun, with nothing of it committed; the writer goes on. */
 static void writer_conflict_forever_answers_closed(void **state)
 {
@@ -1056,7 +1056,7 @@ static void writer_conflict_forever_answers_closed(void **state)
 
     assert_int_equal(atomic_load(&blocker->done_status), 0);
     assert_int_equal(atomic_load(&busy->done_calls), 1);
-    assert_int_equal(atomic_load(&busy->done_status), PARLEY_ECLOSED);
+    assert_int_equal(atomic_load(&busy->done_status), PARLEY_ERETRY);
     assert_int_equal(atomic_load(&w2->done_status), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 1), 0);
     assert_int_equal(chunk_visible(fx->store, sid, 2), 1);
@@ -1066,7 +1066,7 @@ static void writer_conflict_forever_answers_closed(void **state)
 }
 
 /* The database cannot be reached (PARLEY_EUNAVAIL, PostgreSQL down): the
- * batch is rolled back and answered PARLEY_ECLOSED (503), and the writer is
+ * batch is rolled back and answered PARLEY_EUNAVAIL (503), and the writer is
  * not stopped: the next batch goes through. */
 static void writer_unavailable_fails_batch_continues(void **state)
 {
@@ -1083,7 +1083,7 @@ static void writer_unavailable_fails_batch_continues(void **state)
     assert_int_equal(atomic_load(&blocker->done_status), 0);
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(atomic_load(&batch[i]->done_calls), 1);
-        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_ECLOSED);
+        assert_int_equal(atomic_load(&batch[i]->done_status), PARLEY_EUNAVAIL);
     }
     for (uint64_t pos = 1; pos <= 3; pos++)
         assert_int_equal(chunk_visible(fx->store, sid, pos), 0);
