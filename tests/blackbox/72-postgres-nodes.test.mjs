@@ -1,0 +1,84 @@
+// Black-box: two nodes on one PostgreSQL database. Runs only against a
+// private PostgreSQL server (tests/lib/with-pg sets PARLEY_TEST_STORE);
+// skipped otherwise.
+//
+// What it guarantees: a live reader parked on node B (long-poll and SSE)
+// is woken by an append committed through node A, within a fraction of a
+// second and not at its long-poll timeout (the commit's NOTIFY reaches B's
+// listener, which wakes its hub). Reports the median and worst wake-up
+// latency over 20 appends.
+import assert from "node:assert/strict"
+import http from "node:http"
+import { test } from "node:test"
+
+import { sseParser } from "./lib/api.mjs"
+import { append, createStream, request } from "./lib/http.mjs"
+import { TEST_PG_URL, startServer } from "./lib/server.mjs"
+
+const skip = TEST_PG_URL ? false : "needs a private PostgreSQL (tests/lib/with-pg)"
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const LONG_POLL_MS = 5000
+const ROUNDS = 20
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+test("postgres - two nodes on one database: readers on node B wake on an append through node A", { skip, timeout: 120_000 }, async (t) => {
+  const args = ["--long-poll-timeout", String(LONG_POLL_MS)]
+  const a = await startServer({ t, args })
+  assert.ok(a.pgUrl, "the first node's database URL")
+  const b = await startServer({ t, args: ["--store", a.pgUrl, ...args] })
+  const name = "nodes/chat"
+  assert.equal((await createStream(a.url, name)).status, 201)
+  const first = await append(a.url, name, "x")
+  let tail = first.headers["stream-next-offset"]
+
+  // One SSE reader on node B for the whole run: records when each payload arrives.
+  const agent = new http.Agent({ keepAlive: false })
+  t.after(() => agent.destroy())
+  const sseSeen = new Map() // payload -> arrival time
+  const sse = http.request(
+    { host: "127.0.0.1", port: b.port, path: `/v1/stream/${name}?offset=${tail}&live=sse`, agent, headers: { Accept: "text/event-stream" } },
+    (res) => {
+      assert.equal(res.statusCode, 200)
+      res.setEncoding("utf8")
+      res.on("data", sseParser((ev) => {
+        if (ev.type === "data") for (const p of ev.data.split("|")) if (p) sseSeen.set(p, Date.now())
+      }))
+      res.on("error", () => {})
+    },
+  )
+  sse.on("error", () => {})
+  sse.end()
+  t.after(() => sse.destroy())
+  await sleep(300)
+
+  const pollMs = []
+  const sseMs = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const payload = `m${i}|`
+    const poll = request(b.url, `/v1/stream/${name}?offset=${tail}&live=long-poll`, { timeoutMs: LONG_POLL_MS * 3 })
+    await sleep(100) // the poll parks on node B
+    const t0 = Date.now()
+    const res = await append(a.url, name, payload)
+    assert.ok(res.status >= 200 && res.status < 300, `append on A: ${res.status}`)
+    const got = await poll
+    const t1 = Date.now()
+    assert.equal(got.status, 200, `long-poll on B answered ${got.status} (woken only by its timeout?)`)
+    assert.equal(got.text, payload)
+    pollMs.push(t1 - t0)
+    tail = got.headers["stream-next-offset"]
+    const deadline = Date.now() + LONG_POLL_MS
+    while (!sseSeen.has(`m${i}`) && Date.now() < deadline) await sleep(5)
+    assert.ok(sseSeen.has(`m${i}`), `SSE reader on B never received m${i}`)
+    sseMs.push(Math.max(0, sseSeen.get(`m${i}`) - t0))
+  }
+  for (const ms of pollMs) assert.ok(ms < LONG_POLL_MS / 2, `long-poll woke after ${ms} ms`)
+  t.diagnostic(
+    `cross-node wake-up over ${ROUNDS} appends (append on A sent -> reader on B has it): ` +
+      `long-poll median ${median(pollMs)} ms, max ${Math.max(...pollMs)} ms; ` +
+      `SSE median ${median(sseMs)} ms, max ${Math.max(...sseMs)} ms`,
+  )
+})
