@@ -6,8 +6,12 @@
 // is woken by an append committed through node A, within a fraction of a
 // second and not at its long-poll timeout (the commit's NOTIFY reaches B's
 // listener, which wakes its hub). Reports the median and worst wake-up
-// latency over 20 appends.
+// latency over 20 appends. And a node whose LISTEN connection is lost
+// while another node commits (the database refuses new connections for a
+// while, so the notification is gone) wakes its parked readers once it
+// listens again: the reader gets the data, not its timeout.
 import assert from "node:assert/strict"
+import { spawnSync } from "node:child_process"
 import http from "node:http"
 import { test } from "node:test"
 
@@ -81,4 +85,45 @@ test("postgres - two nodes on one database: readers on node B wake on an append 
       `long-poll median ${median(pollMs)} ms, max ${Math.max(...pollMs)} ms; ` +
       `SSE median ${median(sseMs)} ms, max ${Math.max(...sseMs)} ms`,
   )
+})
+
+/** Run one SQL command on the test PostgreSQL server (its admin database). */
+function psql(sql) {
+  const res = spawnSync("psql", [TEST_PG_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], { encoding: "utf8", timeout: 30_000 })
+  assert.equal(res.status, 0, `psql ${sql}: ${res.stderr}`)
+  return res.stdout.trim()
+}
+
+test("postgres - a node that loses its LISTEN connection wakes its readers once listening again", { skip, timeout: 60_000 }, async (t) => {
+  const args = ["--long-poll-timeout", String(LONG_POLL_MS)]
+  const a = await startServer({ t, args })
+  const b = await startServer({ t, args: ["--store", a.pgUrl, ...args] })
+  const db = a.pgDatabase
+  // (The database may be dropped already by node A's cleanup.)
+  t.after(() => spawnSync("psql", [TEST_PG_URL, "-qAtc", `ALTER DATABASE ${db} ALLOW_CONNECTIONS true`]))
+  const name = "nodes/gap"
+  assert.equal((await createStream(a.url, name)).status, 201)
+  const tail = (await append(a.url, name, "x")).headers["stream-next-offset"]
+  // Warm node B's read path, then park a long-poll on it.
+  assert.equal((await request(b.url, `/v1/stream/${name}?offset=-1`)).status, 200)
+  const start = Date.now()
+  const poll = request(b.url, `/v1/stream/${name}?offset=${tail}&live=long-poll`, { timeoutMs: LONG_POLL_MS * 3 })
+  await sleep(200)
+  // Node B's listener loses its connection and cannot get it back...
+  psql(`ALTER DATABASE ${db} ALLOW_CONNECTIONS false`)
+  const killed = psql(
+    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'parley-listen' AND pid <> pg_backend_pid()`,
+  )
+  assert.equal(killed, "2", "both nodes' listeners")
+  await sleep(300)
+  // ...while node A commits: that notification never reaches node B.
+  const res = await append(a.url, name, "gap")
+  assert.ok(res.status >= 200 && res.status < 300, `append on A: ${res.status} ${res.text}`)
+  await sleep(300)
+  psql(`ALTER DATABASE ${db} ALLOW_CONNECTIONS true`)
+  const got = await poll
+  const elapsed = Date.now() - start
+  assert.equal(got.status, 200, `long-poll on B answered ${got.status} (the missed notification was never made up for)`)
+  assert.equal(got.text, "gap")
+  assert.ok(elapsed < LONG_POLL_MS, `woken after ${elapsed} ms`)
 })
