@@ -119,6 +119,10 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
     parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s};
+    bool mine;
+    int rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
+    if (rc || !mine)
+        return rc;
     return parley_maintenance_tick(db, &cfg, parley_clock_now_ms(), wake);
 }
 

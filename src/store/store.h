@@ -325,6 +325,11 @@ struct parley_store_ops {
      * the database wake their readers once it commits (PostgreSQL:
      * pg_notify). NULL for a backend one node serves alone (SQLite). */
     int (*publish)(parley_db_t *db, const parley_wakeset_t *wake);
+    /* Whether this node runs maintenance now (writer, in the tick's
+     * transaction): nodes sharing a database take turns, one at a time
+     * (PostgreSQL: an advisory lock the writer's session holds). NULL for
+     * a backend one node serves alone: always. */
+    int (*maintainer)(parley_db_t *db, bool *mine);
     int (*rollback)(parley_db_t *db);
     int (*savepoint)(parley_db_t *db);
     int (*release)(parley_db_t *db);
@@ -654,6 +659,12 @@ static inline int parley_db_commit(parley_db_t *db)
 static inline int parley_db_publish(parley_db_t *db, const parley_wakeset_t *wake)
 {
     return db->ops->publish ? db->ops->publish(db, wake) : 0;
+}
+
+static inline int parley_db_maintainer(parley_db_t *db, bool *mine)
+{
+    *mine = true;
+    return db->ops->maintainer ? db->ops->maintainer(db, mine) : 0;
 }
 
 static inline int parley_db_rollback(parley_db_t *db)

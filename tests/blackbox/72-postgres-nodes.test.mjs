@@ -9,7 +9,9 @@
 // latency over 20 appends. And a node whose LISTEN connection is lost
 // while another node commits (the database refuses new connections for a
 // while, so the notification is gone) wakes its parked readers once it
-// listens again: the reader gets the data, not its timeout.
+// listens again: the reader gets the data, not its timeout. Maintenance
+// runs on one node at a time (it holds an advisory lock), and another node
+// takes it over once that node is killed.
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import http from "node:http"
@@ -126,4 +128,25 @@ test("postgres - a node that loses its LISTEN connection wakes its readers once 
   assert.equal(got.status, 200, `long-poll on B answered ${got.status} (the missed notification was never made up for)`)
   assert.equal(got.text, "gap")
   assert.ok(elapsed < LONG_POLL_MS, `woken after ${elapsed} ms`)
+})
+
+test("postgres - maintenance runs on one node at a time; another takes over when it dies", { skip, timeout: 60_000 }, async (t) => {
+  const MAINT = "this node runs maintenance"
+  const waitFor = async (what, ok, ms) => {
+    const deadline = Date.now() + ms
+    while (!ok() && Date.now() < deadline) await sleep(50)
+    assert.ok(ok(), what)
+  }
+  // The lock (advisory, key 0x7061726c6d74) held by writer sessions.
+  const holders = () =>
+    psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 28769 AND objid = 1919708532 AND granted`)
+  const a = await startServer({ t })
+  await waitFor("node A (alone) runs maintenance", () => a.stderr().includes(MAINT), 5000)
+  const b = await startServer({ t, args: ["--store", a.pgUrl] })
+  await sleep(2500) // several ticks of node B
+  assert.ok(!b.stderr().includes(MAINT), "node B runs maintenance while node A does")
+  assert.equal(holders(), "1")
+  await a.kill9()
+  await waitFor("node B takes maintenance over once node A is gone", () => b.stderr().includes(MAINT), 10_000)
+  assert.equal(holders(), "1")
 })

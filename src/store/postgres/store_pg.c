@@ -83,7 +83,9 @@
 
 #define SCHEMA_VERSION 1
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
-#define MAX_PARAMS     20             /* parameters of the widest statement */
+#define MAINT_LOCK_ID                                                                              \
+    0x7061726c6d74    /* held by the writer session of the node that runs maintenance */
+#define MAX_PARAMS 20 /* parameters of the widest statement */
 
 /* The PostgreSQL store: parley_store_t's ops point at pg_ops. */
 typedef struct pg_store {
@@ -562,6 +564,7 @@ typedef struct pg_db {
     bool writer;            /* the one write connection */
     bool in_txn;            /* between begin and commit/rollback */
     bool prepared[S_COUNT]; /* statements prepared on this session */
+    bool maintainer;        /* this session holds MAINT_LOCK_ID (writer) */
 } pg_db_t;
 
 static pg_db_t *pg(parley_db_t *db)
@@ -756,6 +759,7 @@ static int session_setup(pg_db_t *c)
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_error(c, res, "session setup");
     PQclear(res);
     memset(c->prepared, 0, sizeof c->prepared);
+    c->maintainer = false; /* a new session holds no advisory lock */
     return rc;
 }
 
@@ -1012,6 +1016,34 @@ static int pg_publish(parley_db_t *db, const parley_wakeset_t *wake)
     const char *vals[] = {WAKE_CHANNEL, payload};
     PGresult *res = PQexecParams(c->conn, "SELECT pg_notify($1, $2)", 2, NULL, vals, NULL, NULL, 0);
     int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_error(c, res, "publish");
+    PQclear(res);
+    return rc;
+}
+
+/* Maintenance runs on one node at a time: the one whose writer session
+ * holds the MAINT_LOCK_ID advisory lock (session-level, so it stays taken
+ * across commits, and is released when that node's session ends: another
+ * node's next tick takes it over). A node that does not hold it tries
+ * again at each tick. */
+static int pg_maintainer(parley_db_t *db, bool *mine)
+{
+    pg_db_t *c = pg(db);
+    *mine = false;
+    if (c->maintainer) {
+        *mine = true;
+        return 0;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", (long long)MAINT_LOCK_ID);
+    PGresult *res = PQexec(c->conn, sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_error(c, res, "maintenance lock");
+    else if (PQgetvalue(res, 0, 0)[0] == 't') {
+        c->maintainer = true;
+        *mine = true;
+        parley_log_info("store: this node runs maintenance (expiry, purges)");
+    }
     PQclear(res);
     return rc;
 }
@@ -2512,6 +2544,7 @@ static const parley_store_ops_t pg_ops = {
     .begin = pg_begin,
     .commit = pg_commit,
     .publish = pg_publish,
+    .maintainer = pg_maintainer,
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,
     .release = pg_release,
