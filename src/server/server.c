@@ -99,6 +99,14 @@ void parley_server_stop(void)
     atomic_store(&g_stop_requested, true);
 }
 
+/* The store's remote callback: another node committed changes (or the
+ * listener reconnected and wakes everything): same path as a local commit. */
+static void on_remote(void *arg, const parley_wakeset_t *wake)
+{
+    parley_server_t *srv = arg;
+    parley_hub_notify_set(srv->app.hub, wake);
+}
+
 static void on_fatal(void *arg)
 {
     (void)arg;
@@ -111,6 +119,10 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
     parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s};
+    bool mine;
+    int rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
+    if (rc || !mine)
+        return rc;
     return parley_maintenance_tick(db, &cfg, parley_clock_now_ms(), wake);
 }
 
@@ -213,7 +225,7 @@ int parley_server_run(const parley_config_t *cfg)
     rc = parley_hub_create(&srv->app.hub);
     if (rc)
         goto out_store;
-    parley_store_hooks_t hooks = {.on_fatal = on_fatal, .arg = srv};
+    parley_store_hooks_t hooks = {.on_fatal = on_fatal, .on_remote = on_remote, .arg = srv};
     rc = parley_store_start(srv->app.store, &hooks); /* SQLite: the checkpointer */
     if (rc)
         goto out_hub;

@@ -67,14 +67,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec/limits.h" /* PARLEY_PATH_MAX, _OWNER_MAX, _ROW_ID_MAX... */
+#include "codec/limits.h"  /* PARLEY_PATH_MAX, _OWNER_MAX, _ROW_ID_MAX... */
+#include "store/wakeset.h" /* parley_wakeset_t */
 
 typedef struct parley_store_ops parley_store_ops_t;
 
 /* What the server gives a backend's background work at start. */
 typedef struct parley_store_hooks {
     void (*on_fatal)(void *arg); /* background storage failure: stop serving */
-    void *arg;                   /* for on_fatal */
+    /* Another node sharing the database committed changes to these
+     * streams (`all`: unknown, wake every live reader). A doorbell only:
+     * readers re-read by offset. Called on a backend thread; NULL: none.
+     * SQLite never calls it. */
+    void (*on_remote)(void *arg, const parley_wakeset_t *wake);
+    void *arg; /* for on_fatal and on_remote */
 } parley_store_hooks_t;
 
 /* One store (one database). A backend's store struct begins with this. */
@@ -314,6 +320,16 @@ struct parley_store_ops {
      * always safe to call. */
     int (*begin)(parley_db_t *db);
     int (*commit)(parley_db_t *db);
+    /* Announce, inside the writer's open transaction and just before its
+     * commit, the streams the batch changed, so that other nodes sharing
+     * the database wake their readers once it commits (PostgreSQL:
+     * pg_notify). NULL for a backend one node serves alone (SQLite). */
+    int (*publish)(parley_db_t *db, const parley_wakeset_t *wake);
+    /* Whether this node runs maintenance now (writer, in the tick's
+     * transaction): nodes sharing a database take turns, one at a time
+     * (PostgreSQL: an advisory lock the writer's session holds). NULL for
+     * a backend one node serves alone: always. */
+    int (*maintainer)(parley_db_t *db, bool *mine);
     int (*rollback)(parley_db_t *db);
     int (*savepoint)(parley_db_t *db);
     int (*release)(parley_db_t *db);
@@ -638,6 +654,17 @@ static inline int parley_db_begin(parley_db_t *db)
 static inline int parley_db_commit(parley_db_t *db)
 {
     return db->ops->commit(db);
+}
+
+static inline int parley_db_publish(parley_db_t *db, const parley_wakeset_t *wake)
+{
+    return db->ops->publish ? db->ops->publish(db, wake) : 0;
+}
+
+static inline int parley_db_maintainer(parley_db_t *db, bool *mine)
+{
+    *mine = true;
+    return db->ops->maintainer ? db->ops->maintainer(db, mine) : 0;
 }
 
 static inline int parley_db_rollback(parley_db_t *db)

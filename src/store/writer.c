@@ -237,8 +237,16 @@ static parley_write_t *run_batch(parley_writer_t *wr, parley_write_t *batch, siz
             parley_wakeset_merge(&wr->wake[nwake - 1], &w->wake);
         }
     }
+    /* Other nodes sharing the database learn what the batch changed with
+     * its commit (one set: merging past the max becomes `all`). */
+    parley_wakeset_t published;
+    parley_wakeset_init(&published);
+    for (int i = 0; i < nwake; i++)
+        parley_wakeset_merge(&published, &wr->wake[i]);
     int64_t t0 = now_us();
-    rc = parley_db_commit(wr->db);
+    rc = parley_wakeset_empty(&published) ? 0 : parley_db_publish(wr->db, &published);
+    if (rc == 0)
+        rc = parley_db_commit(wr->db);
     int64_t t1 = now_us();
     if (rc == PARLEY_EUNAVAIL) {
         parley_log_error("writer: commit failed: the database is unavailable; the batch is "
@@ -326,6 +334,8 @@ static void run_tick(parley_writer_t *wr)
             rc = wr->tick(wr->db, wr->tick_arg, &wake);
         if (rc == 0)
             rc = parley_db_release(wr->db); /* PARLEY_ESTORE: the transaction is gone */
+        if (rc == 0 && !parley_wakeset_empty(&wake))
+            rc = parley_db_publish(wr->db, &wake);
         if (rc == 0)
             rc = parley_db_commit(wr->db);
         if (rc == 0) {

@@ -67,7 +67,11 @@
  */
 #include <arpa/inet.h>
 #include <endian.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,14 +83,21 @@
 
 #define SCHEMA_VERSION 1
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
-#define MAX_PARAMS     20             /* parameters of the widest statement */
+#define MAINT_LOCK_ID                                                                              \
+    0x7061726c6d74    /* held by the writer session of the node that runs maintenance */
+#define MAX_PARAMS 20 /* parameters of the widest statement */
 
 /* The PostgreSQL store: parley_store_t's ops point at pg_ops. */
 typedef struct pg_store {
-    parley_store_t base; /* ops (first: the store.h wrappers read it) */
-    char *url;           /* the libpq URI (may hold a password: never logged) */
-    char desc[256];      /* "postgres <db> on <host>" for the banner */
-    parley_db_t *writer; /* the one write connection */
+    parley_store_t base;        /* ops (first: the store.h wrappers read it) */
+    char *url;                  /* the libpq URI (may hold a password: never logged) */
+    char desc[256];             /* "postgres <db> on <host>" for the banner */
+    parley_db_t *writer;        /* the one write connection */
+    parley_store_hooks_t hooks; /* the server's callbacks (on_remote) */
+    pthread_t listener;         /* the LISTEN thread, while listening */
+    bool listening;             /* listener started and not yet joined */
+    atomic_bool stopping;       /* stop asked the listener to end */
+    PGconn *first;              /* start's LISTEN connection, handed to the listener */
 } pg_store_t;
 
 static const parley_store_ops_t pg_ops;
@@ -553,6 +564,7 @@ typedef struct pg_db {
     bool writer;            /* the one write connection */
     bool in_txn;            /* between begin and commit/rollback */
     bool prepared[S_COUNT]; /* statements prepared on this session */
+    bool maintainer;        /* this session holds MAINT_LOCK_ID (writer) */
 } pg_db_t;
 
 static pg_db_t *pg(parley_db_t *db)
@@ -747,6 +759,7 @@ static int session_setup(pg_db_t *c)
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_error(c, res, "session setup");
     PQclear(res);
     memset(c->prepared, 0, sizeof c->prepared);
+    c->maintainer = false; /* a new session holds no advisory lock */
     return rc;
 }
 
@@ -973,16 +986,198 @@ out_free:
     return rc;
 }
 
+/* ---- cross-node wake-ups ------------------------------------------------
+ * Each commit that changed streams sends one NOTIFY on WAKE_CHANNEL inside
+ * its transaction (delivered only if it commits): the payload is the
+ * stream ids, space-separated, or "all". It is a doorbell: a node's
+ * listener hands the set to on_remote, and readers re-read by offset, so
+ * a node's own notifications coming back only cost a read. A listener
+ * that loses its connection reconnects with backoff and then wakes every
+ * reader (`all`), since notifications sent meanwhile are lost. */
+
+#define WAKE_CHANNEL     "parley_wake"
+#define WAKE_PAYLOAD_MAX 7900 /* PostgreSQL refuses payloads of 8000 bytes or more */
+
+static int pg_publish(parley_db_t *db, const parley_wakeset_t *wake)
+{
+    char payload[WAKE_PAYLOAD_MAX + 32];
+    size_t len = 0;
+    if (wake->all)
+        len = (size_t)snprintf(payload, sizeof payload, "all");
+    for (int i = 0; !wake->all && i < wake->n; i++) {
+        len += (size_t)snprintf(payload + len, sizeof payload - len, "%s%lld", i ? " " : "",
+                                (long long)wake->ids[i]);
+        if (len > WAKE_PAYLOAD_MAX) {
+            len = (size_t)snprintf(payload, sizeof payload, "all");
+            break;
+        }
+    }
+    pg_db_t *c = pg(db);
+    const char *vals[] = {WAKE_CHANNEL, payload};
+    PGresult *res = PQexecParams(c->conn, "SELECT pg_notify($1, $2)", 2, NULL, vals, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_error(c, res, "publish");
+    PQclear(res);
+    return rc;
+}
+
+/* Maintenance runs on one node at a time: the one whose writer session
+ * holds the MAINT_LOCK_ID advisory lock (session-level, so it stays taken
+ * across commits, and is released when that node's session ends: another
+ * node's next tick takes it over). A node that does not hold it tries
+ * again at each tick. */
+static int pg_maintainer(parley_db_t *db, bool *mine)
+{
+    pg_db_t *c = pg(db);
+    *mine = false;
+    if (c->maintainer) {
+        *mine = true;
+        return 0;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", (long long)MAINT_LOCK_ID);
+    PGresult *res = PQexec(c->conn, sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_error(c, res, "maintenance lock");
+    else if (PQgetvalue(res, 0, 0)[0] == 't') {
+        c->maintainer = true;
+        *mine = true;
+        parley_log_info("store: this node runs maintenance (expiry, purges)");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Parse a payload into a set: ids, or `all` for "all" or anything odd. */
+static void parse_wake(const char *payload, parley_wakeset_t *ws)
+{
+    parley_wakeset_init(ws);
+    const char *p = payload;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long id = strtoll(p, &end, 10);
+        if (end == p || errno) {
+            ws->all = true;
+            return;
+        }
+        parley_wakeset_add(ws, (int64_t)id);
+        p = end;
+        while (*p == ' ')
+            p++;
+    }
+    if (ws->n == 0)
+        ws->all = true;
+}
+
+/* Open a connection and LISTEN; NULL on failure. */
+static PGconn *listen_connect(pg_store_t *s)
+{
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "application_name",
+                                       "dbname",
+                                       NULL};
+    const char *vals[] = {"5", "10", "5", "3", "parley-listen", s->url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn)
+        return NULL;
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(conn, "LISTEN " WAKE_CHANNEL);
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (ok)
+            return conn;
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+static void *listener_main(void *arg)
+{
+    pg_store_t *s = arg;
+    PGconn *conn = s->first; /* listening since start (NULL: it failed) */
+    s->first = NULL;
+    int backoff_ms = 100;
+    bool lost = false; /* the connection was lost since the last wake-all */
+    while (!atomic_load(&s->stopping)) {
+        if (!conn) {
+            conn = listen_connect(s);
+            if (!conn) {
+                if (!lost)
+                    parley_log_error("store: cannot listen for other nodes' commits; retrying");
+                lost = true;
+                for (int t = 0; t < backoff_ms && !atomic_load(&s->stopping); t += 50)
+                    poll(NULL, 0, 50);
+                backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+                continue;
+            }
+            backoff_ms = 100;
+            if (lost) {
+                /* Notifications sent while we were away are gone: every
+                 * parked reader re-checks. */
+                parley_log_info("store: listening for other nodes' commits again");
+                parley_wakeset_t all;
+                parley_wakeset_init(&all);
+                all.all = true;
+                if (s->hooks.on_remote)
+                    s->hooks.on_remote(s->hooks.arg, &all);
+                lost = false;
+            }
+        }
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        int pr = poll(&pfd, 1, 200); /* wakes up now and then to see stopping */
+        if (pr < 0 && errno != EINTR)
+            pr = 0;
+        if (pr > 0 && !PQconsumeInput(conn)) {
+            parley_log_error("store: lost the listening connection: %.*s",
+                             MSG(PQerrorMessage(conn)));
+            PQfinish(conn);
+            conn = NULL;
+            lost = true;
+            continue;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(conn)) != NULL) {
+            parley_wakeset_t ws;
+            parse_wake(n->extra, &ws);
+            PQfreemem(n);
+            if (s->hooks.on_remote)
+                s->hooks.on_remote(s->hooks.arg, &ws);
+        }
+        if (PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = NULL;
+            lost = true;
+        }
+    }
+    if (conn)
+        PQfinish(conn);
+    return NULL;
+}
+
 static int pg_start(parley_store_t *store, const parley_store_hooks_t *hooks)
 {
-    (void)store;
-    (void)hooks;
+    pg_store_t *s = pg_store(store);
+    s->hooks = *hooks;
+    atomic_store(&s->stopping, false);
+    s->first = listen_connect(s); /* listening before the first request */
+    if (pthread_create(&s->listener, NULL, listener_main, s) != 0)
+        return PARLEY_ENOMEM;
+    s->listening = true;
     return 0;
 }
 
 static void pg_stop(parley_store_t *store)
 {
-    (void)store;
+    pg_store_t *s = pg_store(store);
+    if (!s->listening)
+        return;
+    atomic_store(&s->stopping, true);
+    pthread_join(s->listener, NULL);
+    s->listening = false;
 }
 
 static void pg_close(parley_store_t *store)
@@ -2348,6 +2543,8 @@ static const parley_store_ops_t pg_ops = {
     .db_close = pg_db_close,
     .begin = pg_begin,
     .commit = pg_commit,
+    .publish = pg_publish,
+    .maintainer = pg_maintainer,
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,
     .release = pg_release,

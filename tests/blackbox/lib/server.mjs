@@ -24,6 +24,8 @@
 // created on that URL's server with psql before the start and dropped at
 // cleanup, and is started with --store naming it (unless the test passes
 // its own --store or PARLEY_STORE). restart() keeps the same database.
+// server.pgUrl names it, so that a second server (`--store`, srv.pgUrl)
+// can share it as another node.
 import { spawn, spawnSync } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
@@ -327,6 +329,7 @@ export async function startServer(opts = {}) {
   }
   const server = new ParleyServer(dataDir, args, env)
   server.pgDatabase = pg ? pg.name : null
+  server.pgUrl = pg ? pg.url : null // to start another node on the same database
   if (opts.t) opts.t.after(() => server.cleanup())
   try {
     await server.start()
