@@ -127,7 +127,11 @@ test("powerloss - unsynced writes lost at a random point: the store is intact an
   const pending = new Set()
   const totals = { cutRounds: 0, files: 0, writes: 0, bytes: 0, sectorsOld: 0, sectorsNew: 0, sectorsGarbage: 0, retried: 0 }
 
-  for (let round = 0; round < ROUNDS; round++) {
+  // A kill lands between a write and its fsync only by chance (on a fast
+  // disk the window is short): until one round has cut an unsynced write,
+  // keep going, up to four times the rounds asked for.
+  let round = 0
+  for (; round < ROUNDS || (totals.writes === 0 && round < ROUNDS * 4); round++) {
     const w = writers(srv, id, acked, pending, 6, `r${round}-`)
     await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)))
     await srv.kill9()
@@ -157,9 +161,9 @@ test("powerloss - unsynced writes lost at a random point: the store is intact an
     assert.equal(seen.size, acked.size, "a value nobody sent is stored")
   }
   assert.ok(acked.size > ROUNDS * 10, `only ${acked.size} writes acknowledged`)
-  assert.ok(totals.writes > 0, "no unsynced write was ever cut: the shim saw nothing")
+  assert.ok(totals.writes > 0, `no unsynced write was cut in ${round} power cuts: the shim saw nothing`)
   t.diagnostic(
-    `${ROUNDS} power cuts (${totals.cutRounds} with unsynced writes to cut): ${acked.size} acknowledged writes, all found once; ` +
+    `${round} power cuts (${totals.cutRounds} with unsynced writes to cut): ${acked.size} acknowledged writes, all found once; ` +
       `${totals.writes} unsynced writes (${totals.bytes} bytes) cut across ${totals.files} files; ` +
       `torn sectors: ${totals.sectorsOld} old, ${totals.sectorsNew} new, ${totals.sectorsGarbage} garbage; ` +
       `${totals.retried} unacknowledged writes retried`,
