@@ -143,3 +143,14 @@ void parley_snap_clear(parley_snap_t *s)
     free(s->payload);
     s->title = s->payload = NULL;
 }
+
+int parley_store_append_refusal(const parley_stream_t *cur, const char *stream_seq,
+                                int64_t expect_tail)
+{
+    bool seq_ok = !stream_seq || !stream_seq[0] || !cur->stream_seq[0] ||
+                  strcmp(cur->stream_seq, stream_seq) < 0;
+    if (!cur->closed && !cur->deleted && seq_ok &&
+        (expect_tail < 0 || cur->tail == (uint64_t)expect_tail))
+        return PARLEY_ETOOBIG;
+    return PARLEY_ECONFLICT;
+}

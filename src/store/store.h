@@ -602,6 +602,16 @@ int parley_store_open(const char *url, parley_store_t **out);
  * for log lines; truncated to cap bytes. */
 void parley_store_url_redact(const char *url, char *out, size_t cap);
 
+/*
+ * Why a stream_append that matched no row was refused, from the row as it
+ * is now (read on the same write transaction): PARLEY_ETOOBIG when the
+ * append was otherwise allowed (it would pass PARLEY_OFFSET_MAX), else
+ * PARLEY_ECONFLICT (closed, deleted, Stream-Seq not greater, or the tail
+ * is not expect_tail). For every backend's stream_append.
+ */
+int parley_store_append_refusal(const parley_stream_t *cur, const char *stream_seq,
+                                int64_t expect_tail);
+
 /* Whether url names a backend this build has; if not, *why (static text)
  * says what is wrong. Used to refuse a bad --store before start-up. */
 bool parley_store_url_ok(const char *url, const char **why);

@@ -2122,12 +2122,7 @@ static int pg_stream_append(parley_db_t *db, int64_t id, const void *data, size_
         rc = pg_stream_get_id(db, id, &cur);
         if (rc)
             return rc;
-        bool seq_ok = !stream_seq || !stream_seq[0] || !cur.stream_seq[0] ||
-                      strcmp(cur.stream_seq, stream_seq) < 0;
-        if (!cur.closed && !cur.deleted && seq_ok &&
-            (expect_tail < 0 || cur.tail == (uint64_t)expect_tail))
-            return PARLEY_ETOOBIG;
-        return PARLEY_ECONFLICT;
+        return parley_store_append_refusal(&cur, stream_seq, expect_tail);
     }
     if (rc)
         return rc;
