@@ -2513,8 +2513,17 @@ static int sq_integrity(parley_db_t *db, void (*cb)(void *arg, const char *probl
         return db_error(db, rc, "integrity_check");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *r = (const char *)sqlite3_column_text(st, 0);
-        if (r && strcmp(r, "ok") != 0)
-            cb(arg, r);
+        if (!r || strcmp(r, "ok") == 0)
+            continue;
+        /* One problem a line; "*** in database main ***" only heads them. */
+        char line[512];
+        for (const char *p = r; *p;) {
+            size_t n = strcspn(p, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)n, p);
+            if (n && strncmp(line, "*** in database ", 16) != 0)
+                cb(arg, line);
+            p += n + (p[n] == '\n');
+        }
     }
     sqlite3_finalize(st);
     if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
