@@ -303,6 +303,21 @@ static const serve_opt_t serve_opts[] = {
      "no start-up line (default off; the variable is\n"
      "1 or 0)",
      NULL},
+    {"backup-every", "PARLEY_BACKUP_EVERY", ARG_ONE, "DURATION", set_duration,
+     FIELD(backup_every_s), 0, 0,
+     "take a backup this often (default none;\n"
+     "N seconds, or Ns, Nm, Nh, Nd) on a thread of\n"
+     "its own beside the writer; needs --backup-dir",
+     "scheduled backups (SQLite; see parley backup):"},
+    {"backup-dir", "PARLEY_BACKUP_DIR", ARG_ONE, "DIR", set_string, FIELD(backup_dir), 0, 0,
+     "where they go (default none): parley-<UTC\n"
+     "time>.db files, each verified and written\n"
+     "atomically",
+     NULL},
+    {"backup-keep", "PARLEY_BACKUP_KEEP", ARG_ONE, "N", set_uint, FIELD(backup_keep), 0, 100000,
+     "keep the newest N, remove older ones (default\n"
+     "7; 0 keeps all)",
+     NULL},
     {"rate-limit-writes", "PARLEY_RATE_LIMIT_WRITES", ARG_ONE, "RATE", set_rate,
      FIELD(rate_user_writes), 0, 0, "writes per user (default 50/s; off in local\nmode)",
      "rate limits (429 with Retry-After):"},
@@ -332,20 +347,6 @@ static const serve_opt_t serve_opts[] = {
      "the limits the admin key meets: address\n"
      "(per-address limits only), none, or all\n"
      "(default address)",
-     NULL},
-    {"backup-every", "PARLEY_BACKUP_EVERY", ARG_ONE, "DURATION", set_duration,
-     FIELD(backup_every_s), 0, 0,
-     "take a backup this often (N seconds, or Ns,\n"
-     "Nm, Nh, Nd; default none), on a thread of its\n"
-     "own beside the writer; needs --backup-dir",
-     "scheduled backups (SQLite; see parley backup):"},
-    {"backup-dir", "PARLEY_BACKUP_DIR", ARG_ONE, "DIR", set_string, FIELD(backup_dir), 0, 0,
-     "where they go: parley-<UTC time>.db files,\n"
-     "each verified and written atomically",
-     NULL},
-    {"backup-keep", "PARLEY_BACKUP_KEEP", ARG_ONE, "N", set_uint, FIELD(backup_keep), 0, 100000,
-     "keep the newest N, remove older ones (default\n"
-     "7; 0 keeps all)",
      NULL},
 };
 #define N_SERVE_OPTS (sizeof serve_opts / sizeof serve_opts[0])
