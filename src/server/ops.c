@@ -210,7 +210,8 @@ static int prune(const char *dir, unsigned keep, unsigned *removed)
         }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_names); /* the stamp sorts by time */
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names); /* the stamp sorts by time */
     for (size_t i = 0; n > keep && i < n - keep; i++) {
         if (unlinkat(dirfd(d), names[i], 0) != 0 && errno != ENOENT) {
             rc = -errno;

@@ -288,7 +288,8 @@ static int check_streams(verify_t *v)
     if (rc == 0) {
         for (size_t i = 0; i < v->nst; i++)
             v->by_path[i] = &v->st[i];
-        qsort(v->by_path, v->nst, sizeof *v->by_path, cmp_path);
+        if (v->nst)
+            qsort(v->by_path, v->nst, sizeof *v->by_path, cmp_path);
         rc = parley_db_table_scan(v->db, "chunks", "stream_id, start_pos, end_pos, unit_end, data",
                                   "stream_id, end_pos", on_chunk, v);
     }
@@ -367,7 +368,8 @@ static int check_conversations(verify_t *v)
     if (rc) {
         problem(v, "cannot read the conversations: %s", parley_strerror(rc));
     } else {
-        qsort(v->cv, v->ncv, sizeof *v->cv, cmp_conv); /* the backend's collation aside */
+        if (v->ncv) /* the backend's collation aside */
+            qsort(v->cv, v->ncv, sizeof *v->cv, cmp_conv);
         char path[PARLEY_PATH_MAX + 1];
         for (size_t i = 0; i < v->ncv; i++) {
             vconv_t *cv = &v->cv[i];
