@@ -35,16 +35,16 @@
 
 /* One stream as the checks need it. */
 typedef struct vstream {
-    int64_t id;       /* stream id */
-    char *path;       /* its path (owned) */
-    char *owner;      /* its owner (owned) */
-    bool json;        /* application/json: one message per position */
-    bool conv;        /* a conversation's message log */
-    uint64_t tail;    /* recorded tail */
-    int64_t fork_src; /* source stream id, 0 if not a fork */
-    uint64_t fork_pos;
-    uint64_t end;    /* where the chunks seen so far end */
-    uint64_t chunks; /* chunks seen */
+    int64_t id;        /* stream id */
+    char *path;        /* its path (owned) */
+    char *owner;       /* its owner (owned) */
+    bool json;         /* application/json: one message per position */
+    bool conv;         /* a conversation's message log */
+    uint64_t tail;     /* recorded tail */
+    int64_t fork_src;  /* source stream id, 0 if not a fork */
+    uint64_t fork_pos; /* its first own position (0 if not a fork) */
+    uint64_t end;      /* where the chunks seen so far end */
+    uint64_t chunks;   /* chunks seen */
 } vstream_t;
 
 /* One conversation as the checks need it. */
