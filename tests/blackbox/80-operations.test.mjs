@@ -185,11 +185,17 @@ test("ops - backup writes a temp file, fsyncs it, renames it, then fsyncs the di
   await verifyOk(file)
 })
 
-test("ops - backup of a PostgreSQL store is refused and points to pg_dump / PITR", { timeout: 30_000 }, async (t) => {
-  const r = await runParley(["backup", "--store", "postgres://u@127.0.0.1:1/none", path.join(tmpDir(t), "x.db")])
+test("ops - backup and restore of a PostgreSQL store are refused and point to pg_dump / pg_restore / PITR", { timeout: 30_000 }, async (t) => {
+  let r = await runParley(["backup", "--store", "postgres://u@127.0.0.1:1/none", path.join(tmpDir(t), "x.db")])
   assert.equal(r.code, 2)
   assert.match(r.stderr, /pg_dump/)
   assert.match(r.stderr, /point-in-time recovery/)
+  r = await runParley(["restore", "--store", "postgres://u@127.0.0.1:1/none", path.join(tmpDir(t), "x.db")])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /pg_restore/)
+  r = await runParley(["verify", "--store", "postgres://u@127.0.0.1:1/none"])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /cannot check a PostgreSQL store yet/)
 })
 
 // ---- scheduled backups ------------------------------------------------------
