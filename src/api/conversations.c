@@ -78,12 +78,12 @@ static int apply_conv_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parl
         parley_outcome_clear(&o);
         return rc;
     }
-    if (cw->kind == CW_CONVERSATION && o.status < 300 && json_is_object(o.body)) {
+    if (cw->kind == CW_CONVERSATION && !o.refusal && json_is_object(o.body)) {
         char etag[32], loc[PARLEY_ROW_ID_MAX + 32];
         json_t *v = json_object_get(o.body, "version");
         etag_of(json_integer_value(v), etag, sizeof etag);
         parley_reply_header(rp, "ETag", etag);
-        if (o.status == 201) {
+        if (o.done == PARLEY_DONE_CREATED) {
             snprintf(loc, sizeof loc, "/v1/conversations/%s", cw->id);
             parley_reply_header(rp, "Location", loc);
         }

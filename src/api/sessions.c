@@ -115,7 +115,7 @@ static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_w
     parley_outcome_t o;
     int rc = parley_session_check_append(db, aw->id, aw->user, aw->admin, aw->attempt, aw->path,
                                          sizeof aw->path, &o);
-    if (rc || o.status >= 400) {
+    if (rc || o.refusal) {
         if (rc == 0)
             rc = parley_resource_reply(rp, &o, w);
         parley_outcome_clear(&o);

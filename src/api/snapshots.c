@@ -53,7 +53,7 @@ static int apply_snap_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parl
     parley_outcome_t o;
     int rc = sw->remove ? parley_snapshot_delete(db, sw->id, sw->user, sw->admin, &o)
                         : parley_snapshot_create(db, &sw->req, &o);
-    if (rc == 0 && o.status == 201) {
+    if (rc == 0 && !o.refusal && o.done == PARLEY_DONE_CREATED) {
         char loc[PARLEY_ROW_ID_MAX + 32];
         snprintf(loc, sizeof loc, "/v1/snapshots/%s", sw->id);
         parley_reply_header(rp, "Location", loc);

@@ -116,39 +116,41 @@ static void fail(parley_req_t *r, int status, const char *code, const char *mess
 /* Answer r now with an outcome. */
 static void send_outcome(parley_req_t *r, const parley_outcome_t *o)
 {
-    if (o->status >= 400) {
+    int status = parley_api_status(o, NULL);
+    if (o->refusal) {
         json_t *err = error_json(o->code, o->error, o->body);
         if (err)
-            parley_resource_send(r, o->status, err);
+            parley_resource_send(r, status, err);
         else
             fail(r, 503, "out_of_memory", "the server is out of memory; retry later");
         json_decref(err);
-    } else if (o->status == 204 || !o->body) {
-        parley_req_respond_empty(r, o->status ? o->status : 204);
+    } else if (status == 204 || !o->body) {
+        parley_req_respond_empty(r, 204);
     } else {
         parley_req_add_header(r, "Cache-Control", "no-store");
-        parley_resource_send(r, o->status, o->body);
+        parley_resource_send(r, status, o->body);
     }
 }
 
 /* Writer thread: an outcome into the write's reply and wake list. */
 static int reply_outcome(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
 {
+    int status = parley_api_status(o, NULL);
     parley_wakeset_merge(&w->wake, &o->wake);
-    if (o->status >= 400) {
+    if (o->refusal) {
         json_t *err = error_json(o->code, o->error, o->body);
         if (!err)
             return PARLEY_ENOMEM;
-        parley_reply_json(rp, o->status, err);
+        parley_reply_json(rp, status, err);
         json_decref(err);
-        return o->status;
+        return status;
     }
-    if (o->status == 204 || !o->body) {
-        parley_reply_empty(rp, o->status ? o->status : 204);
+    if (status == 204 || !o->body) {
+        parley_reply_empty(rp, 204);
         return 0;
     }
     parley_reply_header(rp, "Cache-Control", "no-store");
-    parley_reply_json(rp, o->status, o->body);
+    parley_reply_json(rp, status, o->body);
     return 0;
 }
 

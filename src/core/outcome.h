@@ -11,10 +11,6 @@
  * must wake after the commit. The HTTP status is the API's business: one
  * mapping, api/status.c.
  *
- * Converted rules (the Durable Streams rules so far) set refusal / done
- * and leave status 0; the others still set status, the HTTP status, which
- * the mapping returns as it is until they move.
- *
  * The rules return 0 with an outcome, or a negative error: PARLEY_ESTORE,
  * PARLEY_EFULL or PARLEY_ENOMEM when the store failed (the writer stops, as
  * for any storage failure), PARLEY_EINVAL when stored rows contradict each
@@ -27,6 +23,7 @@
 #ifndef PARLEY_CORE_OUTCOME_H
 #define PARLEY_CORE_OUTCOME_H
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,7 +57,6 @@ typedef struct parley_stream_echo {
 } parley_stream_echo_t;
 
 typedef struct parley_outcome {
-    int status;                /* legacy: HTTP status of a rule not yet converted, else 0 */
     int refusal;               /* 0 = done; else -PARLEY_E* (EINVAL, ENOTFOUND, EGONE, ...) */
     parley_done_t done;        /* how it succeeded, when refusal is 0 */
     const char *code;          /* API error code (static); NULL = the refusal's default */
@@ -102,22 +98,26 @@ static inline void parley_outcome_clear(parley_outcome_t *o)
     o->body = NULL;
 }
 
-/* Refuse with status, code and message; current (stolen, may be NULL) is
- * the object as it is now, for the client to merge with. */
-static inline void parley_outcome_refuse(parley_outcome_t *o, int status, const char *code,
+/* Refuse with err (a negative PARLEY_E*), code (static; NULL = the
+ * refusal's default) and message (static); current (stolen, may be NULL)
+ * is the object as it is now, for the client to merge with (ECONFLICT,
+ * EPRECOND, EFENCED), or the details of another refusal. */
+static inline void parley_outcome_refuse(parley_outcome_t *o, int err, const char *code,
                                          const char *error, json_t *current)
 {
-    o->status = status;
+    assert(err < 0);
+    o->refusal = err;
     o->code = code;
     o->error = error;
     json_decref(o->body);
     o->body = current;
 }
 
-/* Succeed with status and body (stolen, may be NULL). */
-static inline void parley_outcome_ok(parley_outcome_t *o, int status, json_t *body)
+/* Succeed with done and body (stolen, may be NULL: no representation). */
+static inline void parley_outcome_answer(parley_outcome_t *o, parley_done_t done, json_t *body)
 {
-    o->status = status;
+    o->refusal = 0;
+    o->done = done;
     json_decref(o->body);
     o->body = body;
 }

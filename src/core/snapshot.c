@@ -72,7 +72,7 @@ static int emit(parley_db_t *db, const parley_snap_t *s, const char *type, parle
 
 static void refuse(parley_outcome_t *out, const char *why)
 {
-    parley_outcome_refuse(out, 400, "invalid_snapshot", why, NULL);
+    parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_snapshot", why, NULL);
 }
 
 /* The part of path after prefix when it is one valid name segment. */
@@ -96,7 +96,7 @@ static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req
         (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
         if (rc == 0)
             parley_conv_clear(&c);
-        parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such conversation", NULL);
         return 0;
     }
     if (rc)
@@ -133,7 +133,7 @@ static int freeze_document(parley_db_t *db, const parley_snapshot_req_t *req,
     int rc = parley_db_doc_get(db, req->user, collection, id, &d);
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && d.deleted)) {
         parley_doc_clear(&d);
-        parley_outcome_refuse(out, 404, "not_found", "no such document", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such document", NULL);
         return 0;
     }
     if (rc)
@@ -159,7 +159,7 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
     static const char *const allowed[] = {"source", "title", "public", "expires_in", NULL};
     const char *key = parley_canonjson_stranger(b, allowed);
     if (key) {
-        parley_outcome_refuse(out, 400, "invalid_snapshot",
+        parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_snapshot",
                               "unknown field (see details.field): a snapshot takes source, "
                               "title, public and expires_in",
                               json_pack("{s:s}", "field", key));
@@ -235,14 +235,14 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
                     "\"/v1/documents/{collection}/{id}\"");
         return 0;
     }
-    if (rc == 0 && out->status == 0) {
+    if (rc == 0 && !out->refusal) {
         rc = parley_db_snap_insert(db, &s);
         if (rc == 0)
             rc = emit(db, &s, "snapshot.created", out);
         if (rc == 0) {
             json_t *rep = parley_snapshot_json(&s);
             rc = rep ? 0 : PARLEY_ENOMEM;
-            parley_outcome_ok(out, 201, rep);
+            parley_outcome_answer(out, PARLEY_DONE_CREATED, rep);
         }
     }
     parley_snap_clear(&s);
@@ -271,7 +271,7 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_snapshot_is_owner(&s, user, admin))) {
         if (rc == 0)
             parley_snap_clear(&s);
-        parley_outcome_refuse(out, 404, "not_found", "no such snapshot", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such snapshot", NULL);
         return 0;
     }
     if (rc)
@@ -282,7 +282,7 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
     if (rc == 0)
         rc = emit(db, &s, "snapshot.deleted", out);
     if (rc == 0)
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
     parley_snap_clear(&s);
     return rc;
 }

@@ -37,6 +37,7 @@
 #include "core/session.h"
 #include "core/stream.h"
 #include "core/turn.h"
+#include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
 
@@ -88,7 +89,7 @@ static void create_conv(fixture_t *fx, const char *user, char *id)
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_conversation_apply(fx->db, &cr, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
 }
 
@@ -115,7 +116,7 @@ static int post(fixture_t *fx, const char *conv, const char *user, const char *b
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_turn_post(fx->db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    int status = o.status;
+    int status = outcome_status(&o);
     if (status == 201) {
         assert_string_equal(json_string_value(json_object_get(o.body, "id")), mid);
         if (seq)
@@ -241,7 +242,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
     assert_int_equal(parley_db_begin(fx.db), 0);
     assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx.db), 0);
-    assert_int_equal(o.status, 204);
+    assert_int_equal(outcome_status(&o), 204);
     assert_false(parley_wakeset_empty(&o.wake));
     parley_outcome_clear(&o);
 
@@ -273,7 +274,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
 
     /* Gone for its owner: a second delete, and a post, are 404. */
     assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 404);
+    assert_int_equal(outcome_status(&o), 404);
     parley_outcome_clear(&o);
     assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
                      404);
@@ -312,8 +313,8 @@ static void conversation_delete_refused_keeps_everything(void **state)
         assert_int_equal(parley_db_begin(fx.db), 0);
         assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
         assert_int_equal(parley_db_commit(fx.db), 0);
-        assert_int_equal(o.status, cases[i].status);
-        if (o.status == 412) /* with the current conversation */
+        assert_int_equal(outcome_status(&o), cases[i].status);
+        if (outcome_status(&o) == 412) /* with the current conversation */
             assert_int_equal(json_integer_value(json_object_get(o.body, "version")), 2);
         parley_outcome_clear(&o);
         parley_sess_t s;
@@ -373,7 +374,7 @@ static void turn_post_not_visible_refused(void **state)
     req.message_id = "m-admin";
     req.session_id = "s-admin";
     assert_int_equal(parley_turn_post(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
     json_decref(body);
     assert_int_equal(message_count(&fx, conv), 1);
@@ -447,14 +448,14 @@ static void message_parse_bodies_table(void **state)
         if (!cases[i].message) {
             if (rc != 0)
                 fail_msg("case %zu %s: refused: %s", i, cases[i].body, o.error);
-            assert_int_equal(o.status, 0);
+            assert_int_equal(o.refusal, 0);
             assert_true(parley_message_role_is_valid(m.role));
             assert_non_null(m.content);
             assert_true(m.metadata == NULL || json_is_object(m.metadata));
             assert_int_equal(m.process, cases[i].process);
             assert_int_equal(m.max_attempts, cases[i].max_attempts);
         } else {
-            if (rc != PARLEY_EINVAL || o.status != 400)
+            if (rc != PARLEY_EINVAL || outcome_status(&o) != 400)
                 fail_msg("case %zu %s: not refused with 400", i, cases[i].body);
             assert_string_equal(o.code, "invalid_message");
             assert_string_equal(o.error, cases[i].message);
@@ -518,9 +519,9 @@ static void conversation_parse_bodies_table(void **state)
         if (!cases[i].message) {
             if (rc != 0)
                 fail_msg("case %zu %s: refused: %s", i, cases[i].body, o.error);
-            assert_int_equal(o.status, 0);
+            assert_int_equal(o.refusal, 0);
         } else {
-            if (rc != PARLEY_EINVAL || o.status != 400)
+            if (rc != PARLEY_EINVAL || outcome_status(&o) != 400)
                 fail_msg("case %zu %s: not refused with 400", i, cases[i].body);
             assert_string_equal(o.code, "invalid_conversation");
             assert_string_equal(o.error, cases[i].message);
