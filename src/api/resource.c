@@ -127,21 +127,16 @@ void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o)
     json_decref(err);
 }
 
-int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
+void parley_resource_render(const parley_outcome_t *o, parley_reply_t *rp)
 {
     int status = parley_api_status(o, NULL);
-    parley_wakeset_merge(&w->wake, &o->wake);
-    if (o->refusal) {
-        json_t *err = refusal_json(o);
-        int rc = err ? reply_canon(rp, status, err) : PARLEY_ENOMEM;
-        json_decref(err);
-        return rc ? rc : status;
-    }
-    if (status == 204 || !o->body) {
+    json_t *v = o->refusal ? refusal_json(o) : json_incref(o->body);
+    if (!o->refusal && (status == 204 || !o->body)) {
         parley_reply_empty(rp, 204);
-        return 0;
+    } else if (!v || reply_canon(rp, status, v)) {
+        rp->status = 0; /* out of memory: the write path answers 503 */
     }
-    return reply_canon(rp, status, o->body);
+    json_decref(v);
 }
 
 void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message)

@@ -17,6 +17,9 @@
  * other (a message log whose tail is not the message count, say): that one
  * request is refused with a 500 and rolled back, and the server goes on.
  *
+ * An outcome is also what an Idempotency-Key's record holds
+ * (parley_outcome_encode): a retry is answered by rendering it again.
+ *
  * Ownership: body is a new reference owned by the outcome; release it with
  * parley_outcome_clear(). Threads: one thread at a time.
  */
@@ -121,5 +124,18 @@ static inline void parley_outcome_answer(parley_outcome_t *o, parley_done_t done
     json_decref(o->body);
     o->body = body;
 }
+
+/*
+ * Idempotency records (core/outcome.c): a done outcome as bytes, stored
+ * with its Idempotency-Key in the write's transaction, and back. encode:
+ * 0 with *blob (malloc'd, *len bytes), PARLEY_EINVAL for a refusal (never
+ * recorded) or PARLEY_ENOMEM. decode: 0 with o filled (initialised here;
+ * clear it after), or PARLEY_EINVAL for bytes that are not such a record.
+ * parley_outcome_is_record tells a record from one stored before outcomes
+ * were (a rendered reply).
+ */
+int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len);
+int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o);
+bool parley_outcome_is_record(const char *blob, size_t len);
 
 #endif
