@@ -30,7 +30,7 @@
 #
 # Knobs: DURATION (10), WARMUP (3), RUNS (3), CONNS (64), THREADS (2),
 # STREAMS (64), CONVERSATIONS (64), REV, PARLEY, BENCH_OUT, KEEP,
-# MAX_SECONDS (900), PG_BIN (/usr/lib/postgresql/15/bin), PGBENCH_CONNECT
+# MAX_SECONDS (1200), PG_BIN (/usr/lib/postgresql/15/bin), PGBENCH_CONNECT
 # (3: seconds added to each pgbench run for its 64 clients to connect).
 set -euo pipefail
 
@@ -45,7 +45,7 @@ THREADS=${THREADS:-2}
 STREAMS=${STREAMS:-64}
 CONVERSATIONS=${CONVERSATIONS:-64}
 BENCH_OUT=${BENCH_OUT:-$HERE/out}
-MAX_SECONDS=${MAX_SECONDS:-900}
+MAX_SECONDS=${MAX_SECONDS:-1200}
 KEEP=${KEEP:-0}
 PGBENCH_CONNECT=${PGBENCH_CONNECT:-3}
 export PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}

@@ -19,7 +19,7 @@
 #
 # Knobs (environment): REV (HEAD), QUICK (0), ONLY (a list of scripts, e.g.
 # "w1 w4"), RESULTS (where the report goes), MAX_SECONDS_ALL (the watchdog
-# of the whole run, 1800), and every knob of the scripts (DURATION, RUNS,
+# of the whole run, 2700), and every knob of the scripts (DURATION, RUNS,
 # W4_MIB, W5_SUBSCRIBERS, W6_SUBSCRIBERS, W7_MIB, ...), passed through.
 set -uo pipefail
 
@@ -44,7 +44,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 ONLY=${ONLY:-w1 w2 w4 w5 w7 pg}
-MAX_SECONDS_ALL=${MAX_SECONDS_ALL:-1800}
+MAX_SECONDS_ALL=${MAX_SECONDS_ALL:-2700}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
