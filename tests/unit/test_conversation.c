@@ -27,8 +27,8 @@
  *   9. every change is one event in the owner's feed: conversation.created
  *      |updated|deleted and message.created with its seq.
  *
- * Cases 6-9 read outcomes through verdict(), the one place that knows the
- * legacy HTTP status these rules still set (core/outcome.h).
+ * Cases 6-9 read outcomes through verdict(): a refusal (PARLEY_E*) or how
+ * the rule succeeded (core/outcome.h).
  */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 
@@ -51,6 +51,7 @@
 #include "core/session.h"
 #include "core/stream.h"
 #include "core/turn.h"
+#include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
 
@@ -102,7 +103,7 @@ static void create_conv(fixture_t *fx, const char *user, char *id)
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_conversation_apply(fx->db, &cr, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
 }
 
@@ -129,7 +130,7 @@ static int post(fixture_t *fx, const char *conv, const char *user, const char *b
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_turn_post(fx->db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    int status = o.status;
+    int status = outcome_status(&o);
     if (status == 201) {
         assert_string_equal(json_string_value(json_object_get(o.body, "id")), mid);
         if (seq)
@@ -255,7 +256,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
     assert_int_equal(parley_db_begin(fx.db), 0);
     assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx.db), 0);
-    assert_int_equal(o.status, 204);
+    assert_int_equal(outcome_status(&o), 204);
     assert_false(parley_wakeset_empty(&o.wake));
     parley_outcome_clear(&o);
 
@@ -287,7 +288,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
 
     /* Gone for its owner: a second delete, and a post, are 404. */
     assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 404);
+    assert_int_equal(outcome_status(&o), 404);
     parley_outcome_clear(&o);
     assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
                      404);
@@ -326,8 +327,8 @@ static void conversation_delete_refused_keeps_everything(void **state)
         assert_int_equal(parley_db_begin(fx.db), 0);
         assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
         assert_int_equal(parley_db_commit(fx.db), 0);
-        assert_int_equal(o.status, cases[i].status);
-        if (o.status == 412) /* with the current conversation */
+        assert_int_equal(outcome_status(&o), cases[i].status);
+        if (outcome_status(&o) == 412) /* with the current conversation */
             assert_int_equal(json_integer_value(json_object_get(o.body, "version")), 2);
         parley_outcome_clear(&o);
         parley_sess_t s;
@@ -387,7 +388,7 @@ static void turn_post_not_visible_refused(void **state)
     req.message_id = "m-admin";
     req.session_id = "s-admin";
     assert_int_equal(parley_turn_post(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
     json_decref(body);
     assert_int_equal(message_count(&fx, conv), 1);
@@ -461,14 +462,14 @@ static void message_parse_bodies_table(void **state)
         if (!cases[i].message) {
             if (rc != 0)
                 fail_msg("case %zu %s: refused: %s", i, cases[i].body, o.error);
-            assert_int_equal(o.status, 0);
+            assert_int_equal(o.refusal, 0);
             assert_true(parley_message_role_is_valid(m.role));
             assert_non_null(m.content);
             assert_true(m.metadata == NULL || json_is_object(m.metadata));
             assert_int_equal(m.process, cases[i].process);
             assert_int_equal(m.max_attempts, cases[i].max_attempts);
         } else {
-            if (rc != PARLEY_EINVAL || o.status != 400)
+            if (rc != PARLEY_EINVAL || outcome_status(&o) != 400)
                 fail_msg("case %zu %s: not refused with 400", i, cases[i].body);
             assert_string_equal(o.code, "invalid_message");
             assert_string_equal(o.error, cases[i].message);
@@ -532,9 +533,9 @@ static void conversation_parse_bodies_table(void **state)
         if (!cases[i].message) {
             if (rc != 0)
                 fail_msg("case %zu %s: refused: %s", i, cases[i].body, o.error);
-            assert_int_equal(o.status, 0);
+            assert_int_equal(o.refusal, 0);
         } else {
-            if (rc != PARLEY_EINVAL || o.status != 400)
+            if (rc != PARLEY_EINVAL || outcome_status(&o) != 400)
                 fail_msg("case %zu %s: not refused with 400", i, cases[i].body);
             assert_string_equal(o.code, "invalid_conversation");
             assert_string_equal(o.error, cases[i].message);
@@ -554,26 +555,10 @@ typedef struct verdict {
     parley_done_t done; /* how it was done */
 } verdict_t;
 
-/* The outcome as a refusal or a done: conversation.c and turn.c still
- * answer with the legacy HTTP status; converted rules leave it 0 and set
- * refusal / done. The one place in cases 6-9 that reads it. */
+/* The outcome as a refusal or a done (core/outcome.h). */
 static verdict_t verdict(const parley_outcome_t *o)
 {
     verdict_t v = {o->refusal, o->done};
-    if (o->status == 200)
-        v.done = PARLEY_DONE_OK;
-    else if (o->status == 201)
-        v.done = PARLEY_DONE_CREATED;
-    else if (o->status == 204)
-        v.done = PARLEY_DONE_EMPTY;
-    else if (o->status == 400)
-        v.refusal = PARLEY_EINVAL;
-    else if (o->status == 404)
-        v.refusal = PARLEY_ENOTFOUND;
-    else if (o->status == 412)
-        v.refusal = PARLEY_EPRECOND;
-    else if (o->status)
-        fail_msg("an outcome with status %d", o->status);
     return v;
 }
 
