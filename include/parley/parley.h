@@ -43,6 +43,7 @@ enum parley_error {
     PARLEY_EPRECOND = -10014,   /* a precondition (If-Match) does not hold */
     PARLEY_EFORBIDDEN = -10015, /* the caller may not do this */
     PARLEY_EFENCED = -10016,    /* a newer holder (epoch, lease) replaced the caller */
+    PARLEY_EUNAUTH = -10017,    /* the caller's credential is missing, invalid or expired */
 };
 
 /* Text for an error code (PARLEY_E* or -errno). Static storage, never NULL. */

@@ -80,6 +80,7 @@ parley_db_t *parley_app_reader(parley_app_t *app);
 
 /*
  * Defer to the writer: w's done callback must call parley_app_write_done().
+ * w's apply runs core only (api/write.c: parley_command_run).
  * on_resume runs on the connection's thread afterwards.
  */
 void parley_app_submit(parley_req_t *r, parley_write_t *w, parley_resume_fn on_resume);

@@ -12,6 +12,10 @@
  * a public snapshot is readable by anyone, a private one only by its owner
  * and the admin — anyone else gets 404, as for a missing one. An expired
  * snapshot answers 410 to those who may see it.
+ *
+ * A POST's body is checked on the connection's thread
+ * (parley_snapshot_parse); the rule that freezes the source runs on the
+ * writer as a core command, and the answer is rendered after the commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +34,7 @@
 #define PAGE_BUF_MAX      (96u << 20) /* hard limit of a message page's body */
 
 typedef struct snap_write {
-    bool remove;                     /* DELETE rather than POST */
-    parley_snapshot_req_t req;       /* create request */
+    parley_command_t cmd;            /* the core command: u.snap (create) or u.snap_delete */
     json_t *body;                    /* parsed body (owned) */
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     bool admin;                      /* the caller is the admin */
@@ -47,21 +50,18 @@ static void snap_write_free(void *arg)
     free(sw);
 }
 
-static int apply_snap_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: the answer for the rule's outcome (Location for a
+ * created snapshot, from the outcome, so a replay names the first one). */
+static void render_snap_write(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
-    snap_write_t *sw = ctx;
-    parley_outcome_t o;
-    int rc = sw->remove ? parley_snapshot_delete(db, sw->id, sw->user, sw->admin, &o)
-                        : parley_snapshot_create(db, &sw->req, &o);
-    if (rc == 0 && o.status == 201) {
+    (void)ctx;
+    const char *id = json_string_value(json_object_get(o->body, "id"));
+    if (!o->refusal && o->done == PARLEY_DONE_CREATED && id) {
         char loc[PARLEY_ROW_ID_MAX + 32];
-        snprintf(loc, sizeof loc, "/v1/snapshots/%s", sw->id);
+        snprintf(loc, sizeof loc, "/v1/snapshots/%s", id);
         parley_reply_header(rp, "Location", loc);
     }
-    if (rc == 0)
-        rc = parley_resource_reply(rp, &o, w);
-    parley_outcome_clear(&o);
-    return rc;
+    parley_resource_render(o, rp);
 }
 
 static void start_write(parley_req_t *r, bool remove, const char *id)
@@ -71,7 +71,6 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    sw->remove = remove;
     snprintf(sw->user, sizeof sw->user, "%s", parley_req_user(r));
     sw->admin = parley_req_is_admin(r);
     if (remove) {
@@ -80,11 +79,26 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
         snap_write_free(sw);
         return;
     }
-    sw->req.id = sw->id;
-    sw->req.user = sw->user;
-    sw->req.admin = sw->admin;
-    sw->req.body = sw->body;
-    parley_api_write(r, apply_snap_write, sw, snap_write_free);
+    if (remove) {
+        sw->cmd.kind = PARLEY_CMD_SNAPSHOT_DELETE;
+        sw->cmd.u.snap_delete.id = sw->id;
+        sw->cmd.u.snap_delete.user = sw->user;
+        sw->cmd.u.snap_delete.admin = sw->admin;
+    } else {
+        sw->cmd.kind = PARLEY_CMD_SNAPSHOT_CREATE;
+        sw->cmd.u.snap.id = sw->id;
+        sw->cmd.u.snap.user = sw->user;
+        sw->cmd.u.snap.admin = sw->admin;
+        sw->cmd.u.snap.body = sw->body;
+        parley_outcome_t o;
+        if (parley_snapshot_parse(&sw->cmd.u.snap, &o)) {
+            parley_resource_refuse(r, &o);
+            parley_outcome_clear(&o);
+            snap_write_free(sw);
+            return;
+        }
+    }
+    parley_api_write(r, &sw->cmd, render_snap_write, sw, snap_write_free);
 }
 
 /* ---- reads ----------------------------------------------------------------------- */
