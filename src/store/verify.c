@@ -502,35 +502,59 @@ static int check_snapshots(verify_t *v)
 /* ---- idempotency records ------------------------------------------------ */
 
 /*
- * A stored response (api/reply.c's encoding): "STATUS\nCONTENT-TYPE\n
- * HEADER-BYTES\n" then the headers and the body. NULL when it parses, or
- * why not.
+ * A stored response written before outcomes were (a rendered reply):
+ * "STATUS\nCONTENT-TYPE\nHEADER-BYTES\n" then the headers and the body.
+ * NULL when it parses, or why not.
  */
-static const char *response_problem(const char *p, size_t len)
+static const char *reply_problem(const char *p, size_t len)
 {
     const char *end = p + len;
     const char *nl1 = memchr(p, '\n', len);
     if (!nl1)
-        return "no status line";
+        return "neither an outcome record nor a stored reply";
     for (const char *d = p; d < nl1; d++)
         if (!isdigit((unsigned char)*d))
-            return "the status is not a number";
+            return "neither an outcome record nor a stored reply";
     long status = strtol(p, NULL, 10);
     if (nl1 - p != 3 || status < 200 || status > 299)
-        return "the status is not 2xx";
+        return "the stored reply's status is not 2xx";
     const char *nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
     if (!nl2)
-        return "no content type line";
+        return "the stored reply has no content type line";
     const char *nl3 = memchr(nl2 + 1, '\n', (size_t)(end - nl2 - 1));
     if (!nl3 || nl3 == nl2 + 1)
-        return "no header length line";
+        return "the stored reply has no header length line";
     for (const char *d = nl2 + 1; d < nl3; d++)
         if (!isdigit((unsigned char)*d))
-            return "the header length is not a number";
+            return "the stored reply's header length is not a number";
     unsigned long long hlen = strtoull(nl2 + 1, NULL, 10);
     if (hlen > (unsigned long long)(end - nl3 - 1))
-        return "the headers run past the record";
+        return "the stored reply's headers run past the record";
     return NULL;
+}
+
+/*
+ * A stored response: an outcome record (core/outcome.c's encoding: "O1\n"
+ * and a JSON object with "done", "echo" and "meta"), or a reply stored before
+ * outcomes were. NULL when it parses, or why not.
+ */
+static const char *response_problem(const char *p, size_t len)
+{
+    static const char magic[] = "O1\n"; /* an outcome record's first bytes */
+    if (len < sizeof magic - 1 || memcmp(p, magic, sizeof magic - 1) != 0)
+        return reply_problem(p, len);
+    json_error_t err;
+    json_t *rec = json_loadb(p + sizeof magic - 1, len - (sizeof magic - 1), 0, &err);
+    const char *why = NULL;
+    if (!rec || !json_is_object(rec))
+        why = "the outcome record is not a JSON object";
+    else if (!json_is_integer(json_object_get(rec, "done")))
+        why = "the outcome record has no integer \"done\"";
+    else if (!json_is_object(json_object_get(rec, "echo")) ||
+             !json_is_object(json_object_get(rec, "meta")))
+        why = "the outcome record lacks its \"echo\" or \"meta\" object";
+    json_decref(rec);
+    return why;
 }
 
 static int on_idem(void *arg, int n, const char *const *c, const size_t *lens)

@@ -22,9 +22,9 @@
  *   snapshots      kind and source agree; the frozen message log is a fork
  *                  of the source conversation's log, owned by the snapshot's
  *                  owner
- *   idempotency    every stored response parses (status 2xx, content type,
- *                  header block within the record) and the fingerprint is
- *                  64 hex digits
+ *   idempotency    every stored response parses (an outcome record, or a
+ *                  reply stored by an earlier version) and the fingerprint
+ *                  is 64 hex digits
  *
  * Threads: any thread, on a connection it owns.
  */
