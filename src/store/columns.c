@@ -416,6 +416,8 @@ static const parley_cols_t *map_named(const char *name, size_t len)
 int parley_sql_expand(const char *sql, char *out, size_t cap)
 {
     size_t n = 0;
+    if (!sql)
+        return PARLEY_EINVAL; /* a statement a backend has no SQL for */
     for (const char *p = sql; *p;) {
         const char *end = p[0] == '{' && p[1] >= 'a' && p[1] <= 'z' ? strchr(p, '}') : NULL;
         if (!end) {

@@ -189,7 +189,8 @@ void parley_cols_clear(const parley_cols_t *cols, void *row);
 /*
  * Copy sql into out (cap bytes), with each "{name}" replaced by the
  * comma-separated columns of the map of that name and "{name-}" by all but
- * the last. PARLEY_EINVAL for an unknown name or too small an out. Any
+ * the last. PARLEY_EINVAL for sql NULL (a backend without SQL for a
+ * shared statement), an unknown name or too small an out. Any
  * other brace (as in '{}') is copied as is.
  */
 int parley_sql_expand(const char *sql, char *out, size_t cap);

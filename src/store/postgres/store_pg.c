@@ -65,11 +65,14 @@
  * A row's columns are never listed here: the SQL says "{stream}",
  * "{conv}"... and the column maps shared with the SQLite backend
  * (store/columns.h) write the list at prepare time, bind rows ('r', 'R')
- * and read them back in the same order. The ops are a line or a few over
- * the shapes of columns.c (run, fetch, each, column, ints), which all go
- * through query() here; only the paged chunk scan reads a result itself.
- * A byte stream's long append is cut into chunk rows by
- * parley_store_put_chunks (store.c), which calls pg_chunk_insert.
+ * and read them back in the same order. The ops that both backends run
+ * the same way (gets, lists, scans, deletes, the stream append, close and
+ * ref...) are store/sqlops.c's, over this backend's SQL for the shared
+ * statements (enum parley_sql_stmt) and its runner, query(), which the
+ * connection struct carries; the ops here (inserts that return their id or
+ * counter, fenced updates, the claim, the paged chunk scan) are a line or
+ * a few over the shapes of columns.c through the same query(). Only the
+ * paged chunk scan reads a result itself.
  *
  * Threads: as store.h says; a connection is used by one thread at a time.
  */
@@ -86,6 +89,7 @@
 
 #include "parley/parley.h"
 #include "store/columns.h"
+#include "store/sqlops.h"
 #include "store/postgres/store_pg.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -118,73 +122,23 @@ enum lock_mode {
 };
 
 enum stmt_id {
-    S_STREAM_GET,
-    S_STREAM_GET_ID,
-    S_STREAM_DEL,
-    S_STREAM_DEL_CHUNKS,
-    S_STREAM_DEL_PRODUCERS,
-    S_STREAM_EXPIRED,
-    S_STREAM_SCAN,
-    S_CHUNK_INSERT,
-    S_CHUNK_SCAN,
-    S_PRODUCER_GET,
-    S_PRODUCER_PUT,
-    S_IDEM_GET,
-    S_IDEM_PURGE,
-    S_DOC_GET,
-    S_DOC_LIST,
-    S_CONV_GET,
-    S_CONV_LIST,
-    S_SESS_GET,
-    S_SESS_DEL,
-    S_SESS_LIST,
-    S_SESS_LIST_STATUS,
-    S_SESS_EXPIRED,
-    S_SNAP_GET,
-    S_SNAP_DEL,
-    S_SNAP_LIST,
-    S_SNAP_EXPIRED,
-    S_SUB_GET,
-    S_SUB_DEL,
-    S_SUB_DEL_LINKS,
-    S_SUB_PATTERNS,
-    S_SUB_LEASES,
-    S_SUB_DUE,
-    S_SUB_NEXT_DUE,
-    S_LINK_GET,
-    S_LINK_PUT,
-    S_LINK_DEL,
-    S_LINK_LIST_SUB,
-    S_LINK_LIST_PATH,
-    S_LINK_SNAPSHOT,
-    S_LINK_ACK_SNAPSHOT,
-    S_LINK_PENDING,
-    S_KEY_GET,
+    S_CHUNK_SCAN = PARLEY_Q_COUNT, /* after the shared statements (store/sqlops.h) */
     S_KEY_PUT,
     /* the atomic ops: see "atomic ops" below */
     S_A_STREAM_CREATE,
-    S_A_STREAM_APPEND,
-    S_A_STREAM_CLOSE,
-    S_A_STREAM_TOUCH,
-    S_A_STREAM_REF,
-    S_A_STREAM_MARK_DELETED,
     S_A_IDEM_PUT,
     S_A_DOC_INSERT,
     S_A_DOC_UPDATE,
     S_A_CONV_INSERT,
     S_A_CONV_UPDATE,
     S_A_CONV_BUMP,
-    S_A_CONV_TOMBSTONE,
     S_A_SESS_INSERT,
     S_A_SESS_UPDATE,
     S_A_SESS_CLAIM,
     S_A_SESS_CLAIM_CONV,
     S_A_SNAP_INSERT,
-    S_A_SNAP_EXPIRE,
-    S_A_SUB_PUT_CONFIG,
     S_A_SUB_BEGIN_WAKE,
     S_A_SUB_UPDATE,
-    S_A_LINK_ADVANCE,
     S_COUNT
 };
 
@@ -195,92 +149,99 @@ typedef struct stmt_def {
 } stmt_def_t;
 
 static const stmt_def_t stmts[S_COUNT] = {
-    [S_STREAM_GET] = {"SELECT {stream} FROM streams WHERE path = $1", L_UPDATE},
-    [S_STREAM_GET_ID] = {"SELECT {stream} FROM streams WHERE id = $1", L_UPDATE},
-    [S_STREAM_DEL] = {"DELETE FROM streams WHERE id = $1"},
-    [S_STREAM_DEL_CHUNKS] = {"DELETE FROM chunks WHERE stream_id = $1"},
-    [S_STREAM_DEL_PRODUCERS] = {"DELETE FROM producers WHERE stream_id = $1"},
-    [S_STREAM_EXPIRED] = {"SELECT id FROM streams WHERE NOT deleted AND "
-                          "((expires_ms IS NOT NULL AND expires_ms <= $1) OR "
-                          "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= $1)) LIMIT $2",
-                          L_SKIP_LOCKED},
-    [S_STREAM_SCAN] = {"SELECT {stream} FROM streams WHERE path >= $1 AND NOT deleted "
-                       "ORDER BY path"},
-    [S_CHUNK_INSERT] = {"INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
-                        "VALUES ($1, $2, $3, $4, $5)"},
+    [PARLEY_Q_STREAM_GET] = {"SELECT {stream} FROM streams WHERE path = $1", L_UPDATE},
+    [PARLEY_Q_STREAM_GET_ID] = {"SELECT {stream} FROM streams WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_STREAM_DEL] = {"DELETE FROM streams WHERE id = $1"},
+    [PARLEY_Q_STREAM_DEL_CHUNKS] = {"DELETE FROM chunks WHERE stream_id = $1"},
+    [PARLEY_Q_STREAM_DEL_PRODUCERS] = {"DELETE FROM producers WHERE stream_id = $1"},
+    [PARLEY_Q_STREAM_EXPIRED] =
+        {"SELECT id FROM streams WHERE NOT deleted AND "
+         "((expires_ms IS NOT NULL AND expires_ms <= $1) OR "
+         "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= $1)) LIMIT $2",
+         L_SKIP_LOCKED},
+    [PARLEY_Q_STREAM_SCAN] = {"SELECT {stream} FROM streams WHERE path >= $1 AND NOT deleted "
+                              "ORDER BY path"},
+    [PARLEY_Q_CHUNK_INSERT] = {"INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
+                               "VALUES ($1, $2, $3, $4, $5)"},
     [S_CHUNK_SCAN] = {"SELECT start_pos, end_pos, unit_end, data FROM chunks "
                       "WHERE stream_id = $1 AND end_pos > $2 ORDER BY end_pos LIMIT $3"},
-    [S_PRODUCER_GET] = {"SELECT {producer} FROM producers WHERE stream_id = $1 AND "
-                        "producer = $2",
-                        L_UPDATE},
-    [S_PRODUCER_PUT] = {"INSERT INTO producers (stream_id, producer, epoch, last_seq) "
-                        "VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id, producer) DO UPDATE "
-                        "SET epoch = excluded.epoch, last_seq = excluded.last_seq"},
-    [S_IDEM_GET] = {"SELECT {idem} FROM idempotency "
-                    "WHERE owner = $1 AND key = $2",
-                    L_UPDATE},
-    [S_IDEM_PURGE] = {"DELETE FROM idempotency WHERE (owner, key) IN (SELECT owner, key FROM "
-                      "idempotency WHERE created_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"},
-    [S_DOC_GET] = {"SELECT {doc} FROM documents WHERE owner = $1 AND collection = $2 AND id = $3",
-                   L_UPDATE},
-    [S_DOC_LIST] =
+    [PARLEY_Q_PRODUCER_GET] = {"SELECT {producer} FROM producers WHERE stream_id = $1 AND "
+                               "producer = $2",
+                               L_UPDATE},
+    [PARLEY_Q_PRODUCER_PUT] =
+        {"INSERT INTO producers (stream_id, producer, epoch, last_seq) "
+         "VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id, producer) DO UPDATE "
+         "SET epoch = excluded.epoch, last_seq = excluded.last_seq"},
+    [PARLEY_Q_IDEM_GET] = {"SELECT {idem} FROM idempotency "
+                           "WHERE owner = $1 AND key = $2",
+                           L_UPDATE},
+    [PARLEY_Q_IDEM_PURGE] =
+        {"DELETE FROM idempotency WHERE (owner, key) IN (SELECT owner, key FROM "
+         "idempotency WHERE created_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"},
+    [PARLEY_Q_DOC_GET] =
+        {"SELECT {doc} FROM documents WHERE owner = $1 AND collection = $2 AND id = $3", L_UPDATE},
+    [PARLEY_Q_DOC_LIST] =
         {"SELECT {doc} FROM documents WHERE owner = $1 AND collection = $2 AND NOT deleted AND "
          "chg < $3 ORDER BY chg DESC LIMIT $4"},
-    [S_CONV_GET] = {"SELECT {conv} FROM conversations WHERE id = $1", L_UPDATE},
-    [S_CONV_LIST] = {"SELECT {conv} FROM conversations WHERE owner = $1 AND NOT deleted "
-                     "AND activity < $2 ORDER BY activity DESC LIMIT $3"},
-    [S_SESS_GET] = {"SELECT {sess} FROM sessions WHERE id = $1", L_UPDATE},
-    [S_SESS_DEL] = {"DELETE FROM sessions WHERE id = $1"},
-    [S_SESS_LIST] = {"SELECT {sess} FROM sessions WHERE conversation_id = $1 AND "
-                     "ord < $2 ORDER BY ord DESC LIMIT $3"},
-    [S_SESS_LIST_STATUS] = {"SELECT {sess} FROM sessions WHERE conversation_id = $1 AND "
-                            "ord < $2 AND status = $4 ORDER BY ord DESC LIMIT $3"},
-    [S_SESS_EXPIRED] = {"SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
-                        "lease_expires_ms <= $1 AND status = 'processing' "
-                        "ORDER BY lease_expires_ms LIMIT $2",
-                        L_SKIP_LOCKED},
-    [S_SNAP_GET] = {"SELECT {snap} FROM snapshots WHERE id = $1", L_UPDATE},
-    [S_SNAP_DEL] = {"DELETE FROM snapshots WHERE id = $1"},
-    [S_SNAP_LIST] = {"SELECT {snap} FROM snapshots WHERE owner = $1 AND ord < $2 "
-                     "ORDER BY ord DESC LIMIT $3"},
-    [S_SNAP_EXPIRED] = {"SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
-                        "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
-                        L_SKIP_LOCKED},
-    [S_SUB_GET] = {"SELECT {sub} FROM subscriptions WHERE id = $1", L_UPDATE},
-    [S_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
-    [S_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
-    [S_SUB_PATTERNS] = {"SELECT {sub} FROM subscriptions WHERE pattern IS NOT NULL"},
-    [S_SUB_LEASES] = {"SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
-                      "lease_expires_ms <= $1 AND delivery_due_ms IS NULL "
-                      "ORDER BY lease_expires_ms LIMIT $2",
-                      L_SKIP_LOCKED},
-    [S_SUB_DUE] = {"SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
-                   "delivery_due_ms <= $1 ORDER BY delivery_due_ms LIMIT $2",
-                   L_SKIP_LOCKED},
-    [S_SUB_NEXT_DUE] = {"SELECT min(delivery_due_ms) FROM subscriptions"},
-    [S_LINK_GET] = {"SELECT {link} FROM subscription_streams WHERE sub_id = $1 AND "
-                    "path = $2",
-                    L_UPDATE},
-    [S_LINK_PUT] = {"INSERT INTO subscription_streams ({link}) VALUES ($1, $2, $3, $4, "
-                    "$5, $6) ON CONFLICT (sub_id, path) DO UPDATE SET by_glob = "
-                    "excluded.by_glob, by_explicit = excluded.by_explicit, acked = "
-                    "excluded.acked, wake_tail = excluded.wake_tail"},
-    [S_LINK_DEL] = {"DELETE FROM subscription_streams WHERE sub_id = $1 AND path = $2"},
-    [S_LINK_LIST_SUB] = {"SELECT {link} FROM subscription_streams WHERE sub_id = $1 "
-                         "ORDER BY path"},
-    [S_LINK_LIST_PATH] = {"SELECT {link} FROM subscription_streams WHERE path = $1 "
-                          "ORDER BY sub_id"},
-    [S_LINK_SNAPSHOT] = {"UPDATE subscription_streams l SET wake_tail = coalesce((SELECT s.tail "
-                         "FROM streams s WHERE s.path = l.path AND NOT s.deleted), 0) "
-                         "WHERE l.sub_id = $1"},
-    [S_LINK_ACK_SNAPSHOT] = {"UPDATE subscription_streams l SET acked = greatest(l.acked, "
-                             "least(l.wake_tail, coalesce((SELECT s.tail FROM streams s WHERE "
-                             "s.path = l.path AND NOT s.deleted), 0))) WHERE l.sub_id = $1 AND "
-                             "l.wake_tail IS NOT NULL AND l.wake_tail > l.acked"},
-    [S_LINK_PENDING] = {"SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
-                        "l.path WHERE l.sub_id = $1 AND NOT s.deleted AND s.tail > l.acked "
-                        "ORDER BY l.path LIMIT 1"},
-    [S_KEY_GET] = {"SELECT {key} FROM server_keys WHERE name = $1"},
+    [PARLEY_Q_CONV_GET] = {"SELECT {conv} FROM conversations WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_CONV_LIST] = {"SELECT {conv} FROM conversations WHERE owner = $1 AND NOT deleted "
+                            "AND activity < $2 ORDER BY activity DESC LIMIT $3"},
+    [PARLEY_Q_SESS_GET] = {"SELECT {sess} FROM sessions WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_SESS_DEL] = {"DELETE FROM sessions WHERE id = $1"},
+    [PARLEY_Q_SESS_LIST] = {"SELECT {sess} FROM sessions WHERE conversation_id = $1 AND "
+                            "ord < $2 ORDER BY ord DESC LIMIT $3"},
+    [PARLEY_Q_SESS_LIST_STATUS] = {"SELECT {sess} FROM sessions WHERE conversation_id = $1 AND "
+                                   "ord < $2 AND status = $4 ORDER BY ord DESC LIMIT $3"},
+    [PARLEY_Q_SESS_EXPIRED] = {"SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
+                               "lease_expires_ms <= $1 AND status = 'processing' "
+                               "ORDER BY lease_expires_ms LIMIT $2",
+                               L_SKIP_LOCKED},
+    [PARLEY_Q_SNAP_GET] = {"SELECT {snap} FROM snapshots WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_SNAP_DEL] = {"DELETE FROM snapshots WHERE id = $1"},
+    [PARLEY_Q_SNAP_LIST] = {"SELECT {snap} FROM snapshots WHERE owner = $1 AND ord < $2 "
+                            "ORDER BY ord DESC LIMIT $3"},
+    [PARLEY_Q_SNAP_EXPIRED] =
+        {"SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
+         "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
+         L_SKIP_LOCKED},
+    [PARLEY_Q_SUB_GET] = {"SELECT {sub} FROM subscriptions WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
+    [PARLEY_Q_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
+    [PARLEY_Q_SUB_PATTERNS] = {"SELECT {sub} FROM subscriptions WHERE pattern IS NOT NULL"},
+    [PARLEY_Q_SUB_LEASES] = {"SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
+                             "lease_expires_ms <= $1 AND delivery_due_ms IS NULL "
+                             "ORDER BY lease_expires_ms LIMIT $2",
+                             L_SKIP_LOCKED},
+    [PARLEY_Q_SUB_DUE] = {"SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
+                          "delivery_due_ms <= $1 ORDER BY delivery_due_ms LIMIT $2",
+                          L_SKIP_LOCKED},
+    [PARLEY_Q_SUB_NEXT_DUE] = {"SELECT min(delivery_due_ms) FROM subscriptions"},
+    [PARLEY_Q_LINK_GET] = {"SELECT {link} FROM subscription_streams WHERE sub_id = $1 AND "
+                           "path = $2",
+                           L_UPDATE},
+    [PARLEY_Q_LINK_PUT] = {"INSERT INTO subscription_streams ({link}) VALUES ($1, $2, $3, $4, "
+                           "$5, $6) ON CONFLICT (sub_id, path) DO UPDATE SET by_glob = "
+                           "excluded.by_glob, by_explicit = excluded.by_explicit, acked = "
+                           "excluded.acked, wake_tail = excluded.wake_tail"},
+    [PARLEY_Q_LINK_DEL] = {"DELETE FROM subscription_streams WHERE sub_id = $1 AND path = $2"},
+    [PARLEY_Q_LINK_LIST_SUB] = {"SELECT {link} FROM subscription_streams WHERE sub_id = $1 "
+                                "ORDER BY path"},
+    [PARLEY_Q_LINK_LIST_PATH] = {"SELECT {link} FROM subscription_streams WHERE path = $1 "
+                                 "ORDER BY sub_id"},
+    [PARLEY_Q_LINK_SNAPSHOT] =
+        {"UPDATE subscription_streams l SET wake_tail = coalesce((SELECT s.tail "
+         "FROM streams s WHERE s.path = l.path AND NOT s.deleted), 0) "
+         "WHERE l.sub_id = $1"},
+    [PARLEY_Q_LINK_ACK_SNAPSHOT] =
+        {"UPDATE subscription_streams l SET acked = greatest(l.acked, "
+         "least(l.wake_tail, coalesce((SELECT s.tail FROM streams s WHERE "
+         "s.path = l.path AND NOT s.deleted), 0))) WHERE l.sub_id = $1 AND "
+         "l.wake_tail IS NOT NULL AND l.wake_tail > l.acked"},
+    [PARLEY_Q_LINK_PENDING] =
+        {"SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
+         "l.path WHERE l.sub_id = $1 AND NOT s.deleted AND s.tail > l.acked "
+         "ORDER BY l.path LIMIT 1"},
+    [PARLEY_Q_KEY_GET] = {"SELECT {key} FROM server_keys WHERE name = $1"},
     /* ---- atomic ops: one statement decides and writes, on the row it
      * locks, so two nodes can never both act on one old value ---- */
     [S_A_STREAM_CREATE] = {"INSERT INTO streams ({stream-}) VALUES ($1, $2, $3, $4, $5, $6, $7, "
@@ -288,20 +249,23 @@ static const stmt_def_t stmts[S_COUNT] = {
                            "$16, $17) ON CONFLICT (path) DO NOTHING RETURNING id"},
     /* $1 id, $2 units, $3 now, $4 stream_seq (NULL: none), $5 expect_tail
      * (-1: any), $6 the largest tail */
-    [S_A_STREAM_APPEND] = {"UPDATE streams SET tail = tail + $2::bigint, touched_ms = $3, "
-                           "stream_seq = coalesce($4::text, stream_seq) WHERE id = $1 AND NOT "
-                           "closed AND NOT deleted AND ($4::text IS NULL OR stream_seq IS NULL OR "
-                           "stream_seq < $4::text COLLATE \"C\") AND ($5::bigint < 0 OR tail = "
-                           "$5::bigint) AND tail + $2::bigint <= $6::bigint RETURNING tail"},
-    [S_A_STREAM_CLOSE] = {"UPDATE streams SET closed = true, closer = $2, closer_epoch = $3, "
-                          "closer_seq = $4, touched_ms = $5 WHERE id = $1 AND NOT closed "
-                          "RETURNING tail"},
-    [S_A_STREAM_TOUCH] = {"UPDATE streams SET touched_ms = greatest(touched_ms, $2::bigint) "
-                          "WHERE id = $1 RETURNING tail"},
-    [S_A_STREAM_REF] = {"UPDATE streams SET refs = greatest(refs + $2::bigint, 0) WHERE id = $1 "
-                        "RETURNING {ref}"},
-    [S_A_STREAM_MARK_DELETED] = {"UPDATE streams SET deleted = true WHERE id = $1 AND refs > 0 "
-                                 "RETURNING refs"},
+    [PARLEY_Q_STREAM_APPEND] =
+        {"UPDATE streams SET tail = tail + $2::bigint, touched_ms = $3, "
+         "stream_seq = coalesce($4::text, stream_seq) WHERE id = $1 AND NOT "
+         "closed AND NOT deleted AND ($4::text IS NULL OR stream_seq IS NULL OR "
+         "stream_seq < $4::text COLLATE \"C\") AND ($5::bigint < 0 OR tail = "
+         "$5::bigint) AND tail + $2::bigint <= $6::bigint RETURNING tail"},
+    [PARLEY_Q_STREAM_CLOSE] = {"UPDATE streams SET closed = true, closer = $2, closer_epoch = $3, "
+                               "closer_seq = $4, touched_ms = $5 WHERE id = $1 AND NOT closed "
+                               "RETURNING tail"},
+    [PARLEY_Q_STREAM_TOUCH] = {"UPDATE streams SET touched_ms = greatest(touched_ms, $2::bigint) "
+                               "WHERE id = $1 RETURNING tail"},
+    [PARLEY_Q_STREAM_REF] =
+        {"UPDATE streams SET refs = greatest(refs + $2::bigint, 0) WHERE id = $1 "
+         "RETURNING {ref}"},
+    [PARLEY_Q_STREAM_MARK_DELETED] =
+        {"UPDATE streams SET deleted = true WHERE id = $1 AND refs > 0 "
+         "RETURNING refs"},
     /* Insert, or take over a record that expired (created before $6): a
      * live record stays and the insert reports nothing (EEXIST). Two nodes
      * with the same key: the second waits on the unique index for the
@@ -329,9 +293,10 @@ static const stmt_def_t stmts[S_COUNT] = {
                        "version + 1, updated_ms = $2, last_message_ms = $2, activity = "
                        "parley_next('conversation_activity') WHERE id = $1 AND NOT deleted "
                        "RETURNING message_count, version, activity"},
-    [S_A_CONV_TOMBSTONE] = {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
-                            "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
-                            "RETURNING version"},
+    [PARLEY_Q_CONV_TOMBSTONE] =
+        {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
+         "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
+         "RETURNING version"},
     [S_A_SESS_INSERT] = {"INSERT INTO sessions ({sess}) VALUES ($1, $2, $3, $4, $5, $6, "
                          "$7, $8, $9, $10, $11, $12, $13, $14, $15, parley_next('session')) "
                          "ON CONFLICT (id) DO NOTHING RETURNING ord"},
@@ -355,17 +320,18 @@ static const stmt_def_t stmts[S_COUNT] = {
     [S_A_SNAP_INSERT] = {"INSERT INTO snapshots ({snap}) VALUES ($1, $2, $3, $4, $5, $6, "
                          "$7, $8, $9, $10, parley_next('snapshot')) ON CONFLICT (id) DO NOTHING "
                          "RETURNING ord"},
-    [S_A_SNAP_EXPIRE] = {"UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = $1 "
-                         "RETURNING ord"},
+    [PARLEY_Q_SNAP_EXPIRE] = {"UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = $1 "
+                              "RETURNING ord"},
     /* Configuration columns only: the delivery state (generation, wake,
      * lease, due, attempts) of an existing row is never overwritten. */
-    [S_A_SUB_PUT_CONFIG] = {"INSERT INTO subscriptions ({sub}) VALUES ($1, $2, $3, $4, $5, "
-                            "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) "
-                            "DO UPDATE SET type = excluded.type, pattern = excluded.pattern, "
-                            "webhook_url = excluded.webhook_url, wake_stream = "
-                            "excluded.wake_stream, description = excluded.description, "
-                            "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
-                            "excluded.config_hash, root_url = excluded.root_url"},
+    [PARLEY_Q_SUB_PUT_CONFIG] =
+        {"INSERT INTO subscriptions ({sub}) VALUES ($1, $2, $3, $4, $5, "
+         "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) "
+         "DO UPDATE SET type = excluded.type, pattern = excluded.pattern, "
+         "webhook_url = excluded.webhook_url, wake_stream = "
+         "excluded.wake_stream, description = excluded.description, "
+         "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
+         "excluded.config_hash, root_url = excluded.root_url"},
     /* Only an idle subscription starts a wake: generation + 1 is the
      * fencing token. $3 lease end (-1: none), $4 due (-1: none). */
     [S_A_SUB_BEGIN_WAKE] = {"UPDATE subscriptions SET generation = generation + 1, wake_id = "
@@ -378,9 +344,10 @@ static const stmt_def_t stmts[S_COUNT] = {
                         "$4, delivery_due_ms = $5, attempts = $6 WHERE id = $1 AND generation = $7 "
                         "AND coalesce(wake_id, '') = $8 RETURNING generation"},
     /* Never back, never past the stream's tail. */
-    [S_A_LINK_ADVANCE] = {"UPDATE subscription_streams SET acked = $3 WHERE sub_id = $1 AND path = "
-                          "$2 AND acked <= $3::bigint AND $3::bigint <= coalesce((SELECT tail FROM "
-                          "streams WHERE streams.path = $2 AND NOT deleted), 0) RETURNING acked"},
+    [PARLEY_Q_LINK_ADVANCE] =
+        {"UPDATE subscription_streams SET acked = $3 WHERE sub_id = $1 AND path = "
+         "$2 AND acked <= $3::bigint AND $3::bigint <= coalesce((SELECT tail FROM "
+         "streams WHERE streams.path = $2 AND NOT deleted), 0) RETURNING acked"},
     [S_KEY_PUT] = {"INSERT INTO server_keys (name, secret, created_ms) VALUES ($1, $2, $3) "
                    "ON CONFLICT (name) DO NOTHING"},
 };
@@ -545,7 +512,7 @@ static const char schema_sql[] =
 
 /* A PostgreSQL connection: parley_db_t's ops point at pg_ops. */
 typedef struct pg_db {
-    parley_db_t base;       /* ops (first: the store.h wrappers read it) */
+    parley_sql_db_t sql;    /* ops and runner (first: the store.h wrappers read it) */
     pg_store_t *store;      /* the store it belongs to */
     PGconn *conn;           /* the libpq connection */
     bool writer;            /* the one write connection */
@@ -685,12 +652,15 @@ static int ensure_conn(pg_db_t *c)
     return session_setup(c);
 }
 
+static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q);
+
 static int open_conn(pg_store_t *s, bool writer, parley_db_t **out)
 {
     pg_db_t *c = calloc(1, sizeof *c);
     if (!c)
         return PARLEY_ENOMEM;
-    c->base.ops = &pg_ops;
+    c->sql.base.ops = &pg_ops;
+    c->sql.query = query;
     c->store = s;
     c->writer = writer;
     /* Defaults first: the URL's own parameters (expanded from dbname)
@@ -722,7 +692,7 @@ static int open_conn(pg_store_t *s, bool writer, parley_db_t **out)
         free(c);
         return rc;
     }
-    *out = &c->base;
+    *out = &c->sql.base;
     return 0;
 }
 
@@ -821,10 +791,7 @@ static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_quer
     return rc;
 }
 
-#define run(db, id, ...)                 parley_sql_exec(query, db, id, NULL, __VA_ARGS__)
-#define run_count(db, id, n, ...)        parley_sql_exec(query, db, id, n, __VA_ARGS__)
-#define fetch(db, id, cols, row, ...)    parley_sql_fetch(query, db, id, cols, row, __VA_ARGS__)
-#define each(db, id, cols, cb, arg, ...) parley_sql_each(query, db, id, cols, cb, arg, __VA_ARGS__)
+#define run_count(db, id, n, ...) parley_sql_exec(query, db, id, n, __VA_ARGS__)
 #define column(db, id, kind, out, stride, max, n, ...)                                             \
     parley_sql_column(query, db, id, kind, out, stride, max, n, __VA_ARGS__)
 #define ints(db, id, vals, n, ...) parley_sql_ints(query, db, id, vals, n, __VA_ARGS__)
@@ -1235,45 +1202,7 @@ static int pg_rollback_to(parley_db_t *db)
     return rc;
 }
 
-/* ---- streams, chunks, producers ------------------------------------------ */
-
-static int pg_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
-{
-    return fetch(db, S_STREAM_GET, &parley_stream_cols, out, "t", path);
-}
-
-static int pg_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
-{
-    return fetch(db, S_STREAM_GET_ID, &parley_stream_cols, out, "i", id);
-}
-
-static int pg_stream_remove(parley_db_t *db, int64_t id)
-{
-    int rc = run(db, S_STREAM_DEL_CHUNKS, "i", id);
-    if (rc == 0)
-        rc = run(db, S_STREAM_DEL_PRODUCERS, "i", id);
-    return rc ? rc : run(db, S_STREAM_DEL, "i", id);
-}
-
-static int pg_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n)
-{
-    return column(db, S_STREAM_EXPIRED, PARLEY_COL_I64, ids, sizeof *ids, max, n, "id", now_ms,
-                  max);
-}
-
-static int pg_stream_scan(parley_db_t *db, const char *prefix,
-                          int (*cb)(void *arg, const parley_stream_t *s), void *arg)
-{
-    parley_prefix_scan_t scan = {prefix, strlen(prefix), cb, arg};
-    return each(db, S_STREAM_SCAN, &parley_stream_cols,
-                (parley_row_cb_t){.stream = parley_prefix_scan_row}, &scan, "t", prefix);
-}
-
-static int pg_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                           uint64_t unit_end, const void *data, size_t len)
-{
-    return run(db, S_CHUNK_INSERT, "iuuub", stream_id, end, start, unit_end, data, len);
-}
+/* ---- the ops of this backend (the others are store/sqlops.c's) ---------- */
 
 /*
  * The chunks past from, in pages: libpq holds a whole result in memory, so
@@ -1314,226 +1243,7 @@ static int pg_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parl
     }
 }
 
-static int pg_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
-                           parley_producer_state_t *ps)
-{
-    int rc = fetch(db, S_PRODUCER_GET, &parley_producer_cols, ps, "it", stream_id, producer);
-    ps->exists = rc == 0;
-    return rc == PARLEY_ENOTFOUND ? 0 : rc;
-}
-
-static int pg_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
-                           const parley_producer_state_t *ps)
-{
-    return run(db, S_PRODUCER_PUT, "ituu", stream_id, producer, ps->epoch, ps->last_seq);
-}
-
-/* ---- idempotency records --------------------------------------------------- */
-
-static int pg_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
-                       int64_t *created_ms, char **resp, size_t *len)
-{
-    parley_idem_row_t r;
-    int rc = fetch(db, S_IDEM_GET, &parley_idem_cols, &r, "tt", owner, key);
-    if (rc)
-        return rc;
-    memcpy(fingerprint, r.fingerprint, sizeof r.fingerprint);
-    *created_ms = r.created_ms;
-    *resp = r.response;
-    *len = r.len;
-    return 0;
-}
-
-static int pg_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
-{
-    int64_t changed = 0;
-    int rc = run_count(db, S_IDEM_PURGE, &changed, "id", before_ms, limit);
-    *n = (int)changed;
-    return rc;
-}
-
-/* ---- documents ------------------------------------------------------------- */
-
-static int pg_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
-                      parley_doc_t *out)
-{
-    return fetch(db, S_DOC_GET, &parley_doc_cols, out, "ttt", owner, collection, id);
-}
-
-static int pg_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
-                       int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg)
-{
-    return each(db, S_DOC_LIST, &parley_doc_cols, (parley_row_cb_t){.doc = cb}, arg, "ttid", owner,
-                collection, before > 0 ? before : INT64_MAX, limit);
-}
-
-/* ---- conversations, sessions, snapshots ----------------------------------- */
-
-static int pg_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
-{
-    return fetch(db, S_CONV_GET, &parley_conv_cols, out, "t", id);
-}
-
-static int pg_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_conv_t *c), void *arg)
-{
-    return each(db, S_CONV_LIST, &parley_conv_cols, (parley_row_cb_t){.conv = cb}, arg, "tid",
-                owner, before > 0 ? before : INT64_MAX, limit);
-}
-
-static int pg_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
-{
-    return fetch(db, S_SESS_GET, &parley_sess_cols, out, "t", id);
-}
-
-static int pg_sess_remove(parley_db_t *db, const char *id)
-{
-    return run(db, S_SESS_DEL, "t", id);
-}
-
-static int pg_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
-                        int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
-                        void *arg)
-{
-    return each(db, status ? S_SESS_LIST_STATUS : S_SESS_LIST, &parley_sess_cols,
-                (parley_row_cb_t){.sess = cb}, arg, status ? "tidt" : "tid", conversation_id,
-                before > 0 ? before : INT64_MAX, limit, status);
-}
-
-/* The ids of up to max rows of a (now, limit) scan. */
-static int scan_ids(parley_db_t *db, enum stmt_id sid, int64_t now_ms,
-                    char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return column(db, sid, PARLEY_COL_TEXT, ids, sizeof *ids, max, n, "id", now_ms, max);
-}
-
-static int pg_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n)
-{
-    return scan_ids(db, S_SESS_EXPIRED, now_ms, ids, max, n);
-}
-
-static int pg_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
-{
-    return fetch(db, S_SNAP_GET, &parley_snap_cols, out, "t", id);
-}
-
-static int pg_snap_remove(parley_db_t *db, const char *id)
-{
-    return run(db, S_SNAP_DEL, "t", id);
-}
-
-static int pg_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_snap_t *s), void *arg)
-{
-    return each(db, S_SNAP_LIST, &parley_snap_cols, (parley_row_cb_t){.snap = cb}, arg, "tid",
-                owner, before > 0 ? before : INT64_MAX, limit);
-}
-
-static int pg_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n)
-{
-    return scan_ids(db, S_SNAP_EXPIRED, now_ms, ids, max, n);
-}
-
-/* ---- subscriptions ------------------------------------------------------- */
-
-static int pg_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
-{
-    return fetch(db, S_SUB_GET, &parley_sub_cols, out, "t", id);
-}
-
-static int pg_sub_remove(parley_db_t *db, const char *id)
-{
-    int rc = run(db, S_SUB_DEL_LINKS, "t", id);
-    return rc ? rc : run(db, S_SUB_DEL, "t", id);
-}
-
-static int pg_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
-                               void *arg)
-{
-    return each(db, S_SUB_PATTERNS, &parley_sub_cols, (parley_row_cb_t){.sub = cb}, arg, "");
-}
-
-static int pg_sub_leases_expired(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return scan_ids(db, S_SUB_LEASES, now_ms, ids, max, n);
-}
-
-static int pg_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return scan_ids(db, S_SUB_DUE, now_ms, ids, max, n);
-}
-
-static int pg_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
-{
-    int n;
-    *due_ms = -1;
-    return column(db, S_SUB_NEXT_DUE, PARLEY_COL_OPT_I64, due_ms, sizeof *due_ms, 1, &n, "");
-}
-
-static int pg_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
-                          parley_sub_link_t *out)
-{
-    return fetch(db, S_LINK_GET, &parley_link_cols, out, "tt", sub_id, path);
-}
-
-static int pg_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
-{
-    return run(db, S_LINK_PUT, "r", &parley_link_cols, l);
-}
-
-static int pg_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
-{
-    return run(db, S_LINK_DEL, "tt", sub_id, path);
-}
-
-static int pg_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
-                           int (*cb)(void *arg, const parley_sub_link_t *l), void *arg)
-{
-    return each(db, sub_id ? S_LINK_LIST_SUB : S_LINK_LIST_PATH, &parley_link_cols,
-                (parley_row_cb_t){.link = cb}, arg, "t", sub_id ? sub_id : path);
-}
-
-static int pg_sublink_snapshot(parley_db_t *db, const char *sub_id)
-{
-    return run(db, S_LINK_SNAPSHOT, "t", sub_id);
-}
-
-static int pg_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
-{
-    return run(db, S_LINK_ACK_SNAPSHOT, "t", sub_id);
-}
-
-static int pg_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
-{
-    int n;
-    int rc =
-        column(db, S_LINK_PENDING, PARLEY_COL_TEXT, path, PARLEY_PATH_MAX + 1, 1, &n, "t", sub_id);
-    return rc ? rc : n ? 0 : PARLEY_ENOTFOUND;
-}
-
 /* ---- server keys ----------------------------------------------------------- */
-
-static int pg_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
-                      size_t *len)
-{
-    parley_key_row_t k;
-    int rc = fetch(db, S_KEY_GET, &parley_key_cols, &k, "t", name);
-    if (rc)
-        return rc;
-    if (k.len > cap) {
-        rc = PARLEY_ETOOBIG;
-    } else {
-        if (k.len)
-            memcpy(out, k.secret, k.len);
-        *len = k.len;
-    }
-    free(k.secret);
-    return rc;
-}
 
 static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
@@ -1563,69 +1273,6 @@ static int pg_stream_create(parley_db_t *db, parley_stream_t *s)
         return PARLEY_EEXIST; /* the path is taken */
     if (rc == 0)
         s->id = id;
-    return rc;
-}
-
-static int pg_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
-                            uint64_t units, int64_t now_ms, const char *stream_seq,
-                            int64_t expect_tail, uint64_t *new_tail)
-{
-    if (units > PARLEY_OFFSET_MAX)
-        return PARLEY_ETOOBIG;
-    int64_t tail = 0;
-    int rc = ints(db, S_A_STREAM_APPEND, &tail, 1, "iuioiu", id, units, now_ms, stream_seq,
-                  expect_tail, (uint64_t)PARLEY_OFFSET_MAX);
-    if (rc == PARLEY_ENOTFOUND) {
-        /* Why no row matched: the row, locked by the update's attempt,
-         * says; nothing was written. */
-        parley_stream_t cur;
-        rc = pg_stream_get_id(db, id, &cur);
-        return rc ? rc : parley_store_append_refusal(&cur, stream_seq, expect_tail);
-    }
-    if (rc == 0)
-        rc = parley_store_put_chunks(db, id, (uint64_t)tail, data, len, units, pg_chunk_insert);
-    if (rc == 0)
-        *new_tail = (uint64_t)tail;
-    return rc;
-}
-
-static int pg_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
-                           uint64_t seq, int64_t now_ms, uint64_t *tail)
-{
-    bool named = closer && closer[0];
-    int64_t t = 0;
-    int rc = ints(db, S_A_STREAM_CLOSE, &t, 1, "ioiii", id, closer, named ? (int64_t)epoch : 0,
-                  named ? (int64_t)seq : 0, now_ms);
-    if (rc == PARLEY_ENOTFOUND) { /* closed already (a no-op), or missing */
-        parley_stream_t cur;
-        rc = pg_stream_get_id(db, id, &cur);
-        t = (int64_t)cur.tail;
-    }
-    if (rc == 0)
-        *tail = (uint64_t)t;
-    return rc;
-}
-
-static int pg_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
-{
-    int64_t t;
-    return ints(db, S_A_STREAM_TOUCH, &t, 1, "ii", id, now_ms);
-}
-
-static int pg_stream_ref(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out)
-{
-    return fetch(db, S_A_STREAM_REF, &parley_ref_cols, out, "id", id, delta);
-}
-
-static int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
-{
-    int64_t refs;
-    int rc = ints(db, S_A_STREAM_MARK_DELETED, &refs, 1, "i", id);
-    if (rc == PARLEY_ENOTFOUND) {
-        parley_stream_t cur;
-        rc = pg_stream_get_id(db, id, &cur);
-        return rc ? rc : PARLEY_ECONFLICT; /* refs == 0: the caller removes it */
-    }
     return rc;
 }
 
@@ -1682,7 +1329,7 @@ static int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
 static int conv_missed(parley_db_t *db, const char *id)
 {
     parley_conv_t cur = {0};
-    int rc = pg_conv_get(db, id, &cur);
+    int rc = parley_sqlop_conv_get(db, id, &cur);
     parley_conv_clear(&cur);
     return rc ? rc : PARLEY_ECONFLICT;
 }
@@ -1717,11 +1364,6 @@ static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
     return rc;
 }
 
-static int pg_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
-{
-    return ints(db, S_A_CONV_TOMBSTONE, version, 1, "ti", id, now_ms);
-}
-
 static int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
 {
     return insert_counted(db, S_A_SESS_INSERT, &parley_sess_cols, s);
@@ -1738,7 +1380,7 @@ static int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char *e
                   s->updated_ms, expect_status, expect_attempt);
     if (rc == PARLEY_ENOTFOUND) { /* moved, or missing */
         parley_sess_t cur = {0};
-        rc = pg_sess_get(db, s->id, &cur);
+        rc = parley_sqlop_sess_get(db, s->id, &cur);
         parley_sess_clear(&cur);
         return rc ? rc : PARLEY_ECONFLICT;
     }
@@ -1759,26 +1401,12 @@ static int pg_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_
                               now_ms, lease_ms);
     if (rc == 0 && n == 0)
         rc = PARLEY_ENOTFOUND;
-    return rc ? rc : pg_sess_get(db, id, out);
+    return rc ? rc : parley_sqlop_sess_get(db, id, out);
 }
 
 static int pg_snap_insert(parley_db_t *db, parley_snap_t *s)
 {
     return insert_counted(db, S_A_SNAP_INSERT, &parley_snap_cols, s);
-}
-
-/* Payload {}, stream "" (its fork is removed by the caller). */
-static int pg_snap_expire(parley_db_t *db, const char *id)
-{
-    int64_t ord;
-    return ints(db, S_A_SNAP_EXPIRE, &ord, 1, "t", id);
-}
-
-/* Insert, or change the configuration columns of, a subscription; its
- * delivery state is left as it is. */
-static int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
-{
-    return run(db, S_A_SUB_PUT_CONFIG, "r", &parley_sub_cols, s);
 }
 
 /* Why a fenced update of a subscription matched nothing: missing, or
@@ -1788,7 +1416,7 @@ static int sub_missed(parley_db_t *db, const char *id)
     parley_sub_t *cur = malloc(sizeof *cur);
     if (!cur)
         return PARLEY_ENOMEM;
-    int rc = pg_sub_get(db, id, cur);
+    int rc = parley_sqlop_sub_get(db, id, cur);
     free(cur);
     return rc ? rc : PARLEY_ECONFLICT;
 }
@@ -1815,18 +1443,6 @@ static int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_
     return rc == PARLEY_ENOTFOUND ? sub_missed(db, s->id) : rc;
 }
 
-static int pg_sublink_advance(parley_db_t *db, const char *sub, const char *path, uint64_t pos)
-{
-    int64_t acked;
-    int rc = ints(db, S_A_LINK_ADVANCE, &acked, 1, "ttu", sub, path, pos);
-    if (rc == PARLEY_ENOTFOUND) { /* backwards or past the tail, or no link */
-        parley_sub_link_t l;
-        rc = pg_sublink_get(db, sub, path, &l);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
-    return rc;
-}
-
 /* The PostgreSQL backend (store.h). */
 static const parley_store_ops_t pg_ops = {
     .scheme = "postgres",
@@ -1846,63 +1462,63 @@ static const parley_store_ops_t pg_ops = {
     .savepoint = pg_savepoint,
     .release = pg_release,
     .rollback_to = pg_rollback_to,
-    .stream_get = pg_stream_get,
-    .stream_get_id = pg_stream_get_id,
+    .stream_get = parley_sqlop_stream_get,
+    .stream_get_id = parley_sqlop_stream_get_id,
     .stream_create = pg_stream_create,
-    .stream_append = pg_stream_append,
-    .stream_close = pg_stream_close,
-    .stream_touch = pg_stream_touch,
-    .stream_ref = pg_stream_ref,
-    .stream_mark_deleted = pg_stream_mark_deleted,
-    .stream_remove = pg_stream_remove,
-    .stream_expired = pg_stream_expired,
-    .stream_scan = pg_stream_scan,
+    .stream_append = parley_sqlop_stream_append,
+    .stream_close = parley_sqlop_stream_close,
+    .stream_touch = parley_sqlop_stream_touch,
+    .stream_ref = parley_sqlop_stream_ref,
+    .stream_mark_deleted = parley_sqlop_stream_mark_deleted,
+    .stream_remove = parley_sqlop_stream_remove,
+    .stream_expired = parley_sqlop_stream_expired,
+    .stream_scan = parley_sqlop_stream_scan,
     .chunk_scan = pg_chunk_scan,
-    .producer_get = pg_producer_get,
-    .producer_put = pg_producer_put,
-    .idem_get = pg_idem_get,
+    .producer_get = parley_sqlop_producer_get,
+    .producer_put = parley_sqlop_producer_put,
+    .idem_get = parley_sqlop_idem_get,
     .idem_put = pg_idem_put,
-    .idem_purge = pg_idem_purge,
-    .doc_get = pg_doc_get,
+    .idem_purge = parley_sqlop_idem_purge,
+    .doc_get = parley_sqlop_doc_get,
     .doc_write = pg_doc_write,
-    .doc_list = pg_doc_list,
-    .conv_get = pg_conv_get,
+    .doc_list = parley_sqlop_doc_list,
+    .conv_get = parley_sqlop_conv_get,
     .conv_insert = pg_conv_insert,
     .conv_update = pg_conv_update,
     .conv_bump = pg_conv_bump,
-    .conv_tombstone = pg_conv_tombstone,
-    .conv_list = pg_conv_list,
-    .sess_get = pg_sess_get,
+    .conv_tombstone = parley_sqlop_conv_tombstone,
+    .conv_list = parley_sqlop_conv_list,
+    .sess_get = parley_sqlop_sess_get,
     .sess_insert = pg_sess_insert,
     .sess_update = pg_sess_update,
     .sess_claim_next = pg_sess_claim_next,
-    .sess_remove = pg_sess_remove,
-    .sess_list = pg_sess_list,
-    .sess_expired = pg_sess_expired,
-    .snap_get = pg_snap_get,
+    .sess_remove = parley_sqlop_sess_remove,
+    .sess_list = parley_sqlop_sess_list,
+    .sess_expired = parley_sqlop_sess_expired,
+    .snap_get = parley_sqlop_snap_get,
     .snap_insert = pg_snap_insert,
-    .snap_expire = pg_snap_expire,
-    .snap_remove = pg_snap_remove,
-    .snap_list = pg_snap_list,
-    .snap_expired = pg_snap_expired,
-    .sub_get = pg_sub_get,
-    .sub_put_config = pg_sub_put_config,
+    .snap_expire = parley_sqlop_snap_expire,
+    .snap_remove = parley_sqlop_snap_remove,
+    .snap_list = parley_sqlop_snap_list,
+    .snap_expired = parley_sqlop_snap_expired,
+    .sub_get = parley_sqlop_sub_get,
+    .sub_put_config = parley_sqlop_sub_put_config,
     .sub_begin_wake = pg_sub_begin_wake,
     .sub_update = pg_sub_update,
-    .sub_remove = pg_sub_remove,
-    .sub_with_pattern = pg_sub_with_pattern,
-    .sub_leases_expired = pg_sub_leases_expired,
-    .sub_deliveries_due = pg_sub_deliveries_due,
-    .sub_next_delivery = pg_sub_next_delivery,
-    .sublink_get = pg_sublink_get,
-    .sublink_put = pg_sublink_put,
-    .sublink_advance = pg_sublink_advance,
-    .sublink_remove = pg_sublink_remove,
-    .sublink_list = pg_sublink_list,
-    .sublink_snapshot = pg_sublink_snapshot,
-    .sublink_ack_snapshot = pg_sublink_ack_snapshot,
-    .sublink_first_pending = pg_sublink_first_pending,
-    .key_get = pg_key_get,
+    .sub_remove = parley_sqlop_sub_remove,
+    .sub_with_pattern = parley_sqlop_sub_with_pattern,
+    .sub_leases_expired = parley_sqlop_sub_leases_expired,
+    .sub_deliveries_due = parley_sqlop_sub_deliveries_due,
+    .sub_next_delivery = parley_sqlop_sub_next_delivery,
+    .sublink_get = parley_sqlop_sublink_get,
+    .sublink_put = parley_sqlop_sublink_put,
+    .sublink_advance = parley_sqlop_sublink_advance,
+    .sublink_remove = parley_sqlop_sublink_remove,
+    .sublink_list = parley_sqlop_sublink_list,
+    .sublink_snapshot = parley_sqlop_sublink_snapshot,
+    .sublink_ack_snapshot = parley_sqlop_sublink_ack_snapshot,
+    .sublink_first_pending = parley_sqlop_sublink_first_pending,
+    .key_get = parley_sqlop_key_get,
     .key_put = pg_key_put,
 };
 

@@ -42,11 +42,14 @@
  * lazily on each connection. A row's columns are never listed here: the
  * SQL says "{stream}", "{conv}"... and the shared column maps
  * (store/columns.h) write the list at prepare time, bind rows ('r') and
- * read them back in the same order. The ops are one line each over the
- * shapes of columns.c (run, fetch, each, column, ints), which all go
- * through query(), the one function here that binds, steps and resets a
- * statement. A byte stream's long append is cut into chunk rows by
- * parley_store_put_chunks (store.c), which calls chunk_put here.
+ * read them back in the same order. The ops that both backends run the
+ * same way (gets, lists, scans, deletes, the stream append, close and
+ * ref...) are store/sqlops.c's, over this backend's SQL for the shared
+ * statements (enum parley_sql_stmt) and its runner, query(), which the
+ * connection struct carries; query() is the one function that binds,
+ * steps and resets a statement. The ops here (inserts, the counters,
+ * conditional updates and why they missed, the chunk scan) are a line or
+ * a few over the shapes of columns.c through the same query().
  *
  * Invariants:
  *   1. For every stream, its chunks tile [fork_pos or 0, tail) without gaps
@@ -68,6 +71,7 @@
 
 #include "parley/parley.h"
 #include "store/columns.h"
+#include "store/sqlops.h"
 #include "store/store.h"
 #include "store/sqlite/checkpointer.h"
 #include "store/sqlite/sqlite_internal.h"
@@ -91,78 +95,28 @@ typedef struct sqlite_store {
 static const parley_store_ops_t sqlite_ops;
 
 enum stmt_id {
-    S_BEGIN,
+    S_BEGIN = PARLEY_Q_COUNT, /* after the shared statements (store/sqlops.h) */
     S_BEGIN_READ,
     S_COMMIT,
     S_ROLLBACK,
     S_SAVEPOINT,
     S_RELEASE,
     S_ROLLBACK_TO,
-    S_STREAM_GET,
-    S_STREAM_GET_ID,
     S_STREAM_INSERT,
-    S_STREAM_APPEND,
-    S_STREAM_CLOSE,
-    S_STREAM_TOUCH,
-    S_STREAM_REF,
-    S_STREAM_MARK_DELETED,
-    S_STREAM_DEL,
-    S_STREAM_DEL_CHUNKS,
-    S_STREAM_DEL_PRODUCERS,
-    S_STREAM_EXPIRED,
-    S_CHUNK_INSERT,
     S_CHUNK_SCAN,
-    S_PRODUCER_GET,
-    S_PRODUCER_PUT,
-    S_IDEM_GET,
     S_IDEM_PUT,
-    S_IDEM_PURGE,
-    S_DOC_GET,
     S_DOC_WRITE,
-    S_DOC_LIST,
     S_COUNTER_NEXT,
-    S_CONV_GET,
     S_CONV_INSERT,
     S_CONV_UPDATE,
     S_CONV_BUMP,
-    S_CONV_TOMBSTONE,
-    S_CONV_LIST,
-    S_SESS_GET,
     S_SESS_INSERT,
     S_SESS_UPDATE,
     S_SESS_CLAIM,
     S_SESS_CLAIM_CONV,
-    S_SESS_DEL,
-    S_SESS_LIST,
-    S_SESS_LIST_STATUS,
-    S_SESS_EXPIRED,
-    S_SNAP_GET,
     S_SNAP_INSERT,
-    S_SNAP_EXPIRE,
-    S_SNAP_DEL,
-    S_SNAP_LIST,
-    S_SNAP_EXPIRED,
-    S_SUB_GET,
-    S_SUB_PUT_CONFIG,
     S_SUB_BEGIN_WAKE,
     S_SUB_UPDATE,
-    S_SUB_DEL,
-    S_SUB_DEL_LINKS,
-    S_SUB_PATTERNS,
-    S_SUB_LEASES,
-    S_SUB_DUE,
-    S_SUB_NEXT_DUE,
-    S_LINK_GET,
-    S_LINK_PUT,
-    S_LINK_ADVANCE,
-    S_LINK_DEL,
-    S_LINK_LIST_SUB,
-    S_LINK_LIST_PATH,
-    S_LINK_SNAPSHOT,
-    S_LINK_ACK_SNAPSHOT,
-    S_LINK_PENDING,
-    S_STREAM_SCAN,
-    S_KEY_GET,
     S_KEY_PUT,
     S_COUNT
 };
@@ -175,66 +129,68 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SAVEPOINT] = "SAVEPOINT req",
     [S_RELEASE] = "RELEASE req",
     [S_ROLLBACK_TO] = "ROLLBACK TO req",
-    [S_STREAM_GET] = "SELECT {stream} FROM streams WHERE path = ?1",
-    [S_STREAM_GET_ID] = "SELECT {stream} FROM streams WHERE id = ?1",
+    [PARLEY_Q_STREAM_GET] = "SELECT {stream} FROM streams WHERE path = ?1",
+    [PARLEY_Q_STREAM_GET_ID] = "SELECT {stream} FROM streams WHERE id = ?1",
     [S_STREAM_INSERT] = "INSERT INTO streams ({stream-}) VALUES (?1, ?2, ?3, ?4, "
                         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    [S_STREAM_APPEND] = "UPDATE streams SET tail = tail + ?2, touched_ms = ?3, "
-                        "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND closed = 0 AND "
-                        "deleted = 0 AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
-                        "AND (?5 < 0 OR tail = ?5) AND tail + ?2 <= ?6 RETURNING tail",
-    [S_STREAM_CLOSE] = "UPDATE streams SET closed = 1, closer = ?2, closer_epoch = ?3, "
-                       "closer_seq = ?4, touched_ms = ?5 WHERE id = ?1 AND closed = 0 "
-                       "RETURNING tail",
-    [S_STREAM_TOUCH] = "UPDATE streams SET touched_ms = max(touched_ms, ?2) WHERE id = ?1 "
-                       "RETURNING tail",
-    [S_STREAM_REF] = "UPDATE streams SET refs = max(refs + ?2, 0) WHERE id = ?1 "
-                     "RETURNING {ref}",
-    [S_STREAM_MARK_DELETED] = "UPDATE streams SET deleted = 1 WHERE id = ?1 AND refs > 0 "
-                              "RETURNING refs",
-    [S_STREAM_DEL] = "DELETE FROM streams WHERE id = ?1",
-    [S_STREAM_DEL_CHUNKS] = "DELETE FROM chunks WHERE stream_id = ?1",
-    [S_STREAM_DEL_PRODUCERS] = "DELETE FROM producers WHERE stream_id = ?1",
-    [S_STREAM_EXPIRED] = "SELECT id FROM streams WHERE deleted = 0 AND "
-                         "((expires_ms IS NOT NULL AND expires_ms <= ?1) OR "
-                         "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= ?1)) LIMIT ?2",
-    [S_CHUNK_INSERT] = "INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [PARLEY_Q_STREAM_APPEND] =
+        "UPDATE streams SET tail = tail + ?2, touched_ms = ?3, "
+        "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND closed = 0 AND "
+        "deleted = 0 AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
+        "AND (?5 < 0 OR tail = ?5) AND tail + ?2 <= ?6 RETURNING tail",
+    [PARLEY_Q_STREAM_CLOSE] = "UPDATE streams SET closed = 1, closer = ?2, closer_epoch = ?3, "
+                              "closer_seq = ?4, touched_ms = ?5 WHERE id = ?1 AND closed = 0 "
+                              "RETURNING tail",
+    [PARLEY_Q_STREAM_TOUCH] = "UPDATE streams SET touched_ms = max(touched_ms, ?2) WHERE id = ?1 "
+                              "RETURNING tail",
+    [PARLEY_Q_STREAM_REF] = "UPDATE streams SET refs = max(refs + ?2, 0) WHERE id = ?1 "
+                            "RETURNING {ref}",
+    [PARLEY_Q_STREAM_MARK_DELETED] = "UPDATE streams SET deleted = 1 WHERE id = ?1 AND refs > 0 "
+                                     "RETURNING refs",
+    [PARLEY_Q_STREAM_DEL] = "DELETE FROM streams WHERE id = ?1",
+    [PARLEY_Q_STREAM_DEL_CHUNKS] = "DELETE FROM chunks WHERE stream_id = ?1",
+    [PARLEY_Q_STREAM_DEL_PRODUCERS] = "DELETE FROM producers WHERE stream_id = ?1",
+    [PARLEY_Q_STREAM_EXPIRED] = "SELECT id FROM streams WHERE deleted = 0 AND "
+                                "((expires_ms IS NOT NULL AND expires_ms <= ?1) OR "
+                                "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= ?1)) LIMIT ?2",
+    [PARLEY_Q_CHUNK_INSERT] = "INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_CHUNK_SCAN] = "SELECT start_pos, end_pos, unit_end, data FROM chunks "
                      "WHERE stream_id = ?1 AND end_pos > ?2 ORDER BY end_pos",
-    [S_PRODUCER_GET] = "SELECT {producer} FROM producers WHERE stream_id = ?1 AND "
-                       "producer = ?2",
-    [S_PRODUCER_PUT] = "INSERT INTO producers (stream_id, producer, epoch, last_seq) "
-                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (stream_id, producer) DO UPDATE "
-                       "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
-    [S_IDEM_GET] = "SELECT {idem} FROM idempotency "
-                   "WHERE owner = ?1 AND key = ?2",
+    [PARLEY_Q_PRODUCER_GET] = "SELECT {producer} FROM producers WHERE stream_id = ?1 AND "
+                              "producer = ?2",
+    [PARLEY_Q_PRODUCER_PUT] = "INSERT INTO producers (stream_id, producer, epoch, last_seq) "
+                              "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (stream_id, producer) DO UPDATE "
+                              "SET epoch = excluded.epoch, last_seq = excluded.last_seq",
+    [PARLEY_Q_IDEM_GET] = "SELECT {idem} FROM idempotency "
+                          "WHERE owner = ?1 AND key = ?2",
     [S_IDEM_PUT] =
         "INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO UPDATE SET "
         "fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, response = "
         "excluded.response WHERE idempotency.created_ms < ?6",
-    [S_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
-                     "WHERE created_ms < ?1 LIMIT ?2)",
-    [S_DOC_GET] = "SELECT {doc} FROM documents WHERE owner = ?1 AND collection = ?2 AND id = ?3",
-    [S_DOC_LIST] = "SELECT {doc} FROM documents "
-                   "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
-                   "ORDER BY chg DESC LIMIT ?4",
+    [PARLEY_Q_IDEM_PURGE] = "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
+                            "WHERE created_ms < ?1 LIMIT ?2)",
+    [PARLEY_Q_DOC_GET] =
+        "SELECT {doc} FROM documents WHERE owner = ?1 AND collection = ?2 AND id = ?3",
+    [PARLEY_Q_DOC_LIST] = "SELECT {doc} FROM documents "
+                          "WHERE owner = ?1 AND collection = ?2 AND deleted = 0 AND chg < ?3 "
+                          "ORDER BY chg DESC LIMIT ?4",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
                        "DO UPDATE SET value = value + 1 RETURNING value",
-    [S_CONV_GET] = "SELECT {conv} FROM conversations WHERE id = ?1",
-    [S_CONV_LIST] = "SELECT {conv} FROM conversations WHERE owner = ?1 AND deleted = 0 "
-                    "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
-    [S_SESS_GET] = "SELECT {sess} FROM sessions WHERE id = ?1",
-    [S_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
-    [S_SESS_LIST] = "SELECT {sess} FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
-                    "ORDER BY ord DESC LIMIT ?3",
-    [S_SESS_LIST_STATUS] = "SELECT {sess} FROM sessions WHERE conversation_id = ?1 AND "
-                           "ord < ?2 AND status = ?4 ORDER BY ord DESC LIMIT ?3",
-    [S_SESS_EXPIRED] = "SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
-                       "lease_expires_ms <= ?1 AND status = 'processing' "
-                       "ORDER BY lease_expires_ms LIMIT ?2",
-    [S_SNAP_GET] = "SELECT {snap} FROM snapshots WHERE id = ?1",
+    [PARLEY_Q_CONV_GET] = "SELECT {conv} FROM conversations WHERE id = ?1",
+    [PARLEY_Q_CONV_LIST] = "SELECT {conv} FROM conversations WHERE owner = ?1 AND deleted = 0 "
+                           "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
+    [PARLEY_Q_SESS_GET] = "SELECT {sess} FROM sessions WHERE id = ?1",
+    [PARLEY_Q_SESS_DEL] = "DELETE FROM sessions WHERE id = ?1",
+    [PARLEY_Q_SESS_LIST] = "SELECT {sess} FROM sessions WHERE conversation_id = ?1 AND ord < ?2 "
+                           "ORDER BY ord DESC LIMIT ?3",
+    [PARLEY_Q_SESS_LIST_STATUS] = "SELECT {sess} FROM sessions WHERE conversation_id = ?1 AND "
+                                  "ord < ?2 AND status = ?4 ORDER BY ord DESC LIMIT ?3",
+    [PARLEY_Q_SESS_EXPIRED] = "SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
+                              "lease_expires_ms <= ?1 AND status = 'processing' "
+                              "ORDER BY lease_expires_ms LIMIT ?2",
+    [PARLEY_Q_SNAP_GET] = "SELECT {snap} FROM snapshots WHERE id = ?1",
     [S_DOC_WRITE] = "INSERT INTO documents ({doc}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                     "?8, ?9, ?10) ON CONFLICT (owner, collection, id) DO UPDATE SET "
                     "version = excluded.version, deleted = excluded.deleted, data = "
@@ -249,8 +205,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CONV_BUMP] = "UPDATE conversations SET message_count = message_count + 1, version = "
                     "version + 1, last_message_ms = ?2, updated_ms = ?2, activity = ?3 "
                     "WHERE id = ?1 AND deleted = 0 RETURNING message_count, version, activity",
-    [S_CONV_TOMBSTONE] = "UPDATE conversations SET title = NULL, metadata = '{}', deleted = 1, "
-                         "version = version + 1, updated_ms = ?2 WHERE id = ?1 RETURNING version",
+    [PARLEY_Q_CONV_TOMBSTONE] =
+        "UPDATE conversations SET title = NULL, metadata = '{}', deleted = 1, "
+        "version = version + 1, updated_ms = ?2 WHERE id = ?1 RETURNING version",
     [S_SESS_INSERT] = "INSERT INTO sessions ({sess}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                       "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [S_SESS_UPDATE] = "UPDATE sessions SET result_id = ?2, status = ?3, attempt = ?4, lease_ms = "
@@ -266,61 +223,67 @@ static const char *const stmt_sql[S_COUNT] = {
                           "ORDER BY ord LIMIT 1) RETURNING {sess}",
     [S_SNAP_INSERT] = "INSERT INTO snapshots ({snap}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
                       "?7, ?8, ?9, ?10, ?11)",
-    [S_SNAP_EXPIRE] = "UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = ?1 "
-                      "RETURNING ord",
-    [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
-    [S_SNAP_LIST] = "SELECT {snap} FROM snapshots WHERE owner = ?1 AND ord < ?2 "
-                    "ORDER BY ord DESC LIMIT ?3",
-    [S_SNAP_EXPIRED] = "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
-                       "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
-    [S_SUB_GET] = "SELECT {sub} FROM subscriptions WHERE id = ?1",
-    [S_SUB_PUT_CONFIG] = "INSERT INTO subscriptions ({sub}) VALUES (?1, ?2, ?3, ?4, ?5, "
-                         "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO "
-                         "UPDATE SET type = excluded.type, pattern = excluded.pattern, "
-                         "webhook_url = excluded.webhook_url, wake_stream = "
-                         "excluded.wake_stream, description = excluded.description, "
-                         "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
-                         "excluded.config_hash, root_url = excluded.root_url",
+    [PARLEY_Q_SNAP_EXPIRE] = "UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = ?1 "
+                             "RETURNING ord",
+    [PARLEY_Q_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
+    [PARLEY_Q_SNAP_LIST] = "SELECT {snap} FROM snapshots WHERE owner = ?1 AND ord < ?2 "
+                           "ORDER BY ord DESC LIMIT ?3",
+    [PARLEY_Q_SNAP_EXPIRED] =
+        "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
+        "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
+    [PARLEY_Q_SUB_GET] = "SELECT {sub} FROM subscriptions WHERE id = ?1",
+    [PARLEY_Q_SUB_PUT_CONFIG] =
+        "INSERT INTO subscriptions ({sub}) VALUES (?1, ?2, ?3, ?4, ?5, "
+        "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO "
+        "UPDATE SET type = excluded.type, pattern = excluded.pattern, "
+        "webhook_url = excluded.webhook_url, wake_stream = "
+        "excluded.wake_stream, description = excluded.description, "
+        "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
+        "excluded.config_hash, root_url = excluded.root_url",
     [S_SUB_BEGIN_WAKE] = "UPDATE subscriptions SET generation = generation + 1, wake_id = ?2, "
                          "holder = NULL, lease_expires_ms = ?3, delivery_due_ms = ?4, attempts "
                          "= 0 WHERE id = ?1 AND wake_id IS NULL RETURNING generation",
     [S_SUB_UPDATE] = "UPDATE subscriptions SET wake_id = ?2, holder = ?3, lease_expires_ms = ?4, "
                      "delivery_due_ms = ?5, attempts = ?6 WHERE id = ?1 AND generation = ?7 AND "
                      "coalesce(wake_id, '') = ?8 RETURNING generation",
-    [S_LINK_ADVANCE] = "UPDATE subscription_streams SET acked = ?3 WHERE sub_id = ?1 AND path = "
-                       "?2 AND acked <= ?3 AND ?3 <= coalesce((SELECT tail FROM streams WHERE "
-                       "streams.path = ?2 AND deleted = 0), 0) RETURNING acked",
-    [S_SUB_DEL] = "DELETE FROM subscriptions WHERE id = ?1",
-    [S_SUB_DEL_LINKS] = "DELETE FROM subscription_streams WHERE sub_id = ?1",
-    [S_SUB_PATTERNS] = "SELECT {sub} FROM subscriptions WHERE pattern IS NOT NULL",
-    [S_SUB_LEASES] = "SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
-                     "lease_expires_ms <= ?1 AND delivery_due_ms IS NULL "
-                     "ORDER BY lease_expires_ms LIMIT ?2",
-    [S_SUB_DUE] = "SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
-                  "delivery_due_ms <= ?1 ORDER BY delivery_due_ms LIMIT ?2",
-    [S_SUB_NEXT_DUE] = "SELECT min(delivery_due_ms) FROM subscriptions",
-    [S_LINK_GET] = "SELECT {link} FROM subscription_streams WHERE sub_id = ?1 AND "
-                   "path = ?2",
-    [S_LINK_PUT] = "INSERT OR REPLACE INTO subscription_streams ({link}) VALUES (?1, "
-                   "?2, ?3, ?4, ?5, ?6)",
-    [S_LINK_DEL] = "DELETE FROM subscription_streams WHERE sub_id = ?1 AND path = ?2",
-    [S_LINK_LIST_SUB] = "SELECT {link} FROM subscription_streams WHERE sub_id = ?1 "
-                        "ORDER BY path",
-    [S_LINK_LIST_PATH] = "SELECT {link} FROM subscription_streams WHERE path = ?1 "
-                         "ORDER BY sub_id",
-    [S_LINK_SNAPSHOT] = "UPDATE subscription_streams SET wake_tail = coalesce((SELECT tail FROM "
-                        "streams WHERE streams.path = subscription_streams.path AND deleted = 0), "
-                        "0) WHERE sub_id = ?1",
-    [S_LINK_ACK_SNAPSHOT] = "UPDATE subscription_streams SET acked = max(acked, min(wake_tail, "
-                            "coalesce((SELECT tail FROM streams WHERE streams.path = "
-                            "subscription_streams.path AND deleted = 0), 0))) WHERE sub_id = ?1 "
-                            "AND wake_tail IS NOT NULL AND wake_tail > acked",
-    [S_LINK_PENDING] = "SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
-                       "l.path WHERE l.sub_id = ?1 AND s.deleted = 0 AND s.tail > l.acked "
-                       "ORDER BY l.path LIMIT 1",
-    [S_STREAM_SCAN] = "SELECT {stream} FROM streams WHERE path >= ?1 AND deleted = 0 "
-                      "ORDER BY path",
-    [S_KEY_GET] = "SELECT {key} FROM server_keys WHERE name = ?1",
+    [PARLEY_Q_LINK_ADVANCE] =
+        "UPDATE subscription_streams SET acked = ?3 WHERE sub_id = ?1 AND path = "
+        "?2 AND acked <= ?3 AND ?3 <= coalesce((SELECT tail FROM streams WHERE "
+        "streams.path = ?2 AND deleted = 0), 0) RETURNING acked",
+    [PARLEY_Q_SUB_DEL] = "DELETE FROM subscriptions WHERE id = ?1",
+    [PARLEY_Q_SUB_DEL_LINKS] = "DELETE FROM subscription_streams WHERE sub_id = ?1",
+    [PARLEY_Q_SUB_PATTERNS] = "SELECT {sub} FROM subscriptions WHERE pattern IS NOT NULL",
+    [PARLEY_Q_SUB_LEASES] = "SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
+                            "lease_expires_ms <= ?1 AND delivery_due_ms IS NULL "
+                            "ORDER BY lease_expires_ms LIMIT ?2",
+    [PARLEY_Q_SUB_DUE] = "SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
+                         "delivery_due_ms <= ?1 ORDER BY delivery_due_ms LIMIT ?2",
+    [PARLEY_Q_SUB_NEXT_DUE] = "SELECT min(delivery_due_ms) FROM subscriptions",
+    [PARLEY_Q_LINK_GET] = "SELECT {link} FROM subscription_streams WHERE sub_id = ?1 AND "
+                          "path = ?2",
+    [PARLEY_Q_LINK_PUT] = "INSERT OR REPLACE INTO subscription_streams ({link}) VALUES (?1, "
+                          "?2, ?3, ?4, ?5, ?6)",
+    [PARLEY_Q_LINK_DEL] = "DELETE FROM subscription_streams WHERE sub_id = ?1 AND path = ?2",
+    [PARLEY_Q_LINK_LIST_SUB] = "SELECT {link} FROM subscription_streams WHERE sub_id = ?1 "
+                               "ORDER BY path",
+    [PARLEY_Q_LINK_LIST_PATH] = "SELECT {link} FROM subscription_streams WHERE path = ?1 "
+                                "ORDER BY sub_id",
+    [PARLEY_Q_LINK_SNAPSHOT] =
+        "UPDATE subscription_streams SET wake_tail = coalesce((SELECT tail FROM "
+        "streams WHERE streams.path = subscription_streams.path AND deleted = 0), "
+        "0) WHERE sub_id = ?1",
+    [PARLEY_Q_LINK_ACK_SNAPSHOT] =
+        "UPDATE subscription_streams SET acked = max(acked, min(wake_tail, "
+        "coalesce((SELECT tail FROM streams WHERE streams.path = "
+        "subscription_streams.path AND deleted = 0), 0))) WHERE sub_id = ?1 "
+        "AND wake_tail IS NOT NULL AND wake_tail > acked",
+    [PARLEY_Q_LINK_PENDING] =
+        "SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
+        "l.path WHERE l.sub_id = ?1 AND s.deleted = 0 AND s.tail > l.acked "
+        "ORDER BY l.path LIMIT 1",
+    [PARLEY_Q_STREAM_SCAN] = "SELECT {stream} FROM streams WHERE path >= ?1 AND deleted = 0 "
+                             "ORDER BY path",
+    [PARLEY_Q_KEY_GET] = "SELECT {key} FROM server_keys WHERE name = ?1",
     [S_KEY_PUT] = "INSERT INTO server_keys (name, secret, created_ms) VALUES (?1, ?2, ?3)",
 };
 
@@ -467,7 +430,7 @@ static const char schema_sql[] =
 
 /* A SQLite connection: parley_db_t's ops point at sqlite_ops. */
 typedef struct sqlite_db {
-    parley_db_t base;            /* ops (first: the store.h wrappers read it) */
+    parley_sql_db_t sql;         /* ops and runner (first: the store.h wrappers read it) */
     sqlite3 *conn;               /* the SQLite connection */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared lazily, reset after each use */
     bool writer;                 /* the one write connection */
@@ -534,14 +497,17 @@ static int exec_simple(parley_db_t *db, enum stmt_id id)
     return exec_stmt(db, st, stmt_sql[id]);
 }
 
+static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q);
+
 static int open_conn(const char *file, bool writer, parley_db_t **out)
 {
     sqlite_db_t *c = calloc(1, sizeof *c);
     if (!c)
         return PARLEY_ENOMEM;
-    c->base.ops = &sqlite_ops;
+    c->sql.base.ops = &sqlite_ops;
+    c->sql.query = query;
     c->writer = writer;
-    parley_db_t *db = &c->base;
+    parley_db_t *db = &c->sql.base;
     int flags = writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     flags |= SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(file, &sq(db)->conn, flags, NULL);
@@ -932,25 +898,12 @@ static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_quer
     return err;
 }
 
-#define run(db, id, ...)                 parley_sql_exec(query, db, id, NULL, __VA_ARGS__)
-#define run_count(db, id, n, ...)        parley_sql_exec(query, db, id, n, __VA_ARGS__)
-#define fetch(db, id, cols, row, ...)    parley_sql_fetch(query, db, id, cols, row, __VA_ARGS__)
-#define each(db, id, cols, cb, arg, ...) parley_sql_each(query, db, id, cols, cb, arg, __VA_ARGS__)
-#define column(db, id, kind, out, stride, max, n, ...)                                             \
-    parley_sql_column(query, db, id, kind, out, stride, max, n, __VA_ARGS__)
-#define ints(db, id, vals, n, ...) parley_sql_ints(query, db, id, vals, n, __VA_ARGS__)
+#define run(db, id, ...)              parley_sql_exec(query, db, id, NULL, __VA_ARGS__)
+#define run_count(db, id, n, ...)     parley_sql_exec(query, db, id, n, __VA_ARGS__)
+#define fetch(db, id, cols, row, ...) parley_sql_fetch(query, db, id, cols, row, __VA_ARGS__)
+#define ints(db, id, vals, n, ...)    parley_sql_ints(query, db, id, vals, n, __VA_ARGS__)
 
-/* ---- streams, chunks, producers ------------------------------------------- */
-
-static int sq_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
-{
-    return fetch(db, S_STREAM_GET, &parley_stream_cols, out, "t", path);
-}
-
-static int sq_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
-{
-    return fetch(db, S_STREAM_GET_ID, &parley_stream_cols, out, "i", id);
-}
+/* ---- the ops of this backend (the others are store/sqlops.c's) ------------ */
 
 static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
 {
@@ -958,95 +911,6 @@ static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
     if (rc == 0)
         s->id = sqlite3_last_insert_rowid(sq(db)->conn);
     return rc;
-}
-
-static int sq_stream_remove(parley_db_t *db, int64_t id)
-{
-    int rc = run(db, S_STREAM_DEL_CHUNKS, "i", id);
-    if (rc == 0)
-        rc = run(db, S_STREAM_DEL_PRODUCERS, "i", id);
-    return rc ? rc : run(db, S_STREAM_DEL, "i", id);
-}
-
-static int sq_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n)
-{
-    return column(db, S_STREAM_EXPIRED, PARLEY_COL_I64, ids, sizeof *ids, max, n, "id", now_ms,
-                  max);
-}
-
-static int chunk_put(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                     uint64_t unit_end, const void *data, size_t len)
-{
-    return run(db, S_CHUNK_INSERT, "iuuub", stream_id, end, start, unit_end, data, len);
-}
-
-static int sq_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
-                            uint64_t units, int64_t now_ms, const char *stream_seq,
-                            int64_t expect_tail, uint64_t *new_tail)
-{
-    if (units > PARLEY_OFFSET_MAX)
-        return PARLEY_ETOOBIG;
-    int64_t tail = 0;
-    int rc = ints(db, S_STREAM_APPEND, &tail, 1, "iuioiu", id, units, now_ms, stream_seq,
-                  expect_tail, (uint64_t)PARLEY_OFFSET_MAX);
-    if (rc == PARLEY_ENOTFOUND) {
-        parley_stream_t cur;
-        rc = sq_stream_get_id(db, id, &cur);
-        return rc ? rc : parley_store_append_refusal(&cur, stream_seq, expect_tail);
-    }
-    if (rc == 0)
-        rc = parley_store_put_chunks(db, id, (uint64_t)tail, data, len, units, chunk_put);
-    if (rc == 0)
-        *new_tail = (uint64_t)tail;
-    return rc;
-}
-
-static int sq_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
-                           uint64_t seq, int64_t now_ms, uint64_t *tail)
-{
-    bool named = closer && closer[0];
-    int64_t t = 0;
-    int rc = ints(db, S_STREAM_CLOSE, &t, 1, "ioiii", id, closer, named ? (int64_t)epoch : 0,
-                  named ? (int64_t)seq : 0, now_ms);
-    if (rc == PARLEY_ENOTFOUND) { /* closed already (a no-op), or missing */
-        parley_stream_t cur;
-        rc = sq_stream_get_id(db, id, &cur);
-        t = (int64_t)cur.tail;
-    }
-    if (rc == 0)
-        *tail = (uint64_t)t;
-    return rc;
-}
-
-static int sq_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
-{
-    int64_t t;
-    return ints(db, S_STREAM_TOUCH, &t, 1, "ii", id, now_ms);
-}
-
-static int sq_stream_ref(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out)
-{
-    return fetch(db, S_STREAM_REF, &parley_ref_cols, out, "id", id, delta);
-}
-
-static int sq_stream_mark_deleted(parley_db_t *db, int64_t id)
-{
-    int64_t refs;
-    int rc = ints(db, S_STREAM_MARK_DELETED, &refs, 1, "i", id);
-    if (rc == PARLEY_ENOTFOUND) { /* missing, or refs == 0: the caller removes it */
-        parley_stream_t cur;
-        rc = sq_stream_get_id(db, id, &cur);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
-    return rc;
-}
-
-static int sq_stream_scan(parley_db_t *db, const char *prefix,
-                          int (*cb)(void *arg, const parley_stream_t *s), void *arg)
-{
-    parley_prefix_scan_t scan = {prefix, strlen(prefix), cb, arg};
-    return each(db, S_STREAM_SCAN, &parley_stream_cols,
-                (parley_row_cb_t){.stream = parley_prefix_scan_row}, &scan, "t", prefix);
 }
 
 static int sq_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
@@ -1070,35 +934,7 @@ static int sq_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parl
     return err;
 }
 
-static int sq_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
-                           parley_producer_state_t *ps)
-{
-    int rc = fetch(db, S_PRODUCER_GET, &parley_producer_cols, ps, "it", stream_id, producer);
-    ps->exists = rc == 0;
-    return rc == PARLEY_ENOTFOUND ? 0 : rc;
-}
-
-static int sq_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
-                           const parley_producer_state_t *ps)
-{
-    return run(db, S_PRODUCER_PUT, "ituu", stream_id, producer, ps->epoch, ps->last_seq);
-}
-
 /* ---- idempotency records ------------------------------------------------ */
-
-static int sq_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
-                       int64_t *created_ms, char **resp, size_t *len)
-{
-    parley_idem_row_t r;
-    int rc = fetch(db, S_IDEM_GET, &parley_idem_cols, &r, "tt", owner, key);
-    if (rc)
-        return rc;
-    memcpy(fingerprint, r.fingerprint, sizeof r.fingerprint);
-    *created_ms = r.created_ms;
-    *resp = r.response;
-    *len = r.len;
-    return 0;
-}
 
 static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fingerprint,
                        int64_t now_ms, int64_t expired_before_ms, const char *resp, size_t len)
@@ -1108,14 +944,6 @@ static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, cons
                        len, expired_before_ms);
     if (rc == 0 && changed == 0)
         rc = PARLEY_EEXIST; /* a live record: the first request's answer stands */
-    return rc;
-}
-
-static int sq_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
-{
-    int64_t changed = 0;
-    int rc = run_count(db, S_IDEM_PURGE, &changed, "id", before_ms, limit);
-    *n = (int)changed;
     return rc;
 }
 
@@ -1172,12 +1000,6 @@ static int row_missed(parley_db_t *db, const char *table, const char *id)
 
 /* ---- documents ------------------------------------------------------------ */
 
-static int sq_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
-                      parley_doc_t *out)
-{
-    return fetch(db, S_DOC_GET, &parley_doc_cols, out, "ttt", owner, collection, id);
-}
-
 static int sq_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
 {
     int64_t chg, changed = 0;
@@ -1194,19 +1016,7 @@ static int sq_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version
     return rc;
 }
 
-static int sq_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
-                       int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg)
-{
-    return each(db, S_DOC_LIST, &parley_doc_cols, (parley_row_cb_t){.doc = cb}, arg, "ttid", owner,
-                collection, before > 0 ? before : INT64_MAX, limit);
-}
-
 /* ---- conversations, sessions, snapshots ---------------------------------- */
-
-static int sq_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
-{
-    return fetch(db, S_CONV_GET, &parley_conv_cols, out, "t", id);
-}
 
 static int sq_conv_insert(parley_db_t *db, parley_conv_t *c)
 {
@@ -1242,23 +1052,6 @@ static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
     return rc;
 }
 
-static int sq_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
-{
-    return ints(db, S_CONV_TOMBSTONE, version, 1, "ti", id, now_ms);
-}
-
-static int sq_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_conv_t *c), void *arg)
-{
-    return each(db, S_CONV_LIST, &parley_conv_cols, (parley_row_cb_t){.conv = cb}, arg, "tid",
-                owner, before > 0 ? before : INT64_MAX, limit);
-}
-
-static int sq_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
-{
-    return fetch(db, S_SESS_GET, &parley_sess_cols, out, "t", id);
-}
-
 static int sq_sess_insert(parley_db_t *db, parley_sess_t *s)
 {
     return insert_counted(db, S_SESS_INSERT, &parley_sess_cols, s, COUNTER_SESSION);
@@ -1283,78 +1076,12 @@ static int sq_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_
     return fetch(db, S_SESS_CLAIM, &parley_sess_cols, out, "ii", now_ms, lease_ms);
 }
 
-static int sq_sess_remove(parley_db_t *db, const char *id)
-{
-    return run(db, S_SESS_DEL, "t", id);
-}
-
-static int sq_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
-                        int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
-                        void *arg)
-{
-    return each(db, status ? S_SESS_LIST_STATUS : S_SESS_LIST, &parley_sess_cols,
-                (parley_row_cb_t){.sess = cb}, arg, status ? "tidt" : "tid", conversation_id,
-                before > 0 ? before : INT64_MAX, limit, status);
-}
-
-/* The ids of up to max rows of a (now, limit) scan. */
-static int scan_ids(parley_db_t *db, enum stmt_id sid, int64_t now_ms,
-                    char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return column(db, sid, PARLEY_COL_TEXT, ids, sizeof *ids, max, n, "id", now_ms, max);
-}
-
-static int sq_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n)
-{
-    return scan_ids(db, S_SESS_EXPIRED, now_ms, ids, max, n);
-}
-
-static int sq_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
-{
-    return fetch(db, S_SNAP_GET, &parley_snap_cols, out, "t", id);
-}
-
 static int sq_snap_insert(parley_db_t *db, parley_snap_t *s)
 {
     return insert_counted(db, S_SNAP_INSERT, &parley_snap_cols, s, COUNTER_SNAPSHOT);
 }
 
-static int sq_snap_expire(parley_db_t *db, const char *id)
-{
-    int64_t ord;
-    return ints(db, S_SNAP_EXPIRE, &ord, 1, "t", id);
-}
-
-static int sq_snap_remove(parley_db_t *db, const char *id)
-{
-    return run(db, S_SNAP_DEL, "t", id);
-}
-
-static int sq_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_snap_t *s), void *arg)
-{
-    return each(db, S_SNAP_LIST, &parley_snap_cols, (parley_row_cb_t){.snap = cb}, arg, "tid",
-                owner, before > 0 ? before : INT64_MAX, limit);
-}
-
-static int sq_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n)
-{
-    return scan_ids(db, S_SNAP_EXPIRED, now_ms, ids, max, n);
-}
-
 /* ---- subscriptions ---- */
-
-static int sq_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
-{
-    return fetch(db, S_SUB_GET, &parley_sub_cols, out, "t", id);
-}
-
-static int sq_sub_put_config(parley_db_t *db, const parley_sub_t *s)
-{
-    return run(db, S_SUB_PUT_CONFIG, "r", &parley_sub_cols, s);
-}
 
 static int sq_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
                              int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
@@ -1378,109 +1105,7 @@ static int sq_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_
     return rc == PARLEY_ENOTFOUND ? row_missed(db, "subscriptions", s->id) : rc;
 }
 
-static int sq_sub_remove(parley_db_t *db, const char *id)
-{
-    int rc = run(db, S_SUB_DEL_LINKS, "t", id);
-    return rc ? rc : run(db, S_SUB_DEL, "t", id);
-}
-
-static int sq_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
-                               void *arg)
-{
-    return each(db, S_SUB_PATTERNS, &parley_sub_cols, (parley_row_cb_t){.sub = cb}, arg, "");
-}
-
-static int sq_sub_leases_expired(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return scan_ids(db, S_SUB_LEASES, now_ms, ids, max, n);
-}
-
-static int sq_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return scan_ids(db, S_SUB_DUE, now_ms, ids, max, n);
-}
-
-static int sq_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
-{
-    int n;
-    *due_ms = -1;
-    return column(db, S_SUB_NEXT_DUE, PARLEY_COL_OPT_I64, due_ms, sizeof *due_ms, 1, &n, "");
-}
-
-static int sq_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
-                          parley_sub_link_t *out)
-{
-    return fetch(db, S_LINK_GET, &parley_link_cols, out, "tt", sub_id, path);
-}
-
-static int sq_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
-{
-    return run(db, S_LINK_PUT, "r", &parley_link_cols, l);
-}
-
-static int sq_sublink_advance(parley_db_t *db, const char *sub_id, const char *path, uint64_t pos)
-{
-    int64_t acked = 0;
-    int rc = ints(db, S_LINK_ADVANCE, &acked, 1, "ttu", sub_id, path, pos);
-    if (rc == PARLEY_ENOTFOUND) { /* backwards or past the tail, or no link */
-        parley_sub_link_t l;
-        rc = sq_sublink_get(db, sub_id, path, &l);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
-    return rc;
-}
-
-static int sq_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
-{
-    return run(db, S_LINK_DEL, "tt", sub_id, path);
-}
-
-static int sq_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
-                           int (*cb)(void *arg, const parley_sub_link_t *l), void *arg)
-{
-    return each(db, sub_id ? S_LINK_LIST_SUB : S_LINK_LIST_PATH, &parley_link_cols,
-                (parley_row_cb_t){.link = cb}, arg, "t", sub_id ? sub_id : path);
-}
-
-static int sq_sublink_snapshot(parley_db_t *db, const char *sub_id)
-{
-    return run(db, S_LINK_SNAPSHOT, "t", sub_id);
-}
-
-static int sq_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
-{
-    return run(db, S_LINK_ACK_SNAPSHOT, "t", sub_id);
-}
-
-static int sq_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
-{
-    int n;
-    int rc =
-        column(db, S_LINK_PENDING, PARLEY_COL_TEXT, path, PARLEY_PATH_MAX + 1, 1, &n, "t", sub_id);
-    return rc ? rc : n ? 0 : PARLEY_ENOTFOUND;
-}
-
 /* ---- server keys ----------------------------------------------------------- */
-
-static int sq_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
-                      size_t *len)
-{
-    parley_key_row_t k;
-    int rc = fetch(db, S_KEY_GET, &parley_key_cols, &k, "t", name);
-    if (rc)
-        return rc;
-    if (k.len > cap) {
-        rc = PARLEY_ETOOBIG;
-    } else {
-        if (k.len)
-            memcpy(out, k.secret, k.len);
-        *len = k.len;
-    }
-    free(k.secret);
-    return rc;
-}
 
 static int sq_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
@@ -1505,63 +1130,63 @@ static const parley_store_ops_t sqlite_ops = {
     .savepoint = sq_savepoint,
     .release = sq_release,
     .rollback_to = sq_rollback_to,
-    .stream_get = sq_stream_get,
-    .stream_get_id = sq_stream_get_id,
+    .stream_get = parley_sqlop_stream_get,
+    .stream_get_id = parley_sqlop_stream_get_id,
     .stream_create = sq_stream_create,
-    .stream_append = sq_stream_append,
-    .stream_close = sq_stream_close,
-    .stream_touch = sq_stream_touch,
-    .stream_ref = sq_stream_ref,
-    .stream_mark_deleted = sq_stream_mark_deleted,
-    .stream_remove = sq_stream_remove,
-    .stream_expired = sq_stream_expired,
-    .stream_scan = sq_stream_scan,
+    .stream_append = parley_sqlop_stream_append,
+    .stream_close = parley_sqlop_stream_close,
+    .stream_touch = parley_sqlop_stream_touch,
+    .stream_ref = parley_sqlop_stream_ref,
+    .stream_mark_deleted = parley_sqlop_stream_mark_deleted,
+    .stream_remove = parley_sqlop_stream_remove,
+    .stream_expired = parley_sqlop_stream_expired,
+    .stream_scan = parley_sqlop_stream_scan,
     .chunk_scan = sq_chunk_scan,
-    .producer_get = sq_producer_get,
-    .producer_put = sq_producer_put,
-    .idem_get = sq_idem_get,
+    .producer_get = parley_sqlop_producer_get,
+    .producer_put = parley_sqlop_producer_put,
+    .idem_get = parley_sqlop_idem_get,
     .idem_put = sq_idem_put,
-    .idem_purge = sq_idem_purge,
-    .doc_get = sq_doc_get,
+    .idem_purge = parley_sqlop_idem_purge,
+    .doc_get = parley_sqlop_doc_get,
     .doc_write = sq_doc_write,
-    .doc_list = sq_doc_list,
-    .conv_get = sq_conv_get,
+    .doc_list = parley_sqlop_doc_list,
+    .conv_get = parley_sqlop_conv_get,
     .conv_insert = sq_conv_insert,
     .conv_update = sq_conv_update,
     .conv_bump = sq_conv_bump,
-    .conv_tombstone = sq_conv_tombstone,
-    .conv_list = sq_conv_list,
-    .sess_get = sq_sess_get,
+    .conv_tombstone = parley_sqlop_conv_tombstone,
+    .conv_list = parley_sqlop_conv_list,
+    .sess_get = parley_sqlop_sess_get,
     .sess_insert = sq_sess_insert,
     .sess_update = sq_sess_update,
     .sess_claim_next = sq_sess_claim_next,
-    .sess_remove = sq_sess_remove,
-    .sess_list = sq_sess_list,
-    .sess_expired = sq_sess_expired,
-    .snap_get = sq_snap_get,
+    .sess_remove = parley_sqlop_sess_remove,
+    .sess_list = parley_sqlop_sess_list,
+    .sess_expired = parley_sqlop_sess_expired,
+    .snap_get = parley_sqlop_snap_get,
     .snap_insert = sq_snap_insert,
-    .snap_expire = sq_snap_expire,
-    .snap_remove = sq_snap_remove,
-    .snap_list = sq_snap_list,
-    .snap_expired = sq_snap_expired,
-    .sub_get = sq_sub_get,
-    .sub_put_config = sq_sub_put_config,
+    .snap_expire = parley_sqlop_snap_expire,
+    .snap_remove = parley_sqlop_snap_remove,
+    .snap_list = parley_sqlop_snap_list,
+    .snap_expired = parley_sqlop_snap_expired,
+    .sub_get = parley_sqlop_sub_get,
+    .sub_put_config = parley_sqlop_sub_put_config,
     .sub_begin_wake = sq_sub_begin_wake,
     .sub_update = sq_sub_update,
-    .sub_remove = sq_sub_remove,
-    .sub_with_pattern = sq_sub_with_pattern,
-    .sub_leases_expired = sq_sub_leases_expired,
-    .sub_deliveries_due = sq_sub_deliveries_due,
-    .sub_next_delivery = sq_sub_next_delivery,
-    .sublink_get = sq_sublink_get,
-    .sublink_put = sq_sublink_put,
-    .sublink_advance = sq_sublink_advance,
-    .sublink_remove = sq_sublink_remove,
-    .sublink_list = sq_sublink_list,
-    .sublink_snapshot = sq_sublink_snapshot,
-    .sublink_ack_snapshot = sq_sublink_ack_snapshot,
-    .sublink_first_pending = sq_sublink_first_pending,
-    .key_get = sq_key_get,
+    .sub_remove = parley_sqlop_sub_remove,
+    .sub_with_pattern = parley_sqlop_sub_with_pattern,
+    .sub_leases_expired = parley_sqlop_sub_leases_expired,
+    .sub_deliveries_due = parley_sqlop_sub_deliveries_due,
+    .sub_next_delivery = parley_sqlop_sub_next_delivery,
+    .sublink_get = parley_sqlop_sublink_get,
+    .sublink_put = parley_sqlop_sublink_put,
+    .sublink_advance = parley_sqlop_sublink_advance,
+    .sublink_remove = parley_sqlop_sublink_remove,
+    .sublink_list = parley_sqlop_sublink_list,
+    .sublink_snapshot = parley_sqlop_sublink_snapshot,
+    .sublink_ack_snapshot = parley_sqlop_sublink_ack_snapshot,
+    .sublink_first_pending = parley_sqlop_sublink_first_pending,
+    .key_get = parley_sqlop_key_get,
     .key_put = sq_key_put,
 };
 
