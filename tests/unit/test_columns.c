@@ -187,7 +187,7 @@ static void columns_maps_cover_struct_without_overlap(void **state)
                                    &parley_link_cols};
     for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
         const parley_cols_t *c = maps[m];
-        span_t sp[40];
+        span_t sp[40] = {{0, 0}};
         int n = 0;
         for (int i = 0; i < c->n; i++) {
             sp[n++] = (span_t){c->col[i].off, c->col[i].size};
