@@ -612,6 +612,26 @@ void parley_store_url_redact(const char *url, char *out, size_t cap);
 int parley_store_append_refusal(const parley_stream_t *cur, const char *stream_seq,
                                 int64_t expect_tail);
 
+/* A byte stream's append is stored in chunk rows of at most this many
+ * bytes (parley_store_put_chunks). */
+#define PARLEY_CHUNK_ROW_BYTES (64 * 1024)
+
+/* A backend's insert of one chunk row: positions [start, end) of stream_id,
+ * from the append that ends at unit_end. */
+typedef int (*parley_chunk_put_fn)(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                                   uint64_t unit_end, const void *data, size_t len);
+
+/*
+ * Store an append of units positions ending at end (the stream's new tail)
+ * as chunk rows through put: none for an empty append; a byte stream's
+ * append (units == len) longer than PARLEY_CHUNK_ROW_BYTES as rows of at
+ * most that many bytes, each naming end as its unit's end, so a reader's
+ * window costs the rows it covers, never a whole 8 MiB append; anything
+ * else as one row. For every backend's stream_append.
+ */
+int parley_store_put_chunks(parley_db_t *db, int64_t stream_id, uint64_t end, const void *data,
+                            size_t len, uint64_t units, parley_chunk_put_fn put);
+
 /* Whether url names a backend this build has; if not, *why (static text)
  * says what is wrong. Used to refuse a bad --store before start-up. */
 bool parley_store_url_ok(const char *url, const char **why);
