@@ -72,4 +72,12 @@ bool parley_auth_host_is_loopback(const char *host);
 /* True when neither an admin key nor a JWT secret is configured. */
 bool parley_auth_local_mode(const parley_config_t *cfg);
 
+/*
+ * May this Authorization read /metrics? 0 in local mode, or for a bearer
+ * token equal (in constant time) to the admin key or the metrics token;
+ * else PARLEY_EINVAL with *why (static text) for the 401. A user's JWT is
+ * refused: metrics describe every user's traffic. Any thread.
+ */
+int parley_auth_metrics(const parley_config_t *cfg, const char *authorization, const char **why);
+
 #endif

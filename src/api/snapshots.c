@@ -54,8 +54,8 @@ static int apply_snap_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parl
     int rc = sw->remove ? parley_snapshot_delete(db, sw->id, sw->user, sw->admin, &o)
                         : parley_snapshot_create(db, &sw->req, &o);
     if (rc == 0 && o.status == 201) {
-        char loc[PARLEY_ROW_ID_MAX + 32];
-        snprintf(loc, sizeof loc, "/v1/snapshots/%s", sw->id);
+        char loc[PARLEY_ROW_ID_MAX + 32 + 256];
+        snprintf(loc, sizeof loc, "%s/v1/snapshots/%s", sw->req.base ? sw->req.base : "", sw->id);
         parley_reply_header(rp, "Location", loc);
     }
     if (rc == 0)
@@ -84,6 +84,7 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
     sw->req.user = sw->user;
     sw->req.admin = sw->admin;
     sw->req.body = sw->body;
+    sw->req.base = parley_api_app(r)->cfg->public_url; /* the config outlives the write */
     parley_api_write(r, apply_snap_write, sw, snap_write_free);
 }
 
@@ -133,7 +134,7 @@ static void get_one(parley_req_t *r, const char *id)
     }
     int rc = parley_snapshot_content(db, &s, CONTENT_MAX_BYTES, &content);
     parley_db_commit(db);
-    json_t *rep = rc == 0 ? parley_snapshot_json(&s) : NULL;
+    json_t *rep = rc == 0 ? parley_snapshot_json(&s, parley_api_app(r)->cfg->public_url) : NULL;
     parley_snap_clear(&s);
     if (!rep) {
         json_decref(content);
@@ -185,9 +186,16 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_req_respond_buf(r, 200, "application/json", &body);
 }
 
+/* A page of snapshots being listed, and the origin of their urls. */
+typedef struct snap_page {
+    parley_page_t page; /* the page */
+    const char *base;   /* --public-url, or NULL */
+} snap_page_t;
+
 static int on_snap(void *arg, const parley_snap_t *s)
 {
-    return parley_page_add(arg, parley_snapshot_json(s), s->ord);
+    snap_page_t *sp = arg;
+    return parley_page_add(&sp->page, parley_snapshot_json(s, sp->base), s->ord);
 }
 
 static void list(parley_req_t *r)
@@ -197,17 +205,17 @@ static void list(parley_req_t *r)
     if (parley_resource_page(r, 'o', &limit, &before))
         return;
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    parley_page_t page;
-    parley_page_init(&page, limit);
+    snap_page_t sp = {.base = parley_api_app(r)->cfg->public_url};
+    parley_page_init(&sp.page, limit);
     int rc =
-        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &page)
+        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &sp)
            : PARLEY_EUNAVAIL;
     if (rc) {
-        parley_page_clear(&page);
+        parley_page_clear(&sp.page);
         parley_api_store_failed(r, rc, "the snapshots");
         return;
     }
-    parley_page_send(r, &page, 'o');
+    parley_page_send(r, &sp.page, 'o');
 }
 
 /* ---- routing ---------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 
 #include "api/status.h"
 #include "api/app.h"
+#include "api/metrics.h"
 #include "api/write.h"
 #include "codec/fingerprint.h"
 #include "core/idempotency.h"
@@ -199,8 +200,10 @@ static void on_resumed(parley_req_t *r)
                          "the write could not be made durable and was not applied; the server "
                          "is stopping to recover. Retry against the restarted server");
     } else {
-        if (aw->replayed)
+        if (aw->replayed) {
             parley_req_add_header(r, "Idempotent-Replayed", "true");
+            parley_metrics_replay(r);
+        }
         parley_reply_send(r, &aw->reply);
     }
 }
@@ -237,6 +240,7 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
     if (rc)
         return 0;
     parley_req_add_header(r, "Idempotent-Replayed", "true");
+    parley_metrics_replay(r);
     parley_reply_send(r, &aw->reply);
     return 1;
 }

@@ -143,6 +143,7 @@ enum stmt_id {
     S_SUB_LEASES,
     S_SUB_DUE,
     S_SUB_NEXT_DUE,
+    S_STAT,
     S_LINK_GET,
     S_LINK_PUT,
     S_LINK_DEL,
@@ -268,6 +269,8 @@ static const stmt_def_t stmts[S_COUNT] = {
                    "delivery_due_ms <= $1 ORDER BY delivery_due_ms LIMIT $2",
                    L_SKIP_LOCKED},
     [S_SUB_NEXT_DUE] = {"SELECT min(delivery_due_ms) FROM subscriptions"},
+    [S_STAT] = {"SELECT pg_database_size(current_database()), count(*) FILTER (WHERE type = "
+                "'webhook'), count(*) FILTER (WHERE type = 'pull-wake') FROM subscriptions"},
     [S_LINK_GET] = {"SELECT " LINK_COLS " FROM subscription_streams WHERE sub_id = $1 AND "
                     "path = $2",
                     L_UPDATE},
@@ -2021,6 +2024,22 @@ static int pg_key_get(parley_db_t *db, const char *name, unsigned char *out, siz
     return rc;
 }
 
+static int pg_stat(parley_db_t *db, parley_store_stat_t *out)
+{
+    PGresult *r;
+    out->db_bytes = out->wal_bytes = out->subs_webhook = out->subs_pull_wake = -1;
+    int rc = run(db, S_STAT, NULL, &r, "statistics");
+    if (rc)
+        return rc;
+    if (PQntuples(r) > 0) {
+        out->db_bytes = g_int(r, 0, 0);
+        out->subs_webhook = g_int(r, 0, 1);
+        out->subs_pull_wake = g_int(r, 0, 2);
+    }
+    PQclear(r);
+    return 0;
+}
+
 static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
 {
@@ -2602,6 +2621,7 @@ static const parley_store_ops_t pg_ops = {
     .sublink_first_pending = pg_sublink_first_pending,
     .key_get = pg_key_get,
     .key_put = pg_key_put,
+    .stat = pg_stat,
 };
 
 const parley_store_ops_t *parley_store_pg_ops(void)

@@ -141,6 +141,7 @@ enum stmt_id {
     S_SUB_LEASES,
     S_SUB_DUE,
     S_SUB_NEXT_DUE,
+    S_STAT_SUBS,
     S_LINK_GET,
     S_LINK_PUT,
     S_LINK_ADVANCE,
@@ -311,6 +312,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SUB_DUE] = "SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
                   "delivery_due_ms <= ?1 ORDER BY delivery_due_ms LIMIT ?2",
     [S_SUB_NEXT_DUE] = "SELECT min(delivery_due_ms) FROM subscriptions",
+    [S_STAT_SUBS] = "SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER (WHERE "
+                    "type = 'pull-wake') FROM subscriptions",
     [S_LINK_GET] = "SELECT " LINK_COLS " FROM subscription_streams WHERE sub_id = ?1 AND "
                    "path = ?2",
     [S_LINK_PUT] = "INSERT OR REPLACE INTO subscription_streams (" LINK_COLS ") VALUES (?1, "
@@ -2384,6 +2387,41 @@ static int sq_key_get(parley_db_t *db, const char *name, unsigned char *out, siz
     return err;
 }
 
+/* A file's size, or -1 if it cannot be seen (a missing -wal: 0). */
+static int64_t file_bytes(const char *path, bool missing_is_zero)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return (int64_t)st.st_size;
+    return errno == ENOENT && missing_is_zero ? 0 : -1;
+}
+
+static int sq_stat(parley_db_t *db, parley_store_stat_t *out)
+{
+    out->db_bytes = out->wal_bytes = out->subs_webhook = out->subs_pull_wake = -1;
+    const char *file = sqlite3_db_filename(sq(db)->conn, "main");
+    if (file && *file) {
+        char wal[4096];
+        out->db_bytes = file_bytes(file, false);
+        if (snprintf(wal, sizeof wal, "%s-wal", file) < (int)sizeof wal)
+            out->wal_bytes = file_bytes(wal, true);
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, S_STAT_SUBS, &st);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        out->subs_webhook = sqlite3_column_int64(st, 0);
+        out->subs_pull_wake = sqlite3_column_int64(st, 1);
+    } else {
+        err = db_error(db, rc, "statistics");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
 static int sq_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
 {
@@ -2472,6 +2510,7 @@ static const parley_store_ops_t sqlite_ops = {
     .sublink_first_pending = sq_sublink_first_pending,
     .key_get = sq_key_get,
     .key_put = sq_key_put,
+    .stat = sq_stat,
 };
 
 const parley_store_ops_t *parley_store_sqlite_ops(void)
