@@ -216,11 +216,13 @@ void parley_api_route(parley_req_t *r, void *arg)
     if (strcmp(path, "/metrics") == 0) {
         /* The admin key or the metrics token (open in local mode); never
          * rate limited, so a scrape cannot be refused under load. */
-        if (parley_auth_metrics(cfg, parley_req_header(r, "Authorization"), &why) != 0) {
+        const char *who = NULL;
+        if (parley_auth_metrics(cfg, parley_req_header(r, "Authorization"), &who, &why) != 0) {
             parley_req_add_header(r, "WWW-Authenticate", "Bearer");
             parley_req_error(r, 401, "unauthorized", why);
             return;
         }
+        parley_req_set_caller(r, who, false); /* for the access log; reaches nothing else */
         parley_api_metrics(r);
         return;
     }

@@ -218,11 +218,12 @@ test("operations - the access log: one line per request, without secrets", { tim
   expectStatus(await client(srv, ADMIN_KEY).get("/healthz"), 200)
   const bad = await request(srv.url, "/v1/stream/a%C3%28b") // not UTF-8: refused at the edge
   assert.equal(bad.status, 400)
-  await until("five access lines", () => accessLines(srv.stderr()).length >= 5)
+  expectStatus(await client(srv, ADMIN_KEY).get("/metrics"), 200)
+  await until("six access lines", () => accessLines(srv.stderr()).length >= 6)
   const lines = accessLines(srv.stderr())
-  assert.equal(lines.length, 5, srv.stderr())
+  assert.equal(lines.length, 6, srv.stderr())
 
-  const [put, get, refused, health, edge] = lines
+  const [put, get, refused, health, edge, scraped] = lines
   assert.match(put.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
   assert.equal(put.remote, "127.0.0.1")
   assert.equal(put.method, "PUT")
@@ -240,6 +241,8 @@ test("operations - the access log: one line per request, without secrets", { tim
   assert.equal(health.path, "/healthz")
   assert.equal(edge.status, "400")
   assert.equal(edge.path, "/v1/stream/a\\xc3(b", "bytes that are not UTF-8 are written as \\xNN")
+  assert.equal(scraped.route, "/metrics")
+  assert.equal(scraped.user, "@admin")
   for (const secret of [ADMIN_KEY, alice, "wrong-token-31", "query-value-77", SECRET])
     assert.ok(!srv.stderr().includes(secret), `a secret in the log: ${secret}`)
 
