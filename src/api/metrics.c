@@ -296,11 +296,17 @@ static void put_store(parley_buf_t *b, parley_app_t *app, parley_metrics_t *m)
 {
     parley_store_stat_t st = {-1, -1, -1, -1};
     parley_db_t *db = parley_app_reader(app);
+    bool up = false;
     if (db && parley_db_begin(db) == 0) {
-        if (parley_db_stat(db, &st) != 0)
+        up = parley_db_stat(db, &st) == 0;
+        if (!up)
             st = (parley_store_stat_t){-1, -1, -1, -1};
         parley_db_commit(db);
     }
+    family(b, "parley_store_up", "gauge",
+           "1 if this scrape could read the store (PostgreSQL reachable), else 0; the store's "
+           "figures below are left out when it is 0.");
+    parley_buf_printf(b, "parley_store_up %d\n", up ? 1 : 0);
     family(b, "parley_live_subscribers", "gauge",
            "Live subscribers now, by kind: long-poll and SSE readers connected to this node; "
            "webhook and pull-wake subscriptions in the store.");

@@ -90,6 +90,7 @@ test("operations - /metrics is valid Prometheus text and its counters move", { t
     parley_writer_transaction_seconds: "histogram",
     parley_writer_queue_depth: "gauge",
     parley_live_subscribers: "gauge",
+    parley_store_up: "gauge",
     parley_store_database_bytes: "gauge",
   }
   for (const [name, type] of Object.entries(expected)) assert.equal(m0.types.get(name), type, `family ${name}`)
@@ -97,6 +98,7 @@ test("operations - /metrics is valid Prometheus text and its counters move", { t
   assert.equal(value(m0, `parley_build_info{version="0.1.0",store="${store}"}`), 1)
   const started = value(m0, "process_start_time_seconds")
   assert.ok(started > Date.now() / 1000 - 120 && started <= Date.now() / 1000 + 1, `start time ${started}`)
+  assert.equal(value(m0, "parley_store_up"), 1)
   assert.ok(value(m0, "parley_store_database_bytes") > 0, "database size")
   if (!TEST_PG_URL) assert.ok(value(m0, "parley_store_wal_bytes") >= 0, "SQLite's WAL size")
   assert.ok(value(m0, "parley_http_connections") >= 1, "the scrape's own connection is open")
