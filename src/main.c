@@ -309,7 +309,9 @@ static const serve_opt_t serve_opts[] = {
      NULL},
     {"store", "PARLEY_STORE", ARG_ONE, "URL", set_string, FIELD(store_url), 0, 0,
      "where the data lives: sqlite:PATH, an SQLite\n"
-     "database file (default sqlite:DIR/parley.db)",
+     "database file, or postgres://USER:PASS@HOST/DB\n"
+     "(postgresql:// too), a PostgreSQL database\n"
+     "(default sqlite:DIR/parley.db)",
      NULL},
     {"threads", "PARLEY_THREADS", ARG_ONE, "N", set_uint, FIELD(threads), 1, U32,
      "HTTP worker threads (default one per core)", NULL},

@@ -111,6 +111,7 @@ struct parley_http {
     struct MHD_Daemon *daemon; /* the HTTP daemon */
     atomic_bool stopping;      /* shutdown has begun */
     atomic_int inflight;       /* requests not yet completed */
+    int quiesced_fd;           /* listening socket handed back by quiesce, or -1 */
     parley_watch_t *watch;     /* notices parked clients hanging up */
     parley_budget_t *budget;   /* readers' pending output */
 };
@@ -913,6 +914,7 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
+    srv->quiesced_fd = -1;
     int rc = parley_watch_create(&srv->watch);
     if (rc) {
         free(srv);
@@ -935,10 +937,15 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
     return 0;
 }
 
+/* libmicrohttpd hands the listening socket back to the caller here and
+ * never closes it; it may be closed only after MHD_stop_daemon() (a worker
+ * may still hold it), so parley_http_stop() does. */
 void parley_http_quiesce(parley_http_t *srv)
 {
     atomic_store(&srv->stopping, true);
-    MHD_quiesce_daemon(srv->daemon);
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET && srv->quiesced_fd < 0)
+        srv->quiesced_fd = fd;
 }
 
 int parley_http_inflight(parley_http_t *srv)
@@ -951,6 +958,8 @@ void parley_http_stop(parley_http_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    if (srv->quiesced_fd >= 0)
+        close(srv->quiesced_fd);
     parley_watch_destroy(srv->watch);
     parley_budget_destroy(srv->budget);
     free(srv);
