@@ -303,6 +303,17 @@ int parley_sqlop_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
     return column(db, PARLEY_Q_SUB_NEXT_DUE, PARLEY_COL_OPT_I64, due_ms, sizeof *due_ms, 1, &n, "");
 }
 
+int parley_sqlop_stat_subs(parley_db_t *db, parley_store_stat_t *out)
+{
+    int64_t v[2];
+    int rc = ints(db, PARLEY_Q_STAT_SUBS, v, 2, "");
+    if (rc)
+        return rc;
+    out->subs_webhook = v[0];
+    out->subs_pull_wake = v[1];
+    return 0;
+}
+
 int parley_sqlop_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
                              parley_sub_link_t *out)
 {

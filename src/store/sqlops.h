@@ -73,6 +73,7 @@ enum parley_sql_stmt {
     PARLEY_Q_LINK_ACK_SNAPSHOT,    /* sub_id */
     PARLEY_Q_LINK_PENDING,         /* sub_id -> path */
     PARLEY_Q_KEY_GET,              /* name -> {key} */
+    PARLEY_Q_STAT_SUBS,            /* -> webhook subscriptions, pull-wake subscriptions */
     PARLEY_Q_COUNT
 };
 
@@ -136,6 +137,8 @@ int parley_sqlop_sub_leases_expired(parley_db_t *db, int64_t now_ms,
 int parley_sqlop_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
                                     char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n);
 int parley_sqlop_sub_next_delivery(parley_db_t *db, int64_t *due_ms);
+/* The subscription counts of the stat op (subs_webhook, subs_pull_wake). */
+int parley_sqlop_stat_subs(parley_db_t *db, parley_store_stat_t *out);
 int parley_sqlop_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
                              parley_sub_link_t *out);
 int parley_sqlop_sublink_put(parley_db_t *db, const parley_sub_link_t *l);

@@ -268,6 +268,14 @@ typedef struct parley_sub_link {
     int64_t wake_tail;                  /* tail taken by the wake in flight, -1 outside one */
 } parley_sub_link_t;
 
+/* What the stat op reports; -1 where the backend cannot tell. */
+typedef struct parley_store_stat {
+    int64_t db_bytes;       /* the database: SQLite's file, PostgreSQL's pg_database_size */
+    int64_t wal_bytes;      /* SQLite's -wal file; -1 on PostgreSQL (its WAL is the cluster's) */
+    int64_t subs_webhook;   /* subscriptions of type webhook */
+    int64_t subs_pull_wake; /* subscriptions of type pull-wake */
+} parley_store_stat_t;
+
 /*
  * The operations of a backend. Every op returns 0 or a negative PARLEY_E*
  * unless said otherwise; the wrappers below keep the names callers use.
@@ -586,6 +594,13 @@ struct parley_store_ops {
      * Writer. */
     int (*key_put)(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                    int64_t created_ms);
+
+    /* ---- statistics (for /metrics) ---- */
+
+    /* Sizes and counts an operator watches, on a reader connection inside
+     * its read transaction (never on the writer: a scrape must not hold
+     * writes up). A figure the backend cannot tell is -1. */
+    int (*stat)(parley_db_t *db, parley_store_stat_t *out);
 };
 
 /*
@@ -695,6 +710,11 @@ static inline int parley_db_maintainer(parley_db_t *db, bool *mine)
 {
     *mine = true;
     return db->ops->maintainer ? db->ops->maintainer(db, mine) : 0;
+}
+
+static inline int parley_db_stat(parley_db_t *db, parley_store_stat_t *out)
+{
+    return db->ops->stat(db, out);
 }
 
 static inline int parley_db_rollback(parley_db_t *db)

@@ -124,6 +124,7 @@ enum lock_mode {
 enum stmt_id {
     S_CHUNK_SCAN = PARLEY_Q_COUNT, /* after the shared statements (store/sqlops.h) */
     S_KEY_PUT,
+    S_STAT_DB,
     /* the atomic ops: see "atomic ops" below */
     S_A_STREAM_CREATE,
     S_A_IDEM_PUT,
@@ -350,6 +351,9 @@ static const stmt_def_t stmts[S_COUNT] = {
          "streams WHERE streams.path = $2 AND NOT deleted), 0) RETURNING acked"},
     [S_KEY_PUT] = {"INSERT INTO server_keys (name, secret, created_ms) VALUES ($1, $2, $3) "
                    "ON CONFLICT (name) DO NOTHING"},
+    [PARLEY_Q_STAT_SUBS] = {"SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER "
+                            "(WHERE type = 'pull-wake') FROM subscriptions"},
+    [S_STAT_DB] = {"SELECT pg_database_size(current_database())"},
 };
 
 /* Text key columns compare as bytes, as on SQLite. */
@@ -1245,6 +1249,15 @@ static int pg_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parl
 
 /* ---- server keys ----------------------------------------------------------- */
 
+static int pg_stat(parley_db_t *db, parley_store_stat_t *out)
+{
+    out->db_bytes = out->wal_bytes = out->subs_webhook = out->subs_pull_wake = -1;
+    int rc = ints(db, S_STAT_DB, &out->db_bytes, 1, "");
+    if (rc == 0)
+        rc = parley_sqlop_stat_subs(db, out);
+    return rc;
+}
+
 static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
 {
@@ -1520,6 +1533,7 @@ static const parley_store_ops_t pg_ops = {
     .sublink_first_pending = parley_sqlop_sublink_first_pending,
     .key_get = parley_sqlop_key_get,
     .key_put = pg_key_put,
+    .stat = pg_stat,
 };
 
 const parley_store_ops_t *parley_store_pg_ops(void)

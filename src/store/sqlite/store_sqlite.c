@@ -285,6 +285,8 @@ static const char *const stmt_sql[S_COUNT] = {
                              "ORDER BY path",
     [PARLEY_Q_KEY_GET] = "SELECT {key} FROM server_keys WHERE name = ?1",
     [S_KEY_PUT] = "INSERT INTO server_keys (name, secret, created_ms) VALUES (?1, ?2, ?3)",
+    [PARLEY_Q_STAT_SUBS] = "SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER "
+                           "(WHERE type = 'pull-wake') FROM subscriptions",
 };
 
 static const char schema_sql[] =
@@ -1107,6 +1109,28 @@ static int sq_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_
 
 /* ---- server keys ----------------------------------------------------------- */
 
+/* A file's size, or -1 if it cannot be seen (a missing -wal: 0). */
+static int64_t file_bytes(const char *path, bool missing_is_zero)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return (int64_t)st.st_size;
+    return errno == ENOENT && missing_is_zero ? 0 : -1;
+}
+
+static int sq_stat(parley_db_t *db, parley_store_stat_t *out)
+{
+    out->db_bytes = out->wal_bytes = out->subs_webhook = out->subs_pull_wake = -1;
+    const char *file = sqlite3_db_filename(sq(db)->conn, "main");
+    if (file && *file) {
+        char wal[4096];
+        out->db_bytes = file_bytes(file, false);
+        if (snprintf(wal, sizeof wal, "%s-wal", file) < (int)sizeof wal)
+            out->wal_bytes = file_bytes(wal, true);
+    }
+    return parley_sqlop_stat_subs(db, out);
+}
+
 static int sq_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
 {
@@ -1188,6 +1212,7 @@ static const parley_store_ops_t sqlite_ops = {
     .sublink_first_pending = parley_sqlop_sublink_first_pending,
     .key_get = parley_sqlop_key_get,
     .key_put = sq_key_put,
+    .stat = sq_stat,
 };
 
 const parley_store_ops_t *parley_store_sqlite_ops(void)
