@@ -39,6 +39,7 @@ typedef struct snap_write {
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     bool admin;                      /* the caller is the admin */
     char id[PARLEY_ROW_ID_MAX + 1];  /* the snapshot */
+    const char *base;                /* --public-url, or NULL: URLs are paths (config, outlives us) */
 } snap_write_t;
 
 static void snap_write_free(void *arg)
@@ -54,11 +55,11 @@ static void snap_write_free(void *arg)
  * created snapshot, from the outcome, so a replay names the first one). */
 static void render_snap_write(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
-    (void)ctx;
+    snap_write_t *sw = ctx;
     const char *id = json_string_value(json_object_get(o->body, "id"));
     if (!o->refusal && o->done == PARLEY_DONE_CREATED && id) {
-        char loc[PARLEY_ROW_ID_MAX + 32];
-        snprintf(loc, sizeof loc, "/v1/snapshots/%s", id);
+        char loc[PARLEY_ROW_ID_MAX + 32 + 256];
+        snprintf(loc, sizeof loc, "%s/v1/snapshots/%s", sw->base ? sw->base : "", id);
         parley_reply_header(rp, "Location", loc);
     }
     parley_resource_render(o, rp);
@@ -79,6 +80,7 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
         snap_write_free(sw);
         return;
     }
+    sw->base = parley_api_app(r)->cfg->public_url; /* the config outlives the write */
     if (remove) {
         sw->cmd.kind = PARLEY_CMD_SNAPSHOT_DELETE;
         sw->cmd.u.snap_delete.id = sw->id;
@@ -90,6 +92,7 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
         sw->cmd.u.snap.user = sw->user;
         sw->cmd.u.snap.admin = sw->admin;
         sw->cmd.u.snap.body = sw->body;
+        sw->cmd.u.snap.base = sw->base;
         parley_outcome_t o;
         if (parley_snapshot_parse(&sw->cmd.u.snap, &o)) {
             parley_resource_refuse(r, &o);
@@ -147,7 +150,7 @@ static void get_one(parley_req_t *r, const char *id)
     }
     int rc = parley_snapshot_content(db, &s, CONTENT_MAX_BYTES, &content);
     parley_db_commit(db);
-    json_t *rep = rc == 0 ? parley_snapshot_json(&s) : NULL;
+    json_t *rep = rc == 0 ? parley_snapshot_json(&s, parley_api_app(r)->cfg->public_url) : NULL;
     parley_snap_clear(&s);
     if (!rep) {
         json_decref(content);
@@ -199,9 +202,16 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_req_respond_buf(r, 200, "application/json", &body);
 }
 
+/* A page of snapshots being listed, and the origin of their urls. */
+typedef struct snap_page {
+    parley_page_t page; /* the page */
+    const char *base;   /* --public-url, or NULL */
+} snap_page_t;
+
 static int on_snap(void *arg, const parley_snap_t *s)
 {
-    return parley_page_add(arg, parley_snapshot_json(s), s->ord);
+    snap_page_t *sp = arg;
+    return parley_page_add(&sp->page, parley_snapshot_json(s, sp->base), s->ord);
 }
 
 static void list(parley_req_t *r)
@@ -211,17 +221,17 @@ static void list(parley_req_t *r)
     if (parley_resource_page(r, 'o', &limit, &before))
         return;
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    parley_page_t page;
-    parley_page_init(&page, limit);
+    snap_page_t sp = {.base = parley_api_app(r)->cfg->public_url};
+    parley_page_init(&sp.page, limit);
     int rc =
-        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &page)
+        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &sp)
            : PARLEY_EUNAVAIL;
     if (rc) {
-        parley_page_clear(&page);
+        parley_page_clear(&sp.page);
         parley_api_store_failed(r, rc, "the snapshots");
         return;
     }
-    parley_page_send(r, &page, 'o');
+    parley_page_send(r, &sp.page, 'o');
 }
 
 /* ---- routing ---------------------------------------------------------------------- */

@@ -37,6 +37,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/metrics.h"
 #include "api/params.h"
 #include "api/status.h"
 #include "api/write.h"
@@ -58,7 +59,7 @@ typedef struct stream_write {
     parley_command_t cmd;           /* the core command: u.stream, the parsed request */
     char path[PARLEY_PATH_MAX + 1]; /* copy of the path */
     char owner[256];                /* copy of the caller's user id */
-    char host[256];                 /* Host header, for Location */
+    char origin[300];               /* for Location: --public-url, or http:// + Host */
 } stream_write_t;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -193,9 +194,8 @@ static void render_stream_write(void *ctx, const parley_outcome_t *res, parley_r
     if (res->refusal || sw->kind != W_CREATE)
         return;
     if (res->done == PARLEY_DONE_CREATED) {
-        char loc[PARLEY_PATH_MAX + 300];
-        snprintf(loc, sizeof loc, "http://%s/v1/stream/%s", sw->host[0] ? sw->host : "localhost",
-                 sw->path);
+        char loc[PARLEY_PATH_MAX + 320];
+        snprintf(loc, sizeof loc, "%s/v1/stream/%s", sw->origin, sw->path);
         parley_reply_header(rp, "Location", loc);
     }
     if (res->meta.ttl_s >= 0)
@@ -220,7 +220,11 @@ static stream_write_t *new_write(parley_req_t *r, enum write_kind kind, const ch
     snprintf(sw->path, sizeof sw->path, "%s", path);
     snprintf(sw->owner, sizeof sw->owner, "%s", parley_req_user(r));
     const char *host = parley_req_header(r, "Host");
-    snprintf(sw->host, sizeof sw->host, "%s", host ? host : "");
+    const char *public_url = parley_api_app(r)->cfg->public_url;
+    if (public_url)
+        snprintf(sw->origin, sizeof sw->origin, "%s", public_url);
+    else
+        snprintf(sw->origin, sizeof sw->origin, "http://%s", host && *host ? host : "localhost");
     sw->cmd.u.stream.path = sw->path;
     sw->cmd.u.stream.owner = sw->owner;
     sw->cmd.u.stream.admin = parley_req_is_admin(r);
@@ -943,10 +947,12 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
         catch_up(r, rd);
         break;
     case LIVE_LONG_POLL:
+        parley_metrics_live_begin(r, PARLEY_LIVE_LONG_POLL);
         rd->deadline = parley_clock_mono_ms() + ctx->cfg->long_poll_ms;
         long_poll_step(r);
         break;
     case LIVE_SSE:
+        parley_metrics_live_begin(r, PARLEY_LIVE_SSE);
         start_sse(r, rd);
         break;
     }

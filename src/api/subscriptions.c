@@ -180,10 +180,16 @@ static void submit(parley_req_t *r, sub_write_t *sw)
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-/* The stream root URL as this request sees it: http://<Host>/v1/stream. A
- * Host that is not a plain host[:port] is replaced by "localhost". */
+/* The stream root URL as clients see it: --public-url + /v1/stream when
+ * set, else http://<Host>/v1/stream (a Host that is not a plain
+ * host[:port] is replaced by "localhost"). */
 static void root_url(parley_req_t *r, char *out, size_t cap)
 {
+    const char *public_url = parley_api_app(r)->cfg->public_url;
+    if (public_url) {
+        snprintf(out, cap, "%s/v1/stream", public_url);
+        return;
+    }
     const char *host = parley_req_header(r, "Host");
     bool ok = host && *host && strlen(host) < 256;
     for (const char *c = host; ok && *c; c++)

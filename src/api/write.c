@@ -24,6 +24,7 @@
 
 #include "api/status.h"
 #include "api/app.h"
+#include "api/metrics.h"
 #include "api/write.h"
 #include "codec/fingerprint.h"
 #include "core/command.h"
@@ -128,8 +129,10 @@ static void send_outcome(api_write_t *aw, const parley_outcome_t *o, bool replay
     if (rp.status == 0) {
         parley_req_error(aw->r, 503, "out_of_memory", "the server is out of memory; retry later");
     } else {
-        if (replayed)
+        if (replayed) {
             parley_req_add_header(aw->r, "Idempotent-Replayed", "true");
+            parley_metrics_replay(aw->r);
+        }
         parley_reply_send(aw->r, &rp);
     }
     parley_reply_free(&rp);
@@ -154,6 +157,7 @@ static int send_record(api_write_t *aw, const char *blob, size_t len)
     rc = parley_reply_decode(blob, len, &rp);
     if (rc == 0) {
         parley_req_add_header(aw->r, "Idempotent-Replayed", "true");
+        parley_metrics_replay(aw->r);
         parley_reply_send(aw->r, &rp);
     }
     parley_reply_free(&rp);

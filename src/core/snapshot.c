@@ -38,10 +38,10 @@ void parley_snapshot_stream_path(const char *id, char *out, size_t cap)
     snprintf(out, cap, PARLEY_SNAPSHOT_PATH_PREFIX "%s", id);
 }
 
-json_t *parley_snapshot_json(const parley_snap_t *s)
+json_t *parley_snapshot_json(const parley_snap_t *s, const char *base)
 {
-    char url[PARLEY_ROW_ID_MAX + 20];
-    snprintf(url, sizeof url, "/v1/snapshots/%s", s->id);
+    char url[PARLEY_ROW_ID_MAX + 20 + 256];
+    snprintf(url, sizeof url, "%s/v1/snapshots/%s", base ? base : "", s->id);
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o}", "id", s->id, "url", url, "source",
                      s->source, "kind", s->kind, "title",
                      s->title ? json_string(s->title) : json_null(), "public", s->is_public,
@@ -255,7 +255,7 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
         if (rc == 0)
             rc = emit(db, &s, "snapshot.created", out);
         if (rc == 0) {
-            json_t *rep = parley_snapshot_json(&s);
+            json_t *rep = parley_snapshot_json(&s, req->base);
             rc = rep ? 0 : PARLEY_ENOMEM;
             parley_outcome_answer(out, PARLEY_DONE_CREATED, rep);
         }

@@ -52,14 +52,17 @@ typedef struct parley_snapshot_req {
     bool admin;                  /* reaches every user's conversations */
     json_t *body;                /* {source, title?, public?, expires_in?} (borrowed) */
     parley_snapshot_args_t args; /* body parsed by parley_snapshot_parse */
+    const char *base;            /* origin the url starts with (--public-url), or NULL: a path */
 } parley_snapshot_req_t;
 
 /* The fork stream path of snapshot id into out. */
 void parley_snapshot_stream_path(const char *id, char *out, size_t cap);
 
 /* The representation {id, url, source, kind, title, public, created_at,
- * expires_at} (new reference, NULL when memory runs out). Any thread. */
-json_t *parley_snapshot_json(const parley_snap_t *s);
+ * expires_at} (new reference, NULL when memory runs out); url is
+ * base + "/v1/snapshots/{id}", or the path alone when base is NULL or "".
+ * Any thread. */
+json_t *parley_snapshot_json(const parley_snap_t *s, const char *base);
 
 /* Whether the caller owns s (or is the admin): list, revoke, read private. */
 bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool admin);

@@ -934,8 +934,8 @@ out_free:
 }
 
 int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_keyring_t *kr,
-                                 int64_t now_ms, char **body, size_t *len, char *url, int64_t *gen,
-                                 char *wake_id)
+                                 const char *root_url, int64_t now_ms, char **body, size_t *len,
+                                 char *url, int64_t *gen, char *wake_id)
 {
     json_t *streams = NULL;
     char *token = NULL;
@@ -953,8 +953,8 @@ int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_k
         rc = parley_keyring_token_issue(kr, s->id, s->generation, s->wake_id,
                                         now_ms / 1000 + PARLEY_SUB_TOKEN_TTL_S, &token);
     if (rc == 0) {
-        snprintf(callback, sizeof callback, "%s/__ds/subscriptions/%s/callback", s->root_url,
-                 s->id);
+        snprintf(callback, sizeof callback, "%s/__ds/subscriptions/%s/callback",
+                 root_url ? root_url : s->root_url, s->id);
         json_t *v = json_pack("{s:s, s:s, s:I, s:O, s:s, s:s}", "subscription_id", s->id, "wake_id",
                               s->wake_id, "generation", (json_int_t)s->generation, "streams",
                               streams, "callback_url", callback, "callback_token", token);

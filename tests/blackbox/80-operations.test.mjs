@@ -1,433 +1,381 @@
-// The operator's commands: `parley backup` (online, verified, written
-// atomically: the order is proved with strace), `parley restore` (stopped
-// stores only, verified input, --force), `parley verify` (integrity check and
-// Parley's invariants; flipped bytes are caught), scheduled backups of
-// `parley serve --backup-every`, and schema versions (a v1 store made by an
-// earlier build still serves; a newer store is refused).
+// Operating Parley: GET /metrics (Prometheus text, checked by promtool,
+// with counters that move and the auth rules), the access log and JSON
+// logs, and --public-url (the origin that URLs are built on behind a
+// proxy, whatever the Host header says).
 //
-// Every command runs as a child process on temporary directories; servers
-// come from lib/server.mjs, on SQLite whatever PARLEY_TEST_STORE says
-// (these are file operations), except the PostgreSQL refusal.
+// promtool comes from Debian's prometheus package (scripts/setup installs
+// it); without it the metrics test fails rather than skips.
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
-import fs from "node:fs"
-import os from "node:os"
-import path from "node:path"
+import http from "node:http"
 import { test } from "node:test"
-import { fileURLToPath } from "node:url"
 
-import { client, expectStatus, sleep } from "./lib/api.mjs"
-import { append, createStream, readAll } from "./lib/http.mjs"
-import { PARLEY_BIN, runParley, startServer } from "./lib/server.mjs"
+import { client, expectError, expectStatus, openSse, sleep, userToken } from "./lib/api.mjs"
+import { request } from "./lib/http.mjs"
+import { runParley, startServer, TEST_PG_URL } from "./lib/server.mjs"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
-const FIXTURE_V1 = path.join(root, "tests", "fixtures", "v1", "parley.db")
+delete process.env.PARLEY_ADMIN_KEY
+delete process.env.PARLEY_JWT_SECRET
+delete process.env.PARLEY_METRICS_TOKEN
+delete process.env.PARLEY_ACCESS_LOG
+delete process.env.PARLEY_LOG_FORMAT
+delete process.env.PARLEY_PUBLIC_URL
 
-// The store under test comes from the arguments alone.
-for (const name of Object.keys(process.env)) if (name.startsWith("PARLEY_") && !["PARLEY_BIN", "PARLEY_TEST_STORE"].includes(name)) delete process.env[name]
+const ADMIN_KEY = "test-admin-key-5d1e77c0"
+const SECRET = "test-jwt-secret-0b9f3a42"
+const METRICS_TOKEN = "test-metrics-token-9a4c11e3"
 
-function tmpDir(t, tag = "ops") {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `parley-${tag}-`))
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
+/** Run promtool check metrics on text; fails the test if promtool is missing or unhappy. */
+function promtoolCheck(text) {
+  const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
+  if (r.error) assert.fail(`promtool cannot run (${r.error.code}): install Debian's prometheus package (scripts/setup)`)
+  assert.equal(r.status, 0, `promtool check metrics: ${r.stdout}${r.stderr}\n${text}`)
+  assert.equal(`${r.stdout}${r.stderr}`.trim(), "", `promtool check metrics has remarks:\n${r.stdout}${r.stderr}`)
 }
 
-/** A server on SQLite in a fresh data directory (removed at cleanup). */
-function sqliteServer(t, args = [], dir = null) {
-  const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "parley-ops-srv-"))
-  return startServer({ t, dataDir, args, env: { PARLEY_STORE: `sqlite:${dataDir}/parley.db` } })
-}
-
-/** Some of everything: a conversation with messages, streams, a document, a snapshot. */
-async function populate(srv, tag = "x") {
-  const c = client(srv)
-  const conv = expectStatus(await c.post("/v1/conversations", { title: `conv ${tag}` }), 201)
-  for (const n of [1, 2, 3])
-    expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: `m${n}`, process: n === 3 }, { headers: { "Idempotency-Key": `${tag}-${n}` } }), 201)
-  assert.equal((await createStream(srv.url, `s-${tag}`, "application/json")).status, 201)
-  assert.equal((await append(srv.url, `s-${tag}`, '[{"a":1},{"b":2}]', "application/json")).status, 204)
-  assert.equal((await createStream(srv.url, `b-${tag}`, "application/octet-stream")).status, 201)
-  assert.equal((await append(srv.url, `b-${tag}`, "bytes of " + tag, "application/octet-stream")).status, 204)
-  expectStatus(await c.put(`/v1/documents/notes/${tag}`, { text: `note ${tag}` }), 201)
-  expectStatus(await c.post("/v1/snapshots", { source: `/v1/conversations/${conv.id}` }), 201)
-  return conv
-}
-
-async function verifyOk(file) {
-  const r = await runParley(["verify", file])
-  assert.equal(r.code, 0, `verify ${file}: ${r.stdout}${r.stderr}`)
-  return r.stdout
-}
-
-// ---- backup ----------------------------------------------------------------
-
-test("ops - backup while the server writes: exit 0, the copy verifies, a server on it serves the data", { timeout: 60_000 }, async (t) => {
-  const srv = await sqliteServer(t)
-  const conv = await populate(srv)
-  assert.equal((await createStream(srv.url, "busy")).status, 201)
-  let writing = true
-  let appended = 0
-  const writer = (async () => {
-    while (writing) {
-      const r = await append(srv.url, "busy", "0123456789")
-      assert.equal(r.status, 204)
-      appended++
-    }
-  })()
-  const out = tmpDir(t)
-  const file = path.join(out, "copy.db")
-  await sleep(100)
-  const r = await runParley(["backup", "--data", srv.dataDir, file], { timeoutMs: 30_000 })
-  writing = false
-  await writer
-  assert.equal(r.code, 0, `backup: ${r.stderr}`)
-  assert.match(r.stdout, /backup written and verified: .*copy\.db \(\d+ bytes\)/)
-  assert.ok(appended > 0, "the server kept committing")
-  assert.deepEqual(fs.readdirSync(out), ["copy.db"], "no temporary file left")
-  assert.equal(fs.statSync(file).mode & 0o777, 0o600, "the copy is the owner's only (it holds the server's keys)")
-  const report = await verifyOk(file)
-  assert.match(report, /^conversations +1 conversations, 3 messages: ok$/m)
-
-  // A server on the copy: what was there at the backup.
-  const dir = tmpDir(t, "ops-from-backup")
-  fs.copyFileSync(file, path.join(dir, "parley.db"))
-  const copy = await sqliteServer(t, [], dir)
-  const c = client(copy)
-  const got = expectStatus(await c.get(`/v1/conversations/${conv.id}`), 200)
-  assert.equal(got.message_count, 3)
-  const busy = await readAll(copy.url, "busy")
-  assert.equal(busy.status, 200)
-  assert.equal(busy.text.length % 10, 0, "whole appends only: one consistent snapshot")
-  assert.equal(busy.text, "0123456789".repeat(busy.text.length / 10))
-})
-
-test("ops - backup into a directory with --keep N: timestamped files, the oldest removed", { timeout: 60_000 }, async (t) => {
-  const srv = await sqliteServer(t)
-  await populate(srv)
-  const dir = tmpDir(t)
-  fs.writeFileSync(path.join(dir, "unrelated.txt"), "kept")
-  for (let i = 0; i < 4; i++) {
-    const r = await runParley(["backup", "--data", srv.dataDir, "--keep", "2", dir])
-    assert.equal(r.code, 0, r.stderr)
-    await sleep(5) // distinct millisecond stamps
+/**
+ * Parse the Prometheus text format: { samples: Map("name{labels}" → number),
+ * types: Map(family → type) }. Labels are kept in the order written.
+ */
+function parseMetrics(text) {
+  const samples = new Map()
+  const types = new Map()
+  for (const line of text.split("\n")) {
+    if (!line) continue
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line)
+    if (t) types.set(t[1], t[2])
+    if (line.startsWith("#")) continue
+    const m = /^(\S+?(?:\{.*\})?) (\S+)$/.exec(line)
+    assert.ok(m, `a sample line: ${line}`)
+    samples.set(m[1], Number(m[2]))
   }
-  const files = fs.readdirSync(dir).sort()
-  const backups = files.filter((f) => /^parley-\d{8}T\d{6}\.\d{3}Z\.db$/.test(f))
-  assert.equal(backups.length, 2, `two kept: ${files}`)
-  assert.ok(files.includes("unrelated.txt"), "other files are left alone")
-  for (const f of backups) await verifyOk(path.join(dir, f))
+  return { samples, types }
+}
 
-  // --keep needs a directory; a missing store is a usage error.
-  let r = await runParley(["backup", "--data", srv.dataDir, "--keep", "2", path.join(dir, "f.db")])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /--keep needs FILE to be a directory/)
-  r = await runParley(["backup", "--data", path.join(dir, "nothing-here"), path.join(dir, "f.db")])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /no database there/)
-  r = await runParley(["backup", "--data", srv.dataDir])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /FILE is missing/)
-})
+/** The value of one sample (undefined when absent). */
+const value = (m, key) => m.samples.get(key)
 
-test("ops - backup writes a temp file, fsyncs it, renames it, then fsyncs the directory (strace)", { timeout: 60_000 }, async (t) => {
-  const srv = await sqliteServer(t)
-  await populate(srv)
-  const out = tmpDir(t)
-  const file = path.join(out, "traced.db")
-  const trace = path.join(tmpDir(t), "trace.txt")
-  const r = spawnSync(
-    "strace",
-    ["-f", "-qq", "-o", trace, "-e", "trace=openat,open,close,write,pwrite64,writev,pwritev,fsync,fdatasync,rename,renameat,renameat2",
-      PARLEY_BIN, "backup", "--data", srv.dataDir, file],
-    {
-      encoding: "utf8",
-      timeout: 30_000,
-      // LeakSanitizer cannot run under ptrace (the ASan build of make test).
-      env: { ...process.env, ASAN_OPTIONS: [process.env.ASAN_OPTIONS, "detect_leaks=0"].filter(Boolean).join(":") },
-    },
+async function scrape(c) {
+  const res = await c.get("/metrics")
+  assert.equal(res.status, 200, `GET /metrics: ${res.status} ${res.text}`)
+  assert.equal(res.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+  promtoolCheck(res.text)
+  return parseMetrics(res.text)
+}
+
+async function until(what, fn, timeoutMs = 5000) {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await fn()) return
+    await sleep(25)
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
+
+test("operations - /metrics is valid Prometheus text and its counters move", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv, null)
+  const m0 = await scrape(c)
+
+  // Families every scrape has, with their types.
+  const expected = {
+    parley_build_info: "gauge",
+    process_start_time_seconds: "gauge",
+    parley_http_requests_total: "counter",
+    parley_http_request_duration_seconds: "histogram",
+    parley_http_connections: "gauge",
+    parley_idempotency_replays_total: "counter",
+    parley_writer_batch_size: "histogram",
+    parley_writer_commit_seconds: "histogram",
+    parley_writer_transaction_seconds: "histogram",
+    parley_writer_queue_depth: "gauge",
+    parley_live_subscribers: "gauge",
+    parley_store_up: "gauge",
+    parley_store_database_bytes: "gauge",
+  }
+  for (const [name, type] of Object.entries(expected)) assert.equal(m0.types.get(name), type, `family ${name}`)
+  const store = TEST_PG_URL ? "postgres" : "sqlite"
+  assert.equal(value(m0, `parley_build_info{version="0.1.0",store="${store}"}`), 1)
+  const started = value(m0, "process_start_time_seconds")
+  assert.ok(started > Date.now() / 1000 - 120 && started <= Date.now() / 1000 + 1, `start time ${started}`)
+  assert.equal(value(m0, "parley_store_up"), 1)
+  assert.ok(value(m0, "parley_store_database_bytes") > 0, "database size")
+  if (!TEST_PG_URL) assert.ok(value(m0, "parley_store_wal_bytes") >= 0, "SQLite's WAL size")
+  assert.ok(value(m0, "parley_http_connections") >= 1, "the scrape's own connection is open")
+  assert.equal(value(m0, "parley_writer_queue_depth"), 0)
+  assert.equal(value(m0, "parley_idempotency_replays_total"), 0)
+  for (const kind of ["long_poll", "sse", "webhook", "pull_wake"])
+    assert.equal(value(m0, `parley_live_subscribers{kind="${kind}"}`), 0, kind)
+  const commits0 = value(m0, "parley_writer_commit_seconds_count")
+  const batches0 = value(m0, "parley_writer_batch_size_count")
+
+  // Writes, one of them replayed by its Idempotency-Key.
+  for (let i = 0; i < 2; i++) {
+    const res = await c.post("/v1/documents/settings", { theme: "dark" }, { headers: { "Idempotency-Key": "k-1" } })
+    expectStatus(res, 201)
+    assert.equal(res.headers["idempotent-replayed"], i ? "true" : undefined)
+  }
+  for (const id of ["a", "b", "c"]) expectStatus(await c.put(`/v1/documents/settings/${id}`, { n: 1 }), 201)
+  expectError(await c.get("/v1/documents/settings/nope"), 404, "not_found")
+  expectError(await c.get("/no/such/route"), 404, "not_found")
+
+  // A request is counted when it ends on the server, just after its
+  // client has the answer: wait until the last one is in.
+  const docs = 'route="/v1/documents/{collection}"'
+  const doc = 'route="/v1/documents/{collection}/{id}"'
+  let m1
+  await until("the requests counted", async () => {
+    m1 = await scrape(c)
+    return value(m1, 'parley_http_requests_total{route="other",method="GET",status="4xx"}') === 1
+  })
+  assert.equal(value(m1, "parley_idempotency_replays_total"), 1, "one replay")
+  assert.equal(value(m1, `parley_http_requests_total{${docs},method="POST",status="2xx"}`), 2)
+  assert.equal(value(m1, `parley_http_requests_total{${doc},method="PUT",status="2xx"}`), 3, "three ids, one route label")
+  assert.equal(value(m1, `parley_http_requests_total{${doc},method="GET",status="4xx"}`), 1)
+  assert.equal(value(m1, 'parley_http_requests_total{route="other",method="GET",status="4xx"}'), 1)
+  assert.ok(value(m1, 'parley_http_requests_total{route="/metrics",method="GET",status="2xx"}') >= 1, "the first scrape")
+  assert.equal(value(m1, `parley_http_request_duration_seconds_count{${doc},method="PUT"}`), 3)
+  assert.equal(value(m1, `parley_http_request_duration_seconds_bucket{${doc},method="PUT",le="+Inf"}`), 3)
+  for (const key of m1.samples.keys()) assert.ok(!key.includes("settings/a"), `no path in a label: ${key}`)
+  assert.ok(value(m1, "parley_writer_commit_seconds_count") >= commits0 + 4, "four writes committed (the replay is not)")
+  assert.ok(value(m1, "parley_writer_batch_size_count") >= batches0 + 1)
+  assert.ok(value(m1, "parley_writer_batch_size_sum") >= 4)
+  assert.ok(value(m1, "parley_writer_transaction_seconds_sum") > 0)
+
+  // Live readers: an SSE reader and a long-poll are counted while they last.
+  expectStatus(await c.put("/v1/stream/live", undefined, { headers: { "Content-Type": "application/json" } }), 201)
+  const sse = openSse(srv.port, "/v1/stream/live?offset=-1&live=sse")
+  t.after(() => sse.close())
+  await sse.waitFor((s) => s.events.some((e) => e.type === "control"), 5000, "the SSE reader's first control event")
+  const poll = request(srv.url, "/v1/stream/live?offset=now&live=long-poll", { timeoutMs: 30_000 })
+  await until("an SSE reader and a long-poll counted", async () => {
+    const m = await scrape(c)
+    return value(m, 'parley_live_subscribers{kind="sse"}') === 1 && value(m, 'parley_live_subscribers{kind="long_poll"}') === 1
+  })
+  expectStatus(await c.post("/v1/stream/live", { hello: 1 }), 204)
+  assert.equal((await poll).status, 200, "the long-poll wakes with the append")
+  sse.close()
+  await until("both live readers counted out", async () => {
+    const m = await scrape(c)
+    return value(m, 'parley_live_subscribers{kind="sse"}') === 0 && value(m, 'parley_live_subscribers{kind="long_poll"}') === 0
+  })
+  const m2 = await scrape(c)
+  assert.equal(value(m2, 'parley_http_requests_total{route="/v1/stream/{path}",method="GET",status="2xx"}'), 1, "the long-poll")
+  assert.equal(
+    value(m2, 'parley_http_request_duration_seconds_count{route="/v1/stream/{path}",method="GET"}'),
+    undefined,
+    "live reads are not in the latency histogram",
   )
-  assert.equal(r.status, 0, `strace parley backup: ${r.stderr}`)
-  const events = []
-  const fds = new Map() // "pid fd" -> path
-  for (const line of fs.readFileSync(trace, "utf8").split("\n")) {
-    const m = /^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)/.exec(line)
-    if (!m) continue
-    const [, pid, call, argsText, ret] = m
-    const strs = [...argsText.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1])
-    if (call === "openat" || call === "open") {
-      if (Number(ret) >= 0) fds.set(`${pid} ${ret}`, strs[0])
-      events.push({ call: "open", path: strs[0], flags: argsText })
-    } else if (call === "close") {
-      fds.delete(`${pid} ${/^\d+/.exec(argsText)[0]}`)
-    } else if (call.startsWith("rename")) {
-      events.push({ call: "rename", from: strs[0], to: strs[1] })
-    } else {
-      const fd = /^\d+/.exec(argsText)?.[0]
-      events.push({ call: call.startsWith("f") ? "fsync" : "write", path: fds.get(`${pid} ${fd}`) })
+
+  // A pull-wake subscription is a subscriber too.
+  expectStatus(await c.put("/v1/stream/wake/pool", undefined, { headers: { "Content-Type": "application/json" } }), 201)
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/jobs", { type: "pull-wake", pattern: "jobs/*", wake_stream: "wake/pool" }), 201)
+  assert.equal(value(await scrape(c), 'parley_live_subscribers{kind="pull_wake"}'), 1)
+
+  // HEAD and a wrong method.
+  const head = await c.head("/metrics")
+  assert.equal(head.status, 200)
+  assert.equal(head.body.length, 0)
+  expectError(await c.post("/metrics", {}), 405, "method_not_allowed")
+})
+
+test("operations - /metrics takes the admin key or the metrics token when auth is on", { timeout: 60_000 }, async (t) => {
+  for (const how of ["flag", "variable"]) {
+    const srv = await startServer({
+      t,
+      args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET, ...(how === "flag" ? ["--metrics-token", METRICS_TOKEN] : [])],
+      env: how === "variable" ? { PARLEY_METRICS_TOKEN: METRICS_TOKEN } : undefined,
+    })
+    for (const [who, token] of [["no token", null], ["a user's JWT", userToken("alice", SECRET)], ["a wrong token", "nope"], ["a prefix of the token", METRICS_TOKEN.slice(0, -1)]]) {
+      const res = await client(srv, token).get("/metrics")
+      expectError(res, 401, "unauthorized", `${how}: ${who}`)
+      assert.equal(res.headers["www-authenticate"], "Bearer")
+      assert.ok(!res.text.includes("parley_"), `${who}: no metrics in the refusal`)
     }
+    await scrape(client(srv, ADMIN_KEY))
+    await until("the refusals counted", async () => {
+      const m = await scrape(client(srv, METRICS_TOKEN))
+      return value(m, 'parley_http_requests_total{route="/metrics",method="GET",status="4xx"}') === 4
+    })
+    // The metrics token reads /metrics and nothing else.
+    expectError(await client(srv, METRICS_TOKEN).get("/v1/events?offset=-1"), 401, "unauthorized", `${how}: the metrics token on the API`)
   }
-  const abs = (p) => path.resolve(p)
-  const ren = events.findIndex((e) => e.call === "rename" && abs(e.to) === abs(file))
-  assert.ok(ren > 0, "the copy is renamed to FILE")
-  const tmp = abs(events[ren].from)
-  assert.equal(path.dirname(tmp), out, "the temporary file is in FILE's directory")
-  const writes = events.map((e, i) => [e, i]).filter(([e]) => e.call === "write" && e.path && abs(e.path) === tmp)
-  assert.ok(writes.length > 0, "the copy is written to the temporary file")
-  const lastWrite = writes.at(-1)[1]
-  const sync = events.findIndex((e, i) => i > lastWrite && e.call === "fsync" && e.path && abs(e.path) === tmp)
-  assert.ok(sync > lastWrite && sync < ren, "the temporary file is fsynced after its last write, before the rename")
-  const dirSync = events.findIndex((e, i) => i > ren && e.call === "fsync" && e.path && abs(e.path) === out)
-  assert.ok(dirSync > ren, "the directory is fsynced after the rename")
-  for (const e of events.slice(0, ren)) {
-    assert.ok(!(e.call === "open" && e.path && abs(e.path) === abs(file)), `FILE's name is not opened before the rename: ${e.flags}`)
-    assert.ok(!(e.call === "write" && e.path && abs(e.path) === abs(file)), "nothing is written to FILE's name before the rename")
-  }
-  await verifyOk(file)
+  // Without a metrics token, only the admin key.
+  const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY] })
+  expectError(await client(srv, METRICS_TOKEN).get("/metrics"), 401, "unauthorized")
+  await scrape(client(srv, ADMIN_KEY))
 })
 
-test("ops - backup and restore of a PostgreSQL store are refused and point to pg_dump / pg_restore / PITR", { timeout: 30_000 }, async (t) => {
-  let r = await runParley(["backup", "--store", "postgres://u@127.0.0.1:1/none", path.join(tmpDir(t), "x.db")])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /pg_dump/)
-  assert.match(r.stderr, /point-in-time recovery/)
-  r = await runParley(["restore", "--store", "postgres://u@127.0.0.1:1/none", path.join(tmpDir(t), "x.db")])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /pg_restore/)
-  r = await runParley(["verify", "--store", "postgres://u@127.0.0.1:1/none"])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /cannot check a PostgreSQL store yet/)
-})
-
-// ---- scheduled backups ------------------------------------------------------
-
-test("ops - serve --backup-every takes verified backups on its own thread and keeps --backup-keep", { timeout: 60_000 }, async (t) => {
-  const dir = tmpDir(t)
-  const srv = await sqliteServer(t, ["--backup-every", "1s", "--backup-dir", dir, "--backup-keep", "2"])
-  await populate(srv)
-  // Three seconds or more: three backups or more, so the oldest were removed.
-  const start = Date.now()
-  while (fs.readdirSync(dir).filter((f) => f.endsWith(".db")).length < 2 || Date.now() < start + 3500) {
-    assert.ok(Date.now() < start + 20_000, `no backups appeared: ${fs.readdirSync(dir)}\n${srv.stderr()}`)
-    await sleep(200)
+/** The access-log lines of a text-format server's stderr, as objects. */
+function accessLines(stderr) {
+  const out = []
+  for (const line of stderr.split("\n")) {
+    if (!line.startsWith("parley: access: ")) continue
+    const fields = {}
+    for (const m of line.slice(16).matchAll(/(\w+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)) fields[m[1]] = m[2] ?? m[3]
+    out.push({ line, ...fields })
   }
-  assert.equal(await srv.stop(), 0)
-  const backups = fs.readdirSync(dir).filter((f) => /^parley-.*\.db$/.test(f))
-  assert.equal(backups.length, 2, `--backup-keep 2: ${backups}`)
-  assert.match(srv.stderr(), /backup written and verified: /)
-  for (const f of backups) await verifyOk(path.join(dir, f))
-
-  // The same from the variables; and the usage errors.
-  const dir2 = tmpDir(t)
-  const srv2 = await startServer({ t, env: { PARLEY_STORE: `sqlite:${tmpDir(t)}/parley.db`, PARLEY_BACKUP_EVERY: "1", PARLEY_BACKUP_DIR: dir2 } })
-  const until = Date.now() + 15_000
-  while (!fs.readdirSync(dir2).some((f) => f.endsWith(".db"))) {
-    assert.ok(Date.now() < until, "PARLEY_BACKUP_EVERY: no backup appeared")
-    await sleep(200)
-  }
-  assert.equal(await srv2.stop(), 0)
-  for (const [args, message] of [
-    [["--backup-every", "1m"], /--backup-every needs --backup-dir/],
-    [["--backup-dir", dir], /--backup-dir needs --backup-every/],
-    [["--backup-every", "0", "--backup-dir", dir], /invalid value '0' for --backup-every/],
-    [["--backup-every", "5x", "--backup-dir", dir], /invalid value '5x' for --backup-every/],
-    [["--backup-every", "1h", "--backup-dir", dir, "--store", "postgres://u@h/db"], /pg_dump/],
-  ]) {
-    const r = await runParley(["serve", "--listen", "127.0.0.1:0", "--data", dir, ...args])
-    assert.equal(r.code, 2, `serve ${args.join(" ")}: ${r.stderr}`)
-    assert.match(r.stderr, message)
-  }
-})
-
-// ---- restore ----------------------------------------------------------------
-
-test("ops - restore: refuses a running server, a store holding data without --force, a corrupt file", { timeout: 60_000 }, async (t) => {
-  const srv = await sqliteServer(t)
-  const conv = await populate(srv, "orig")
-  const file = path.join(tmpDir(t), "b.db")
-  assert.equal((await runParley(["backup", "--data", srv.dataDir, file])).code, 0)
-
-  // The directory of a running server.
-  let r = await runParley(["restore", "--data", srv.dataDir, "--force", file])
-  assert.equal(r.code, 1)
-  assert.match(r.stderr, /a parley server is running on it/)
-
-  // After it stops: it holds data, so --force is needed.
-  await populate(srv, "later")
-  assert.equal(await srv.stop(), 0)
-  r = await runParley(["restore", "--data", srv.dataDir, file])
-  assert.equal(r.code, 1)
-  assert.match(r.stderr, /the store holds data; pass --force/)
-
-  // A corrupt file is refused, whatever --force says, and nothing is touched.
-  const bad = Buffer.from(fs.readFileSync(file))
-  const at = bad.indexOf("conv orig")
-  assert.ok(at > 0)
-  const pageSize = bad.readUInt16BE(16) === 1 ? 65536 : bad.readUInt16BE(16)
-  const page = Math.floor(at / pageSize) * pageSize
-  for (let i = 3; i < 8; i++) bad[page + i] ^= 0xff
-  const badFile = path.join(path.dirname(file), "bad.db")
-  fs.writeFileSync(badFile, bad)
-  const before = fs.readFileSync(path.join(srv.dataDir, "parley.db"))
-  r = await runParley(["restore", "--data", srv.dataDir, "--force", badFile])
-  assert.equal(r.code, 1)
-  assert.match(r.stderr, /refusing to restore .*bad\.db: it failed verification/)
-  assert.ok(before.equals(fs.readFileSync(path.join(srv.dataDir, "parley.db"))), "the store is untouched")
-  r = await runParley(["restore", "--data", srv.dataDir, path.join(path.dirname(file), "missing.db")])
-  assert.equal(r.code, 2)
-
-  // --force: the backup's contents, and nothing written after it.
-  r = await runParley(["restore", "--data", srv.dataDir, "--force", file])
-  assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stdout, /restored .* \(verified\)/)
-  assert.ok(!fs.existsSync(path.join(srv.dataDir, "parley.db-wal")), "the replaced store's WAL is gone")
-  assert.deepEqual(fs.readdirSync(srv.dataDir).filter((f) => f.startsWith(".parley")), [], "no temporary file left")
-  await srv.restart()
-  const c = client(srv)
-  expectStatus(await c.get(`/v1/conversations/${conv.id}`), 200)
-  const docs = expectStatus(await c.get("/v1/documents/notes"), 200)
-  assert.deepEqual(docs.items.map((d) => d.id).sort(), ["orig"], "the document written after the backup is gone")
-  assert.equal(await srv.stop(), 0)
-  await verifyOk(path.join(srv.dataDir, "parley.db"))
-
-  // Into an empty (new) directory: no --force needed.
-  const fresh = path.join(tmpDir(t), "new-data")
-  r = await runParley(["restore", "--data", fresh, file])
-  assert.equal(r.code, 0, r.stderr)
-  await verifyOk(path.join(fresh, "parley.db"))
-})
-
-// ---- verify -------------------------------------------------------------------
-
-/** Flip bytes (XOR 0xff) at each offset. */
-function flipped(buf, offsets) {
-  const out = Buffer.from(buf)
-  for (const o of offsets) out[o] ^= 0xff
   return out
 }
 
-test("ops - verify: a clean store exits 0 with a line per check; flipped bytes exit 1 naming the problem", { timeout: 60_000 }, async (t) => {
-  const srv = await sqliteServer(t)
-  await populate(srv)
-  expectStatus(await client(srv).post(`/v1/conversations`, { title: "PAGE-MARKER" }), 201)
-  assert.equal((await createStream(srv.url, "chunky", "application/json")).status, 201)
-  assert.equal((await append(srv.url, "chunky", '{"text":"CHUNK-MARKER-0123456789"}', "application/json")).status, 204)
+test("operations - the access log: one line per request, without secrets", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET, "--access-log"] })
+  const alice = userToken("alice", SECRET)
+  const a = client(srv, alice)
+  expectStatus(await a.put("/v1/documents/notes/n1", { text: "hi" }, { headers: { "X-Request-Id": "req-42" } }), 201)
+  expectStatus(await a.get("/v1/documents/notes/n1?secret=query-value-77"), 200)
+  expectError(await client(srv, "wrong-token-31").get("/v1/events?offset=-1"), 401, "unauthorized")
+  expectStatus(await client(srv, ADMIN_KEY).get("/healthz"), 200)
+  const bad = await request(srv.url, "/v1/stream/a%C3%28b") // not UTF-8: refused at the edge
+  assert.equal(bad.status, 400)
+  expectStatus(await client(srv, ADMIN_KEY).get("/metrics"), 200)
+  await until("six access lines", () => accessLines(srv.stderr()).length >= 6)
+  const lines = accessLines(srv.stderr())
+  assert.equal(lines.length, 6, srv.stderr())
 
-  // While it runs: --data, and the default directory from PARLEY_DATA.
-  let r = await runParley(["verify", "--data", srv.dataDir])
-  assert.equal(r.code, 0, r.stdout + r.stderr)
-  for (const check of ["integrity", "streams", "conversations", "sessions", "snapshots", "idempotency"])
-    assert.match(r.stdout, new RegExp(`^${check} +.*: ok$`, "m"), `a line for ${check}`)
-  assert.match(r.stdout, /^OK: 0 problems found$/m)
-  r = await runParley(["verify"], { env: { PARLEY_DATA: srv.dataDir } })
-  assert.equal(r.code, 0, r.stdout + r.stderr)
-  assert.equal(await srv.stop(), 0) // everything checkpointed into parley.db
-  const db = fs.readFileSync(path.join(srv.dataDir, "parley.db"))
-  const dir = tmpDir(t)
-
-  // Bytes flipped inside a JSON chunk's data (every copy of the marker).
-  const marks = []
-  for (let i = db.indexOf("CHUNK-MARKER"); i >= 0; i = db.indexOf("CHUNK-MARKER", i + 1)) marks.push(i + 3, i + 4)
-  assert.ok(marks.length > 0)
-  fs.writeFileSync(path.join(dir, "chunk.db"), flipped(db, marks))
-  r = await runParley(["verify", path.join(dir, "chunk.db")])
-  assert.equal(r.code, 1, r.stdout)
-  assert.match(r.stdout, /problem: stream chunky: the chunk at positions \[0, 1\) is not valid JSON/)
-  assert.match(r.stdout, /^FAILED: \d+ problems? found$/m)
-
-  // Bytes flipped in the header of a table page (the conversations' leaf).
-  const at = db.indexOf("PAGE-MARKER")
-  const pageSize = db.readUInt16BE(16) === 1 ? 65536 : db.readUInt16BE(16)
-  const page = Math.floor(at / pageSize) * pageSize + (at < pageSize ? 100 : 0)
-  fs.writeFileSync(path.join(dir, "page.db"), flipped(db, [page + 3, page + 4, page + 5, page + 6, page + 7]))
-  r = await runParley(["verify", path.join(dir, "page.db")])
-  assert.equal(r.code, 1, r.stdout)
-  assert.match(r.stdout, /^integrity +whole database: PROBLEMS$/m)
-  assert.match(r.stdout, /problem: .*Page \d+/)
-
-  // Not a database at all; no database; usage.
-  fs.writeFileSync(path.join(dir, "junk.db"), Buffer.alloc(8192, 0x41))
-  r = await runParley(["verify", path.join(dir, "junk.db")])
-  assert.notEqual(r.code, 0)
-  r = await runParley(["verify", path.join(dir, "none.db")])
-  assert.equal(r.code, 2)
-  assert.match(r.stderr, /no database there/)
-  r = await runParley(["verify", "--data", dir, path.join(dir, "chunk.db")])
-  assert.equal(r.code, 2)
-  r = await runParley(["verify", "--bogus"])
-  assert.equal(r.code, 2)
-})
-
-test("ops - verify names a gap in a conversation's message seq and a stream tail past its chunks", { timeout: 60_000 }, async (t) => {
-  const srv = await sqliteServer(t)
-  const conv = await populate(srv)
-  assert.equal(await srv.stop(), 0)
-  const file = path.join(srv.dataDir, "parley.db")
-  const sql = (q) => {
-    const r = spawnSync("sqlite3", [file, q], { encoding: "utf8" })
-    assert.equal(r.status, 0, r.stderr)
+  // A line is written when its request ends on the server, which may be
+  // after the client has sent the next one: find each by what it is.
+  const find = (what, pred) => {
+    const found = lines.filter(pred)
+    assert.equal(found.length, 1, `one line for ${what}: ${srv.stderr()}`)
+    return found[0]
   }
-  sql(`DELETE FROM chunks WHERE stream_id = (SELECT id FROM streams WHERE path = '_parley/conv/${conv.id}') AND start_pos = 1`)
-  sql(`UPDATE streams SET tail = tail + 5 WHERE path = 's-x'`)
-  sql(`UPDATE sessions SET status = 'bogus'`)
-  const r = await runParley(["verify", file])
-  assert.equal(r.code, 1, r.stdout)
-  assert.match(r.stdout, new RegExp(`stream _parley/conv/${conv.id}: positions \\[1, 2\\) are missing`))
-  assert.match(r.stdout, /stream s-x: its tail is 7 but its chunks end at 2/)
-  assert.match(r.stdout, /status 'bogus' is not a session state/)
+  const put = find("the PUT", (l) => l.method === "PUT")
+  const get = find("the GET", (l) => l.method === "GET" && l.route === "/v1/documents/{collection}/{id}")
+  const refused = find("the 401", (l) => l.status === "401")
+  const health = find("/healthz", (l) => l.route === "/healthz")
+  const edge = find("the 400", (l) => l.status === "400")
+  const scraped = find("/metrics", (l) => l.route === "/metrics")
+  assert.match(put.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+  assert.equal(put.remote, "127.0.0.1")
+  assert.equal(put.method, "PUT")
+  assert.equal(put.path, "/v1/documents/notes/n1")
+  assert.equal(put.route, "/v1/documents/{collection}/{id}")
+  assert.equal(put.status, "201")
+  assert.ok(Number(put.bytes) > 0, put.line)
+  assert.ok(Number(put.duration_ms) >= 0, put.line)
+  assert.equal(put.user, "alice")
+  assert.equal(put.request_id, "req-42")
+  assert.equal(get.path, "/v1/documents/notes/n1", "the path, never the query")
+  assert.equal(get.status, "200")
+  assert.equal(refused.status, "401")
+  assert.equal(refused.user, undefined, "no user for a refused token")
+  assert.equal(health.path, "/healthz")
+  assert.equal(edge.status, "400")
+  assert.equal(edge.path, "/v1/stream/a\\xc3(b", "bytes that are not UTF-8 are written as \\xNN")
+  assert.equal(scraped.route, "/metrics")
+  assert.equal(scraped.user, "@admin")
+  for (const secret of [ADMIN_KEY, alice, "wrong-token-31", "query-value-77", SECRET])
+    assert.ok(!srv.stderr().includes(secret), `a secret in the log: ${secret}`)
+
+  // Off by default.
+  const quiet = await startServer({ t })
+  expectStatus(await client(quiet, null).get("/healthz"), 200)
+  await sleep(100)
+  assert.equal(accessLines(quiet.stderr()).length, 0, quiet.stderr())
 })
 
-// ---- schema versions --------------------------------------------------------------
-
-test("ops - a v1 store made by an earlier build serves the same data, verifies, and a newer store is refused", { timeout: 60_000 }, async (t) => {
-  const dir = tmpDir(t, "ops-v1")
-  fs.copyFileSync(FIXTURE_V1, path.join(dir, "parley.db"))
-  fs.chmodSync(path.join(dir, "parley.db"), 0o600)
-  const srv = await sqliteServer(t, [], dir)
-  const c = client(srv)
-  const convs = expectStatus(await c.get("/v1/conversations"), 200)
-  assert.equal(convs.items.length, 1)
-  assert.equal(convs.items[0].title, "fixture conversation")
-  assert.equal(convs.items[0].message_count, 3)
-  const msgs = expectStatus(await c.get(`/v1/conversations/${convs.items[0].id}/messages?limit=10`), 200)
-  assert.deepEqual(msgs.items.map((m) => m.content), ["message one", "message two", "message three"])
-  assert.deepEqual((await readAll(srv.url, "fixture/json")).json(), [{ n: 1 }, { n: 2 }])
-  assert.equal((await readAll(srv.url, "fixture/bytes")).text, "hello fixture")
-  const doc = expectStatus(await c.get("/v1/documents/notes/n1"), 200)
-  assert.equal(doc.data.text, "fixture note")
-  // ... and still takes writes.
-  expectStatus(await c.post(`/v1/conversations/${convs.items[0].id}/messages`, { role: "user", content: "message four" }), 201)
+test("operations - --log-format json: every log line is one JSON object", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t, env: { PARLEY_LOG_FORMAT: "json", PARLEY_ACCESS_LOG: "1" } })
+  const c = client(srv, null)
+  expectStatus(await c.put("/v1/documents/notes/n1", { text: "hi" }, { headers: { "X-Request-Id": "json-1" } }), 201)
+  assert.equal((await request(srv.url, "/v1/stream/a%C3%28%22b")).status, 400)
   assert.equal(await srv.stop(), 0)
-  const report = await verifyOk(path.join(dir, "parley.db"))
-  assert.match(report, /^schema +version 1 \(this parley writes \d+\)$/m)
-  const version = spawnSync("sqlite3", [path.join(dir, "parley.db"), "SELECT value FROM meta WHERE key = 'schema_version'"], { encoding: "utf8" })
-  assert.ok(Number(version.stdout.trim()) >= 1, `the version is recorded: ${version.stdout}`)
 
-  // A store from the future: refused by serve (exit 1), verify and backup (exit 2); untouched.
-  spawnSync("sqlite3", [path.join(dir, "parley.db"), "UPDATE meta SET value = '999' WHERE key = 'schema_version'"])
-  const before = fs.readFileSync(path.join(dir, "parley.db"))
-  const r = await runParley(["serve", "--listen", "127.0.0.1:0", "--data", dir])
-  assert.equal(r.code, 1, r.stderr)
-  assert.match(r.stderr, /schema is version 999, newer than this parley's \(version \d+\)/)
-  assert.match(r.stderr, /refusing to open the store/)
-  assert.ok(before.equals(fs.readFileSync(path.join(dir, "parley.db"))), "a newer store is not touched")
-  for (const args of [["verify", "--data", dir], ["backup", "--data", dir, path.join(dir, "b.db")]]) {
-    const v = await runParley(args)
-    assert.equal(v.code, 2, `${args[0]}: ${v.stderr}`)
-    assert.match(v.stderr, /newer parley/)
-  }
-})
+  const banner = srv.stdoutText.trim().split("\n")
+  assert.equal(banner.length, 1)
+  const start = JSON.parse(banner[0])
+  assert.match(start.msg, /^parley \S+ listening on http:\/\/127\.0\.0\.1:\d+ /)
+  assert.equal(start.level, "info")
 
-// ---- help -------------------------------------------------------------------
-
-test("ops - backup, restore and verify have --help, and the overview lists them", { timeout: 30_000 }, async () => {
-  for (const cmd of ["backup", "restore", "verify"]) {
-    for (const args of [[cmd, "--help"], ["help", cmd]]) {
-      const r = await runParley(args)
-      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`)
-      assert.match(r.stdout, new RegExp(`^usage: parley ${cmd} `))
-      assert.match(r.stdout, /Exit status:/)
+  const lines = srv.stderr().split("\n").filter((l) => l.length)
+  assert.ok(lines.length >= 3, srv.stderr())
+  const objs = lines.map((l) => {
+    try {
+      return JSON.parse(l)
+    } catch {
+      assert.fail(`a log line is not JSON: ${l}`)
     }
+  })
+  for (const o of objs) {
+    assert.match(o.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+    assert.match(o.level, /^(info|warning|error)$/)
+    assert.equal(typeof o.msg, "string")
   }
-  const r = await runParley(["--help"])
-  for (const cmd of ["backup", "restore", "verify"]) assert.match(r.stdout, new RegExp(`^ {2}${cmd}\\b`, "m"))
+  const requests = objs.filter((o) => o.msg === "request").sort((a, b) => (a.method === "PUT" ? -1 : b.method === "PUT" ? 1 : 0))
+  assert.equal(requests.length, 2, srv.stderr())
+  assert.deepEqual(
+    { ...requests[0], time: undefined, duration_ms: undefined },
+    { time: undefined, level: "info", msg: "request", method: "PUT", path: "/v1/documents/notes/n1", route: "/v1/documents/{collection}/{id}", status: 201, bytes: requests[0].bytes, duration_ms: undefined, remote: "127.0.0.1", user: "@local", request_id: "json-1" },
+  )
+  assert.equal(typeof requests[0].duration_ms, "number")
+  assert.equal(requests[1].path, '/v1/stream/a\\xc3("b', "escaped, and still valid JSON")
+  assert.ok(objs.some((o) => /received SIGTERM/.test(o.msg)), "the shutdown line is JSON too")
+
+  const bad = await runParley(["serve", "--log-format", "xml"])
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /invalid value 'xml' for --log-format/)
+})
+
+/** A webhook receiver on loopback that answers {"done":true}; hits: the bodies. */
+async function receiver(t) {
+  const hits = []
+  const rx = http.createServer((req, res) => {
+    const chunks = []
+    req.on("data", (d) => chunks.push(d))
+    req.on("end", () => {
+      hits.push(JSON.parse(Buffer.concat(chunks).toString("utf8")))
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end('{"done":true}')
+    })
+  })
+  await new Promise((ok) => rx.listen(0, "127.0.0.1", ok))
+  t.after(() => new Promise((ok) => { rx.closeAllConnections(); rx.close(ok) }))
+  return { url: `http://127.0.0.1:${rx.address().port}/hook`, hits }
+}
+
+test("operations - --public-url: Location, JWKS, callback and snapshot URLs use it whatever the Host", { timeout: 60_000 }, async (t) => {
+  const PUBLIC = "https://chat.example.com/parley"
+  const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--public-url", `${PUBLIC}/`] })
+  const c = client(srv, ADMIN_KEY, { headers: { Host: "internal.lan:8080" } })
+
+  const created = await c.put("/v1/stream/jobs/a", undefined, { headers: { "Content-Type": "application/json" } })
+  expectStatus(created, 201)
+  assert.equal(created.headers.location, `${PUBLIC}/v1/stream/jobs/a`)
+
+  const rx = await receiver(t)
+  const sub = expectStatus(await c.put("/v1/stream/__ds/subscriptions/hooks", { type: "webhook", pattern: "jobs/*", webhook: { url: rx.url } }), 201)
+  assert.equal(sub.webhook.signing.jwks_url, `${PUBLIC}/v1/stream/__ds/jwks.json`)
+  const again = expectStatus(await client(srv, ADMIN_KEY, { headers: { Host: "other.lan" } }).get("/v1/stream/__ds/subscriptions/hooks"), 200)
+  assert.equal(again.webhook.signing.jwks_url, `${PUBLIC}/v1/stream/__ds/jwks.json`)
+  expectStatus(await c.post("/v1/stream/jobs/a", { job: 1 }), 204)
+  await until("the webhook", () => rx.hits.length > 0, 10_000)
+  assert.equal(rx.hits[0].callback_url, `${PUBLIC}/v1/stream/__ds/subscriptions/hooks/callback`)
+
+  const conv = expectStatus(await c.post("/v1/conversations", { title: "t" }), 201)
+  const snapRes = await c.post("/v1/snapshots", { source: `/v1/conversations/${conv.id}`, public: true })
+  const snap = expectStatus(snapRes, 201)
+  assert.equal(snap.url, `${PUBLIC}/v1/snapshots/${snap.id}`)
+  assert.equal(snapRes.headers.location, snap.url)
+  assert.equal(expectStatus(await c.get(`/v1/snapshots/${snap.id}`), 200).url, snap.url)
+  assert.equal(expectStatus(await c.get("/v1/snapshots"), 200).items[0].url, snap.url)
+
+  // Without it, the Host the request came through (as before).
+  const plain = await startServer({ t, args: ["--admin-key", ADMIN_KEY] })
+  const p = client(plain, ADMIN_KEY, { headers: { Host: "internal.lan:8080" } })
+  const res = await p.put("/v1/stream/x", undefined, { headers: { "Content-Type": "application/json" } })
+  assert.equal(res.headers.location, "http://internal.lan:8080/v1/stream/x")
+  const psnap = expectStatus(await p.post("/v1/snapshots", { source: `/v1/conversations/${expectStatus(await p.post("/v1/conversations", {}), 201).id}` }), 201)
+  assert.equal(psnap.url, `/v1/snapshots/${psnap.id}`)
+})
+
+test("operations - an invalid --public-url exits 2 with a clear message", { timeout: 60_000 }, async () => {
+  for (const bad of ["ftp://chat.example.com", "chat.example.com", "https://", "https://chat.example.com/?q=1", "https://chat.example.com/#x", "https://user@chat.example.com", "https://chat example.com", "https://chat.example.com:0", "https://chat.example.com:99999", `https://${"a".repeat(200)}.com`]) {
+    const r = await runParley(["serve", "--public-url", bad])
+    assert.equal(r.code, 2, `${bad}: ${r.stderr}`)
+    assert.ok(r.stderr.includes(`invalid value '${bad}' for --public-url: give the origin clients use`), r.stderr)
+  }
+  const r = await runParley(["serve"], { env: { PARLEY_PUBLIC_URL: "javascript:alert(1)" } })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /invalid value 'javascript:alert\(1\)' in PARLEY_PUBLIC_URL: give the origin/)
 })

@@ -205,7 +205,8 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     int64_t gen = 0;
     begin(&fx);
     assert_int_equal(
-        parley_subscription_delivery(fx.db, "s1", fx.kr, NOW, &body, &len, url, &gen, wake), 0);
+        parley_subscription_delivery(fx.db, "s1", fx.kr, NULL, NOW, &body, &len, url, &gen, wake),
+        0);
     commit(&fx);
     assert_string_equal(url, "http://127.0.0.1:9/hook");
     json_t *v = json_loadb(body, len, 0, NULL);
@@ -243,7 +244,7 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     assert_in_range(s.delivery_due_ms, NOW + 800, NOW + 1200);
     begin(&fx);
     assert_int_equal(
-        parley_subscription_delivery(fx.db, "s1", fx.kr, NOW, &body, &len, url, &gen, wake),
+        parley_subscription_delivery(fx.db, "s1", fx.kr, NULL, NOW, &body, &len, url, &gen, wake),
         PARLEY_ENOTFOUND); /* not due yet */
     commit(&fx);
 

@@ -41,7 +41,8 @@ export const PARLEY_BIN = process.env.PARLEY_BIN
 
 const START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 20_000
-const STARTUP_LINE = /^parley \S+ listening on http:\/\/(127\.0\.0\.1):(\d+)\b/m
+// The start-up line as text, or as the "msg" of a JSON object (--log-format json).
+const STARTUP_LINE = /^(?:\{.*"msg":")?parley \S+ listening on http:\/\/(127\.0\.0\.1):(\d+)\b/m
 
 // Every child still running and every directory not yet removed.
 const children = new Set()
