@@ -6,7 +6,9 @@
  *                                 │   thread's reader (stored reply or 422);
  *                                 │   else mark in flight (409 if it already is)
  *                                 └─ submit to the writer, suspend
- *   writer:  apply_write ── key recorded? same fingerprint → stored reply
+ *   writer:  apply_write ── key held in flight by another node sharing the
+ *                           database (store's idem_hold)? → 409
+ *                           key recorded? same fingerprint → stored reply
  *                                          other fingerprint → 422
  *                           else fn(); a 2xx reply is stored with the key
  *            COMMIT
@@ -92,6 +94,16 @@ static int answer_from_record(api_write_t *aw, parley_db_t *db, bool *refused)
     return 1;
 }
 
+/* 409 idempotency_key_in_flight with Retry-After: 1. */
+static void reply_in_flight(parley_reply_t *rp)
+{
+    parley_reply_header(rp, "Retry-After", "1");
+    parley_reply_error(rp, 409, "idempotency_key_in_flight",
+                       "a request with this Idempotency-Key is still being processed; "
+                       "retry after it has been answered",
+                       NULL);
+}
+
 static int apply_body(parley_write_t *w, parley_db_t *db)
 {
     api_write_t *aw = (api_write_t *)w;
@@ -100,7 +112,16 @@ static int apply_body(parley_write_t *w, parley_db_t *db)
     parley_reply_init(&aw->reply);
     aw->replayed = false;
     if (aw->has_key) {
-        int rc = answer_from_record(aw, db, &refused);
+        /* In flight on another node sharing the database: 409, as the
+         * in-memory registry answers on this one (a no-op on SQLite). */
+        int rc = parley_db_idem_hold(db, aw->owner, aw->key);
+        if (rc == PARLEY_ECONFLICT) {
+            reply_in_flight(&aw->reply);
+            return PARLEY_ECONFLICT;
+        }
+        if (rc)
+            return rc;
+        rc = answer_from_record(aw, db, &refused);
         if (rc < 0)
             return rc;
         if (rc == 1)

@@ -86,6 +86,8 @@
 #define MAINT_LOCK_ID                                                                              \
     0x7061726c6d74    /* held by the writer session of the node that runs maintenance */
 #define MAX_PARAMS 20 /* parameters of the widest statement */
+#define BATCH_LOCK_WAIT_MS                                                                         \
+    100 /* how long a batch's later request waits for another transaction's row lock */
 
 /* The PostgreSQL store: parley_store_t's ops point at pg_ops. */
 typedef struct pg_store {
@@ -123,6 +125,7 @@ enum stmt_id {
     S_PRODUCER_PUT,
     S_IDEM_GET,
     S_IDEM_PURGE,
+    S_IDEM_HOLD,
     S_DOC_GET,
     S_DOC_LIST,
     S_CONV_GET,
@@ -228,6 +231,7 @@ static const stmt_def_t stmts[S_COUNT] = {
     [S_IDEM_GET] = {"SELECT fingerprint, created_ms, response FROM idempotency "
                     "WHERE owner = $1 AND key = $2",
                     L_UPDATE},
+    [S_IDEM_HOLD] = {"SELECT pg_try_advisory_xact_lock($1::bigint)"},
     [S_IDEM_PURGE] = {"DELETE FROM idempotency WHERE (owner, key) IN (SELECT owner, key FROM "
                       "idempotency WHERE created_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"},
     [S_DOC_GET] = {"SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
@@ -735,7 +739,7 @@ static int pg_error(pg_db_t *c, const PGresult *res, const char *what)
     }
     if (sqlstate_is(state, "23505"))
         return PARLEY_EEXIST;
-    if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01"))
+    if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01") || sqlstate_is(state, "55P03"))
         return PARLEY_ERETRY;
     if (sqlstate_is(state, "53100"))
         return PARLEY_EFULL;
@@ -1227,6 +1231,19 @@ static int pg_begin(parley_db_t *db)
     }
     c->in_txn = rc == 0;
     return rc;
+}
+
+/* A batch's later requests wait at most BATCH_LOCK_WAIT_MS for a row lock
+ * (lock_timeout, SET LOCAL: it ends with the transaction; 55P03 is
+ * PARLEY_ERETRY). The first request of a transaction, and a request run
+ * again alone, wait as long as it takes: a transaction holding one
+ * request's rows is a short one, and the database's deadlock detection
+ * settles what little is left. */
+static int pg_batch_waits(parley_db_t *db)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %d", BATCH_LOCK_WAIT_MS);
+    return command(pg(db), sql, "SET");
 }
 
 static int pg_commit(parley_db_t *db)
@@ -2225,6 +2242,36 @@ static int pg_idem_put(parley_db_t *db, const char *owner, const char *key, cons
     return rc == PARLEY_ENOTFOUND ? PARLEY_EEXIST : rc;
 }
 
+/* An Idempotency-Key in flight on this node is held, until the writer's
+ * transaction ends, as a transaction-level advisory lock named by a 64-bit
+ * FNV-1a hash of owner "\0" key with the top bit set (negative, so never
+ * SCHEMA_LOCK_ID or MAINT_LOCK_ID). Another node's writer with the same
+ * key fails to take it and answers 409 at once instead of waiting for the
+ * first request's row locks; once the first commits, its record is there
+ * to replay. Two keys with the same hash (about 2^-63) only cost a
+ * needless 409 while both are in flight. A lock taken inside a request's
+ * savepoint goes with its rollback; the request is over then anyway. */
+static int pg_idem_hold(parley_db_t *db, const char *owner, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *s = owner;; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        if (!*s)
+            break;
+    }
+    for (const char *s = key; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    params_t p = {0};
+    p_int(&p, (int64_t)(h | (1ULL << 63)));
+    PGresult *r;
+    int rc = run(db, S_IDEM_HOLD, &p, &r, "idempotency key lock");
+    if (rc)
+        return rc;
+    rc = PQntuples(r) == 1 && g_bool(r, 0, 0) ? 0 : PARLEY_ECONFLICT;
+    PQclear(r);
+    return rc;
+}
+
 /* Write a document if its version is still expect_version (0: it must not
  * exist); d->chg gets the new change number. PARLEY_ECONFLICT when it
  * moved. */
@@ -2540,6 +2587,7 @@ static const parley_store_ops_t pg_ops = {
     .commit = pg_commit,
     .publish = pg_publish,
     .maintainer = pg_maintainer,
+    .batch_waits = pg_batch_waits,
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,
     .release = pg_release,
@@ -2561,6 +2609,7 @@ static const parley_store_ops_t pg_ops = {
     .idem_get = pg_idem_get,
     .idem_put = pg_idem_put,
     .idem_purge = pg_idem_purge,
+    .idem_hold = pg_idem_hold,
     .doc_get = pg_doc_get,
     .doc_write = pg_doc_write,
     .doc_list = pg_doc_list,
