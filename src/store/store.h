@@ -274,6 +274,7 @@ typedef struct parley_sub_link {
  */
 struct parley_store_ops {
     const char *scheme; /* URL scheme it serves: "sqlite" */
+    bool shared;        /* several nodes may serve one database (PostgreSQL) */
 
     /* ---- the store (server thread) ---- */
 
@@ -682,6 +683,13 @@ static inline int parley_db_begin(parley_db_t *db)
 static inline int parley_db_commit(parley_db_t *db)
 {
     return db->ops->commit(db);
+}
+
+/* Whether several nodes may serve store's database: what one node keeps
+ * in memory alone (a read's TTL touch) must then reach the store. */
+static inline bool parley_store_shared(const parley_store_t *store)
+{
+    return store->ops->shared;
 }
 
 static inline int parley_db_publish(parley_db_t *db, const parley_wakeset_t *wake)

@@ -2575,6 +2575,7 @@ static int pg_sublink_advance(parley_db_t *db, const char *sub, const char *path
 /* The PostgreSQL backend (store.h). */
 static const parley_store_ops_t pg_ops = {
     .scheme = "postgres",
+    .shared = true,
     .open = pg_open,
     .close = pg_close,
     .describe = pg_describe,
