@@ -70,7 +70,8 @@ function startNode() {
 
 const urls = []
 for (let i = 0; i < nodes; i++) urls.push(await startNode())
-const proxy = nodes > 1 ? await startProxy(urls) : null
+// PARLEY_CONFORMANCE_PROXY_MODE=connection balances connections instead (to compare).
+const proxy = nodes > 1 ? await startProxy(urls, { mode: process.env.PARLEY_CONFORMANCE_PROXY_MODE ?? "request" }) : null
 const url = proxy ? proxy.url : urls[0]
 
 const vitest = spawn(
@@ -83,8 +84,9 @@ const code = await new Promise((ok) => vitest.on("exit", (c) => ok(c ?? 1)))
 if (proxy) {
   const st = proxy.stats()
   console.log(
-    `conformance: ${nodes} nodes behind a per-request round-robin proxy: requests per node ` +
-      `${st.requests.join(", ")}; connections per node ${st.connections.join(", ")}; ` +
+    `conformance: ${nodes} nodes behind a round-robin proxy balancing each ${st.mode}: requests per node ` +
+      `${st.requests.join(", ")} over ${st.clients} client connections (the proxy's to each node: ` +
+      `${st.connections.join(", ")}); ` +
       `${st.switches} of ${st.requests.reduce((a, b) => a + b, 0) - 1} consecutive requests went to another node`
   )
   await proxy.close()

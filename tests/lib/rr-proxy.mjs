@@ -135,6 +135,7 @@ export function startProxy(upstreams, { mode = "request" } = {}) {
   const connections = targets.map(() => 0)
   let nextRequest = 0
   let nextConnection = 0
+  let clients = 0 // client connections accepted
   let switches = 0 // consecutive requests (in arrival order) sent to different nodes
   let last = -1
   const sockets = new Set()
@@ -144,6 +145,7 @@ export function startProxy(upstreams, { mode = "request" } = {}) {
   // delayed ACK (40 ms on Linux) on every request.
   const server = net.createServer({ noDelay: true }, (client) => {
     sockets.add(client)
+    clients++
     const framer = new RequestFramer()
     const ups = targets.map(() => null) // this client's connection to each node
     const fixed = mode === "connection" ? nextConnection++ % targets.length : -1
@@ -210,7 +212,7 @@ export function startProxy(upstreams, { mode = "request" } = {}) {
       resolve({
         port,
         url: `http://127.0.0.1:${port}`,
-        stats: () => ({ mode, requests: [...requests], connections: [...connections], switches }),
+        stats: () => ({ mode, clients, requests: [...requests], connections: [...connections], switches }),
         close: () =>
           new Promise((ok) => {
             for (const s of sockets) s.destroy()
