@@ -9,7 +9,8 @@
 #
 # Builds one committed revision (REV, default HEAD: what the work tree holds
 # but has not committed is not measured) once, runs w1.sh (W1), w2.sh (W2,
-# W3), w4.sh (W4), w5.sh (W5, W6) and w7.sh (W7) on it one after the other
+# W3), w4.sh (W4), w5.sh (W5, W6), w7.sh (W7) and pg.sh (W1 and W2 on
+# PostgreSQL, against pgbench and SQLite) on it one after the other
 # (a script that fails is reported as such and the others still run), and
 # writes RESULTS.md: date, commit and machine, the targets of
 # PERFORMANCE.md with what was measured (met / not met), the detail tables
@@ -18,7 +19,7 @@
 #
 # Knobs (environment): REV (HEAD), QUICK (0), ONLY (a list of scripts, e.g.
 # "w1 w4"), RESULTS (where the report goes), MAX_SECONDS_ALL (the watchdog
-# of the whole run, 1800), and every knob of the scripts (DURATION, RUNS,
+# of the whole run, 2700), and every knob of the scripts (DURATION, RUNS,
 # W4_MIB, W5_SUBSCRIBERS, W6_SUBSCRIBERS, W7_MIB, ...), passed through.
 set -uo pipefail
 
@@ -42,8 +43,8 @@ if [ "$QUICK" = 1 ]; then
     RESULTS=${RESULTS:-$BENCH_OUT/RESULTS-quick.md}
 fi
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
-ONLY=${ONLY:-w1 w2 w4 w5 w7}
-MAX_SECONDS_ALL=${MAX_SECONDS_ALL:-1800}
+ONLY=${ONLY:-w1 w2 w4 w5 w7 pg}
+MAX_SECONDS_ALL=${MAX_SECONDS_ALL:-2700}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
@@ -178,6 +179,15 @@ targets() {
             "$(fmt "$(v w6.kib_per_subscriber)" %.2f) KiB" "$(verdict "$(v w6.kib_per_subscriber)" "<=" 8)"
     else
         missing W6 "≤ 8 KiB per subscriber" w5
+    fi
+    if have pg.w1many.pgbench.rps; then
+        for kind in w1one w1many w2; do
+            case "$kind" in w1one) label="W1, 1 stream" ;; w1many) label="W1, 64 streams" ;; *) label=W2 ;; esac
+            row "PostgreSQL, $label" "ratio against pgbench's equivalent transaction (no figure set)" \
+                "1 node $(fmt "$(v pg.$kind.ratio.pg1_pgbench)" %.2f)×, 2 nodes $(fmt "$(v pg.$kind.ratio.pg2_pgbench)" %.2f)× ($(int "$(v pg.$kind.pg1.rps)") and $(int "$(v pg.$kind.pg2.rps)") vs $(int "$(v pg.$kind.pgbench.rps)") /s); SQLite $(int "$(v pg.$kind.sqlite.rps)") /s" ""
+        done
+    else
+        missing PostgreSQL "W1/W2 ratios against pgbench" pg
     fi
     if have w7.read_ms; then
         row "W7, $(v w7.data_mib) MiB" "≤ 1 s to the first served request after kill -9" \

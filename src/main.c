@@ -214,6 +214,85 @@ static int set_rate_admin(const serve_opt_t *o, const char *v, parley_config_t *
     return 0;
 }
 
+static int set_log_format(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    (void)o;
+    if (strcmp(v, "text") == 0)
+        cfg->log_json = false;
+    else if (strcmp(v, "json") == 0)
+        cfg->log_json = true;
+    else
+        return -1;
+    return 0;
+}
+
+static const char *why_bad; /* a setter's reason for refusing a value, or NULL */
+
+#define PUBLIC_URL_MAX 200 /* bytes of --public-url (URLs are built on it) */
+
+/*
+ * The origin clients see: http:// or https://, a host name, IPv4 address
+ * or [IPv6] address, an optional port, an optional path prefix (a proxy
+ * that serves Parley under /parley); no user, query or fragment. A
+ * trailing '/' is dropped, so URLs are built as URL + "/v1/...".
+ */
+static int set_public_url(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    static char url[PUBLIC_URL_MAX + 1]; /* the config borrows it */
+    (void)o;
+    why_bad = "give the origin clients use, e.g. https://chat.example.com (http or https, a "
+              "host, an optional port and path; no user, query or fragment; at most 200 bytes)";
+    size_t n = strlen(v);
+    const char *host = strncmp(v, "http://", 7) == 0    ? v + 7
+                       : strncmp(v, "https://", 8) == 0 ? v + 8
+                                                        : NULL;
+    if (!host || n > PUBLIC_URL_MAX)
+        return -1;
+    const char *end = host + strcspn(host, "/");
+    const char *port = NULL;
+    if (*host == '[') { /* an IPv6 address */
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        if (!close || close == host + 1)
+            return -1;
+        for (const char *c = host + 1; c < close; c++)
+            if (!strchr("0123456789abcdefABCDEF:.", *c))
+                return -1;
+        if (close + 1 < end && close[1] != ':')
+            return -1;
+        port = close + 1 < end ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+        const char *hend = colon ? colon : end;
+        if (hend == host)
+            return -1;
+        for (const char *c = host; c < hend; c++)
+            if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') &&
+                !(*c >= '0' && *c <= '9') && *c != '.' && *c != '-')
+                return -1;
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port) {
+        unsigned long long p;
+        char digits[8];
+        size_t pn = (size_t)(end - port);
+        if (pn == 0 || pn >= sizeof digits)
+            return -1;
+        memcpy(digits, port, pn);
+        digits[pn] = '\0';
+        if (parse_number(digits, 1, 65535, &p))
+            return -1;
+    }
+    for (const char *c = end; *c; c++) /* the path: printable, no query or fragment */
+        if (*c <= ' ' || *c >= 0x7f || strchr("?#\\\"<>`{}|^", *c))
+            return -1;
+    memcpy(url, v, n + 1);
+    while (n > (size_t)(end - v) && url[n - 1] == '/')
+        url[--n] = '\0';
+    cfg->public_url = url;
+    why_bad = NULL;
+    return 0;
+}
+
 /* ---- the options ------------------------------------------------------ */
 
 #define U32 0xffffffffull
@@ -230,7 +309,9 @@ static const serve_opt_t serve_opts[] = {
      NULL},
     {"store", "PARLEY_STORE", ARG_ONE, "URL", set_string, FIELD(store_url), 0, 0,
      "where the data lives: sqlite:PATH, an SQLite\n"
-     "database file (default sqlite:DIR/parley.db)",
+     "database file, or postgres://USER:PASS@HOST/DB\n"
+     "(postgresql:// too), a PostgreSQL database\n"
+     "(default sqlite:DIR/parley.db)",
      NULL},
     {"threads", "PARLEY_THREADS", ARG_ONE, "N", set_uint, FIELD(threads), 1, U32,
      "HTTP worker threads (default one per core)", NULL},
@@ -282,6 +363,26 @@ static const serve_opt_t serve_opts[] = {
     {"quiet", "PARLEY_QUIET", ARG_NONE, NULL, set_bool, FIELD(quiet), 0, 0,
      "no start-up line (default off; the variable is\n"
      "1 or 0)",
+     NULL},
+    {"public-url", "PARLEY_PUBLIC_URL", ARG_ONE, "URL", set_public_url, 0, 0, 0,
+     "the origin clients see behind a proxy (e.g.\n"
+     "https://chat.example.com): stream Locations,\n"
+     "callback, JWKS and snapshot URLs use it\n"
+     "(default none; they use the request's Host)",
+     "operations:"},
+    {"metrics-token", "PARLEY_METRICS_TOKEN", ARG_ONE, "TOKEN", set_string, FIELD(metrics_token), 0,
+     0,
+     "bearer token that may read /metrics, besides\n"
+     "the admin key (default none; /metrics is open\n"
+     "in local mode)",
+     NULL},
+    {"access-log", "PARLEY_ACCESS_LOG", ARG_NONE, NULL, set_bool, FIELD(access_log), 0, 0,
+     "one line per request on stderr (default off;\n"
+     "the variable is 1 or 0)",
+     NULL},
+    {"log-format", "PARLEY_LOG_FORMAT", ARG_ONE, "FORMAT", set_log_format, 0, 0, 0,
+     "text, or json: every log line one JSON object\n"
+     "(default text)",
      NULL},
     {"rate-limit-writes", "PARLEY_RATE_LIMIT_WRITES", ARG_ONE, "RATE", set_rate,
      FIELD(rate_user_writes), 0, 0, "writes per user (default 50/s; off in local\nmode)",
@@ -469,18 +570,23 @@ static int serve_main(int argc, char **argv)
         const char *v = getenv(serve_opts[i].env);
         if (flagged[i] || !v || !*v)
             continue;
+        why_bad = NULL;
         if (set_from_env(&serve_opts[i], v, &cfg)) {
-            fprintf(stderr, "parley: invalid value '%s' in %s (see --%s in parley serve --help)\n",
-                    v, serve_opts[i].env, serve_opts[i].flag);
+            fprintf(stderr,
+                    "parley: invalid value '%s' in %s%s%s (see --%s in parley serve --help)\n", v,
+                    serve_opts[i].env, why_bad ? ": " : "", why_bad ? why_bad : "",
+                    serve_opts[i].flag);
             goto out;
         }
     }
-    for (size_t i = 0; i < ngiven; i++)
+    for (size_t i = 0; i < ngiven; i++) {
+        why_bad = NULL;
         if (given[i].opt->set(given[i].opt, given[i].arg, &cfg)) {
-            fprintf(stderr, "parley: invalid value '%s' for --%s\n", given[i].arg,
-                    given[i].opt->flag);
+            fprintf(stderr, "parley: invalid value '%s' for --%s%s%s\n", given[i].arg,
+                    given[i].opt->flag, why_bad ? ": " : "", why_bad ? why_bad : "");
             goto out;
         }
+    }
 
     const char *why = NULL;
     if (!parley_config_store_ok(&cfg, &why)) {

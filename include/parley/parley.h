@@ -43,6 +43,7 @@ enum parley_error {
     PARLEY_EPRECOND = -10014,   /* a precondition (If-Match) does not hold */
     PARLEY_EFORBIDDEN = -10015, /* the caller may not do this */
     PARLEY_EFENCED = -10016,    /* a newer holder (epoch, lease) replaced the caller */
+    PARLEY_EUNAUTH = -10017,    /* the caller's credential is missing, invalid or expired */
 };
 
 /* Text for an error code (PARLEY_E* or -errno). Static storage, never NULL. */
@@ -97,6 +98,12 @@ typedef struct parley_config {
     const char *const *allow_origins; /* local mode: web origins allowed to call */
     size_t nallow_origins;            /* entries in allow_origins, default 0 */
     bool quiet;                       /* no start-up banner on stdout */
+    const char *metrics_token;        /* bearer token that may read /metrics, or NULL */
+    bool access_log;                  /* one log line per request */
+    bool log_json;                    /* log lines as JSON objects (--log-format json) */
+    const char *public_url;           /* origin clients see ("https://chat.example.com",
+                                         maybe with a path prefix, no trailing '/'), or NULL:
+                                         URLs are built from the request's Host */
 } parley_config_t;
 
 /* Fill *cfg with the documented defaults. */

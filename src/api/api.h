@@ -43,12 +43,11 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head);
 const char *parley_api_stream_append_parse(parley_req_t *r, parley_stream_req_t *q);
 
 /*
- * Writer thread: turn a stream rule's outcome into rp (the protocol's
- * headers, the error body for a refusal) and add the changed streams to
- * w's wake list. 0 for a success, else the refusal's HTTP status
- * (api/status.h, with the stream overrides).
+ * After the commit: a stream rule's outcome into rp (the status from
+ * api/status.h with the stream overrides, the protocol's headers, the
+ * error body for a refusal). Used by /v1/stream and a session's output.
  */
-int parley_api_stream_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w);
+void parley_api_stream_render(const parley_outcome_t *o, parley_reply_t *rp);
 
 /* /v1/events: the caller's change feed, a read-only JSON stream. */
 void parley_api_events(parley_req_t *r);

@@ -51,6 +51,7 @@
 struct parley_config;
 struct parley_keyring;
 struct parley_ratelimit;
+struct parley_metrics;
 
 typedef struct parley_app {
     const struct parley_config *cfg;              /* configuration (borrowed) */
@@ -59,6 +60,7 @@ typedef struct parley_app {
     parley_hub_t *hub;                            /* the fan-out hub (borrowed) */
     const struct parley_keyring *keyring;         /* webhook signing key, token secret (borrowed) */
     struct parley_ratelimit *ratelimit;           /* request rate limits; NULL when all off */
+    struct parley_metrics *metrics;               /* /metrics counters (owned by the server) */
     pthread_mutex_t readers_lock;                 /* guards readers and nreaders */
     parley_db_t *readers[PARLEY_APP_MAX_READERS]; /* per-thread reader connections (owned) */
     int nreaders;                                 /* entries in readers */
@@ -80,6 +82,7 @@ parley_db_t *parley_app_reader(parley_app_t *app);
 
 /*
  * Defer to the writer: w's done callback must call parley_app_write_done().
+ * w's apply runs core only (api/write.c: parley_command_run).
  * on_resume runs on the connection's thread afterwards.
  */
 void parley_app_submit(parley_req_t *r, parley_write_t *w, parley_resume_fn on_resume);

@@ -146,3 +146,29 @@ int parley_auth_check(const parley_config_t *cfg, const char *authorization, con
     snprintf(p->user, sizeof p->user, "%s", claims.sub);
     return 0;
 }
+
+int parley_auth_metrics(const parley_config_t *cfg, const char *authorization, const char **who,
+                        const char **why)
+{
+    *who = PARLEY_LOCAL_USER;
+    if (parley_auth_local_mode(cfg))
+        return 0;
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
+        *why = "/metrics needs 'Authorization: Bearer <token>' with the admin key or the "
+               "metrics token (--metrics-token)";
+        return PARLEY_EINVAL;
+    }
+    const char *token = authorization + 7;
+    while (*token == ' ')
+        token++;
+    /* Both compared, in constant time, whichever matches. */
+    bool admin =
+        cfg->admin_key && *cfg->admin_key && parley_jwt_secret_equal(token, cfg->admin_key);
+    bool scraper = cfg->metrics_token && *cfg->metrics_token &&
+                   parley_jwt_secret_equal(token, cfg->metrics_token);
+    *who = admin ? PARLEY_ADMIN_USER : PARLEY_METRICS_USER;
+    if (admin || scraper)
+        return 0;
+    *why = "invalid token: /metrics takes the admin key or the metrics token (--metrics-token)";
+    return PARLEY_EINVAL;
+}

@@ -40,8 +40,9 @@
 
 #include "parley/parley.h"
 
-#define PARLEY_ADMIN_USER "@admin" /* owner of what the admin key creates */
-#define PARLEY_LOCAL_USER "@local" /* the one user of local mode */
+#define PARLEY_ADMIN_USER   "@admin"   /* owner of what the admin key creates */
+#define PARLEY_LOCAL_USER   "@local"   /* the one user of local mode */
+#define PARLEY_METRICS_USER "@metrics" /* the metrics token (reads /metrics only) */
 
 typedef struct parley_principal {
     char user[256]; /* the user id that owns what this request creates */
@@ -71,5 +72,15 @@ bool parley_auth_host_is_loopback(const char *host);
 
 /* True when neither an admin key nor a JWT secret is configured. */
 bool parley_auth_local_mode(const parley_config_t *cfg);
+
+/*
+ * May this Authorization read /metrics? 0 in local mode, or for a bearer
+ * token equal (in constant time) to the admin key or the metrics token,
+ * with *who the caller ("@local", "@admin" or "@metrics", static);
+ * else PARLEY_EINVAL with *why (static text) for the 401. A user's JWT is
+ * refused: metrics describe every user's traffic. Any thread.
+ */
+int parley_auth_metrics(const parley_config_t *cfg, const char *authorization, const char **who,
+                        const char **why);
 
 #endif

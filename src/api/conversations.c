@@ -13,8 +13,9 @@
  * (parley_conversation_parse, parley_message_parse): a bad body is refused
  * with its 400 before anything is submitted. The rules run on the writer
  * (core/conversation.c; core/turn.c for a message and for a delete, which
- * also touch sessions) through parley_api_write, so every POST and PATCH
- * honours Idempotency-Key. Reads use the worker's read-only
+ * also touch sessions) as a core command through parley_api_write, so
+ * every POST and PATCH honours Idempotency-Key; the answer is rendered from
+ * the outcome after the commit. Reads use the worker's read-only
  * connection; another user's conversation answers 404, as a missing one.
  */
 #include <stdio.h>
@@ -40,8 +41,7 @@ enum conv_write_kind { CW_CONVERSATION, CW_MESSAGE };
 
 typedef struct conv_write {
     enum conv_write_kind kind;       /* which rule */
-    parley_conv_req_t conv;          /* CW_CONVERSATION request */
-    parley_turn_post_req_t msg;      /* CW_MESSAGE request */
+    parley_command_t cmd;            /* the core command: u.conv or u.post */
     json_t *body;                    /* parsed body (owned) */
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     char id[PARLEY_ROW_ID_MAX + 1];  /* conversation id */
@@ -63,34 +63,24 @@ static void etag_of(int64_t version, char *out, size_t n)
     snprintf(out, n, "\"%lld\"", (long long)version);
 }
 
-static int apply_conv_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: the answer for the rule's outcome; a conversation
+ * gets its ETag, and Location when created (from the outcome, so a replay
+ * names the conversation the first request made). */
+static void render_conv_write(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
     conv_write_t *cw = ctx;
-    parley_outcome_t o;
-    int rc;
-    if (cw->kind == CW_MESSAGE)
-        rc = parley_turn_post(db, &cw->msg, &o);
-    else if (cw->conv.op == PARLEY_CONV_DELETE)
-        rc = parley_turn_delete_conversation(db, &cw->conv, &o);
-    else
-        rc = parley_conversation_apply(db, &cw->conv, &o);
-    if (rc) {
-        parley_outcome_clear(&o);
-        return rc;
-    }
-    if (cw->kind == CW_CONVERSATION && o.status < 300 && json_is_object(o.body)) {
+    if (cw->kind == CW_CONVERSATION && !o->refusal && json_is_object(o->body)) {
         char etag[32], loc[PARLEY_ROW_ID_MAX + 32];
-        json_t *v = json_object_get(o.body, "version");
+        json_t *v = json_object_get(o->body, "version");
         etag_of(json_integer_value(v), etag, sizeof etag);
         parley_reply_header(rp, "ETag", etag);
-        if (o.status == 201) {
-            snprintf(loc, sizeof loc, "/v1/conversations/%s", cw->id);
+        const char *id = json_string_value(json_object_get(o->body, "id"));
+        if (o->done == PARLEY_DONE_CREATED && id) {
+            snprintf(loc, sizeof loc, "/v1/conversations/%s", id);
             parley_reply_header(rp, "Location", loc);
         }
     }
-    rc = parley_resource_reply(rp, &o, w);
-    parley_outcome_clear(&o);
-    return rc;
+    parley_resource_render(o, rp);
 }
 
 static conv_write_t *new_write(parley_req_t *r, enum conv_write_kind kind, const char *id)
@@ -101,6 +91,7 @@ static conv_write_t *new_write(parley_req_t *r, enum conv_write_kind kind, const
         return NULL;
     }
     cw->kind = kind;
+    cw->cmd.kind = kind == CW_MESSAGE ? PARLEY_CMD_MESSAGE : PARLEY_CMD_CONVERSATION;
     snprintf(cw->user, sizeof cw->user, "%s", parley_req_user(r));
     snprintf(cw->id, sizeof cw->id, "%s", id);
     return cw;
@@ -141,11 +132,11 @@ static void start_conv_write(parley_req_t *r, parley_conv_op_t op, const char *i
     conv_write_t *cw = new_write(r, CW_CONVERSATION, id);
     if (!cw)
         return;
-    cw->conv.op = op;
-    cw->conv.id = cw->id;
-    cw->conv.user = cw->user;
-    cw->conv.admin = parley_req_is_admin(r);
-    if (op != PARLEY_CONV_CREATE && if_match(r, &cw->conv)) {
+    cw->cmd.u.conv.op = op;
+    cw->cmd.u.conv.id = cw->id;
+    cw->cmd.u.conv.user = cw->user;
+    cw->cmd.u.conv.admin = parley_req_is_admin(r);
+    if (op != PARLEY_CONV_CREATE && if_match(r, &cw->cmd.u.conv)) {
         conv_write_free(cw);
         return;
     }
@@ -160,8 +151,8 @@ static void start_conv_write(parley_req_t *r, parley_conv_op_t op, const char *i
         conv_write_free(cw);
         return;
     }
-    cw->conv.body = cw->body;
-    parley_api_write(r, apply_conv_write, cw, conv_write_free);
+    cw->cmd.u.conv.body = cw->body;
+    parley_api_write(r, &cw->cmd, render_conv_write, cw, conv_write_free);
 }
 
 static void post_message(parley_req_t *r, const char *id)
@@ -176,18 +167,18 @@ static void post_message(parley_req_t *r, const char *id)
     }
     parley_outcome_t o;
     if (parley_message_parse(cw->body, parley_api_app(r)->cfg->session_max_attempts,
-                             &cw->msg.message, &o)) {
+                             &cw->cmd.u.post.message, &o)) {
         parley_resource_refuse(r, &o);
         parley_outcome_clear(&o);
         conv_write_free(cw);
         return;
     }
-    cw->msg.conversation_id = cw->id;
-    cw->msg.user = cw->user;
-    cw->msg.admin = parley_req_is_admin(r);
-    cw->msg.message_id = cw->mid;
-    cw->msg.session_id = cw->sid;
-    parley_api_write(r, apply_conv_write, cw, conv_write_free);
+    cw->cmd.u.post.conversation_id = cw->id;
+    cw->cmd.u.post.user = cw->user;
+    cw->cmd.u.post.admin = parley_req_is_admin(r);
+    cw->cmd.u.post.message_id = cw->mid;
+    cw->cmd.u.post.session_id = cw->sid;
+    parley_api_write(r, &cw->cmd, render_conv_write, cw, conv_write_free);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */

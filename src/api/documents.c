@@ -5,7 +5,9 @@
  *   /v1/documents/{collection}/{id}   GET, HEAD, PUT, PATCH, DELETE
  *
  * Bodies are parsed and checked here (size, nesting, JSON), on the
- * connection's thread; the rules run on the writer (core/document.c).
+ * connection's thread; the rules run on the writer (core/document.c, as a
+ * core command), and the answer is rendered from the outcome after the
+ * commit.
  * Documents live in the namespace of their owner: the caller, or the user
  * the admin acts for (Parley-User).
  */
@@ -26,7 +28,7 @@
 #define MAX_DEPTH 128 /* JSON nesting accepted in a document */
 
 typedef struct doc_write {
-    parley_doc_req_t req;                       /* the request */
+    parley_command_t cmd;                       /* the core command (u.doc: the request) */
     json_t *body;                               /* parsed body (owned) */
     char owner[256];                            /* namespace */
     char collection[PARLEY_COLLECTION_MAX + 1]; /* collection */
@@ -45,19 +47,13 @@ static void etag_of(int64_t version, char *out, size_t n)
     snprintf(out, n, "\"%lld\"", (long long)version);
 }
 
-static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: the answer for the rule's outcome (ETag for a live
+ * document, Location for a created one, the current document on 412). */
+static void render_doc_write(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
     doc_write_t *dw = ctx;
-    parley_outcome_t o;
-    parley_outcome_init(&o);
-    int rc = parley_document_apply(db, &dw->req, &o);
-    if (rc) {
-        parley_outcome_clear(&o);
-        return rc;
-    }
-    int status = parley_api_status(&o, NULL);
-    parley_wakeset_merge(&w->wake, &o.wake);
-    json_t *version = json_object_get(o.body, "version"); /* a live document's */
+    int status = parley_api_status(o, NULL);
+    json_t *version = json_object_get(o->body, "version"); /* a live document's */
     char etag[32];
     if (version) {
         etag_of((int64_t)json_integer_value(version), etag, sizeof etag);
@@ -65,31 +61,30 @@ static int apply_doc_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parle
     }
     if (status == 204) {
         parley_reply_empty(rp, 204);
-    } else if (o.body && (!o.refusal || o.refusal == PARLEY_EPRECOND)) {
-        if (o.refusal) {
-            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", o.code, "message",
-                                    o.error, "details", "current", o.body);
+    } else if (o->body && (!o->refusal || o->refusal == PARLEY_EPRECOND)) {
+        if (o->refusal) {
+            json_t *err = json_pack("{s:{s:s, s:s, s:{s:O}}}", "error", "code", o->code, "message",
+                                    o->error, "details", "current", o->body);
             parley_reply_json(rp, status, err);
             json_decref(err);
         } else {
-            if (o.done == PARLEY_DONE_CREATED) {
+            if (o->done == PARLEY_DONE_CREATED) {
                 char loc[512];
                 snprintf(loc, sizeof loc, "/v1/documents/%s/%s",
-                         json_string_value(json_object_get(o.body, "collection")),
-                         json_string_value(json_object_get(o.body, "id")));
+                         json_string_value(json_object_get(o->body, "collection")),
+                         json_string_value(json_object_get(o->body, "id")));
                 parley_reply_header(rp, "Location", loc);
             }
-            parley_reply_json(rp, status, o.body);
+            parley_reply_json(rp, status, o->body);
         }
     } else {
-        json_t *details = o.refusal == PARLEY_ETOOBIG
-                              ? json_pack("{s:I}", "limit_bytes", (json_int_t)dw->req.max_bytes)
-                              : NULL;
-        parley_reply_error(rp, status, o.code, o.error, details);
+        json_t *details =
+            o->refusal == PARLEY_ETOOBIG
+                ? json_pack("{s:I}", "limit_bytes", (json_int_t)dw->cmd.u.doc.max_bytes)
+                : NULL;
+        parley_reply_error(rp, status, o->code, o->error, details);
         json_decref(details);
     }
-    parley_outcome_clear(&o);
-    return o.refusal ? status : 0;
 }
 
 /* If-Match / If-None-Match value: * or "<version>". 0, or PARLEY_EINVAL. */
@@ -123,21 +118,22 @@ static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collect
     snprintf(dw->owner, sizeof dw->owner, "%s", parley_req_user(r));
     snprintf(dw->collection, sizeof dw->collection, "%s", collection);
     snprintf(dw->id, sizeof dw->id, "%s", id);
-    dw->req.op = op;
-    dw->req.max_bytes = parley_api_app(r)->cfg->max_json_bytes;
-    dw->req.owner = dw->owner;
-    dw->req.collection = dw->collection;
-    dw->req.id = dw->id;
+    dw->cmd.kind = PARLEY_CMD_DOCUMENT;
+    dw->cmd.u.doc.op = op;
+    dw->cmd.u.doc.max_bytes = parley_api_app(r)->cfg->max_json_bytes;
+    dw->cmd.u.doc.owner = dw->owner;
+    dw->cmd.u.doc.collection = dw->collection;
+    dw->cmd.u.doc.id = dw->id;
 
     const char *im = parley_req_header(r, "If-Match");
     if (im) {
-        if (parse_etag_version(im, &dw->req.if_match_any, &dw->req.if_match)) {
+        if (parse_etag_version(im, &dw->cmd.u.doc.if_match_any, &dw->cmd.u.doc.if_match)) {
             doc_write_free(dw);
             parley_req_error(r, 400, "invalid_precondition",
                              "If-Match must be * or a version in quotes, e.g. If-Match: \"3\"");
             return;
         }
-        dw->req.has_if_match = true;
+        dw->cmd.u.doc.has_if_match = true;
     }
     const char *inm = parley_req_header(r, "If-None-Match");
     if (inm && op == PARLEY_DOC_PUT) {
@@ -147,7 +143,7 @@ static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collect
                              "on PUT, If-None-Match can only be * (create only)");
             return;
         }
-        dw->req.if_none_match_any = true;
+        dw->cmd.u.doc.if_none_match_any = true;
     }
     if (op != PARLEY_DOC_DELETE) {
         size_t len;
@@ -175,9 +171,9 @@ static void start_write(parley_req_t *r, parley_doc_op_t op, const char *collect
                              "a document must be a JSON object, e.g. {\"theme\":\"dark\"}");
             return;
         }
-        dw->req.body = dw->body;
+        dw->cmd.u.doc.body = dw->body;
     }
-    parley_api_write(r, apply_doc_write, dw, doc_write_free);
+    parley_api_write(r, &dw->cmd, render_doc_write, dw, doc_write_free);
 }
 
 static void get_one(parley_req_t *r, const char *collection, const char *id, bool head)

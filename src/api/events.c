@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "api/auth.h"
 #include "api/write.h"
+#include "core/command.h"
 #include "core/feed.h"
 #include "core/stream.h"
 #include "parley/parley.h"
@@ -23,7 +24,7 @@ typedef struct feed_ensure {
     parley_req_t *r;                /* the request */
     char path[PARLEY_PATH_MAX + 1]; /* the feed stream */
     char owner[256];                /* its owner */
-    int status;                     /* outcome */
+    parley_command_t cmd;           /* FEED_ENSURE of path for owner */
 } feed_ensure_t;
 
 static void feed_path_of(parley_req_t *r, char *out, size_t cap)
@@ -31,11 +32,14 @@ static void feed_path_of(parley_req_t *r, char *out, size_t cap)
     parley_feed_path(parley_req_is_admin(r) ? NULL : parley_req_user(r), out, cap);
 }
 
+/* Writer thread: core only. */
 static int ensure_apply(parley_write_t *w, parley_db_t *db)
 {
     feed_ensure_t *fe = (feed_ensure_t *)w;
-    int64_t id;
-    return parley_stream_ensure_internal(db, fe->path, fe->owner, &id);
+    parley_outcome_t o;
+    int rc = parley_command_apply(db, &fe->cmd, &o);
+    parley_outcome_clear(&o);
+    return rc;
 }
 
 static void ensure_done(parley_write_t *w, int status)
@@ -84,6 +88,9 @@ void parley_api_events(parley_req_t *r)
     fe->w.done = ensure_done;
     snprintf(fe->path, sizeof fe->path, "%s", path);
     snprintf(fe->owner, sizeof fe->owner, "%s", parley_req_user(r));
+    fe->cmd.kind = PARLEY_CMD_FEED_ENSURE;
+    fe->cmd.u.feed.path = fe->path;
+    fe->cmd.u.feed.owner = fe->owner;
     parley_req_set_data(r, fe, free);
     parley_app_submit(r, &fe->w, on_ensured);
 }

@@ -1,9 +1,10 @@
 /*
  * reply.c — responses as values (see reply.h).
  *
- * Encoding for storage: "<status>\n<content type>\n<header bytes length>\n"
- * followed by the header lines and then the body. Plain, versionless and
- * only ever read back by this file.
+ * Stored replies (Idempotency-Key records made before outcomes were
+ * recorded): "<status>\n<content type>\n<header bytes length>\n" followed
+ * by the header lines and then the body. Only read back, by this file;
+ * nothing writes them any more.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,23 +87,6 @@ void parley_reply_send(parley_req_t *r, parley_reply_t *rp)
         return;
     }
     parley_req_respond_buf(r, rp->status, ct, &rp->body);
-}
-
-int parley_reply_encode(const parley_reply_t *rp, char **out, size_t *len)
-{
-    parley_buf_t b;
-    parley_buf_init(&b, PARLEY_REPLY_MAX_BODY + 128 * 1024);
-    int rc = parley_buf_printf(&b, "%d\n%s\n%zu\n", rp->status, rp->content_type, rp->headers.len);
-    if (!rc)
-        rc = parley_buf_append(&b, rp->headers.data ? rp->headers.data : "", rp->headers.len);
-    if (!rc)
-        rc = parley_buf_append(&b, rp->body.data ? rp->body.data : "", rp->body.len);
-    if (rc) {
-        parley_buf_free(&b);
-        return rc;
-    }
-    *out = parley_buf_steal(&b, len);
-    return 0;
 }
 
 int parley_reply_decode(const char *data, size_t len, parley_reply_t *rp)

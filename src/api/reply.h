@@ -1,11 +1,12 @@
 /*
  * reply.h — an HTTP response built as a value.
  *
- * Writes build their response on the writer thread, inside the transaction
- * (so that an idempotency record can store it in the same commit); the
- * connection's thread sends it after the commit. A reply is that response
- * as plain data: status, content type, headers and body. It can be encoded
- * to a byte string and back for storage.
+ * A write's answer is rendered from its rule's outcome after the commit,
+ * on the connection's thread (api/write.h), into a reply: that response as
+ * plain data (status, content type, headers and body), then sent. Records
+ * of Idempotency-Keys stored before outcomes were recorded hold a reply
+ * encoded as bytes; parley_reply_decode reads them back, so a retry of such
+ * a request is still answered with its stored response.
  *
  * Ownership: a reply owns its buffers; parley_reply_free() releases them.
  * Threads: one thread at a time.
@@ -42,8 +43,8 @@ void parley_reply_error(parley_reply_t *rp, int status, const char *code, const 
 /* Send rp on r (headers, content type, body; HEAD sends no body). */
 void parley_reply_send(parley_req_t *r, parley_reply_t *rp);
 
-/* Encode to one byte string (new malloc'd *out) and back. 0 or PARLEY_E*. */
-int parley_reply_encode(const parley_reply_t *rp, char **out, size_t *len);
+/* A reply stored as bytes by earlier releases (api/reply.c has the
+ * encoding) back into rp. 0 or PARLEY_E*. */
 int parley_reply_decode(const char *data, size_t len, parley_reply_t *rp);
 
 #endif

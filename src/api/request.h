@@ -112,6 +112,7 @@ struct parley_req {
     int write_status;          /* from the writer's done callback (api/app.h) */
     _Atomic int wake_reason;   /* why a parked request was resumed (parley_wake_t) */
     parley_waiter_t waiter;    /* hub registration while parked */
+    int live_kind;             /* a live reader's kind (api/metrics.h), counted until it ends */
 };
 
 /* The transport, when the request ends: free the API's state. */

@@ -7,6 +7,7 @@
 
 #include "api/params.h"
 #include "api/resource.h"
+#include "api/status.h"
 #include "api/write.h"
 #include "codec/canonjson.h"
 #include "codec/id.h"
@@ -100,12 +101,15 @@ static int reply_canon(parley_reply_t *rp, int status, json_t *v)
 }
 
 /* The error body of a refusal (new reference; NULL when memory runs out):
- * for 409/412 the outcome's body goes to error.details.current, for other
+ * for a conflict, a failed precondition or a fenced caller the outcome's
+ * body (the object as it is now) goes to error.details.current, for other
  * refusals to error.details. */
 static json_t *refusal_json(const parley_outcome_t *o)
 {
     json_t *details;
-    if (o->body && (o->status == 409 || o->status == 412))
+    bool current = o->refusal == PARLEY_ECONFLICT || o->refusal == PARLEY_EPRECOND ||
+                   o->refusal == PARLEY_EFENCED;
+    if (o->body && current)
         details = json_pack("{s:O}", "current", o->body);
     else if (json_is_object(o->body))
         details = json_incref(o->body);
@@ -119,24 +123,20 @@ static json_t *refusal_json(const parley_outcome_t *o)
 void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o)
 {
     json_t *err = refusal_json(o);
-    parley_resource_send(r, o->status, err);
+    parley_resource_send(r, parley_api_status(o, NULL), err);
     json_decref(err);
 }
 
-int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
+void parley_resource_render(const parley_outcome_t *o, parley_reply_t *rp)
 {
-    parley_wakeset_merge(&w->wake, &o->wake);
-    if (o->status >= 400) {
-        json_t *err = refusal_json(o);
-        int rc = err ? reply_canon(rp, o->status, err) : PARLEY_ENOMEM;
-        json_decref(err);
-        return rc ? rc : o->status;
+    int status = parley_api_status(o, NULL);
+    json_t *v = o->refusal ? refusal_json(o) : json_incref(o->body);
+    if (!o->refusal && (status == 204 || !o->body)) {
+        parley_reply_empty(rp, 204);
+    } else if (!v || reply_canon(rp, status, v)) {
+        rp->status = 0; /* out of memory: the write path answers 503 */
     }
-    if (o->status == 204 || !o->body) {
-        parley_reply_empty(rp, o->status ? o->status : 204);
-        return 0;
-    }
-    return reply_canon(rp, o->status, o->body);
+    json_decref(v);
 }
 
 void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message)

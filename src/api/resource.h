@@ -13,8 +13,7 @@
  * next_cursor back. A cursor is one letter and a decimal position ("a42");
  * each list has its own letter, so a cursor from another list is refused.
  *
- * Threads: the connection's thread, except parley_resource_reply, which
- * runs on the writer thread inside a write's apply.
+ * Threads: the connection's thread.
  */
 #ifndef PARLEY_API_RESOURCE_H
 #define PARLEY_API_RESOURCE_H
@@ -26,7 +25,6 @@
 #include "api/reply.h"
 #include "core/outcome.h"
 #include "api/request.h"
-#include "store/writer.h"
 
 #define PARLEY_RESOURCE_PAGE_DEFAULT 20  /* items in a page without ?limit= */
 #define PARLEY_RESOURCE_PAGE_MAX     100 /* larger limits are clamped to this */
@@ -76,17 +74,16 @@ void parley_resource_send_page(parley_req_t *r, json_t *items, bool more, char l
                                uint64_t next);
 
 /*
- * Writer thread: turn an outcome into rp (a 2xx with its body, 204, or the
- * error body; for 409/412 the outcome's body goes to
- * error.details.current, for other refusals to error.details) and add its
- * streams to w's wake list. Returns 0 for a 2xx, else the refusal's
- * status (the apply function's return value).
+ * After the commit: an outcome into rp (a 2xx with its body, 204, or the
+ * error body; for ECONFLICT, EPRECOND and EFENCED the outcome's body goes
+ * to error.details.current, for other refusals to error.details). rp's
+ * status stays 0 when memory ran out.
  */
-int parley_resource_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w);
+void parley_resource_render(const parley_outcome_t *o, parley_reply_t *rp);
 
 /* Answer r now with a refusal decided on the connection's thread (a body
  * check before the write is submitted): the same error body, byte for
- * byte, as parley_resource_reply gives for it on the writer. */
+ * byte, as parley_resource_render gives for it after a commit. */
 void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o);
 
 /* Answer r with 405 and Allow: allow; message (NULL for a default) says

@@ -6,6 +6,7 @@
  *
  *   OPTIONS *                       CORS preflight (no token needed)
  *   /healthz, /readyz               probes (no token)
+ *   /metrics                        Prometheus text (admin key or metrics token)
  *   /v1/stream/__ds/...             Durable Streams subscriptions
  *   /v1/stream/{path}               Durable Streams
  *   /v1/events                      the change feed
@@ -27,6 +28,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/metrics.h"
 #include "api/ratelimit.h"
 #include "parley/parley.h"
 
@@ -44,6 +46,128 @@ size_t parley_api_body_limit(const char *path, void *arg)
         return cfg->max_append_bytes;
     return cfg->max_json_bytes;
 }
+
+/* ---- route patterns (the bounded label of /metrics) ---------------------- */
+
+static const char *const route_patterns[PARLEY_API_ROUTES] = {
+    "other",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/stream/__ds/jwks.json",
+    "/v1/stream/__ds/subscriptions/{id}",
+    "/v1/stream/__ds/subscriptions/{id}/{action}",
+    "/v1/stream/{path}",
+    "/v1/events",
+    "/v1/documents/{collection}",
+    "/v1/documents/{collection}/{id}",
+    "/v1/conversations",
+    "/v1/conversations/{id}",
+    "/v1/conversations/{id}/messages",
+    "/v1/conversations/{id}/stream",
+    "/v1/conversations/{id}/sessions",
+    "/v1/conversations/{id}/sessions/latest",
+    "/v1/sessions/claim",
+    "/v1/sessions/{id}",
+    "/v1/sessions/{id}/stream",
+    "/v1/sessions/{id}/{action}",
+    "/v1/snapshots",
+    "/v1/snapshots/{id}",
+    "/v1/snapshots/{id}/messages",
+};
+
+/* Segments of s ("a/b/c": 3; "": 0). */
+static int nsegs(const char *s)
+{
+    if (!*s)
+        return 0;
+    int n = 1;
+    for (; *s; s++)
+        n += *s == '/';
+    return n;
+}
+
+/* Whether segment k (from 0) of s is word. */
+static bool seg_is(const char *s, int k, const char *word)
+{
+    for (; k > 0 && s; k--) {
+        s = strchr(s, '/');
+        if (s)
+            s++;
+    }
+    if (!s)
+        return false;
+    size_t n = strcspn(s, "/");
+    return strlen(word) == n && strncmp(s, word, n) == 0;
+}
+
+int parley_api_route_index(const char *path)
+{
+    static const char *const fixed[] = {"/healthz", "/readyz", "/metrics"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(path, fixed[i]) == 0)
+            return 1 + i;
+    if (strncmp(path, "/v1/stream/", 11) == 0) {
+        const char *p = path + 11;
+        if (strncmp(p, "__ds", 4) != 0 || (p[4] != '\0' && p[4] != '/'))
+            return 7;
+        if (strcmp(p + 4, "/jwks.json") == 0)
+            return 4;
+        if (strncmp(p + 4, "/subscriptions/", 15) == 0) {
+            int n = nsegs(p + 19);
+            return n == 1 ? 5 : n >= 2 ? 6 : 0;
+        }
+        return 0;
+    }
+    if (strcmp(path, "/v1/events") == 0)
+        return 8;
+    if (strncmp(path, "/v1/documents/", 14) == 0) {
+        int n = nsegs(path + 14);
+        return n == 1 ? 9 : n == 2 ? 10 : 0;
+    }
+    if (strncmp(path, "/v1/conversations", 17) == 0) {
+        const char *p = path + 17;
+        if (!*p)
+            return 11;
+        if (*p != '/')
+            return 0;
+        int n = nsegs(++p);
+        if (n == 1)
+            return 12;
+        if (n == 2)
+            return seg_is(p, 1, "messages")   ? 13
+                   : seg_is(p, 1, "stream")   ? 14
+                   : seg_is(p, 1, "sessions") ? 15
+                                              : 0;
+        return n == 3 && seg_is(p, 1, "sessions") && seg_is(p, 2, "latest") ? 16 : 0;
+    }
+    if (strncmp(path, "/v1/sessions/", 13) == 0) {
+        const char *p = path + 13;
+        int n = nsegs(p);
+        if (n == 1)
+            return strcmp(p, "claim") == 0 ? 17 : 18;
+        if (n == 2)
+            return seg_is(p, 1, "stream") ? 19 : 20;
+        return 0;
+    }
+    if (strncmp(path, "/v1/snapshots", 13) == 0) {
+        const char *p = path + 13;
+        if (!*p)
+            return 21;
+        if (*p != '/')
+            return 0;
+        int n = nsegs(++p);
+        return n == 1 ? 22 : n == 2 && seg_is(p, 1, "messages") ? 23 : 0;
+    }
+    return 0;
+}
+
+const char *parley_api_route_pattern(int index)
+{
+    return index > 0 && index < PARLEY_API_ROUTES ? route_patterns[index] : route_patterns[0];
+}
+
+/* ---- routing -------------------------------------------------------------- */
 
 /* Routes anyone may call without a token. */
 static bool is_public(const char *path)
@@ -87,6 +211,19 @@ void parley_api_route(parley_req_t *r, void *arg)
         json_decref(err);
         parley_req_respond(r, 413, "application/json", text ? text : "{}", text ? strlen(text) : 2);
         free(text);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        /* The admin key or the metrics token (open in local mode); never
+         * rate limited, so a scrape cannot be refused under load. */
+        const char *who = NULL;
+        if (parley_auth_metrics(cfg, parley_req_header(r, "Authorization"), &who, &why) != 0) {
+            parley_req_add_header(r, "WWW-Authenticate", "Bearer");
+            parley_req_error(r, 401, "unauthorized", why);
+            return;
+        }
+        parley_req_set_caller(r, who, false); /* for the access log; reaches nothing else */
+        parley_api_metrics(r);
         return;
     }
     /* GET of one snapshot may come without a token (a shared link); the

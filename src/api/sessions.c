@@ -41,7 +41,7 @@
 #include "parley/parley.h"
 
 typedef struct sess_write {
-    parley_session_req_t req;         /* the action */
+    parley_command_t cmd;             /* the core command (u.session: the action) */
     json_t *body;                     /* parsed body (owned), or NULL */
     char user[PARLEY_OWNER_MAX + 1];  /* the caller */
     char id[PARLEY_ROW_ID_MAX + 1];   /* the session */
@@ -57,16 +57,11 @@ static void sess_write_free(void *arg)
     free(sw);
 }
 
-static int apply_sess_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: the answer for the action's outcome. */
+static void render_sess_write(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
-    sess_write_t *sw = ctx;
-    parley_outcome_t o;
-    int rc = sw->req.action == PARLEY_SESSION_COMPLETE ? parley_turn_complete(db, &sw->req, &o)
-                                                       : parley_session_apply(db, &sw->req, &o);
-    if (rc == 0)
-        rc = parley_resource_reply(rp, &o, w);
-    parley_outcome_clear(&o);
-    return rc;
+    (void)ctx;
+    parley_resource_render(o, rp);
 }
 
 static void start_action(parley_req_t *r, parley_session_action_t action, const char *id)
@@ -82,20 +77,21 @@ static void start_action(parley_req_t *r, parley_session_action_t action, const 
         sess_write_free(sw);
         return;
     }
-    sw->req.action = action;
-    sw->req.id = sw->id;
-    sw->req.user = sw->user;
-    sw->req.admin = parley_req_is_admin(r);
-    sw->req.body = sw->body;
-    sw->req.reply_id = sw->reply_id;
+    sw->cmd.kind = PARLEY_CMD_SESSION;
+    sw->cmd.u.session.action = action;
+    sw->cmd.u.session.id = sw->id;
+    sw->cmd.u.session.user = sw->user;
+    sw->cmd.u.session.admin = parley_req_is_admin(r);
+    sw->cmd.u.session.body = sw->body;
+    sw->cmd.u.session.reply_id = sw->reply_id;
     parley_outcome_t o;
-    if (parley_session_parse(&sw->req, &o)) {
+    if (parley_session_parse(&sw->cmd.u.session, &o)) {
         parley_resource_refuse(r, &o);
         parley_outcome_clear(&o);
         sess_write_free(sw);
         return;
     }
-    parley_api_write(r, apply_sess_write, sw, sess_write_free);
+    parley_api_write(r, &sw->cmd, render_sess_write, sw, sess_write_free);
 }
 
 /* ---- appending output --------------------------------------------------------- */
@@ -103,34 +99,19 @@ static void start_action(parley_req_t *r, parley_session_action_t action, const 
 typedef struct append_write {
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     char id[PARLEY_ROW_ID_MAX + 1];  /* the session */
-    bool admin;                      /* the caller is the admin */
-    int64_t attempt;                 /* Session-Attempt, -1 if absent */
-    char path[PARLEY_PATH_MAX + 1];  /* the session's stream */
-    parley_stream_req_t req;         /* the append */
+    parley_command_t cmd;            /* the core command (u.sess_append) */
 } append_write_t;
 
-static int apply_append(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: a refusal of the session check (it carries an error
+ * code) is answered as the chat API's refusals are; the append's own
+ * outcome as the stream protocol answers it. */
+static void render_append(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
-    append_write_t *aw = ctx;
-    parley_outcome_t o;
-    int rc = parley_session_check_append(db, aw->id, aw->user, aw->admin, aw->attempt, aw->path,
-                                         sizeof aw->path, &o);
-    if (rc || o.status >= 400) {
-        if (rc == 0)
-            rc = parley_resource_reply(rp, &o, w);
-        parley_outcome_clear(&o);
-        return rc;
-    }
-    parley_outcome_clear(&o);
-    parley_outcome_t res;
-    parley_outcome_init(&res);
-    aw->req.path = aw->path;
-    aw->req.owner = aw->user;
-    aw->req.admin = true; /* checked above: the session's stream, for a worker */
-    rc = parley_streamrules_append(db, &aw->req, &res);
-    if (rc < 0)
-        return rc;
-    return parley_api_stream_reply(rp, &res, w);
+    (void)ctx;
+    if (o->refusal && o->code)
+        parley_resource_render(o, rp);
+    else
+        parley_api_stream_render(o, rp);
 }
 
 static void append_output(parley_req_t *r, const char *id)
@@ -140,13 +121,17 @@ static void append_output(parley_req_t *r, const char *id)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    parley_stream_req_t *q = &aw->req;
+    parley_command_sess_append_t *a = &aw->cmd.u.sess_append;
+    parley_stream_req_t *q = &a->stream;
     const char *att = parley_req_header(r, "Session-Attempt");
     uint64_t n = 0;
     snprintf(aw->user, sizeof aw->user, "%s", parley_req_user(r));
     snprintf(aw->id, sizeof aw->id, "%s", id);
-    aw->admin = parley_req_is_admin(r);
-    aw->attempt = -1;
+    aw->cmd.kind = PARLEY_CMD_SESSION_APPEND;
+    a->id = aw->id;
+    a->user = aw->user;
+    a->admin = parley_req_is_admin(r);
+    a->attempt = -1;
     q->ttl_s = q->expires_ms = -1;
     const char *why = parley_api_stream_append_parse(r, q);
     if (!why && q->closed)
@@ -159,8 +144,8 @@ static void append_output(parley_req_t *r, const char *id)
         return;
     }
     if (att)
-        aw->attempt = (int64_t)n;
-    parley_api_write(r, apply_append, aw, free);
+        a->attempt = (int64_t)n;
+    parley_api_write(r, &aw->cmd, render_append, aw, free);
 }
 
 /* ---- reads ----------------------------------------------------------------------- */

@@ -12,6 +12,10 @@
  * a public snapshot is readable by anyone, a private one only by its owner
  * and the admin — anyone else gets 404, as for a missing one. An expired
  * snapshot answers 410 to those who may see it.
+ *
+ * A POST's body is checked on the connection's thread
+ * (parley_snapshot_parse); the rule that freezes the source runs on the
+ * writer as a core command, and the answer is rendered after the commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +34,12 @@
 #define PAGE_BUF_MAX      (96u << 20) /* hard limit of a message page's body */
 
 typedef struct snap_write {
-    bool remove;                     /* DELETE rather than POST */
-    parley_snapshot_req_t req;       /* create request */
+    parley_command_t cmd;            /* the core command: u.snap (create) or u.snap_delete */
     json_t *body;                    /* parsed body (owned) */
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     bool admin;                      /* the caller is the admin */
     char id[PARLEY_ROW_ID_MAX + 1];  /* the snapshot */
+    const char *base;                /* --public-url, or NULL: URLs are paths (config, outlives us) */
 } snap_write_t;
 
 static void snap_write_free(void *arg)
@@ -47,21 +51,18 @@ static void snap_write_free(void *arg)
     free(sw);
 }
 
-static int apply_snap_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: the answer for the rule's outcome (Location for a
+ * created snapshot, from the outcome, so a replay names the first one). */
+static void render_snap_write(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
     snap_write_t *sw = ctx;
-    parley_outcome_t o;
-    int rc = sw->remove ? parley_snapshot_delete(db, sw->id, sw->user, sw->admin, &o)
-                        : parley_snapshot_create(db, &sw->req, &o);
-    if (rc == 0 && o.status == 201) {
-        char loc[PARLEY_ROW_ID_MAX + 32];
-        snprintf(loc, sizeof loc, "/v1/snapshots/%s", sw->id);
+    const char *id = json_string_value(json_object_get(o->body, "id"));
+    if (!o->refusal && o->done == PARLEY_DONE_CREATED && id) {
+        char loc[PARLEY_ROW_ID_MAX + 32 + 256];
+        snprintf(loc, sizeof loc, "%s/v1/snapshots/%s", sw->base ? sw->base : "", id);
         parley_reply_header(rp, "Location", loc);
     }
-    if (rc == 0)
-        rc = parley_resource_reply(rp, &o, w);
-    parley_outcome_clear(&o);
-    return rc;
+    parley_resource_render(o, rp);
 }
 
 static void start_write(parley_req_t *r, bool remove, const char *id)
@@ -71,7 +72,6 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    sw->remove = remove;
     snprintf(sw->user, sizeof sw->user, "%s", parley_req_user(r));
     sw->admin = parley_req_is_admin(r);
     if (remove) {
@@ -80,11 +80,28 @@ static void start_write(parley_req_t *r, bool remove, const char *id)
         snap_write_free(sw);
         return;
     }
-    sw->req.id = sw->id;
-    sw->req.user = sw->user;
-    sw->req.admin = sw->admin;
-    sw->req.body = sw->body;
-    parley_api_write(r, apply_snap_write, sw, snap_write_free);
+    sw->base = parley_api_app(r)->cfg->public_url; /* the config outlives the write */
+    if (remove) {
+        sw->cmd.kind = PARLEY_CMD_SNAPSHOT_DELETE;
+        sw->cmd.u.snap_delete.id = sw->id;
+        sw->cmd.u.snap_delete.user = sw->user;
+        sw->cmd.u.snap_delete.admin = sw->admin;
+    } else {
+        sw->cmd.kind = PARLEY_CMD_SNAPSHOT_CREATE;
+        sw->cmd.u.snap.id = sw->id;
+        sw->cmd.u.snap.user = sw->user;
+        sw->cmd.u.snap.admin = sw->admin;
+        sw->cmd.u.snap.body = sw->body;
+        sw->cmd.u.snap.base = sw->base;
+        parley_outcome_t o;
+        if (parley_snapshot_parse(&sw->cmd.u.snap, &o)) {
+            parley_resource_refuse(r, &o);
+            parley_outcome_clear(&o);
+            snap_write_free(sw);
+            return;
+        }
+    }
+    parley_api_write(r, &sw->cmd, render_snap_write, sw, snap_write_free);
 }
 
 /* ---- reads ----------------------------------------------------------------------- */
@@ -133,7 +150,7 @@ static void get_one(parley_req_t *r, const char *id)
     }
     int rc = parley_snapshot_content(db, &s, CONTENT_MAX_BYTES, &content);
     parley_db_commit(db);
-    json_t *rep = rc == 0 ? parley_snapshot_json(&s) : NULL;
+    json_t *rep = rc == 0 ? parley_snapshot_json(&s, parley_api_app(r)->cfg->public_url) : NULL;
     parley_snap_clear(&s);
     if (!rep) {
         json_decref(content);
@@ -185,9 +202,16 @@ static void get_messages(parley_req_t *r, const char *id)
     parley_req_respond_buf(r, 200, "application/json", &body);
 }
 
+/* A page of snapshots being listed, and the origin of their urls. */
+typedef struct snap_page {
+    parley_page_t page; /* the page */
+    const char *base;   /* --public-url, or NULL */
+} snap_page_t;
+
 static int on_snap(void *arg, const parley_snap_t *s)
 {
-    return parley_page_add(arg, parley_snapshot_json(s), s->ord);
+    snap_page_t *sp = arg;
+    return parley_page_add(&sp->page, parley_snapshot_json(s, sp->base), s->ord);
 }
 
 static void list(parley_req_t *r)
@@ -197,17 +221,17 @@ static void list(parley_req_t *r)
     if (parley_resource_page(r, 'o', &limit, &before))
         return;
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    parley_page_t page;
-    parley_page_init(&page, limit);
+    snap_page_t sp = {.base = parley_api_app(r)->cfg->public_url};
+    parley_page_init(&sp.page, limit);
     int rc =
-        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &page)
+        db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &sp)
            : PARLEY_EUNAVAIL;
     if (rc) {
-        parley_page_clear(&page);
+        parley_page_clear(&sp.page);
         parley_api_store_failed(r, rc, "the snapshots");
         return;
     }
-    parley_page_send(r, &page, 'o');
+    parley_page_send(r, &sp.page, 'o');
 }
 
 /* ---- routing ---------------------------------------------------------------------- */

@@ -16,6 +16,8 @@ static int refusal_status(int err)
     switch (err) {
     case PARLEY_EINVAL:
         return 400;
+    case PARLEY_EUNAUTH:
+        return 401;
     case PARLEY_EFORBIDDEN:
         return 403;
     case PARLEY_ENOTFOUND:
@@ -36,8 +38,6 @@ static int refusal_status(int err)
 
 int parley_api_status(const parley_outcome_t *o, const parley_status_override_t *overrides)
 {
-    if (o->status)
-        return o->status; /* a rule not yet converted */
     if (o->refusal) {
         for (const parley_status_override_t *v = overrides; v && v->err; v++)
             if (v->err == o->refusal)

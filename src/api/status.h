@@ -6,15 +6,13 @@
  * status this mapping gives. Defaults:
  *
  *     done:    OK 200, CREATED 201, EMPTY 204, NOTHING 204
- *     refusal: EINVAL 400, EFORBIDDEN 403, ENOTFOUND 404, ECONFLICT 409,
- *              EFENCED 409, EGONE 410, EPRECOND 412, ETOOBIG 413,
- *              anything else 500
+ *     refusal: EINVAL 400, EUNAUTH 401, EFORBIDDEN 403, ENOTFOUND 404,
+ *              ECONFLICT 409, EFENCED 409, EGONE 410, EPRECOND 412,
+ *              ETOOBIG 413, anything else 500
  *
  * A route family may override refusals: the Durable Streams routes answer
  * a stale producer epoch (EFENCED) with 403, as the protocol says
- * (parley_api_stream_statuses). An outcome of a rule not yet converted
- * carries its HTTP status itself (parley_outcome_t.status), returned as it
- * is.
+ * (parley_api_stream_statuses).
  *
  * Threads: any; pure.
  */

@@ -2,9 +2,11 @@
  * streams.c — the Durable Streams protocol over HTTP (/v1/stream/{path}).
  *
  * This file turns HTTP requests into parley_stream_req_t (header parsing
- * and validation), hands writes to the writer, and turns results into the
- * protocol's headers. The rules themselves live in core/stream.c, and what
- * a write causes (feed events, subscription hooks) in core/streamrules.c.
+ * and validation) inside a core command (core/command.h), hands writes to
+ * the writer through parley_api_write(), and renders the rule's outcome as
+ * the protocol's status and headers after the commit. The rules themselves
+ * live in core/stream.c, and what a write causes (feed events,
+ * subscription hooks) in core/streamrules.c; only they run on the writer.
  *
  * Reads: catch-up (GET), long-poll (GET ?live=long-poll) and SSE
  * (GET ?live=sse). Every read runs in a short read transaction on the
@@ -35,6 +37,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/metrics.h"
 #include "api/params.h"
 #include "api/status.h"
 #include "api/write.h"
@@ -53,11 +56,10 @@ enum write_kind { W_CREATE, W_APPEND, W_DELETE };
 
 typedef struct stream_write {
     enum write_kind kind;           /* what to do */
-    parley_stream_req_t req;        /* parsed request */
-    parley_outcome_t out;           /* outcome */
+    parley_command_t cmd;           /* the core command: u.stream, the parsed request */
     char path[PARLEY_PATH_MAX + 1]; /* copy of the path */
     char owner[256];                /* copy of the caller's user id */
-    char host[256];                 /* Host header, for Location */
+    char origin[300];               /* for Location: --public-url, or http:// + Host */
 } stream_write_t;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -156,7 +158,7 @@ static void reply_u64(parley_reply_t *rp, const char *name, uint64_t v)
     parley_reply_header(rp, name, buf);
 }
 
-int parley_api_stream_reply(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
+void parley_api_stream_render(const parley_outcome_t *o, parley_reply_t *rp)
 {
     const parley_stream_echo_t *e = &o->echo;
     int status = parley_api_status(o, parley_api_stream_statuses);
@@ -178,54 +180,32 @@ int parley_api_stream_reply(parley_reply_t *rp, const parley_outcome_t *o, parle
     if (o->refusal) {
         parley_reply_error(rp, status, error_code(status), o->error ? o->error : "request refused",
                            NULL);
-        return status;
+        return;
     }
-    parley_wakeset_merge(&w->wake, &o->wake);
     rp->status = status;
-    return 0;
 }
 
-/* Writer thread: run the rule (with its feed events and subscription
- * hooks, core/streamrules.h), then turn its outcome into the reply. */
-static int apply_stream_write(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* After the commit: the protocol's answer for the rule's outcome; a
+ * create adds Location, its TTL or expiry and its content type. */
+static void render_stream_write(void *ctx, const parley_outcome_t *res, parley_reply_t *rp)
 {
     stream_write_t *sw = ctx;
-    parley_outcome_t *res = &sw->out;
-    int rc;
-    parley_outcome_init(res);
-    switch (sw->kind) {
-    case W_CREATE:
-        rc = parley_streamrules_create(db, &sw->req, res);
-        break;
-    case W_APPEND:
-        rc = parley_streamrules_append(db, &sw->req, res);
-        break;
-    default:
-        rc = parley_streamrules_delete(db, &sw->req, res);
-        break;
+    parley_api_stream_render(res, rp);
+    if (res->refusal || sw->kind != W_CREATE)
+        return;
+    if (res->done == PARLEY_DONE_CREATED) {
+        char loc[PARLEY_PATH_MAX + 320];
+        snprintf(loc, sizeof loc, "%s/v1/stream/%s", sw->origin, sw->path);
+        parley_reply_header(rp, "Location", loc);
     }
-    if (rc < 0)
-        return rc;
-    rc = parley_api_stream_reply(rp, res, w);
-    if (rc)
-        return rc;
-    if (sw->kind == W_CREATE) {
-        if (res->done == PARLEY_DONE_CREATED) {
-            char loc[PARLEY_PATH_MAX + 300];
-            snprintf(loc, sizeof loc, "http://%s/v1/stream/%s",
-                     sw->host[0] ? sw->host : "localhost", sw->path);
-            parley_reply_header(rp, "Location", loc);
-        }
-        if (res->meta.ttl_s >= 0)
-            reply_u64(rp, "Stream-TTL", (uint64_t)res->meta.ttl_s);
-        if (res->meta.expires_ms >= 0) {
-            char t[40];
-            parley_clock_format(res->meta.expires_ms, t, sizeof t);
-            parley_reply_header(rp, "Stream-Expires-At", t);
-        }
-        snprintf(rp->content_type, sizeof rp->content_type, "%s", res->meta.content_type);
+    if (res->meta.ttl_s >= 0)
+        reply_u64(rp, "Stream-TTL", (uint64_t)res->meta.ttl_s);
+    if (res->meta.expires_ms >= 0) {
+        char t[40];
+        parley_clock_format(res->meta.expires_ms, t, sizeof t);
+        parley_reply_header(rp, "Stream-Expires-At", t);
     }
-    return 0;
+    snprintf(rp->content_type, sizeof rp->content_type, "%s", res->meta.content_type);
 }
 
 static stream_write_t *new_write(parley_req_t *r, enum write_kind kind, const char *path)
@@ -234,16 +214,23 @@ static stream_write_t *new_write(parley_req_t *r, enum write_kind kind, const ch
     if (!sw)
         return NULL;
     sw->kind = kind;
+    sw->cmd.kind = kind == W_CREATE   ? PARLEY_CMD_STREAM_CREATE
+                   : kind == W_APPEND ? PARLEY_CMD_STREAM_APPEND
+                                      : PARLEY_CMD_STREAM_DELETE;
     snprintf(sw->path, sizeof sw->path, "%s", path);
     snprintf(sw->owner, sizeof sw->owner, "%s", parley_req_user(r));
     const char *host = parley_req_header(r, "Host");
-    snprintf(sw->host, sizeof sw->host, "%s", host ? host : "");
-    sw->req.path = sw->path;
-    sw->req.owner = sw->owner;
-    sw->req.admin = parley_req_is_admin(r);
-    sw->req.ttl_s = -1;
-    sw->req.expires_ms = -1;
-    sw->req.body = parley_req_body(r, &sw->req.body_len);
+    const char *public_url = parley_api_app(r)->cfg->public_url;
+    if (public_url)
+        snprintf(sw->origin, sizeof sw->origin, "%s", public_url);
+    else
+        snprintf(sw->origin, sizeof sw->origin, "http://%s", host && *host ? host : "localhost");
+    sw->cmd.u.stream.path = sw->path;
+    sw->cmd.u.stream.owner = sw->owner;
+    sw->cmd.u.stream.admin = parley_req_is_admin(r);
+    sw->cmd.u.stream.ttl_s = -1;
+    sw->cmd.u.stream.expires_ms = -1;
+    sw->cmd.u.stream.body = parley_req_body(r, &sw->cmd.u.stream.body_len);
     return sw;
 }
 
@@ -261,7 +248,7 @@ static void handle_put(parley_req_t *r, const char *path)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    parley_stream_req_t *q = &sw->req;
+    parley_stream_req_t *q = &sw->cmd.u.stream;
     const char *ttl = parley_req_header(r, "Stream-TTL");
     const char *exp = parley_req_header(r, "Stream-Expires-At");
     const char *from = parley_req_header(r, "Stream-Forked-From");
@@ -326,7 +313,7 @@ static void handle_put(parley_req_t *r, const char *path)
     if (q->body_len && q->content_type &&
         parley_stream_same_type(q->content_type, "application/json"))
         parley_stream_frame_json(q); /* off the writer thread */
-    parley_api_write(r, apply_stream_write, sw, free);
+    parley_api_write(r, &sw->cmd, render_stream_write, sw, free);
 }
 
 const char *parley_api_stream_append_parse(parley_req_t *r, parley_stream_req_t *q)
@@ -372,12 +359,12 @@ static void handle_post(parley_req_t *r, const char *path)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    const char *why = parley_api_stream_append_parse(r, &sw->req);
+    const char *why = parley_api_stream_append_parse(r, &sw->cmd.u.stream);
     if (why) {
         refuse(r, sw, why);
         return;
     }
-    parley_api_write(r, apply_stream_write, sw, free);
+    parley_api_write(r, &sw->cmd, render_stream_write, sw, free);
 }
 
 static void handle_delete(parley_req_t *r, const char *path)
@@ -387,7 +374,7 @@ static void handle_delete(parley_req_t *r, const char *path)
         parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
         return;
     }
-    parley_api_write(r, apply_stream_write, sw, free);
+    parley_api_write(r, &sw->cmd, render_stream_write, sw, free);
 }
 
 /* ---- reads ------------------------------------------------------------------- */
@@ -1011,10 +998,12 @@ void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
         catch_up(r, rd);
         break;
     case LIVE_LONG_POLL:
+        parley_metrics_live_begin(r, PARLEY_LIVE_LONG_POLL);
         rd->deadline = parley_clock_mono_ms() + ctx->cfg->long_poll_ms;
         long_poll_step(r);
         break;
     case LIVE_SSE:
+        parley_metrics_live_begin(r, PARLEY_LIVE_SSE);
         start_sse(r, rd);
         break;
     }

@@ -23,13 +23,14 @@
  * This file parses and normalizes bodies (paths lose leading and trailing
  * '/', explicit streams are sorted and made unique, the webhook URL is
  * judged by codec/urlpolicy.h) on the connection's thread, hands every
- * change to the writer through parley_api_write(), and answers with the
- * protocol's error shape {"error": {"code": "FENCED", "message": ...}}.
+ * change to the writer as a core command through parley_api_write(), and
+ * answers after the commit with the protocol's error shape {"error":
+ * {"code": "FENCED", "message": ...}}.
  * A body member this server does not know is refused (400 INVALID_REQUEST
  * naming it), as everywhere in Parley.
  *
- * Threads: handlers on the connection's thread; apply functions on the
- * writer thread.
+ * Threads: the connection's thread (the writer runs only the core
+ * commands).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ typedef struct sub_write {
     parley_sub_action_t action;             /* OP_REPORT: which report */
     parley_sub_ack_t *acks;                 /* OP_REPORT: offsets (strings in body) */
     parley_sub_report_t report;             /* OP_REPORT: the report */
+    parley_command_t cmd;                   /* the core command, from the above (submit) */
 } sub_write_t;
 
 static void free_write(void *arg)
@@ -116,82 +118,78 @@ static void fail(parley_req_t *r, int status, const char *code, const char *mess
 /* Answer r now with an outcome. */
 static void send_outcome(parley_req_t *r, const parley_outcome_t *o)
 {
-    if (o->status >= 400) {
+    int status = parley_api_status(o, NULL);
+    if (o->refusal) {
         json_t *err = error_json(o->code, o->error, o->body);
         if (err)
-            parley_resource_send(r, o->status, err);
+            parley_resource_send(r, status, err);
         else
             fail(r, 503, "out_of_memory", "the server is out of memory; retry later");
         json_decref(err);
-    } else if (o->status == 204 || !o->body) {
-        parley_req_respond_empty(r, o->status ? o->status : 204);
+    } else if (status == 204 || !o->body) {
+        parley_req_respond_empty(r, 204);
     } else {
         parley_req_add_header(r, "Cache-Control", "no-store");
-        parley_resource_send(r, o->status, o->body);
+        parley_resource_send(r, status, o->body);
     }
 }
 
-/* Writer thread: an outcome into the write's reply and wake list. */
-static int reply_outcome(parley_reply_t *rp, const parley_outcome_t *o, parley_write_t *w)
+/* After the commit: the answer for the rule's outcome. */
+static void render(void *ctx, const parley_outcome_t *o, parley_reply_t *rp)
 {
-    parley_wakeset_merge(&w->wake, &o->wake);
-    if (o->status >= 400) {
+    (void)ctx;
+    int status = parley_api_status(o, NULL);
+    if (o->refusal) {
         json_t *err = error_json(o->code, o->error, o->body);
-        if (!err)
-            return PARLEY_ENOMEM;
-        parley_reply_json(rp, o->status, err);
-        json_decref(err);
-        return o->status;
+        if (err)
+            parley_reply_json(rp, status, err);
+        json_decref(err); /* no err: status stays 0, answered 503 */
+        return;
     }
-    if (o->status == 204 || !o->body) {
-        parley_reply_empty(rp, o->status ? o->status : 204);
-        return 0;
+    if (status == 204 || !o->body) {
+        parley_reply_empty(rp, 204);
+        return;
     }
     parley_reply_header(rp, "Cache-Control", "no-store");
-    parley_reply_json(rp, o->status, o->body);
-    return 0;
+    parley_reply_json(rp, status, o->body);
 }
 
-static int apply(void *ctx, parley_db_t *db, parley_reply_t *rp, parley_write_t *w)
+/* Hand sw (parsed) to the writer as its core command. */
+static void submit(parley_req_t *r, sub_write_t *sw)
 {
-    sub_write_t *sw = ctx;
-    parley_outcome_t o;
-    parley_sub_view_t view = {sw->root_url, parley_keyring_kid(sw->kr)};
-    int64_t now = parley_clock_now_ms();
-    int rc = 0;
-    parley_outcome_init(&o);
-    switch (sw->op) {
-    case OP_PUT:
-        rc = parley_subscription_put(db, sw->id, &sw->spec, &view, now, &o);
-        break;
-    case OP_DELETE:
-        rc = parley_subscription_delete(db, sw->id, &o);
-        break;
-    case OP_ADD:
-        rc = parley_subscription_add_streams(db, sw->id, sw->paths, sw->npaths, now, &o);
-        break;
-    case OP_REMOVE:
-        rc = parley_subscription_remove_stream(db, sw->id, sw->path, &o);
-        break;
-    case OP_CLAIM:
-        rc = parley_subscription_claim(db, sw->id, sw->worker, sw->kr, now, &o);
-        break;
-    case OP_REPORT:
-        rc = parley_subscription_report(db, sw->id, sw->action, &sw->report, sw->kr, now, &o);
-        break;
-    }
-    if (rc == 0)
-        rc = reply_outcome(rp, &o, w);
-    parley_outcome_clear(&o);
-    return rc;
+    static const parley_command_kind_t kinds[] = {
+        [OP_PUT] = PARLEY_CMD_SUB_PUT,     [OP_DELETE] = PARLEY_CMD_SUB_DELETE,
+        [OP_ADD] = PARLEY_CMD_SUB_ADD,     [OP_REMOVE] = PARLEY_CMD_SUB_REMOVE,
+        [OP_CLAIM] = PARLEY_CMD_SUB_CLAIM, [OP_REPORT] = PARLEY_CMD_SUB_REPORT,
+    };
+    parley_command_sub_t *c = &sw->cmd.u.sub;
+    sw->cmd.kind = kinds[sw->op];
+    c->id = sw->id;
+    c->spec = &sw->spec;
+    c->view.root_url = sw->root_url;
+    c->view.kid = parley_keyring_kid(sw->kr);
+    c->paths = sw->paths;
+    c->npaths = sw->npaths;
+    c->path = sw->path;
+    c->worker = sw->worker;
+    c->action = sw->action;
+    c->report = sw->report;
+    c->kr = sw->kr;
+    parley_api_write(r, &sw->cmd, render, sw, free_write);
 }
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-/* The stream root URL as this request sees it: http://<Host>/v1/stream. A
- * Host that is not a plain host[:port] is replaced by "localhost". */
+/* The stream root URL as clients see it: --public-url + /v1/stream when
+ * set, else http://<Host>/v1/stream (a Host that is not a plain
+ * host[:port] is replaced by "localhost"). */
 static void root_url(parley_req_t *r, char *out, size_t cap)
 {
+    const char *public_url = parley_api_app(r)->cfg->public_url;
+    if (public_url) {
+        snprintf(out, cap, "%s/v1/stream", public_url);
+        return;
+    }
     const char *host = parley_req_header(r, "Host");
     bool ok = host && *host && strlen(host) < 256;
     for (const char *c = host; ok && *c; c++)
@@ -445,7 +443,7 @@ static void handle_put(parley_req_t *r, const char *id)
         }
         sp->description = json_string_value(v);
     }
-    parley_api_write(r, apply, sw, free_write);
+    submit(r, sw);
     return;
 out_free:
     free_write(sw);
@@ -484,7 +482,7 @@ static void handle_add(parley_req_t *r, const char *id)
         free_write(sw);
         return;
     }
-    parley_api_write(r, apply, sw, free_write);
+    submit(r, sw);
 }
 
 static void handle_remove(parley_req_t *r, const char *id, const char *path)
@@ -502,7 +500,7 @@ static void handle_remove(parley_req_t *r, const char *id, const char *path)
         return;
     }
     snprintf(sw->path, sizeof sw->path, "%s", norm);
-    parley_api_write(r, apply, sw, free_write);
+    submit(r, sw);
 }
 
 static void handle_claim(parley_req_t *r, const char *id)
@@ -521,7 +519,7 @@ static void handle_claim(parley_req_t *r, const char *id)
         goto out_free;
     }
     snprintf(sw->worker, sizeof sw->worker, "%s", json_string_value(v));
-    parley_api_write(r, apply, sw, free_write);
+    submit(r, sw);
     return;
 out_free:
     free_write(sw);
@@ -608,7 +606,7 @@ static void handle_report(parley_req_t *r, const char *id, parley_sub_action_t a
     }
     rep->acks = sw->acks;
     rep->nacks = acks ? json_array_size(acks) : 0;
-    parley_api_write(r, apply, sw, free_write);
+    submit(r, sw);
     return;
 out_free:
     free_write(sw);
@@ -710,7 +708,7 @@ void parley_api_subscriptions(parley_req_t *r, const char *rest)
         else if (strcmp(m, "DELETE") == 0) {
             sub_write_t *sw = new_write(r, OP_DELETE, id);
             if (sw)
-                parley_api_write(r, apply, sw, free_write);
+                submit(r, sw);
         } else
             parley_resource_method_not_allowed(r, "GET, PUT, DELETE, OPTIONS", NULL);
     } else if (strcmp(tail, "/streams") == 0) {

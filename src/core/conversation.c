@@ -117,7 +117,7 @@ static int set_fields(parley_conv_t *c, json_t *obj, const char **why)
 
 static void refuse_body(parley_outcome_t *out, const char *why)
 {
-    parley_outcome_refuse(out, 400, "invalid_conversation", why, NULL);
+    parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_conversation", why, NULL);
 }
 
 static int create(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_t *out)
@@ -153,7 +153,7 @@ static int create(parley_db_t *db, const parley_conv_req_t *req, parley_outcome_
     if (rc == 0) {
         json_t *rep = parley_conversation_json(&c);
         rc = rep ? 0 : PARLEY_ENOMEM;
-        parley_outcome_ok(out, 201, rep);
+        parley_outcome_answer(out, PARLEY_DONE_CREATED, rep);
     }
     parley_conv_clear(&c);
     return rc;
@@ -186,7 +186,7 @@ static int patch(parley_db_t *db, parley_conv_t *c, const parley_conv_req_t *req
     c->updated_ms = parley_clock_now_ms();
     rc = parley_db_conv_update(db, c, c->version);
     if (rc == PARLEY_ECONFLICT) { /* moved since read: the refusal a re-read gives */
-        parley_outcome_refuse(out, 412, "precondition_failed",
+        parley_outcome_refuse(out, PARLEY_EPRECOND, "precondition_failed",
                               "the conversation changed while this patch was applied; read it "
                               "again and retry",
                               NULL);
@@ -197,7 +197,7 @@ static int patch(parley_db_t *db, parley_conv_t *c, const parley_conv_req_t *req
     if (rc == 0) {
         json_t *rep = parley_conversation_json(c);
         rc = rep ? 0 : PARLEY_ENOMEM;
-        parley_outcome_ok(out, 200, rep);
+        parley_outcome_answer(out, PARLEY_DONE_OK, rep);
     }
     return rc;
 }
@@ -220,7 +220,7 @@ int parley_conversation_tombstone(parley_db_t *db, parley_conv_t *c, parley_outc
     if (rc == 0)
         rc = emit_conv(db, c, "conversation.deleted", out);
     if (rc == 0)
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
     return rc;
 }
 
@@ -232,13 +232,13 @@ int parley_conversation_find(parley_db_t *db, const parley_conv_req_t *req, parl
         (rc == 0 && !parley_conversation_visible(c, req->user, req->admin))) {
         if (rc == 0)
             parley_conv_clear(c);
-        parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such conversation", NULL);
         return 0;
     }
     if (rc)
         return rc;
     if (req->has_if_match && req->if_match != c->version) {
-        parley_outcome_refuse(out, 412, "precondition_failed",
+        parley_outcome_refuse(out, PARLEY_EPRECOND, "precondition_failed",
                               "the conversation has changed since that version; merge with the "
                               "current conversation (in error.details.current) and retry with "
                               "its version in If-Match",
@@ -265,7 +265,7 @@ int parley_conversation_parse(parley_conv_op_t op, json_t *body, parley_outcome_
         return PARLEY_EINVAL;
     }
     if (body && (bad = parley_canonjson_stranger(body, allowed))) {
-        parley_outcome_refuse(out, 400, "invalid_conversation",
+        parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_conversation",
                               "unknown field (see details.field): a conversation takes only "
                               "title and metadata",
                               json_pack("{s:s}", "field", bad));
@@ -290,7 +290,7 @@ int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, par
         return PARLEY_EINVAL; /* delete is parley_turn_delete_conversation (core/turn.h) */
     parley_conv_t c;
     int rc = parley_conversation_find(db, req, &c, out);
-    if (rc || out->status >= 400)
+    if (rc || out->refusal)
         return rc;
     rc = patch(db, &c, req, out);
     parley_conv_clear(&c);

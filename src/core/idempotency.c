@@ -12,6 +12,7 @@
 
 #include "core/idempotency.h"
 #include "parley/parley.h"
+#include "util/clock.h"
 
 #define NBUCKETS 1024
 
@@ -89,4 +90,43 @@ void parley_idem_end(const char *owner, const char *key)
         }
     }
     pthread_mutex_unlock(&lock);
+}
+
+/* ---- records ---------------------------------------------------------------- */
+
+int parley_idem_find(parley_db_t *db, const parley_idem_key_t *k, parley_idem_found_t *found,
+                     char **blob, size_t *len)
+{
+    char fp[65];
+    int64_t created;
+    char *resp = NULL;
+    size_t n = 0;
+    *found = PARLEY_IDEM_NONE;
+    *blob = NULL;
+    *len = 0;
+    int rc = parley_db_idem_get(db, k->owner, k->key, fp, &created, &resp, &n);
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && created < parley_clock_now_ms() - k->ttl_ms)) {
+        free(resp);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (strcmp(fp, k->fingerprint) != 0) {
+        free(resp);
+        *found = PARLEY_IDEM_REUSED;
+        return 0;
+    }
+    *found = PARLEY_IDEM_SAME;
+    *blob = resp;
+    *len = n;
+    return 0;
+}
+
+int parley_idem_record(parley_db_t *db, const parley_idem_key_t *k, const char *blob, size_t len)
+{
+    int64_t now = parley_clock_now_ms();
+    /* Insert-if-absent-or-expired: the record is the arbiter when several
+     * nodes run the same key at once. */
+    return parley_db_idem_put(db, k->owner, k->key, k->fingerprint, now, now - k->ttl_ms, blob,
+                              len);
 }

@@ -18,6 +18,12 @@
  * key. Records expire after the configured time (24 h by default) and are
  * purged by the writer's maintenance tick, a bounded batch at a time.
  *
+ * A record holds the outcome the write's rule decided (core/outcome.h,
+ * parley_outcome_encode), and the API answers a retry by rendering it
+ * again; records stored before that hold the rendered HTTP reply itself,
+ * which the API still answers with (parley_outcome_is_record tells the
+ * two apart) until they expire.
+ *
  * The in-flight registry is in memory: it is only about requests this
  * process is handling right now. Threads: all functions are thread-safe.
  */
@@ -27,6 +33,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store/store.h"
+
+/* A request's key and what it is checked against. */
+typedef struct parley_idem_key {
+    const char *owner;       /* key scope: the caller */
+    const char *key;         /* the Idempotency-Key */
+    const char *fingerprint; /* of this request (64 hex digits) */
+    int64_t ttl_ms;          /* record lifetime */
+} parley_idem_key_t;
+
+/* What parley_idem_find found. */
+typedef enum parley_idem_found {
+    PARLEY_IDEM_NONE,   /* no live record: run the request */
+    PARLEY_IDEM_SAME,   /* recorded for this request: answer with the record */
+    PARLEY_IDEM_REUSED, /* recorded for another request: 422 */
+} parley_idem_found_t;
+
+/*
+ * Look k up in db (any connection, inside a transaction). 0 with *found,
+ * and with the record in *blob (malloc'd, *len bytes) when SAME; or a
+ * store error.
+ */
+int parley_idem_find(parley_db_t *db, const parley_idem_key_t *k, parley_idem_found_t *found,
+                     char **blob, size_t *len);
+/*
+ * Record blob for k (writer, in the write's savepoint): insert if absent or
+ * expired. 0, PARLEY_EEXIST when a live record is there already (another
+ * request with the key committed first), or a store error.
+ */
+int parley_idem_record(parley_db_t *db, const parley_idem_key_t *k, const char *blob, size_t len);
 
 /* Mark (owner, key) in flight: 0, or PARLEY_ECONFLICT if it already is. */
 int parley_idem_begin(const char *owner, const char *key);

@@ -23,7 +23,7 @@ bool parley_message_role_is_valid(const char *role)
 
 static int refuse(parley_outcome_t *out, const char *why)
 {
-    parley_outcome_refuse(out, 400, "invalid_message", why, NULL);
+    parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_message", why, NULL);
     return PARLEY_EINVAL;
 }
 
@@ -39,7 +39,7 @@ int parley_message_parse(json_t *body, int64_t default_attempts, parley_message_
         return refuse(out,
                       "the body must be a JSON object: {\"role\": \"user\", \"content\": ...}");
     if ((bad = parley_canonjson_stranger(body, allowed))) {
-        parley_outcome_refuse(out, 400, "invalid_message",
+        parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_message",
                               "unknown field (see details.field): a message takes role, content, "
                               "metadata, process and max_attempts",
                               json_pack("{s:s}", "field", bad));

@@ -11,15 +11,14 @@
  * must wake after the commit. The HTTP status is the API's business: one
  * mapping, api/status.c.
  *
- * Converted rules (the Durable Streams rules so far) set refusal / done
- * and leave status 0; the others still set status, the HTTP status, which
- * the mapping returns as it is until they move.
- *
  * The rules return 0 with an outcome, or a negative error: PARLEY_ESTORE,
  * PARLEY_EFULL or PARLEY_ENOMEM when the store failed (the writer stops, as
  * for any storage failure), PARLEY_EINVAL when stored rows contradict each
  * other (a message log whose tail is not the message count, say): that one
  * request is refused with a 500 and rolled back, and the server goes on.
+ *
+ * An outcome is also what an Idempotency-Key's record holds
+ * (parley_outcome_encode): a retry is answered by rendering it again.
  *
  * Ownership: body is a new reference owned by the outcome; release it with
  * parley_outcome_clear(). Threads: one thread at a time.
@@ -27,6 +26,7 @@
 #ifndef PARLEY_CORE_OUTCOME_H
 #define PARLEY_CORE_OUTCOME_H
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,7 +60,6 @@ typedef struct parley_stream_echo {
 } parley_stream_echo_t;
 
 typedef struct parley_outcome {
-    int status;                /* legacy: HTTP status of a rule not yet converted, else 0 */
     int refusal;               /* 0 = done; else -PARLEY_E* (EINVAL, ENOTFOUND, EGONE, ...) */
     parley_done_t done;        /* how it succeeded, when refusal is 0 */
     const char *code;          /* API error code (static); NULL = the refusal's default */
@@ -102,24 +101,41 @@ static inline void parley_outcome_clear(parley_outcome_t *o)
     o->body = NULL;
 }
 
-/* Refuse with status, code and message; current (stolen, may be NULL) is
- * the object as it is now, for the client to merge with. */
-static inline void parley_outcome_refuse(parley_outcome_t *o, int status, const char *code,
+/* Refuse with err (a negative PARLEY_E*), code (static; NULL = the
+ * refusal's default) and message (static); current (stolen, may be NULL)
+ * is the object as it is now, for the client to merge with (ECONFLICT,
+ * EPRECOND, EFENCED), or the details of another refusal. */
+static inline void parley_outcome_refuse(parley_outcome_t *o, int err, const char *code,
                                          const char *error, json_t *current)
 {
-    o->status = status;
+    assert(err < 0);
+    o->refusal = err;
     o->code = code;
     o->error = error;
     json_decref(o->body);
     o->body = current;
 }
 
-/* Succeed with status and body (stolen, may be NULL). */
-static inline void parley_outcome_ok(parley_outcome_t *o, int status, json_t *body)
+/* Succeed with done and body (stolen, may be NULL: no representation). */
+static inline void parley_outcome_answer(parley_outcome_t *o, parley_done_t done, json_t *body)
 {
-    o->status = status;
+    o->refusal = 0;
+    o->done = done;
     json_decref(o->body);
     o->body = body;
 }
+
+/*
+ * Idempotency records (core/outcome.c): a done outcome as bytes, stored
+ * with its Idempotency-Key in the write's transaction, and back. encode:
+ * 0 with *blob (malloc'd, *len bytes), PARLEY_EINVAL for a refusal (never
+ * recorded) or PARLEY_ENOMEM. decode: 0 with o filled (initialised here;
+ * clear it after), or PARLEY_EINVAL for bytes that are not such a record.
+ * parley_outcome_is_record tells a record from one stored before outcomes
+ * were (a rendered reply).
+ */
+int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len);
+int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o);
+bool parley_outcome_is_record(const char *blob, size_t len);
 
 #endif

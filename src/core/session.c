@@ -276,14 +276,14 @@ static int answer(parley_outcome_t *out, const parley_sess_t *s)
     json_t *rep = parley_session_json(s);
     if (!rep)
         return PARLEY_ENOMEM;
-    parley_outcome_ok(out, 200, rep);
+    parley_outcome_answer(out, PARLEY_DONE_OK, rep);
     return 0;
 }
 
-static void refuse_with(parley_outcome_t *out, int status, const char *code, const char *why,
+static void refuse_with(parley_outcome_t *out, int err, const char *code, const char *why,
                         const parley_sess_t *s)
 {
-    parley_outcome_refuse(out, status, code, why, s ? parley_session_json(s) : NULL);
+    parley_outcome_refuse(out, err, code, why, s ? parley_session_json(s) : NULL);
 }
 
 /* ---- create ---------------------------------------------------------------------- */
@@ -359,7 +359,7 @@ static bool is_worker_action(parley_session_action_t a)
 
 static void refuse_worker_action(parley_outcome_t *out)
 {
-    parley_outcome_refuse(out, 403, "forbidden",
+    parley_outcome_refuse(out, PARLEY_EFORBIDDEN, "forbidden",
                           "only workers (the admin key) claim, heartbeat, await, complete and "
                           "fail sessions",
                           NULL);
@@ -367,7 +367,7 @@ static void refuse_worker_action(parley_outcome_t *out)
 
 static int refuse_body(parley_outcome_t *out, const char *why, json_t *details)
 {
-    parley_outcome_refuse(out, 400, "invalid_request", why, details);
+    parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_request", why, details);
     return PARLEY_EINVAL;
 }
 
@@ -451,7 +451,7 @@ static int claim(parley_db_t *db, const parley_session_req_t *req, parley_outcom
         if (rc && rc != PARLEY_ENOTFOUND)
             return rc;
         if (!ok) {
-            parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
+            parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such conversation", NULL);
             return 0;
         }
     }
@@ -463,7 +463,7 @@ static int claim(parley_db_t *db, const parley_session_req_t *req, parley_outcom
     rc = parley_db_sess_claim_next(db, conv_id, parley_clock_now_ms(),
                                    lease_ms ? lease_ms : PARLEY_SESSION_LEASE_DEFAULT_S * 1000, &s);
     if (rc == PARLEY_ENOTFOUND) {
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_NOTHING, NULL);
         return 0;
     }
     if (rc)
@@ -491,7 +491,7 @@ int parley_session_begin_action(parley_db_t *db, const parley_session_req_t *req
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_session_visible(s, req->user, req->admin))) {
         if (rc == 0)
             parley_sess_clear(s);
-        parley_outcome_refuse(out, 404, "not_found", "no such session", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such session", NULL);
         return 0;
     }
     if (rc)
@@ -501,7 +501,7 @@ int parley_session_begin_action(parley_db_t *db, const parley_session_req_t *req
         return PARLEY_EINVAL; /* a corrupt row: refuse, without stopping the writer */
     }
     if (req->args.attempt >= 0 && req->args.attempt != s->attempt) {
-        refuse_with(out, 409, "stale_attempt",
+        refuse_with(out, PARLEY_EFENCED, "stale_attempt",
                     "this attempt is over: its lease ran out and the session was handed on (see "
                     "error.details.current)",
                     s);
@@ -509,7 +509,7 @@ int parley_session_begin_action(parley_db_t *db, const parley_session_req_t *req
         return 0;
     }
     if (parley_session_next(*from, req->action, to) != 0) {
-        refuse_with(out, 409, "invalid_transition",
+        refuse_with(out, PARLEY_ECONFLICT, "invalid_transition",
                     "the session's status does not allow this action (the current session is in "
                     "error.details.current)",
                     s);
@@ -534,7 +534,8 @@ int parley_session_finish_action(parley_db_t *db, parley_sess_t *s, parley_sessi
         if (rc)
             return rc == PARLEY_ENOTFOUND ? PARLEY_EINVAL : rc;
         bool stale = cur.attempt != s->attempt;
-        refuse_with(out, 409, stale ? "stale_attempt" : "invalid_transition",
+        refuse_with(out, stale ? PARLEY_EFENCED : PARLEY_ECONFLICT,
+                    stale ? "stale_attempt" : "invalid_transition",
                     stale ? "this attempt is over: its lease ran out and the session was handed "
                             "on (see error.details.current)"
                           : "the session's status does not allow this action (the current "
@@ -605,7 +606,7 @@ int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parle
     parley_sess_t s;
     parley_session_state_t from, to;
     int rc = parley_session_begin_action(db, req, &s, &from, &to, out);
-    if (rc || out->status >= 400)
+    if (rc || out->refusal)
         return rc;
     int64_t now = parley_clock_now_ms();
     rc = set_action_fields(req, &s, now);
@@ -624,14 +625,14 @@ int parley_session_check_append(parley_db_t *db, const char *id, const char *use
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_session_visible(&s, user, admin))) {
         if (rc == 0)
             parley_sess_clear(&s);
-        parley_outcome_refuse(out, 404, "not_found", "no such session", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such session", NULL);
         return 0;
     }
     if (rc)
         return rc;
     if (!admin) {
         parley_sess_clear(&s);
-        parley_outcome_refuse(out, 403, "forbidden",
+        parley_outcome_refuse(out, PARLEY_EFORBIDDEN, "forbidden",
                               "only workers (the admin key) append to a session's stream", NULL);
         return 0;
     }
@@ -641,10 +642,10 @@ int parley_session_check_append(parley_db_t *db, const char *id, const char *use
         return PARLEY_EINVAL; /* a corrupt row: refuse, without stopping the writer */
     }
     if (attempt >= 0 && attempt != s.attempt)
-        refuse_with(out, 409, "stale_attempt",
+        refuse_with(out, PARLEY_EFENCED, "stale_attempt",
                     "this attempt is over: its lease ran out and the session was handed on", &s);
     else if (parley_session_next(from, PARLEY_SESSION_APPEND, &to) != 0)
-        refuse_with(out, 409, "invalid_transition",
+        refuse_with(out, PARLEY_ECONFLICT, "invalid_transition",
                     "output can be appended only while the session is processing (the current "
                     "session is in error.details.current)",
                     &s);

@@ -160,7 +160,7 @@ int parley_session_apply(parley_db_t *db, const parley_session_req_t *req, parle
  * begin: the checks before any change — 403 for a worker action by a
  * non-admin, 404, 409 stale_attempt (req->args.attempt) and
  * invalid_transition. 0 with *s loaded (the caller clears it) and *from,
- * *to the transition; 0 with a refusal in out (out->status >= 400) and *s
+ * *to the transition; 0 with a refusal in out (out->refusal) and *s
  * empty; or a negative error. out must be initialized.
  *
  * finish: store *s in state to (the caller has set the action's fields),

@@ -38,10 +38,10 @@ void parley_snapshot_stream_path(const char *id, char *out, size_t cap)
     snprintf(out, cap, PARLEY_SNAPSHOT_PATH_PREFIX "%s", id);
 }
 
-json_t *parley_snapshot_json(const parley_snap_t *s)
+json_t *parley_snapshot_json(const parley_snap_t *s, const char *base)
 {
-    char url[PARLEY_ROW_ID_MAX + 20];
-    snprintf(url, sizeof url, "/v1/snapshots/%s", s->id);
+    char url[PARLEY_ROW_ID_MAX + 20 + 256];
+    snprintf(url, sizeof url, "%s/v1/snapshots/%s", base ? base : "", s->id);
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o}", "id", s->id, "url", url, "source",
                      s->source, "kind", s->kind, "title",
                      s->title ? json_string(s->title) : json_null(), "public", s->is_public,
@@ -72,7 +72,7 @@ static int emit(parley_db_t *db, const parley_snap_t *s, const char *type, parle
 
 static void refuse(parley_outcome_t *out, const char *why)
 {
-    parley_outcome_refuse(out, 400, "invalid_snapshot", why, NULL);
+    parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_snapshot", why, NULL);
 }
 
 /* The part of path after prefix when it is one valid name segment. */
@@ -87,7 +87,7 @@ static const char *one_segment(const char *path, const char *prefix, size_t max)
 
 /* Freeze a conversation: payload {"conversation": ...} and the fork. */
 static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req,
-                               const char *conv_id, parley_snap_t *s, json_t *title,
+                               const char *conv_id, parley_snap_t *s, bool has_title,
                                parley_outcome_t *out)
 {
     parley_conv_t c;
@@ -96,7 +96,7 @@ static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req
         (rc == 0 && !parley_conversation_visible(&c, req->user, req->admin))) {
         if (rc == 0)
             parley_conv_clear(&c);
-        parley_outcome_refuse(out, 404, "not_found", "no such conversation", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such conversation", NULL);
         return 0;
     }
     if (rc)
@@ -113,7 +113,7 @@ static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req
         rc == 0 ? json_pack("{s:o}", "conversation", parley_conversation_json(&c)) : NULL;
     if (rc == 0 && !payload)
         rc = PARLEY_ENOMEM;
-    if (rc == 0 && !title && c.title && !(s->title = strdup(c.title)))
+    if (rc == 0 && !has_title && c.title && !(s->title = strdup(c.title)))
         rc = PARLEY_ENOMEM;
     size_t len;
     if (rc == 0)
@@ -133,7 +133,7 @@ static int freeze_document(parley_db_t *db, const parley_snapshot_req_t *req,
     int rc = parley_db_doc_get(db, req->user, collection, id, &d);
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && d.deleted)) {
         parley_doc_clear(&d);
-        parley_outcome_refuse(out, 404, "not_found", "no such document", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such document", NULL);
         return 0;
     }
     if (rc)
@@ -148,22 +148,24 @@ static int freeze_document(parley_db_t *db, const parley_snapshot_req_t *req,
     return rc;
 }
 
-int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, parley_outcome_t *out)
+int parley_snapshot_parse(parley_snapshot_req_t *req, parley_outcome_t *out)
 {
+    static const char *const allowed[] = {"source", "title", "public", "expires_in", NULL};
+    parley_snapshot_args_t *a = &req->args;
     json_t *b = req->body;
     parley_outcome_init(out);
+    memset(a, 0, sizeof *a);
     if (!json_is_object(b)) {
         refuse(out, "the body must be a JSON object: {\"source\": \"/v1/conversations/{id}\"}");
-        return 0;
+        return PARLEY_EINVAL;
     }
-    static const char *const allowed[] = {"source", "title", "public", "expires_in", NULL};
     const char *key = parley_canonjson_stranger(b, allowed);
     if (key) {
-        parley_outcome_refuse(out, 400, "invalid_snapshot",
+        parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_snapshot",
                               "unknown field (see details.field): a snapshot takes source, "
                               "title, public and expires_in",
                               json_pack("{s:s}", "field", key));
-        return 0;
+        return PARLEY_EINVAL;
     }
     json_t *source = json_object_get(b, "source");
     json_t *title = json_object_get(b, "title");
@@ -172,22 +174,62 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
     if (!json_is_string(source) || strlen(json_string_value(source)) > PARLEY_SOURCE_MAX) {
         refuse(out, "source is required: \"/v1/conversations/{id}\" or "
                     "\"/v1/documents/{collection}/{id}\"");
-        return 0;
+        return PARLEY_EINVAL;
     }
     if (title && !json_is_string(title) && !json_is_null(title)) {
         refuse(out, "title must be a string or null");
-        return 0;
+        return PARLEY_EINVAL;
     }
     if (pub && !json_is_boolean(pub)) {
         refuse(out, "public must be true or false");
-        return 0;
+        return PARLEY_EINVAL;
     }
     if (expires && !json_is_null(expires) &&
         (!json_is_integer(expires) || json_integer_value(expires) < 1 ||
          json_integer_value(expires) > PARLEY_SNAPSHOT_MAX_EXPIRES_S)) {
         refuse(out, "expires_in is a whole number of seconds from 1 (up to ten years)");
-        return 0;
+        return PARLEY_EINVAL;
     }
+    const char *src = json_string_value(source);
+    const char *conv_id = one_segment(src, "/v1/conversations/", PARLEY_ROW_ID_MAX);
+    if (conv_id) {
+        snprintf(a->conversation_id, sizeof a->conversation_id, "%s", conv_id);
+    } else if (strncmp(src, "/v1/documents/", 14) == 0) {
+        const char *rest = src + 14;
+        const char *slash = strchr(rest, '/');
+        size_t clen = slash ? (size_t)(slash - rest) : 0;
+        const char *id = slash ? slash + 1 : "";
+        if (slash && clen <= PARLEY_COLLECTION_MAX) {
+            memcpy(a->collection, rest, clen);
+            a->collection[clen] = '\0';
+        }
+        if (!slash || clen > PARLEY_COLLECTION_MAX ||
+            !parley_id_is_valid_collection(a->collection) ||
+            !parley_id_is_valid_name(id, PARLEY_DOC_ID_MAX) || strlen(id) > PARLEY_DOC_ID_MAX) {
+            refuse(out, "a document source is \"/v1/documents/{collection}/{id}\"");
+            return PARLEY_EINVAL;
+        }
+        snprintf(a->document_id, sizeof a->document_id, "%s", id);
+    } else {
+        refuse(out, "source must be \"/v1/conversations/{id}\" or "
+                    "\"/v1/documents/{collection}/{id}\"");
+        return PARLEY_EINVAL;
+    }
+    a->source = src;
+    a->has_title = title != NULL;
+    a->title = json_is_string(title) ? json_string_value(title) : NULL;
+    a->is_public = pub && json_is_true(pub);
+    a->expires_s = expires && json_is_integer(expires) ? json_integer_value(expires) : -1;
+    a->parsed = true;
+    return 0;
+}
+
+int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, parley_outcome_t *out)
+{
+    const parley_snapshot_args_t *a = &req->args;
+    parley_outcome_init(out);
+    if (!a->parsed)
+        return PARLEY_EINVAL; /* parley_snapshot_parse refuses a bad body first */
 
     parley_snap_t s;
     int64_t now = parley_clock_now_ms();
@@ -195,54 +237,27 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
     memset(&s, 0, sizeof s);
     snprintf(s.id, sizeof s.id, "%s", req->id);
     snprintf(s.owner, sizeof s.owner, "%s", req->user);
-    snprintf(s.source, sizeof s.source, "%s", json_string_value(source));
-    s.is_public = pub && json_is_true(pub);
+    snprintf(s.source, sizeof s.source, "%s", a->source);
+    s.is_public = a->is_public;
     s.created_ms = now;
-    s.expires_ms =
-        expires && json_is_integer(expires) ? now + json_integer_value(expires) * 1000 : -1;
-    if (title && json_is_string(title) && !(s.title = strdup(json_string_value(title))))
+    s.expires_ms = a->expires_s > 0 ? now + a->expires_s * 1000 : -1;
+    if (a->title && !(s.title = strdup(a->title)))
         return PARLEY_ENOMEM;
-
-    const char *src = s.source;
-    const char *conv_id = one_segment(src, "/v1/conversations/", PARLEY_ROW_ID_MAX);
-    if (conv_id) {
+    if (a->conversation_id[0]) {
         snprintf(s.kind, sizeof s.kind, "conversation");
-        rc = freeze_conversation(db, req, conv_id, &s, title, out);
-    } else if (strncmp(src, "/v1/documents/", 14) == 0) {
-        char collection[PARLEY_COLLECTION_MAX + 2];
-        const char *rest = src + 14;
-        const char *slash = strchr(rest, '/');
-        size_t clen = slash ? (size_t)(slash - rest) : 0;
-        if (!slash || clen > PARLEY_COLLECTION_MAX) {
-            parley_snap_clear(&s);
-            refuse(out, "a document source is \"/v1/documents/{collection}/{id}\"");
-            return 0;
-        }
-        memcpy(collection, rest, clen);
-        collection[clen] = '\0';
-        const char *id = slash + 1;
-        if (!parley_id_is_valid_collection(collection) ||
-            !parley_id_is_valid_name(id, PARLEY_DOC_ID_MAX) || strlen(id) > PARLEY_DOC_ID_MAX) {
-            parley_snap_clear(&s);
-            refuse(out, "a document source is \"/v1/documents/{collection}/{id}\"");
-            return 0;
-        }
-        snprintf(s.kind, sizeof s.kind, "document");
-        rc = freeze_document(db, req, collection, id, &s, out);
+        rc = freeze_conversation(db, req, a->conversation_id, &s, a->has_title, out);
     } else {
-        parley_snap_clear(&s);
-        refuse(out, "source must be \"/v1/conversations/{id}\" or "
-                    "\"/v1/documents/{collection}/{id}\"");
-        return 0;
+        snprintf(s.kind, sizeof s.kind, "document");
+        rc = freeze_document(db, req, a->collection, a->document_id, &s, out);
     }
-    if (rc == 0 && out->status == 0) {
+    if (rc == 0 && !out->refusal) {
         rc = parley_db_snap_insert(db, &s);
         if (rc == 0)
             rc = emit(db, &s, "snapshot.created", out);
         if (rc == 0) {
-            json_t *rep = parley_snapshot_json(&s);
+            json_t *rep = parley_snapshot_json(&s, req->base);
             rc = rep ? 0 : PARLEY_ENOMEM;
-            parley_outcome_ok(out, 201, rep);
+            parley_outcome_answer(out, PARLEY_DONE_CREATED, rep);
         }
     }
     parley_snap_clear(&s);
@@ -271,7 +286,7 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
     if (rc == PARLEY_ENOTFOUND || (rc == 0 && !parley_snapshot_is_owner(&s, user, admin))) {
         if (rc == 0)
             parley_snap_clear(&s);
-        parley_outcome_refuse(out, 404, "not_found", "no such snapshot", NULL);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found", "no such snapshot", NULL);
         return 0;
     }
     if (rc)
@@ -282,7 +297,7 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
     if (rc == 0)
         rc = emit(db, &s, "snapshot.deleted", out);
     if (rc == 0)
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
     parley_snap_clear(&s);
     return rc;
 }

@@ -33,19 +33,36 @@
 #define PARLEY_SNAPSHOT_PATH_PREFIX   "_parley/snap/"      /* fork stream paths */
 #define PARLEY_SNAPSHOT_MAX_EXPIRES_S (10LL * 366 * 86400) /* largest expires_in */
 
+/* A create's body, checked and taken apart by parley_snapshot_parse. */
+typedef struct parley_snapshot_args {
+    bool parsed;        /* filled by parley_snapshot_parse (create refuses otherwise) */
+    const char *source; /* the source path as given (in the body) */
+    bool has_title;     /* title was given (a string or null) */
+    const char *title;  /* the title given, NULL for none or null */
+    bool is_public;     /* readable by anyone with the URL */
+    int64_t expires_s;  /* expires_in, or -1 for never */
+    char conversation_id[PARLEY_ROW_ID_MAX + 1]; /* a conversation source: its id, else "" */
+    char collection[PARLEY_COLLECTION_MAX + 1];  /* a document source: its collection */
+    char document_id[PARLEY_DOC_ID_MAX + 1];     /* a document source: its id */
+} parley_snapshot_args_t;
+
 typedef struct parley_snapshot_req {
-    const char *id;   /* the new snapshot's id */
-    const char *user; /* the caller: the snapshot's owner */
-    bool admin;       /* reaches every user's conversations */
-    json_t *body;     /* {source, title?, public?, expires_in?} (borrowed) */
+    const char *id;              /* the new snapshot's id */
+    const char *user;            /* the caller: the snapshot's owner */
+    bool admin;                  /* reaches every user's conversations */
+    json_t *body;                /* {source, title?, public?, expires_in?} (borrowed) */
+    parley_snapshot_args_t args; /* body parsed by parley_snapshot_parse */
+    const char *base;            /* origin the url starts with (--public-url), or NULL: a path */
 } parley_snapshot_req_t;
 
 /* The fork stream path of snapshot id into out. */
 void parley_snapshot_stream_path(const char *id, char *out, size_t cap);
 
 /* The representation {id, url, source, kind, title, public, created_at,
- * expires_at} (new reference, NULL when memory runs out). Any thread. */
-json_t *parley_snapshot_json(const parley_snap_t *s);
+ * expires_at} (new reference, NULL when memory runs out); url is
+ * base + "/v1/snapshots/{id}", or the path alone when base is NULL or "".
+ * Any thread. */
+json_t *parley_snapshot_json(const parley_snap_t *s, const char *base);
 
 /* Whether the caller owns s (or is the admin): list, revoke, read private. */
 bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool admin);
@@ -53,9 +70,18 @@ bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool adm
 bool parley_snapshot_is_expired(const parley_snap_t *s, int64_t now_ms);
 
 /*
- * Create (writer thread, in the request's savepoint). 0 with the outcome:
- * 201 with the snapshot, or 400 invalid_snapshot / 404 not_found (source
- * missing or not the caller's); or a negative storage error.
+ * Check req->body and take it apart into req->args: any thread, before the
+ * write is submitted (it needs no stored row). 0, or PARLEY_EINVAL with the
+ * refusal in out (EINVAL invalid_snapshot: not an object, an unknown field,
+ * a wrong type, a source that is neither form).
+ */
+int parley_snapshot_parse(parley_snapshot_req_t *req, parley_outcome_t *out);
+
+/*
+ * Create (writer thread, in the request's savepoint), from a parsed req.
+ * 0 with the outcome: CREATED with the snapshot, or a refusal (ENOTFOUND
+ * not_found: source missing or not the caller's); or a negative error
+ * (PARLEY_EINVAL for a req that was not parsed).
  */
 int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req,
                            parley_outcome_t *out);

@@ -137,14 +137,14 @@ static int tail_of(parley_db_t *db, const char *path, uint64_t *tail)
     return rc == PARLEY_ENOTFOUND ? 0 : rc;
 }
 
-static void refuse(parley_outcome_t *o, int status, const char *code, const char *why)
+static void refuse(parley_outcome_t *o, int err, const char *code, const char *why)
 {
-    parley_outcome_refuse(o, status, code, why, NULL);
+    parley_outcome_refuse(o, err, code, why, NULL);
 }
 
 static int not_found(parley_outcome_t *o)
 {
-    refuse(o, 404, "SUBSCRIPTION_NOT_FOUND", "no such subscription");
+    refuse(o, PARLEY_ENOTFOUND, "SUBSCRIPTION_NOT_FOUND", "no such subscription");
     return 0;
 }
 
@@ -506,7 +506,7 @@ static int check_wake_stream(parley_db_t *db, const char *path, parley_outcome_t
     if (rc && rc != PARLEY_ENOTFOUND)
         return rc;
     if (foreign)
-        refuse(out, 409, "WAKE_STREAM_NOT_ADMIN",
+        refuse(out, PARLEY_ECONFLICT, "WAKE_STREAM_NOT_ADMIN",
                "wake_stream names a stream that belongs to someone other than the admin; wake "
                "events name every user's streams, so a wake stream must be created with the "
                "admin key: choose another path");
@@ -521,14 +521,14 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
     if (!s)
         return PARLEY_ENOMEM;
     int rc = check_wake_stream(db, spec->wake_stream, out);
-    if (rc || out->status)
+    if (rc || out->refusal)
         goto out_free;
     rc = parley_db_sub_get(db, id, s);
     if (rc == 0) {
         char hash[65];
         rc = parley_subscription_hash(spec, hash);
         if (rc == 0 && strcmp(hash, s->config_hash) != 0) {
-            refuse(out, 409, "SUBSCRIPTION_ALREADY_EXISTS",
+            refuse(out, PARLEY_ECONFLICT, "SUBSCRIPTION_ALREADY_EXISTS",
                    "a subscription with this id exists with a different configuration; delete "
                    "it first or use another id");
             goto out_free;
@@ -536,7 +536,7 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
         if (rc == 0)
             rc = sub_json(db, s, view, &rep);
         if (rc == 0)
-            parley_outcome_ok(out, 200, rep);
+            parley_outcome_answer(out, PARLEY_DONE_OK, rep);
         goto out_free;
     }
     if (rc != PARLEY_ENOTFOUND)
@@ -566,7 +566,7 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
     if (rc == 0 && s->pattern[0]) {
         rc = backfill(db, s);
         if (rc == PARLEY_ETOOBIG) {
-            refuse(out, 400, "INVALID_REQUEST",
+            refuse(out, PARLEY_EINVAL, "INVALID_REQUEST",
                    "the pattern matches more than 100000 existing streams; narrow it");
             rc = 0;
             goto out_free;
@@ -575,7 +575,7 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
     if (rc == 0)
         rc = sub_json(db, s, view, &rep);
     if (rc == 0)
-        parley_outcome_ok(out, 201, rep);
+        parley_outcome_answer(out, PARLEY_DONE_CREATED, rep);
 out_free:
     free(s);
     return rc;
@@ -592,7 +592,7 @@ int parley_subscription_get(parley_db_t *db, const char *id, const parley_sub_vi
     if (rc == PARLEY_ENOTFOUND)
         rc = not_found(out);
     else if (rc == 0 && (rc = sub_json(db, s, view, &rep)) == 0)
-        parley_outcome_ok(out, 200, rep);
+        parley_outcome_answer(out, PARLEY_DONE_OK, rep);
     free(s);
     return rc;
 }
@@ -606,7 +606,7 @@ int parley_subscription_delete(parley_db_t *db, const char *id, parley_outcome_t
     if (rc == PARLEY_ENOTFOUND)
         rc = not_found(out);
     else if (rc == 0 && (rc = parley_db_sub_remove(db, id)) == 0)
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
     free(s);
     return rc;
 }
@@ -630,7 +630,7 @@ int parley_subscription_add_streams(parley_db_t *db, const char *id, const char 
     }
     (void)now_ms; /* linked at the tail: nothing is pending yet */
     if (rc == 0)
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
 out_free:
     free(s);
     return rc;
@@ -655,7 +655,7 @@ int parley_subscription_remove_stream(parley_db_t *db, const char *id, const cha
         rc = 0; /* removing an absent explicit link is idempotent */
     }
     if (rc == 0)
-        parley_outcome_ok(out, 204, NULL);
+        parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
 out_free:
     free(l);
     free(s);
@@ -680,13 +680,14 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
     if (rc)
         goto out_free;
     if (is_webhook(s)) {
-        refuse(out, 400, "INVALID_REQUEST", "only pull-wake subscriptions are claimed");
+        refuse(out, PARLEY_EINVAL, "INVALID_REQUEST", "only pull-wake subscriptions are claimed");
         goto out_free;
     }
     if (s->holder[0] && s->lease_expires_ms > now_ms) {
         json_t *who = json_pack("{s:s, s:I}", "current_holder", s->holder, "generation",
                                 (json_int_t)s->generation);
-        parley_outcome_refuse(out, 409, "ALREADY_CLAIMED", "another worker holds the lease", who);
+        parley_outcome_refuse(out, PARLEY_ECONFLICT, "ALREADY_CLAIMED",
+                              "another worker holds the lease", who);
         goto out_free;
     }
     if (s->holder[0]) {
@@ -695,9 +696,9 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
         rc = finish_wake(db, s, now_ms, &woke, out);
         if (rc == PARLEY_ECONFLICT) {
             rc = 0;
-            refuse(out, 409, "ALREADY_CLAIMED", "another worker holds the lease");
+            refuse(out, PARLEY_ECONFLICT, "ALREADY_CLAIMED", "another worker holds the lease");
         }
-        if (rc || out->status)
+        if (rc || out->refusal)
             goto out_free;
     }
     if (is_idle(s)) {
@@ -705,7 +706,8 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
         rc = parley_db_sublink_first_pending(db, s->id, path);
         if (rc == PARLEY_ENOTFOUND) {
             rc = 0;
-            refuse(out, 409, "NO_PENDING_WORK", "no linked stream has data past its acked offset");
+            refuse(out, PARLEY_ECONFLICT, "NO_PENDING_WORK",
+                   "no linked stream has data past its acked offset");
             goto out_free;
         }
         if (rc == 0)
@@ -720,7 +722,7 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
         rc = update_sub(db, s, s->wake_id);
     if (rc == PARLEY_ECONFLICT) { /* another worker took it meanwhile */
         rc = 0;
-        refuse(out, 409, "ALREADY_CLAIMED", "another worker holds the lease");
+        refuse(out, PARLEY_ECONFLICT, "ALREADY_CLAIMED", "another worker holds the lease");
         goto out_free;
     }
     if (rc == 0)
@@ -733,7 +735,7 @@ int parley_subscription_claim(parley_db_t *db, const char *id, const char *worke
                                  (json_int_t)s->generation, "token", token, "streams", streams,
                                  "lease_ttl_ms", (json_int_t)s->lease_ttl_ms);
         if (body)
-            parley_outcome_ok(out, 200, body);
+            parley_outcome_answer(out, PARLEY_DONE_OK, body);
         else
             rc = PARLEY_ENOMEM;
     }
@@ -767,7 +769,7 @@ static int apply_acks(parley_db_t *db, const parley_sub_t *s, const parley_sub_r
                 why = "an ack's offset is beyond the stream's tail";
             }
             if (why) {
-                refuse(out, 409, "INVALID_OFFSET", why);
+                refuse(out, PARLEY_ECONFLICT, "INVALID_OFFSET", why);
                 break;
             }
             if (rc == 0 && pass == 1 && pos != l->acked) {
@@ -776,14 +778,14 @@ static int apply_acks(parley_db_t *db, const parley_sub_t *s, const parley_sub_r
                 rc = parley_db_sublink_advance(db, s->id, l->path, pos);
                 if (rc == PARLEY_ECONFLICT) {
                     rc = 0;
-                    refuse(out, 409, "INVALID_OFFSET",
+                    refuse(out, PARLEY_ECONFLICT, "INVALID_OFFSET",
                            "an ack's offset is before the stream's acked offset or beyond its "
                            "tail");
                     break;
                 }
             }
         }
-        if (out->status >= 400)
+        if (out->refusal)
             break;
     }
     free(l);
@@ -808,21 +810,22 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
     if (rc)
         goto out_free;
     if ((action == PARLEY_SUB_CALLBACK) != is_webhook(s)) {
-        refuse(out, 400, "INVALID_REQUEST",
+        refuse(out, PARLEY_EINVAL, "INVALID_REQUEST",
                action == PARLEY_SUB_CALLBACK
                    ? "callbacks are for webhook subscriptions; pull-wake workers ack and release"
                    : "ack and release are for pull-wake subscriptions; webhooks call back");
         goto out_free;
     }
     if (!rep->token) {
-        refuse(out, 401, "TOKEN_INVALID", "send the wake's token as Authorization: Bearer");
+        refuse(out, PARLEY_EUNAUTH, "TOKEN_INVALID",
+               "send the wake's token as Authorization: Bearer");
         goto out_free;
     }
     rc = parley_keyring_token_check(kr, rep->token, s->id, now_ms / 1000, &token_gen, token_wake,
                                     &expired);
     if (rc == PARLEY_EINVAL) {
         rc = 0;
-        refuse(out, 401, expired ? "TOKEN_EXPIRED" : "TOKEN_INVALID",
+        refuse(out, PARLEY_EUNAUTH, expired ? "TOKEN_EXPIRED" : "TOKEN_INVALID",
                expired ? "the token has expired" : "the token is not valid for this subscription");
         goto out_free;
     }
@@ -835,18 +838,18 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
         !rep->has_generation || rep->generation != s->generation || !rep->wake_id ||
         strcmp(rep->wake_id, s->wake_id) != 0 || (!is_webhook(s) && !s->holder[0]) ||
         (s->delivery_due_ms < 0 && s->lease_expires_ms >= 0 && s->lease_expires_ms <= now_ms)) {
-        refuse(out, 409, "FENCED", "this wake is no longer current");
+        refuse(out, PARLEY_EFENCED, "FENCED", "this wake is no longer current");
         goto out_free;
     }
     bool woke = false;
     if (action == PARLEY_SUB_RELEASE) {
         rc = finish_wake(db, s, now_ms, &woke, out);
         if (rc == 0)
-            parley_outcome_ok(out, 204, NULL);
+            parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
         goto fenced;
     }
     rc = apply_acks(db, s, rep, out);
-    if (rc || out->status >= 400)
+    if (rc || out->refusal)
         goto out_free;
     if (rep->done) {
         rc = finish_wake(db, s, now_ms, &woke, out);
@@ -857,7 +860,7 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
     if (rc == 0) {
         json_t *body = json_pack("{s:b, s:b}", "ok", 1, "next_wake", woke);
         if (body)
-            parley_outcome_ok(out, 200, body);
+            parley_outcome_answer(out, PARLEY_DONE_OK, body);
         else
             rc = PARLEY_ENOMEM;
     }
@@ -866,7 +869,7 @@ fenced:
         rc = 0;
         parley_outcome_clear(out);
         parley_outcome_init(out);
-        refuse(out, 409, "FENCED", "this wake is no longer current");
+        refuse(out, PARLEY_EFENCED, "FENCED", "this wake is no longer current");
     }
 out_free:
     free(s);
@@ -931,8 +934,8 @@ out_free:
 }
 
 int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_keyring_t *kr,
-                                 int64_t now_ms, char **body, size_t *len, char *url, int64_t *gen,
-                                 char *wake_id)
+                                 const char *root_url, int64_t now_ms, char **body, size_t *len,
+                                 char *url, int64_t *gen, char *wake_id)
 {
     json_t *streams = NULL;
     char *token = NULL;
@@ -950,8 +953,8 @@ int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_k
         rc = parley_keyring_token_issue(kr, s->id, s->generation, s->wake_id,
                                         now_ms / 1000 + PARLEY_SUB_TOKEN_TTL_S, &token);
     if (rc == 0) {
-        snprintf(callback, sizeof callback, "%s/__ds/subscriptions/%s/callback", s->root_url,
-                 s->id);
+        snprintf(callback, sizeof callback, "%s/__ds/subscriptions/%s/callback",
+                 root_url ? root_url : s->root_url, s->id);
         json_t *v = json_pack("{s:s, s:s, s:I, s:O, s:s, s:s}", "subscription_id", s->id, "wake_id",
                               s->wake_id, "generation", (json_int_t)s->generation, "streams",
                               streams, "callback_url", callback, "callback_token", token);

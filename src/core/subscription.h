@@ -145,12 +145,15 @@ int parley_subscription_delivered(parley_db_t *db, const char *id, int64_t gen, 
  * Reader: the delivery of subscription id that is due, for the delivery
  * thread: *body (new malloc'd JSON text, *len bytes), the URL to POST to
  * (PARLEY_SUB_URL_MAX + 1 bytes), the wake's generation and id
- * (PARLEY_SUB_WAKE_MAX + 1 bytes). PARLEY_ENOTFOUND when nothing is due.
- * db must be inside a read transaction.
+ * (PARLEY_SUB_WAKE_MAX + 1 bytes). The body's callback_url starts with
+ * root_url ("https://chat.example.com/v1/stream", from --public-url) when
+ * it is not NULL, else with the root stored when the subscription was
+ * created. PARLEY_ENOTFOUND when nothing is due. db must be inside a read
+ * transaction.
  */
 int parley_subscription_delivery(parley_db_t *db, const char *id, const parley_keyring_t *kr,
-                                 int64_t now_ms, char **body, size_t *len, char *url, int64_t *gen,
-                                 char *wake_id);
+                                 const char *root_url, int64_t now_ms, char **body, size_t *len,
+                                 char *url, int64_t *gen, char *wake_id);
 
 /* Writer maintenance: end leases that ran out (waking again when work is
  * pending); the streams to wake join wake. */

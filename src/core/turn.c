@@ -70,7 +70,7 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
     find.user = req->user;
     find.admin = req->admin;
     int rc = parley_conversation_find(db, &find, &c, out);
-    if (rc || out->status >= 400)
+    if (rc || out->refusal)
         return rc;
     rc = parley_conversation_add_message(db, &c, req->message_id, m->role, m->content, m->metadata,
                                          m->process ? req->session_id : NULL, &msg, out);
@@ -84,7 +84,7 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
     }
     if (sess)
         json_object_set_new(msg, "session", sess);
-    parley_outcome_ok(out, 201, msg);
+    parley_outcome_answer(out, PARLEY_DONE_CREATED, msg);
     return 0;
 }
 
@@ -100,7 +100,7 @@ int parley_turn_complete(parley_db_t *db, const parley_session_req_t *req, parle
     if (!req->args.parsed || req->action != PARLEY_SESSION_COMPLETE)
         return PARLEY_EINVAL;
     int rc = parley_session_begin_action(db, req, &s, &from, &to, out);
-    if (rc || out->status >= 400)
+    if (rc || out->refusal)
         return rc;
     rc = parley_db_conv_get(db, s.conversation_id, &c);
     if (rc == 0 && c.deleted) {
@@ -174,7 +174,7 @@ int parley_turn_delete_conversation(parley_db_t *db, const parley_conv_req_t *re
     if (req->op != PARLEY_CONV_DELETE)
         return PARLEY_EINVAL;
     int rc = parley_conversation_find(db, req, &c, out);
-    if (rc || out->status >= 400)
+    if (rc || out->refusal)
         return rc;
     rc = remove_sessions(db, c.id, out);
     if (rc == 0)

@@ -77,6 +77,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/request.h"
@@ -110,6 +111,7 @@ struct parley_http {
     struct MHD_Daemon *daemon; /* the HTTP daemon */
     atomic_bool stopping;      /* shutdown has begun */
     atomic_int inflight;       /* requests not yet completed */
+    int quiesced_fd;           /* listening socket handed back by quiesce, or -1 */
     parley_watch_t *watch;     /* notices parked clients hanging up */
     parley_budget_t *budget;   /* readers' pending output */
 };
@@ -141,6 +143,9 @@ typedef struct http_req {
     parley_watch_entry_t watch;      /* hang-up watch while suspended */
     atomic_bool gone;                /* the client hung up while suspended */
     struct window_resp *window;      /* its windowed response, if any */
+    int status;                      /* the status queued, 0 before (for the done hook) */
+    uint64_t sent;                   /* body bytes handed to libmicrohttpd */
+    int64_t start_us;                /* monotonic time its headers were in */
 } http_req_t;
 
 static const parley_req_ops_t http_req_ops;
@@ -156,6 +161,13 @@ static const char expose_headers[] =
     "Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, "
     "Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Location, Content-Type, Allow, "
     "Idempotent-Replayed, Retry-After";
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* ---- request accessors -------------------------------------------------- */
 
@@ -276,6 +288,7 @@ static void queue(http_req_t *r, int status, struct MHD_Response *resp, const ch
             MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
+    r->status = status;
     r->state = REQ_DONE;
 }
 
@@ -285,6 +298,7 @@ static void t_respond(parley_req_t *req, int status, const char *content_type, c
     http_req_t *r = H(req);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)(len ? body : ""), MHD_RESPMEM_MUST_COPY);
+    r->sent = len;
     queue(r, status, resp, content_type);
 }
 
@@ -299,6 +313,7 @@ static void t_respond_buf(parley_req_t *req, int status, const char *content_typ
         resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
     else
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    r->sent = data ? len : 0;
     queue(r, status, resp, content_type);
 }
 
@@ -415,6 +430,8 @@ static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
         n = max;
     memcpy(buf, s->pending.data + s->sent, n);
     s->sent += n;
+    if (s->r)
+        s->r->sent += n;
     parley_budget_hold(budget, &s->budget, s->pending.len - s->sent);
     if (s->sent == s->pending.len) {
         /* Drained: free the window now. A client that stops reading right
@@ -667,8 +684,10 @@ static void refuse(http_req_t *r, int status, const char *code, const char *msg)
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
+    parley_http_t *srv = cls;
     (void)socket_context;
+    if (srv->cfg.connection)
+        srv->cfg.connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1, srv->cfg.arg);
     if (code != MHD_CONNECTION_NOTIFY_STARTED)
         return;
     const union MHD_ConnectionInfo *ci =
@@ -722,6 +741,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->state = REQ_BODY;
         r->limit = srv->cfg.body_limit(url, srv->cfg.arg);
         r->declared = UINT64_MAX;
+        r->start_us = mono_us();
         parley_buf_init(&r->body, r->limit);
         *con_cls = r;
         atomic_fetch_add(&srv->inflight, 1);
@@ -784,12 +804,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     parley_http_t *srv = cls;
     http_req_t *r = *con_cls;
-    (void)conn, (void)toe;
+    (void)conn;
     if (!r)
         return;
     if (r->window) { /* before the socket can close (the response may live on) */
         parley_budget_remove(srv->budget, &r->window->budget);
         r->window->r = NULL;
+    }
+    if (srv->cfg.done) {
+        /* A response cut short (or never sent) tells no status. */
+        int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 0;
+        srv->cfg.done(&r->base, status, r->sent, (uint64_t)(mono_us() - r->start_us), srv->cfg.arg);
     }
     parley_req_release(&r->base);
     for (int i = 0; i < r->nhdrs; i++) {
@@ -872,7 +897,7 @@ static int start_daemon(parley_http_t *srv, unsigned *port_out)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)POOL_SIZE, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        NULL, MHD_OPTION_END);
+        srv, MHD_OPTION_END);
     if (!srv->daemon) {
         parley_log_error("cannot listen on %s:%u: %s", cfg->host, cfg->port,
                          strerror(errno ? errno : EADDRINUSE));
@@ -889,6 +914,7 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
     if (!srv)
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
+    srv->quiesced_fd = -1;
     int rc = parley_watch_create(&srv->watch);
     if (rc) {
         free(srv);
@@ -911,10 +937,15 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
     return 0;
 }
 
+/* libmicrohttpd hands the listening socket back to the caller here and
+ * never closes it; it may be closed only after MHD_stop_daemon() (a worker
+ * may still hold it), so parley_http_stop() does. */
 void parley_http_quiesce(parley_http_t *srv)
 {
     atomic_store(&srv->stopping, true);
-    MHD_quiesce_daemon(srv->daemon);
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET && srv->quiesced_fd < 0)
+        srv->quiesced_fd = fd;
 }
 
 int parley_http_inflight(parley_http_t *srv)
@@ -927,6 +958,8 @@ void parley_http_stop(parley_http_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    if (srv->quiesced_fd >= 0)
+        close(srv->quiesced_fd);
     parley_watch_destroy(srv->watch);
     parley_budget_destroy(srv->budget);
     free(srv);

@@ -14,6 +14,7 @@
 #define PARLEY_HTTP_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/request.h"
 
@@ -28,7 +29,13 @@ typedef struct parley_http_config {
     size_t read_budget;                                /* pending output of all readers together */
     void (*route)(parley_req_t *r, void *arg);         /* handle a complete request */
     size_t (*body_limit)(const char *path, void *arg); /* largest body for a path */
-    void *arg;                                         /* for route and body_limit */
+    /* A request ended (before its release): the status sent (0: none, the
+     * client left), body bytes sent, microseconds since its headers. NULL:
+     * not told. On the request's worker thread. */
+    void (*done)(parley_req_t *r, int status, uint64_t bytes, uint64_t us, void *arg);
+    /* A connection opened (+1) or closed (-1). NULL: not told. Worker threads. */
+    void (*connection)(int delta, void *arg);
+    void *arg; /* for route, body_limit, done and connection */
 } parley_http_config_t;
 
 /* Start listening; *port is the port bound. 0 or PARLEY_EINVAL (the

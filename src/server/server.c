@@ -40,6 +40,7 @@
 #include "api/auth.h"
 #include "api/ratelimit.h"
 #include "api/hub.h"
+#include "api/metrics.h"
 #include "codec/keyring.h"
 #include "core/maintenance.h"
 #include "core/stream.h"
@@ -61,6 +62,7 @@ typedef struct parley_server {
     parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
     parley_keyring_t *keyring;     /* webhook signing key, callback-token secret */
     parley_webhook_t *webhook;     /* delivers webhook wakes */
+    parley_metrics_t *metrics;     /* /metrics counters */
 } parley_server_t;
 
 static atomic_bool g_stop_requested; /* parley_server_stop() or a fatal error */
@@ -168,6 +170,7 @@ int parley_server_run(const parley_config_t *cfg)
      * in the heap as resident garbage (measured: 1,000 readers of an 8 MiB
      * stream left 150 MiB behind, against 32 MiB with the fixed one). */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    parley_log_set_json(cfg->log_json); /* before the first line */
     atomic_store(&g_stop_requested, false);
     atomic_store(&g_fatal, false);
 
@@ -178,6 +181,11 @@ int parley_server_run(const parley_config_t *cfg)
         rc = PARLEY_EINVAL;
         goto out_free;
     }
+
+    rc = parley_metrics_create(&srv->metrics);
+    if (rc)
+        goto out_free;
+    srv->app.metrics = srv->metrics;
 
     rc = parley_api_ratelimit_create(cfg, &srv->ratelimit);
     if (rc) {
@@ -241,7 +249,7 @@ int parley_server_run(const parley_config_t *cfg)
     }
     srv->app.keyring = srv->keyring;
     rc = parley_webhook_start(srv->app.store, srv->app.writer, srv->app.hub, srv->keyring,
-                              &srv->webhook);
+                              cfg->public_url, &srv->webhook);
     if (rc)
         goto out_writer;
     srv->app.cfg = &srv->cfg;
@@ -254,6 +262,8 @@ int parley_server_run(const parley_config_t *cfg)
         .read_budget = cfg->read_budget_bytes,
         .route = parley_api_route,
         .body_limit = parley_api_body_limit,
+        .done = parley_api_request_done,
+        .connection = parley_api_connection,
         .arg = &srv->app,
     };
     parley_app_init(&srv->app); /* its readers live as long as the transport */
@@ -264,12 +274,13 @@ int parley_server_run(const parley_config_t *cfg)
     }
 
     if (!cfg->quiet) {
-        printf("parley %s listening on http://%s:%u (store %s; %s)\n", PARLEY_VERSION,
-               cfg->listen_host, port, store_desc,
-               parley_auth_local_mode(cfg)           ? "local mode: no auth, loopback only"
-               : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
-                                                     : "auth: admin key only");
-        fflush(stdout);
+        char banner[PATH_MAX + 512];
+        snprintf(banner, sizeof banner, "parley %s listening on http://%s:%u (store %s; %s)",
+                 PARLEY_VERSION, cfg->listen_host, port, store_desc,
+                 parley_auth_local_mode(cfg)           ? "local mode: no auth, loopback only"
+                 : cfg->jwt_secret && *cfg->jwt_secret ? "auth: admin key and user JWTs"
+                                                       : "auth: admin key only");
+        parley_log_line(stdout, banner); /* a JSON object with --log-format json */
     }
 
     while (!atomic_load(&g_stop_requested)) {
@@ -307,6 +318,7 @@ out_store:
     parley_store_close(srv->app.store);
 out_free:
     parley_ratelimit_free(srv->ratelimit);
+    parley_metrics_free(srv->metrics);
     free(srv);
     return rc;
 }

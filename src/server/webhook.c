@@ -87,20 +87,21 @@ struct delivery {
 };
 
 struct parley_webhook {
-    parley_store_t *store;      /* borrowed */
-    parley_writer_t *writer;    /* borrowed: outcomes go here */
-    parley_hub_t *hub;          /* borrowed: the doorbell */
-    const parley_keyring_t *kr; /* borrowed: signatures and tokens */
-    parley_db_t *db;            /* the thread's reader connection */
-    CURLM *multi;               /* every transfer in flight */
-    pthread_t thread;           /* the delivery thread */
-    atomic_bool stopping;       /* stop asked */
-    parley_waiter_t waiter;     /* the doorbell, in the hub */
-    bool parked;                /* waiter is (or was) parked and not yet rung */
-    atomic_bool rung;           /* the waiter's callback has run */
-    bool hub_closed;            /* the hub refuses waiters: poll only */
-    delivery_t *busy;           /* deliveries from POST to committed outcome */
-    int nbusy;                  /* entries in busy */
+    parley_store_t *store;                  /* borrowed */
+    parley_writer_t *writer;                /* borrowed: outcomes go here */
+    parley_hub_t *hub;                      /* borrowed: the doorbell */
+    const parley_keyring_t *kr;             /* borrowed: signatures and tokens */
+    parley_db_t *db;                        /* the thread's reader connection */
+    CURLM *multi;                           /* every transfer in flight */
+    pthread_t thread;                       /* the delivery thread */
+    atomic_bool stopping;                   /* stop asked */
+    parley_waiter_t waiter;                 /* the doorbell, in the hub */
+    bool parked;                            /* waiter is (or was) parked and not yet rung */
+    atomic_bool rung;                       /* the waiter's callback has run */
+    bool hub_closed;                        /* the hub refuses waiters: poll only */
+    delivery_t *busy;                       /* deliveries from POST to committed outcome */
+    int nbusy;                              /* entries in busy */
+    char root_url[PARLEY_SUB_ROOT_MAX + 1]; /* --public-url + /v1/stream, or "" */
 };
 
 /* ---- deliveries ------------------------------------------------------------- */
@@ -271,8 +272,9 @@ static void scan(parley_webhook_t *wh, int64_t *next_due)
         d->wh = wh;
         memcpy(d->id, ids[i], sizeof d->id);
         parley_buf_init(&d->resp, RESP_MAX);
-        int drc = parley_subscription_delivery(wh->db, d->id, wh->kr, now, &d->body, &d->len,
-                                               d->url, &d->gen, d->wake_id);
+        int drc = parley_subscription_delivery(wh->db, d->id, wh->kr,
+                                               wh->root_url[0] ? wh->root_url : NULL, now, &d->body,
+                                               &d->len, d->url, &d->gen, d->wake_id);
         if (drc == 0) {
             d->next = wh->busy;
             wh->busy = d;
@@ -393,7 +395,7 @@ static void *webhook_main(void *arg)
 }
 
 int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
-                         const parley_keyring_t *kr, parley_webhook_t **out)
+                         const parley_keyring_t *kr, const char *public_url, parley_webhook_t **out)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return PARLEY_ENOMEM;
@@ -404,6 +406,8 @@ int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_
     wh->writer = writer;
     wh->hub = hub;
     wh->kr = kr;
+    if (public_url)
+        snprintf(wh->root_url, sizeof wh->root_url, "%s/v1/stream", public_url);
     wh->multi = curl_multi_init();
     if (!wh->multi)
         goto out_free;

@@ -27,9 +27,13 @@
 
 typedef struct parley_webhook parley_webhook_t;
 
-/* Start the delivery thread. 0, or a PARLEY_E* / -errno error. */
+/* Start the delivery thread. public_url (--public-url, or NULL) is the
+ * origin of the callback URLs it sends; NULL: each subscription's own,
+ * from the Host it was created through. 0, or a PARLEY_E* / -errno
+ * error. */
 int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
-                         const parley_keyring_t *kr, parley_webhook_t **out);
+                         const parley_keyring_t *kr, const char *public_url,
+                         parley_webhook_t **out);
 
 /*
  * Stop the thread and free it. Transfers in flight are abandoned (their

@@ -1,6 +1,8 @@
 /*
  * store.c — what every backend shares: the URL dispatch that opens a store,
- * and the row destructors.
+ * the row destructors, and the parts of stream_append that do not depend
+ * on SQL (why an append was refused; how it is cut into chunk rows). The
+ * column maps the backends bind and read rows with are in columns.c.
  *
  * A store URL is "<scheme>:<rest>". "sqlite:PATH" opens the SQLite
  * backend (sqlite/store_sqlite.c) on the database file PATH.
@@ -153,4 +155,20 @@ int parley_store_append_refusal(const parley_stream_t *cur, const char *stream_s
         (expect_tail < 0 || cur->tail == (uint64_t)expect_tail))
         return PARLEY_ETOOBIG;
     return PARLEY_ECONFLICT;
+}
+
+int parley_store_put_chunks(parley_db_t *db, int64_t stream_id, uint64_t end, const void *data,
+                            size_t len, uint64_t units, parley_chunk_put_fn put)
+{
+    uint64_t pos = end - units;
+    if (units == 0)
+        return 0;
+    if (units != len || len <= PARLEY_CHUNK_ROW_BYTES)
+        return put(db, stream_id, pos, end, end, data, len);
+    int rc = 0;
+    for (size_t off = 0; rc == 0 && off < len; off += PARLEY_CHUNK_ROW_BYTES) {
+        size_t n = len - off < PARLEY_CHUNK_ROW_BYTES ? len - off : PARLEY_CHUNK_ROW_BYTES;
+        rc = put(db, stream_id, pos + off, pos + off + n, end, (const char *)data + off, n);
+    }
+    return rc;
 }

@@ -268,6 +268,14 @@ typedef struct parley_sub_link {
     int64_t wake_tail;                  /* tail taken by the wake in flight, -1 outside one */
 } parley_sub_link_t;
 
+/* What the stat op reports; -1 where the backend cannot tell. */
+typedef struct parley_store_stat {
+    int64_t db_bytes;       /* the database: SQLite's file, PostgreSQL's pg_database_size */
+    int64_t wal_bytes;      /* SQLite's -wal file; -1 on PostgreSQL (its WAL is the cluster's) */
+    int64_t subs_webhook;   /* subscriptions of type webhook */
+    int64_t subs_pull_wake; /* subscriptions of type pull-wake */
+} parley_store_stat_t;
+
 /*
  * The operations of a backend. Every op returns 0 or a negative PARLEY_E*
  * unless said otherwise; the wrappers below keep the names callers use.
@@ -605,6 +613,13 @@ struct parley_store_ops {
      * Writer. */
     int (*key_put)(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                    int64_t created_ms);
+
+    /* ---- statistics (for /metrics) ---- */
+
+    /* Sizes and counts an operator watches, on a reader connection inside
+     * its read transaction (never on the writer: a scrape must not hold
+     * writes up). A figure the backend cannot tell is -1. */
+    int (*stat)(parley_db_t *db, parley_store_stat_t *out);
 };
 
 /*
@@ -630,6 +645,26 @@ void parley_store_url_redact(const char *url, char *out, size_t cap);
  */
 int parley_store_append_refusal(const parley_stream_t *cur, const char *stream_seq,
                                 int64_t expect_tail);
+
+/* A byte stream's append is stored in chunk rows of at most this many
+ * bytes (parley_store_put_chunks). */
+#define PARLEY_CHUNK_ROW_BYTES (64 * 1024)
+
+/* A backend's insert of one chunk row: positions [start, end) of stream_id,
+ * from the append that ends at unit_end. */
+typedef int (*parley_chunk_put_fn)(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                                   uint64_t unit_end, const void *data, size_t len);
+
+/*
+ * Store an append of units positions ending at end (the stream's new tail)
+ * as chunk rows through put: none for an empty append; a byte stream's
+ * append (units == len) longer than PARLEY_CHUNK_ROW_BYTES as rows of at
+ * most that many bytes, each naming end as its unit's end, so a reader's
+ * window costs the rows it covers, never a whole 8 MiB append; anything
+ * else as one row. For every backend's stream_append.
+ */
+int parley_store_put_chunks(parley_db_t *db, int64_t stream_id, uint64_t end, const void *data,
+                            size_t len, uint64_t units, parley_chunk_put_fn put);
 
 /* Whether url names a backend this build has; if not, *why (static text)
  * says what is wrong. Used to refuse a bad --store before start-up. */
@@ -706,6 +741,11 @@ static inline int parley_db_maintainer(parley_db_t *db, bool *mine)
 static inline int parley_db_batch_waits(parley_db_t *db)
 {
     return db->ops->batch_waits ? db->ops->batch_waits(db) : 0;
+}
+
+static inline int parley_db_stat(parley_db_t *db, parley_store_stat_t *out)
+{
+    return db->ops->stat(db, out);
 }
 
 static inline int parley_db_rollback(parley_db_t *db)

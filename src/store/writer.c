@@ -65,6 +65,11 @@
  * retrying with its Idempotency-Key gets the stored answer if the commit
  * did land.
  *
+ * Metrics: a committed batch is observed once (after its COMMIT) in three
+ * lock-free histograms, batch size, time in COMMIT and time from BEGIN,
+ * and the queue depth is a count kept under the lock submit already takes
+ * (parley_writer_histograms, parley_writer_stats: read by /metrics).
+ *
  * Fail-stop: if COMMIT fails (an I/O error, a failed fsync), every write in
  * the batch is answered with an error, the writer refuses all further
  * writes and on_fatal() asks the server to exit. A failed fsync is never
@@ -92,11 +97,15 @@
 #include "parley/parley.h"
 #include "store/writer.h"
 #include "util/clock.h"
+#include "util/hist.h"
 #include "util/log.h"
 
 #define MAX_BATCH 4096
 #define TICK_MS   1000
 #define RETRY_MAX 5 /* rounds a write that keeps conflicting runs alone */
+
+/* Buckets of the batch-size histogram (writes per committed batch). */
+static const uint64_t batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 
 struct parley_writer {
     parley_store_t *store;             /* the store (borrowed) */
@@ -115,6 +124,10 @@ struct parley_writer {
     bool joined;                       /* the thread has been (or is being) joined */
     bool failed;                       /* a commit failed: refuse writes */
     parley_writer_stats_t stats;       /* counters */
+    size_t queued;                     /* writes in the FIFO (the queue depth) */
+    parley_hist_t batch_hist;          /* writes per committed batch (no lock) */
+    parley_hist_t commit_hist;         /* time in publish + COMMIT, us (no lock) */
+    parley_hist_t txn_hist;            /* BEGIN to COMMIT done, us (no lock) */
     parley_wakeset_t wake[MAX_BATCH];  /* streams a batch changed, packed into sets */
 };
 
@@ -179,6 +192,7 @@ static int batch_status(int rc)
 static parley_write_t *run_batch(parley_writer_t *wr, parley_write_t *batch, size_t n)
 {
     int nwake = 0; /* sets in wr->wake in use */
+    int64_t t_begin = now_us();
     int rc = parley_db_begin(wr->db);
     if (rc) {
         fail_batch_fatal(wr, batch, batch_status(rc));
@@ -274,6 +288,9 @@ static parley_write_t *run_batch(parley_writer_t *wr, parley_write_t *batch, siz
     if (n > wr->stats.max_batch)
         wr->stats.max_batch = n;
     pthread_mutex_unlock(&wr->lock);
+    parley_hist_observe(&wr->batch_hist, n);
+    parley_hist_observe(&wr->commit_hist, (uint64_t)(t1 - t0));
+    parley_hist_observe(&wr->txn_hist, (uint64_t)(t1 - t_begin));
     /* Durable: answer everyone (but the writes set aside), then wake the
      * readers. */
     parley_write_t *again = NULL, **again_tail = &again;
@@ -397,6 +414,7 @@ static void *writer_main(void *arg)
             n++;
         }
         wr->head = last->next;
+        wr->queued -= n;
         if (!wr->head)
             wr->tail = NULL;
         last->next = NULL;
@@ -428,6 +446,9 @@ int parley_writer_start(parley_store_t *store, parley_writer_commit_fn on_commit
     wr->commit_arg = commit_arg;
     wr->on_fatal = on_fatal;
     wr->fatal_arg = fatal_arg;
+    parley_hist_init(&wr->batch_hist, batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
+    parley_hist_init(&wr->commit_hist, parley_hist_latency_us, parley_hist_latency_n);
+    parley_hist_init(&wr->txn_hist, parley_hist_latency_us, parley_hist_latency_n);
     pthread_mutex_init(&wr->lock, NULL);
     pthread_cond_init(&wr->cond, NULL);
     int rc = pthread_create(&wr->thread, NULL, writer_main, wr);
@@ -462,6 +483,7 @@ int parley_writer_submit(parley_writer_t *wr, parley_write_t *w)
     else
         wr->head = w;
     wr->tail = w;
+    wr->queued++;
     pthread_cond_signal(&wr->cond);
     pthread_mutex_unlock(&wr->lock);
     return 0;
@@ -501,7 +523,15 @@ void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out)
 {
     pthread_mutex_lock(&wr->lock);
     *out = wr->stats;
+    out->queued = wr->queued;
     pthread_mutex_unlock(&wr->lock);
+}
+
+void parley_writer_histograms(parley_writer_t *wr, parley_writer_hists_t *out)
+{
+    out->batch_size = &wr->batch_hist;
+    out->commit_us = &wr->commit_hist;
+    out->txn_us = &wr->txn_hist;
 }
 
 typedef struct call {

@@ -22,6 +22,7 @@
 
 #include "store/store.h"
 #include "store/wakeset.h"
+#include "util/hist.h"
 
 typedef struct parley_writer parley_writer_t;
 typedef struct parley_write parley_write_t;
@@ -101,8 +102,25 @@ typedef struct parley_writer_stats {
     uint64_t commit_us; /* total time in COMMIT (microseconds) */
     uint64_t max_batch; /* largest batch so far */
     uint64_t retries;   /* rounds of writes run again alone after a conflict */
+    uint64_t queued;    /* writes waiting in the queue now (not yet in a batch) */
 } parley_writer_stats_t;
+/* A copy of the counters, taken under the writer's lock. Any thread. */
 void parley_writer_stats(parley_writer_t *wr, parley_writer_stats_t *out);
+
+/*
+ * The writer's histograms, observed once per committed batch without a
+ * lock: batch_size (writes per batch), commit_us (publish + COMMIT, the
+ * WAL write and its fsync on SQLite, the wait for the server's WAL flush
+ * on PostgreSQL) and txn_us (BEGIN to the end of COMMIT: the whole batch).
+ * Borrowed: valid until parley_writer_free(). Read them with
+ * parley_hist_read() from any thread.
+ */
+typedef struct parley_writer_hists {
+    const parley_hist_t *batch_size; /* writes per committed batch */
+    const parley_hist_t *commit_us;  /* microseconds in COMMIT (fsync included) */
+    const parley_hist_t *txn_us;     /* microseconds from BEGIN to committed */
+} parley_writer_hists_t;
+void parley_writer_histograms(parley_writer_t *wr, parley_writer_hists_t *out);
 
 /*
  * Run fn(db, arg) on the writer thread, in a savepoint of a batch like any

@@ -42,6 +42,8 @@ const char *parley_strerror(int err)
         return "forbidden";
     case PARLEY_EFENCED:
         return "fenced by a newer holder";
+    case PARLEY_EUNAUTH:
+        return "not authenticated";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);

@@ -8,7 +8,10 @@ import path from "node:path"
 import { test } from "node:test"
 
 import { append, createStream, readAll, request } from "./lib/http.mjs"
-import { runParley, startServer } from "./lib/server.mjs"
+import { TEST_PG_URL, runParley, startServer } from "./lib/server.mjs"
+
+// On PostgreSQL (tests/lib/with-pg) the data directory holds no store.
+const sqliteOnly = (why) => (TEST_PG_URL ? `SQLite only: ${why}` : false)
 
 test("basics - healthz answers 200", { timeout: 30_000 }, async (t) => {
   const srv = await startServer({ t })
@@ -54,7 +57,7 @@ test("basics - unknown route is a JSON 404", { timeout: 30_000 }, async (t) => {
   assert.equal((await request(srv.url, "/healthz")).status, 200)
 })
 
-test("basics - second instance on the same data directory is refused", { timeout: 30_000 }, async (t) => {
+test("basics - second instance on the same data directory is refused", { timeout: 30_000, skip: sqliteOnly("the lock is the SQLite store's, and nodes on PostgreSQL share one database") }, async (t) => {
   const srv = await startServer({ t })
   const second = await runParley(["serve", "--listen", "127.0.0.1:0", "--data", srv.dataDir], {
     timeoutMs: 10_000,
@@ -82,7 +85,7 @@ test("basics - SIGTERM exits 0", { timeout: 30_000 }, async (t) => {
 // The store URL (--store, PARLEY_STORE); --data DIR sets the default
 // sqlite:DIR/parley.db.
 
-test("basics - --data DIR keeps the default store DIR/parley.db", { timeout: 30_000 }, async (t) => {
+test("basics - --data DIR keeps the default store DIR/parley.db", { timeout: 30_000, skip: sqliteOnly("the default store is an SQLite file") }, async (t) => {
   const srv = await startServer({ t })
   const file = path.join(srv.dataDir, "parley.db")
   assert.ok(srv.stdoutText.includes(`store sqlite ${file};`), `banner names the store: ${srv.stdoutText}`)

@@ -149,6 +149,11 @@ test("cli - parley serve --help, -h and help serve print serve's usage and exit 
   assert.equal(new Set(outs).size, 1, "the same usage every way")
   const help = outs[0]
   assert.ok(helpOptions(help).length >= 25, `serve --help lists its options:\n${help}`)
+  // --store names both backends (it once named only sqlite:).
+  const store = helpOptions(help).find((o) => o.flag === "--store")
+  assert.ok(store, `serve --help lists --store:\n${help}`)
+  for (const scheme of ["sqlite:", "postgres://", "postgresql://"])
+    assert.ok(store.text.includes(scheme), `serve --help's --store names ${scheme}: ${store.text}`)
   for (const line of help.split("\n")) assert.ok(line.length <= 80, `a line of serve --help is over 80 columns: ${line}`)
   // The environment is not read for --help: a bad variable does not stop it.
   const r = await runParley(["serve", "--help"], { env: { PARLEY_THREADS: "many" } })
@@ -293,6 +298,10 @@ test("cli - the man page and serve --help list the same options, with each one's
     assert.ok(d, `serve --help gives ${o.flag}'s default: ${o.text}`)
     assert.ok(entry.includes(`Default: ${d[1]}`), `the man page's ${o.flag} says "Default: ${d[1]}": ${entry}`)
   }
+  // Both name the two kinds of store under --store.
+  const store = man.find((m) => m.flag === "--store").text
+  for (const scheme of ["sqlite:", "postgres://", "postgresql://"])
+    assert.ok(store.includes(scheme), `the man page's --store names ${scheme}: ${store}`)
 })
 
 test("cli - the man page renders without a warning, and make install puts it where man finds it", { timeout: 60_000 }, async (t) => {

@@ -3,6 +3,7 @@
 // records across restart and kill -9, and expiry.
 import assert from "node:assert/strict"
 import http from "node:http"
+import { spawnSync } from "node:child_process"
 import { test } from "node:test"
 
 import { client, expectError, expectStatus, listAll, readEvents, sleep, userToken } from "./lib/api.mjs"
@@ -364,3 +365,91 @@ test("idempotency - with --idempotency-ttl 1 an expired key is a fresh request",
   expectStatus(await alice.post("/v1/documents/ttl", { v: 3 }, key("other-key")), 201, "another body after the TTL")
   assert.equal((await listAll(alice, "ttl")).length, 4)
 })
+
+// Records stored before outcomes were recorded hold the rendered reply
+// ("<status>\n<content type>\n<headers length>\n<headers><body>"). These two
+// were made by that release (local mode, owner @local): a conversation
+// created and a producer's stream append, each with a key. A database that
+// holds them must still answer their retries with them, byte for byte.
+const LEGACY_RECORDS = [
+  {
+    key: "legacy-key-1",
+    fingerprint: "858a719945281ba2d67770dc0a67f1764d8cd723710f0cb46c2da786aaa8f9b2",
+    response:
+      "3230310A6170706C69636174696F6E2F6A736F6E0A36310A455461673A202231220A4C6F636174696F6E3A202F76312F636F6E766572736174696F6E732F524F7A325F4C5A7234717972356876315A52737643770A7B22637265617465645F6174223A22323032362D31312D33305431323A31333A32372E3039365A222C226964223A22524F7A325F4C5A7234717972356876315A5273764377222C226C6173745F6D6573736167655F6174223A6E756C6C2C226D6573736167655F636F756E74223A302C226D65746164617461223A7B226E223A302E317D2C226F776E6572223A22406C6F63616C222C227469746C65223A224B6570742066726F6D206265666F7265222C22757064617465645F6174223A22323032362D31312D33305431323A31333A32372E3039365A222C2276657273696F6E223A317D",
+  },
+  {
+    key: "legacy-key-2",
+    fingerprint: "b6b86a93cc80d763306d861288d01d8b89c2eec188018c80e445846a5769158a",
+    response:
+      "3230300A0A38380A53747265616D2D4E6578742D4F66667365743A20303030303030303030303030303030305F303030303030303030303030303030350A50726F64756365722D45706F63683A20300A50726F64756365722D5365713A20300A",
+  },
+]
+
+test("idempotency - records stored as rendered replies by the earlier release still replay byte for byte", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  expectStatus(await fetchRaw(srv, "GET", "/v1/conversations"), 200, "the server answers")
+  assert.equal(await srv.stop(), 0)
+  const now = Date.now()
+  for (const r of LEGACY_RECORDS) {
+    const res = srv.pgUrl
+      ? spawnSync("psql", [srv.pgUrl, "-v", "ON_ERROR_STOP=1", "-qAtc",
+          `INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) VALUES ` +
+          `('@local', '${r.key}', '${r.fingerprint}', ${now}, decode('${r.response}', 'hex'))`], { encoding: "utf8" })
+      : spawnSync("sqlite3", [`${srv.dataDir}/parley.db`,
+          `INSERT INTO idempotency (owner, key, fingerprint, created_ms, response) VALUES ` +
+          `('@local', '${r.key}', '${r.fingerprint}', ${now}, X'${r.response}')`], { encoding: "utf8" })
+    assert.equal(res.status, 0, `inserting ${r.key}: ${res.stderr || res.error}`)
+  }
+  await srv.restart()
+
+  const conv = await fetchRaw(srv, "POST", "/v1/conversations", '{"title":"Kept from before","metadata":{"n":0.1}}', {
+    "Content-Type": "application/json",
+    "Idempotency-Key": "legacy-key-1",
+  })
+  assert.equal(conv.status, 201, conv.text)
+  assert.equal(conv.headers["idempotent-replayed"], "true")
+  assert.equal(conv.headers.etag, '"1"')
+  assert.equal(conv.headers.location, "/v1/conversations/ROz2_LZr4qyr5hv1ZRsvCw")
+  assert.equal(conv.headers["content-type"], "application/json")
+  assert.equal(conv.text, Buffer.from(LEGACY_RECORDS[0].response, "hex").toString("utf8").split("\n").slice(5).join("\n"))
+  // The record answered: nothing was created.
+  assert.deepEqual(JSON.parse((await fetchRaw(srv, "GET", "/v1/conversations")).text).items, [])
+
+  const append = await fetchRaw(srv, "POST", "/v1/stream/legacy/s", "hello", {
+    "Content-Type": "text/plain",
+    "Idempotency-Key": "legacy-key-2",
+    "Producer-Id": "p",
+    "Producer-Epoch": "0",
+    "Producer-Seq": "0",
+  })
+  assert.equal(append.status, 200, append.text)
+  assert.equal(append.headers["idempotent-replayed"], "true")
+  assert.equal(append.headers["stream-next-offset"], "0000000000000000_0000000000000005")
+  assert.equal(append.headers["producer-epoch"], "0")
+  assert.equal(append.headers["producer-seq"], "0")
+  assert.equal(append.text, "")
+  // And the same key with another body is still a reuse.
+  expectError(await fetchRaw(srv, "POST", "/v1/stream/legacy/s", "other", {
+    "Content-Type": "text/plain",
+    "Idempotency-Key": "legacy-key-2",
+  }), 422, "idempotency_key_reused")
+})
+
+/** One request with a raw body: { status, headers, body, text, json() }. */
+function fetchRaw(srv, method, path, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(srv.url + path)
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method, headers }, (res) => {
+      const chunks = []
+      res.on("data", (c) => chunks.push(c))
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8")
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks), text, json: () => JSON.parse(text) })
+      })
+    })
+    req.on("error", reject)
+    if (body !== undefined) req.end(body)
+    else req.end()
+  })
+}

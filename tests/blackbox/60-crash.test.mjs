@@ -11,12 +11,18 @@ import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
-import { startServer } from "./lib/server.mjs"
+import { TEST_PG_URL, startServer } from "./lib/server.mjs"
 import { createStream, append, readAll, request } from "./lib/http.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 // The shim is built next to the release binary (build/), whichever binary runs.
 const SHIM = path.resolve(here, "..", "..", "build", "libparley_faultfs.so")
+
+// On PostgreSQL (tests/lib/with-pg) the database's files, their fsyncs and
+// their disk are the PostgreSQL server's: the tests that fault the server's
+// own files are SQLite's alone. Killing the server and refusing a database
+// it cannot serve mean the same on both and run on both.
+const sqliteOnly = (why) => (TEST_PG_URL ? `SQLite only: ${why}` : false)
 
 function exitOf(proc) {
   if (proc.exitCode !== null || proc.signalCode !== null)
@@ -24,7 +30,7 @@ function exitOf(proc) {
   return new Promise((ok) => proc.once("exit", (code, sig) => ok(code ?? sig)))
 }
 
-test("crash - a failed fsync is never acknowledged and stops the server", async (t) => {
+test("crash - a failed fsync is never acknowledged and stops the server", { skip: sqliteOnly("the shim fails the server's own fsyncs") }, async (t) => {
   assert.ok(fs.existsSync(SHIM), `fault shim not built: ${SHIM}`)
   const trigger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "parley-fault-")), "fail")
   t.after(() => fs.rmSync(path.dirname(trigger), { recursive: true, force: true }))
@@ -80,7 +86,7 @@ test("crash - a failed fsync is never acknowledged and stops the server", async 
 // with a clear JSON error, nothing unacknowledged is stored, and writes
 // succeed again once space is freed, without a restart. Needs root (a loop
 // mount); skipped with the reason otherwise.
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 
 function tryMountImage(t) {
   if (process.getuid?.() !== 0) return { skip: "needs root for a loop mount" }
@@ -103,7 +109,7 @@ function tryMountImage(t) {
   return { mnt }
 }
 
-test("crash - a full disk answers 507, keeps every acknowledged write, and recovers without a restart", { timeout: 60_000 }, async (t) => {
+test("crash - a full disk answers 507, keeps every acknowledged write, and recovers without a restart", { timeout: 60_000, skip: sqliteOnly("the small disk holds the data directory, where PostgreSQL keeps nothing") }, async (t) => {
   const m = tryMountImage(t)
   if (m.skip) return t.skip(m.skip)
   // Space to give back later.
@@ -245,7 +251,7 @@ test("crash - kill -9 under concurrent load: acknowledged writes present once, r
 
 // RELIABILITY.md item 5: flipped bytes in the database are detected at
 // start-up and reported, not served.
-test("crash - a corrupted database is refused at start-up, not served", { timeout: 30_000 }, async (t) => {
+test("crash - a corrupted database is refused at start-up, not served", { timeout: 30_000, skip: sqliteOnly("flips bytes in parley.db") }, async (t) => {
   const srv = await startServer({ t })
   assert.equal((await createStream(srv.url, "c")).status, 201)
   for (let i = 0; i < 40; i++) assert.equal((await append(srv.url, "c", "x".repeat(2000))).status, 204)
@@ -261,4 +267,33 @@ test("crash - a corrupted database is refused at start-up, not served", { timeou
     assert.match(String(err.message) + srv.stderr(), /integrity check|malformed/)
     return true
   })
+})
+
+// The same on PostgreSQL: a database the build cannot serve (a schema
+// newer than its own, or a table missing a column a statement needs) stops
+// start-up with a message instead of failing requests later.
+test("crash - a PostgreSQL database the build cannot serve is refused at start-up", { timeout: 30_000, skip: TEST_PG_URL ? false : "needs a private PostgreSQL (tests/lib/with-pg)" }, async (t) => {
+  const srv = await startServer({ t })
+  assert.equal((await createStream(srv.url, "c")).status, 201)
+  assert.equal(await srv.stop(), 0)
+  const psql = (sql) => {
+    const res = spawnSync("psql", [srv.pgUrl, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], { encoding: "utf8", timeout: 30_000 })
+    assert.equal(res.status, 0, `psql ${sql}: ${res.stderr}`)
+  }
+  for (const [damage, repair, says] of [
+    ["UPDATE meta SET value = (value::int + 1000)::text WHERE key = 'schema_version'", "UPDATE meta SET value = (value::int - 1000)::text WHERE key = 'schema_version'", /schema \(version \d+\) is newer than this build/],
+    ["ALTER TABLE streams RENAME COLUMN tail TO tail_gone", "ALTER TABLE streams RENAME COLUMN tail_gone TO tail", /tail/],
+  ]) {
+    psql(damage)
+    await assert.rejects(srv.restart(), (err) => {
+      assert.match(String(err.message), /exited before it was ready \(code 1,/)
+      assert.match(srv.stderr(), says)
+      assert.match(srv.stderr(), /refusing to serve it|cannot open the store/)
+      return true
+    })
+    psql(repair)
+  }
+  // Repaired, it serves the same data again.
+  await srv.restart()
+  assert.equal((await readAll(srv.url, "c")).status, 200)
 })

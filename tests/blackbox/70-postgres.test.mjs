@@ -7,13 +7,13 @@
 // crash); the server reconnects by
 // itself once PostgreSQL is back, with no restart; and every write that was
 // acknowledged before, during or after the outage is in the stream exactly
-// once.
+// once. /metrics keeps answering meanwhile, with parley_store_up 0.
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import path from "node:path"
 import { test } from "node:test"
 
-import { append, createStream, readAll } from "./lib/http.mjs"
+import { append, createStream, readAll, request } from "./lib/http.mjs"
 import { TEST_PG_URL, startServer } from "./lib/server.mjs"
 
 const PG_DIR = process.env.PARLEY_TEST_PG_DIR ?? ""
@@ -64,6 +64,8 @@ test("postgres - stopped and started under load: 503 while down, reconnects, no 
   const downRefused = refused.length
   // A read while the database is down gets the same answer as a write.
   const readDown = await readAll(srv.url, "load")
+  // /metrics still answers, and says the store cannot be read.
+  const metricsDown = await request(srv.url, "/metrics")
   pgCtl("-l", path.join(PG_DIR, "server.log"), "-w", "-t", "60", "start")
   const restarted = acked.size
   await sleep(1500)
@@ -83,6 +85,12 @@ test("postgres - stopped and started under load: 503 while down, reconnects, no 
   assert.ok(refused.some((r) => JSON.parse(r.body).error.code === "database_unavailable"), JSON.stringify(refused.slice(0, 3)))
   assert.equal(readDown.status, 503, `a read during the outage: ${readDown.status} ${readDown.text}`)
   assert.equal(JSON.parse(readDown.text).error.code, "database_unavailable")
+  assert.equal(metricsDown.status, 200, metricsDown.text)
+  assert.match(metricsDown.text, /^parley_store_up 0$/m)
+  assert.doesNotMatch(metricsDown.text, /^parley_store_database_bytes /m)
+  const metricsUp = await request(srv.url, "/metrics")
+  assert.match(metricsUp.text, /^parley_store_up 1$/m)
+  assert.match(metricsUp.text, /^parley_store_database_bytes \d+$/m)
 
   const all = await readAll(srv.url, "load")
   assert.equal(all.status, 200)

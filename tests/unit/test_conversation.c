@@ -15,7 +15,20 @@
  * Pure:
  *   4. parley_message_parse: every accepted and refused body of the
  *      contract, with the code and message the API answers;
- *   5. parley_conversation_parse: create and patch bodies likewise.
+ *   5. parley_conversation_parse: create and patch bodies likewise;
+ *   6. patch: a merge patch on title and metadata makes version + 1; a
+ *      stale If-Match is refused with the current conversation, another
+ *      user's conversation is not found, and neither changes anything;
+ *   7. a log whose tail is not the message count (a gap, or a message
+ *      written behind the conversation's back) is refused, not numbered
+ *      over, and the refused post writes nothing;
+ *   8. reading the log page by page (limit, byte budget, after) returns
+ *      every message once, in seq order;
+ *   9. every change is one event in the owner's feed: conversation.created
+ *      |updated|deleted and message.created with its seq.
+ *
+ * Cases 6-9 read outcomes through verdict(): a refusal (PARLEY_E*) or how
+ * the rule succeeded (core/outcome.h).
  */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 
@@ -33,10 +46,12 @@
 #include <cmocka.h>
 
 #include "core/conversation.h"
+#include "core/feed.h"
 #include "core/message.h"
 #include "core/session.h"
 #include "core/stream.h"
 #include "core/turn.h"
+#include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
 
@@ -88,7 +103,7 @@ static void create_conv(fixture_t *fx, const char *user, char *id)
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_conversation_apply(fx->db, &cr, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
 }
 
@@ -115,7 +130,7 @@ static int post(fixture_t *fx, const char *conv, const char *user, const char *b
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_turn_post(fx->db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    int status = o.status;
+    int status = outcome_status(&o);
     if (status == 201) {
         assert_string_equal(json_string_value(json_object_get(o.body, "id")), mid);
         if (seq)
@@ -241,7 +256,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
     assert_int_equal(parley_db_begin(fx.db), 0);
     assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx.db), 0);
-    assert_int_equal(o.status, 204);
+    assert_int_equal(outcome_status(&o), 204);
     assert_false(parley_wakeset_empty(&o.wake));
     parley_outcome_clear(&o);
 
@@ -273,7 +288,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
 
     /* Gone for its owner: a second delete, and a post, are 404. */
     assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 404);
+    assert_int_equal(outcome_status(&o), 404);
     parley_outcome_clear(&o);
     assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
                      404);
@@ -312,8 +327,8 @@ static void conversation_delete_refused_keeps_everything(void **state)
         assert_int_equal(parley_db_begin(fx.db), 0);
         assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
         assert_int_equal(parley_db_commit(fx.db), 0);
-        assert_int_equal(o.status, cases[i].status);
-        if (o.status == 412) /* with the current conversation */
+        assert_int_equal(outcome_status(&o), cases[i].status);
+        if (outcome_status(&o) == 412) /* with the current conversation */
             assert_int_equal(json_integer_value(json_object_get(o.body, "version")), 2);
         parley_outcome_clear(&o);
         parley_sess_t s;
@@ -373,7 +388,7 @@ static void turn_post_not_visible_refused(void **state)
     req.message_id = "m-admin";
     req.session_id = "s-admin";
     assert_int_equal(parley_turn_post(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
     json_decref(body);
     assert_int_equal(message_count(&fx, conv), 1);
@@ -447,14 +462,14 @@ static void message_parse_bodies_table(void **state)
         if (!cases[i].message) {
             if (rc != 0)
                 fail_msg("case %zu %s: refused: %s", i, cases[i].body, o.error);
-            assert_int_equal(o.status, 0);
+            assert_int_equal(o.refusal, 0);
             assert_true(parley_message_role_is_valid(m.role));
             assert_non_null(m.content);
             assert_true(m.metadata == NULL || json_is_object(m.metadata));
             assert_int_equal(m.process, cases[i].process);
             assert_int_equal(m.max_attempts, cases[i].max_attempts);
         } else {
-            if (rc != PARLEY_EINVAL || o.status != 400)
+            if (rc != PARLEY_EINVAL || outcome_status(&o) != 400)
                 fail_msg("case %zu %s: not refused with 400", i, cases[i].body);
             assert_string_equal(o.code, "invalid_message");
             assert_string_equal(o.error, cases[i].message);
@@ -518,9 +533,9 @@ static void conversation_parse_bodies_table(void **state)
         if (!cases[i].message) {
             if (rc != 0)
                 fail_msg("case %zu %s: refused: %s", i, cases[i].body, o.error);
-            assert_int_equal(o.status, 0);
+            assert_int_equal(o.refusal, 0);
         } else {
-            if (rc != PARLEY_EINVAL || o.status != 400)
+            if (rc != PARLEY_EINVAL || outcome_status(&o) != 400)
                 fail_msg("case %zu %s: not refused with 400", i, cases[i].body);
             assert_string_equal(o.code, "invalid_conversation");
             assert_string_equal(o.error, cases[i].message);
@@ -533,6 +548,299 @@ static void conversation_parse_bodies_table(void **state)
     }
 }
 
+/* ---- what a rule decided --------------------------------------------------------- */
+
+typedef struct verdict {
+    int refusal;        /* 0: done; else the refusal (negative PARLEY_E*) */
+    parley_done_t done; /* how it was done */
+} verdict_t;
+
+/* The outcome as a refusal or a done (core/outcome.h). */
+static verdict_t verdict(const parley_outcome_t *o)
+{
+    verdict_t v = {o->refusal, o->done};
+    return v;
+}
+
+/* Patch conv as user with body (JSON text) and If-Match if_match (0: none),
+ * in its own transaction; the outcome in *o (the caller clears it). */
+static void patch_conv(fixture_t *fx, const char *conv, const char *user, const char *body,
+                       int64_t if_match, parley_outcome_t *o)
+{
+    parley_conv_req_t req;
+    json_error_t jerr;
+    memset(&req, 0, sizeof req);
+    req.op = PARLEY_CONV_PATCH;
+    req.id = conv;
+    req.user = user;
+    req.body = json_loads(body, 0, &jerr);
+    req.has_if_match = if_match != 0;
+    req.if_match = if_match;
+    assert_non_null(req.body);
+    assert_int_equal(parley_conversation_parse(PARLEY_CONV_PATCH, req.body, o), 0);
+    assert_int_equal(parley_db_begin(fx->db), 0);
+    assert_int_equal(parley_conversation_apply(fx->db, &req, o), 0);
+    assert_int_equal(parley_db_commit(fx->db), 0);
+    json_decref(req.body);
+}
+
+/* The stored conversation's version, title (or "(null)") and metadata. */
+static void conv_state(fixture_t *fx, const char *conv, char *out, size_t cap)
+{
+    parley_conv_t c;
+    assert_int_equal(parley_db_conv_get(fx->db, conv, &c), 0);
+    snprintf(out, cap, "v%lld %s %s", (long long)c.version, c.title ? c.title : "(null)",
+             c.metadata ? c.metadata : "{}");
+    parley_conv_clear(&c);
+}
+
+/* The events of user's feed as "type" or "type seq" (message.created),
+ * joined by "; ". */
+static void feed_brief(fixture_t *fx, const char *user, char *out, size_t cap)
+{
+    char path[PARLEY_PATH_MAX + 1];
+    parley_stream_t meta;
+    parley_buf_t buf;
+    parley_read_t rd;
+    parley_feed_path(user, path, sizeof path);
+    out[0] = '\0';
+    if (parley_db_stream_get(fx->db, path, &meta) == PARLEY_ENOTFOUND)
+        return;
+    parley_buf_init(&buf, 1 << 20);
+    assert_int_equal(parley_buf_putc(&buf, '['), 0);
+    assert_int_equal(parley_stream_read(fx->db, &meta, 0, 1 << 20, &buf, &rd), 0);
+    assert_int_equal(parley_buf_putc(&buf, ']'), 0);
+    json_t *events = json_loadb(buf.data, buf.len, 0, NULL);
+    assert_non_null(events);
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        json_t *seq = json_object_get(json_object_get(e, "data"), "seq");
+        size_t n = strlen(out);
+        if (seq)
+            snprintf(out + n, cap - n, "%s%s %lld", n ? "; " : "", type,
+                     (long long)json_integer_value(seq));
+        else
+            snprintf(out + n, cap - n, "%s%s", n ? "; " : "", type);
+    }
+    json_decref(events);
+    parley_buf_free(&buf);
+}
+
+/* ---- 6. patch ----------------------------------------------------------------------- */
+
+static void conversation_patch_merges_and_checks_if_match(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char conv[PARLEY_ROW_ID_MAX + 1], now[256];
+    parley_outcome_t o;
+    fixture_open(&fx);
+    create_conv(&fx, "alice", conv);
+    patch_conv(&fx, conv, "alice", "{\"title\":\"a\",\"metadata\":{\"k\":1,\"j\":2}}", 1, &o);
+    assert_int_equal(verdict(&o).done, PARLEY_DONE_OK);
+    assert_int_equal(verdict(&o).refusal, 0);
+    assert_int_equal(json_integer_value(json_object_get(o.body, "version")), 2);
+    parley_outcome_clear(&o);
+    /* A merge: null removes a key, other keys stay. */
+    patch_conv(&fx, conv, "alice", "{\"metadata\":{\"k\":null,\"m\":[3]}}", 0, &o);
+    assert_int_equal(verdict(&o).done, PARLEY_DONE_OK);
+    parley_outcome_clear(&o);
+    conv_state(&fx, conv, now, sizeof now);
+    assert_string_equal(now, "v3 a {\"j\":2,\"m\":[3]}");
+
+    static const struct {
+        const char *user; /* the caller */
+        int64_t if_match; /* If-Match, 0 for none */
+        int refusal;      /* expected */
+    } refused[] = {
+        {"alice", 2, PARLEY_EPRECOND},
+        {"alice", 4, PARLEY_EPRECOND},
+        {"mallory", 0, PARLEY_ENOTFOUND},
+        {"mallory", 3, PARLEY_ENOTFOUND},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        patch_conv(&fx, conv, refused[i].user, "{\"title\":\"x\"}", refused[i].if_match, &o);
+        if (verdict(&o).refusal != refused[i].refusal)
+            fail_msg("case %zu: refusal %s", i, parley_strerror(verdict(&o).refusal));
+        if (refused[i].refusal == PARLEY_EPRECOND) { /* with the current conversation */
+            assert_string_equal(o.code, "precondition_failed");
+            assert_int_equal(json_integer_value(json_object_get(o.body, "version")), 3);
+            assert_string_equal(json_string_value(json_object_get(o.body, "title")), "a");
+        } else {
+            assert_string_equal(o.code, "not_found");
+            assert_null(o.body);
+        }
+        assert_true(parley_wakeset_empty(&o.wake));
+        parley_outcome_clear(&o);
+        conv_state(&fx, conv, now, sizeof now);
+        assert_string_equal(now, "v3 a {\"j\":2,\"m\":[3]}");
+    }
+    /* title null clears it. */
+    patch_conv(&fx, conv, "alice", "{\"title\":null}", 3, &o);
+    assert_int_equal(verdict(&o).done, PARLEY_DONE_OK);
+    parley_outcome_clear(&o);
+    conv_state(&fx, conv, now, sizeof now);
+    assert_string_equal(now, "v4 (null) {\"j\":2,\"m\":[3]}");
+    fixture_close(&fx);
+}
+
+/* ---- 7. a log that disagrees ------------------------------------------------------ */
+
+static void conversation_post_refused_when_log_disagrees(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char conv[PARLEY_ROW_ID_MAX + 1], path[PARLEY_PATH_MAX + 1], feed[512];
+    int64_t sid;
+    fixture_open(&fx);
+    create_conv(&fx, "alice", conv);
+    assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
+                     201);
+    /* A message written to the log behind the conversation's back. */
+    parley_conversation_stream_path(conv, path, sizeof path);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(parley_stream_append_internal(fx.db, path, "alice", "{}", 2, &sid), 0);
+    assert_int_equal(parley_db_commit(fx.db), 0);
+
+    parley_turn_post_req_t req;
+    parley_outcome_t o;
+    json_t *body = json_pack("{s:s, s:s, s:b}", "role", "user", "content", "q", "process", 1);
+    memset(&req, 0, sizeof req);
+    assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
+    req.conversation_id = conv;
+    req.user = "alice";
+    req.message_id = "m-gap";
+    req.session_id = "s-gap";
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(parley_turn_post(fx.db, &req, &o), PARLEY_EINVAL);
+    parley_db_rollback(fx.db); /* as the writer does with a refused request */
+    parley_outcome_clear(&o);
+    json_decref(body);
+    assert_int_equal(message_count(&fx, conv), 1);
+    parley_sess_t s;
+    assert_int_equal(parley_db_sess_get(fx.db, "s-gap", &s), PARLEY_ENOTFOUND);
+    feed_brief(&fx, "alice", feed, sizeof feed);
+    assert_string_equal(feed, "conversation.created; message.created 1");
+    fixture_close(&fx);
+}
+
+/* ---- 8. reading the log by pages ------------------------------------------------------ */
+
+static void conversation_read_page_every_message_once(void **state)
+{
+    (void)state;
+    static const struct {
+        int limit;        /* messages per page */
+        size_t max_bytes; /* bytes per page */
+        int pages;        /* pages to read all 10 */
+    } cases[] = {
+        {100, 1 << 20, 1}, {10, 1 << 20, 1}, {3, 1 << 20, 4}, {1, 1 << 20, 10}, {100, 1, 10},
+    };
+    fixture_t fx;
+    char conv[PARLEY_ROW_ID_MAX + 1];
+    fixture_open(&fx);
+    create_conv(&fx, "alice", conv);
+    for (int i = 1; i <= 10; i++)
+        assert_int_equal(
+            post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL), 201);
+    parley_stream_t log;
+    log_of(&fx, conv, &log);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t after = 0;
+        int pages = 0;
+        bool more = true;
+        while (more) {
+            parley_buf_t buf;
+            int n;
+            uint64_t last;
+            json_error_t jerr;
+            parley_buf_init(&buf, 1 << 20);
+            assert_int_equal(parley_buf_putc(&buf, '['), 0);
+            assert_int_equal(parley_conversation_read_page(fx.db, &log, after, cases[i].limit,
+                                                           cases[i].max_bytes, &buf, &n, &last,
+                                                           &more),
+                             0);
+            assert_int_equal(parley_buf_putc(&buf, ']'), 0);
+            json_t *page = json_loadb(buf.data, buf.len, 0, &jerr);
+            assert_non_null(page);
+            assert_int_equal(json_array_size(page), (size_t)n);
+            assert_true(n >= 1);
+            for (int k = 0; k < n; k++)
+                if (json_integer_value(json_object_get(json_array_get(page, (size_t)k), "seq")) !=
+                    (json_int_t)(after + (uint64_t)k + 1))
+                    fail_msg("case %zu: page %d holds the wrong seq at %d", i, pages, k);
+            assert_int_equal(last, after + (uint64_t)n);
+            after = last;
+            pages++;
+            json_decref(page);
+            parley_buf_free(&buf);
+        }
+        assert_int_equal(after, 10);
+        if (pages != cases[i].pages)
+            fail_msg("case %zu: %d pages, expected %d", i, pages, cases[i].pages);
+    }
+    /* After the last message: an empty page, nothing more. */
+    parley_buf_t buf;
+    int n;
+    uint64_t last;
+    bool more;
+    parley_buf_init(&buf, 1 << 20);
+    assert_int_equal(
+        parley_conversation_read_page(fx.db, &log, 10, 100, 1 << 20, &buf, &n, &last, &more), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(last, 10);
+    assert_false(more);
+    parley_buf_free(&buf);
+    fixture_close(&fx);
+}
+
+/* ---- 9. feed events ------------------------------------------------------------------ */
+
+static void conversation_changes_emit_feed_events(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char conv[PARLEY_ROW_ID_MAX + 1], feed[512];
+    parley_outcome_t o;
+    fixture_open(&fx);
+    create_conv(&fx, "alice", conv);
+    assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
+                     201);
+    assert_int_equal(post(&fx, conv, "alice",
+                          "{\"role\":\"user\",\"content\":\"q\",\"process\":true}", NULL, NULL),
+                     201);
+    patch_conv(&fx, conv, "alice", "{\"title\":\"t\"}", 0, &o);
+    assert_int_equal(verdict(&o).done, PARLEY_DONE_OK);
+    parley_outcome_clear(&o);
+    /* Refused requests emit nothing. */
+    patch_conv(&fx, conv, "mallory", "{\"title\":\"x\"}", 0, &o);
+    assert_int_equal(verdict(&o).refusal, PARLEY_ENOTFOUND);
+    parley_outcome_clear(&o);
+    assert_int_equal(
+        post(&fx, conv, "mallory", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL), 404);
+    parley_conv_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = PARLEY_CONV_DELETE;
+    req.id = conv;
+    req.user = "alice";
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(parley_turn_delete_conversation(fx.db, &req, &o), 0);
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    assert_int_equal(verdict(&o).done, PARLEY_DONE_EMPTY);
+    parley_outcome_clear(&o);
+    feed_brief(&fx, "alice", feed, sizeof feed);
+    /* The session the second message asked for is created in the same
+     * transaction (session.updated, from null to pending). */
+    assert_string_equal(feed, "conversation.created; message.created 1; message.created 2; "
+                              "session.updated; conversation.updated; conversation.deleted");
+    feed_brief(&fx, "mallory", feed, sizeof feed);
+    assert_string_equal(feed, "");
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest conversation_tests[] = {
@@ -543,6 +851,10 @@ int main(void)
         cmocka_unit_test(turn_post_not_visible_refused),
         cmocka_unit_test(message_parse_bodies_table),
         cmocka_unit_test(conversation_parse_bodies_table),
+        cmocka_unit_test(conversation_patch_merges_and_checks_if_match),
+        cmocka_unit_test(conversation_post_refused_when_log_disagrees),
+        cmocka_unit_test(conversation_read_page_every_message_once),
+        cmocka_unit_test(conversation_changes_emit_feed_events),
     };
     return cmocka_run_group_tests_name("conversation", conversation_tests, NULL, NULL);
 }

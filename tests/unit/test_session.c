@@ -38,6 +38,7 @@
 #include "core/session.h"
 #include "core/stream.h"
 #include "core/turn.h"
+#include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
 
@@ -180,12 +181,12 @@ static int act(fixture_t *fx, parley_session_action_t a, const char *body_json)
     else
         assert_int_equal(parley_session_apply(fx->db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx->db), 0);
-    if (o.status == 409) {
+    if (outcome_status(&o) == 409) {
         /* The current session comes with every refusal. */
         assert_non_null(o.body);
         assert_string_equal(json_string_value(json_object_get(o.body, "id")), fx->sess);
     }
-    int status = o.status;
+    int status = outcome_status(&o);
     parley_outcome_clear(&o);
     json_decref(body);
     return status;
@@ -217,7 +218,7 @@ static void fixture_open(fixture_t *fx)
     cr.user = "alice";
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_conversation_apply(fx->db, &cr, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
 
     parley_turn_post_req_t mr;
@@ -233,7 +234,7 @@ static void fixture_open(fixture_t *fx)
     mr.message_id = mid;
     mr.session_id = fx->sess;
     assert_int_equal(parley_turn_post(fx->db, &mr, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
     json_decref(body);
     assert_int_equal(parley_db_commit(fx->db), 0);
@@ -286,9 +287,9 @@ static bool try_action(fixture_t *fx, parley_session_action_t a)
         assert_int_equal(
             parley_session_check_append(fx->db, fx->sess, "admin", true, -1, path, sizeof path, &o),
             0);
-        bool ok = o.status == 0;
+        bool ok = o.refusal == 0;
         if (!ok)
-            assert_int_equal(o.status, 409);
+            assert_int_equal(outcome_status(&o), 409);
         else
             assert_true(strncmp(path, PARLEY_SESSION_PATH_PREFIX, 16) == 0);
         parley_outcome_clear(&o);
@@ -392,7 +393,7 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
         /* On the connection's thread: 403 comes before the body's 400. */
         req.body = bad;
         assert_int_equal(parley_session_parse(&req, &o), PARLEY_EINVAL);
-        assert_int_equal(o.status, 403);
+        assert_int_equal(outcome_status(&o), 403);
         assert_string_equal(o.code, "forbidden");
         parley_outcome_clear(&o);
         /* And on the writer, for a request that got there parsed anyway. */
@@ -403,7 +404,7 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
             assert_int_equal(parley_turn_complete(fx.db, &req, &o), 0);
         else
             assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
-        assert_int_equal(o.status, 403);
+        assert_int_equal(outcome_status(&o), 403);
         parley_outcome_clear(&o);
     }
     json_decref(bad);
@@ -416,13 +417,13 @@ static void session_apply_worker_action_forbidden_for_users(void **state)
     req.user = "mallory";
     assert_int_equal(parley_session_parse(&req, &o), 0);
     assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
-    assert_int_equal(o.status, 404);
+    assert_int_equal(outcome_status(&o), 404);
     parley_outcome_clear(&o);
     req.user = "alice";
     assert_int_equal(parley_db_begin(fx.db), 0);
     assert_int_equal(parley_session_apply(fx.db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx.db), 0);
-    assert_int_equal(o.status, 200);
+    assert_int_equal(outcome_status(&o), 200);
     parley_outcome_clear(&o);
     fixture_close(&fx);
 }
@@ -473,7 +474,7 @@ static void session_parse_bad_body_refused(void **state)
         req.user = "admin";
         req.admin = true;
         req.body = body;
-        if (parley_session_parse(&req, &o) != PARLEY_EINVAL || o.status != 400)
+        if (parley_session_parse(&req, &o) != PARLEY_EINVAL || outcome_status(&o) != 400)
             fail_msg("case %zu (%s %s): not refused with 400", i,
                      parley_session_action_name(cases[i].action), cases[i].body);
         assert_string_equal(o.code, "invalid_request");
@@ -500,7 +501,7 @@ static void session_parse_fills_args(void **state)
     req.admin = true;
     req.body = body;
     assert_int_equal(parley_session_parse(&req, &o), 0);
-    assert_int_equal(o.status, 0);
+    assert_int_equal(o.refusal, 0);
     assert_true(req.args.parsed);
     assert_int_equal(req.args.lease_ms, 30000);
     assert_int_equal(req.args.attempt, -1);
@@ -608,7 +609,7 @@ static void session_complete_via_turn_appends_reply(void **state)
     assert_int_equal(parley_db_begin(fx.db), 0);
     assert_int_equal(parley_turn_complete(fx.db, &req, &o), 0);
     assert_int_equal(parley_db_commit(fx.db), 0);
-    assert_int_equal(o.status, 200);
+    assert_int_equal(outcome_status(&o), 200);
     assert_string_equal(json_string_value(json_object_get(o.body, "status")), "completed");
     assert_string_equal(json_string_value(json_object_get(o.body, "result_message_id")), "reply1");
     assert_true(o.wake.n >= 2); /* the log, the session stream (and the feed) */

@@ -1759,6 +1759,34 @@ static void store_sub_roundtrip_every_field(void **state)
     free(got);
 }
 
+/* The stat op: the database's size (and SQLite's WAL), and subscriptions
+ * counted by type, as /metrics reports them. */
+static void store_stat_sizes_and_subscription_counts(void **state)
+{
+    fixture_t *fx = *state;
+    parley_store_stat_t before, after;
+    char desc[256];
+    parley_store_describe(fx->store, desc, sizeof desc);
+    bool pg = strncmp(desc, "postgres", 8) == 0;
+    assert_int_equal(parley_db_stat(reader(fx), &before), 0);
+    assert_true(before.db_bytes > 0);
+    if (pg)
+        assert_int_equal(before.wal_bytes, -1); /* the cluster's, not the database's */
+    else
+        assert_true(before.wal_bytes >= 0);
+    assert_true(before.subs_webhook >= 0 && before.subs_pull_wake >= 0);
+    const int variant[] = {0, 1, 1};
+    for (int i = 0; i < 3; i++) {
+        parley_sub_t *sub = sub_make(variant[i], T("stat%d", i));
+        assert_int_equal(parley_db_sub_put_config(fx->w, sub), 0);
+        free(sub);
+    }
+    assert_int_equal(parley_db_stat(reader(fx), &after), 0);
+    assert_int_equal(after.subs_webhook, before.subs_webhook + 1);
+    assert_int_equal(after.subs_pull_wake, before.subs_pull_wake + 2);
+    assert_true(after.db_bytes > 0);
+}
+
 typedef struct links {
     int n;                           /* rows seen */
     int stop_after;                  /* non-zero after this many (0: never) */
@@ -2763,6 +2791,7 @@ int main(void)
     const struct CMUnitTest counters[] = {};
     const struct CMUnitTest subscriptions[] = {
         S(store_sub_roundtrip_every_field),
+        S(store_stat_sizes_and_subscription_counts),
         S(store_sub_get_enotfound_missing_or_removed),
         S(store_sub_with_pattern_only_patterned),
         S(store_sub_leases_expired_without_pending_delivery),

@@ -28,6 +28,7 @@
 #include "core/outcome.h"
 #include "core/streamrules.h"
 #include "core/subscription.h"
+#include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -215,7 +216,7 @@ static void streamrules_expiry_unlinks_a_pattern_keeps_an_explicit_link(void **s
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_put(fx.db, "s1", &spec, &view, parley_clock_now_ms(), &o),
                      0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
     create(&fx, "tmp/deleted", "alice", -1);
     create(&fx, "tmp/expired", "alice", 1);

@@ -30,6 +30,7 @@
 
 #include "core/stream.h"
 #include "core/subscription.h"
+#include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
 
@@ -171,7 +172,7 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     append(&fx, "events/old", NOW, &o); /* exists before: linked at its tail */
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_put(fx.db, "s1", &spec, &fx.view, NOW, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     json_t *link0 = json_array_get(json_object_get(o.body, "streams"), 0);
     assert_string_equal(json_string_value(json_object_get(link0, "path")), "events/old");
     assert_string_equal(json_string_value(json_object_get(link0, "acked_offset")),
@@ -179,7 +180,7 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     parley_outcome_clear(&o);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_put(fx.db, "s1", &spec, &fx.view, NOW, &o), 0);
-    assert_int_equal(o.status, 200); /* re-confirmed */
+    assert_int_equal(outcome_status(&o), 200); /* re-confirmed */
     parley_outcome_clear(&o);
     assert_int_equal(parley_db_sub_get(fx.db, "s1", &s), 0);
     assert_string_equal(s.wake_id, ""); /* nothing pending: idle */
@@ -204,7 +205,8 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     int64_t gen = 0;
     begin(&fx);
     assert_int_equal(
-        parley_subscription_delivery(fx.db, "s1", fx.kr, NOW, &body, &len, url, &gen, wake), 0);
+        parley_subscription_delivery(fx.db, "s1", fx.kr, NULL, NOW, &body, &len, url, &gen, wake),
+        0);
     commit(&fx);
     assert_string_equal(url, "http://127.0.0.1:9/hook");
     json_t *v = json_loadb(body, len, 0, NULL);
@@ -242,7 +244,7 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     assert_in_range(s.delivery_due_ms, NOW + 800, NOW + 1200);
     begin(&fx);
     assert_int_equal(
-        parley_subscription_delivery(fx.db, "s1", fx.kr, NOW, &body, &len, url, &gen, wake),
+        parley_subscription_delivery(fx.db, "s1", fx.kr, NULL, NOW, &body, &len, url, &gen, wake),
         PARLEY_ENOTFOUND); /* not due yet */
     commit(&fx);
 
@@ -268,17 +270,17 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     assert_int_equal(
         parley_subscription_report(fx.db, "s1", PARLEY_SUB_CALLBACK, &rep, fx.kr, NOW + 2000, &o),
         0);
-    assert_int_equal(o.status, 409);
+    assert_int_equal(outcome_status(&o), 409);
     assert_string_equal(o.code, "FENCED");
     parley_outcome_clear(&o);
     /* And a deleted subscription answers nothing. */
     assert_int_equal(parley_subscription_delete(fx.db, "s1", &o), 0);
-    assert_int_equal(o.status, 204);
+    assert_int_equal(outcome_status(&o), 204);
     parley_outcome_init(&o);
     assert_int_equal(
         parley_subscription_report(fx.db, "s1", PARLEY_SUB_CALLBACK, &rep, fx.kr, NOW + 2000, &o),
         0);
-    assert_int_equal(o.status, 404);
+    assert_int_equal(outcome_status(&o), 404);
     commit(&fx);
     fixture_close(&fx);
 }
@@ -300,11 +302,11 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
                      0);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_put(fx.db, "p1", &spec, &fx.view, NOW, &o), 0);
-    assert_int_equal(o.status, 201);
+    assert_int_equal(outcome_status(&o), 201);
     parley_outcome_clear(&o);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_claim(fx.db, "p1", "w1", fx.kr, NOW, &o), 0);
-    assert_int_equal(o.status, 409);
+    assert_int_equal(outcome_status(&o), 409);
     assert_string_equal(o.code, "NO_PENDING_WORK");
     parley_outcome_clear(&o);
     append(&fx, "q", NOW, &o);
@@ -316,7 +318,7 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     begin(&fx);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_claim(fx.db, "p1", "w1", fx.kr, NOW, &o), 0);
-    assert_int_equal(o.status, 200);
+    assert_int_equal(outcome_status(&o), 200);
     char token[4096], wake[PARLEY_SUB_WAKE_MAX + 1], tail[64];
     snprintf(token, sizeof token, "%s", json_string_value(json_object_get(o.body, "token")));
     snprintf(wake, sizeof wake, "%s", json_string_value(json_object_get(o.body, "wake_id")));
@@ -327,7 +329,7 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     parley_outcome_clear(&o);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_claim(fx.db, "p1", "w2", fx.kr, NOW + 10, &o), 0);
-    assert_int_equal(o.status, 409);
+    assert_int_equal(outcome_status(&o), 409);
     assert_string_equal(o.code, "ALREADY_CLAIMED");
     assert_string_equal(json_string_value(json_object_get(o.body, "current_holder")), "w1");
     parley_outcome_clear(&o);
@@ -339,7 +341,7 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     parley_outcome_init(&o);
     assert_int_equal(
         parley_subscription_report(fx.db, "p1", PARLEY_SUB_ACK, &rep, fx.kr, NOW + 20, &o), 0);
-    assert_int_equal(o.status, 409);
+    assert_int_equal(outcome_status(&o), 409);
     assert_string_equal(o.code, "INVALID_OFFSET");
     parley_outcome_clear(&o);
     parley_sub_ack_t good = {"q", tail};
@@ -347,7 +349,7 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     parley_outcome_init(&o);
     assert_int_equal(
         parley_subscription_report(fx.db, "p1", PARLEY_SUB_ACK, &rep, fx.kr, NOW + 20, &o), 0);
-    assert_int_equal(o.status, 200);
+    assert_int_equal(outcome_status(&o), 200);
     assert_true(json_is_false(json_object_get(o.body, "next_wake")));
     parley_outcome_clear(&o);
     commit(&fx);
@@ -357,7 +359,7 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     append(&fx, "q", NOW + 30, &o);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_claim(fx.db, "p1", "w1", fx.kr, NOW + 40, &o), 0);
-    assert_int_equal(o.status, 200);
+    assert_int_equal(outcome_status(&o), 200);
     snprintf(token, sizeof token, "%s", json_string_value(json_object_get(o.body, "token")));
     snprintf(wake, sizeof wake, "%s", json_string_value(json_object_get(o.body, "wake_id")));
     parley_outcome_clear(&o);
@@ -384,7 +386,7 @@ static void subscription_pull_wake_claim_ack_expire_on_a_store(void **state)
     assert_int_equal(
         parley_subscription_report(fx.db, "p1", PARLEY_SUB_RELEASE, &late, fx.kr, NOW + 1050, &o),
         0);
-    assert_int_equal(o.status, 409);
+    assert_int_equal(outcome_status(&o), 409);
     assert_string_equal(o.code, "FENCED");
     parley_outcome_clear(&o);
     commit(&fx);
@@ -407,7 +409,7 @@ static void subscription_wake_stream_must_be_the_admins(void **state)
     assert_int_equal(parley_stream_ensure_internal(fx.db, "wake/user", "alice", &id), 0);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_put(fx.db, "p1", &spec, &fx.view, NOW, &o), 0);
-    assert_int_equal(o.status, 409);
+    assert_int_equal(outcome_status(&o), 409);
     assert_string_equal(o.code, "WAKE_STREAM_NOT_ADMIN");
     assert_null(strstr(o.error, "alice"));
     parley_outcome_clear(&o);
@@ -427,8 +429,8 @@ static void subscription_wake_stream_must_be_the_admins(void **state)
         t.pattern = i == 2 ? "later/*" : "jobs/*";
         parley_outcome_init(&o);
         assert_int_equal(parley_subscription_put(fx.db, sid, &t, &fx.view, NOW, &o), 0);
-        if (o.status != 201)
-            fail_msg("wake stream %s: %d %s", ok[i], o.status, o.error ? o.error : "");
+        if (outcome_status(&o) != 201)
+            fail_msg("wake stream %s: %d %s", ok[i], outcome_status(&o), o.error ? o.error : "");
         parley_outcome_clear(&o);
     }
 
@@ -442,7 +444,7 @@ static void subscription_wake_stream_must_be_the_admins(void **state)
     assert_int_equal(st.tail, 0);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_claim(fx.db, "ok2", "w1", fx.kr, NOW, &o), 0);
-    assert_int_equal(o.status, 200);
+    assert_int_equal(outcome_status(&o), 200);
     parley_outcome_clear(&o);
     commit(&fx);
     fixture_close(&fx);

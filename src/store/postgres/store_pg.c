@@ -62,6 +62,17 @@
  * Statements are prepared lazily per connection (named "p<n>") and run
  * with text parameters (bytea in binary) and binary results: integers are
  * int8 in network order, booleans one byte, text and bytea their raw bytes.
+ * A row's columns are never listed here: the SQL says "{stream}",
+ * "{conv}"... and the column maps shared with the SQLite backend
+ * (store/columns.h) write the list at prepare time, bind rows ('r', 'R')
+ * and read them back in the same order. The ops that both backends run
+ * the same way (gets, lists, scans, deletes, the stream append, close and
+ * ref...) are store/sqlops.c's, over this backend's SQL for the shared
+ * statements (enum parley_sql_stmt) and its runner, query(), which the
+ * connection struct carries; the ops here (inserts that return their id or
+ * counter, fenced updates, the claim, the paged chunk scan) are a line or
+ * a few over the shapes of columns.c through the same query(). Only the
+ * paged chunk scan reads a result itself.
  *
  * Threads: as store.h says; a connection is used by one thread at a time.
  */
@@ -77,6 +88,8 @@
 #include <string.h>
 
 #include "parley/parley.h"
+#include "store/columns.h"
+#include "store/sqlops.h"
 #include "store/postgres/store_pg.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -84,8 +97,7 @@
 #define SCHEMA_VERSION 1
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
 #define MAINT_LOCK_ID                                                                              \
-    0x7061726c6d74    /* held by the writer session of the node that runs maintenance */
-#define MAX_PARAMS 20 /* parameters of the widest statement */
+    0x7061726c6d74 /* held by the writer session of the node that runs maintenance */
 #define BATCH_LOCK_WAIT_MS                                                                         \
     100 /* how long a batch's later request waits for another transaction's row lock */
 
@@ -112,93 +124,27 @@ enum lock_mode {
 };
 
 enum stmt_id {
-    S_STREAM_GET,
-    S_STREAM_GET_ID,
-    S_STREAM_DEL,
-    S_STREAM_DEL_CHUNKS,
-    S_STREAM_DEL_PRODUCERS,
-    S_STREAM_EXPIRED,
-    S_STREAM_SCAN,
-    S_CHUNK_INSERT,
-    S_CHUNK_SCAN,
-    S_PRODUCER_GET,
-    S_PRODUCER_PUT,
-    S_IDEM_GET,
-    S_IDEM_PURGE,
-    S_IDEM_HOLD,
-    S_DOC_GET,
-    S_DOC_LIST,
-    S_CONV_GET,
-    S_CONV_LIST,
-    S_SESS_GET,
-    S_SESS_DEL,
-    S_SESS_LIST,
-    S_SESS_LIST_STATUS,
-    S_SESS_EXPIRED,
-    S_SNAP_GET,
-    S_SNAP_DEL,
-    S_SNAP_LIST,
-    S_SNAP_EXPIRED,
-    S_SUB_GET,
-    S_SUB_DEL,
-    S_SUB_DEL_LINKS,
-    S_SUB_PATTERNS,
-    S_SUB_LEASES,
-    S_SUB_DUE,
-    S_SUB_NEXT_DUE,
-    S_LINK_GET,
-    S_LINK_PUT,
-    S_LINK_DEL,
-    S_LINK_LIST_SUB,
-    S_LINK_LIST_PATH,
-    S_LINK_SNAPSHOT,
-    S_LINK_ACK_SNAPSHOT,
-    S_LINK_PENDING,
-    S_KEY_GET,
+    S_CHUNK_SCAN = PARLEY_Q_COUNT, /* after the shared statements (store/sqlops.h) */
     S_KEY_PUT,
+    S_STAT_DB,
+    S_IDEM_HOLD,
     /* the atomic ops: see "atomic ops" below */
     S_A_STREAM_CREATE,
-    S_A_STREAM_APPEND,
-    S_A_STREAM_CLOSE,
-    S_A_STREAM_TOUCH,
-    S_A_STREAM_REF,
-    S_A_STREAM_MARK_DELETED,
     S_A_IDEM_PUT,
     S_A_DOC_INSERT,
     S_A_DOC_UPDATE,
     S_A_CONV_INSERT,
     S_A_CONV_UPDATE,
     S_A_CONV_BUMP,
-    S_A_CONV_TOMBSTONE,
     S_A_SESS_INSERT,
     S_A_SESS_UPDATE,
     S_A_SESS_CLAIM,
     S_A_SESS_CLAIM_CONV,
     S_A_SNAP_INSERT,
-    S_A_SNAP_EXPIRE,
-    S_A_SUB_PUT_CONFIG,
     S_A_SUB_BEGIN_WAKE,
     S_A_SUB_UPDATE,
-    S_A_LINK_ADVANCE,
     S_COUNT
 };
-
-#define STREAM_COLS                                                                                \
-    "id, path, owner, content_type, created_ms, touched_ms, ttl_s, expires_ms, tail, closed, "     \
-    "closer, closer_epoch, closer_seq, stream_seq, fork_src, fork_pos, refs, deleted"
-#define CONV_COLS                                                                                  \
-    "id, owner, title, metadata, version, created_ms, updated_ms, message_count, "                 \
-    "last_message_ms, activity, deleted"
-#define SESS_COLS                                                                                  \
-    "id, conversation_id, owner, message_id, result_id, status, attempt, max_attempts, "           \
-    "lease_ms, lease_expires_ms, error, request, input, created_ms, updated_ms, ord"
-#define SNAP_COLS                                                                                  \
-    "id, owner, source, kind, title, public, created_ms, expires_ms, stream, payload, ord"
-#define SUB_COLS                                                                                   \
-    "id, type, pattern, webhook_url, wake_stream, description, lease_ttl_ms, config_hash, "        \
-    "root_url, created_ms, generation, wake_id, holder, lease_expires_ms, delivery_due_ms, "       \
-    "attempts"
-#define LINK_COLS "sub_id, path, by_glob, by_explicit, acked, wake_tail"
 
 /* One statement: its SQL and how the writer's copy locks. */
 typedef struct stmt_def {
@@ -207,117 +153,123 @@ typedef struct stmt_def {
 } stmt_def_t;
 
 static const stmt_def_t stmts[S_COUNT] = {
-    [S_STREAM_GET] = {"SELECT " STREAM_COLS " FROM streams WHERE path = $1", L_UPDATE},
-    [S_STREAM_GET_ID] = {"SELECT " STREAM_COLS " FROM streams WHERE id = $1", L_UPDATE},
-    [S_STREAM_DEL] = {"DELETE FROM streams WHERE id = $1"},
-    [S_STREAM_DEL_CHUNKS] = {"DELETE FROM chunks WHERE stream_id = $1"},
-    [S_STREAM_DEL_PRODUCERS] = {"DELETE FROM producers WHERE stream_id = $1"},
-    [S_STREAM_EXPIRED] = {"SELECT id FROM streams WHERE NOT deleted AND "
-                          "((expires_ms IS NOT NULL AND expires_ms <= $1) OR "
-                          "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= $1)) LIMIT $2",
-                          L_SKIP_LOCKED},
-    [S_STREAM_SCAN] = {"SELECT " STREAM_COLS " FROM streams WHERE path >= $1 AND NOT deleted "
-                       "ORDER BY path"},
-    [S_CHUNK_INSERT] = {"INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
-                        "VALUES ($1, $2, $3, $4, $5)"},
+    [PARLEY_Q_STREAM_GET] = {"SELECT {stream} FROM streams WHERE path = $1", L_UPDATE},
+    [PARLEY_Q_STREAM_GET_ID] = {"SELECT {stream} FROM streams WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_STREAM_DEL] = {"DELETE FROM streams WHERE id = $1"},
+    [PARLEY_Q_STREAM_DEL_CHUNKS] = {"DELETE FROM chunks WHERE stream_id = $1"},
+    [PARLEY_Q_STREAM_DEL_PRODUCERS] = {"DELETE FROM producers WHERE stream_id = $1"},
+    [PARLEY_Q_STREAM_EXPIRED] =
+        {"SELECT id FROM streams WHERE NOT deleted AND "
+         "((expires_ms IS NOT NULL AND expires_ms <= $1) OR "
+         "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= $1)) LIMIT $2",
+         L_SKIP_LOCKED},
+    [PARLEY_Q_STREAM_SCAN] = {"SELECT {stream} FROM streams WHERE path >= $1 AND NOT deleted "
+                              "ORDER BY path"},
+    [PARLEY_Q_CHUNK_INSERT] = {"INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
+                               "VALUES ($1, $2, $3, $4, $5)"},
     [S_CHUNK_SCAN] = {"SELECT start_pos, end_pos, unit_end, data FROM chunks "
                       "WHERE stream_id = $1 AND end_pos > $2 ORDER BY end_pos LIMIT $3"},
-    [S_PRODUCER_GET] = {"SELECT epoch, last_seq FROM producers WHERE stream_id = $1 AND "
-                        "producer = $2",
-                        L_UPDATE},
-    [S_PRODUCER_PUT] = {"INSERT INTO producers (stream_id, producer, epoch, last_seq) "
-                        "VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id, producer) DO UPDATE "
-                        "SET epoch = excluded.epoch, last_seq = excluded.last_seq"},
-    [S_IDEM_GET] = {"SELECT fingerprint, created_ms, response FROM idempotency "
-                    "WHERE owner = $1 AND key = $2",
-                    L_UPDATE},
-    [S_IDEM_HOLD] = {"SELECT pg_try_advisory_xact_lock($1::bigint)"},
-    [S_IDEM_PURGE] = {"DELETE FROM idempotency WHERE (owner, key) IN (SELECT owner, key FROM "
-                      "idempotency WHERE created_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"},
-    [S_DOC_GET] = {"SELECT version, deleted, data, checksum, created_ms, updated_ms, chg "
-                   "FROM documents WHERE owner = $1 AND collection = $2 AND id = $3",
-                   L_UPDATE},
-    [S_DOC_LIST] = {"SELECT id, version, data, checksum, created_ms, updated_ms, chg FROM "
-                    "documents WHERE owner = $1 AND collection = $2 AND NOT deleted AND "
-                    "chg < $3 ORDER BY chg DESC LIMIT $4"},
-    [S_CONV_GET] = {"SELECT " CONV_COLS " FROM conversations WHERE id = $1", L_UPDATE},
-    [S_CONV_LIST] = {"SELECT " CONV_COLS " FROM conversations WHERE owner = $1 AND NOT deleted "
-                     "AND activity < $2 ORDER BY activity DESC LIMIT $3"},
-    [S_SESS_GET] = {"SELECT " SESS_COLS " FROM sessions WHERE id = $1", L_UPDATE},
-    [S_SESS_DEL] = {"DELETE FROM sessions WHERE id = $1"},
-    [S_SESS_LIST] = {"SELECT " SESS_COLS " FROM sessions WHERE conversation_id = $1 AND "
-                     "ord < $2 ORDER BY ord DESC LIMIT $3"},
-    [S_SESS_LIST_STATUS] = {"SELECT " SESS_COLS " FROM sessions WHERE conversation_id = $1 AND "
-                            "ord < $2 AND status = $4 ORDER BY ord DESC LIMIT $3"},
-    [S_SESS_EXPIRED] = {"SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
-                        "lease_expires_ms <= $1 AND status = 'processing' "
-                        "ORDER BY lease_expires_ms LIMIT $2",
-                        L_SKIP_LOCKED},
-    [S_SNAP_GET] = {"SELECT " SNAP_COLS " FROM snapshots WHERE id = $1", L_UPDATE},
-    [S_SNAP_DEL] = {"DELETE FROM snapshots WHERE id = $1"},
-    [S_SNAP_LIST] = {"SELECT " SNAP_COLS " FROM snapshots WHERE owner = $1 AND ord < $2 "
-                     "ORDER BY ord DESC LIMIT $3"},
-    [S_SNAP_EXPIRED] = {"SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
-                        "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
-                        L_SKIP_LOCKED},
-    [S_SUB_GET] = {"SELECT " SUB_COLS " FROM subscriptions WHERE id = $1", L_UPDATE},
-    [S_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
-    [S_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
-    [S_SUB_PATTERNS] = {"SELECT " SUB_COLS " FROM subscriptions WHERE pattern IS NOT NULL"},
-    [S_SUB_LEASES] = {"SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
-                      "lease_expires_ms <= $1 AND delivery_due_ms IS NULL "
-                      "ORDER BY lease_expires_ms LIMIT $2",
-                      L_SKIP_LOCKED},
-    [S_SUB_DUE] = {"SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
-                   "delivery_due_ms <= $1 ORDER BY delivery_due_ms LIMIT $2",
-                   L_SKIP_LOCKED},
-    [S_SUB_NEXT_DUE] = {"SELECT min(delivery_due_ms) FROM subscriptions"},
-    [S_LINK_GET] = {"SELECT " LINK_COLS " FROM subscription_streams WHERE sub_id = $1 AND "
-                    "path = $2",
-                    L_UPDATE},
-    [S_LINK_PUT] = {"INSERT INTO subscription_streams (" LINK_COLS ") VALUES ($1, $2, $3, $4, "
-                    "$5, $6) ON CONFLICT (sub_id, path) DO UPDATE SET by_glob = "
-                    "excluded.by_glob, by_explicit = excluded.by_explicit, acked = "
-                    "excluded.acked, wake_tail = excluded.wake_tail"},
-    [S_LINK_DEL] = {"DELETE FROM subscription_streams WHERE sub_id = $1 AND path = $2"},
-    [S_LINK_LIST_SUB] = {"SELECT " LINK_COLS " FROM subscription_streams WHERE sub_id = $1 "
-                         "ORDER BY path"},
-    [S_LINK_LIST_PATH] = {"SELECT " LINK_COLS " FROM subscription_streams WHERE path = $1 "
-                          "ORDER BY sub_id"},
-    [S_LINK_SNAPSHOT] = {"UPDATE subscription_streams l SET wake_tail = coalesce((SELECT s.tail "
-                         "FROM streams s WHERE s.path = l.path AND NOT s.deleted), 0) "
-                         "WHERE l.sub_id = $1"},
-    [S_LINK_ACK_SNAPSHOT] = {"UPDATE subscription_streams l SET acked = greatest(l.acked, "
-                             "least(l.wake_tail, coalesce((SELECT s.tail FROM streams s WHERE "
-                             "s.path = l.path AND NOT s.deleted), 0))) WHERE l.sub_id = $1 AND "
-                             "l.wake_tail IS NOT NULL AND l.wake_tail > l.acked"},
-    [S_LINK_PENDING] = {"SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
-                        "l.path WHERE l.sub_id = $1 AND NOT s.deleted AND s.tail > l.acked "
-                        "ORDER BY l.path LIMIT 1"},
-    [S_KEY_GET] = {"SELECT secret FROM server_keys WHERE name = $1"},
+    [PARLEY_Q_PRODUCER_GET] = {"SELECT {producer} FROM producers WHERE stream_id = $1 AND "
+                               "producer = $2",
+                               L_UPDATE},
+    [PARLEY_Q_PRODUCER_PUT] =
+        {"INSERT INTO producers (stream_id, producer, epoch, last_seq) "
+         "VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id, producer) DO UPDATE "
+         "SET epoch = excluded.epoch, last_seq = excluded.last_seq"},
+    [PARLEY_Q_IDEM_GET] = {"SELECT {idem} FROM idempotency "
+                           "WHERE owner = $1 AND key = $2",
+                           L_UPDATE},
+    [PARLEY_Q_IDEM_PURGE] =
+        {"DELETE FROM idempotency WHERE (owner, key) IN (SELECT owner, key FROM "
+         "idempotency WHERE created_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"},
+    [PARLEY_Q_DOC_GET] =
+        {"SELECT {doc} FROM documents WHERE owner = $1 AND collection = $2 AND id = $3", L_UPDATE},
+    [PARLEY_Q_DOC_LIST] =
+        {"SELECT {doc} FROM documents WHERE owner = $1 AND collection = $2 AND NOT deleted AND "
+         "chg < $3 ORDER BY chg DESC LIMIT $4"},
+    [PARLEY_Q_CONV_GET] = {"SELECT {conv} FROM conversations WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_CONV_LIST] = {"SELECT {conv} FROM conversations WHERE owner = $1 AND NOT deleted "
+                            "AND activity < $2 ORDER BY activity DESC LIMIT $3"},
+    [PARLEY_Q_SESS_GET] = {"SELECT {sess} FROM sessions WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_SESS_DEL] = {"DELETE FROM sessions WHERE id = $1"},
+    [PARLEY_Q_SESS_LIST] = {"SELECT {sess} FROM sessions WHERE conversation_id = $1 AND "
+                            "ord < $2 ORDER BY ord DESC LIMIT $3"},
+    [PARLEY_Q_SESS_LIST_STATUS] = {"SELECT {sess} FROM sessions WHERE conversation_id = $1 AND "
+                                   "ord < $2 AND status = $4 ORDER BY ord DESC LIMIT $3"},
+    [PARLEY_Q_SESS_EXPIRED] = {"SELECT id FROM sessions WHERE lease_expires_ms IS NOT NULL AND "
+                               "lease_expires_ms <= $1 AND status = 'processing' "
+                               "ORDER BY lease_expires_ms LIMIT $2",
+                               L_SKIP_LOCKED},
+    [PARLEY_Q_SNAP_GET] = {"SELECT {snap} FROM snapshots WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_SNAP_DEL] = {"DELETE FROM snapshots WHERE id = $1"},
+    [PARLEY_Q_SNAP_LIST] = {"SELECT {snap} FROM snapshots WHERE owner = $1 AND ord < $2 "
+                            "ORDER BY ord DESC LIMIT $3"},
+    [PARLEY_Q_SNAP_EXPIRED] =
+        {"SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
+         "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
+         L_SKIP_LOCKED},
+    [PARLEY_Q_SUB_GET] = {"SELECT {sub} FROM subscriptions WHERE id = $1", L_UPDATE},
+    [PARLEY_Q_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
+    [PARLEY_Q_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
+    [PARLEY_Q_SUB_PATTERNS] = {"SELECT {sub} FROM subscriptions WHERE pattern IS NOT NULL"},
+    [PARLEY_Q_SUB_LEASES] = {"SELECT id FROM subscriptions WHERE lease_expires_ms IS NOT NULL AND "
+                             "lease_expires_ms <= $1 AND delivery_due_ms IS NULL "
+                             "ORDER BY lease_expires_ms LIMIT $2",
+                             L_SKIP_LOCKED},
+    [PARLEY_Q_SUB_DUE] = {"SELECT id FROM subscriptions WHERE delivery_due_ms IS NOT NULL AND "
+                          "delivery_due_ms <= $1 ORDER BY delivery_due_ms LIMIT $2",
+                          L_SKIP_LOCKED},
+    [PARLEY_Q_SUB_NEXT_DUE] = {"SELECT min(delivery_due_ms) FROM subscriptions"},
+    [PARLEY_Q_LINK_GET] = {"SELECT {link} FROM subscription_streams WHERE sub_id = $1 AND "
+                           "path = $2",
+                           L_UPDATE},
+    [PARLEY_Q_LINK_PUT] = {"INSERT INTO subscription_streams ({link}) VALUES ($1, $2, $3, $4, "
+                           "$5, $6) ON CONFLICT (sub_id, path) DO UPDATE SET by_glob = "
+                           "excluded.by_glob, by_explicit = excluded.by_explicit, acked = "
+                           "excluded.acked, wake_tail = excluded.wake_tail"},
+    [PARLEY_Q_LINK_DEL] = {"DELETE FROM subscription_streams WHERE sub_id = $1 AND path = $2"},
+    [PARLEY_Q_LINK_LIST_SUB] = {"SELECT {link} FROM subscription_streams WHERE sub_id = $1 "
+                                "ORDER BY path"},
+    [PARLEY_Q_LINK_LIST_PATH] = {"SELECT {link} FROM subscription_streams WHERE path = $1 "
+                                 "ORDER BY sub_id"},
+    [PARLEY_Q_LINK_SNAPSHOT] =
+        {"UPDATE subscription_streams l SET wake_tail = coalesce((SELECT s.tail "
+         "FROM streams s WHERE s.path = l.path AND NOT s.deleted), 0) "
+         "WHERE l.sub_id = $1"},
+    [PARLEY_Q_LINK_ACK_SNAPSHOT] =
+        {"UPDATE subscription_streams l SET acked = greatest(l.acked, "
+         "least(l.wake_tail, coalesce((SELECT s.tail FROM streams s WHERE "
+         "s.path = l.path AND NOT s.deleted), 0))) WHERE l.sub_id = $1 AND "
+         "l.wake_tail IS NOT NULL AND l.wake_tail > l.acked"},
+    [PARLEY_Q_LINK_PENDING] =
+        {"SELECT l.path FROM subscription_streams l JOIN streams s ON s.path = "
+         "l.path WHERE l.sub_id = $1 AND NOT s.deleted AND s.tail > l.acked "
+         "ORDER BY l.path LIMIT 1"},
+    [PARLEY_Q_KEY_GET] = {"SELECT {key} FROM server_keys WHERE name = $1"},
     /* ---- atomic ops: one statement decides and writes, on the row it
      * locks, so two nodes can never both act on one old value ---- */
-    [S_A_STREAM_CREATE] = {"INSERT INTO streams (path, owner, content_type, created_ms, "
-                           "touched_ms, ttl_s, expires_ms, tail, closed, closer, closer_epoch, "
-                           "closer_seq, stream_seq, fork_src, fork_pos, refs, deleted) VALUES "
-                           "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    [S_A_STREAM_CREATE] = {"INSERT INTO streams ({stream-}) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                           "$8, $9, $10, $11, $12, $13, $14, $15, "
                            "$16, $17) ON CONFLICT (path) DO NOTHING RETURNING id"},
     /* $1 id, $2 units, $3 now, $4 stream_seq (NULL: none), $5 expect_tail
      * (-1: any), $6 the largest tail */
-    [S_A_STREAM_APPEND] = {"UPDATE streams SET tail = tail + $2::bigint, touched_ms = $3, "
-                           "stream_seq = coalesce($4::text, stream_seq) WHERE id = $1 AND NOT "
-                           "closed AND NOT deleted AND ($4::text IS NULL OR stream_seq IS NULL OR "
-                           "stream_seq < $4::text COLLATE \"C\") AND ($5::bigint < 0 OR tail = "
-                           "$5::bigint) AND tail + $2::bigint <= $6::bigint RETURNING tail"},
-    [S_A_STREAM_CLOSE] = {"UPDATE streams SET closed = true, closer = $2, closer_epoch = $3, "
-                          "closer_seq = $4, touched_ms = $5 WHERE id = $1 AND NOT closed "
-                          "RETURNING tail"},
-    [S_A_STREAM_TOUCH] = {"UPDATE streams SET touched_ms = greatest(touched_ms, $2::bigint) "
-                          "WHERE id = $1 RETURNING tail"},
-    [S_A_STREAM_REF] = {"UPDATE streams SET refs = greatest(refs + $2::bigint, 0) WHERE id = $1 "
-                        "RETURNING refs, deleted, coalesce(fork_src, 0)"},
-    [S_A_STREAM_MARK_DELETED] = {"UPDATE streams SET deleted = true WHERE id = $1 AND refs > 0 "
-                                 "RETURNING refs"},
+    [PARLEY_Q_STREAM_APPEND] =
+        {"UPDATE streams SET tail = tail + $2::bigint, touched_ms = $3, "
+         "stream_seq = coalesce($4::text, stream_seq) WHERE id = $1 AND NOT "
+         "closed AND NOT deleted AND ($4::text IS NULL OR stream_seq IS NULL OR "
+         "stream_seq < $4::text COLLATE \"C\") AND ($5::bigint < 0 OR tail = "
+         "$5::bigint) AND tail + $2::bigint <= $6::bigint RETURNING tail"},
+    [PARLEY_Q_STREAM_CLOSE] = {"UPDATE streams SET closed = true, closer = $2, closer_epoch = $3, "
+                               "closer_seq = $4, touched_ms = $5 WHERE id = $1 AND NOT closed "
+                               "RETURNING tail"},
+    [PARLEY_Q_STREAM_TOUCH] = {"UPDATE streams SET touched_ms = greatest(touched_ms, $2::bigint) "
+                               "WHERE id = $1 RETURNING tail"},
+    [PARLEY_Q_STREAM_REF] =
+        {"UPDATE streams SET refs = greatest(refs + $2::bigint, 0) WHERE id = $1 "
+         "RETURNING {ref}"},
+    [PARLEY_Q_STREAM_MARK_DELETED] =
+        {"UPDATE streams SET deleted = true WHERE id = $1 AND refs > 0 "
+         "RETURNING refs"},
     /* Insert, or take over a record that expired (created before $6): a
      * live record stays and the insert reports nothing (EEXIST). Two nodes
      * with the same key: the second waits on the unique index for the
@@ -327,8 +279,7 @@ static const stmt_def_t stmts[S_COUNT] = {
                       "SET fingerprint = excluded.fingerprint, created_ms = excluded.created_ms, "
                       "response = excluded.response WHERE i.created_ms < $6 RETURNING 1"},
     [S_A_DOC_INSERT] =
-        {"INSERT INTO documents (owner, collection, id, version, deleted, data, "
-         "checksum, created_ms, updated_ms, chg) VALUES ($1, $2, $3, $4, $5, $6, "
+        {"INSERT INTO documents ({doc}) VALUES ($1, $2, $3, $4, $5, $6, "
          "$7, $8, $9, parley_next('document_change')) ON CONFLICT (owner, collection, id) "
          "DO NOTHING RETURNING chg"},
     [S_A_DOC_UPDATE] =
@@ -336,8 +287,8 @@ static const stmt_def_t stmts[S_COUNT] = {
          "$7, created_ms = $8, updated_ms = $9, chg = parley_next('document_change') "
          "WHERE owner = $1 AND collection = $2 AND id = $3 AND version = $10 "
          "RETURNING chg"},
-    [S_A_CONV_INSERT] = {"INSERT INTO conversations (" CONV_COLS ") VALUES ($1, $2, $3, $4, $5, "
-                         "$6, $7, $8, $9, parley_next('conversation_activity'), $10) ON CONFLICT "
+    [S_A_CONV_INSERT] = {"INSERT INTO conversations ({conv}) VALUES ($1, $2, $3, $4, $5, "
+                         "$6, $7, $8, $9, $10, parley_next('conversation_activity')) ON CONFLICT "
                          "(id) DO NOTHING RETURNING activity"},
     [S_A_CONV_UPDATE] = {"UPDATE conversations SET title = $2, metadata = $3, updated_ms = $4, "
                          "version = version + 1 WHERE id = $1 AND version = $5 AND NOT deleted "
@@ -346,13 +297,14 @@ static const stmt_def_t stmts[S_COUNT] = {
                        "version + 1, updated_ms = $2, last_message_ms = $2, activity = "
                        "parley_next('conversation_activity') WHERE id = $1 AND NOT deleted "
                        "RETURNING message_count, version, activity"},
-    [S_A_CONV_TOMBSTONE] = {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
-                            "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
-                            "RETURNING version"},
-    [S_A_SESS_INSERT] = {"INSERT INTO sessions (" SESS_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
+    [PARLEY_Q_CONV_TOMBSTONE] =
+        {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
+         "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
+         "RETURNING version"},
+    [S_A_SESS_INSERT] = {"INSERT INTO sessions ({sess}) VALUES ($1, $2, $3, $4, $5, $6, "
                          "$7, $8, $9, $10, $11, $12, $13, $14, $15, parley_next('session')) "
                          "ON CONFLICT (id) DO NOTHING RETURNING ord"},
-    /* $14 expect_status, $15 expect_attempt */
+    /* $11 expect_status, $12 expect_attempt */
     [S_A_SESS_UPDATE] = {"UPDATE sessions SET result_id = $2, status = $3, attempt = $4, "
                          "lease_ms = $5, lease_expires_ms = $6, error = $7, request = $8, input = "
                          "$9, updated_ms = $10 WHERE id = $1 AND status = $11 AND attempt = $12 "
@@ -369,37 +321,44 @@ static const stmt_def_t stmts[S_COUNT] = {
                              "(SELECT id FROM sessions WHERE status = 'pending' AND "
                              "conversation_id = $3 ORDER BY ord LIMIT 1 FOR UPDATE SKIP LOCKED) n "
                              "WHERE s.id = n.id RETURNING s.id"},
-    [S_A_SNAP_INSERT] = {"INSERT INTO snapshots (" SNAP_COLS ") VALUES ($1, $2, $3, $4, $5, $6, "
+    [S_A_SNAP_INSERT] = {"INSERT INTO snapshots ({snap}) VALUES ($1, $2, $3, $4, $5, $6, "
                          "$7, $8, $9, $10, parley_next('snapshot')) ON CONFLICT (id) DO NOTHING "
                          "RETURNING ord"},
-    [S_A_SNAP_EXPIRE] = {"UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = $1 "
-                         "RETURNING ord"},
+    [PARLEY_Q_SNAP_EXPIRE] = {"UPDATE snapshots SET payload = '{}', stream = NULL WHERE id = $1 "
+                              "RETURNING ord"},
     /* Configuration columns only: the delivery state (generation, wake,
      * lease, due, attempts) of an existing row is never overwritten. */
-    [S_A_SUB_PUT_CONFIG] = {"INSERT INTO subscriptions (" SUB_COLS ") VALUES ($1, $2, $3, $4, $5, "
-                            "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) "
-                            "DO UPDATE SET type = excluded.type, pattern = excluded.pattern, "
-                            "webhook_url = excluded.webhook_url, wake_stream = "
-                            "excluded.wake_stream, description = excluded.description, "
-                            "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
-                            "excluded.config_hash, root_url = excluded.root_url"},
+    [PARLEY_Q_SUB_PUT_CONFIG] =
+        {"INSERT INTO subscriptions ({sub}) VALUES ($1, $2, $3, $4, $5, "
+         "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) "
+         "DO UPDATE SET type = excluded.type, pattern = excluded.pattern, "
+         "webhook_url = excluded.webhook_url, wake_stream = "
+         "excluded.wake_stream, description = excluded.description, "
+         "lease_ttl_ms = excluded.lease_ttl_ms, config_hash = "
+         "excluded.config_hash, root_url = excluded.root_url"},
     /* Only an idle subscription starts a wake: generation + 1 is the
      * fencing token. $3 lease end (-1: none), $4 due (-1: none). */
     [S_A_SUB_BEGIN_WAKE] = {"UPDATE subscriptions SET generation = generation + 1, wake_id = "
                             "$2, holder = NULL, lease_expires_ms = nullif($3::bigint, -1), "
                             "delivery_due_ms = nullif($4::bigint, -1), attempts = 0 WHERE id = "
                             "$1 AND wake_id IS NULL RETURNING generation"},
-    /* Delivery state, fenced by generation and wake id ($8, $9: "" for
+    /* Delivery state, fenced by generation ($7) and wake id ($8: "" for
      * none). */
     [S_A_SUB_UPDATE] = {"UPDATE subscriptions SET wake_id = $2, holder = $3, lease_expires_ms = "
                         "$4, delivery_due_ms = $5, attempts = $6 WHERE id = $1 AND generation = $7 "
                         "AND coalesce(wake_id, '') = $8 RETURNING generation"},
     /* Never back, never past the stream's tail. */
-    [S_A_LINK_ADVANCE] = {"UPDATE subscription_streams SET acked = $3 WHERE sub_id = $1 AND path = "
-                          "$2 AND acked <= $3::bigint AND $3::bigint <= coalesce((SELECT tail FROM "
-                          "streams WHERE streams.path = $2 AND NOT deleted), 0) RETURNING acked"},
+    [PARLEY_Q_LINK_ADVANCE] =
+        {"UPDATE subscription_streams SET acked = $3 WHERE sub_id = $1 AND path = "
+         "$2 AND acked <= $3::bigint AND $3::bigint <= coalesce((SELECT tail FROM "
+         "streams WHERE streams.path = $2 AND NOT deleted), 0) RETURNING acked"},
     [S_KEY_PUT] = {"INSERT INTO server_keys (name, secret, created_ms) VALUES ($1, $2, $3) "
                    "ON CONFLICT (name) DO NOTHING"},
+    [PARLEY_Q_STAT_SUBS] = {"SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER "
+                            "(WHERE type = 'pull-wake') FROM subscriptions"},
+    [S_STAT_DB] = {"SELECT pg_database_size(current_database())"},
+    [S_IDEM_HOLD] =
+        {"SELECT CASE WHEN pg_try_advisory_xact_lock($1::bigint) THEN 1::int8 ELSE 0::int8 END"},
 };
 
 /* Text key columns compare as bytes, as on SQLite. */
@@ -562,7 +521,7 @@ static const char schema_sql[] =
 
 /* A PostgreSQL connection: parley_db_t's ops point at pg_ops. */
 typedef struct pg_db {
-    parley_db_t base;       /* ops (first: the store.h wrappers read it) */
+    parley_sql_db_t sql;    /* ops and runner (first: the store.h wrappers read it) */
     pg_store_t *store;      /* the store it belongs to */
     PGconn *conn;           /* the libpq connection */
     bool writer;            /* the one write connection */
@@ -579,57 +538,6 @@ static pg_db_t *pg(parley_db_t *db)
 static pg_store_t *pg_store(parley_store_t *s)
 {
     return (pg_store_t *)s;
-}
-
-/* ---- parameters ---------------------------------------------------------- */
-
-/* A statement's parameters: text, except bytea in binary. */
-typedef struct params {
-    int n;                     /* parameters set */
-    const char *v[MAX_PARAMS]; /* values (NULL: SQL NULL) */
-    int len[MAX_PARAMS];       /* lengths of binary values */
-    int fmt[MAX_PARAMS];       /* 0 text, 1 binary */
-    char num[MAX_PARAMS][24];  /* the text of numbers */
-} params_t;
-
-static void p_text(params_t *p, const char *s)
-{
-    p->v[p->n] = s;
-    p->len[p->n] = 0;
-    p->fmt[p->n++] = 0;
-}
-
-/* "" is SQL NULL (optional strings, as on SQLite). */
-static void p_opt_text(params_t *p, const char *s)
-{
-    p_text(p, s && s[0] ? s : NULL);
-}
-
-static void p_int(params_t *p, int64_t v)
-{
-    snprintf(p->num[p->n], sizeof p->num[0], "%lld", (long long)v);
-    p_text(p, p->num[p->n]);
-}
-
-/* Negative is SQL NULL (optional times, as on SQLite). */
-static void p_opt_int(params_t *p, int64_t v)
-{
-    if (v < 0)
-        p_text(p, NULL);
-    else
-        p_int(p, v);
-}
-
-static void p_bool(params_t *p, bool b)
-{
-    p_text(p, b ? "t" : "f");
-}
-
-static void p_bytes(params_t *p, const void *data, size_t len)
-{
-    p->v[p->n] = len ? data : "";
-    p->len[p->n] = (int)len;
-    p->fmt[p->n++] = 1;
 }
 
 /* ---- results (binary format) ---------------------------------------------- */
@@ -658,53 +566,25 @@ static int64_t g_int(const PGresult *r, int row, int col)
     return 0;
 }
 
-/* SQL NULL is -1 (optional times). */
-static int64_t g_opt_int(const PGresult *r, int row, int col)
-{
-    return g_null(r, row, col) ? -1 : g_int(r, row, col);
-}
+/* A result row, for cell(). */
+typedef struct result_row {
+    const PGresult *r; /* the result */
+    int row;           /* the row in it */
+} result_row_t;
 
-static bool g_bool(const PGresult *r, int row, int col)
+/* Column col of a result row, as columns.c asks for it. */
+static void cell(void *ctx, int col, parley_col_kind_t kind, parley_cell_t *out)
 {
-    return !g_null(r, row, col) && PQgetvalue(r, row, col)[0] != 0;
-}
-
-/* Copy a text column into a fixed field (truncated to cap - 1; NULL is ""). */
-static void g_copy(char *dst, size_t cap, const PGresult *r, int row, int col)
-{
-    size_t n = g_null(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
-    if (n >= cap)
-        n = cap - 1;
-    if (n)
-        memcpy(dst, PQgetvalue(r, row, col), n);
-    dst[n] = '\0';
-}
-
-/* A text column as a new string (NULL for SQL NULL); *len its bytes. */
-static int g_dup(const PGresult *r, int row, int col, char **out, size_t *len)
-{
-    *out = NULL;
-    if (len)
-        *len = 0;
-    if (g_null(r, row, col))
-        return 0;
-    size_t n = (size_t)PQgetlength(r, row, col);
-    char *s = malloc(n + 1);
-    if (!s)
-        return PARLEY_ENOMEM;
-    memcpy(s, PQgetvalue(r, row, col), n);
-    s[n] = '\0';
-    *out = s;
-    if (len)
-        *len = n;
-    return 0;
-}
-
-/* A text column borrowed from the result (NULL for SQL NULL); libpq
- * terminates every value with a NUL. */
-static char *g_borrow(const PGresult *r, int row, int col)
-{
-    return g_null(r, row, col) ? NULL : PQgetvalue(r, row, col);
+    const result_row_t *at = ctx;
+    out->null = g_null(at->r, at->row, col);
+    if (parley_col_is_text(kind)) {
+        out->p = PQgetvalue(at->r, at->row, col);
+        out->len = (size_t)PQgetlength(at->r, at->row, col);
+    } else if (kind == PARLEY_COL_BOOL) {
+        out->i = !out->null && PQgetvalue(at->r, at->row, col)[0] != 0;
+    } else {
+        out->i = g_int(at->r, at->row, col);
+    }
 }
 
 /* ---- connections, errors, statements ------------------------------------- */
@@ -747,7 +627,7 @@ static int pg_error(pg_db_t *c, const PGresult *res, const char *what)
         return PARLEY_ENOMEM;
     if (sqlstate_is(state, "22021") || sqlstate_is(state, "22P05"))
         return PARLEY_EINVAL;
-    parley_log_error("store: %s: %.*s", what,
+    parley_log_error("store: %.80s: %.*s", what,
                      MSG(res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn)));
     return PARLEY_ESTORE;
 }
@@ -781,12 +661,15 @@ static int ensure_conn(pg_db_t *c)
     return session_setup(c);
 }
 
+static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q);
+
 static int open_conn(pg_store_t *s, bool writer, parley_db_t **out)
 {
     pg_db_t *c = calloc(1, sizeof *c);
     if (!c)
         return PARLEY_ENOMEM;
-    c->base.ops = &pg_ops;
+    c->sql.base.ops = &pg_ops;
+    c->sql.query = query;
     c->store = s;
     c->writer = writer;
     /* Defaults first: the URL's own parameters (expanded from dbname)
@@ -818,7 +701,7 @@ static int open_conn(pg_store_t *s, bool writer, parley_db_t **out)
         free(c);
         return rc;
     }
-    *out = &c->base;
+    *out = &c->sql.base;
     return 0;
 }
 
@@ -839,9 +722,12 @@ static int prepare(pg_db_t *c, enum stmt_id id, const char *what)
     else if (c->writer && stmts[id].lock == L_SKIP_LOCKED)
         lock = " FOR UPDATE SKIP LOCKED";
     snprintf(name, sizeof name, "p%d", (int)id);
-    snprintf(sql, sizeof sql, "%s%s", stmts[id].sql, lock);
+    int rc = parley_sql_expand(stmts[id].sql, sql, sizeof sql); /* the column lists written out */
+    if (rc)
+        return rc;
+    size_t n = strlen(sql);
+    snprintf(sql + n, sizeof sql - n, "%s", lock);
     PGresult *pr = PQprepare(c->conn, name, sql, 0, NULL);
-    int rc = 0;
     if (PQresultStatus(pr) != PGRES_COMMAND_OK)
         rc = pg_error(c, pr, what);
     PQclear(pr);
@@ -849,34 +735,75 @@ static int prepare(pg_db_t *c, enum stmt_id id, const char *what)
     return rc;
 }
 
-/* Run a statement: *out gets its rows (PQclear them) when out is not NULL. */
-static int run(parley_db_t *db, enum stmt_id id, const params_t *p, PGresult **out,
-               const char *what)
+/*
+ * Run statement id with vals as its parameters (text, except bytea in
+ * binary); *out gets its rows (PQclear them).
+ */
+static int exec_vals(parley_db_t *db, enum stmt_id id, const parley_vals_t *vals, PGresult **out)
 {
     pg_db_t *c = pg(db);
-    char name[16];
+    const char *v[PARLEY_VALS_MAX];
+    int len[PARLEY_VALS_MAX], fmt[PARLEY_VALS_MAX];
+    char num[PARLEY_VALS_MAX][24], name[16];
     int rc;
-    if (out)
-        *out = NULL;
+    *out = NULL;
+    for (int i = 0; i < vals->n; i++) {
+        const parley_val_t *x = &vals->v[i];
+        v[i] = x->kind == PARLEY_VAL_NULL ? NULL : x->p;
+        len[i] = x->kind == PARLEY_VAL_BLOB ? (int)x->len : 0;
+        fmt[i] = x->kind == PARLEY_VAL_BLOB;
+        if (x->kind == PARLEY_VAL_INT) {
+            snprintf(num[i], sizeof num[i], "%lld", (long long)x->i);
+            v[i] = num[i];
+        } else if (x->kind == PARLEY_VAL_BOOL) {
+            v[i] = x->i ? "t" : "f";
+        }
+    }
     if (!c->in_txn && (rc = ensure_conn(c)) != 0)
         return rc;
     snprintf(name, sizeof name, "p%d", (int)id);
-    if (!c->prepared[id] && (rc = prepare(c, id, what)) != 0)
+    if (!c->prepared[id] && (rc = prepare(c, id, "prepare")) != 0)
         return rc;
-    PGresult *res = PQexecPrepared(c->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-                                   p ? p->fmt : NULL, 1);
+    PGresult *res = PQexecPrepared(c->conn, name, vals->n, v, len, fmt, 1);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        rc = pg_error(c, res, what);
+        rc = pg_error(c, res, stmts[id].sql);
         PQclear(res);
         return rc;
     }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
+    *out = res;
     return 0;
 }
+
+/*
+ * The runner behind the shapes (parley_query_fn, columns.h): run statement
+ * id and read the rows q asks for.
+ */
+static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q)
+{
+    PGresult *r;
+    int rc = exec_vals(db, (enum stmt_id)id, vals, &r);
+    if (rc)
+        return rc;
+    q->changes = atoll(PQcmdTuples(r));
+    for (int i = 0; q->cols && i < PQntuples(r) && (q->cb || q->n < q->max); i++) {
+        char *row = q->out + (q->cb ? 0 : (size_t)q->n * q->stride);
+        result_row_t at = {r, i};
+        rc = parley_cols_read(q->cols, row, q->borrow, cell, &at);
+        if (rc)
+            break;
+        q->n++;
+        if (q->cb && parley_row_call(q->cols, *q->cb, q->arg, row))
+            break;
+    }
+    PQclear(r);
+    return rc;
+}
+
+#define run_count(db, id, n, ...) parley_sql_exec(query, db, id, n, __VA_ARGS__)
+#define column(db, id, kind, out, stride, max, n, ...)                                             \
+    parley_sql_column(query, db, id, kind, out, stride, max, n, __VA_ARGS__)
+#define ints(db, id, vals, n, ...) parley_sql_ints(query, db, id, vals, n, __VA_ARGS__)
 
 /* Run a plain command (transaction control) and check its tag. */
 static int command(pg_db_t *c, const char *sql, const char *tag)
@@ -1297,123 +1224,7 @@ static int pg_rollback_to(parley_db_t *db)
     return rc;
 }
 
-/* ---- streams, chunks, producers ------------------------------------------ */
-
-static void row_to_stream(const PGresult *r, int i, parley_stream_t *s)
-{
-    s->id = g_int(r, i, 0);
-    g_copy(s->path, sizeof s->path, r, i, 1);
-    g_copy(s->owner, sizeof s->owner, r, i, 2);
-    g_copy(s->content_type, sizeof s->content_type, r, i, 3);
-    s->created_ms = g_int(r, i, 4);
-    s->touched_ms = g_int(r, i, 5);
-    s->ttl_s = g_opt_int(r, i, 6);
-    s->expires_ms = g_opt_int(r, i, 7);
-    s->tail = (uint64_t)g_int(r, i, 8);
-    s->closed = g_bool(r, i, 9);
-    g_copy(s->closer, sizeof s->closer, r, i, 10);
-    s->closer_epoch = (uint64_t)g_int(r, i, 11);
-    s->closer_seq = (uint64_t)g_int(r, i, 12);
-    g_copy(s->stream_seq, sizeof s->stream_seq, r, i, 13);
-    s->fork_src = g_int(r, i, 14);
-    s->fork_pos = (uint64_t)g_int(r, i, 15);
-    s->refs = g_int(r, i, 16);
-    s->deleted = g_bool(r, i, 17);
-}
-
-static int stream_fetch(parley_db_t *db, enum stmt_id id, const params_t *p, parley_stream_t *out)
-{
-    PGresult *r;
-    int rc = run(db, id, p, &r, "stream lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = PARLEY_ENOTFOUND;
-    else
-        row_to_stream(r, 0, out);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
-{
-    params_t p = {0};
-    p_text(&p, path);
-    return stream_fetch(db, S_STREAM_GET, &p, out);
-}
-
-static int pg_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
-{
-    params_t p = {0};
-    p_int(&p, id);
-    return stream_fetch(db, S_STREAM_GET_ID, &p, out);
-}
-
-static int pg_stream_remove(parley_db_t *db, int64_t id)
-{
-    static const enum stmt_id steps[] = {S_STREAM_DEL_CHUNKS, S_STREAM_DEL_PRODUCERS, S_STREAM_DEL};
-    params_t p = {0};
-    p_int(&p, id);
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        int rc = run(db, steps[i], &p, NULL, "stream remove");
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int pg_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n)
-{
-    params_t p = {0};
-    p_int(&p, now_ms);
-    p_int(&p, max);
-    PGresult *r;
-    *n = 0;
-    int rc = run(db, S_STREAM_EXPIRED, &p, &r, "expiry scan");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r) && *n < max; i++)
-        ids[(*n)++] = g_int(r, i, 0);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_stream_scan(parley_db_t *db, const char *prefix,
-                          int (*cb)(void *arg, const parley_stream_t *s), void *arg)
-{
-    params_t p = {0};
-    size_t plen = strlen(prefix);
-    p_text(&p, prefix);
-    PGresult *r;
-    int rc = run(db, S_STREAM_SCAN, &p, &r, "stream scan");
-    if (rc)
-        return rc;
-    parley_stream_t *s = malloc(sizeof *s);
-    if (!s)
-        rc = PARLEY_ENOMEM;
-    for (int i = 0; !rc && i < PQntuples(r); i++) {
-        row_to_stream(r, i, s);
-        if (strncmp(s->path, prefix, plen) != 0)
-            break; /* past the prefix's range */
-        if (cb(arg, s))
-            break;
-    }
-    free(s);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_chunk_insert(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
-                           uint64_t unit_end, const void *data, size_t len)
-{
-    params_t p = {0};
-    p_int(&p, stream_id);
-    p_int(&p, (int64_t)end);
-    p_int(&p, (int64_t)start);
-    p_int(&p, (int64_t)unit_end);
-    p_bytes(&p, data, len);
-    return run(db, S_CHUNK_INSERT, &p, NULL, "chunk insert");
-}
+/* ---- the ops of this backend (the others are store/sqlops.c's) ---------- */
 
 /*
  * The chunks past from, in pages: libpq holds a whole result in memory, so
@@ -1429,12 +1240,12 @@ static int pg_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parl
 {
     int limit = CHUNK_PAGE_FIRST;
     for (;;) {
-        params_t p = {0};
-        p_int(&p, stream_id);
-        p_int(&p, (int64_t)from);
-        p_int(&p, limit);
+        parley_vals_t vals = {3,
+                              {{PARLEY_VAL_INT, NULL, 0, stream_id},
+                               {PARLEY_VAL_INT, NULL, 0, (int64_t)from},
+                               {PARLEY_VAL_INT, NULL, 0, limit}}};
         PGresult *r;
-        int rc = run(db, S_CHUNK_SCAN, &p, &r, "chunk scan");
+        int rc = exec_vals(db, S_CHUNK_SCAN, &vals, &r);
         if (rc)
             return rc;
         int n = PQntuples(r);
@@ -1454,604 +1265,24 @@ static int pg_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parl
     }
 }
 
-static int pg_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,
-                           parley_producer_state_t *ps)
-{
-    params_t p = {0};
-    p_int(&p, stream_id);
-    p_text(&p, producer);
-    PGresult *r;
-    ps->exists = false;
-    int rc = run(db, S_PRODUCER_GET, &p, &r, "producer lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) > 0) {
-        ps->exists = true;
-        ps->epoch = (uint64_t)g_int(r, 0, 0);
-        ps->last_seq = (uint64_t)g_int(r, 0, 1);
-    }
-    PQclear(r);
-    return 0;
-}
-
-static int pg_producer_put(parley_db_t *db, int64_t stream_id, const char *producer,
-                           const parley_producer_state_t *ps)
-{
-    params_t p = {0};
-    p_int(&p, stream_id);
-    p_text(&p, producer);
-    p_int(&p, (int64_t)ps->epoch);
-    p_int(&p, (int64_t)ps->last_seq);
-    return run(db, S_PRODUCER_PUT, &p, NULL, "producer store");
-}
-
-/* ---- idempotency records --------------------------------------------------- */
-
-static int pg_idem_get(parley_db_t *db, const char *owner, const char *key, char *fingerprint,
-                       int64_t *created_ms, char **resp, size_t *len)
-{
-    params_t p = {0};
-    p_text(&p, owner);
-    p_text(&p, key);
-    PGresult *r;
-    int rc = run(db, S_IDEM_GET, &p, &r, "idempotency lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0) {
-        rc = PARLEY_ENOTFOUND;
-    } else {
-        g_copy(fingerprint, 65, r, 0, 0);
-        *created_ms = g_int(r, 0, 1);
-        rc = g_dup(r, 0, 2, resp, len);
-    }
-    PQclear(r);
-    return rc;
-}
-
-static int pg_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
-{
-    params_t p = {0};
-    p_int(&p, before_ms);
-    p_int(&p, limit);
-    PGresult *r;
-    *n = 0;
-    int rc = run(db, S_IDEM_PURGE, &p, &r, "idempotency purge");
-    if (rc)
-        return rc;
-    *n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    return 0;
-}
-
-/* ---- documents ------------------------------------------------------------- */
-
-static int pg_doc_get(parley_db_t *db, const char *owner, const char *collection, const char *id,
-                      parley_doc_t *out)
-{
-    params_t p = {0};
-    p_text(&p, owner);
-    p_text(&p, collection);
-    p_text(&p, id);
-    PGresult *r;
-    int rc = run(db, S_DOC_GET, &p, &r, "document lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0) {
-        rc = PARLEY_ENOTFOUND;
-    } else {
-        snprintf(out->owner, sizeof out->owner, "%s", owner);
-        snprintf(out->collection, sizeof out->collection, "%s", collection);
-        snprintf(out->id, sizeof out->id, "%s", id);
-        out->version = g_int(r, 0, 0);
-        out->deleted = g_bool(r, 0, 1);
-        rc = g_dup(r, 0, 2, &out->data, &out->len);
-        g_copy(out->checksum, sizeof out->checksum, r, 0, 3);
-        out->created_ms = g_int(r, 0, 4);
-        out->updated_ms = g_int(r, 0, 5);
-        out->chg = g_int(r, 0, 6);
-    }
-    PQclear(r);
-    return rc;
-}
-
-static int pg_doc_list(parley_db_t *db, const char *owner, const char *collection, int64_t before,
-                       int limit, int (*cb)(void *arg, const parley_doc_t *d), void *arg)
-{
-    params_t p = {0};
-    p_text(&p, owner);
-    p_text(&p, collection);
-    p_int(&p, before > 0 ? before : INT64_MAX);
-    p_int(&p, limit);
-    PGresult *r;
-    int rc = run(db, S_DOC_LIST, &p, &r, "document list");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        parley_doc_t d;
-        memset(&d, 0, sizeof d);
-        snprintf(d.owner, sizeof d.owner, "%s", owner);
-        snprintf(d.collection, sizeof d.collection, "%s", collection);
-        g_copy(d.id, sizeof d.id, r, i, 0);
-        d.version = g_int(r, i, 1);
-        d.data = PQgetvalue(r, i, 2);
-        d.len = (size_t)PQgetlength(r, i, 2);
-        g_copy(d.checksum, sizeof d.checksum, r, i, 3);
-        d.created_ms = g_int(r, i, 4);
-        d.updated_ms = g_int(r, i, 5);
-        d.chg = g_int(r, i, 6);
-        if (cb(arg, &d))
-            break;
-    }
-    PQclear(r);
-    return 0;
-}
-
-/* ---- conversations, sessions, snapshots ----------------------------------- */
-
-/* Fill c from a CONV_COLS row; borrow: point into the result instead of copying. */
-static int row_to_conv(const PGresult *r, int i, parley_conv_t *c, bool borrow)
-{
-    memset(c, 0, sizeof *c);
-    g_copy(c->id, sizeof c->id, r, i, 0);
-    g_copy(c->owner, sizeof c->owner, r, i, 1);
-    c->version = g_int(r, i, 4);
-    c->created_ms = g_int(r, i, 5);
-    c->updated_ms = g_int(r, i, 6);
-    c->message_count = g_int(r, i, 7);
-    c->last_message_ms = g_opt_int(r, i, 8);
-    c->activity = g_int(r, i, 9);
-    c->deleted = g_bool(r, i, 10);
-    if (borrow) {
-        c->title = g_borrow(r, i, 2);
-        c->metadata = g_borrow(r, i, 3);
-        return 0;
-    }
-    int rc = g_dup(r, i, 2, &c->title, NULL);
-    if (rc == 0)
-        rc = g_dup(r, i, 3, &c->metadata, NULL);
-    if (rc)
-        parley_conv_clear(c);
-    return rc;
-}
-
-static int pg_conv_get(parley_db_t *db, const char *id, parley_conv_t *out)
-{
-    params_t p = {0};
-    p_text(&p, id);
-    PGresult *r;
-    int rc = run(db, S_CONV_GET, &p, &r, "conversation lookup");
-    if (rc)
-        return rc;
-    rc = PQntuples(r) == 0 ? PARLEY_ENOTFOUND : row_to_conv(r, 0, out, false);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_conv_t *c), void *arg)
-{
-    params_t p = {0};
-    p_text(&p, owner);
-    p_int(&p, before > 0 ? before : INT64_MAX);
-    p_int(&p, limit);
-    PGresult *r;
-    int rc = run(db, S_CONV_LIST, &p, &r, "conversation list");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        parley_conv_t c;
-        row_to_conv(r, i, &c, true);
-        if (cb(arg, &c))
-            break;
-    }
-    PQclear(r);
-    return 0;
-}
-
-static int row_to_sess(const PGresult *r, int i, parley_sess_t *s, bool borrow)
-{
-    memset(s, 0, sizeof *s);
-    g_copy(s->id, sizeof s->id, r, i, 0);
-    g_copy(s->conversation_id, sizeof s->conversation_id, r, i, 1);
-    g_copy(s->owner, sizeof s->owner, r, i, 2);
-    g_copy(s->message_id, sizeof s->message_id, r, i, 3);
-    g_copy(s->result_id, sizeof s->result_id, r, i, 4);
-    g_copy(s->status, sizeof s->status, r, i, 5);
-    s->attempt = g_int(r, i, 6);
-    s->max_attempts = g_int(r, i, 7);
-    s->lease_ms = g_int(r, i, 8);
-    s->lease_expires_ms = g_opt_int(r, i, 9);
-    s->created_ms = g_int(r, i, 13);
-    s->updated_ms = g_int(r, i, 14);
-    s->ord = g_int(r, i, 15);
-    if (borrow) {
-        s->error = g_borrow(r, i, 10);
-        s->request = g_borrow(r, i, 11);
-        s->input = g_borrow(r, i, 12);
-        return 0;
-    }
-    int rc = g_dup(r, i, 10, &s->error, NULL);
-    if (rc == 0)
-        rc = g_dup(r, i, 11, &s->request, NULL);
-    if (rc == 0)
-        rc = g_dup(r, i, 12, &s->input, NULL);
-    if (rc)
-        parley_sess_clear(s);
-    return rc;
-}
-
-static int sess_fetch(parley_db_t *db, enum stmt_id id, const params_t *p, parley_sess_t *out)
-{
-    PGresult *r;
-    int rc = run(db, id, p, &r, "session lookup");
-    if (rc)
-        return rc;
-    rc = PQntuples(r) == 0 ? PARLEY_ENOTFOUND : row_to_sess(r, 0, out, false);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_sess_get(parley_db_t *db, const char *id, parley_sess_t *out)
-{
-    params_t p = {0};
-    p_text(&p, id);
-    return sess_fetch(db, S_SESS_GET, &p, out);
-}
-
-static int remove_by_id(parley_db_t *db, enum stmt_id sid, const char *id, const char *what)
-{
-    params_t p = {0};
-    p_text(&p, id);
-    return run(db, sid, &p, NULL, what);
-}
-
-static int pg_sess_remove(parley_db_t *db, const char *id)
-{
-    return remove_by_id(db, S_SESS_DEL, id, "session remove");
-}
-
-static int pg_sess_list(parley_db_t *db, const char *conversation_id, const char *status,
-                        int64_t before, int limit, int (*cb)(void *arg, const parley_sess_t *s),
-                        void *arg)
-{
-    params_t p = {0};
-    p_text(&p, conversation_id);
-    p_int(&p, before > 0 ? before : INT64_MAX);
-    p_int(&p, limit);
-    if (status)
-        p_text(&p, status);
-    PGresult *r;
-    int rc = run(db, status ? S_SESS_LIST_STATUS : S_SESS_LIST, &p, &r, "session list");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        parley_sess_t s;
-        row_to_sess(r, i, &s, true);
-        if (cb(arg, &s))
-            break;
-    }
-    PQclear(r);
-    return 0;
-}
-
-/* The first column of up to max rows of a (now, limit) query. */
-static int scan_ids(parley_db_t *db, enum stmt_id sid, int64_t now_ms,
-                    char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n, const char *what)
-{
-    params_t p = {0};
-    p_int(&p, now_ms);
-    p_int(&p, max);
-    PGresult *r;
-    *n = 0;
-    int rc = run(db, sid, &p, &r, what);
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r) && *n < max; i++)
-        g_copy(ids[(*n)++], PARLEY_ROW_ID_MAX + 1, r, i, 0);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_sess_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n)
-{
-    return scan_ids(db, S_SESS_EXPIRED, now_ms, ids, max, n, "lease scan");
-}
-
-static int row_to_snap(const PGresult *r, int i, parley_snap_t *s, bool borrow)
-{
-    memset(s, 0, sizeof *s);
-    g_copy(s->id, sizeof s->id, r, i, 0);
-    g_copy(s->owner, sizeof s->owner, r, i, 1);
-    g_copy(s->source, sizeof s->source, r, i, 2);
-    g_copy(s->kind, sizeof s->kind, r, i, 3);
-    s->is_public = g_bool(r, i, 5);
-    s->created_ms = g_int(r, i, 6);
-    s->expires_ms = g_opt_int(r, i, 7);
-    g_copy(s->stream, sizeof s->stream, r, i, 8);
-    s->ord = g_int(r, i, 10);
-    if (borrow) {
-        s->title = g_borrow(r, i, 4);
-        s->payload = g_borrow(r, i, 9);
-        return 0;
-    }
-    int rc = g_dup(r, i, 4, &s->title, NULL);
-    if (rc == 0)
-        rc = g_dup(r, i, 9, &s->payload, NULL);
-    if (rc)
-        parley_snap_clear(s);
-    return rc;
-}
-
-static int pg_snap_get(parley_db_t *db, const char *id, parley_snap_t *out)
-{
-    params_t p = {0};
-    p_text(&p, id);
-    PGresult *r;
-    int rc = run(db, S_SNAP_GET, &p, &r, "snapshot lookup");
-    if (rc)
-        return rc;
-    rc = PQntuples(r) == 0 ? PARLEY_ENOTFOUND : row_to_snap(r, 0, out, false);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_snap_remove(parley_db_t *db, const char *id)
-{
-    return remove_by_id(db, S_SNAP_DEL, id, "snapshot remove");
-}
-
-static int pg_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
-                        int (*cb)(void *arg, const parley_snap_t *s), void *arg)
-{
-    params_t p = {0};
-    p_text(&p, owner);
-    p_int(&p, before > 0 ? before : INT64_MAX);
-    p_int(&p, limit);
-    PGresult *r;
-    int rc = run(db, S_SNAP_LIST, &p, &r, "snapshot list");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        parley_snap_t s;
-        row_to_snap(r, i, &s, true);
-        if (cb(arg, &s))
-            break;
-    }
-    PQclear(r);
-    return 0;
-}
-
-static int pg_snap_expired(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
-                           int max, int *n)
-{
-    return scan_ids(db, S_SNAP_EXPIRED, now_ms, ids, max, n, "snapshot expiry scan");
-}
-
-/* ---- subscriptions ------------------------------------------------------- */
-
-static void row_to_sub(const PGresult *r, int i, parley_sub_t *s)
-{
-    memset(s, 0, sizeof *s);
-    g_copy(s->id, sizeof s->id, r, i, 0);
-    g_copy(s->type, sizeof s->type, r, i, 1);
-    g_copy(s->pattern, sizeof s->pattern, r, i, 2);
-    g_copy(s->webhook_url, sizeof s->webhook_url, r, i, 3);
-    g_copy(s->wake_stream, sizeof s->wake_stream, r, i, 4);
-    g_copy(s->description, sizeof s->description, r, i, 5);
-    s->lease_ttl_ms = g_int(r, i, 6);
-    g_copy(s->config_hash, sizeof s->config_hash, r, i, 7);
-    g_copy(s->root_url, sizeof s->root_url, r, i, 8);
-    s->created_ms = g_int(r, i, 9);
-    s->generation = g_int(r, i, 10);
-    g_copy(s->wake_id, sizeof s->wake_id, r, i, 11);
-    g_copy(s->holder, sizeof s->holder, r, i, 12);
-    s->lease_expires_ms = g_opt_int(r, i, 13);
-    s->delivery_due_ms = g_opt_int(r, i, 14);
-    s->attempts = g_int(r, i, 15);
-}
-
-static int pg_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)
-{
-    params_t p = {0};
-    p_text(&p, id);
-    PGresult *r;
-    int rc = run(db, S_SUB_GET, &p, &r, "subscription lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = PARLEY_ENOTFOUND;
-    else
-        row_to_sub(r, 0, out);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_sub_remove(parley_db_t *db, const char *id)
-{
-    int rc = remove_by_id(db, S_SUB_DEL_LINKS, id, "subscription links remove");
-    return rc ? rc : remove_by_id(db, S_SUB_DEL, id, "subscription remove");
-}
-
-static int pg_sub_with_pattern(parley_db_t *db, int (*cb)(void *arg, const parley_sub_t *s),
-                               void *arg)
-{
-    PGresult *r;
-    int rc = run(db, S_SUB_PATTERNS, NULL, &r, "subscription pattern scan");
-    if (rc)
-        return rc;
-    parley_sub_t *s = malloc(sizeof *s);
-    if (!s)
-        rc = PARLEY_ENOMEM;
-    for (int i = 0; !rc && i < PQntuples(r); i++) {
-        row_to_sub(r, i, s);
-        if (cb(arg, s))
-            break;
-    }
-    free(s);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_sub_leases_expired(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return scan_ids(db, S_SUB_LEASES, now_ms, ids, max, n, "subscription lease scan");
-}
-
-static int pg_sub_deliveries_due(parley_db_t *db, int64_t now_ms,
-                                 char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
-{
-    return scan_ids(db, S_SUB_DUE, now_ms, ids, max, n, "subscription delivery scan");
-}
-
-static int pg_sub_next_delivery(parley_db_t *db, int64_t *due_ms)
-{
-    PGresult *r;
-    *due_ms = -1;
-    int rc = run(db, S_SUB_NEXT_DUE, NULL, &r, "subscription delivery scan");
-    if (rc)
-        return rc;
-    if (PQntuples(r) > 0)
-        *due_ms = g_opt_int(r, 0, 0);
-    PQclear(r);
-    return 0;
-}
-
-static void row_to_link(const PGresult *r, int i, parley_sub_link_t *l)
-{
-    g_copy(l->sub_id, sizeof l->sub_id, r, i, 0);
-    g_copy(l->path, sizeof l->path, r, i, 1);
-    l->by_glob = g_bool(r, i, 2);
-    l->by_explicit = g_bool(r, i, 3);
-    l->acked = (uint64_t)g_int(r, i, 4);
-    l->wake_tail = g_opt_int(r, i, 5);
-}
-
-static int pg_sublink_get(parley_db_t *db, const char *sub_id, const char *path,
-                          parley_sub_link_t *out)
-{
-    params_t p = {0};
-    p_text(&p, sub_id);
-    p_text(&p, path);
-    PGresult *r;
-    int rc = run(db, S_LINK_GET, &p, &r, "subscription link lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = PARLEY_ENOTFOUND;
-    else
-        row_to_link(r, 0, out);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_sublink_put(parley_db_t *db, const parley_sub_link_t *l)
-{
-    params_t p = {0};
-    p_text(&p, l->sub_id);
-    p_text(&p, l->path);
-    p_bool(&p, l->by_glob);
-    p_bool(&p, l->by_explicit);
-    p_int(&p, (int64_t)l->acked);
-    p_opt_int(&p, l->wake_tail);
-    return run(db, S_LINK_PUT, &p, NULL, "subscription link store");
-}
-
-static int pg_sublink_remove(parley_db_t *db, const char *sub_id, const char *path)
-{
-    params_t p = {0};
-    p_text(&p, sub_id);
-    p_text(&p, path);
-    return run(db, S_LINK_DEL, &p, NULL, "subscription link remove");
-}
-
-static int pg_sublink_list(parley_db_t *db, const char *sub_id, const char *path,
-                           int (*cb)(void *arg, const parley_sub_link_t *l), void *arg)
-{
-    params_t p = {0};
-    p_text(&p, sub_id ? sub_id : path);
-    PGresult *r;
-    int rc = run(db, sub_id ? S_LINK_LIST_SUB : S_LINK_LIST_PATH, &p, &r, "subscription link list");
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        parley_sub_link_t l;
-        row_to_link(r, i, &l);
-        if (cb(arg, &l))
-            break;
-    }
-    PQclear(r);
-    return 0;
-}
-
-static int pg_sublink_snapshot(parley_db_t *db, const char *sub_id)
-{
-    return remove_by_id(db, S_LINK_SNAPSHOT, sub_id, "subscription snapshot");
-}
-
-static int pg_sublink_ack_snapshot(parley_db_t *db, const char *sub_id)
-{
-    return remove_by_id(db, S_LINK_ACK_SNAPSHOT, sub_id, "subscription auto-ack");
-}
-
-static int pg_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path)
-{
-    params_t p = {0};
-    p_text(&p, sub_id);
-    PGresult *r;
-    int rc = run(db, S_LINK_PENDING, &p, &r, "subscription pending scan");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = PARLEY_ENOTFOUND;
-    else
-        g_copy(path, PARLEY_PATH_MAX + 1, r, 0, 0);
-    PQclear(r);
-    return rc;
-}
-
 /* ---- server keys ----------------------------------------------------------- */
 
-static int pg_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
-                      size_t *len)
+static int pg_stat(parley_db_t *db, parley_store_stat_t *out)
 {
-    params_t p = {0};
-    p_text(&p, name);
-    PGresult *r;
-    int rc = run(db, S_KEY_GET, &p, &r, "key lookup");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0) {
-        rc = PARLEY_ENOTFOUND;
-    } else {
-        size_t n = (size_t)PQgetlength(r, 0, 0);
-        if (n > cap) {
-            rc = PARLEY_ETOOBIG;
-        } else {
-            if (n)
-                memcpy(out, PQgetvalue(r, 0, 0), n);
-            *len = n;
-        }
-    }
-    PQclear(r);
+    out->db_bytes = out->wal_bytes = out->subs_webhook = out->subs_pull_wake = -1;
+    int rc = ints(db, S_STAT_DB, &out->db_bytes, 1, "");
+    if (rc == 0)
+        rc = parley_sqlop_stat_subs(db, out);
     return rc;
 }
 
 static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                       int64_t created_ms)
 {
-    params_t p = {0};
-    p_text(&p, name);
-    p_bytes(&p, data, len);
-    p_int(&p, created_ms);
-    PGresult *r;
-    int rc = run(db, S_KEY_PUT, &p, &r, "key store");
-    if (rc)
-        return rc;
-    if (strcmp(PQcmdTuples(r), "1") != 0)
+    int64_t changed = 0;
+    int rc = run_count(db, S_KEY_PUT, &changed, "tbi", name, data, len, created_ms);
+    if (rc == 0 && changed != 1)
         rc = PARLEY_EEXIST; /* the name is taken; the first secret stays */
-    PQclear(r);
     return rc;
 }
 
@@ -2065,163 +1296,14 @@ static int pg_key_put(parley_db_t *db, const char *name, const unsigned char *da
  * through parley_next(), in the request's transaction, so a request rolled back to its savepoint
  * gives its number back, as on SQLite. */
 
-/* The first row's first n integer columns of a RETURNING statement:
- * PARLEY_ENOTFOUND when no row matched its WHERE. */
-static int run_returning(parley_db_t *db, enum stmt_id id, const params_t *p, int64_t *vals, int n,
-                         const char *what)
-{
-    PGresult *r;
-    int rc = run(db, id, p, &r, what);
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = PARLEY_ENOTFOUND;
-    for (int i = 0; rc == 0 && i < n; i++)
-        vals[i] = g_int(r, 0, i);
-    PQclear(r);
-    return rc;
-}
-
-#define ROW_BYTES  (64 * 1024)        /* a byte stream's append is stored in rows this large */
-#define OFFSET_MAX 9999999999999999LL /* the largest stream position (codec/offset.h) */
-
 static int pg_stream_create(parley_db_t *db, parley_stream_t *s)
 {
-    params_t p = {0};
-    p_text(&p, s->path);
-    p_text(&p, s->owner);
-    p_text(&p, s->content_type);
-    p_int(&p, s->created_ms);
-    p_int(&p, s->touched_ms);
-    p_opt_int(&p, s->ttl_s);
-    p_opt_int(&p, s->expires_ms);
-    p_int(&p, (int64_t)s->tail);
-    p_bool(&p, s->closed);
-    p_opt_text(&p, s->closer);
-    p_int(&p, (int64_t)s->closer_epoch);
-    p_int(&p, (int64_t)s->closer_seq);
-    p_opt_text(&p, s->stream_seq);
-    if (s->fork_src)
-        p_int(&p, s->fork_src);
-    else
-        p_text(&p, NULL);
-    p_int(&p, (int64_t)s->fork_pos);
-    p_int(&p, s->refs);
-    p_bool(&p, s->deleted);
     int64_t id = 0;
-    int rc = run_returning(db, S_A_STREAM_CREATE, &p, &id, 1, "stream create");
+    int rc = ints(db, S_A_STREAM_CREATE, &id, 1, "R", &parley_stream_cols, s);
     if (rc == PARLEY_ENOTFOUND)
         return PARLEY_EEXIST; /* the path is taken */
     if (rc == 0)
         s->id = id;
-    return rc;
-}
-
-static int pg_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
-                            uint64_t units, int64_t now_ms, const char *stream_seq,
-                            int64_t expect_tail, uint64_t *new_tail)
-{
-    if (units > (uint64_t)OFFSET_MAX)
-        return PARLEY_ETOOBIG;
-    params_t p = {0};
-    p_int(&p, id);
-    p_int(&p, (int64_t)units);
-    p_int(&p, now_ms);
-    p_opt_text(&p, stream_seq);
-    p_int(&p, expect_tail);
-    p_int(&p, OFFSET_MAX);
-    int64_t tail = 0;
-    int rc = run_returning(db, S_A_STREAM_APPEND, &p, &tail, 1, "stream append");
-    if (rc == PARLEY_ENOTFOUND) {
-        /* Why no row matched: the row, locked by the update's attempt,
-         * says; nothing was written. */
-        parley_stream_t cur;
-        rc = pg_stream_get_id(db, id, &cur);
-        if (rc)
-            return rc;
-        return parley_store_append_refusal(&cur, stream_seq, expect_tail);
-    }
-    if (rc)
-        return rc;
-    uint64_t end = (uint64_t)tail, pos = end - units;
-    if (units == 0)
-        ;
-    else if (units == len && len > ROW_BYTES) {
-        for (size_t off = 0; rc == 0 && off < len; off += ROW_BYTES) {
-            size_t n = len - off < ROW_BYTES ? len - off : ROW_BYTES;
-            rc =
-                pg_chunk_insert(db, id, pos + off, pos + off + n, end, (const char *)data + off, n);
-        }
-    } else {
-        rc = pg_chunk_insert(db, id, pos, end, end, data, len);
-    }
-    if (rc == 0)
-        *new_tail = end;
-    return rc;
-}
-
-static int pg_stream_close(parley_db_t *db, int64_t id, const char *closer, uint64_t epoch,
-                           uint64_t seq, int64_t now_ms, uint64_t *tail)
-{
-    bool named = closer && closer[0];
-    params_t p = {0};
-    p_int(&p, id);
-    p_opt_text(&p, closer);
-    p_int(&p, named ? (int64_t)epoch : 0);
-    p_int(&p, named ? (int64_t)seq : 0);
-    p_int(&p, now_ms);
-    int64_t t = 0;
-    int rc = run_returning(db, S_A_STREAM_CLOSE, &p, &t, 1, "stream close");
-    if (rc == PARLEY_ENOTFOUND) { /* closed already (a no-op), or missing */
-        parley_stream_t cur;
-        rc = pg_stream_get_id(db, id, &cur);
-        t = (int64_t)cur.tail;
-    }
-    if (rc == 0)
-        *tail = (uint64_t)t;
-    return rc;
-}
-
-static int pg_stream_touch(parley_db_t *db, int64_t id, int64_t now_ms)
-{
-    params_t p = {0};
-    p_int(&p, id);
-    p_int(&p, now_ms);
-    int64_t t;
-    return run_returning(db, S_A_STREAM_TOUCH, &p, &t, 1, "stream touch");
-}
-
-static int pg_stream_ref(parley_db_t *db, int64_t id, int delta, parley_stream_ref_t *out)
-{
-    params_t p = {0};
-    p_int(&p, id);
-    p_int(&p, delta);
-    PGresult *r;
-    int rc = run(db, S_A_STREAM_REF, &p, &r, "stream ref");
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0) {
-        rc = PARLEY_ENOTFOUND;
-    } else {
-        out->refs = g_int(r, 0, 0);
-        out->deleted = g_bool(r, 0, 1);
-        out->fork_src = g_int(r, 0, 2);
-    }
-    PQclear(r);
-    return rc;
-}
-
-static int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
-{
-    params_t p = {0};
-    p_int(&p, id);
-    int64_t refs;
-    int rc = run_returning(db, S_A_STREAM_MARK_DELETED, &p, &refs, 1, "stream soft delete");
-    if (rc == PARLEY_ENOTFOUND) {
-        parley_stream_t cur;
-        rc = pg_stream_get_id(db, id, &cur);
-        return rc ? rc : PARLEY_ECONFLICT; /* refs == 0: the caller removes it */
-    }
     return rc;
 }
 
@@ -2230,15 +1312,9 @@ static int pg_stream_mark_deleted(parley_db_t *db, int64_t id)
 static int pg_idem_put(parley_db_t *db, const char *owner, const char *key, const char *fp,
                        int64_t now_ms, int64_t expired_before_ms, const char *blob, size_t len)
 {
-    params_t p = {0};
-    p_text(&p, owner);
-    p_text(&p, key);
-    p_text(&p, fp);
-    p_int(&p, now_ms);
-    p_bytes(&p, blob, len);
-    p_int(&p, expired_before_ms);
     int64_t one;
-    int rc = run_returning(db, S_A_IDEM_PUT, &p, &one, 1, "idempotency store");
+    int rc = ints(db, S_A_IDEM_PUT, &one, 1, "tttibi", owner, key, fp, now_ms, blob, len,
+                  expired_before_ms);
     return rc == PARLEY_ENOTFOUND ? PARLEY_EEXIST : rc;
 }
 
@@ -2261,15 +1337,11 @@ static int pg_idem_hold(parley_db_t *db, const char *owner, const char *key)
     }
     for (const char *s = key; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    params_t p = {0};
-    p_int(&p, (int64_t)(h | (1ULL << 63)));
-    PGresult *r;
-    int rc = run(db, S_IDEM_HOLD, &p, &r, "idempotency key lock");
+    int64_t got = 0;
+    int rc = ints(db, S_IDEM_HOLD, &got, 1, "i", (int64_t)(h | (1ULL << 63)));
     if (rc)
         return rc;
-    rc = PQntuples(r) == 1 && g_bool(r, 0, 0) ? 0 : PARLEY_ECONFLICT;
-    PQclear(r);
-    return rc;
+    return got == 1 ? 0 : PARLEY_ECONFLICT;
 }
 
 /* Write a document if its version is still expect_version (0: it must not
@@ -2277,21 +1349,10 @@ static int pg_idem_hold(parley_db_t *db, const char *owner, const char *key)
  * moved. */
 static int pg_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)
 {
-    params_t p = {0};
-    p_text(&p, d->owner);
-    p_text(&p, d->collection);
-    p_text(&p, d->id);
-    p_int(&p, d->version);
-    p_bool(&p, d->deleted);
-    p_text(&p, d->data ? d->data : "null");
-    p_text(&p, d->checksum);
-    p_int(&p, d->created_ms);
-    p_int(&p, d->updated_ms);
-    if (expect_version > 0)
-        p_int(&p, expect_version);
     int64_t chg = 0;
-    int rc = run_returning(db, expect_version > 0 ? S_A_DOC_UPDATE : S_A_DOC_INSERT, &p, &chg, 1,
-                           "document write");
+    int rc = expect_version > 0
+                 ? ints(db, S_A_DOC_UPDATE, &chg, 1, "Ri", &parley_doc_cols, d, expect_version)
+                 : ints(db, S_A_DOC_INSERT, &chg, 1, "R", &parley_doc_cols, d);
     if (rc == PARLEY_ENOTFOUND)
         return PARLEY_ECONFLICT;
     if (rc == 0)
@@ -2299,46 +1360,46 @@ static int pg_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version
     return rc;
 }
 
-static int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
+/*
+ * Insert row (cols' map) but its last column, which the statement assigns
+ * (parley_next) and returns into that field. PARLEY_EEXIST: the id is
+ * taken.
+ */
+static int insert_counted(parley_db_t *db, enum stmt_id id, const parley_cols_t *cols, void *row)
 {
-    params_t p = {0};
-    p_text(&p, c->id);
-    p_text(&p, c->owner);
-    p_text(&p, c->title);
-    p_text(&p, c->metadata ? c->metadata : "{}");
-    p_int(&p, c->version);
-    p_int(&p, c->created_ms);
-    p_int(&p, c->updated_ms);
-    p_int(&p, c->message_count);
-    p_opt_int(&p, c->last_message_ms);
-    p_bool(&p, c->deleted);
-    int64_t activity = 0;
-    int rc = run_returning(db, S_A_CONV_INSERT, &p, &activity, 1, "conversation insert");
+    int64_t v = 0;
+    int rc = ints(db, id, &v, 1, "R", cols, row);
     if (rc == PARLEY_ENOTFOUND)
         return PARLEY_EEXIST;
     if (rc == 0)
-        c->activity = activity;
+        memcpy((char *)row + cols->col[cols->n - 1].off, &v, sizeof v);
     return rc;
+}
+
+static int pg_conv_insert(parley_db_t *db, parley_conv_t *c)
+{
+    return insert_counted(db, S_A_CONV_INSERT, &parley_conv_cols, c);
+}
+
+/* Why a conditional update of a conversation matched nothing: missing,
+ * or moved or tombstoned (PARLEY_ECONFLICT). */
+static int conv_missed(parley_db_t *db, const char *id)
+{
+    parley_conv_t cur = {0};
+    int rc = parley_sqlop_conv_get(db, id, &cur);
+    parley_conv_clear(&cur);
+    return rc ? rc : PARLEY_ECONFLICT;
 }
 
 /* Title and metadata, if the version is still expect_version; version + 1
  * written back into c. */
 static int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_version)
 {
-    params_t p = {0};
-    p_text(&p, c->id);
-    p_text(&p, c->title);
-    p_text(&p, c->metadata ? c->metadata : "{}");
-    p_int(&p, c->updated_ms);
-    p_int(&p, expect_version);
     int64_t version = 0;
-    int rc = run_returning(db, S_A_CONV_UPDATE, &p, &version, 1, "conversation update");
-    if (rc == PARLEY_ENOTFOUND) { /* missing, or moved or tombstoned */
-        parley_conv_t cur = {0};
-        rc = pg_conv_get(db, c->id, &cur);
-        parley_conv_clear(&cur);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
+    int rc = ints(db, S_A_CONV_UPDATE, &version, 1, "tttii", c->id, c->title,
+                  c->metadata ? c->metadata : "{}", c->updated_ms, expect_version);
+    if (rc == PARLEY_ENOTFOUND)
+        return conv_missed(db, c->id);
     if (rc == 0)
         c->version = version;
     return rc;
@@ -2348,17 +1409,10 @@ static int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_vers
 static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
                         int64_t *version, int64_t *activity)
 {
-    params_t p = {0};
-    p_text(&p, id);
-    p_int(&p, now_ms);
     int64_t v[3] = {0, 0, 0};
-    int rc = run_returning(db, S_A_CONV_BUMP, &p, v, 3, "conversation bump");
-    if (rc == PARLEY_ENOTFOUND) { /* missing, or a tombstone */
-        parley_conv_t cur = {0};
-        rc = pg_conv_get(db, id, &cur);
-        parley_conv_clear(&cur);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
+    int rc = ints(db, S_A_CONV_BUMP, v, 3, "ti", id, now_ms);
+    if (rc == PARLEY_ENOTFOUND)
+        return conv_missed(db, id);
     if (rc == 0) {
         *seq = v[0];
         *version = v[1];
@@ -2367,39 +1421,9 @@ static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
     return rc;
 }
 
-static int pg_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version)
-{
-    params_t p = {0};
-    p_text(&p, id);
-    p_int(&p, now_ms);
-    return run_returning(db, S_A_CONV_TOMBSTONE, &p, version, 1, "conversation delete");
-}
-
 static int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
 {
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_text(&p, s->conversation_id);
-    p_text(&p, s->owner);
-    p_text(&p, s->message_id);
-    p_opt_text(&p, s->result_id);
-    p_text(&p, s->status);
-    p_int(&p, s->attempt);
-    p_int(&p, s->max_attempts);
-    p_int(&p, s->lease_ms);
-    p_opt_int(&p, s->lease_expires_ms);
-    p_text(&p, s->error);
-    p_text(&p, s->request);
-    p_text(&p, s->input);
-    p_int(&p, s->created_ms);
-    p_int(&p, s->updated_ms);
-    int64_t ord = 0;
-    int rc = run_returning(db, S_A_SESS_INSERT, &p, &ord, 1, "session insert");
-    if (rc == PARLEY_ENOTFOUND)
-        return PARLEY_EEXIST;
-    if (rc == 0)
-        s->ord = ord;
-    return rc;
+    return insert_counted(db, S_A_SESS_INSERT, &parley_sess_cols, s);
 }
 
 /* Every mutable column, if status and attempt are still the expected ones
@@ -2407,24 +1431,13 @@ static int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
 static int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char *expect_status,
                           int64_t expect_attempt)
 {
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_opt_text(&p, s->result_id);
-    p_text(&p, s->status);
-    p_int(&p, s->attempt);
-    p_int(&p, s->lease_ms);
-    p_opt_int(&p, s->lease_expires_ms);
-    p_text(&p, s->error);
-    p_text(&p, s->request);
-    p_text(&p, s->input);
-    p_int(&p, s->updated_ms);
-    p_text(&p, expect_status);
-    p_int(&p, expect_attempt);
     int64_t ord;
-    int rc = run_returning(db, S_A_SESS_UPDATE, &p, &ord, 1, "session update");
+    int rc = ints(db, S_A_SESS_UPDATE, &ord, 1, "totiintttiti", s->id, s->result_id, s->status,
+                  s->attempt, s->lease_ms, s->lease_expires_ms, s->error, s->request, s->input,
+                  s->updated_ms, expect_status, expect_attempt);
     if (rc == PARLEY_ENOTFOUND) { /* moved, or missing */
         parley_sess_t cur = {0};
-        rc = pg_sess_get(db, s->id, &cur);
+        rc = parley_sqlop_sess_get(db, s->id, &cur);
         parley_sess_clear(&cur);
         return rc ? rc : PARLEY_ECONFLICT;
     }
@@ -2437,77 +1450,32 @@ static int pg_sess_update(parley_db_t *db, const parley_sess_t *s, const char *e
 static int pg_sess_claim_next(parley_db_t *db, const char *conv_id, int64_t now_ms,
                               int64_t lease_ms, parley_sess_t *out)
 {
-    params_t p = {0};
-    p_int(&p, now_ms);
-    p_int(&p, lease_ms);
-    if (conv_id)
-        p_text(&p, conv_id);
-    PGresult *r;
-    int rc = run(db, conv_id ? S_A_SESS_CLAIM_CONV : S_A_SESS_CLAIM, &p, &r, "session claim");
-    if (rc)
-        return rc;
     char id[PARLEY_ROW_ID_MAX + 1];
-    if (PQntuples(r) == 0)
+    int n;
+    int rc = conv_id ? column(db, S_A_SESS_CLAIM_CONV, PARLEY_COL_TEXT, id, sizeof id, 1, &n, "iit",
+                              now_ms, lease_ms, conv_id)
+                     : column(db, S_A_SESS_CLAIM, PARLEY_COL_TEXT, id, sizeof id, 1, &n, "ii",
+                              now_ms, lease_ms);
+    if (rc == 0 && n == 0)
         rc = PARLEY_ENOTFOUND;
-    else
-        g_copy(id, sizeof id, r, 0, 0);
-    PQclear(r);
-    return rc ? rc : pg_sess_get(db, id, out);
+    return rc ? rc : parley_sqlop_sess_get(db, id, out);
 }
 
 static int pg_snap_insert(parley_db_t *db, parley_snap_t *s)
 {
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_text(&p, s->owner);
-    p_text(&p, s->source);
-    p_text(&p, s->kind);
-    p_text(&p, s->title);
-    p_bool(&p, s->is_public);
-    p_int(&p, s->created_ms);
-    p_opt_int(&p, s->expires_ms);
-    p_opt_text(&p, s->stream);
-    p_text(&p, s->payload ? s->payload : "{}");
-    int64_t ord = 0;
-    int rc = run_returning(db, S_A_SNAP_INSERT, &p, &ord, 1, "snapshot insert");
-    if (rc == PARLEY_ENOTFOUND)
-        return PARLEY_EEXIST;
-    if (rc == 0)
-        s->ord = ord;
-    return rc;
+    return insert_counted(db, S_A_SNAP_INSERT, &parley_snap_cols, s);
 }
 
-/* Payload {}, stream "" (its fork is removed by the caller). */
-static int pg_snap_expire(parley_db_t *db, const char *id)
+/* Why a fenced update of a subscription matched nothing: missing, or
+ * fenced (PARLEY_ECONFLICT). */
+static int sub_missed(parley_db_t *db, const char *id)
 {
-    params_t p = {0};
-    p_text(&p, id);
-    int64_t ord;
-    return run_returning(db, S_A_SNAP_EXPIRE, &p, &ord, 1, "snapshot expire");
-}
-
-/* Insert, or change the configuration columns of, a subscription; its
- * delivery state is left as it is. */
-static int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
-{
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_text(&p, s->type);
-    p_opt_text(&p, s->pattern);
-    p_opt_text(&p, s->webhook_url);
-    p_opt_text(&p, s->wake_stream);
-    p_opt_text(&p, s->description);
-    p_int(&p, s->lease_ttl_ms);
-    p_text(&p, s->config_hash);
-    p_text(&p, s->root_url);
-    p_int(&p, s->created_ms);
-    p_int(&p, s->generation);
-    p_opt_text(&p, s->wake_id);
-    p_opt_text(&p, s->holder);
-    p_opt_int(&p, s->lease_expires_ms);
-    p_opt_int(&p, s->delivery_due_ms);
-    p_int(&p, s->attempts);
-    return run(db, S_A_SUB_PUT_CONFIG, &p, NULL, "subscription store");
+    parley_sub_t *cur = malloc(sizeof *cur);
+    if (!cur)
+        return PARLEY_ENOMEM;
+    int rc = parley_sqlop_sub_get(db, id, cur);
+    free(cur);
+    return rc ? rc : PARLEY_ECONFLICT;
 }
 
 /* Start a wake on an idle subscription: generation + 1 into *generation.
@@ -2515,18 +1483,9 @@ static int pg_sub_put_config(parley_db_t *db, const parley_sub_t *s)
 static int pg_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_id,
                              int64_t lease_exp_ms, int64_t due_ms, int64_t *generation)
 {
-    params_t p = {0};
-    p_text(&p, id);
-    p_text(&p, wake_id);
-    p_int(&p, lease_exp_ms < 0 ? -1 : lease_exp_ms);
-    p_int(&p, due_ms < 0 ? -1 : due_ms);
-    int rc = run_returning(db, S_A_SUB_BEGIN_WAKE, &p, generation, 1, "subscription wake");
-    if (rc == PARLEY_ENOTFOUND) {
-        parley_sub_t cur;
-        rc = pg_sub_get(db, id, &cur);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
-    return rc;
+    int rc = ints(db, S_A_SUB_BEGIN_WAKE, generation, 1, "ttii", id, wake_id,
+                  lease_exp_ms < 0 ? -1 : lease_exp_ms, due_ms < 0 ? -1 : due_ms);
+    return rc == PARLEY_ENOTFOUND ? sub_missed(db, id) : rc;
 }
 
 /* The delivery state, if the generation and the wake in flight are still
@@ -2534,42 +1493,11 @@ static int pg_sub_begin_wake(parley_db_t *db, const char *id, const char *wake_i
 static int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_generation,
                          const char *expect_wake_id)
 {
-    params_t p = {0};
-    p_text(&p, s->id);
-    p_opt_text(&p, s->wake_id);
-    p_opt_text(&p, s->holder);
-    p_opt_int(&p, s->lease_expires_ms);
-    p_opt_int(&p, s->delivery_due_ms);
-    p_int(&p, s->attempts);
-    p_int(&p, expect_generation);
-    p_text(&p, expect_wake_id ? expect_wake_id : "");
     int64_t g;
-    int rc = run_returning(db, S_A_SUB_UPDATE, &p, &g, 1, "subscription update");
-    if (rc == PARLEY_ENOTFOUND) { /* fenced, or missing */
-        parley_sub_t *cur = malloc(sizeof *cur);
-        if (!cur)
-            return PARLEY_ENOMEM;
-        rc = pg_sub_get(db, s->id, cur);
-        free(cur);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
-    return rc;
-}
-
-static int pg_sublink_advance(parley_db_t *db, const char *sub, const char *path, uint64_t pos)
-{
-    params_t p = {0};
-    p_text(&p, sub);
-    p_text(&p, path);
-    p_int(&p, (int64_t)pos);
-    int64_t acked;
-    int rc = run_returning(db, S_A_LINK_ADVANCE, &p, &acked, 1, "subscription advance");
-    if (rc == PARLEY_ENOTFOUND) { /* backwards or past the tail, or no link */
-        parley_sub_link_t l;
-        rc = pg_sublink_get(db, sub, path, &l);
-        return rc ? rc : PARLEY_ECONFLICT;
-    }
-    return rc;
+    int rc = ints(db, S_A_SUB_UPDATE, &g, 1, "toonniit", s->id, s->wake_id, s->holder,
+                  s->lease_expires_ms, s->delivery_due_ms, s->attempts, expect_generation,
+                  expect_wake_id ? expect_wake_id : "");
+    return rc == PARLEY_ENOTFOUND ? sub_missed(db, s->id) : rc;
 }
 
 /* The PostgreSQL backend (store.h). */
@@ -2593,65 +1521,66 @@ static const parley_store_ops_t pg_ops = {
     .savepoint = pg_savepoint,
     .release = pg_release,
     .rollback_to = pg_rollback_to,
-    .stream_get = pg_stream_get,
-    .stream_get_id = pg_stream_get_id,
+    .stream_get = parley_sqlop_stream_get,
+    .stream_get_id = parley_sqlop_stream_get_id,
     .stream_create = pg_stream_create,
-    .stream_append = pg_stream_append,
-    .stream_close = pg_stream_close,
-    .stream_touch = pg_stream_touch,
-    .stream_ref = pg_stream_ref,
-    .stream_mark_deleted = pg_stream_mark_deleted,
-    .stream_remove = pg_stream_remove,
-    .stream_expired = pg_stream_expired,
-    .stream_scan = pg_stream_scan,
+    .stream_append = parley_sqlop_stream_append,
+    .stream_close = parley_sqlop_stream_close,
+    .stream_touch = parley_sqlop_stream_touch,
+    .stream_ref = parley_sqlop_stream_ref,
+    .stream_mark_deleted = parley_sqlop_stream_mark_deleted,
+    .stream_remove = parley_sqlop_stream_remove,
+    .stream_expired = parley_sqlop_stream_expired,
+    .stream_scan = parley_sqlop_stream_scan,
     .chunk_scan = pg_chunk_scan,
-    .producer_get = pg_producer_get,
-    .producer_put = pg_producer_put,
-    .idem_get = pg_idem_get,
+    .producer_get = parley_sqlop_producer_get,
+    .producer_put = parley_sqlop_producer_put,
+    .idem_get = parley_sqlop_idem_get,
     .idem_put = pg_idem_put,
-    .idem_purge = pg_idem_purge,
+    .idem_purge = parley_sqlop_idem_purge,
     .idem_hold = pg_idem_hold,
-    .doc_get = pg_doc_get,
+    .doc_get = parley_sqlop_doc_get,
     .doc_write = pg_doc_write,
-    .doc_list = pg_doc_list,
-    .conv_get = pg_conv_get,
+    .doc_list = parley_sqlop_doc_list,
+    .conv_get = parley_sqlop_conv_get,
     .conv_insert = pg_conv_insert,
     .conv_update = pg_conv_update,
     .conv_bump = pg_conv_bump,
-    .conv_tombstone = pg_conv_tombstone,
-    .conv_list = pg_conv_list,
-    .sess_get = pg_sess_get,
+    .conv_tombstone = parley_sqlop_conv_tombstone,
+    .conv_list = parley_sqlop_conv_list,
+    .sess_get = parley_sqlop_sess_get,
     .sess_insert = pg_sess_insert,
     .sess_update = pg_sess_update,
     .sess_claim_next = pg_sess_claim_next,
-    .sess_remove = pg_sess_remove,
-    .sess_list = pg_sess_list,
-    .sess_expired = pg_sess_expired,
-    .snap_get = pg_snap_get,
+    .sess_remove = parley_sqlop_sess_remove,
+    .sess_list = parley_sqlop_sess_list,
+    .sess_expired = parley_sqlop_sess_expired,
+    .snap_get = parley_sqlop_snap_get,
     .snap_insert = pg_snap_insert,
-    .snap_expire = pg_snap_expire,
-    .snap_remove = pg_snap_remove,
-    .snap_list = pg_snap_list,
-    .snap_expired = pg_snap_expired,
-    .sub_get = pg_sub_get,
-    .sub_put_config = pg_sub_put_config,
+    .snap_expire = parley_sqlop_snap_expire,
+    .snap_remove = parley_sqlop_snap_remove,
+    .snap_list = parley_sqlop_snap_list,
+    .snap_expired = parley_sqlop_snap_expired,
+    .sub_get = parley_sqlop_sub_get,
+    .sub_put_config = parley_sqlop_sub_put_config,
     .sub_begin_wake = pg_sub_begin_wake,
     .sub_update = pg_sub_update,
-    .sub_remove = pg_sub_remove,
-    .sub_with_pattern = pg_sub_with_pattern,
-    .sub_leases_expired = pg_sub_leases_expired,
-    .sub_deliveries_due = pg_sub_deliveries_due,
-    .sub_next_delivery = pg_sub_next_delivery,
-    .sublink_get = pg_sublink_get,
-    .sublink_put = pg_sublink_put,
-    .sublink_advance = pg_sublink_advance,
-    .sublink_remove = pg_sublink_remove,
-    .sublink_list = pg_sublink_list,
-    .sublink_snapshot = pg_sublink_snapshot,
-    .sublink_ack_snapshot = pg_sublink_ack_snapshot,
-    .sublink_first_pending = pg_sublink_first_pending,
-    .key_get = pg_key_get,
+    .sub_remove = parley_sqlop_sub_remove,
+    .sub_with_pattern = parley_sqlop_sub_with_pattern,
+    .sub_leases_expired = parley_sqlop_sub_leases_expired,
+    .sub_deliveries_due = parley_sqlop_sub_deliveries_due,
+    .sub_next_delivery = parley_sqlop_sub_next_delivery,
+    .sublink_get = parley_sqlop_sublink_get,
+    .sublink_put = parley_sqlop_sublink_put,
+    .sublink_advance = parley_sqlop_sublink_advance,
+    .sublink_remove = parley_sqlop_sublink_remove,
+    .sublink_list = parley_sqlop_sublink_list,
+    .sublink_snapshot = parley_sqlop_sublink_snapshot,
+    .sublink_ack_snapshot = parley_sqlop_sublink_ack_snapshot,
+    .sublink_first_pending = parley_sqlop_sublink_first_pending,
+    .key_get = parley_sqlop_key_get,
     .key_put = pg_key_put,
+    .stat = pg_stat,
 };
 
 const parley_store_ops_t *parley_store_pg_ops(void)

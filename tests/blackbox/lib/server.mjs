@@ -26,7 +26,7 @@
 // its own --store or PARLEY_STORE). restart() keeps the same database.
 // server.pgUrl names it, so that a second server (`--store`, srv.pgUrl)
 // can share it as another node.
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
@@ -41,7 +41,8 @@ export const PARLEY_BIN = process.env.PARLEY_BIN
 
 const START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 20_000
-const STARTUP_LINE = /^parley \S+ listening on http:\/\/(127\.0\.0\.1):(\d+)\b/m
+// The start-up line as text, or as the "msg" of a JSON object (--log-format json).
+const STARTUP_LINE = /^(?:\{.*"msg":")?parley \S+ listening on http:\/\/(127\.0\.0\.1):(\d+)\b/m
 
 // Every child still running and every directory not yet removed.
 const children = new Set()
@@ -144,30 +145,184 @@ export function runParley(args, { timeoutMs = 10_000, env = null } = {}) {
 export const TEST_PG_URL = /^postgres(ql)?:\/\//.test(process.env.PARLEY_TEST_STORE ?? "")
   ? process.env.PARLEY_TEST_STORE
   : ""
-let pgDatabases = 0
 
-/** Run one SQL command on the test PostgreSQL server (its admin database). */
-function pgAdmin(sql) {
-  const res = spawnSync("psql", [TEST_PG_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], {
-    encoding: "utf8",
-    timeout: 30_000,
-  })
-  if (res.status !== 0) throw new Error(`psql ${sql}: ${res.stderr || res.error}`)
+// PostgreSQL databases for the servers, reused. With fsync on, CREATE
+// DATABASE (a flushed copy of the template) and DROP DATABASE cost hundreds
+// of milliseconds each on a busy machine, a server's first start on an
+// empty database as much again (it creates the schema), and starting psql
+// for each command more. So a server's database comes from a pool kept on
+// the test PostgreSQL server (table parley_test_pool in the URL's own
+// database, shared by every test process on that server): cleanup()
+// returns it, and the next server to take it finds it emptied as a new one
+// would be, tables included: no session of a former server left on it,
+// every row of every table deleted and every sequence back at its start
+// (the server's start-up then finds its schema in place). The commands go
+// through psql sessions kept open, one on the admin database and one on
+// each database used, per test process. A database that cannot be
+// emptied is not used again.
+
+/** One psql session on the test server, kept open; commands run one at a time. */
+class PgSession {
+  constructor(url) {
+    this.url = url
+    this.proc = null // the psql child, or null before the first command / after it died
+    this.queue = Promise.resolve() // the last command queued (they run in order)
+  }
+
+  spawnPsql() {
+    const proc = spawn("psql", ["-X", "-qAt", "-v", "ON_ERROR_STOP=0", this.url], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" },
+    })
+    children.add(proc)
+    proc.once("exit", () => {
+      children.delete(proc)
+      if (this.proc === proc) this.proc = null
+    })
+    proc.on("error", () => {}) // reported as an exit
+    proc.stdin.on("error", () => {}) // written to after it died: the exit says so
+    proc.stdout.setEncoding("utf8")
+    proc.stderr.setEncoding("utf8")
+    // Idle, it must not keep the test process alive.
+    for (const h of [proc, proc.stdin, proc.stdout, proc.stderr]) h.unref()
+    return proc
+  }
+
+  /**
+   * Run SQL (and psql meta-commands, one a line); resolves the output lines.
+   * Rejects with psql's messages when the last command failed or psql ended.
+   */
+  run(sql) {
+    const job = this.queue.then(() => this.runNow(sql))
+    this.queue = job.catch(() => {})
+    return job
+  }
+
+  runNow(sql) {
+    if (!this.proc) this.proc = this.spawnPsql()
+    const proc = this.proc
+    const END = /^__parley_done__ (true|false)$/m
+    let out = ""
+    let err = ""
+    return withTimeout(
+      new Promise((resolve, reject) => {
+        const onOut = (d) => {
+          out += d
+          const m = END.exec(out)
+          if (!m) return
+          done()
+          if (m[1] === "true") reject(new Error(`psql: ${sql}: ${err}`))
+          else resolve(out.slice(0, m.index).split("\n").filter(Boolean))
+        }
+        const onErr = (d) => (err += d)
+        const onExit = () => {
+          done()
+          reject(new Error(`psql ended: ${sql}: ${err}`))
+        }
+        const done = () => {
+          proc.stdout.off("data", onOut)
+          proc.stderr.off("data", onErr)
+          proc.off("exit", onExit)
+          for (const h of [proc, proc.stdin, proc.stdout, proc.stderr]) h.unref()
+        }
+        for (const h of [proc, proc.stdin, proc.stdout, proc.stderr]) h.ref()
+        proc.stdout.on("data", onOut)
+        proc.stderr.on("data", onErr)
+        proc.once("exit", onExit)
+        proc.stdin.write(`${sql}\n\\echo __parley_done__ :ERROR\n`)
+      }),
+      30_000,
+      `psql ${sql}`,
+    ).catch((e) => {
+      // A command that failed or timed out may have left the session on
+      // another database or in a transaction: start afresh next time.
+      if (this.proc === proc) {
+        this.proc = null
+        proc.kill("SIGKILL")
+      }
+      throw e
+    })
+  }
 }
 
-/** A new empty database on the test PostgreSQL server: { name, url }. */
-function pgCreateDatabase() {
-  const name = `parley_t${process.pid}_${++pgDatabases}`
-  pgAdmin(`CREATE DATABASE ${name}`)
+let pgAdminSession = null // on TEST_PG_URL's database: the pool table
+let pgPoolReady = false // the pool table and its sequence exist
+const pgSessions = new Map() // database name -> PgSession on it
+
+/** The test server's URL with another database name. */
+function pgDatabaseUrl(name) {
   const m = /^(postgres(?:ql)?:\/\/[^/?]*)(\/[^?]*)?(\?.*)?$/.exec(TEST_PG_URL)
-  return { name, url: `${m[1]}/${name}${m[3] ?? ""}` }
+  return `${m[1]}/${name}${m[3] ?? ""}`
 }
 
-function pgDropDatabase(name) {
+// Empties a pooled database: every other session ended (waiting for it to
+// go, so that no advisory lock or LISTEN of a killed server lingers), every
+// row deleted (a few rows per test: cheaper than TRUNCATE's new files),
+// every sequence reset.
+const PG_EMPTY_SQL =
+  "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity " +
+  "WHERE datname = current_database() AND pid <> pg_backend_pid() \\g /dev/null\n" +
+  "DO $$DECLARE r record; BEGIN " +
+  "FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP " +
+  "EXECUTE format('DELETE FROM public.%I', r.tablename); END LOOP; " +
+  "FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP " +
+  "PERFORM setval(format('public.%I', r.sequencename), 1, false); END LOOP; END$$;"
+
+async function pgEmpty(name) {
+  let session = pgSessions.get(name)
+  if (!session) pgSessions.set(name, (session = new PgSession(pgDatabaseUrl(name))))
+  await session.run(PG_EMPTY_SQL)
+}
+
+/** An empty database on the test PostgreSQL server, for one server: { name, url }. */
+async function pgTakeDatabase() {
+  pgAdminSession ??= new PgSession(TEST_PG_URL)
+  const admin = pgAdminSession
+  if (!pgPoolReady) {
+    await admin.run(
+      "BEGIN; SELECT pg_advisory_xact_lock(7070707070) \\g /dev/null\n" +
+        "CREATE TABLE IF NOT EXISTS parley_test_pool (name text PRIMARY KEY, free boolean NOT NULL);\n" +
+        "CREATE SEQUENCE IF NOT EXISTS parley_test_pool_seq; COMMIT;",
+    )
+    pgPoolReady = true
+  }
+  for (;;) {
+    const [name] = await admin.run(
+      "WITH t AS (UPDATE parley_test_pool SET free = false WHERE name = (SELECT name FROM " +
+        "parley_test_pool WHERE free ORDER BY name LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING name) " +
+        "SELECT name FROM t;",
+    )
+    if (!name) {
+      // None free: a new one.
+      const [fresh] = await admin.run(
+        "INSERT INTO parley_test_pool SELECT 'parley_t' || nextval('parley_test_pool_seq'), false RETURNING name;",
+      )
+      await admin.run(`CREATE DATABASE ${fresh};`)
+      return { name: fresh, url: pgDatabaseUrl(fresh) }
+    }
+    try {
+      await pgEmpty(name)
+      return { name, url: pgDatabaseUrl(name) }
+    } catch {
+      // A test may have closed it to connections: open it and try once more.
+      try {
+        await admin.run(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true;`)
+        await pgEmpty(name)
+        return { name, url: pgDatabaseUrl(name) }
+      } catch {
+        // Left taken: take another.
+      }
+    }
+  }
+}
+
+/** Give a server's database back to the pool (its processes are gone). */
+async function pgReturnDatabase(name) {
   try {
-    pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await pgAdminSession.run(`UPDATE parley_test_pool SET free = true WHERE name = '${name}';`)
   } catch {
-    // the server may be gone already; it is removed with its directory
+    // The test server is gone (it is removed with its directory) or was
+    // restarted by the test; the database is simply not reused.
   }
 }
 
@@ -293,7 +448,7 @@ class ParleyServer {
     await this.kill9()
     fs.rmSync(this.dataDir, { recursive: true, force: true })
     dirs.delete(this.dataDir)
-    if (this.pgDatabase) pgDropDatabase(this.pgDatabase)
+    if (this.pgDatabase) await pgReturnDatabase(this.pgDatabase)
     this.pgDatabase = null
   }
 }
@@ -324,7 +479,7 @@ export async function startServer(opts = {}) {
     : { PARLEY_RATE_LIMIT_WRITES: "off", PARLEY_RATE_LIMIT_READS: "off", ...(opts.env ?? {}) }
   let pg = null
   if (TEST_PG_URL && !args.some((a) => /^--store\b/.test(a)) && !(opts.env && "PARLEY_STORE" in opts.env)) {
-    pg = pgCreateDatabase()
+    pg = await pgTakeDatabase()
     args.unshift("--store", pg.url)
   }
   const server = new ParleyServer(dataDir, args, env)

@@ -1,0 +1,147 @@
+/*
+ * outcome.c — an outcome as a stored record (see outcome.h).
+ *
+ * Encoding: "O1\n" and one compact JSON object
+ *   {"done": N, "body": <representation>, "echo": {...}, "meta": {...}}
+ * "body" is absent when there is none; "echo" holds the Durable Streams
+ * fields (each has_* flag as the presence of its member); "meta" the
+ * stream's content_type, ttl_s and expires_ms. The body is written with
+ * jansson's own dump (member order kept, reals with 17 digits) and read back
+ * with its parser, so a decoded body is the same value in the same order,
+ * and an answer rendered from it is the same bytes. Records made before
+ * outcomes were stored hold a rendered HTTP reply, which never starts with
+ * "O1" (it starts with the status digits); the API tells the two apart
+ * with parley_outcome_is_record().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/outcome.h"
+#include "parley/parley.h"
+
+#define MAGIC     "O1\n"
+#define MAGIC_LEN 3
+
+bool parley_outcome_is_record(const char *blob, size_t len)
+{
+    return len >= MAGIC_LEN && memcmp(blob, MAGIC, MAGIC_LEN) == 0;
+}
+
+static int put_u64(json_t *o, bool has, const char *name, uint64_t v)
+{
+    return has ? json_object_set_new(o, name, json_integer((json_int_t)v)) : 0;
+}
+
+int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len)
+{
+    const parley_stream_echo_t *e = &o->echo;
+    *blob = NULL;
+    *len = 0;
+    if (o->refusal)
+        return PARLEY_EINVAL; /* only what was done is recorded */
+    json_t *echo = json_object();
+    json_t *meta =
+        json_pack("{s:s, s:I, s:I}", "content_type", o->meta.content_type, "ttl_s",
+                  (json_int_t)o->meta.ttl_s, "expires_ms", (json_int_t)o->meta.expires_ms);
+    json_t *rec = echo && meta ? json_pack("{s:i, s:O, s:O}", "done", (int)o->done, "echo", echo,
+                                           "meta", meta)
+                               : NULL;
+    int rc = rec ? 0 : PARLEY_ENOMEM;
+    if (rc == 0 && o->body && json_object_set(rec, "body", o->body))
+        rc = PARLEY_ENOMEM;
+    if (rc == 0 && e->has_offset)
+        rc = put_u64(echo, true, "next", e->next);
+    if (rc == 0 && e->closed)
+        rc = json_object_set_new(echo, "closed", json_true());
+    if (rc == 0)
+        rc = put_u64(echo, e->has_epoch, "epoch", e->epoch);
+    if (rc == 0)
+        rc = put_u64(echo, e->has_seq, "seq", e->seq);
+    if (rc == 0)
+        rc = put_u64(echo, e->has_gap, "expected", e->expected);
+    if (rc == 0)
+        rc = put_u64(echo, e->has_gap, "received", e->received);
+    if (rc == 0)
+        rc = json_object_set_new(echo, "changes", json_integer(e->changes));
+    rc = rc ? PARLEY_ENOMEM : 0;
+    char *text = rc == 0 ? json_dumps(rec, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (rc == 0 && !text)
+        rc = PARLEY_ENOMEM;
+    if (rc == 0) {
+        size_t n = strlen(text);
+        *blob = malloc(MAGIC_LEN + n);
+        if (*blob) {
+            memcpy(*blob, MAGIC, MAGIC_LEN);
+            memcpy(*blob + MAGIC_LEN, text, n);
+            *len = MAGIC_LEN + n;
+        } else {
+            rc = PARLEY_ENOMEM;
+        }
+    }
+    free(text);
+    json_decref(rec);
+    json_decref(echo);
+    json_decref(meta);
+    return rc;
+}
+
+/* The unsigned member name of obj into *v; *has says whether it was there. */
+static int get_u64(json_t *obj, const char *name, bool *has, uint64_t *v)
+{
+    json_t *n = json_object_get(obj, name);
+    *has = n != NULL;
+    if (!n)
+        return 0;
+    if (!json_is_integer(n) || json_integer_value(n) < 0)
+        return PARLEY_EINVAL;
+    *v = (uint64_t)json_integer_value(n);
+    return 0;
+}
+
+int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o)
+{
+    json_error_t err;
+    parley_outcome_init(o);
+    if (!parley_outcome_is_record(blob, len))
+        return PARLEY_EINVAL;
+    json_t *rec = json_loadb(blob + MAGIC_LEN, len - MAGIC_LEN, JSON_ALLOW_NUL, &err);
+    json_t *done = json_object_get(rec, "done");
+    json_t *echo = json_object_get(rec, "echo");
+    json_t *meta = json_object_get(rec, "meta");
+    json_t *ct = json_object_get(meta, "content_type");
+    json_t *ttl = json_object_get(meta, "ttl_s");
+    json_t *exp = json_object_get(meta, "expires_ms");
+    int rc = json_is_integer(done) && json_integer_value(done) >= PARLEY_DONE_OK &&
+                     json_integer_value(done) <= PARLEY_DONE_NOTHING && json_is_object(echo) &&
+                     json_is_string(ct) && json_is_integer(ttl) && json_is_integer(exp) &&
+                     strlen(json_string_value(ct)) < sizeof o->meta.content_type
+                 ? 0
+                 : PARLEY_EINVAL;
+    parley_stream_echo_t *e = &o->echo;
+    bool has;
+    uint64_t changes = 0;
+    if (rc == 0)
+        rc = get_u64(echo, "next", &e->has_offset, &e->next);
+    if (rc == 0)
+        rc = get_u64(echo, "epoch", &e->has_epoch, &e->epoch);
+    if (rc == 0)
+        rc = get_u64(echo, "seq", &e->has_seq, &e->seq);
+    if (rc == 0)
+        rc = get_u64(echo, "expected", &e->has_gap, &e->expected);
+    if (rc == 0)
+        rc = get_u64(echo, "received", &has, &e->received);
+    if (rc == 0)
+        rc = get_u64(echo, "changes", &has, &changes);
+    if (rc == 0) {
+        e->changes = (unsigned)changes;
+        e->closed = json_is_true(json_object_get(echo, "closed"));
+        o->done = (parley_done_t)json_integer_value(done);
+        snprintf(o->meta.content_type, sizeof o->meta.content_type, "%s", json_string_value(ct));
+        o->meta.ttl_s = json_integer_value(ttl);
+        o->meta.expires_ms = json_integer_value(exp);
+        o->body = json_incref(json_object_get(rec, "body"));
+    }
+    json_decref(rec);
+    return rc;
+}

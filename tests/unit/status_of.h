@@ -1,0 +1,41 @@
+/*
+ * outcome_status.h — the HTTP status an outcome is answered with, for unit
+ * tests of core rules, which cannot reach the API layer: the defaults of
+ * api/status.c (no route overrides), written out so a test states what each
+ * rule must decide. Kept in step with api/status.c by hand; the black-box
+ * suites check the real mapping.
+ */
+#ifndef PARLEY_TEST_STATUS_OF_H
+#define PARLEY_TEST_STATUS_OF_H
+
+#include "core/outcome.h"
+#include "parley/parley.h"
+
+static inline int outcome_status(const parley_outcome_t *o)
+{
+    switch (o->refusal) {
+    case 0:
+        return o->done == PARLEY_DONE_CREATED ? 201 : o->done == PARLEY_DONE_OK ? 200 : 204;
+    case PARLEY_EINVAL:
+        return 400;
+    case PARLEY_EUNAUTH:
+        return 401;
+    case PARLEY_EFORBIDDEN:
+        return 403;
+    case PARLEY_ENOTFOUND:
+        return 404;
+    case PARLEY_ECONFLICT:
+    case PARLEY_EFENCED:
+        return 409;
+    case PARLEY_EGONE:
+        return 410;
+    case PARLEY_EPRECOND:
+        return 412;
+    case PARLEY_ETOOBIG:
+        return 413;
+    default:
+        return 500;
+    }
+}
+
+#endif
