@@ -39,7 +39,7 @@ typedef struct snap_write {
     char user[PARLEY_OWNER_MAX + 1]; /* the caller */
     bool admin;                      /* the caller is the admin */
     char id[PARLEY_ROW_ID_MAX + 1];  /* the snapshot */
-    const char *base;                /* --public-url, or NULL: URLs are paths (config, outlives us) */
+    const char *base; /* --public-url, or NULL: URLs are paths (config, outlives us) */
 } snap_write_t;
 
 static void snap_write_free(void *arg)

@@ -395,6 +395,57 @@ typedef struct stream_read {
  * Returns 0, PARLEY_ENOTFOUND, PARLEY_EGONE, PARLEY_EINVAL for a position
  * past the tail, or a storage error.
  */
+/*
+ * A read renews a TTL stream's sliding window: in this node's memory
+ * (parley_stream_touch), and, when several nodes share the database, in
+ * the store too, or another node (the one that runs the expiry, or the
+ * one the next request lands on) would expire the stream on the last
+ * stored touch. That write is fire-and-forget through the writer, and only
+ * once the stored touch is older than a tenth of the TTL (at most a
+ * second): another node may see a window shortened by that much, never
+ * lengthened.
+ */
+typedef struct touch_write {
+    parley_write_t w; /* must be first */
+    int64_t id;       /* the stream */
+    int64_t now_ms;   /* when it was read */
+} touch_write_t;
+
+static int touch_apply(parley_write_t *w, parley_db_t *db)
+{
+    touch_write_t *t = (touch_write_t *)w;
+    return parley_db_stream_touch(db, t->id, t->now_ms);
+}
+
+static void touch_done(parley_write_t *w, int status)
+{
+    (void)status; /* not stored: the next read tries again */
+    free(w);
+}
+
+static void touch_read(parley_req_t *r, const parley_stream_t *meta)
+{
+    parley_stream_touch(meta);
+    parley_app_t *app = parley_api_app(r);
+    if (meta->ttl_s < 0 || !parley_store_shared(app->store))
+        return;
+    int64_t now = parley_clock_now_ms();
+    int64_t every = meta->ttl_s * 100;
+    if (every > 1000)
+        every = 1000;
+    if (now - meta->touched_ms < every)
+        return;
+    touch_write_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return;
+    t->w.apply = touch_apply;
+    t->w.done = touch_done;
+    t->id = meta->id;
+    t->now_ms = now;
+    if (parley_writer_submit(app->writer, &t->w) != 0)
+        free(t);
+}
+
 static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley_stream_t *meta)
 {
     int st = parley_stream_lookup(db, rd->path, parley_req_user(r), parley_req_is_admin(r), meta);
@@ -605,7 +656,7 @@ static void long_poll_step(parley_req_t *r)
         respond_read_error(r, st);
         return;
     }
-    parley_stream_touch(&meta);
+    touch_read(r, &meta);
     if (meta.tail > rd->pos) {
         add_read_headers(r, &meta, meta.tail);
         if (!meta.closed)
@@ -638,7 +689,7 @@ static void catch_up(parley_req_t *r, stream_read_t *rd)
         respond_read_error(r, st);
         return;
     }
-    parley_stream_touch(&meta);
+    touch_read(r, &meta);
     uint64_t end = meta.tail; /* fixed now: the headers announce it */
     add_read_headers(r, &meta, end);
     if (rd->kind == PARLEY_OFFSET_NOW) {
@@ -819,7 +870,7 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         parley_db_commit(db);
         return PARLEY_BODY_END; /* stream gone: end; the client sees it on reconnect */
     }
-    parley_stream_touch(&meta);
+    touch_read(r, &meta);
     if (meta.tail > s->rd.pos) {
         /* Open a data event for [pos, tail). */
         s->in_event = true;

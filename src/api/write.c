@@ -7,9 +7,10 @@
  *                                 │   outcome, or 422); else mark in flight
  *                                 │   (409 if it already is)
  *                                 └─ submit to the writer, suspend
- *   writer:  apply_write ── parley_command_run (core): the key's record
- *                           answers, or the command's rule runs and a done
- *                           outcome is recorded with the key
+ *   writer:  apply_write ── parley_command_run (core): the key in flight on
+ *                           another node sharing the database → 409; the
+ *                           key's record answers, or the command's rule
+ *                           runs and a done outcome is recorded with the key
  *            COMMIT
  *            write_done ─── clear the in-flight mark, resume
  *   worker:  on_resumed ─── render the outcome (or the record) and send it
@@ -113,6 +114,16 @@ static void write_done(parley_write_t *w, int status)
     parley_app_write_done(aw->r, status);
 }
 
+/* 409 idempotency_key_in_flight: in flight on this node (the in-memory
+ * registry) or on another sharing the database (PARLEY_RUN_IN_FLIGHT). */
+static void answer_in_flight(parley_req_t *r)
+{
+    parley_req_add_header(r, "Retry-After", "1");
+    parley_req_error(r, 409, "idempotency_key_in_flight",
+                     "a request with this Idempotency-Key is still being processed; "
+                     "retry after it has been answered");
+}
+
 static void answer_reused(parley_req_t *r)
 {
     parley_req_error(r, 422, "idempotency_key_reused",
@@ -179,6 +190,8 @@ static void on_resumed(parley_req_t *r)
                          "is stopping to recover. Retry against the restarted server");
     } else if (aw->run.how == PARLEY_RUN_REUSED) {
         answer_reused(r);
+    } else if (aw->run.how == PARLEY_RUN_IN_FLIGHT) {
+        answer_in_flight(r);
     } else if (aw->run.how == PARLEY_RUN_REPLAY) {
         if (send_record(aw, aw->run.record, aw->run.record_len))
             parley_req_error(r, 500, "storage_error",
@@ -260,10 +273,7 @@ void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_r
         if (answer_recorded(r, aw))
             return;
         if (parley_idem_begin(aw->owner, aw->key) != 0) {
-            parley_req_add_header(r, "Retry-After", "1");
-            parley_req_error(r, 409, "idempotency_key_in_flight",
-                             "a request with this Idempotency-Key is still being processed; "
-                             "retry after it has been answered");
+            answer_in_flight(r);
             return;
         }
         aw->in_flight = true;

@@ -136,7 +136,17 @@ int parley_command_run(parley_db_t *db, const parley_command_t *cmd, const parle
     bool answered;
     parley_command_run_clear(run);
     if (key) {
-        int rc = from_record(db, key, run, &answered);
+        /* Held until the transaction ends, so another node's writer with
+         * the same key answers 409 at once instead of waiting for this
+         * one's rows (a no-op on SQLite: one node, its registry). */
+        int rc = parley_db_idem_hold(db, key->owner, key->key);
+        if (rc == PARLEY_ECONFLICT) {
+            run->how = PARLEY_RUN_IN_FLIGHT;
+            return 0;
+        }
+        if (rc)
+            return rc;
+        rc = from_record(db, key, run, &answered);
         if (rc || answered)
             return rc;
     }

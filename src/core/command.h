@@ -126,9 +126,10 @@ int parley_command_apply(parley_db_t *db, const parley_command_t *cmd, parley_ou
 
 /* How a run went (parley_command_run). */
 typedef enum parley_run_how {
-    PARLEY_RUN_APPLIED, /* the rule ran: its outcome is in out */
-    PARLEY_RUN_REPLAY,  /* the key's record answers: record, record_len */
-    PARLEY_RUN_REUSED,  /* the key was used for another request */
+    PARLEY_RUN_APPLIED,   /* the rule ran: its outcome is in out */
+    PARLEY_RUN_REPLAY,    /* the key's record answers: record, record_len */
+    PARLEY_RUN_REUSED,    /* the key was used for another request */
+    PARLEY_RUN_IN_FLIGHT, /* another node sharing the database has the key in flight */
 } parley_run_how_t;
 
 typedef struct parley_command_run {
@@ -146,8 +147,10 @@ void parley_command_run_clear(parley_command_run_t *run);
 
 /*
  * One write on the writer thread, with its Idempotency-Key (key, or NULL
- * for none): a live record for the key answers instead of the rule
- * (REPLAY, or REUSED for another request's); else the rule runs
+ * for none): IN_FLIGHT when another node sharing the database has the key
+ * in flight (store's idem_hold; nothing runs); a live record for the key
+ * answers instead of the rule (REPLAY, or REUSED for another request's);
+ * else the rule runs
  * (parley_command_apply), and a done outcome is recorded with the key in
  * the same savepoint. When another request with the key committed first,
  * its record answers and this write rolls back. run is cleared and filled

@@ -283,6 +283,7 @@ typedef struct parley_store_stat {
  */
 struct parley_store_ops {
     const char *scheme; /* URL scheme it serves: "sqlite" */
+    bool shared;        /* several nodes may serve one database (PostgreSQL) */
 
     /* ---- the store (server thread) ---- */
 
@@ -339,6 +340,16 @@ struct parley_store_ops {
      * (PostgreSQL: an advisory lock the writer's session holds). NULL for
      * a backend one node serves alone: always. */
     int (*maintainer)(parley_db_t *db, bool *mine);
+    /* The writer's transaction already holds an earlier request's work
+     * (writer, between two requests, outside any savepoint): until it
+     * ends, a statement that waits longer than a short while for a row
+     * another transaction holds fails PARLEY_ERETRY (the request is set
+     * aside and runs again alone) instead of waiting on. Two nodes' batches
+     * that each hold a row the other wants then settle at once, not at the
+     * database's deadlock detection (a second on PostgreSQL), with every
+     * request of both batches waiting. NULL for a backend one node serves
+     * alone (SQLite). */
+    int (*batch_waits)(parley_db_t *db);
     int (*rollback)(parley_db_t *db);
     int (*savepoint)(parley_db_t *db);
     int (*release)(parley_db_t *db);
@@ -418,6 +429,14 @@ struct parley_store_ops {
                     int64_t now_ms, int64_t expired_before_ms, const char *resp, size_t len);
     /* Delete up to limit records created before before_ms; *n deleted. */
     int (*idem_purge)(parley_db_t *db, int64_t before_ms, int limit, int *n);
+    /* Mark (owner, key) in flight for the other nodes sharing the database
+     * until the writer's transaction ends (its commit or rollback), so that
+     * the key's in-flight rule holds across nodes as the in-memory registry
+     * (core/idempotency.h) makes it hold on one: 0, or PARLEY_ECONFLICT and
+     * nothing held while another node's writer has it in flight (the
+     * request is answered 409, never waits). Writer, before the record is
+     * read. NULL for a backend one node serves alone (SQLite): always 0. */
+    int (*idem_hold)(parley_db_t *db, const char *owner, const char *key);
 
     /* ---- documents ---- */
 
@@ -738,6 +757,13 @@ static inline int parley_db_commit(parley_db_t *db)
     return db->ops->commit(db);
 }
 
+/* Whether several nodes may serve store's database: what one node keeps
+ * in memory alone (a read's TTL touch) must then reach the store. */
+static inline bool parley_store_shared(const parley_store_t *store)
+{
+    return store->ops->shared;
+}
+
 static inline int parley_db_publish(parley_db_t *db, const parley_wakeset_t *wake)
 {
     return db->ops->publish ? db->ops->publish(db, wake) : 0;
@@ -747,6 +773,11 @@ static inline int parley_db_maintainer(parley_db_t *db, bool *mine)
 {
     *mine = true;
     return db->ops->maintainer ? db->ops->maintainer(db, mine) : 0;
+}
+
+static inline int parley_db_batch_waits(parley_db_t *db)
+{
+    return db->ops->batch_waits ? db->ops->batch_waits(db) : 0;
 }
 
 static inline int parley_db_stat(parley_db_t *db, parley_store_stat_t *out)
@@ -872,6 +903,11 @@ static inline int parley_db_idem_put(parley_db_t *db, const char *owner, const c
 static inline int parley_db_idem_purge(parley_db_t *db, int64_t before_ms, int limit, int *n)
 {
     return db->ops->idem_purge(db, before_ms, limit, n);
+}
+
+static inline int parley_db_idem_hold(parley_db_t *db, const char *owner, const char *key)
+{
+    return db->ops->idem_hold ? db->ops->idem_hold(db, owner, key) : 0;
 }
 
 static inline int parley_db_doc_get(parley_db_t *db, const char *owner, const char *collection,

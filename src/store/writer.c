@@ -205,7 +205,12 @@ static parley_write_t *run_batch(parley_writer_t *wr, parley_write_t *batch, siz
          * say so; SQLite drops it on its own after an I/O error or a full
          * disk) or could not be restored to the savepoint. */
         bool lost = false;
-        rc = parley_db_savepoint(wr->db);
+        /* From the second request on, waiting for another transaction's
+         * rows is bounded (a node's batches never wait for each other's
+         * deadlock detection): past it, the request is set aside below. */
+        rc = w == batch->next ? parley_db_batch_waits(wr->db) : 0;
+        if (rc == 0)
+            rc = parley_db_savepoint(wr->db);
         if (rc == 0) {
             int arc = w->apply(w, wr->db);
             if (arc == 0) {

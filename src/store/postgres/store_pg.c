@@ -98,6 +98,8 @@
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
 #define MAINT_LOCK_ID                                                                              \
     0x7061726c6d74 /* held by the writer session of the node that runs maintenance */
+#define BATCH_LOCK_WAIT_MS                                                                         \
+    100 /* how long a batch's later request waits for another transaction's row lock */
 
 /* The PostgreSQL store: parley_store_t's ops point at pg_ops. */
 typedef struct pg_store {
@@ -125,6 +127,7 @@ enum stmt_id {
     S_CHUNK_SCAN = PARLEY_Q_COUNT, /* after the shared statements (store/sqlops.h) */
     S_KEY_PUT,
     S_STAT_DB,
+    S_IDEM_HOLD,
     /* the atomic ops: see "atomic ops" below */
     S_A_STREAM_CREATE,
     S_A_IDEM_PUT,
@@ -354,6 +357,8 @@ static const stmt_def_t stmts[S_COUNT] = {
     [PARLEY_Q_STAT_SUBS] = {"SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER "
                             "(WHERE type = 'pull-wake') FROM subscriptions"},
     [S_STAT_DB] = {"SELECT pg_database_size(current_database())"},
+    [S_IDEM_HOLD] =
+        {"SELECT CASE WHEN pg_try_advisory_xact_lock($1::bigint) THEN 1::int8 ELSE 0::int8 END"},
 };
 
 /* Text key columns compare as bytes, as on SQLite. */
@@ -614,7 +619,7 @@ static int pg_error(pg_db_t *c, const PGresult *res, const char *what)
     }
     if (sqlstate_is(state, "23505"))
         return PARLEY_EEXIST;
-    if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01"))
+    if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01") || sqlstate_is(state, "55P03"))
         return PARLEY_ERETRY;
     if (sqlstate_is(state, "53100"))
         return PARLEY_EFULL;
@@ -1155,6 +1160,19 @@ static int pg_begin(parley_db_t *db)
     return rc;
 }
 
+/* A batch's later requests wait at most BATCH_LOCK_WAIT_MS for a row lock
+ * (lock_timeout, SET LOCAL: it ends with the transaction; 55P03 is
+ * PARLEY_ERETRY). The first request of a transaction, and a request run
+ * again alone, wait as long as it takes: a transaction holding one
+ * request's rows is a short one, and the database's deadlock detection
+ * settles what little is left. */
+static int pg_batch_waits(parley_db_t *db)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %d", BATCH_LOCK_WAIT_MS);
+    return command(pg(db), sql, "SET");
+}
+
 static int pg_commit(parley_db_t *db)
 {
     pg_db_t *c = pg(db);
@@ -1298,6 +1316,32 @@ static int pg_idem_put(parley_db_t *db, const char *owner, const char *key, cons
     int rc = ints(db, S_A_IDEM_PUT, &one, 1, "tttibi", owner, key, fp, now_ms, blob, len,
                   expired_before_ms);
     return rc == PARLEY_ENOTFOUND ? PARLEY_EEXIST : rc;
+}
+
+/* An Idempotency-Key in flight on this node is held, until the writer's
+ * transaction ends, as a transaction-level advisory lock named by a 64-bit
+ * FNV-1a hash of owner "\0" key with the top bit set (negative, so never
+ * SCHEMA_LOCK_ID or MAINT_LOCK_ID). Another node's writer with the same
+ * key fails to take it and answers 409 at once instead of waiting for the
+ * first request's row locks; once the first commits, its record is there
+ * to replay. Two keys with the same hash (about 2^-63) only cost a
+ * needless 409 while both are in flight. A lock taken inside a request's
+ * savepoint goes with its rollback; the request is over then anyway. */
+static int pg_idem_hold(parley_db_t *db, const char *owner, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *s = owner;; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        if (!*s)
+            break;
+    }
+    for (const char *s = key; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    int64_t got = 0;
+    int rc = ints(db, S_IDEM_HOLD, &got, 1, "i", (int64_t)(h | (1ULL << 63)));
+    if (rc)
+        return rc;
+    return got == 1 ? 0 : PARLEY_ECONFLICT;
 }
 
 /* Write a document if its version is still expect_version (0: it must not
@@ -1459,6 +1503,7 @@ static int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_
 /* The PostgreSQL backend (store.h). */
 static const parley_store_ops_t pg_ops = {
     .scheme = "postgres",
+    .shared = true,
     .open = pg_open,
     .close = pg_close,
     .describe = pg_describe,
@@ -1471,6 +1516,7 @@ static const parley_store_ops_t pg_ops = {
     .commit = pg_commit,
     .publish = pg_publish,
     .maintainer = pg_maintainer,
+    .batch_waits = pg_batch_waits,
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,
     .release = pg_release,
@@ -1492,6 +1538,7 @@ static const parley_store_ops_t pg_ops = {
     .idem_get = parley_sqlop_idem_get,
     .idem_put = pg_idem_put,
     .idem_purge = parley_sqlop_idem_purge,
+    .idem_hold = pg_idem_hold,
     .doc_get = parley_sqlop_doc_get,
     .doc_write = pg_doc_write,
     .doc_list = parley_sqlop_doc_list,
