@@ -293,6 +293,26 @@ static int set_public_url(const serve_opt_t *o, const char *v, parley_config_t *
     return 0;
 }
 
+/* A duration: N (seconds), Ns, Nm, Nh or Nd; at least 1 second, at most
+ * 366 days. */
+static int set_duration(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned long long unit = strcmp(end, "") == 0 || strcmp(end, "s") == 0 ? 1
+                              : strcmp(end, "m") == 0                       ? 60
+                              : strcmp(end, "h") == 0                       ? 3600
+                              : strcmp(end, "d") == 0                       ? 86400
+                                                                            : 0;
+    if (errno || !unit || n == 0 || n > 366ull * 86400 / unit)
+        return -1;
+    *(unsigned *)((char *)cfg + o->field) = (unsigned)(n * unit);
+    return 0;
+}
+
 /* ---- the options ------------------------------------------------------ */
 
 #define U32 0xffffffffull
@@ -384,6 +404,21 @@ static const serve_opt_t serve_opts[] = {
      "text, or json: every log line one JSON object\n"
      "(default text)",
      NULL},
+    {"backup-every", "PARLEY_BACKUP_EVERY", ARG_ONE, "DURATION", set_duration,
+     FIELD(backup_every_s), 0, 0,
+     "take a backup this often (default none;\n"
+     "N seconds, or Ns, Nm, Nh, Nd) on a thread of\n"
+     "its own beside the writer; needs --backup-dir",
+     "scheduled backups (SQLite; see parley backup):"},
+    {"backup-dir", "PARLEY_BACKUP_DIR", ARG_ONE, "DIR", set_string, FIELD(backup_dir), 0, 0,
+     "where they go (default none): parley-<UTC\n"
+     "time>.db files, each verified and written\n"
+     "atomically",
+     NULL},
+    {"backup-keep", "PARLEY_BACKUP_KEEP", ARG_ONE, "N", set_uint, FIELD(backup_keep), 0, 100000,
+     "keep the newest N, remove older ones (default\n"
+     "7; 0 keeps all)",
+     NULL},
     {"rate-limit-writes", "PARLEY_RATE_LIMIT_WRITES", ARG_ONE, "RATE", set_rate,
      FIELD(rate_user_writes), 0, 0, "writes per user (default 50/s; off in local\nmode)",
      "rate limits (429 with Retry-After):"},
@@ -423,6 +458,7 @@ static const serve_opt_t serve_opts[] = {
 static void overview(FILE *out)
 {
     fprintf(out, "usage: parley serve [options]\n"
+                 "       parley backup|restore|verify [options] [FILE]\n"
                  "       parley help [COMMAND]\n"
                  "       parley --help | --version\n"
                  "\n"
@@ -430,6 +466,9 @@ static void overview(FILE *out)
                  "\n"
                  "commands:\n"
                  "  serve           run the server until SIGTERM or SIGINT\n"
+                 "  backup FILE     write a verified copy of the store (server running)\n"
+                 "  restore FILE    install a backup into a stopped store\n"
+                 "  verify [FILE]   check a store or a backup for damage\n"
                  "  help [COMMAND]  this overview, or the usage of COMMAND\n"
                  "\n"
                  "options:\n"
@@ -588,6 +627,19 @@ static int serve_main(int argc, char **argv)
         }
     }
 
+    if (cfg.backup_every_s && !cfg.backup_dir) {
+        fprintf(stderr, "parley: --backup-every needs --backup-dir (where the backups go)\n");
+        goto out;
+    }
+    if (cfg.backup_dir && !cfg.backup_every_s) {
+        fprintf(stderr, "parley: --backup-dir needs --backup-every (how often to back up)\n");
+        goto out;
+    }
+    if (cfg.backup_every_s && cfg.store_url && strncmp(cfg.store_url, "sqlite:", 7) != 0) {
+        fprintf(stderr, "parley: --backup-every backs up an SQLite store's file; back up a "
+                        "PostgreSQL store with pg_dump or point-in-time recovery\n");
+        goto out;
+    }
     const char *why = NULL;
     if (!parley_config_store_ok(&cfg, &why)) {
         /* Only the scheme: a database URL may hold a password. */
@@ -603,6 +655,198 @@ out:
     return rc;
 }
 
+/* ---- backup, restore, verify ------------------------------------------ */
+
+static void backup_usage(FILE *out)
+{
+    fprintf(out, "usage: parley backup [--data DIR | --store URL] [--keep N] FILE\n"
+                 "\n"
+                 "Write a copy of the store to FILE while the server runs: one consistent\n"
+                 "snapshot, verified (as parley verify) before it is reported done, written\n"
+                 "to a temporary file beside FILE, fsynced, then renamed to FILE. If FILE is\n"
+                 "a directory, the copy is DIR/parley-<UTC time>.db in it.\n"
+                 "\n"
+                 "options:\n"
+                 "  --data DIR      data directory (default ./data; PARLEY_DATA): the\n"
+                 "                  store is DIR/parley.db\n"
+                 "  --store URL     the store (PARLEY_STORE): sqlite:PATH. A PostgreSQL\n"
+                 "                  store is refused: use pg_dump or point-in-time recovery\n"
+                 "  --keep N        FILE is a directory: keep its newest N backups, remove\n"
+                 "                  older ones\n"
+                 "  -h, --help      print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 written and verified, 1 failed (nothing installed), 2 bad\n"
+                 "usage or no store.\n");
+}
+
+static void restore_usage(FILE *out)
+{
+    fprintf(out, "usage: parley restore [--data DIR | --store URL] [--force] FILE\n"
+                 "\n"
+                 "Install the backup FILE as the store. The server must be stopped (the\n"
+                 "directory of a running server is refused). FILE is verified first and a\n"
+                 "corrupt one is refused; a store that holds data is refused unless --force.\n"
+                 "The copy is written beside the store, fsynced, then renamed over it.\n"
+                 "\n"
+                 "options:\n"
+                 "  --data DIR      data directory (default ./data; PARLEY_DATA)\n"
+                 "  --store URL     the store (PARLEY_STORE): sqlite:PATH\n"
+                 "  --force         replace a store that holds data (its contents are lost)\n"
+                 "  -h, --help      print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 restored, 1 refused or failed, 2 bad usage or unreadable FILE.\n");
+}
+
+static void verify_usage(FILE *out)
+{
+    fprintf(out, "usage: parley verify [--data DIR | --store URL | FILE]\n"
+                 "\n"
+                 "Check a store (also while the server runs) or a backup FILE: SQLite's\n"
+                 "integrity check, then Parley's own invariants (streams' chunks and tails,\n"
+                 "message seq, sessions, owners, snapshots, forks, idempotency records).\n"
+                 "Prints one line per check with counts, and each problem found.\n"
+                 "\n"
+                 "options:\n"
+                 "  --data DIR      data directory (default ./data; PARLEY_DATA)\n"
+                 "  --store URL     the store (PARLEY_STORE): sqlite:PATH\n"
+                 "  -h, --help      print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 clean, 1 problems found, 2 bad usage or cannot open.\n");
+}
+
+/* What a store command was given. */
+typedef struct store_cmd {
+    const char *url;  /* the store URL (--store, --data, a variable or ./data) */
+    const char *file; /* the FILE argument, or NULL */
+    unsigned keep;    /* --keep N (backup) */
+    bool force;       /* --force (restore) */
+} store_cmd_t;
+
+/*
+ * Parse `parley NAME [--data DIR | --store URL] [extra] [FILE]`. 0 to run,
+ * otherwise the exit status (--help: 0 after printing). PARLEY_DATA and
+ * PARLEY_STORE are read when neither flag is given, as serve does.
+ */
+static int store_cmd_parse(int argc, char **argv, void (*usage)(FILE *), bool file_required,
+                           store_cmd_t *out)
+{
+    static char url[4200]; /* sqlite:<dir>/parley.db */
+    const char *name = argv[1];
+    bool is_backup = strcmp(name, "backup") == 0, is_restore = strcmp(name, "restore") == 0;
+    enum { O_DATA = 1000, O_STORE, O_KEEP, O_FORCE };
+    struct option longopts[5] = {
+        {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, O_DATA},
+        {"store", required_argument, NULL, O_STORE},
+    };
+    if (is_backup)
+        longopts[3] = (struct option){"keep", required_argument, NULL, O_KEEP};
+    if (is_restore)
+        longopts[3] = (struct option){"force", no_argument, NULL, O_FORCE};
+    const char *data = NULL, *store = NULL;
+    *out = (store_cmd_t){0};
+    argv[0] = (char *)"parley";
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        unsigned long long n;
+        switch (c) {
+        case 'h':
+            usage(stdout);
+            return -1;
+        case O_DATA:
+            data = optarg;
+            break;
+        case O_STORE:
+            store = optarg;
+            break;
+        case O_KEEP:
+            if (parse_number(optarg, 1, 100000, &n)) {
+                fprintf(stderr, "parley: invalid value '%s' for --keep\n", optarg);
+                return 2;
+            }
+            out->keep = (unsigned)n;
+            break;
+        case O_FORCE:
+            out->force = true;
+            break;
+        default:
+            fprintf(stderr, "Run 'parley %s --help' for the options.\n", name);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        out->file = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "parley: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (file_required && !out->file) {
+        fprintf(stderr, "parley %s: FILE is missing\n", name);
+        usage(stderr);
+        return 2;
+    }
+    if (data && store) {
+        fprintf(stderr, "parley: give --data or --store, not both\n");
+        return 2;
+    }
+    if (!file_required && out->file) { /* verify FILE */
+        if (data || store) {
+            fprintf(stderr, "parley: give FILE, --data or --store, not two of them\n");
+            return 2;
+        }
+        snprintf(url, sizeof url, "sqlite:%s", out->file);
+        out->url = url;
+        return 0;
+    }
+    if (!data && !store) {
+        const char *e = getenv("PARLEY_STORE");
+        store = e && *e ? e : NULL;
+        e = getenv("PARLEY_DATA");
+        data = !store && e && *e ? e : "./data";
+    }
+    if (store) {
+        const char *why = NULL;
+        parley_config_t probe;
+        parley_config_init(&probe);
+        probe.store_url = store;
+        if (!parley_config_store_ok(&probe, &why)) {
+            fprintf(stderr, "parley: invalid --store (scheme '%.*s'): %s\n",
+                    (int)strcspn(store, ":"), store, why);
+            return 2;
+        }
+        out->url = store;
+        return 0;
+    }
+    if (snprintf(url, sizeof url, "sqlite:%s/parley.db", data) >= (int)sizeof url) {
+        fprintf(stderr, "parley: data directory path too long\n");
+        return 2;
+    }
+    out->url = url;
+    return 0;
+}
+
+static int backup_main(int argc, char **argv)
+{
+    store_cmd_t sc;
+    int rc = store_cmd_parse(argc, argv, backup_usage, true, &sc);
+    return rc ? (rc < 0 ? 0 : rc) : parley_backup(sc.url, sc.file, sc.keep);
+}
+
+static int restore_main(int argc, char **argv)
+{
+    store_cmd_t sc;
+    int rc = store_cmd_parse(argc, argv, restore_usage, true, &sc);
+    return rc ? (rc < 0 ? 0 : rc) : parley_restore(sc.url, sc.file, sc.force);
+}
+
+static int verify_main(int argc, char **argv)
+{
+    store_cmd_t sc;
+    int rc = store_cmd_parse(argc, argv, verify_usage, false, &sc);
+    return rc ? (rc < 0 ? 0 : rc) : parley_verify(sc.url);
+}
+
 /* ---- commands --------------------------------------------------------- */
 
 /* A subcommand of `parley`. */
@@ -614,6 +858,9 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"serve", serve_main, serve_usage},
+    {"backup", backup_main, backup_usage},
+    {"restore", restore_main, restore_usage},
+    {"verify", verify_main, verify_usage},
 };
 
 static const command_t *find_command(const char *name)
@@ -627,7 +874,8 @@ static const command_t *find_command(const char *name)
 static int unknown_command(const char *name)
 {
     fprintf(stderr,
-            "parley: unknown command '%s'; the commands are serve and help (see "
+            "parley: unknown command '%s'; the commands are serve, backup, restore, verify and "
+            "help (see "
             "parley --help)\n",
             name);
     return 2;

@@ -98,6 +98,9 @@ typedef struct parley_config {
     const char *const *allow_origins; /* local mode: web origins allowed to call */
     size_t nallow_origins;            /* entries in allow_origins, default 0 */
     bool quiet;                       /* no start-up banner on stdout */
+    unsigned backup_every_s;          /* seconds between scheduled backups, 0 = none */
+    const char *backup_dir;           /* where scheduled backups go, or NULL */
+    unsigned backup_keep;             /* scheduled backups kept, default 7; 0 = all */
     const char *metrics_token;        /* bearer token that may read /metrics, or NULL */
     bool access_log;                  /* one log line per request */
     bool log_json;                    /* log lines as JSON objects (--log-format json) */
@@ -127,5 +130,26 @@ int parley_server_run(const parley_config_t *cfg);
 
 /* Ask a running server to shut down gracefully. Async-signal-safe. */
 void parley_server_stop(void);
+
+/*
+ * The operator's commands (server/ops.c). Each prints its outcome (stdout)
+ * or why it failed (stderr) and returns the process's exit status.
+ *
+ * parley_backup: a verified copy of the store at store_url (SQLite; beside
+ * a running server) written atomically to target, a file or a directory
+ * (a timestamped file in it; keep > 0 removes the oldest beyond keep).
+ * 0 done, 1 failed, 2 cannot (PostgreSQL, no store, bad target).
+ *
+ * parley_restore: install the backup `file` as the store at store_url
+ * (SQLite), which must not be in use by a server, and must hold no data
+ * unless force. 0 done, 1 refused or failed, 2 cannot open file.
+ *
+ * parley_verify: the integrity check and Parley's invariants on the store
+ * at store_url (a report on stdout). 0 clean, 1 problems found, 2 cannot
+ * open it.
+ */
+int parley_backup(const char *store_url, const char *target, unsigned keep);
+int parley_restore(const char *store_url, const char *file, bool force);
+int parley_verify(const char *store_url);
 
 #endif /* PARLEY_PARLEY_H */

@@ -47,6 +47,7 @@
 #include "core/subscription.h"
 #include "api/app.h"
 #include "http/transport.h"
+#include "server/ops.h"
 #include "server/webhook.h"
 #include "parley/parley.h"
 #include "store/store.h"
@@ -56,13 +57,14 @@
 
 /* One running server. */
 typedef struct parley_server {
-    parley_config_t cfg;           /* configuration (copied) */
-    parley_app_t app;              /* what handlers see */
-    parley_http_t *http;           /* the HTTP transport */
-    parley_ratelimit_t *ratelimit; /* request rate limits, or NULL */
-    parley_keyring_t *keyring;     /* webhook signing key, callback-token secret */
-    parley_webhook_t *webhook;     /* delivers webhook wakes */
-    parley_metrics_t *metrics;     /* /metrics counters */
+    parley_config_t cfg;            /* configuration (copied) */
+    parley_app_t app;               /* what handlers see */
+    parley_http_t *http;            /* the HTTP transport */
+    parley_ratelimit_t *ratelimit;  /* request rate limits, or NULL */
+    parley_keyring_t *keyring;      /* webhook signing key, callback-token secret */
+    parley_webhook_t *webhook;      /* delivers webhook wakes */
+    parley_backup_sched_t *backups; /* scheduled backups (--backup-every), or NULL */
+    parley_metrics_t *metrics;      /* /metrics counters */
 } parley_server_t;
 
 static atomic_bool g_stop_requested; /* parley_server_stop() or a fatal error */
@@ -89,6 +91,7 @@ void parley_config_init(parley_config_t *cfg)
     cfg->max_json_bytes = 1536 * 1024;
     cfg->idempotency_ttl_s = 86400;
     cfg->session_max_attempts = 3;
+    cfg->backup_keep = 7;
 }
 
 bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
@@ -218,6 +221,12 @@ int parley_server_run(const parley_config_t *cfg)
                          shown);
         goto out_free;
     }
+    if (rc == PARLEY_ECONFLICT) {
+        parley_log_error("refusing to open the store %s: it was written by a newer parley (see "
+                         "above)",
+                         shown);
+        goto out_free;
+    }
     if (rc == PARLEY_ESTORE) {
         parley_log_error("cannot open the store %s: the database failed its integrity check or "
                          "could not be read (see above); refusing to serve it",
@@ -273,6 +282,18 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_writer;
     }
 
+    if (cfg->backup_every_s && cfg->backup_dir) {
+        rc = parley_backup_sched_start(srv->app.store, cfg->backup_dir, cfg->backup_every_s,
+                                       cfg->backup_keep, &srv->backups);
+        if (rc) {
+            parley_log_error("cannot start scheduled backups into %s: %s", cfg->backup_dir,
+                             parley_strerror(rc));
+            parley_http_stop(srv->http);
+            parley_app_fini(&srv->app);
+            goto out_writer;
+        }
+    }
+
     if (!cfg->quiet) {
         char banner[PATH_MAX + 512];
         snprintf(banner, sizeof banner, "parley %s listening on http://%s:%u (store %s; %s)",
@@ -306,6 +327,8 @@ int parley_server_run(const parley_config_t *cfg)
         parley_log_error("stopped after a storage failure; restart to recover");
 
 out_writer:
+    parley_backup_sched_stop(srv->backups); /* a backup under way finishes first */
+    srv->backups = NULL;
     parley_writer_stop(srv->app.writer); /* before the webhook thread: outcomes answered */
     parley_webhook_stop(srv->webhook);
     parley_writer_free(srv->app.writer);

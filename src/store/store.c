@@ -75,6 +75,22 @@ int parley_store_open(const char *url, parley_store_t **out)
     return ops->open(url, out);
 }
 
+int parley_store_inspect(const char *url, parley_db_t **out)
+{
+    const char *why = NULL;
+    const parley_store_ops_t *ops = backend_for(url, &why);
+    if (!ops || !ops->inspect)
+        return PARLEY_EINVAL;
+    return ops->inspect(url, out);
+}
+
+bool parley_store_can_copy(const char *url)
+{
+    const char *why = NULL;
+    const parley_store_ops_t *ops = backend_for(url, &why);
+    return ops && ops->copy_to;
+}
+
 void parley_store_url_redact(const char *url, char *out, size_t cap)
 {
     size_t n = 0;

@@ -67,6 +67,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parley/parley.h" /* PARLEY_E* */
 #include "codec/limits.h"  /* PARLEY_PATH_MAX, _OWNER_MAX, _ROW_ID_MAX... */
 #include "store/wakeset.h" /* parley_wakeset_t */
 
@@ -614,6 +615,31 @@ struct parley_store_ops {
     int (*key_put)(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                    int64_t created_ms);
 
+    /* ---- operations: backup and verify (store/verify.c, server/ops.c) ----
+     * NULL in a backend that does not have the op; callers say so. */
+
+    /* One read-only connection to the database url names, without its
+     * lock and without creating or migrating anything: for tools that run
+     * beside a live server. PARLEY_ENOTFOUND when there is no database
+     * there, PARLEY_ECONFLICT when its schema is newer than this build. */
+    int (*inspect)(const char *url, parley_db_t **out);
+    /* The backend's own structural check of the whole database: cb once
+     * per problem found (text borrowed for the call). 0 when it ran. */
+    int (*integrity)(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg);
+    /* Every row of table: "SELECT cols FROM table ORDER BY order", each
+     * column handed to cb as bytes (vals[i], lens[i]; NULL for SQL NULL; a
+     * boolean as "0" or "1"), borrowed for the call. Non-zero from cb
+     * stops and is returned. Read-only: for checks, never for serving. */
+    int (*table_scan)(parley_db_t *db, const char *table, const char *cols, const char *order,
+                      int (*cb)(void *arg, int n, const char *const *vals, const size_t *lens),
+                      void *arg);
+    /* Write one consistent snapshot of the whole database into the empty
+     * file path (created by the caller), as a database of its own that
+     * needs no other file. Not synced: the caller fsyncs and renames. */
+    int (*copy_to)(parley_db_t *db, const char *path);
+    /* The schema version the database records (*version), and the one
+     * this build writes (*mine). */
+    int (*schema_version)(parley_db_t *db, int64_t *version, int64_t *mine);
     /* ---- statistics (for /metrics) ---- */
 
     /* Sizes and counts an operator watches, on a reader connection inside
@@ -631,6 +657,17 @@ struct parley_store_ops {
  * backend's open op. Server thread, once.
  */
 int parley_store_open(const char *url, parley_store_t **out);
+
+/*
+ * One read-only connection to the database url names, beside a server that
+ * may be running on it (the backend's inspect op): PARLEY_EINVAL for a URL
+ * no backend takes or a backend without the op, PARLEY_ENOTFOUND when there
+ * is no database, PARLEY_ECONFLICT when it is newer than this build.
+ */
+int parley_store_inspect(const char *url, parley_db_t **out);
+
+/* Whether the backend of url can write a file backup (copy_to). */
+bool parley_store_can_copy(const char *url);
 
 /* url with any password masked ("postgres://u:***@h/db", "password=***"),
  * for log lines; truncated to cap bytes. */
@@ -1017,6 +1054,30 @@ static inline int parley_db_key_get(parley_db_t *db, const char *name, unsigned 
                                     size_t cap, size_t *len)
 {
     return db->ops->key_get(db, name, out, cap, len);
+}
+
+static inline int parley_db_integrity(parley_db_t *db, void (*cb)(void *, const char *), void *arg)
+{
+    return db->ops->integrity ? db->ops->integrity(db, cb, arg) : 0;
+}
+
+static inline int parley_db_table_scan(parley_db_t *db, const char *table, const char *cols,
+                                       const char *order,
+                                       int (*cb)(void *, int, const char *const *, const size_t *),
+                                       void *arg)
+{
+    return db->ops->table_scan ? db->ops->table_scan(db, table, cols, order, cb, arg)
+                               : PARLEY_EINVAL;
+}
+
+static inline int parley_db_copy_to(parley_db_t *db, const char *path)
+{
+    return db->ops->copy_to ? db->ops->copy_to(db, path) : PARLEY_EINVAL;
+}
+
+static inline int parley_db_schema_version(parley_db_t *db, int64_t *version, int64_t *mine)
+{
+    return db->ops->schema_version ? db->ops->schema_version(db, version, mine) : PARLEY_EINVAL;
 }
 
 static inline int parley_db_key_put(parley_db_t *db, const char *name, const unsigned char *data,

@@ -78,8 +78,6 @@
 #include "store/sqlite/store_sqlite.h"
 #include "util/log.h"
 
-#define SCHEMA_VERSION 1
-
 /* The SQLite store: parley_store_t's ops point at sqlite_ops. */
 typedef struct sqlite_store {
     parley_store_t base;                 /* ops (first: the store.h wrappers read it) */
@@ -545,25 +543,89 @@ static void sq_db_close(parley_db_t *db)
     free(db);
 }
 
+/*
+ * Migrations. The schema is built by an ordered table of steps:
+ * migrations[i] takes a database from version i to version i + 1 (step 0
+ * creates the first schema), and meta.schema_version records the version a
+ * database has reached. At open, every step above the recorded version runs
+ * in one transaction (BEGIN IMMEDIATE), with the new version written in the
+ * same transaction: a crash leaves the old version or the new one, never a
+ * half-migrated store. A database whose version is above this build's
+ * (written by a newer parley) is refused, never touched. A new schema
+ * change is a new step at the end; a step already released never changes.
+ */
+static const char *const migrations[] = {
+    schema_sql, /* 0 -> 1: the first schema */
+};
+#define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
+
+/* The version conn's database records: 0 for a new (empty) database. */
+static int read_version(sqlite3 *conn, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    *out = 0;
+    int rc = sqlite3_prepare_v2(conn,
+                                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'meta'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bool has_meta = sqlite3_column_int(st, 0) > 0;
+        sqlite3_finalize(st);
+        st = NULL;
+        if (!has_meta)
+            return SQLITE_OK;
+        rc = sqlite3_prepare_v2(conn, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+            *out = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void log_newer(int64_t version)
+{
+    parley_log_error("store: the database's schema is version %lld, newer than this parley's "
+                     "(version %lld): it was written by a newer parley; run that version (or a "
+                     "later one), or restore a backup made by this one",
+                     (long long)version, (long long)SCHEMA_VERSION);
+}
+
+/* Bring the database to SCHEMA_VERSION (see Migrations above). */
 static int init_schema(parley_db_t *db)
 {
+    sqlite3 *conn = sq(db)->conn;
     char *msg = NULL;
-    int rc = sqlite3_exec(sq(db)->conn, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+    int64_t version = 0;
+    int rc = sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, &msg);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(sq(db)->conn, schema_sql, NULL, NULL, &msg);
-    if (rc == SQLITE_OK) {
-        char sql[128];
+        rc = read_version(conn, &version);
+    if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
+        sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+        log_newer(version);
+        return PARLEY_ECONFLICT;
+    }
+    for (int64_t v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) {
+        rc = sqlite3_exec(conn, migrations[v], NULL, NULL, &msg);
+        if (rc == SQLITE_OK && v > 0)
+            parley_log_info("store: schema migrated from version %lld to %lld", (long long)v,
+                            (long long)v + 1);
+    }
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
+        char sql[160];
         snprintf(sql, sizeof sql,
-                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '%d')",
-                 SCHEMA_VERSION);
-        rc = sqlite3_exec(sq(db)->conn, sql, NULL, NULL, &msg);
+                 "INSERT INTO meta (key, value) VALUES ('schema_version', '%lld') "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (long long)SCHEMA_VERSION);
+        rc = sqlite3_exec(conn, sql, NULL, NULL, &msg);
     }
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(sq(db)->conn, "COMMIT", NULL, NULL, &msg);
+        rc = sqlite3_exec(conn, "COMMIT", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        parley_log_error("store: creating schema: %s", msg ? msg : sqlite3_errstr(rc));
+        parley_log_error("store: creating or migrating the schema: %s",
+                         msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        sqlite3_exec(sq(db)->conn, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
         return PARLEY_ESTORE;
     }
     return 0;
@@ -632,6 +694,24 @@ static char *lock_path(const char *file)
     return p;
 }
 
+int parley_sqlite_lock(const char *file, int *fd_out)
+{
+    char *lockpath = lock_path(file);
+    if (!lockpath)
+        return PARLEY_ENOMEM;
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lockpath);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = errno == EWOULDBLOCK ? PARLEY_ELOCKED : -errno;
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
 /* Create the directory that holds file (one level, 0700) if it is missing. */
 static int make_parent(const char *file)
 {
@@ -652,7 +732,6 @@ static int make_parent(const char *file)
 static int sq_open(const char *url, parley_store_t **out)
 {
     const char *file = url + sizeof "sqlite:" - 1;
-    char *lockpath = NULL;
     int rc;
     if (strncmp(url, "sqlite:", sizeof "sqlite:" - 1) != 0 || !*file)
         return PARLEY_EINVAL;
@@ -662,23 +741,16 @@ static int sq_open(const char *url, parley_store_t **out)
     s->base.ops = &sqlite_ops;
     s->lock_fd = -1;
     s->file = strdup(file);
-    lockpath = lock_path(file);
-    if (!s->file || !lockpath) {
+    if (!s->file) {
         rc = PARLEY_ENOMEM;
         goto out_free;
     }
     rc = make_parent(s->file);
     if (rc)
         goto out_free;
-    s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd < 0) {
-        rc = -errno;
+    rc = parley_sqlite_lock(s->file, &s->lock_fd);
+    if (rc)
         goto out_free;
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? PARLEY_ELOCKED : -errno;
-        goto out_free;
-    }
     rc = restrict_files(s->file);
     if (rc)
         goto out_free;
@@ -691,12 +763,10 @@ static int sq_open(const char *url, parley_store_t **out)
     rc = init_schema(s->writer);
     if (rc)
         goto out_free;
-    free(lockpath);
     *out = &s->base;
     return 0;
 
 out_free:
-    free(lockpath);
     parley_store_close(&s->base);
     return rc;
 }
@@ -1138,6 +1208,145 @@ static int sq_key_put(parley_db_t *db, const char *name, const unsigned char *da
 }
 
 /* The SQLite backend (store.h). */
+/* ---- operations: backup and verify ---- */
+
+/* url is "sqlite:PATH": a read-only connection to an existing database,
+ * without the lock (a server may be running on it) and without schema
+ * changes. */
+static int sq_inspect(const char *url, parley_db_t **out)
+{
+    const char *file = url + sizeof "sqlite:" - 1;
+    struct stat sb;
+    if (strncmp(url, "sqlite:", sizeof "sqlite:" - 1) != 0 || !*file)
+        return PARLEY_EINVAL;
+    if (stat(file, &sb) != 0)
+        return errno == ENOENT ? PARLEY_ENOTFOUND : -errno;
+    if (!S_ISREG(sb.st_mode))
+        return PARLEY_EINVAL;
+    parley_db_t *db = NULL;
+    int rc = open_conn(file, false, &db);
+    if (rc)
+        return rc;
+    int64_t version = 0;
+    rc = read_version(sq(db)->conn, &version);
+    if (rc != SQLITE_OK) {
+        rc = db_error(db, rc, "reading the schema version");
+        parley_db_close(db);
+        return rc;
+    }
+    if (version > SCHEMA_VERSION) {
+        log_newer(version);
+        parley_db_close(db);
+        return PARLEY_ECONFLICT;
+    }
+    *out = db;
+    return 0;
+}
+
+/* PRAGMA integrity_check: the whole check (b-trees, free list, indexes
+ * against their tables), not the quick one start-up runs. */
+static int sq_integrity(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(sq(db)->conn, "PRAGMA integrity_check(1000)", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, "integrity_check");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (!r || strcmp(r, "ok") == 0)
+            continue;
+        /* One problem a line; "*** in database main ***" only heads them. */
+        char line[512];
+        for (const char *p = r; *p;) {
+            size_t n = strcspn(p, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)n, p);
+            if (n && strncmp(line, "*** in database ", 16) != 0)
+                cb(arg, line);
+            p += n + (p[n] == '\n');
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+        cb(arg, sqlite3_errstr(rc)); /* too broken to check further */
+        return 0;
+    }
+    return rc == SQLITE_DONE ? 0 : db_error(db, rc, "integrity_check");
+}
+
+#define SCAN_COLS_MAX 24 /* columns a table_scan may ask for */
+
+static int sq_table_scan(parley_db_t *db, const char *table, const char *cols, const char *order,
+                         int (*cb)(void *arg, int n, const char *const *vals, const size_t *lens),
+                         void *arg)
+{
+    char *sql = sqlite3_mprintf("SELECT %s FROM %s ORDER BY %s", cols, table, order);
+    sqlite3_stmt *st = NULL;
+    if (!sql)
+        return PARLEY_ENOMEM;
+    int rc = sqlite3_prepare_v2(sq(db)->conn, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, table);
+    int n = sqlite3_column_count(st), err = 0;
+    if (n > SCAN_COLS_MAX) {
+        sqlite3_finalize(st);
+        return PARLEY_EINVAL;
+    }
+    const char *vals[SCAN_COLS_MAX];
+    size_t lens[SCAN_COLS_MAX];
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++) {
+            bool blob = sqlite3_column_type(st, i) == SQLITE_BLOB;
+            vals[i] = blob ? (const char *)sqlite3_column_blob(st, i)
+                           : (const char *)sqlite3_column_text(st, i);
+            lens[i] = (size_t)sqlite3_column_bytes(st, i);
+            if (blob && !vals[i])
+                vals[i] = ""; /* an empty blob is not NULL */
+        }
+        err = cb(arg, n, vals, lens);
+    }
+    sqlite3_finalize(st);
+    if (err)
+        return err;
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+        return PARLEY_ESTORE;
+    return rc == SQLITE_DONE ? 0 : db_error(db, rc, table);
+}
+
+/*
+ * VACUUM INTO from this connection: one read transaction, so one consistent
+ * snapshot even while the writer commits (WAL). The copy is then switched
+ * to journal_mode=DELETE, so that it is a single file that a read-only
+ * connection can open with no -wal or -shm beside it.
+ */
+static int sq_copy_to(parley_db_t *db, const char *path)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(sq(db)->conn, "VACUUM INTO ?1", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, "vacuum into");
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "vacuum into");
+    sqlite3 *copy = NULL;
+    rc = sqlite3_open_v2(path, &copy, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(copy, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        parley_log_error("store: preparing the copy: %s", sqlite3_errstr(rc));
+    sqlite3_close(copy);
+    return rc == SQLITE_OK ? 0 : PARLEY_ESTORE;
+}
+
+static int sq_schema_version(parley_db_t *db, int64_t *version, int64_t *mine)
+{
+    *mine = SCHEMA_VERSION;
+    int rc = read_version(sq(db)->conn, version);
+    return rc == SQLITE_OK ? 0 : db_error(db, rc, "schema version");
+}
+
 static const parley_store_ops_t sqlite_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -1212,6 +1421,11 @@ static const parley_store_ops_t sqlite_ops = {
     .sublink_first_pending = parley_sqlop_sublink_first_pending,
     .key_get = parley_sqlop_key_get,
     .key_put = sq_key_put,
+    .inspect = sq_inspect,
+    .integrity = sq_integrity,
+    .table_scan = sq_table_scan,
+    .copy_to = sq_copy_to,
+    .schema_version = sq_schema_version,
     .stat = sq_stat,
 };
 

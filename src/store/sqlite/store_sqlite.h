@@ -12,4 +12,13 @@
  * "sqlite:PATH" URLs. */
 const parley_store_ops_t *parley_store_sqlite_ops(void);
 
+/*
+ * Take the lock of the database file `file` (its lock file beside it:
+ * "parley.db" -> "parley.lock", any other name + ".lock"), as a server
+ * does for its whole life: *fd_out holds it until closed. PARLEY_ELOCKED
+ * when another process holds it (a server runs on that database). For
+ * tools that replace the file (`parley restore`).
+ */
+int parley_sqlite_lock(const char *file, int *fd_out);
+
 #endif
