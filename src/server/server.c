@@ -65,6 +65,7 @@ typedef struct parley_server {
     parley_webhook_t *webhook;      /* delivers webhook wakes */
     parley_backup_sched_t *backups; /* scheduled backups (--backup-every), or NULL */
     parley_metrics_t *metrics;      /* /metrics counters */
+    atomic_bool maintainer;         /* this node runs maintenance and webhook delivery */
 } parley_server_t;
 
 static atomic_bool g_stop_requested; /* parley_server_stop() or a fatal error */
@@ -126,6 +127,7 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
     parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s};
     bool mine;
     int rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
+    atomic_store(&srv->maintainer, rc == 0 && mine);
     if (rc || !mine)
         return rc;
     return parley_maintenance_tick(db, &cfg, parley_clock_now_ms(), wake);
@@ -257,8 +259,11 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_writer;
     }
     srv->app.keyring = srv->keyring;
+    /* One node alone delivers from the start; nodes sharing a database
+     * wait for the first maintenance tick to say which one it is. */
+    atomic_store(&srv->maintainer, !parley_store_shared(srv->app.store));
     rc = parley_webhook_start(srv->app.store, srv->app.writer, srv->app.hub, srv->keyring,
-                              cfg->public_url, &srv->webhook);
+                              cfg->public_url, &srv->maintainer, &srv->webhook);
     if (rc)
         goto out_writer;
     srv->app.cfg = &srv->cfg;

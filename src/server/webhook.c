@@ -102,6 +102,7 @@ struct parley_webhook {
     delivery_t *busy;                       /* deliveries from POST to committed outcome */
     int nbusy;                              /* entries in busy */
     char root_url[PARLEY_SUB_ROOT_MAX + 1]; /* --public-url + /v1/stream, or "" */
+    const atomic_bool *active;              /* borrowed: this node delivers now (NULL: always) */
 };
 
 /* ---- deliveries ------------------------------------------------------------- */
@@ -256,6 +257,10 @@ static void scan(parley_webhook_t *wh, int64_t *next_due)
     int n = 0;
     int64_t now = parley_clock_now_ms();
     *next_due = -1;
+    if (wh->active && !atomic_load(wh->active)) {
+        *next_due = now + 1000; /* another node delivers; look again in a second */
+        return;
+    }
     if (!wh->db && parley_store_reader(wh->store, &wh->db) != 0) {
         wh->db = NULL;
         return;
@@ -395,7 +400,8 @@ static void *webhook_main(void *arg)
 }
 
 int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
-                         const parley_keyring_t *kr, const char *public_url, parley_webhook_t **out)
+                         const parley_keyring_t *kr, const char *public_url,
+                         const atomic_bool *active, parley_webhook_t **out)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return PARLEY_ENOMEM;
@@ -406,6 +412,7 @@ int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_
     wh->writer = writer;
     wh->hub = hub;
     wh->kr = kr;
+    wh->active = active;
     if (public_url)
         snprintf(wh->root_url, sizeof wh->root_url, "%s/v1/stream", public_url);
     wh->multi = curl_multi_init();

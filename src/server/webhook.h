@@ -20,6 +20,8 @@
 #ifndef PARLEY_SERVER_WEBHOOK_H
 #define PARLEY_SERVER_WEBHOOK_H
 
+#include <stdatomic.h>
+
 #include "api/hub.h"
 #include "codec/keyring.h"
 #include "store/store.h"
@@ -29,11 +31,14 @@ typedef struct parley_webhook parley_webhook_t;
 
 /* Start the delivery thread. public_url (--public-url, or NULL) is the
  * origin of the callback URLs it sends; NULL: each subscription's own,
- * from the Host it was created through. 0, or a PARLEY_E* / -errno
- * error. */
+ * from the Host it was created through. active (borrowed, may be NULL
+ * for always) says whether this node delivers: on a database several
+ * nodes share, only the node that runs maintenance (its writer holds the
+ * maintenance lock) starts POSTs, so two nodes never send one wake at
+ * the same time. 0, or a PARLEY_E* / -errno error. */
 int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
                          const parley_keyring_t *kr, const char *public_url,
-                         parley_webhook_t **out);
+                         const atomic_bool *active, parley_webhook_t **out);
 
 /*
  * Stop the thread and free it. Transfers in flight are abandoned (their

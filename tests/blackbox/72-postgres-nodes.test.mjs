@@ -150,3 +150,54 @@ test("postgres - maintenance runs on one node at a time; another takes over when
   await waitFor("node B takes maintenance over once node A is gone", () => b.stderr().includes(MAINT), 10_000)
   assert.equal(holders(), "1")
 })
+
+test("postgres - webhook wakes are sent by one node, not by every node that sees them due", { skip, timeout: 60_000 }, async (t) => {
+  // A slow receiver keeps each POST in flight for a while: a node that
+  // delivers while another node does would POST the same wake too.
+  const hits = []
+  const rx = http.createServer((req, res) => {
+    const chunks = []
+    req.on("data", (c) => chunks.push(c))
+    req.on("end", () => {
+      hits.push(JSON.parse(Buffer.concat(chunks).toString("utf8")))
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end("{}")
+      }, 800)
+    })
+  })
+  await new Promise((ok) => rx.listen(0, "127.0.0.1", ok))
+  t.after(() => new Promise((ok) => { rx.closeAllConnections(); rx.close(ok) }))
+  const hook = `http://127.0.0.1:${rx.address().port}/hook`
+
+  const a = await startServer({ t })
+  const b = await startServer({ t, args: ["--store", a.pgUrl] })
+  await sleep(1500) // both nodes have ticked: one of them holds maintenance
+  const subs = 4
+  for (let i = 0; i < subs; i++) {
+    const res = await request(a.url, `/v1/stream/__ds/subscriptions/hook-${i}`, {
+      method: "PUT",
+      body: JSON.stringify({ type: "webhook", pattern: `hooked-${i}/*`, webhook: { url: hook } }),
+      headers: { "Content-Type": "application/json" },
+    })
+    assert.equal(res.status, 201, res.text)
+  }
+  // A stream under each pattern, made through both nodes: each makes one wake due.
+  for (let i = 0; i < subs; i++) {
+    const node = i % 2 ? b : a
+    assert.equal((await createStream(node.url, `hooked-${i}/s`)).status, 201)
+    const res = await append(node.url, `hooked-${i}/s`, "work")
+    assert.ok(res.status >= 200 && res.status < 300, `append: ${res.status} ${res.text}`)
+  }
+  const deadline = Date.now() + 10_000
+  while (new Set(hits.map((h) => h.subscription_id ?? h.wake_id)).size < subs && Date.now() < deadline) await sleep(50)
+  await sleep(2500) // time for a second node's POSTs, had there been any
+  const perWake = new Map()
+  for (const h of hits) {
+    const k = `${h.wake_id}/${h.generation}`
+    perWake.set(k, (perWake.get(k) ?? 0) + 1)
+  }
+  assert.ok(perWake.size >= subs, `a wake per subscription reached the receiver: ${JSON.stringify([...perWake])}`)
+  const twice = [...perWake].filter(([, n]) => n > 1)
+  assert.deepEqual(twice, [], "no wake was POSTed more than once")
+})
