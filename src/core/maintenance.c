@@ -12,7 +12,7 @@
 #include "core/subscription.h"
 
 #define IDEM_PURGE_BATCH 1000 /* Idempotency-Key records purged per tick at most */
-#define FEED_TRIM_BATCH  1000 /* feed events looked at per tick at most */
+#define FEED_TRIM_BATCH  5000 /* feed events looked at per tick at most */
 
 int parley_maintenance_tick(parley_db_t *db, const parley_maintenance_cfg_t *cfg, int64_t now,
                             parley_wakeset_t *wake)

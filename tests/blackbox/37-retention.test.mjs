@@ -91,3 +91,83 @@ test("retention - without --feed-retention every event is kept", { timeout: 30_0
 test("retention - --feed-retention rejects a bad duration", { timeout: 30_000 }, async (t) => {
   await assert.rejects(startServer({ t, args: ["--feed-retention", "soon"] }))
 })
+
+/** Run fn(i) for i in [0, n), `width` at a time. */
+async function inParallel(n, width, fn) {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) await fn(next++)
+    }),
+  )
+}
+
+/** The store's size in bytes: the SQLite database file (the WAL is bounded
+ * by the checkpointer and measured apart), or pg_database_size after a
+ * VACUUM (what autovacuum does, at once). */
+function storeBytes(srv) {
+  if (TEST_PG_URL) {
+    const out = execFileSync("psql", ["-X", "-qAt", srv.pgUrl, "-c", "VACUUM", "-c", "SELECT pg_database_size(current_database())"])
+    return Number(out.toString().trim().split("\n").pop())
+  }
+  return fs.statSync(path.join(srv.dataDir, "parley.db")).size
+}
+
+const ROUNDS = 20
+const PER_ROUND = 200
+
+test("retention - the store stays bounded under steady create/delete churn", { timeout: 300_000 }, async (t) => {
+  const srv = await startServer({ t, args: [...AUTH_ARGS, "--feed-retention", "1s"] })
+  const alice = client(srv, userToken("alice", SECRET))
+  const payload = { text: "x".repeat(2000) } // 2 KB a message, 10 KB a stream
+  const sizes = []
+  for (let round = 0; round < ROUNDS; round++) {
+    await inParallel(PER_ROUND, 16, async (i) => {
+      const s = `/v1/stream/churn/${round}/${i}`
+      expectStatus(await alice.call("PUT", s, { headers: { "Content-Type": "application/json" } }), 201)
+      expectStatus(await alice.post(s, [payload, payload, payload, payload, payload]), 204)
+      expectStatus(await alice.put(`/v1/documents/churn/d${i}`, payload), 201)
+    })
+    await inParallel(PER_ROUND, 16, async (i) => {
+      expectStatus(await alice.del(`/v1/stream/churn/${round}/${i}`), 204)
+      expectStatus(await alice.del(`/v1/documents/churn/d${i}`), 204)
+    })
+    await sleep(2500) // past the retention, and a checkpoint or two
+    sizes.push(storeBytes(srv))
+  }
+  t.diagnostic(`store bytes after each round: ${sizes.join(" ")}`)
+  // After the first rounds the freed space is reused: no steady growth.
+  const settled = Math.max(...sizes.slice(0, 5))
+  const last = Math.max(...sizes.slice(ROUNDS - 5))
+  assert.ok(last <= settled * 1.25 + 512 * 1024, `the store grew from ${settled} to ${last} bytes: ${sizes.join(" ")}`)
+  // The feed holds only the events of the last moments.
+  const ev = await readEvents(alice)
+  assert.ok(ev.events.length < 2 * PER_ROUND, `${ev.events.length} events left in the feed`)
+})
+
+test("retention - a deleted document's tombstone does not keep its content", { timeout: 120_000 }, async (t) => {
+  const srv = await startServer({ t, args: AUTH_ARGS })
+  const alice = client(srv, userToken("alice", SECRET))
+  const big = { text: "y".repeat(100_000) } // 100 KB each
+  expectStatus(await alice.put("/v1/documents/warm/up", big), 201) // the schema and first pages
+  expectStatus(await alice.del("/v1/documents/warm/up"), 204)
+  await sleep(1500)
+  const before = storeBytes(srv)
+  await inParallel(100, 8, async (i) => {
+    const created = expectStatus(await alice.put(`/v1/documents/big/d${i}`, big), 201)
+    expectStatus(await alice.del(`/v1/documents/big/d${i}`), 204)
+    expectStatus(await alice.get(`/v1/documents/big/d${i}`), 404)
+    assert.equal(created.version, 1)
+  })
+  // A re-created document still goes on counting versions.
+  const again = expectStatus(await alice.put("/v1/documents/big/d0", { v: 1 }), 201)
+  assert.equal(again.version, 3)
+  // The event of the deletion still carries the deleted content's checksum.
+  const ev = (await readEvents(alice)).events.filter((e) => e.document.id === "d1")
+  assert.deepEqual(ev.map((e) => e.type), ["document.created", "document.deleted"])
+  assert.equal(ev[1].data.checksum, ev[0].data.checksum)
+  await sleep(1500) // a checkpoint
+  const after = storeBytes(srv)
+  t.diagnostic(`store bytes before ${before}, after 100 documents of 100 KB created and deleted: ${after}`)
+  assert.ok(after - before < 3_000_000, `the store grew by ${after - before} bytes for 100 deleted documents`)
+})
