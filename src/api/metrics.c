@@ -60,6 +60,7 @@ struct parley_metrics {
     _Atomic int64_t live[PARLEY_LIVE_KINDS];           /* live readers now, by kind */
     _Atomic int64_t connections;                       /* open connections now */
     _Atomic uint64_t replays;                          /* Idempotency-Key replays answered */
+    _Atomic uint64_t given_up;                         /* webhook wakes given up */
     double start_s;                                    /* wall time of creation, seconds */
 };
 
@@ -95,6 +96,12 @@ void parley_metrics_live_begin(parley_req_t *r, parley_live_kind_t kind)
         return;
     r->live_kind = kind;
     atomic_fetch_add_explicit(&m->live[kind], 1, memory_order_relaxed);
+}
+
+void parley_metrics_webhook_given_up(parley_metrics_t *m)
+{
+    if (m)
+        atomic_fetch_add_explicit(&m->given_up, 1, memory_order_relaxed);
 }
 
 void parley_metrics_replay(parley_req_t *r)
@@ -402,6 +409,10 @@ void parley_api_metrics(parley_req_t *r)
            "Writes answered from a stored Idempotency-Key record (Idempotent-Replayed: true).");
     parley_buf_printf(&b, "parley_idempotency_replays_total %llu\n",
                       (unsigned long long)atomic_load_explicit(&m->replays, memory_order_relaxed));
+    family(&b, "parley_webhook_given_up_total", "counter",
+           "Webhook wakes whose POSTs kept failing past --webhook-max-age and were given up.");
+    parley_buf_printf(&b, "parley_webhook_given_up_total %llu\n",
+                      (unsigned long long)atomic_load_explicit(&m->given_up, memory_order_relaxed));
     put_writer(&b, app->writer);
     put_store(&b, app, m);
     if (app->cfg && app->cfg->backup_dir) {
