@@ -129,10 +129,12 @@ test("subscriptions - --webhook-max-age: a wake that keeps failing is given up, 
   const spec = { type: "webhook", streams: ["g/s"], webhook: { url: rx.url } }
   expectStatus(await c.put("/v1/stream/__ds/subscriptions/g", spec), 201)
   expectStatus(await c.call("PUT", "/v1/stream/g/s", { body: "[1,2]", headers: { "Content-Type": "application/json" } }), 201)
-  // POSTs at about 0, 1 and 3 s: the third fails 2 s or more after the wake was issued.
+  // POSTs at about 0, 1 and 3 s: the third fails 2 s or more after the wake
+  // was issued (on a shared PostgreSQL store the first POST waits for the
+  // first maintenance tick, about 1 s: then the second already does).
   await until("the wake given up", async () => (await givenUp()) === 1, 15_000)
   const hits = rx.hits.length
-  assert.ok(hits >= 3, `retried before giving up: ${hits} POSTs`)
+  assert.ok(hits >= 2, `retried before giving up: ${hits} POSTs`)
   assert.match(srv.stderr(), /subscription g wake \d+: given up/)
   assert.equal(expectStatus(await c.get("/v1/stream/__ds/subscriptions/g"), 200).status, "failed")
   // No more POSTs: the next retry would have come about 4 s later. New data
