@@ -370,6 +370,11 @@ static const serve_opt_t serve_opts[] = {
      U32, "connection limit (default 65536)", NULL},
     {"idempotency-ttl", "PARLEY_IDEMPOTENCY_TTL", ARG_ONE, "S", set_uint, FIELD(idempotency_ttl_s),
      1, U32, "keep Idempotency-Key records S seconds\n(default 86400)", NULL},
+    {"feed-retention", "PARLEY_FEED_RETENTION", ARG_ONE, "DURATION", set_duration,
+     FIELD(feed_retention_s), 0, 0,
+     "keep change feed events this long (default:\nall; N seconds, or Ns, Nm, Nh, Nd); older\n"
+     "ones are removed by maintenance",
+     NULL},
     {"session-max-attempts", "PARLEY_SESSION_MAX_ATTEMPTS", ARG_ONE, "N", set_uint,
      FIELD(session_max_attempts), 1, 100,
      "attempts of a session before it fails\n"

@@ -87,6 +87,7 @@ typedef struct parley_config {
     unsigned max_connections;         /* connection limit, default 65536 */
     size_t max_json_bytes;            /* JSON body limit (documents...), 1.5 MiB */
     unsigned idempotency_ttl_s;       /* Idempotency-Key records kept, 86400 */
+    unsigned feed_retention_s;        /* change feed events kept, 0 = all */
     unsigned session_max_attempts;    /* attempts of a session before it fails, 3 */
     const char *admin_key;            /* bearer token with admin rights, or NULL */
     const char *jwt_secret;           /* HS256 secret for user tokens, or NULL */

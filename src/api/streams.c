@@ -39,9 +39,11 @@
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/params.h"
+#include "api/reply.h"
 #include "api/status.h"
 #include "api/write.h"
 #include "codec/offset.h"
+#include "core/feed.h"
 #include "core/producer.h"
 #include "core/stream.h"
 #include "core/streamrules.h"
@@ -387,6 +389,7 @@ typedef struct stream_read {
     parley_offset_kind_t kind;      /* start, now or a position */
     uint64_t pos;                   /* where to read (resolved) */
     bool resolved;                  /* pos is final ("now" fixed) */
+    uint64_t earliest;              /* READ_TRIMMED: the first position held */
     int64_t deadline;               /* long-poll deadline (monotonic) */
 } stream_read_t;
 
@@ -446,20 +449,35 @@ static void touch_read(parley_req_t *r, const parley_stream_t *meta)
         free(t);
 }
 
+/* lookup_in's answer for a position before a change feed's retained
+ * start (core/feed.h RETENTION); rd->earliest says where data begins. */
+#define READ_TRIMMED 1
+
 static int lookup_in(parley_req_t *r, parley_db_t *db, stream_read_t *rd, parley_stream_t *meta)
 {
     int st = parley_stream_lookup(db, rd->path, parley_req_user(r), parley_req_is_admin(r), meta);
-    if (st == 0) {
-        if (!rd->resolved) {
-            rd->pos = rd->kind == PARLEY_OFFSET_NOW     ? meta->tail
-                      : rd->kind == PARLEY_OFFSET_START ? 0
-                                                        : rd->pos;
-            rd->resolved = true;
-        }
-        if (rd->pos > meta->tail)
-            st = PARLEY_EINVAL;
+    if (st)
+        return st;
+    uint64_t start = 0;
+    bool feed = parley_feed_is_feed(meta->path);
+    if (feed && (!rd->resolved || rd->pos < meta->tail)) {
+        st = parley_feed_start(db, meta, &start);
+        if (st)
+            return st;
     }
-    return st;
+    if (!rd->resolved) {
+        rd->pos = rd->kind == PARLEY_OFFSET_NOW     ? meta->tail
+                  : rd->kind == PARLEY_OFFSET_START ? start /* the first event retained */
+                                                    : rd->pos;
+        rd->resolved = true;
+    }
+    if (rd->pos > meta->tail)
+        return PARLEY_EINVAL;
+    if (feed && rd->pos < start) {
+        rd->earliest = start;
+        return READ_TRIMMED;
+    }
+    return 0;
 }
 
 static int lookup(parley_req_t *r, stream_read_t *rd, parley_stream_t *meta)
@@ -507,7 +525,26 @@ static void add_read_headers(parley_req_t *r, const parley_stream_t *meta, uint6
 /* Answer a failed look-up (lookup_in's errors) or read (storage errors). */
 static void respond_read_error(parley_req_t *r, int st)
 {
-    if (st == PARLEY_ENOTFOUND) {
+    if (st == READ_TRIMMED) {
+        /* PROTOCOL.md: 410 for an offset before the earliest retained one. */
+        const stream_read_t *rd = parley_req_data(r);
+        char off[PARLEY_OFFSET_LEN + 1];
+        parley_offset_format(rd->earliest, off);
+        if (strcmp(parley_req_method(r), "HEAD") == 0) {
+            parley_req_respond_empty(r, 410);
+            return;
+        }
+        parley_reply_t rp;
+        parley_reply_init(&rp);
+        json_t *details = json_pack("{s:s}", "earliest_offset", off);
+        parley_reply_error(&rp, 410, "offset_gone",
+                           "events before this offset are past the feed's retention; read "
+                           "from earliest_offset (or offset=-1)",
+                           details);
+        json_decref(details);
+        parley_reply_send(r, &rp);
+        parley_reply_free(&rp);
+    } else if (st == PARLEY_ENOTFOUND) {
         respond_status(r, 404, "stream not found");
     } else if (st == PARLEY_EGONE) {
         respond_status(r, 410, "stream has been deleted");

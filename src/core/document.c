@@ -71,11 +71,12 @@ static int set_data(parley_doc_t *d, json_t *data)
     return 0;
 }
 
-static int emit(parley_db_t *db, const parley_doc_t *d, const char *type, parley_outcome_t *res)
+static int emit(parley_db_t *db, const parley_doc_t *d, const char *checksum, const char *type,
+                parley_outcome_t *res)
 {
     json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection, "id",
                                d->id, "version", (json_int_t)d->version);
-    json_t *data = json_pack("{s:s}", "checksum", d->checksum);
+    json_t *data = json_pack("{s:s}", "checksum", checksum);
     int rc = fields && data ? parley_feed_emit(db, d->owner, type, fields, data, &res->wake)
                             : PARLEY_ENOMEM;
     json_decref(fields);
@@ -117,6 +118,7 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_o
 
     parley_doc_t d = cur;
     const char *type;
+    char event_sum[sizeof cur.checksum] = ""; /* the event's checksum when not d's */
     switch (req->op) {
     case PARLEY_DOC_PUT:
         if (live && req->if_none_match_any) {
@@ -178,12 +180,25 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_o
         type = "document.updated";
         break;
     }
-    default: /* DELETE */
+    default: { /* DELETE */
+        /* The tombstone keeps the version (so a re-created document goes
+         * on counting) but not the content: a deleted document's data
+         * would otherwise stay in the store for ever. The event still
+         * carries the checksum of what was deleted. */
+        memcpy(event_sum, cur.checksum, sizeof event_sum);
+        json_t *empty = json_object();
+        rc = empty ? set_data(&d, empty) : PARLEY_ENOMEM;
+        json_decref(empty);
+        if (rc) {
+            parley_doc_clear(&d);
+            return rc;
+        }
         d.version = cur.version + 1;
         d.deleted = true;
         parley_outcome_done(res, PARLEY_DONE_EMPTY);
         type = "document.deleted";
         break;
+    }
     }
     if (req->max_bytes && d.len > req->max_bytes) {
         /* A merge patch can grow a document past the body limit. */
@@ -203,7 +218,7 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_o
         return 0;
     }
     if (rc == 0)
-        rc = emit(db, &d, type, res);
+        rc = emit(db, &d, event_sum[0] ? event_sum : d.checksum, type, res);
     if (rc) {
         parley_doc_clear(&d);
         return rc;

@@ -20,6 +20,7 @@
 #define PARLEY_CORE_FEED_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,28 @@ void parley_feed_path(const char *user, char *out, size_t cap);
  */
 int parley_feed_emit(parley_db_t *db, const char *user, const char *type, json_t *fields,
                      json_t *data, parley_wakeset_t *wake);
+
+/*
+ * RETENTION (serve --feed-retention). The maintenance tick removes the
+ * feed events whose "at" is before cutoff_ms: for each feed stream, in
+ * turn, it reads events from the stream's start while they are older and
+ * deletes their chunks (store chunk_trim). At most budget events are
+ * looked at per call, and a call goes on from the feed stream where the
+ * last one stopped (a round-robin cursor kept by the writer thread), so a
+ * tick stays short however many users there are. *n: events removed.
+ *
+ * A feed stream's data then begins at the start of its first chunk (its
+ * tail when none is left): feeds are never forked, so positions are
+ * contiguous, and parley_feed_start reads where they begin. Offsets never
+ * move; a read before the start is answered 410 with the earliest offset.
+ * Writer thread only (trim); start on any connection.
+ */
+int parley_feed_trim(parley_db_t *db, int64_t cutoff_ms, int budget, int *n);
+
+/* true if path is a change feed stream (trimmed by retention). Pure. */
+bool parley_feed_is_feed(const char *path);
+
+/* The first position still held by the feed stream st (see RETENTION). */
+int parley_feed_start(parley_db_t *db, const parley_stream_t *st, uint64_t *start);
 
 #endif

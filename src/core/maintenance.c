@@ -5,12 +5,14 @@
  * moment; the step order is the order the server has always used.
  */
 #include "core/maintenance.h"
+#include "core/feed.h"
 #include "core/session.h"
 #include "core/snapshot.h"
 #include "core/streamrules.h"
 #include "core/subscription.h"
 
 #define IDEM_PURGE_BATCH 1000 /* Idempotency-Key records purged per tick at most */
+#define FEED_TRIM_BATCH  5000 /* feed events looked at per tick at most */
 
 int parley_maintenance_tick(parley_db_t *db, const parley_maintenance_cfg_t *cfg, int64_t now,
                             parley_wakeset_t *wake)
@@ -26,5 +28,7 @@ int parley_maintenance_tick(parley_db_t *db, const parley_maintenance_cfg_t *cfg
     if (rc == 0)
         rc = parley_db_idem_purge(db, now - cfg->idempotency_ttl_s * 1000, IDEM_PURGE_BATCH,
                                   &purged);
+    if (rc == 0 && cfg->feed_retention_s > 0)
+        rc = parley_feed_trim(db, now - cfg->feed_retention_s * 1000, FEED_TRIM_BATCH, &purged);
     return rc;
 }

@@ -8,7 +8,9 @@
  *   2. sessions whose lease ran out go back to the queue (or fail);
  *   3. the forks of expired snapshots are freed;
  *   4. subscription leases that ran out end (their workers are fenced);
- *   5. Idempotency-Key records past their lifetime are purged.
+ *   5. Idempotency-Key records past their lifetime are purged;
+ *   6. change feed events older than the retention are removed
+ *      (core/feed.h, parley_feed_trim), when a retention is set.
  * Each step handles a bounded batch per tick, so maintenance never holds
  * the writer for long; what is left waits for the next tick.
  *
@@ -26,6 +28,7 @@
 /* What maintenance needs to know of the server's configuration. */
 typedef struct parley_maintenance_cfg {
     int64_t idempotency_ttl_s; /* lifetime of an Idempotency-Key record, seconds */
+    int64_t feed_retention_s;  /* change feed events kept, seconds; 0: all */
 } parley_maintenance_cfg_t;
 
 int parley_maintenance_tick(parley_db_t *db, const parley_maintenance_cfg_t *cfg, int64_t now,

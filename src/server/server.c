@@ -125,7 +125,8 @@ static void on_fatal(void *arg)
 static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
-    parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s};
+    parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s,
+                                    (int64_t)srv->cfg.feed_retention_s};
     bool mine;
     int rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
     atomic_store(&srv->maintainer, rc == 0 && mine);

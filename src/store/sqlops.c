@@ -120,6 +120,14 @@ int parley_sqlop_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, i
                   now_ms, max);
 }
 
+int parley_sqlop_chunk_trim(parley_db_t *db, int64_t stream_id, uint64_t below, int *n)
+{
+    int64_t changed = 0;
+    int rc = run_count(db, PARLEY_Q_CHUNK_TRIM, &changed, "iu", stream_id, below);
+    *n = (int)changed;
+    return rc;
+}
+
 int parley_sqlop_stream_scan(parley_db_t *db, const char *prefix,
                              int (*cb)(void *arg, const parley_stream_t *s), void *arg)
 {

@@ -36,6 +36,7 @@ enum parley_sql_stmt {
     PARLEY_Q_STREAM_EXPIRED,       /* now, limit -> id */
     PARLEY_Q_STREAM_SCAN,          /* prefix -> {stream} in path order */
     PARLEY_Q_CHUNK_INSERT,         /* stream_id, end, start, unit_end, data */
+    PARLEY_Q_CHUNK_TRIM,           /* stream_id, below: chunks with end <= below */
     PARLEY_Q_PRODUCER_GET,         /* stream_id, producer -> {producer} */
     PARLEY_Q_PRODUCER_PUT,         /* stream_id, producer, epoch, last_seq */
     PARLEY_Q_IDEM_GET,             /* owner, key -> {idem} */
@@ -95,6 +96,7 @@ int parley_sqlop_stream_ref(parley_db_t *db, int64_t id, int delta, parley_strea
 int parley_sqlop_stream_mark_deleted(parley_db_t *db, int64_t id);
 int parley_sqlop_stream_remove(parley_db_t *db, int64_t id);
 int parley_sqlop_stream_expired(parley_db_t *db, int64_t now_ms, int64_t *ids, int max, int *n);
+int parley_sqlop_chunk_trim(parley_db_t *db, int64_t stream_id, uint64_t below, int *n);
 int parley_sqlop_stream_scan(parley_db_t *db, const char *prefix,
                              int (*cb)(void *arg, const parley_stream_t *s), void *arg);
 int parley_sqlop_producer_get(parley_db_t *db, int64_t stream_id, const char *producer,

@@ -404,6 +404,11 @@ struct parley_store_ops {
      * cb gets each (borrowed; must not use db; non-zero stops). */
     int (*stream_scan)(parley_db_t *db, const char *prefix,
                        int (*cb)(void *arg, const parley_stream_t *st), void *arg);
+    /* Delete the stream's chunks that end at or before below (the feed's
+     * retention, core/feed.h); *n deleted. A trimmed stream's data begins
+     * at the start of its first chunk (or at its tail if none is left).
+     * Writer. */
+    int (*chunk_trim)(parley_db_t *db, int64_t stream_id, uint64_t below, int *n);
     /* Call cb for each chunk of the stream with end > from, in order. */
     int (*chunk_scan)(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
                       void *arg);
@@ -866,6 +871,11 @@ static inline int parley_db_stream_scan(parley_db_t *db, const char *prefix,
                                         int (*cb)(void *arg, const parley_stream_t *st), void *arg)
 {
     return db->ops->stream_scan(db, prefix, cb, arg);
+}
+
+static inline int parley_db_chunk_trim(parley_db_t *db, int64_t stream_id, uint64_t below, int *n)
+{
+    return db->ops->chunk_trim(db, stream_id, below, n);
 }
 
 static inline int parley_db_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from,

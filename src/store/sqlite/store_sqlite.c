@@ -153,6 +153,7 @@ static const char *const stmt_sql[S_COUNT] = {
                                 "(ttl_s IS NOT NULL AND touched_ms + ttl_s * 1000 <= ?1)) LIMIT ?2",
     [PARLEY_Q_CHUNK_INSERT] = "INSERT INTO chunks (stream_id, end_pos, start_pos, unit_end, data) "
                               "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [PARLEY_Q_CHUNK_TRIM] = "DELETE FROM chunks WHERE stream_id = ?1 AND end_pos <= ?2",
     [S_CHUNK_SCAN] = "SELECT start_pos, end_pos, unit_end, data FROM chunks "
                      "WHERE stream_id = ?1 AND end_pos > ?2 ORDER BY end_pos",
     [PARLEY_Q_PRODUCER_GET] = "SELECT {producer} FROM producers WHERE stream_id = ?1 AND "
@@ -1375,6 +1376,7 @@ static const parley_store_ops_t sqlite_ops = {
     .stream_expired = parley_sqlop_stream_expired,
     .stream_scan = parley_sqlop_stream_scan,
     .chunk_scan = sq_chunk_scan,
+    .chunk_trim = parley_sqlop_chunk_trim,
     .producer_get = parley_sqlop_producer_get,
     .producer_put = parley_sqlop_producer_put,
     .idem_get = parley_sqlop_idem_get,
