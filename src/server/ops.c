@@ -437,14 +437,12 @@ void parley_backup_sched_stop(parley_backup_sched_t *b)
 int parley_verify(const char *store_url)
 {
     parley_db_t *db = NULL;
+    char shown[512]; /* the URL for messages: a password masked */
+    parley_store_url_redact(strncmp(store_url, "sqlite:", 7) == 0 ? store_url + 7 : store_url,
+                            shown, sizeof shown);
     int rc = parley_store_inspect(store_url, &db);
-    if (rc == PARLEY_EINVAL && !parley_store_can_copy(store_url)) {
-        fprintf(stderr, "parley: verify runs on an SQLite store; this build cannot check a "
-                        "PostgreSQL store yet\n");
-        return 2;
-    }
     if (rc) {
-        fprintf(stderr, "parley: cannot open the store %s: %s\n", store_url + strlen("sqlite:"),
+        fprintf(stderr, "parley: cannot open the store %s: %s\n", shown,
                 rc == PARLEY_ENOTFOUND   ? "no database there"
                 : rc == PARLEY_ECONFLICT ? "written by a newer parley (see above)"
                                          : parley_strerror(rc));

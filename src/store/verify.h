@@ -8,7 +8,8 @@
  * a restore runs on its copy before it is installed.
  *
  * The checks:
- *   integrity      the backend's structural check (SQLite integrity_check)
+ *   integrity      the backend's structural check (SQLite integrity_check;
+ *                  on PostgreSQL amcheck's bt_index_check when installed)
  *   streams        every stream's chunks tile [fork_pos, tail) with no gap
  *                  or overlap; a JSON stream's chunks hold valid JSON, one
  *                  message per position; a fork's source exists and holds

@@ -288,7 +288,7 @@ test("crash - a PostgreSQL database the build cannot serve is refused at start-u
     await assert.rejects(srv.restart(), (err) => {
       assert.match(String(err.message), /exited before it was ready \(code 1,/)
       assert.match(srv.stderr(), says)
-      assert.match(srv.stderr(), /refusing to serve it|cannot open the store/)
+      assert.match(srv.stderr(), /refusing to serve it|refusing to open the store|cannot open the store/)
       return true
     })
     psql(repair)

@@ -7,7 +7,11 @@
 //
 // Every command runs as a child process on temporary directories; servers
 // come from lib/server.mjs, on SQLite whatever PARLEY_TEST_STORE says
-// (these are file operations), except the PostgreSQL refusal.
+// (these are file operations), except the PostgreSQL cases. Under
+// tests/lib/with-pg (PARLEY_TEST_STORE a postgres:// URL) the SQLite-only
+// cases skip, by name (the plain run covers them), and `parley verify
+// --store postgres://` runs on a server's own database: clean, then with
+// invariants broken through psql.
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import fs from "node:fs"
@@ -18,13 +22,16 @@ import { fileURLToPath } from "node:url"
 
 import { client, expectStatus, sleep } from "./lib/api.mjs"
 import { append, createStream, readAll } from "./lib/http.mjs"
-import { PARLEY_BIN, runParley, startServer } from "./lib/server.mjs"
+import { PARLEY_BIN, TEST_PG_URL, runParley, startServer } from "./lib/server.mjs"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const FIXTURE_V1 = path.join(root, "tests", "fixtures", "v1", "parley.db")
 
 // The store under test comes from the arguments alone.
 for (const name of Object.keys(process.env)) if (name.startsWith("PARLEY_") && !["PARLEY_BIN", "PARLEY_TEST_STORE"].includes(name)) delete process.env[name]
+
+const sqliteOnly = (why) => (TEST_PG_URL ? `SQLite only: ${why}` : false)
+const pgOnly = TEST_PG_URL ? false : "needs a private PostgreSQL (tests/lib/with-pg)"
 
 function tmpDir(t, tag = "ops") {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `parley-${tag}-`))
@@ -61,7 +68,7 @@ async function verifyOk(file) {
 
 // ---- backup ----------------------------------------------------------------
 
-test("ops - backup while the server writes: exit 0, the copy verifies, a server on it serves the data", { timeout: 60_000 }, async (t) => {
+test("ops - backup while the server writes: exit 0, the copy verifies, a server on it serves the data", { skip: sqliteOnly("a file backup"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   const conv = await populate(srv)
   assert.equal((await createStream(srv.url, "busy")).status, 201)
@@ -101,7 +108,7 @@ test("ops - backup while the server writes: exit 0, the copy verifies, a server 
   assert.equal(busy.text, "0123456789".repeat(busy.text.length / 10))
 })
 
-test("ops - backup into a directory with --keep N: timestamped files, the oldest removed", { timeout: 60_000 }, async (t) => {
+test("ops - backup into a directory with --keep N: timestamped files, the oldest removed", { skip: sqliteOnly("a file backup"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   await populate(srv)
   const dir = tmpDir(t)
@@ -129,7 +136,7 @@ test("ops - backup into a directory with --keep N: timestamped files, the oldest
   assert.match(r.stderr, /FILE is missing/)
 })
 
-test("ops - backup writes a temp file, fsyncs it, renames it, then fsyncs the directory (strace)", { timeout: 60_000 }, async (t) => {
+test("ops - backup writes a temp file, fsyncs it, renames it, then fsyncs the directory (strace)", { skip: sqliteOnly("a file backup"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   await populate(srv)
   const out = tmpDir(t)
@@ -193,14 +200,16 @@ test("ops - backup and restore of a PostgreSQL store are refused and point to pg
   r = await runParley(["restore", "--store", "postgres://u@127.0.0.1:1/none", path.join(tmpDir(t), "x.db")])
   assert.equal(r.code, 2)
   assert.match(r.stderr, /pg_restore/)
-  r = await runParley(["verify", "--store", "postgres://u@127.0.0.1:1/none"])
+  // verify does run on PostgreSQL: a server it cannot reach is exit 2, the password masked.
+  r = await runParley(["verify", "--store", "postgres://u:sekrit@127.0.0.1:1/none"])
   assert.equal(r.code, 2)
-  assert.match(r.stderr, /cannot check a PostgreSQL store yet/)
+  assert.match(r.stderr, /cannot open the store postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/none: /)
+  assert.doesNotMatch(r.stderr, /sekrit/)
 })
 
 // ---- scheduled backups ------------------------------------------------------
 
-test("ops - serve --backup-every takes verified backups on its own thread and keeps --backup-keep", { timeout: 60_000 }, async (t) => {
+test("ops - serve --backup-every takes verified backups on its own thread and keeps --backup-keep", { skip: sqliteOnly("file backups"), timeout: 60_000 }, async (t) => {
   const dir = tmpDir(t)
   const srv = await sqliteServer(t, ["--backup-every", "1s", "--backup-dir", dir, "--backup-keep", "2"])
   await populate(srv)
@@ -240,7 +249,7 @@ test("ops - serve --backup-every takes verified backups on its own thread and ke
 
 // ---- restore ----------------------------------------------------------------
 
-test("ops - restore: refuses a running server, a store holding data without --force, a corrupt file", { timeout: 60_000 }, async (t) => {
+test("ops - restore: refuses a running server, a store holding data without --force, a corrupt file", { skip: sqliteOnly("restores a file"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   const conv = await populate(srv, "orig")
   const file = path.join(tmpDir(t), "b.db")
@@ -305,7 +314,7 @@ function flipped(buf, offsets) {
   return out
 }
 
-test("ops - verify: a clean store exits 0 with a line per check; flipped bytes exit 1 naming the problem", { timeout: 60_000 }, async (t) => {
+test("ops - verify: a clean store exits 0 with a line per check; flipped bytes exit 1 naming the problem", { skip: sqliteOnly("flips bytes in the database file"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   await populate(srv)
   expectStatus(await client(srv).post(`/v1/conversations`, { title: "PAGE-MARKER" }), 201)
@@ -357,7 +366,7 @@ test("ops - verify: a clean store exits 0 with a line per check; flipped bytes e
   assert.equal(r.code, 2)
 })
 
-test("ops - verify names a gap in a conversation's message seq and a stream tail past its chunks", { timeout: 60_000 }, async (t) => {
+test("ops - verify names a gap in a conversation's message seq and a stream tail past its chunks", { skip: sqliteOnly("edits the database file with sqlite3"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   const conv = await populate(srv)
   assert.equal(await srv.stop(), 0)
@@ -376,9 +385,70 @@ test("ops - verify names a gap in a conversation's message seq and a stream tail
   assert.match(r.stdout, /status 'bogus' is not a session state/)
 })
 
+test("ops - verify on PostgreSQL: a clean store exits 0 beside its server; a seq gap, a wrong tail, an illegal status are named and exit 1", { skip: pgOnly, timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const conv = await populate(srv)
+  const psql = (sql) => {
+    const r = spawnSync("psql", [srv.pgUrl, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], { encoding: "utf8", timeout: 30_000 })
+    assert.equal(r.status, 0, `psql ${sql}: ${r.stderr}`)
+    return r.stdout.trim()
+  }
+
+  // Clean, while the server runs: a line per check, the schema at this build's version.
+  let r = await runParley(["verify", "--store", srv.pgUrl])
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  for (const check of ["integrity", "streams", "conversations", "sessions", "snapshots", "idempotency"])
+    assert.match(r.stdout, new RegExp(`^${check} +.*: ok$`, "m"), `a line for ${check}`)
+  assert.match(r.stdout, /^conversations +1 conversations, 3 messages: ok$/m)
+  const [, version, mine] = /^schema +version (\d+) \(this parley writes (\d+)\)$/m.exec(r.stdout)
+  assert.equal(version, mine, "a new database is at this build's version")
+  assert.equal(psql("SELECT value FROM meta WHERE key = 'schema_version'"), mine)
+  assert.match(r.stdout, /^OK: 0 problems found$/m)
+
+  // With amcheck installed, its B-tree checks run too (and find nothing).
+  psql("CREATE EXTENSION IF NOT EXISTS amcheck")
+  t.after(() => spawnSync("psql", [srv.pgUrl, "-qAtc", "DROP EXTENSION IF EXISTS amcheck"]))
+  r = await runParley(["verify", "--store", srv.pgUrl])
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /^integrity +whole database: ok$/m)
+
+  // Broken invariants.
+  psql(`DELETE FROM chunks WHERE stream_id = (SELECT id FROM streams WHERE path = '_parley/conv/${conv.id}') AND start_pos = 1`)
+  psql("UPDATE streams SET tail = tail + 5 WHERE path = 's-x'")
+  psql("UPDATE sessions SET status = 'bogus'")
+  r = await runParley(["verify", "--store", srv.pgUrl])
+  assert.equal(r.code, 1, r.stdout + r.stderr)
+  assert.match(r.stdout, new RegExp(`stream _parley/conv/${conv.id}: positions \\[1, 2\\) are missing`))
+  assert.match(r.stdout, /stream s-x: its tail is 7 but its chunks end at 2/)
+  assert.match(r.stdout, /status 'bogus' is not a session state/)
+  assert.match(r.stdout, /^FAILED: \d+ problems? found$/m)
+
+  // A schema from the future: exit 2, naming it; a database without Parley's schema: exit 2.
+  psql("UPDATE meta SET value = (value::int + 1000)::text WHERE key = 'schema_version'")
+  r = await runParley(["verify", "--store", srv.pgUrl])
+  assert.equal(r.code, 2, r.stdout + r.stderr)
+  assert.match(r.stderr, /schema \(version \d+\) is newer than this build/)
+  assert.match(r.stderr, /written by a newer parley/)
+  psql("DELETE FROM meta WHERE key = 'schema_version'")
+  r = await runParley(["verify", "--store", srv.pgUrl])
+  assert.equal(r.code, 2, r.stdout + r.stderr)
+  assert.match(r.stderr, /no database there/)
+})
+
+test("ops - backup and restore of a live PostgreSQL store are refused with their messages", { skip: pgOnly, timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t })
+  await populate(srv)
+  let r = await runParley(["backup", "--store", srv.pgUrl, path.join(tmpDir(t), "x.db")])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /pg_dump/)
+  r = await runParley(["restore", "--store", srv.pgUrl, path.join(tmpDir(t), "x.db")])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /pg_restore/)
+})
+
 // ---- schema versions --------------------------------------------------------------
 
-test("ops - a v1 store made by an earlier build serves the same data, verifies, and a newer store is refused", { timeout: 60_000 }, async (t) => {
+test("ops - a v1 store made by an earlier build serves the same data, verifies, and a newer store is refused", { skip: sqliteOnly("a v1 SQLite fixture"), timeout: 60_000 }, async (t) => {
   const dir = tmpDir(t, "ops-v1")
   fs.copyFileSync(FIXTURE_V1, path.join(dir, "parley.db"))
   fs.chmodSync(path.join(dir, "parley.db"), 0o600)

@@ -48,9 +48,12 @@
  * acknowledged is lost; the outcome of such a batch is unknown to the
  * client, which retries with its Idempotency-Key.
  *
- * Schema. Created at open inside one transaction holding a transaction
- * advisory lock (two nodes starting at once do not race), versioned in
- * meta.schema_version; a database with a newer version is refused. Chunk
+ * Schema. Built at open by the ordered migrations[] (as on SQLite), every
+ * step above meta.schema_version in one transaction holding a transaction
+ * advisory lock (two nodes starting at once do not race), with the new
+ * version written in it; a database with a newer version is refused
+ * (PARLEY_ECONFLICT) and not touched. `parley verify` reads it through
+ * inspect / table_scan on a reader connection (see "operations" below). Chunk
  * data is bytea; every text key column is COLLATE "C" so ORDER BY and
  * prefix ranges are byte order, as on SQLite; partial indexes serve the
  * queue and the expiry scans. JSON values (document data, conversation
@@ -94,7 +97,6 @@
 #include "store/store.h"
 #include "util/log.h"
 
-#define SCHEMA_VERSION 1
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
 #define MAINT_LOCK_ID                                                                              \
     0x7061726c6d74 /* held by the writer session of the node that runs maintenance */
@@ -821,9 +823,59 @@ static int command(pg_db_t *c, const char *sql, const char *tag)
 
 /* ---- the store ------------------------------------------------------------- */
 
+/*
+ * Migrations. As on SQLite (store_sqlite.c): migrations[i] takes a database
+ * from version i to version i + 1 (step 0 creates the first schema), and
+ * meta.schema_version records the version reached. At open, in one
+ * transaction holding the SCHEMA_LOCK_ID transaction advisory lock (two
+ * nodes starting at once: the second waits, then finds the work done), the
+ * recorded version is read, every step above it runs, and the new version
+ * is written; PostgreSQL's DDL is transactional, so a crash or a failed
+ * step leaves the old version or the new one, never a half-migrated
+ * database. A database whose version is above this build's (written by a
+ * newer parley) is refused and not touched. A new schema change is a new
+ * step at the end; a step already released never changes.
+ */
+static const char *const migrations[] = {
+    schema_sql, /* 0 -> 1: the first schema */
+};
+#define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
+
+/* The version c's database records: 0 for a database without Parley's
+ * meta table (a new one). */
+static int read_version(pg_db_t *c, int64_t *out)
+{
+    *out = 0;
+    PGresult *res = PQexec(c->conn, "SELECT to_regclass('meta') IS NOT NULL");
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        rc = pg_error(c, res, "schema version");
+    bool has_meta = rc == 0 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (rc || !has_meta)
+        return rc;
+    res = PQexec(c->conn, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_error(c, res, "schema version");
+    else if (PQntuples(res) == 1)
+        *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return rc;
+}
+
+static void log_newer(int64_t version)
+{
+    parley_log_error("store: the database's schema (version %lld) is newer than this build's "
+                     "(%lld): it was written by a newer parley; run that version (or a later "
+                     "one), or restore a backup made by this one",
+                     (long long)version, (long long)SCHEMA_VERSION);
+}
+
+/* Bring the database to SCHEMA_VERSION (see Migrations above). */
 static int init_schema(pg_db_t *c)
 {
-    char sql[160];
+    char sql[200];
+    int64_t version = 0;
     int rc = command(c, "BEGIN", NULL);
     if (rc)
         return rc;
@@ -833,30 +885,29 @@ static int init_schema(pg_db_t *c)
         rc = pg_error(c, res, "schema lock");
     PQclear(res);
     if (rc == 0)
-        rc = command(c, schema_sql, NULL);
-    if (rc == 0) {
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO meta (key, value) VALUES ('schema_version', '%d') "
-                 "ON CONFLICT (key) DO NOTHING",
-                 SCHEMA_VERSION);
-        rc = command(c, sql, NULL);
+        rc = read_version(c, &version);
+    if (rc == 0 && version > SCHEMA_VERSION) {
+        log_newer(version);
+        rc = PARLEY_ECONFLICT;
     }
-    if (rc == 0) {
-        res = PQexec(c->conn, "SELECT value FROM meta WHERE key = 'schema_version'");
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            rc = pg_error(c, res, "schema version");
-        } else if (atoi(PQgetvalue(res, 0, 0)) > SCHEMA_VERSION) {
-            parley_log_error("store: the database's schema (version %s) is newer than this "
-                             "build's (%d); refusing to use it",
-                             PQgetvalue(res, 0, 0), SCHEMA_VERSION);
-            rc = PARLEY_ESTORE;
-        }
-        PQclear(res);
+    for (int64_t v = version; rc == 0 && v < SCHEMA_VERSION; v++) {
+        rc = command(c, migrations[v], NULL);
+        if (rc == 0 && v > 0)
+            parley_log_info("store: schema migrated from version %lld to %lld", (long long)v,
+                            (long long)v + 1);
+    }
+    if (rc == 0 && version < SCHEMA_VERSION) {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO meta (key, value) VALUES ('schema_version', '%lld') "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (long long)SCHEMA_VERSION);
+        rc = command(c, sql, NULL);
     }
     if (rc == 0)
         rc = command(c, "COMMIT", "COMMIT");
     if (rc) {
-        parley_log_error("store: creating the schema failed");
+        if (rc != PARLEY_ECONFLICT)
+            parley_log_error("store: creating or migrating the schema failed");
         PGresult *rb = PQexec(c->conn, "ROLLBACK");
         PQclear(rb);
     }
@@ -1502,6 +1553,188 @@ static int pg_sub_update(parley_db_t *db, const parley_sub_t *s, int64_t expect_
 }
 
 /* The PostgreSQL backend (store.h). */
+/* ---- operations: verify ------------------------------------------------------
+ * `parley verify --store postgres://...` reads the database through these,
+ * beside running nodes: a reader connection (read-only session), no schema
+ * change, no lock. There is no copy_to: a PostgreSQL store is backed up
+ * with PostgreSQL's own tools. */
+
+/* A reader connection to url's database, refused when its schema is newer
+ * than this build's (PARLEY_ECONFLICT) or when it holds no Parley schema
+ * (PARLEY_ENOTFOUND). */
+static int pg_inspect(const char *url, parley_db_t **out)
+{
+    pg_store_t tmp = {.base.ops = &pg_ops, .url = (char *)url};
+    parley_db_t *db = NULL;
+    int rc = open_conn(&tmp, false, &db);
+    if (rc)
+        return rc;
+    pg(db)->store = NULL; /* tmp ends here; nothing of the store is needed */
+    int64_t version = 0;
+    rc = read_version(pg(db), &version);
+    if (rc == 0 && version == 0)
+        rc = PARLEY_ENOTFOUND;
+    if (rc == 0 && version > SCHEMA_VERSION) {
+        log_newer(version);
+        rc = PARLEY_ECONFLICT;
+    }
+    if (rc) {
+        parley_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+/*
+ * PostgreSQL keeps its own pages consistent (checksummed when the cluster
+ * was initialised with them; a damaged page is an error on the read that
+ * meets it, which the scans then report). When the amcheck extension is
+ * installed in the database (CREATE EXTENSION amcheck, by a superuser),
+ * every B-tree index of the store's tables is checked against its own
+ * invariants with bt_index_check (an AccessShareLock: it runs beside the
+ * nodes); without it there is nothing more to run here.
+ */
+static int pg_integrity(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg)
+{
+    pg_db_t *c = pg(db);
+    int rc = ensure_conn(c);
+    if (rc)
+        return rc;
+    PGresult *res = PQexec(c->conn, "SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        rc = pg_error(c, res, "integrity");
+        PQclear(res);
+        return rc;
+    }
+    bool amcheck = atoi(PQgetvalue(res, 0, 0)) > 0;
+    PQclear(res);
+    if (!amcheck)
+        return 0;
+    res = PQexec(c->conn, "SELECT i.indexrelid::regclass::text FROM pg_index i "
+                          "JOIN pg_class t ON t.oid = i.indrelid "
+                          "JOIN pg_class x ON x.oid = i.indexrelid "
+                          "JOIN pg_am a ON a.oid = x.relam "
+                          "WHERE a.amname = 'btree' AND t.relnamespace = (SELECT relnamespace "
+                          "FROM pg_class WHERE oid = to_regclass('meta')) ORDER BY 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_error(c, res, "integrity");
+        PQclear(res);
+        return rc;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *index = PQgetvalue(res, i, 0);
+        const char *vals[] = {index};
+        PGresult *chk = PQexecParams(c->conn, "SELECT bt_index_check($1::regclass)", 1, NULL, vals,
+                                     NULL, NULL, 0);
+        if (PQresultStatus(chk) != PGRES_TUPLES_OK) {
+            char line[512];
+            const char *m = PQresultErrorField(chk, PG_DIAG_MESSAGE_PRIMARY);
+            snprintf(line, sizeof line, "index %s: %s", index, m ? m : "check failed");
+            cb(arg, line);
+        }
+        PQclear(chk);
+    }
+    PQclear(res);
+    return 0;
+}
+
+#define SCAN_COLS_MAX 24 /* columns a table_scan may ask for */
+#define OID_BOOL      16
+#define OID_BYTEA     17
+#define OID_INT8      20
+#define OID_INT4      23
+#define OID_TEXT      25
+#define OID_VARCHAR   1043
+
+/* One row of a binary result as table_scan hands it on: integers and
+ * booleans written out as text into num, text and bytea as they are. */
+static void scan_row(const PGresult *r, int n, const char **vals, size_t *lens, char (*num)[24])
+{
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(r, 0, i)) {
+            vals[i] = NULL;
+            lens[i] = 0;
+            continue;
+        }
+        const char *p = PQgetvalue(r, 0, i);
+        int len = PQgetlength(r, 0, i);
+        Oid type = PQftype(r, i);
+        if (type == OID_BOOL) {
+            lens[i] = (size_t)snprintf(num[i], sizeof num[i], "%d", len == 1 && p[0] != 0);
+            vals[i] = num[i];
+        } else if (type == OID_INT8 || type == OID_INT4) {
+            long long v = g_int(r, 0, i);
+            lens[i] = (size_t)snprintf(num[i], sizeof num[i], "%lld", v);
+            vals[i] = num[i];
+        } else {
+            vals[i] = p; /* text, bytea: their bytes */
+            lens[i] = (size_t)len;
+        }
+    }
+}
+
+/* "SELECT cols FROM table ORDER BY order" in single-row mode: one row in
+ * memory at a time, however big the table. */
+static int pg_table_scan(parley_db_t *db, const char *table, const char *cols, const char *order,
+                         int (*cb)(void *arg, int n, const char *const *vals, const size_t *lens),
+                         void *arg)
+{
+    pg_db_t *c = pg(db);
+    int rc = 0, err = 0;
+    if (!c->in_txn && (rc = ensure_conn(c)) != 0)
+        return rc;
+    size_t cap = strlen(cols) + strlen(table) + strlen(order) + 32;
+    char *sql = malloc(cap);
+    if (!sql)
+        return PARLEY_ENOMEM;
+    snprintf(sql, cap, "SELECT %s FROM %s ORDER BY %s", cols, table, order);
+    int sent = PQsendQueryParams(c->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    free(sql);
+    if (!sent || !PQsetSingleRowMode(c->conn)) {
+        rc = pg_error(c, NULL, table);
+        for (PGresult *r; (r = PQgetResult(c->conn)) != NULL;)
+            PQclear(r);
+        return rc;
+    }
+    const char *vals[SCAN_COLS_MAX];
+    size_t lens[SCAN_COLS_MAX];
+    char num[SCAN_COLS_MAX][24];
+    for (PGresult *r; (r = PQgetResult(c->conn)) != NULL; PQclear(r)) {
+        ExecStatusType st = PQresultStatus(r);
+        if (rc || err)
+            continue; /* drain the rest */
+        if (st == PGRES_TUPLES_OK)
+            continue; /* the end of the rows */
+        if (st != PGRES_SINGLE_TUPLE) {
+            rc = pg_error(c, r, table);
+            continue;
+        }
+        int n = PQnfields(r);
+        if (n > SCAN_COLS_MAX) {
+            rc = PARLEY_EINVAL;
+            continue;
+        }
+        for (int i = 0; i < n && !rc; i++) {
+            Oid type = PQftype(r, i);
+            if (type != OID_BOOL && type != OID_BYTEA && type != OID_INT8 && type != OID_INT4 &&
+                type != OID_TEXT && type != OID_VARCHAR)
+                rc = PARLEY_EINVAL; /* a type this scan does not write out */
+        }
+        if (rc == 0) {
+            scan_row(r, n, vals, lens, num);
+            err = cb(arg, n, vals, lens);
+        }
+    }
+    return err ? err : rc;
+}
+
+static int pg_schema_version(parley_db_t *db, int64_t *version, int64_t *mine)
+{
+    *mine = SCHEMA_VERSION;
+    return read_version(pg(db), version);
+}
+
 static const parley_store_ops_t pg_ops = {
     .scheme = "postgres",
     .shared = true,
@@ -1582,6 +1815,10 @@ static const parley_store_ops_t pg_ops = {
     .sublink_first_pending = parley_sqlop_sublink_first_pending,
     .key_get = parley_sqlop_key_get,
     .key_put = pg_key_put,
+    .inspect = pg_inspect,
+    .integrity = pg_integrity,
+    .table_scan = pg_table_scan,
+    .schema_version = pg_schema_version,
     .stat = pg_stat,
 };
 
