@@ -348,6 +348,7 @@ async function viewSessions(root, id) {
         const live = s.status === "processing" || s.status === "awaiting_input"
         const old = streaming.get(s.id)
         if (old && live) return old
+        if (old) streaming.delete(s.id) // its stream ends (closed) on its own
         // At most four streams at once: a browser opens six connections per host.
         const card = sessionCard(s, live && streaming.size < 4)
         if (live && streaming.size < 4) streaming.set(s.id, card)
