@@ -204,7 +204,7 @@ async function viewOverview(root) {
   const sum = (name, pred = () => true) => m.filter((s) => s.name === name && pred(s.labels)).reduce((a, s) => a + s.value, 0)
   const build = m.find((s) => s.name === "parley_build_info")?.labels ?? {}
   const start = sum("process_start_time_seconds")
-  const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`
+  const mib = (b) => (b < 1048576 ? `${Math.round(b / 1024)} KiB` : `${(b / 1048576).toFixed(1)} MiB`)
   const stats = [
     ["version", build.version ?? "?"],
     ["store", build.store ?? "?"],
