@@ -313,6 +313,16 @@ static int set_duration(const serve_opt_t *o, const char *v, parley_config_t *cf
     return 0;
 }
 
+/* A duration, or 0 / off for none. */
+static int set_duration_or_off(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0) {
+        *(unsigned *)((char *)cfg + o->field) = 0;
+        return 0;
+    }
+    return set_duration(o, v, cfg);
+}
+
 /* ---- the options ------------------------------------------------------ */
 
 #define U32 0xffffffffull
@@ -390,6 +400,13 @@ static const serve_opt_t serve_opts[] = {
      "callback, JWKS and snapshot URLs use it\n"
      "(default none; they use the request's Host)",
      "operations:"},
+    {"webhook-max-age", "PARLEY_WEBHOOK_MAX_AGE", ARG_ONE, "DURATION", set_duration_or_off,
+     FIELD(webhook_max_age_s), 0, 0,
+     "give a webhook wake up when its POSTs still\n"
+     "fail this long after it was issued (default\n"
+     "24h; N seconds, or Ns, Nm, Nh, Nd; 0 or off:\n"
+     "retry forever)",
+     NULL},
     {"metrics-token", "PARLEY_METRICS_TOKEN", ARG_ONE, "TOKEN", set_string, FIELD(metrics_token), 0,
      0,
      "bearer token that may read /metrics, besides\n"

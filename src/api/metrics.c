@@ -36,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ struct parley_metrics {
     _Atomic int64_t live[PARLEY_LIVE_KINDS];           /* live readers now, by kind */
     _Atomic int64_t connections;                       /* open connections now */
     _Atomic uint64_t replays;                          /* Idempotency-Key replays answered */
+    _Atomic uint64_t given_up;                         /* webhook wakes given up */
     double start_s;                                    /* wall time of creation, seconds */
 };
 
@@ -94,6 +96,12 @@ void parley_metrics_live_begin(parley_req_t *r, parley_live_kind_t kind)
         return;
     r->live_kind = kind;
     atomic_fetch_add_explicit(&m->live[kind], 1, memory_order_relaxed);
+}
+
+void parley_metrics_webhook_given_up(parley_metrics_t *m)
+{
+    if (m)
+        atomic_fetch_add_explicit(&m->given_up, 1, memory_order_relaxed);
 }
 
 void parley_metrics_replay(parley_req_t *r)
@@ -228,6 +236,38 @@ static int64_t open_fds(void)
         n += e->d_name[0] != '.';
     closedir(d);
     return n - 1; /* the directory's own descriptor */
+}
+
+/*
+ * The time the newest backup in dir was finished, in seconds since the
+ * epoch (the modification time of the newest parley-<stamp>.db there: a
+ * backup is renamed to that name only once verified and fsynced, whether
+ * the server's schedule or `parley backup DIR` in another process made it);
+ * 0 if there is none, -1 if dir cannot be read.
+ */
+static double last_backup_s(const char *dir)
+{
+    DIR *d = opendir(dir);
+    double best = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));) {
+        unsigned y, mo, dd, h, mi, s, ms;
+        char z[3];
+        struct stat st;
+        if (strlen(e->d_name) != strlen("parley-YYYYMMDDTHHMMSS.mmmZ.db") ||
+            sscanf(e->d_name, "parley-%4u%2u%2uT%2u%2u%2u.%3u%2s", &y, &mo, &dd, &h, &mi, &s, &ms,
+                   z) != 8 ||
+            strcmp(e->d_name + strlen(e->d_name) - 4, "Z.db") != 0)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        double t = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+        if (t > best)
+            best = t;
+    }
+    closedir(d);
+    return best;
 }
 
 static void put_requests(parley_buf_t *b, parley_metrics_t *m)
@@ -369,8 +409,21 @@ void parley_api_metrics(parley_req_t *r)
            "Writes answered from a stored Idempotency-Key record (Idempotent-Replayed: true).");
     parley_buf_printf(&b, "parley_idempotency_replays_total %llu\n",
                       (unsigned long long)atomic_load_explicit(&m->replays, memory_order_relaxed));
+    family(&b, "parley_webhook_given_up_total", "counter",
+           "Webhook wakes whose POSTs kept failing past --webhook-max-age and were given up.");
+    parley_buf_printf(&b, "parley_webhook_given_up_total %llu\n",
+                      (unsigned long long)atomic_load_explicit(&m->given_up, memory_order_relaxed));
     put_writer(&b, app->writer);
     put_store(&b, app, m);
+    if (app->cfg && app->cfg->backup_dir) {
+        double t = last_backup_s(app->cfg->backup_dir);
+        if (t >= 0) {
+            family(&b, "parley_last_backup_timestamp_seconds", "gauge",
+                   "When the newest verified backup in --backup-dir was finished, seconds since "
+                   "the Unix epoch; 0 before the first.");
+            parley_buf_printf(&b, "parley_last_backup_timestamp_seconds %.3f\n", t);
+        }
+    }
     parley_req_add_header(r, "Cache-Control", "no-store");
     if (strcmp(method, "HEAD") == 0) {
         parley_buf_free(&b);

@@ -50,6 +50,8 @@ void parley_metrics_free(parley_metrics_t *m);
 void parley_metrics_live_begin(parley_req_t *r, parley_live_kind_t kind);
 /* An Idempotency-Key replay was answered for r. */
 void parley_metrics_replay(parley_req_t *r);
+/* A webhook wake was given up (--webhook-max-age). m may be NULL; any thread. */
+void parley_metrics_webhook_given_up(parley_metrics_t *m);
 
 /*
  * The transport's hooks (arg is the parley_app_t). request_done: r has

@@ -533,6 +533,17 @@ int parley_subscription_put(parley_db_t *db, const char *id, const parley_sub_sp
                    "it first or use another id");
             goto out_free;
         }
+        if (rc == 0 && is_webhook(s) && !is_idle(s) && s->delivery_due_ms < 0 &&
+            s->lease_expires_ms < 0) {
+            /* A wake given up (--webhook-max-age): the re-confirmation
+             * restarts its delivery now, as if it had just been issued. */
+            s->attempts = 0;
+            s->lease_expires_ms = now_ms + s->lease_ttl_ms;
+            s->delivery_due_ms = now_ms;
+            rc = update_sub(db, s, s->wake_id);
+            if (rc == 0)
+                parley_wakeset_add(&out->wake, PARLEY_SUBSCRIPTION_DOORBELL);
+        }
         if (rc == 0)
             rc = sub_json(db, s, view, &rep);
         if (rc == 0)
@@ -891,9 +902,10 @@ int64_t parley_subscription_retry_delay(int64_t attempts, double r)
 }
 
 int parley_subscription_delivered(parley_db_t *db, const char *id, int64_t gen, const char *wake_id,
-                                  parley_sub_delivery_t result, int64_t now_ms,
-                                  parley_outcome_t *out)
+                                  parley_sub_delivery_t result, int64_t now_ms, int64_t max_age_ms,
+                                  bool *given_up, parley_outcome_t *out)
 {
+    *given_up = false;
     parley_sub_t *s = malloc(sizeof *s);
     if (!s)
         return PARLEY_ENOMEM;
@@ -910,9 +922,20 @@ int parley_subscription_delivered(parley_db_t *db, const char *id, int64_t gen, 
     switch (result) {
     case PARLEY_SUB_DELIVERY_FAILED:
         s->attempts++;
-        s->delivery_due_ms = now_ms + parley_subscription_retry_delay(
-                                          s->attempts, (double)random() / RAND_MAX * 2 - 1);
+        /* Until the first 2xx a webhook wake's lease is the one set when
+         * it was issued: its start is when the wake was issued. */
+        if (max_age_ms > 0 && s->lease_expires_ms >= 0 &&
+            now_ms - (s->lease_expires_ms - s->lease_ttl_ms) >= max_age_ms) {
+            s->delivery_due_ms = -1; /* given up: WOKEN, nothing due, no lease */
+            s->lease_expires_ms = -1;
+            *given_up = true;
+        } else {
+            s->delivery_due_ms = now_ms + parley_subscription_retry_delay(
+                                              s->attempts, (double)random() / RAND_MAX * 2 - 1);
+        }
         rc = update_sub(db, s, s->wake_id);
+        if (rc)
+            *given_up = false;
         break;
     case PARLEY_SUB_DELIVERY_OK:
         s->attempts = 0;

@@ -136,10 +136,14 @@ int parley_subscription_report(parley_db_t *db, const char *id, parley_sub_actio
                                int64_t now_ms, parley_outcome_t *out);
 
 /* Writer thread: the outcome of the POST of wake (gen, wake_id). Ignored
- * when that wake is no longer the one being delivered. */
+ * when that wake is no longer the one being delivered. A failure when the
+ * wake was issued max_age_ms or more before now_ms (max_age_ms > 0) gives
+ * the wake up: no more POSTs, no lease, status "failed", until the
+ * receiver calls back or a re-confirming PUT restarts it; *given_up then
+ * says so (false otherwise). */
 int parley_subscription_delivered(parley_db_t *db, const char *id, int64_t gen, const char *wake_id,
-                                  parley_sub_delivery_t result, int64_t now_ms,
-                                  parley_outcome_t *out);
+                                  parley_sub_delivery_t result, int64_t now_ms, int64_t max_age_ms,
+                                  bool *given_up, parley_outcome_t *out);
 
 /*
  * Reader: the delivery of subscription id that is due, for the delivery

@@ -93,6 +93,7 @@ void parley_config_init(parley_config_t *cfg)
     cfg->idempotency_ttl_s = 86400;
     cfg->session_max_attempts = 3;
     cfg->backup_keep = 7;
+    cfg->webhook_max_age_s = 86400;
 }
 
 bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
@@ -263,7 +264,8 @@ int parley_server_run(const parley_config_t *cfg)
      * wait for the first maintenance tick to say which one it is. */
     atomic_store(&srv->maintainer, !parley_store_shared(srv->app.store));
     rc = parley_webhook_start(srv->app.store, srv->app.writer, srv->app.hub, srv->keyring,
-                              cfg->public_url, &srv->maintainer, &srv->webhook);
+                              cfg->public_url, &srv->maintainer,
+                              (int64_t)cfg->webhook_max_age_s * 1000, srv->metrics, &srv->webhook);
     if (rc)
         goto out_writer;
     srv->app.cfg = &srv->cfg;

@@ -29,7 +29,10 @@
  * A POST that answers 2xx is delivered; its body, if it is a JSON object
  * with "done": true (at most RESP_MAX bytes are read), finishes the wake.
  * Anything else (no connection, a timeout, another status) is a failure,
- * retried with backoff by the writer-side rule.
+ * retried with backoff by the writer-side rule; once the wake is
+ * max_age_ms old (--webhook-max-age) a failure gives it up instead
+ * (parley_subscription_delivered), which is logged and counted in
+ * parley_webhook_given_up_total.
  *
  * Invariants:
  *   1. A delivery is in the busy list from its POST until its outcome
@@ -50,6 +53,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/metrics.h"
 #include "core/subscription.h"
 #include "codec/urlpolicy.h"
 #include "server/webhook.h"
@@ -82,6 +86,7 @@ struct delivery {
     struct curl_slist *headers;            /* its headers (owned) */
     parley_buf_t resp;                     /* the response body (up to RESP_MAX) */
     parley_sub_delivery_t result;          /* the outcome */
+    bool given_up;                         /* the outcome write gave the wake up */
     atomic_bool finished;                  /* the outcome write is done: free it */
     delivery_t *next;                      /* busy list */
 };
@@ -103,6 +108,8 @@ struct parley_webhook {
     int nbusy;                              /* entries in busy */
     char root_url[PARLEY_SUB_ROOT_MAX + 1]; /* --public-url + /v1/stream, or "" */
     const atomic_bool *active;              /* borrowed: this node delivers now (NULL: always) */
+    int64_t max_age_ms;                     /* a wake failing this long is given up, 0 never */
+    parley_metrics_t *metrics;              /* borrowed: counts given-up wakes (may be NULL) */
 };
 
 /* ---- deliveries ------------------------------------------------------------- */
@@ -151,8 +158,9 @@ static int apply_outcome(parley_write_t *w, parley_db_t *db)
     delivery_t *d = (delivery_t *)w;
     parley_outcome_t o;
     parley_outcome_init(&o);
-    int rc = parley_subscription_delivered(db, d->id, d->gen, d->wake_id, d->result,
-                                           parley_clock_now_ms(), &o);
+    int rc =
+        parley_subscription_delivered(db, d->id, d->gen, d->wake_id, d->result,
+                                      parley_clock_now_ms(), d->wh->max_age_ms, &d->given_up, &o);
     if (rc == 0)
         parley_wakeset_merge(&w->wake, &o.wake);
     parley_outcome_clear(&o);
@@ -163,7 +171,14 @@ static int apply_outcome(parley_write_t *w, parley_db_t *db)
 static void outcome_done(parley_write_t *w, int status)
 {
     delivery_t *d = (delivery_t *)w;
-    (void)status; /* a lost outcome leaves the delivery due: it is made again */
+    /* a lost outcome leaves the delivery due: it is made again */
+    if (status == 0 && d->given_up) {
+        parley_log_warn("webhook: subscription %s wake %lld: given up, its POSTs failed for "
+                        "--webhook-max-age (%llds); status stays failed until the receiver "
+                        "calls back or the subscription is PUT again",
+                        d->id, (long long)d->gen, (long long)(d->wh->max_age_ms / 1000));
+        parley_metrics_webhook_given_up(d->wh->metrics);
+    }
     atomic_store(&d->finished, true);
     curl_multi_wakeup(d->wh->multi);
 }
@@ -401,7 +416,8 @@ static void *webhook_main(void *arg)
 
 int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
                          const parley_keyring_t *kr, const char *public_url,
-                         const atomic_bool *active, parley_webhook_t **out)
+                         const atomic_bool *active, int64_t max_age_ms, parley_metrics_t *metrics,
+                         parley_webhook_t **out)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return PARLEY_ENOMEM;
@@ -413,6 +429,8 @@ int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_
     wh->hub = hub;
     wh->kr = kr;
     wh->active = active;
+    wh->max_age_ms = max_age_ms;
+    wh->metrics = metrics;
     if (public_url)
         snprintf(wh->root_url, sizeof wh->root_url, "%s/v1/stream", public_url);
     wh->multi = curl_multi_init();

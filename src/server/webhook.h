@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 
 #include "api/hub.h"
+#include "api/metrics.h"
 #include "codec/keyring.h"
 #include "store/store.h"
 #include "store/writer.h"
@@ -35,10 +36,13 @@ typedef struct parley_webhook parley_webhook_t;
  * for always) says whether this node delivers: on a database several
  * nodes share, only the node that runs maintenance (its writer holds the
  * maintenance lock) starts POSTs, so two nodes never send one wake at
- * the same time. 0, or a PARLEY_E* / -errno error. */
+ * the same time. A wake whose POSTs still fail max_age_ms after it was
+ * issued is given up (0: never), logged and counted in metrics (borrowed,
+ * may be NULL). 0, or a PARLEY_E* / -errno error. */
 int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_hub_t *hub,
                          const parley_keyring_t *kr, const char *public_url,
-                         const atomic_bool *active, parley_webhook_t **out);
+                         const atomic_bool *active, int64_t max_age_ms, parley_metrics_t *metrics,
+                         parley_webhook_t **out);
 
 /*
  * Stop the thread and free it. Transfers in flight are abandoned (their

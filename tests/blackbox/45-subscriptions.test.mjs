@@ -7,7 +7,7 @@ import http from "node:http"
 import { test } from "node:test"
 
 import { client, expectStatus, sleep, userToken } from "./lib/api.mjs"
-import { startServer } from "./lib/server.mjs"
+import { runParley, startServer } from "./lib/server.mjs"
 
 delete process.env.PARLEY_ADMIN_KEY
 delete process.env.PARLEY_JWT_SECRET
@@ -111,6 +111,55 @@ test("subscriptions - a failing webhook is retried with backoff and reported fai
     const sub = expectStatus(await c.get("/v1/stream/__ds/subscriptions/r"), 200)
     return sub.status === "active" && sub.streams[0].acked_offset === "0000000000000000_0000000000000002"
   }, 8000)
+})
+
+test("subscriptions - --webhook-max-age: a wake that keeps failing is given up, logged and counted; a re-confirming PUT restarts it", { timeout: 40_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--webhook-max-age", "2s"] })
+  const c = client(srv, null)
+  const givenUp = async () => {
+    const res = await c.get("/metrics")
+    assert.equal(res.status, 200)
+    const m = /^parley_webhook_given_up_total (\S+)$/m.exec(res.text)
+    assert.ok(m, `parley_webhook_given_up_total in /metrics:\n${res.text}`)
+    return Number(m[1])
+  }
+  assert.equal(await givenUp(), 0)
+  let up = false
+  const rx = await receiver(t, () => (up ? [200, { done: true }] : [500, {}]))
+  const spec = { type: "webhook", streams: ["g/s"], webhook: { url: rx.url } }
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/g", spec), 201)
+  expectStatus(await c.call("PUT", "/v1/stream/g/s", { body: "[1,2]", headers: { "Content-Type": "application/json" } }), 201)
+  // POSTs at about 0, 1 and 3 s: the third fails 2 s or more after the wake
+  // was issued (on a shared PostgreSQL store the first POST waits for the
+  // first maintenance tick, about 1 s: then the second already does).
+  await until("the wake given up", async () => (await givenUp()) === 1, 15_000)
+  const hits = rx.hits.length
+  assert.ok(hits >= 2, `retried before giving up: ${hits} POSTs`)
+  assert.match(srv.stderr(), /subscription g wake \d+: given up/)
+  assert.equal(expectStatus(await c.get("/v1/stream/__ds/subscriptions/g"), 200).status, "failed")
+  // No more POSTs: the next retry would have come about 4 s later. New data
+  // does not wake it either (its wake is still in flight).
+  expectStatus(await c.call("POST", "/v1/stream/g/s", { body: "[3]", headers: { "Content-Type": "application/json" } }), 204)
+  await sleep(5000)
+  assert.equal(rx.hits.length, hits, "a given-up wake is not POSTed again")
+  assert.equal(expectStatus(await c.get("/v1/stream/__ds/subscriptions/g"), 200).status, "failed")
+  assert.equal(await givenUp(), 1, "counted once")
+
+  // The receiver is back; a re-confirming PUT (200) restarts the same wake.
+  up = true
+  expectStatus(await c.put("/v1/stream/__ds/subscriptions/g", spec), 200)
+  await until("the delivery after the restart", async () => {
+    const sub = expectStatus(await c.get("/v1/stream/__ds/subscriptions/g"), 200)
+    return sub.status === "active" && sub.streams[0].acked_offset === "0000000000000000_0000000000000003"
+  }, 8000)
+  assert.equal(rx.hits[hits].body.wake_id, rx.hits[0].body.wake_id, "the same wake, restarted")
+
+  // Usage errors.
+  for (const v of ["5x", "-1", ""]) {
+    const r = await runParley(["serve", "--listen", "127.0.0.1:0", "--data", srv.dataDir, "--webhook-max-age", v])
+    assert.equal(r.code, 2, `--webhook-max-age '${v}': ${r.stderr}`)
+    assert.match(r.stderr, /--webhook-max-age/)
+  }
 })
 
 test("subscriptions - a pull-wake lease that runs out fences its worker and wakes again", { timeout: 30_000 }, async (t) => {

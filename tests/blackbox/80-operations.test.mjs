@@ -7,7 +7,10 @@
 // it); without it the metrics test fails rather than skips.
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
+import fs from "node:fs"
 import http from "node:http"
+import os from "node:os"
+import path from "node:path"
 import { test } from "node:test"
 
 import { client, expectError, expectStatus, openSse, sleep, userToken } from "./lib/api.mjs"
@@ -315,6 +318,47 @@ test("operations - --log-format json: every log line is one JSON object", { time
   const bad = await runParley(["serve", "--log-format", "xml"])
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /invalid value 'xml' for --log-format/)
+})
+
+test("operations - parley_last_backup_timestamp_seconds: 0 before a backup, then the newest backup's time (scheduled or parley backup)", { timeout: 60_000 }, async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-ops-metrics-"))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-ops-backups-"))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const store = { PARLEY_STORE: `sqlite:${dataDir}/parley.db` }
+  // Without --backup-dir the family is absent.
+  const plain = await startServer({ t, env: store })
+  assert.equal(value(await scrape(client(plain, null)), "parley_last_backup_timestamp_seconds"), undefined)
+  assert.equal(await plain.stop(), 0)
+
+  const srv = await startServer({ t, dataDir, env: store, args: ["--backup-every", "1h", "--backup-dir", dir] })
+  const c = client(srv, null)
+  let m = await scrape(c)
+  assert.equal(m.types.get("parley_last_backup_timestamp_seconds"), "gauge")
+  assert.equal(value(m, "parley_last_backup_timestamp_seconds"), 0, "no backup yet")
+
+  // A backup taken by another process into the same directory counts.
+  const before = Date.now() / 1000
+  const r = await runParley(["backup", "--data", dataDir, "--keep", "3", dir])
+  assert.equal(r.code, 0, r.stderr)
+  m = await scrape(c)
+  const first = value(m, "parley_last_backup_timestamp_seconds")
+  assert.ok(first >= before - 1 && first <= Date.now() / 1000 + 1, `a recent time: ${first} (before ${before})`)
+  // A failed or unfinished copy (the temporary name) does not.
+  fs.writeFileSync(path.join(dir, ".parley-backup-unfinished"), "x")
+  fs.writeFileSync(path.join(dir, "parley-notastamp.db"), "x")
+  await sleep(1100)
+  const r2 = await runParley(["backup", "--data", dataDir, "--keep", "3", dir])
+  assert.equal(r2.code, 0, r2.stderr)
+  const second = value(await scrape(c), "parley_last_backup_timestamp_seconds")
+  assert.ok(second > first, `the newest backup: ${second} > ${first}`)
+  await sleep(1100)
+  fs.writeFileSync(path.join(dir, ".parley-backup-late"), "x")
+  assert.equal(value(await scrape(c), "parley_last_backup_timestamp_seconds"), second)
+  assert.equal(await srv.stop(), 0)
+
+  // The server's own scheduled backups move it too.
+  const sched = await startServer({ t, dataDir, env: store, args: ["--backup-every", "1s", "--backup-dir", dir] })
+  await until("a scheduled backup", async () => value(await scrape(client(sched, null)), "parley_last_backup_timestamp_seconds") > second, 15_000)
 })
 
 /** A webhook receiver on loopback that answers {"done":true}; hits: the bodies. */

@@ -233,12 +233,16 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     snprintf(token, sizeof token, "%s", json_string_value(json_object_get(v, "callback_token")));
     json_decref(v);
 
-    /* A failed POST: retry after about a second, status failed. */
+    /* A failed POST: retry after about a second, status failed (the wake
+     * is younger than the maximum age: not given up). */
+    bool given_up = true;
     begin(&fx);
-    assert_int_equal(
-        parley_subscription_delivered(fx.db, "s1", gen, wake, PARLEY_SUB_DELIVERY_FAILED, NOW, &o),
-        0);
+    assert_int_equal(parley_subscription_delivered(fx.db, "s1", gen, wake,
+                                                   PARLEY_SUB_DELIVERY_FAILED, NOW, 60000,
+                                                   &given_up, &o),
+                     0);
     commit(&fx);
+    assert_false(given_up);
     assert_int_equal(parley_db_sub_get(fx.db, "s1", &s), 0);
     assert_int_equal(s.attempts, 1);
     assert_in_range(s.delivery_due_ms, NOW + 800, NOW + 1200);
@@ -253,7 +257,7 @@ static void subscription_webhook_wake_retry_done_on_a_store(void **state)
     begin(&fx);
     parley_outcome_init(&o);
     assert_int_equal(parley_subscription_delivered(fx.db, "s1", gen, wake, PARLEY_SUB_DELIVERY_DONE,
-                                                   NOW + 2000, &o),
+                                                   NOW + 2000, 0, &given_up, &o),
                      0);
     commit(&fx);
     assert_int_equal(parley_db_sublink_get(fx.db, "s1", "events/new", &l), 0);
