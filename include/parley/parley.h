@@ -102,13 +102,13 @@ typedef struct parley_config {
     unsigned backup_every_s;          /* seconds between scheduled backups, 0 = none */
     const char *backup_dir;           /* where scheduled backups go, or NULL */
     unsigned backup_keep;             /* scheduled backups kept, default 7; 0 = all */
-    unsigned webhook_max_age_s;       /* a wake's POSTs are given up after, default 86400; 0 never */
-    const char *metrics_token;        /* bearer token that may read /metrics, or NULL */
-    bool access_log;                  /* one log line per request */
-    bool log_json;                    /* log lines as JSON objects (--log-format json) */
-    const char *public_url;           /* origin clients see ("https://chat.example.com",
-                                         maybe with a path prefix, no trailing '/'), or NULL:
-                                         URLs are built from the request's Host */
+    unsigned webhook_max_age_s; /* a wake's POSTs are given up after, default 86400; 0 never */
+    const char *metrics_token;  /* bearer token that may read /metrics, or NULL */
+    bool access_log;            /* one log line per request */
+    bool log_json;              /* log lines as JSON objects (--log-format json) */
+    const char *public_url;     /* origin clients see ("https://chat.example.com",
+                                   maybe with a path prefix, no trailing '/'), or NULL:
+                                   URLs are built from the request's Host */
 } parley_config_t;
 
 /* Fill *cfg with the documented defaults. */

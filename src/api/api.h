@@ -92,4 +92,8 @@ size_t parley_api_body_limit(const char *path, void *arg);
 /* /healthz and /readyz. */
 void parley_api_health(parley_req_t *r);
 
+/* /console and /console/{file}: the embedded web console (console.c). */
+bool parley_api_console_is_path(const char *path);
+void parley_api_console(parley_req_t *r, const char *path);
+
 #endif

@@ -14,6 +14,7 @@
  *   /v1/conversations[/...]         conversations, messages, their sessions
  *   /v1/sessions/...                sessions: worker actions, token streams
  *   /v1/snapshots[/...]             snapshots (one may be read without a token)
+ *   /console[/file]                 the web console's files (no token: they hold no data)
  *
  * Runs on an HTTP worker thread for each complete request. arg is the
  * application (parley_app_t, api/app.h); the router attaches it to the
@@ -211,6 +212,10 @@ void parley_api_route(parley_req_t *r, void *arg)
         json_decref(err);
         parley_req_respond(r, 413, "application/json", text ? text : "{}", text ? strlen(text) : 2);
         free(text);
+        return;
+    }
+    if (parley_api_console_is_path(path)) {
+        parley_api_console(r, path);
         return;
     }
     if (strcmp(path, "/metrics") == 0) {
