@@ -1,5 +1,5 @@
 /*
- * outcome_status.h — the HTTP status an outcome is answered with, for unit
+ * status_of.h — the HTTP status an outcome is answered with, for unit
  * tests of core rules, which cannot reach the API layer: the defaults of
  * api/status.c (no route overrides), written out so a test states what each
  * rule must decide. Kept in step with api/status.c by hand; the black-box
