@@ -50,6 +50,7 @@
 #include "server/ops.h"
 #include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
+#include "store/transfer.h"
 #include "store/verify.h"
 #include "util/log.h"
 
@@ -606,4 +607,90 @@ int parley_restore(const char *store_url, const char *file, bool force)
 out:
     close(lock_fd);
     return status;
+}
+
+/* ---- export and import (store/transfer.c) ------------------------------------- */
+
+/* The store's URL for messages: "sqlite:" dropped, a password masked. */
+static void shown_url(const char *store_url, char *out, size_t cap)
+{
+    parley_store_url_redact(strncmp(store_url, "sqlite:", 7) == 0 ? store_url + 7 : store_url, out,
+                            cap);
+}
+
+int parley_export(const char *store_url, const char *user)
+{
+    parley_db_t *db = NULL;
+    char shown[512];
+    int64_t objects = 0;
+    shown_url(store_url, shown, sizeof shown);
+    int rc = parley_store_inspect(store_url, &db);
+    if (rc) {
+        fprintf(stderr, "parley: cannot open the store %s: %s\n", shown,
+                rc == PARLEY_ENOTFOUND   ? "no database there"
+                : rc == PARLEY_ECONFLICT ? "written by a newer parley (see above)"
+                                         : parley_strerror(rc));
+        return 2;
+    }
+    rc = parley_db_begin(db); /* one snapshot for every kind */
+    if (rc == 0) {
+        rc = parley_store_export(db, user, stdout, stderr, &objects);
+        parley_db_commit(db);
+    }
+    parley_db_close(db);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = -errno;
+    if (rc) {
+        fprintf(stderr, "parley: export failed: %s\n", parley_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "parley: exported %lld objects from %s%s%s\n", (long long)objects, shown,
+            user ? " for user " : "", user ? user : "");
+    return 0;
+}
+
+int parley_import(const char *store_url)
+{
+    parley_store_t *store = NULL;
+    parley_import_stats_t st = {0};
+    char shown[512];
+    shown_url(store_url, shown, sizeof shown);
+    int rc = parley_store_open(store_url, &store);
+    if (rc == PARLEY_ELOCKED) {
+        fprintf(stderr,
+                "parley: refusing to import into %s: a parley server is running on it (stop it "
+                "first; nothing was imported)\n",
+                shown);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "parley: cannot open the store %s: %s\n", shown,
+                rc == PARLEY_ECONFLICT ? "written by a newer parley (see above)"
+                                       : parley_strerror(rc));
+        return 2;
+    }
+    parley_db_t *db = parley_store_writer(store);
+    rc = parley_db_begin(db);
+    if (rc == 0) {
+        rc = parley_store_import(db, stdin, stderr, &st);
+        if (rc == 0)
+            rc = parley_db_commit(db);
+        else
+            parley_db_rollback(db);
+    }
+    parley_store_stop(store);
+    parley_store_close(store);
+    if (rc) {
+        if (rc != PARLEY_EINVAL && rc != PARLEY_ECONFLICT)
+            fprintf(stderr, "parley: import failed: %s; nothing was imported\n",
+                    parley_strerror(rc));
+        else
+            fprintf(stderr, "parley: import refused; nothing was imported\n");
+        return 1;
+    }
+    fprintf(stderr,
+            "parley: imported %lld objects into %s (%lld already there with the same content, "
+            "%lld lines)\n",
+            (long long)st.inserted, shown, (long long)st.present, (long long)st.lines);
+    return 0;
 }

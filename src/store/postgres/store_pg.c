@@ -1729,6 +1729,42 @@ static int pg_table_scan(parley_db_t *db, const char *table, const char *cols, c
     return err ? err : rc;
 }
 
+/* One import statement (store/transfer.c), unprepared: text parameters
+ * (the server infers their types from the statement), bytea in binary. */
+static int pg_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *vals,
+                       int64_t *changes)
+{
+    pg_db_t *c = pg(db);
+    const char *v[PARLEY_VALS_MAX];
+    int len[PARLEY_VALS_MAX], fmt[PARLEY_VALS_MAX];
+    char num[PARLEY_VALS_MAX][24];
+    int rc = 0;
+    if (!c->in_txn && (rc = ensure_conn(c)) != 0)
+        return rc;
+    for (int i = 0; i < vals->n; i++) {
+        const parley_val_t *x = &vals->v[i];
+        v[i] = x->kind == PARLEY_VAL_NULL ? NULL : x->p;
+        len[i] = x->kind == PARLEY_VAL_BLOB ? (int)x->len : 0;
+        fmt[i] = x->kind == PARLEY_VAL_BLOB;
+        if (x->kind == PARLEY_VAL_INT) {
+            snprintf(num[i], sizeof num[i], "%lld", (long long)x->i);
+            v[i] = num[i];
+        } else if (x->kind == PARLEY_VAL_BOOL) {
+            v[i] = x->i ? "t" : "f";
+        } else if (x->kind == PARLEY_VAL_BLOB && !v[i]) {
+            v[i] = "";
+        }
+    }
+    PGresult *res = PQexecParams(c->conn, sql, vals->n, NULL, v, len, fmt, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = pg_error(c, res, sql);
+    else if (changes)
+        *changes = atoll(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
 static int pg_schema_version(parley_db_t *db, int64_t *version, int64_t *mine)
 {
     *mine = SCHEMA_VERSION;
@@ -1818,6 +1854,7 @@ static const parley_store_ops_t pg_ops = {
     .inspect = pg_inspect,
     .integrity = pg_integrity,
     .table_scan = pg_table_scan,
+    .row_exec = pg_row_exec,
     .schema_version = pg_schema_version,
     .stat = pg_stat,
 };
