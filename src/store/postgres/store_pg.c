@@ -89,12 +89,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "parley/parley.h"
 #include "store/columns.h"
 #include "store/sqlops.h"
 #include "store/postgres/store_pg.h"
 #include "store/store.h"
+#include "store/synctime.h"
 #include "util/log.h"
 
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
@@ -1225,11 +1227,20 @@ static int pg_batch_waits(parley_db_t *db)
     return command(pg(db), sql, "SET");
 }
 
+/* The writer's COMMIT round trip is observed as the WAL's sync time
+ * (store/synctime.h): the server flushes its WAL inside it. */
 static int pg_commit(parley_db_t *db)
 {
     pg_db_t *c = pg(db);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = command(c, "COMMIT", "COMMIT");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     c->in_txn = false;
+    if (rc == 0 && c->writer) {
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        parley_synctime_observe(PARLEY_SYNC_WAL, us > 0 ? (uint64_t)us : 0);
+    }
     return rc;
 }
 

@@ -511,7 +511,7 @@ static int open_conn(const char *file, bool writer, parley_db_t **out)
     parley_db_t *db = &c->sql.base;
     int flags = writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     flags |= SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(file, &sq(db)->conn, flags, NULL);
+    int rc = sqlite3_open_v2(file, &sq(db)->conn, flags, parley_sqlite_sync_vfs());
     if (rc != SQLITE_OK) {
         int err = db_error(db, rc, "open");
         parley_db_close(db);
