@@ -328,3 +328,62 @@ test("export - SQLite → PostgreSQL → SQLite: the same lines at every step, a
   assert.match(r.stderr, new RegExp(`line ${i + 1}: document owner=`))
   assert.ok(exportOk(["--store", pg]).equals(e1), "nothing changed on PostgreSQL")
 })
+
+// ---- the README's drill ------------------------------------------------------
+
+/** The shell lines of the README's drill (its first sh block), comments left out. */
+function drillLines() {
+  const readme = fs.readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), "..", "..", "README.md"), "utf8")
+  const at = readme.indexOf("### Backup and restore drill")
+  assert.ok(at >= 0, "the README has a drill section")
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(at))
+  assert.ok(block, "the drill has a sh block")
+  return block[1].split("\n").filter((l) => l.trim() && !l.trim().startsWith("#"))
+}
+
+test("export - the README's drill: every command runs as written (backup while serving, verify, restore into a fresh directory, serve it, same answers, export → import → same lines)", { timeout: 120_000 }, async (t) => {
+  const prod = await sqliteServer(t)
+  await populate(prod, "alice")
+  const tmp = tmpDir(t, "rehearsal")
+  const bin = path.join(tmp, "bin")
+  fs.mkdirSync(bin)
+  fs.symlinkSync(PARLEY_BIN, path.join(bin, "parley"))
+  fs.mkdirSync(path.join(tmp, "backups"))
+  const store = TEST_PG_URL ? pgDatabase(t) : `sqlite:${tmp}/standin/parley.db`
+  const places = {
+    "/var/lib/parley": prod.dataDir,
+    "/backups": path.join(tmp, "backups"),
+    "/tmp/parley-drill": path.join(tmp, "drill"),
+    "postgres://parley@db.internal/parley": store,
+  }
+  const subst = (line) => line.replace(/postgres:\/\/parley@db\.internal\/parley|\/var\/lib\/parley|\/backups|\/tmp\/parley-drill/g, (m) => places[m])
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, PARLEY_ADMIN_KEY: ADMIN_KEY }
+  const lines = drillLines()
+  assert.ok(lines.length >= 8, `the drill's commands:\n${lines.join("\n")}`)
+  let drill = null
+  const ran = []
+  for (const raw of lines) {
+    let line = subst(raw)
+    if (/^parley serve /.test(line)) {
+      // The harness starts it (on a port of its own) with the same data directory.
+      const m = /^parley serve --data (\S+) --listen 127\.0\.0\.1:(\d+) &$/.exec(line)
+      assert.ok(m, `the drill's serve line: ${raw}`)
+      drill = await startServer({ t, dataDir: m[1], args: AUTH_ARGS, env: { PARLEY_STORE: `sqlite:${m[1]}/parley.db` } })
+      ran.push("serve")
+      continue
+    }
+    if (drill) line = line.replace(/127\.0\.0\.1:4438/g, `127.0.0.1:${drill.port}`)
+    const r = spawnSync("bash", ["-c", `set -o pipefail; ${line}`], { env, encoding: "utf8", timeout: 60_000 })
+    assert.equal(r.status, 0, `${raw}\n→ ${line}\n${r.stdout}${r.stderr}`)
+    if (/^curl /.test(raw)) {
+      const want = await client(prod, ADMIN_KEY, { headers: { "Parley-User": "alice" } }).get("/v1/conversations")
+      assert.deepEqual(JSON.parse(r.stdout), want.json(), "the restored server answers what production answers")
+      assert.ok(JSON.parse(r.stdout).items.length > 0)
+    }
+    if (/^parley verify/.test(raw)) assert.match(r.stdout, /^OK/m, `${raw}: ${r.stdout}`)
+    ran.push(raw.split(" ").slice(0, 2).join(" "))
+  }
+  for (const step of ["parley backup", "parley verify", "parley restore", "serve", "curl -s", "parley export", "parley import"])
+    assert.ok(ran.includes(step), `the drill ran ${step}: ${ran.join(", ")}`)
+  await drill.stop()
+})
