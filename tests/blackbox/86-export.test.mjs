@@ -354,7 +354,7 @@ test("export - the README's drill: every command runs as written (backup while s
     "/var/lib/parley": prod.dataDir,
     "/backups": path.join(tmp, "backups"),
     "/tmp/parley-drill": path.join(tmp, "drill"),
-    "postgres://parley@db.internal/parley": store,
+    "postgres://parley@db.internal/parley": `'${store}'`, // quoted: a socket URL has a &
   }
   const subst = (line) => line.replace(/postgres:\/\/parley@db\.internal\/parley|\/var\/lib\/parley|\/backups|\/tmp\/parley-drill/g, (m) => places[m])
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, PARLEY_ADMIN_KEY: ADMIN_KEY }
