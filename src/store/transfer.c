@@ -775,10 +775,8 @@ static int import_object(parley_db_t *db, json_t *map, decoded_t *d, int64_t n, 
         goto out;
     }
     if (have && !k->merge_max) {
-        rc = bad(err, n, "%s is already in the store with different content; nothing was imported",
-                 name);
-        if (rc == PARLEY_EINVAL)
-            rc = PARLEY_ECONFLICT;
+        bad(err, n, "%s is already in the store with different content", name);
+        rc = PARLEY_ECONFLICT;
         goto out;
     }
     for (int i = 0; i < ncols(k); i++) {
@@ -799,10 +797,7 @@ static int import_object(parley_db_t *db, json_t *map, decoded_t *d, int64_t n, 
     bind_row(d, &vals);
     rc = parley_db_row_exec(db, have ? k->update : k->insert, &vals, NULL);
     if (rc == PARLEY_EEXIST) {
-        rc = bad(err, n,
-                 "%s collides with an object in the store (a unique key); nothing was "
-                 "imported",
-                 name);
+        bad(err, n, "%s collides with an object in the store (a unique key)", name);
         rc = PARLEY_ECONFLICT;
         goto out;
     }
