@@ -201,6 +201,51 @@ test("export - --user ID exports only that user's objects; imported alone they s
   await moved.stop()
 })
 
+// What each table of the schema is in an export: its kind, and for each
+// column its field (null: an internal row id, never exported; the rows
+// that point at a stream name it by path). A table or column this list
+// does not know fails the test below: a new one must be added to kinds[]
+// in src/store/transfer.c (and here), or an export would silently drop it.
+const EXPORTED = {
+  meta: null, // the schema version: the importing store's own
+  sqlite_sequence: null, // SQLite's AUTOINCREMENT counters
+  streams: { kind: "stream", cols: { id: null, fork_src: "fork_src" } },
+  chunks: { kind: "chunk", cols: { id: null, stream_id: "stream", data: ["text", "base64"] } },
+  producers: { kind: "producer", cols: { stream_id: "stream" } },
+  idempotency: { kind: "idempotency" },
+  documents: { kind: "document" },
+  counters: { kind: "counter" },
+  conversations: { kind: "conversation" },
+  sessions: { kind: "session" },
+  snapshots: { kind: "snapshot", cols: { kind: "snapshot_kind" } },
+  subscriptions: { kind: "subscription" },
+  subscription_streams: { kind: "subscription_stream" },
+  server_keys: { kind: "server_key" },
+}
+
+test("export - every table and column of the schema is in the export (a new one must be added to kinds[])", { timeout: 60_000 }, async (t) => {
+  const srv = await sqliteServer(t)
+  await populate(srv, "alice")
+  const admin = client(srv, ADMIN_KEY)
+  expectStatus(await admin.put("/v1/stream/__ds/subscriptions/s1", { type: "pull-wake", streams: ["alice/text"], wake_stream: "wakes/w1", lease_ttl_ms: 5000 }), 201)
+  const objs = lines(exportOk(["--data", srv.dataDir]))
+  const q = spawnSync("sqlite3", ["-readonly", "-separator", " ", path.join(srv.dataDir, "parley.db"), "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' ORDER BY m.name, p.cid"], { encoding: "utf8" })
+  assert.equal(q.status, 0, q.stderr)
+  const columns = q.stdout.trim().split("\n").map((l) => l.split(" "))
+  assert.ok(columns.length > 50, "the schema's columns")
+  for (const [table, column] of columns) {
+    assert.ok(table in EXPORTED, `table ${table} is not in the export: add a kind to kinds[] in src/store/transfer.c (and to EXPORTED here)`)
+    const e = EXPORTED[table]
+    if (!e) continue
+    const field = e.cols && column in e.cols ? e.cols[column] : column
+    if (field === null) continue
+    const rows = objs.filter((o) => o.kind === e.kind)
+    assert.ok(rows.length > 0, `no ${e.kind} in the export to check ${table}.${column} (populate one)`)
+    const fields = [field].flat()
+    assert.ok(rows.every((o) => fields.some((f) => f in o)), `${table}.${column} is not in the export's ${e.kind} lines (as ${fields.join(" or ")}): add it to kinds[] in src/store/transfer.c`)
+  }
+})
+
 // ---- refusals: nothing half imported -----------------------------------------
 
 test("export - an object already in the store with other content refuses the whole input, naming it; nothing is imported", { timeout: 60_000 }, async (t) => {
