@@ -1,7 +1,7 @@
 /*
  * ops.c — the operator's commands on a store: `parley backup`, `parley
- * restore`, `parley verify`, and the backups a server takes on a schedule
- * (ops.h).
+ * restore`, `parley verify`, `parley export` and `parley import`, and the
+ * backups a server takes on a schedule (ops.h).
  *
  * Backup. A read-only connection of its own (beside a running server: the
  * database is in WAL mode, readers never block the writer) copies one
@@ -29,6 +29,15 @@
  *
  * PostgreSQL has no file to copy: backup refuses and points to pg_dump and
  * point-in-time recovery.
+ *
+ * Export and import (store/transfer.c has the format). Export reads one
+ * snapshot on a connection of its own (inspect, as verify: beside a live
+ * server, on either backend) and writes JSON Lines to stdout. Import opens
+ * the store as a server does (parley_store_open: on SQLite it takes the
+ * lock file, so a running server's directory is refused; it creates and
+ * migrates a missing store) and runs the whole input in one transaction
+ * on the writer connection, committed only when every line was read and
+ * accepted, rolled back otherwise.
  *
  * Threads: the commands run on the main thread; the schedule's thread only
  * runs backup_into().
