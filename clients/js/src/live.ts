@@ -11,6 +11,11 @@
 //        ├── `online`, page visible again ─▶ drop the connection, reconnect now
 //        └── no streaming body / not text/event-stream ─▶ long-poll from then on
 //
+// Items: a JSON stream's values. Any other stream's data (a body, an SSE
+// data event) is one string item; a byte stream's SSE data, which comes
+// base64-encoded (Stream-SSE-Data-Encoding: base64), is decoded first, so
+// SSE and long-poll hand over the same text.
+//
 // Invariants:
 //   1. The offset only moves when a batch is complete (a control event, or a
 //      long-poll answer), so an interrupted connection never loses or
@@ -63,6 +68,14 @@ function onWake(fn: () => void): () => void {
 
 function withOffset(path: string, offset: string, live: string): string {
   return `${path}${path.includes("?") ? "&" : "?"}offset=${encodeURIComponent(offset)}&live=${live}`
+}
+
+/** A byte stream's SSE data event (base64, one line per group of bytes) as its text. */
+function base64Text(lines: string[]): string {
+  const bin = atob(lines.join(""))
+  const bytes = new Uint8Array(bin.length)
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i)
+  return new TextDecoder().decode(bytes)
 }
 
 function parseItems(text: string): any[] {
@@ -129,6 +142,8 @@ export async function* liveBatches<T = any>(transport: Transport, path: string, 
             mode = "long-poll"
             continue
           }
+          // A byte stream's data comes base64-encoded (the answer says so).
+          const base64 = /^base64$/i.test(res.headers.get("stream-sse-data-encoding") ?? "")
           const reader = res.body.getReader()
           const decoder = new TextDecoder()
           let buf = ""
@@ -152,7 +167,7 @@ export async function* liveBatches<T = any>(transport: Transport, path: string, 
                 if (field === "event") type = v
                 else if (field === "data") data.push(v)
               }
-              if (type === "data") pending.push(...parseItems(data.join("\n")))
+              if (type === "data") pending.push(...(base64 ? [base64Text(data)].filter((t) => t !== "") : parseItems(data.join("\n"))))
               else if (type === "control") {
                 const ctl = JSON.parse(data.join("\n"))
                 const next: string = ctl.streamNextOffset ?? offset
