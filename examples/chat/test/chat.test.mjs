@@ -74,7 +74,7 @@ const streamingText = (page) => page.evaluate(() => document.querySelector(".msg
 
 /** Wait until the streaming answer holds at least n tokens. */
 async function waitForTokens(page, n) {
-  await page.waitForFunction((n) => (document.querySelector(".msg.assistant.streaming .text")?.textContent ?? "").split(") ").length > n, n, { timeout: 20_000 })
+  await page.waitForFunction((n) => (document.querySelector(".msg.assistant.streaming .text")?.textContent ?? "").split(") ").length > n, n, { timeout: 60_000 })
 }
 
 /** The stored assistant messages on the page (not the streaming one). */
@@ -89,7 +89,7 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true })
 }
 
-test("chat - a message is sent and its answer streams in, token by token, then is stored", { timeout: 60_000 }, async (t) => {
+test("chat - a message is sent and its answer streams in, token by token, then is stored", { timeout: 150_000 }, async (t) => {
   const { page, errors } = await open(t)
   await page.goto(chat.url)
   await ready(page)
@@ -102,51 +102,51 @@ test("chat - a message is sent and its answer streams in, token by token, then i
   assert.ok(partial.length < full("Hello there").length, "seen before the end")
   await shot(page, "chat-streaming-375")
   // ... and then stored: one user message, one assistant message, the whole answer.
-  await page.waitForSelector(".msg.assistant[data-id]", { timeout: 20_000 })
+  await page.waitForSelector(".msg.assistant[data-id]", { timeout: 60_000 })
   assert.deepEqual(await answers(page), [{ text: full("Hello there"), stopped: false }])
   assert.deepEqual(await page.$$eval(".msg.user[data-id] .text", (els) => els.map((e) => e.textContent)), ["Hello there"])
   assert.equal(await page.textContent("#send"), "Send")
   assert.match(page.url(), /\?c=[A-Za-z0-9_-]+$/, "the chat's id is in the URL")
   // A very long word wraps instead of widening the page.
   await sendMessage(page, "x".repeat(300))
-  await page.waitForFunction(() => document.querySelectorAll(".msg.assistant[data-id]").length === 2, null, { timeout: 20_000 })
+  await page.waitForFunction(() => document.querySelectorAll(".msg.assistant[data-id]").length === 2, null, { timeout: 60_000 })
   await noSidewaysScroll(page, "a chat with a 300-character word")
   await shot(page, "chat-answered-375")
   assert.deepEqual(errors, [])
 })
 
-test("chat - a reload in the middle of an answer resumes it and finishes with every token once", { timeout: 60_000 }, async (t) => {
+test("chat - a reload in the middle of an answer resumes it and finishes with every token once", { timeout: 150_000 }, async (t) => {
   const { page, errors } = await open(t, { width: 1024 })
   await page.goto(chat.url)
   await ready(page)
   await sendMessage(page, "Tell me about reloads")
-  await waitForTokens(page, 8)
+  await waitForTokens(page, 4)
   const before = await streamingText(page)
   await page.reload()
   await ready(page)
   // Following again, live: the answer is still streaming after the reload ...
-  await page.waitForSelector(".msg.assistant.streaming", { timeout: 10_000 })
+  await page.waitForSelector(".msg.assistant.streaming", { timeout: 30_000 })
   await waitForTokens(page, 1)
   const resumed = await streamingText(page)
   assert.ok(resumed.startsWith(before.slice(0, 20)), "the same answer, from its start")
   assert.ok(resumed.length < full("Tell me about reloads").length, `still streaming after the reload (${resumed.length} chars)`)
   await shot(page, "reload-resumed")
   // ... and it ends as the whole answer, no token twice, one assistant message.
-  await page.waitForSelector(".msg.assistant[data-id]", { timeout: 20_000 })
+  await page.waitForSelector(".msg.assistant[data-id]", { timeout: 60_000 })
   assert.deepEqual(await answers(page), [{ text: full("Tell me about reloads"), stopped: false }])
   assert.equal(await page.$$eval(".msg.assistant", (els) => els.length), 1)
   await shot(page, "reload-finished")
   assert.deepEqual(errors, [])
 })
 
-test("chat - stop ends the answer and keeps what was streamed, also after a reload", { timeout: 60_000 }, async (t) => {
+test("chat - stop ends the answer and keeps what was streamed, also after a reload", { timeout: 150_000 }, async (t) => {
   const { page, errors } = await open(t)
   await page.goto(chat.url)
   await ready(page)
   await sendMessage(page, "Stop me")
   await waitForTokens(page, 5)
   await page.click("#send") // the Stop button
-  await page.waitForSelector(".msg.assistant[data-stopped=true]", { timeout: 10_000 })
+  await page.waitForSelector(".msg.assistant[data-stopped=true]", { timeout: 30_000 })
   const [kept] = await answers(page)
   const whole = full("Stop me")
   assert.ok(kept.text.length > 0 && kept.text.length < whole.length, `a part of the answer: ${kept.text.length} of ${whole.length} chars`)
@@ -162,12 +162,12 @@ test("chat - stop ends the answer and keeps what was streamed, also after a relo
   assert.deepEqual(errors, [])
 })
 
-test("chat - a share link opens a read-only copy with no token, and later messages are not in it", { timeout: 60_000 }, async (t) => {
+test("chat - a share link opens a read-only copy with no token, and later messages are not in it", { timeout: 150_000 }, async (t) => {
   const { page, errors } = await open(t)
   await page.goto(chat.url)
   await ready(page)
   await sendMessage(page, "Share this")
-  await page.waitForSelector(".msg.assistant[data-id]", { timeout: 20_000 })
+  await page.waitForSelector(".msg.assistant[data-id]", { timeout: 60_000 })
   await page.click("#share")
   await page.waitForSelector("#share-box:not([hidden])")
   const link = await page.inputValue("#share-link")
@@ -175,7 +175,7 @@ test("chat - a share link opens a read-only copy with no token, and later messag
   await noSidewaysScroll(page, "the share box")
   await shot(page, "share-link-375")
   await sendMessage(page, "After the share")
-  await page.waitForFunction(() => document.querySelectorAll(".msg.assistant[data-id]").length === 2, null, { timeout: 20_000 })
+  await page.waitForFunction(() => document.querySelectorAll(".msg.assistant[data-id]").length === 2, null, { timeout: 60_000 })
 
   // Someone else, in a new profile: no user, no token.
   const other = await open(t)
@@ -191,4 +191,39 @@ test("chat - a share link opens a read-only copy with no token, and later messag
   await shot(other.page, "share-opened-375")
   assert.deepEqual(errors, [])
   assert.deepEqual(other.errors, [])
+})
+
+test("chat - npm start's script runs parley, the worker and the page, and Ctrl-C stops them all", { timeout: 90_000 }, async () => {
+  const { spawn } = await import("node:child_process")
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), "parley-chat-start-"))
+  const proc = spawn(process.execPath, [path.join(here, "..", "start.mjs")], {
+    env: { ...process.env, PARLEY_BIN, CHAT_DATA: data, PORT: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  })
+  try {
+    let out = ""
+    const urls = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000)
+      proc.stdout.setEncoding("utf8").on("data", (d) => {
+        out += d
+        const parley = /parley on (http:\/\/\S+)/.exec(out)
+        const app = /the chat app on (http:\/\/\S+)/.exec(out)
+        if (parley && app) {
+          clearTimeout(timer)
+          resolve({ parley: parley[1], app: app[1] })
+        }
+      })
+      proc.once("exit", (code) => reject(new Error(`start.mjs exited (${code}): ${out}`)))
+    })
+    assert.match(await (await fetch(urls.app)).text(), /<title>Parley chat<\/title>/)
+    assert.deepEqual(await (await fetch(`${urls.app}/api/config`)).json(), { parleyUrl: urls.parley })
+    assert.equal((await fetch(`${urls.parley}/healthz`)).status, 200)
+    const exited = new Promise((r) => proc.once("exit", (code, signal) => r({ code, signal })))
+    proc.kill("SIGINT")
+    assert.deepEqual(await exited, { code: 0, signal: null })
+    await assert.rejects(fetch(`${urls.parley}/healthz`), "parley stopped with it")
+  } finally {
+    if (proc.exitCode === null) proc.kill("SIGKILL")
+    fs.rmSync(data, { recursive: true, force: true })
+  }
 })
