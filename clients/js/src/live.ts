@@ -12,7 +12,9 @@
 //        └── no streaming body / not text/event-stream ─▶ long-poll from then on
 //
 // Items: a JSON stream's values. Any other stream's data (a body, an SSE
-// data event) is one string item; a byte stream's SSE data, which comes
+// data event) is one string item (over SSE, whose answer does not say
+// what the stream holds, text that parses as JSON is taken as JSON: this
+// reader is made for JSON streams); a byte stream's SSE data, which comes
 // base64-encoded (Stream-SSE-Data-Encoding: base64), is decoded first, so
 // SSE and long-poll hand over the same text.
 //
@@ -125,7 +127,9 @@ export async function* liveBatches<T = any>(transport: Transport, path: string, 
           if (res.status !== 200 && res.status !== 204) throw await failure(res)
           const next = res.headers.get("stream-next-offset") ?? offset
           const closed = res.headers.get("stream-closed") === "true"
-          const items = res.status === 200 ? parseItems(await res.text()) : []
+          // A JSON stream's answer is its items; any other stream's body is one text item.
+          const text = res.status === 200 ? await res.text() : ""
+          const items = /json/i.test(res.headers.get("content-type") ?? "") ? (text ? parseItems(text) : []) : text ? [text] : []
           got = true
           if (items.length || closed || next !== offset) {
             const b: Batch<T> = { items, from: offset, offset: next, upToDate: res.headers.get("stream-up-to-date") === "true" || res.status === 204, closed }

@@ -158,3 +158,13 @@ test("streams - a missing or deleted stream ends a subscription with 404 after a
       assert.equal(calls.length, 1, `${path} ${live}: not retried (${calls.join(", ")})`)
     }
 })
+
+test("streams - a text stream's data that looks like JSON stays text, in a catch-up read and over long-poll", { timeout: 30_000 }, async (t) => {
+  const { c, raw } = await setup(t)
+  await raw("PUT", "text", { "Content-Type": "text/plain" })
+  await raw("POST", "text", { "Content-Type": "text/plain" }, "42")
+  const page = await c.readPage("/v1/stream/text", "-1")
+  assert.deepEqual(page.items, ["42"], "catch-up")
+  const got = await batches(c.streams.subscribe("text", { offset: "-1", live: "long-poll" }))
+  assert.deepEqual(got.flatMap((b) => b.items), ["42"], "long-poll")
+})
