@@ -24,12 +24,18 @@ function parleyBinary() {
   return bin
 }
 
-const chat = await startChat({
-  parleyBin: parleyBinary(),
-  dataDir: path.resolve(process.env.CHAT_DATA ?? path.join(ROOT, ".data")),
-  port: Number(process.env.PORT ?? 3000),
-  delayMs: Number(process.env.CHAT_DELAY_MS ?? 60),
-})
+let chat
+try {
+  chat = await startChat({
+    parleyBin: parleyBinary(),
+    dataDir: path.resolve(process.env.CHAT_DATA ?? path.join(ROOT, ".data")),
+    port: Number(process.env.PORT ?? 3000),
+    delayMs: Number(process.env.CHAT_DELAY_MS ?? 60),
+  })
+} catch (e) {
+  console.error(`the chat app did not start: ${e.message}`)
+  process.exit(1)
+}
 console.log(`parley on ${chat.parleyUrl}`)
 console.log(`the chat app on ${chat.url}  (Ctrl-C stops it)`)
 let stopping = false

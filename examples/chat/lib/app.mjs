@@ -135,28 +135,34 @@ export async function startChat({ parleyBin, dataDir, port = 0, delayMs = 60, wo
       send(res, 500, "text/plain", String(e))
     }
   })
-  await new Promise((resolve, reject) => {
-    server.once("error", reject)
-    server.listen(port, "127.0.0.1", resolve)
-  })
-  const url = `http://127.0.0.1:${server.address().port}`
   let closed = null
+  const stopAll = async () => {
+    server.closeAllConnections()
+    server.close()
+    await worker.stop()
+    if (parley.proc.exitCode === null) {
+      const gone = new Promise((r) => parley.proc.once("exit", r))
+      parley.proc.kill("SIGTERM")
+      await gone
+    }
+  }
+  try {
+    await new Promise((resolve, reject) => {
+      server.once("error", reject)
+      server.listen(port, "127.0.0.1", resolve)
+    })
+  } catch (e) {
+    await stopAll() // parley and the worker do not outlive a failed start
+    throw e.code === "EADDRINUSE" ? new Error(`port ${port} is in use: choose another with PORT=...`) : e
+  }
+  const url = `http://127.0.0.1:${server.address().port}`
   return {
     url,
     parleyUrl: parley.url,
     adminKey: secrets.adminKey,
     jwtSecret: secrets.jwtSecret,
     close() {
-      closed ??= (async () => {
-        server.closeAllConnections()
-        server.close()
-        await worker.stop()
-        if (parley.proc.exitCode === null) {
-          const gone = new Promise((r) => parley.proc.once("exit", r))
-          parley.proc.kill("SIGTERM")
-          await gone
-        }
-      })()
+      closed ??= stopAll()
       return closed
     },
   }
