@@ -74,6 +74,16 @@ enum {
 };
 #define PARLEY_BODY_SIZE_UNKNOWN UINT64_MAX
 typedef int (*parley_refill_fn)(void *arg, parley_buf_t *out, size_t room);
+/*
+ * A streamed body's consumer (routes whose body the transport does not
+ * keep: parley_http_config_t.body_streamed). Called on the connection's
+ * thread with the next bytes as they arrive (data borrowed for the call),
+ * and once with NULL, 0 when the body is complete. Returns how many bytes
+ * it took: fewer than len only after suspending the request (the rest is
+ * offered again after the resume, whose on_resume runs first); or a
+ * negative error, which closes the connection.
+ */
+typedef long (*parley_body_sink_fn)(parley_req_t *r, const char *data, size_t len);
 
 /* What a transport implements; see the wrappers below for each op. */
 typedef struct parley_req_ops {
@@ -98,6 +108,7 @@ typedef struct parley_req_ops {
                     parley_hangup_claim_fn claim); /* defer */
     void (*resume)(parley_req_t *r);               /* end a deferral */
     bool (*shutting_down)(parley_req_t *r);        /* quiesced */
+    void (*body_sink)(parley_req_t *r, parley_body_sink_fn sink); /* take a streamed body */
 } parley_req_ops_t;
 
 /* The interface part of a request: a transport's request starts with it. */
@@ -249,6 +260,17 @@ static inline void parley_req_suspend(parley_req_t *r, parley_resume_fn on_resum
 static inline void parley_req_resume(parley_req_t *r)
 {
     r->ops->resume(r);
+}
+
+/*
+ * A route whose body is streamed is called once its headers are in; it
+ * answers at once (a refusal) or hands the body to sink, which then gets
+ * it part by part (see parley_body_sink_fn). Connection's thread, from
+ * the route only.
+ */
+static inline void parley_req_body_sink(parley_req_t *r, parley_body_sink_fn sink)
+{
+    r->ops->body_sink(r, sink);
 }
 
 /* True once the server has begun shutting down. */
