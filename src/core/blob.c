@@ -221,6 +221,36 @@ int parley_blob_refs_set(parley_db_t *db, const char *owner, const char *src, bo
     return rc;
 }
 
+int parley_blob_refs_apply(parley_db_t *db, const char *owner, const char *src, bool replace,
+                           const json_t *a, const json_t *b, parley_outcome_t *out)
+{
+    char(*ids)[PARLEY_BLOB_ID_LEN + 1] = malloc(2 * PARLEY_BLOB_REFS_MAX * sizeof *ids);
+    int na = 0, nb = 0, rc;
+    if (!ids)
+        return PARLEY_ENOMEM;
+    rc = parley_blob_refs_find(a, ids, &na);
+    if (rc == 0)
+        rc = parley_blob_refs_find(b, ids + na, &nb);
+    if (rc == 0 && na + nb > PARLEY_BLOB_REFS_MAX)
+        rc = PARLEY_ETOOBIG;
+    if (rc == PARLEY_EINVAL) {
+        parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_blob_ref",
+                              "a blob part {\"type\": \"blob\", \"id\": ...} needs the id of a "
+                              "blob (64 lowercase hex digits, as POST /v1/blobs answered)",
+                              NULL);
+        rc = 0;
+    } else if (rc == PARLEY_ETOOBIG) {
+        parley_outcome_refuse(out, PARLEY_ETOOBIG, "too_many_blob_refs",
+                              "a message or document may reference at most 64 blobs",
+                              json_pack("{s:i}", "limit", PARLEY_BLOB_REFS_MAX));
+        rc = 0;
+    } else if (rc == 0 && (na + nb > 0 || replace)) {
+        rc = parley_blob_refs_set(db, owner, src, replace, ids, na + nb, out);
+    }
+    free(ids);
+    return rc;
+}
+
 void parley_blob_src_conversation(const char *id, char *out, size_t cap)
 {
     snprintf(out, cap, "c:%s", id);

@@ -105,6 +105,14 @@ int parley_blob_refs_find(const json_t *v, char (*ids)[PARLEY_BLOB_ID_LEN + 1], 
 int parley_blob_refs_set(parley_db_t *db, const char *owner, const char *src, bool replace,
                          char (*ids)[PARLEY_BLOB_ID_LEN + 1], int n, parley_outcome_t *out);
 
+/*
+ * The references of a write, found in a and b (either may be NULL) and set
+ * for src as parley_blob_refs_set does; a bad blob part refuses the write
+ * (out: invalid_blob_ref 400, too_many_blob_refs 413). Writer.
+ */
+int parley_blob_refs_apply(parley_db_t *db, const char *owner, const char *src, bool replace,
+                           const json_t *a, const json_t *b, parley_outcome_t *out);
+
 /* The reference source names ("c:<conversation>", "d:<collection>/<id>",
  * "s:<snapshot>") into out. */
 void parley_blob_src_conversation(const char *id, char *out, size_t cap);

@@ -438,8 +438,7 @@ int parley_sqlop_blob_insert(parley_db_t *db, const parley_blob_t *b)
     return rc;
 }
 
-int parley_sqlop_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char **data,
-                               size_t *len)
+int parley_sqlop_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char **data, size_t *len)
 {
     parley_key_row_t k;
     int rc = fetch(db, PARLEY_Q_BLOB_PART_GET, &parley_key_cols, &k, "ii", upload, n);
@@ -469,8 +468,7 @@ int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *s
     return rc;
 }
 
-int parley_sqlop_blob_ref_copy(parley_db_t *db, const char *owner, const char *from,
-                               const char *to)
+int parley_sqlop_blob_ref_copy(parley_db_t *db, const char *owner, const char *from, const char *to)
 {
     return run(db, PARLEY_Q_BLOB_REF_COPY, "ttt", owner, from, to);
 }
