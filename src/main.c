@@ -366,7 +366,7 @@ static const serve_opt_t serve_opts[] = {
      0xffffffffffffull, "largest blob upload (default 104857600;\n413 blob_too_large)", NULL},
     {"blob-quota-bytes", "PARLEY_BLOB_QUOTA_BYTES", ARG_ONE, "N", set_u64, FIELD(blob_quota_bytes),
      0, 0xffffffffffffffull,
-     "bytes of blobs one user may keep (default 0:\nno quota; 507 quota_exceeded)", NULL},
+     "bytes of blobs one user may keep (default 0,\nno quota; 507 quota_exceeded)", NULL},
     {"blob-grace", "PARLEY_BLOB_GRACE", ARG_ONE, "DURATION", set_duration, FIELD(blob_grace_s), 0,
      0,
      "a blob nothing references is collected this\n"

@@ -28,6 +28,13 @@
  *     RESUMED --on_resume (on_request)--> HANDLE  (respond → DONE | suspend → WAITING)
  *     RESUMED --hang-up claimed (on_request)--> the connection closes
  *
+ * A streamed body (parley_req_body_sink; http/transport.c on_stream): the
+ * route runs once the headers are in, then
+ *
+ *     STREAM --part (sink)--> STREAM | WAITING (the sink suspended)
+ *     RESUMED --on_resume, then the rest of the body--> STREAM
+ *     STREAM --end of body (sink with no data)--> HANDLE
+ *
  * A request suspended with a hang-up claim (parked live reads) is watched
  * for the client hanging up: the transport calls claim() on its watcher
  * thread, and if claim() returns true (the API took the request back from
