@@ -112,9 +112,9 @@ typedef struct parley_req_ops {
                            parley_refill_fn refill, void *arg,
                            void (*free_fn)(void *)); /* windowed body */
     void (*suspend)(parley_req_t *r, parley_resume_fn on_resume,
-                    parley_hangup_claim_fn claim); /* defer */
-    void (*resume)(parley_req_t *r);               /* end a deferral */
-    bool (*shutting_down)(parley_req_t *r);        /* quiesced */
+                    parley_hangup_claim_fn claim);                /* defer */
+    void (*resume)(parley_req_t *r);                              /* end a deferral */
+    bool (*shutting_down)(parley_req_t *r);                       /* quiesced */
     void (*body_sink)(parley_req_t *r, parley_body_sink_fn sink); /* take a streamed body */
 } parley_req_ops_t;
 

@@ -184,8 +184,7 @@ int parley_sqlop_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char 
                                size_t *len);
 int parley_sqlop_blob_usage(parley_db_t *db, const char *owner, int64_t *bytes);
 int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src);
-int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *src,
-                               int64_t now_ms);
+int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *src, int64_t now_ms);
 int parley_sqlop_blob_ref_copy(parley_db_t *db, const char *owner, const char *from,
                                const char *to);
 int parley_sqlop_blob_ref_has(parley_db_t *db, const char *owner, const char *id, const char *src,
