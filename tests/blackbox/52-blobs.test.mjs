@@ -6,6 +6,7 @@
 // snapshots, and parley verify over the blob rows.
 import assert from "node:assert/strict"
 import crypto from "node:crypto"
+import { spawnSync } from "node:child_process"
 import http from "node:http"
 import { test } from "node:test"
 
@@ -100,6 +101,33 @@ test("blobs - upload answers 201 {id, size, content_type, created_at}; the id is
   expectError(await alice.get(`/v1/blobs/${"0".repeat(64)}`), 404, "not_found")
   expectError(await alice.get("/v1/blobs/not-an-id"), 404, "not_found")
   expectError(await client(srv, null).get(`/v1/blobs/${blob.id}`), 401, "unauthorized")
+  expectError(await upload(client(srv, null), bytes), 401, "unauthorized")
+  expectError(await alice.call("POST", "/v1/blobs", { body: "x", headers: { "Transfer-Encoding": "chunked" } }), 411, "length_required")
+})
+
+test("blobs - parley backup holds the blobs: the copy verifies them and serves them", { skip: TEST_PG_URL ? "parley backup is SQLite's" : false, timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t, args: AUTH_ARGS })
+  const alice = client(srv, userToken("alice", SECRET))
+  const bytes = crypto.randomBytes(300_000)
+  const blob = expectStatus(await upload(alice, bytes, "image/webp"), 201)
+  const file = `${srv.dataDir}/copy.db`
+  const b = await runParley(["backup", "--data", srv.dataDir, file], { timeoutMs: 30_000 })
+  assert.equal(b.code, 0, b.stdout + b.stderr)
+  const v = await runParley(["verify", file], { timeoutMs: 30_000 })
+  assert.equal(v.code, 0, v.stdout + v.stderr)
+  assert.match(v.stdout, /^blobs +1 blobs, 2 parts, 0 references: ok$/m)
+  // Bytes changed behind the store's back are reported, not served as the id.
+  const bad = `${srv.dataDir}/bad.db`
+  fs.copyFileSync(file, bad)
+  const sq = spawnSync("sqlite3", [bad, "UPDATE blob_parts SET data = zeroblob(length(data)) WHERE n = 1"], { encoding: "utf8" })
+  assert.equal(sq.status, 0, sq.stderr)
+  const vb = await runParley(["verify", bad], { timeoutMs: 30_000 })
+  assert.equal(vb.code, 1, vb.stdout + vb.stderr)
+  assert.match(vb.stdout, new RegExp(`problem: blob ${blob.id} of 'alice': the SHA-256 of its bytes is [0-9a-f]{64}`))
+  const other = await startServer({ t, args: [...AUTH_ARGS, "--store", `sqlite:${file}`] })
+  const got = await client(other, alice.token).get(`/v1/blobs/${blob.id}`)
+  assert.equal(got.status, 200)
+  assert.ok(got.body.equals(bytes), "the copy serves the same bytes")
 })
 
 test("blobs - another user's blob id answers 404; equal bytes are each owner's own blob", async (t) => {
