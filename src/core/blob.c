@@ -214,10 +214,11 @@ int parley_blob_refs_set(parley_db_t *db, const char *owner, const char *src, bo
         if (rc)
             return rc;
     }
+    int64_t now = parley_clock_now_ms();
     if (replace)
-        rc = parley_db_blob_ref_drop(db, owner, src, parley_clock_now_ms());
+        rc = parley_db_blob_ref_drop(db, owner, src, now);
     for (int i = 0; rc == 0 && i < n; i++)
-        rc = parley_db_blob_ref_add(db, owner, ids[i], src);
+        rc = parley_db_blob_ref_add(db, owner, ids[i], src, now);
     return rc;
 }
 
@@ -285,7 +286,7 @@ int parley_blob_collect(parley_db_t *db, int64_t now_ms, int64_t grace_ms, int b
     if (rc == 0)
         rc = parley_db_blob_unreferenced(db, before, rows, max, &got);
     for (int i = 0; rc == 0 && i < got; i++) {
-        rc = parley_db_blob_remove(db, rows[i].owner, rows[i].id);
+        rc = parley_db_blob_remove(db, rows[i].owner, rows[i].id, before);
         if (rc == PARLEY_ECONFLICT || rc == PARLEY_ENOTFOUND) {
             rc = 0; /* referenced again meanwhile, or gone */
             continue;

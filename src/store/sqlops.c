@@ -455,9 +455,13 @@ int parley_sqlop_blob_usage(parley_db_t *db, const char *owner, int64_t *bytes)
     return ints(db, PARLEY_Q_BLOB_USAGE, bytes, 1, "t", owner);
 }
 
-int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src)
+int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src,
+                              int64_t now_ms)
 {
-    return run(db, PARLEY_Q_BLOB_REF_ADD, "ttt", owner, id, src);
+    int rc = run(db, PARLEY_Q_BLOB_REF_ADD, "ttt", owner, id, src);
+    if (rc == 0)
+        rc = run(db, PARLEY_Q_BLOB_TOUCH, "tti", owner, id, now_ms);
+    return rc;
 }
 
 int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *src, int64_t now_ms)
@@ -489,10 +493,10 @@ int parley_sqlop_blob_unreferenced(parley_db_t *db, int64_t before_ms, parley_bl
                            before_ms, max);
 }
 
-int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id)
+int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id, int64_t before_ms)
 {
     int64_t upload = 0;
-    int rc = ints(db, PARLEY_Q_BLOB_DEL, &upload, 1, "tt", owner, id);
+    int rc = ints(db, PARLEY_Q_BLOB_DEL, &upload, 1, "tti", owner, id, before_ms);
     if (rc == PARLEY_ENOTFOUND) {
         parley_blob_t b;
         rc = parley_sqlop_blob_get(db, owner, id, &b);

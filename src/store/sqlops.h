@@ -86,12 +86,13 @@ enum parley_sql_stmt {
     PARLEY_Q_BLOB_PART_GET,        /* upload, n -> {key} (the part's bytes) */
     PARLEY_Q_BLOB_USAGE,           /* owner -> sum(size) */
     PARLEY_Q_BLOB_REF_ADD,         /* owner, id, src (nothing when present) */
+    PARLEY_Q_BLOB_TOUCH,           /* owner, id, now */
     PARLEY_Q_BLOB_REF_TOUCH,       /* owner, src, now: its blobs' touched_ms */
     PARLEY_Q_BLOB_REF_DEL,         /* owner, src */
     PARLEY_Q_BLOB_REF_COPY,        /* owner, from, to */
     PARLEY_Q_BLOB_REF_HAS,         /* owner, id, src -> count */
     PARLEY_Q_BLOB_UNREF,           /* before, limit -> {blob} that nothing names */
-    PARLEY_Q_BLOB_DEL,             /* owner, id -> upload, when nothing names it */
+    PARLEY_Q_BLOB_DEL,             /* owner, id, before -> upload, when nothing names it */
     PARLEY_Q_BLOB_STALE,           /* before, limit -> upload */
     PARLEY_Q_COUNT
 };
@@ -183,7 +184,8 @@ int parley_sqlop_blob_insert(parley_db_t *db, const parley_blob_t *b);
 int parley_sqlop_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char **data,
                                size_t *len);
 int parley_sqlop_blob_usage(parley_db_t *db, const char *owner, int64_t *bytes);
-int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src);
+int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src,
+                              int64_t now_ms);
 int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *src, int64_t now_ms);
 int parley_sqlop_blob_ref_copy(parley_db_t *db, const char *owner, const char *from,
                                const char *to);
@@ -191,7 +193,7 @@ int parley_sqlop_blob_ref_has(parley_db_t *db, const char *owner, const char *id
                               bool *yes);
 int parley_sqlop_blob_unreferenced(parley_db_t *db, int64_t before_ms, parley_blob_t *out, int max,
                                    int *n);
-int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id);
+int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id, int64_t before_ms);
 int parley_sqlop_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids, int max,
                                     int *n);
 

@@ -585,8 +585,11 @@ struct parley_store_ops {
     /* Bytes of owner's blobs (the quota's count). */
     int (*blob_usage)(parley_db_t *db, const char *owner, int64_t *bytes);
     /* src (a message log, a document, a snapshot) names owner's blob id
-     * (already named: a no-op). Writer. */
-    int (*blob_ref_add)(parley_db_t *db, const char *owner, const char *id, const char *src);
+     * (already named: a no-op), and the blob's touched_ms = now_ms: a
+     * collection that began before waits for this row and then leaves it
+     * (blob_remove's before_ms). Writer. */
+    int (*blob_ref_add)(parley_db_t *db, const char *owner, const char *id, const char *src,
+                        int64_t now_ms);
     /* src names no blob any more: its blobs' touched_ms = now_ms, then its
      * references go. Writer. */
     int (*blob_ref_drop)(parley_db_t *db, const char *owner, const char *src, int64_t now_ms);
@@ -598,10 +601,10 @@ struct parley_store_ops {
     /* Up to max blobs that nothing names, touched before before_ms. */
     int (*blob_unreferenced)(parley_db_t *db, int64_t before_ms, parley_blob_t *out, int max,
                              int *n);
-    /* Remove owner's blob id and its parts if nothing names it:
-     * PARLEY_ECONFLICT (kept) when something does, PARLEY_ENOTFOUND.
-     * Writer. */
-    int (*blob_remove)(parley_db_t *db, const char *owner, const char *id);
+    /* Remove owner's blob id and its parts if nothing names it and it was
+     * last touched before before_ms: PARLEY_ECONFLICT (kept) otherwise,
+     * PARLEY_ENOTFOUND. Writer. */
+    int (*blob_remove)(parley_db_t *db, const char *owner, const char *id, int64_t before_ms);
     /* Up to max staged uploads last touched before before_ms. */
     int (*blob_stale_uploads)(parley_db_t *db, int64_t before_ms, int64_t *ids, int max, int *n);
 
@@ -1093,9 +1096,9 @@ static inline int parley_db_blob_usage(parley_db_t *db, const char *owner, int64
 }
 
 static inline int parley_db_blob_ref_add(parley_db_t *db, const char *owner, const char *id,
-                                         const char *src)
+                                         const char *src, int64_t now_ms)
 {
-    return db->ops->blob_ref_add(db, owner, id, src);
+    return db->ops->blob_ref_add(db, owner, id, src, now_ms);
 }
 
 static inline int parley_db_blob_ref_drop(parley_db_t *db, const char *owner, const char *src,
@@ -1122,9 +1125,10 @@ static inline int parley_db_blob_unreferenced(parley_db_t *db, int64_t before_ms
     return db->ops->blob_unreferenced(db, before_ms, out, max, n);
 }
 
-static inline int parley_db_blob_remove(parley_db_t *db, const char *owner, const char *id)
+static inline int parley_db_blob_remove(parley_db_t *db, const char *owner, const char *id,
+                                        int64_t before_ms)
 {
-    return db->ops->blob_remove(db, owner, id);
+    return db->ops->blob_remove(db, owner, id, before_ms);
 }
 
 static inline int parley_db_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids,

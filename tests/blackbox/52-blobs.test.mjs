@@ -174,9 +174,16 @@ test("blobs - a large upload is written part by part while it arrives (bounded m
         hash.update(chunk)
         req.write(chunk)
         if (sent === 2 << 20) {
-          // Half-way: parts are already durable writes, the blob is not.
-          await sleep(500)
-          midWrites = (await writerWrites(srv)) - before
+          // Half-way (3 MiB sent, the rest held back): the server writes
+          // the parts it has while the body is still incomplete.
+          midWrites = await until(
+            async () => {
+              const n = (await writerWrites(srv)) - before
+              return n >= 8 ? n : 0
+            },
+            20_000,
+            "8 parts written before the body ended",
+          )
         }
       }
       req.end()

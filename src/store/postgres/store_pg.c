@@ -385,9 +385,13 @@ static const stmt_def_t stmts[S_COUNT] = {
     [PARLEY_Q_BLOB_UNREF] = {"SELECT {blob} FROM blobs b WHERE touched_ms < $1 AND NOT EXISTS "
                              "(SELECT 1 FROM blob_refs r WHERE r.owner = b.owner AND r.blob_id = "
                              "b.id) ORDER BY touched_ms LIMIT $2"},
-    [PARLEY_Q_BLOB_DEL] = {"DELETE FROM blobs WHERE owner = $1 AND id = $2 AND NOT EXISTS "
-                           "(SELECT 1 FROM blob_refs r WHERE r.owner = $1 AND r.blob_id = $2) "
-                           "RETURNING upload"},
+    /* touched_ms is rechecked on the row a concurrent reference moved
+     * (blob_ref_add touches it), so that blob stays. */
+    [PARLEY_Q_BLOB_DEL] = {"DELETE FROM blobs WHERE owner = $1 AND id = $2 AND touched_ms < $3 "
+                           "AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.owner = $1 AND "
+                           "r.blob_id = $2) RETURNING upload"},
+    [PARLEY_Q_BLOB_TOUCH] = {"UPDATE blobs SET touched_ms = greatest(touched_ms, $3) WHERE owner = "
+                             "$1 AND id = $2"},
     [PARLEY_Q_BLOB_STALE] = {"SELECT upload FROM blob_uploads WHERE touched_ms < $1 ORDER BY "
                              "touched_ms LIMIT $2"},
     [PARLEY_Q_STAT_SUBS] = {"SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER "
