@@ -9,7 +9,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 
 import { client, expectError, expectStatus, readEvents, userToken } from "./lib/api.mjs"
-import { startServer } from "./lib/server.mjs"
+import { TEST_PG_URL, runParley, startServer } from "./lib/server.mjs"
 
 const ADMIN_KEY = "test-admin-key-branches-1"
 const SECRET = "test-jwt-secret-branches-1"
@@ -415,4 +415,30 @@ test("branches - 120 successive edits of one message, and a chain 120 edits deep
   expectStatus(await alice.del(`/v1/conversations/${deep.id}`), 204)
   expectStatus(await alice.del(`/v1/conversations/${conv.id}`), 204)
   assert.deepEqual(expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200).content.messages.length, 241)
+})
+
+test("branches - parley verify finds no problem in a store with branches, deep chains and a deleted conversation", {
+  skip: TEST_PG_URL ? "SQLite only: verify reads the server's data directory" : false,
+  timeout: 60_000,
+}, async (t) => {
+  const { srv, alice, worker } = await setup(t)
+  const conv = await newConversation(alice)
+  const [, , u2, a2] = await fourMessages(alice, worker, conv.id)
+  const e = await edit(alice, conv.id, u2.id, { content: "x", process: true })
+  await answer(worker, conv.id, e.session_id, "y")
+  const r = await regenerate(alice, conv.id, a2.id, { branch: "main" })
+  await answer(worker, conv.id, r.session.id, "z")
+  const deep = await newConversation(alice)
+  let user = await send(alice, deep.id, { role: "user", content: "0" })
+  for (let i = 0; i < 70; i++) {
+    await edit(alice, deep.id, user.id, { content: `e${i}` })
+    user = await send(alice, deep.id, { role: "user", content: `n${i}` })
+  }
+  const gone = await newConversation(alice)
+  const g = await send(alice, gone.id, { role: "user", content: "g" })
+  await edit(alice, gone.id, g.id, { content: "h" })
+  expectStatus(await alice.del(`/v1/conversations/${gone.id}`), 204)
+  const v = await runParley(["verify", "--data", srv.dataDir])
+  assert.equal(v.code, 0, v.stdout + v.stderr)
+  assert.match(v.stdout, /^OK: 0 problems found$/m)
 })
