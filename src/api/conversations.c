@@ -10,6 +10,7 @@
  *   /v1/conversations/{id}/branches            GET (?limit=&cursor=, creation order)
  *   /v1/conversations/{id}/branches/{bid}      GET, PATCH {"active": true}
  *   /v1/conversations/{id}/stream              GET, HEAD: the log as a read-only JSON stream
+ *                                              (main's, or ?branch='s)
  *   /v1/conversations/{id}/sessions            GET (?status=&limit=&cursor=, newest first)
  *   /v1/conversations/{id}/sessions/latest     GET
  *
@@ -521,10 +522,28 @@ static void get_stream(parley_req_t *r, const char *id, bool head)
 {
     parley_conv_t c;
     char path[PARLEY_PATH_MAX + 1];
-    if (get_visible(r, parley_app_reader(parley_api_app(r)), id, &c))
+    const char *bname = NULL;
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
+    if (branch_query(r, &bname) || get_visible(r, db, id, &c))
         return;
     parley_conv_clear(&c);
     parley_conversation_stream_path(id, path, sizeof path);
+    if (bname && strcmp(bname, PARLEY_BRANCH_MAIN) != 0) { /* ?branch=: that branch's log */
+        parley_branch_set_t set;
+        int rc = parley_branch_load(db, id, &set);
+        int bi = rc ? 0 : parley_branch_find(&set, bname);
+        if (bi >= 0)
+            parley_branch_stream_path(&set, bi, path, sizeof path);
+        parley_branch_set_clear(&set);
+        if (rc) {
+            parley_api_store_failed(r, rc, "the branches");
+            return;
+        }
+        if (bi < 0) {
+            parley_req_error(r, 404, "not_found", "no such branch in this conversation");
+            return;
+        }
+    }
     parley_api_stream_read(r, path, head);
 }
 

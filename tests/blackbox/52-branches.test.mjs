@@ -114,6 +114,14 @@ test("branches - edit a user message: a sibling branch, both readable, switcher 
   assert.deepEqual(m[2].siblings, { index: 1, count: 2, ids: [u2.id, e.id], branches: ["main", e.branch] })
   assert.ok(!("siblings" in m[3]))
   assert.deepEqual(await along(alice, conv.id, e.branch), b)
+  // The same branch as a read-only JSON stream (no switcher there); without
+  // ?branch= the stream is main's log, as before.
+  const st = await alice.get(`/v1/conversations/${conv.id}/stream?offset=-1&branch=${e.branch}`)
+  assert.equal(st.status, 200, st.text)
+  assert.deepEqual(st.json().map((x) => x.id), [u1.id, a1.id, e.id])
+  const sm = await alice.get(`/v1/conversations/${conv.id}/stream?offset=-1`)
+  assert.deepEqual(sm.json().map((x) => x.id), [u1.id, a1.id, u2.id, a2.id])
+  expectError(await alice.get(`/v1/conversations/${conv.id}/stream?offset=-1&branch=nosuch`), 404, "not_found")
 
   // Branch list and one branch.
   const list = expectStatus(await alice.get(`/v1/conversations/${conv.id}/branches`), 200)
