@@ -67,6 +67,16 @@ int parley_branch_of_session(const parley_branch_set_t *set, const char *sid)
     return 0;
 }
 
+int parley_branch_session_branch(parley_db_t *db, const char *conv_id, const char *sid, char *out)
+{
+    parley_branch_set_t set;
+    int rc = parley_branch_load(db, conv_id, &set);
+    if (rc == 0)
+        snprintf(out, PARLEY_ID_LEN + 1, "%s", set.v[parley_branch_of_session(&set, sid)].id);
+    parley_branch_set_clear(&set);
+    return rc;
+}
+
 int parley_branch_holder(const parley_branch_set_t *set, int i, int64_t pos)
 {
     while (i > 0 && set->v[i].at > pos)
@@ -276,19 +286,34 @@ int parley_branch_message_at(parley_db_t *db, parley_branch_set_t *set, int i, i
 int parley_branch_find_message(parley_db_t *db, parley_branch_set_t *set, int i, const char *id,
                                int64_t *pos, json_t **msg)
 {
+    char needle[PARLEY_ROW_ID_MAX + 16];
     int64_t tail = 0;
+    parley_buf_t buf;
+    json_error_t jerr;
     *msg = NULL;
+    /* The stored text is canonical JSON: a message whose id is id holds
+     * this text, so only those that do are parsed. */
+    snprintf(needle, sizeof needle, "\"id\":\"%s\"", id);
+    parley_buf_init(&buf, 96u << 20);
     int rc = tail_of(db, set, i, &tail);
     for (int64_t p = tail - 1; rc == 0 && p >= 0; p--) {
-        json_t *m = NULL;
-        rc = parley_branch_message_at(db, set, i, p, &m);
-        if (rc == 0 && strcmp(json_string_value(json_object_get(m, "id")) ?: "", id) == 0) {
+        parley_buf_reset(&buf);
+        rc = read_at(db, set, i, p, &buf);
+        if (rc || !strstr(buf.data, needle))
+            continue;
+        json_t *m = json_loadb(buf.data, buf.len, 0, &jerr);
+        if (!m) {
+            rc = PARLEY_ESTORE;
+        } else if (strcmp(json_string_value(json_object_get(m, "id")) ?: "", id) == 0) {
+            parley_buf_free(&buf);
             *pos = p;
             *msg = m;
             return 0;
+        } else {
+            json_decref(m); /* the text was inside its content */
         }
-        json_decref(m);
     }
+    parley_buf_free(&buf);
     return rc ? rc : PARLEY_ENOTFOUND;
 }
 

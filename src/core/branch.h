@@ -108,6 +108,10 @@ int parley_branch_find(const parley_branch_set_t *set, const char *id);
 /* Index of the branch session sid runs on (0, main, when none is
  * recorded). Pure. */
 int parley_branch_of_session(const parley_branch_set_t *set, const char *sid);
+/* The id of the branch session sid of conversation conv_id runs on
+ * ("main" unless recorded otherwise) into out (PARLEY_ID_LEN + 1 bytes).
+ * 0 or a storage error. Any thread. */
+int parley_branch_session_branch(parley_db_t *db, const char *conv_id, const char *sid, char *out);
 /* The log stream path of branch i into out. Pure. */
 void parley_branch_stream_path(const parley_branch_set_t *set, int i, char *out, size_t cap);
 /* The ledger stream path of conversation conv_id into out. Pure. */

@@ -11,13 +11,15 @@
  *
  *     stream, feed → conversation → session → turn
  *                    conversation ─────────→ turn
+ *                    conversation → branch → session, turn, snapshot
  *     message (pure body checks) ──────────→ turn      (and api/)
  *     conversation → snapshot                          (forks of the log)
  *
  *   - conversation.c includes neither session.h nor turn.h, and calls
  *     nothing of theirs;
  *   - session.c includes conversation.h for parley_conversation_visible()
- *     only (a claim by conversation_id) and writes no conversation row;
+ *     only (a claim by conversation_id), and branch.h to name a claimed
+ *     session's branch; it writes no conversation row;
  *   - turn.c calls both and writes only through their functions: every
  *     conversation row write stays in conversation.c
  *     (parley_conversation_find / add_message / tombstone), every session

@@ -51,9 +51,10 @@ function gapFree(msgs, what) {
 }
 
 /** A worker answers the session sid with content. */
-async function answer(worker, convId, sid, content) {
+async function answer(worker, convId, sid, content, branch = null) {
   const s = expectStatus(await worker.post("/v1/sessions/claim", { conversation_id: convId, lease_seconds: 30 }), 200, "claim")
   assert.equal(s.id, sid, "the claimed session")
+  if (branch) assert.equal(s.branch, branch, "the claimed session's branch")
   return expectStatus(await worker.post(`/v1/sessions/${sid}/complete`, { content }), 200, "complete")
 }
 
@@ -176,7 +177,12 @@ test("branches - edit with process runs its session on the new branch", async (t
   assert.equal(e.session.status, "pending")
   assert.equal(e.session.message_id, e.id)
   assert.equal(e.session_id, e.session.id)
-  await answer(worker, conv.id, e.session_id, "a2b")
+  // The worker learns the session's branch (claim, GET) and reads the
+  // history along it, whatever branch is active.
+  expectStatus(await alice.patch(`/v1/conversations/${conv.id}/branches/main`, { active: true }), 200)
+  assert.equal(expectStatus(await worker.get(`/v1/sessions/${e.session_id}`), 200).branch, e.branch)
+  assert.equal(expectStatus(await worker.get(`/v1/sessions/${u2.session_id}`), 200).branch, "main")
+  await answer(worker, conv.id, e.session_id, "a2b", e.branch)
   // Meanwhile main was made active again: the answer still goes to its own branch.
   const b = await along(alice, conv.id, e.branch)
   assert.deepEqual(b.map((m) => m.content), ["u1", "a1", "u2b", "a2b"])
@@ -186,7 +192,7 @@ test("branches - edit with process runs its session on the new branch", async (t
   // A message posted with process on a branch: its answer lands on that branch.
   expectStatus(await alice.patch(`/v1/conversations/${conv.id}/branches/main`, { active: true }), 200)
   const u3 = await send(alice, conv.id, { role: "user", content: "u3b", process: true, branch: e.branch })
-  await answer(worker, conv.id, u3.session_id, "a3b")
+  await answer(worker, conv.id, u3.session_id, "a3b", e.branch)
   assert.deepEqual((await along(alice, conv.id, e.branch)).map((m) => m.content), ["u1", "a1", "u2b", "a2b", "u3b", "a3b"])
   assert.deepEqual((await along(alice, conv.id, "main")).map((m) => m.content), ["u1", "a1", "u2", "a2"])
 })
@@ -207,7 +213,7 @@ test("branches - regenerate an answer: a new session whose answer becomes a sibl
   const before = await along(alice, conv.id)
   assert.deepEqual(before.map((m) => m.id), [u1.id, a1.id, u2.id])
   assert.ok(!("siblings" in (await along(alice, conv.id, "main"))[3]))
-  const done = await answer(worker, conv.id, r.session.id, "a2 again")
+  const done = await answer(worker, conv.id, r.session.id, "a2 again", r.branch.id)
   assert.equal(done.status, "completed")
   const after = await along(alice, conv.id)
   assert.deepEqual(after.map((m) => m.content), ["u1", "a1", "u2", "a2 again"])
@@ -336,6 +342,11 @@ test("branches - bad input gets a clear error and changes nothing", async (t) =>
   const list = expectStatus(await alice.get(`${base}/branches`), 200)
   assert.equal(list.items.length, 1, "nothing was made")
   assert.equal((await along(alice, conv.id)).length, 4)
+  // A later message whose content names u1's id is not u1.
+  await send(alice, conv.id, { role: "user", content: [{ id: u1.id, type: "ref" }] })
+  const e = await edit(alice, conv.id, u1.id, { content: "first, edited" })
+  assert.equal(e.seq, 1)
+  assert.deepEqual((await along(alice, conv.id)).map((m) => m.content), ["first, edited"])
 })
 
 test("branches - snapshots capture a branch (named, or the active one)", async (t) => {
