@@ -88,7 +88,7 @@ test("branches - a conversation that never branches behaves as before", async (t
 })
 
 test("branches - edit a user message: a sibling branch, both readable, switcher in one request", async (t) => {
-  const { alice, worker } = await setup(t)
+  const { srv, alice, worker } = await setup(t)
   const conv = await newConversation(alice)
   const [u1, a1, u2, a2] = await fourMessages(alice, worker, conv.id)
   assert.deepEqual([u1, a1, u2, a2].map((m) => m.content), ["u1", "a1", "u2", "a2"])
@@ -167,6 +167,8 @@ test("branches - edit a user message: a sibling branch, both readable, switcher 
   assert.deepEqual(b4.map((x) => x.id), [e3.id])
   assert.equal(b4[0].siblings.count, 2)
   assert.equal(b4[0].siblings.index, 2)
+  // A clean exit (under the sanitizers: no leak report).
+  assert.equal(await srv.stop(), 0, srv.stderr())
 })
 
 test("branches - edit with process runs its session on the new branch", async (t) => {
@@ -388,7 +390,7 @@ test("branches - deleting a conversation with branches and running sessions", as
 })
 
 test("branches - 120 successive edits of one message, and a chain 120 edits deep", { timeout: 120_000 }, async (t) => {
-  const { alice } = await setup(t)
+  const { srv, alice } = await setup(t)
   // The same message edited again and again: 121 siblings at one point.
   const conv = await newConversation(alice)
   const u1 = await send(alice, conv.id, { role: "user", content: "q" })
@@ -434,6 +436,7 @@ test("branches - 120 successive edits of one message, and a chain 120 edits deep
   expectStatus(await alice.del(`/v1/conversations/${deep.id}`), 204)
   expectStatus(await alice.del(`/v1/conversations/${conv.id}`), 204)
   assert.deepEqual(expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200).content.messages.length, 241)
+  assert.equal(await srv.stop(), 0, srv.stderr())
 })
 
 test("branches - parley verify finds no problem in a store with branches, deep chains and a deleted conversation", {
