@@ -254,7 +254,7 @@ static int fork_turn(parley_db_t *db, const parley_turn_branch_req_t *req, parle
                       "only an assistant message that answers an earlier message can be "
                       "regenerated; edit a user message");
     if (set->n > PARLEY_BRANCH_MAX)
-        return refuse(out, PARLEY_ETOOBIG, "too_many_branches",
+        return refuse(out, PARLEY_ECONFLICT, "too_many_branches",
                       "this conversation has the most branches it may have (1000); start a new "
                       "conversation");
     if (!edit)

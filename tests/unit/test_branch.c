@@ -16,7 +16,9 @@
  *   3. a chain of 80 nested edits (each branch forks the one before):
  *      every branch log stays within the fork-depth limit and reads the
  *      right messages (the logs past the limit are rebased on main);
- *   4. delete_all removes every branch log and the ledger.
+ *   4. delete_all removes every branch log and the ledger;
+ *   5. the limit: with PARLEY_BRANCH_MAX branches recorded, the next edit
+ *      is refused (409 too_many_branches) and writes nothing.
  */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 
@@ -118,8 +120,8 @@ static void post(fixture_t *fx, const char *conv, const char *role, const char *
 
 /* Edit message target (on the active branch) to text; the new message's
  * id into mid, the new branch's into bid. */
-static void edit(fixture_t *fx, const char *conv, const char *target, const char *text, char *mid,
-                 char *bid)
+static void edit_on(fixture_t *fx, const char *conv, const char *branch, const char *target,
+                    const char *text, char *mid, char *bid)
 {
     parley_turn_branch_req_t req;
     parley_outcome_t o;
@@ -133,6 +135,7 @@ static void edit(fixture_t *fx, const char *conv, const char *target, const char
     req.op = PARLEY_TURN_EDIT;
     req.conversation_id = conv;
     req.user = "alice";
+    req.branch = branch;
     req.message_id = target;
     req.new_branch = bid;
     req.new_message = mid;
@@ -144,6 +147,13 @@ static void edit(fixture_t *fx, const char *conv, const char *target, const char
     assert_string_equal(json_string_value(json_object_get(o.body, "branch")), bid);
     parley_outcome_clear(&o);
     json_decref(body);
+}
+
+/* The same on the active branch. */
+static void edit(fixture_t *fx, const char *conv, const char *target, const char *text, char *mid,
+                 char *bid)
+{
+    edit_on(fx, conv, NULL, target, text, mid, bid);
 }
 
 /* The messages of branch i as a JSON array (new reference). */
@@ -340,12 +350,72 @@ static void branch_deep_chain_stays_within_fork_depth(void **state)
     fixture_close(&fx);
 }
 
+/* ---- 5. the limit --------------------------------------------------------------- */
+
+static void branch_limit_refuses_the_next(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    char conv[PARLEY_ID_LEN + 1], u[PARLEY_ID_LEN + 1], mid[PARLEY_ID_LEN + 1],
+        bid[PARLEY_ID_LEN + 1], sess[PARLEY_ID_LEN + 1];
+    parley_branch_set_t set;
+    fixture_open(&fx);
+    create_conv(&fx, conv);
+    post(&fx, conv, "user", "q", u);
+    /* Two real edits, then records up to the limit written straight into
+     * the ledger (the check reads only the records). */
+    edit_on(&fx, conv, "main", u, "again", mid, bid);
+    edit_on(&fx, conv, "main", u, "again", mid, bid);
+    char ledger[PARLEY_PATH_MAX + 1], rec[160];
+    int64_t sid;
+    parley_branch_ledger_path(conv, ledger, sizeof ledger);
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    for (int i = 2; i < PARLEY_BRANCH_MAX; i++) {
+        int n = snprintf(rec, sizeof rec,
+                         "{\"at\":0,\"created_ms\":1,\"id\":\"fill%05d\",\"parent\":\"main\","
+                         "\"session_id\":null,\"t\":\"branch\"}",
+                         i);
+        assert_int_equal(
+            parley_stream_append_internal(fx.db, ledger, "alice", rec, (size_t)n, &sid), 0);
+    }
+    assert_int_equal(parley_db_commit(fx.db), 0);
+    parley_turn_branch_req_t req;
+    parley_outcome_t o;
+    json_t *body = json_pack("{s:s, s:s}", "role", "user", "content", "one more");
+    memset(&req, 0, sizeof req);
+    assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
+    next_id(&fx, mid);
+    next_id(&fx, bid);
+    next_id(&fx, sess);
+    req.op = PARLEY_TURN_EDIT;
+    req.conversation_id = conv;
+    req.user = "alice";
+    req.branch = "main";
+    req.message_id = u;
+    req.new_branch = bid;
+    req.new_message = mid;
+    req.session_id = sess;
+    assert_int_equal(parley_db_begin(fx.db), 0);
+    assert_int_equal(parley_turn_branch(fx.db, &req, &o), 0);
+    assert_int_equal(o.refusal, PARLEY_ECONFLICT);
+    assert_string_equal(o.code, "too_many_branches");
+    assert_int_equal(parley_db_rollback(fx.db), 0);
+    parley_outcome_clear(&o);
+    json_decref(body);
+    assert_int_equal(parley_branch_load(fx.db, conv, &set), 0);
+    assert_int_equal(set.n, PARLEY_BRANCH_MAX + 1);
+    assert_int_equal(parley_branch_find(&set, bid), -1);
+    parley_branch_set_clear(&set);
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(branch_holder_walks_parents),
         cmocka_unit_test(branch_edit_shares_history_and_lists_siblings),
         cmocka_unit_test(branch_deep_chain_stays_within_fork_depth),
+        cmocka_unit_test(branch_limit_refuses_the_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
