@@ -33,6 +33,7 @@
 #include "api/resource.h"
 #include "api/write.h"
 #include "codec/id.h"
+#include "core/branch.h"
 #include "core/producer.h"
 #include "core/session.h"
 #include "core/stream.h"
@@ -174,7 +175,17 @@ static void get_one(parley_req_t *r, const char *id)
     if (get_visible(r, id, &s))
         return;
     json_t *rep = parley_session_json(&s);
+    char branch[PARLEY_ID_LEN + 1];
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
+    int rc =
+        db ? parley_branch_session_branch(db, s.conversation_id, s.id, branch) : PARLEY_EUNAVAIL;
     parley_sess_clear(&s);
+    if (rc || !rep) {
+        json_decref(rep);
+        parley_api_store_failed(r, rc ? rc : PARLEY_ENOMEM, "the session");
+        return;
+    }
+    json_object_set_new(rep, "branch", json_string(branch)); /* where its answer goes */
     parley_req_add_header(r, "Cache-Control", "private, no-cache");
     parley_resource_send(r, 200, rep);
     json_decref(rep);

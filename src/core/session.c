@@ -69,6 +69,7 @@
 #include <string.h>
 
 #include "codec/canonjson.h"
+#include "core/branch.h"
 #include "core/conversation.h"
 #include "core/feed.h"
 #include "core/session.h"
@@ -473,6 +474,12 @@ static int claim(parley_db_t *db, const parley_session_req_t *req, parley_outcom
         rc = emit_out(db, &s, state_names[st], out);
     if (rc == 0)
         rc = answer(out, &s);
+    /* The worker reads the history along the session's branch. */
+    char branch[PARLEY_ID_LEN + 1];
+    if (rc == 0)
+        rc = parley_branch_session_branch(db, s.conversation_id, s.id, branch);
+    if (rc == 0 && json_object_set_new(out->body, "branch", json_string(branch)))
+        rc = PARLEY_ENOMEM;
     parley_sess_clear(&s);
     return rc;
 }

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/id.h"
 #include "core/outcome.h"
 #include "store/store.h"
 
@@ -44,13 +45,14 @@ typedef struct parley_snapshot_args {
     char conversation_id[PARLEY_ROW_ID_MAX + 1]; /* a conversation source: its id, else "" */
     char collection[PARLEY_COLLECTION_MAX + 1];  /* a document source: its collection */
     char document_id[PARLEY_DOC_ID_MAX + 1];     /* a document source: its id */
+    char branch[PARLEY_ID_LEN + 1]; /* a conversation's branch to capture, "" for the active one */
 } parley_snapshot_args_t;
 
 typedef struct parley_snapshot_req {
     const char *id;              /* the new snapshot's id */
     const char *user;            /* the caller: the snapshot's owner */
     bool admin;                  /* reaches every user's conversations */
-    json_t *body;                /* {source, title?, public?, expires_in?} (borrowed) */
+    json_t *body;                /* {source, title?, public?, expires_in?, branch?} (borrowed) */
     parley_snapshot_args_t args; /* body parsed by parley_snapshot_parse */
     const char *base;            /* origin the url starts with (--public-url), or NULL: a path */
 } parley_snapshot_req_t;

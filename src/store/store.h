@@ -501,6 +501,10 @@ struct parley_store_ops {
      * deleted, PARLEY_ENOTFOUND. Writer. */
     int (*conv_bump)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
                      int64_t *version, int64_t *activity);
+    /* A message on one of its branches (core/branch.h): as conv_bump but
+     * message_count (the main branch's) unchanged; *count is it. Writer. */
+    int (*conv_touch)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *count,
+                      int64_t *version, int64_t *activity);
     /* Make the row a tombstone: no title, metadata {}, deleted, version +
      * 1, updated_ms = now_ms; *version after. PARLEY_ENOTFOUND. Writer. */
     int (*conv_tombstone)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version);
@@ -1263,6 +1267,12 @@ static inline int parley_db_conv_bump(parley_db_t *db, const char *id, int64_t n
                                       int64_t *version, int64_t *activity)
 {
     return db->ops->conv_bump(db, id, now_ms, seq, version, activity);
+}
+
+static inline int parley_db_conv_touch(parley_db_t *db, const char *id, int64_t now_ms,
+                                       int64_t *count, int64_t *version, int64_t *activity)
+{
+    return db->ops->conv_touch(db, id, now_ms, count, version, activity);
 }
 
 static inline int parley_db_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms,

@@ -473,8 +473,8 @@ static void snapshot_create_bodies_table(void **state)
 {
     fixture_t *fx = *state;
     static const char *const unknown =
-        "unknown field (see details.field): a snapshot takes source, title, public and "
-        "expires_in";
+        "unknown field (see details.field): a snapshot takes source, title, public, "
+        "expires_in and branch";
     static const char *const source_required =
         "source is required: \"/v1/conversations/{id}\" or \"/v1/documents/{collection}/{id}\"";
     static const char *const source_kind =

@@ -138,6 +138,7 @@ enum stmt_id {
     S_A_CONV_INSERT,
     S_A_CONV_UPDATE,
     S_A_CONV_BUMP,
+    S_A_CONV_TOUCH,
     S_A_SESS_INSERT,
     S_A_SESS_UPDATE,
     S_A_SESS_CLAIM,
@@ -300,6 +301,9 @@ static const stmt_def_t stmts[S_COUNT] = {
                        "version + 1, updated_ms = $2, last_message_ms = $2, activity = "
                        "parley_next('conversation_activity') WHERE id = $1 AND NOT deleted "
                        "RETURNING message_count, version, activity"},
+    [S_A_CONV_TOUCH] = {"UPDATE conversations SET version = version + 1, updated_ms = $2, "
+                        "last_message_ms = $2, activity = parley_next('conversation_activity') "
+                        "WHERE id = $1 AND NOT deleted RETURNING message_count, version, activity"},
     [PARLEY_Q_CONV_TOMBSTONE] =
         {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
          "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
@@ -1525,11 +1529,12 @@ static int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_vers
 }
 
 /* A new message: count + 1 (its seq), version + 1, a new activity. */
-static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+/* conv_bump (stmt S_A_CONV_BUMP) or conv_touch (S_A_CONV_TOUCH). */
+static int conv_bump_by(parley_db_t *db, int stmt, const char *id, int64_t now_ms, int64_t *seq,
                         int64_t *version, int64_t *activity)
 {
     int64_t v[3] = {0, 0, 0};
-    int rc = ints(db, S_A_CONV_BUMP, v, 3, "ti", id, now_ms);
+    int rc = ints(db, stmt, v, 3, "ti", id, now_ms);
     if (rc == PARLEY_ENOTFOUND)
         return conv_missed(db, id);
     if (rc == 0) {
@@ -1538,6 +1543,18 @@ static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
         *activity = v[2];
     }
     return rc;
+}
+
+static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_A_CONV_BUMP, id, now_ms, seq, version, activity);
+}
+
+static int pg_conv_touch(parley_db_t *db, const char *id, int64_t now_ms, int64_t *count,
+                         int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_A_CONV_TOUCH, id, now_ms, count, version, activity);
 }
 
 static int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
@@ -1848,6 +1865,7 @@ static const parley_store_ops_t pg_ops = {
     .conv_insert = pg_conv_insert,
     .conv_update = pg_conv_update,
     .conv_bump = pg_conv_bump,
+    .conv_touch = pg_conv_touch,
     .conv_tombstone = parley_sqlop_conv_tombstone,
     .conv_list = parley_sqlop_conv_list,
     .sess_get = parley_sqlop_sess_get,

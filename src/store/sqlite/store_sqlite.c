@@ -108,6 +108,7 @@ enum stmt_id {
     S_CONV_INSERT,
     S_CONV_UPDATE,
     S_CONV_BUMP,
+    S_CONV_TOUCH,
     S_SESS_INSERT,
     S_SESS_UPDATE,
     S_SESS_CLAIM,
@@ -204,6 +205,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CONV_BUMP] = "UPDATE conversations SET message_count = message_count + 1, version = "
                     "version + 1, last_message_ms = ?2, updated_ms = ?2, activity = ?3 "
                     "WHERE id = ?1 AND deleted = 0 RETURNING message_count, version, activity",
+    [S_CONV_TOUCH] = "UPDATE conversations SET version = version + 1, last_message_ms = ?2, "
+                     "updated_ms = ?2, activity = ?3 WHERE id = ?1 AND deleted = 0 "
+                     "RETURNING message_count, version, activity",
     [PARLEY_Q_CONV_TOMBSTONE] =
         "UPDATE conversations SET title = NULL, metadata = '{}', deleted = 1, "
         "version = version + 1, updated_ms = ?2 WHERE id = ?1 RETURNING version",
@@ -1174,13 +1178,14 @@ static int sq_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_vers
     return rc;
 }
 
-static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+/* conv_bump (stmt S_CONV_BUMP) or conv_touch (S_CONV_TOUCH). */
+static int conv_bump_by(parley_db_t *db, int stmt, const char *id, int64_t now_ms, int64_t *seq,
                         int64_t *version, int64_t *activity)
 {
     int64_t next, v[3];
     int rc = next_counter(db, COUNTER_ACTIVITY, &next);
     if (rc == 0)
-        rc = ints(db, S_CONV_BUMP, v, 3, "tii", id, now_ms, next);
+        rc = ints(db, stmt, v, 3, "tii", id, now_ms, next);
     if (rc == PARLEY_ENOTFOUND)
         return row_missed(db, "conversations", id);
     if (rc == 0) {
@@ -1189,6 +1194,18 @@ static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
         *activity = v[2];
     }
     return rc;
+}
+
+static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_CONV_BUMP, id, now_ms, seq, version, activity);
+}
+
+static int sq_conv_touch(parley_db_t *db, const char *id, int64_t now_ms, int64_t *count,
+                         int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_CONV_TOUCH, id, now_ms, count, version, activity);
 }
 
 static int sq_sess_insert(parley_db_t *db, parley_sess_t *s)
@@ -1455,6 +1472,7 @@ static const parley_store_ops_t sqlite_ops = {
     .conv_insert = sq_conv_insert,
     .conv_update = sq_conv_update,
     .conv_bump = sq_conv_bump,
+    .conv_touch = sq_conv_touch,
     .conv_tombstone = parley_sqlop_conv_tombstone,
     .conv_list = parley_sqlop_conv_list,
     .sess_get = parley_sqlop_sess_get,
