@@ -183,7 +183,8 @@ int parley_branch_load(parley_db_t *db, const char *conv_id, parley_branch_set_t
             rc = parley_stream_read(db, &ledger, pos, LEDGER_MAX, &buf, &rd);
         if (rc == 0 && rd.next <= pos)
             rc = PARLEY_ESTORE;
-        pos = rd.next;
+        if (rc == 0)
+            pos = rd.next;
     }
     if (rc == 0)
         rc = parley_buf_putc(&buf, ']');
