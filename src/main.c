@@ -352,7 +352,7 @@ static const serve_opt_t serve_opts[] = {
     {"max-append-bytes", "PARLEY_MAX_APPEND_BYTES", ARG_ONE, "N", set_size, FIELD(max_append_bytes),
      1, SZ, "largest stream append body (default 8388608)", NULL},
     {"max-json-bytes", "PARLEY_MAX_JSON_BYTES", ARG_ONE, "N", set_size, FIELD(max_json_bytes), 1,
-     SZ, "largest JSON body of a document\n(default 1572864)", NULL},
+     SZ, "largest document data or message content\n(canonical JSON; default 1572864; a body\nmay hold 64 KiB more around it)", NULL},
     {"read-window", "PARLEY_READ_WINDOW", ARG_ONE, "N", set_size, FIELD(read_window_bytes), 16384,
      SZ,
      "pending output one reader may hold: a read is\n"

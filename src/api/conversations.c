@@ -173,6 +173,11 @@ static void post_message(parley_req_t *r, const char *id)
         conv_write_free(cw);
         return;
     }
+    if (parley_resource_content_fits(r, cw->cmd.u.post.message.content,
+                                     parley_api_app(r)->cfg->max_json_bytes, "content")) {
+        conv_write_free(cw);
+        return;
+    }
     cw->cmd.u.post.conversation_id = cw->id;
     cw->cmd.u.post.user = cw->user;
     cw->cmd.u.post.admin = parley_req_is_admin(r);

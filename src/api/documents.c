@@ -78,11 +78,18 @@ static void render_doc_write(void *ctx, const parley_outcome_t *o, parley_reply_
             parley_reply_json(rp, status, o->body);
         }
     } else {
-        json_t *details =
-            o->refusal == PARLEY_ETOOBIG
-                ? json_pack("{s:I}", "limit_bytes", (json_int_t)dw->cmd.u.doc.max_bytes)
-                : NULL;
-        parley_reply_error(rp, status, o->code, o->error, details);
+        json_t *details = o->refusal == PARLEY_ETOOBIG
+                              ? json_pack("{s:I, s:s}", "limit_bytes",
+                                          (json_int_t)dw->cmd.u.doc.max_bytes, "field", "data")
+                              : NULL;
+        char msg[200];
+        if (o->refusal == PARLEY_ETOOBIG)
+            snprintf(msg, sizeof msg,
+                     "the document's data is over the limit of %zu bytes (--max-json-bytes, "
+                     "counted as canonical JSON); make it smaller",
+                     dw->cmd.u.doc.max_bytes);
+        parley_reply_error(rp, status, o->code, o->refusal == PARLEY_ETOOBIG ? msg : o->error,
+                           details);
         json_decref(details);
     }
 }

@@ -147,6 +147,40 @@ void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, cons
     parley_req_error(r, 405, "method_not_allowed", message ? message : msg);
 }
 
+int parley_resource_content_fits(parley_req_t *r, json_t *v, size_t limit, const char *field)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (!v || !limit)
+        return 0;
+    int rc = parley_canonjson_dump(v, &text, &len);
+    free(text);
+    if (rc == PARLEY_ENOMEM) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return rc;
+    }
+    if (rc == 0 && len <= limit)
+        return 0;
+    if (rc != 0 && rc != PARLEY_ETOOBIG) {
+        parley_req_error(r, 400, "invalid_json", "the value cannot be stored as JSON");
+        return rc;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "\"%s\" is over the limit of %zu bytes (as canonical JSON); make it smaller", field,
+             limit);
+    json_t *err =
+        json_pack("{s:{s:s, s:s, s:{s:I, s:I, s:s}}}", "error", "code", "payload_too_large",
+                  "message", msg, "details", "limit_bytes", (json_int_t)limit, "size_bytes",
+                  (json_int_t)(rc ? 0 : len), "field", field);
+    if (err)
+        parley_resource_send(r, 413, err);
+    else
+        parley_req_error(r, 413, "payload_too_large", msg);
+    json_decref(err);
+    return PARLEY_ETOOBIG;
+}
+
 int parley_resource_new_id(parley_req_t *r, char *out)
 {
     int rc = parley_id_new(out);

@@ -91,6 +91,13 @@ static void start_action(parley_req_t *r, parley_session_action_t action, const 
         sess_write_free(sw);
         return;
     }
+    /* complete's content becomes a message: the same limit as a posted one. */
+    if (action == PARLEY_SESSION_COMPLETE &&
+        parley_resource_content_fits(r, json_object_get(sw->body, "content"),
+                                     parley_api_app(r)->cfg->max_json_bytes, "content")) {
+        sess_write_free(sw);
+        return;
+    }
     parley_api_write(r, &sw->cmd, render_sess_write, sw, sess_write_free);
 }
 

@@ -1,0 +1,77 @@
+// Snapshot visits, cheap polling and light lists: view_count and
+// last_viewed_at on a snapshot (its owner's eyes only), the visit write
+// limited per viewer and kept off the read's path; ETag/304 on a session
+// and on a conversation's latest session; ?fields= and ?view=summary on the
+// lists that carry bodies; and --max-json-bytes bounding the content (a
+// document's data, a message's content), not the envelope around it.
+import assert from "node:assert/strict"
+import { test } from "node:test"
+
+import { client, expectError, expectStatus, sleep, userToken } from "./lib/api.mjs"
+import { startServer } from "./lib/server.mjs"
+
+const ADMIN_KEY = "test-admin-key-visits-1"
+const SECRET = "test-jwt-secret-visits-1"
+const MAX_JSON = 1572864 // 1.5 MiB, the default --max-json-bytes
+
+async function setup(t, extra = []) {
+  const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET, "--rate-limit-writes", "off", "--rate-limit-reads", "off", ...extra] })
+  return {
+    srv,
+    alice: client(srv, userToken("alice", SECRET)),
+    bob: client(srv, userToken("bob", SECRET)),
+    worker: client(srv, ADMIN_KEY),
+    anon: client(srv, null),
+  }
+}
+
+const JSON_CT = { "Content-Type": "application/json" }
+
+async function newConversation(c, body = { title: "a chat" }) {
+  return expectStatus(await c.post("/v1/conversations", body), 201, "POST /v1/conversations")
+}
+
+// ---------------------------------------------------------------------------
+// The 1.5 MiB limit bounds the content, not the envelope
+
+test("limits - a document's data of exactly --max-json-bytes is accepted in a larger body; one byte more is 413", { timeout: 60_000 }, async (t) => {
+  const { alice } = await setup(t)
+  // {"s":"xxx..."} is 8 bytes of canonical framing; sent pretty-printed,
+  // the body is larger than the data it holds.
+  const exactly = `{\n  "s" : "${"x".repeat(MAX_JSON - 8)}"\n}\n`
+  assert.ok(Buffer.byteLength(exactly) > MAX_JSON)
+  const d = expectStatus(await alice.call("PUT", "/v1/documents/big/exact", { body: exactly, headers: JSON_CT }), 201, "data of exactly the limit")
+  assert.equal(d.data.s.length, MAX_JSON - 8)
+  const over = `{\n  "s" : "${"x".repeat(MAX_JSON - 7)}"\n}\n`
+  for (const [method, p] of [["PUT", "/v1/documents/big/over"], ["POST", "/v1/documents/big"]]) {
+    const err = expectError(await alice.call(method, p, { body: over, headers: JSON_CT }), 413, "payload_too_large", `${method}: one byte over`)
+    assert.equal(err.details.limit_bytes, MAX_JSON)
+    assert.equal(err.details.field, "data")
+    assert.match(err.message, /1572864/)
+  }
+  expectError(await alice.get("/v1/documents/big/over"), 404, "not_found", "nothing stored")
+  // Far over the limit and its envelope: refused before the body is read.
+  const huge = `{"s":"${"x".repeat(MAX_JSON + 70_000)}"}`
+  const big = await alice.call("PUT", "/v1/documents/big/huge", { body: huge, headers: JSON_CT }).catch(() => ({ status: 0 }))
+  if (big.status !== 0) assert.equal(expectError(big, 413, "payload_too_large").details.limit_bytes, MAX_JSON + 65536)
+})
+
+test("limits - a message's content of exactly --max-json-bytes is accepted; one byte more is 413", { timeout: 60_000 }, async (t) => {
+  const { alice, worker } = await setup(t)
+  const conv = await newConversation(alice)
+  // A string's canonical JSON is its characters and two quotes.
+  const exact = "y".repeat(MAX_JSON - 2)
+  const m = expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: exact, metadata: { k: "v" }, process: true }), 201, "content of exactly the limit")
+  assert.equal(m.content.length, MAX_JSON - 2)
+  const err = expectError(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: `${exact}y` }), 413, "payload_too_large", "one byte over")
+  assert.equal(err.details.limit_bytes, MAX_JSON)
+  assert.equal(err.details.size_bytes, MAX_JSON + 1)
+  assert.equal(err.details.field, "content")
+  // An assistant's reply (complete) is a message too.
+  const s = expectStatus(await worker.post("/v1/sessions/claim", { conversation_id: conv.id }), 200, "claim")
+  const cerr = expectError(await worker.post(`/v1/sessions/${s.id}/complete`, { content: `${exact}z` }), 413, "payload_too_large", "complete one byte over")
+  assert.equal(cerr.details.field, "content")
+  expectStatus(await worker.post(`/v1/sessions/${s.id}/complete`, { content: exact, metadata: { model: "m" } }), 200, "complete at the limit")
+  const page = expectStatus(await alice.get(`/v1/conversations/${conv.id}/messages?after=0`), 200)
+  assert.deepEqual(page.items.map((x) => x.content.length), [MAX_JSON - 2, MAX_JSON - 2], "two messages, nothing of the refused ones")
+})
