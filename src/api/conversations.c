@@ -362,6 +362,63 @@ static int on_sess(void *arg, const parley_sess_t *s)
     return parley_page_add(arg, parley_session_json(s), s->ord);
 }
 
+/* The newest session of a conversation, as sessions/latest reads it. */
+typedef struct latest {
+    char etag[PARLEY_SESSION_ETAG_LEN + 1]; /* its ETag ("" when none was found) */
+    parley_sess_t row;                      /* a copy of its row (strings owned) */
+    bool found;                             /* a session was seen */
+    bool oom;                               /* a copy of its texts failed */
+} latest_t;
+
+static int on_latest(void *arg, const parley_sess_t *s)
+{
+    latest_t *l = arg;
+    parley_session_etag(s, l->etag);
+    l->row = *s;
+    l->row.error = s->error ? strdup(s->error) : NULL;
+    l->row.request = s->request ? strdup(s->request) : NULL;
+    l->row.input = s->input ? strdup(s->input) : NULL;
+    l->oom = (s->error && !l->row.error) || (s->request && !l->row.request) ||
+             (s->input && !l->row.input);
+    l->found = true;
+    return 1; /* one is enough */
+}
+
+/* GET sessions/latest: ETag from the row; 304 before any JSON is built. */
+static void get_latest(parley_req_t *r, parley_db_t *db, const char *id)
+{
+    latest_t l = {.found = false};
+    int rc = parley_db_sess_list(db, id, NULL, 0, 1, on_latest, &l);
+    if (rc == 0 && l.oom)
+        rc = PARLEY_ENOMEM;
+    if (rc) {
+        if (l.found)
+            parley_sess_clear(&l.row);
+        parley_api_store_failed(r, rc, "the sessions");
+        return;
+    }
+    if (!l.found) {
+        parley_req_error(r, 404, "not_found", "this conversation has no session yet");
+        return;
+    }
+    parley_req_add_header(r, "ETag", l.etag);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && parley_param_etag_match(inm, l.etag)) {
+        parley_sess_clear(&l.row);
+        parley_req_respond_empty(r, 304);
+        return;
+    }
+    json_t *rep = parley_session_json(&l.row);
+    parley_sess_clear(&l.row);
+    if (!rep) {
+        parley_api_store_failed(r, PARLEY_ENOMEM, "the session");
+        return;
+    }
+    parley_resource_send(r, 200, rep);
+    json_decref(rep);
+}
+
 static void get_sessions(parley_req_t *r, const char *id, bool latest)
 {
     int limit = 1;
@@ -384,6 +441,10 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
     if (get_visible(r, db, id, &c))
         return;
     parley_conv_clear(&c);
+    if (latest) {
+        get_latest(r, db, id);
+        return;
+    }
     parley_page_t page;
     parley_page_init(&page, limit);
     int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &page);
@@ -392,18 +453,7 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
         parley_api_store_failed(r, rc, "the sessions");
         return;
     }
-    if (!latest) {
-        parley_page_send(r, &page, 'o');
-        return;
-    }
-    if (json_array_size(page.items) == 0) {
-        parley_page_clear(&page);
-        parley_req_error(r, 404, "not_found", "this conversation has no session yet");
-        return;
-    }
-    parley_req_add_header(r, "Cache-Control", "private, no-cache");
-    parley_resource_send(r, 200, json_array_get(page.items, 0));
-    parley_page_clear(&page);
+    parley_page_send(r, &page, 'o');
 }
 
 /* ---- routing -------------------------------------------------------------------- */

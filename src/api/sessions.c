@@ -178,11 +178,22 @@ static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
 static void get_one(parley_req_t *r, const char *id)
 {
     parley_sess_t s;
+    char etag[PARLEY_SESSION_ETAG_LEN + 1];
     if (get_visible(r, id, &s))
         return;
+    /* A poll of an unchanged session costs the row's read and a hash:
+     * 304 before any JSON is built. */
+    parley_session_etag(&s, etag);
+    parley_req_add_header(r, "ETag", etag);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && parley_param_etag_match(inm, etag)) {
+        parley_sess_clear(&s);
+        parley_req_respond_empty(r, 304);
+        return;
+    }
     json_t *rep = parley_session_json(&s);
     parley_sess_clear(&s);
-    parley_req_add_header(r, "Cache-Control", "private, no-cache");
     parley_resource_send(r, 200, rep);
     json_decref(rep);
 }

@@ -75,3 +75,69 @@ test("limits - a message's content of exactly --max-json-bytes is accepted; one 
   const page = expectStatus(await alice.get(`/v1/conversations/${conv.id}/messages?after=0`), 200)
   assert.deepEqual(page.items.map((x) => x.content.length), [MAX_JSON - 2, MAX_JSON - 2], "two messages, nothing of the refused ones")
 })
+
+// ---------------------------------------------------------------------------
+// ETag and 304 on a session and on a conversation's latest session
+
+test("polling - GET /v1/sessions/{id} and sessions/latest carry an ETag; If-None-Match answers 304 (RFC 9110)", { timeout: 60_000 }, async (t) => {
+  const { alice, bob, worker } = await setup(t)
+  const conv = await newConversation(alice)
+  const m = expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "hi", process: true }), 201)
+  const sid = m.session_id
+  for (const p of [`/v1/sessions/${sid}`, `/v1/conversations/${conv.id}/sessions/latest`]) {
+    const first = await alice.get(p)
+    const s = expectStatus(first, 200, p)
+    assert.equal(s.id, sid)
+    const tag = first.headers.etag
+    assert.match(tag ?? "", /^"[A-Za-z0-9_-]{22}"$/, `${p}: a strong ETag`)
+    assert.match(first.headers["cache-control"], /no-cache/)
+    // Unchanged: 304 without a body, with the same ETag.
+    for (const inm of [tag, `W/${tag}`, `"nope", ${tag}`, `"a",W/${tag} , "b"`, "*"]) {
+      const res = await alice.get(p, { headers: { "If-None-Match": inm } })
+      assert.equal(res.status, 304, `${p} If-None-Match: ${inm}`)
+      assert.equal(res.body.length, 0)
+      assert.equal(res.headers.etag, tag)
+    }
+    // Another tag, or a malformed one: the full answer.
+    for (const inm of ['"nope"', 'W/"nope"', tag.slice(1, -1), '""']) {
+      const res = await alice.get(p, { headers: { "If-None-Match": inm } })
+      assert.equal(res.status, 200, `${p} If-None-Match: ${inm}`)
+      assert.deepEqual(res.json(), s)
+    }
+    // Another user's session: 404 whatever the precondition.
+    for (const inm of [tag, "*"]) expectError(await bob.get(p, { headers: { "If-None-Match": inm } }), 404, "not_found", `bob ${p}`)
+  }
+  // Every change is a new tag: claim, heartbeat (a new lease), await, input, complete.
+  const tags = new Set()
+  const tagOf = async (p) => {
+    const res = await alice.get(p)
+    expectStatus(res, 200)
+    return res.headers.etag
+  }
+  const p = `/v1/sessions/${sid}`
+  const lp = `/v1/conversations/${conv.id}/sessions/latest`
+  tags.add(await tagOf(p))
+  const steps = [
+    () => worker.post("/v1/sessions/claim", { conversation_id: conv.id, lease_seconds: 60 }),
+    () => worker.post(`/v1/sessions/${sid}/heartbeat`, { lease_seconds: 120 }),
+    () => worker.post(`/v1/sessions/${sid}/await`, { request: { tool: "x" } }),
+    () => alice.post(`/v1/sessions/${sid}/input`, { data: { ok: true } }),
+    () => worker.post(`/v1/sessions/${sid}/complete`, { content: "done" }),
+  ]
+  for (const step of steps) {
+    const before = await tagOf(p)
+    expectStatus(await step(), 200)
+    const res = await alice.get(p, { headers: { "If-None-Match": before } })
+    assert.equal(res.status, 200, "a changed session is sent again")
+    assert.notEqual(res.headers.etag, before)
+    assert.equal(await tagOf(lp), res.headers.etag, "latest and the session agree on the tag")
+    tags.add(res.headers.etag)
+  }
+  assert.equal(tags.size, steps.length + 1, "a new tag per change")
+  // A new turn makes another session the latest: its tag differs.
+  const old = await tagOf(lp)
+  expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "again", process: true }), 201)
+  const res = await alice.get(lp, { headers: { "If-None-Match": old } })
+  assert.equal(res.status, 200)
+  assert.notEqual(res.json().id, sid)
+})
