@@ -352,7 +352,11 @@ static const serve_opt_t serve_opts[] = {
     {"max-append-bytes", "PARLEY_MAX_APPEND_BYTES", ARG_ONE, "N", set_size, FIELD(max_append_bytes),
      1, SZ, "largest stream append body (default 8388608)", NULL},
     {"max-json-bytes", "PARLEY_MAX_JSON_BYTES", ARG_ONE, "N", set_size, FIELD(max_json_bytes), 1,
-     SZ, "largest document data or message content\n(canonical JSON; default 1572864; a body\nmay hold 64 KiB more around it)", NULL},
+     SZ,
+     "largest document data or message content\n"
+     "(default 1572864; counted as canonical JSON;\n"
+     "a body may hold 64 KiB more around it)",
+     NULL},
     {"read-window", "PARLEY_READ_WINDOW", ARG_ONE, "N", set_size, FIELD(read_window_bytes), 16384,
      SZ,
      "pending output one reader may hold: a read is\n"
@@ -411,6 +415,13 @@ static const serve_opt_t serve_opts[] = {
      "fail this long after it was issued (default\n"
      "24h; N seconds, or Ns, Nm, Nh, Nd; 0 or off:\n"
      "retry forever)",
+     NULL},
+    {"snapshot-visit-interval", "PARLEY_SNAPSHOT_VISIT_INTERVAL", ARG_ONE, "DURATION",
+     set_duration_or_off, FIELD(snapshot_visit_interval_s), 0, 0,
+     "a viewer's reads of a snapshot count as one\n"
+     "visit per this interval (default 30m; N\n"
+     "seconds, or Ns, Nm, Nh, Nd; 0 or off: visits\n"
+     "are not counted)",
      NULL},
     {"metrics-token", "PARLEY_METRICS_TOKEN", ARG_ONE, "TOKEN", set_string, FIELD(metrics_token), 0,
      0,

@@ -46,6 +46,7 @@
 #include "core/stream.h"
 #include "core/subscription.h"
 #include "api/app.h"
+#include "api/visits.h"
 #include "http/transport.h"
 #include "server/ops.h"
 #include "server/webhook.h"
@@ -94,6 +95,7 @@ void parley_config_init(parley_config_t *cfg)
     cfg->session_max_attempts = 3;
     cfg->backup_keep = 7;
     cfg->webhook_max_age_s = 86400;
+    cfg->snapshot_visit_interval_s = 1800;
 }
 
 bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
@@ -261,6 +263,10 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_writer;
     }
     srv->app.keyring = srv->keyring;
+    rc =
+        parley_api_visits_create(cfg->snapshot_visit_interval_s, srv->app.writer, &srv->app.visits);
+    if (rc)
+        goto out_writer;
     /* One node alone delivers from the start; nodes sharing a database
      * wait for the first maintenance tick to say which one it is. */
     atomic_store(&srv->maintainer, !parley_store_shared(srv->app.store));
@@ -340,6 +346,8 @@ out_writer:
     parley_writer_stop(srv->app.writer); /* before the webhook thread: outcomes answered */
     parley_webhook_stop(srv->webhook);
     parley_writer_free(srv->app.writer);
+    parley_api_visits_free(srv->app.visits); /* after the writer: its visits are done */
+    srv->app.visits = NULL;
     parley_keyring_free(srv->keyring);
 out_store_stop:
     parley_store_stop(srv->app.store); /* after the writer: SQLite's last checkpoint */

@@ -5,6 +5,8 @@
 // lists that carry bodies; and --max-json-bytes bounding the content (a
 // document's data, a message's content), not the envelope around it.
 import assert from "node:assert/strict"
+import { spawnSync } from "node:child_process"
+import path from "node:path"
 import { test } from "node:test"
 
 import { client, expectError, expectStatus, sleep, userToken } from "./lib/api.mjs"
@@ -140,4 +142,128 @@ test("polling - GET /v1/sessions/{id} and sessions/latest carry an ETag; If-None
   const res = await alice.get(lp, { headers: { "If-None-Match": old } })
   assert.equal(res.status, 200)
   assert.notEqual(res.json().id, sid)
+})
+
+// ---------------------------------------------------------------------------
+// Snapshot visits
+
+/** Run SQL on the server's store (sqlite3, or psql on PostgreSQL): its output lines. */
+function storeSql(srv, sql) {
+  const r = srv.pgUrl
+    ? spawnSync("psql", [srv.pgUrl, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], { encoding: "utf8", timeout: 30_000 })
+    : spawnSync("sqlite3", [path.join(srv.dataDir, "parley.db"), sql], { encoding: "utf8", timeout: 30_000 })
+  assert.equal(r.status, 0, `${sql}: ${r.stderr}`)
+  return r.stdout.trim()
+}
+
+/** Read snapshot id as c until its view_count is want (visits are written after the read). */
+async function waitViews(c, id, want, what) {
+  let snap
+  for (let i = 0; i < 100; i++) {
+    snap = expectStatus(await c.get(`/v1/snapshots/${id}`), 200, what)
+    if (snap.view_count === want) return snap
+    await sleep(50)
+  }
+  assert.fail(`${what}: view_count ${snap.view_count}, expected ${want}`)
+}
+
+async function publicSnapshot(alice, publicSnap = true) {
+  const conv = await newConversation(alice, { title: "shared" })
+  expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "hello" }), 201)
+  return expectStatus(await alice.post("/v1/snapshots", { source: `/v1/conversations/${conv.id}`, public: publicSnap }), 201)
+}
+
+const UA = (ua) => ({ headers: { "User-Agent": ua } })
+
+test("visits - view_count and last_viewed_at: its owner sees them, a visitor never does", { timeout: 60_000 }, async (t) => {
+  const { srv, alice, bob, worker, anon } = await setup(t)
+  const snap = await publicSnapshot(alice)
+  // A new snapshot: no visit yet. The owner's own reads are not visits.
+  let own = expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200)
+  assert.equal(own.view_count, 0)
+  assert.equal(own.last_viewed_at, null)
+  for (let i = 0; i < 3; i++) expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200)
+  // An anonymous viewer (address + User-Agent) counts once, however often it reads.
+  for (let i = 0; i < 5; i++) {
+    const seen = expectStatus(await anon.get(`/v1/snapshots/${snap.id}`, UA("browser-1")), 200)
+    assert.ok(!("view_count" in seen) && !("last_viewed_at" in seen), "a visitor never sees the visits")
+    assert.equal(seen.content.messages.length, 1)
+  }
+  own = await waitViews(alice, snap.id, 1, "one anonymous viewer")
+  assert.match(own.last_viewed_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+  // Another User-Agent at the same address is another viewer; a user with a token is one viewer.
+  expectStatus(await anon.get(`/v1/snapshots/${snap.id}`, UA("browser-2")), 200)
+  await waitViews(alice, snap.id, 2, "a second anonymous viewer")
+  for (let i = 0; i < 3; i++) {
+    const seen = expectStatus(await bob.get(`/v1/snapshots/${snap.id}`, UA(`any-${i}`)), 200)
+    assert.ok(!("view_count" in seen), "another user never sees the visits")
+  }
+  own = await waitViews(alice, snap.id, 3, "bob")
+  await sleep(300)
+  assert.equal(expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200).view_count, 3, "nothing more was counted")
+  // The admin sees them too; the owner's list shows them.
+  assert.equal(expectStatus(await worker.get(`/v1/snapshots/${snap.id}`), 200).view_count, 3)
+  const list = expectStatus(await alice.get("/v1/snapshots"), 200)
+  assert.equal(list.items.length, 1)
+  assert.equal(list.items[0].view_count, 3)
+  assert.equal(list.items[0].last_viewed_at, own.last_viewed_at)
+  assert.deepEqual(expectStatus(await bob.get("/v1/snapshots"), 200).items, [], "bob lists none of alice's")
+  // The message pages of a snapshot are not visits.
+  expectStatus(await anon.get(`/v1/snapshots/${snap.id}/messages`, UA("pager")), 200)
+  await sleep(300)
+  assert.equal(expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200).view_count, 3)
+  // A private snapshot: another user's read is 404 and is no visit.
+  const priv = await publicSnapshot(alice, false)
+  expectError(await bob.get(`/v1/snapshots/${priv.id}`), 404, "not_found")
+  expectError(await anon.get(`/v1/snapshots/${priv.id}`), 404, "not_found")
+  expectError(await bob.del(`/v1/snapshots/${snap.id}`), 404, "not_found")
+  await sleep(300)
+  assert.equal(expectStatus(await alice.get(`/v1/snapshots/${priv.id}`), 200).view_count, 0)
+  assert.ok(srv.url)
+})
+
+test("visits - a viewer counts once per --snapshot-visit-interval", { timeout: 60_000 }, async (t) => {
+  const { alice, bob } = await setup(t, ["--snapshot-visit-interval", "1s"])
+  const snap = await publicSnapshot(alice)
+  expectStatus(await bob.get(`/v1/snapshots/${snap.id}`), 200)
+  await waitViews(alice, snap.id, 1, "first read")
+  for (let i = 0; i < 5; i++) expectStatus(await bob.get(`/v1/snapshots/${snap.id}`), 200)
+  await sleep(200)
+  assert.equal(expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200).view_count, 1, "within the interval")
+  await sleep(1100)
+  expectStatus(await bob.get(`/v1/snapshots/${snap.id}`), 200)
+  const own = await waitViews(alice, snap.id, 2, "after the interval")
+  assert.ok(own.last_viewed_at)
+})
+
+test("visits - --snapshot-visit-interval off counts nothing (PARLEY_SNAPSHOT_VISIT_INTERVAL too)", { timeout: 60_000 }, async (t) => {
+  for (const how of [{ args: ["--snapshot-visit-interval", "off"] }, { env: { PARLEY_SNAPSHOT_VISIT_INTERVAL: "0" } }]) {
+    const srv = await startServer({ t, args: ["--admin-key", ADMIN_KEY, "--jwt-secret", SECRET, ...(how.args ?? [])], env: how.env })
+    const alice = client(srv, userToken("alice", SECRET))
+    const snap = await publicSnapshot(alice)
+    for (const ua of ["a", "b", "c"]) expectStatus(await client(srv, null).get(`/v1/snapshots/${snap.id}`, UA(ua)), 200)
+    await sleep(300)
+    const own = expectStatus(await alice.get(`/v1/snapshots/${snap.id}`), 200)
+    assert.equal(own.view_count, 0)
+    assert.equal(own.last_viewed_at, null)
+    await srv.stop()
+  }
+})
+
+test("visits - deleting a snapshot marks its visit record deleted", { timeout: 60_000 }, async (t) => {
+  const { srv, alice, anon } = await setup(t)
+  const snap = await publicSnapshot(alice)
+  const other = await publicSnapshot(alice)
+  expectStatus(await anon.get(`/v1/snapshots/${snap.id}`, UA("x")), 200)
+  expectStatus(await anon.get(`/v1/snapshots/${other.id}`, UA("x")), 200)
+  await waitViews(alice, snap.id, 1, "before the delete")
+  await waitViews(alice, other.id, 1, "the other")
+  const deleted = (id) => storeSql(srv, `SELECT view_count || ':' || CASE WHEN deleted THEN 'deleted' ELSE 'live' END FROM snapshot_visits WHERE snapshot_id = '${id}'`)
+  assert.equal(deleted(snap.id), "1:live")
+  expectStatus(await alice.del(`/v1/snapshots/${snap.id}`), 204)
+  assert.equal(deleted(snap.id), "1:deleted", "the record is kept, marked deleted")
+  assert.equal(deleted(other.id), "1:live", "another snapshot's record is untouched")
+  expectError(await anon.get(`/v1/snapshots/${snap.id}`, UA("y")), 404, "not_found")
+  await sleep(300)
+  assert.equal(deleted(snap.id), "1:deleted", "no visit of a deleted snapshot")
 })
