@@ -82,6 +82,24 @@ void parley_page_clear(parley_page_t *p);
  */
 int parley_resource_content_fits(parley_req_t *r, json_t *v, size_t limit, const char *field);
 
+/*
+ * LIGHT LISTS. ?fields=a,b,c or ?view=summary|full on a list that carries
+ * bodies: names[] (NULL-terminated, at most 31) are the fields of its
+ * items; summary is the mask of those a summary keeps. *mask gets one bit
+ * per name kept (bit i: names[i]); "id" is always kept. Without either
+ * parameter, or with view=full, every field. A name not in names, an
+ * empty name, view other than summary or full, both parameters, or one
+ * given twice: 0 is not returned, r is answered 400 invalid_fields (with
+ * details.field naming an unknown one, details.allowed the names) and
+ * PARLEY_EINVAL returned.
+ */
+int parley_resource_fields(parley_req_t *r, const char *const *names, unsigned summary,
+                           unsigned *mask);
+/* The mask of every field of names[]. */
+unsigned parley_resource_fields_all(const char *const *names);
+/* Drop the members of item (an object) whose names[i] bit is not in mask. */
+void parley_resource_fields_apply(json_t *item, const char *const *names, unsigned mask);
+
 /* Answer r now with status and v (borrowed) as canonical JSON. */
 void parley_resource_send(parley_req_t *r, int status, json_t *v);
 

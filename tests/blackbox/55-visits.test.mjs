@@ -267,3 +267,77 @@ test("visits - deleting a snapshot marks its visit record deleted", { timeout: 6
   await sleep(300)
   assert.equal(deleted(snap.id), "1:deleted", "no visit of a deleted snapshot")
 })
+
+// ---------------------------------------------------------------------------
+// Light lists: ?fields= and ?view=summary
+
+const DOC_FIELDS = ["checksum", "collection", "created_at", "data", "id", "updated_at", "version"]
+const CONV_FIELDS = ["created_at", "id", "last_message_at", "message_count", "metadata", "owner", "title", "updated_at", "version"]
+
+test("light lists - documents without their data: ?view=summary, ?fields=; 20 documents of 1.5 MB list in a few KB", { timeout: 120_000 }, async (t) => {
+  const { alice, bob } = await setup(t)
+  const big = "w".repeat(1_500_000)
+  for (let i = 0; i < 20; i++) expectStatus(await alice.put(`/v1/documents/workbench/s${i}`, { i, blob: big }), 201)
+  const full = await alice.get("/v1/documents/workbench?limit=20")
+  const fullBody = expectStatus(full, 200)
+  assert.equal(fullBody.items.length, 20)
+  assert.deepEqual(Object.keys(fullBody.items[0]).sort(), DOC_FIELDS)
+  const summary = await alice.get("/v1/documents/workbench?limit=20&view=summary")
+  const sum = expectStatus(summary, 200)
+  assert.deepEqual(Object.keys(sum.items[0]).sort(), DOC_FIELDS.filter((f) => f !== "data"))
+  assert.deepEqual(sum.items.map((d) => d.id), fullBody.items.map((d) => d.id), "the same documents, in the same order")
+  assert.deepEqual(sum.items.map((d) => d.version), fullBody.items.map((d) => d.version))
+  assert.ok(full.body.length > 28_000_000, `full list: ${full.body.length} bytes`)
+  assert.ok(summary.body.length < 8_000, `summary: ${summary.body.length} bytes`)
+  // ?view=full is the default; ?fields= picks fields (id always comes).
+  assert.deepEqual(Object.keys(expectStatus(await alice.get("/v1/documents/workbench?limit=1&view=full"), 200).items[0]).sort(), DOC_FIELDS)
+  const picked = expectStatus(await alice.get("/v1/documents/workbench?limit=3&fields=version,updated_at"), 200)
+  assert.deepEqual(Object.keys(picked.items[0]).sort(), ["id", "updated_at", "version"])
+  assert.ok(picked.next_cursor, "paging still works")
+  const next = expectStatus(await alice.get(`/v1/documents/workbench?limit=3&fields=version&cursor=${picked.next_cursor}`), 200)
+  assert.deepEqual(next.items.map((d) => d.id), fullBody.items.slice(3, 6).map((d) => d.id))
+  const withData = expectStatus(await alice.get("/v1/documents/workbench?limit=1&fields=id,data"), 200)
+  assert.deepEqual(Object.keys(withData.items[0]).sort(), ["data", "id"])
+  assert.equal(withData.items[0].data.blob.length, 1_500_000)
+  // Ownership: bob's list of the same collection is his own (empty).
+  assert.deepEqual(expectStatus(await bob.get("/v1/documents/workbench?view=summary"), 200).items, [])
+})
+
+test("light lists - conversations and sessions without their bodies", { timeout: 60_000 }, async (t) => {
+  const { alice, bob, worker } = await setup(t)
+  const conv = await newConversation(alice, { title: "t", metadata: { notes: "m".repeat(100_000) } })
+  const sum = expectStatus(await alice.get("/v1/conversations?view=summary"), 200)
+  assert.deepEqual(Object.keys(sum.items[0]).sort(), CONV_FIELDS.filter((f) => f !== "metadata"))
+  assert.equal(sum.items[0].id, conv.id)
+  const full = expectStatus(await alice.get("/v1/conversations"), 200)
+  assert.deepEqual(Object.keys(full.items[0]).sort(), CONV_FIELDS)
+  const picked = expectStatus(await alice.get("/v1/conversations?fields=title,message_count"), 200)
+  assert.deepEqual(picked.items, [{ id: conv.id, title: "t", message_count: 0 }])
+  assert.deepEqual(expectStatus(await bob.get("/v1/conversations?view=summary"), 200).items, [], "bob sees none of alice's")
+
+  // Sessions: the summary drops error, request and input.
+  const m = expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "q", process: true }), 201)
+  expectStatus(await worker.post("/v1/sessions/claim", { conversation_id: conv.id }), 200)
+  expectStatus(await worker.post(`/v1/sessions/${m.session_id}/await`, { request: { big: "r".repeat(100_000) } }), 200)
+  const sessions = expectStatus(await alice.get(`/v1/conversations/${conv.id}/sessions?view=summary`), 200)
+  assert.equal(sessions.items[0].id, m.session_id)
+  for (const f of ["error", "request", "input"]) assert.ok(!(f in sessions.items[0]), `summary has no ${f}`)
+  assert.equal(sessions.items[0].status, "awaiting_input")
+  const sp = expectStatus(await alice.get(`/v1/conversations/${conv.id}/sessions?fields=status,request`), 200)
+  assert.deepEqual(Object.keys(sp.items[0]).sort(), ["id", "request", "status"])
+  assert.equal(sp.items[0].request.big.length, 100_000)
+  expectError(await bob.get(`/v1/conversations/${conv.id}/sessions?view=summary`), 404, "not_found")
+})
+
+test("light lists - an unknown field, an empty list of fields, a bad view or both parameters are 400 invalid_fields", { timeout: 30_000 }, async (t) => {
+  const { alice } = await setup(t)
+  const conv = await newConversation(alice)
+  for (const base of ["/v1/documents/workbench", "/v1/conversations", `/v1/conversations/${conv.id}/sessions`]) {
+    const err = expectError(await alice.get(`${base}?fields=id,bogus`), 400, "invalid_fields", `${base} unknown`)
+    assert.equal(err.details.field, "bogus")
+    assert.ok(Array.isArray(err.details.allowed) && err.details.allowed.includes("id"))
+    for (const q of ["fields=", "fields=id,,version", "fields=ID", "view=light", "view=summary&fields=id", "fields=id&fields=id", "view=full&view=full"]) {
+      expectError(await alice.get(`${base}?${q}`), 400, "invalid_fields", `${base}?${q}`)
+    }
+  }
+})
