@@ -184,7 +184,7 @@ int parley_resource_content_fits(parley_req_t *r, json_t *v, size_t limit, const
 unsigned parley_resource_fields_all(const char *const *names)
 {
     unsigned all = 0;
-    for (int i = 0; names[i] && i < 31; i++)
+    for (int i = 0; i < 31 && names[i]; i++)
         all |= 1u << i;
     return all;
 }
@@ -256,7 +256,7 @@ int parley_resource_fields(parley_req_t *r, const char *const *names, unsigned s
 
 void parley_resource_fields_apply(json_t *item, const char *const *names, unsigned mask)
 {
-    for (int i = 0; item && names[i] && i < 31; i++)
+    for (int i = 0; item && i < 31 && names[i]; i++)
         if (!(mask & (1u << i)))
             json_object_del(item, names[i]);
 }
