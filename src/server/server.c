@@ -42,6 +42,7 @@
 #include "api/hub.h"
 #include "api/metrics.h"
 #include "codec/keyring.h"
+#include "core/blob.h"
 #include "core/maintenance.h"
 #include "core/stream.h"
 #include "core/subscription.h"
@@ -96,6 +97,8 @@ void parley_config_init(parley_config_t *cfg)
     cfg->backup_keep = 7;
     cfg->webhook_max_age_s = 86400;
     cfg->snapshot_visit_interval_s = 1800;
+    cfg->blob_max_bytes = 100ull << 20;
+    cfg->blob_grace_s = 86400;
 }
 
 bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
@@ -128,7 +131,8 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
     parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s,
-                                    (int64_t)srv->cfg.feed_retention_s};
+                                    (int64_t)srv->cfg.feed_retention_s,
+                                    (int64_t)srv->cfg.blob_grace_s};
     bool mine;
     int rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
     atomic_store(&srv->maintainer, rc == 0 && mine);
@@ -141,7 +145,10 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 static int load_keys(parley_db_t *db, void *arg)
 {
     parley_server_t *srv = arg;
-    return parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
+    int rc = parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
+    if (rc == 0)
+        rc = parley_blob_url_key(db, parley_clock_now_ms(), srv->app.blob_key);
+    return rc;
 }
 
 static void raise_fd_limit(void)
@@ -285,6 +292,7 @@ int parley_server_run(const parley_config_t *cfg)
         .read_budget = cfg->read_budget_bytes,
         .route = parley_api_route,
         .body_limit = parley_api_body_limit,
+        .body_streamed = parley_api_body_streamed,
         .done = parley_api_request_done,
         .connection = parley_api_connection,
         .arg = &srv->app,
