@@ -213,6 +213,11 @@ static void post_message(parley_req_t *r, const char *id)
         conv_write_free(cw);
         return;
     }
+    if (parley_resource_content_fits(r, cw->cmd.u.post.message.content,
+                                     parley_api_app(r)->cfg->max_json_bytes, "content")) {
+        conv_write_free(cw);
+        return;
+    }
     cw->cmd.u.post.conversation_id = cw->id;
     cw->cmd.u.post.user = cw->user;
     cw->cmd.u.post.admin = parley_req_is_admin(r);
@@ -359,29 +364,71 @@ static void get_one(parley_req_t *r, const char *id, bool head)
     json_decref(rep);
 }
 
+/* A conversation's fields, as ?fields= names them (bit i: conv_fields[i]). */
+static const char *const conv_fields[] = {
+    "id",         "title",      "metadata",      "owner",           "version",
+    "created_at", "updated_at", "message_count", "last_message_at", NULL};
+#define CONV_METADATA (1u << 2) /* the metadata field's bit */
+
+/* A session's fields (bit i: sess_fields[i]). */
+static const char *const sess_fields[] = {"id",
+                                          "conversation_id",
+                                          "message_id",
+                                          "status",
+                                          "attempt",
+                                          "max_attempts",
+                                          "lease_expires_at",
+                                          "error",
+                                          "request",
+                                          "input",
+                                          "result_message_id",
+                                          "created_at",
+                                          "updated_at",
+                                          "stream",
+                                          NULL};
+#define SESS_BODIES ((1u << 7) | (1u << 8) | (1u << 9)) /* error, request, input */
+
+/* A page being listed, and the fields kept. */
+typedef struct light_page {
+    parley_page_t page; /* the page */
+    unsigned mask;      /* fields kept */
+    bool all;           /* every field: nothing to drop */
+} light_page_t;
+
 static int on_conv(void *arg, const parley_conv_t *c)
 {
-    return parley_page_add(arg, parley_conversation_json(c), c->activity);
+    light_page_t *lp = arg;
+    if (lp->all)
+        return parley_page_add(&lp->page, parley_conversation_json(c), c->activity);
+    parley_conv_t light = *c;
+    if (!(lp->mask & CONV_METADATA))
+        light.metadata = NULL; /* never parsed */
+    json_t *rep = parley_conversation_json(&light);
+    parley_resource_fields_apply(rep, conv_fields, lp->mask);
+    return parley_page_add(&lp->page, rep, c->activity);
 }
 
 static void list(parley_req_t *r)
 {
     int limit;
     uint64_t before;
-    if (parley_resource_page(r, 'a', &limit, &before))
+    light_page_t lp;
+    unsigned all = parley_resource_fields_all(conv_fields);
+    if (parley_resource_page(r, 'a', &limit, &before) ||
+        parley_resource_fields(r, conv_fields, all & ~CONV_METADATA, &lp.mask))
         return;
+    lp.all = lp.mask == all;
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    parley_page_t page;
-    parley_page_init(&page, limit);
+    parley_page_init(&lp.page, limit);
     int rc =
-        db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv, &page)
+        db ? parley_db_conv_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_conv, &lp)
            : PARLEY_EUNAVAIL;
     if (rc) {
-        parley_page_clear(&page);
+        parley_page_clear(&lp.page);
         parley_api_store_failed(r, rc, "the conversations");
         return;
     }
-    parley_page_send(r, &page, 'a');
+    parley_page_send(r, &lp.page, 'a');
 }
 
 /* The page of parley_api_message_page, along branch bi of set when set
@@ -549,7 +596,76 @@ static void get_stream(parley_req_t *r, const char *id, bool head)
 
 static int on_sess(void *arg, const parley_sess_t *s)
 {
-    return parley_page_add(arg, parley_session_json(s), s->ord);
+    light_page_t *lp = arg;
+    if (lp->all)
+        return parley_page_add(&lp->page, parley_session_json(s), s->ord);
+    parley_sess_t light = *s;
+    if (!(lp->mask & (1u << 7)))
+        light.error = NULL; /* never parsed */
+    if (!(lp->mask & (1u << 8)))
+        light.request = NULL;
+    if (!(lp->mask & (1u << 9)))
+        light.input = NULL;
+    json_t *rep = parley_session_json(&light);
+    parley_resource_fields_apply(rep, sess_fields, lp->mask);
+    return parley_page_add(&lp->page, rep, s->ord);
+}
+
+/* The newest session of a conversation, as sessions/latest reads it. */
+typedef struct latest {
+    char etag[PARLEY_SESSION_ETAG_LEN + 1]; /* its ETag ("" when none was found) */
+    parley_sess_t row;                      /* a copy of its row (strings owned) */
+    bool found;                             /* a session was seen */
+    bool oom;                               /* a copy of its texts failed */
+} latest_t;
+
+static int on_latest(void *arg, const parley_sess_t *s)
+{
+    latest_t *l = arg;
+    parley_session_etag(s, l->etag);
+    l->row = *s;
+    l->row.error = s->error ? strdup(s->error) : NULL;
+    l->row.request = s->request ? strdup(s->request) : NULL;
+    l->row.input = s->input ? strdup(s->input) : NULL;
+    l->oom = (s->error && !l->row.error) || (s->request && !l->row.request) ||
+             (s->input && !l->row.input);
+    l->found = true;
+    return 1; /* one is enough */
+}
+
+/* GET sessions/latest: ETag from the row; 304 before any JSON is built. */
+static void get_latest(parley_req_t *r, parley_db_t *db, const char *id)
+{
+    latest_t l = {.found = false};
+    int rc = parley_db_sess_list(db, id, NULL, 0, 1, on_latest, &l);
+    if (rc == 0 && l.oom)
+        rc = PARLEY_ENOMEM;
+    if (rc) {
+        if (l.found)
+            parley_sess_clear(&l.row);
+        parley_api_store_failed(r, rc, "the sessions");
+        return;
+    }
+    if (!l.found) {
+        parley_req_error(r, 404, "not_found", "this conversation has no session yet");
+        return;
+    }
+    parley_req_add_header(r, "ETag", l.etag);
+    parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && parley_param_etag_match(inm, l.etag)) {
+        parley_sess_clear(&l.row);
+        parley_req_respond_empty(r, 304);
+        return;
+    }
+    json_t *rep = parley_session_json(&l.row);
+    parley_sess_clear(&l.row);
+    if (!rep) {
+        parley_api_store_failed(r, PARLEY_ENOMEM, "the session");
+        return;
+    }
+    parley_resource_send(r, 200, rep);
+    json_decref(rep);
 }
 
 static void get_sessions(parley_req_t *r, const char *id, bool latest)
@@ -558,9 +674,13 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
     uint64_t before = 0;
     const char *status = NULL;
     parley_session_state_t st;
+    light_page_t lp;
+    unsigned all = parley_resource_fields_all(sess_fields);
     if (!latest) {
-        if (parley_resource_page(r, 'o', &limit, &before))
+        if (parley_resource_page(r, 'o', &limit, &before) ||
+            parley_resource_fields(r, sess_fields, all & ~SESS_BODIES, &lp.mask))
             return;
+        lp.all = lp.mask == all;
         int ns = parley_req_query(r, "status", &status);
         if (ns < 0 || ns > 1 || (ns == 1 && parley_session_state_parse(status, &st))) {
             parley_req_error(r, 400, "invalid_status",
@@ -574,26 +694,18 @@ static void get_sessions(parley_req_t *r, const char *id, bool latest)
     if (get_visible(r, db, id, &c))
         return;
     parley_conv_clear(&c);
-    parley_page_t page;
-    parley_page_init(&page, limit);
-    int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &page);
+    if (latest) {
+        get_latest(r, db, id);
+        return;
+    }
+    parley_page_init(&lp.page, limit);
+    int rc = parley_db_sess_list(db, id, status, (int64_t)before, limit + 1, on_sess, &lp);
     if (rc) {
-        parley_page_clear(&page);
+        parley_page_clear(&lp.page);
         parley_api_store_failed(r, rc, "the sessions");
         return;
     }
-    if (!latest) {
-        parley_page_send(r, &page, 'o');
-        return;
-    }
-    if (json_array_size(page.items) == 0) {
-        parley_page_clear(&page);
-        parley_req_error(r, 404, "not_found", "this conversation has no session yet");
-        return;
-    }
-    parley_req_add_header(r, "Cache-Control", "private, no-cache");
-    parley_resource_send(r, 200, json_array_get(page.items, 0));
-    parley_page_clear(&page);
+    parley_page_send(r, &lp.page, 'o');
 }
 
 /* GET .../branches (bid NULL: the list) or .../branches/{bid}. */

@@ -339,11 +339,43 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
         rc = parley_db_blob_ref_drop(db, s.owner, src, parley_clock_now_ms());
     }
     if (rc == 0)
+        rc = parley_db_visit_delete(db, s.id); /* its visit record is kept, marked deleted */
+    if (rc == 0)
         rc = emit(db, &s, "snapshot.deleted", out);
     if (rc == 0)
         parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
     parley_snap_clear(&s);
     return rc;
+}
+
+int parley_snapshot_visit(parley_db_t *db, const char *id, int64_t now_ms)
+{
+    parley_snap_t s;
+    int rc = parley_db_snap_get(db, id, &s);
+    if (rc == PARLEY_ENOTFOUND)
+        return 0; /* revoked since it was read: nothing to count */
+    if (rc)
+        return rc;
+    bool gone = parley_snapshot_is_expired(&s, now_ms);
+    parley_snap_clear(&s);
+    if (gone)
+        return 0;
+    rc = parley_db_visit_add(db, id, now_ms);
+    return rc == PARLEY_ENOTFOUND ? 0 : rc; /* a record marked deleted stays as it is */
+}
+
+json_t *parley_snapshot_visits_json(parley_db_t *db, const char *id)
+{
+    int64_t count = 0, last_ms = -1;
+    int rc = parley_db_visit_get(db, id, &count, &last_ms);
+    if (rc == PARLEY_ENOTFOUND) {
+        count = 0;
+        last_ms = -1;
+    } else if (rc) {
+        return NULL;
+    }
+    return json_pack("{s:I, s:o}", "view_count", (json_int_t)count, "last_viewed_at",
+                     parley_clock_json(last_ms));
 }
 
 int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake)

@@ -72,6 +72,25 @@ bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool adm
 bool parley_snapshot_is_expired(const parley_snap_t *s, int64_t now_ms);
 
 /*
+ * VISITS. A snapshot's visit record counts its views: view_count and
+ * last_viewed_at, shown to its owner (and the admin) only. The record is
+ * one row per snapshot; deleting the snapshot marks it deleted (kept, no
+ * longer counted or shown). Who is a viewer and how often a viewer counts
+ * is the API's business (api/visits.h): it submits a visit only when one
+ * is due, as a write of its own that the read never waits for.
+ */
+
+/* Count one visit of snapshot id at now_ms, in the writer's transaction:
+ * nothing when the snapshot is gone, expired, or its record is marked
+ * deleted. 0 or the storage error. Writer thread. */
+int parley_snapshot_visit(parley_db_t *db, const char *id, int64_t now_ms);
+
+/* {view_count, last_viewed_at} of snapshot id (0 and null before any
+ * visit), read on db: new reference, or NULL on a storage error or when
+ * memory runs out. Any thread with its own connection. */
+json_t *parley_snapshot_visits_json(parley_db_t *db, const char *id);
+
+/*
  * Check req->body and take it apart into req->args: any thread, before the
  * write is submitted (it needs no stored row). 0, or PARLEY_EINVAL with the
  * refusal in out (EINVAL invalid_snapshot: not an object, an unknown field,

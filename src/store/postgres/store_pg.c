@@ -212,6 +212,15 @@ static const stmt_def_t stmts[S_COUNT] = {
         {"SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
          "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
          L_SKIP_LOCKED},
+    [PARLEY_Q_VISIT_ADD] = {"INSERT INTO snapshot_visits (snapshot_id, view_count, "
+                            "last_viewed_ms, deleted) VALUES ($1, 1, $2, false) ON CONFLICT "
+                            "(snapshot_id) DO UPDATE SET view_count = snapshot_visits.view_count "
+                            "+ 1, last_viewed_ms = GREATEST(snapshot_visits.last_viewed_ms, "
+                            "excluded.last_viewed_ms) WHERE NOT snapshot_visits.deleted "
+                            "RETURNING view_count"},
+    [PARLEY_Q_VISIT_GET] = {"SELECT view_count, last_viewed_ms FROM snapshot_visits "
+                            "WHERE snapshot_id = $1 AND NOT deleted"},
+    [PARLEY_Q_VISIT_DEL] = {"UPDATE snapshot_visits SET deleted = true WHERE snapshot_id = $1"},
     [PARLEY_Q_SUB_GET] = {"SELECT {sub} FROM subscriptions WHERE id = $1", L_UPDATE},
     [PARLEY_Q_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
     [PARLEY_Q_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
@@ -906,9 +915,17 @@ static const char blobs_sql[] =
     "  PRIMARY KEY (owner, blob_id, src));"
     "CREATE INDEX IF NOT EXISTS blob_refs_src ON blob_refs (owner, src);";
 
+/* 2 -> 3: snapshot visits, one record per snapshot (core/snapshot.h). */
+static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
+                                 "  snapshot_id " KEY " PRIMARY KEY,"
+                                 "  view_count bigint NOT NULL,"
+                                 "  last_viewed_ms bigint NOT NULL,"
+                                 "  deleted boolean NOT NULL DEFAULT false);";
+
 static const char *const migrations[] = {
     schema_sql, /* 0 -> 1: the first schema */
     blobs_sql,  /* blobs, their parts, staged uploads and references */
+    visits_sql, /* 2 -> 3: snapshot visits */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1880,6 +1897,9 @@ static const parley_store_ops_t pg_ops = {
     .snap_expire = parley_sqlop_snap_expire,
     .snap_remove = parley_sqlop_snap_remove,
     .snap_list = parley_sqlop_snap_list,
+    .visit_add = parley_sqlop_visit_add,
+    .visit_get = parley_sqlop_visit_get,
+    .visit_delete = parley_sqlop_visit_delete,
     .snap_expired = parley_sqlop_snap_expired,
     .sub_get = parley_sqlop_sub_get,
     .sub_put_config = parley_sqlop_sub_put_config,

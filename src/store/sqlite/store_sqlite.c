@@ -234,6 +234,14 @@ static const char *const stmt_sql[S_COUNT] = {
     [PARLEY_Q_SNAP_EXPIRED] =
         "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
         "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
+    [PARLEY_Q_VISIT_ADD] =
+        "INSERT INTO snapshot_visits (snapshot_id, view_count, last_viewed_ms, deleted) "
+        "VALUES (?1, 1, ?2, 0) ON CONFLICT (snapshot_id) DO UPDATE SET view_count = "
+        "view_count + 1, last_viewed_ms = max(last_viewed_ms, excluded.last_viewed_ms) "
+        "WHERE deleted = 0 RETURNING view_count",
+    [PARLEY_Q_VISIT_GET] = "SELECT view_count, last_viewed_ms FROM snapshot_visits "
+                           "WHERE snapshot_id = ?1 AND deleted = 0",
+    [PARLEY_Q_VISIT_DEL] = "UPDATE snapshot_visits SET deleted = 1 WHERE snapshot_id = ?1",
     [PARLEY_Q_SUB_GET] = "SELECT {sub} FROM subscriptions WHERE id = ?1",
     [PARLEY_Q_SUB_PUT_CONFIG] =
         "INSERT INTO subscriptions ({sub}) VALUES (?1, ?2, ?3, ?4, ?5, "
@@ -624,9 +632,18 @@ static const char blobs_sql[] =
     "  PRIMARY KEY (owner, blob_id, src)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS blob_refs_src ON blob_refs (owner, src);";
 
+/* 2 -> 3: snapshot visits, one record per snapshot (core/snapshot.h). */
+static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
+                                 "  snapshot_id TEXT PRIMARY KEY,"
+                                 "  view_count INTEGER NOT NULL,"
+                                 "  last_viewed_ms INTEGER NOT NULL,"
+                                 "  deleted INTEGER NOT NULL DEFAULT 0"
+                                 ") WITHOUT ROWID;";
+
 static const char *const migrations[] = {
     schema_sql, /* 0 -> 1: the first schema */
     blobs_sql,  /* blobs, their parts, staged uploads and references */
+    visits_sql, /* 2 -> 3: snapshot visits */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1487,6 +1504,9 @@ static const parley_store_ops_t sqlite_ops = {
     .snap_expire = parley_sqlop_snap_expire,
     .snap_remove = parley_sqlop_snap_remove,
     .snap_list = parley_sqlop_snap_list,
+    .visit_add = parley_sqlop_visit_add,
+    .visit_get = parley_sqlop_visit_get,
+    .visit_delete = parley_sqlop_visit_delete,
     .snap_expired = parley_sqlop_snap_expired,
     .sub_get = parley_sqlop_sub_get,
     .sub_put_config = parley_sqlop_sub_put_config,
