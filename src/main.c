@@ -361,7 +361,11 @@ static const serve_opt_t serve_opts[] = {
     {"max-append-bytes", "PARLEY_MAX_APPEND_BYTES", ARG_ONE, "N", set_size, FIELD(max_append_bytes),
      1, SZ, "largest stream append body (default 8388608)", NULL},
     {"max-json-bytes", "PARLEY_MAX_JSON_BYTES", ARG_ONE, "N", set_size, FIELD(max_json_bytes), 1,
-     SZ, "largest JSON body of a document\n(default 1572864)", NULL},
+     SZ,
+     "largest document data or message content\n"
+     "(default 1572864; counted as canonical JSON;\n"
+     "a body may hold 64 KiB more around it)",
+     NULL},
     {"blob-max-bytes", "PARLEY_BLOB_MAX_BYTES", ARG_ONE, "N", set_u64, FIELD(blob_max_bytes), 1,
      0xffffffffffffull, "largest blob upload (default 104857600;\n413 blob_too_large)", NULL},
     {"blob-quota-bytes", "PARLEY_BLOB_QUOTA_BYTES", ARG_ONE, "N", set_u64, FIELD(blob_quota_bytes),
@@ -431,6 +435,13 @@ static const serve_opt_t serve_opts[] = {
      "fail this long after it was issued (default\n"
      "24h; N seconds, or Ns, Nm, Nh, Nd; 0 or off:\n"
      "retry forever)",
+     NULL},
+    {"snapshot-visit-interval", "PARLEY_SNAPSHOT_VISIT_INTERVAL", ARG_ONE, "DURATION",
+     set_duration_or_off, FIELD(snapshot_visit_interval_s), 0, 0,
+     "a viewer's reads of a snapshot count as one\n"
+     "visit per this interval (default 30m; N\n"
+     "seconds, or Ns, Nm, Nh, Nd; 0 or off: visits\n"
+     "are not counted)",
      NULL},
     {"metrics-token", "PARLEY_METRICS_TOKEN", ARG_ONE, "TOKEN", set_string, FIELD(metrics_token), 0,
      0,

@@ -112,6 +112,8 @@ typedef struct parley_config {
     const char *public_url;     /* origin clients see ("https://chat.example.com",
                                    maybe with a path prefix, no trailing '/'), or NULL:
                                    URLs are built from the request's Host */
+    unsigned snapshot_visit_interval_s; /* a viewer's visits of a snapshot count once per
+                                           this, default 1800; 0 = visits not counted */
 } parley_config_t;
 
 /* Fill *cfg with the documented defaults. */

@@ -52,6 +52,7 @@ struct parley_config;
 struct parley_keyring;
 struct parley_ratelimit;
 struct parley_metrics;
+struct parley_visits;
 
 typedef struct parley_app {
     const struct parley_config *cfg;              /* configuration (borrowed) */
@@ -61,6 +62,7 @@ typedef struct parley_app {
     const struct parley_keyring *keyring;         /* webhook signing key, token secret (borrowed) */
     struct parley_ratelimit *ratelimit;           /* request rate limits; NULL when all off */
     struct parley_metrics *metrics;               /* /metrics counters (owned by the server) */
+    struct parley_visits *visits;                 /* snapshot visit limiter; NULL: not counted */
     unsigned char blob_key[32];                   /* signed blob URLs' HMAC key (core/blob.h) */
     pthread_mutex_t readers_lock;                 /* guards readers and nreaders */
     parley_db_t *readers[PARLEY_APP_MAX_READERS]; /* per-thread reader connections (owned) */

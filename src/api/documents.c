@@ -78,11 +78,18 @@ static void render_doc_write(void *ctx, const parley_outcome_t *o, parley_reply_
             parley_reply_json(rp, status, o->body);
         }
     } else {
-        json_t *details =
-            o->refusal == PARLEY_ETOOBIG
-                ? json_pack("{s:I}", "limit_bytes", (json_int_t)dw->cmd.u.doc.max_bytes)
-                : NULL;
-        parley_reply_error(rp, status, o->code, o->error, details);
+        json_t *details = o->refusal == PARLEY_ETOOBIG
+                              ? json_pack("{s:I, s:s}", "limit_bytes",
+                                          (json_int_t)dw->cmd.u.doc.max_bytes, "field", "data")
+                              : NULL;
+        char msg[200];
+        if (o->refusal == PARLEY_ETOOBIG)
+            snprintf(msg, sizeof msg,
+                     "the document's data is over the limit of %zu bytes (--max-json-bytes, "
+                     "counted as canonical JSON); make it smaller",
+                     dw->cmd.u.doc.max_bytes);
+        parley_reply_error(rp, status, o->code, o->refusal == PARLEY_ETOOBIG ? msg : o->error,
+                           details);
         json_decref(details);
     }
 }
@@ -216,9 +223,29 @@ static void get_one(parley_req_t *r, const char *collection, const char *id, boo
     free(text);
 }
 
+/* A document's fields, as ?fields= names them (bit i: doc_fields[i]). */
+static const char *const doc_fields[] = {"id",         "collection", "version", "checksum",
+                                         "created_at", "updated_at", "data",    NULL};
+#define DOC_DATA (1u << 6) /* the data field's bit */
+
+/* A page of documents being listed, and the fields kept. */
+typedef struct doc_page {
+    parley_page_t page; /* the page */
+    unsigned mask;      /* fields kept */
+} doc_page_t;
+
 static int on_doc(void *arg, const parley_doc_t *d)
 {
-    return parley_page_add(arg, parley_document_json(d), d->chg);
+    doc_page_t *dp = arg;
+    /* Without the data, the stored JSON is never parsed. */
+    parley_doc_t light = *d;
+    if (!(dp->mask & DOC_DATA)) {
+        light.data = NULL;
+        light.len = 0;
+    }
+    json_t *rep = parley_document_json(&light);
+    parley_resource_fields_apply(rep, doc_fields, dp->mask);
+    return parley_page_add(&dp->page, rep, d->chg);
 }
 
 /* Parse ?limit= (default 20, clamped to 100). 0 or PARLEY_EINVAL. */
@@ -226,20 +253,22 @@ static void list(parley_req_t *r, const char *collection)
 {
     int limit;
     uint64_t before;
-    if (parley_resource_page(r, 'c', &limit, &before))
+    doc_page_t dp;
+    if (parley_resource_page(r, 'c', &limit, &before) ||
+        parley_resource_fields(r, doc_fields, parley_resource_fields_all(doc_fields) & ~DOC_DATA,
+                               &dp.mask))
         return;
     parley_db_t *db = parley_app_reader(parley_api_app(r));
-    parley_page_t page;
-    parley_page_init(&page, limit);
+    parley_page_init(&dp.page, limit);
     int rc = db ? parley_db_doc_list(db, parley_req_user(r), collection, (int64_t)before, limit + 1,
-                                     on_doc, &page)
+                                     on_doc, &dp)
                 : PARLEY_EUNAVAIL;
     if (rc) {
-        parley_page_clear(&page);
+        parley_page_clear(&dp.page);
         parley_api_store_failed(r, rc, "the collection");
         return;
     }
-    parley_page_send(r, &page, 'c');
+    parley_page_send(r, &dp.page, 'c');
 }
 
 void parley_api_documents(parley_req_t *r, const char *rest)

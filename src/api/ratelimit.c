@@ -58,8 +58,7 @@ int parley_api_ratelimit_create(const parley_config_t *cfg, parley_ratelimit_t *
     return parley_ratelimit_create(rules, PARLEY_RATELIMIT_BUCKETS, NULL, out);
 }
 
-/* The bucket key of a client address; 0 bytes when there is none. */
-static size_t address_key(const struct sockaddr *sa, unsigned char key[9])
+size_t parley_api_ratelimit_address_key(const struct sockaddr *sa, unsigned char key[9])
 {
     static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (!sa)
@@ -146,7 +145,7 @@ bool parley_api_ratelimit_refuse(parley_req_t *r)
 
     if (!(admin && mode == PARLEY_RATE_ADMIN_NONE)) {
         unsigned char key[9];
-        size_t len = address_key(parley_req_client_addr(r), key);
+        size_t len = parley_api_ratelimit_address_key(parley_req_client_addr(r), key);
         cls = write ? PARLEY_RATE_ADDR_WRITES : PARLEY_RATE_ADDR_READS;
         if (len && !parley_ratelimit_admit(rl, cls, key, len, now, &wait)) {
             refuse(r, parley_ratelimit_rule_of(rl, cls), false, write, wait);

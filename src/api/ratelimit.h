@@ -46,4 +46,12 @@ int parley_api_ratelimit_create(const parley_config_t *cfg, parley_ratelimit_t *
  */
 bool parley_api_ratelimit_refuse(parley_req_t *r);
 
+struct sockaddr;
+/*
+ * The bucket key of a client address into key: an IPv4 address (IPv4-mapped
+ * IPv6 included) or an IPv6 /64, with a family byte. Returns its length, 0
+ * when there is no address. Pure; any thread.
+ */
+size_t parley_api_ratelimit_address_key(const struct sockaddr *sa, unsigned char key[9]);
+
 #endif

@@ -147,6 +147,120 @@ void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, cons
     parley_req_error(r, 405, "method_not_allowed", message ? message : msg);
 }
 
+int parley_resource_content_fits(parley_req_t *r, json_t *v, size_t limit, const char *field)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (!v || !limit)
+        return 0;
+    int rc = parley_canonjson_dump(v, &text, &len);
+    free(text);
+    if (rc == PARLEY_ENOMEM) {
+        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        return rc;
+    }
+    if (rc == 0 && len <= limit)
+        return 0;
+    if (rc != 0 && rc != PARLEY_ETOOBIG) {
+        parley_req_error(r, 400, "invalid_json", "the value cannot be stored as JSON");
+        return rc;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "\"%s\" is over the limit of %zu bytes (as canonical JSON); make it smaller", field,
+             limit);
+    json_t *err =
+        json_pack("{s:{s:s, s:s, s:{s:I, s:I, s:s}}}", "error", "code", "payload_too_large",
+                  "message", msg, "details", "limit_bytes", (json_int_t)limit, "size_bytes",
+                  (json_int_t)(rc ? 0 : len), "field", field);
+    if (err)
+        parley_resource_send(r, 413, err);
+    else
+        parley_req_error(r, 413, "payload_too_large", msg);
+    json_decref(err);
+    return PARLEY_ETOOBIG;
+}
+
+unsigned parley_resource_fields_all(const char *const *names)
+{
+    unsigned all = 0;
+    for (int i = 0; i < 31 && names[i]; i++)
+        all |= 1u << i;
+    return all;
+}
+
+/* Answer r 400 invalid_fields: why, naming field when not NULL. */
+static int fields_refused(parley_req_t *r, const char *const *names, const char *why,
+                          const char *field, size_t flen)
+{
+    json_t *allowed = json_array();
+    for (int i = 0; names[i]; i++)
+        json_array_append_new(allowed, json_string(names[i]));
+    json_t *details = json_pack("{s:o}", "allowed", allowed);
+    if (details && field)
+        json_object_set_new(details, "field", json_stringn(field, flen));
+    json_t *err = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "invalid_fields", "message",
+                            why, "details", details ? details : json_object());
+    if (err)
+        parley_resource_send(r, 400, err);
+    else
+        parley_req_error(r, 400, "invalid_fields", why);
+    json_decref(err);
+    return PARLEY_EINVAL;
+}
+
+int parley_resource_fields(parley_req_t *r, const char *const *names, unsigned summary,
+                           unsigned *mask)
+{
+    const char *fields = NULL, *view = NULL;
+    int nf = parley_req_query(r, "fields", &fields);
+    int nv = parley_req_query(r, "view", &view);
+    unsigned all = parley_resource_fields_all(names);
+    *mask = all;
+    if (nf < 0 || nf > 1 || nv < 0 || nv > 1)
+        return fields_refused(r, names, "give ?fields= or ?view= at most once", NULL, 0);
+    if (nf == 1 && nv == 1)
+        return fields_refused(r, names, "give ?fields= or ?view=, not both", NULL, 0);
+    if (nv == 1) {
+        if (strcmp(view, "summary") == 0)
+            *mask = summary;
+        else if (strcmp(view, "full") != 0)
+            return fields_refused(r, names, "view must be summary or full", NULL, 0);
+        return 0;
+    }
+    if (nf == 0)
+        return 0;
+    *mask = 0;
+    for (const char *p = fields;;) {
+        size_t n = strcspn(p, ",");
+        int i = 0;
+        while (names[i] && (strlen(names[i]) != n || strncmp(names[i], p, n) != 0))
+            i++;
+        if (n == 0)
+            return fields_refused(r, names, "fields is a comma-separated list of field names", NULL,
+                                  0);
+        if (!names[i])
+            return fields_refused(
+                r, names, "unknown field in ?fields= (see details.field and details.allowed)", p,
+                n);
+        *mask |= 1u << i;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], "id") == 0)
+            *mask |= 1u << i;
+    return 0;
+}
+
+void parley_resource_fields_apply(json_t *item, const char *const *names, unsigned mask)
+{
+    for (int i = 0; item && i < 31 && names[i]; i++)
+        if (!(mask & (1u << i)))
+            json_object_del(item, names[i]);
+}
+
 int parley_resource_new_id(parley_req_t *r, char *out)
 {
     int rc = parley_id_new(out);

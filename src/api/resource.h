@@ -30,6 +30,13 @@
 #define PARLEY_RESOURCE_PAGE_MAX     100 /* larger limits are clamped to this */
 #define PARLEY_RESOURCE_MAX_DEPTH    128 /* JSON nesting accepted in a body */
 
+/* Bytes a JSON request body may hold beyond --max-json-bytes: the limit
+ * bounds a document's data or a message's content (their canonical JSON),
+ * and the envelope around it (role, metadata, the quotes, whitespace a
+ * client adds) gets this much more, so content of exactly the limit is
+ * accepted in any body shape. */
+#define PARLEY_RESOURCE_ENVELOPE_BYTES (64u * 1024)
+
 /*
  * Parse r's body as one JSON value into *out (new reference). An empty body
  * gives *out = NULL when optional, else a 400. Returns 0, or PARLEY_EINVAL
@@ -65,6 +72,33 @@ int parley_page_add(parley_page_t *p, json_t *rep, int64_t key);
 void parley_page_send(parley_req_t *r, parley_page_t *p, char letter);
 /* Drop the page's items (after a failed listing). */
 void parley_page_clear(parley_page_t *p);
+
+/*
+ * Whether v (borrowed), the value of body field `field` ("content",
+ * "data"), is at most limit bytes as canonical JSON. Returns 0, or
+ * PARLEY_ETOOBIG after answering r with 413 payload_too_large and
+ * details {limit_bytes, size_bytes, field} (or 400 for a value that cannot
+ * be written as JSON). limit 0 means none. Connection's thread.
+ */
+int parley_resource_content_fits(parley_req_t *r, json_t *v, size_t limit, const char *field);
+
+/*
+ * LIGHT LISTS. ?fields=a,b,c or ?view=summary|full on a list that carries
+ * bodies: names[] (NULL-terminated, at most 31) are the fields of its
+ * items; summary is the mask of those a summary keeps. *mask gets one bit
+ * per name kept (bit i: names[i]); "id" is always kept. Without either
+ * parameter, or with view=full, every field. A name not in names, an
+ * empty name, view other than summary or full, both parameters, or one
+ * given twice: 0 is not returned, r is answered 400 invalid_fields (with
+ * details.field naming an unknown one, details.allowed the names) and
+ * PARLEY_EINVAL returned.
+ */
+int parley_resource_fields(parley_req_t *r, const char *const *names, unsigned summary,
+                           unsigned *mask);
+/* The mask of every field of names[]. */
+unsigned parley_resource_fields_all(const char *const *names);
+/* Drop the members of item (an object) whose names[i] bit is not in mask. */
+void parley_resource_fields_apply(json_t *item, const char *const *names, unsigned mask);
 
 /* Answer r now with status and v (borrowed) as canonical JSON. */
 void parley_resource_send(parley_req_t *r, int status, json_t *v);

@@ -31,6 +31,7 @@
 #include "api/auth.h"
 #include "api/metrics.h"
 #include "api/ratelimit.h"
+#include "api/resource.h"
 #include "parley/parley.h"
 
 size_t parley_api_body_limit(const char *path, void *arg)
@@ -45,7 +46,10 @@ size_t parley_api_body_limit(const char *path, void *arg)
     size_t n = strlen(path);
     if (strncmp(path, "/v1/sessions/", 13) == 0 && n > 20 && strcmp(path + n - 7, "/stream") == 0)
         return cfg->max_append_bytes;
-    return cfg->max_json_bytes;
+    /* --max-json-bytes bounds the content (a document's data, a message's
+     * content, checked where it is parsed); the body may also hold the
+     * envelope around it. */
+    return cfg->max_json_bytes + PARLEY_RESOURCE_ENVELOPE_BYTES;
 }
 
 /* ---- route patterns (the bounded label of /metrics) ---------------------- */

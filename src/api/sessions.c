@@ -33,6 +33,7 @@
 #include "api/resource.h"
 #include "api/write.h"
 #include "codec/id.h"
+#include "core/branch.h"
 #include "core/producer.h"
 #include "core/session.h"
 #include "core/stream.h"
@@ -88,6 +89,13 @@ static void start_action(parley_req_t *r, parley_session_action_t action, const 
     if (parley_session_parse(&sw->cmd.u.session, &o)) {
         parley_resource_refuse(r, &o);
         parley_outcome_clear(&o);
+        sess_write_free(sw);
+        return;
+    }
+    /* complete's content becomes a message: the same limit as a posted one. */
+    if (action == PARLEY_SESSION_COMPLETE &&
+        parley_resource_content_fits(r, json_object_get(sw->body, "content"),
+                                     parley_api_app(r)->cfg->max_json_bytes, "content")) {
         sess_write_free(sw);
         return;
     }
@@ -171,11 +179,32 @@ static int get_visible(parley_req_t *r, const char *id, parley_sess_t *s)
 static void get_one(parley_req_t *r, const char *id)
 {
     parley_sess_t s;
+    char etag[PARLEY_SESSION_ETAG_LEN + 1];
     if (get_visible(r, id, &s))
         return;
-    json_t *rep = parley_session_json(&s);
-    parley_sess_clear(&s);
+    /* A poll of an unchanged session costs the row's read and a hash:
+     * 304 before any JSON is built. */
+    parley_session_etag(&s, etag);
+    parley_req_add_header(r, "ETag", etag);
     parley_req_add_header(r, "Cache-Control", "private, no-cache");
+    const char *inm = parley_req_header(r, "If-None-Match");
+    if (inm && parley_param_etag_match(inm, etag)) {
+        parley_sess_clear(&s);
+        parley_req_respond_empty(r, 304);
+        return;
+    }
+    json_t *rep = parley_session_json(&s);
+    char branch[PARLEY_ID_LEN + 1];
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
+    int rc =
+        db ? parley_branch_session_branch(db, s.conversation_id, s.id, branch) : PARLEY_EUNAVAIL;
+    parley_sess_clear(&s);
+    if (rc || !rep) {
+        json_decref(rep);
+        parley_api_store_failed(r, rc ? rc : PARLEY_ENOMEM, "the session");
+        return;
+    }
+    json_object_set_new(rep, "branch", json_string(branch)); /* where its answer goes */
     parley_resource_send(r, 200, rep);
     json_decref(rep);
 }

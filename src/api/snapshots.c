@@ -24,6 +24,7 @@
 #include "api/status.h"
 #include "api/api.h"
 #include "api/resource.h"
+#include "api/visits.h"
 #include "api/write.h"
 #include "codec/id.h"
 #include "core/snapshot.h"
@@ -149,18 +150,30 @@ static void get_one(parley_req_t *r, const char *id)
         return;
     }
     int rc = parley_snapshot_content(db, &s, CONTENT_MAX_BYTES, &content);
+    /* Its visits are its owner's to see (and the admin's), nobody else's. */
+    json_t *visits = NULL;
+    if (rc == 0 && parley_snapshot_is_owner(&s, parley_req_user(r), parley_req_is_admin(r)) &&
+        !(visits = parley_snapshot_visits_json(db, s.id)))
+        rc = PARLEY_ESTORE;
     parley_db_commit(db);
     json_t *rep = rc == 0 ? parley_snapshot_json(&s, parley_api_app(r)->cfg->public_url) : NULL;
-    parley_snap_clear(&s);
     if (!rep) {
+        parley_snap_clear(&s);
         json_decref(content);
+        json_decref(visits);
         parley_api_store_failed(r, rc, "the snapshot");
         return;
     }
+    if (visits)
+        json_object_update(rep, visits);
+    json_decref(visits);
     json_object_set_new(rep, "content", content);
     parley_req_add_header(r, "Cache-Control", "no-cache");
     parley_resource_send(r, 200, rep);
     json_decref(rep);
+    /* After the answer, never before: the visit is a write of its own. */
+    parley_api_visit(r, &s);
+    parley_snap_clear(&s);
 }
 
 static void get_messages(parley_req_t *r, const char *id)
@@ -226,6 +239,17 @@ static void list(parley_req_t *r)
     int rc =
         db ? parley_db_snap_list(db, parley_req_user(r), (int64_t)before, limit + 1, on_snap, &sp)
            : PARLEY_EUNAVAIL;
+    /* The caller owns every snapshot listed: each shows its visits. */
+    for (size_t i = 0; rc == 0 && i < json_array_size(sp.page.items); i++) {
+        json_t *item = json_array_get(sp.page.items, i);
+        json_t *visits =
+            parley_snapshot_visits_json(db, json_string_value(json_object_get(item, "id")));
+        if (!visits)
+            rc = PARLEY_ESTORE;
+        else
+            json_object_update(item, visits);
+        json_decref(visits);
+    }
     if (rc) {
         parley_page_clear(&sp.page);
         parley_api_store_failed(r, rc, "the snapshots");

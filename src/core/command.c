@@ -74,6 +74,8 @@ int parley_command_apply(parley_db_t *db, const parley_command_t *cmd, parley_ou
                    : parley_conversation_apply(db, &cmd->u.conv, out);
     case PARLEY_CMD_MESSAGE:
         return parley_turn_post(db, &cmd->u.post, out);
+    case PARLEY_CMD_BRANCH:
+        return parley_turn_branch(db, &cmd->u.branch, out);
     case PARLEY_CMD_SESSION:
         return cmd->u.session.action == PARLEY_SESSION_COMPLETE
                    ? parley_turn_complete(db, &cmd->u.session, out)

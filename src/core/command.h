@@ -16,6 +16,7 @@
  *   CONVERSATION                parley_conversation_apply (create, patch);
  *                               delete: parley_turn_delete_conversation
  *   MESSAGE                     parley_turn_post
+ *   BRANCH                      parley_turn_branch
  *   SESSION                     parley_session_apply; complete: parley_turn_complete
  *   SESSION_APPEND              parley_session_check_append, then
  *                               parley_streamrules_append on its stream
@@ -52,6 +53,7 @@ typedef enum parley_command_kind {
     PARLEY_CMD_DOCUMENT,        /* u.doc */
     PARLEY_CMD_CONVERSATION,    /* u.conv (create, patch or delete) */
     PARLEY_CMD_MESSAGE,         /* u.post */
+    PARLEY_CMD_BRANCH,          /* u.branch (edit, regenerate, activate) */
     PARLEY_CMD_SESSION,         /* u.session (an action, complete included) */
     PARLEY_CMD_SESSION_APPEND,  /* u.sess_append */
     PARLEY_CMD_SNAPSHOT_CREATE, /* u.snap */
@@ -107,6 +109,7 @@ typedef struct parley_command {
         parley_doc_req_t doc;                     /* DOCUMENT */
         parley_conv_req_t conv;                   /* CONVERSATION */
         parley_turn_post_req_t post;              /* MESSAGE */
+        parley_turn_branch_req_t branch;          /* BRANCH */
         parley_session_req_t session;             /* SESSION */
         parley_command_sess_append_t sess_append; /* SESSION_APPEND */
         parley_snapshot_req_t snap;               /* SNAPSHOT_CREATE */

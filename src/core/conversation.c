@@ -384,6 +384,72 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     return 0;
 }
 
+int parley_conversation_add_branch_message(parley_db_t *db, parley_conv_t *c, const char *log_path,
+                                           const char *branch, const char *id, const char *role,
+                                           json_t *content, json_t *metadata,
+                                           const char *session_id, json_t **msg,
+                                           parley_outcome_t *out)
+{
+    char at[40];
+    parley_stream_t log;
+    int64_t now = parley_clock_now_ms(), count = 0;
+    char src[PARLEY_ROW_ID_MAX + 8];
+    *msg = NULL;
+    /* The blobs it references, as on main (parley_conversation_add_message). */
+    parley_blob_src_conversation(c->id, src, sizeof src);
+    int rc = parley_blob_refs_apply(db, c->owner, src, false, content, metadata, out);
+    if (rc || out->refusal)
+        return rc;
+    rc = parley_db_stream_get(db, log_path, &log);
+    if (rc == PARLEY_ENOTFOUND || (rc == 0 && (log.deleted || log.closed)))
+        return PARLEY_EINVAL; /* a branch's log is made with the branch */
+    if (rc)
+        return rc;
+    int64_t seq = (int64_t)log.tail + 1;
+    parley_clock_format(now, at, sizeof at);
+    json_t *m =
+        json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id", c->id,
+                  "seq", (json_int_t)seq, "role", role, "content", content, "metadata",
+                  metadata ? json_deep_copy(metadata) : json_object(), "session_id",
+                  session_id ? json_string(session_id) : json_null(), "created_at", at);
+    if (!m)
+        return PARLEY_ENOMEM;
+    char *text;
+    size_t len;
+    rc = parley_canonjson_dump(m, &text, &len);
+    if (rc) {
+        json_decref(m);
+        return rc;
+    }
+    rc = parley_stream_append_row(db, &log, text, len, (int64_t)log.tail);
+    free(text);
+    if (rc == PARLEY_ECONFLICT)
+        rc = PARLEY_EINVAL;
+    if (rc == 0) {
+        parley_wakeset_add(&out->wake, log.id);
+        rc = parley_db_conv_touch(db, c->id, now, &count, &c->version, &c->activity);
+    }
+    if (rc == PARLEY_ECONFLICT) /* deleted meanwhile */
+        rc = PARLEY_EINVAL;
+    if (rc == 0) {
+        c->last_message_ms = now;
+        c->updated_ms = now;
+        json_t *fields = json_pack("{s:s, s:s}", "conversation_id", c->id, "message_id", id);
+        json_t *data =
+            json_pack("{s:I, s:s, s:o, s:s}", "seq", (json_int_t)seq, "role", role, "session_id",
+                      session_id ? json_string(session_id) : json_null(), "branch", branch);
+        rc = data ? emit(db, c->owner, "message.created", fields, data, out) : PARLEY_ENOMEM;
+        json_decref(fields);
+        json_decref(data);
+    }
+    if (rc) {
+        json_decref(m);
+        return rc;
+    }
+    *msg = m;
+    return 0;
+}
+
 /* ---- reading a log --------------------------------------------------------- */
 
 int parley_conversation_read_page(parley_db_t *db, const parley_stream_t *log, uint64_t after,

@@ -130,6 +130,20 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
                                     const char *session_id, json_t **msg, parley_outcome_t *out);
 
 /*
+ * Add one message to a branch of c other than the main one (core/branch.h):
+ * appended to the branch's log at log_path (made with the branch), seq =
+ * its messages + 1 along that branch. The row's version, updated_at,
+ * last_message_at and activity move; message_count (the main branch's)
+ * does not. message.created carries data.branch. As add_message
+ * otherwise; writer thread, used by core/turn.c.
+ */
+int parley_conversation_add_branch_message(parley_db_t *db, parley_conv_t *c, const char *log_path,
+                                           const char *branch, const char *id, const char *role,
+                                           json_t *content, json_t *metadata,
+                                           const char *session_id, json_t **msg,
+                                           parley_outcome_t *out);
+
+/*
  * Read one page of a message log (the stream *log: a conversation's, or a
  * snapshot's fork of it): messages with seq > after, at most limit of them,
  * stopping early once max_bytes are collected (at least one message is

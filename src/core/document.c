@@ -202,10 +202,12 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_o
     }
     }
     if (req->max_bytes && d.len > req->max_bytes) {
-        /* A merge patch can grow a document past the body limit. */
+        /* The limit bounds the data as stored (canonical JSON), whatever
+         * the body's shape; a merge patch can also grow a document past it. */
         parley_doc_clear(&d);
         refuse(res, PARLEY_ETOOBIG, "payload_too_large",
-               "the document would be larger than the JSON limit; make it smaller");
+               "the document's data would be larger than the JSON limit (--max-json-bytes, "
+               "counted as canonical JSON); make it smaller");
         return 0;
     }
     d.updated_ms = now;

@@ -41,7 +41,7 @@ int parley_message_parse(json_t *body, int64_t default_attempts, parley_message_
     if ((bad = parley_canonjson_stranger(body, allowed))) {
         parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_message",
                               "unknown field (see details.field): a message takes role, content, "
-                              "metadata, process and max_attempts",
+                              "metadata, process, max_attempts and branch",
                               json_pack("{s:s}", "field", bad));
         return PARLEY_EINVAL;
     }

@@ -4,7 +4,8 @@
  * §2.3).
  *
  * A message body takes only role, content, metadata, process and
- * max_attempts. parley_message_parse() holds every check of that body, so
+ * max_attempts (and branch, which the API takes out before the parse:
+ * core/branch.h). parley_message_parse() holds every check of that body, so
  * the API runs it on the connection's thread and a bad body is refused
  * with 400 invalid_message before anything reaches the writer; the rule
  * that stores the message (core/turn.h) takes the parsed value and does

@@ -64,12 +64,15 @@
  * Threads: apply functions on the writer thread; the table is pure.
  */
 #include <assert.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/canonjson.h"
+#include "core/branch.h"
 #include "core/conversation.h"
+#include "util/base64url.h"
 #include "core/feed.h"
 #include "core/session.h"
 #include "core/stream.h"
@@ -222,6 +225,45 @@ json_t *parley_session_json(const parley_sess_t *s)
                           parley_clock_json(s->created_ms), "updated_at",
                           parley_clock_json(s->updated_ms), "stream", stream);
     return v;
+}
+
+/* One field into the digest: its length (8 bytes, big-endian; -1 for
+ * NULL) and its bytes, so no two rows encode alike. */
+static void etag_field(EVP_MD_CTX *ctx, const char *text)
+{
+    uint64_t n = text ? strlen(text) : UINT64_MAX;
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)(n >> (56 - 8 * i));
+    EVP_DigestUpdate(ctx, len, sizeof len);
+    if (text)
+        EVP_DigestUpdate(ctx, text, strlen(text));
+}
+
+void parley_session_etag(const parley_sess_t *s, char out[PARLEY_SESSION_ETAG_LEN + 1])
+{
+    char nums[128];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    snprintf(nums, sizeof nums, "%lld %lld %lld %lld", (long long)s->attempt,
+             (long long)s->max_attempts, (long long)s->lease_expires_ms, (long long)s->updated_ms);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+        abort(); /* a wrong tag would answer 304 for a changed session */
+    etag_field(ctx, s->id);
+    etag_field(ctx, s->status);
+    etag_field(ctx, nums);
+    etag_field(ctx, s->result_id);
+    etag_field(ctx, s->error);
+    etag_field(ctx, s->request);
+    etag_field(ctx, s->input);
+    if (!EVP_DigestFinal_ex(ctx, md, &md_len) || md_len < 16)
+        abort();
+    EVP_MD_CTX_free(ctx);
+    out[0] = '"';
+    parley_base64url_encode(md, 16, out + 1);
+    out[PARLEY_SESSION_ETAG_LEN - 1] = '"';
+    out[PARLEY_SESSION_ETAG_LEN] = '\0';
 }
 
 /* ---- events and helpers ------------------------------------------------------ */
@@ -473,6 +515,12 @@ static int claim(parley_db_t *db, const parley_session_req_t *req, parley_outcom
         rc = emit_out(db, &s, state_names[st], out);
     if (rc == 0)
         rc = answer(out, &s);
+    /* The worker reads the history along the session's branch. */
+    char branch[PARLEY_ID_LEN + 1];
+    if (rc == 0)
+        rc = parley_branch_session_branch(db, s.conversation_id, s.id, branch);
+    if (rc == 0 && json_object_set_new(out->body, "branch", json_string(branch)))
+        rc = PARLEY_ENOMEM;
     parley_sess_clear(&s);
     return rc;
 }

@@ -94,6 +94,19 @@ bool parley_session_visible(const parley_sess_t *s, const char *user, bool admin
  * NULL when memory runs out or stored text is corrupt). Any thread. */
 json_t *parley_session_json(const parley_sess_t *s);
 
+#define PARLEY_SESSION_ETAG_LEN 24 /* characters of an ETag, quotes included */
+
+/*
+ * The strong ETag of s's representation into out: a quoted 22-character
+ * base64url digest (the first 128 bits of SHA-256) of every field that can
+ * change — status, attempt, max_attempts, lease, error, request, input,
+ * result_message_id, updated_at — and the id. Two rows that render alike
+ * have the same tag; a change of any rendered field changes it, even two
+ * changes in one millisecond. Costs one hash of the row, no JSON. Pure;
+ * any thread.
+ */
+void parley_session_etag(const parley_sess_t *s, char out[PARLEY_SESSION_ETAG_LEN + 1]);
+
 /*
  * Create a pending session for message_id in conversation conversation_id
  * owned by owner (writer thread, inside the message's transaction; the

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "codec/canonjson.h"
+#include "core/branch.h"
 #include "core/conversation.h"
 #include "core/document.h"
 #include "core/feed.h"
@@ -105,13 +106,30 @@ static int freeze_conversation(parley_db_t *db, const parley_snapshot_req_t *req
     char log[PARLEY_PATH_MAX + 1];
     uint64_t pos;
     int64_t sid;
-    parley_conversation_stream_path(c.id, log, sizeof log);
+    parley_branch_set_t set;
+    rc = parley_branch_load(db, c.id, &set);
+    const char *bname = req->args.branch[0] ? req->args.branch : NULL;
+    int bi = rc ? 0 : bname ? parley_branch_find(&set, bname) : set.active;
+    if (rc == 0 && bi < 0) {
+        parley_branch_set_clear(&set);
+        parley_conv_clear(&c);
+        parley_outcome_refuse(out, PARLEY_ENOTFOUND, "not_found",
+                              "no such branch in this conversation", NULL);
+        return 0;
+    }
+    /* A conversation that never branched: its log, exactly as before. */
+    parley_branch_stream_path(&set, bi, log, sizeof log);
     parley_snapshot_stream_path(s->id, s->stream, sizeof s->stream);
-    rc = parley_stream_fork_internal(db, log, s->stream, s->owner, &pos, &sid);
-    if (rc == 0 && pos != (uint64_t)c.message_count)
+    if (rc == 0)
+        rc = parley_stream_fork_internal(db, log, s->stream, s->owner, &pos, &sid);
+    if (rc == 0 && bi == 0 && pos != (uint64_t)c.message_count)
         rc = PARLEY_EINVAL; /* the log and the row disagree: refuse */
     json_t *payload =
         rc == 0 ? json_pack("{s:o}", "conversation", parley_conversation_json(&c)) : NULL;
+    if (payload && set.has_ledger &&
+        json_object_set_new(payload, "branch", json_string(set.v[bi].id)))
+        rc = PARLEY_ENOMEM;
+    parley_branch_set_clear(&set);
     if (rc == 0 && !payload)
         rc = PARLEY_ENOMEM;
     if (rc == 0 && !has_title && c.title && !(s->title = strdup(c.title)))
@@ -151,7 +169,8 @@ static int freeze_document(parley_db_t *db, const parley_snapshot_req_t *req,
 
 int parley_snapshot_parse(parley_snapshot_req_t *req, parley_outcome_t *out)
 {
-    static const char *const allowed[] = {"source", "title", "public", "expires_in", NULL};
+    static const char *const allowed[] = {"source",     "title",  "public",
+                                          "expires_in", "branch", NULL};
     parley_snapshot_args_t *a = &req->args;
     json_t *b = req->body;
     parley_outcome_init(out);
@@ -164,7 +183,7 @@ int parley_snapshot_parse(parley_snapshot_req_t *req, parley_outcome_t *out)
     if (key) {
         parley_outcome_refuse(out, PARLEY_EINVAL, "invalid_snapshot",
                               "unknown field (see details.field): a snapshot takes source, "
-                              "title, public and expires_in",
+                              "title, public, expires_in and branch",
                               json_pack("{s:s}", "field", key));
         return PARLEY_EINVAL;
     }
@@ -191,8 +210,18 @@ int parley_snapshot_parse(parley_snapshot_req_t *req, parley_outcome_t *out)
         refuse(out, "expires_in is a whole number of seconds from 1 (up to ten years)");
         return PARLEY_EINVAL;
     }
+    json_t *branch = json_object_get(b, "branch");
     const char *src = json_string_value(source);
     const char *conv_id = one_segment(src, "/v1/conversations/", PARLEY_ROW_ID_MAX);
+    if (branch && (!conv_id || !json_is_string(branch) ||
+                   strlen(json_string_value(branch)) >= sizeof a->branch ||
+                   !parley_id_is_valid_name(json_string_value(branch), PARLEY_ID_LEN))) {
+        refuse(out, "branch goes only with a conversation source, and is a branch id (\"main\" "
+                    "or an id from /v1/conversations/{id}/branches)");
+        return PARLEY_EINVAL;
+    }
+    if (branch)
+        snprintf(a->branch, sizeof a->branch, "%s", json_string_value(branch));
     if (conv_id) {
         snprintf(a->conversation_id, sizeof a->conversation_id, "%s", conv_id);
     } else if (strncmp(src, "/v1/documents/", 14) == 0) {
@@ -310,11 +339,43 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
         rc = parley_db_blob_ref_drop(db, s.owner, src, parley_clock_now_ms());
     }
     if (rc == 0)
+        rc = parley_db_visit_delete(db, s.id); /* its visit record is kept, marked deleted */
+    if (rc == 0)
         rc = emit(db, &s, "snapshot.deleted", out);
     if (rc == 0)
         parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
     parley_snap_clear(&s);
     return rc;
+}
+
+int parley_snapshot_visit(parley_db_t *db, const char *id, int64_t now_ms)
+{
+    parley_snap_t s;
+    int rc = parley_db_snap_get(db, id, &s);
+    if (rc == PARLEY_ENOTFOUND)
+        return 0; /* revoked since it was read: nothing to count */
+    if (rc)
+        return rc;
+    bool gone = parley_snapshot_is_expired(&s, now_ms);
+    parley_snap_clear(&s);
+    if (gone)
+        return 0;
+    rc = parley_db_visit_add(db, id, now_ms);
+    return rc == PARLEY_ENOTFOUND ? 0 : rc; /* a record marked deleted stays as it is */
+}
+
+json_t *parley_snapshot_visits_json(parley_db_t *db, const char *id)
+{
+    int64_t count = 0, last_ms = -1;
+    int rc = parley_db_visit_get(db, id, &count, &last_ms);
+    if (rc == PARLEY_ENOTFOUND) {
+        count = 0;
+        last_ms = -1;
+    } else if (rc) {
+        return NULL;
+    }
+    return json_pack("{s:I, s:o}", "view_count", (json_int_t)count, "last_viewed_at",
+                     parley_clock_json(last_ms));
 }
 
 int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wake)

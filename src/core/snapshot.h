@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/id.h"
 #include "core/outcome.h"
 #include "store/store.h"
 
@@ -44,13 +45,14 @@ typedef struct parley_snapshot_args {
     char conversation_id[PARLEY_ROW_ID_MAX + 1]; /* a conversation source: its id, else "" */
     char collection[PARLEY_COLLECTION_MAX + 1];  /* a document source: its collection */
     char document_id[PARLEY_DOC_ID_MAX + 1];     /* a document source: its id */
+    char branch[PARLEY_ID_LEN + 1]; /* a conversation's branch to capture, "" for the active one */
 } parley_snapshot_args_t;
 
 typedef struct parley_snapshot_req {
     const char *id;              /* the new snapshot's id */
     const char *user;            /* the caller: the snapshot's owner */
     bool admin;                  /* reaches every user's conversations */
-    json_t *body;                /* {source, title?, public?, expires_in?} (borrowed) */
+    json_t *body;                /* {source, title?, public?, expires_in?, branch?} (borrowed) */
     parley_snapshot_args_t args; /* body parsed by parley_snapshot_parse */
     const char *base;            /* origin the url starts with (--public-url), or NULL: a path */
 } parley_snapshot_req_t;
@@ -68,6 +70,25 @@ json_t *parley_snapshot_json(const parley_snap_t *s, const char *base);
 bool parley_snapshot_is_owner(const parley_snap_t *s, const char *user, bool admin);
 /* Whether s has expired at now_ms. */
 bool parley_snapshot_is_expired(const parley_snap_t *s, int64_t now_ms);
+
+/*
+ * VISITS. A snapshot's visit record counts its views: view_count and
+ * last_viewed_at, shown to its owner (and the admin) only. The record is
+ * one row per snapshot; deleting the snapshot marks it deleted (kept, no
+ * longer counted or shown). Who is a viewer and how often a viewer counts
+ * is the API's business (api/visits.h): it submits a visit only when one
+ * is due, as a write of its own that the read never waits for.
+ */
+
+/* Count one visit of snapshot id at now_ms, in the writer's transaction:
+ * nothing when the snapshot is gone, expired, or its record is marked
+ * deleted. 0 or the storage error. Writer thread. */
+int parley_snapshot_visit(parley_db_t *db, const char *id, int64_t now_ms);
+
+/* {view_count, last_viewed_at} of snapshot id (0 and null before any
+ * visit), read on db: new reference, or NULL on a storage error or when
+ * memory runs out. Any thread with its own connection. */
+json_t *parley_snapshot_visits_json(parley_db_t *db, const char *id);
 
 /*
  * Check req->body and take it apart into req->args: any thread, before the

@@ -918,6 +918,51 @@ int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const cha
     return 0;
 }
 
+int parley_stream_branch_internal(parley_db_t *db, const char *src_path, const char *path,
+                                  const char *owner, uint64_t pos, int max_depth,
+                                  int64_t *stream_id)
+{
+    parley_stream_t src, st;
+    int depth = 0;
+    int rc = parley_db_stream_get(db, src_path, &src);
+    if (rc)
+        return rc;
+    if (src.deleted || pos > src.tail)
+        return PARLEY_ENOTFOUND;
+    rc = fork_depth(db, &src, max_depth, &depth);
+    if (rc)
+        return rc;
+    if (depth + 1 > max_depth)
+        return PARLEY_ETOOBIG;
+    rc = parley_db_stream_get(db, path, &st);
+    if (rc == 0)
+        return PARLEY_EEXIST;
+    if (rc != PARLEY_ENOTFOUND)
+        return rc;
+    memset(&st, 0, sizeof st);
+    snprintf(st.path, sizeof st.path, "%s", path);
+    snprintf(st.owner, sizeof st.owner, "%s", owner);
+    snprintf(st.content_type, sizeof st.content_type, "%s", src.content_type);
+    st.created_ms = st.touched_ms = parley_clock_now_ms();
+    st.ttl_s = st.expires_ms = -1;
+    if (pos > 0) { /* a fork at 0 shares nothing: a plain stream */
+        st.fork_src = src.id;
+        st.fork_pos = pos;
+    }
+    st.tail = pos;
+    rc = parley_db_stream_create(db, &st);
+    if (rc)
+        return rc;
+    if (pos > 0) {
+        parley_stream_ref_t ref;
+        rc = parley_db_stream_ref(db, src.id, +1, &ref);
+        if (rc)
+            return rc;
+    }
+    *stream_id = st.id;
+    return 0;
+}
+
 /* ---- read -------------------------------------------------------------- */
 
 typedef struct read_ctx {

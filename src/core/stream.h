@@ -140,6 +140,21 @@ int parley_stream_fork_internal(parley_db_t *db, const char *src_path, const cha
                                 const char *owner, uint64_t *pos, int64_t *stream_id);
 
 /*
+ * Create the internal stream at path as an open fork of the stream at
+ * src_path at position pos (<= its tail): it reads the source's messages
+ * [0, pos), then its own appends (a fork at 0 is a plain stream that
+ * shares nothing). The source keeps a reference, as for any fork.
+ * PARLEY_ETOOBIG when the new stream would be more than max_depth forks
+ * deep (nothing written: the caller builds it another way),
+ * PARLEY_ENOTFOUND when the source is missing, deleted or shorter than
+ * pos, PARLEY_EEXIST when path is taken. Writer thread (conversation
+ * branches, core/branch.h).
+ */
+int parley_stream_branch_internal(parley_db_t *db, const char *src_path, const char *path,
+                                  const char *owner, uint64_t pos, int max_depth,
+                                  int64_t *stream_id);
+
+/*
  * True if st belongs to one of Parley's own principals ("@admin", local
  * mode's "@local": user ids never start with '@') or to Parley itself
  * (""): only a caller with admin rights can read or write it.

@@ -47,6 +47,7 @@
 #include "core/stream.h"
 #include "core/subscription.h"
 #include "api/app.h"
+#include "api/visits.h"
 #include "http/transport.h"
 #include "server/ops.h"
 #include "server/webhook.h"
@@ -95,6 +96,7 @@ void parley_config_init(parley_config_t *cfg)
     cfg->session_max_attempts = 3;
     cfg->backup_keep = 7;
     cfg->webhook_max_age_s = 86400;
+    cfg->snapshot_visit_interval_s = 1800;
     cfg->blob_max_bytes = 100ull << 20;
     cfg->blob_grace_s = 86400;
 }
@@ -268,6 +270,10 @@ int parley_server_run(const parley_config_t *cfg)
         goto out_writer;
     }
     srv->app.keyring = srv->keyring;
+    rc =
+        parley_api_visits_create(cfg->snapshot_visit_interval_s, srv->app.writer, &srv->app.visits);
+    if (rc)
+        goto out_writer;
     /* One node alone delivers from the start; nodes sharing a database
      * wait for the first maintenance tick to say which one it is. */
     atomic_store(&srv->maintainer, !parley_store_shared(srv->app.store));
@@ -348,6 +354,8 @@ out_writer:
     parley_writer_stop(srv->app.writer); /* before the webhook thread: outcomes answered */
     parley_webhook_stop(srv->webhook);
     parley_writer_free(srv->app.writer);
+    parley_api_visits_free(srv->app.visits); /* after the writer: its visits are done */
+    srv->app.visits = NULL;
     parley_keyring_free(srv->keyring);
 out_store_stop:
     parley_store_stop(srv->app.store); /* after the writer: SQLite's last checkpoint */

@@ -255,6 +255,29 @@ int parley_sqlop_snap_remove(parley_db_t *db, const char *id)
     return run(db, PARLEY_Q_SNAP_DEL, "t", id);
 }
 
+int parley_sqlop_visit_add(parley_db_t *db, const char *snapshot_id, int64_t now_ms)
+{
+    int64_t count;
+    return ints(db, PARLEY_Q_VISIT_ADD, &count, 1, "ti", snapshot_id, now_ms);
+}
+
+int parley_sqlop_visit_get(parley_db_t *db, const char *snapshot_id, int64_t *count,
+                           int64_t *last_ms)
+{
+    int64_t v[2];
+    int rc = ints(db, PARLEY_Q_VISIT_GET, v, 2, "t", snapshot_id);
+    if (rc == 0) {
+        *count = v[0];
+        *last_ms = v[1];
+    }
+    return rc;
+}
+
+int parley_sqlop_visit_delete(parley_db_t *db, const char *snapshot_id)
+{
+    return run(db, PARLEY_Q_VISIT_DEL, "t", snapshot_id);
+}
+
 int parley_sqlop_snap_list(parley_db_t *db, const char *owner, int64_t before, int limit,
                            int (*cb)(void *arg, const parley_snap_t *s), void *arg)
 {

@@ -56,6 +56,9 @@ enum parley_sql_stmt {
     PARLEY_Q_SNAP_DEL,             /* id */
     PARLEY_Q_SNAP_LIST,            /* owner, before, limit -> {snap} */
     PARLEY_Q_SNAP_EXPIRED,         /* now, limit -> id */
+    PARLEY_Q_VISIT_ADD,            /* snapshot_id, now -> view_count */
+    PARLEY_Q_VISIT_GET,            /* snapshot_id -> view_count, last_viewed_ms */
+    PARLEY_Q_VISIT_DEL,            /* snapshot_id: mark deleted */
     PARLEY_Q_SUB_GET,              /* id -> {sub} */
     PARLEY_Q_SUB_PUT_CONFIG,       /* {sub} */
     PARLEY_Q_SUB_DEL,              /* id */
@@ -134,6 +137,10 @@ int parley_sqlop_conv_get(parley_db_t *db, const char *id, parley_conv_t *out);
 int parley_sqlop_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version);
 int parley_sqlop_conv_list(parley_db_t *db, const char *owner, int64_t before, int limit,
                            int (*cb)(void *arg, const parley_conv_t *c), void *arg);
+int parley_sqlop_visit_add(parley_db_t *db, const char *snapshot_id, int64_t now_ms);
+int parley_sqlop_visit_get(parley_db_t *db, const char *snapshot_id, int64_t *count,
+                           int64_t *last_ms);
+int parley_sqlop_visit_delete(parley_db_t *db, const char *snapshot_id);
 int parley_sqlop_sess_get(parley_db_t *db, const char *id, parley_sess_t *out);
 int parley_sqlop_sess_remove(parley_db_t *db, const char *id);
 int parley_sqlop_sess_list(parley_db_t *db, const char *conversation_id, const char *status,

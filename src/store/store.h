@@ -502,6 +502,10 @@ struct parley_store_ops {
      * deleted, PARLEY_ENOTFOUND. Writer. */
     int (*conv_bump)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
                      int64_t *version, int64_t *activity);
+    /* A message on one of its branches (core/branch.h): as conv_bump but
+     * message_count (the main branch's) unchanged; *count is it. Writer. */
+    int (*conv_touch)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *count,
+                      int64_t *version, int64_t *activity);
     /* Make the row a tombstone: no title, metadata {}, deleted, version +
      * 1, updated_ms = now_ms; *version after. PARLEY_ENOTFOUND. Writer. */
     int (*conv_tombstone)(parley_db_t *db, const char *id, int64_t now_ms, int64_t *version);
@@ -562,6 +566,20 @@ struct parley_store_ops {
      * hold a fork stream; *n found. */
     int (*snap_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
                         int max, int *n);
+
+    /* ---- snapshot visits (core/snapshot.h) ---- */
+
+    /* Count one visit of snapshot_id at now_ms: its visit record's
+     * view_count + 1 and last_viewed_ms the later of the two (the record is
+     * made at the first visit). PARLEY_ENOTFOUND, nothing written, when the
+     * record is marked deleted. Writer. */
+    int (*visit_add)(parley_db_t *db, const char *snapshot_id, int64_t now_ms);
+    /* The visit record of snapshot_id: *count and *last_ms. PARLEY_ENOTFOUND
+     * when there is none or it is marked deleted. */
+    int (*visit_get)(parley_db_t *db, const char *snapshot_id, int64_t *count, int64_t *last_ms);
+    /* Mark the visit record of snapshot_id deleted (0 when it has none).
+     * Writer. */
+    int (*visit_delete)(parley_db_t *db, const char *snapshot_id);
 
     /* ---- blobs (core/blob.h) ---- */
 
@@ -1058,6 +1076,22 @@ static inline int parley_db_snap_list(parley_db_t *db, const char *owner, int64_
     return db->ops->snap_list(db, owner, before, limit, cb, arg);
 }
 
+static inline int parley_db_visit_get(parley_db_t *db, const char *snapshot_id, int64_t *count,
+                                      int64_t *last_ms)
+{
+    return db->ops->visit_get(db, snapshot_id, count, last_ms);
+}
+
+static inline int parley_db_visit_add(parley_db_t *db, const char *snapshot_id, int64_t now_ms)
+{
+    return db->ops->visit_add(db, snapshot_id, now_ms);
+}
+
+static inline int parley_db_visit_delete(parley_db_t *db, const char *snapshot_id)
+{
+    return db->ops->visit_delete(db, snapshot_id);
+}
+
 static inline int parley_db_snap_expired(parley_db_t *db, int64_t now_ms,
                                          char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
 {
@@ -1277,6 +1311,12 @@ static inline int parley_db_conv_bump(parley_db_t *db, const char *id, int64_t n
                                       int64_t *version, int64_t *activity)
 {
     return db->ops->conv_bump(db, id, now_ms, seq, version, activity);
+}
+
+static inline int parley_db_conv_touch(parley_db_t *db, const char *id, int64_t now_ms,
+                                       int64_t *count, int64_t *version, int64_t *activity)
+{
+    return db->ops->conv_touch(db, id, now_ms, count, version, activity);
 }
 
 static inline int parley_db_conv_tombstone(parley_db_t *db, const char *id, int64_t now_ms,

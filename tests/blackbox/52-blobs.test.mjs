@@ -336,3 +336,29 @@ test("blobs - public reads: a public snapshot's blobs and signed URLs, without a
   expectError(await anon.get(short.url), 410, "url_expired")
   expectError(await alice.post(`/v1/blobs/${b.id}/url`, { expires_in: 0 }), 400, "invalid_expires_in")
 })
+
+test("blobs - messages on a branch reference blobs as on main: an edit naming another user's blob is refused and leaves no branch; a branch's reference keeps its blob", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t, args: [...AUTH_ARGS, "--blob-grace", "2s"] })
+  const alice = client(srv, userToken("alice", SECRET))
+  const bob = client(srv, userToken("bob", SECRET))
+  const bobs = expectStatus(await upload(bob, crypto.randomBytes(64)), 201)
+  const kept = expectStatus(await upload(alice, crypto.randomBytes(65)), 201)
+  const conv = expectStatus(await alice.post("/v1/conversations", { title: "b" }), 201)
+  const u1 = expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "one" }), 201)
+  // Refused as a whole: no branch, no message, the active branch unchanged.
+  const bad = await alice.post(`/v1/conversations/${conv.id}/messages/${u1.id}/edit`, { content: [{ type: "blob", id: bobs.id }] })
+  expectError(bad, 400, "blob_not_found")
+  const branches = expectStatus(await alice.get(`/v1/conversations/${conv.id}/branches`), 200)
+  assert.equal(branches.items.length, 1, "no branch was made by the refused edit")
+  assert.equal(branches.active, "main")
+  // An edit that references alice's own blob is stored on its branch.
+  const ok = expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages/${u1.id}/edit`, { content: [{ type: "blob", id: kept.id }] }), 201)
+  assert.ok(ok.branch && ok.branch !== "main")
+  // A message posted to that branch naming bob's blob is refused too.
+  const bad2 = await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: [{ type: "blob", id: bobs.id }], branch: ok.branch })
+  expectError(bad2, 400, "blob_not_found")
+  // Past the grace, the blob referenced only from the branch is still there.
+  await new Promise((r) => setTimeout(r, 4500))
+  const got = await alice.get(`/v1/blobs/${kept.id}`)
+  assert.equal(got.status, 200, "the branch's reference keeps the blob")
+})

@@ -424,8 +424,8 @@ static void message_parse_bodies_table(void **state)
         {"\"text\"", "the body must be a JSON object: {\"role\": \"user\", \"content\": ...}", NULL,
          false, 0},
         {"{\"role\":\"user\",\"content\":\"x\",\"extra\":1}",
-         "unknown field (see details.field): a message takes role, content, metadata, process "
-         "and max_attempts",
+         "unknown field (see details.field): a message takes role, content, metadata, process, "
+         "max_attempts and branch",
          "extra", false, 0},
         {"{\"role\":\"robot\",\"content\":\"x\"}", role_msg, NULL, false, 0},
         {"{\"role\":\"User\",\"content\":\"x\"}", role_msg, NULL, false, 0},
@@ -448,8 +448,8 @@ static void message_parse_bodies_table(void **state)
          attempts_msg, NULL, false, 0},
         /* The first fault wins: an unknown field before a bad role. */
         {"{\"role\":\"robot\",\"zzz\":1}",
-         "unknown field (see details.field): a message takes role, content, metadata, process "
-         "and max_attempts",
+         "unknown field (see details.field): a message takes role, content, metadata, process, "
+         "max_attempts and branch",
          "zzz", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

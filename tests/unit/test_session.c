@@ -678,12 +678,84 @@ static void session_complete_via_turn_refused_writes_nothing(void **state)
     }
 }
 
+/* The ETag follows every field a poll would see change, and only those. */
+static void session_etag_changes_with_each_field(void **state)
+{
+    (void)state;
+    parley_sess_t a = {.id = "S1",
+                       .conversation_id = "C1",
+                       .owner = "alice",
+                       .message_id = "M1",
+                       .status = "processing",
+                       .attempt = 1,
+                       .max_attempts = 3,
+                       .lease_ms = 60000,
+                       .lease_expires_ms = 5000,
+                       .created_ms = 1,
+                       .updated_ms = 2};
+    char base[PARLEY_SESSION_ETAG_LEN + 1], tag[PARLEY_SESSION_ETAG_LEN + 1];
+    parley_session_etag(&a, base);
+    assert_int_equal(strlen(base), PARLEY_SESSION_ETAG_LEN);
+    assert_int_equal(base[0], '"');
+    assert_int_equal(base[PARLEY_SESSION_ETAG_LEN - 1], '"');
+    parley_sess_t same = a;
+    parley_session_etag(&same, tag);
+    assert_string_equal(tag, base);
+    for (int k = 0; k < 10; k++) {
+        parley_sess_t b = a;
+        switch (k) {
+        case 0:
+            snprintf(b.id, sizeof b.id, "S2");
+            break;
+        case 1:
+            snprintf(b.status, sizeof b.status, "awaiting_input");
+            break;
+        case 2:
+            b.attempt = 2;
+            break;
+        case 3:
+            b.max_attempts = 4;
+            break;
+        case 4:
+            b.lease_expires_ms = 5001;
+            break;
+        case 5:
+            b.updated_ms = 3;
+            break;
+        case 6:
+            snprintf(b.result_id, sizeof b.result_id, "M2");
+            break;
+        case 7:
+            b.error = "{}";
+            break;
+        case 8:
+            b.request = "{\"tool\":\"x\"}";
+            break;
+        default:
+            b.input = "null";
+            break; /* JSON null text differs from no value */
+        }
+        parley_session_etag(&b, tag);
+        if (strcmp(tag, base) == 0)
+            fail_msg("field %d changed, the ETag did not", k);
+    }
+    /* The same bytes in another field are another tag (length prefixes). */
+    parley_sess_t r1 = a, r2 = a;
+    r1.request = "ab";
+    r2.input = "ab";
+    char t1[PARLEY_SESSION_ETAG_LEN + 1], t2[PARLEY_SESSION_ETAG_LEN + 1];
+    parley_session_etag(&r1, t1);
+    parley_session_etag(&r2, t2);
+    assert_string_not_equal(t1, t2);
+}
+
 int main(void)
 {
     const struct CMUnitTest session_tests[] = {
         cmocka_unit_test(session_next_table_every_pair),
         cmocka_unit_test(session_next_rejected_out_of_range),
         cmocka_unit_test(session_names_round_trip),
+        cmocka_unit_test(session_etag_changes_with_each_field),
         cmocka_unit_test(session_apply_every_pair_on_a_store),
         cmocka_unit_test(session_expire_last_attempt_fails),
         cmocka_unit_test(session_apply_worker_action_forbidden_for_users),

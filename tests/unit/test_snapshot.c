@@ -473,8 +473,8 @@ static void snapshot_create_bodies_table(void **state)
 {
     fixture_t *fx = *state;
     static const char *const unknown =
-        "unknown field (see details.field): a snapshot takes source, title, public and "
-        "expires_in";
+        "unknown field (see details.field): a snapshot takes source, title, public, "
+        "expires_in and branch";
     static const char *const source_required =
         "source is required: \"/v1/conversations/{id}\" or \"/v1/documents/{collection}/{id}\"";
     static const char *const source_kind =
@@ -820,6 +820,64 @@ static void snapshot_public_flag_stored_and_shown(void **state)
     }
 }
 
+/* One visit of id at ms, in a transaction of its own. */
+static void visit(fixture_t *fx, const char *id, int64_t ms)
+{
+    assert_int_equal(parley_db_begin(fx->db), 0);
+    assert_int_equal(parley_snapshot_visit(fx->db, id, ms), 0);
+    assert_int_equal(parley_db_commit(fx->db), 0);
+}
+
+/* view_count of id and its last_viewed_at (or "null") into last. */
+static int64_t views_of(fixture_t *fx, const char *id, char *last, size_t cap)
+{
+    json_t *v = parley_snapshot_visits_json(fx->db, id);
+    assert_non_null(v);
+    json_t *at = json_object_get(v, "last_viewed_at");
+    snprintf(last, cap, "%s", json_is_string(at) ? json_string_value(at) : "null");
+    int64_t n = json_integer_value(json_object_get(v, "view_count"));
+    json_decref(v);
+    return n;
+}
+
+static void snapshot_visits_count_keep_the_latest_and_stop_at_delete(void **state)
+{
+    fixture_t *fx = *state;
+    char conv[PARLEY_ROW_ID_MAX + 1], snap[PARLEY_ROW_ID_MAX + 1], other[PARLEY_ROW_ID_MAX + 1];
+    char last[64];
+    parley_outcome_t o;
+    create_conv(fx, "alice", "t", conv);
+    post(fx, conv, "alice", "hello");
+    char source[PARLEY_SOURCE_MAX + 1];
+    snprintf(source, sizeof source, "/v1/conversations/%s", conv);
+    snap_create(fx, "alice", source, snap);
+    snap_create(fx, "alice", source, other);
+    assert_int_equal(views_of(fx, snap, last, sizeof last), 0);
+    assert_string_equal(last, "null");
+    visit(fx, snap, 1000);
+    visit(fx, snap, 3000);
+    visit(fx, snap, 2000); /* a visit committed late does not move last_viewed_at back */
+    visit(fx, other, 5000);
+    assert_int_equal(views_of(fx, snap, last, sizeof last), 3);
+    assert_string_equal(last, "1970-01-01T00:00:03.000Z");
+    assert_int_equal(views_of(fx, other, last, sizeof last), 1);
+    /* Deleting marks the record deleted: no longer shown, never counted again. */
+    snap_delete(fx, snap, "alice", false, &o);
+    assert_done(&o, PARLEY_DONE_EMPTY);
+    parley_outcome_clear(&o);
+    int64_t count = 0, last_ms = 0;
+    assert_int_equal(parley_db_visit_get(fx->db, snap, &count, &last_ms), PARLEY_ENOTFOUND);
+    visit(fx, snap, 9000); /* the snapshot is gone: nothing */
+    assert_int_equal(parley_db_visit_add(fx->db, snap, 9000), PARLEY_ENOTFOUND);
+    assert_int_equal(views_of(fx, snap, last, sizeof last), 0);
+    assert_int_equal(views_of(fx, other, last, sizeof last), 1);
+    /* A snapshot that was never visited: deleting it leaves no record. */
+    snap_delete(fx, other, "alice", false, &o);
+    parley_outcome_clear(&o);
+    visit(fx, "no-such-snapshot", 1);
+    assert_int_equal(views_of(fx, "no-such-snapshot", last, sizeof last), 0);
+}
+
 #define SNAP_TEST(f) cmocka_unit_test_setup_teardown(f, snap_setup, snap_teardown)
 
 int main(void)
@@ -834,6 +892,7 @@ int main(void)
         SNAP_TEST(snapshot_delete_owner_only),
         SNAP_TEST(snapshot_owner_and_expiry_predicates_table),
         SNAP_TEST(snapshot_public_flag_stored_and_shown),
+        SNAP_TEST(snapshot_visits_count_keep_the_latest_and_stop_at_delete),
     };
     return cmocka_run_group_tests_name("snapshot", snapshot_tests, NULL, NULL);
 }

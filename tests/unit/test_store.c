@@ -2448,6 +2448,37 @@ static void store_conv_bump_and_tombstone(void **state)
     assert_int_equal(parley_db_conv_tombstone(fx->w, T("none"), T0, &version), PARLEY_ENOTFOUND);
 }
 
+/* conv_touch: a message on a branch moves version, activity and the
+ * times, never message_count (the main branch's). */
+static void store_conv_touch_keeps_count(void **state)
+{
+    fixture_t *fx = *state;
+    parley_conv_t c = conv_make(0, T("ct"), T("u")), got;
+    assert_int_equal(parley_db_conv_insert(fx->w, &c), 0);
+    int64_t seq = 0, count = -1, version = 0, activity = 0;
+    assert_int_equal(parley_db_conv_bump(fx->w, T("ct"), T0 + 1, &seq, &version, &activity), 0);
+    int64_t last = activity;
+    for (int i = 2; i <= 4; i++) {
+        assert_int_equal(parley_db_conv_touch(fx->w, T("ct"), T0 + i, &count, &version, &activity),
+                         0);
+        eq_i("count", count, seq);
+        eq_i("version", version, c.version + i);
+        assert_true(activity > last);
+        last = activity;
+    }
+    assert_int_equal(parley_db_conv_get(reader(fx), T("ct"), &got), 0);
+    eq_i("message_count", got.message_count, seq);
+    eq_i("last_message_ms", got.last_message_ms, T0 + 4);
+    eq_i("updated_ms", got.updated_ms, T0 + 4);
+    eq_i("activity", got.activity, last);
+    parley_conv_clear(&got);
+    assert_int_equal(parley_db_conv_tombstone(fx->w, T("ct"), T0 + 50, &version), 0);
+    assert_int_equal(parley_db_conv_touch(fx->w, T("ct"), T0, &count, &version, &activity),
+                     PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_conv_touch(fx->w, T("none"), T0, &count, &version, &activity),
+                     PARLEY_ENOTFOUND);
+}
+
 static void store_sess_insert_update_cas(void **state)
 {
     fixture_t *fx = *state;
@@ -2808,6 +2839,7 @@ int main(void)
         S(store_conv_insert_assigns_activity_eexist),
         S(store_conv_update_cas_on_version),
         S(store_conv_bump_and_tombstone),
+        S(store_conv_touch_keeps_count),
         S(store_sess_insert_update_cas),
         S(store_sess_claim_next_oldest_once),
         S(store_snap_insert_and_expire),

@@ -140,6 +140,7 @@ enum stmt_id {
     S_A_CONV_INSERT,
     S_A_CONV_UPDATE,
     S_A_CONV_BUMP,
+    S_A_CONV_TOUCH,
     S_A_SESS_INSERT,
     S_A_SESS_UPDATE,
     S_A_SESS_CLAIM,
@@ -213,6 +214,15 @@ static const stmt_def_t stmts[S_COUNT] = {
         {"SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
          "expires_ms <= $1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT $2",
          L_SKIP_LOCKED},
+    [PARLEY_Q_VISIT_ADD] = {"INSERT INTO snapshot_visits (snapshot_id, view_count, "
+                            "last_viewed_ms, deleted) VALUES ($1, 1, $2, false) ON CONFLICT "
+                            "(snapshot_id) DO UPDATE SET view_count = snapshot_visits.view_count "
+                            "+ 1, last_viewed_ms = GREATEST(snapshot_visits.last_viewed_ms, "
+                            "excluded.last_viewed_ms) WHERE NOT snapshot_visits.deleted "
+                            "RETURNING view_count"},
+    [PARLEY_Q_VISIT_GET] = {"SELECT view_count, last_viewed_ms FROM snapshot_visits "
+                            "WHERE snapshot_id = $1 AND NOT deleted"},
+    [PARLEY_Q_VISIT_DEL] = {"UPDATE snapshot_visits SET deleted = true WHERE snapshot_id = $1"},
     [PARLEY_Q_SUB_GET] = {"SELECT {sub} FROM subscriptions WHERE id = $1", L_UPDATE},
     [PARLEY_Q_SUB_DEL] = {"DELETE FROM subscriptions WHERE id = $1"},
     [PARLEY_Q_SUB_DEL_LINKS] = {"DELETE FROM subscription_streams WHERE sub_id = $1"},
@@ -302,6 +312,9 @@ static const stmt_def_t stmts[S_COUNT] = {
                        "version + 1, updated_ms = $2, last_message_ms = $2, activity = "
                        "parley_next('conversation_activity') WHERE id = $1 AND NOT deleted "
                        "RETURNING message_count, version, activity"},
+    [S_A_CONV_TOUCH] = {"UPDATE conversations SET version = version + 1, updated_ms = $2, "
+                        "last_message_ms = $2, activity = parley_next('conversation_activity') "
+                        "WHERE id = $1 AND NOT deleted RETURNING message_count, version, activity"},
     [PARLEY_Q_CONV_TOMBSTONE] =
         {"UPDATE conversations SET title = NULL, metadata = '{}', deleted = "
          "true, version = version + 1, updated_ms = $2 WHERE id = $1 "
@@ -904,9 +917,17 @@ static const char blobs_sql[] =
     "  PRIMARY KEY (owner, blob_id, src));"
     "CREATE INDEX IF NOT EXISTS blob_refs_src ON blob_refs (owner, src);";
 
+/* 2 -> 3: snapshot visits, one record per snapshot (core/snapshot.h). */
+static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
+                                 "  snapshot_id " KEY " PRIMARY KEY,"
+                                 "  view_count bigint NOT NULL,"
+                                 "  last_viewed_ms bigint NOT NULL,"
+                                 "  deleted boolean NOT NULL DEFAULT false);";
+
 static const char *const migrations[] = {
     schema_sql, /* 0 -> 1: the first schema */
     blobs_sql,  /* blobs, their parts, staged uploads and references */
+    visits_sql, /* 2 -> 3: snapshot visits */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1536,11 +1557,12 @@ static int pg_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_vers
 }
 
 /* A new message: count + 1 (its seq), version + 1, a new activity. */
-static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+/* conv_bump (stmt S_A_CONV_BUMP) or conv_touch (S_A_CONV_TOUCH). */
+static int conv_bump_by(parley_db_t *db, int stmt, const char *id, int64_t now_ms, int64_t *seq,
                         int64_t *version, int64_t *activity)
 {
     int64_t v[3] = {0, 0, 0};
-    int rc = ints(db, S_A_CONV_BUMP, v, 3, "ti", id, now_ms);
+    int rc = ints(db, stmt, v, 3, "ti", id, now_ms);
     if (rc == PARLEY_ENOTFOUND)
         return conv_missed(db, id);
     if (rc == 0) {
@@ -1549,6 +1571,18 @@ static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
         *activity = v[2];
     }
     return rc;
+}
+
+static int pg_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_A_CONV_BUMP, id, now_ms, seq, version, activity);
+}
+
+static int pg_conv_touch(parley_db_t *db, const char *id, int64_t now_ms, int64_t *count,
+                         int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_A_CONV_TOUCH, id, now_ms, count, version, activity);
 }
 
 static int pg_sess_insert(parley_db_t *db, parley_sess_t *s)
@@ -1895,6 +1929,7 @@ static const parley_store_ops_t pg_ops = {
     .conv_insert = pg_conv_insert,
     .conv_update = pg_conv_update,
     .conv_bump = pg_conv_bump,
+    .conv_touch = pg_conv_touch,
     .conv_tombstone = parley_sqlop_conv_tombstone,
     .conv_list = parley_sqlop_conv_list,
     .sess_get = parley_sqlop_sess_get,
@@ -1909,6 +1944,9 @@ static const parley_store_ops_t pg_ops = {
     .snap_expire = parley_sqlop_snap_expire,
     .snap_remove = parley_sqlop_snap_remove,
     .snap_list = parley_sqlop_snap_list,
+    .visit_add = parley_sqlop_visit_add,
+    .visit_get = parley_sqlop_visit_get,
+    .visit_delete = parley_sqlop_visit_delete,
     .snap_expired = parley_sqlop_snap_expired,
     .sub_get = parley_sqlop_sub_get,
     .sub_put_config = parley_sqlop_sub_put_config,

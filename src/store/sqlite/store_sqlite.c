@@ -108,6 +108,7 @@ enum stmt_id {
     S_CONV_INSERT,
     S_CONV_UPDATE,
     S_CONV_BUMP,
+    S_CONV_TOUCH,
     S_SESS_INSERT,
     S_SESS_UPDATE,
     S_SESS_CLAIM,
@@ -204,6 +205,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CONV_BUMP] = "UPDATE conversations SET message_count = message_count + 1, version = "
                     "version + 1, last_message_ms = ?2, updated_ms = ?2, activity = ?3 "
                     "WHERE id = ?1 AND deleted = 0 RETURNING message_count, version, activity",
+    [S_CONV_TOUCH] = "UPDATE conversations SET version = version + 1, last_message_ms = ?2, "
+                     "updated_ms = ?2, activity = ?3 WHERE id = ?1 AND deleted = 0 "
+                     "RETURNING message_count, version, activity",
     [PARLEY_Q_CONV_TOMBSTONE] =
         "UPDATE conversations SET title = NULL, metadata = '{}', deleted = 1, "
         "version = version + 1, updated_ms = ?2 WHERE id = ?1 RETURNING version",
@@ -230,6 +234,14 @@ static const char *const stmt_sql[S_COUNT] = {
     [PARLEY_Q_SNAP_EXPIRED] =
         "SELECT id FROM snapshots WHERE expires_ms IS NOT NULL AND "
         "expires_ms <= ?1 AND stream IS NOT NULL ORDER BY expires_ms LIMIT ?2",
+    [PARLEY_Q_VISIT_ADD] =
+        "INSERT INTO snapshot_visits (snapshot_id, view_count, last_viewed_ms, deleted) "
+        "VALUES (?1, 1, ?2, 0) ON CONFLICT (snapshot_id) DO UPDATE SET view_count = "
+        "view_count + 1, last_viewed_ms = max(last_viewed_ms, excluded.last_viewed_ms) "
+        "WHERE deleted = 0 RETURNING view_count",
+    [PARLEY_Q_VISIT_GET] = "SELECT view_count, last_viewed_ms FROM snapshot_visits "
+                           "WHERE snapshot_id = ?1 AND deleted = 0",
+    [PARLEY_Q_VISIT_DEL] = "UPDATE snapshot_visits SET deleted = 1 WHERE snapshot_id = ?1",
     [PARLEY_Q_SUB_GET] = "SELECT {sub} FROM subscriptions WHERE id = ?1",
     [PARLEY_Q_SUB_PUT_CONFIG] =
         "INSERT INTO subscriptions ({sub}) VALUES (?1, ?2, ?3, ?4, ?5, "
@@ -620,9 +632,18 @@ static const char blobs_sql[] =
     "  PRIMARY KEY (owner, blob_id, src)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS blob_refs_src ON blob_refs (owner, src);";
 
+/* 2 -> 3: snapshot visits, one record per snapshot (core/snapshot.h). */
+static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
+                                 "  snapshot_id TEXT PRIMARY KEY,"
+                                 "  view_count INTEGER NOT NULL,"
+                                 "  last_viewed_ms INTEGER NOT NULL,"
+                                 "  deleted INTEGER NOT NULL DEFAULT 0"
+                                 ") WITHOUT ROWID;";
+
 static const char *const migrations[] = {
     schema_sql, /* 0 -> 1: the first schema */
     blobs_sql,  /* blobs, their parts, staged uploads and references */
+    visits_sql, /* 2 -> 3: snapshot visits */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1174,13 +1195,14 @@ static int sq_conv_update(parley_db_t *db, parley_conv_t *c, int64_t expect_vers
     return rc;
 }
 
-static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+/* conv_bump (stmt S_CONV_BUMP) or conv_touch (S_CONV_TOUCH). */
+static int conv_bump_by(parley_db_t *db, int stmt, const char *id, int64_t now_ms, int64_t *seq,
                         int64_t *version, int64_t *activity)
 {
     int64_t next, v[3];
     int rc = next_counter(db, COUNTER_ACTIVITY, &next);
     if (rc == 0)
-        rc = ints(db, S_CONV_BUMP, v, 3, "tii", id, now_ms, next);
+        rc = ints(db, stmt, v, 3, "tii", id, now_ms, next);
     if (rc == PARLEY_ENOTFOUND)
         return row_missed(db, "conversations", id);
     if (rc == 0) {
@@ -1189,6 +1211,18 @@ static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t
         *activity = v[2];
     }
     return rc;
+}
+
+static int sq_conv_bump(parley_db_t *db, const char *id, int64_t now_ms, int64_t *seq,
+                        int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_CONV_BUMP, id, now_ms, seq, version, activity);
+}
+
+static int sq_conv_touch(parley_db_t *db, const char *id, int64_t now_ms, int64_t *count,
+                         int64_t *version, int64_t *activity)
+{
+    return conv_bump_by(db, S_CONV_TOUCH, id, now_ms, count, version, activity);
 }
 
 static int sq_sess_insert(parley_db_t *db, parley_sess_t *s)
@@ -1495,6 +1529,7 @@ static const parley_store_ops_t sqlite_ops = {
     .conv_insert = sq_conv_insert,
     .conv_update = sq_conv_update,
     .conv_bump = sq_conv_bump,
+    .conv_touch = sq_conv_touch,
     .conv_tombstone = parley_sqlop_conv_tombstone,
     .conv_list = parley_sqlop_conv_list,
     .sess_get = parley_sqlop_sess_get,
@@ -1509,6 +1544,9 @@ static const parley_store_ops_t sqlite_ops = {
     .snap_expire = parley_sqlop_snap_expire,
     .snap_remove = parley_sqlop_snap_remove,
     .snap_list = parley_sqlop_snap_list,
+    .visit_add = parley_sqlop_visit_add,
+    .visit_get = parley_sqlop_visit_get,
+    .visit_delete = parley_sqlop_visit_delete,
     .snap_expired = parley_sqlop_snap_expired,
     .sub_get = parley_sqlop_sub_get,
     .sub_put_config = parley_sqlop_sub_put_config,
