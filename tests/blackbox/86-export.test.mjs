@@ -218,6 +218,7 @@ const EXPORTED = {
   conversations: { kind: "conversation" },
   sessions: { kind: "session" },
   snapshots: { kind: "snapshot", cols: { kind: "snapshot_kind" } },
+  snapshot_visits: { kind: "snapshot_visit" },
   subscriptions: { kind: "subscription" },
   subscription_streams: { kind: "subscription_stream" },
   server_keys: { kind: "server_key" },
@@ -247,6 +248,8 @@ test("export - every table and column of the schema is in the export (a new one 
   await populate(srv, "alice")
   const admin = client(srv, ADMIN_KEY)
   expectStatus(await admin.put("/v1/stream/__ds/subscriptions/s1", { type: "pull-wake", streams: ["alice/text"], wake_stream: "wakes/w1", lease_ttl_ms: 5000 }), 201)
+  const snap = expectStatus(await client(srv, userToken("alice", SECRET)).get("/v1/snapshots"), 200).items[0]
+  expectStatus(await client(srv, null).get(`/v1/snapshots/${snap.id}`), 200) // a visit
   const objs = lines(exportOk(["--data", srv.dataDir]))
   const q = spawnSync("sqlite3", ["-readonly", "-separator", " ", path.join(srv.dataDir, "parley.db"), "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' ORDER BY m.name, p.cid"], { encoding: "utf8" })
   assert.equal(q.status, 0, q.stderr)
