@@ -14,6 +14,8 @@
  *   /v1/conversations[/...]         conversations, messages, their sessions
  *   /v1/sessions/...                sessions: worker actions, token streams
  *   /v1/snapshots[/...]             snapshots (one may be read without a token)
+ *   /v1/search                      search the caller's titles and messages
+ *   /v1/users/{from}/transfer       move a user's data to another (admin)
  *   /console[/file]                 the web console's files (no token: they hold no data)
  *
  * Runs on an HTTP worker thread for each complete request. arg is the
@@ -75,6 +77,8 @@ static const char *const route_patterns[PARLEY_API_ROUTES] = {
     "/v1/snapshots",
     "/v1/snapshots/{id}",
     "/v1/snapshots/{id}/messages",
+    "/v1/search",
+    "/v1/users/{id}/transfer",
 };
 
 /* Segments of s ("a/b/c": 3; "": 0). */
@@ -160,6 +164,10 @@ int parley_api_route_index(const char *path)
         int n = nsegs(++p);
         return n == 1 ? 22 : n == 2 && seg_is(p, 1, "messages") ? 23 : 0;
     }
+    if (strcmp(path, "/v1/search") == 0)
+        return 24;
+    if (strncmp(path, "/v1/users/", 10) == 0)
+        return 25;
     return 0;
 }
 
@@ -273,6 +281,14 @@ void parley_api_route(parley_req_t *r, void *arg)
     }
     if (strncmp(path, "/v1/snapshots", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {
         parley_api_snapshots(r, path + 13);
+        return;
+    }
+    if (strcmp(path, "/v1/search") == 0) {
+        parley_api_search(r);
+        return;
+    }
+    if (strncmp(path, "/v1/users/", 10) == 0) {
+        parley_api_users(r, path + 10);
         return;
     }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
