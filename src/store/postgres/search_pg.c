@@ -22,6 +22,9 @@
  * are indexed by search_put in the message's transaction. The index holds
  * no owner: a hit is its live conversation's owner's, joined at query time.
  *
+ * The step can run again over its own work (IF NOT EXISTS, OR REPLACE,
+ * ON CONFLICT DO NOTHING), as the first schema's can.
+ *
  * Queries never contain the caller's text as tsquery syntax: core/search.c
  * parses q into terms of plain tokens; each term becomes
  * phraseto_tsquery('simple', its normalised text) (a prefix term's last
@@ -43,21 +46,21 @@
 #define INDEXED_CHARS "100000" /* characters of a text that are indexed */
 
 const char parley_pg_search_sql[] =
-    "CREATE FUNCTION parley_search_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE "
+    "CREATE OR REPLACE FUNCTION parley_search_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE "
     "  PARALLEL SAFE AS $f$ SELECT lower(t) $f$;"
     "DO $d$ DECLARE s text; BEGIN"
     "  BEGIN CREATE EXTENSION IF NOT EXISTS unaccent; EXCEPTION WHEN others THEN NULL; END;"
     "  SELECT n.nspname INTO s FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
     "    WHERE e.extname = 'unaccent';"
     "  IF s IS NOT NULL THEN"
-    "    EXECUTE format('CREATE OR REPLACE FUNCTION parley_search_fold(t text) RETURNS text '"
-    "      'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',"
+    "    EXECUTE format('CREATE OR REPLACE FUNCTION parley_search_fold(t text) RETURNS text "
+    "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',"
     "      format('SELECT lower(%I.unaccent(%L::regdictionary, t))', s, s || '.unaccent'));"
     "  END IF; END $d$;"
-    "CREATE FUNCTION parley_search_norm(t text) RETURNS text LANGUAGE sql IMMUTABLE "
+    "CREATE OR REPLACE FUNCTION parley_search_norm(t text) RETURNS text LANGUAGE sql IMMUTABLE "
     "  PARALLEL SAFE AS $f$ SELECT regexp_replace(parley_search_fold(left(t, " INDEXED_CHARS
     ")), '[!-/:-@[-`{-~]+', ' ', 'g') $f$;"
-    "CREATE TABLE search_rows ("
+    "CREATE TABLE IF NOT EXISTS search_rows ("
     "  conversation_id text COLLATE \"C\" NOT NULL,"
     "  message_id text COLLATE \"C\","
     "  seq bigint NOT NULL,"
@@ -65,8 +68,8 @@ const char parley_pg_search_sql[] =
     "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, "
     "    parley_search_norm(body))) STORED,"
     "  PRIMARY KEY (conversation_id, seq));"
-    "CREATE INDEX search_rows_tsv ON search_rows USING gin (tsv);"
-    "CREATE FUNCTION parley_search_conv() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+    "CREATE INDEX IF NOT EXISTS search_rows_tsv ON search_rows USING gin (tsv);"
+    "CREATE OR REPLACE FUNCTION parley_search_conv() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
     "  IF TG_OP = 'UPDATE' THEN"
     "    DELETE FROM search_rows WHERE conversation_id = NEW.id AND (seq = 0 OR NEW.deleted);"
     "  END IF;"
@@ -74,16 +77,17 @@ const char parley_pg_search_sql[] =
     "    INSERT INTO search_rows (conversation_id, seq, body) VALUES (NEW.id, 0, NEW.title);"
     "  END IF;"
     "  RETURN NULL; END $f$;"
+    "DROP TRIGGER IF EXISTS search_conv ON conversations;"
     "CREATE TRIGGER search_conv AFTER INSERT OR UPDATE OF title, deleted ON conversations"
     "  FOR EACH ROW EXECUTE FUNCTION parley_search_conv();"
-    "CREATE TABLE transfers ("
+    "CREATE TABLE IF NOT EXISTS transfers ("
     "  from_user text COLLATE \"C\" PRIMARY KEY,"
     "  to_user text COLLATE \"C\" NOT NULL,"
     "  answer text NOT NULL,"
     "  at_ms bigint NOT NULL);"
     "INSERT INTO search_rows (conversation_id, seq, body)"
     "  SELECT id, 0, title FROM conversations"
-    "  WHERE title IS NOT NULL AND title <> '' AND NOT deleted;"
+    "  WHERE title IS NOT NULL AND title <> '' AND NOT deleted ON CONFLICT DO NOTHING;"
     "INSERT INTO search_rows (conversation_id, message_id, seq, body)"
     "  SELECT cid, j ->> 'id', seq, body FROM ("
     "    SELECT v.id AS cid, c.end_pos AS seq, m.j,"
@@ -101,7 +105,7 @@ const char parley_pg_search_sql[] =
     "    CROSS JOIN LATERAL (SELECT convert_from(c.data, 'UTF8')::json AS j) m"
     "    WHERE NOT v.deleted AND NOT s.deleted"
     "      AND strpos(convert_from(c.data, 'UTF8'), '\\u0000') = 0) y"
-    "  WHERE body IS NOT NULL AND body <> '';";
+    "  WHERE body IS NOT NULL AND body <> '' ON CONFLICT DO NOTHING;";
 
 /* Run sql with n text parameters; *res is the result (cleared by the
  * caller) when the call returns 0. */

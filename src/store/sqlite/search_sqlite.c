@@ -21,6 +21,9 @@
  * joined at query time, so moving a user's conversations moves their hits
  * with them and a deleted conversation's hits can never show.
  *
+ * The step can run again over its own work (IF NOT EXISTS, INSERT OR
+ * IGNORE), as the first schema's can.
+ *
  * Queries never contain the caller's text as FTS5 syntax: core/search.c
  * parses q into terms of plain tokens (ASCII letters and digits, bytes >=
  * 0x80), and each term becomes one quoted FTS5 string (a phrase of its
@@ -44,35 +47,36 @@
 #include "util/buf.h"
 
 const char parley_sqlite_search_sql[] =
-    "CREATE TABLE search_rows ("
+    "CREATE TABLE IF NOT EXISTS search_rows ("
     "  id INTEGER PRIMARY KEY,"
     "  conversation_id TEXT NOT NULL,"
     "  message_id TEXT,"
     "  seq INTEGER NOT NULL,"
     "  body TEXT NOT NULL,"
     "  UNIQUE (conversation_id, seq));"
-    "CREATE VIRTUAL TABLE search_fts USING fts5(body, content = 'search_rows', "
+    "CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(body, content = 'search_rows', "
     "  content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');"
-    "CREATE TRIGGER search_rows_ai AFTER INSERT ON search_rows BEGIN"
+    "CREATE TRIGGER IF NOT EXISTS search_rows_ai AFTER INSERT ON search_rows BEGIN"
     "  INSERT INTO search_fts (rowid, body) VALUES (new.id, new.body); END;"
-    "CREATE TRIGGER search_rows_ad AFTER DELETE ON search_rows BEGIN"
+    "CREATE TRIGGER IF NOT EXISTS search_rows_ad AFTER DELETE ON search_rows BEGIN"
     "  INSERT INTO search_fts (search_fts, rowid, body) VALUES ('delete', old.id, old.body); END;"
-    "CREATE TRIGGER search_conv_ai AFTER INSERT ON conversations"
+    "CREATE TRIGGER IF NOT EXISTS search_conv_ai AFTER INSERT ON conversations"
     "  WHEN new.title IS NOT NULL AND new.title <> '' AND NOT new.deleted BEGIN"
     "  INSERT INTO search_rows (conversation_id, seq, body) VALUES (new.id, 0, new.title); END;"
-    "CREATE TRIGGER search_conv_au AFTER UPDATE OF title, deleted ON conversations BEGIN"
+    "CREATE TRIGGER IF NOT EXISTS search_conv_au AFTER UPDATE OF title, deleted ON conversations "
+    "BEGIN"
     "  DELETE FROM search_rows WHERE conversation_id = new.id AND (seq = 0 OR new.deleted);"
     "  INSERT INTO search_rows (conversation_id, seq, body) SELECT new.id, 0, new.title"
     "    WHERE new.title IS NOT NULL AND new.title <> '' AND NOT new.deleted; END;"
-    "CREATE TABLE transfers ("
+    "CREATE TABLE IF NOT EXISTS transfers ("
     "  from_user TEXT PRIMARY KEY,"
     "  to_user TEXT NOT NULL,"
     "  answer TEXT NOT NULL,"
     "  at_ms INTEGER NOT NULL);"
-    "INSERT INTO search_rows (conversation_id, seq, body)"
+    "INSERT OR IGNORE INTO search_rows (conversation_id, seq, body)"
     "  SELECT id, 0, title FROM conversations"
     "  WHERE title IS NOT NULL AND title <> '' AND NOT deleted;"
-    "INSERT INTO search_rows (conversation_id, message_id, seq, body)"
+    "INSERT OR IGNORE INTO search_rows (conversation_id, message_id, seq, body)"
     "  SELECT cid, json_extract(j, '$.id'), seq, body FROM ("
     "    SELECT v.id AS cid, c.end_pos AS seq, CAST(c.data AS TEXT) AS j,"
     "      CASE json_type(CAST(c.data AS TEXT), '$.content')"
