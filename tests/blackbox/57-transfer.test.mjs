@@ -11,7 +11,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 
 import { client, expectError, expectStatus, readEvents, userToken } from "./lib/api.mjs"
-import { request } from "./lib/http.mjs"
+import { offsetAt, request } from "./lib/http.mjs"
 import { startServer } from "./lib/server.mjs"
 
 const ADMIN_KEY = "test-admin-key-transfer-1"
@@ -102,6 +102,9 @@ test("transfer - everything the anonymous user made follows them; the old user s
   assert.equal(old.events[0].from, "anon-42")
   assert.equal(old.events[0].to, "alice")
   assert.deepEqual(old.events[0].data.moved, ans.moved)
+  // A read from an offset before the transfer is 410, as after retention.
+  const gone = await anon.get(`/v1/events?offset=${offsetAt(1)}`)
+  assert.equal(gone.status, 410, `an offset of the trimmed history: ${gone.status} ${gone.text}`)
   const now = (await readEvents(alice)).events
   const tr = now.filter((e) => e.type === "user.transferred")
   assert.equal(tr.length, 1)
