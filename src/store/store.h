@@ -1185,8 +1185,7 @@ static inline int parley_db_user_move(parley_db_t *db, const char *from, const c
     return db->ops->user_move(db, from, to, out);
 }
 
-static inline int parley_db_transfer_get(parley_db_t *db, const char *from, char *to,
-                                         char **answer)
+static inline int parley_db_transfer_get(parley_db_t *db, const char *from, char *to, char **answer)
 {
     return db->ops->transfer_get(db, from, to, answer);
 }
