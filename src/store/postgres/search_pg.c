@@ -6,7 +6,8 @@
  * NOTES ON THE DESIGN
  *
  * search_rows holds one row per indexed text (a conversation's title with
- * seq 0, a message's text with its seq) and a generated tsvector of it,
+ * seq 0 and message_id "", a message's text with its id and seq; keyed by
+ * (conversation, message id), so that two messages may share a seq) and a generated tsvector of it,
  * under a GIN index. The text is normalised to agree with the SQLite
  * backend's FTS5 unicode61 tokenizer as closely as PostgreSQL allows
  * (parley_search_norm): accents removed with the unaccent extension when
@@ -62,12 +63,12 @@ const char parley_pg_search_sql[] =
     ")), '[!-/:-@[-`{-~]+', ' ', 'g') $f$;"
     "CREATE TABLE IF NOT EXISTS search_rows ("
     "  conversation_id text COLLATE \"C\" NOT NULL,"
-    "  message_id text COLLATE \"C\","
+    "  message_id text COLLATE \"C\" NOT NULL DEFAULT '',"
     "  seq bigint NOT NULL,"
     "  body text NOT NULL,"
     "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, "
     "    parley_search_norm(body))) STORED,"
-    "  PRIMARY KEY (conversation_id, seq));"
+    "  PRIMARY KEY (conversation_id, message_id));"
     "CREATE INDEX IF NOT EXISTS search_rows_tsv ON search_rows USING gin (tsv);"
     "CREATE OR REPLACE FUNCTION parley_search_conv() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
     "  IF TG_OP = 'UPDATE' THEN"
@@ -89,7 +90,7 @@ const char parley_pg_search_sql[] =
     "  SELECT id, 0, title FROM conversations"
     "  WHERE title IS NOT NULL AND title <> '' AND NOT deleted ON CONFLICT DO NOTHING;"
     "INSERT INTO search_rows (conversation_id, message_id, seq, body)"
-    "  SELECT cid, j ->> 'id', seq, body FROM ("
+    "  SELECT cid, coalesce(j ->> 'id', ''), seq, body FROM ("
     "    SELECT v.id AS cid, c.end_pos AS seq, m.j,"
     "      CASE json_typeof(m.j -> 'content')"
     "        WHEN 'string' THEN m.j ->> 'content'"

@@ -6,16 +6,15 @@
  * NOTES ON THE DESIGN
  *
  * The index is an FTS5 table with external content: search_rows holds one
- * row per indexed text (a conversation's title with seq 0, a message's text
- * with its seq), and search_fts indexes its body with the unicode61
- * tokenizer, diacritics removed (remove_diacritics 2): a token is a run of
- * Unicode letters and digits, compared case- and accent-insensitively.
- * Triggers keep search_fts in step with search_rows, and keep the title
- * rows in step with conversations (insert, a title change, a tombstone
- * that drops every row of the conversation), so every path that changes a
- * title or deletes a conversation updates the index in its own
- * transaction. Messages are indexed by search_put, in the message's
- * transaction (core/search.c extracts the text).
+ * row per indexed text (a conversation's title with seq 0 and message_id
+ * "", a message's text with its id and seq; keyed by (conversation,
+ * message id), not seq, so that two messages may share a seq), and search_fts indexes its body with
+ * the unicode61 tokenizer, diacritics removed (remove_diacritics 2): a token is a run of Unicode
+ * letters and digits, compared case- and accent-insensitively. Triggers keep search_fts in step
+ * with search_rows, and keep the title rows in step with conversations (insert, a title change, a
+ * tombstone that drops every row of the conversation), so every path that changes a title or
+ * deletes a conversation updates the index in its own transaction. Messages are indexed by
+ * search_put, in the message's transaction (core/search.c extracts the text).
  *
  * The index holds no owner: a hit belongs to its conversation's owner,
  * joined at query time, so moving a user's conversations moves their hits
@@ -50,10 +49,10 @@ const char parley_sqlite_search_sql[] =
     "CREATE TABLE IF NOT EXISTS search_rows ("
     "  id INTEGER PRIMARY KEY,"
     "  conversation_id TEXT NOT NULL,"
-    "  message_id TEXT,"
+    "  message_id TEXT NOT NULL DEFAULT '',"
     "  seq INTEGER NOT NULL,"
     "  body TEXT NOT NULL,"
-    "  UNIQUE (conversation_id, seq));"
+    "  UNIQUE (conversation_id, message_id));"
     "CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(body, content = 'search_rows', "
     "  content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');"
     "CREATE TRIGGER IF NOT EXISTS search_rows_ai AFTER INSERT ON search_rows BEGIN"
@@ -77,7 +76,7 @@ const char parley_sqlite_search_sql[] =
     "  SELECT id, 0, title FROM conversations"
     "  WHERE title IS NOT NULL AND title <> '' AND NOT deleted;"
     "INSERT OR IGNORE INTO search_rows (conversation_id, message_id, seq, body)"
-    "  SELECT cid, json_extract(j, '$.id'), seq, body FROM ("
+    "  SELECT cid, coalesce(json_extract(j, '$.id'), ''), seq, body FROM ("
     "    SELECT v.id AS cid, c.end_pos AS seq, CAST(c.data AS TEXT) AS j,"
     "      CASE json_type(CAST(c.data AS TEXT), '$.content')"
     "        WHEN 'text' THEN json_extract(CAST(c.data AS TEXT), '$.content')"
