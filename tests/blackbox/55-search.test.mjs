@@ -172,7 +172,10 @@ test("search - hostile and malformed queries: a 400 with a clear JSON error or a
   expectError(await alice.get("/v1/search"), 400, "invalid_query")
   expectError(await alice.get(`${q("a")}&q=b`), 400, "invalid_query")
   expectError(await alice.get("/v1/search?q=%FF%FE"), 400, null, "not UTF-8") // refused at the edge
-  expectError(await alice.get("/v1/search?q=" + "a%20".repeat(2600)), 400, "invalid_query", "a 10 KB query")
+  expectError(await alice.get("/v1/search?q=" + "a%20".repeat(2600)), 400, "invalid_query", "a 5 KB query of words")
+  expectError(await alice.get("/v1/search?q=" + "x".repeat(10 * 1024)), 400, "invalid_query", "a 10 KB query")
+  expectError(await alice.get("/v1/search?q=" + "%22".repeat(3000)), 400, "invalid_query", "3000 quotes")
+  expectError(await alice.get("/v1/search?q=" + "*".repeat(1000)), 400, "invalid_query", "1000 stars")
   // Operators and syntax of FTS5 and tsquery are plain text here.
   const odd = ['hello AND', "OR", "NOT hello", "hello*world", "he*llo", "\"hello\" NEAR(goodbye)", "hello:*", "'hello'", "hello & goodbye", "hello | x", "!hello", "hello <-> goodbye",
     "(hello", "hello)", "\"hello\"*", "*hello", "hello**", "body:hello", "{hello}", "hello\u0000x", "\u0001\u0002 hello", "héllo", "日本語", "🙂 hello", "hello\u202egoodbye", "ＡＢＣ"]
