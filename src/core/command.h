@@ -25,6 +25,7 @@
  *   FEED_ENSURE                 parley_stream_ensure_internal (a reader's
  *                               feed stream, made before its first event)
  *   TRANSFER                    parley_transfer_apply
+ *   BLOB_COMMIT                 parley_blob_commit
  *
  * Ownership: every pointer in a command is borrowed from whoever built it
  * (the API's per-request state), which outlives the write.
@@ -34,6 +35,7 @@
 #define PARLEY_CORE_COMMAND_H
 
 #include "codec/keyring.h"
+#include "core/blob.h"
 #include "core/document.h"
 #include "core/idempotency.h"
 #include "core/outcome.h"
@@ -64,6 +66,7 @@ typedef enum parley_command_kind {
     PARLEY_CMD_SUB_REPORT,      /* u.sub: id, action, report, kr */
     PARLEY_CMD_FEED_ENSURE,     /* u.feed */
     PARLEY_CMD_TRANSFER,        /* u.transfer */
+    PARLEY_CMD_BLOB_COMMIT,     /* u.blob */
 } parley_command_kind_t;
 
 /* A worker's output appended to a session's token stream. */
@@ -114,6 +117,7 @@ typedef struct parley_command {
         parley_command_sub_t sub;                 /* SUB_* */
         parley_command_feed_t feed;               /* FEED_ENSURE */
         parley_transfer_req_t transfer;           /* TRANSFER */
+        parley_blob_req_t blob;                   /* BLOB_COMMIT */
     } u;                                          /* the arguments */
 } parley_command_t;
 

@@ -475,9 +475,8 @@ test("ops - a v1 store made by an earlier build serves the same data, verifies, 
   assert.deepEqual(expectStatus(await c.get("/v1/search?q=four"), 200).items.map((h) => h.seq), [4])
   assert.equal(await srv.stop(), 0)
   const report = await verifyOk(path.join(dir, "parley.db"))
-  const sv = report.match(/^schema +version (\d+) \(this parley writes (\d+)\)$/m)
-  assert.ok(sv, `the schema line: ${report}`)
-  assert.equal(sv[1], sv[2], "the serve migrated the v1 store to this build's version")
+  // Served, it was migrated to this build's version (every step after v1).
+  assert.match(report, /^schema +version (\d+) \(this parley writes \1\)$/m)
   const version = spawnSync("sqlite3", [path.join(dir, "parley.db"), "SELECT value FROM meta WHERE key = 'schema_version'"], { encoding: "utf8" })
   assert.ok(Number(version.stdout.trim()) >= 1, `the version is recorded: ${version.stdout}`)
 
