@@ -494,6 +494,18 @@ static sqlite_store_t *sq_store(parley_store_t *s)
 }
 
 /* Map a SQLite result code to a Parley error (logging unexpected ones). */
+static int db_error(parley_db_t *db, int rc, const char *what);
+
+sqlite3 *parley_sqlite_conn(parley_db_t *db)
+{
+    return sq(db)->conn;
+}
+
+int parley_sqlite_error(parley_db_t *db, int rc, const char *what)
+{
+    return db_error(db, rc, what);
+}
+
 static int db_error(parley_db_t *db, int rc, const char *what)
 {
     int prim = rc & 0xff;
@@ -641,9 +653,10 @@ static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
                                  ") WITHOUT ROWID;";
 
 static const char *const migrations[] = {
-    schema_sql, /* 0 -> 1: the first schema */
-    blobs_sql,  /* blobs, their parts, staged uploads and references */
-    visits_sql, /* 2 -> 3: snapshot visits */
+    schema_sql,               /* 0 -> 1: the first schema */
+    blobs_sql,                /* 1 -> 2: blobs, their parts, staged uploads and references */
+    visits_sql,               /* 2 -> 3: snapshot visits */
+    parley_sqlite_search_sql, /* 3 -> 4: search index, transfers */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1547,6 +1560,11 @@ static const parley_store_ops_t sqlite_ops = {
     .copy_to = sq_copy_to,
     .schema_version = sq_schema_version,
     .stat = sq_stat,
+    .search_put = parley_sqlite_search_put,
+    .search_query = parley_sqlite_search_query,
+    .user_move = parley_sqlite_user_move,
+    .transfer_get = parley_sqlite_transfer_get,
+    .transfer_put = parley_sqlite_transfer_put,
 };
 
 const parley_store_ops_t *parley_store_sqlite_ops(void)
