@@ -8,6 +8,7 @@
 #ifndef PARLEY_STORE_SQLITE_SQLITE_INTERNAL_H
 #define PARLEY_STORE_SQLITE_SQLITE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "store/store.h"
@@ -29,5 +30,15 @@ void parley_sqlite_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int fr
  * Checkpointer thread only.
  */
 int parley_sqlite_checkpoint(parley_store_t *store, int *frames, int *done);
+
+/*
+ * The part of the start-up integrity check that is not run at open: the
+ * full PRAGMA quick_check (the stored bytes and the free list; see
+ * store_sqlite.c), on a read-only connection of its own, closed before it
+ * returns. PARLEY_ESTORE when it finds damage (each problem logged), 0 when
+ * none or when *cancel became true meanwhile (it stops within a few ms).
+ * Checkpointer thread only.
+ */
+int parley_sqlite_quick_check(parley_store_t *store, const atomic_bool *cancel);
 
 #endif
