@@ -35,4 +35,16 @@ typedef void (*parley_api_render_fn)(void *ctx, const parley_outcome_t *o, parle
 void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
                       void *ctx, void (*free_ctx)(void *));
 
+/*
+ * Before the handler parses its body: when r carries an Idempotency-Key
+ * (POST, PATCH) that is already recorded, answer r from the record (the
+ * recorded outcome through render, or 422 for another request's key) and
+ * return true; the handler then only frees ctx (borrowed here, never
+ * kept). false: nothing was answered; the handler goes on and calls
+ * parley_api_write, which reuses the fingerprint and does not look the key
+ * up again. render may read only what ctx holds before the body is parsed.
+ * Connection thread.
+ */
+bool parley_api_write_replay(parley_req_t *r, parley_api_render_fn render, void *ctx);
+
 #endif
