@@ -20,7 +20,10 @@
  * (parley_api_write_replay): a retry of a recorded request is then a
  * fingerprint and one indexed read on this thread, nothing parsed; when the
  * key is not recorded, parley_api_write takes the prepared write over and
- * does not look again.
+ * does not look again. Such a handler answers with the canonical body
+ * (api/resource.h), so its key's record keeps the body as that text
+ * (core/outcome.h, encode_text): the first answer sends the text the
+ * writer made for the record, and a retry sends it again, unparsed.
  *
  * Records made before outcomes were stored hold a rendered reply
  * (api/reply.c's encoding); they are sent as they are.
@@ -54,6 +57,7 @@ typedef struct api_write {
     char key[256];               /* the key */
     char fingerprint[65];        /* of this request */
     bool looked_up;              /* parley_api_write_replay found no record */
+    bool as_text;                /* the handler's answer is the canonical body (write.h) */
     int rc;                      /* what the run returned */
 } api_write_t;
 
@@ -156,6 +160,22 @@ static void send_outcome(api_write_t *aw, const parley_outcome_t *o, bool replay
     parley_reply_free(&rp);
 }
 
+/* Answer a done outcome o whose body is the canonical text body[0..len),
+ * as render would (write.h: parley_api_write_replay's handlers). */
+static void send_text(api_write_t *aw, const parley_outcome_t *o, const char *body, size_t len,
+                      bool replayed)
+{
+    int status = parley_api_status(o, NULL);
+    if (replayed) {
+        parley_req_add_header(aw->r, "Idempotent-Replayed", "true");
+        parley_metrics_replay(aw->r);
+    }
+    if (status == 204)
+        parley_req_respond_empty(aw->r, status);
+    else
+        parley_req_respond(aw->r, status, "application/json", body, len);
+}
+
 /* Answer with a key's record: a recorded outcome, rendered again, or a
  * reply stored whole before outcomes were recorded. 0, or PARLEY_EINVAL
  * for a record that reads as neither (nothing was sent). */
@@ -164,8 +184,13 @@ static int send_record(api_write_t *aw, const char *blob, size_t len)
     int rc;
     if (parley_outcome_is_record(blob, len)) {
         parley_outcome_t o;
-        rc = parley_outcome_decode(blob, len, &o);
-        if (rc == 0)
+        const char *body = NULL;
+        size_t body_len = 0;
+        rc = aw->as_text ? parley_outcome_decode_text(blob, len, &o, &body, &body_len)
+                         : parley_outcome_decode(blob, len, &o);
+        if (rc == 0 && body)
+            send_text(aw, &o, body, body_len, true); /* as stored: nothing parsed */
+        else if (rc == 0)
             send_outcome(aw, &o, true);
         parley_outcome_clear(&o);
         return rc;
@@ -204,7 +229,14 @@ static void on_resumed(parley_req_t *r)
             parley_req_error(r, 500, "storage_error",
                              "the stored answer for this Idempotency-Key cannot be read");
     } else {
-        send_outcome(aw, &aw->run.out, false);
+        const char *body;
+        size_t len;
+        /* The body's text was made once, for the record: sent as it is. */
+        if (aw->as_text && !aw->run.out.refusal && aw->run.record &&
+            parley_outcome_text_body(aw->run.record, aw->run.record_len, &body, &len))
+            send_text(aw, &aw->run.out, body, len, false);
+        else
+            send_outcome(aw, &aw->run.out, false);
     }
 }
 
@@ -283,6 +315,8 @@ bool parley_api_write_replay(parley_req_t *r, parley_api_render_fn render, void 
         return false; /* parley_api_write answers a bad key (or ignores a GET's) */
     aw->render = render;
     aw->ctx = ctx; /* borrowed: free_ctx stays NULL until parley_api_write */
+    aw->as_text = true;
+    aw->idem.canonical_body = true;
     if (answer_recorded(r, aw)) {
         aw->ctx = NULL;
         aw->render = NULL;
