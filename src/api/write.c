@@ -286,8 +286,9 @@ static api_write_t *new_write(parley_req_t *r)
 }
 
 /* The request's Idempotency-Key when it applies (POST, PATCH) and is
- * valid: the key, fingerprint and scope into aw. false otherwise. */
-static bool take_key(parley_req_t *r, api_write_t *aw)
+ * valid: the key, fingerprint and scope into aw (digest, when not NULL,
+ * stands for a streamed body in the fingerprint). false otherwise. */
+static bool take_key(parley_req_t *r, api_write_t *aw, const char *digest)
 {
     const char *m = parley_req_method(r);
     const char *key = parley_req_header(r, "Idempotency-Key");
@@ -295,7 +296,9 @@ static bool take_key(parley_req_t *r, api_write_t *aw)
         !parley_idempotency_key_is_valid(key))
         return false;
     size_t blen;
-    const char *body = parley_req_body(r, &blen);
+    const char *body = digest ? digest : parley_req_body(r, &blen);
+    if (digest)
+        blen = strlen(digest);
     snprintf(aw->owner, sizeof aw->owner, "%s", parley_req_user(r));
     snprintf(aw->key, sizeof aw->key, "%s", key);
     parley_fingerprint(m, parley_req_path(r), body, blen, aw->fingerprint);
@@ -311,7 +314,7 @@ bool parley_api_write_replay(parley_req_t *r, parley_api_render_fn render, void 
     if (!aw)
         return false;
     parley_req_set_data(r, aw, free_write);
-    if (!take_key(r, aw))
+    if (!take_key(r, aw, NULL))
         return false; /* parley_api_write answers a bad key (or ignores a GET's) */
     aw->render = render;
     aw->ctx = ctx; /* borrowed: free_ctx stays NULL until parley_api_write */
@@ -326,8 +329,8 @@ bool parley_api_write_replay(parley_req_t *r, parley_api_render_fn render, void 
     return false;
 }
 
-void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
-                      void *ctx, void (*free_ctx)(void *))
+static void write_with(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
+                       void *ctx, void (*free_ctx)(void *), const char *digest)
 {
     /* A write parley_api_write_replay prepared (its key and lookup done). */
     api_write_t *aw = r->free_data == free_write ? parley_req_data(r) : NULL;
@@ -349,7 +352,7 @@ void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_r
     const char *m = parley_req_method(r);
     const char *key = parley_req_header(r, "Idempotency-Key");
     if (key && (strcasecmp(m, "POST") == 0 || strcasecmp(m, "PATCH") == 0)) {
-        if (!aw->has_key && !take_key(r, aw)) {
+        if (!aw->has_key && !take_key(r, aw, digest)) {
             parley_req_error(r, 400, "invalid_idempotency_key",
                              "Idempotency-Key must be 1 to 255 printable ASCII characters");
             return;
@@ -366,4 +369,17 @@ void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_r
         aw->in_flight = true;
     }
     parley_app_submit(r, &aw->w, on_resumed);
+}
+
+void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
+                      void *ctx, void (*free_ctx)(void *))
+{
+    write_with(r, cmd, render, ctx, free_ctx, NULL);
+}
+
+void parley_api_write_digest(parley_req_t *r, const parley_command_t *cmd,
+                             parley_api_render_fn render, void *ctx, void (*free_ctx)(void *),
+                             const char *digest)
+{
+    write_with(r, cmd, render, ctx, free_ctx, digest);
 }
