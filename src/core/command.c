@@ -165,11 +165,17 @@ int parley_command_run(parley_db_t *db, const parley_command_t *cmd, const parle
     if (key) {
         char *blob;
         size_t len;
-        rc = parley_outcome_encode(&run->out, &blob, &len);
+        rc = key->canonical_body ? parley_outcome_encode_text(&run->out, &blob, &len)
+                                 : parley_outcome_encode(&run->out, &blob, &len);
         if (rc)
             return rc;
         rc = parley_idem_record(db, key, blob, len);
-        free(blob);
+        if (rc == 0 && key->canonical_body) {
+            run->record = blob; /* the answer's text, made once (command.h) */
+            run->record_len = len;
+        } else {
+            free(blob);
+        }
         if (rc == PARLEY_EEXIST) {
             /* Another request with this key committed first: this one's
              * writes roll back and it is answered by that record, as a

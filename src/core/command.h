@@ -147,7 +147,8 @@ typedef struct parley_command_run {
     parley_run_how_t how; /* which of the three */
     bool keep;            /* the write's changes stand (else: roll back its savepoint) */
     parley_outcome_t out; /* APPLIED: what the rule decided */
-    char *record;         /* REPLAY: the stored record (malloc'd) */
+    char *record;         /* REPLAY: the stored record; APPLIED with a key that asks for a
+                             canonical body: the record just stored (malloc'd) */
     size_t record_len;    /* its bytes */
 } parley_command_run_t;
 

@@ -8,6 +8,7 @@
 #ifndef PARLEY_STORE_SQLITE_SQLITE_INTERNAL_H
 #define PARLEY_STORE_SQLITE_SQLITE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,5 +52,15 @@ int parley_sqlite_user_move(parley_db_t *db, const char *from, const char *to,
 int parley_sqlite_transfer_get(parley_db_t *db, const char *from, char *to, char **answer);
 int parley_sqlite_transfer_put(parley_db_t *db, const char *from, const char *to,
                                const char *answer, int64_t now_ms);
+
+/*
+ * The part of the start-up integrity check that is not run at open: the
+ * full PRAGMA quick_check (the stored bytes and the free list; see
+ * store_sqlite.c), on a read-only connection of its own, closed before it
+ * returns. PARLEY_ESTORE when it finds damage (each problem logged), 0 when
+ * none or when *cancel became true meanwhile (it stops within a few ms).
+ * Checkpointer thread only.
+ */
+int parley_sqlite_quick_check(parley_store_t *store, const atomic_bool *cancel);
 
 #endif
