@@ -59,6 +59,12 @@ void parley_api_documents(parley_req_t *r, const char *rest);
  * rest is what follows /v1/conversations ("" or "/{id}..."). */
 void parley_api_conversations(parley_req_t *r, const char *rest);
 
+/* GET /v1/search (api/search.c). */
+void parley_api_search(parley_req_t *r);
+
+/* /v1/users/...: rest starts after "/v1/users/" (api/users.c). */
+void parley_api_users(parley_req_t *r, const char *rest);
+
 /*
  * Append one page of the message log *log (a conversation's, or a
  * snapshot's fork) to body as {"items": [...], "next_cursor": ...} per r's

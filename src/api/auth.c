@@ -94,6 +94,11 @@ static bool valid_user_id(const char *s)
     return true;
 }
 
+bool parley_auth_user_is_valid(const char *s)
+{
+    return s && valid_user_id(s);
+}
+
 int parley_auth_check(const parley_config_t *cfg, const char *authorization, const char *act_as,
                       parley_principal_t *p, const char **why)
 {

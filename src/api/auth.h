@@ -73,6 +73,10 @@ bool parley_auth_host_is_loopback(const char *host);
 /* True when neither an admin key nor a JWT secret is configured. */
 bool parley_auth_local_mode(const parley_config_t *cfg);
 
+/* Whether s is a user id a token or Parley-User may name: 1-255 printable
+ * ASCII characters without spaces, not starting with '@'. Any thread. */
+bool parley_auth_user_is_valid(const char *s);
+
 /*
  * May this Authorization read /metrics? 0 in local mode, or for a bearer
  * token equal (in constant time) to the admin key or the metrics token,

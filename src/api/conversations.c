@@ -199,6 +199,10 @@ static void post_message(parley_req_t *r, const char *id)
     conv_write_t *cw = new_write(r, CW_MESSAGE, id);
     if (!cw)
         return;
+    if (parley_api_write_replay(r, render_conv_write, cw)) { /* a retry: nothing to parse */
+        conv_write_free(cw);
+        return;
+    }
     if (parley_resource_new_id(r, cw->mid) || parley_resource_new_id(r, cw->sid) ||
         parley_resource_body(r, false, &cw->body) || take_branch(r, cw)) {
         conv_write_free(cw);

@@ -14,6 +14,8 @@
  *   /v1/conversations[/...]         conversations, messages, their sessions
  *   /v1/sessions/...                sessions: worker actions, token streams
  *   /v1/snapshots[/...]             snapshots (one may be read without a token)
+ *   /v1/search                      search the caller's titles and messages
+ *   /v1/users/{from}/transfer       move a user's data to another (admin)
  *   /console[/file]                 the web console's files (no token: they hold no data)
  *
  * Runs on an HTTP worker thread for each complete request. arg is the
@@ -83,6 +85,8 @@ static const char *const route_patterns[PARLEY_API_ROUTES] = {
     "/v1/blobs/{id}",
     "/v1/blobs/{id}/url",
     "/v1/snapshots/{id}/blobs/{blob}",
+    "/v1/search",
+    "/v1/users/{id}/transfer",
 };
 
 /* Segments of s ("a/b/c": 3; "": 0). */
@@ -179,6 +183,10 @@ int parley_api_route_index(const char *path)
         int n = nsegs(++p);
         return n == 1 ? 25 : n == 2 && seg_is(p, 1, "url") ? 26 : 0;
     }
+    if (strcmp(path, "/v1/search") == 0)
+        return 28;
+    if (strncmp(path, "/v1/users/", 10) == 0)
+        return 29;
     return 0;
 }
 
@@ -306,6 +314,14 @@ void parley_api_route(parley_req_t *r, void *arg)
     }
     if (strncmp(path, "/v1/snapshots", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {
         parley_api_snapshots(r, path + 13);
+        return;
+    }
+    if (strcmp(path, "/v1/search") == 0) {
+        parley_api_search(r);
+        return;
+    }
+    if (strncmp(path, "/v1/users/", 10) == 0) {
+        parley_api_users(r, path + 10);
         return;
     }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {

@@ -16,6 +16,15 @@
  *   worker:  on_resumed ─── render the outcome (or the record) and send it
  *                           (+ Idempotent-Replayed: true for a record)
  *
+ * A handler may look the key up first, before it parses its body
+ * (parley_api_write_replay): a retry of a recorded request is then a
+ * fingerprint and one indexed read on this thread, nothing parsed; when the
+ * key is not recorded, parley_api_write takes the prepared write over and
+ * does not look again. Such a handler answers with the canonical body
+ * (api/resource.h), so its key's record keeps the body as that text
+ * (core/outcome.h, encode_text): the first answer sends the text the
+ * writer made for the record, and a retry sends it again, unparsed.
+ *
  * Records made before outcomes were stored hold a rendered reply
  * (api/reply.c's encoding); they are sent as they are.
  */
@@ -47,6 +56,8 @@ typedef struct api_write {
     char owner[256];             /* key scope */
     char key[256];               /* the key */
     char fingerprint[65];        /* of this request */
+    bool looked_up;              /* parley_api_write_replay found no record */
+    bool as_text;                /* the handler's answer is the canonical body (write.h) */
     int rc;                      /* what the run returned */
 } api_write_t;
 
@@ -149,6 +160,22 @@ static void send_outcome(api_write_t *aw, const parley_outcome_t *o, bool replay
     parley_reply_free(&rp);
 }
 
+/* Answer a done outcome o whose body is the canonical text body[0..len),
+ * as render would (write.h: parley_api_write_replay's handlers). */
+static void send_text(api_write_t *aw, const parley_outcome_t *o, const char *body, size_t len,
+                      bool replayed)
+{
+    int status = parley_api_status(o, NULL);
+    if (replayed) {
+        parley_req_add_header(aw->r, "Idempotent-Replayed", "true");
+        parley_metrics_replay(aw->r);
+    }
+    if (status == 204)
+        parley_req_respond_empty(aw->r, status);
+    else
+        parley_req_respond(aw->r, status, "application/json", body, len);
+}
+
 /* Answer with a key's record: a recorded outcome, rendered again, or a
  * reply stored whole before outcomes were recorded. 0, or PARLEY_EINVAL
  * for a record that reads as neither (nothing was sent). */
@@ -157,8 +184,13 @@ static int send_record(api_write_t *aw, const char *blob, size_t len)
     int rc;
     if (parley_outcome_is_record(blob, len)) {
         parley_outcome_t o;
-        rc = parley_outcome_decode(blob, len, &o);
-        if (rc == 0)
+        const char *body = NULL;
+        size_t body_len = 0;
+        rc = aw->as_text ? parley_outcome_decode_text(blob, len, &o, &body, &body_len)
+                         : parley_outcome_decode(blob, len, &o);
+        if (rc == 0 && body)
+            send_text(aw, &o, body, body_len, true); /* as stored: nothing parsed */
+        else if (rc == 0)
             send_outcome(aw, &o, true);
         parley_outcome_clear(&o);
         return rc;
@@ -197,7 +229,14 @@ static void on_resumed(parley_req_t *r)
             parley_req_error(r, 500, "storage_error",
                              "the stored answer for this Idempotency-Key cannot be read");
     } else {
-        send_outcome(aw, &aw->run.out, false);
+        const char *body;
+        size_t len;
+        /* The body's text was made once, for the record: sent as it is. */
+        if (aw->as_text && !aw->run.out.refusal && aw->run.record &&
+            parley_outcome_text_body(aw->run.record, aw->run.record_len, &body, &len))
+            send_text(aw, &aw->run.out, body, len, false);
+        else
+            send_outcome(aw, &aw->run.out, false);
     }
 }
 
@@ -229,21 +268,13 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
     return rc == 0;
 }
 
-static void write_with(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
-                       void *ctx, void (*free_ctx)(void *), const char *digest)
+/* A new write for r with its key fields wired; NULL when out of memory. */
+static api_write_t *new_write(parley_req_t *r)
 {
     api_write_t *aw = calloc(1, sizeof *aw);
-    if (!aw) {
-        if (free_ctx)
-            free_ctx(ctx);
-        parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
-        return;
-    }
+    if (!aw)
+        return NULL;
     aw->r = r;
-    aw->cmd = cmd;
-    aw->render = render;
-    aw->ctx = ctx;
-    aw->free_ctx = free_ctx;
     aw->w.apply = apply_write;
     aw->w.done = write_done;
     aw->idem.owner = aw->owner;
@@ -251,28 +282,85 @@ static void write_with(parley_req_t *r, const parley_command_t *cmd, parley_api_
     aw->idem.fingerprint = aw->fingerprint;
     aw->idem.ttl_ms = (int64_t)parley_api_app(r)->cfg->idempotency_ttl_s * 1000;
     parley_command_run_init(&aw->run);
+    return aw;
+}
+
+/* The request's Idempotency-Key when it applies (POST, PATCH) and is
+ * valid: the key, fingerprint and scope into aw (digest, when not NULL,
+ * stands for a streamed body in the fingerprint). false otherwise. */
+static bool take_key(parley_req_t *r, api_write_t *aw, const char *digest)
+{
+    const char *m = parley_req_method(r);
+    const char *key = parley_req_header(r, "Idempotency-Key");
+    if (!key || (strcasecmp(m, "POST") != 0 && strcasecmp(m, "PATCH") != 0) ||
+        !parley_idempotency_key_is_valid(key))
+        return false;
+    size_t blen;
+    const char *body = digest ? digest : parley_req_body(r, &blen);
+    if (digest)
+        blen = strlen(digest);
+    snprintf(aw->owner, sizeof aw->owner, "%s", parley_req_user(r));
+    snprintf(aw->key, sizeof aw->key, "%s", key);
+    parley_fingerprint(m, parley_req_path(r), body, blen, aw->fingerprint);
+    aw->has_key = true;
+    return true;
+}
+
+bool parley_api_write_replay(parley_req_t *r, parley_api_render_fn render, void *ctx)
+{
+    if (parley_req_data(r))
+        return false; /* the request's data slot is taken: parley_api_write looks */
+    api_write_t *aw = new_write(r);
+    if (!aw)
+        return false;
     parley_req_set_data(r, aw, free_write);
+    if (!take_key(r, aw, NULL))
+        return false; /* parley_api_write answers a bad key (or ignores a GET's) */
+    aw->render = render;
+    aw->ctx = ctx; /* borrowed: free_ctx stays NULL until parley_api_write */
+    aw->as_text = true;
+    aw->idem.canonical_body = true;
+    if (answer_recorded(r, aw)) {
+        aw->ctx = NULL;
+        aw->render = NULL;
+        return true;
+    }
+    aw->looked_up = true;
+    return false;
+}
+
+static void write_with(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
+                       void *ctx, void (*free_ctx)(void *), const char *digest)
+{
+    /* A write parley_api_write_replay prepared (its key and lookup done). */
+    api_write_t *aw = r->free_data == free_write ? parley_req_data(r) : NULL;
+    if (!aw) {
+        aw = new_write(r);
+        if (!aw) {
+            if (free_ctx)
+                free_ctx(ctx);
+            parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+            return;
+        }
+        parley_req_set_data(r, aw, free_write);
+    }
+    aw->cmd = cmd;
+    aw->render = render;
+    aw->ctx = ctx;
+    aw->free_ctx = free_ctx;
 
     const char *m = parley_req_method(r);
     const char *key = parley_req_header(r, "Idempotency-Key");
     if (key && (strcasecmp(m, "POST") == 0 || strcasecmp(m, "PATCH") == 0)) {
-        if (!parley_idempotency_key_is_valid(key)) {
+        if (!aw->has_key && !take_key(r, aw, digest)) {
             parley_req_error(r, 400, "invalid_idempotency_key",
                              "Idempotency-Key must be 1 to 255 printable ASCII characters");
             return;
         }
-        size_t blen;
-        const char *body = digest ? digest : parley_req_body(r, &blen);
-        if (digest)
-            blen = strlen(digest);
-        snprintf(aw->owner, sizeof aw->owner, "%s", parley_req_user(r));
-        snprintf(aw->key, sizeof aw->key, "%s", key);
-        parley_fingerprint(m, parley_req_path(r), body, blen, aw->fingerprint);
-        aw->has_key = true;
         /* A key already recorded is answered from this thread's reader,
          * without the writer and without the in-flight mark: concurrent
          * retries of a finished request all get its recorded answer. */
-        if (answer_recorded(r, aw))
+        if (!aw->looked_up && answer_recorded(r, aw))
             return;
         if (parley_idem_begin(aw->owner, aw->key) != 0) {
             answer_in_flight(r);

@@ -42,4 +42,21 @@ void parley_api_write_digest(parley_req_t *r, const parley_command_t *cmd,
                              parley_api_render_fn render, void *ctx, void (*free_ctx)(void *),
                              const char *digest);
 
+/*
+ * Before the handler parses its body: when r carries an Idempotency-Key
+ * (POST, PATCH) that is already recorded, answer r from the record (the
+ * recorded outcome through render, or 422 for another request's key) and
+ * return true; the handler then only frees ctx (borrowed here, never
+ * kept). false: nothing was answered; the handler goes on and calls
+ * parley_api_write, which reuses the fingerprint and does not look the key
+ * up again. The key's record then keeps the body as its canonical text
+ * (core/outcome.h, encode_text), and the first answer and every retry send
+ * that text as it is, with the status the outcome maps to (api/status.h):
+ * so only a write whose render answers a done outcome as
+ * parley_resource_render does (no headers of its own) may use this. render
+ * (for outcomes without a body and records of earlier releases) may read
+ * only what ctx holds before the body is parsed. Connection thread.
+ */
+bool parley_api_write_replay(parley_req_t *r, parley_api_render_fn render, void *ctx);
+
 #endif

@@ -92,6 +92,8 @@ int parley_command_apply(parley_db_t *db, const parley_command_t *cmd, parley_ou
         if (rc == 0)
             parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
         return rc;
+    case PARLEY_CMD_TRANSFER:
+        return parley_transfer_apply(db, &cmd->u.transfer, out);
     case PARLEY_CMD_BLOB_COMMIT:
         return parley_blob_commit(db, &cmd->u.blob, out);
     default:
@@ -163,11 +165,17 @@ int parley_command_run(parley_db_t *db, const parley_command_t *cmd, const parle
     if (key) {
         char *blob;
         size_t len;
-        rc = parley_outcome_encode(&run->out, &blob, &len);
+        rc = key->canonical_body ? parley_outcome_encode_text(&run->out, &blob, &len)
+                                 : parley_outcome_encode(&run->out, &blob, &len);
         if (rc)
             return rc;
         rc = parley_idem_record(db, key, blob, len);
-        free(blob);
+        if (rc == 0 && key->canonical_body) {
+            run->record = blob; /* the answer's text, made once (command.h) */
+            run->record_len = len;
+        } else {
+            free(blob);
+        }
         if (rc == PARLEY_EEXIST) {
             /* Another request with this key committed first: this one's
              * writes roll back and it is answered by that record, as a

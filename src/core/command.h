@@ -25,6 +25,7 @@
  *                               remove_stream/claim/report
  *   FEED_ENSURE                 parley_stream_ensure_internal (a reader's
  *                               feed stream, made before its first event)
+ *   TRANSFER                    parley_transfer_apply
  *   BLOB_COMMIT                 parley_blob_commit
  *
  * Ownership: every pointer in a command is borrowed from whoever built it
@@ -43,6 +44,7 @@
 #include "core/snapshot.h"
 #include "core/stream.h"
 #include "core/subscription.h"
+#include "core/transfer.h"
 #include "core/turn.h"
 #include "store/store.h"
 
@@ -65,6 +67,7 @@ typedef enum parley_command_kind {
     PARLEY_CMD_SUB_CLAIM,       /* u.sub: id, worker, kr */
     PARLEY_CMD_SUB_REPORT,      /* u.sub: id, action, report, kr */
     PARLEY_CMD_FEED_ENSURE,     /* u.feed */
+    PARLEY_CMD_TRANSFER,        /* u.transfer */
     PARLEY_CMD_BLOB_COMMIT,     /* u.blob */
 } parley_command_kind_t;
 
@@ -116,6 +119,7 @@ typedef struct parley_command {
         parley_command_snap_delete_t snap_delete; /* SNAPSHOT_DELETE */
         parley_command_sub_t sub;                 /* SUB_* */
         parley_command_feed_t feed;               /* FEED_ENSURE */
+        parley_transfer_req_t transfer;           /* TRANSFER */
         parley_blob_req_t blob;                   /* BLOB_COMMIT */
     } u;                                          /* the arguments */
 } parley_command_t;
@@ -143,7 +147,8 @@ typedef struct parley_command_run {
     parley_run_how_t how; /* which of the three */
     bool keep;            /* the write's changes stand (else: roll back its savepoint) */
     parley_outcome_t out; /* APPLIED: what the rule decided */
-    char *record;         /* REPLAY: the stored record (malloc'd) */
+    char *record;         /* REPLAY: the stored record; APPLIED with a key that asks for a
+                             canonical body: the record just stored (malloc'd) */
     size_t record_len;    /* its bytes */
 } parley_command_run_t;
 

@@ -30,6 +30,7 @@
 #include "core/blob.h"
 #include "core/conversation.h"
 #include "core/feed.h"
+#include "core/search.h"
 #include "codec/mergepatch.h"
 #include "core/stream.h"
 #include "parley/parley.h"
@@ -367,6 +368,7 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
         c->message_count = seq;
         c->last_message_ms = now;
         c->updated_ms = now;
+        rc = parley_search_index(db, c->id, id, seq, content); /* same transaction */
     }
     if (rc == 0) {
         json_t *fields = json_pack("{s:s, s:s}", "conversation_id", c->id, "message_id", id);

@@ -42,6 +42,7 @@ typedef struct parley_idem_key {
     const char *key;         /* the Idempotency-Key */
     const char *fingerprint; /* of this request (64 hex digits) */
     int64_t ttl_ms;          /* record lifetime */
+    bool canonical_body;     /* record the body as its canonical text (outcome.h) */
 } parley_idem_key_t;
 
 /* What parley_idem_find found. */

@@ -1,7 +1,16 @@
 /*
  * outcome.c — an outcome as a stored record (see outcome.h).
  *
- * Encoding: "O1\n" and one compact JSON object
+ * Encoding, two forms. "O2\n" (parley_outcome_encode_text), for writes
+ * whose answer is the representation as canonical JSON
+ * (codec/canonjson.h): one compact JSON object without the body, "\n", and
+ * the body's canonical text (nothing when there is none):
+ *   O2\n{"done": N, "echo": {...}, "meta": {...}}\n<canonical body>
+ * A retry is then answered with those bytes, unparsed
+ * (parley_outcome_decode_text); the canonical form is a fixed point, so
+ * parsing and rendering it again gives the same bytes as well.
+ * "O1\n" (parley_outcome_encode), for writes answered in jansson's member
+ * order (documents, subscriptions): one compact JSON object
  *   {"done": N, "body": <representation>, "echo": {...}, "meta": {...}}
  * "body" is absent when there is none; "echo" holds the Durable Streams
  * fields (each has_* flag as the presence of its member); "meta" the
@@ -17,15 +26,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/canonjson.h"
 #include "core/outcome.h"
 #include "parley/parley.h"
 
 #define MAGIC     "O1\n"
+#define MAGIC_V2  "O2\n"
 #define MAGIC_LEN 3
 
 bool parley_outcome_is_record(const char *blob, size_t len)
 {
-    return len >= MAGIC_LEN && memcmp(blob, MAGIC, MAGIC_LEN) == 0;
+    return len >= MAGIC_LEN &&
+           (memcmp(blob, MAGIC, MAGIC_LEN) == 0 || memcmp(blob, MAGIC_V2, MAGIC_LEN) == 0);
 }
 
 static int put_u64(json_t *o, bool has, const char *name, uint64_t v)
@@ -33,7 +45,9 @@ static int put_u64(json_t *o, bool has, const char *name, uint64_t v)
     return has ? json_object_set_new(o, name, json_integer((json_int_t)v)) : 0;
 }
 
-int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len)
+/* Both forms: the body inside the object (O1), or after it as canonical
+ * text (O2). */
+static int encode(const parley_outcome_t *o, bool text_body, char **blob, size_t *len)
 {
     const parley_stream_echo_t *e = &o->echo;
     *blob = NULL;
@@ -48,7 +62,7 @@ int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len)
                                            "meta", meta)
                                : NULL;
     int rc = rec ? 0 : PARLEY_ENOMEM;
-    if (rc == 0 && o->body && json_object_set(rec, "body", o->body))
+    if (rc == 0 && !text_body && o->body && json_object_set(rec, "body", o->body))
         rc = PARLEY_ENOMEM;
     if (rc == 0 && e->has_offset)
         rc = put_u64(echo, true, "next", e->next);
@@ -65,25 +79,45 @@ int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len)
     if (rc == 0)
         rc = json_object_set_new(echo, "changes", json_integer(e->changes));
     rc = rc ? PARLEY_ENOMEM : 0;
+    char *body = NULL; /* O2: the body's canonical text */
+    size_t body_len = 0;
+    if (rc == 0 && text_body && o->body)
+        rc = parley_canonjson_dump(o->body, &body, &body_len);
     char *text = rc == 0 ? json_dumps(rec, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (rc == 0 && !text)
         rc = PARLEY_ENOMEM;
     if (rc == 0) {
-        size_t n = strlen(text);
-        *blob = malloc(MAGIC_LEN + n);
+        size_t n = strlen(text), total = MAGIC_LEN + n + (text_body ? 1 + body_len : 0);
+        *blob = malloc(total);
         if (*blob) {
-            memcpy(*blob, MAGIC, MAGIC_LEN);
+            memcpy(*blob, text_body ? MAGIC_V2 : MAGIC, MAGIC_LEN);
             memcpy(*blob + MAGIC_LEN, text, n);
-            *len = MAGIC_LEN + n;
+            if (text_body) {
+                (*blob)[MAGIC_LEN + n] = '\n'; /* a compact dump has no raw newline */
+                if (body_len)
+                    memcpy(*blob + MAGIC_LEN + n + 1, body, body_len);
+            }
+            *len = total;
         } else {
             rc = PARLEY_ENOMEM;
         }
     }
     free(text);
+    free(body);
     json_decref(rec);
     json_decref(echo);
     json_decref(meta);
     return rc;
+}
+
+int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len)
+{
+    return encode(o, false, blob, len);
+}
+
+int parley_outcome_encode_text(const parley_outcome_t *o, char **blob, size_t *len)
+{
+    return encode(o, true, blob, len);
 }
 
 /* The unsigned member name of obj into *v; *has says whether it was there. */
@@ -99,13 +133,9 @@ static int get_u64(json_t *obj, const char *name, bool *has, uint64_t *v)
     return 0;
 }
 
-int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o)
+/* Everything but the body from rec (an O1 record, or an O2 one's object). */
+static int decode_fields(json_t *rec, parley_outcome_t *o)
 {
-    json_error_t err;
-    parley_outcome_init(o);
-    if (!parley_outcome_is_record(blob, len))
-        return PARLEY_EINVAL;
-    json_t *rec = json_loadb(blob + MAGIC_LEN, len - MAGIC_LEN, JSON_ALLOW_NUL, &err);
     json_t *done = json_object_get(rec, "done");
     json_t *echo = json_object_get(rec, "echo");
     json_t *meta = json_object_get(rec, "meta");
@@ -140,8 +170,63 @@ int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o)
         snprintf(o->meta.content_type, sizeof o->meta.content_type, "%s", json_string_value(ct));
         o->meta.ttl_s = json_integer_value(ttl);
         o->meta.expires_ms = json_integer_value(exp);
-        o->body = json_incref(json_object_get(rec, "body"));
     }
+    return rc;
+}
+
+int parley_outcome_decode_text(const char *blob, size_t len, parley_outcome_t *o, const char **body,
+                               size_t *body_len)
+{
+    json_error_t err;
+    parley_outcome_init(o);
+    *body = NULL;
+    *body_len = 0;
+    if (!parley_outcome_is_record(blob, len))
+        return PARLEY_EINVAL;
+    if (memcmp(blob, MAGIC, MAGIC_LEN) == 0) { /* O1: the body inside */
+        json_t *rec = json_loadb(blob + MAGIC_LEN, len - MAGIC_LEN, JSON_ALLOW_NUL, &err);
+        int rc = decode_fields(rec, o);
+        if (rc == 0)
+            o->body = json_incref(json_object_get(rec, "body"));
+        json_decref(rec);
+        return rc;
+    }
+    const char *head = blob + MAGIC_LEN;
+    const char *nl = memchr(head, '\n', len - MAGIC_LEN);
+    if (!nl)
+        return PARLEY_EINVAL;
+    json_t *rec = json_loadb(head, (size_t)(nl - head), 0, &err);
+    int rc = decode_fields(rec, o);
     json_decref(rec);
+    size_t n = len - (size_t)(nl + 1 - blob);
+    if (rc == 0 && n) {
+        *body = nl + 1;
+        *body_len = n;
+    }
+    return rc;
+}
+
+bool parley_outcome_text_body(const char *blob, size_t len, const char **body, size_t *body_len)
+{
+    const char *nl = len > MAGIC_LEN && memcmp(blob, MAGIC_V2, MAGIC_LEN) == 0
+                         ? memchr(blob + MAGIC_LEN, '\n', len - MAGIC_LEN)
+                         : NULL;
+    if (!nl || (size_t)(nl + 1 - blob) == len)
+        return false;
+    *body = nl + 1;
+    *body_len = len - (size_t)(nl + 1 - blob);
+    return true;
+}
+
+int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o)
+{
+    const char *body;
+    size_t body_len;
+    int rc = parley_outcome_decode_text(blob, len, o, &body, &body_len);
+    if (rc == 0 && body) {
+        json_error_t err;
+        o->body = json_loadb(body, body_len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+        rc = o->body ? 0 : PARLEY_EINVAL;
+    }
     return rc;
 }

@@ -136,6 +136,20 @@ static inline void parley_outcome_answer(parley_outcome_t *o, parley_done_t done
  */
 int parley_outcome_encode(const parley_outcome_t *o, char **blob, size_t *len);
 int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o);
+/*
+ * The same with the body kept as its canonical JSON text (codec/canonjson.h),
+ * for writes whose answer is exactly that text (api/resource.h's render):
+ * encode_text records it so; decode_text reads any record but leaves such a
+ * body unparsed: *body points at its text inside blob (*body_len bytes) and
+ * o->body stays NULL. A record with the body inside (parley_outcome_encode's)
+ * comes back parsed in o->body, *body NULL. No body: both NULL.
+ */
+int parley_outcome_encode_text(const parley_outcome_t *o, char **blob, size_t *len);
+int parley_outcome_decode_text(const char *blob, size_t len, parley_outcome_t *o, const char **body,
+                               size_t *body_len);
+/* An encode_text record's body text, without reading the rest: true with
+ * *body (inside blob) and *body_len, false when blob has none. */
+bool parley_outcome_text_body(const char *blob, size_t len, const char **body, size_t *body_len);
 bool parley_outcome_is_record(const char *blob, size_t len);
 
 #endif

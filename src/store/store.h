@@ -299,6 +299,49 @@ typedef struct parley_store_stat {
     int64_t subs_pull_wake; /* subscriptions of type pull-wake */
 } parley_store_stat_t;
 
+/* ---- search and moving a user's data (core/search.h, core/transfer.h) ---- */
+
+#define PARLEY_SEARCH_TERMS_MAX 16   /* terms in one query */
+#define PARLEY_SEARCH_QUERY_MAX 1024 /* bytes in a query (q) */
+
+/* One term of a parsed query (core/search.c builds them from q; the
+ * backends never see q itself). */
+typedef enum parley_search_kind {
+    PARLEY_SEARCH_WORD,   /* every token, adjacent (one word: one token) */
+    PARLEY_SEARCH_PREFIX, /* as WORD, the last token a prefix (word*) */
+    PARLEY_SEARCH_PHRASE  /* "a phrase": every token, adjacent, in order */
+} parley_search_kind_t;
+
+/* A parsed query: every term must match (AND). Each term's text is its
+ * tokens separated by one space; a token holds only ASCII letters and
+ * digits and bytes >= 0x80 (so no quote, operator or control character
+ * reaches a backend's query syntax). */
+typedef struct parley_search_query {
+    int nterms; /* 1..PARLEY_SEARCH_TERMS_MAX */
+    struct {
+        parley_search_kind_t kind;              /* how its tokens match */
+        char text[PARLEY_SEARCH_QUERY_MAX + 1]; /* tokens, space-separated */
+    } terms[PARLEY_SEARCH_TERMS_MAX];           /* the terms, in query order */
+} parley_search_query_t;
+
+/* One search result (borrowed by the callback, valid during the call). */
+typedef struct parley_search_hit {
+    char conversation_id[PARLEY_ROW_ID_MAX + 1]; /* the conversation */
+    char message_id[PARLEY_ROW_ID_MAX + 1];      /* the message, "" for the title */
+    int64_t seq;                                 /* the message's seq, 0 for the title */
+    const char *snippet;                         /* text around the match, matches in [ ] */
+    double rank;                                 /* higher is better (backend's scale) */
+} parley_search_hit_t;
+
+/* What moving one user's rows did, per owned kind (store/owned.h). */
+#define PARLEY_OWNED_MAX 16 /* kinds store/owned.c may list */
+typedef struct parley_move_counts {
+    int64_t moved[PARLEY_OWNED_MAX];   /* rows now the destination's */
+    int64_t dropped[PARLEY_OWNED_MAX]; /* the source's rows a destination row beat */
+} parley_move_counts_t;
+
+/* ---- the ops table ---- */
+
 /*
  * The operations of a backend. Every op returns 0 or a negative PARLEY_E*
  * unless said otherwise; the wrappers below keep the names callers use.
@@ -705,6 +748,32 @@ struct parley_store_ops {
      * Writer. */
     int (*key_put)(parley_db_t *db, const char *name, const unsigned char *data, size_t len,
                    int64_t created_ms);
+
+    /* ---- search (core/search.h) and moving a user's data (core/transfer.h) ---- */
+
+    /* Index a message's text (text borrowed, non-empty) for search, in the
+     * writer's transaction with the message. Titles are indexed by the
+     * store itself whenever a conversation's title changes, and a deleted
+     * conversation's entries go with its tombstone. Writer. */
+    int (*search_put)(parley_db_t *db, const char *conv_id, const char *msg_id, int64_t seq,
+                      const char *text);
+    /* The hits of q in owner's live conversations, best first (ties in
+     * conversation, seq order), skipping offset hits, up to limit; cb gets
+     * each (borrowed; non-zero stops). */
+    int (*search_query)(parley_db_t *db, const char *owner, const parley_search_query_t *q,
+                        int64_t offset, int limit,
+                        int (*cb)(void *arg, const parley_search_hit_t *h), void *arg);
+    /* Give every row of the owned kinds (store/owned.h) whose owner is
+     * from to the user to, in the writer's transaction; counts per kind in
+     * *out (indexes of parley_owned[]). Writer. */
+    int (*user_move)(parley_db_t *db, const char *from, const char *to, parley_move_counts_t *out);
+    /* The record of the last transfer from `from`: its destination (to,
+     * PARLEY_OWNER_MAX + 1 bytes) and answer (*answer, new malloc'd JSON
+     * text): 0 or PARLEY_ENOTFOUND. */
+    int (*transfer_get)(parley_db_t *db, const char *from, char *to, char **answer);
+    /* Record (replace) the transfer from `from`. Writer. */
+    int (*transfer_put)(parley_db_t *db, const char *from, const char *to, const char *answer,
+                        int64_t now_ms);
 
     /* ---- operations: backup and verify (store/verify.c, server/ops.c) ----
      * NULL in a backend that does not have the op; callers say so. */
@@ -1290,6 +1359,37 @@ static inline int parley_db_key_put(parley_db_t *db, const char *name, const uns
                                     size_t len, int64_t created_ms)
 {
     return db->ops->key_put(db, name, data, len, created_ms);
+}
+
+static inline int parley_db_search_put(parley_db_t *db, const char *conv_id, const char *msg_id,
+                                       int64_t seq, const char *text)
+{
+    return db->ops->search_put(db, conv_id, msg_id, seq, text);
+}
+
+static inline int parley_db_search_query(parley_db_t *db, const char *owner,
+                                         const parley_search_query_t *q, int64_t offset, int limit,
+                                         int (*cb)(void *arg, const parley_search_hit_t *h),
+                                         void *arg)
+{
+    return db->ops->search_query(db, owner, q, offset, limit, cb, arg);
+}
+
+static inline int parley_db_user_move(parley_db_t *db, const char *from, const char *to,
+                                      parley_move_counts_t *out)
+{
+    return db->ops->user_move(db, from, to, out);
+}
+
+static inline int parley_db_transfer_get(parley_db_t *db, const char *from, char *to, char **answer)
+{
+    return db->ops->transfer_get(db, from, to, answer);
+}
+
+static inline int parley_db_transfer_put(parley_db_t *db, const char *from, const char *to,
+                                         const char *answer, int64_t now_ms)
+{
+    return db->ops->transfer_put(db, from, to, answer, now_ms);
 }
 
 static inline int parley_db_doc_write(parley_db_t *db, parley_doc_t *d, int64_t expect_version)

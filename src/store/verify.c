@@ -537,17 +537,24 @@ static const char *reply_problem(const char *p, size_t len)
 }
 
 /*
- * A stored response: an outcome record (core/outcome.c's encoding: "O1\n"
- * and a JSON object with "done", "echo" and "meta"), or a reply stored before
- * outcomes were. NULL when it parses, or why not.
+ * A stored response: an outcome record (core/outcome.c's encodings: "O1\n"
+ * and a JSON object with "done", "echo" and "meta"; or "O2\n", that object
+ * without the body, "\n" and the body's JSON text, if any), or a reply
+ * stored before outcomes were. NULL when it parses, or why not.
  */
 static const char *response_problem(const char *p, size_t len)
 {
-    static const char magic[] = "O1\n"; /* an outcome record's first bytes */
-    if (len < sizeof magic - 1 || memcmp(p, magic, sizeof magic - 1) != 0)
+    static const char magic[] = "O1\n";    /* an outcome record's first bytes */
+    static const char magic_v2[] = "O2\n"; /* one whose body is kept as text */
+    size_t m = sizeof magic - 1;
+    bool v2 = len >= m && memcmp(p, magic_v2, m) == 0;
+    if (!v2 && (len < m || memcmp(p, magic, m) != 0))
         return reply_problem(p, len);
+    const char *end = v2 ? memchr(p + m, '\n', len - m) : p + len;
+    if (!end)
+        return "the outcome record has no line after its object";
     json_error_t err;
-    json_t *rec = json_loadb(p + sizeof magic - 1, len - (sizeof magic - 1), 0, &err);
+    json_t *rec = json_loadb(p + m, (size_t)(end - (p + m)), 0, &err);
     const char *why = NULL;
     if (!rec || !json_is_object(rec))
         why = "the outcome record is not a JSON object";
@@ -557,6 +564,13 @@ static const char *response_problem(const char *p, size_t len)
              !json_is_object(json_object_get(rec, "meta")))
         why = "the outcome record lacks its \"echo\" or \"meta\" object";
     json_decref(rec);
+    if (!why && v2 && end + 1 < p + len) {
+        json_t *body = json_loadb(end + 1, (size_t)(p + len - (end + 1)),
+                                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        if (!body)
+            why = "the outcome record's body is not JSON";
+        json_decref(body);
+    }
     return why;
 }
 

@@ -248,6 +248,35 @@ test("idempotency - the same key while the first request is in flight is 409 ide
   assert.match(err.message, /retry|progress|flight/i)
 })
 
+// A message POST looks its key up before parsing the body, and its record
+// keeps the answer's text: the first answer, every retry (also after a
+// restart) and a read of the message are the same message, byte for byte
+// between the answers; nothing is stored twice; another body is 422.
+test("idempotency - a retried message POST replays its answer byte for byte and stores one message", { timeout: 30_000 }, async (t) => {
+  const srv = await startAuthServer(t)
+  const alice = client(srv, userToken("alice", SECRET))
+  const conv = expectStatus(await alice.post("/v1/conversations", { title: "t" }), 201)
+  const msg = { role: "user", content: [{ type: "text", text: "h\u00e9llo \u2028 </script> \"q\"" }], metadata: { z: 0.1, a: 1e21, n: -0, s: "tab\t" } }
+  const path = `/v1/conversations/${conv.id}/messages`
+  const first = await alice.post(path, msg, key("msg-1"))
+  const created = expectStatus(first, 201, "first POST")
+  assert.equal(first.headers["idempotent-replayed"], undefined, "the first answer is not a replay")
+  assert.equal(created.seq, 1)
+  for (let i = 0; i < 3; i++) assertReplay(await alice.post(path, msg, key("msg-1")), first, `retry ${i}`)
+  await srv.restart()
+  assertReplay(await alice.post(path, msg, key("msg-1")), first, "retry after restart")
+  expectError(await alice.post(path, { ...msg, role: "system" }, key("msg-1")), 422, "idempotency_key_reused", "another body")
+  const page = expectStatus(await alice.get(`${path}?after=0&limit=10`), 200)
+  assert.equal(page.items.length, 1, "one message stored")
+  assert.deepEqual(page.items[0], created, "the answer is the stored message")
+  // A key not recorded yet still posts (the lookup before the parse missed).
+  const second = expectStatus(await alice.post(path, { role: "user", content: "two" }, key("msg-2")), 201)
+  assert.equal(second.seq, 2)
+  // A body that is not JSON is still refused when its key is new.
+  const bad = await alice.post(path, { role: "user", content: "x", metadata: { s: "\u0000" } }, key("msg-3"))
+  assert.equal(bad.status, 400, bad.text)
+})
+
 test("idempotency - records survive a restart", { timeout: 30_000 }, async (t) => {
   const srv = await startAuthServer(t)
   const alice = client(srv, userToken("alice", SECRET))

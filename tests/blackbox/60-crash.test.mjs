@@ -269,6 +269,41 @@ test("crash - a corrupted database is refused at start-up, not served", { timeou
   })
 })
 
+// The stored bytes (the chunks table's pages: nearly all of a large store)
+// are checked by the full quick_check the server runs right after it
+// starts, so the time to the first request does not grow with the data;
+// damage found there stops the server with a non-zero exit and the
+// problem in its log, and a read that meets the damage is an error.
+test("crash - damaged stored bytes stop the server soon after start, never served", { timeout: 30_000, skip: sqliteOnly("flips bytes in parley.db") }, async (t) => {
+  const srv = await startServer({ t })
+  assert.equal((await createStream(srv.url, "c")).status, 201)
+  for (let i = 0; i < 40; i++) assert.equal((await append(srv.url, "c", "y".repeat(12000))).status, 204)
+  assert.equal(await srv.stop(), 0)
+  const file = path.join(srv.dataDir, "parley.db")
+  // The overflow pages of the chunks table (a 12,000-byte row has a chain
+  // of two or three), found with the dbstat table of the sqlite3 shell.
+  const res = spawnSync("sqlite3", [file, "SELECT pageno FROM dbstat WHERE name = 'chunks' AND pagetype = 'overflow'"], { encoding: "utf8" })
+  assert.equal(res.status, 0, `sqlite3: ${res.stderr}`)
+  const pages = res.stdout.trim().split("\n").map(Number).filter((n) => n > 0)
+  assert.ok(pages.length > 10, `only ${pages.length} overflow pages`)
+  const fd = fs.openSync(file, "r+")
+  // The first 4 bytes of an overflow page are the number of the next one:
+  // every chain now leads out of the file.
+  for (const p of pages) fs.writeSync(fd, Buffer.from([0x7f, 0xff, 0xff, 0xff]), 0, 4, (p - 1) * 4096)
+  fs.closeSync(fd)
+  await srv.restart() // serves: the state tables are intact
+  const read = await readAll(srv.url, "c").catch((err) => ({ status: "refused", body: String(err) }))
+  assert.notEqual(read.status, 200, "a stream whose pages are damaged was served")
+  const code = await Promise.race([
+    exitOf(srv.proc),
+    new Promise((ok) => setTimeout(() => ok("still running"), 15_000).unref()),
+  ])
+  assert.notEqual(code, "still running", "server kept running on a damaged store")
+  assert.notEqual(code, 0, "server exited 0 on a damaged store")
+  assert.match(srv.stderr(), /integrity check failed/)
+  assert.match(srv.stderr(), /damaged/)
+})
+
 // The same on PostgreSQL: a database the build cannot serve (a schema
 // newer than its own, or a table missing a column a statement needs) stops
 // start-up with a message instead of failing requests later.

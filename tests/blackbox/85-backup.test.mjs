@@ -464,8 +464,15 @@ test("ops - a v1 store made by an earlier build serves the same data, verifies, 
   assert.equal((await readAll(srv.url, "fixture/bytes")).text, "hello fixture")
   const doc = expectStatus(await c.get("/v1/documents/notes/n1"), 200)
   assert.equal(doc.data.text, "fixture note")
+  // The migration indexed what was stored: the old messages and title are found by search.
+  const found = expectStatus(await c.get("/v1/search?q=message&limit=10"), 200)
+  assert.deepEqual(found.items.map((h) => h.seq).sort(), [1, 2, 3])
+  assert.deepEqual(found.items.map((h) => h.message_id).sort(), msgs.items.map((m) => m.id).sort())
+  assert.deepEqual(expectStatus(await c.get("/v1/search?q=two"), 200).items.map((h) => h.seq), [2])
+  assert.deepEqual(expectStatus(await c.get("/v1/search?q=fixture"), 200).items.map((h) => h.kind), ["title"])
   // ... and still takes writes.
   expectStatus(await c.post(`/v1/conversations/${convs.items[0].id}/messages`, { role: "user", content: "message four" }), 201)
+  assert.deepEqual(expectStatus(await c.get("/v1/search?q=four"), 200).items.map((h) => h.seq), [4])
   assert.equal(await srv.stop(), 0)
   const report = await verifyOk(path.join(dir, "parley.db"))
   // Served, it was migrated to this build's version (every step after v1).

@@ -222,6 +222,10 @@ const EXPORTED = {
   subscriptions: { kind: "subscription" },
   subscription_streams: { kind: "subscription_stream" },
   server_keys: { kind: "server_key" },
+  // Not carried yet (known gap): the search index (an import does not
+  // index the messages it writes) and user transfers' records.
+  search_rows: null,
+  transfers: null,
   // Blobs have no kind yet: export refuses a store that holds any (below).
   blob_uploads: null,
   blob_parts: null,
@@ -256,6 +260,7 @@ test("export - every table and column of the schema is in the export (a new one 
   const columns = q.stdout.trim().split("\n").map((l) => l.split(" "))
   assert.ok(columns.length > 50, "the schema's columns")
   for (const [table, column] of columns) {
+    if (table.startsWith("search_fts")) continue // FTS5's own tables (the index, not carried yet)
     assert.ok(table in EXPORTED, `table ${table} is not in the export: add a kind to kinds[] in src/store/transfer.c (and to EXPORTED here)`)
     const e = EXPORTED[table]
     if (!e) continue

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "codec/canonjson.h"
 #include "core/command.h"
 #include "core/feed.h"
 #include "core/message.h"
@@ -247,7 +248,7 @@ static void command_run_records_replays_and_refuses_reuse(void **state)
     fixture_t fx;
     parley_command_t c;
     parley_command_run_t run;
-    parley_idem_key_t key = {"alice", "k1", "fp-one", 60000};
+    parley_idem_key_t key = {"alice", "k1", "fp-one", 60000, false};
     fixture_open(&fx);
     parley_command_run_init(&run);
     memset(&c, 0, sizeof c);
@@ -279,13 +280,13 @@ static void command_run_records_replays_and_refuses_reuse(void **state)
     assert_int_equal(parley_db_conv_get(fx.db, "c2", &conv), PARLEY_ENOTFOUND);
 
     /* another request with the key */
-    parley_idem_key_t other = {"alice", "k1", "fp-two", 60000};
+    parley_idem_key_t other = {"alice", "k1", "fp-two", 60000, false};
     assert_int_equal(parley_command_run(fx.db, &c, &other, &run), 0);
     assert_int_equal(run.how, PARLEY_RUN_REUSED);
     assert_false(run.keep);
 
     /* a refusal: not kept, not recorded (a corrected retry runs) */
-    parley_idem_key_t k2 = {"alice", "k2", "fp-three", 60000};
+    parley_idem_key_t k2 = {"alice", "k2", "fp-three", 60000, false};
     memset(&c, 0, sizeof c);
     c.kind = PARLEY_CMD_CONVERSATION;
     c.u.conv.op = PARLEY_CONV_PATCH;
@@ -437,6 +438,75 @@ static void outcome_record_is_not_a_stored_reply(void **state)
     parley_outcome_clear(&o);
 }
 
+/* A record whose body is kept as canonical text (O2): decode_text hands
+ * the text back unparsed, byte for byte what the answer carries;
+ * decode parses it; the stream fields survive; no body is no text. */
+static void outcome_record_text_body_is_the_canonical_answer(void **state)
+{
+    (void)state;
+    parley_outcome_t o, back;
+    char *blob, *canon;
+    size_t len, canon_len, body_len;
+    const char *body;
+    json_error_t err;
+    parley_outcome_init(&o);
+    parley_outcome_answer(
+        &o, PARLEY_DONE_CREATED,
+        json_loads("{\"z\":0.1,\"a\":[1,\"x\\u0000y\\n\",null],\"m\":{\"b\":true}}", JSON_ALLOW_NUL,
+                   &err));
+    o.echo.has_seq = true;
+    o.echo.seq = 7;
+    snprintf(o.meta.content_type, sizeof o.meta.content_type, "application/json");
+    assert_int_equal(parley_canonjson_dump(o.body, &canon, &canon_len), 0);
+    assert_int_equal(parley_outcome_encode_text(&o, &blob, &len), 0);
+    assert_true(parley_outcome_is_record(blob, len));
+
+    assert_int_equal(parley_outcome_decode_text(blob, len, &back, &body, &body_len), 0);
+    assert_null(back.body);
+    assert_int_equal(body_len, canon_len);
+    assert_memory_equal(body, canon, canon_len);
+    assert_int_equal(back.done, PARLEY_DONE_CREATED);
+    assert_true(back.echo.has_seq && back.echo.seq == 7);
+    assert_string_equal(back.meta.content_type, "application/json");
+    assert_true(parley_outcome_text_body(blob, len, &body, &body_len));
+    assert_memory_equal(body, canon, canon_len);
+    parley_outcome_clear(&back);
+
+    assert_int_equal(parley_outcome_decode(blob, len, &back), 0);
+    char *again;
+    size_t again_len;
+    assert_int_equal(parley_canonjson_dump(back.body, &again, &again_len), 0);
+    assert_int_equal(again_len, canon_len);
+    assert_memory_equal(again, canon, canon_len);
+    free(again);
+    parley_outcome_clear(&back);
+    free(blob);
+
+    /* An O1 record read with decode_text: the body comes back parsed. */
+    assert_int_equal(parley_outcome_encode(&o, &blob, &len), 0);
+    assert_int_equal(parley_outcome_decode_text(blob, len, &back, &body, &body_len), 0);
+    assert_null(body);
+    assert_true(json_is_object(back.body));
+    assert_false(parley_outcome_text_body(blob, len, &body, &body_len));
+    parley_outcome_clear(&back);
+    free(blob);
+
+    /* No body: no text. */
+    parley_outcome_answer(&o, PARLEY_DONE_EMPTY, NULL);
+    assert_int_equal(parley_outcome_encode_text(&o, &blob, &len), 0);
+    assert_int_equal(parley_outcome_decode_text(blob, len, &back, &body, &body_len), 0);
+    assert_null(body);
+    assert_null(back.body);
+    assert_false(parley_outcome_text_body(blob, len, &body, &body_len));
+    free(blob);
+    free(canon);
+    parley_outcome_clear(&back);
+    parley_outcome_clear(&o);
+    assert_int_equal(parley_outcome_decode_text("O2\n{}", 6, &back, &body, &body_len),
+                     PARLEY_EINVAL);
+    parley_outcome_clear(&back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +515,7 @@ int main(void)
         cmocka_unit_test(snapshot_parse_checks_the_body_before_submit),
         cmocka_unit_test(outcome_record_round_trip_keeps_body_and_stream_fields),
         cmocka_unit_test(outcome_record_is_not_a_stored_reply),
+        cmocka_unit_test(outcome_record_text_body_is_the_canonical_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

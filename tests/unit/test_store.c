@@ -2826,6 +2826,75 @@ static void store_transfer_own_export_is_all_present_changed_refused(void **stat
 
 #define S(fn) cmocka_unit_test_setup_teardown(fn, store_setup, store_teardown)
 
+/* ---- search and moving a user's rows ------------------------------------ */
+
+static int count_hit(void *arg, const parley_search_hit_t *h)
+{
+    int *n = arg;
+    assert_true(h->snippet != NULL);
+    (*n)++;
+    return 0;
+}
+
+/* Hits of one word (a WORD term, or a prefix) for owner. */
+static int hits(fixture_t *fx, const char *owner, const char *word, bool prefix)
+{
+    static parley_search_query_t q;
+    memset(&q, 0, sizeof q);
+    q.nterms = 1;
+    q.terms[0].kind = prefix ? PARLEY_SEARCH_PREFIX : PARLEY_SEARCH_WORD;
+    SET(q.terms[0].text, word);
+    int n = 0;
+    assert_int_equal(parley_db_search_query(reader(fx), owner, &q, 0, 100, count_hit, &n), 0);
+    return n;
+}
+
+static void store_search_owner_title_tombstone_and_move(void **state)
+{
+    fixture_t *fx = *state;
+    const char *ua = T("ua"), *ub = T("ub");
+    char a[64], b[64];
+    SET(a, T("ca"));
+    SET(b, T("cb"));
+    parley_conv_t ca = conv_make(0, a, ua), cb = conv_make(0, b, ub);
+    ca.title = "Zebra crossing";
+    cb.title = NULL;
+    assert_int_equal(parley_db_conv_insert(fx->w, &ca), 0);
+    assert_int_equal(parley_db_conv_insert(fx->w, &cb), 0);
+    assert_int_equal(parley_db_search_put(fx->w, a, T("m1"), 1, "Penguin alpha"), 0);
+    assert_int_equal(parley_db_search_put(fx->w, b, T("m2"), 1, "penguin beta"), 0);
+    assert_int_equal(hits(fx, ua, "penguin", false), 1);
+    assert_int_equal(hits(fx, ub, "penguin", false), 1);
+    assert_int_equal(hits(fx, ua, "beta", false), 0);
+    assert_int_equal(hits(fx, ua, "zebra", false), 1);
+    assert_int_equal(hits(fx, ua, "zeb", true), 1);
+    assert_int_equal(hits(fx, ub, "zebra", false), 0);
+
+    parley_move_counts_t mv;
+    assert_int_equal(parley_db_user_move(fx->w, ua, ub, &mv), 0);
+    assert_int_equal(mv.moved[0], 1); /* parley_owned[0]: conversations */
+    assert_int_equal(hits(fx, ua, "penguin", false), 0);
+    assert_int_equal(hits(fx, ub, "penguin", false), 2);
+    assert_int_equal(hits(fx, ub, "zebra", false), 1);
+    assert_int_equal(parley_db_user_move(fx->w, ua, ub, &mv), 0);
+    assert_int_equal(mv.moved[0], 0);
+
+    int64_t version;
+    assert_int_equal(parley_db_conv_tombstone(fx->w, a, T0 + 99, &version), 0);
+    assert_int_equal(hits(fx, ub, "alpha", false), 0);
+    assert_int_equal(hits(fx, ub, "zebra", false), 0);
+    assert_int_equal(hits(fx, ub, "penguin", false), 1);
+
+    char to[PARLEY_OWNER_MAX + 1], *answer = NULL;
+    assert_int_equal(parley_db_transfer_get(fx->w, ua, to, &answer), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_transfer_put(fx->w, ua, ub, "{\"n\":1}", T0), 0);
+    assert_int_equal(parley_db_transfer_put(fx->w, ua, ub, "{\"n\":2}", T0 + 1), 0);
+    assert_int_equal(parley_db_transfer_get(fx->w, ua, to, &answer), 0);
+    assert_string_equal(to, ub);
+    assert_string_equal(answer, "{\"n\":2}");
+    free(answer);
+}
+
 int main(void)
 {
     const struct CMUnitTest streams[] = {
@@ -2877,6 +2946,7 @@ int main(void)
     };
     const struct CMUnitTest conversations[] = {
         S(store_conv_roundtrip_every_field),
+        S(store_search_owner_title_tombstone_and_move),
         S(store_conv_get_enotfound_missing),
         S(store_conv_list_most_active_first_paged),
     };

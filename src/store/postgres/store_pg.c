@@ -94,6 +94,7 @@
 #include "parley/parley.h"
 #include "store/columns.h"
 #include "store/sqlops.h"
+#include "store/postgres/pg_internal.h"
 #include "store/postgres/store_pg.h"
 #include "store/store.h"
 #include "store/synctime.h"
@@ -687,6 +688,16 @@ static int pg_error(pg_db_t *c, const PGresult *res, const char *what)
     return PARLEY_ESTORE;
 }
 
+PGconn *parley_pg_conn(parley_db_t *db)
+{
+    return pg(db)->conn;
+}
+
+int parley_pg_error(parley_db_t *db, const PGresult *res, const char *what)
+{
+    return pg_error(pg(db), res, what);
+}
+
 /* Set the session up after a (re)connection: durable commits, quiet
  * notices; a reader's transactions are read-only. */
 static int session_setup(pg_db_t *c)
@@ -925,9 +936,10 @@ static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
                                  "  deleted boolean NOT NULL DEFAULT false);";
 
 static const char *const migrations[] = {
-    schema_sql, /* 0 -> 1: the first schema */
-    blobs_sql,  /* blobs, their parts, staged uploads and references */
-    visits_sql, /* 2 -> 3: snapshot visits */
+    schema_sql,           /* 0 -> 1: the first schema */
+    blobs_sql,            /* 1 -> 2: blobs, their parts, staged uploads and references */
+    visits_sql,           /* 2 -> 3: snapshot visits */
+    parley_pg_search_sql, /* 3 -> 4: search index, transfers */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1987,6 +1999,11 @@ static const parley_store_ops_t pg_ops = {
     .row_exec = pg_row_exec,
     .schema_version = pg_schema_version,
     .stat = pg_stat,
+    .search_put = parley_pg_search_put,
+    .search_query = parley_pg_search_query,
+    .user_move = parley_pg_user_move,
+    .transfer_get = parley_pg_transfer_get,
+    .transfer_put = parley_pg_transfer_put,
 };
 
 const parley_store_ops_t *parley_store_pg_ops(void)

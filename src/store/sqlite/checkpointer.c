@@ -10,8 +10,15 @@
  *
  * The hook only records the WAL size and signals; it never blocks the
  * writer for longer than taking a mutex.
+ *
+ * Before its first wait the thread runs the part of the start-up integrity
+ * check that open left out (parley_sqlite_quick_check: the stored bytes
+ * and the free list), so the server serves at once whatever the store's
+ * size; damage found stops the server through on_fatal, as a failed
+ * checkpoint does. Stop cancels it (cancel).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -31,6 +38,7 @@ struct parley_checkpointer {
     bool stopping;            /* finish and exit */
     bool failed;              /* a checkpoint failed: do no more */
     unsigned long count;      /* checkpoints run */
+    atomic_bool cancel;       /* stop asked: end the start-up check early */
 };
 
 /* Writer thread, after each commit. true: complete a checkpoint here. */
@@ -77,6 +85,15 @@ static void run_checkpoint(parley_checkpointer_t *cp)
 static void *checkpointer_main(void *arg)
 {
     parley_checkpointer_t *cp = arg;
+    if (parley_sqlite_quick_check(cp->store, &cp->cancel) != 0) {
+        parley_log_error("store: the database file is damaged (see above); stopping: run "
+                         "`parley verify`, then restore a backup");
+        pthread_mutex_lock(&cp->lock);
+        cp->failed = true;
+        pthread_mutex_unlock(&cp->lock);
+        if (cp->on_fatal)
+            cp->on_fatal(cp->fatal_arg);
+    }
     pthread_mutex_lock(&cp->lock);
     for (;;) {
         while (!cp->stopping && (cp->failed || cp->frames < PARLEY_CHECKPOINT_FRAMES))
@@ -103,6 +120,7 @@ int parley_checkpointer_start(parley_store_t *store, void (*on_fatal)(void *), v
     cp->store = store;
     cp->on_fatal = on_fatal;
     cp->fatal_arg = fatal_arg;
+    atomic_init(&cp->cancel, false);
     pthread_mutex_init(&cp->lock, NULL);
     pthread_cond_init(&cp->cond, NULL);
     int rc = pthread_create(&cp->thread, NULL, checkpointer_main, cp);
@@ -121,6 +139,7 @@ void parley_checkpointer_stop(parley_checkpointer_t *cp)
 {
     if (!cp)
         return;
+    atomic_store(&cp->cancel, true);
     pthread_mutex_lock(&cp->lock);
     cp->stopping = true;
     pthread_cond_signal(&cp->cond);

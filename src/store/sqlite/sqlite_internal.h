@@ -8,7 +8,9 @@
 #ifndef PARLEY_STORE_SQLITE_SQLITE_INTERNAL_H
 #define PARLEY_STORE_SQLITE_SQLITE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -37,5 +39,36 @@ int parley_sqlite_checkpoint(parley_store_t *store, int *frames, int *done);
  * thread.
  */
 const char *parley_sqlite_sync_vfs(void);
+
+/* The connection's SQLite handle (borrowed; the connection's thread). */
+struct sqlite3;
+struct sqlite3 *parley_sqlite_conn(parley_db_t *db);
+/* A SQLite result code as a Parley error (logging unexpected ones). */
+int parley_sqlite_error(parley_db_t *db, int rc, const char *what);
+
+/* search_sqlite.c: the search index and moving a user's rows (store.h's
+ * search_put, search_query, user_move, transfer_get, transfer_put), and the
+ * migration step that makes their tables. */
+extern const char parley_sqlite_search_sql[];
+int parley_sqlite_search_put(parley_db_t *db, const char *conv_id, const char *msg_id, int64_t seq,
+                             const char *text);
+int parley_sqlite_search_query(parley_db_t *db, const char *owner, const parley_search_query_t *q,
+                               int64_t offset, int limit,
+                               int (*cb)(void *arg, const parley_search_hit_t *h), void *arg);
+int parley_sqlite_user_move(parley_db_t *db, const char *from, const char *to,
+                            parley_move_counts_t *out);
+int parley_sqlite_transfer_get(parley_db_t *db, const char *from, char *to, char **answer);
+int parley_sqlite_transfer_put(parley_db_t *db, const char *from, const char *to,
+                               const char *answer, int64_t now_ms);
+
+/*
+ * The part of the start-up integrity check that is not run at open: the
+ * full PRAGMA quick_check (the stored bytes and the free list; see
+ * store_sqlite.c), on a read-only connection of its own, closed before it
+ * returns. PARLEY_ESTORE when it finds damage (each problem logged), 0 when
+ * none or when *cancel became true meanwhile (it stops within a few ms).
+ * Checkpointer thread only.
+ */
+int parley_sqlite_quick_check(parley_store_t *store, const atomic_bool *cancel);
 
 #endif
