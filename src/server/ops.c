@@ -50,6 +50,7 @@
 #include "server/ops.h"
 #include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
+#include "core/rebuild.h"
 #include "store/verify.h"
 #include "util/log.h"
 
@@ -449,7 +450,7 @@ int parley_verify(const char *store_url)
         return 2;
     }
     long problems = 0;
-    rc = parley_store_verify(db, stdout, &problems);
+    rc = parley_store_verify_with(db, stdout, parley_rebuild_check, NULL, &problems);
     parley_db_close(db);
     return problems || rc ? 1 : 0;
 }
