@@ -1,5 +1,6 @@
 # Parley — the commands a new user needs:
 #   make run    install what is missing, build, start the server (SQLite)
+#   make chat   build, then run the example chat app (examples/chat) on http://127.0.0.1:3000
 #   make test   install, build and run every test suite
 #   make bench  install, then run every benchmark and rewrite bench/RESULTS.md
 #   make man    render man/parley.1 (groff warnings fail), then read it: man -l man/parley.1
@@ -10,7 +11,7 @@ BUILD ?= build
 PREFIX ?= /usr/local
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test setup bench format lint clean man install
+.PHONY: all build run chat test setup bench format lint clean man install
 
 all: build
 
@@ -29,6 +30,10 @@ install: build
 
 run: setup build
 	$(BUILD)/parley serve --listen 127.0.0.1:4437 --data ./data
+
+chat: build
+	@[ -d examples/chat/node_modules ] || npm ci --prefix examples/chat --no-audit --no-fund --loglevel=error
+	@PARLEY_BIN=$(abspath $(BUILD))/parley npm start --prefix examples/chat --silent
 
 test:
 	@scripts/test-all

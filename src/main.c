@@ -100,6 +100,15 @@ static int set_size(const serve_opt_t *o, const char *v, parley_config_t *cfg)
     return 0;
 }
 
+static int set_u64(const serve_opt_t *o, const char *v, parley_config_t *cfg)
+{
+    unsigned long long n;
+    if (parse_number(v, o->min, o->max, &n))
+        return -1;
+    *(uint64_t *)((char *)cfg + o->field) = (uint64_t)n;
+    return 0;
+}
+
 static int set_string(const serve_opt_t *o, const char *v, parley_config_t *cfg)
 {
     *(const char **)((char *)cfg + o->field) = v; /* argv or environ: lives for the process */
@@ -353,6 +362,17 @@ static const serve_opt_t serve_opts[] = {
      1, SZ, "largest stream append body (default 8388608)", NULL},
     {"max-json-bytes", "PARLEY_MAX_JSON_BYTES", ARG_ONE, "N", set_size, FIELD(max_json_bytes), 1,
      SZ, "largest JSON body of a document\n(default 1572864)", NULL},
+    {"blob-max-bytes", "PARLEY_BLOB_MAX_BYTES", ARG_ONE, "N", set_u64, FIELD(blob_max_bytes), 1,
+     0xffffffffffffull, "largest blob upload (default 104857600;\n413 blob_too_large)", NULL},
+    {"blob-quota-bytes", "PARLEY_BLOB_QUOTA_BYTES", ARG_ONE, "N", set_u64, FIELD(blob_quota_bytes),
+     0, 0xffffffffffffffull,
+     "bytes of blobs one user may keep (default 0,\nno quota; 507 quota_exceeded)", NULL},
+    {"blob-grace", "PARLEY_BLOB_GRACE", ARG_ONE, "DURATION", set_duration, FIELD(blob_grace_s), 0,
+     0,
+     "a blob nothing references is collected this\n"
+     "long after its upload or its last reference\n"
+     "(default 24h; N seconds, or Ns, Nm, Nh, Nd)",
+     NULL},
     {"read-window", "PARLEY_READ_WINDOW", ARG_ONE, "N", set_size, FIELD(read_window_bytes), 16384,
      SZ,
      "pending output one reader may hold: a read is\n"

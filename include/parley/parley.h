@@ -106,6 +106,9 @@ typedef struct parley_config {
     const char *metrics_token;  /* bearer token that may read /metrics, or NULL */
     bool access_log;            /* one log line per request */
     bool log_json;              /* log lines as JSON objects (--log-format json) */
+    uint64_t blob_max_bytes;    /* largest blob upload, default 100 MiB (413 blob_too_large) */
+    uint64_t blob_quota_bytes;  /* bytes of blobs per user, default 0 = no quota (507) */
+    unsigned blob_grace_s;      /* an unreferenced blob is collected after, default 86400 */
     const char *public_url;     /* origin clients see ("https://chat.example.com",
                                    maybe with a path prefix, no trailing '/'), or NULL:
                                    URLs are built from the request's Host */

@@ -76,6 +76,16 @@ void parley_api_sessions(parley_req_t *r, const char *rest);
 /* /v1/snapshots...: create, list, read, revoke. rest follows /v1/snapshots. */
 void parley_api_snapshots(parley_req_t *r, const char *rest);
 
+/* Blobs (api/blobs.c): /v1/blobs... (rest after "/v1/blobs"), and a blob a
+ * snapshot references (/v1/snapshots/{sid}/blobs/{id}). */
+void parley_api_blobs(parley_req_t *r, const char *rest);
+void parley_api_snapshot_blob(parley_req_t *r, const char *sid, const char *id);
+/* Whether a read may come without a token: a signed URL (sig=...) or a
+ * snapshot's blob; the handler decides what it may see. */
+bool parley_api_blobs_is_anonymous_read(parley_req_t *r, const char *method, const char *path);
+/* The transport's body_streamed: POST /v1/blobs. */
+bool parley_api_body_streamed(const char *method, const char *path, void *arg);
+
 /* True for the reads anyone may try without a token (GET of one snapshot
  * or its messages); the handler decides who may see what. */
 bool parley_api_snapshots_is_anonymous_read(const char *method, const char *path);

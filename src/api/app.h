@@ -61,6 +61,7 @@ typedef struct parley_app {
     const struct parley_keyring *keyring;         /* webhook signing key, token secret (borrowed) */
     struct parley_ratelimit *ratelimit;           /* request rate limits; NULL when all off */
     struct parley_metrics *metrics;               /* /metrics counters (owned by the server) */
+    unsigned char blob_key[32];                   /* signed blob URLs' HMAC key (core/blob.h) */
     pthread_mutex_t readers_lock;                 /* guards readers and nreaders */
     parley_db_t *readers[PARLEY_APP_MAX_READERS]; /* per-thread reader connections (owned) */
     int nreaders;                                 /* entries in readers */

@@ -69,6 +69,6 @@ void parley_api_metrics(parley_req_t *r);
 /* The route pattern of a path, a small index (0: no route), and its text. */
 int parley_api_route_index(const char *path);
 const char *parley_api_route_pattern(int index);
-#define PARLEY_API_ROUTES 24 /* patterns parley_api_route_index() may return */
+#define PARLEY_API_ROUTES 28 /* patterns parley_api_route_index() may return */
 
 #endif

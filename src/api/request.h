@@ -28,6 +28,13 @@
  *     RESUMED --on_resume (on_request)--> HANDLE  (respond → DONE | suspend → WAITING)
  *     RESUMED --hang-up claimed (on_request)--> the connection closes
  *
+ * A streamed body (parley_req_body_sink; http/transport.c on_stream): the
+ * route runs once the headers are in, then
+ *
+ *     STREAM --part (sink)--> STREAM | WAITING (the sink suspended)
+ *     RESUMED --on_resume, then the rest of the body--> STREAM
+ *     STREAM --end of body (sink with no data)--> HANDLE
+ *
  * A request suspended with a hang-up claim (parked live reads) is watched
  * for the client hanging up: the transport calls claim() on its watcher
  * thread, and if claim() returns true (the API took the request back from
@@ -74,6 +81,16 @@ enum {
 };
 #define PARLEY_BODY_SIZE_UNKNOWN UINT64_MAX
 typedef int (*parley_refill_fn)(void *arg, parley_buf_t *out, size_t room);
+/*
+ * A streamed body's consumer (routes whose body the transport does not
+ * keep: parley_http_config_t.body_streamed). Called on the connection's
+ * thread with the next bytes as they arrive (data borrowed for the call),
+ * and once with NULL, 0 when the body is complete. Returns how many bytes
+ * it took: fewer than len only after suspending the request (the rest is
+ * offered again after the resume, whose on_resume runs first); or a
+ * negative error, which closes the connection.
+ */
+typedef long (*parley_body_sink_fn)(parley_req_t *r, const char *data, size_t len);
 
 /* What a transport implements; see the wrappers below for each op. */
 typedef struct parley_req_ops {
@@ -95,9 +112,10 @@ typedef struct parley_req_ops {
                            parley_refill_fn refill, void *arg,
                            void (*free_fn)(void *)); /* windowed body */
     void (*suspend)(parley_req_t *r, parley_resume_fn on_resume,
-                    parley_hangup_claim_fn claim); /* defer */
-    void (*resume)(parley_req_t *r);               /* end a deferral */
-    bool (*shutting_down)(parley_req_t *r);        /* quiesced */
+                    parley_hangup_claim_fn claim);                /* defer */
+    void (*resume)(parley_req_t *r);                              /* end a deferral */
+    bool (*shutting_down)(parley_req_t *r);                       /* quiesced */
+    void (*body_sink)(parley_req_t *r, parley_body_sink_fn sink); /* take a streamed body */
 } parley_req_ops_t;
 
 /* The interface part of a request: a transport's request starts with it. */
@@ -249,6 +267,17 @@ static inline void parley_req_suspend(parley_req_t *r, parley_resume_fn on_resum
 static inline void parley_req_resume(parley_req_t *r)
 {
     r->ops->resume(r);
+}
+
+/*
+ * A route whose body is streamed is called once its headers are in; it
+ * answers at once (a refusal) or hands the body to sink, which then gets
+ * it part by part (see parley_body_sink_fn). Connection's thread, from
+ * the route only.
+ */
+static inline void parley_req_body_sink(parley_req_t *r, parley_body_sink_fn sink)
+{
+    r->ops->body_sink(r, sink);
 }
 
 /* True once the server has begun shutting down. */

@@ -75,6 +75,10 @@ static const char *const route_patterns[PARLEY_API_ROUTES] = {
     "/v1/snapshots",
     "/v1/snapshots/{id}",
     "/v1/snapshots/{id}/messages",
+    "/v1/blobs",
+    "/v1/blobs/{id}",
+    "/v1/blobs/{id}/url",
+    "/v1/snapshots/{id}/blobs/{blob}",
 };
 
 /* Segments of s ("a/b/c": 3; "": 0). */
@@ -158,7 +162,18 @@ int parley_api_route_index(const char *path)
         if (*p != '/')
             return 0;
         int n = nsegs(++p);
+        if (n == 3 && seg_is(p, 1, "blobs"))
+            return 27;
         return n == 1 ? 22 : n == 2 && seg_is(p, 1, "messages") ? 23 : 0;
+    }
+    if (strncmp(path, "/v1/blobs", 9) == 0) {
+        const char *p = path + 9;
+        if (!*p)
+            return 24;
+        if (*p != '/')
+            return 0;
+        int n = nsegs(++p);
+        return n == 1 ? 25 : n == 2 && seg_is(p, 1, "url") ? 26 : 0;
     }
     return 0;
 }
@@ -234,7 +249,8 @@ void parley_api_route(parley_req_t *r, void *arg)
     /* GET of one snapshot may come without a token (a shared link); the
      * handler decides what an anonymous caller may see. A token that is
      * sent is always checked. */
-    bool anonymous = parley_api_snapshots_is_anonymous_read(method, path) &&
+    bool anonymous = (parley_api_snapshots_is_anonymous_read(method, path) ||
+                      parley_api_blobs_is_anonymous_read(r, method, path)) &&
                      !parley_req_header(r, "Authorization") && !parley_auth_local_mode(cfg);
     /* The JWK Set is public; a subscription callback, ack or release
      * carries the wake's own token instead of Parley credentials, and its
@@ -269,6 +285,19 @@ void parley_api_route(parley_req_t *r, void *arg)
     }
     if (strncmp(path, "/v1/sessions/", 13) == 0) {
         parley_api_sessions(r, path + 12);
+        return;
+    }
+    if (parley_api_route_index(path) == 27) { /* /v1/snapshots/{sid}/blobs/{id} */
+        char sid[PARLEY_ROW_ID_MAX + 1] = "";
+        const char *p = path + 14;
+        size_t n = strcspn(p, "/");
+        if (n < sizeof sid)
+            memcpy(sid, p, n), sid[n] = '\0';
+        parley_api_snapshot_blob(r, sid, p + n + 7);
+        return;
+    }
+    if (strncmp(path, "/v1/blobs", 9) == 0 && (path[9] == '\0' || path[9] == '/')) {
+        parley_api_blobs(r, path + 9);
         return;
     }
     if (strncmp(path, "/v1/snapshots", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {

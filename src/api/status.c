@@ -31,6 +31,8 @@ static int refusal_status(int err)
         return 412;
     case PARLEY_ETOOBIG:
         return 413;
+    case PARLEY_EFULL: /* a quota (blobs) */
+        return 507;
     default:
         return 500;
     }

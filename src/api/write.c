@@ -229,8 +229,8 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
     return rc == 0;
 }
 
-void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
-                      void *ctx, void (*free_ctx)(void *))
+static void write_with(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
+                       void *ctx, void (*free_ctx)(void *), const char *digest)
 {
     api_write_t *aw = calloc(1, sizeof *aw);
     if (!aw) {
@@ -262,7 +262,9 @@ void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_r
             return;
         }
         size_t blen;
-        const char *body = parley_req_body(r, &blen);
+        const char *body = digest ? digest : parley_req_body(r, &blen);
+        if (digest)
+            blen = strlen(digest);
         snprintf(aw->owner, sizeof aw->owner, "%s", parley_req_user(r));
         snprintf(aw->key, sizeof aw->key, "%s", key);
         parley_fingerprint(m, parley_req_path(r), body, blen, aw->fingerprint);
@@ -279,4 +281,17 @@ void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_r
         aw->in_flight = true;
     }
     parley_app_submit(r, &aw->w, on_resumed);
+}
+
+void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
+                      void *ctx, void (*free_ctx)(void *))
+{
+    write_with(r, cmd, render, ctx, free_ctx, NULL);
+}
+
+void parley_api_write_digest(parley_req_t *r, const parley_command_t *cmd,
+                             parley_api_render_fn render, void *ctx, void (*free_ctx)(void *),
+                             const char *digest)
+{
+    write_with(r, cmd, render, ctx, free_ctx, digest);
 }

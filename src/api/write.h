@@ -35,4 +35,11 @@ typedef void (*parley_api_render_fn)(void *ctx, const parley_outcome_t *o, parle
 void parley_api_write(parley_req_t *r, const parley_command_t *cmd, parley_api_render_fn render,
                       void *ctx, void (*free_ctx)(void *));
 
+/* As parley_api_write, for a request whose body was streamed and not kept
+ * (api/blobs.c): digest (borrowed for the call) stands for the body in the
+ * Idempotency-Key's fingerprint. */
+void parley_api_write_digest(parley_req_t *r, const parley_command_t *cmd,
+                             parley_api_render_fn render, void *ctx, void (*free_ctx)(void *),
+                             const char *digest);
+
 #endif

@@ -90,6 +90,8 @@ int parley_command_apply(parley_db_t *db, const parley_command_t *cmd, parley_ou
         if (rc == 0)
             parley_outcome_answer(out, PARLEY_DONE_EMPTY, NULL);
         return rc;
+    case PARLEY_CMD_BLOB_COMMIT:
+        return parley_blob_commit(db, &cmd->u.blob, out);
     default:
         return sub_apply(db, cmd->kind, &cmd->u.sub, out);
     }

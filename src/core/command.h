@@ -24,6 +24,7 @@
  *                               remove_stream/claim/report
  *   FEED_ENSURE                 parley_stream_ensure_internal (a reader's
  *                               feed stream, made before its first event)
+ *   BLOB_COMMIT                 parley_blob_commit
  *
  * Ownership: every pointer in a command is borrowed from whoever built it
  * (the API's per-request state), which outlives the write.
@@ -33,6 +34,7 @@
 #define PARLEY_CORE_COMMAND_H
 
 #include "codec/keyring.h"
+#include "core/blob.h"
 #include "core/document.h"
 #include "core/idempotency.h"
 #include "core/outcome.h"
@@ -61,6 +63,7 @@ typedef enum parley_command_kind {
     PARLEY_CMD_SUB_CLAIM,       /* u.sub: id, worker, kr */
     PARLEY_CMD_SUB_REPORT,      /* u.sub: id, action, report, kr */
     PARLEY_CMD_FEED_ENSURE,     /* u.feed */
+    PARLEY_CMD_BLOB_COMMIT,     /* u.blob */
 } parley_command_kind_t;
 
 /* A worker's output appended to a session's token stream. */
@@ -110,6 +113,7 @@ typedef struct parley_command {
         parley_command_snap_delete_t snap_delete; /* SNAPSHOT_DELETE */
         parley_command_sub_t sub;                 /* SUB_* */
         parley_command_feed_t feed;               /* FEED_ENSURE */
+        parley_blob_req_t blob;                   /* BLOB_COMMIT */
     } u;                                          /* the arguments */
 } parley_command_t;
 

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "codec/canonjson.h"
+#include "core/blob.h"
 #include "core/conversation.h"
 #include "core/feed.h"
 #include "codec/mergepatch.h"
@@ -307,9 +308,16 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     parley_stream_t log;
     int64_t now = parley_clock_now_ms();
     int64_t seq = c->message_count + 1;
+    char src[PARLEY_ROW_ID_MAX + 8];
     *msg = NULL;
+    /* The blobs it references (core/blob.h): refused before anything is
+     * written when one is not the owner's; callers check out->refusal. */
+    parley_blob_src_conversation(c->id, src, sizeof src);
+    int rc = parley_blob_refs_apply(db, c->owner, src, false, content, metadata, out);
+    if (rc || out->refusal)
+        return rc;
     parley_conversation_stream_path(c->id, path, sizeof path);
-    int rc = parley_db_stream_get(db, path, &log);
+    rc = parley_db_stream_get(db, path, &log);
     if (rc == 0 && (log.deleted || log.closed || log.tail != (uint64_t)c->message_count)) {
         parley_log_error("conversation %s: log at %llu, message_count %lld", c->id,
                          (unsigned long long)log.tail, (long long)c->message_count);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "codec/canonjson.h"
+#include "core/blob.h"
 #include "core/document.h"
 #include "core/feed.h"
 #include "codec/mergepatch.h"
@@ -227,6 +228,18 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_o
         refuse(res, PARLEY_EPRECOND, "precondition_failed",
                "the document changed while this write was applied; read it again and retry");
         return 0;
+    }
+    if (rc == 0) { /* the blobs it references now (core/blob.h) */
+        char src[PARLEY_COLLECTION_MAX + PARLEY_DOC_ID_MAX + 8];
+        json_t *v = d.deleted ? NULL : json_loadb(d.data, d.len, 0, NULL);
+        parley_blob_src_document(d.collection, d.id, src, sizeof src);
+        rc = d.deleted || v ? parley_blob_refs_apply(db, d.owner, src, true, v, NULL, res)
+                            : PARLEY_ENOMEM;
+        json_decref(v);
+        if (rc == 0 && res->refusal) {
+            parley_doc_clear(&d);
+            return 0;
+        }
     }
     if (rc == 0)
         rc = emit(db, &d, event_sum[0] ? event_sum : d.checksum, type, req, res);

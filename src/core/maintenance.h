@@ -29,6 +29,7 @@
 typedef struct parley_maintenance_cfg {
     int64_t idempotency_ttl_s; /* lifetime of an Idempotency-Key record, seconds */
     int64_t feed_retention_s;  /* change feed events kept, seconds; 0: all */
+    int64_t blob_grace_s;      /* unreferenced blobs and idle uploads kept, seconds */
 } parley_maintenance_cfg_t;
 
 int parley_maintenance_tick(parley_db_t *db, const parley_maintenance_cfg_t *cfg, int64_t now,

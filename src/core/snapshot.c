@@ -26,6 +26,7 @@
 #include "core/document.h"
 #include "core/feed.h"
 #include "codec/id.h"
+#include "core/blob.h"
 #include "core/snapshot.h"
 #include "core/stream.h"
 #include "parley/parley.h"
@@ -262,6 +263,15 @@ int parley_snapshot_create(parley_db_t *db, const parley_snapshot_req_t *req, pa
     }
     if (rc == 0 && !out->refusal) {
         rc = parley_db_snap_insert(db, &s);
+        if (rc == 0) { /* it keeps (and shows) the blobs its source references */
+            char from[PARLEY_SOURCE_MAX + 8], to[PARLEY_ROW_ID_MAX + 8];
+            if (a->conversation_id[0])
+                parley_blob_src_conversation(a->conversation_id, from, sizeof from);
+            else
+                parley_blob_src_document(a->collection, a->document_id, from, sizeof from);
+            parley_blob_src_snapshot(s.id, to, sizeof to);
+            rc = parley_db_blob_ref_copy(db, s.owner, from, to);
+        }
         if (rc == 0)
             rc = emit(db, &s, "snapshot.created", out);
         if (rc == 0) {
@@ -304,6 +314,11 @@ int parley_snapshot_delete(parley_db_t *db, const char *id, const char *user, bo
     rc = drop_fork(db, &s, out);
     if (rc == 0)
         rc = parley_db_snap_remove(db, s.id);
+    if (rc == 0) {
+        char src[PARLEY_ROW_ID_MAX + 8];
+        parley_blob_src_snapshot(s.id, src, sizeof src);
+        rc = parley_db_blob_ref_drop(db, s.owner, src, parley_clock_now_ms());
+    }
     if (rc == 0)
         rc = emit(db, &s, "snapshot.deleted", out);
     if (rc == 0)
@@ -333,6 +348,11 @@ int parley_snapshot_expire(parley_db_t *db, int64_t now_ms, parley_wakeset_t *wa
         rc = drop_fork(db, &s, &o);
         if (rc == 0) {
             rc = parley_db_snap_expire(db, s.id); /* payload {}: expired content is gone */
+        }
+        if (rc == 0) { /* and so are its blob references */
+            char src[PARLEY_ROW_ID_MAX + 8];
+            parley_blob_src_snapshot(s.id, src, sizeof src);
+            rc = parley_db_blob_ref_drop(db, s.owner, src, now_ms);
         }
         parley_wakeset_merge(wake, &o.wake);
         parley_snap_clear(&s);

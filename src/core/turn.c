@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "core/stream.h"
+#include "core/blob.h"
 #include "core/turn.h"
 #include "parley/parley.h"
 #include "util/clock.h"
@@ -74,6 +75,10 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
         return rc;
     rc = parley_conversation_add_message(db, &c, req->message_id, m->role, m->content, m->metadata,
                                          m->process ? req->session_id : NULL, &msg, out);
+    if (rc == 0 && out->refusal) { /* a blob it names is not the owner's */
+        parley_conv_clear(&c);
+        return 0;
+    }
     if (rc == 0 && m->process)
         rc = parley_session_create(db, c.id, c.owner, req->session_id, req->message_id,
                                    m->max_attempts, &sess, out);
@@ -115,7 +120,7 @@ int parley_turn_complete(parley_db_t *db, const parley_session_req_t *req, parle
                                          req->args.metadata, s.id, &msg, out);
     parley_conv_clear(&c);
     json_decref(msg);
-    if (rc)
+    if (rc || out->refusal) /* a blob it names is not the owner's */
         goto out_clear_sess;
     snprintf(s.result_id, sizeof s.result_id, "%s", req->reply_id);
     s.lease_expires_ms = -1;
@@ -179,6 +184,11 @@ int parley_turn_delete_conversation(parley_db_t *db, const parley_conv_req_t *re
     rc = remove_sessions(db, c.id, out);
     if (rc == 0)
         rc = parley_conversation_tombstone(db, &c, out);
+    if (rc == 0) { /* its messages reference no blob any more (snapshots keep theirs) */
+        char src[PARLEY_ROW_ID_MAX + 8];
+        parley_blob_src_conversation(c.id, src, sizeof src);
+        rc = parley_db_blob_ref_drop(db, c.owner, src, parley_clock_now_ms());
+    }
     parley_conv_clear(&c);
     return rc;
 }

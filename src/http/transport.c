@@ -100,6 +100,7 @@
 
 typedef enum {
     REQ_BODY,    /* reading the body */
+    REQ_STREAM,  /* a streamed body: handing it to the sink */
     REQ_HANDLE,  /* body complete, handler not yet run */
     REQ_WAITING, /* suspended: writing or parked */
     REQ_RESUMED, /* resumed: on_resume must run */
@@ -146,6 +147,9 @@ typedef struct http_req {
     int status;                      /* the status queued, 0 before (for the done hook) */
     uint64_t sent;                   /* body bytes handed to libmicrohttpd */
     int64_t start_us;                /* monotonic time its headers were in */
+    bool streamed;                   /* the body goes to sink, not to body */
+    parley_body_sink_fn sink;        /* the streamed body's consumer, once set */
+    bool sink_ended;                 /* the sink was told the body is complete */
 } http_req_t;
 
 static const parley_req_ops_t http_req_ops;
@@ -556,6 +560,12 @@ static void t_resume(parley_req_t *req)
     MHD_resume_connection(r->conn);
 }
 
+static void t_body_sink(parley_req_t *req, parley_body_sink_fn sink)
+{
+    http_req_t *r = H(req);
+    r->sink = sink;
+}
+
 static const parley_req_ops_t http_req_ops = {
     .method = t_method,
     .path = t_path,
@@ -573,6 +583,7 @@ static const parley_req_ops_t http_req_ops = {
     .suspend = t_suspend,
     .resume = t_resume,
     .shutting_down = t_shutting_down,
+    .body_sink = t_body_sink,
 };
 /* ---- the edge: framing, size and text of a request's head ---------------- */
 
@@ -721,6 +732,41 @@ static bool peer_has_closed(struct MHD_Connection *conn)
     return ci && recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
+/*
+ * A streamed body (cfg.body_streamed): each part goes to the route's sink
+ * as it arrives; a sink that suspended the request (its part is being
+ * written) leaves the rest in libmicrohttpd's buffer, which offers it
+ * again after the resume, so at most one read buffer and the sink's own
+ * part are held. A call with no data after the headers is the end of the
+ * body. Once the request is answered, the rest of the body is dropped.
+ */
+static enum MHD_Result on_stream(http_req_t *r, const char *data, size_t *size)
+{
+    if (r->state == REQ_RESUMED) {
+        if (atomic_load(&r->gone))
+            return MHD_NO;
+        r->state = REQ_HANDLE;
+        r->on_resume(&r->base);
+        if (r->state == REQ_HANDLE && !r->sink_ended && r->sink)
+            r->state = REQ_STREAM;
+    }
+    if (r->state != REQ_STREAM) {
+        *size = 0; /* answered: the rest is not read */
+        return MHD_YES;
+    }
+    if (*size == 0) {
+        r->sink_ended = true;
+        r->state = REQ_HANDLE;
+        return r->sink(&r->base, NULL, 0) < 0 ? MHD_NO : MHD_YES;
+    }
+    long took = r->sink(&r->base, data, *size);
+    if (took < 0 || (size_t)took > *size)
+        return MHD_NO;
+    r->received += (uint64_t)took;
+    *size -= (size_t)took;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -751,6 +797,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             refuse(r, status, code, msg);
             return MHD_YES;
         }
+        if (srv->cfg.body_streamed && srv->cfg.body_streamed(method, url, srv->cfg.arg)) {
+            r->streamed = true;
+            r->state = REQ_HANDLE;
+            srv->cfg.route(&r->base, srv->cfg.arg);
+            if (r->state == REQ_HANDLE && r->sink)
+                r->state = REQ_STREAM;
+            return MHD_YES;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             unsigned long long n = strtoull(cl, NULL, 10);
@@ -765,6 +819,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    if (r->streamed)
+        return on_stream(r, upload_data, upload_data_size);
     if (*upload_data_size) {
         r->received += *upload_data_size;
         if (r->state == REQ_BODY && !r->too_big &&

@@ -13,6 +13,7 @@
 #ifndef PARLEY_HTTP_TRANSPORT_H
 #define PARLEY_HTTP_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,10 @@ typedef struct parley_http_config {
     size_t read_budget;                                /* pending output of all readers together */
     void (*route)(parley_req_t *r, void *arg);         /* handle a complete request */
     size_t (*body_limit)(const char *path, void *arg); /* largest body for a path */
+    /* Whether a request's body is streamed to its route (which is then
+     * called once the headers are in, and takes the body through
+     * parley_req_body_sink) instead of kept whole. NULL: never. */
+    bool (*body_streamed)(const char *method, const char *path, void *arg);
     /* A request ended (before its release): the status sent (0: none, the
      * client left), body bytes sent, microseconds since its headers. NULL:
      * not told. On the request's worker thread. */

@@ -42,6 +42,7 @@
 #include "api/hub.h"
 #include "api/metrics.h"
 #include "codec/keyring.h"
+#include "core/blob.h"
 #include "core/maintenance.h"
 #include "core/stream.h"
 #include "core/subscription.h"
@@ -94,6 +95,8 @@ void parley_config_init(parley_config_t *cfg)
     cfg->session_max_attempts = 3;
     cfg->backup_keep = 7;
     cfg->webhook_max_age_s = 86400;
+    cfg->blob_max_bytes = 100ull << 20;
+    cfg->blob_grace_s = 86400;
 }
 
 bool parley_config_store_ok(const parley_config_t *cfg, const char **why)
@@ -126,7 +129,8 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 {
     parley_server_t *srv = arg;
     parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s,
-                                    (int64_t)srv->cfg.feed_retention_s};
+                                    (int64_t)srv->cfg.feed_retention_s,
+                                    (int64_t)srv->cfg.blob_grace_s};
     bool mine, changed = false;
     /* Every node, every tick: the signing keys an operator rotated (or
      * whose overlap ended) — a read of the few server_keys rows. */
@@ -153,6 +157,8 @@ static int load_keys(parley_db_t *db, void *arg)
     int rc = parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
     if (rc == 0) /* keys rotated before this start */
         rc = parley_subscription_keys_reload(db, parley_clock_now_ms(), srv->keyring, &changed);
+    if (rc == 0)
+        rc = parley_blob_url_key(db, parley_clock_now_ms(), srv->app.blob_key);
     return rc;
 }
 
@@ -293,6 +299,7 @@ int parley_server_run(const parley_config_t *cfg)
         .read_budget = cfg->read_budget_bytes,
         .route = parley_api_route,
         .body_limit = parley_api_body_limit,
+        .body_streamed = parley_api_body_streamed,
         .done = parley_api_request_done,
         .connection = parley_api_connection,
         .arg = &srv->app,

@@ -181,10 +181,21 @@ static const parley_col_t key_cols[] = {
 };
 MAP(parley_key_cols, "key", PARLEY_ROW_OTHER, parley_key_row_t, key_cols);
 
+static const parley_col_t blob_cols[] = {
+    COL(parley_blob_t, owner, PARLEY_COL_TEXT),
+    COL(parley_blob_t, id, PARLEY_COL_TEXT),
+    COL(parley_blob_t, upload, PARLEY_COL_I64),
+    COL(parley_blob_t, size, PARLEY_COL_I64),
+    COL(parley_blob_t, content_type, PARLEY_COL_TEXT),
+    COL(parley_blob_t, created_ms, PARLEY_COL_I64),
+    COL(parley_blob_t, touched_ms, PARLEY_COL_I64),
+};
+MAP(parley_blob_cols, "blob", PARLEY_ROW_OTHER, parley_blob_t, blob_cols);
+
 static const parley_cols_t *const maps[] = {
     &parley_stream_cols,   &parley_doc_cols,  &parley_conv_cols, &parley_sess_cols,
     &parley_snap_cols,     &parley_sub_cols,  &parley_link_cols, &parley_ref_cols,
-    &parley_producer_cols, &parley_idem_cols, &parley_key_cols,
+    &parley_producer_cols, &parley_idem_cols, &parley_key_cols,  &parley_blob_cols,
 };
 
 int parley_row_call(const parley_cols_t *cols, parley_row_cb_t cb, void *arg, const void *row)
@@ -501,6 +512,18 @@ int parley_sql_column(parley_query_fn fn, parley_db_t *db, int stmt, parley_col_
     parley_col_t col = {"", kind, 0, stride, NULL, 0};
     parley_cols_t one = {"", PARLEY_ROW_OTHER, stride, &col, 1};
     parley_query_t q = {.cols = &one, .out = out, .stride = stride, .max = max};
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vrun(fn, db, stmt, &q, fmt, ap);
+    va_end(ap);
+    *n = rc ? 0 : q.n;
+    return rc;
+}
+
+int parley_sql_rows(parley_query_fn fn, parley_db_t *db, int stmt, const parley_cols_t *cols,
+                    void *out, int max, int *n, const char *fmt, ...)
+{
+    parley_query_t q = {.cols = cols, .out = out, .stride = cols->size, .max = max};
     va_list ap;
     va_start(ap, fmt);
     int rc = vrun(fn, db, stmt, &q, fmt, ap);

@@ -98,6 +98,7 @@ extern const parley_cols_t parley_ref_cols;      /* parley_stream_ref_t (stream_
 extern const parley_cols_t parley_producer_cols; /* parley_producer_state_t's epoch, last_seq */
 extern const parley_cols_t parley_idem_cols;     /* parley_idem_row_t */
 extern const parley_cols_t parley_key_cols;      /* parley_key_row_t */
+extern const parley_cols_t parley_blob_cols;     /* parley_blob_t */
 
 /* An idempotency record as read (idem_get). */
 typedef struct parley_idem_row {
@@ -242,6 +243,10 @@ int parley_sql_column(parley_query_fn fn, parley_db_t *db, int stmt, parley_col_
                       void *out, size_t stride, int max, int *n, const char *fmt, ...);
 int parley_sql_ints(parley_query_fn fn, parley_db_t *db, int stmt, int64_t *vals, int n,
                     const char *fmt, ...);
+/* rows: up to max rows into out (an array of cols' struct, without DUP
+ * fields); *n how many. */
+int parley_sql_rows(parley_query_fn fn, parley_db_t *db, int stmt, const parley_cols_t *cols,
+                    void *out, int max, int *n, const char *fmt, ...);
 
 /*
  * For each backend's stream_scan: a callback that hands rows on to cb

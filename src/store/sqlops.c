@@ -393,3 +393,123 @@ int parley_sqlop_key_get(parley_db_t *db, const char *name, unsigned char *out, 
     free(k.secret);
     return rc;
 }
+
+/* ---- blobs ------------------------------------------------------------------ */
+
+int parley_sqlop_blob_stage(parley_db_t *db, const char *owner, int64_t now_ms, int64_t *upload)
+{
+    return ints(db, PARLEY_Q_BLOB_STAGE, upload, 1, "ti", owner, now_ms);
+}
+
+int parley_sqlop_blob_part_put(parley_db_t *db, int64_t upload, int64_t n, const void *data,
+                               size_t len, int64_t now_ms)
+{
+    int64_t got;
+    int rc = ints(db, PARLEY_Q_BLOB_STAGE_TOUCH, &got, 1, "ii", upload, now_ms);
+    if (rc == 0)
+        rc = run(db, PARLEY_Q_BLOB_PART_PUT, "iib", upload, n, data, len);
+    return rc;
+}
+
+int parley_sqlop_blob_unstage(parley_db_t *db, int64_t upload)
+{
+    /* A committed blob's upload has no staged row: its parts stay. */
+    int rc = run(db, PARLEY_Q_BLOB_UNSTAGE_PARTS, "i", upload);
+    if (rc == 0)
+        rc = run(db, PARLEY_Q_BLOB_UNSTAGE, "i", upload);
+    return rc;
+}
+
+int parley_sqlop_blob_get(parley_db_t *db, const char *owner, const char *id, parley_blob_t *out)
+{
+    return fetch(db, PARLEY_Q_BLOB_GET, &parley_blob_cols, out, "tt", owner, id);
+}
+
+int parley_sqlop_blob_insert(parley_db_t *db, const parley_blob_t *b)
+{
+    int64_t changed = 0;
+    int rc = run_count(db, PARLEY_Q_BLOB_UNSTAGE, &changed, "i", b->upload);
+    if (rc == 0 && changed == 0)
+        return PARLEY_ENOTFOUND; /* the staged upload was purged */
+    if (rc == 0)
+        rc = run_count(db, PARLEY_Q_BLOB_INSERT, &changed, "r", &parley_blob_cols, b);
+    if (rc == 0 && changed == 0)
+        rc = PARLEY_EEXIST;
+    return rc;
+}
+
+int parley_sqlop_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char **data, size_t *len)
+{
+    parley_key_row_t k;
+    int rc = fetch(db, PARLEY_Q_BLOB_PART_GET, &parley_key_cols, &k, "ii", upload, n);
+    if (rc)
+        return rc;
+    *data = k.secret;
+    *len = k.len;
+    return 0;
+}
+
+int parley_sqlop_blob_usage(parley_db_t *db, const char *owner, int64_t *bytes)
+{
+    *bytes = 0;
+    return ints(db, PARLEY_Q_BLOB_USAGE, bytes, 1, "t", owner);
+}
+
+int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src,
+                              int64_t now_ms)
+{
+    int rc = run(db, PARLEY_Q_BLOB_REF_ADD, "ttt", owner, id, src);
+    if (rc == 0)
+        rc = run(db, PARLEY_Q_BLOB_TOUCH, "tti", owner, id, now_ms);
+    return rc;
+}
+
+int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *src, int64_t now_ms)
+{
+    int rc = run(db, PARLEY_Q_BLOB_REF_TOUCH, "tti", owner, src, now_ms);
+    if (rc == 0)
+        rc = run(db, PARLEY_Q_BLOB_REF_DEL, "tt", owner, src);
+    return rc;
+}
+
+int parley_sqlop_blob_ref_copy(parley_db_t *db, const char *owner, const char *from, const char *to)
+{
+    return run(db, PARLEY_Q_BLOB_REF_COPY, "ttt", owner, from, to);
+}
+
+int parley_sqlop_blob_ref_has(parley_db_t *db, const char *owner, const char *id, const char *src,
+                              bool *yes)
+{
+    int64_t count = 0;
+    int rc = ints(db, PARLEY_Q_BLOB_REF_HAS, &count, 1, "ttt", owner, id, src);
+    *yes = rc == 0 && count > 0;
+    return rc == PARLEY_ENOTFOUND ? 0 : rc;
+}
+
+int parley_sqlop_blob_unreferenced(parley_db_t *db, int64_t before_ms, parley_blob_t *out, int max,
+                                   int *n)
+{
+    return parley_sql_rows(Q(db), db, PARLEY_Q_BLOB_UNREF, &parley_blob_cols, out, max, n, "id",
+                           before_ms, max);
+}
+
+int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id, int64_t before_ms)
+{
+    int64_t upload = 0;
+    int rc = ints(db, PARLEY_Q_BLOB_DEL, &upload, 1, "tti", owner, id, before_ms);
+    if (rc == PARLEY_ENOTFOUND) {
+        parley_blob_t b;
+        rc = parley_sqlop_blob_get(db, owner, id, &b);
+        return rc ? rc : PARLEY_ECONFLICT; /* something names it again */
+    }
+    if (rc == 0)
+        rc = run(db, PARLEY_Q_BLOB_DEL_PARTS, "i", upload);
+    return rc;
+}
+
+int parley_sqlop_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids, int max,
+                                    int *n)
+{
+    return column(db, PARLEY_Q_BLOB_STALE, PARLEY_COL_I64, ids, sizeof *ids, max, n, "id",
+                  before_ms, max);
+}

@@ -75,6 +75,25 @@ enum parley_sql_stmt {
     PARLEY_Q_LINK_PENDING,         /* sub_id -> path */
     PARLEY_Q_KEY_GET,              /* name -> {key} */
     PARLEY_Q_STAT_SUBS,            /* -> webhook subscriptions, pull-wake subscriptions */
+    PARLEY_Q_BLOB_STAGE,           /* owner, now -> upload */
+    PARLEY_Q_BLOB_STAGE_TOUCH,     /* upload, now -> upload */
+    PARLEY_Q_BLOB_PART_PUT,        /* upload, n, data */
+    PARLEY_Q_BLOB_UNSTAGE,         /* upload: the staged row */
+    PARLEY_Q_BLOB_DEL_PARTS,       /* upload: its parts */
+    PARLEY_Q_BLOB_UNSTAGE_PARTS,   /* upload: its parts, only while it is staged */
+    PARLEY_Q_BLOB_GET,             /* owner, id -> {blob} */
+    PARLEY_Q_BLOB_INSERT,          /* {blob} (nothing when the key exists) */
+    PARLEY_Q_BLOB_PART_GET,        /* upload, n -> {key} (the part's bytes) */
+    PARLEY_Q_BLOB_USAGE,           /* owner -> sum(size) */
+    PARLEY_Q_BLOB_REF_ADD,         /* owner, id, src (nothing when present) */
+    PARLEY_Q_BLOB_TOUCH,           /* owner, id, now */
+    PARLEY_Q_BLOB_REF_TOUCH,       /* owner, src, now: its blobs' touched_ms */
+    PARLEY_Q_BLOB_REF_DEL,         /* owner, src */
+    PARLEY_Q_BLOB_REF_COPY,        /* owner, from, to */
+    PARLEY_Q_BLOB_REF_HAS,         /* owner, id, src -> count */
+    PARLEY_Q_BLOB_UNREF,           /* before, limit -> {blob} that nothing names */
+    PARLEY_Q_BLOB_DEL,             /* owner, id, before -> upload, when nothing names it */
+    PARLEY_Q_BLOB_STALE,           /* before, limit -> upload */
     PARLEY_Q_COUNT
 };
 
@@ -154,5 +173,28 @@ int parley_sqlop_sublink_ack_snapshot(parley_db_t *db, const char *sub_id);
 int parley_sqlop_sublink_first_pending(parley_db_t *db, const char *sub_id, char *path);
 int parley_sqlop_key_get(parley_db_t *db, const char *name, unsigned char *out, size_t cap,
                          size_t *len);
+
+/* ---- blobs ---- */
+int parley_sqlop_blob_stage(parley_db_t *db, const char *owner, int64_t now_ms, int64_t *upload);
+int parley_sqlop_blob_part_put(parley_db_t *db, int64_t upload, int64_t n, const void *data,
+                               size_t len, int64_t now_ms);
+int parley_sqlop_blob_unstage(parley_db_t *db, int64_t upload);
+int parley_sqlop_blob_get(parley_db_t *db, const char *owner, const char *id, parley_blob_t *out);
+int parley_sqlop_blob_insert(parley_db_t *db, const parley_blob_t *b);
+int parley_sqlop_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char **data,
+                               size_t *len);
+int parley_sqlop_blob_usage(parley_db_t *db, const char *owner, int64_t *bytes);
+int parley_sqlop_blob_ref_add(parley_db_t *db, const char *owner, const char *id, const char *src,
+                              int64_t now_ms);
+int parley_sqlop_blob_ref_drop(parley_db_t *db, const char *owner, const char *src, int64_t now_ms);
+int parley_sqlop_blob_ref_copy(parley_db_t *db, const char *owner, const char *from,
+                               const char *to);
+int parley_sqlop_blob_ref_has(parley_db_t *db, const char *owner, const char *id, const char *src,
+                              bool *yes);
+int parley_sqlop_blob_unreferenced(parley_db_t *db, int64_t before_ms, parley_blob_t *out, int max,
+                                   int *n);
+int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id, int64_t before_ms);
+int parley_sqlop_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids, int max,
+                                    int *n);
 
 #endif

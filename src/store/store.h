@@ -231,6 +231,27 @@ typedef struct parley_snap {
 
 void parley_snap_clear(parley_snap_t *s);
 
+/* ---- blobs (core/blob.h) ---- */
+
+#define PARLEY_BLOB_ID_LEN     64           /* hex SHA-256 of the bytes */
+#define PARLEY_BLOB_PART_BYTES (256 * 1024) /* bytes in every part but the last */
+
+/*
+ * A blob row: bytes an owner uploaded, stored as parts of
+ * PARLEY_BLOB_PART_BYTES (blob_parts rows numbered 0, 1, ... under the
+ * upload id). touched_ms is when it was created or last lost a reference:
+ * the garbage collector's grace runs from it.
+ */
+typedef struct parley_blob {
+    char owner[PARLEY_OWNER_MAX + 1];        /* owning user */
+    char id[PARLEY_BLOB_ID_LEN + 1];         /* hex SHA-256 of the bytes */
+    int64_t upload;                          /* the upload its parts are stored under */
+    int64_t size;                            /* bytes */
+    char content_type[PARLEY_CTYPE_MAX + 1]; /* as uploaded */
+    int64_t created_ms;                      /* creation */
+    int64_t touched_ms;                      /* creation or the last reference dropped */
+} parley_blob_t;
+
 /* ---- subscriptions (core/subscription.h) ---- */
 
 #define PARLEY_SUB_URL_MAX  2048 /* bytes in a webhook URL */
@@ -540,6 +561,52 @@ struct parley_store_ops {
      * hold a fork stream; *n found. */
     int (*snap_expired)(parley_db_t *db, int64_t now_ms, char (*ids)[PARLEY_ROW_ID_MAX + 1],
                         int max, int *n);
+
+    /* ---- blobs (core/blob.h) ---- */
+
+    /* Start a staged upload of owner: *upload is its new id. Writer. */
+    int (*blob_stage)(parley_db_t *db, const char *owner, int64_t now_ms, int64_t *upload);
+    /* Store part n (data borrowed) of a staged upload and touch it.
+     * PARLEY_ENOTFOUND when the staged upload is gone (purged). Writer. */
+    int (*blob_part_put)(parley_db_t *db, int64_t upload, int64_t n, const void *data, size_t len,
+                         int64_t now_ms);
+    /* Drop a staged upload and its parts (absent, or committed as a blob:
+     * nothing happens). Writer. */
+    int (*blob_unstage)(parley_db_t *db, int64_t upload);
+    /* 0 or PARLEY_ENOTFOUND. */
+    int (*blob_get)(parley_db_t *db, const char *owner, const char *id, parley_blob_t *out);
+    /* Insert b (its upload's parts become the blob's; the staged upload
+     * row goes): PARLEY_EEXIST, and nothing written, when owner has the id
+     * already; PARLEY_ENOTFOUND when the staged upload is gone. Writer. */
+    int (*blob_insert)(parley_db_t *db, const parley_blob_t *b);
+    /* Part n of upload: *data (malloc'd, owned by the caller), *len.
+     * PARLEY_ENOTFOUND for no such part. */
+    int (*blob_part_get)(parley_db_t *db, int64_t upload, int64_t n, char **data, size_t *len);
+    /* Bytes of owner's blobs (the quota's count). */
+    int (*blob_usage)(parley_db_t *db, const char *owner, int64_t *bytes);
+    /* src (a message log, a document, a snapshot) names owner's blob id
+     * (already named: a no-op), and the blob's touched_ms = now_ms: a
+     * collection that began before waits for this row and then leaves it
+     * (blob_remove's before_ms). Writer. */
+    int (*blob_ref_add)(parley_db_t *db, const char *owner, const char *id, const char *src,
+                        int64_t now_ms);
+    /* src names no blob any more: its blobs' touched_ms = now_ms, then its
+     * references go. Writer. */
+    int (*blob_ref_drop)(parley_db_t *db, const char *owner, const char *src, int64_t now_ms);
+    /* Every blob from names, to names too. Writer. */
+    int (*blob_ref_copy)(parley_db_t *db, const char *owner, const char *from, const char *to);
+    /* Whether src names owner's blob id. */
+    int (*blob_ref_has)(parley_db_t *db, const char *owner, const char *id, const char *src,
+                        bool *yes);
+    /* Up to max blobs that nothing names, touched before before_ms. */
+    int (*blob_unreferenced)(parley_db_t *db, int64_t before_ms, parley_blob_t *out, int max,
+                             int *n);
+    /* Remove owner's blob id and its parts if nothing names it and it was
+     * last touched before before_ms: PARLEY_ECONFLICT (kept) otherwise,
+     * PARLEY_ENOTFOUND. Writer. */
+    int (*blob_remove)(parley_db_t *db, const char *owner, const char *id, int64_t before_ms);
+    /* Up to max staged uploads last touched before before_ms. */
+    int (*blob_stale_uploads)(parley_db_t *db, int64_t before_ms, int64_t *ids, int max, int *n);
 
     /* ---- subscriptions (core/subscription.h) ---- */
 
@@ -996,6 +1063,87 @@ static inline int parley_db_snap_expired(parley_db_t *db, int64_t now_ms,
                                          char (*ids)[PARLEY_ROW_ID_MAX + 1], int max, int *n)
 {
     return db->ops->snap_expired(db, now_ms, ids, max, n);
+}
+
+static inline int parley_db_blob_stage(parley_db_t *db, const char *owner, int64_t now_ms,
+                                       int64_t *upload)
+{
+    return db->ops->blob_stage(db, owner, now_ms, upload);
+}
+
+static inline int parley_db_blob_part_put(parley_db_t *db, int64_t upload, int64_t n,
+                                          const void *data, size_t len, int64_t now_ms)
+{
+    return db->ops->blob_part_put(db, upload, n, data, len, now_ms);
+}
+
+static inline int parley_db_blob_unstage(parley_db_t *db, int64_t upload)
+{
+    return db->ops->blob_unstage(db, upload);
+}
+
+static inline int parley_db_blob_get(parley_db_t *db, const char *owner, const char *id,
+                                     parley_blob_t *out)
+{
+    return db->ops->blob_get(db, owner, id, out);
+}
+
+static inline int parley_db_blob_insert(parley_db_t *db, const parley_blob_t *b)
+{
+    return db->ops->blob_insert(db, b);
+}
+
+static inline int parley_db_blob_part_get(parley_db_t *db, int64_t upload, int64_t n, char **data,
+                                          size_t *len)
+{
+    return db->ops->blob_part_get(db, upload, n, data, len);
+}
+
+static inline int parley_db_blob_usage(parley_db_t *db, const char *owner, int64_t *bytes)
+{
+    return db->ops->blob_usage(db, owner, bytes);
+}
+
+static inline int parley_db_blob_ref_add(parley_db_t *db, const char *owner, const char *id,
+                                         const char *src, int64_t now_ms)
+{
+    return db->ops->blob_ref_add(db, owner, id, src, now_ms);
+}
+
+static inline int parley_db_blob_ref_drop(parley_db_t *db, const char *owner, const char *src,
+                                          int64_t now_ms)
+{
+    return db->ops->blob_ref_drop(db, owner, src, now_ms);
+}
+
+static inline int parley_db_blob_ref_copy(parley_db_t *db, const char *owner, const char *from,
+                                          const char *to)
+{
+    return db->ops->blob_ref_copy(db, owner, from, to);
+}
+
+static inline int parley_db_blob_ref_has(parley_db_t *db, const char *owner, const char *id,
+                                         const char *src, bool *yes)
+{
+    return db->ops->blob_ref_has(db, owner, id, src, yes);
+}
+
+static inline int parley_db_blob_unreferenced(parley_db_t *db, int64_t before_ms,
+                                              parley_blob_t *out, int max, int *n)
+{
+    return db->ops->blob_unreferenced(db, before_ms, out, max, n);
+}
+
+static inline int parley_db_blob_remove(parley_db_t *db, const char *owner, const char *id,
+                                        int64_t before_ms)
+{
+    return db->ops->blob_remove(db, owner, id, before_ms);
+}
+
+static inline int parley_db_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids,
+                                               int max, int *n)
+{
+    return db->ops->blob_stale_uploads(db, before_ms, ids, max, n);
 }
 
 static inline int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)

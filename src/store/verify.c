@@ -24,7 +24,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "parley/parley.h"
+#include "store/store.h"
 #include "store/verify.h"
 
 #define PROBLEMS_SHOWN 20 /* problem lines printed per check */
@@ -619,6 +622,230 @@ static int check_idempotency(verify_t *v)
     return rc;
 }
 
+/* ---- blobs ------------------------------------------------------------------ */
+
+/*
+ * Blobs (core/blob.h): each blob row's parts are 0, 1, ... in order, full
+ * but the last, and their bytes add up to its size and hash to its id;
+ * parts belong to a blob or to a staged upload; every reference names a
+ * blob of its owner. Memory: one small record per blob and per staged
+ * upload, one part at a time.
+ */
+typedef struct vblob {
+    char *owner;    /* owner (owned) */
+    char *id;       /* hex SHA-256 (owned) */
+    int64_t upload; /* its parts */
+    int64_t size;   /* recorded size */
+    bool seen;      /* its parts were checked */
+} vblob_t;
+
+typedef struct vblobs {
+    verify_t *v;               /* the verification */
+    vblob_t *b;                /* blobs, by upload (the scan's order) */
+    size_t n, cap;             /* used and allocated entries of b */
+    vblob_t **by_key;          /* b sorted by (owner, id) */
+    int64_t *staged;           /* staged uploads, in order */
+    size_t nstaged, capstaged; /* used and allocated entries of staged */
+    int64_t cur;               /* the upload of the parts being read, 0 before */
+    vblob_t *blob;             /* its blob, or NULL */
+    EVP_MD_CTX *sha;           /* the hash of its parts so far */
+    int64_t next_n;            /* the part number expected next */
+    int64_t bytes;             /* bytes of its parts so far */
+    bool short_part;           /* a part before the last was not full */
+    long parts, refs;          /* rows scanned */
+} vblobs_t;
+
+static int on_blob(void *arg, int n, const char *const *c, const size_t *lens)
+{
+    vblobs_t *vb = arg;
+    (void)n, (void)lens;
+    if (vb->n == vb->cap) {
+        size_t cap = vb->cap ? vb->cap * 2 : 64;
+        vblob_t *b = realloc(vb->b, cap * sizeof *b);
+        if (!b)
+            return PARLEY_ENOMEM;
+        vb->b = b;
+        vb->cap = cap;
+    }
+    vblob_t *b = &vb->b[vb->n];
+    b->owner = dup_or_empty(c[0]);
+    b->id = dup_or_empty(c[1]);
+    b->upload = num(c[2]);
+    b->size = num(c[3]);
+    b->seen = false;
+    if (!b->owner || !b->id) {
+        free(b->owner);
+        free(b->id);
+        return PARLEY_ENOMEM;
+    }
+    vb->n++;
+    return 0;
+}
+
+static int on_staged(void *arg, int n, const char *const *c, const size_t *lens)
+{
+    vblobs_t *vb = arg;
+    (void)n, (void)lens;
+    if (vb->nstaged == vb->capstaged) {
+        size_t cap = vb->capstaged ? vb->capstaged * 2 : 16;
+        int64_t *s = realloc(vb->staged, cap * sizeof *s);
+        if (!s)
+            return PARLEY_ENOMEM;
+        vb->staged = s;
+        vb->capstaged = cap;
+    }
+    vb->staged[vb->nstaged++] = num(c[0]);
+    return 0;
+}
+
+static vblob_t *blob_by_upload(vblobs_t *vb, int64_t upload)
+{
+    size_t lo = 0, hi = vb->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vb->b[mid].upload < upload)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < vb->n && vb->b[lo].upload == upload ? &vb->b[lo] : NULL;
+}
+
+static bool is_staged(vblobs_t *vb, int64_t upload)
+{
+    for (size_t lo = 0, hi = vb->nstaged; lo < hi;) {
+        size_t mid = (lo + hi) / 2;
+        if (vb->staged[mid] == upload)
+            return true;
+        if (vb->staged[mid] < upload)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* The parts of the current upload are all read: check them against its blob. */
+static void blob_parts_end(vblobs_t *vb)
+{
+    vblob_t *b = vb->blob;
+    if (!vb->cur || !b)
+        return;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[2 * 32 + 1];
+    EVP_DigestFinal_ex(vb->sha, md, &mdlen);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    b->seen = true;
+    if (vb->bytes != b->size)
+        problem(vb->v, "blob %s of '%s': its parts hold %lld bytes, the row says %lld", b->id,
+                b->owner, (long long)vb->bytes, (long long)b->size);
+    else if (strcmp(hex, b->id) != 0)
+        problem(vb->v, "blob %s of '%s': the SHA-256 of its bytes is %s", b->id, b->owner, hex);
+    if (vb->short_part)
+        problem(vb->v, "blob %s of '%s': a part before the last is not %d bytes", b->id, b->owner,
+                PARLEY_BLOB_PART_BYTES);
+}
+
+static int on_blob_part(void *arg, int n, const char *const *c, const size_t *lens)
+{
+    vblobs_t *vb = arg;
+    (void)n;
+    int64_t upload = num(c[0]), part = num(c[1]);
+    vb->parts++;
+    if (upload != vb->cur) {
+        blob_parts_end(vb);
+        vb->cur = upload;
+        vb->blob = blob_by_upload(vb, upload);
+        vb->next_n = 0;
+        vb->bytes = 0;
+        vb->short_part = false;
+        EVP_DigestInit_ex(vb->sha, EVP_sha256(), NULL);
+        if (!vb->blob && !is_staged(vb, upload))
+            problem(vb->v, "blob parts of upload %lld belong to no blob and no staged upload",
+                    (long long)upload);
+    }
+    if (!vb->blob)
+        return 0;
+    if (part != vb->next_n)
+        problem(vb->v, "blob %s of '%s': part %lld where part %lld was expected", vb->blob->id,
+                vb->blob->owner, (long long)part, (long long)vb->next_n);
+    if (vb->next_n > 0 && vb->bytes != vb->next_n * (int64_t)PARLEY_BLOB_PART_BYTES)
+        vb->short_part = true;
+    vb->next_n = part + 1;
+    vb->bytes += (int64_t)lens[2];
+    if (c[2])
+        EVP_DigestUpdate(vb->sha, c[2], lens[2]);
+    return 0;
+}
+
+static int cmp_blob_key(const void *a, const void *b)
+{
+    const vblob_t *x = *(const vblob_t *const *)a, *y = *(const vblob_t *const *)b;
+    int d = strcmp(x->owner, y->owner);
+    return d ? d : strcmp(x->id, y->id);
+}
+
+static int on_blob_ref(void *arg, int n, const char *const *c, const size_t *lens)
+{
+    vblobs_t *vb = arg;
+    (void)n, (void)lens;
+    vb->refs++;
+    vblob_t key = {.owner = (char *)(c[0] ? c[0] : ""), .id = (char *)(c[1] ? c[1] : "")};
+    vblob_t *kp = &key;
+    if (!bsearch(&kp, vb->by_key, vb->n, sizeof *vb->by_key, cmp_blob_key))
+        problem(vb->v, "blob reference from '%s' names blob %s, which '%s' does not have",
+                c[2] ? c[2] : "", key.id, key.owner);
+    return 0;
+}
+
+static int check_blobs(verify_t *v)
+{
+    vblobs_t vb = {.v = v};
+    check_begin(v);
+    vb.sha = EVP_MD_CTX_new();
+    int rc = vb.sha ? 0 : PARLEY_ENOMEM;
+    if (rc == 0)
+        rc =
+            parley_db_table_scan(v->db, "blobs", "owner, id, upload, size", "upload", on_blob, &vb);
+    if (rc == 0)
+        rc = parley_db_table_scan(v->db, "blob_uploads", "upload", "upload", on_staged, &vb);
+    if (rc == 0)
+        rc = parley_db_table_scan(v->db, "blob_parts", "upload, n, data", "upload, n", on_blob_part,
+                                  &vb);
+    if (rc == 0) {
+        blob_parts_end(&vb);
+        for (size_t i = 0; i < vb.n; i++)
+            if (!vb.b[i].seen)
+                problem(v, "blob %s of '%s': no parts", vb.b[i].id, vb.b[i].owner);
+        vb.by_key = malloc((vb.n ? vb.n : 1) * sizeof *vb.by_key);
+        rc = vb.by_key ? 0 : PARLEY_ENOMEM;
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < vb.n; i++)
+            vb.by_key[i] = &vb.b[i];
+        qsort(vb.by_key, vb.n, sizeof *vb.by_key, cmp_blob_key);
+        rc = parley_db_table_scan(v->db, "blob_refs", "owner, blob_id, src", "owner, blob_id",
+                                  on_blob_ref, &vb);
+    }
+    if (rc)
+        problem(v, "cannot read the blobs: %s", parley_strerror(rc));
+    char counts[96];
+    snprintf(counts, sizeof counts, "%zu blobs, %ld parts, %ld references", vb.n, vb.parts,
+             vb.refs);
+    check_end(v, "blobs", counts);
+    for (size_t i = 0; i < vb.n; i++) {
+        free(vb.b[i].owner);
+        free(vb.b[i].id);
+    }
+    free(vb.b);
+    free(vb.by_key);
+    free(vb.staged);
+    EVP_MD_CTX_free(vb.sha);
+    return rc;
+}
+
 /* ---- the report ---------------------------------------------------------- */
 
 static void on_integrity(void *arg, const char *what)
@@ -655,8 +882,9 @@ int parley_store_verify_with(parley_db_t *db, FILE *out, parley_verify_check_fn 
         int r3 = check_sessions(&v);
         int r4 = check_snapshots(&v);
         int r5 = check_idempotency(&v);
-        int r6 = extra ? extra(db, &v, arg) : 0;
-        rc = rc ? rc : r2 ? r2 : r3 ? r3 : r4 ? r4 : r5 ? r5 : r6;
+        int r6 = check_blobs(&v);
+        int r7 = extra ? extra(db, &v, arg) : 0;
+        rc = rc ? rc : r2 ? r2 : r3 ? r3 : r4 ? r4 : r5 ? r5 : r6 ? r6 : r7;
         parley_db_commit(db);
     }
     if (!err)

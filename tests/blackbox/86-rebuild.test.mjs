@@ -191,13 +191,14 @@ test("rebuild - the v1 fixture's objects (older events) are counted as not rebui
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-rebuild-v1-"))
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
   for (const f of fs.readdirSync(FIXTURE_V1)) if (f.startsWith("parley.db")) fs.copyFileSync(path.join(FIXTURE_V1, f), path.join(dir, f))
+  // A server upgrades the fixture's schema first; its objects keep their old events.
+  const srv = await startServer({ t, dataDir: dir, env: { PARLEY_STORE: `sqlite:${dir}/parley.db` } })
   let r = await runParley(["verify", "--data", dir])
   assert.equal(r.code, 0, r.stdout + r.stderr)
   const before = rebuildLine(r.stdout)
   assert.ok(before.older > 0, r.stdout)
   assert.equal(before.verdict, "ok")
 
-  const srv = await startServer({ t, dataDir: dir, env: { PARLEY_STORE: `sqlite:${dir}/parley.db` } })
   const c = client(srv)
   const list = expectStatus(await c.get("/v1/documents/notes"), 200)
   assert.ok(list.items.length > 0, "the fixture has documents")

@@ -139,7 +139,7 @@ static void feed_brief(parley_db_t *db, const char *user, char *out, size_t cap)
 /* One maintenance tick at now + LATER_MS, committed. */
 static void tick(fixture_t *fx, parley_wakeset_t *wake)
 {
-    parley_maintenance_cfg_t cfg = {86400, 0};
+    parley_maintenance_cfg_t cfg = {86400, 0, 0};
     parley_wakeset_init(wake);
     assert_int_equal(parley_db_begin(fx->db), 0);
     assert_int_equal(parley_maintenance_tick(fx->db, &cfg, parley_clock_now_ms() + LATER_MS, wake),

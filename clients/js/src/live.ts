@@ -11,6 +11,13 @@
 //        ├── `online`, page visible again ─▶ drop the connection, reconnect now
 //        └── no streaming body / not text/event-stream ─▶ long-poll from then on
 //
+// Items: a JSON stream's values. Any other stream's data (a body, an SSE
+// data event) is one string item (over SSE, whose answer does not say
+// what the stream holds, text that parses as JSON is taken as JSON: this
+// reader is made for JSON streams); a byte stream's SSE data, which comes
+// base64-encoded (Stream-SSE-Data-Encoding: base64), is decoded first, so
+// SSE and long-poll hand over the same text.
+//
 // Invariants:
 //   1. The offset only moves when a batch is complete (a control event, or a
 //      long-poll answer), so an interrupted connection never loses or
@@ -65,6 +72,14 @@ function withOffset(path: string, offset: string, live: string): string {
   return `${path}${path.includes("?") ? "&" : "?"}offset=${encodeURIComponent(offset)}&live=${live}`
 }
 
+/** A byte stream's SSE data event (base64, one line per group of bytes) as its text. */
+function base64Text(lines: string[]): string {
+  const bin = atob(lines.join(""))
+  const bytes = new Uint8Array(bin.length)
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i)
+  return new TextDecoder().decode(bytes)
+}
+
 function parseItems(text: string): any[] {
   try {
     const v = JSON.parse(text)
@@ -112,7 +127,9 @@ export async function* liveBatches<T = any>(transport: Transport, path: string, 
           if (res.status !== 200 && res.status !== 204) throw await failure(res)
           const next = res.headers.get("stream-next-offset") ?? offset
           const closed = res.headers.get("stream-closed") === "true"
-          const items = res.status === 200 ? parseItems(await res.text()) : []
+          // A JSON stream's answer is its items; any other stream's body is one text item.
+          const text = res.status === 200 ? await res.text() : ""
+          const items = /json/i.test(res.headers.get("content-type") ?? "") ? (text ? parseItems(text) : []) : text ? [text] : []
           got = true
           if (items.length || closed || next !== offset) {
             const b: Batch<T> = { items, from: offset, offset: next, upToDate: res.headers.get("stream-up-to-date") === "true" || res.status === 204, closed }
@@ -129,6 +146,8 @@ export async function* liveBatches<T = any>(transport: Transport, path: string, 
             mode = "long-poll"
             continue
           }
+          // A byte stream's data comes base64-encoded (the answer says so).
+          const base64 = /^base64$/i.test(res.headers.get("stream-sse-data-encoding") ?? "")
           const reader = res.body.getReader()
           const decoder = new TextDecoder()
           let buf = ""
@@ -152,7 +171,7 @@ export async function* liveBatches<T = any>(transport: Transport, path: string, 
                 if (field === "event") type = v
                 else if (field === "data") data.push(v)
               }
-              if (type === "data") pending.push(...parseItems(data.join("\n")))
+              if (type === "data") pending.push(...(base64 ? [base64Text(data)].filter((t) => t !== "") : parseItems(data.join("\n"))))
               else if (type === "control") {
                 const ctl = JSON.parse(data.join("\n"))
                 const next: string = ctl.streamNextOffset ?? offset

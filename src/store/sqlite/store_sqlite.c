@@ -284,6 +284,40 @@ static const char *const stmt_sql[S_COUNT] = {
                              "ORDER BY path",
     [PARLEY_Q_KEY_GET] = "SELECT {key} FROM server_keys WHERE name = ?1",
     [S_KEY_PUT] = "INSERT INTO server_keys (name, secret, created_ms) VALUES (?1, ?2, ?3)",
+    [PARLEY_Q_BLOB_STAGE] = "INSERT INTO blob_uploads (owner, touched_ms) VALUES (?1, ?2) "
+                            "RETURNING upload",
+    [PARLEY_Q_BLOB_STAGE_TOUCH] = "UPDATE blob_uploads SET touched_ms = ?2 WHERE upload = ?1 "
+                                  "RETURNING upload",
+    [PARLEY_Q_BLOB_PART_PUT] = "INSERT OR REPLACE INTO blob_parts (upload, n, data) "
+                               "VALUES (?1, ?2, ?3)",
+    [PARLEY_Q_BLOB_UNSTAGE] = "DELETE FROM blob_uploads WHERE upload = ?1",
+    [PARLEY_Q_BLOB_DEL_PARTS] = "DELETE FROM blob_parts WHERE upload = ?1",
+    [PARLEY_Q_BLOB_UNSTAGE_PARTS] = "DELETE FROM blob_parts WHERE upload = ?1 AND EXISTS (SELECT "
+                                    "1 FROM blob_uploads WHERE upload = ?1)",
+    [PARLEY_Q_BLOB_GET] = "SELECT {blob} FROM blobs WHERE owner = ?1 AND id = ?2",
+    [PARLEY_Q_BLOB_INSERT] = "INSERT OR IGNORE INTO blobs ({blob}) VALUES (?1, ?2, ?3, ?4, ?5, "
+                             "?6, ?7)",
+    [PARLEY_Q_BLOB_PART_GET] = "SELECT data FROM blob_parts WHERE upload = ?1 AND n = ?2",
+    [PARLEY_Q_BLOB_USAGE] = "SELECT coalesce(sum(size), 0) FROM blobs WHERE owner = ?1",
+    [PARLEY_Q_BLOB_REF_ADD] = "INSERT OR IGNORE INTO blob_refs (owner, blob_id, src) "
+                              "VALUES (?1, ?2, ?3)",
+    [PARLEY_Q_BLOB_REF_TOUCH] = "UPDATE blobs SET touched_ms = ?3 WHERE owner = ?1 AND id IN "
+                                "(SELECT blob_id FROM blob_refs WHERE owner = ?1 AND src = ?2)",
+    [PARLEY_Q_BLOB_REF_DEL] = "DELETE FROM blob_refs WHERE owner = ?1 AND src = ?2",
+    [PARLEY_Q_BLOB_REF_COPY] = "INSERT OR IGNORE INTO blob_refs (owner, blob_id, src) SELECT "
+                               "owner, blob_id, ?3 FROM blob_refs WHERE owner = ?1 AND src = ?2",
+    [PARLEY_Q_BLOB_REF_HAS] = "SELECT count(*) FROM blob_refs WHERE owner = ?1 AND blob_id = ?2 "
+                              "AND src = ?3",
+    [PARLEY_Q_BLOB_UNREF] = "SELECT {blob} FROM blobs b WHERE touched_ms < ?1 AND NOT EXISTS "
+                            "(SELECT 1 FROM blob_refs r WHERE r.owner = b.owner AND r.blob_id = "
+                            "b.id) ORDER BY touched_ms LIMIT ?2",
+    [PARLEY_Q_BLOB_DEL] = "DELETE FROM blobs WHERE owner = ?1 AND id = ?2 AND touched_ms < ?3 "
+                          "AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.owner = ?1 AND "
+                          "r.blob_id = ?2) RETURNING upload",
+    [PARLEY_Q_BLOB_TOUCH] = "UPDATE blobs SET touched_ms = max(touched_ms, ?3) WHERE owner = ?1 "
+                            "AND id = ?2",
+    [PARLEY_Q_BLOB_STALE] = "SELECT upload FROM blob_uploads WHERE touched_ms < ?1 ORDER BY "
+                            "touched_ms LIMIT ?2",
     [PARLEY_Q_STAT_SUBS] = "SELECT count(*) FILTER (WHERE type = 'webhook'), count(*) FILTER "
                            "(WHERE type = 'pull-wake') FROM subscriptions",
 };
@@ -555,8 +589,40 @@ static void sq_db_close(parley_db_t *db)
  * (written by a newer parley) is refused, never touched. A new schema
  * change is a new step at the end; a step already released never changes.
  */
+/* Blobs (core/blob.h): a staged upload's parts live under its upload id
+ * until the blob row that names the upload commits; blob_refs says which
+ * messages, documents and snapshots name a blob (src: "c:<conversation>",
+ * "d:<collection>/<id>", "s:<snapshot>"). */
+static const char blobs_sql[] =
+    "CREATE TABLE IF NOT EXISTS blob_uploads ("
+    "  upload INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  owner TEXT NOT NULL,"
+    "  touched_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS blob_parts ("
+    "  upload INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (upload, n)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS blobs ("
+    "  owner TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  upload INTEGER NOT NULL UNIQUE,"
+    "  size INTEGER NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  touched_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (owner, id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS blobs_touched ON blobs (touched_ms);"
+    "CREATE TABLE IF NOT EXISTS blob_refs ("
+    "  owner TEXT NOT NULL,"
+    "  blob_id TEXT NOT NULL,"
+    "  src TEXT NOT NULL,"
+    "  PRIMARY KEY (owner, blob_id, src)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS blob_refs_src ON blob_refs (owner, src);";
+
 static const char *const migrations[] = {
     schema_sql, /* 0 -> 1: the first schema */
+    blobs_sql,  /* blobs, their parts, staged uploads and references */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1459,6 +1525,20 @@ static const parley_store_ops_t sqlite_ops = {
     .sublink_first_pending = parley_sqlop_sublink_first_pending,
     .key_get = parley_sqlop_key_get,
     .key_put = sq_key_put,
+    .blob_stage = parley_sqlop_blob_stage,
+    .blob_part_put = parley_sqlop_blob_part_put,
+    .blob_unstage = parley_sqlop_blob_unstage,
+    .blob_get = parley_sqlop_blob_get,
+    .blob_insert = parley_sqlop_blob_insert,
+    .blob_part_get = parley_sqlop_blob_part_get,
+    .blob_usage = parley_sqlop_blob_usage,
+    .blob_ref_add = parley_sqlop_blob_ref_add,
+    .blob_ref_drop = parley_sqlop_blob_ref_drop,
+    .blob_ref_copy = parley_sqlop_blob_ref_copy,
+    .blob_ref_has = parley_sqlop_blob_ref_has,
+    .blob_unreferenced = parley_sqlop_blob_unreferenced,
+    .blob_remove = parley_sqlop_blob_remove,
+    .blob_stale_uploads = parley_sqlop_blob_stale_uploads,
     .inspect = sq_inspect,
     .admin = sq_admin,
     .integrity = sq_integrity,
