@@ -513,6 +513,7 @@ static void overview(FILE *out)
     fprintf(out, "usage: parley serve [options]\n"
                  "       parley backup|restore|verify [options] [FILE]\n"
                  "       parley export|import [options]\n"
+                 "       parley keys rotate|list [options]\n"
                  "       parley help [COMMAND]\n"
                  "       parley --help | --version\n"
                  "\n"
@@ -525,6 +526,7 @@ static void overview(FILE *out)
                  "  verify [FILE]   check a store or a backup for damage\n"
                  "  export          write the store's objects to stdout as JSON Lines\n"
                  "  import          read an export from stdin into a store\n"
+                 "  keys rotate|list  rotate or list the webhook signing keys\n"
                  "  help [COMMAND]  this overview, or the usage of COMMAND\n"
                  "\n"
                  "options:\n"
@@ -760,9 +762,12 @@ static void verify_usage(FILE *out)
                  "Check a store (also while the server runs) or a backup FILE: SQLite's\n"
                  "integrity check (on PostgreSQL: amcheck's index checks when the extension\n"
                  "is installed), then Parley's own invariants (streams' chunks and tails,\n"
-                 "message seq, sessions, owners, snapshots, forks, idempotency records), all\n"
-                 "read in one snapshot. Prints one line per check with counts, and each\n"
-                 "problem found.\n"
+                 "message seq, sessions, owners, snapshots, forks, idempotency records), and\n"
+                 "the rebuild: the change feed and the message logs replayed into objects,\n"
+                 "each compared with its stored row (objects with older events, or whose\n"
+                 "history --feed-retention trimmed, are counted, not checked); all read in\n"
+                 "one snapshot. Prints one line per check with counts, and each problem\n"
+                 "found.\n"
                  "\n"
                  "options:\n"
                  "  --data DIR      data directory (default ./data; PARLEY_DATA)\n"
@@ -975,6 +980,97 @@ static int import_main(int argc, char **argv)
     return rc ? (rc < 0 ? 0 : rc) : parley_import(sc.url);
 }
 
+/* ---- keys ------------------------------------------------------------- */
+
+static void keys_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: parley keys rotate [--data DIR | --store URL] [--key-overlap DURATION]\n"
+            "       parley keys list [--data DIR | --store URL]\n"
+            "\n"
+            "The webhook signing keys (Ed25519; their public halves are the JWK Set at\n"
+            "/v1/stream/__ds/jwks.json). `rotate` stores a new key beside running\n"
+            "servers: every node signs deliveries with it within about a second, and\n"
+            "the key it replaces stays in the JWK Set for the overlap, then is retired\n"
+            "(gone from the JWK Set, never used again). `list` shows each key, newest\n"
+            "first: active, in the JWK Set until a time, or retired.\n"
+            "\n"
+            "options:\n"
+            "  --data DIR               data directory (default ./data; PARLEY_DATA)\n"
+            "  --store URL              the store (PARLEY_STORE): sqlite:PATH or postgres://...\n"
+            "  --key-overlap DURATION   how long the replaced key stays published: N\n"
+            "                           seconds or Ns, Nm, Nh, Nd; 0 retires it at once (a\n"
+            "                           leaked key). Default 24h (PARLEY_KEY_OVERLAP)\n"
+            "  -h, --help               print this help and exit\n"
+            "\n"
+            "Exit status: 0 done, 1 failed, 2 bad usage or cannot open the store.\n");
+}
+
+/* A key overlap: N (seconds), Ns, Nm, Nh or Nd, 0 allowed, at most 366
+ * days; into *ms. -1 when it is not one. */
+static int parse_overlap(const char *v, int64_t *ms)
+{
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned long long unit = strcmp(end, "") == 0 || strcmp(end, "s") == 0 ? 1
+                              : strcmp(end, "m") == 0                       ? 60
+                              : strcmp(end, "h") == 0                       ? 3600
+                              : strcmp(end, "d") == 0                       ? 86400
+                                                                            : 0;
+    if (errno || !unit || n > 366ull * 86400 / unit)
+        return -1;
+    *ms = (int64_t)(n * unit) * 1000;
+    return 0;
+}
+
+static int keys_main(int argc, char **argv)
+{
+    store_cmd_t sc;
+    int64_t overlap_ms = 24 * 3600 * 1000LL;
+    const char *ov = getenv("PARLEY_KEY_OVERLAP");
+    if (argc < 3 || strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0) {
+        keys_usage(argc < 3 ? stderr : stdout);
+        return argc < 3 ? 2 : 0;
+    }
+    const char *sub = argv[2];
+    bool rotate = strcmp(sub, "rotate") == 0;
+    if (!rotate && strcmp(sub, "list") != 0) {
+        fprintf(stderr, "parley keys: unknown subcommand '%s' (rotate or list)\n", sub);
+        return 2;
+    }
+    /* --key-overlap is rotate's own: take it out, then parse the rest as
+     * every store command does (argv[1] becomes the subcommand). */
+    int n = 2;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (rotate && strcmp(a, "--key-overlap") == 0 && i + 1 < argc) {
+            ov = argv[++i];
+        } else if (rotate && strncmp(a, "--key-overlap=", 14) == 0) {
+            ov = a + 14;
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    if (ov && *ov && parse_overlap(ov, &overlap_ms)) {
+        fprintf(stderr,
+                "parley: invalid value '%s' for --key-overlap (N seconds or Ns, Nm, Nh, "
+                "Nd)\n",
+                ov);
+        return 2;
+    }
+    int rc = store_cmd_parse(n - 1, argv + 1, keys_usage, false, &sc);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (sc.file) {
+        fprintf(stderr, "parley: unexpected argument '%s'\n", sc.file);
+        return 2;
+    }
+    return rotate ? parley_keys_rotate(sc.url, overlap_ms) : parley_keys_list(sc.url);
+}
+
 /* ---- commands --------------------------------------------------------- */
 
 /* A subcommand of `parley`. */
@@ -988,6 +1084,7 @@ static const command_t commands[] = {
     {"serve", serve_main, serve_usage},       {"backup", backup_main, backup_usage},
     {"restore", restore_main, restore_usage}, {"verify", verify_main, verify_usage},
     {"export", export_main, export_usage},    {"import", import_main, import_usage},
+    {"keys", keys_main, keys_usage},
 };
 
 static const command_t *find_command(const char *name)
@@ -1002,7 +1099,7 @@ static int unknown_command(const char *name)
 {
     fprintf(stderr,
             "parley: unknown command '%s'; the commands are serve, backup, restore, verify, "
-            "export, import and help (see parley --help)\n",
+            "export, import, keys and help (see parley --help)\n",
             name);
     return 2;
 }

@@ -154,10 +154,18 @@ void parley_server_stop(void);
  * parley_verify: the integrity check and Parley's invariants on the store
  * at store_url (a report on stdout). 0 clean, 1 problems found, 2 cannot
  * open it.
+ *
+ * parley_keys_rotate: store a new webhook signing key in the store at
+ * store_url (beside running servers, which start signing with it within
+ * about a second); the key it replaces stays in the JWK Set overlap_ms
+ * longer. parley_keys_list: the signing keys and their state, on stdout.
+ * 0 done, 1 failed, 2 cannot open the store.
  */
 int parley_backup(const char *store_url, const char *target, unsigned keep);
 int parley_restore(const char *store_url, const char *file, bool force);
 int parley_verify(const char *store_url);
+int parley_keys_rotate(const char *store_url, int64_t overlap_ms);
+int parley_keys_list(const char *store_url);
 
 /*
  * parley_export: every object of the store at store_url (only user's when

@@ -17,11 +17,14 @@
  *      bearer tokens for one wake of one subscription, never service JWTs:
  *      the secret is not the --jwt-secret.
  *
- * There is one key of each; rotation is not implemented (the JWK Set has
- * one key).
+ * The signing key rotates (parley_keyring_set_signing; core/subscription.c
+ * decides which keys are published from the store's server_keys rows):
+ * deliveries are signed with the active key, and the JWK Set lists the
+ * active key first, then the older keys still in their overlap. The token
+ * secret does not rotate.
  *
- * Ownership: a keyring is created once at start-up and is immutable
- * afterwards; strings it returns are borrowed for its life.
+ * Ownership: a keyring is created once at start-up; strings it returns
+ * are borrowed for its life (a rotation keeps the old ones until free).
  * Threads: every function may be called from any thread, concurrently.
  */
 #ifndef PARLEY_CODEC_KEYRING_H
@@ -51,10 +54,25 @@ int parley_keyring_new(const unsigned char *seed, size_t seed_len, const unsigne
 /* Accepts NULL. */
 void parley_keyring_free(parley_keyring_t *kr);
 
-/* The signing key's id. */
+/* The active signing key's id. */
 const char *parley_keyring_kid(const parley_keyring_t *kr);
-/* The public JWK Set, {"keys":[{kty, crv, kid, use, alg, x}]}, as JSON text. */
+/* The public JWK Set, {"keys":[{kty, crv, kid, use, alg, x}, ...]}, as JSON
+ * text: the active key first, then the other published keys. */
 const char *parley_keyring_jwks(const parley_keyring_t *kr);
+
+/*
+ * Publish n signing keys (n >= 1 seeds of PARLEY_KEYRING_SEED_LEN bytes,
+ * back to back, copied): the first becomes the active key, all are in the
+ * JWK Set. *changed tells whether the set differs from the one before.
+ * 0, PARLEY_EINVAL (n = 0 or a bad seed) or PARLEY_ENOMEM (the old set
+ * stays). Any thread.
+ */
+int parley_keyring_set_signing(parley_keyring_t *kr, const unsigned char *seeds, size_t n,
+                               bool *changed);
+
+/* The kid of the key made from seed. 0 or PARLEY_EINVAL. Pure. */
+int parley_keyring_kid_of(const unsigned char *seed, size_t seed_len,
+                          char kid[PARLEY_KEYRING_KID_MAX + 1]);
 
 /*
  * The Webhook-Signature value for body[0..len) at time t (unix seconds),

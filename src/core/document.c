@@ -72,12 +72,23 @@ static int set_data(parley_doc_t *d, json_t *data)
     return 0;
 }
 
+/*
+ * The event of a change to d. What rebuilds the document rides along
+ * (core/rebuild.c replays it): a PUT's "content" (the whole new data), a
+ * PATCH's "patch" (the merge patch as sent, applied to the previous
+ * version); a delete needs neither (the tombstone holds no content).
+ */
 static int emit(parley_db_t *db, const parley_doc_t *d, const char *checksum, const char *type,
-                parley_outcome_t *res)
+                const parley_doc_req_t *req, parley_outcome_t *res)
 {
     json_t *fields = json_pack("{s:{s:s, s:s, s:I}}", "document", "collection", d->collection, "id",
                                d->id, "version", (json_int_t)d->version);
     json_t *data = json_pack("{s:s}", "checksum", checksum);
+    if (data && req->op != PARLEY_DOC_DELETE &&
+        json_object_set(data, req->op == PARLEY_DOC_PATCH ? "patch" : "content", req->body)) {
+        json_decref(data);
+        data = NULL;
+    }
     int rc = fields && data ? parley_feed_emit(db, d->owner, type, fields, data, &res->wake)
                             : PARLEY_ENOMEM;
     json_decref(fields);
@@ -233,7 +244,7 @@ int parley_document_apply(parley_db_t *db, const parley_doc_req_t *req, parley_o
         }
     }
     if (rc == 0)
-        rc = emit(db, &d, event_sum[0] ? event_sum : d.checksum, type, res);
+        rc = emit(db, &d, event_sum[0] ? event_sum : d.checksum, type, req, res);
     if (rc) {
         parley_doc_clear(&d);
         return rc;

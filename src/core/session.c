@@ -268,6 +268,41 @@ void parley_session_etag(const parley_sess_t *s, char out[PARLEY_SESSION_ETAG_LE
 
 /* ---- events and helpers ------------------------------------------------------ */
 
+/*
+ * What a transition's event carries beyond {from, to, attempt}, so the
+ * session can be rebuilt from the feed (core/rebuild.c): only the fields
+ * the transition set, never the whole session —
+ *   creation (from null)        max_attempts
+ *   to awaiting_input (await)   request
+ *   awaiting_input → processing input
+ *   to failed                   error
+ *   to completed                result_message_id
+ * The lease is not carried: it is a time, set again by every claim and
+ * heartbeat, and is checked against the status instead.
+ */
+static int transition_extra(json_t *data, const parley_sess_t *s, const char *from)
+{
+    const char *name = NULL, *text = NULL;
+    if (!from)
+        return json_object_set_new(data, "max_attempts", json_integer(s->max_attempts))
+                   ? PARLEY_ENOMEM
+                   : 0;
+    if (strcmp(s->status, "awaiting_input") == 0)
+        name = "request", text = s->request;
+    else if (strcmp(from, "awaiting_input") == 0 && strcmp(s->status, "processing") == 0)
+        name = "input", text = s->input;
+    else if (strcmp(s->status, "failed") == 0)
+        name = "error", text = s->error;
+    else if (strcmp(s->status, "completed") == 0)
+        return json_object_set_new(data, "result_message_id", json_string(s->result_id))
+                   ? PARLEY_ENOMEM
+                   : 0;
+    if (!name)
+        return 0;
+    json_t *v = stored_json(text);
+    return v && json_object_set_new(data, name, v) == 0 ? 0 : PARLEY_ENOMEM;
+}
+
 static int emit_transition(parley_db_t *db, const parley_sess_t *s, const char *from,
                            parley_wakeset_t *wake)
 {
@@ -275,8 +310,12 @@ static int emit_transition(parley_db_t *db, const parley_sess_t *s, const char *
                                "session_id", s->id, "message_id", s->message_id);
     json_t *data = json_pack("{s:o, s:s, s:I}", "from", from ? json_string(from) : json_null(),
                              "to", s->status, "attempt", (json_int_t)s->attempt);
-    int rc = fields && data ? parley_feed_emit(db, s->owner, "session.updated", fields, data, wake)
-                            : PARLEY_ENOMEM;
+    int rc = data ? transition_extra(data, s, from) : PARLEY_ENOMEM;
+    if (rc)
+        goto out_free;
+    rc = fields ? parley_feed_emit(db, s->owner, "session.updated", fields, data, wake)
+                : PARLEY_ENOMEM;
+out_free:
     json_decref(fields);
     json_decref(data);
     return rc;

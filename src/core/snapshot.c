@@ -61,10 +61,20 @@ bool parley_snapshot_is_expired(const parley_snap_t *s, int64_t now_ms)
     return s->expires_ms >= 0 && now_ms >= s->expires_ms;
 }
 
+/* A snapshot's event. snapshot.created also carries title, public and
+ * expires_at, so the row can be rebuilt from the feed (core/rebuild.c);
+ * its frozen content is the source's state at that point of the feed. */
 static int emit(parley_db_t *db, const parley_snap_t *s, const char *type, parley_outcome_t *out)
 {
     json_t *fields = json_pack("{s:s}", "snapshot_id", s->id);
     json_t *data = json_pack("{s:s, s:s}", "source", s->source, "kind", s->kind);
+    if (data && strcmp(type, "snapshot.created") == 0 &&
+        (json_object_set_new(data, "title", s->title ? json_string(s->title) : json_null()) ||
+         json_object_set_new(data, "public", json_boolean(s->is_public)) ||
+         json_object_set_new(data, "expires_at", parley_clock_json(s->expires_ms)))) {
+        json_decref(data);
+        data = NULL;
+    }
     int rc = fields && data ? parley_feed_emit(db, s->owner, type, fields, data, &out->wake)
                             : PARLEY_ENOMEM;
     json_decref(fields);

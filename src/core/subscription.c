@@ -61,12 +61,14 @@
  * pure functions.
  */
 #include <assert.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/canonjson.h"
+
 #include "codec/glob.h"
 #include "codec/offset.h"
 #include "core/stream.h"
@@ -1165,5 +1167,118 @@ int parley_subscription_keys(parley_db_t *db, int64_t now_ms, parley_keyring_t *
         rc = parley_keyring_new(seed, seed_len, secret, secret_len, out);
     memset(seed, 0, sizeof seed);
     memset(secret, 0, sizeof secret);
+    return rc;
+}
+
+/* ---- signing-key rotation (see subscription.h) -------------------------------- */
+
+#define KEY_ROTATED "webhook-ed25519@" /* + "<created_ms>+<overlap_ms>" */
+
+/* A signing key's row as the scan finds it. */
+typedef struct key_row {
+    char name[96];      /* its name */
+    int64_t created_ms; /* created_ms */
+    int64_t overlap_ms; /* its predecessor's overlap (0 for the first key) */
+} key_row_t;
+
+/* The rows found, the newest PARLEY_SUB_KEYS_MAX kept. */
+typedef struct key_scan {
+    key_row_t rows[PARLEY_SUB_KEYS_MAX]; /* oldest first */
+    int n;                               /* in rows */
+} key_scan_t;
+
+static int on_key_row(void *arg, int n, const char *const *c, const size_t *lens)
+{
+    key_scan_t *ks = arg;
+    (void)n;
+    (void)lens;
+    const char *name = c[0] ? c[0] : "";
+    long long created = 0, overlap = 0;
+    if (strcmp(name, KEY_SIGNING) == 0)
+        overlap = 0;
+    else if (strncmp(name, KEY_ROTATED, sizeof KEY_ROTATED - 1) != 0 ||
+             sscanf(name + sizeof KEY_ROTATED - 1, "%lld+%lld", &created, &overlap) != 2 ||
+             strlen(name) >= sizeof ks->rows[0].name)
+        return 0;                       /* not a signing key */
+    if (ks->n == PARLEY_SUB_KEYS_MAX) { /* drop the oldest */
+        memmove(ks->rows, ks->rows + 1, (PARLEY_SUB_KEYS_MAX - 1) * sizeof ks->rows[0]);
+        ks->n--;
+    }
+    key_row_t *r = &ks->rows[ks->n++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->created_ms = c[1] ? strtoll(c[1], NULL, 10) : 0;
+    r->overlap_ms = overlap < 0 ? 0 : overlap;
+    return 0;
+}
+
+int parley_subscription_keys_list(parley_db_t *db, int64_t now_ms, parley_sub_key_t *keys, int *n)
+{
+    key_scan_t *ks = calloc(1, sizeof *ks);
+    if (!ks)
+        return PARLEY_ENOMEM;
+    *n = 0;
+    int rc = parley_db_table_scan(db, "server_keys", "name, created_ms", "created_ms, name",
+                                  on_key_row, ks);
+    for (int i = 0; rc == 0 && i < ks->n; i++) {
+        parley_sub_key_t *k = &keys[*n];
+        size_t len = 0;
+        memset(k, 0, sizeof *k);
+        rc = parley_db_key_get(db, ks->rows[i].name, k->seed, sizeof k->seed, &len);
+        if (rc == 0)
+            rc = parley_keyring_kid_of(k->seed, len, k->kid);
+        if (rc)
+            break;
+        k->created_ms = ks->rows[i].created_ms;
+        k->active = i == ks->n - 1;
+        k->retires_ms = k->active ? -1 : ks->rows[i + 1].created_ms + ks->rows[i + 1].overlap_ms;
+        k->published = k->active || now_ms < k->retires_ms;
+        (*n)++;
+    }
+    free(ks);
+    return rc;
+}
+
+int parley_subscription_keys_reload(parley_db_t *db, int64_t now_ms, parley_keyring_t *kr,
+                                    bool *changed)
+{
+    parley_sub_key_t *keys = calloc(PARLEY_SUB_KEYS_MAX, sizeof *keys);
+    unsigned char *seeds = calloc(PARLEY_SUB_KEYS_MAX, PARLEY_KEYRING_SEED_LEN);
+    int n = 0, m = 0;
+    *changed = false;
+    int rc = keys && seeds ? parley_subscription_keys_list(db, now_ms, keys, &n) : PARLEY_ENOMEM;
+    for (int i = n - 1; rc == 0 && i >= 0; i--) /* the active key first, then newest first */
+        if (keys[i].published)
+            memcpy(seeds + (size_t)m++ * PARLEY_KEYRING_SEED_LEN, keys[i].seed,
+                   PARLEY_KEYRING_SEED_LEN);
+    if (rc == 0 && m > 0)
+        rc = parley_keyring_set_signing(kr, seeds, (size_t)m, changed);
+    if (keys)
+        OPENSSL_cleanse(keys, PARLEY_SUB_KEYS_MAX * sizeof *keys);
+    if (seeds)
+        OPENSSL_cleanse(seeds, PARLEY_SUB_KEYS_MAX * PARLEY_KEYRING_SEED_LEN);
+    free(keys);
+    free(seeds);
+    return rc;
+}
+
+int parley_subscription_keys_rotate(parley_db_t *db, int64_t now_ms, int64_t overlap_ms,
+                                    char kid[PARLEY_KEYRING_KID_MAX + 1])
+{
+    unsigned char seed[PARLEY_KEYRING_SEED_LEN], unused[PARLEY_KEYRING_SECRET_LEN];
+    char name[96];
+    int rc = parley_keyring_generate(seed, unused);
+    if (rc == 0)
+        rc = parley_keyring_kid_of(seed, sizeof seed, kid);
+    /* Two rotations in one millisecond: the second takes the next one. */
+    for (int i = 0; rc == 0 && i < 100; i++) {
+        snprintf(name, sizeof name, KEY_ROTATED "%013lld+%lld", (long long)(now_ms + i),
+                 (long long)(overlap_ms < 0 ? 0 : overlap_ms));
+        rc = parley_db_key_put(db, name, seed, sizeof seed, now_ms + i);
+        if (rc != PARLEY_EEXIST)
+            break;
+        rc = 0;
+    }
+    OPENSSL_cleanse(seed, sizeof seed);
+    OPENSSL_cleanse(unused, sizeof unused);
     return rc;
 }

@@ -184,6 +184,42 @@ int parley_subscription_stream_deleted(parley_db_t *db, const char *path, parley
  * storing them the first time. *out as for parley_keyring_new(). */
 int parley_subscription_keys(parley_db_t *db, int64_t now_ms, parley_keyring_t **out);
 
+/*
+ * SIGNING-KEY ROTATION. Every signing key is a server_keys row: the first
+ * one "webhook-ed25519" (made at the first start), each rotated-in one
+ * "webhook-ed25519@<created_ms>+<overlap_ms>". Ordered by creation, the
+ * newest is the active key (deliveries are signed with it); an older key
+ * stays in the JWK Set until the next newer key's created_ms + that key's
+ * overlap_ms, then it is retired (not published, never used again). The
+ * overlap is stored with the rotation, so every node agrees on it.
+ */
+#define PARLEY_SUB_KEYS_MAX 64 /* signing keys looked at (the newest) */
+
+/* One signing key, as parley_subscription_keys_list() reports it. */
+typedef struct parley_sub_key {
+    char kid[PARLEY_KEYRING_KID_MAX + 1];        /* its kid */
+    int64_t created_ms;                          /* when it was made */
+    int64_t retires_ms;                          /* when it leaves the JWK Set, -1 while newest */
+    bool active;                                 /* the newest: deliveries are signed with it */
+    bool published;                              /* in the JWK Set (active, or in its overlap) */
+    unsigned char seed[PARLEY_KEYRING_SEED_LEN]; /* its private seed */
+} parley_sub_key_t;
+
+/* The signing keys (the PARLEY_SUB_KEYS_MAX newest), oldest first, into
+ * keys; *n of them. Any connection; 0 or a store error. */
+int parley_subscription_keys_list(parley_db_t *db, int64_t now_ms, parley_sub_key_t *keys, int *n);
+
+/* Publish in kr the keys published at now_ms (the active key first).
+ * *changed as parley_keyring_set_signing's. Any connection. */
+int parley_subscription_keys_reload(parley_db_t *db, int64_t now_ms, parley_keyring_t *kr,
+                                    bool *changed);
+
+/* Store a new signing key made at now_ms whose predecessor stays
+ * published overlap_ms longer; its kid into kid. A connection that may
+ * write (beside a running server). 0 or a store error. */
+int parley_subscription_keys_rotate(parley_db_t *db, int64_t now_ms, int64_t overlap_ms,
+                                    char kid[PARLEY_KEYRING_KID_MAX + 1]);
+
 /* The webhook retry delay after the attempts-th failed POST (1, 2, ...):
  * 1 s doubling up to 60 s, with jitter r in [-1, 1] scaling it by up to
  * 20%. Pure. */

@@ -60,7 +60,10 @@
 #include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
 #include "store/transfer.h"
+#include "core/rebuild.h"
+#include "core/subscription.h"
 #include "store/verify.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define BACKUP_PREFIX "parley-" /* a timestamped backup: parley-<stamp>.db */
@@ -459,9 +462,81 @@ int parley_verify(const char *store_url)
         return 2;
     }
     long problems = 0;
-    rc = parley_store_verify(db, stdout, &problems);
+    rc = parley_store_verify_with(db, stdout, parley_rebuild_check, NULL, &problems);
     parley_db_close(db);
     return problems || rc ? 1 : 0;
+}
+
+/* ---- webhook signing keys ------------------------------------------------------ */
+
+/* Open the store for `parley keys`: a connection that may write when
+ * rw. NULL (after a message) when it cannot. */
+static parley_db_t *keys_open(const char *store_url, bool rw)
+{
+    parley_db_t *db = NULL;
+    char shown[512];
+    parley_store_url_redact(strncmp(store_url, "sqlite:", 7) == 0 ? store_url + 7 : store_url,
+                            shown, sizeof shown);
+    int rc = rw ? parley_store_admin(store_url, &db) : parley_store_inspect(store_url, &db);
+    if (rc)
+        fprintf(stderr, "parley: cannot open the store %s: %s\n", shown,
+                rc == PARLEY_ENOTFOUND ? "no database there (start the server once first)"
+                : rc == PARLEY_ECONFLICT
+                    ? "its schema is not this build's (start this parley's server once first)"
+                    : parley_strerror(rc));
+    return rc ? NULL : db;
+}
+
+int parley_keys_list(const char *store_url)
+{
+    parley_db_t *db = keys_open(store_url, false);
+    if (!db)
+        return 2;
+    parley_sub_key_t *keys = calloc(PARLEY_SUB_KEYS_MAX, sizeof *keys);
+    int n = 0;
+    int64_t now = parley_clock_now_ms();
+    int rc = keys ? parley_subscription_keys_list(db, now, keys, &n) : PARLEY_ENOMEM;
+    parley_db_close(db);
+    if (rc == 0 && n == 0)
+        printf("no signing key yet (the server makes one at its first start)\n");
+    for (int i = n - 1; rc == 0 && i >= 0; i--) { /* newest first */
+        char created[40], until[40];
+        parley_clock_format(keys[i].created_ms, created, sizeof created);
+        parley_clock_format(keys[i].retires_ms, until, sizeof until);
+        printf("%-48s created %s  %s%s\n", keys[i].kid, created,
+               keys[i].active      ? "active: signs deliveries"
+               : keys[i].published ? "in the JWK Set until "
+                                   : "retired at ",
+               keys[i].active ? "" : until);
+    }
+    if (keys)
+        memset(keys, 0, PARLEY_SUB_KEYS_MAX * sizeof *keys);
+    free(keys);
+    if (rc) {
+        fprintf(stderr, "parley: cannot read the keys: %s\n", parley_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+int parley_keys_rotate(const char *store_url, int64_t overlap_ms)
+{
+    char kid[PARLEY_KEYRING_KID_MAX + 1], until[40];
+    parley_db_t *db = keys_open(store_url, true);
+    if (!db)
+        return 2;
+    int64_t now = parley_clock_now_ms();
+    int rc = parley_subscription_keys_rotate(db, now, overlap_ms, kid);
+    parley_db_close(db);
+    if (rc) {
+        fprintf(stderr, "parley: cannot store the new key: %s\n", parley_strerror(rc));
+        return 1;
+    }
+    parley_clock_format(now + overlap_ms, until, sizeof until);
+    printf("new signing key %s: servers sign with it within about a second; the keys it "
+           "replaces stay in the JWK Set until %s\n",
+           kid, until);
+    return 0;
 }
 
 /* ---- restore --------------------------------------------------------------- */

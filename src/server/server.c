@@ -133,8 +133,18 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
     parley_maintenance_cfg_t cfg = {(int64_t)srv->cfg.idempotency_ttl_s,
                                     (int64_t)srv->cfg.feed_retention_s,
                                     (int64_t)srv->cfg.blob_grace_s};
-    bool mine;
-    int rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
+    bool mine, changed = false;
+    /* Every node, every tick: the signing keys an operator rotated (or
+     * whose overlap ended) — a read of the few server_keys rows. */
+    int rc = srv->keyring ? parley_subscription_keys_reload(db, parley_clock_now_ms(), srv->keyring,
+                                                            &changed)
+                          : 0;
+    if (rc)
+        parley_log_warn("cannot reload the webhook signing keys: %s", parley_strerror(rc));
+    else if (changed)
+        parley_log_info("webhook signing keys changed: deliveries are signed with %s",
+                        parley_keyring_kid(srv->keyring));
+    rc = parley_db_maintainer(db, &mine); /* nodes on one database take turns */
     atomic_store(&srv->maintainer, rc == 0 && mine);
     if (rc || !mine)
         return rc;
@@ -145,7 +155,10 @@ static int writer_tick(parley_db_t *db, void *arg, parley_wakeset_t *wake)
 static int load_keys(parley_db_t *db, void *arg)
 {
     parley_server_t *srv = arg;
+    bool changed;
     int rc = parley_subscription_keys(db, parley_clock_now_ms(), &srv->keyring);
+    if (rc == 0) /* keys rotated before this start */
+        rc = parley_subscription_keys_reload(db, parley_clock_now_ms(), srv->keyring, &changed);
     if (rc == 0)
         rc = parley_blob_url_key(db, parley_clock_now_ms(), srv->app.blob_key);
     return rc;

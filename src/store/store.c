@@ -84,6 +84,15 @@ int parley_store_inspect(const char *url, parley_db_t **out)
     return ops->inspect(url, out);
 }
 
+int parley_store_admin(const char *url, parley_db_t **out)
+{
+    const char *why = NULL;
+    const parley_store_ops_t *ops = backend_for(url, &why);
+    if (!ops || !ops->admin)
+        return PARLEY_EINVAL;
+    return ops->admin(url, out);
+}
+
 bool parley_store_can_copy(const char *url)
 {
     const char *why = NULL;

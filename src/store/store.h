@@ -783,6 +783,11 @@ struct parley_store_ops {
      * beside a live server. PARLEY_ENOTFOUND when there is no database
      * there, PARLEY_ECONFLICT when its schema is newer than this build. */
     int (*inspect)(const char *url, parley_db_t **out);
+    /* As inspect, but the connection may write (durably, outside any
+     * transaction): for small administrative writes beside a live server
+     * (`parley keys rotate`). Same errors; and the schema must be this
+     * build's (an older one is PARLEY_ECONFLICT too: the server migrates). */
+    int (*admin)(const char *url, parley_db_t **out);
     /* The backend's own structural check of the whole database: cb once
      * per problem found (text borrowed for the call). 0 when it ran. */
     int (*integrity)(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg);
@@ -832,6 +837,10 @@ int parley_store_open(const char *url, parley_store_t **out);
  * is no database, PARLEY_ECONFLICT when it is newer than this build.
  */
 int parley_store_inspect(const char *url, parley_db_t **out);
+
+/* One read-write connection beside a running server (the backend's admin
+ * op); errors as parley_store_inspect. */
+int parley_store_admin(const char *url, parley_db_t **out);
 
 /* Whether the backend of url can write a file backup (copy_to). */
 bool parley_store_can_copy(const char *url);

@@ -33,6 +33,7 @@
 #define PROBLEMS_SHOWN 20 /* problem lines printed per check */
 
 #define CONV_PREFIX "_parley/conv/" /* a conversation's message log */
+#define FEED_PREFIX "_parley/feed/" /* a change feed (core/feed.h) */
 #define CONV_SOURCE "/v1/conversations/"
 #define DOC_SOURCE  "/v1/documents/"
 
@@ -43,6 +44,7 @@ typedef struct vstream {
     char *owner;       /* its owner (owned) */
     bool json;         /* application/json: one message per position */
     bool conv;         /* a conversation's message log */
+    bool feed;         /* a change feed (its start may be trimmed) */
     uint64_t tail;     /* recorded tail */
     int64_t fork_src;  /* source stream id, 0 if not a fork */
     uint64_t fork_pos; /* its first own position (0 if not a fork) */
@@ -59,7 +61,7 @@ typedef struct vconv {
 } vconv_t;
 
 /* The state of one verification. */
-typedef struct verify {
+typedef struct parley_verify {
     parley_db_t *db;     /* the connection read */
     FILE *out;           /* the report */
     long problems;       /* problems found in all checks */
@@ -75,18 +77,39 @@ typedef struct verify {
     long nmessages;      /* conversation messages seen */
 } verify_t;
 
+void parley_verify_check_begin(parley_verify_t *v)
+{
+    v->check_problems = 0;
+    v->rows = 0;
+}
+
+static void check_end(verify_t *v, const char *name, const char *counts);
+
 static void problem(verify_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void problem(verify_t *v, const char *fmt, ...)
+static void vproblem(verify_t *v, const char *fmt, va_list ap)
 {
     v->problems++;
     if (++v->check_problems > PROBLEMS_SHOWN)
         return;
-    va_list ap;
-    va_start(ap, fmt);
     fputs("  problem: ", v->out);
     vfprintf(v->out, fmt, ap);
     fputc('\n', v->out);
+}
+
+static void problem(verify_t *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(v, fmt, ap);
+    va_end(ap);
+}
+
+void parley_verify_problem(parley_verify_t *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(v, fmt, ap);
     va_end(ap);
 }
 
@@ -95,6 +118,11 @@ static void check_begin(verify_t *v)
 {
     v->check_problems = 0;
     v->rows = 0;
+}
+
+void parley_verify_check_end(parley_verify_t *v, const char *name, const char *counts)
+{
+    check_end(v, name, counts);
 }
 
 static void check_end(verify_t *v, const char *name, const char *counts)
@@ -165,6 +193,7 @@ static int on_stream(void *arg, int n, const char *const *c, const size_t *lens)
         return PARLEY_ENOMEM;
     }
     s->conv = strncmp(s->path, CONV_PREFIX, sizeof CONV_PREFIX - 1) == 0;
+    s->feed = strncmp(s->path, FEED_PREFIX, sizeof FEED_PREFIX - 1) == 0;
     s->end = s->fork_pos;
     v->nst++;
     return 0;
@@ -255,7 +284,8 @@ static int on_chunk(void *arg, int n, const char *const *c, const size_t *lens)
         return 0;
     }
     v->cur = s;
-    s->chunks++;
+    if (s->chunks++ == 0 && s->feed && start > s->end)
+        s->end = start; /* a feed trimmed by retention starts at its first chunk */
     if (end <= start || unit < end)
         problem(v, "stream %s: a chunk has bad positions [%llu, %llu) (append end %llu)", s->path,
                 (unsigned long long)start, (unsigned long long)end, (unsigned long long)unit);
@@ -839,6 +869,12 @@ static void on_integrity(void *arg, const char *what)
 
 int parley_store_verify(parley_db_t *db, FILE *out, long *problems)
 {
+    return parley_store_verify_with(db, out, NULL, NULL, problems);
+}
+
+int parley_store_verify_with(parley_db_t *db, FILE *out, parley_verify_check_fn extra, void *arg,
+                             long *problems)
+{
     verify_t v = {.db = db, .out = out};
     int64_t version = 0, mine = 0;
     int rc = parley_db_schema_version(db, &version, &mine);
@@ -861,7 +897,8 @@ int parley_store_verify(parley_db_t *db, FILE *out, long *problems)
         int r4 = check_snapshots(&v);
         int r5 = check_idempotency(&v);
         int r6 = check_blobs(&v);
-        rc = rc ? rc : r2 ? r2 : r3 ? r3 : r4 ? r4 : r5 ? r5 : r6;
+        int r7 = extra ? extra(db, &v, arg) : 0;
+        rc = rc ? rc : r2 ? r2 : r3 ? r3 : r4 ? r4 : r5 ? r5 : r6 ? r6 : r7;
         parley_db_commit(db);
     }
     if (!err)

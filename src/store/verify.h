@@ -27,6 +27,11 @@
  *                  reply stored by an earlier version) and the fingerprint
  *                  is 64 hex digits
  *
+ * A higher layer may add checks of its own (parley_store_verify_with):
+ * they run last, inside the same read transaction, and report through
+ * parley_verify_problem() and parley_verify_check_end() in the same
+ * format. `parley verify` adds the rebuild from the feed (core/rebuild.h).
+ *
  * Threads: any thread, on a connection it owns.
  */
 #ifndef PARLEY_STORE_VERIFY_H
@@ -44,5 +49,26 @@
  * as a problem).
  */
 int parley_store_verify(parley_db_t *db, FILE *out, long *problems);
+
+/* One verification in progress (opaque): what an added check reports to. */
+typedef struct parley_verify parley_verify_t;
+
+/* An added check: reads db (inside the verification's read transaction),
+ * reports through v. 0, or an error when it could not run at all. */
+typedef int (*parley_verify_check_fn)(parley_db_t *db, parley_verify_t *v, void *arg);
+
+/* parley_store_verify, then extra (may be NULL) with arg, before the verdict. */
+int parley_store_verify_with(parley_db_t *db, FILE *out, parley_verify_check_fn extra, void *arg,
+                             long *problems);
+
+/* Start an added check's section (its problem count starts at 0). */
+void parley_verify_check_begin(parley_verify_t *v);
+
+/* Report one problem of the current check (printf format; a line of its own). */
+void parley_verify_problem(parley_verify_t *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* End the current check: its line "NAME  COUNTS: ok|PROBLEMS". */
+void parley_verify_check_end(parley_verify_t *v, const char *name, const char *counts);
 
 #endif

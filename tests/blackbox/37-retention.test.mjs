@@ -168,6 +168,13 @@ test("retention - a deleted document's tombstone does not keep its content", { t
   assert.equal(ev[1].data.checksum, ev[0].data.checksum)
   await sleep(1500) // a checkpoint
   const after = storeBytes(srv)
-  t.diagnostic(`store bytes before ${before}, after 100 documents of 100 KB created and deleted: ${after}`)
-  assert.ok(after - before < 3_000_000, `the store grew by ${after - before} bytes for 100 deleted documents`)
+  t.diagnostic(`store bytes before ${before}, after 100 documents of 100 KB created and deleted: ${after} (the feed keeps each creation's content until --feed-retention)`)
+  // The tombstones hold no content: the documents' rows are small. (The
+  // feed's document.created events carry the content, so the state can be
+  // rebuilt from the log; --feed-retention is what lets those go.)
+  const query = "SELECT coalesce(sum(length(data)), 0) FROM documents WHERE collection = 'big'"
+  const rowBytes = TEST_PG_URL
+    ? Number(execFileSync("psql", ["-X", "-qAt", srv.pgUrl, "-c", query]).toString().trim())
+    : Number(execFileSync("sqlite3", [path.join(srv.dataDir, "parley.db"), query]).toString().trim())
+  assert.ok(rowBytes < 1000, `the documents' rows hold ${rowBytes} bytes after 100 deletes and one small re-creation`)
 })

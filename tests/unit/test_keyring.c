@@ -202,6 +202,46 @@ static void keyring_token_round_trip_and_refusals(void **state)
     parley_keyring_free(other);
 }
 
+static void keyring_set_signing_publishes_both_and_signs_with_the_first(void **state)
+{
+    (void)state;
+    parley_keyring_t *kr = vector_keyring(7);
+    unsigned char seeds[2 * PARLEY_KEYRING_SEED_LEN];
+    char new_kid[PARLEY_KEYRING_KID_MAX + 1], header[PARLEY_KEYRING_SIG_HEADER];
+    const char *old_kid = parley_keyring_kid(kr), *old_jwks = parley_keyring_jwks(kr);
+    char old_copy[PARLEY_KEYRING_KID_MAX + 1];
+    bool changed = true;
+    snprintf(old_copy, sizeof old_copy, "%s", old_kid);
+    memset(seeds, 0x42, PARLEY_KEYRING_SEED_LEN);         /* the new key */
+    unhex(SEED_HEX, seeds + PARLEY_KEYRING_SEED_LEN, 32); /* the old one */
+    assert_int_equal(parley_keyring_kid_of(seeds, PARLEY_KEYRING_SEED_LEN, new_kid), 0);
+    assert_int_equal(parley_keyring_set_signing(kr, seeds, 2, &changed), 0);
+    assert_true(changed);
+    assert_string_equal(parley_keyring_kid(kr), new_kid);
+    json_t *jwks = json_loads(parley_keyring_jwks(kr), 0, NULL);
+    json_t *keys = json_object_get(jwks, "keys");
+    assert_int_equal(json_array_size(keys), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 0), "kid")),
+                        new_kid);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 1), "kid")),
+                        old_copy);
+    json_decref(jwks);
+    /* What a reader was handed before stays valid. */
+    assert_string_equal(old_kid, old_copy);
+    assert_non_null(strstr(old_jwks, old_copy));
+    assert_int_equal(parley_keyring_sign(kr, 1, "{}", 2, header, sizeof header), 0);
+    assert_non_null(strstr(header, new_kid));
+    /* The same set again: nothing changes. */
+    assert_int_equal(parley_keyring_set_signing(kr, seeds, 2, &changed), 0);
+    assert_false(changed);
+    /* Only the new key: the old one leaves the JWK Set. */
+    assert_int_equal(parley_keyring_set_signing(kr, seeds, 1, &changed), 0);
+    assert_true(changed);
+    assert_null(strstr(parley_keyring_jwks(kr), old_copy));
+    assert_int_equal(parley_keyring_set_signing(kr, seeds, 0, &changed), PARLEY_EINVAL);
+    parley_keyring_free(kr);
+}
+
 int main(void)
 {
     const struct CMUnitTest keyring_tests[] = {
@@ -209,6 +249,7 @@ int main(void)
         cmocka_unit_test(keyring_sign_header_format_and_verification),
         cmocka_unit_test(keyring_generate_makes_distinct_keys),
         cmocka_unit_test(keyring_token_round_trip_and_refusals),
+        cmocka_unit_test(keyring_set_signing_publishes_both_and_signs_with_the_first),
     };
     return cmocka_run_group_tests_name("keyring", keyring_tests, NULL, NULL);
 }

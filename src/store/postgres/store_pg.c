@@ -1710,6 +1710,33 @@ static int pg_inspect(const char *url, parley_db_t **out)
     return 0;
 }
 
+/* A read-write session beside running nodes (autocommit, synchronous
+ * commit), no schema change: for `parley keys rotate`. */
+static int pg_admin(const char *url, parley_db_t **out)
+{
+    pg_store_t tmp = {.base.ops = &pg_ops, .url = (char *)url};
+    parley_db_t *db = NULL;
+    int rc = open_conn(&tmp, true, &db);
+    if (rc)
+        return rc;
+    pg(db)->store = NULL; /* tmp ends here; nothing of the store is needed */
+    int64_t version = 0;
+    rc = read_version(pg(db), &version);
+    if (rc == 0 && version == 0)
+        rc = PARLEY_ENOTFOUND;
+    if (rc == 0 && version != SCHEMA_VERSION) {
+        if (version > SCHEMA_VERSION)
+            log_newer(version);
+        rc = PARLEY_ECONFLICT;
+    }
+    if (rc) {
+        parley_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
 /*
  * PostgreSQL keeps its own pages consistent (checksummed when the cluster
  * was initialised with them; a damaged page is an error on the read that
@@ -1994,6 +2021,7 @@ static const parley_store_ops_t pg_ops = {
     .blob_remove = parley_sqlop_blob_remove,
     .blob_stale_uploads = parley_sqlop_blob_stale_uploads,
     .inspect = pg_inspect,
+    .admin = pg_admin,
     .integrity = pg_integrity,
     .table_scan = pg_table_scan,
     .row_exec = pg_row_exec,

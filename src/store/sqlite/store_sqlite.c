@@ -1444,6 +1444,42 @@ static int sq_inspect(const char *url, parley_db_t **out)
     return 0;
 }
 
+/* url is "sqlite:PATH": a read-write connection beside a running server
+ * (its own busy timeout waits out the writer's transactions), without the
+ * lock and without schema changes; synchronous=FULL, so a write is durable
+ * when it returns. */
+static int sq_admin(const char *url, parley_db_t **out)
+{
+    const char *file = url + sizeof "sqlite:" - 1;
+    struct stat sb;
+    if (strncmp(url, "sqlite:", sizeof "sqlite:" - 1) != 0 || !*file)
+        return PARLEY_EINVAL;
+    if (stat(file, &sb) != 0)
+        return errno == ENOENT ? PARLEY_ENOTFOUND : -errno;
+    if (!S_ISREG(sb.st_mode))
+        return PARLEY_EINVAL;
+    parley_db_t *db = NULL;
+    int rc = open_conn(file, true, &db);
+    if (rc)
+        return rc;
+    sq(db)->writer = false; /* not the server's writer: plain transactions */
+    int64_t version = 0;
+    rc = read_version(sq(db)->conn, &version);
+    if (rc != SQLITE_OK) {
+        rc = db_error(db, rc, "reading the schema version");
+        parley_db_close(db);
+        return rc;
+    }
+    if (version != SCHEMA_VERSION) {
+        if (version > SCHEMA_VERSION)
+            log_newer(version);
+        parley_db_close(db);
+        return version == 0 ? PARLEY_ENOTFOUND : PARLEY_ECONFLICT;
+    }
+    *out = db;
+    return 0;
+}
+
 /* PRAGMA integrity_check: the whole check (b-trees, free list, indexes
  * against their tables), not the quick one start-up runs. */
 static int sq_integrity(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg)
@@ -1682,6 +1718,7 @@ static const parley_store_ops_t sqlite_ops = {
     .blob_remove = parley_sqlop_blob_remove,
     .blob_stale_uploads = parley_sqlop_blob_stale_uploads,
     .inspect = sq_inspect,
+    .admin = sq_admin,
     .integrity = sq_integrity,
     .table_scan = sq_table_scan,
     .row_exec = sq_row_exec,
