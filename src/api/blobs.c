@@ -417,13 +417,32 @@ static void upload(parley_req_t *r)
 
 /* ---- download ------------------------------------------------------------------ */
 
+/*
+ * A download. Its first part is read before the status line is sent, in
+ * one read transaction with the blob's row (prefetch): a blob the
+ * collector removes meanwhile is a 404, never a response cut short, and a
+ * blob of one part (most attachments) is served from that snapshot whole.
+ * Later parts are read a window at a time; the collector takes only blobs
+ * nothing has referenced for --blob-grace, so cutting one of those short
+ * mid-download is the only way a download can end early.
+ */
 typedef struct download {
     parley_req_t *r;   /* the request */
     parley_app_t *app; /* its application */
     int64_t upload;    /* the blob's parts */
     uint64_t pos;      /* next byte to send */
     uint64_t end;      /* one past the last byte to send */
+    int64_t first_n;   /* the prefetched part's number */
+    char *first;       /* its bytes (owned; NULL once sent) */
+    size_t first_len;  /* their length */
 } download_t;
+
+static void download_free(void *arg)
+{
+    download_t *d = arg;
+    free(d->first);
+    free(d);
+}
 
 static int refill(void *arg, parley_buf_t *out, size_t room)
 {
@@ -431,14 +450,21 @@ static int refill(void *arg, parley_buf_t *out, size_t room)
     (void)room; /* one part a window: PARLEY_BLOB_PART_BYTES */
     if (d->pos >= d->end)
         return PARLEY_BODY_END;
-    parley_db_t *db = parley_app_reader(d->app);
     int64_t n = (int64_t)(d->pos / PARLEY_BLOB_PART_BYTES);
     char *data = NULL;
     size_t len = 0;
-    int rc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
-    if (rc == 0) {
-        rc = parley_db_blob_part_get(db, d->upload, n, &data, &len);
-        parley_db_commit(db);
+    int rc = 0;
+    if (d->first && n == d->first_n) { /* read with the row: see download_t */
+        data = d->first;
+        len = d->first_len;
+        d->first = NULL;
+    } else {
+        parley_db_t *db = parley_app_reader(d->app);
+        rc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
+        if (rc == 0) {
+            rc = parley_db_blob_part_get(db, d->upload, n, &data, &len);
+            parley_db_commit(db);
+        }
     }
     if (rc)
         return rc; /* cut short: the client sees it */
@@ -545,7 +571,30 @@ static void send_blob(parley_req_t *r, const parley_blob_t *b, const char *cache
     d->upload = b->upload;
     d->pos = from;
     d->end = to + 1;
-    parley_req_respond_window(r, status, b->content_type, to - from + 1, refill, d, free);
+    if (!head && size > 0) {
+        /* The row again and the first part, in one snapshot. */
+        parley_blob_t now;
+        parley_db_t *db = parley_app_reader(d->app);
+        d->first_n = (int64_t)(from / PARLEY_BLOB_PART_BYTES);
+        int rc = db ? parley_db_begin(db) : PARLEY_EUNAVAIL;
+        if (rc == 0) {
+            rc = parley_db_blob_get(db, b->owner, b->id, &now);
+            if (rc == 0 && now.upload != b->upload)
+                rc = PARLEY_ENOTFOUND; /* collected, then uploaded again */
+            if (rc == 0)
+                rc = parley_db_blob_part_get(db, d->upload, d->first_n, &d->first, &d->first_len);
+            parley_db_commit(db);
+        }
+        if (rc) {
+            download_free(d);
+            if (rc == PARLEY_ENOTFOUND)
+                parley_req_error(r, 404, "not_found", "no such blob");
+            else
+                parley_api_store_failed(r, rc, "the blob");
+            return;
+        }
+    }
+    parley_req_respond_window(r, status, b->content_type, to - from + 1, refill, d, download_free);
 }
 
 /* Read owner's blob id on this thread's reader: 0, or after answering. */

@@ -362,3 +362,29 @@ test("blobs - messages on a branch reference blobs as on main: an edit naming an
   const got = await alice.get(`/v1/blobs/${kept.id}`)
   assert.equal(got.status, 200, "the branch's reference keeps the blob")
 })
+
+test("blobs - reads racing the collector get the whole blob or 404, never a response cut short", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t, args: [...AUTH_ARGS, "--blob-grace", "1s"] })
+  const alice = client(srv, userToken("alice", SECRET))
+  const blobs = []
+  for (let i = 0; i < 24; i++) {
+    const bytes = crypto.randomBytes(2000 + i)
+    blobs.push({ bytes, id: expectStatus(await upload(alice, bytes), 201).id })
+  }
+  // Every blob is read over and over until the collector has taken it.
+  let reads = 0
+  await Promise.all(
+    blobs.map(async ({ bytes, id }) => {
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const got = await alice.get(`/v1/blobs/${id}`) // a reset connection throws and fails the test
+        reads++
+        if (got.status === 404) return
+        assert.equal(got.status, 200)
+        assert.ok(got.body.equals(bytes), "a 200 carries the whole blob")
+        assert.ok(Date.now() < deadline, "collected within 30 s")
+      }
+    }),
+  )
+  assert.ok(reads > blobs.length, `reads: ${reads}`)
+})
