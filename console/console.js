@@ -6,6 +6,7 @@
 //   #sessions[/id]       sessions of recent conversations; tokens streaming in
 //   #documents[/coll]    collections seen in the feed; documents and versions
 //   #snapshots[/id]      snapshots; one with its frozen messages
+//   #blobs               uploaded blobs; image previews, downloads
 //   #events              the change feed, live
 // Live views read Server-Sent Events with fetch (EventSource cannot send
 // an Authorization header) and resume from the last control offset.
@@ -432,6 +433,83 @@ async function viewSnapshots(root, id) {
   if (!page.items.length) root.append(h("p", { class: "muted", text: "No snapshots yet." }))
 }
 
+function bytes(n) {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`
+}
+
+const PREVIEW_MAX = 4 * 1024 * 1024 // larger images are not fetched for a preview
+
+/** A blob's bytes with the console's token, as an object URL the view revokes when it ends. */
+async function blobUrl(id, signal) {
+  const res = await fetch(`/v1/blobs/${encodeURIComponent(id)}`, { headers: authHeaders(), signal })
+  if (!res.ok) throw new ApiError(res.status, null)
+  const url = URL.createObjectURL(await res.blob())
+  if (signal.aborted) URL.revokeObjectURL(url)
+  else signal.addEventListener("abort", () => URL.revokeObjectURL(url))
+  return url
+}
+
+function blobCard(b, signal) {
+  const card = h("li", { class: "card blob", "data-id": b.id })
+  const status = h("span", { class: "hint" })
+  const download = h("button", {
+    type: "button",
+    class: "download",
+    text: "Download",
+    onclick: async () => {
+      status.textContent = ""
+      try {
+        const a = h("a", { href: await blobUrl(b.id, signal), download: b.id.slice(0, 12) })
+        document.body.append(a)
+        a.click()
+        a.remove()
+      } catch (e) {
+        if (e.name !== "AbortError") status.textContent = `Download failed: ${e.message}`
+      }
+    },
+  })
+  card.append(
+    h("div", { class: "row" }, h("span", { class: "title mono", title: b.id, text: `${b.id.slice(0, 12)}…` }), h("span", { class: b.referenced ? "tag referenced" : "tag", text: b.referenced ? "referenced" : "unreferenced" })),
+    h("div", { class: "row muted" }, h("span", { class: "size", text: bytes(b.size) }), h("span", { class: "type", text: b.content_type }), h("span", { text: when(b.created_at) })),
+    h("div", { class: "row" }, download, status),
+  )
+  if (/^image\//i.test(b.content_type) && b.size <= PREVIEW_MAX) {
+    const img = h("img", { class: "preview", alt: `preview of ${b.id.slice(0, 12)}` })
+    card.append(img)
+    blobUrl(b.id, signal).then(
+      (url) => (img.src = url),
+      (e) => {
+        if (e.name !== "AbortError") img.replaceWith(h("p", { class: "hint", text: `No preview: ${e.message}` }))
+      },
+    )
+  }
+  return card
+}
+
+async function viewBlobs(root) {
+  const signal = state.view.signal
+  const list = h("ul", { class: "list", id: "blobs" })
+  const more = h("button", { type: "button", id: "blobs-more", text: "More", hidden: true })
+  root.append(h("h2", { text: "Blobs" }), h("p", { class: "hint", text: "Uploaded bytes, newest first. Referenced: a message, document or snapshot names it (an unreferenced blob is collected after the grace period)." }), list, more)
+  let cursor = null
+  const load = async () => {
+    const page = await api(`/v1/blobs?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`)
+    for (const b of page.items) list.append(blobCard(b, signal))
+    cursor = page.next_cursor
+    more.hidden = !cursor
+    if (!list.children.length) root.append(h("p", { class: "muted", text: "No blobs yet." }))
+  }
+  more.addEventListener("click", () =>
+    load().catch((e) => {
+      const el = failure(e)
+      if (el) root.append(el)
+    }),
+  )
+  await load()
+}
+
 async function viewEvents(root) {
   const badge = liveBadge()
   const list = h("ul", { class: "list", id: "events" })
@@ -451,6 +529,7 @@ const views = {
   sessions: viewSessions,
   documents: viewDocuments,
   snapshots: viewSnapshots,
+  blobs: viewBlobs,
   events: viewEvents,
 }
 

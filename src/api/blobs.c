@@ -2,6 +2,7 @@
  * blobs.c — the blob routes (core/blob.h has the design):
  *
  *   POST /v1/blobs                       upload raw bytes (streamed)
+ *   GET /v1/blobs?limit=&cursor=         the caller's blobs, newest first
  *   GET|HEAD /v1/blobs/{id}              download (Range, ETag/304, immutable)
  *   GET|HEAD /v1/blobs/{id}?u=&exp=&sig= the same through a signed URL, no token
  *   POST /v1/blobs/{id}/url              make a signed URL {expires_in}
@@ -686,6 +687,51 @@ static void make_url(parley_req_t *r, const char *id)
 
 /* ---- routes ------------------------------------------------------------------------ */
 
+/* ---- list ---------------------------------------------------------------------- */
+
+/* The caller's blobs, newest upload first (cursor 'b': the upload id),
+ * each as the upload's answer plus whether something names it. */
+static void list(parley_req_t *r)
+{
+    int limit;
+    uint64_t before;
+    if (parley_resource_page(r, 'b', &limit, &before))
+        return;
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
+    parley_blob_t *rows = calloc((size_t)limit + 1, sizeof *rows);
+    bool *referenced = calloc((size_t)limit + 1, sizeof *referenced);
+    parley_page_t page;
+    int n = 0, rc = !rows || !referenced ? PARLEY_ENOMEM : !db ? PARLEY_EUNAVAIL : 0;
+    parley_page_init(&page, limit);
+    if (rc == 0)
+        rc = parley_db_begin(db); /* one read: the rows and their references agree */
+    if (rc == 0) {
+        rc = parley_db_blob_list(db, parley_req_user(r), (int64_t)before, rows, referenced,
+                                 limit + 1, &n);
+        parley_db_commit(db);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        json_t *item = parley_blob_json(&rows[i]);
+        if (!item) {
+            rc = PARLEY_ENOMEM;
+            break;
+        }
+        json_object_set_new(item, "referenced", json_boolean(referenced[i]));
+        if (parley_page_add(&page, item, rows[i].upload))
+            break;
+    }
+    free(rows);
+    free(referenced);
+    if (rc) {
+        parley_page_clear(&page);
+        parley_api_store_failed(r, rc, "the blobs");
+        return;
+    }
+    parley_page_send(r, &page, 'b');
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
 bool parley_api_body_streamed(const char *method, const char *path, void *arg)
 {
     (void)arg;
@@ -714,8 +760,11 @@ void parley_api_blobs(parley_req_t *r, const char *rest)
     if (rest[0] == '\0') {
         if (strcmp(m, "POST") == 0)
             upload(r);
+        else if (strcmp(m, "GET") == 0)
+            list(r);
         else
-            parley_resource_method_not_allowed(r, "POST", "upload a blob with POST /v1/blobs");
+            parley_resource_method_not_allowed(r, "GET, POST",
+                                               "list blobs with GET, upload one with POST");
         return;
     }
     if (rest[0] != '/') {

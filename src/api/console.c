@@ -10,7 +10,8 @@
  * everything it shows, with the token the user signs in with, under the
  * API's own rules (local mode's Host and Origin checks run before this,
  * in the router). Every answer carries a strict Content-Security-Policy
- * (only this origin's script, style and connections; no inline script or
+ * (only this origin's script, style and connections, images also from data:
+ * and the blob: object URLs of blob previews; no inline script or
  * style; never framed), and an ETag, so a reload costs a 304.
  */
 #include <string.h>
@@ -20,9 +21,10 @@
 #include "api/console.h"
 
 /* What a console answer carries beside its body. */
-static const char console_csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
-                                  "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
-                                  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+static const char console_csp[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 bool parley_api_console_is_path(const char *path)
 {

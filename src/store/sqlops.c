@@ -530,6 +530,21 @@ int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id,
     return rc;
 }
 
+int parley_sqlop_blob_list(parley_db_t *db, const char *owner, int64_t before, parley_blob_t *out,
+                           bool *referenced, int max, int *n)
+{
+    int rc = parley_sql_rows(Q(db), db, PARLEY_Q_BLOB_LIST, &parley_blob_cols, out, max, n, "tid",
+                             owner, before > 0 ? before : INT64_MAX, max);
+    for (int i = 0; rc == 0 && i < *n; i++) {
+        int64_t count = 0;
+        rc = ints(db, PARLEY_Q_BLOB_REFERENCED, &count, 1, "tt", owner, out[i].id);
+        if (rc == PARLEY_ENOTFOUND)
+            rc = 0;
+        referenced[i] = count > 0;
+    }
+    return rc;
+}
+
 int parley_sqlop_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids, int max,
                                     int *n)
 {

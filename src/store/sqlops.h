@@ -97,6 +97,8 @@ enum parley_sql_stmt {
     PARLEY_Q_BLOB_UNREF,           /* before, limit -> {blob} that nothing names */
     PARLEY_Q_BLOB_DEL,             /* owner, id, before -> upload, when nothing names it */
     PARLEY_Q_BLOB_STALE,           /* before, limit -> upload */
+    PARLEY_Q_BLOB_LIST,            /* owner, before, limit -> {blob}, newest upload first */
+    PARLEY_Q_BLOB_REFERENCED,      /* owner, id -> count of what names it (0 or 1) */
     PARLEY_Q_COUNT
 };
 
@@ -203,5 +205,7 @@ int parley_sqlop_blob_unreferenced(parley_db_t *db, int64_t before_ms, parley_bl
 int parley_sqlop_blob_remove(parley_db_t *db, const char *owner, const char *id, int64_t before_ms);
 int parley_sqlop_blob_stale_uploads(parley_db_t *db, int64_t before_ms, int64_t *ids, int max,
                                     int *n);
+int parley_sqlop_blob_list(parley_db_t *db, const char *owner, int64_t before, parley_blob_t *out,
+                           bool *referenced, int max, int *n);
 
 #endif

@@ -669,6 +669,12 @@ struct parley_store_ops {
     int (*blob_remove)(parley_db_t *db, const char *owner, const char *id, int64_t before_ms);
     /* Up to max staged uploads last touched before before_ms. */
     int (*blob_stale_uploads)(parley_db_t *db, int64_t before_ms, int64_t *ids, int max, int *n);
+    /* Up to max of owner's blobs, newest upload first, with upload <
+     * before (0 = from the newest), into out; referenced[i] tells whether
+     * something (a message log, a document, a snapshot) names out[i]; *n
+     * found. */
+    int (*blob_list)(parley_db_t *db, const char *owner, int64_t before, parley_blob_t *out,
+                     bool *referenced, int max, int *n);
 
     /* ---- subscriptions (core/subscription.h) ---- */
 
@@ -1255,6 +1261,12 @@ static inline int parley_db_blob_stale_uploads(parley_db_t *db, int64_t before_m
                                                int max, int *n)
 {
     return db->ops->blob_stale_uploads(db, before_ms, ids, max, n);
+}
+
+static inline int parley_db_blob_list(parley_db_t *db, const char *owner, int64_t before,
+                                      parley_blob_t *out, bool *referenced, int max, int *n)
+{
+    return db->ops->blob_list(db, owner, before, out, referenced, max, n);
 }
 
 static inline int parley_db_sub_get(parley_db_t *db, const char *id, parley_sub_t *out)

@@ -387,4 +387,58 @@ test("blobs - reads racing the collector get the whole blob or 404, never a resp
     }),
   )
   assert.ok(reads > blobs.length, `reads: ${reads}`)
+
+test("blobs - GET /v1/blobs lists the caller's blobs newest first, paged by cursor, with referenced; never another user's; bad limit/cursor 400; the admin as a user", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t, args: [...AUTH_ARGS, "--rate-limit-writes", "off"] })
+  const alice = client(srv, userToken("alice", SECRET))
+  const bob = client(srv, userToken("bob", SECRET))
+  assert.deepEqual(expectStatus(await alice.get("/v1/blobs"), 200), { items: [], next_cursor: null })
+
+  const mine = []
+  for (let i = 0; i < 7; i++) mine.push(expectStatus(await upload(alice, crypto.randomBytes(50 + i), i % 2 ? "image/png" : "text/plain"), 201))
+  const bobs = expectStatus(await upload(bob, crypto.randomBytes(60)), 201)
+  // Bob's copy of one of alice's blobs is his own blob, never listed for alice.
+  const bytes = Buffer.from("shared bytes")
+  const shared = expectStatus(await upload(bob, bytes), 201)
+  const newest = expectStatus(await upload(alice, bytes), 201)
+  mine.push(newest)
+  assert.equal(newest.id, shared.id)
+
+  // Paging over more than limit blobs: newest first, each once, the upload's JSON plus referenced.
+  const seen = []
+  let cursor = null, pages = 0
+  do {
+    const page = expectStatus(await alice.get(`/v1/blobs?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), 200)
+    assert.deepEqual(Object.keys(page).sort(), ["items", "next_cursor"])
+    assert.ok(page.items.length <= 3)
+    seen.push(...page.items)
+    cursor = page.next_cursor
+    pages++
+  } while (cursor)
+  assert.equal(pages, 3)
+  const expected = [...mine].reverse().map((b) => ({ ...b, referenced: false }))
+  assert.deepEqual(seen, expected)
+  assert.ok(!seen.some((b) => b.id === bobs.id), "another user's blob is never listed")
+  const bobList = expectStatus(await bob.get("/v1/blobs"), 200)
+  assert.deepEqual(bobList.items.map((b) => b.id), [shared.id, bobs.id])
+
+  // A message names one: referenced flips to true, for alice only.
+  const conv = expectStatus(await alice.post("/v1/conversations", { title: "pics" }), 201)
+  expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: [{ type: "blob", id: newest.id }] }), 201)
+  const after = expectStatus(await alice.get("/v1/blobs?limit=100"), 200)
+  assert.deepEqual(after.items.filter((b) => b.referenced).map((b) => b.id), [newest.id])
+  assert.equal(expectStatus(await bob.get("/v1/blobs"), 200).items.find((b) => b.id === shared.id).referenced, false)
+
+  // The admin key lists its own (@admin) blobs, or a user's with Parley-User.
+  const admin = client(srv, ADMIN_KEY)
+  assert.deepEqual(expectStatus(await admin.get("/v1/blobs"), 200).items, [])
+  const asBob = client(srv, ADMIN_KEY, { headers: { "Parley-User": "bob" } })
+  assert.deepEqual(expectStatus(await asBob.get("/v1/blobs"), 200).items.map((b) => b.id), [shared.id, bobs.id])
+
+  for (const limit of ["0", "abc", "-1", "1.5", ""])
+    expectError(await alice.get(`/v1/blobs?limit=${limit}`), 400, "invalid_limit", `limit=${limit}`)
+  const snapCursor = expectStatus(await alice.get("/v1/conversations?limit=1"), 200).next_cursor
+  for (const c of ["zzz", "not-a-cursor", "%00", snapCursor ? encodeURIComponent(snapCursor) : "x"])
+    expectError(await alice.get(`/v1/blobs?cursor=${c}`), 400, "invalid_cursor", `cursor=${c}`)
+  expectError(await alice.call("DELETE", "/v1/blobs"), 405)
 })

@@ -25,6 +25,8 @@ function checkPolicy(res, what) {
   assert.match(csp, /(^|; )script-src 'self'(;|$)/, `${what}: ${csp}`)
   assert.match(csp, /(^|; )style-src 'self'(;|$)/, `${what}: ${csp}`)
   assert.match(csp, /(^|; )frame-ancestors 'none'(;|$)/, `${what}: ${csp}`)
+  // Images: this origin, data: and the object URLs of blobs fetched with the token; nothing else.
+  assert.match(csp, /(^|; )img-src 'self' data: blob:(;|$)/, `${what}: ${csp}`)
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, `${what}: ${csp}`)
   assert.equal(res.headers["x-content-type-options"], "nosniff", what)
   assert.equal(res.headers["x-frame-options"], "DENY", what)

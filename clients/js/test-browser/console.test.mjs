@@ -1,7 +1,7 @@
 // The web console (`parley serve` at /console) in headless Chromium against
 // the real server: it lists what was made through the API (conversations
 // and their messages, sessions, documents and their versions, snapshots,
-// the feed, numbers from /metrics); a message posted after the page opened
+// the feed, numbers from /metrics, blobs with an image preview); a message posted after the page opened
 // appears without a reload; a processing session's tokens stream in; no
 // console error; nothing overflows a 375 px wide screen. Screenshots go to
 // .test-build/browser/console/ (printed in the log).
@@ -34,6 +34,22 @@ async function makeData(srv, token, title) {
   await call(srv, "PATCH", "/v1/documents/settings/u1", { font: 14 }, token)
   const snap = await call(srv, "POST", "/v1/snapshots", { source: `/v1/conversations/${conv.id}`, public: false }, token)
   return { conv, session: msg.session_id, snap }
+}
+
+/** A 2x2 PNG (red, green / blue, white). */
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR4nGP4z8DAAMIM/4EAAB/uBfsL2WiLAAAAAElFTkSuQmCC",
+  "base64",
+)
+
+/** Upload bytes through the API: the blob. */
+async function uploadBlob(srv, bytes, type, token = ADMIN) {
+  const h = { "Content-Type": type }
+  if (token) h.Authorization = `Bearer ${token}`
+  const res = await fetch(srv.url + "/v1/blobs", { method: "POST", headers: h, body: bytes })
+  const text = await res.text()
+  if (res.status !== 201) throw new Error(`POST /v1/blobs: ${res.status} ${text}`)
+  return JSON.parse(text)
 }
 
 /** The page's width against its viewport: nothing may scroll sideways. */
@@ -113,6 +129,21 @@ test("console - signed in with the admin key: lists what the API made, a new mes
   await link.click()
   await page.locator("#messages .msg", { hasText: "hello console" }).waitFor()
 
+  // A blob uploaded through the API: listed with its size and type, an image preview
+  // fetched with the token (an object URL the CSP allows), and a download.
+  const img = await uploadBlob(srv, PNG, "image/png")
+  const txt = await uploadBlob(srv, Buffer.from("plain text blob"), "text/plain")
+  const card = await visit(page, "#blobs", `#blobs .blob[data-id="${img.id}"] img.preview[src^="blob:"]`, "desktop-blobs")
+  const imgCard = page.locator(`#blobs .blob[data-id="${img.id}"]`)
+  assert.equal(await imgCard.locator(".size").textContent(), `${PNG.length} B`)
+  assert.equal(await imgCard.locator(".type").textContent(), "image/png")
+  assert.match(await imgCard.locator(".title").textContent(), new RegExp(`^${img.id.slice(0, 12)}`))
+  await until(async () => card.evaluate((el) => el.complete && el.naturalWidth === 2), 10_000, "the preview decoded")
+  assert.equal(await page.locator(`#blobs .blob[data-id="${txt.id}"] img`).count(), 0, "no preview for text/plain")
+  assert.deepEqual(await page.locator("#blobs .blob").evaluateAll((els) => els.map((e) => e.dataset.id)), [txt.id, img.id], "newest first")
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#blobs .blob[data-id="${txt.id}"] button.download`)])
+  assert.equal(fs.readFileSync(await download.path(), "utf8"), "plain text blob")
+
   await visit(page, "#events", "#events .event", "desktop-events", "message.created")
   assert.ok((await page.locator("#events .event", { hasText: "session.updated" }).count()) > 0)
 
@@ -126,6 +157,7 @@ test("console - local mode at 375 px: no sign-in, every view fits the width, a m
   const long = "A-title-without-any-space-that-would-push-the-page-wider-than-a-phone-screen-" + "x".repeat(80)
   const { conv, session, snap } = await makeData(srv, null, long)
   await call(srv, "PUT", "/v1/documents/settings/wide", { note: "y".repeat(400) }, null)
+  const blob = await uploadBlob(srv, PNG, "image/png", null)
   const browser = await launch()
   const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true })
   t.after(() => context.close())
@@ -145,6 +177,7 @@ test("console - local mode at 375 px: no sign-in, every view fits the width, a m
     ["#documents/settings", '#documents .doc[data-id="wide"]', "mobile-document"],
     ["#snapshots", `#snapshots .snap[data-id="${snap.id}"]`, "mobile-snapshots"],
     [`#snapshots/${snap.id}`, "#messages .msg", "mobile-snapshot"],
+    ["#blobs", `#blobs .blob[data-id="${blob.id}"] img.preview[src^="blob:"]`, "mobile-blobs"],
     ["#events", "#events .event", "mobile-events"],
   ]
   for (const [hash, sel, name] of views) {

@@ -398,6 +398,10 @@ static const stmt_def_t stmts[S_COUNT] = {
                                 "ON CONFLICT DO NOTHING"},
     [PARLEY_Q_BLOB_REF_HAS] = {"SELECT count(*)::int8 FROM blob_refs WHERE owner = $1 AND "
                                "blob_id = $2 AND src = $3"},
+    [PARLEY_Q_BLOB_LIST] = {"SELECT {blob} FROM blobs WHERE owner = $1 AND upload < $2 "
+                            "ORDER BY upload DESC LIMIT $3"},
+    [PARLEY_Q_BLOB_REFERENCED] = {"SELECT count(*)::int8 FROM (SELECT 1 FROM blob_refs WHERE "
+                                  "owner = $1 AND blob_id = $2 LIMIT 1) t"},
     [PARLEY_Q_BLOB_UNREF] = {"SELECT {blob} FROM blobs b WHERE touched_ms < $1 AND NOT EXISTS "
                              "(SELECT 1 FROM blob_refs r WHERE r.owner = b.owner AND r.blob_id = "
                              "b.id) ORDER BY touched_ms LIMIT $2"},
@@ -2020,6 +2024,7 @@ static const parley_store_ops_t pg_ops = {
     .blob_unreferenced = parley_sqlop_blob_unreferenced,
     .blob_remove = parley_sqlop_blob_remove,
     .blob_stale_uploads = parley_sqlop_blob_stale_uploads,
+    .blob_list = parley_sqlop_blob_list,
     .inspect = pg_inspect,
     .admin = pg_admin,
     .integrity = pg_integrity,

@@ -321,6 +321,10 @@ static const char *const stmt_sql[S_COUNT] = {
                                "owner, blob_id, ?3 FROM blob_refs WHERE owner = ?1 AND src = ?2",
     [PARLEY_Q_BLOB_REF_HAS] = "SELECT count(*) FROM blob_refs WHERE owner = ?1 AND blob_id = ?2 "
                               "AND src = ?3",
+    [PARLEY_Q_BLOB_LIST] = "SELECT {blob} FROM blobs WHERE owner = ?1 AND upload < ?2 "
+                           "ORDER BY upload DESC LIMIT ?3",
+    [PARLEY_Q_BLOB_REFERENCED] = "SELECT count(*) FROM (SELECT 1 FROM blob_refs WHERE "
+                                 "owner = ?1 AND blob_id = ?2 LIMIT 1)",
     [PARLEY_Q_BLOB_UNREF] = "SELECT {blob} FROM blobs b WHERE touched_ms < ?1 AND NOT EXISTS "
                             "(SELECT 1 FROM blob_refs r WHERE r.owner = b.owner AND r.blob_id = "
                             "b.id) ORDER BY touched_ms LIMIT ?2",
@@ -1717,6 +1721,7 @@ static const parley_store_ops_t sqlite_ops = {
     .blob_unreferenced = parley_sqlop_blob_unreferenced,
     .blob_remove = parley_sqlop_blob_remove,
     .blob_stale_uploads = parley_sqlop_blob_stale_uploads,
+    .blob_list = parley_sqlop_blob_list,
     .inspect = sq_inspect,
     .admin = sq_admin,
     .integrity = sq_integrity,
