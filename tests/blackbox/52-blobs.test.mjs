@@ -387,6 +387,7 @@ test("blobs - reads racing the collector get the whole blob or 404, never a resp
     }),
   )
   assert.ok(reads > blobs.length, `reads: ${reads}`)
+})
 
 test("blobs - GET /v1/blobs lists the caller's blobs newest first, paged by cursor, with referenced; never another user's; bad limit/cursor 400; the admin as a user", { timeout: 60_000 }, async (t) => {
   const srv = await startServer({ t, args: [...AUTH_ARGS, "--rate-limit-writes", "off"] })
