@@ -512,6 +512,7 @@ static void overview(FILE *out)
 {
     fprintf(out, "usage: parley serve [options]\n"
                  "       parley backup|restore|verify [options] [FILE]\n"
+                 "       parley export|import [options]\n"
                  "       parley keys rotate|list [options]\n"
                  "       parley help [COMMAND]\n"
                  "       parley --help | --version\n"
@@ -523,6 +524,8 @@ static void overview(FILE *out)
                  "  backup FILE     write a verified copy of the store (server running)\n"
                  "  restore FILE    install a backup into a stopped store\n"
                  "  verify [FILE]   check a store or a backup for damage\n"
+                 "  export          write the store's objects to stdout as JSON Lines\n"
+                 "  import          read an export from stdin into a store\n"
                  "  keys rotate|list  rotate or list the webhook signing keys\n"
                  "  help [COMMAND]  this overview, or the usage of COMMAND\n"
                  "\n"
@@ -774,12 +777,57 @@ static void verify_usage(FILE *out)
                  "Exit status: 0 clean, 1 problems found, 2 bad usage or cannot open.\n");
 }
 
+static void export_usage(FILE *out)
+{
+    fprintf(out, "usage: parley export [--data DIR | --store URL] [--user ID] > FILE\n"
+                 "\n"
+                 "Write every object of the store to stdout as JSON Lines, read in one\n"
+                 "consistent snapshot (also while the server runs): a header line, one line\n"
+                 "per object with every stored field (ids, versions, timestamps, owners;\n"
+                 "stream data with its offsets, as text or base64url; producers' state,\n"
+                 "idempotency records, subscriptions, counters and the server's keys), in\n"
+                 "dependency order, then an end line with the count. The file holds secrets\n"
+                 "(the server's keys, stored responses): keep it as you keep backups.\n"
+                 "\n"
+                 "options:\n"
+                 "  --data DIR      data directory (default ./data; PARLEY_DATA)\n"
+                 "  --store URL     the store (PARLEY_STORE): sqlite:PATH or postgres://...\n"
+                 "  --user ID       only the objects ID owns (and the counters); no\n"
+                 "                  subscriptions or server keys\n"
+                 "  -h, --help      print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 written, 1 failed, 2 bad usage or cannot open the store.\n");
+}
+
+static void import_usage(FILE *out)
+{
+    fprintf(out, "usage: parley import [--data DIR | --store URL] < FILE\n"
+                 "\n"
+                 "Read what parley export wrote from stdin into the store (created if it\n"
+                 "does not exist), in one transaction: all of it or nothing. Every id,\n"
+                 "version, timestamp, offset and seq is kept. An object already in the\n"
+                 "store with the same content is skipped, so importing twice changes\n"
+                 "nothing; one with different content, a malformed or truncated line, or an\n"
+                 "unknown kind refuses the whole input with the line number. An SQLite\n"
+                 "store a server is running on is refused (stop it first); a PostgreSQL\n"
+                 "store is written in one transaction beside running nodes.\n"
+                 "\n"
+                 "options:\n"
+                 "  --data DIR      data directory (default ./data; PARLEY_DATA)\n"
+                 "  --store URL     the store (PARLEY_STORE): sqlite:PATH or postgres://...\n"
+                 "  -h, --help      print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 imported, 1 refused or failed (nothing imported), 2 bad\n"
+                 "usage or cannot open the store.\n");
+}
+
 /* What a store command was given. */
 typedef struct store_cmd {
     const char *url;  /* the store URL (--store, --data, a variable or ./data) */
     const char *file; /* the FILE argument, or NULL */
     unsigned keep;    /* --keep N (backup) */
     bool force;       /* --force (restore) */
+    const char *user; /* --user ID (export), or NULL */
 } store_cmd_t;
 
 /*
@@ -793,7 +841,9 @@ static int store_cmd_parse(int argc, char **argv, void (*usage)(FILE *), bool fi
     static char url[4200]; /* sqlite:<dir>/parley.db */
     const char *name = argv[1];
     bool is_backup = strcmp(name, "backup") == 0, is_restore = strcmp(name, "restore") == 0;
-    enum { O_DATA = 1000, O_STORE, O_KEEP, O_FORCE };
+    bool is_export = strcmp(name, "export") == 0;
+    bool no_file = is_export || strcmp(name, "import") == 0; /* stdout / stdin */
+    enum { O_DATA = 1000, O_STORE, O_KEEP, O_FORCE, O_USER };
     struct option longopts[5] = {
         {"help", no_argument, NULL, 'h'},
         {"data", required_argument, NULL, O_DATA},
@@ -803,6 +853,8 @@ static int store_cmd_parse(int argc, char **argv, void (*usage)(FILE *), bool fi
         longopts[3] = (struct option){"keep", required_argument, NULL, O_KEEP};
     if (is_restore)
         longopts[3] = (struct option){"force", no_argument, NULL, O_FORCE};
+    if (is_export)
+        longopts[3] = (struct option){"user", required_argument, NULL, O_USER};
     const char *data = NULL, *store = NULL;
     *out = (store_cmd_t){0};
     argv[0] = (char *)"parley";
@@ -830,12 +882,19 @@ static int store_cmd_parse(int argc, char **argv, void (*usage)(FILE *), bool fi
         case O_FORCE:
             out->force = true;
             break;
+        case O_USER:
+            if (!*optarg || strlen(optarg) > 255) {
+                fprintf(stderr, "parley: invalid value for --user (1 to 255 bytes)\n");
+                return 2;
+            }
+            out->user = optarg;
+            break;
         default:
             fprintf(stderr, "Run 'parley %s --help' for the options.\n", name);
             return 2;
         }
     }
-    if (optind < argc)
+    if (optind < argc && !no_file)
         out->file = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "parley: unexpected argument '%s'\n", argv[optind]);
@@ -905,6 +964,20 @@ static int verify_main(int argc, char **argv)
     store_cmd_t sc;
     int rc = store_cmd_parse(argc, argv, verify_usage, false, &sc);
     return rc ? (rc < 0 ? 0 : rc) : parley_verify(sc.url);
+}
+
+static int export_main(int argc, char **argv)
+{
+    store_cmd_t sc;
+    int rc = store_cmd_parse(argc, argv, export_usage, false, &sc);
+    return rc ? (rc < 0 ? 0 : rc) : parley_export(sc.url, sc.user);
+}
+
+static int import_main(int argc, char **argv)
+{
+    store_cmd_t sc;
+    int rc = store_cmd_parse(argc, argv, import_usage, false, &sc);
+    return rc ? (rc < 0 ? 0 : rc) : parley_import(sc.url);
 }
 
 /* ---- keys ------------------------------------------------------------- */
@@ -1010,6 +1083,7 @@ typedef struct command {
 static const command_t commands[] = {
     {"serve", serve_main, serve_usage},       {"backup", backup_main, backup_usage},
     {"restore", restore_main, restore_usage}, {"verify", verify_main, verify_usage},
+    {"export", export_main, export_usage},    {"import", import_main, import_usage},
     {"keys", keys_main, keys_usage},
 };
 
@@ -1024,9 +1098,8 @@ static const command_t *find_command(const char *name)
 static int unknown_command(const char *name)
 {
     fprintf(stderr,
-            "parley: unknown command '%s'; the commands are serve, backup, restore, verify, keys "
-            "and help (see "
-            "parley --help)\n",
+            "parley: unknown command '%s'; the commands are serve, backup, restore, verify, "
+            "export, import, keys and help (see parley --help)\n",
             name);
     return 2;
 }

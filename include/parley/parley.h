@@ -167,4 +167,18 @@ int parley_verify(const char *store_url);
 int parley_keys_rotate(const char *store_url, int64_t overlap_ms);
 int parley_keys_list(const char *store_url);
 
+/*
+ * parley_export: every object of the store at store_url (only user's when
+ * user is not NULL) as JSON Lines on stdout, read in one snapshot beside a
+ * running server. 0 done, 1 failed, 2 cannot open the store.
+ *
+ * parley_import: JSON Lines from stdin into the store at store_url in one
+ * transaction (SQLite: refused while a server runs on it). Objects already
+ * there with the same content are skipped; a bad line or an object there
+ * with other content refuses the whole input. 0 done, 1 refused or
+ * failed (nothing imported), 2 cannot open the store.
+ */
+int parley_export(const char *store_url, const char *user);
+int parley_import(const char *store_url);
+
 #endif /* PARLEY_PARLEY_H */

@@ -14,7 +14,8 @@
  * of everything else on their route.
  *
  * What is not counted here is read at scrape time: the writer's
- * histograms and queue depth (store/writer.h), the store's sizes and
+ * histograms and queue depth (store/writer.h), the store's sync times
+ * (store/synctime.h), the store's sizes and
  * subscriptions (the stat op, on this thread's reader connection, never
  * the writer), the process's memory and descriptors (/proc/self).
  *
@@ -43,6 +44,7 @@
 #include "api/app.h"
 #include "api/metrics.h"
 #include "parley/parley.h"
+#include "store/synctime.h"
 #include "util/hist.h"
 #include "util/log.h"
 
@@ -320,6 +322,16 @@ static void put_writer(parley_buf_t *b, parley_writer_t *wr)
     family(b, "parley_writer_transaction_seconds", "histogram",
            "Time per committed batch from BEGIN to the end of COMMIT.");
     put_hist(b, "parley_writer_transaction_seconds", "", h.txn_us, 1e-6);
+    family(b, "parley_fsync_seconds", "histogram",
+           "Time in each sync of the store's files, alone: SQLite's sync of its WAL (what "
+           "makes a COMMIT durable) and of its database file (checkpoints); on PostgreSQL, "
+           "file=\"wal\" is the COMMIT round trip, which holds the server's WAL flush.");
+    for (int f = 0; f < PARLEY_SYNC_FILES; f++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "file=\"%s\"", parley_synctime_name((parley_sync_file_t)f));
+        put_hist(b, "parley_fsync_seconds", labels, parley_synctime_hist((parley_sync_file_t)f),
+                 1e-6);
+    }
     family(b, "parley_writer_queue_depth", "gauge",
            "Writes queued for the writer and not yet in a batch.");
     parley_buf_printf(b, "parley_writer_queue_depth %llu\n", (unsigned long long)st.queued);

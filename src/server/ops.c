@@ -1,7 +1,7 @@
 /*
  * ops.c — the operator's commands on a store: `parley backup`, `parley
- * restore`, `parley verify`, and the backups a server takes on a schedule
- * (ops.h).
+ * restore`, `parley verify`, `parley export` and `parley import`, and the
+ * backups a server takes on a schedule (ops.h).
  *
  * Backup. A read-only connection of its own (beside a running server: the
  * database is in WAL mode, readers never block the writer) copies one
@@ -30,6 +30,15 @@
  * PostgreSQL has no file to copy: backup refuses and points to pg_dump and
  * point-in-time recovery.
  *
+ * Export and import (store/transfer.c has the format). Export reads one
+ * snapshot on a connection of its own (inspect, as verify: beside a live
+ * server, on either backend) and writes JSON Lines to stdout. Import opens
+ * the store as a server does (parley_store_open: on SQLite it takes the
+ * lock file, so a running server's directory is refused; it creates and
+ * migrates a missing store) and runs the whole input in one transaction
+ * on the writer connection, committed only when every line was read and
+ * accepted, rolled back otherwise.
+ *
  * Threads: the commands run on the main thread; the schedule's thread only
  * runs backup_into().
  */
@@ -50,6 +59,7 @@
 #include "server/ops.h"
 #include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
+#include "store/transfer.h"
 #include "core/rebuild.h"
 #include "core/subscription.h"
 #include "store/verify.h"
@@ -681,4 +691,94 @@ int parley_restore(const char *store_url, const char *file, bool force)
 out:
     close(lock_fd);
     return status;
+}
+
+/* ---- export and import (store/transfer.c) ------------------------------------- */
+
+/* The store's URL for messages: "sqlite:" dropped, a password masked. */
+static void shown_url(const char *store_url, char *out, size_t cap)
+{
+    parley_store_url_redact(strncmp(store_url, "sqlite:", 7) == 0 ? store_url + 7 : store_url, out,
+                            cap);
+}
+
+int parley_export(const char *store_url, const char *user)
+{
+    parley_db_t *db = NULL;
+    char shown[512];
+    int64_t objects = 0;
+    shown_url(store_url, shown, sizeof shown);
+    int rc = parley_store_inspect(store_url, &db);
+    if (rc) {
+        fprintf(stderr, "parley: cannot open the store %s: %s\n", shown,
+                rc == PARLEY_ENOTFOUND   ? "no database there"
+                : rc == PARLEY_ECONFLICT ? "written by a newer parley (see above)"
+                                         : parley_strerror(rc));
+        return 2;
+    }
+    if (parley_store_refuses_export(db, user, stderr) != 0) {
+        parley_db_close(db);
+        return 1;
+    }
+    rc = parley_db_begin(db); /* one snapshot for every kind */
+    if (rc == 0) {
+        rc = parley_store_export(db, user, stdout, stderr, &objects);
+        parley_db_commit(db);
+    }
+    parley_db_close(db);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = -errno;
+    if (rc) {
+        fprintf(stderr, "parley: export failed: %s\n", parley_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "parley: exported %lld objects from %s%s%s\n", (long long)objects, shown,
+            user ? " for user " : "", user ? user : "");
+    return 0;
+}
+
+int parley_import(const char *store_url)
+{
+    parley_store_t *store = NULL;
+    parley_import_stats_t st = {0};
+    char shown[512];
+    shown_url(store_url, shown, sizeof shown);
+    int rc = parley_store_open(store_url, &store);
+    if (rc == PARLEY_ELOCKED) {
+        fprintf(stderr,
+                "parley: refusing to import into %s: a parley server is running on it (stop it "
+                "first; nothing was imported)\n",
+                shown);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "parley: cannot open the store %s: %s\n", shown,
+                rc == PARLEY_ECONFLICT ? "written by a newer parley (see above)"
+                                       : parley_strerror(rc));
+        return 2;
+    }
+    parley_db_t *db = parley_store_writer(store);
+    rc = parley_db_begin(db);
+    if (rc == 0) {
+        rc = parley_store_import(db, stdin, stderr, &st);
+        if (rc == 0)
+            rc = parley_db_commit(db);
+        else
+            parley_db_rollback(db);
+    }
+    parley_store_stop(store);
+    parley_store_close(store);
+    if (rc) {
+        if (rc != PARLEY_EINVAL && rc != PARLEY_ECONFLICT)
+            fprintf(stderr, "parley: import failed: %s; nothing was imported\n",
+                    parley_strerror(rc));
+        else
+            fprintf(stderr, "parley: import refused; nothing was imported\n");
+        return 1;
+    }
+    fprintf(stderr,
+            "parley: imported %lld objects into %s (%lld already there with the same content, "
+            "%lld lines)\n",
+            (long long)st.inserted, shown, (long long)st.present, (long long)st.lines);
+    return 0;
 }

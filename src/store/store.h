@@ -72,6 +72,7 @@
 #include "store/wakeset.h" /* parley_wakeset_t */
 
 typedef struct parley_store_ops parley_store_ops_t;
+struct parley_vals; /* a statement's parameters (store/columns.h) */
 
 /* What the server gives a backend's background work at start. */
 typedef struct parley_store_hooks {
@@ -797,6 +798,13 @@ struct parley_store_ops {
     int (*table_scan)(parley_db_t *db, const char *table, const char *cols, const char *order,
                       int (*cb)(void *arg, int n, const char *const *vals, const size_t *lens),
                       void *arg);
+    /* Run one statement of store/transfer.c's (an import's INSERT or
+     * UPDATE), its parameters written $1..$n and bound from vals (TEXT as
+     * text, INT as an integer, BOOL as a boolean, BLOB as bytes); *changes
+     * (may be NULL) the rows it changed. For `parley import` on the writer
+     * connection inside its transaction, never for serving. */
+    int (*row_exec)(parley_db_t *db, const char *sql, const struct parley_vals *vals,
+                    int64_t *changes);
     /* Write one consistent snapshot of the whole database into the empty
      * file path (created by the caller), as a database of its own that
      * needs no other file. Not synced: the caller fsyncs and renames. */
@@ -1338,6 +1346,12 @@ static inline int parley_db_table_scan(parley_db_t *db, const char *table, const
 {
     return db->ops->table_scan ? db->ops->table_scan(db, table, cols, order, cb, arg)
                                : PARLEY_EINVAL;
+}
+
+static inline int parley_db_row_exec(parley_db_t *db, const char *sql,
+                                     const struct parley_vals *vals, int64_t *changes)
+{
+    return db->ops->row_exec ? db->ops->row_exec(db, sql, vals, changes) : PARLEY_EINVAL;
 }
 
 static inline int parley_db_copy_to(parley_db_t *db, const char *path)

@@ -1,5 +1,6 @@
 // Operating Parley: GET /metrics (Prometheus text, checked by promtool,
-// with counters that move and the auth rules), the access log and JSON
+// with counters that move, the commit and fsync histograms among them,
+// and the auth rules), the access log and JSON
 // logs, and --public-url (the origin that URLs are built on behind a
 // proxy, whatever the Host header says).
 //
@@ -91,6 +92,7 @@ test("operations - /metrics is valid Prometheus text and its counters move", { t
     parley_writer_batch_size: "histogram",
     parley_writer_commit_seconds: "histogram",
     parley_writer_transaction_seconds: "histogram",
+    parley_fsync_seconds: "histogram",
     parley_writer_queue_depth: "gauge",
     parley_live_subscribers: "gauge",
     parley_store_up: "gauge",
@@ -109,6 +111,11 @@ test("operations - /metrics is valid Prometheus text and its counters move", { t
   assert.equal(value(m0, "parley_idempotency_replays_total"), 0)
   for (const kind of ["long_poll", "sse", "webhook", "pull_wake"])
     assert.equal(value(m0, `parley_live_subscribers{kind="${kind}"}`), 0, kind)
+  // The WAL's sync, timed alone (SQLite: around the VFS's sync; PostgreSQL:
+  // the COMMIT round trip), and the database file's (SQLite checkpoints).
+  const fsyncs0 = value(m0, 'parley_fsync_seconds_count{file="wal"}')
+  assert.ok(fsyncs0 !== undefined && value(m0, 'parley_fsync_seconds_count{file="database"}') !== undefined, "parley_fsync_seconds has the wal and database series")
+  assert.equal(value(m0, 'parley_fsync_seconds_bucket{file="wal",le="+Inf"}'), fsyncs0)
   const commits0 = value(m0, "parley_writer_commit_seconds_count")
   const batches0 = value(m0, "parley_writer_batch_size_count")
 
@@ -144,6 +151,9 @@ test("operations - /metrics is valid Prometheus text and its counters move", { t
   assert.ok(value(m1, "parley_writer_batch_size_count") >= batches0 + 1)
   assert.ok(value(m1, "parley_writer_batch_size_sum") >= 4)
   assert.ok(value(m1, "parley_writer_transaction_seconds_sum") > 0)
+  const batches = value(m1, "parley_writer_batch_size_count") - batches0
+  assert.ok(value(m1, 'parley_fsync_seconds_count{file="wal"}') >= fsyncs0 + batches, `a WAL sync per committed batch (${batches} batches)`)
+  assert.ok(value(m1, 'parley_fsync_seconds_sum{file="wal"}') > value(m0, 'parley_fsync_seconds_sum{file="wal"}'), "the sync time moves")
 
   // Live readers: an SSE reader and a long-poll are counted while they last.
   expectStatus(await c.put("/v1/stream/live", undefined, { headers: { "Content-Type": "application/json" } }), 201)

@@ -70,6 +70,8 @@
 
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store/synctime.h"
+#include "store/transfer.h"
 
 #define T0       1700000000000LL    /* a time base past 2^32 ms: truncation shows */
 #define BIG      ((1ULL << 40) + 7) /* a position past 2^32 */
@@ -2750,6 +2752,76 @@ static void store_txn_reader_snapshot_isolated_from_later_commit(void **state)
     assert_int_equal(parley_db_commit(r), 0);
 }
 
+/* ---- operations: sync times, export / import ------------------------------ */
+
+static void store_commit_observes_wal_sync_time(void **state)
+{
+    fixture_t *fx = *state;
+    const parley_hist_t *h = parley_synctime_hist(PARLEY_SYNC_WAL);
+    uint64_t before = parley_hist_count(h);
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    stream_add(fx, T("synced"), 0, false);
+    assert_int_equal(parley_db_commit(fx->w), 0);
+    assert_true(parley_hist_count(h) >= before + 1);
+}
+
+/* The store's export, read on the fixture's reader: a new string. (Not
+ * inlined: GCC then takes the memstream's buffer for a dangling one.) */
+__attribute__((noinline)) static char *export_text(fixture_t *fx, int64_t *objects)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_non_null(out);
+    assert_int_equal(parley_db_begin(reader(fx)), 0);
+    assert_int_equal(parley_store_export(reader(fx), NULL, out, stderr, objects), 0);
+    parley_db_commit(reader(fx));
+    fclose(out);
+    return buf;
+}
+
+/* Import text through the writer in a transaction that is rolled back. */
+static int import_text(fixture_t *fx, const char *text, parley_import_stats_t *st)
+{
+    FILE *in = fmemopen((void *)text, strlen(text), "r");
+    assert_non_null(in);
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    int rc = parley_store_import(fx->w, in, stderr, st);
+    parley_db_rollback(fx->w);
+    fclose(in);
+    return rc;
+}
+
+static void store_transfer_own_export_is_all_present_changed_refused(void **state)
+{
+    fixture_t *fx = *state;
+    uint64_t tail = 0;
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    int64_t id = stream_add(fx, T("moved"), 0, false);
+    assert_int_equal(parley_db_stream_append(fx->w, id, "a\0\xff", 3, 3, T0, NULL, -1, &tail), 0);
+    assert_int_equal(parley_db_commit(fx->w), 0);
+
+    int64_t objects = 0;
+    char *text = export_text(fx, &objects);
+    assert_true(objects >= 2); /* the stream and its chunk at least */
+    assert_non_null(strstr(text, "\"base64\":\"YQD_\""));
+    parley_import_stats_t st;
+    assert_int_equal(import_text(fx, text, &st), 0);
+    assert_int_equal(st.inserted, 0);
+    assert_int_equal(st.present, objects);
+
+    /* The same stream with another tail: refused. */
+    char path[256];
+    snprintf(path, sizeof path, "\"path\":\"%s\"", T("moved"));
+    char *at = strstr(text, path);
+    assert_non_null(at);
+    char *tail_at = strstr(at, "\"tail\":3");
+    assert_non_null(tail_at);
+    tail_at[strlen("\"tail\":")] = '4';
+    assert_int_equal(import_text(fx, text, &st), PARLEY_ECONFLICT);
+    free(text);
+}
+
 /* ======================================================================== */
 
 #define S(fn) cmocka_unit_test_setup_teardown(fn, store_setup, store_teardown)
@@ -2919,6 +2991,10 @@ int main(void)
         S(store_txn_commit_visible_to_reader),
         S(store_txn_reader_snapshot_isolated_from_later_commit),
     };
+    const struct CMUnitTest operations[] = {
+        S(store_commit_observes_wal_sync_time),
+        S(store_transfer_own_export_is_all_present_changed_refused),
+    };
     int failed = 0;
     failed += cmocka_run_group_tests_name("store_streams", streams, NULL, NULL);
     failed += cmocka_run_group_tests_name("store_chunks", chunks, NULL, NULL);
@@ -2933,5 +3009,6 @@ int main(void)
     failed += cmocka_run_group_tests_name("store_sublinks", sublinks, NULL, NULL);
     failed += cmocka_run_group_tests_name("store_keys", keys, NULL, NULL);
     failed += cmocka_run_group_tests_name("store_transactions", transactions, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store_operations", operations, NULL, NULL);
     return failed ? 1 : 0;
 }

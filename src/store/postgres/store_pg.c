@@ -89,6 +89,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "parley/parley.h"
 #include "store/columns.h"
@@ -96,6 +97,7 @@
 #include "store/postgres/pg_internal.h"
 #include "store/postgres/store_pg.h"
 #include "store/store.h"
+#include "store/synctime.h"
 #include "util/log.h"
 
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
@@ -992,7 +994,7 @@ static int init_schema(pg_db_t *c)
     }
     for (int64_t v = version; rc == 0 && v < SCHEMA_VERSION; v++) {
         rc = command(c, migrations[v], NULL);
-        if (rc == 0 && v > 0)
+        if (rc == 0 && version > 0) /* an existing store, not a new one */
             parley_log_info("store: schema migrated from version %lld to %lld", (long long)v,
                             (long long)v + 1);
     }
@@ -1325,11 +1327,20 @@ static int pg_batch_waits(parley_db_t *db)
     return command(pg(db), sql, "SET");
 }
 
+/* The writer's COMMIT round trip is observed as the WAL's sync time
+ * (store/synctime.h): the server flushes its WAL inside it. */
 static int pg_commit(parley_db_t *db)
 {
     pg_db_t *c = pg(db);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = command(c, "COMMIT", "COMMIT");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     c->in_txn = false;
+    if (rc == 0 && c->writer) {
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        parley_synctime_observe(PARLEY_SYNC_WAL, us > 0 ? (uint64_t)us : 0);
+    }
     return rc;
 }
 
@@ -1869,6 +1880,42 @@ static int pg_table_scan(parley_db_t *db, const char *table, const char *cols, c
     return err ? err : rc;
 }
 
+/* One import statement (store/transfer.c), unprepared: text parameters
+ * (the server infers their types from the statement), bytea in binary. */
+static int pg_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *vals,
+                       int64_t *changes)
+{
+    pg_db_t *c = pg(db);
+    const char *v[PARLEY_VALS_MAX];
+    int len[PARLEY_VALS_MAX], fmt[PARLEY_VALS_MAX];
+    char num[PARLEY_VALS_MAX][24];
+    int rc = 0;
+    if (!c->in_txn && (rc = ensure_conn(c)) != 0)
+        return rc;
+    for (int i = 0; i < vals->n; i++) {
+        const parley_val_t *x = &vals->v[i];
+        v[i] = x->kind == PARLEY_VAL_NULL ? NULL : x->p;
+        len[i] = x->kind == PARLEY_VAL_BLOB ? (int)x->len : 0;
+        fmt[i] = x->kind == PARLEY_VAL_BLOB;
+        if (x->kind == PARLEY_VAL_INT) {
+            snprintf(num[i], sizeof num[i], "%lld", (long long)x->i);
+            v[i] = num[i];
+        } else if (x->kind == PARLEY_VAL_BOOL) {
+            v[i] = x->i ? "t" : "f";
+        } else if (x->kind == PARLEY_VAL_BLOB && !v[i]) {
+            v[i] = "";
+        }
+    }
+    PGresult *res = PQexecParams(c->conn, sql, vals->n, NULL, v, len, fmt, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = pg_error(c, res, sql);
+    else if (changes)
+        *changes = atoll(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
 static int pg_schema_version(parley_db_t *db, int64_t *version, int64_t *mine)
 {
     *mine = SCHEMA_VERSION;
@@ -1977,6 +2024,7 @@ static const parley_store_ops_t pg_ops = {
     .admin = pg_admin,
     .integrity = pg_integrity,
     .table_scan = pg_table_scan,
+    .row_exec = pg_row_exec,
     .schema_version = pg_schema_version,
     .stat = pg_stat,
     .search_put = parley_pg_search_put,

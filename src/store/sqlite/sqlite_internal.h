@@ -32,6 +32,14 @@ void parley_sqlite_wal_watch(parley_store_t *store, bool (*fn)(void *arg, int fr
  */
 int parley_sqlite_checkpoint(parley_store_t *store, int *frames, int *done);
 
+/*
+ * The name of the VFS that times every sync of the store's files
+ * (syncvfs.c; registered on the first call), for sqlite3_open_v2; NULL
+ * (SQLite's default VFS, untimed) if it could not be registered. Any
+ * thread.
+ */
+const char *parley_sqlite_sync_vfs(void);
+
 /* The connection's SQLite handle (borrowed; the connection's thread). */
 struct sqlite3;
 struct sqlite3 *parley_sqlite_conn(parley_db_t *db);

@@ -570,7 +570,7 @@ static int open_conn(const char *file, bool writer, parley_db_t **out)
     parley_db_t *db = &c->sql.base;
     int flags = writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     flags |= SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(file, &sq(db)->conn, flags, NULL);
+    int rc = sqlite3_open_v2(file, &sq(db)->conn, flags, parley_sqlite_sync_vfs());
     if (rc != SQLITE_OK) {
         int err = db_error(db, rc, "open");
         parley_db_close(db);
@@ -709,7 +709,7 @@ static int init_schema(parley_db_t *db)
     }
     for (int64_t v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) {
         rc = sqlite3_exec(conn, migrations[v], NULL, NULL, &msg);
-        if (rc == SQLITE_OK && v > 0)
+        if (rc == SQLITE_OK && version > 0) /* an existing store, not a new one */
             parley_log_info("store: schema migrated from version %lld to %lld", (long long)v,
                             (long long)v + 1);
     }
@@ -1550,6 +1550,46 @@ static int sq_table_scan(parley_db_t *db, const char *table, const char *cols, c
     return rc == SQLITE_DONE ? 0 : db_error(db, rc, table);
 }
 
+/* One import statement (store/transfer.c): parameters are named $1..$n,
+ * bound by name so an SQL text may use one twice or out of order. */
+static int sq_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *vals,
+                       int64_t *changes)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(sq(db)->conn, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(db, rc, sql);
+    for (int i = 0; i < vals->n && rc == SQLITE_OK; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "$%d", i + 1);
+        int at = sqlite3_bind_parameter_index(st, name);
+        const parley_val_t *x = &vals->v[i];
+        if (at == 0)
+            continue; /* a value this statement does not use */
+        switch (x->kind) {
+        case PARLEY_VAL_NULL:
+            rc = sqlite3_bind_null(st, at);
+            break;
+        case PARLEY_VAL_TEXT:
+            rc = sqlite3_bind_text(st, at, x->p, (int)x->len, SQLITE_STATIC);
+            break;
+        case PARLEY_VAL_INT:
+        case PARLEY_VAL_BOOL:
+            rc = sqlite3_bind_int64(st, at, x->i);
+            break;
+        case PARLEY_VAL_BLOB:
+            rc = sqlite3_bind_blob(st, at, x->len ? x->p : "", (int)x->len, SQLITE_STATIC);
+            break;
+        }
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (changes)
+        *changes = rc == SQLITE_DONE ? sqlite3_changes64(sq(db)->conn) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_error(db, rc, sql);
+}
+
 /*
  * VACUUM INTO from this connection: one read transaction, so one consistent
  * snapshot even while the writer commits (WAL). The copy is then switched
@@ -1681,6 +1721,7 @@ static const parley_store_ops_t sqlite_ops = {
     .admin = sq_admin,
     .integrity = sq_integrity,
     .table_scan = sq_table_scan,
+    .row_exec = sq_row_exec,
     .copy_to = sq_copy_to,
     .schema_version = sq_schema_version,
     .stat = sq_stat,
