@@ -14,16 +14,18 @@
 // (the object is gone either way), and Documents.update() recognises its
 // own PUT when a retry meets 412.
 //
-// Not here yet, because the server does not have them yet: branches, blobs
-// and search. They will be `client.branches`, `client.blobs` and
-// `client.search`, built the same way (writes through the outbox, reads
-// through the transport).
+// Branches (edit, regenerate, activate) and blob signed URLs are writes
+// through the outbox like the others. A blob upload carries bytes, which
+// the outbox (JSON text) does not persist: it gets one Idempotency-Key for
+// its whole life and is retried by the transport with that key, so a lost
+// answer replays the first one; the blob id is the bytes' SHA-256, so even
+// a fresh upload of the same bytes answers the blob already there.
 import { hasIndexedDB, IndexedDBOutboxStore } from "./outbox-idb.js"
-import { MemoryOutboxStore, Outbox, type OutboxStore } from "./outbox.js"
+import { MemoryOutboxStore, newKey, Outbox, type OutboxStore } from "./outbox.js"
 import { type Batch, type BatchSource, liveBatches, type SubscribeOptions, Subscription } from "./live.js"
 import { canShareTabs, sharedSource, type TabOptions } from "./tabs.js"
 import { type Answer, ParleyError, Transport, type TransportOptions, anySignal, backoffDelay, sleep } from "./transport.js"
-import type { Conversation, Doc, FeedEvent, Message, Page, Session, SessionStatus, Snapshot } from "./types.js"
+import type { BlobInfo, Branch, Conversation, Doc, FeedEvent, Message, Page, SearchHit, Session, SessionStatus, Snapshot } from "./types.js"
 
 export interface ClientOptions extends TransportOptions {
   /**
@@ -72,6 +74,9 @@ export class ParleyClient {
   readonly snapshots: Snapshots
   readonly feed: Feed
   readonly streams: Streams
+  readonly branches: Branches
+  readonly blobs: Blobs
+  readonly search: Search
   private readonly tabs: boolean | Partial<TabOptions> | undefined
 
   constructor(opts: ClientOptions) {
@@ -89,6 +94,9 @@ export class ParleyClient {
     this.snapshots = new Snapshots(this)
     this.feed = new Feed(this)
     this.streams = new Streams(this)
+    this.branches = new Branches(this)
+    this.blobs = new Blobs(this)
+    this.search = new Search(this)
   }
 
   /** GET a path; rejects a ParleyError for any status not in `accept` or 2xx. */
@@ -213,6 +221,8 @@ export interface SendMessage {
   /** Also create a pending session (an assistant turn) for this message. */
   process?: boolean
   max_attempts?: number
+  /** The branch to append to (default the active one). */
+  branch?: string
 }
 
 export class Messages extends Resource {
@@ -220,15 +230,17 @@ export class Messages extends Resource {
   send(conversationId: string, msg: SendMessage): Promise<Message> {
     return this._write("POST", `/v1/conversations/${enc(conversationId)}/messages`, msg)
   }
-  list(conversationId: string, opts: ListOptions & { after?: number } = {}): Promise<Page<Message>> {
+  /** Messages along a branch (default the active one), each with its `siblings`. */
+  list(conversationId: string, opts: ListOptions & { after?: number; branch?: string } = {}): Promise<Page<Message>> {
     return this._get(`/v1/conversations/${enc(conversationId)}/messages${query({ ...opts })}`)
   }
-  all(conversationId: string, limit = 100): AsyncGenerator<Message> {
-    return pages((cursor) => this.list(conversationId, { limit, cursor }))
+  all(conversationId: string, limit = 100, branch?: string): AsyncGenerator<Message> {
+    return pages((cursor) => this.list(conversationId, { limit, cursor, branch }))
   }
-  /** The conversation's log, live: every message from opts.offset on. */
-  subscribe(conversationId: string, opts: LiveOptions = {}, onItem?: (m: Message, sub: Subscription<Message>) => void): Subscription<Message> {
-    return this.c.subscribe<Message>(`/v1/conversations/${enc(conversationId)}/stream`, { shared: false, ...opts }, onItem)
+  /** The conversation's log (or opts.branch's), live: every message from opts.offset on. */
+  subscribe(conversationId: string, opts: LiveOptions & { branch?: string } = {}, onItem?: (m: Message, sub: Subscription<Message>) => void): Subscription<Message> {
+    const { branch, ...rest } = opts
+    return this.c.subscribe<Message>(`/v1/conversations/${enc(conversationId)}/stream${query({ branch })}`, { shared: false, ...rest }, onItem)
   }
 }
 
@@ -401,7 +413,7 @@ export class Documents extends Resource {
 
 export class Snapshots extends Resource {
   /** A frozen copy of "/v1/conversations/{id}" or "/v1/documents/{c}/{id}". */
-  create(body: { source: string; title?: string; public?: boolean; expires_in?: number }): Promise<Snapshot> {
+  create(body: { source: string; title?: string; public?: boolean; expires_in?: number; branch?: string }): Promise<Snapshot> {
     return this._write("POST", "/v1/snapshots", body)
   }
   get(id: string): Promise<Snapshot> {
@@ -409,6 +421,10 @@ export class Snapshots extends Resource {
   }
   list(opts: ListOptions = {}): Promise<Page<Snapshot>> {
     return this._get(`/v1/snapshots${query({ ...opts })}`)
+  }
+  /** The URL of a blob a public snapshot references (readable without a token, e.g. in <img src>). */
+  blobUrl(id: string, blobId: string): string {
+    return `${this.c.transport.baseUrl}/v1/snapshots/${enc(id)}/blobs/${enc(blobId)}`
   }
   /** The messages of a conversation snapshot past the first response's. */
   messages(id: string, opts: ListOptions = {}): Promise<Page<Message>> {
@@ -452,5 +468,99 @@ export class Streams extends Resource {
   }
   subscribe<T = any>(path: string, opts: LiveOptions = {}, onItem?: (item: T, sub: Subscription<T>) => void): Subscription<T> {
     return this.c.subscribe<T>(this.path(path), { shared: false, ...opts }, onItem)
+  }
+}
+
+export interface EditMessage {
+  content: unknown
+  metadata?: Record<string, unknown>
+  /** Also start a session that answers the edit on its branch. */
+  process?: boolean
+  max_attempts?: number
+  /** Where to find the message (default the active branch). */
+  branch?: string
+}
+
+export class Branches extends Resource {
+  private path(conversationId: string, rest = "") {
+    return `/v1/conversations/${enc(conversationId)}${rest}`
+  }
+  /**
+   * Edit a user message: a sibling on a new branch, which becomes active.
+   * With process: true the answer carries the `session` that answers it.
+   */
+  edit(conversationId: string, messageId: string, body: EditMessage): Promise<Message> {
+    return this._write("POST", this.path(conversationId, `/messages/${enc(messageId)}/edit`), body)
+  }
+  /** Regenerate an assistant answer: a new branch (active) and the session whose answer becomes the sibling. */
+  regenerate(conversationId: string, messageId: string, body: { branch?: string; max_attempts?: number } = {}): Promise<{ branch: Branch; session: Session }> {
+    return this._write("POST", this.path(conversationId, `/messages/${enc(messageId)}/regenerate`), body)
+  }
+  /** The messages along a branch (default the active one), each with its `siblings`. */
+  messages(conversationId: string, opts: ListOptions & { after?: number; branch?: string } = {}): Promise<Page<Message>> {
+    return this.c.messages.list(conversationId, opts)
+  }
+  /** Branches in creation order, main first; `active` names the active one. */
+  list(conversationId: string, opts: ListOptions = {}): Promise<Page<Branch> & { active: string }> {
+    return this._get(this.path(conversationId, `/branches${query({ ...opts })}`))
+  }
+  get(conversationId: string, branchId: string): Promise<Branch> {
+    return this._get(this.path(conversationId, `/branches/${enc(branchId)}`))
+  }
+  /** The switcher's arrows: make a branch the active one. */
+  activate(conversationId: string, branchId: string): Promise<Branch> {
+    return this._write("PATCH", this.path(conversationId, `/branches/${enc(branchId)}`), { active: true })
+  }
+}
+
+export type BlobBody = Blob | ArrayBuffer | Uint8Array
+
+export class Blobs extends Resource {
+  /**
+   * Upload bytes (sent with their Content-Length, never chunked). The
+   * content type is opts.contentType, else a Blob's own type, else
+   * application/octet-stream. The same bytes again answer the same blob.
+   */
+  async upload(data: BlobBody, opts: { contentType?: string; signal?: AbortSignal } = {}): Promise<BlobInfo> {
+    const type = opts.contentType || (typeof Blob !== "undefined" && data instanceof Blob ? data.type : "") || "application/octet-stream"
+    const a = await this.c.transport.request<BlobInfo>({
+      method: "POST",
+      path: "/v1/blobs",
+      body: data,
+      headers: { "Content-Type": type },
+      idempotencyKey: newKey(),
+      signal: opts.signal,
+    })
+    return a.data
+  }
+  /** The metadata-free download: the bytes as a Blob (its type is the uploaded one). */
+  async download(id: string, opts: { signal?: AbortSignal } = {}): Promise<Blob> {
+    return (await this.c.transport.request<Blob>({ method: "GET", path: `/v1/blobs/${enc(id)}`, raw: true, signal: opts.signal })).data
+  }
+  /** Bytes start..end (inclusive; end omitted: to the end): 206 with the slice and the blob's total size. */
+  async range(id: string, start: number, end?: number): Promise<{ data: Blob; status: number; total: number | null }> {
+    const a = await this.c.transport.request<Blob>({ method: "GET", path: `/v1/blobs/${enc(id)}`, raw: true, headers: { Range: `bytes=${start}-${end ?? ""}` } })
+    const m = /\/(\d+)$/.exec(a.headers.get("content-range") ?? "")
+    return { data: a.data, status: a.status, total: m ? Number(m[1]) : null }
+  }
+  /** A URL that reads the blob without a token until it expires (1 s to 7 days; default 1 h). */
+  async signedUrl(id: string, expiresIn?: number): Promise<{ url: string; expires_at: string }> {
+    const r = await this._write<{ url: string; expires_at: string }>("POST", `/v1/blobs/${enc(id)}/url`, expiresIn === undefined ? {} : { expires_in: expiresIn })
+    return { ...r, url: r.url.startsWith("/") ? this.c.transport.baseUrl + r.url : r.url }
+  }
+  /** The URL of a blob through a public snapshot that references it (no token needed). */
+  snapshotUrl(snapshotId: string, id: string): string {
+    return this.c.snapshots.blobUrl(snapshotId, id)
+  }
+}
+
+export class Search extends Resource {
+  /** One page of hits for q (words, word*, "a phrase"), best first. */
+  query(q: string, opts: ListOptions = {}): Promise<Page<SearchHit>> {
+    return this._get(`/v1/search${query({ q, ...opts })}`)
+  }
+  /** Every hit, following next_cursor. */
+  all(q: string, limit = 100): AsyncGenerator<SearchHit> {
+    return pages((cursor) => this.query(q, { limit, cursor }))
   }
 }

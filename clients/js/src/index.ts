@@ -1,6 +1,6 @@
 // The core entry: browsers and Node 20+, fetch only, no dependencies.
-export { createClient, ParleyClient, Conversations, Messages, Sessions, Documents, Snapshots, Feed, Streams, mergeDiff, canonical, subjectOf } from "./client.js"
-export type { ClientOptions, ListOptions, LiveOptions, SendMessage } from "./client.js"
+export { createClient, ParleyClient, Conversations, Messages, Sessions, Documents, Snapshots, Feed, Streams, Branches, Blobs, Search, mergeDiff, canonical, subjectOf } from "./client.js"
+export type { BlobBody, ClientOptions, EditMessage, ListOptions, LiveOptions, SendMessage } from "./client.js"
 export { Transport, ParleyError, ClientClosed, anySignal, backoffDelay, isRetryable, parseRetryAfter } from "./transport.js"
 export type { Answer, Call, FetchLike, RetryOptions, TokenProvider, TransportOptions } from "./transport.js"
 export { Outbox, MemoryOutboxStore, newKey } from "./outbox.js"

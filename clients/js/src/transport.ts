@@ -84,9 +84,12 @@ export interface Call {
   path: string
   /** A JSON value, serialised here; or a string sent as it is. */
   json?: unknown
-  body?: string
+  /** Text sent as it is, or bytes (a blob upload: fetch sets Content-Length). */
+  body?: string | Blob | ArrayBuffer | Uint8Array
   headers?: Record<string, string>
   idempotencyKey?: string
+  /** Answer the body as a Blob (a download) instead of JSON or text. */
+  raw?: boolean
   signal?: AbortSignal
   /** Override RetryOptions.retries for this call (0: a single attempt). */
   retries?: number
@@ -236,8 +239,8 @@ export class Transport {
     for (let attempt = 0; ; attempt++) {
       let err: ParleyError
       try {
-        const res = await this.fetchOnce(call.path, { method: call.method, headers, body, signal: call.signal })
-        const data = await readBody(res)
+        const res = await this.fetchOnce(call.path, { method: call.method, headers, body: body as BodyInit | undefined, signal: call.signal })
+        const data = call.raw && res.ok ? await res.blob() : await readBody(res)
         if (res.ok || call.accept?.includes(res.status)) return { status: res.status, headers: res.headers, data }
         err = toError(res, data)
       } catch (e) {

@@ -31,6 +31,59 @@ export interface Message {
   created_at: string
   /** Present on the answer to a send with process: true. */
   session?: Session
+  /** The branch it was written on, when that is not main (a send or an edit's answer). */
+  branch?: string
+  /** In a list: the messages at this point ("< index/count >"); absent when it has none. */
+  siblings?: Siblings
+}
+
+/** A message's siblings: ids[i] is shown by activating branches[i]; index is 1-based. */
+export interface Siblings {
+  index: number
+  count: number
+  ids: string[]
+  branches: string[]
+}
+
+/** A conversation branch (main, or one made by an edit or a regenerate). */
+export interface Branch {
+  id: string
+  conversation_id: string
+  /** The branch it forks (null for main). */
+  parent: string | null
+  /** It shares parent's messages before this seq. */
+  fork_seq: number
+  message_count: number
+  active: boolean
+  /** The regenerating session, if a regenerate made it. */
+  session_id: string | null
+  created_at: string
+}
+
+/** An uploaded blob; id is the hex SHA-256 of its bytes. */
+export interface BlobInfo {
+  id: string
+  size: number
+  content_type: string
+  created_at: string
+}
+
+/** A content part (or any JSON object) that references a blob. */
+export interface BlobRef {
+  type: "blob"
+  id: string
+}
+
+/** One search hit; message_id and seq are null for a title. */
+export interface SearchHit {
+  conversation_id: string
+  kind: "title" | "message"
+  message_id: string | null
+  seq: number | null
+  /** About 16 words around the match, matched words in [ ]. */
+  snippet: string
+  /** Higher is better; compare only within one answer. */
+  rank: number
 }
 
 export type SessionStatus = "pending" | "processing" | "awaiting_input" | "completed" | "failed" | "cancelled"

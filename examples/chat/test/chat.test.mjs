@@ -13,6 +13,7 @@ import os from "node:os"
 import path from "node:path"
 import { after, before, test } from "node:test"
 import { fileURLToPath } from "node:url"
+import zlib from "node:zlib"
 
 import { chromium } from "playwright-core"
 
@@ -189,6 +190,152 @@ test("chat - a share link opens a read-only copy with no token, and later messag
   assert.deepEqual(toParley.filter((r) => r.auth !== null), [], "without a token")
   await noSidewaysScroll(other.page, "the shared copy")
   await shot(other.page, "share-opened-375")
+  assert.deepEqual(errors, [])
+  assert.deepEqual(other.errors, [])
+})
+
+/** The texts of the stored messages shown, in order. */
+const shown = (page) => page.$$eval(".msg[data-id] .text", (els) => els.map((e) => e.textContent))
+
+/** The switcher's "i/n" under the message at position `index` (0-based) of the shown ones. */
+const switcherAt = (page, index) => page.$$eval(".msg[data-id]", (els, i) => els[i]?.querySelector(".switcher .count")?.textContent ?? null, index)
+
+/** Wait until the shown messages are exactly `texts` (and nothing streams). */
+async function waitShown(page, texts) {
+  await page.waitForFunction(
+    (texts) => !document.querySelector(".msg.streaming") && JSON.stringify([...document.querySelectorAll(".msg[data-id] .text")].map((e) => e.textContent)) === JSON.stringify(texts),
+    texts,
+    { timeout: 60_000 },
+  )
+}
+
+test("chat - editing a message makes a second version with its own answer; the switcher goes back and forth", { timeout: 150_000 }, async (t) => {
+  const { page, errors } = await open(t)
+  const toParley = []
+  page.on("request", (r) => r.url().startsWith(chat.parleyUrl) && toParley.push(`${r.method()} ${new URL(r.url()).pathname}`))
+  await page.goto(chat.url)
+  await ready(page)
+  await sendMessage(page, "Plan a trip to Lisbon")
+  await waitShown(page, ["Plan a trip to Lisbon", full("Plan a trip to Lisbon")])
+  assert.equal(await switcherAt(page, 0), null, "no switcher before an edit")
+
+  await page.click(".msg.user[data-id] [data-action=edit]")
+  await page.fill(".msg.user .editor textarea", "Plan a trip to Porto")
+  await noSidewaysScroll(page, "a message being edited")
+  await page.click(".msg.user .editor [data-action=save]")
+  await page.waitForSelector(".msg.assistant.streaming", { timeout: 30_000 })
+  await waitShown(page, ["Plan a trip to Porto", full("Plan a trip to Porto")])
+  assert.equal(await switcherAt(page, 0), "2/2")
+  await shot(page, "edit-2of2-375")
+
+  // Back to the first version, with its own answer, and forth again.
+  toParley.length = 0
+  await page.click(".msg.user[data-id] [data-action=prev]")
+  await waitShown(page, ["Plan a trip to Lisbon", full("Plan a trip to Lisbon")])
+  assert.equal(await switcherAt(page, 0), "1/2")
+  assert.equal(await page.isDisabled(".msg.user[data-id] [data-action=prev]"), true)
+  assert.equal(toParley.filter((r) => /\/messages$/.test(r)).length, 1, `one messages request draws the thread and its switcher: ${toParley}`)
+  await page.click(".msg.user[data-id] [data-action=next]")
+  await waitShown(page, ["Plan a trip to Porto", full("Plan a trip to Porto")])
+  assert.equal(await switcherAt(page, 0), "2/2")
+  // The active version is the server's: a reload shows it.
+  await page.reload()
+  await ready(page)
+  await waitShown(page, ["Plan a trip to Porto", full("Plan a trip to Porto")])
+  assert.equal(await switcherAt(page, 0), "2/2")
+  await noSidewaysScroll(page, "a thread with a switcher")
+  assert.deepEqual(errors, [])
+})
+
+test("chat - regenerate streams a second answer; the switcher shows both", { timeout: 150_000 }, async (t) => {
+  const { page, errors } = await open(t)
+  await page.goto(chat.url)
+  await ready(page)
+  await sendMessage(page, "Say it twice")
+  await waitShown(page, ["Say it twice", full("Say it twice")])
+  const firstId = await page.getAttribute(".msg.assistant[data-id]", "data-id")
+
+  await page.click(".msg.assistant[data-id] [data-action=regenerate]")
+  await page.waitForSelector(".msg.assistant.streaming", { timeout: 30_000 })
+  await waitForTokens(page, 2)
+  await waitShown(page, ["Say it twice", full("Say it twice")])
+  const secondId = await page.getAttribute(".msg.assistant[data-id]", "data-id")
+  assert.notEqual(secondId, firstId, "a second answer, stored as its own message")
+  assert.equal(await switcherAt(page, 1), "2/2")
+  assert.equal(await switcherAt(page, 0), null, "the question is shared, not a version")
+  await shot(page, "regenerate-2of2-375")
+
+  await page.click(".msg.assistant[data-id] [data-action=prev]")
+  await page.waitForFunction((id) => document.querySelector(".msg.assistant[data-id]")?.dataset.id === id, firstId, { timeout: 30_000 })
+  assert.equal(await switcherAt(page, 1), "1/2")
+  await page.click(".msg.assistant[data-id] [data-action=next]")
+  await page.waitForFunction((id) => document.querySelector(".msg.assistant[data-id]")?.dataset.id === id, secondId, { timeout: 30_000 })
+  assert.equal(await switcherAt(page, 1), "2/2")
+  assert.deepEqual(await shown(page), ["Say it twice", full("Say it twice")])
+  await noSidewaysScroll(page, "a regenerated answer")
+  assert.deepEqual(errors, [])
+})
+
+// A 16×16 PNG (a red square), made here so the test needs no file.
+function png16() {
+  const crc = (buf) => {
+    let c = ~0
+    for (const b of buf) {
+      c ^= b
+      for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1))
+    }
+    return ~c >>> 0
+  }
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(data.length)
+    const td = Buffer.concat([Buffer.from(type, "ascii"), data])
+    const c = Buffer.alloc(4)
+    c.writeUInt32BE(crc(td))
+    return Buffer.concat([len, td, c])
+  }
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(16, 0)
+  ihdr.writeUInt32BE(16, 4)
+  ihdr[8] = 8 // bit depth
+  ihdr[9] = 2 // RGB
+  const raw = Buffer.alloc(16 * (1 + 16 * 3))
+  for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) raw[y * 49 + 1 + x * 3] = 0xdd
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(raw)), chunk("IEND", Buffer.alloc(0))])
+}
+
+test("chat - an attached image is uploaded as a blob, shown in the chat, and in the share link without a token", { timeout: 150_000 }, async (t) => {
+  const { page, errors } = await open(t)
+  await page.goto(chat.url)
+  await ready(page)
+  await page.setInputFiles("#file", { name: "red.png", mimeType: "image/png", buffer: png16() })
+  await page.waitForSelector("#files:not([hidden]) .file")
+  assert.match(await page.textContent("#files"), /red\.png/)
+  await sendMessage(page, "What is in this picture?")
+  await page.waitForSelector(".msg.user[data-id] img.attachment", { timeout: 30_000 })
+  await page.waitForFunction(() => document.querySelector(".msg.user[data-id] img.attachment")?.naturalWidth === 16, null, { timeout: 30_000 })
+  assert.match(await page.getAttribute(".msg.user[data-id] img.attachment", "src"), /^blob:/, "read with the token, shown from an object URL")
+  assert.equal(await page.isHidden("#files"), true, "the picked file was sent")
+  await waitShown(page, ["What is in this picture?", full("What is in this picture? [red.png]")])
+  await noSidewaysScroll(page, "a message with an image")
+  await shot(page, "attachment-375")
+
+  await page.click("#share")
+  await page.waitForSelector("#share-box:not([hidden])")
+  const link = await page.inputValue("#share-link")
+  const other = await open(t)
+  const toParley = []
+  other.page.on("request", (r) => r.url().startsWith(chat.parleyUrl) && toParley.push({ url: r.url(), auth: r.headers().authorization ?? null }))
+  await other.page.goto(link)
+  await ready(other.page)
+  await other.page.waitForFunction(() => document.querySelector(".msg img.attachment")?.naturalWidth === 16, null, { timeout: 30_000 })
+  const src = await other.page.getAttribute(".msg img.attachment", "src")
+  assert.match(src, new RegExp(`^${chat.parleyUrl}/v1/snapshots/[^/]+/blobs/[0-9a-f]{64}$`), "the public snapshot blob URL")
+  assert.ok(toParley.some((r) => r.url === src), "the image was read from parley")
+  assert.deepEqual(toParley.filter((r) => r.auth !== null), [], "without a token")
+  assert.equal(await other.page.$$eval("[data-action]", (els) => els.length), 0, "no edit or regenerate in a shared copy")
+  await noSidewaysScroll(other.page, "a shared copy with an image")
+  await shot(other.page, "attachment-shared-375")
   assert.deepEqual(errors, [])
   assert.deepEqual(other.errors, [])
 })

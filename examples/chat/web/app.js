@@ -21,16 +21,20 @@
 //            in between does not lose it).
 //   share    snapshots.create({source, public: true}) freezes the
 //            conversation; /s/{id} reads it with no token at all.
-//
-// Where the features still to come plug in (the server has no routes for
-// them yet, so nothing here guesses at them):
-//   - editing and regenerating, and the branch switcher: messageActions()
-//     returns the buttons shown under a message (none yet); a branch
-//     switcher is one more control there, and loadMessages() is where the
-//     messages of the chosen branch are read.
-//   - attachments: composerContent() builds what send() stores (text
-//     only yet); an attachment picker adds its parts there, and
-//     renderContent() shows them.
+//   edit     branches.edit(conv, userMessage, {content, process: true})
+//            makes a sibling of the message on a new, active branch and a
+//            session that answers it there.
+//   regen    branches.regenerate(conv, assistantMessage) makes a new,
+//            active branch whose answer becomes the old answer's sibling.
+//   switch   loadMessages() is one messages request: the active branch's
+//            messages, each with its `siblings` ({index, count, ids,
+//            branches}); the "< 2/3 >" arrows call branches.activate() with
+//            the branch that shows the neighbour, then read again.
+//   attach   the picked files are uploaded with blobs.upload() (raw bytes,
+//            Content-Length) before the message is sent; the message holds
+//            {"type":"blob","id",...} parts. In the chat an image is read
+//            with the user's token (blobs.download → an object URL); in a
+//            shared copy straight from the snapshot's public blob URL.
 import { createClient, ParleyError } from "@parley/client"
 
 const $ = (id) => document.getElementById(id)
@@ -41,6 +45,9 @@ const state = {
   parley: null, // the SDK client
   convId: null, // the open conversation, also in the URL (?c=)
   live: null, // the answer being streamed: {session, el, text, stopping}
+  files: [], // the files picked for the next message
+  shareId: null, // on /s/{id}: the snapshot shown (its blobs are public)
+  blobUrls: new Map(), // blob id → Promise of an object URL (the chat page)
 }
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -55,13 +62,131 @@ function banner(text, isError = false) {
 /** A message's content as text: a string, or the text parts of a list. */
 function renderContent(content) {
   if (typeof content === "string") return content
-  if (Array.isArray(content)) return content.map((p) => (typeof p === "string" ? p : (p?.text ?? ""))).join("")
+  if (Array.isArray(content)) return content.map((p) => (typeof p === "string" ? p : p?.type === "blob" ? "" : (p?.text ?? ""))).join("")
   return JSON.stringify(content)
 }
 
-/** The buttons under a message (edit, regenerate, the branch switcher: to come). */
-function messageActions(_message) {
-  return []
+/** The blob parts of a message's content. */
+function blobParts(content) {
+  return Array.isArray(content) ? content.filter((p) => p?.type === "blob" && typeof p.id === "string") : []
+}
+
+/** Where an image's bytes are read: the public snapshot URL, or the user's own (token) read. */
+function blobSrc(id) {
+  if (state.shareId) return Promise.resolve(state.parley.snapshots.blobUrl(state.shareId, id))
+  let url = state.blobUrls.get(id)
+  if (!url) {
+    url = state.parley.blobs.download(id).then((b) => URL.createObjectURL(b))
+    url.catch(() => state.blobUrls.delete(id))
+    state.blobUrls.set(id, url)
+  }
+  return url
+}
+
+/** The attachments of a message: images inline, other files by name. */
+function renderAttachments(content) {
+  return blobParts(content).map((p) => {
+    const isImage = /^image\//.test(p.content_type ?? "")
+    const el = document.createElement(isImage ? "img" : "span")
+    el.className = "attachment"
+    el.dataset.blob = p.id
+    if (isImage) {
+      el.alt = p.name ?? "image"
+      blobSrc(p.id).then(
+        (src) => (el.src = src),
+        (e) => banner(`An attachment did not load: ${e.message}`, true),
+      )
+    } else el.textContent = `[${p.name ?? "file"}]`
+    return el
+  })
+}
+
+function button(label, action, onClick, title) {
+  const b = document.createElement("button")
+  b.type = "button"
+  b.textContent = label
+  b.dataset.action = action
+  if (title) b.title = title
+  b.disabled = !!state.live
+  b.addEventListener("click", () => {
+    if (state.live) return
+    banner(null)
+    onClick().catch((e) => banner(`${title ?? label} failed: ${e.message}`, true))
+  })
+  return b
+}
+
+/** The buttons under a message: edit (user), regenerate (assistant), the "< 2/3 >" switcher. */
+function messageActions(m, index) {
+  if (state.shareId) return []
+  const out = []
+  const convId = state.convId
+  const sib = m.siblings
+  if (sib && sib.count > 1) {
+    const box = document.createElement("span")
+    box.className = "switcher"
+    const go = (i) => async () => {
+      await state.parley.branches.activate(convId, sib.branches[i - 1])
+      await refresh()
+    }
+    const prev = button("<", "prev", go(sib.index - 1), "Previous version")
+    const next = button(">", "next", go(sib.index + 1), "Next version")
+    prev.disabled ||= sib.index <= 1
+    next.disabled ||= sib.index >= sib.count
+    const count = document.createElement("span")
+    count.className = "count"
+    count.textContent = `${sib.index}/${sib.count}`
+    box.append(prev, count, next)
+    out.push(box)
+  }
+  if (m.role === "user") out.push(button("Edit", "edit", async () => startEdit(m), "Edit"))
+  if (m.role === "assistant" && index > 0 && !m.metadata?.stopped)
+    out.push(
+      button("Regenerate", "regenerate", async () => {
+        const r = await state.parley.branches.regenerate(convId, m.id)
+        await refresh()
+        follow(r.session)
+      }, "Regenerate"),
+    )
+  return out
+}
+
+/** Turn a user message into an editor; Save sends the edit (a new branch) and follows its answer. */
+function startEdit(m) {
+  const li = document.querySelector(`.msg[data-id="${CSS.escape(m.id)}"]`)
+  if (!li || li.querySelector(".editor")) return
+  const form = document.createElement("form")
+  form.className = "editor"
+  const area = document.createElement("textarea")
+  area.value = renderContent(m.content)
+  area.rows = 2
+  area.setAttribute("aria-label", "Edit the message")
+  const save = document.createElement("button")
+  save.type = "submit"
+  save.textContent = "Save"
+  save.dataset.action = "save"
+  const cancel = document.createElement("button")
+  cancel.type = "button"
+  cancel.textContent = "Cancel"
+  cancel.addEventListener("click", () => refresh().catch((e) => banner(e.message, true)))
+  form.append(area, save, cancel)
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault()
+    const text = area.value.trim()
+    if (!text || state.live) return
+    save.disabled = true
+    ;(async () => {
+      // Keep the message's attachments; only its text changes.
+      const parts = blobParts(m.content)
+      const content = parts.length ? [{ type: "text", text }, ...parts] : text
+      const e = await state.parley.branches.edit(state.convId, m.id, { content, process: true })
+      await refresh()
+      if (e.session) follow(e.session)
+    })().catch((e) => banner(`Edit failed: ${e.message}`, true))
+  })
+  li.querySelector(".text").replaceWith(form)
+  li.querySelector(".actions").replaceChildren()
+  area.focus()
 }
 
 function messageElement(role, text, extra = {}) {
@@ -75,8 +200,15 @@ function messageElement(role, text, extra = {}) {
   return li
 }
 
-function renderMessage(m) {
+function renderMessage(m, index) {
   const li = messageElement(m.role, renderContent(m.content), { id: m.id, seq: String(m.seq) })
+  const attachments = renderAttachments(m.content)
+  if (attachments.length) {
+    const box = document.createElement("div")
+    box.className = "attachments"
+    box.append(...attachments)
+    li.append(box)
+  }
   if (m.metadata?.stopped) {
     li.dataset.stopped = "true"
     const note = document.createElement("span")
@@ -86,7 +218,7 @@ function renderMessage(m) {
   }
   const actions = document.createElement("div")
   actions.className = "actions"
-  actions.append(...messageActions(m))
+  actions.append(...messageActions(m, index))
   li.append(actions)
   return li
 }
@@ -96,21 +228,37 @@ function scrollToEnd() {
   main.scrollTop = main.scrollHeight
 }
 
-/** Every stored message of the conversation. */
+/**
+ * The active branch's messages, each with its `siblings` (one request for
+ * up to 100 messages; the switcher needs nothing more).
+ */
 async function loadMessages(convId) {
   const out = []
   for await (const m of state.parley.messages.all(convId)) out.push(m)
   return out
 }
 
-/** Draw the stored messages, then the streaming answer (if any) after them. */
-async function refresh() {
+/**
+ * Draw the stored messages, then the streaming answer (if any) after them.
+ * Calls in the same turn (a write's caller and the outbox's onSettled
+ * listener) share one read.
+ */
+let refreshing = null
+function refresh() {
+  refreshing ??= new Promise((r) => setTimeout(r, 0)).then(() => {
+    refreshing = null
+    return draw()
+  })
+  return refreshing
+}
+
+async function draw() {
   if (!state.convId) return
   const convId = state.convId
   const messages = await loadMessages(convId)
   if (convId !== state.convId) return
   const list = $("messages")
-  list.replaceChildren(...messages.map(renderMessage))
+  list.replaceChildren(...messages.map((m, i) => renderMessage(m, i)))
   if (state.live) list.append(state.live.el)
   scrollToEnd()
 }
@@ -189,21 +337,55 @@ function stop() {
 
 /* ---- sending ---------------------------------------------------------- */
 
-/** What send() stores for the composer's state (text now; attachments later). */
-function composerContent(text) {
-  return text
+/** Show the picked files above the composer. */
+function drawFiles() {
+  const box = $("files")
+  box.hidden = !state.files.length
+  box.replaceChildren(
+    ...state.files.map((f, i) => {
+      const chip = document.createElement("span")
+      chip.className = "file"
+      chip.textContent = f.name
+      const x = document.createElement("button")
+      x.type = "button"
+      x.textContent = "×"
+      x.title = `Remove ${f.name}`
+      x.addEventListener("click", () => {
+        state.files.splice(i, 1)
+        drawFiles()
+      })
+      chip.append(x)
+      return chip
+    }),
+  )
 }
 
-async function send(text) {
+/**
+ * What send() stores: the text alone, or, with attachments, a text part
+ * and one blob part per file (each uploaded first; the same bytes twice
+ * are one blob).
+ */
+async function composerContent(text, files) {
+  if (!files.length) return text
+  const parts = text ? [{ type: "text", text }] : []
+  for (const f of files) {
+    const b = await state.parley.blobs.upload(f, { contentType: f.type || undefined })
+    parts.push({ type: "blob", id: b.id, content_type: b.content_type, name: f.name })
+  }
+  return parts
+}
+
+async function send(text, files = []) {
   const parley = state.parley
   if (!state.convId) {
-    const conv = await parley.conversations.create({ title: text.slice(0, 60) })
+    const conv = await parley.conversations.create({ title: (text || files[0]?.name || "").slice(0, 60) })
     setConversation(conv.id)
   }
   const convId = state.convId
-  $("messages").append(messageElement("user", text, { pending: "true" }))
+  $("messages").append(messageElement("user", text || files.map((f) => f.name).join(", "), { pending: "true" }))
   scrollToEnd()
-  const m = await parley.messages.send(convId, { role: "user", content: composerContent(text), process: true })
+  const content = await composerContent(text, files)
+  const m = await parley.messages.send(convId, { role: "user", content, process: true })
   if (convId !== state.convId) return
   await refresh()
   if (m.session) follow(m.session)
@@ -244,16 +426,25 @@ async function chatPage(parleyUrl) {
     ev.preventDefault()
     if (state.live) return stop()
     const text = $("input").value.trim()
-    if (!text) return
+    const files = state.files
+    if (!text && !files.length) return
     $("input").value = ""
+    state.files = []
+    drawFiles()
     banner(null)
-    send(text).catch((e) => banner(`Not sent: ${e.message}`, true))
+    send(text, files).catch((e) => banner(`Not sent: ${e.message}`, true))
   })
   $("input").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey) {
       ev.preventDefault()
       $("composer").requestSubmit()
     }
+  })
+  $("attach").addEventListener("click", () => $("file").click())
+  $("file").addEventListener("change", () => {
+    state.files.push(...$("file").files)
+    $("file").value = ""
+    drawFiles()
   })
   $("new").addEventListener("click", () => {
     if (state.live) return
@@ -287,6 +478,8 @@ async function chatPage(parleyUrl) {
 async function sharePage(parleyUrl, id) {
   document.body.classList.add("shared")
   const anon = createClient({ baseUrl: parleyUrl, outbox: "memory", tabs: false })
+  state.parley = anon
+  state.shareId = id
   try {
     const snap = await anon.snapshots.get(id)
     const messages = [...(snap.content?.messages ?? [])]
@@ -298,7 +491,7 @@ async function sharePage(parleyUrl, id) {
     }
     document.title = `${snap.title ?? "A shared chat"} · Parley chat`
     banner(`A copy of "${snap.title ?? "a chat"}", shared on ${new Date(snap.created_at).toLocaleString()}.`)
-    $("messages").replaceChildren(...messages.map(renderMessage))
+    $("messages").replaceChildren(...messages.map((m, i) => renderMessage(m, i)))
   } catch (e) {
     banner(e instanceof ParleyError && e.status === 404 ? "This link does not work any more (the chat was unshared, or it expired)." : e.message, true)
   }

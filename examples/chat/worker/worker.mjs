@@ -18,16 +18,31 @@ import { runWorker } from "@parley/client/worker"
 
 import { answerTo } from "./model.mjs"
 
-/** The text of the message that started this session. */
+/** A message's text: a string, or its text parts (an attachment counts as its name). */
+function textOf(content) {
+  if (typeof content === "string") return content
+  if (Array.isArray(content)) return content.map((p) => (typeof p === "string" ? p : p?.type === "blob" ? `[${p.name ?? "attachment"}]` : (p?.text ?? ""))).join(" ")
+  return JSON.stringify(content)
+}
+
+/**
+ * The text of the message that started this session: along the active
+ * branch (where an edit or a regenerate just moved), else along each
+ * branch in turn (the user switched away before the worker came).
+ */
 async function promptOf(parley, session) {
-  let prompt = ""
-  for await (const m of parley.messages.all(session.conversation_id)) {
-    if (m.id === session.message_id) {
-      prompt = typeof m.content === "string" ? m.content : JSON.stringify(m.content)
-      break
-    }
+  const conv = session.conversation_id
+  const find = async (branch) => {
+    for await (const m of parley.messages.all(conv, 100, branch)) if (m.id === session.message_id) return textOf(m.content)
+    return null
   }
-  return prompt
+  const found = await find(undefined)
+  if (found !== null) return found
+  for (const b of (await parley.branches.list(conv, { limit: 100 })).items) {
+    const text = await find(b.id)
+    if (text !== null) return text
+  }
+  return ""
 }
 
 /** Resolves after ms, or rejects when the signal aborts. */
