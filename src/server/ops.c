@@ -716,10 +716,6 @@ int parley_export(const char *store_url, const char *user)
                                          : parley_strerror(rc));
         return 2;
     }
-    if (parley_store_refuses_export(db, user, stderr) != 0) {
-        parley_db_close(db);
-        return 1;
-    }
     rc = parley_db_begin(db); /* one snapshot for every kind */
     if (rc == 0) {
         rc = parley_store_export(db, user, stdout, stderr, &objects);

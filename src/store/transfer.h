@@ -39,14 +39,6 @@ typedef struct parley_import_stats {
 int parley_store_export(parley_db_t *db, const char *user, FILE *out, FILE *err, int64_t *objects);
 
 /*
- * Whether the store holds rows (of user, when not NULL) that no kind of
- * the export carries yet (blobs): PARLEY_EINVAL with the reason on err,
- * else 0. Call it outside the export's read transaction (on a schema
- * older than those tables the check fails, which counts as none).
- */
-int parley_store_refuses_export(parley_db_t *db, const char *user, FILE *err);
-
-/*
  * Read JSON Lines from in and write the objects they hold through db (the
  * writer connection, inside a transaction the caller began). 0 when every
  * line was read and the end line matched; otherwise the first problem is
