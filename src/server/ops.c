@@ -59,6 +59,7 @@
 #include "server/ops.h"
 #include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
+#include "core/search.h"
 #include "store/transfer.h"
 #include "core/rebuild.h"
 #include "core/subscription.h"
@@ -757,6 +758,17 @@ int parley_import(const char *store_url)
     rc = parley_db_begin(db);
     if (rc == 0) {
         rc = parley_store_import(db, stdin, stderr, &st);
+        /* The index is the store's own (not exported): the conversations
+         * the import wrote get their messages indexed in its transaction. */
+        size_t i;
+        json_t *id;
+        json_array_foreach(st.conversations, i, id)
+        {
+            if (rc)
+                break;
+            rc = parley_search_reindex(db, json_string_value(id));
+        }
+        json_decref(st.conversations);
         if (rc == 0)
             rc = parley_db_commit(db);
         else

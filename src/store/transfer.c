@@ -906,6 +906,9 @@ static int import_object(parley_db_t *db, json_t *map, decoded_t *d, int64_t n, 
     }
     if (json_object_set_new(map, key, json_string(digest)))
         rc = PARLEY_ENOMEM;
+    if (rc == 0 && !have && strcmp(k->kind, "conversation") == 0 &&
+        json_array_append_new(st->conversations, json_stringn(d->row.vals[0], d->row.lens[0])))
+        rc = PARLEY_ENOMEM;
     st->inserted++;
 out:
     free(line);
@@ -940,8 +943,8 @@ static int frame_line(json_t *o, const char *name, int64_t n, int64_t objects, F
 
 int parley_store_import(parley_db_t *db, FILE *in, FILE *err, parley_import_stats_t *stats)
 {
-    parley_import_stats_t st = {0};
-    json_t *map = json_object();
+    parley_import_stats_t st = {.conversations = json_array()};
+    json_t *map = st.conversations ? json_object() : NULL;
     char *buf = NULL;
     size_t cap = 0;
     bool ended = false;

@@ -17,15 +17,17 @@
 #define PARLEY_STORE_TRANSFER_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "store/store.h"
 
 /* What an import did. */
 typedef struct parley_import_stats {
-    int64_t lines;    /* lines read */
-    int64_t inserted; /* objects written */
-    int64_t present;  /* objects already in the store with the same content (skipped) */
+    int64_t lines;         /* lines read */
+    int64_t inserted;      /* objects written */
+    int64_t present;       /* objects already in the store with the same content (skipped) */
+    json_t *conversations; /* ids of the conversations written, to index for search (owned) */
 } parley_import_stats_t;
 
 /*
