@@ -436,6 +436,10 @@ int parley_conversation_add_branch_message(parley_db_t *db, parley_conv_t *c, co
     if (rc == 0) {
         c->last_message_ms = now;
         c->updated_ms = now;
+        /* Searchable like a message on main, whichever branch is active. */
+        rc = parley_search_index(db, c->id, id, seq, content); /* same transaction */
+    }
+    if (rc == 0) {
         json_t *fields = json_pack("{s:s, s:s}", "conversation_id", c->id, "message_id", id);
         json_t *data =
             json_pack("{s:I, s:s, s:o, s:s}", "seq", (json_int_t)seq, "role", role, "session_id",

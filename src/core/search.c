@@ -156,3 +156,58 @@ int parley_search_index(parley_db_t *db, const char *conv_id, const char *msg_id
     parley_buf_free(&text);
     return rc;
 }
+
+/* One stored message of a reindex: [seq, id, content]. */
+static int on_stored_message(void *arg, int n, const char *const *vals, const size_t *lens)
+{
+    json_t *out = arg;
+    if (n < 2 || !vals[0] || !vals[1])
+        return 0;
+    json_t *m = json_loadb(vals[1], lens[1], 0, NULL);
+    const char *id = json_string_value(json_object_get(m, "id"));
+    json_t *content = json_object_get(m, "content");
+    int rc = 0;
+    if (id && content &&
+        json_array_append_new(
+            out, json_pack("[I, s, O]", (json_int_t)strtoll(vals[0], NULL, 10), id, content)))
+        rc = PARLEY_ENOMEM;
+    json_decref(m);
+    return rc;
+}
+
+int parley_search_reindex(parley_db_t *db, const char *conv_id)
+{
+    parley_buf_t from;
+    json_t *found = json_array();
+    int rc = found ? 0 : PARLEY_ENOMEM;
+    parley_buf_init(&from, SIZE_MAX / 2);
+    /* conv_id quoted as an SQL string (the import takes it from a file). */
+    parley_buf_t q;
+    parley_buf_init(&q, SIZE_MAX / 2);
+    for (const char *p = conv_id; rc == 0 && *p; p++)
+        rc = *p == '\'' ? parley_buf_puts(&q, "''") : parley_buf_putc(&q, *p);
+    if (rc == 0)
+        rc = parley_buf_printf(
+            &from,
+            "chunks c JOIN streams s ON s.id = c.stream_id WHERE NOT s.deleted AND (s.path = "
+            "'_parley/conv/%s' OR substr(s.path, 1, %zu) = '_parley/convbranch/%s/') AND EXISTS "
+            "(SELECT 1 FROM conversations v WHERE v.id = '%s' AND NOT v.deleted)",
+            q.data ? q.data : "", strlen("_parley/convbranch/") + strlen(conv_id) + 1,
+            q.data ? q.data : "", q.data ? q.data : "");
+    if (rc == 0)
+        rc = parley_db_table_scan(db, from.data, "c.end_pos, c.data", "s.id, c.end_pos",
+                                  on_stored_message, found);
+    size_t i;
+    json_t *m;
+    json_array_foreach(found, i, m)
+    {
+        if (rc)
+            break;
+        rc = parley_search_index(db, conv_id, json_string_value(json_array_get(m, 1)),
+                                 json_integer_value(json_array_get(m, 0)), json_array_get(m, 2));
+    }
+    json_decref(found);
+    parley_buf_free(&q);
+    parley_buf_free(&from);
+    return rc;
+}

@@ -46,4 +46,11 @@ int parley_search_text(json_t *content, parley_buf_t *out);
 int parley_search_index(parley_db_t *db, const char *conv_id, const char *msg_id, int64_t seq,
                         json_t *content);
 
+/* Index every message stored for conversation conv_id (its main log and
+ * its branch logs) that the index lacks because it was written without
+ * the message rules (an import writes rows): call it once for a
+ * conversation whose messages are not indexed yet, in the writer's
+ * transaction. A deleted conversation is left out. Writer. */
+int parley_search_reindex(parley_db_t *db, const char *conv_id);
+
 #endif

@@ -59,6 +59,7 @@
 #include "server/ops.h"
 #include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
+#include "core/search.h"
 #include "store/transfer.h"
 #include "core/rebuild.h"
 #include "core/subscription.h"
@@ -716,10 +717,6 @@ int parley_export(const char *store_url, const char *user)
                                          : parley_strerror(rc));
         return 2;
     }
-    if (parley_store_refuses_export(db, user, stderr) != 0) {
-        parley_db_close(db);
-        return 1;
-    }
     rc = parley_db_begin(db); /* one snapshot for every kind */
     if (rc == 0) {
         rc = parley_store_export(db, user, stdout, stderr, &objects);
@@ -761,6 +758,17 @@ int parley_import(const char *store_url)
     rc = parley_db_begin(db);
     if (rc == 0) {
         rc = parley_store_import(db, stdin, stderr, &st);
+        /* The index is the store's own (not exported): the conversations
+         * the import wrote get their messages indexed in its transaction. */
+        size_t i;
+        json_t *id;
+        json_array_foreach(st.conversations, i, id)
+        {
+            if (rc)
+                break;
+            rc = parley_search_reindex(db, json_string_value(id));
+        }
+        json_decref(st.conversations);
         if (rc == 0)
             rc = parley_db_commit(db);
         else

@@ -22,6 +22,17 @@ static const char *const docs_before[] = {
     NULL,
 };
 
+/* Blobs are keyed (owner, id) and the id is the bytes' SHA-256: a blob of
+ * the source's that the destination has too is the same bytes. The
+ * destination's wins: the source's parts of it go here, its row goes with
+ * the collisions, and the source's references (which name the id) then
+ * point at the destination's blob. */
+static const char *const blobs_before[] = {
+    "DELETE FROM blob_parts WHERE upload IN (SELECT s.upload FROM blobs s WHERE s.owner = ?1 AND "
+    "EXISTS (SELECT 1 FROM blobs d WHERE d.owner = ?2 AND d.id = s.id))",
+    NULL,
+};
+
 const parley_owned_t parley_owned[] = {
     {"conversations", "conversations", NULL, NULL, NULL},
     {"sessions", "sessions", NULL, NULL, NULL},
@@ -30,6 +41,8 @@ const parley_owned_t parley_owned[] = {
     {"streams", "streams", "substr(path, 1, 13) = '_parley/feed/'", NULL, NULL},
     {"documents", "documents", NULL, "collection, id", docs_before},
     {"idempotency_keys", "idempotency", NULL, "key", NULL},
+    {"blobs", "blobs", NULL, "id", blobs_before},
+    {"blob_refs", "blob_refs", NULL, "blob_id, src", NULL},
 };
 const size_t parley_owned_count = sizeof parley_owned / sizeof parley_owned[0];
 

@@ -285,6 +285,56 @@ static const xkind_t kinds[] = {
       {"view_count", X_INT, "v.view_count"},
       {"last_viewed_ms", X_INT, "v.last_viewed_ms"},
       {"deleted", X_BOOL, "v.deleted"}}},
+    /*
+     * Blobs. A blob's bytes are parts keyed by an internal upload number;
+     * a line names its blob by owner and id instead, and the import draws a
+     * fresh upload number from blob_uploads (so later uploads never reuse
+     * it) and drops that staging row once the blob row holds the number.
+     * Staged uploads (blob_uploads, and parts no blob holds yet) are not
+     * exported: they are unfinished uploads a client restarts.
+     */
+    {
+        "blob",
+        "blobs",
+        "owner, id",
+        SCOPE_USER,
+        "owner",
+        2,
+        false,
+        "INSERT INTO blobs (owner, id, upload, size, content_type, created_ms, touched_ms) VALUES "
+        "($1, $2, (SELECT MAX(upload) FROM blob_uploads WHERE owner = $1), $3, $4, $5, $6)",
+        NULL,
+        {{"owner", X_TEXT, "owner"},
+         {"id", X_TEXT, "id"},
+         {"size", X_INT, "size"},
+         {"content_type", X_TEXT, "content_type"},
+         {"created_ms", X_INT, "created_ms"},
+         {"touched_ms", X_INT, "touched_ms"}},
+    },
+    {"blob_part",
+     "blob_parts p JOIN blobs b ON b.upload = p.upload",
+     "b.owner, b.id, p.n",
+     SCOPE_USER,
+     "b.owner",
+     3,
+     false,
+     "INSERT INTO blob_parts (upload, n, data) VALUES ((SELECT upload FROM blobs WHERE owner = $1 "
+     "AND id = $2), $3, $4)",
+     NULL,
+     {{"owner", X_TEXT, "b.owner"},
+      {"blob", X_TEXT, "b.id"},
+      {"n", X_INT, "p.n"},
+      {"data", X_BYTES, "p.data"}}},
+    {"blob_ref",
+     "blob_refs",
+     "owner, blob_id, src",
+     SCOPE_USER,
+     "owner",
+     3,
+     false,
+     "INSERT INTO blob_refs (owner, blob_id, src) VALUES ($1, $2, $3)",
+     NULL,
+     {{"owner", X_TEXT, "owner"}, {"blob_id", X_TEXT, "blob_id"}, {"src", X_TEXT, "src"}}},
     {"idempotency",
      "idempotency",
      "owner, key",
@@ -368,6 +418,25 @@ static const xkind_t kinds[] = {
       {"created_ms", X_INT, "created_ms"}}},
 };
 #define NKINDS ((int)(sizeof kinds / sizeof kinds[0]))
+
+/*
+ * Statements an import runs around a kind's INSERT of a new object, bound
+ * to the object's leading columns: a blob draws its upload number from
+ * blob_uploads (the sequence later uploads use) and then drops that
+ * staging row.
+ */
+static const struct {
+    const char *kind; /* the kind */
+    const char *pre;  /* before the INSERT */
+    int npre;         /* the leading columns pre binds as $1..$npre */
+    const char *post; /* after the INSERT */
+    int npost;        /* the leading columns post binds as $1..$npost */
+} hooks[] = {
+    {"blob", "INSERT INTO blob_uploads (owner, touched_ms) VALUES ($1, 0)", 1,
+     "DELETE FROM blob_uploads WHERE upload = (SELECT upload FROM blobs WHERE owner = $1 AND id "
+     "= $2)",
+     2},
+};
 
 static int ncols(const xkind_t *k)
 {
@@ -579,52 +648,6 @@ static int scan_kind(parley_db_t *db, const xkind_t *k, const char *user, scan_t
     s->kind = k;
     rc = parley_db_table_scan(db, from, cols, k->order, on_row, s);
     return rc;
-}
-
-/*
- * Tables whose rows no kind carries yet: an export of a store that holds
- * any (of user, when given) is refused rather than silently incomplete.
- * A table leaves this list when its kind joins kinds[].
- */
-static const struct {
-    const char *table; /* the table */
-    const char *owner; /* its owner column */
-    const char *what;  /* what its rows are, for the message */
-} not_exported[] = {
-    {"blobs", "owner", "blobs (attachments)"},
-};
-
-static int stop_at_first(void *arg, int n, const char *const *vals, const size_t *lens)
-{
-    (void)n;
-    (void)vals;
-    (void)lens;
-    *(bool *)arg = true;
-    return 1;
-}
-
-int parley_store_refuses_export(parley_db_t *db, const char *user, FILE *err)
-{
-    for (size_t i = 0; i < sizeof not_exported / sizeof not_exported[0]; i++) {
-        char from[1024];
-        bool found = false;
-        char *q = user ? sql_quote(user) : NULL;
-        if (user && !q)
-            return PARLEY_ENOMEM;
-        snprintf(from, sizeof from, "%s%s%s%s%s", not_exported[i].table, user ? " WHERE " : "",
-                 user ? not_exported[i].owner : "", user ? " = " : "", user ? q : "");
-        free(q);
-        /* A store whose schema predates the table has none (an error). */
-        if (parley_db_table_scan(db, from, "1", "1", stop_at_first, &found) >= 0 && found) {
-            fprintf(err,
-                    "parley: export: the store holds %s, which this version of export does not "
-                    "carry yet; nothing was exported (copy the store with parley backup, or "
-                    "pg_dump on PostgreSQL)\n",
-                    not_exported[i].what);
-            return PARLEY_EINVAL;
-        }
-    }
-    return 0;
 }
 
 int parley_store_export(parley_db_t *db, const char *user, FILE *out, FILE *err, int64_t *objects)
@@ -855,7 +878,22 @@ static int import_object(parley_db_t *db, json_t *map, decoded_t *d, int64_t n, 
     }
     parley_vals_t vals;
     bind_row(d, &vals);
-    rc = parley_db_row_exec(db, have ? k->update : k->insert, &vals, NULL);
+    int hook = -1;
+    for (size_t i = 0; !have && i < sizeof hooks / sizeof hooks[0]; i++)
+        if (strcmp(hooks[i].kind, k->kind) == 0)
+            hook = (int)i;
+    if (hook >= 0) {
+        parley_vals_t pre = vals;
+        pre.n = hooks[hook].npre;
+        rc = parley_db_row_exec(db, hooks[hook].pre, &pre, NULL);
+    }
+    if (rc == 0)
+        rc = parley_db_row_exec(db, have ? k->update : k->insert, &vals, NULL);
+    if (rc == 0 && hook >= 0) {
+        parley_vals_t post = vals;
+        post.n = hooks[hook].npost;
+        rc = parley_db_row_exec(db, hooks[hook].post, &post, NULL);
+    }
     if (rc == PARLEY_EEXIST) {
         bad(err, n, "%s collides with an object in the store (a unique key)", name);
         rc = PARLEY_ECONFLICT;
@@ -867,6 +905,9 @@ static int import_object(parley_db_t *db, json_t *map, decoded_t *d, int64_t n, 
         goto out;
     }
     if (json_object_set_new(map, key, json_string(digest)))
+        rc = PARLEY_ENOMEM;
+    if (rc == 0 && !have && strcmp(k->kind, "conversation") == 0 &&
+        json_array_append_new(st->conversations, json_stringn(d->row.vals[0], d->row.lens[0])))
         rc = PARLEY_ENOMEM;
     st->inserted++;
 out:
@@ -902,8 +943,8 @@ static int frame_line(json_t *o, const char *name, int64_t n, int64_t objects, F
 
 int parley_store_import(parley_db_t *db, FILE *in, FILE *err, parley_import_stats_t *stats)
 {
-    parley_import_stats_t st = {0};
-    json_t *map = json_object();
+    parley_import_stats_t st = {.conversations = json_array()};
+    json_t *map = st.conversations ? json_object() : NULL;
     char *buf = NULL;
     size_t cap = 0;
     bool ended = false;

@@ -17,15 +17,17 @@
 #define PARLEY_STORE_TRANSFER_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "store/store.h"
 
 /* What an import did. */
 typedef struct parley_import_stats {
-    int64_t lines;    /* lines read */
-    int64_t inserted; /* objects written */
-    int64_t present;  /* objects already in the store with the same content (skipped) */
+    int64_t lines;         /* lines read */
+    int64_t inserted;      /* objects written */
+    int64_t present;       /* objects already in the store with the same content (skipped) */
+    json_t *conversations; /* ids of the conversations written, to index for search (owned) */
 } parley_import_stats_t;
 
 /*
@@ -37,14 +39,6 @@ typedef struct parley_import_stats {
  * out, an output error).
  */
 int parley_store_export(parley_db_t *db, const char *user, FILE *out, FILE *err, int64_t *objects);
-
-/*
- * Whether the store holds rows (of user, when not NULL) that no kind of
- * the export carries yet (blobs): PARLEY_EINVAL with the reason on err,
- * else 0. Call it outside the export's read transaction (on a schema
- * older than those tables the check fails, which counts as none).
- */
-int parley_store_refuses_export(parley_db_t *db, const char *user, FILE *err);
 
 /*
  * Read JSON Lines from in and write the objects they hold through db (the

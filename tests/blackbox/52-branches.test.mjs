@@ -464,3 +464,18 @@ test("branches - parley verify finds no problem in a store with branches, deep c
   assert.equal(v.code, 0, v.stdout + v.stderr)
   assert.match(v.stdout, /^OK: 0 problems found$/m)
 })
+
+test("branches - messages on a branch are searchable like messages on main, whichever branch is active; a hit names the message", async (t) => {
+  const { alice, bob, worker } = await setup(t)
+  const conv = await newConversation(alice)
+  const [, , u2] = await fourMessages(alice, worker, conv.id)
+  const e = await edit(alice, conv.id, u2.id, { content: "quetzal sighting edited" })
+  const later = await send(alice, conv.id, { role: "user", content: [{ type: "text", text: "a second quetzal" }], branch: e.branch })
+  const find = async (c, q) => expectStatus(await c.get(`/v1/search?q=${encodeURIComponent(q)}`), 200, "search").items
+  const hits = (await find(alice, "quetzal")).filter((h) => h.kind === "message")
+  assert.deepEqual(hits.map((h) => [h.conversation_id, h.message_id, h.seq]).sort(), [[conv.id, e.id, 3], [conv.id, later.id, 4]].sort())
+  // Back on main: the edited branch's messages still show (they were written; the hit names them).
+  expectStatus(await alice.patch(`/v1/conversations/${conv.id}/branches/main`, { active: true }), 200, "activate main")
+  assert.ok((await find(alice, "sighting")).some((h) => h.message_id === e.id), "an inactive branch's message is found")
+  assert.equal((await find(bob, "quetzal")).length, 0, "never another user's")
+})

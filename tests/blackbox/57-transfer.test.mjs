@@ -53,8 +53,8 @@ test("transfer - everything the anonymous user made follows them; the old user s
   const ans = expectStatus(await transfer(admin, "anon-42", "alice"), 200)
   assert.equal(ans.from, "anon-42")
   assert.equal(ans.to, "alice")
-  assert.deepEqual(ans.moved, { conversations: 1, sessions: 1, snapshots: 1, streams: 4, documents: 2, idempotency_keys: 1 })
-  assert.deepEqual(Object.values(ans.dropped), [0, 0, 0, 0, 0, 0])
+  assert.deepEqual(ans.moved, { conversations: 1, sessions: 1, snapshots: 1, streams: 4, documents: 2, idempotency_keys: 1, blobs: 0, blob_refs: 0 })
+  assert.deepEqual(Object.values(ans.dropped), [0, 0, 0, 0, 0, 0, 0, 0])
 
   // The new owner has it all.
   const convs = expectStatus(await alice.get("/v1/conversations"), 200).items
@@ -136,7 +136,7 @@ test("transfer - idempotent: a second call changes nothing and answers the same;
   assert.deepEqual(a4.json(), a3)
   // A user who never made anything: zeros, the same again.
   const z1 = await transfer(admin, "nobody", "alice")
-  assert.deepEqual(z1.json().moved, { conversations: 0, sessions: 0, snapshots: 0, streams: 0, documents: 0, idempotency_keys: 0 })
+  assert.deepEqual(z1.json().moved, { conversations: 0, sessions: 0, snapshots: 0, streams: 0, documents: 0, idempotency_keys: 0, blobs: 0, blob_refs: 0 })
   assert.equal((await transfer(admin, "nobody", "alice")).text, z1.text)
 })
 
@@ -188,4 +188,35 @@ test("transfer - refusals: the same user, a user's token, the admin acting as a 
   expectStatus(await slash.post("/v1/conversations", { title: "slashed" }), 201)
   assert.equal(expectStatus(await admin.post("/v1/users/org/anon/transfer", { to: "alice" }), 200).moved.conversations, 1)
   assert.equal(expectStatus(await alice.get("/v1/conversations"), 200).items.length, 1)
+})
+
+test("transfer - blobs follow the user: the new owner downloads them, messages that reference them resolve, the old user gets 404; the same bytes at both keep the destination's", async (t) => {
+  const { srv, anon, alice, admin } = await setup(t)
+  const up = async (c, bytes) => expectStatus(await c.call("POST", "/v1/blobs", { body: bytes, headers: { "Content-Type": "application/octet-stream" } }), 201)
+  const only = Buffer.alloc(300 * 1024, 7) // two parts
+  const shared = Buffer.from("the same bytes for both")
+  const a = await up(anon, only)
+  const s1 = await up(anon, shared)
+  const s2 = await up(alice, shared)
+  assert.equal(s1.id, s2.id)
+  const conv = expectStatus(await anon.post("/v1/conversations", { title: "with files" }), 201)
+  const msg = expectStatus(await anon.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: [{ type: "blob", id: a.id }, { type: "blob", id: s1.id }] }), 201)
+
+  const ans = expectStatus(await transfer(admin, "anon-42", "alice"), 200)
+  assert.equal(ans.moved.blobs, 1, "the blob only anon had")
+  assert.equal(ans.dropped.blobs, 1, "the copy alice had too")
+  assert.equal(ans.moved.blob_refs, 2)
+  for (const [id, bytes] of [[a.id, only], [s1.id, shared]]) {
+    const got = await alice.get(`/v1/blobs/${id}`)
+    assert.equal(got.status, 200, `alice downloads ${id}`)
+    assert.ok(got.body.equals(bytes))
+    expectError(await anon.get(`/v1/blobs/${id}`), 404, "not_found")
+  }
+  const range = await alice.get(`/v1/blobs/${a.id}`, { headers: { Range: "bytes=262140-262150" } })
+  assert.equal(range.status, 206)
+  const m = expectStatus(await alice.get(`/v1/conversations/${conv.id}/messages`), 200).items.find((x) => x.id === msg.id)
+  assert.deepEqual(m.content.map((p) => p.id), [a.id, s1.id], "the message still names its blobs")
+  // The references moved with it: deleting the message's conversation is what frees them, not the move.
+  const snap = expectStatus(await alice.post("/v1/snapshots", { source: `/v1/conversations/${conv.id}` }), 201)
+  assert.equal((await alice.get(`/v1/snapshots/${snap.id}/blobs/${a.id}`)).status, 200, "a snapshot of the moved conversation serves its blob")
 })
