@@ -453,6 +453,10 @@ test("ops - a v1 store made by an earlier build serves the same data, verifies, 
   fs.copyFileSync(FIXTURE_V1, path.join(dir, "parley.db"))
   fs.chmodSync(path.join(dir, "parley.db"), 0o600)
   const srv = await sqliteServer(t, [], dir)
+  // The upgrade is logged step by step (a new store logs none: see below).
+  assert.match(srv.stderr(), /schema migrated from version 1 to 2/)
+  const fresh = await sqliteServer(t, [], tmpDir(t, "ops-fresh"))
+  assert.doesNotMatch(fresh.stderr(), /schema migrated/, "a new store is created, not migrated")
   const c = client(srv)
   const convs = expectStatus(await c.get("/v1/conversations"), 200)
   assert.equal(convs.items.length, 1)

@@ -994,7 +994,7 @@ static int init_schema(pg_db_t *c)
     }
     for (int64_t v = version; rc == 0 && v < SCHEMA_VERSION; v++) {
         rc = command(c, migrations[v], NULL);
-        if (rc == 0 && v > 0)
+        if (rc == 0 && version > 0) /* an existing store, not a new one */
             parley_log_info("store: schema migrated from version %lld to %lld", (long long)v,
                             (long long)v + 1);
     }

@@ -709,7 +709,7 @@ static int init_schema(parley_db_t *db)
     }
     for (int64_t v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) {
         rc = sqlite3_exec(conn, migrations[v], NULL, NULL, &msg);
-        if (rc == SQLITE_OK && v > 0)
+        if (rc == SQLITE_OK && version > 0) /* an existing store, not a new one */
             parley_log_info("store: schema migrated from version %lld to %lld", (long long)v,
                             (long long)v + 1);
     }
