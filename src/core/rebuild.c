@@ -33,6 +33,7 @@
 
 #include "codec/canonjson.h"
 #include "codec/mergepatch.h"
+#include "core/branch.h"
 #include "core/conversation.h"
 #include "core/feed.h"
 #include "core/rebuild.h"
@@ -49,6 +50,7 @@ typedef struct rebuild {
     json_t *objs;       /* key → rebuilt object (see DESIGN) */
     json_t *logs;       /* ids of the conversations whose logs to compare */
     bool trimmed;       /* the feed no longer starts at its first event */
+    bool nofeed;        /* no feed at all: rows imported without it */
     int err;            /* the first error met in a callback */
     long events;        /* events replayed */
     long other;         /* events of types with no replay entry */
@@ -227,6 +229,7 @@ static int on_conversation(rebuild_t *rb, json_t *ev, const char *type)
         json_object_set_new(o, "title", json_null());
         json_object_set_new(o, "metadata", json_object());
         json_object_del(o, "messages");
+        json_object_del(o, "branches");
         return 0;
     }
     json_object_set_new(o, "deleted", json_false());
@@ -235,6 +238,73 @@ static int on_conversation(rebuild_t *rb, json_t *ev, const char *type)
     json_object_set(o, "message_count", json_object_get(data, "message_count"));
     if (!json_object_get(o, "messages"))
         json_object_set_new(o, "messages", json_object());
+    return 0;
+}
+
+/* A branch of a rebuilt conversation: {"tail": its messages, "messages":
+ * seq → message}; created when missing (a branch made before the events
+ * named it is not checked for its seq). Borrowed, or NULL. */
+static json_t *branch_of(json_t *conv, const char *id, bool create)
+{
+    json_t *all = json_object_get(conv, "branches");
+    if (!all && create) {
+        all = json_object();
+        if (!all || json_object_set_new(conv, "branches", all))
+            return NULL;
+    }
+    json_t *b = json_object_get(all, id);
+    if (!b && create) {
+        b = json_pack("{s:o, s:o}", "tail", json_null(), "messages", json_object());
+        if (!b || json_object_set_new(all, id, b))
+            return NULL;
+    }
+    return b;
+}
+
+/*
+ * A message on a branch (data.branch): in its branch's log, not main's;
+ * the conversation's version moves, its message_count (main's) does not.
+ */
+static int on_branch_message(rebuild_t *rb, json_t *ev, json_t *o, const char *branch,
+                             json_int_t seq)
+{
+    char seqs[32];
+    json_t *data = json_object_get(ev, "data");
+    json_t *b = branch_of(o, branch, true);
+    if (!b)
+        return PARLEY_ENOMEM;
+    json_t *tail = json_object_get(b, "tail");
+    if (json_is_integer(tail) && seq != json_integer_value(tail) + 1)
+        parley_verify_problem(rb->v, "%s branch %s: message %s has seq %lld after %lld messages",
+                              str(o, "name"), branch, str(ev, "message_id"), (long long)seq,
+                              (long long)json_integer_value(tail));
+    json_object_set_new(b, "tail", json_integer(seq));
+    json_object_set_new(o, "version",
+                        json_integer(json_integer_value(json_object_get(o, "version")) + 1));
+    snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
+    json_t *m =
+        json_pack("{s:s, s:O, s:O}", "id", str(ev, "message_id"), "role",
+                  json_object_get(data, "role"), "session_id", json_object_get(data, "session_id"));
+    if (!m || json_object_set_new(json_object_get(b, "messages"), seqs, m))
+        return PARLEY_ENOMEM;
+    return 0;
+}
+
+/* branch.created: the branch and its length when made (its log shares
+ * its parent's messages up to the fork); branch.activated changes no row
+ * compared. */
+static int on_branch(rebuild_t *rb, json_t *ev, const char *type)
+{
+    char key[512], name[512];
+    json_t *data = json_object_get(ev, "data");
+    conv_key(str(ev, "conversation_id"), key, sizeof key, name, sizeof name);
+    json_t *o = touch(rb, key, name, false, true, type);
+    if (!o || !is_ok(o) || strcmp(type, "branch.created") != 0)
+        return 0;
+    json_t *b = branch_of(o, str(data, "id"), true);
+    if (!b)
+        return PARLEY_ENOMEM;
+    json_object_set(b, "tail", json_object_get(data, "message_count"));
     return 0;
 }
 
@@ -247,6 +317,9 @@ static int on_message(rebuild_t *rb, json_t *ev, const char *type)
     if (!o || !is_ok(o))
         return 0;
     json_int_t seq = json_integer_value(json_object_get(data, "seq"));
+    const char *branch = json_string_value(json_object_get(data, "branch"));
+    if (branch && strcmp(branch, "main") != 0)
+        return on_branch_message(rb, ev, o, branch, seq);
     json_int_t count = json_integer_value(json_object_get(o, "message_count"));
     if (seq != count + 1)
         parley_verify_problem(rb->v, "%s: message %s has seq %lld after %lld messages", name,
@@ -313,6 +386,81 @@ static int on_session(rebuild_t *rb, json_t *ev, const char *type)
     if (field)
         json_object_set(o, field, json_object_get(data, field));
     return 0;
+}
+
+/* ---- replay: blobs ---------------------------------------------------------------- */
+
+static void blob_key(const char *owner, const char *id, char *key, size_t kcap, char *name,
+                     size_t ncap)
+{
+    snprintf(key, kcap, "blob" SEP "%s" SEP "%s", owner, id);
+    snprintf(name, ncap, "blob %s of '%s'", id, owner);
+}
+
+static int on_blob(rebuild_t *rb, json_t *ev, const char *type)
+{
+    char key[1024], name[1024];
+    json_t *data = json_object_get(ev, "data");
+    blob_key(str(ev, "user"), str(ev, "blob_id"), key, sizeof key, name, sizeof name);
+    bool deleted = strcmp(type, "blob.deleted") == 0;
+    json_t *o = touch(rb, key, name, true, true, type);
+    if (!o)
+        return 0;
+    json_object_set_new(o, "exists", json_boolean(!deleted));
+    json_object_set(o, "size", json_object_get(data, "size"));
+    json_object_set(o, "content_type", json_object_get(data, "content_type"));
+    return 0;
+}
+
+/* ---- replay: moving a user's data ------------------------------------------------- */
+
+/*
+ * user.transferred {from, to}: every object of from now belongs to to
+ * (core/transfer.c moves the rows without per-object events). Documents,
+ * keyed by owner, take the new key; when to already had that key, from's
+ * copy was dropped by the move. Blobs are not moved (content-addressed per
+ * owner; the move leaves them with from).
+ */
+static int on_transfer(rebuild_t *rb, json_t *ev, const char *type)
+{
+    (void)type;
+    const char *from = str(ev, "from"), *to = str(ev, "to");
+    if (!*from || !*to || strcmp(from, to) == 0)
+        return 0;
+    json_t *keys = json_array();
+    const char *key;
+    json_t *o;
+    if (!keys)
+        return PARLEY_ENOMEM;
+    json_object_foreach(rb->objs, key, o)
+    {
+        if (strcmp(str(o, "owner"), from) == 0)
+            json_object_set_new(o, "owner", json_string(to));
+        size_t fl = strlen(from);
+        if (strncmp(key, "document" SEP, 9) == 0 && strncmp(key + 9, from, fl) == 0 &&
+            key[9 + fl] == SEP[0] && json_array_append_new(keys, json_string(key)))
+            rb->err = PARLEY_ENOMEM;
+    }
+    size_t i;
+    json_t *kv;
+    json_array_foreach(keys, i, kv)
+    {
+        char nkey[1024], name[1024];
+        const char *old = json_string_value(kv);
+        const char *rest = old + 9 + strlen(from) + 1; /* after "document<SEP><from><SEP>" */
+        const char *sep = strchr(rest, SEP[0]);
+        char coll[512];
+        snprintf(coll, sizeof coll, "%.*s", sep ? (int)(sep - rest) : 0, rest);
+        doc_key(to, coll, sep ? sep + 1 : "", nkey, sizeof nkey, name, sizeof name);
+        o = json_object_get(rb->objs, old);
+        if (!json_object_get(rb->objs, nkey)) {
+            json_object_set_new(o, "name", json_string(name));
+            json_object_set(rb->objs, nkey, o);
+        }
+        json_object_del(rb->objs, old);
+    }
+    json_decref(keys);
+    return rb->err;
 }
 
 /* ---- replay: snapshots ---------------------------------------------------------- */
@@ -400,6 +548,11 @@ static const struct replay_entry {
     {"conversation.updated", on_conversation},
     {"conversation.deleted", on_conversation},
     {"message.created", on_message},
+    {"branch.created", on_branch},
+    {"branch.activated", on_branch},
+    {"blob.created", on_blob},
+    {"blob.deleted", on_blob},
+    {"user.transferred", on_transfer},
     {"session.updated", on_session},
     {"snapshot.created", on_snapshot},
     {"snapshot.deleted", on_snapshot},
@@ -454,8 +607,10 @@ static int read_feed(rebuild_t *rb)
     uint64_t start = 0;
     parley_feed_path(NULL, path, sizeof path);
     int rc = parley_db_stream_get(rb->db, path, &st);
-    if (rc == PARLEY_ENOTFOUND)
-        return 0; /* nothing was ever written */
+    if (rc == PARLEY_ENOTFOUND) {
+        rb->nofeed = true; /* nothing written, or rows imported without it */
+        return 0;
+    }
     if (rc == 0)
         rc = parley_feed_start(rb->db, &st, &start);
     rb->trimmed = start > 0;
@@ -472,7 +627,7 @@ static json_t *rebuilt_for(rebuild_t *rb, const char *key, const char *name)
 {
     json_t *o = json_object_get(rb->objs, key);
     if (!o) {
-        if (rb->trimmed)
+        if (rb->trimmed || rb->nofeed)
             rb->skipped++;
         else
             parley_verify_problem(rb->v, "%s: in the store but never in the feed", name);
@@ -522,9 +677,10 @@ static int row_document(rebuild_t *rb, const char *const *c, const size_t *lens)
 
 /* A message of a conversation's log against the message.created events. */
 typedef struct log_check {
-    rebuild_t *rb; /* the run */
-    json_t *conv;  /* the rebuilt conversation (borrowed) */
-    long compared; /* messages compared */
+    rebuild_t *rb;    /* the run */
+    json_t *msgs;     /* seq → message from the events (borrowed) */
+    const char *name; /* the log's name for the report */
+    long compared;    /* messages compared */
 } log_check_t;
 
 static int on_log_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_end,
@@ -544,7 +700,7 @@ static int on_log_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_e
     json_error_t jerr;
     json_t *arr = json_loadb(buf, len + 2, JSON_ALLOW_NUL, &jerr);
     free(buf);
-    json_t *msgs = json_object_get(lc->conv, "messages");
+    json_t *msgs = lc->msgs;
     for (size_t i = 0; i < json_array_size(arr); i++) {
         char seqs[32];
         json_t *m = json_array_get(arr, i);
@@ -562,7 +718,7 @@ static int on_log_chunk(void *arg, uint64_t start, uint64_t end, uint64_t unit_e
                 parley_verify_problem(lc->rb->v,
                                       "%s: message seq %s has %s %s in its log but %s in its "
                                       "message.created event",
-                                      str(lc->conv, "name"), seqs, fields[f], str(m, fields[f]),
+                                      lc->name, seqs, fields[f], str(m, fields[f]),
                                       str(want, fields[f]));
         json_object_del(msgs, seqs);
     }
@@ -592,9 +748,32 @@ static int row_conversation(rebuild_t *rb, const char *const *c, const size_t *l
 
 /* Each message of the logs of the conversations compared, against its
  * message.created event; a message in the feed but not in its log. */
+static int check_log(rebuild_t *rb, const char *path, json_t *msgs, const char *name)
+{
+    parley_stream_t log;
+    int rc = parley_db_stream_get(rb->db, path, &log);
+    if (rc == 0) {
+        log_check_t lc = {rb, msgs, name, 0};
+        rc = parley_db_chunk_scan(rb->db, log.id, 0, on_log_chunk, &lc);
+    }
+    if (rc && rc != PARLEY_ENOTFOUND)
+        return rc;
+    if (rb->err)
+        return rb->err;
+    const char *seq;
+    json_t *m;
+    json_object_foreach(msgs, seq, m)
+    {
+        parley_verify_problem(rb->v, "%s: message %s (seq %s) is in the feed but not in its log",
+                              name, str(m, "id"), seq);
+    }
+    return 0;
+}
+
+/* Main's log, then each branch's log (core/branch.c names them). */
 static int check_logs(rebuild_t *rb)
 {
-    char key[512], name[512], path[PARLEY_PATH_MAX + 1];
+    char key[512], name[512], bname[1024], path[PARLEY_PATH_MAX + 1];
     size_t i;
     json_t *idv;
     json_array_foreach(rb->logs, i, idv)
@@ -602,25 +781,20 @@ static int check_logs(rebuild_t *rb)
         const char *id = json_string_value(idv);
         conv_key(id, key, sizeof key, name, sizeof name);
         json_t *o = json_object_get(rb->objs, key);
-        parley_stream_t log;
         parley_conversation_stream_path(id, path, sizeof path);
-        int rc = parley_db_stream_get(rb->db, path, &log);
-        if (rc == 0) {
-            log_check_t lc = {rb, o, 0};
-            rc = parley_db_chunk_scan(rb->db, log.id, 0, on_log_chunk, &lc);
-        }
-        if (rc && rc != PARLEY_ENOTFOUND)
-            return rc;
-        if (rb->err)
-            return rb->err;
-        const char *seq;
-        json_t *m;
-        json_object_foreach(json_object_get(o, "messages"), seq, m)
+        int rc = check_log(rb, path, json_object_get(o, "messages"), name);
+        const char *bid;
+        json_t *b;
+        json_object_foreach(json_object_get(o, "branches"), bid, b)
         {
-            parley_verify_problem(rb->v,
-                                  "%s: message %s (seq %s) is in the feed but not in its log", name,
-                                  str(m, "id"), seq);
+            if (rc)
+                break;
+            snprintf(path, sizeof path, PARLEY_BRANCH_PATH_PREFIX "%s", bid);
+            snprintf(bname, sizeof bname, "%s branch %s", name, bid);
+            rc = check_log(rb, path, json_object_get(b, "messages"), bname);
         }
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -705,6 +879,20 @@ static int row_stream(rebuild_t *rb, const char *const *c, const size_t *lens)
     return 0;
 }
 
+static int row_blob(rebuild_t *rb, const char *const *c, const size_t *lens)
+{
+    char key[1024], name[1024];
+    (void)lens;
+    blob_key(c[0] ? c[0] : "", c[1] ? c[1] : "", key, sizeof key, name, sizeof name);
+    json_t *o = rebuilt_for(rb, key, name);
+    if (!o)
+        return 0;
+    same_new(rb, o, "exists", json_true());
+    same_new(rb, o, "size", num(c[2]));
+    same_new(rb, o, "content_type", text(c[3]));
+    return 0;
+}
+
 /* One entry per stored kind: its table, the columns compared, the row check. */
 static const struct table_entry {
     const char *table; /* the store's table */
@@ -723,6 +911,7 @@ static const struct table_entry {
     {"snapshots", "id, owner, source, kind, title, public, expires_ms, payload", "id",
      row_snapshot},
     {"streams", "path, closed, deleted", "id", row_stream},
+    {"blobs", "owner, id, size, content_type", "owner, id", row_blob},
 };
 
 /* A table_scan callback: the row check of the table being read. */
@@ -749,7 +938,8 @@ static void check_left(rebuild_t *rb)
     {
         if (!is_ok(o) || json_is_true(json_object_get(o, "seen")))
             continue;
-        if (strncmp(key, "stream" SEP, 7) == 0 && !json_is_true(json_object_get(o, "exists")))
+        if ((strncmp(key, "stream" SEP, 7) == 0 || strncmp(key, "blob" SEP, 5) == 0) &&
+            !json_is_true(json_object_get(o, "exists")))
             continue;
         if (strncmp(key, "session" SEP, 8) == 0) {
             char ck[512], cn[512];
@@ -790,7 +980,11 @@ int parley_rebuild_check(parley_db_t *db, parley_verify_t *v, void *arg)
     snprintf(counts, sizeof counts,
              "%ld events%s, %ld objects rebuilt and compared, %ld not rebuildable "
              "(older events), %ld skipped (feed trimmed)",
-             rb.events, rb.trimmed ? " (trimmed start)" : "", rb.rebuilt, rb.older, rb.skipped);
+             rb.events,
+             rb.trimmed  ? " (trimmed start)"
+             : rb.nofeed ? " (no feed: imported without it)"
+                         : "",
+             rb.rebuilt, rb.older, rb.skipped);
     parley_verify_check_end(v, "rebuild", counts);
     json_decref(rb.objs);
     json_decref(rb.logs);

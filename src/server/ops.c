@@ -462,6 +462,17 @@ int parley_verify(const char *store_url)
                                          : parley_strerror(rc));
         return 2;
     }
+    int64_t version = 0, mine = 0;
+    if (parley_db_schema_version(db, &version, &mine) == 0 && version < mine) {
+        /* The checks read this version's tables; verify never writes. */
+        fprintf(stderr,
+                "parley: the store %s is at schema version %lld; this parley needs version "
+                "%lld: start this version's `parley serve` on it once to migrate it (verify "
+                "opens the store read-only and does not migrate)\n",
+                shown, (long long)version, (long long)mine);
+        parley_db_close(db);
+        return 2;
+    }
     long problems = 0;
     rc = parley_store_verify_with(db, stdout, parley_rebuild_check, NULL, &problems);
     parley_db_close(db);

@@ -16,7 +16,7 @@ import path from "node:path"
 import { test } from "node:test"
 import { fileURLToPath } from "node:url"
 
-import { client, expectStatus, readEvents, sleep } from "./lib/api.mjs"
+import { client, expectStatus, readEvents, sleep, userToken } from "./lib/api.mjs"
 import { append, createStream, request } from "./lib/http.mjs"
 import { TEST_PG_URL, runParley, startServer } from "./lib/server.mjs"
 
@@ -232,4 +232,137 @@ test("rebuild - with --feed-retention the objects whose history was trimmed are 
   assert.match(r.stdout, /^rebuild +\d+ events \(trimmed start\)/m)
   assert.equal(line.skipped, 2, r.stdout) // old (no event left), old2 (its creation trimmed)
   assert.equal(line.rebuilt, 1, r.stdout) // new
+})
+
+// ---- features beside the rebuild: branches, blobs, user moves, import, schema ----
+
+const RB_ADMIN = "rebuild-admin-key-5e1f"
+const RB_SECRET = "rebuild-jwt-secret-9a2c"
+
+function authServer(t) {
+  return startServer({ t, args: ["--admin-key", RB_ADMIN, "--jwt-secret", RB_SECRET] })
+}
+
+/** A conversation with messages on main and on two branches (an edit and a regenerate). */
+async function branched(srv) {
+  const c = client(srv)
+  const conv = expectStatus(await c.post("/v1/conversations", { title: "forks" }), 201)
+  const u1 = expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "u1" }), 201)
+  expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "assistant", content: "a1" }), 201)
+  expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "u2" }), 201)
+  const ed = expectStatus(await c.post(`/v1/conversations/${conv.id}/messages/${u1.id}/edit`, { content: "u1 edited" }), 201)
+  const branch = ed.branch?.id ?? ed.branch ?? ed.message?.branch
+  // A message posted on the (now active) branch, and one back on main.
+  expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "assistant", content: "a1 on the branch" }), 201)
+  expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "main again", branch: "main" }), 201)
+  return { conv, u1, branch }
+}
+
+test("rebuild - conversation branches: branch messages are checked against their branch logs, not main's count; exit 0", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const { conv } = await branched(srv)
+  const list = expectStatus(await client(srv).get(`/v1/conversations/${conv.id}/branches`), 200)
+  assert.ok(list.items.length >= 2, JSON.stringify(list))
+  const r = await verify(srv)
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  const line = rebuildLine(r.stdout)
+  assert.equal(line.verdict, "ok")
+  assert.equal(line.rebuilt, 1, r.stdout)
+})
+
+test("rebuild - a branch message changed in the SQLite file is named, exit 1", { skip: sqliteOnly("edits the database file with sqlite3"), timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t })
+  await branched(srv)
+  assert.equal(await srv.stop(), 0)
+  const file = path.join(srv.dataDir, "parley.db")
+  let r = await runParley(["verify", file])
+  assert.equal(r.code, 0, r.stdout)
+  // The branch log's messages: change the role of one (a JSON text row).
+  const q = spawnSync("sqlite3", [file, `UPDATE chunks SET data = CAST(replace(CAST(data AS TEXT), '"role":"assistant"', '"role":"tool"') AS BLOB) WHERE stream_id IN (SELECT id FROM streams WHERE path LIKE '_parley/convbranch/%')`], { encoding: "utf8" })
+  assert.equal(q.status, 0, q.stderr)
+  r = await runParley(["verify", file])
+  assert.equal(r.code, 1, r.stdout)
+  assert.match(r.stdout, /problem: conversation [^:]+ branch [^:]+: message seq \d+ has role tool in its log but assistant in its message.created event/)
+})
+
+async function uploadBlob(c, bytes, type) {
+  return expectStatus(await c.call("POST", "/v1/blobs", { body: bytes, headers: { "Content-Type": type } }), 201, "upload")
+}
+
+test("rebuild - blobs: the blobs table rebuilds from blob.created; a changed row is named, exit 1", { timeout: 60_000 }, async (t) => {
+  const srv = await startServer({ t })
+  const c = client(srv)
+  const b1 = await uploadBlob(c, Buffer.from("hello blob"), "text/plain")
+  await uploadBlob(c, Buffer.from([1, 2, 3, 4, 5]), "image/png")
+  let r = await verify(srv)
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  assert.equal(rebuildLine(r.stdout).rebuilt, 2, r.stdout)
+  if (TEST_PG_URL) return
+  assert.equal(await srv.stop(), 0)
+  const file = path.join(srv.dataDir, "parley.db")
+  const q = spawnSync("sqlite3", [file, `UPDATE blobs SET content_type = 'text/html' WHERE id = '${b1.id}'`], { encoding: "utf8" })
+  assert.equal(q.status, 0, q.stderr)
+  r = await runParley(["verify", file])
+  assert.equal(r.code, 1, r.stdout)
+  assert.match(r.stdout, new RegExp(`problem: blob ${b1.id} of '[^']*': content_type is "text/html" in the store but "text/plain" rebuilt from the feed`))
+})
+
+test("rebuild - after moving a user's data the objects rebuild with their new owner, exit 0", { timeout: 60_000 }, async (t) => {
+  const srv = await authServer(t)
+  const anon = client(srv, userToken("anon-7", RB_SECRET))
+  const conv = expectStatus(await anon.post("/v1/conversations", { title: "before sign-in" }), 201)
+  expectStatus(await anon.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "hi", process: true }), 201)
+  expectStatus(await anon.put("/v1/documents/notes/n1", { text: "anon note" }), 201)
+  expectStatus(await anon.post("/v1/snapshots", { source: `/v1/conversations/${conv.id}` }), 201)
+  await uploadBlob(anon, Buffer.from("anon bytes"), "text/plain")
+  expectStatus(await client(srv, RB_ADMIN).post("/v1/users/anon-7/transfer", { to: "alice" }), 200)
+  const alice = client(srv, userToken("alice", RB_SECRET))
+  expectStatus(await alice.patch("/v1/documents/notes/n1", { more: 1 }), 200)
+  expectStatus(await alice.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "signed in" }), 201)
+  const r = await verify(srv)
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  const line = rebuildLine(r.stdout)
+  assert.equal(line.verdict, "ok")
+  assert.equal(line.rebuilt, 5, r.stdout) // conversation, session, document, snapshot, blob (a move leaves blobs with their owner)
+})
+
+test("rebuild - a full export imported into an empty store verifies clean; a --user export (no feed) is counted not rebuildable, exit 0", { skip: sqliteOnly("imports into SQLite directories"), timeout: 90_000 }, async (t) => {
+  const srv = await authServer(t)
+  for (const u of ["alice", "bob"]) {
+    const c = client(srv, userToken(u, RB_SECRET))
+    const conv = expectStatus(await c.post("/v1/conversations", { title: u }), 201)
+    expectStatus(await c.post(`/v1/conversations/${conv.id}/messages`, { role: "user", content: "m", process: true }), 201)
+    expectStatus(await c.put("/v1/documents/notes/x", { u }), 201)
+  }
+  const ex = spawnSync(process.env.PARLEY_BIN, ["export", "--data", srv.dataDir], { maxBuffer: 64 << 20 })
+  assert.equal(ex.status, 0, String(ex.stderr))
+  const one = spawnSync(process.env.PARLEY_BIN, ["export", "--data", srv.dataDir, "--user", "alice"], { maxBuffer: 64 << 20 })
+  assert.equal(one.status, 0, String(one.stderr))
+  const before = rebuildLine((await verify(srv)).stdout)
+  for (const [tag, bytes] of [["full", ex.stdout], ["user", one.stdout]]) {
+    const dst = fs.mkdtempSync(path.join(os.tmpdir(), `parley-rebuild-import-${tag}-`))
+    t.after(() => fs.rmSync(dst, { recursive: true, force: true }))
+    const im = spawnSync(process.env.PARLEY_BIN, ["import", "--data", dst], { input: bytes })
+    assert.equal(im.status, 0, String(im.stderr))
+    const r = await runParley(["verify", "--data", dst])
+    assert.equal(r.code, 0, `${tag}: ${r.stdout}${r.stderr}`)
+    const line = rebuildLine(r.stdout)
+    assert.equal(line.verdict, "ok", r.stdout)
+    if (tag === "full") assert.equal(line.rebuilt, before.rebuilt, r.stdout)
+    else {
+      assert.match(r.stdout, /^rebuild +0 events \(no feed: imported without it\)/m)
+      assert.equal(line.rebuilt, 0, r.stdout)
+      assert.equal(line.skipped, 3, r.stdout) // alice's conversation, session, document
+    }
+  }
+})
+
+test("rebuild - a store at an older schema version: verify says to migrate it with parley serve, exit 2", { skip: sqliteOnly("the fixture is a SQLite file"), timeout: 30_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-rebuild-old-"))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  for (const f of fs.readdirSync(FIXTURE_V1)) if (f.startsWith("parley.db")) fs.copyFileSync(path.join(FIXTURE_V1, f), path.join(dir, f))
+  const r = await runParley(["verify", "--data", dir])
+  assert.equal(r.code, 2, r.stdout + r.stderr)
+  assert.doesNotMatch(r.stdout + r.stderr, /no such table/)
+  assert.match(r.stdout + r.stderr, /the store .* is at schema version 1; this parley needs version \d+: start this version's `parley serve` on it once to migrate it \(verify opens the store read-only and does not migrate\)/)
 })
