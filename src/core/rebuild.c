@@ -416,10 +416,10 @@ static int on_blob(rebuild_t *rb, json_t *ev, const char *type)
 
 /*
  * user.transferred {from, to}: every object of from now belongs to to
- * (core/transfer.c moves the rows without per-object events). Documents,
- * keyed by owner, take the new key; when to already had that key, from's
- * copy was dropped by the move. Blobs are not moved (content-addressed per
- * owner; the move leaves them with from).
+ * (core/transfer.c moves the rows without per-object events). Documents
+ * and blobs, keyed by owner, take the new key; when to already had that
+ * key (a document of the same id, a blob of the same bytes), from's copy
+ * was dropped by the move and to's stays.
  */
 static int on_transfer(rebuild_t *rb, json_t *ev, const char *type)
 {
@@ -440,6 +440,9 @@ static int on_transfer(rebuild_t *rb, json_t *ev, const char *type)
         if (strncmp(key, "document" SEP, 9) == 0 && strncmp(key + 9, from, fl) == 0 &&
             key[9 + fl] == SEP[0] && json_array_append_new(keys, json_string(key)))
             rb->err = PARLEY_ENOMEM;
+        if (strncmp(key, "blob" SEP, 5) == 0 && strncmp(key + 5, from, fl) == 0 &&
+            key[5 + fl] == SEP[0] && json_array_append_new(keys, json_string(key)))
+            rb->err = PARLEY_ENOMEM;
     }
     size_t i;
     json_t *kv;
@@ -447,13 +450,19 @@ static int on_transfer(rebuild_t *rb, json_t *ev, const char *type)
     {
         char nkey[1024], name[1024];
         const char *old = json_string_value(kv);
-        const char *rest = old + 9 + strlen(from) + 1; /* after "document<SEP><from><SEP>" */
-        const char *sep = strchr(rest, SEP[0]);
-        char coll[512];
-        snprintf(coll, sizeof coll, "%.*s", sep ? (int)(sep - rest) : 0, rest);
-        doc_key(to, coll, sep ? sep + 1 : "", nkey, sizeof nkey, name, sizeof name);
+        if (strncmp(old, "blob" SEP, 5) == 0) {
+            blob_key(to, old + 5 + strlen(from) + 1, nkey, sizeof nkey, name, sizeof name);
+        } else {
+            const char *rest = old + 9 + strlen(from) + 1; /* after "document<SEP><from><SEP>" */
+            const char *sep = strchr(rest, SEP[0]);
+            char coll[512];
+            snprintf(coll, sizeof coll, "%.*s", sep ? (int)(sep - rest) : 0, rest);
+            doc_key(to, coll, sep ? sep + 1 : "", nkey, sizeof nkey, name, sizeof name);
+        }
         o = json_object_get(rb->objs, old);
-        if (!json_object_get(rb->objs, nkey)) {
+        json_t *there = json_object_get(rb->objs, nkey);
+        if (!there ||
+            (strncmp(old, "blob" SEP, 5) == 0 && !json_is_true(json_object_get(there, "exists")))) {
             json_object_set_new(o, "name", json_string(name));
             json_object_set(rb->objs, nkey, o);
         }
