@@ -2789,6 +2789,8 @@ static int import_text(fixture_t *fx, const char *text, parley_import_stats_t *s
     int rc = parley_store_import(fx->w, in, stderr, st);
     parley_db_rollback(fx->w);
     fclose(in);
+    json_decref(st->conversations); /* the caller's (transfer.h) */
+    st->conversations = NULL;
     return rc;
 }
 
