@@ -128,7 +128,7 @@ typedef struct http_req {
     struct MHD_Connection *conn;     /* the connection */
     const char *method;              /* borrowed from libmicrohttpd */
     const char *path;                /* decoded URL path, borrowed */
-    req_state_t state;               /* see api/request.h */
+    _Atomic req_state_t state;       /* api/request.h; atomic: see on_stream */
     parley_buf_t body;               /* the request body */
     bool too_big;                    /* body over the limit (drained) */
     size_t limit;                    /* the route's body limit */
@@ -739,6 +739,8 @@ static bool peer_has_closed(struct MHD_Connection *conn)
  * again after the resume, so at most one read buffer and the sink's own
  * part are held. A call with no data after the headers is the end of the
  * body. Once the request is answered, the rest of the body is dropped.
+ * libmicrohttpd may call this again after the sink suspended the request,
+ * while the writer resumes it: r->state is atomic for that.
  */
 static enum MHD_Result on_stream(http_req_t *r, const char *data, size_t *size)
 {
