@@ -301,6 +301,26 @@ int parley_conversation_apply(parley_db_t *db, const parley_conv_req_t *req, par
 
 /* ---- messages ------------------------------------------------------------ */
 
+/* A message as stored in a log (main's or a branch's): *m and its
+ * canonical text *text (the caller frees both); 0 or -PARLEY_ENOMEM. */
+static int message_build(const char *conv_id, const char *id, int64_t seq, const char *role,
+                         json_t *content, json_t *metadata, const char *session_id, const char *at,
+                         json_t **m, char **text, size_t *len)
+{
+    *m = json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id", conv_id,
+                   "seq", (json_int_t)seq, "role", role, "content", content, "metadata",
+                   metadata ? json_deep_copy(metadata) : json_object(), "session_id",
+                   session_id ? json_string(session_id) : json_null(), "created_at", at);
+    if (!*m)
+        return PARLEY_ENOMEM;
+    int rc = parley_canonjson_dump(*m, text, len);
+    if (rc) {
+        json_decref(*m);
+        *m = NULL;
+    }
+    return rc;
+}
+
 int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const char *id,
                                     const char *role, json_t *content, json_t *metadata,
                                     const char *session_id, json_t **msg, parley_outcome_t *out)
@@ -328,20 +348,12 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
         return rc;
     bool have_log = rc == 0; /* a new conversation's log is made by its first message */
     parley_clock_format(now, at, sizeof at);
-    json_t *m =
-        json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id", c->id,
-                  "seq", (json_int_t)seq, "role", role, "content", content, "metadata",
-                  metadata ? json_deep_copy(metadata) : json_object(), "session_id",
-                  session_id ? json_string(session_id) : json_null(), "created_at", at);
-    if (!m)
-        return PARLEY_ENOMEM;
+    json_t *m = NULL;
     char *text;
     size_t len;
-    rc = parley_canonjson_dump(m, &text, &len);
-    if (rc) {
-        json_decref(m);
+    rc = message_build(c->id, id, seq, role, content, metadata, session_id, at, &m, &text, &len);
+    if (rc)
         return rc;
-    }
     int64_t sid = 0;
     if (have_log) { /* loaded already: append to it directly */
         rc = parley_stream_append_row(db, &log, text, len, c->message_count);
@@ -409,20 +421,12 @@ int parley_conversation_add_branch_message(parley_db_t *db, parley_conv_t *c, co
         return rc;
     int64_t seq = (int64_t)log.tail + 1;
     parley_clock_format(now, at, sizeof at);
-    json_t *m =
-        json_pack("{s:s, s:s, s:I, s:s, s:O, s:o, s:o, s:s}", "id", id, "conversation_id", c->id,
-                  "seq", (json_int_t)seq, "role", role, "content", content, "metadata",
-                  metadata ? json_deep_copy(metadata) : json_object(), "session_id",
-                  session_id ? json_string(session_id) : json_null(), "created_at", at);
-    if (!m)
-        return PARLEY_ENOMEM;
+    json_t *m = NULL;
     char *text;
     size_t len;
-    rc = parley_canonjson_dump(m, &text, &len);
-    if (rc) {
-        json_decref(m);
+    rc = message_build(c->id, id, seq, role, content, metadata, session_id, at, &m, &text, &len);
+    if (rc)
         return rc;
-    }
     rc = parley_stream_append_row(db, &log, text, len, (int64_t)log.tail);
     free(text);
     if (rc == PARLEY_ECONFLICT)
