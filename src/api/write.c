@@ -120,6 +120,10 @@ static void answer_failure(parley_req_t *r, int rc)
 static void write_done(parley_write_t *w, int status)
 {
     api_write_t *aw = (api_write_t *)w;
+    /* A transfer moved (or dropped) a user's records: committed now, so
+     * the workers' copies of records go (core/idempotency.h). */
+    if (aw->cmd && aw->cmd->kind == PARLEY_CMD_TRANSFER)
+        parley_idem_forget_all();
     if (aw->in_flight) {
         parley_idem_end(aw->owner, aw->key);
         aw->in_flight = false;
@@ -265,6 +269,7 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
     parley_db_t *db = parley_app_reader(parley_api_app(r));
     char *blob = NULL;
     int64_t created = 0;
+    uint64_t generation = parley_idem_generation(); /* before the read */
     if (!db || parley_db_begin(db))
         return 0;
     int rc = parley_idem_find_at(db, &aw->idem, &found, &blob, &len, &created);
@@ -279,7 +284,7 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
     }
     rc = send_record(aw, blob, len);
     if (rc == 0)
-        parley_idem_keep(&aw->idem, created, blob, len);
+        parley_idem_keep(&aw->idem, generation, created, blob, len);
     free(blob);
     return rc == 0;
 }

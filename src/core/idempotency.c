@@ -7,6 +7,7 @@
  * the table stays as small as the number of requests in flight.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,7 @@ int parley_idem_find_at(parley_db_t *db, const parley_idem_key_t *k, parley_idem
 #define CACHE_MAX_BLOB (16 * 1024) /* larger records are not kept */
 
 typedef struct cached {
+    uint64_t generation;             /* parley_idem_generation when it was read */
     char name[PARLEY_IDEM_NAME_MAX]; /* owner "\0" key; empty: a free slot */
     size_t name_len;                 /* bytes in name (0: free) */
     char fingerprint[65];            /* the record's */
@@ -145,6 +147,7 @@ typedef struct cached {
     size_t len;                      /* bytes in blob */
 } cached_t;
 
+static _Atomic uint64_t generation = 1; /* bumped by parley_idem_forget_all */
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_key_t cache_key;       /* frees a thread's cache when it ends */
 static _Thread_local cached_t *cache; /* CACHE_SLOTS slots, or NULL */
@@ -190,7 +193,9 @@ parley_idem_found_t parley_idem_cached(const parley_idem_key_t *k, const char **
     cached_t *c = slot_for(k, name, &n, false);
     if (!c || c->name_len != n || memcmp(c->name, name, n) != 0)
         return PARLEY_IDEM_NONE;
-    if (c->created_ms < parley_clock_now_ms() - k->ttl_ms) { /* expired, as find says */
+    if (c->generation != atomic_load(&generation) ||
+        c->created_ms <
+            parley_clock_now_ms() - k->ttl_ms) { /* forgotten, or expired as find says */
         free(c->blob);
         memset(c, 0, sizeof *c);
         return PARLEY_IDEM_NONE;
@@ -202,7 +207,18 @@ parley_idem_found_t parley_idem_cached(const parley_idem_key_t *k, const char **
     return PARLEY_IDEM_SAME;
 }
 
-void parley_idem_keep(const parley_idem_key_t *k, int64_t created_ms, const char *blob, size_t len)
+uint64_t parley_idem_generation(void)
+{
+    return atomic_load(&generation);
+}
+
+void parley_idem_forget_all(void)
+{
+    atomic_fetch_add(&generation, 1);
+}
+
+void parley_idem_keep(const parley_idem_key_t *k, uint64_t generation_read, int64_t created_ms,
+                      const char *blob, size_t len)
 {
     char name[PARLEY_IDEM_NAME_MAX];
     size_t n;
@@ -217,6 +233,7 @@ void parley_idem_keep(const parley_idem_key_t *k, int64_t created_ms, const char
     memcpy(c->name, name, n);
     c->name_len = n;
     snprintf(c->fingerprint, sizeof c->fingerprint, "%s", k->fingerprint);
+    c->generation = generation_read;
     c->created_ms = created_ms;
     c->blob = copy;
     c->len = len;

@@ -320,7 +320,7 @@ static void idem_cache_keeps_live_records_per_thread(void **state)
     int64_t now = parley_clock_now_ms();
     parley_idem_key_t k = {"alice", "c1", "fp-one", 60000, false};
     assert_int_equal(parley_idem_cached(&k, &blob, &len), PARLEY_IDEM_NONE);
-    parley_idem_keep(&k, now, "O2\n{}\nbody", 10);
+    parley_idem_keep(&k, parley_idem_generation(), now, "O2\n{}\nbody", 10);
     assert_int_equal(parley_idem_cached(&k, &blob, &len), PARLEY_IDEM_SAME);
     assert_int_equal(len, 10);
     assert_memory_equal(blob, "O2\n{}\nbody", 10);
@@ -330,17 +330,25 @@ static void idem_cache_keeps_live_records_per_thread(void **state)
     assert_int_equal(parley_idem_cached(&other_owner, &blob, &len), PARLEY_IDEM_NONE);
     /* made 2 s ago: live with a 60 s TTL, expired with a 1 s one */
     parley_idem_key_t old = {"alice", "c2", "fp-one", 1000, false};
-    parley_idem_keep(&old, now - 2000, "x", 1);
+    parley_idem_keep(&old, parley_idem_generation(), now - 2000, "x", 1);
     assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE);
     old.ttl_ms = 60000;
     assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE); /* dropped */
-    parley_idem_keep(&old, now - 2000, "x", 1);
+    parley_idem_keep(&old, parley_idem_generation(), now - 2000, "x", 1);
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_SAME);
+    /* forgotten: after a transfer, and a copy read before it */
+    uint64_t before = parley_idem_generation();
+    parley_idem_forget_all();
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE);
+    parley_idem_keep(&old, before, now, "x", 1);
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE);
+    parley_idem_keep(&old, parley_idem_generation(), now, "x", 1);
     assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_SAME);
     /* too large to keep */
     char *big = calloc(1, 64 * 1024);
     assert_non_null(big);
     parley_idem_key_t large = {"alice", "c3", "fp-one", 60000, false};
-    parley_idem_keep(&large, now, big, 64 * 1024);
+    parley_idem_keep(&large, parley_idem_generation(), now, big, 64 * 1024);
     assert_int_equal(parley_idem_cached(&large, &blob, &len), PARLEY_IDEM_NONE);
     free(big);
 }
