@@ -136,6 +136,7 @@ int parley_idem_find_at(parley_db_t *db, const parley_idem_key_t *k, parley_idem
 
 #define CACHE_SLOTS    64          /* records kept per thread */
 #define CACHE_MAX_BLOB (16 * 1024) /* larger records are not kept */
+#define CACHE_KEEP_MS  60000       /* a copy is read again after this long */
 
 typedef struct cached {
     uint64_t generation;             /* parley_idem_generation when it was read */
@@ -143,6 +144,7 @@ typedef struct cached {
     size_t name_len;                 /* bytes in name (0: free) */
     char fingerprint[65];            /* the record's */
     int64_t created_ms;              /* when it was recorded */
+    int64_t kept_ms;                 /* when it was copied */
     char *blob;                      /* a copy of the record (malloc'd) */
     size_t len;                      /* bytes in blob */
 } cached_t;
@@ -193,9 +195,10 @@ parley_idem_found_t parley_idem_cached(const parley_idem_key_t *k, const char **
     cached_t *c = slot_for(k, name, &n, false);
     if (!c || c->name_len != n || memcmp(c->name, name, n) != 0)
         return PARLEY_IDEM_NONE;
-    if (c->generation != atomic_load(&generation) ||
-        c->created_ms <
-            parley_clock_now_ms() - k->ttl_ms) { /* forgotten, or expired as find says */
+    int64_t now = parley_clock_now_ms();
+    /* forgotten, expired as find says, or kept long enough */
+    if (c->generation != atomic_load(&generation) || c->created_ms < now - k->ttl_ms ||
+        now - c->kept_ms >= CACHE_KEEP_MS || now < c->kept_ms) {
         free(c->blob);
         memset(c, 0, sizeof *c);
         return PARLEY_IDEM_NONE;
@@ -235,6 +238,7 @@ void parley_idem_keep(const parley_idem_key_t *k, uint64_t generation_read, int6
     snprintf(c->fingerprint, sizeof c->fingerprint, "%s", k->fingerprint);
     c->generation = generation_read;
     c->created_ms = created_ms;
+    c->kept_ms = parley_clock_now_ms();
     c->blob = copy;
     c->len = len;
 }

@@ -71,8 +71,9 @@ int parley_idem_find_at(parley_db_t *db, const parley_idem_key_t *k, parley_idem
  * runs out, which parley_idem_cached checks as parley_idem_find does; the
  * one write that moves live records, a user's transfer to another
  * (core/transfer.h), calls parley_idem_forget_all once it has committed,
- * and every copy read before is dropped (a transfer made by another node
- * sharing the database is seen here once the copies expire).
+ * and every copy read before is dropped; a copy is also read again after
+ * a minute, so a transfer made by another node sharing the database is
+ * seen here within a minute.
  * parley_idem_keep copies a record found SAME (up to 16 KiB; 64 per
  * thread, a newer one takes an older one's slot), with the generation
  * taken before the read that found it (parley_idem_generation).
