@@ -315,6 +315,10 @@ test("hostile - request headers over 8 KiB get a JSON 431; under it they are ser
     assert.equal(firstJson(res.text).error.code, "headers_too_large")
     assert.ok(res.closed, `${size}: the connection is closed`)
   }
+  // A long request line counts the same way.
+  const url = await raw(srv.port, `GET /healthz?q=${"a".repeat(8_500)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+  assert.deepEqual(statusLines(url.text), ["HTTP/1.1 431"], url.text.slice(0, 300))
+  assert.equal(firstJson(url.text).error.code, "headers_too_large")
   // Beyond libmicrohttpd's per-connection memory (10 KiB) it answers 431
   // itself, with its own HTML page (see README), and closes.
   const huge = await raw(srv.port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ${"a".repeat(100_000)}\r\n\r\n`)
