@@ -776,6 +776,8 @@ typedef struct sse {
     bool last_cr;             /* text: the last byte was '\r' */
     unsigned char carry[3];   /* base64: bytes not yet encoded */
     size_t ncarry;            /* entries in carry */
+    size_t data_end;          /* out's length where the closed event's data ended */
+    int64_t id;               /* the stream's id at the last look-up, 0 before */
 } sse_t;
 
 /* Text and JSON data: a "data:" line per line of the data (split on \r\n,
@@ -880,6 +882,7 @@ static int sse_event_step(sse_t *s, parley_buf_t *out, size_t room, parley_db_t 
             if (!rc)
                 rc = parley_buf_puts(out, s->base64 ? "\n" : "\n\n");
             s->in_event = false;
+            s->data_end = out->len;
             s->rd->pos = s->cur.next;
             bool at_tail = s->cur.next >= s->meta->tail;
             sse_control(s, out, s->cur.next, at_tail, s->meta->closed && at_tail);
@@ -889,6 +892,78 @@ static int sse_event_step(sse_t *s, parley_buf_t *out, size_t room, parley_db_t 
     }
     parley_buf_free(&data);
     return rc;
+}
+
+/*
+ * The shared last event (app.h: parley_sse_slot_t). A slot is filled by a
+ * reader that read the event [pos, tail) whole in one window, in the same
+ * read transaction as its look-up, with the hub generation it read before
+ * that look-up. Another reader may take it when its own generation is the
+ * same (nothing was committed since, so its own look-up would find the
+ * same stream and tail, or a later one whose commit wakes it again) and it
+ * is at pos (the event) or at tail (nothing new: it parks). Only streams a
+ * look-up alone decides for are cached: not change feeds (retention), not
+ * streams with a TTL or an expiry (a look-up may find them gone with no
+ * commit), not a store shared with other nodes (their commits reach this
+ * hub later than the data). The control event is the reader's own (its
+ * cursor).
+ */
+#define SSE_CACHE_MAX (16 * 1024) /* larger events are not cached */
+
+static bool sse_cacheable(parley_app_t *app, const parley_stream_t *meta)
+{
+    return meta->ttl_s < 0 && meta->expires_ms < 0 && !meta->closed &&
+           !parley_feed_is_feed(meta->path) && !parley_store_shared(app->store);
+}
+
+static void sse_cache_put(parley_app_t *app, const parley_stream_t *meta, uint64_t gen,
+                          uint64_t pos, const char *text, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, text, len);
+    parley_sse_slot_t *slot = &app->sse[(uint64_t)meta->id % PARLEY_APP_SSE_SLOTS];
+    pthread_mutex_lock(&app->sse_lock);
+    if (slot->id == meta->id && slot->gen > gen) { /* a newer one is there */
+        pthread_mutex_unlock(&app->sse_lock);
+        free(copy);
+        return;
+    }
+    char *old = slot->text;
+    slot->id = meta->id;
+    slot->gen = gen;
+    slot->pos = pos;
+    slot->tail = meta->tail;
+    slot->text = copy;
+    slot->len = len;
+    pthread_mutex_unlock(&app->sse_lock);
+    free(old);
+}
+
+typedef enum { CACHE_MISS, CACHE_EVENT, CACHE_AT_TAIL } cache_hit_t;
+
+/* Take the shared event if it is this reader's next one (appended to out,
+ * rd->pos moved to its tail), or learn that nothing is new. */
+static cache_hit_t sse_cache_get(parley_app_t *app, sse_t *s, uint64_t gen, parley_buf_t *out)
+{
+    if (!s->id || !s->rd->resolved)
+        return CACHE_MISS;
+    cache_hit_t hit = CACHE_MISS;
+    parley_sse_slot_t *slot = &app->sse[(uint64_t)s->id % PARLEY_APP_SSE_SLOTS];
+    pthread_mutex_lock(&app->sse_lock);
+    if (slot->id == s->id && slot->gen == gen) {
+        if (slot->pos == s->rd->pos && slot->tail > slot->pos) {
+            if (parley_buf_append(out, slot->text, slot->len) == 0) {
+                s->rd->pos = slot->tail;
+                hit = CACHE_EVENT;
+            }
+        } else if (slot->tail == s->rd->pos) {
+            hit = CACHE_AT_TAIL;
+        }
+    }
+    pthread_mutex_unlock(&app->sse_lock);
+    return hit;
 }
 
 static int sse_refill(void *arg, parley_buf_t *out, size_t room)
@@ -907,6 +982,19 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         return PARLEY_BODY_END;
     parley_stream_t meta;
     uint64_t gen = parley_hub_generation(ctx->hub);
+    switch (sse_cache_get(ctx, s, gen, out)) {
+    case CACHE_EVENT:
+        sse_control(s, out, s->rd->pos, true, false);
+        return PARLEY_BODY_MORE;
+    case CACHE_AT_TAIL:
+        if (s->sent_control) {
+            parley_app_park_stream(r, s->id, s->deadline, gen);
+            return PARLEY_BODY_PARKED;
+        }
+        break;
+    case CACHE_MISS:
+        break;
+    }
     /* One read transaction for the look-up and the event's first window. */
     parley_db_t *db = parley_app_reader(parley_api_app(r));
     if (!db || parley_db_begin(db))
@@ -917,6 +1005,7 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         return PARLEY_BODY_END; /* stream gone: end; the client sees it on reconnect */
     }
     touch_read(r, &meta);
+    s->id = meta.id;
     if (meta.tail > s->rd->pos) {
         /* Open a data event for [pos, tail). */
         s->meta = malloc(sizeof *s->meta);
@@ -932,12 +1021,20 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         s->event_bytes = 0;
         s->last_cr = false;
         s->ncarry = 0;
+        uint64_t event_pos = s->rd->pos;
+        size_t event_start = out->len;
+        bool cacheable = sse_cacheable(ctx, &meta);
         int rc = parley_buf_puts(out, s->base64 ? "event: data\n" : "event: data\ndata:");
         if (!rc && s->json)
             rc = parley_buf_putc(out, '[');
         if (!rc) /* its first window at once: a small event goes out whole */
             rc = sse_event_step(s, out, room, db);
         parley_db_commit(db);
+        /* Read whole, to the tail it looked up: the others may take it. */
+        if (!rc && cacheable && !s->in_event && s->rd->pos == meta.tail &&
+            s->data_end - event_start <= SSE_CACHE_MAX)
+            sse_cache_put(ctx, &meta, gen, event_pos, out->data + event_start,
+                          s->data_end - event_start);
         if (rc)
             parley_log_warn("SSE read of '%s' cut short: %s", s->rd->path, parley_strerror(rc));
         return rc ? rc : PARLEY_BODY_MORE;
