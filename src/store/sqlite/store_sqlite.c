@@ -495,6 +495,7 @@ typedef struct sqlite_db {
     parley_rowcache_t *rows;     /* writer: the stream rows it holds (rowcache.h) */
     bool own_write;              /* writer: the change running is the cache's own */
     int64_t data_version;        /* writer: PRAGMA data_version when the cache was last checked */
+    int flush_err;               /* writer: a failed write of the cache's rows, for COMMIT */
 } sqlite_db_t;
 
 static sqlite_db_t *sq(parley_db_t *db)
@@ -510,8 +511,15 @@ static sqlite_store_t *sq_store(parley_store_t *s)
 /* Map a SQLite result code to a Parley error (logging unexpected ones). */
 static int db_error(parley_db_t *db, int rc, const char *what);
 
+static int flush_rows(parley_db_t *db);
+
 sqlite3 *parley_sqlite_conn(parley_db_t *db)
 {
+    /* Its caller runs SQL directly: the tails the cache holds go first; a
+     * failure fails the transaction's commit. */
+    int rc = flush_rows(db);
+    if (rc && !sq(db)->flush_err)
+        sq(db)->flush_err = rc;
     return sq(db)->conn;
 }
 
@@ -573,14 +581,14 @@ static int exec_simple(parley_db_t *db, enum stmt_id id)
 static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q);
 
 /* SQLite's update hook on the writer: a streams row changed by anything but
- * the cache's own append is dropped from the cache (rowcache.h, 2). */
+ * the cache's own write is stale in the cache (rowcache.h, 2). */
 static void on_update(void *arg, int op, const char *dbname, const char *table, sqlite3_int64 rowid)
 {
     (void)op;
     (void)dbname;
     sqlite_db_t *c = arg;
     if (!c->own_write && strcmp(table, "streams") == 0)
-        parley_rowcache_drop(c->rows, rowid);
+        parley_rowcache_stale(c->rows, rowid);
 }
 
 static int open_conn(const char *file, bool writer, parley_db_t **out)
@@ -1077,6 +1085,41 @@ static int sq_reader(parley_store_t *store, parley_db_t **out)
     return open_conn(sq_store(store)->file, false, out);
 }
 
+/* The cache's own write of a stream row's tail (rowcache.h): a plain
+ * UPDATE the update hook lets through. */
+static int write_row(void *arg, const parley_stream_t *row)
+{
+    parley_db_t *db = arg;
+    int64_t changed = 0;
+    sq(db)->own_write = true;
+    int rc = parley_sql_exec(query, db, S_STREAM_ADVANCE, &changed, "iuio", row->id, row->tail,
+                             row->touched_ms, row->stream_seq[0] ? row->stream_seq : NULL);
+    sq(db)->own_write = false;
+    if (rc == 0 && changed != 1) {
+        parley_log_error("store: stream %lld is held by the writer but its row is missing",
+                         (long long)row->id);
+        rc = PARLEY_ESTORE;
+    }
+    return rc;
+}
+
+/* Write the tails the writer's appends moved (rowcache.h) before anything
+ * else reads or writes the streams table on the writer, and before COMMIT. */
+static int flush_rows(parley_db_t *db)
+{
+    if (!parley_rowcache_dirty(sq(db)->rows))
+        return 0;
+    return parley_rowcache_flush(sq(db)->rows, write_row, db);
+}
+
+/* Statements that neither read nor write the streams table: they run with
+ * tails still in the cache only. */
+static bool leaves_streams_alone(int id)
+{
+    return id == PARLEY_Q_CHUNK_INSERT || id == S_STREAM_ADVANCE || id == PARLEY_Q_LINK_LIST_PATH ||
+           id == PARLEY_Q_PRODUCER_GET || id == PARLEY_Q_PRODUCER_PUT || id == S_DATA_VERSION;
+}
+
 /* Empty the writer's row cache if another connection committed since it
  * last looked (rowcache.h, 4); inside the write transaction, so nobody
  * else can commit until it ends. */
@@ -1095,6 +1138,7 @@ static int sq_begin(parley_db_t *db)
 {
     if (!sq(db)->writer)
         return exec_simple(db, S_BEGIN_READ);
+    sq(db)->flush_err = 0;
     int rc = exec_simple(db, S_BEGIN);
     if (rc == 0)
         rc = check_data_version(db);
@@ -1103,15 +1147,18 @@ static int sq_begin(parley_db_t *db)
 
 static int sq_commit(parley_db_t *db)
 {
-    int rc = exec_simple(db, S_COMMIT);
+    int rc = sq(db)->flush_err ? sq(db)->flush_err : flush_rows(db);
+    if (rc == 0)
+        rc = exec_simple(db, S_COMMIT);
     if (rc)
-        parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 3: whatever happens next */
+        parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 4: whatever happens next */
     return rc;
 }
 
 static int sq_rollback(parley_db_t *db)
 {
-    parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 3 */
+    parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 4 */
+    sq(db)->flush_err = 0;
     if (sqlite3_get_autocommit(sq(db)->conn))
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     return exec_simple(db, S_ROLLBACK);
@@ -1119,6 +1166,7 @@ static int sq_rollback(parley_db_t *db)
 
 static int sq_savepoint(parley_db_t *db)
 {
+    parley_rowcache_savepoint(sq(db)->rows); /* rowcache.h, 3 */
     return exec_simple(db, S_SAVEPOINT);
 }
 
@@ -1139,7 +1187,7 @@ static int sq_release(parley_db_t *db)
 
 static int sq_rollback_to(parley_db_t *db)
 {
-    parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 3 */
+    parley_rowcache_rollback_to(sq(db)->rows); /* rowcache.h, 3 */
     if (txn_lost(db))
         return PARLEY_ESTORE;
     int rc = exec_simple(db, S_ROLLBACK_TO);
@@ -1188,7 +1236,9 @@ static int bind(sqlite3_stmt *st, int i, const parley_val_t *v)
 static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, (enum stmt_id)id, &st);
+    int rc = leaves_streams_alone(id) ? 0 : flush_rows(db);
+    if (rc == 0)
+        rc = prep(db, (enum stmt_id)id, &st);
     if (rc)
         return rc;
     int step = SQLITE_OK, err = 0;
@@ -1269,43 +1319,29 @@ static int chunk_put(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_
 
 /*
  * An append on the writer whose row the cache holds: the checks of
- * PARLEY_Q_STREAM_APPEND's WHERE made on the row in memory, then a plain
- * UPDATE of the tail (no read, no RETURNING) and the chunks; the cached row
- * follows. Anything the checks refuse (closed, deleted, Stream-Seq, the
- * expected tail, the offset limit) or a row not held goes the shared way,
- * which says why.
+ * PARLEY_Q_STREAM_APPEND's WHERE made on the row in memory, then the chunks;
+ * the tail moves in the cache and reaches the row once per transaction
+ * (flush_rows), however many appends moved it. Anything the checks refuse
+ * (closed, deleted, Stream-Seq, the expected tail, the offset limit) or a
+ * row not held goes the shared way, which says why.
  */
 static int sq_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
                             uint64_t units, int64_t now_ms, const char *stream_seq,
                             int64_t expect_tail, uint64_t *new_tail)
 {
-    parley_stream_t *r = parley_rowcache_by_id(sq(db)->rows, id);
-    if (!r || r->closed || r->deleted || units > PARLEY_OFFSET_MAX ||
-        r->tail > PARLEY_OFFSET_MAX - units ||
+    const parley_stream_t *r = parley_rowcache_by_id(sq(db)->rows, id);
+    if (!r || sqlite3_get_autocommit(sq(db)->conn) /* no transaction to fold into */ || r->closed ||
+        r->deleted || units > PARLEY_OFFSET_MAX || r->tail > PARLEY_OFFSET_MAX - units ||
         (expect_tail >= 0 && r->tail != (uint64_t)expect_tail) ||
         (stream_seq && r->stream_seq[0] && strcmp(r->stream_seq, stream_seq) >= 0) ||
         (stream_seq && strlen(stream_seq) >= sizeof r->stream_seq))
         return parley_sqlop_stream_append(db, id, data, len, units, now_ms, stream_seq, expect_tail,
                                           new_tail);
     uint64_t tail = r->tail + units;
-    int64_t changed = 0;
-    sq(db)->own_write = true;
-    int rc = run_count(db, S_STREAM_ADVANCE, &changed, "iuio", id, tail, now_ms, stream_seq);
-    sq(db)->own_write = false;
-    if (rc == 0 && changed != 1) {
-        parley_log_error("store: stream %lld is cached but its row is missing", (long long)id);
-        rc = PARLEY_ESTORE;
-    }
-    if (rc == 0)
-        rc = parley_store_put_chunks(db, id, tail, data, len, units, chunk_put);
-    if (rc) {
-        parley_rowcache_drop(sq(db)->rows, id);
-        return rc;
-    }
-    r->tail = tail;
-    r->touched_ms = now_ms;
-    if (stream_seq)
-        snprintf(r->stream_seq, sizeof r->stream_seq, "%s", stream_seq);
+    int rc = parley_store_put_chunks(db, id, tail, data, len, units, chunk_put);
+    if (rc)
+        return rc; /* the request's savepoint is rolled back, the cache with it */
+    parley_rowcache_advance(sq(db)->rows, id, tail, now_ms, stream_seq);
     *new_tail = tail;
     return 0;
 }
@@ -1380,6 +1416,9 @@ static int insert_counted(parley_db_t *db, enum stmt_id id, const parley_cols_t 
 /* Why a conditional update of a row keyed by a text id matched nothing. */
 static int row_missed(parley_db_t *db, const char *table, const char *id)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE id = ?1", table);
     sqlite3_stmt *st = NULL;
@@ -1621,6 +1660,9 @@ static int sq_admin(const char *url, parley_db_t **out)
  * against their tables), not the quick one start-up runs. */
 static int sq_integrity(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sq(db)->conn, "PRAGMA integrity_check(1000)", -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -1653,6 +1695,9 @@ static int sq_table_scan(parley_db_t *db, const char *table, const char *cols, c
                          int (*cb)(void *arg, int n, const char *const *vals, const size_t *lens),
                          void *arg)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     char *sql = sqlite3_mprintf("SELECT %s FROM %s ORDER BY %s", cols, table, order);
     sqlite3_stmt *st = NULL;
     if (!sql)
@@ -1692,6 +1737,9 @@ static int sq_table_scan(parley_db_t *db, const char *table, const char *cols, c
 static int sq_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *vals,
                        int64_t *changes)
 {
+    int frc = flush_rows(db); /* it runs SQL directly */
+    if (frc)
+        return frc;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sq(db)->conn, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -1735,6 +1783,9 @@ static int sq_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *va
  */
 static int sq_copy_to(parley_db_t *db, const char *path)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sq(db)->conn, "VACUUM INTO ?1", -1, &st, NULL);
     if (rc != SQLITE_OK)
