@@ -473,10 +473,9 @@ static void on_signal(int s)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: sse_fanout fanout|idle -p PORT -s SSE_PATH [-a APPEND_PATH] -n N"
-            " [-r RATE] [-w WARMUP_S] -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]"
-            " [-P PROCS]\n");
+    fprintf(stderr, "usage: sse_fanout fanout|idle -p PORT -s SSE_PATH [-a APPEND_PATH] -n N"
+                    " [-r RATE] [-w WARMUP_S] -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]"
+                    " [-P PROCS]\n");
     exit(2);
 }
 
@@ -615,8 +614,8 @@ int main(int argc, char **argv)
         }
     }
     if (g_port <= 0 || !g_sse || g_n <= 0 || secs <= 0 || (fanout && (!g_append || rate <= 0)) ||
-        W.bytes < 16 || W.bytes > 4096 || connecting <= 0 || W.nc < 1 || W.nc > WMAX ||
-        procs < 1 || procs > PMAX || procs > g_n)
+        W.bytes < 16 || W.bytes > 4096 || connecting <= 0 || W.nc < 1 || W.nc > WMAX || procs < 1 ||
+        procs > PMAX || procs > g_n)
         usage();
 
     struct rlimit rl;

@@ -26,6 +26,7 @@
 #include "api/hub.h"
 #include "parley/parley.h"
 #include "util/clock.h"
+#include "util/thread.h"
 
 #define NBUCKETS 4096
 #define TICK_MS  100
@@ -117,7 +118,7 @@ int parley_hub_create(parley_hub_t **out)
         return PARLEY_ENOMEM;
     pthread_mutex_init(&hub->lock, NULL);
     pthread_cond_init(&hub->tick, NULL);
-    int rc = pthread_create(&hub->timer, NULL, timer_main, hub);
+    int rc = parley_thread_start(&hub->timer, "parley-hub", timer_main, hub);
     if (rc) {
         pthread_mutex_destroy(&hub->lock);
         pthread_cond_destroy(&hub->tick);

@@ -30,6 +30,7 @@
 #include "parley/parley.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #define SWEEP_MS 250
 
@@ -90,7 +91,7 @@ int parley_budget_create(size_t total, size_t window, parley_budget_t **out)
     b->window = window < PARLEY_BUDGET_MIN_WINDOW ? PARLEY_BUDGET_MIN_WINDOW : window;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->wake, NULL);
-    int rc = pthread_create(&b->thread, NULL, sweep_main, b);
+    int rc = parley_thread_start(&b->thread, "parley-budget", sweep_main, b);
     if (rc) {
         pthread_cond_destroy(&b->wake);
         pthread_mutex_destroy(&b->lock);

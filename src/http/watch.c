@@ -38,6 +38,7 @@
 #include "http/watch.h"
 #include "parley/parley.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #define MAX_EVENTS 256
 
@@ -129,7 +130,7 @@ int parley_watch_create(parley_watch_t **out)
         goto out_close_stop;
     }
     pthread_mutex_init(&w->lock, NULL);
-    rc = pthread_create(&w->thread, NULL, watch_main, w);
+    rc = parley_thread_start(&w->thread, "parley-watch", watch_main, w);
     if (rc) {
         rc = -rc;
         pthread_mutex_destroy(&w->lock);

@@ -68,6 +68,7 @@
 #include "store/verify.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #define BACKUP_PREFIX "parley-" /* a timestamped backup: parley-<stamp>.db */
 #define BACKUP_SUFFIX ".db"
@@ -455,7 +456,7 @@ int parley_backup_sched_start(parley_store_t *store, const char *dir, unsigned e
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&b->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&b->thread, NULL, sched_main, b) != 0) {
+    if (parley_thread_start(&b->thread, "parley-backup", sched_main, b) != 0) {
         pthread_cond_destroy(&b->cond);
         pthread_mutex_destroy(&b->lock);
         free(b->dir);

@@ -61,6 +61,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #define MAX_BUSY     64          /* deliveries in flight */
 #define SCAN_BATCH   64          /* due deliveries looked at per scan */
@@ -436,7 +437,7 @@ int parley_webhook_start(parley_store_t *store, parley_writer_t *writer, parley_
     wh->multi = curl_multi_init();
     if (!wh->multi)
         goto out_free;
-    int rc = pthread_create(&wh->thread, NULL, webhook_main, wh);
+    int rc = parley_thread_start(&wh->thread, "parley-webhook", webhook_main, wh);
     if (rc) {
         curl_multi_cleanup(wh->multi);
         free(wh);

@@ -99,6 +99,7 @@
 #include "util/clock.h"
 #include "util/hist.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #define MAX_BATCH 4096
 #define TICK_MS   1000
@@ -451,7 +452,7 @@ int parley_writer_start(parley_store_t *store, parley_writer_commit_fn on_commit
     parley_hist_init(&wr->txn_hist, parley_hist_latency_us, parley_hist_latency_n);
     pthread_mutex_init(&wr->lock, NULL);
     pthread_cond_init(&wr->cond, NULL);
-    int rc = pthread_create(&wr->thread, NULL, writer_main, wr);
+    int rc = parley_thread_start(&wr->thread, "parley-writer", writer_main, wr);
     if (rc) {
         pthread_mutex_destroy(&wr->lock);
         pthread_cond_destroy(&wr->cond);

@@ -569,6 +569,175 @@ static void store_stream_append_refusals_write_nothing(void **state)
     eq_i("tail", (int64_t)tail, 7);
 }
 
+/* The writer's view of a stream by path (as core reads it before an
+ * append), asserting it is there. */
+static parley_stream_t *writer_row(fixture_t *fx, const char *path)
+{
+    static parley_stream_t st;
+    assert_int_equal(parley_db_stream_get(fx->w, path, &st), 0);
+    return &st;
+}
+
+/*
+ * The writer's reads of a stream row follow every change to it: the SQLite
+ * writer keeps the rows it read in memory (rowcache.h) and appends through
+ * them, so each other change (close, touch, refs, soft delete, remove and
+ * a new stream at the same path) must reach what it answers next.
+ */
+static void store_stream_writer_rows_follow_every_change(void **state)
+{
+    fixture_t *fx = *state;
+    const char *path = T("rc/a");
+    int64_t id = stream_add(fx, path, 0, false);
+    uint64_t tail = 0;
+    eq_i("tail", (int64_t)writer_row(fx, path)->tail, 0);
+    assert_int_equal(parley_db_stream_append(fx->w, id, "ab", 2, 2, T0 + 1, "s1", -1, &tail), 0);
+    eq_i("tail", (int64_t)writer_row(fx, path)->tail, 2);
+    eq_s("stream_seq", writer_row(fx, path)->stream_seq, "s1");
+    assert_int_equal(parley_db_stream_append(fx->w, id, "cd", 2, 2, T0 + 2, "s1", -1, &tail),
+                     PARLEY_ECONFLICT); /* Stream-Seq must grow */
+    assert_int_equal(parley_db_stream_append(fx->w, id, "cd", 2, 2, T0 + 2, NULL, 3, &tail),
+                     PARLEY_ECONFLICT); /* not at the expected tail */
+    assert_int_equal(parley_db_stream_touch(fx->w, id, T0 + 50), 0);
+    eq_i("touched_ms", writer_row(fx, path)->touched_ms, T0 + 50);
+    parley_stream_ref_t ref;
+    assert_int_equal(parley_db_stream_ref(fx->w, id, 1, &ref), 0);
+    eq_i("refs", writer_row(fx, path)->refs, 1);
+    assert_int_equal(parley_db_stream_close(fx->w, id, "p", 1, 2, T0 + 60, &tail), 0);
+    assert_true(writer_row(fx, path)->closed);
+    eq_s("closer", writer_row(fx, path)->closer, "p");
+    assert_int_equal(parley_db_stream_append(fx->w, id, "x", 1, 1, T0 + 61, NULL, -1, &tail),
+                     PARLEY_ECONFLICT);
+    assert_int_equal(parley_db_stream_mark_deleted(fx->w, id), 0);
+    assert_true(writer_row(fx, path)->deleted);
+
+    /* removed, and a new stream at the same path: the new row, at 0 */
+    assert_int_equal(parley_db_stream_remove(fx->w, id), 0);
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_get(fx->w, path, &st), PARLEY_ENOTFOUND);
+    assert_int_equal(parley_db_stream_get_id(fx->w, id, &st), PARLEY_ENOTFOUND);
+    int64_t id2 = stream_add(fx, path, 0, false);
+    assert_true(id2 != id);
+    eq_i("id", writer_row(fx, path)->id, id2);
+    eq_i("tail", (int64_t)writer_row(fx, path)->tail, 0);
+    assert_false(writer_row(fx, path)->closed);
+    assert_int_equal(parley_db_stream_append(fx->w, id2, "xyz", 3, 3, T0 + 70, NULL, -1, &tail), 0);
+    eq_i("tail", (int64_t)tail, 3);
+    assert_int_equal(parley_db_stream_get_id(reader(fx), id2, &st), 0);
+    eq_i("tail", (int64_t)st.tail, 3);
+}
+
+/*
+ * An append rolled back (to the request's savepoint, or the whole
+ * transaction) is gone from the writer's reads too: the next append lands
+ * where the committed tail is, and the chunks tile the stream.
+ */
+static void store_stream_writer_rows_roll_back(void **state)
+{
+    fixture_t *fx = *state;
+    parley_db_t *w = fx->w;
+    const char *path = T("rc/b");
+    int64_t id = stream_add(fx, path, 0, false);
+    uint64_t tail = 0;
+    assert_int_equal(parley_db_begin(w), 0);
+    assert_int_equal(parley_db_savepoint(w), 0);
+    eq_i("tail", (int64_t)writer_row(fx, path)->tail, 0);
+    assert_int_equal(parley_db_stream_append(w, id, "ab", 2, 2, T0 + 1, NULL, -1, &tail), 0);
+    assert_int_equal(parley_db_release(w), 0);
+    assert_int_equal(parley_db_savepoint(w), 0);
+    assert_int_equal(parley_db_stream_append(w, id, "cd", 2, 2, T0 + 2, "q", -1, &tail), 0);
+    eq_i("tail", (int64_t)writer_row(fx, path)->tail, 4);
+    assert_int_equal(parley_db_rollback_to(w), 0);
+    eq_i("tail after rollback_to", (int64_t)writer_row(fx, path)->tail, 2);
+    eq_s("stream_seq after rollback_to", writer_row(fx, path)->stream_seq, "");
+    assert_int_equal(parley_db_commit(w), 0);
+
+    assert_int_equal(parley_db_begin(w), 0);
+    assert_int_equal(parley_db_stream_append(w, id, "ef", 2, 2, T0 + 3, NULL, -1, &tail), 0);
+    eq_i("tail", (int64_t)tail, 4);
+    assert_int_equal(parley_db_rollback(w), 0);
+    eq_i("tail after rollback", (int64_t)writer_row(fx, path)->tail, 2);
+
+    assert_int_equal(parley_db_stream_append(w, id, "gh", 2, 2, T0 + 4, NULL, -1, &tail), 0);
+    eq_i("tail", (int64_t)tail, 4);
+    chunks_t l = {0};
+    assert_int_equal(parley_db_chunk_scan(reader(fx), id, 0, collect_chunk, &l), 0);
+    assert_int_equal(l.n, 2);
+    eq_i("start", (int64_t)l.c[1].start, 2);
+    eq_i("end", (int64_t)l.c[1].end, 4);
+    assert_memory_equal(l.c[1].data, "gh", 2);
+    chunks_free(&l);
+}
+
+/*
+ * Appends in one transaction may move a tail the writer writes to the row
+ * once, at the end (SQLite: rowcache.h): readers see the tail with the
+ * commit, a later request that changes the row (close) sees every append
+ * before it, and rolling that request back keeps them.
+ */
+static void store_stream_writer_tail_reaches_row_by_commit(void **state)
+{
+    fixture_t *fx = *state;
+    parley_db_t *w = fx->w;
+    const char *path = T("rc/c");
+    int64_t id = stream_add(fx, path, 0, false);
+    uint64_t tail = 0;
+    parley_stream_t st;
+    assert_int_equal(parley_db_begin(w), 0);
+    for (int i = 0; i < 3; i++) { /* three requests, each appending */
+        assert_int_equal(parley_db_savepoint(w), 0);
+        eq_i("tail", (int64_t)writer_row(fx, path)->tail, 2 * i);
+        assert_int_equal(
+            parley_db_stream_append(w, id, "ab", 2, 2, T0 + i, i == 2 ? "z" : NULL, -1, &tail), 0);
+        assert_int_equal(parley_db_release(w), 0);
+    }
+    /* a request that closes it (the row's own UPDATE), then is refused */
+    assert_int_equal(parley_db_savepoint(w), 0);
+    assert_int_equal(parley_db_stream_close(w, id, NULL, 0, 0, T0 + 9, &tail), 0);
+    eq_i("close sees the appends", (int64_t)tail, 6);
+    assert_true(writer_row(fx, path)->closed);
+    assert_int_equal(parley_db_rollback_to(w), 0);
+    assert_false(writer_row(fx, path)->closed);
+    eq_i("tail after rollback_to", (int64_t)writer_row(fx, path)->tail, 6);
+    /* one more append, then a request that removes it and makes it again */
+    assert_int_equal(parley_db_savepoint(w), 0);
+    assert_int_equal(parley_db_stream_append(w, id, "cd", 2, 2, T0 + 10, NULL, 6, &tail), 0);
+    assert_int_equal(parley_db_release(w), 0);
+    assert_int_equal(parley_db_stream_get_id(reader(fx), id, &st), 0);
+    eq_i("reader before commit", (int64_t)st.tail, 0);
+    assert_int_equal(parley_db_commit(w), 0);
+    assert_int_equal(parley_db_stream_get_id(reader(fx), id, &st), 0);
+    eq_i("reader after commit", (int64_t)st.tail, 8);
+    eq_i("touched_ms", st.touched_ms, T0 + 10);
+    eq_s("stream_seq", st.stream_seq, "z");
+    assert_false(st.closed);
+
+    assert_int_equal(parley_db_begin(w), 0);
+    assert_int_equal(parley_db_savepoint(w), 0);
+    assert_int_equal(parley_db_stream_append(w, id, "ef", 2, 2, T0 + 11, NULL, -1, &tail), 0);
+    assert_int_equal(parley_db_release(w), 0);
+    assert_int_equal(parley_db_savepoint(w), 0);
+    assert_int_equal(parley_db_stream_remove(w, id), 0);
+    int64_t id2 = stream_add(fx, path, 0, false);
+    eq_i("id", writer_row(fx, path)->id, id2);
+    eq_i("tail", (int64_t)writer_row(fx, path)->tail, 0);
+    assert_int_equal(parley_db_rollback_to(w), 0);
+    eq_i("id after rollback_to", writer_row(fx, path)->id, id);
+    eq_i("tail after rollback_to", (int64_t)writer_row(fx, path)->tail, 10);
+    assert_int_equal(parley_db_commit(w), 0);
+    assert_int_equal(parley_db_stream_get(reader(fx), path, &st), 0);
+    eq_i("id", st.id, id);
+    eq_i("tail", (int64_t)st.tail, 10);
+    chunks_t l = {0};
+    assert_int_equal(parley_db_chunk_scan(reader(fx), id, 0, collect_chunk, &l), 0);
+    assert_int_equal(l.n, 5);
+    for (int i = 0; i < 5; i++) {
+        eq_i("start", (int64_t)l.c[i].start, 2 * i);
+        eq_i("end", (int64_t)l.c[i].end, 2 * i + 2);
+    }
+    chunks_free(&l);
+}
+
 /* stream_close records the closer once; closing again is a no-op. */
 static void store_stream_close_once_keeps_first_closer(void **state)
 {
@@ -2917,6 +3086,9 @@ int main(void)
         S(store_stream_append_large_bytes_keep_unit),
         S(store_stream_append_refusals_write_nothing),
         S(store_stream_close_once_keeps_first_closer),
+        S(store_stream_writer_rows_follow_every_change),
+        S(store_stream_writer_rows_roll_back),
+        S(store_stream_writer_tail_reaches_row_by_commit),
         S(store_stream_touch_never_back),
         S(store_stream_ref_counts_never_below_zero),
         S(store_stream_mark_deleted_only_with_refs),

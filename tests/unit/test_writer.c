@@ -400,6 +400,8 @@ struct twrite {
     bool fail_sync;         /* apply: make the batch's fsync fail */
     bool fail_write;        /* apply: make the batch's next write hit a full disk */
     bool drop_txn;          /* apply: end the batch's transaction behind the writer */
+    bool cached;            /* apply: read the stream row first (the SQLite writer keeps it) */
+    uint64_t new_tail;      /* apply: the stream's tail after the append */
     int64_t created_id;     /* id of the stream row inserted */
     int64_t wake_first;     /* apply: name streams wake_first.. to wake */
     int wake_count;         /* how many (0: none) */
@@ -621,10 +623,14 @@ static int apply_test(parley_write_t *w, parley_db_t *db)
         char text[32];
         chunk_text(t->pos, text, sizeof text);
         uint64_t tail;
-        int rc = parley_db_stream_append(db, t->stream_id, text, strlen(text), 1,
+        parley_stream_t st;
+        int rc = t->cached ? parley_db_stream_get_id(db, t->stream_id, &st) : 0;
+        if (rc == 0)
+            rc = parley_db_stream_append(db, t->stream_id, text, strlen(text), 1,
                                          parley_clock_now_ms(), NULL, -1, &tail);
         if (rc)
             return rc;
+        t->new_tail = tail;
         parley_wakeset_add(&w->wake, t->stream_id);
     }
     for (int k = 0; k < t->wake_count; k++)
@@ -1173,6 +1179,73 @@ static void writer_disk_full_commit_fails_batch_continues(void **state)
     assert_int_equal(chunk_visible(fx->store, sid, 1), 1);
 }
 
+/* The stream's tail as a fresh reader sees it (-1 on error). */
+static int64_t tail_visible(parley_store_t *store, int64_t stream_id)
+{
+    parley_db_t *rd = NULL;
+    parley_stream_t st;
+    if (parley_store_reader(store, &rd) != 0)
+        return -1;
+    int rc = parley_db_stream_get_id(rd, stream_id, &st);
+    parley_db_close(rd);
+    return rc ? -1 : (int64_t)st.tail;
+}
+
+/*
+ * The SQLite writer keeps the stream rows it reads and moves their tails in
+ * memory until the commit (rowcache.h). A batch whose commit fails takes
+ * its tails with it: the next append lands at the tail that was committed.
+ * And a commit by another connection (here a bare SQLite connection moving
+ * the tail) is seen by the writer's next transaction.
+ */
+static void writer_cached_rows_after_failed_commit_and_other_connection(void **state)
+{
+    fixture_t *fx = *state;
+    int64_t sid = create_stream(fx, "cached");
+    twrite_t *t0 = tw_new(fx, sid, 0);
+    t0->cached = true;
+    assert_int_equal(run_write(fx, t0), 0);
+    assert_int_equal(t0->new_tail, 1);
+
+    twrite_t *hold = hold_writer(fx, sid, 1);
+    hold->cached = true; /* read after the gate: it appends as the others do */
+    twrite_t *w1 = tw_new(fx, sid, 2);
+    w1->cached = true;
+    w1->fail_write = true; /* the COMMIT cannot write the WAL */
+    twrite_t *w2 = tw_new(fx, sid, 3);
+    w2->cached = true;
+    twrite_t *batch[] = {w1, w2};
+    run_one_batch(fx, batch, 2);
+    assert_int_equal(atomic_load(&hold->done_status), 0);
+    assert_int_equal(atomic_load(&w1->done_status), PARLEY_EFULL);
+    assert_int_equal(atomic_load(&w2->done_status), PARLEY_EFULL);
+    assert_int_equal(tail_visible(fx->store, sid), 2);
+
+    twrite_t *next = tw_new(fx, sid, 4);
+    next->cached = true;
+    assert_int_equal(run_write(fx, next), 0);
+    assert_int_equal(next->new_tail, 3);
+    assert_int_equal(tail_visible(fx->store, sid), 3);
+    assert_int_equal(chunk_visible(fx->store, sid, 4), 1);
+
+    /* another connection commits a change to the row */
+    char file[320];
+    snprintf(file, sizeof file, "%s/parley.db", fx->dir);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open_v2(file, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE streams SET tail = tail + 10 WHERE id = %lld",
+             (long long)sid);
+    assert_int_equal(sqlite3_exec(other, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    twrite_t *after = tw_new(fx, sid, 5);
+    after->cached = true;
+    assert_int_equal(run_write(fx, after), 0);
+    assert_int_equal(after->new_tail, 14);
+    assert_int_equal(tail_visible(fx->store, sid), 14);
+}
+
 /*
  * Every class of error an apply() can return: what the write's done()
  * gets, whether its rows stay, and whether the writer stops. Only the
@@ -1476,6 +1549,7 @@ int main(void)
         W(writer_full_disk_fails_only_that_write),
         W(writer_fsync_failure_fails_batch_stops),
         W(writer_disk_full_commit_fails_batch_continues),
+        W(writer_cached_rows_after_failed_commit_and_other_connection),
         W(writer_lost_txn_after_success_fails_batch_stops),
         W(writer_lost_txn_after_refusal_fails_batch_stops),
         W(writer_apply_error_classes),

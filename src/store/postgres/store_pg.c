@@ -99,6 +99,7 @@
 #include "store/store.h"
 #include "store/synctime.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #define SCHEMA_LOCK_ID 0x7061726c6579 /* advisory lock key held while creating the schema */
 #define MAINT_LOCK_ID                                                                              \
@@ -1253,7 +1254,7 @@ static int pg_start(parley_store_t *store, const parley_store_hooks_t *hooks)
     s->hooks = *hooks;
     atomic_store(&s->stopping, false);
     s->first = listen_connect(s); /* listening before the first request */
-    if (pthread_create(&s->listener, NULL, listener_main, s) != 0)
+    if (parley_thread_start(&s->listener, "parley-listen", listener_main, s) != 0)
         return PARLEY_ENOMEM;
     s->listening = true;
     return 0;

@@ -26,6 +26,7 @@
 #include "store/sqlite/checkpointer.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 struct parley_checkpointer {
     parley_store_t *store;    /* the store (borrowed) */
@@ -123,7 +124,7 @@ int parley_checkpointer_start(parley_store_t *store, void (*on_fatal)(void *), v
     atomic_init(&cp->cancel, false);
     pthread_mutex_init(&cp->lock, NULL);
     pthread_cond_init(&cp->cond, NULL);
-    int rc = pthread_create(&cp->thread, NULL, checkpointer_main, cp);
+    int rc = parley_thread_start(&cp->thread, "parley-ckpt", checkpointer_main, cp);
     if (rc) {
         pthread_mutex_destroy(&cp->lock);
         pthread_cond_destroy(&cp->cond);

@@ -75,6 +75,7 @@
 #include "store/sqlops.h"
 #include "store/store.h"
 #include "store/sqlite/checkpointer.h"
+#include "store/sqlite/rowcache.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "store/sqlite/store_sqlite.h"
 #include "util/log.h"
@@ -118,6 +119,8 @@ enum stmt_id {
     S_SUB_BEGIN_WAKE,
     S_SUB_UPDATE,
     S_KEY_PUT,
+    S_STREAM_ADVANCE,
+    S_DATA_VERSION,
     S_COUNT
 };
 
@@ -138,6 +141,9 @@ static const char *const stmt_sql[S_COUNT] = {
         "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND closed = 0 AND "
         "deleted = 0 AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
         "AND (?5 < 0 OR tail = ?5) AND tail + ?2 <= ?6 RETURNING tail",
+    [S_STREAM_ADVANCE] = "UPDATE streams SET tail = ?2, touched_ms = ?3, "
+                         "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1",
+    [S_DATA_VERSION] = "PRAGMA data_version",
     [PARLEY_Q_STREAM_CLOSE] = "UPDATE streams SET closed = 1, closer = ?2, closer_epoch = ?3, "
                               "closer_seq = ?4, touched_ms = ?5 WHERE id = ?1 AND closed = 0 "
                               "RETURNING tail",
@@ -486,6 +492,10 @@ typedef struct sqlite_db {
     sqlite3 *conn;               /* the SQLite connection */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared lazily, reset after each use */
     bool writer;                 /* the one write connection */
+    parley_rowcache_t *rows;     /* writer: the stream rows it holds (rowcache.h) */
+    bool own_write;              /* writer: the change running is the cache's own */
+    int64_t data_version;        /* writer: PRAGMA data_version when the cache was last checked */
+    int flush_err;               /* writer: a failed write of the cache's rows, for COMMIT */
 } sqlite_db_t;
 
 static sqlite_db_t *sq(parley_db_t *db)
@@ -501,8 +511,15 @@ static sqlite_store_t *sq_store(parley_store_t *s)
 /* Map a SQLite result code to a Parley error (logging unexpected ones). */
 static int db_error(parley_db_t *db, int rc, const char *what);
 
+static int flush_rows(parley_db_t *db);
+
 sqlite3 *parley_sqlite_conn(parley_db_t *db)
 {
+    /* Its caller runs SQL directly: the tails the cache holds go first; a
+     * failure fails the transaction's commit. */
+    int rc = flush_rows(db);
+    if (rc && !sq(db)->flush_err)
+        sq(db)->flush_err = rc;
     return sq(db)->conn;
 }
 
@@ -563,6 +580,17 @@ static int exec_simple(parley_db_t *db, enum stmt_id id)
 
 static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q);
 
+/* SQLite's update hook on the writer: a streams row changed by anything but
+ * the cache's own write is stale in the cache (rowcache.h, 2). */
+static void on_update(void *arg, int op, const char *dbname, const char *table, sqlite3_int64 rowid)
+{
+    (void)op;
+    (void)dbname;
+    sqlite_db_t *c = arg;
+    if (!c->own_write && strcmp(table, "streams") == 0)
+        parley_rowcache_stale(c->rows, rowid);
+}
+
 static int open_conn(const char *file, bool writer, parley_db_t **out)
 {
     sqlite_db_t *c = calloc(1, sizeof *c);
@@ -582,6 +610,15 @@ static int open_conn(const char *file, bool writer, parley_db_t **out)
     }
     sqlite3_busy_timeout(sq(db)->conn, 5000);
     sqlite3_extended_result_codes(sq(db)->conn, 1);
+    if (writer) {
+        rc = parley_rowcache_new(&c->rows);
+        if (rc) {
+            parley_db_close(db);
+            return rc;
+        }
+        c->data_version = -1;
+        sqlite3_update_hook(c->conn, on_update, c);
+    }
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                    "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
                                    "PRAGMA wal_autocheckpoint=0;"
@@ -604,6 +641,7 @@ static void sq_db_close(parley_db_t *db)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(sq(db)->stmt[i]);
     sqlite3_close(sq(db)->conn);
+    parley_rowcache_free(sq(db)->rows);
     free(db);
 }
 
@@ -1047,18 +1085,80 @@ static int sq_reader(parley_store_t *store, parley_db_t **out)
     return open_conn(sq_store(store)->file, false, out);
 }
 
+/* The cache's own write of a stream row's tail (rowcache.h): a plain
+ * UPDATE the update hook lets through. */
+static int write_row(void *arg, const parley_stream_t *row)
+{
+    parley_db_t *db = arg;
+    int64_t changed = 0;
+    sq(db)->own_write = true;
+    int rc = parley_sql_exec(query, db, S_STREAM_ADVANCE, &changed, "iuio", row->id, row->tail,
+                             row->touched_ms, row->stream_seq[0] ? row->stream_seq : NULL);
+    sq(db)->own_write = false;
+    if (rc == 0 && changed != 1) {
+        parley_log_error("store: stream %lld is held by the writer but its row is missing",
+                         (long long)row->id);
+        rc = PARLEY_ESTORE;
+    }
+    return rc;
+}
+
+/* Write the tails the writer's appends moved (rowcache.h) before anything
+ * else reads or writes the streams table on the writer, and before COMMIT. */
+static int flush_rows(parley_db_t *db)
+{
+    if (!parley_rowcache_dirty(sq(db)->rows))
+        return 0;
+    return parley_rowcache_flush(sq(db)->rows, write_row, db);
+}
+
+/* Statements that neither read nor write the streams table: they run with
+ * tails still in the cache only. */
+static bool leaves_streams_alone(int id)
+{
+    return id == PARLEY_Q_CHUNK_INSERT || id == S_STREAM_ADVANCE || id == PARLEY_Q_LINK_LIST_PATH ||
+           id == PARLEY_Q_PRODUCER_GET || id == PARLEY_Q_PRODUCER_PUT || id == S_DATA_VERSION;
+}
+
+/* Empty the writer's row cache if another connection committed since it
+ * last looked (rowcache.h, 4); inside the write transaction, so nobody
+ * else can commit until it ends. */
+static int check_data_version(parley_db_t *db)
+{
+    int64_t v = 0;
+    int rc = parley_sql_ints(query, db, S_DATA_VERSION, &v, 1, "");
+    if (rc == 0 && v != sq(db)->data_version) {
+        parley_rowcache_clear(sq(db)->rows);
+        sq(db)->data_version = v;
+    }
+    return rc;
+}
+
 static int sq_begin(parley_db_t *db)
 {
-    return exec_simple(db, sq(db)->writer ? S_BEGIN : S_BEGIN_READ);
+    if (!sq(db)->writer)
+        return exec_simple(db, S_BEGIN_READ);
+    sq(db)->flush_err = 0;
+    int rc = exec_simple(db, S_BEGIN);
+    if (rc == 0)
+        rc = check_data_version(db);
+    return rc;
 }
 
 static int sq_commit(parley_db_t *db)
 {
-    return exec_simple(db, S_COMMIT);
+    int rc = sq(db)->flush_err ? sq(db)->flush_err : flush_rows(db);
+    if (rc == 0)
+        rc = exec_simple(db, S_COMMIT);
+    if (rc)
+        parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 4: whatever happens next */
+    return rc;
 }
 
 static int sq_rollback(parley_db_t *db)
 {
+    parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 4 */
+    sq(db)->flush_err = 0;
     if (sqlite3_get_autocommit(sq(db)->conn))
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     return exec_simple(db, S_ROLLBACK);
@@ -1066,6 +1166,7 @@ static int sq_rollback(parley_db_t *db)
 
 static int sq_savepoint(parley_db_t *db)
 {
+    parley_rowcache_savepoint(sq(db)->rows); /* rowcache.h, 3 */
     return exec_simple(db, S_SAVEPOINT);
 }
 
@@ -1086,6 +1187,7 @@ static int sq_release(parley_db_t *db)
 
 static int sq_rollback_to(parley_db_t *db)
 {
+    parley_rowcache_rollback_to(sq(db)->rows); /* rowcache.h, 3 */
     if (txn_lost(db))
         return PARLEY_ESTORE;
     int rc = exec_simple(db, S_ROLLBACK_TO);
@@ -1134,7 +1236,9 @@ static int bind(sqlite3_stmt *st, int i, const parley_val_t *v)
 static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, (enum stmt_id)id, &st);
+    int rc = leaves_streams_alone(id) ? 0 : flush_rows(db);
+    if (rc == 0)
+        rc = prep(db, (enum stmt_id)id, &st);
     if (rc)
         return rc;
     int step = SQLITE_OK, err = 0;
@@ -1175,6 +1279,71 @@ static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
     if (rc == 0)
         s->id = sqlite3_last_insert_rowid(sq(db)->conn);
     return rc;
+}
+
+/*
+ * Stream rows on the writer go through its cache (rowcache.h): a row it
+ * holds is answered from memory, one it reads is kept. Readers read.
+ */
+static int sq_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
+{
+    const parley_stream_t *r = parley_rowcache_by_path(sq(db)->rows, path);
+    if (r) {
+        *out = *r;
+        return 0;
+    }
+    int rc = parley_sqlop_stream_get(db, path, out);
+    if (rc == 0)
+        parley_rowcache_put(sq(db)->rows, out);
+    return rc;
+}
+
+static int sq_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
+{
+    const parley_stream_t *r = parley_rowcache_by_id(sq(db)->rows, id);
+    if (r) {
+        *out = *r;
+        return 0;
+    }
+    int rc = parley_sqlop_stream_get_id(db, id, out);
+    if (rc == 0)
+        parley_rowcache_put(sq(db)->rows, out);
+    return rc;
+}
+
+static int chunk_put(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
+                     uint64_t unit_end, const void *data, size_t len)
+{
+    return run(db, PARLEY_Q_CHUNK_INSERT, "iuuub", stream_id, end, start, unit_end, data, len);
+}
+
+/*
+ * An append on the writer whose row the cache holds: the checks of
+ * PARLEY_Q_STREAM_APPEND's WHERE made on the row in memory, then the chunks;
+ * the tail moves in the cache and reaches the row once per transaction
+ * (flush_rows), however many appends moved it. Anything the checks refuse
+ * (closed, deleted, Stream-Seq, the expected tail, the offset limit) or a
+ * row not held goes the shared way, which says why.
+ */
+static int sq_stream_append(parley_db_t *db, int64_t id, const void *data, size_t len,
+                            uint64_t units, int64_t now_ms, const char *stream_seq,
+                            int64_t expect_tail, uint64_t *new_tail)
+{
+    const parley_stream_t *r = parley_rowcache_by_id(sq(db)->rows, id);
+    if (!r || sqlite3_get_autocommit(sq(db)->conn) /* no transaction to fold into */ || r->closed ||
+        r->deleted || units > PARLEY_OFFSET_MAX || r->tail > PARLEY_OFFSET_MAX - units ||
+        (expect_tail >= 0 && r->tail != (uint64_t)expect_tail) ||
+        (stream_seq && r->stream_seq[0] && strcmp(r->stream_seq, stream_seq) >= 0) ||
+        (stream_seq && strlen(stream_seq) >= sizeof r->stream_seq))
+        return parley_sqlop_stream_append(db, id, data, len, units, now_ms, stream_seq, expect_tail,
+                                          new_tail);
+    uint64_t tail = r->tail + units;
+    int rc = parley_store_put_chunks(db, id, tail, data, len, units, chunk_put);
+    if (rc)
+        return rc; /* the request's savepoint is rolled back, the cache with it */
+    parley_rowcache_advance(sq(db)->rows, id, tail, now_ms, stream_seq);
+    *new_tail = tail;
+    return 0;
 }
 
 static int sq_chunk_scan(parley_db_t *db, int64_t stream_id, uint64_t from, parley_chunk_cb cb,
@@ -1247,6 +1416,9 @@ static int insert_counted(parley_db_t *db, enum stmt_id id, const parley_cols_t 
 /* Why a conditional update of a row keyed by a text id matched nothing. */
 static int row_missed(parley_db_t *db, const char *table, const char *id)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE id = ?1", table);
     sqlite3_stmt *st = NULL;
@@ -1488,6 +1660,9 @@ static int sq_admin(const char *url, parley_db_t **out)
  * against their tables), not the quick one start-up runs. */
 static int sq_integrity(parley_db_t *db, void (*cb)(void *arg, const char *problem), void *arg)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sq(db)->conn, "PRAGMA integrity_check(1000)", -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -1520,6 +1695,9 @@ static int sq_table_scan(parley_db_t *db, const char *table, const char *cols, c
                          int (*cb)(void *arg, int n, const char *const *vals, const size_t *lens),
                          void *arg)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     char *sql = sqlite3_mprintf("SELECT %s FROM %s ORDER BY %s", cols, table, order);
     sqlite3_stmt *st = NULL;
     if (!sql)
@@ -1559,6 +1737,9 @@ static int sq_table_scan(parley_db_t *db, const char *table, const char *cols, c
 static int sq_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *vals,
                        int64_t *changes)
 {
+    int frc = flush_rows(db); /* it runs SQL directly */
+    if (frc)
+        return frc;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sq(db)->conn, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -1602,6 +1783,9 @@ static int sq_row_exec(parley_db_t *db, const char *sql, const parley_vals_t *va
  */
 static int sq_copy_to(parley_db_t *db, const char *path)
 {
+    int frc = flush_rows(db); /* it reads the tables directly */
+    if (frc)
+        return frc;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sq(db)->conn, "VACUUM INTO ?1", -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -1644,10 +1828,10 @@ static const parley_store_ops_t sqlite_ops = {
     .savepoint = sq_savepoint,
     .release = sq_release,
     .rollback_to = sq_rollback_to,
-    .stream_get = parley_sqlop_stream_get,
-    .stream_get_id = parley_sqlop_stream_get_id,
+    .stream_get = sq_stream_get,
+    .stream_get_id = sq_stream_get_id,
     .stream_create = sq_stream_create,
-    .stream_append = parley_sqlop_stream_append,
+    .stream_append = sq_stream_append,
     .stream_close = parley_sqlop_stream_close,
     .stream_touch = parley_sqlop_stream_touch,
     .stream_ref = parley_sqlop_stream_ref,
