@@ -79,10 +79,16 @@ static int encode(const parley_outcome_t *o, bool text_body, char **blob, size_t
     if (rc == 0)
         rc = json_object_set_new(echo, "changes", json_integer(e->changes));
     rc = rc ? PARLEY_ENOMEM : 0;
-    char *body = NULL; /* O2: the body's canonical text */
+    char *body = NULL; /* O2: the body's canonical text, made here */
     size_t body_len = 0;
-    if (rc == 0 && text_body && o->body)
+    const char *body_text = NULL; /* O2: that text, or the rule's own */
+    if (rc == 0 && text_body && o->body && o->body_text) {
+        body_text = o->body_text; /* made by the rule already: not again */
+        body_len = o->body_text_len;
+    } else if (rc == 0 && text_body && o->body) {
         rc = parley_canonjson_dump(o->body, &body, &body_len);
+        body_text = body;
+    }
     char *text = rc == 0 ? json_dumps(rec, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (rc == 0 && !text)
         rc = PARLEY_ENOMEM;
@@ -95,7 +101,7 @@ static int encode(const parley_outcome_t *o, bool text_body, char **blob, size_t
             if (text_body) {
                 (*blob)[MAGIC_LEN + n] = '\n'; /* a compact dump has no raw newline */
                 if (body_len)
-                    memcpy(*blob + MAGIC_LEN + n + 1, body, body_len);
+                    memcpy(*blob + MAGIC_LEN + n + 1, body_text, body_len);
             }
             *len = total;
         } else {
