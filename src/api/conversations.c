@@ -799,19 +799,11 @@ void parley_api_conversations(parley_req_t *r, const char *rest)
         return;
     }
     char id[PARLEY_ROW_ID_MAX + 1];
-    const char *p = rest + 1;
-    size_t n = strcspn(p, "/");
-    if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {
+    const char *sub = rest[0] == '/' ? parley_resource_id_segment(rest + 1, id) : NULL;
+    if (!sub) {
         parley_req_error(r, 404, "not_found", "no such conversation");
         return;
     }
-    memcpy(id, p, n);
-    id[n] = '\0';
-    if (!parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX)) {
-        parley_req_error(r, 404, "not_found", "no such conversation");
-        return;
-    }
-    const char *sub = p + n;
     if (sub[0] == '\0') {
         if (get || head)
             get_one(r, id, head);
@@ -831,17 +823,9 @@ void parley_api_conversations(parley_req_t *r, const char *rest)
     } else if (strncmp(sub, "/messages/", 10) == 0 || strncmp(sub, "/branches/", 10) == 0) {
         /* .../messages/{mid}/edit|regenerate, .../branches/{bid} */
         char second[PARLEY_ROW_ID_MAX + 1];
-        const char *q = sub + 10;
-        size_t k = strcspn(q, "/");
+        const char *tail = parley_resource_id_segment(sub + 10, second);
         bool msgs = sub[1] == 'm';
-        if (k == 0 || k > PARLEY_ROW_ID_MAX) {
-            parley_req_error(r, 404, "not_found", msgs ? "no such message" : "no such branch");
-            return;
-        }
-        memcpy(second, q, k);
-        second[k] = '\0';
-        const char *tail = q + k;
-        if (!parley_id_is_valid_name(second, PARLEY_ROW_ID_MAX)) {
+        if (!tail) {
             parley_req_error(r, 404, "not_found", msgs ? "no such message" : "no such branch");
         } else if (msgs && (strcmp(tail, "/edit") == 0 || strcmp(tail, "/regenerate") == 0)) {
             if (post)

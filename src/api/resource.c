@@ -269,6 +269,16 @@ int parley_resource_new_id(parley_req_t *r, char *out)
     return rc;
 }
 
+const char *parley_resource_id_segment(const char *path, char *id)
+{
+    size_t n = strcspn(path, "/");
+    if (n == 0 || n > PARLEY_ROW_ID_MAX)
+        return NULL;
+    memcpy(id, path, n);
+    id[n] = '\0';
+    return parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX) ? path + n : NULL;
+}
+
 void parley_page_init(parley_page_t *p, int limit)
 {
     p->items = json_array();

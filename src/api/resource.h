@@ -124,6 +124,12 @@ void parley_resource_refuse(parley_req_t *r, const parley_outcome_t *o);
  * what to do instead. */
 void parley_resource_method_not_allowed(parley_req_t *r, const char *allow, const char *message);
 
+/* The id at the start of path (up to the next '/' or the end) into id
+ * (PARLEY_ROW_ID_MAX + 1 bytes); what follows it, or NULL when the segment
+ * is empty, longer than PARLEY_ROW_ID_MAX or not a valid id (the caller
+ * answers 404 for it). */
+const char *parley_resource_id_segment(const char *path, char *id);
+
 /* A fresh id into out: 0, or the random source's -errno after answering r
  * with 503. */
 int parley_resource_new_id(parley_req_t *r, char *out);

@@ -235,20 +235,16 @@ void parley_api_sessions(parley_req_t *r, const char *rest)
         return;
     }
     char id[PARLEY_ROW_ID_MAX + 1];
-    const char *p = rest + 1;
-    size_t n = strcspn(p, "/");
-    if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {
+    if (rest[0] != '/' || rest[1] == '/' || rest[1] == '\0') {
         parley_req_error(r, 404, "not_found",
                          "no such route: see /v1/sessions/claim and /v1/sessions/{id}");
         return;
     }
-    memcpy(id, p, n);
-    id[n] = '\0';
-    if (!parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX)) {
+    const char *sub = parley_resource_id_segment(rest + 1, id);
+    if (!sub) {
         parley_req_error(r, 404, "not_found", "no such session");
         return;
     }
-    const char *sub = p + n;
     parley_session_action_t action;
     if (sub[0] == '\0') {
         if (get)

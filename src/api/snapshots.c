@@ -26,7 +26,6 @@
 #include "api/resource.h"
 #include "api/visits.h"
 #include "api/write.h"
-#include "codec/id.h"
 #include "core/snapshot.h"
 #include "parley/parley.h"
 #include "util/clock.h"
@@ -284,19 +283,11 @@ void parley_api_snapshots(parley_req_t *r, const char *rest)
         return;
     }
     char id[PARLEY_ROW_ID_MAX + 1];
-    const char *p = rest + 1;
-    size_t n = strcspn(p, "/");
-    if (rest[0] != '/' || n == 0 || n > PARLEY_ROW_ID_MAX) {
+    const char *sub = rest[0] == '/' ? parley_resource_id_segment(rest + 1, id) : NULL;
+    if (!sub) {
         parley_req_error(r, 404, "not_found", "no such snapshot");
         return;
     }
-    memcpy(id, p, n);
-    id[n] = '\0';
-    if (!parley_id_is_valid_name(id, PARLEY_ROW_ID_MAX)) {
-        parley_req_error(r, 404, "not_found", "no such snapshot");
-        return;
-    }
-    const char *sub = p + n;
     if (sub[0] == '\0') {
         if (get)
             get_one(r, id);

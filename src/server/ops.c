@@ -14,7 +14,9 @@
  *     fsync the directory.
  * So the final name holds either nothing (or the previous backup) or a
  * complete, verified, durable copy; a crash leaves at worst a stray
- * ".parley-backup-*" temporary file. Given a directory, the backup is
+ * ".parley-backup-*" temporary file, which the next backup into the same
+ * directory removes once it is a day old (TMP_STALE_S: a running backup
+ * writes or reads its file all along, and none takes a day). Given a directory, the backup is
  * "parley-YYYYMMDDTHHMMSS.mmmZ.db" in it, and with keep N the oldest such
  * files beyond N are removed once the new one is in place.
  *
@@ -71,6 +73,7 @@
 #define BACKUP_SUFFIX ".db"
 #define BACKUP_STAMP  "YYYYMMDDTHHMMSS.mmmZ"
 #define TMP_PREFIX    ".parley-backup-"
+#define TMP_STALE_S   (24 * 3600) /* a temporary file this old is a crashed backup's */
 
 /* ---- files ------------------------------------------------------------- */
 
@@ -119,6 +122,28 @@ static int make_tmp(const char *dir, char *tmp, size_t cap)
         return -errno;
     close(fd);
     return 0;
+}
+
+/* Remove the temporary files of crashed backups in dir: ours by name,
+ * untouched for TMP_STALE_S. Best effort; the number removed. */
+static unsigned sweep_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    unsigned removed = 0;
+    if (!d)
+        return 0;
+    time_t now = time(NULL);
+    for (struct dirent *e; (e = readdir(d));) {
+        struct stat sb;
+        if (strncmp(e->d_name, TMP_PREFIX, sizeof TMP_PREFIX - 1) != 0 ||
+            fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
+            now - sb.st_mtime < TMP_STALE_S || now - sb.st_atime < TMP_STALE_S)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 static bool is_dir(const char *path)
@@ -246,11 +271,12 @@ out:
 /*
  * Back up db into target (a file, or a directory: a timestamped file in
  * it, and keep > 0 prunes to keep files). The final path in made; *bytes
- * its size. 0, 1 (the copy failed verification: nothing installed) or an
- * error (why in *what).
+ * its size; *swept the crashed backups' temporary files removed from the
+ * target's directory. 0, 1 (the copy failed verification: nothing
+ * installed) or an error (why in *what).
  */
 static int backup_into(parley_db_t *db, const char *target, unsigned keep, char *made, size_t cap,
-                       long long *bytes, const char **what)
+                       long long *bytes, unsigned *swept, const char **what)
 {
     char dir[PATH_MAX], tmp[PATH_MAX];
     bool into_dir = is_dir(target);
@@ -268,6 +294,7 @@ static int backup_into(parley_db_t *db, const char *target, unsigned keep, char 
         *what = "path too long";
         return rc;
     }
+    *swept = sweep_stale(dir);
     rc = make_tmp(dir, tmp, sizeof tmp);
     if (rc) {
         *what = "creating a temporary file in the target's directory";
@@ -329,9 +356,13 @@ int parley_backup(const char *store_url, const char *target, unsigned keep)
     }
     char made[PATH_MAX];
     long long bytes = 0;
+    unsigned swept = 0;
     const char *what = "";
-    rc = backup_into(db, target, keep, made, sizeof made, &bytes, &what);
+    rc = backup_into(db, target, keep, made, sizeof made, &bytes, &swept, &what);
     parley_db_close(db);
+    if (swept)
+        printf("removed %u temporary file%s of interrupted backups (%s*, a day old)\n", swept,
+               swept == 1 ? "" : "s", TMP_PREFIX);
     if (rc) {
         fprintf(stderr, "parley: backup failed: %s%s%s\n", what, rc == 1 ? "" : ": ",
                 rc == 1 ? "" : parley_strerror(rc));
@@ -364,9 +395,13 @@ static void backup_once(parley_backup_sched_t *b)
     }
     char made[PATH_MAX];
     long long bytes = 0;
+    unsigned swept = 0;
     const char *what = "";
-    rc = backup_into(db, b->dir, b->keep, made, sizeof made, &bytes, &what);
+    rc = backup_into(db, b->dir, b->keep, made, sizeof made, &bytes, &swept, &what);
     parley_db_close(db);
+    if (swept)
+        parley_log_info("backup: removed %u temporary file%s of interrupted backups in %s", swept,
+                        swept == 1 ? "" : "s", b->dir);
     if (rc)
         parley_log_error("backup into %s failed: %s%s%s", b->dir, what, rc == 1 ? "" : ": ",
                          rc == 1 ? "" : parley_strerror(rc));

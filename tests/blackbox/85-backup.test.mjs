@@ -136,6 +136,34 @@ test("ops - backup into a directory with --keep N: timestamped files, the oldest
   assert.match(r.stderr, /FILE is missing/)
 })
 
+test("ops - a backup removes the temporary files crashed backups left in its directory once a day old, and nothing else", { skip: sqliteOnly("a file backup"), timeout: 60_000 }, async (t) => {
+  const srv = await sqliteServer(t)
+  await populate(srv)
+  const dir = tmpDir(t)
+  const old = Date.now() / 1000 - 2 * 86400
+  const stale = path.join(dir, ".parley-backup-Ab12Cd")
+  fs.writeFileSync(stale, "half a copy")
+  fs.utimesSync(stale, old, old)
+  const fresh = path.join(dir, ".parley-backup-Ef34Gh") // a backup still running
+  fs.writeFileSync(fresh, "being written")
+  const oldDir = path.join(dir, ".parley-backup-notafile")
+  fs.mkdirSync(oldDir)
+  fs.utimesSync(oldDir, old, old)
+  const other = path.join(dir, "parley-notes.txt")
+  fs.writeFileSync(other, "mine")
+  fs.utimesSync(other, old, old)
+
+  const r = await runParley(["backup", "--data", srv.dataDir, path.join(dir, "copy.db")])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /removed 1 temporary file of interrupted backups/)
+  assert.ok(!fs.existsSync(stale), "the day-old temporary file is removed")
+  for (const f of [fresh, oldDir, other]) assert.ok(fs.existsSync(f), `${path.basename(f)} is left alone`)
+  await verifyOk(path.join(dir, "copy.db"))
+  const again = await runParley(["backup", "--data", srv.dataDir, path.join(dir, "copy2.db")])
+  assert.equal(again.code, 0, again.stderr)
+  assert.doesNotMatch(again.stdout, /removed/)
+})
+
 test("ops - backup writes a temp file, fsyncs it, renames it, then fsyncs the directory (strace)", { skip: sqliteOnly("a file backup"), timeout: 60_000 }, async (t) => {
   const srv = await sqliteServer(t)
   await populate(srv)

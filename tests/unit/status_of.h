@@ -2,8 +2,9 @@
  * status_of.h — the HTTP status an outcome is answered with, for unit
  * tests of core rules, which cannot reach the API layer: the defaults of
  * api/status.c (no route overrides), written out so a test states what each
- * rule must decide. Kept in step with api/status.c by hand; the black-box
- * suites check the real mapping.
+ * rule must decide, and core tests need not link the api layer. test_status
+ * (api layer) fails when this copy and api/status.c disagree on any
+ * outcome.
  */
 #ifndef PARLEY_TEST_STATUS_OF_H
 #define PARLEY_TEST_STATUS_OF_H
@@ -33,6 +34,8 @@ static inline int outcome_status(const parley_outcome_t *o)
         return 412;
     case PARLEY_ETOOBIG:
         return 413;
+    case PARLEY_EFULL: /* a quota (blobs) */
+        return 507;
     default:
         return 500;
     }

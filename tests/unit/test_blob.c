@@ -32,42 +32,10 @@
 #include "core/blob.h"
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "util/clock.h"
 
-typedef struct fixture {
-    char dir[64];          /* temporary data directory */
-    parley_store_t *store; /* the store */
-    parley_db_t *db;       /* its writer connection (borrowed) */
-} fixture_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int blob_setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof *fx);
-    char url[PATH_MAX + 16];
-    assert_non_null(fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-blob-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(url, sizeof url, "sqlite:%s/parley.db", fx->dir);
-    assert_int_equal(parley_store_open(url, &fx->store), 0);
-    fx->db = parley_store_writer(fx->store);
-    *state = fx;
-    return 0;
-}
-
-static int blob_teardown(void **state)
-{
-    fixture_t *fx = *state;
-    parley_store_close(fx->store);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
+typedef store_fixture_t fixture_t;
 
 static const char ID_A[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 static const char ID_B[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -248,9 +216,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(blob_id_is_valid_only_hex64),
         cmocka_unit_test(blob_refs_find_any_depth_once),
-        cmocka_unit_test_setup_teardown(blob_commit_dedup_and_quota, blob_setup, blob_teardown),
-        cmocka_unit_test_setup_teardown(blob_collect_unreferenced_after_grace, blob_setup,
-                                        blob_teardown),
+        cmocka_unit_test_setup_teardown(blob_commit_dedup_and_quota, store_fixture_setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(blob_collect_unreferenced_after_grace, store_fixture_setup,
+                                        store_fixture_teardown),
         cmocka_unit_test(blob_url_sig_depends_on_every_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,47 +43,15 @@
 #include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
-typedef struct fixture {
-    char dir[64];          /* temporary data directory */
-    parley_store_t *store; /* the store */
-    parley_db_t *db;       /* its writer connection */
-    int ids;               /* ids handed out */
-} fixture_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void next_id(fixture_t *fx, char *out)
-{
-    snprintf(out, PARLEY_ID_LEN + 1, "id%05d", ++fx->ids);
-}
-
-static void fixture_open(fixture_t *fx)
-{
-    memset(fx, 0, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-branch-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    char url[PATH_MAX + 16];
-    snprintf(url, sizeof url, "sqlite:%s/parley.db", fx->dir);
-    assert_int_equal(parley_store_open(url, &fx->store), 0);
-    fx->db = parley_store_writer(fx->store);
-}
-
-static void fixture_close(fixture_t *fx)
-{
-    parley_store_close(fx->store);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+typedef store_fixture_t fixture_t;
 
 static void create_conv(fixture_t *fx, char *id)
 {
     parley_conv_req_t cr;
     parley_outcome_t o;
-    next_id(fx, id);
+    store_fixture_id(fx, id);
     memset(&cr, 0, sizeof cr);
     cr.op = PARLEY_CONV_CREATE;
     cr.id = id;
@@ -102,8 +70,8 @@ static void post(fixture_t *fx, const char *conv, const char *role, const char *
     parley_outcome_t o;
     char sess[PARLEY_ID_LEN + 1];
     json_t *body = json_pack("{s:s, s:s}", "role", role, "content", text);
-    next_id(fx, mid);
-    next_id(fx, sess);
+    store_fixture_id(fx, mid);
+    store_fixture_id(fx, sess);
     memset(&req, 0, sizeof req);
     assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
     req.conversation_id = conv;
@@ -127,9 +95,9 @@ static void edit_on(fixture_t *fx, const char *conv, const char *branch, const c
     parley_outcome_t o;
     char sess[PARLEY_ID_LEN + 1];
     json_t *body = json_pack("{s:s, s:s}", "role", "user", "content", text);
-    next_id(fx, mid);
-    next_id(fx, bid);
-    next_id(fx, sess);
+    store_fixture_id(fx, mid);
+    store_fixture_id(fx, bid);
+    store_fixture_id(fx, sess);
     memset(&req, 0, sizeof req);
     assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
     req.op = PARLEY_TURN_EDIT;
@@ -225,7 +193,7 @@ static void branch_edit_shares_history_and_lists_siblings(void **state)
     char conv[PARLEY_ID_LEN + 1], m[4][PARLEY_ID_LEN + 1], e1[PARLEY_ID_LEN + 1],
         b1[PARLEY_ID_LEN + 1], e2[PARLEY_ID_LEN + 1], b2[PARLEY_ID_LEN + 1];
     parley_branch_set_t set;
-    fixture_open(&fx);
+    store_fixture_open(&fx, "branch");
     create_conv(&fx, conv);
     assert_int_equal(parley_branch_load(fx.db, conv, &set), 0);
     assert_false(set.has_ledger);
@@ -274,7 +242,7 @@ static void branch_edit_shares_history_and_lists_siblings(void **state)
     assert_int_equal(json_integer_value(json_object_get(s, "index")), 2);
     json_decref(s);
     parley_branch_set_clear(&set);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 3. deep chains ------------------------------------------------------------- */
@@ -300,7 +268,7 @@ static void branch_deep_chain_stays_within_fork_depth(void **state)
     char conv[PARLEY_ID_LEN + 1], user[PARLEY_ID_LEN + 1], mid[PARLEY_ID_LEN + 1],
         bid[PARLEY_ID_LEN + 1], text[32];
     parley_branch_set_t set;
-    fixture_open(&fx);
+    store_fixture_open(&fx, "branch");
     create_conv(&fx, conv);
     post(&fx, conv, "user", "0", user);
     for (int i = 1; i <= ROUNDS; i++) {
@@ -347,7 +315,7 @@ static void branch_deep_chain_stays_within_fork_depth(void **state)
     parley_branch_ledger_path(conv, ledger, sizeof ledger);
     assert_int_equal(parley_db_stream_get(fx.db, ledger, &st), PARLEY_ENOTFOUND);
     parley_branch_set_clear(&set);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 5. the limit --------------------------------------------------------------- */
@@ -359,7 +327,7 @@ static void branch_limit_refuses_the_next(void **state)
     char conv[PARLEY_ID_LEN + 1], u[PARLEY_ID_LEN + 1], mid[PARLEY_ID_LEN + 1],
         bid[PARLEY_ID_LEN + 1], sess[PARLEY_ID_LEN + 1];
     parley_branch_set_t set;
-    fixture_open(&fx);
+    store_fixture_open(&fx, "branch");
     create_conv(&fx, conv);
     post(&fx, conv, "user", "q", u);
     /* Two real edits, then records up to the limit written straight into
@@ -384,9 +352,9 @@ static void branch_limit_refuses_the_next(void **state)
     json_t *body = json_pack("{s:s, s:s}", "role", "user", "content", "one more");
     memset(&req, 0, sizeof req);
     assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
-    next_id(&fx, mid);
-    next_id(&fx, bid);
-    next_id(&fx, sess);
+    store_fixture_id(&fx, mid);
+    store_fixture_id(&fx, bid);
+    store_fixture_id(&fx, sess);
     req.op = PARLEY_TURN_EDIT;
     req.conversation_id = conv;
     req.user = "alice";
@@ -406,7 +374,7 @@ static void branch_limit_refuses_the_next(void **state)
     assert_int_equal(set.n, PARLEY_BRANCH_MAX + 1);
     assert_int_equal(parley_branch_find(&set, bid), -1);
     parley_branch_set_clear(&set);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 int main(void)

@@ -54,48 +54,16 @@
 #include "status_of.h"
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
-typedef struct fixture {
-    char dir[64];          /* temporary data directory */
-    parley_store_t *store; /* the store */
-    parley_db_t *db;       /* its writer connection */
-    int ids;               /* ids handed out */
-} fixture_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void next_id(fixture_t *fx, char *out)
-{
-    snprintf(out, PARLEY_ROW_ID_MAX + 1, "id%05d", ++fx->ids);
-}
-
-static void fixture_open(fixture_t *fx)
-{
-    memset(fx, 0, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-conversation-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    char url[PATH_MAX + 16];
-    snprintf(url, sizeof url, "sqlite:%s/parley.db", fx->dir);
-    assert_int_equal(parley_store_open(url, &fx->store), 0);
-    fx->db = parley_store_writer(fx->store);
-}
-
-static void fixture_close(fixture_t *fx)
-{
-    parley_store_close(fx->store);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+typedef store_fixture_t fixture_t;
 
 /* Create a conversation of user; its id into id. */
 static void create_conv(fixture_t *fx, const char *user, char *id)
 {
     parley_conv_req_t cr;
     parley_outcome_t o;
-    next_id(fx, id);
+    store_fixture_id(fx, id);
     memset(&cr, 0, sizeof cr);
     cr.op = PARLEY_CONV_CREATE;
     cr.id = id;
@@ -119,8 +87,8 @@ static int post(fixture_t *fx, const char *conv, const char *user, const char *b
     json_error_t jerr;
     json_t *body = json_loads(body_json, 0, &jerr);
     assert_non_null(body);
-    next_id(fx, mid);
-    next_id(fx, sess);
+    store_fixture_id(fx, mid);
+    store_fixture_id(fx, sess);
     memset(&req, 0, sizeof req);
     assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
     req.conversation_id = conv;
@@ -179,7 +147,7 @@ static void conversation_seq_gap_free_across_posts(void **state)
     (void)state;
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1];
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     for (int i = 1; i <= 40; i++) {
         int64_t seq = 0;
@@ -217,7 +185,7 @@ static void conversation_seq_gap_free_across_posts(void **state)
                          (json_int_t)i + 1);
     json_decref(all);
     parley_buf_free(&buf);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 2. delete cascade ------------------------------------------------------------ */
@@ -232,7 +200,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
     char(*sids)[PARLEY_ROW_ID_MAX + 1] = calloc(CASCADE_SESSIONS, sizeof *sids);
     char keep[PARLEY_ROW_ID_MAX + 1], path[PARLEY_PATH_MAX + 1];
     assert_non_null(sids);
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     create_conv(&fx, "alice", other);
     for (int i = 0; i < CASCADE_SESSIONS; i++)
@@ -293,7 +261,7 @@ static void conversation_delete_cascade_removes_sessions_and_streams(void **stat
     assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
                      404);
     free(sids);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 static void conversation_delete_refused_keeps_everything(void **state)
@@ -311,7 +279,7 @@ static void conversation_delete_refused_keeps_everything(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fixture_t fx;
         char conv[PARLEY_ROW_ID_MAX + 1], sid[PARLEY_ROW_ID_MAX + 1], path[PARLEY_PATH_MAX + 1];
-        fixture_open(&fx);
+        store_fixture_open(&fx, "conversation");
         create_conv(&fx, "alice", conv);
         assert_int_equal(post(&fx, conv, "alice",
                               "{\"role\":\"user\",\"content\":\"q\",\"process\":true}", sid, NULL),
@@ -336,7 +304,7 @@ static void conversation_delete_refused_keeps_everything(void **state)
         parley_sess_clear(&s);
         parley_session_stream_path(sid, path, sizeof path);
         assert_false(stream_gone(&fx, path));
-        fixture_close(&fx);
+        store_fixture_close(&fx);
     }
 }
 
@@ -347,7 +315,7 @@ static void conversation_apply_delete_refused(void **state)
     (void)state;
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1];
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     parley_conv_req_t req;
     parley_outcome_t o;
@@ -357,7 +325,7 @@ static void conversation_apply_delete_refused(void **state)
     req.user = "alice";
     assert_int_equal(parley_conversation_apply(fx.db, &req, &o), PARLEY_EINVAL);
     parley_outcome_clear(&o);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 3. posts that are refused ---------------------------------------------------- */
@@ -367,7 +335,7 @@ static void turn_post_not_visible_refused(void **state)
     (void)state;
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1];
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     assert_int_equal(post(&fx, conv, "mallory",
                           "{\"role\":\"user\",\"content\":\"q\",\"process\":true}", NULL, NULL),
@@ -392,7 +360,7 @@ static void turn_post_not_visible_refused(void **state)
     parley_outcome_clear(&o);
     json_decref(body);
     assert_int_equal(message_count(&fx, conv), 1);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 4. message bodies ------------------------------------------------------------ */
@@ -637,7 +605,7 @@ static void conversation_patch_merges_and_checks_if_match(void **state)
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1], now[256];
     parley_outcome_t o;
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     patch_conv(&fx, conv, "alice", "{\"title\":\"a\",\"metadata\":{\"k\":1,\"j\":2}}", 1, &o);
     assert_int_equal(verdict(&o).done, PARLEY_DONE_OK);
@@ -684,7 +652,7 @@ static void conversation_patch_merges_and_checks_if_match(void **state)
     parley_outcome_clear(&o);
     conv_state(&fx, conv, now, sizeof now);
     assert_string_equal(now, "v4 (null) {\"j\":2,\"m\":[3]}");
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 7. a log that disagrees ------------------------------------------------------ */
@@ -695,7 +663,7 @@ static void conversation_post_refused_when_log_disagrees(void **state)
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1], path[PARLEY_PATH_MAX + 1], feed[512];
     int64_t sid;
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
                      201);
@@ -724,7 +692,7 @@ static void conversation_post_refused_when_log_disagrees(void **state)
     assert_int_equal(parley_db_sess_get(fx.db, "s-gap", &s), PARLEY_ENOTFOUND);
     feed_brief(&fx, "alice", feed, sizeof feed);
     assert_string_equal(feed, "conversation.created; message.created 1");
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 8. reading the log by pages ------------------------------------------------------ */
@@ -741,7 +709,7 @@ static void conversation_read_page_every_message_once(void **state)
     };
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1];
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     for (int i = 1; i <= 10; i++)
         assert_int_equal(
@@ -794,7 +762,7 @@ static void conversation_read_page_every_message_once(void **state)
     assert_int_equal(last, 10);
     assert_false(more);
     parley_buf_free(&buf);
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 /* ---- 9. feed events ------------------------------------------------------------------ */
@@ -805,7 +773,7 @@ static void conversation_changes_emit_feed_events(void **state)
     fixture_t fx;
     char conv[PARLEY_ROW_ID_MAX + 1], feed[512];
     parley_outcome_t o;
-    fixture_open(&fx);
+    store_fixture_open(&fx, "conversation");
     create_conv(&fx, "alice", conv);
     assert_int_equal(post(&fx, conv, "alice", "{\"role\":\"user\",\"content\":\"q\"}", NULL, NULL),
                      201);
@@ -838,7 +806,7 @@ static void conversation_changes_emit_feed_events(void **state)
                               "session.updated; conversation.updated; conversation.deleted");
     feed_brief(&fx, "mallory", feed, sizeof feed);
     assert_string_equal(feed, "");
-    fixture_close(&fx);
+    store_fixture_close(&fx);
 }
 
 int main(void)

@@ -38,42 +38,10 @@
 #include "core/stream.h"
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "util/buf.h"
 
-typedef struct fixture {
-    char dir[64];          /* temporary data directory */
-    parley_store_t *store; /* the store */
-    parley_db_t *db;       /* its writer connection (borrowed) */
-} fixture_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int doc_setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof *fx);
-    char url[PATH_MAX + 16];
-    assert_non_null(fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-document-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(url, sizeof url, "sqlite:%s/parley.db", fx->dir);
-    assert_int_equal(parley_store_open(url, &fx->store), 0);
-    fx->db = parley_store_writer(fx->store);
-    *state = fx;
-    return 0;
-}
-
-static int doc_teardown(void **state)
-{
-    fixture_t *fx = *state;
-    parley_store_close(fx->store);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
+typedef store_fixture_t fixture_t;
 
 /* A request of op on owner's document notes/<id>; body is JSON text or
  * NULL (the caller decrefs req.body). */
@@ -482,7 +450,7 @@ static void document_other_owner_not_found(void **state)
                               "mallory document.created n1 1");
 }
 
-#define DOC_TEST(f) cmocka_unit_test_setup_teardown(f, doc_setup, doc_teardown)
+#define DOC_TEST(f) cmocka_unit_test_setup_teardown(f, store_fixture_setup, store_fixture_teardown)
 
 int main(void)
 {

@@ -50,15 +50,11 @@
 #include "core/turn.h"
 #include "parley/parley.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "util/buf.h"
 #include "util/clock.h"
 
-typedef struct fixture {
-    char dir[64];          /* temporary data directory */
-    parley_store_t *store; /* the store */
-    parley_db_t *db;       /* its writer connection (borrowed) */
-    int ids;               /* ids handed out */
-} fixture_t;
+typedef store_fixture_t fixture_t;
 
 /* ---- what a rule decided ------------------------------------------------------------ */
 
@@ -93,46 +89,12 @@ static verdict_t verdict(const parley_outcome_t *o)
 
 /* ---- fixture --------------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int snap_setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof *fx);
-    char url[PATH_MAX + 16];
-    assert_non_null(fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/parley-test-snapshot-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(url, sizeof url, "sqlite:%s/parley.db", fx->dir);
-    assert_int_equal(parley_store_open(url, &fx->store), 0);
-    fx->db = parley_store_writer(fx->store);
-    *state = fx;
-    return 0;
-}
-
-static int snap_teardown(void **state)
-{
-    fixture_t *fx = *state;
-    parley_store_close(fx->store);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
-
-static void next_id(fixture_t *fx, char *out)
-{
-    snprintf(out, PARLEY_ROW_ID_MAX + 1, "id%05d", ++fx->ids);
-}
-
 /* Create a conversation of user titled title; its id into id. */
 static void create_conv(fixture_t *fx, const char *user, const char *title, char *id)
 {
     parley_conv_req_t cr;
     parley_outcome_t o;
-    next_id(fx, id);
+    store_fixture_id(fx, id);
     memset(&cr, 0, sizeof cr);
     cr.op = PARLEY_CONV_CREATE;
     cr.id = id;
@@ -153,7 +115,7 @@ static void post(fixture_t *fx, const char *conv, const char *user, const char *
     parley_outcome_t o;
     char mid[PARLEY_ROW_ID_MAX + 1];
     json_t *body = json_pack("{s:s, s:s}", "role", "user", "content", text);
-    next_id(fx, mid);
+    store_fixture_id(fx, mid);
     memset(&req, 0, sizeof req);
     assert_int_equal(parley_message_parse(body, 3, &req.message, &o), 0);
     req.conversation_id = conv;
@@ -213,7 +175,7 @@ static void snap_create_as(fixture_t *fx, const char *user, bool admin, const ch
 {
     parley_snapshot_req_t req;
     json_error_t jerr;
-    next_id(fx, id);
+    store_fixture_id(fx, id);
     memset(&req, 0, sizeof req);
     req.id = id;
     req.user = user;
@@ -878,7 +840,7 @@ static void snapshot_visits_count_keep_the_latest_and_stop_at_delete(void **stat
     assert_int_equal(views_of(fx, "no-such-snapshot", last, sizeof last), 0);
 }
 
-#define SNAP_TEST(f) cmocka_unit_test_setup_teardown(f, snap_setup, snap_teardown)
+#define SNAP_TEST(f) cmocka_unit_test_setup_teardown(f, store_fixture_setup, store_fixture_teardown)
 
 int main(void)
 {
