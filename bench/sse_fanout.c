@@ -4,6 +4,7 @@
  *
  *   sse_fanout fanout -p PORT -s SSE_PATH -a APPEND_PATH -n N -r RATE
  *                     -w WARMUP_S -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]
+ *                     [-P PROCS]
  *   sse_fanout idle   -p PORT -s SSE_PATH -n N -d SECONDS [-c CONNECTING]
  *
  * Subscribers: N keep-alive connections to 127.0.0.1:PORT, each sending
@@ -33,7 +34,17 @@
  * the connections for SECONDS seconds (reading whatever arrives), then
  * prints IDLERESULT key=value ... (how many are still open).
  *
- * Single-threaded, epoll. All times are CLOCK_MONOTONIC, in one process.
+ * fanout runs in PROCS + 1 processes (PROCS, default 2): the parent is the
+ * writer, and PROCS children each hold N / PROCS of the subscribers in
+ * their own epoll loop, so neither the appends nor one process's loop
+ * over a thousand sockets delays a receipt. The children write their
+ * receipts (k, time) into memory shared with the parent (an anonymous
+ * MAP_SHARED mapping made before the fork), which matches them against
+ * the 2xx times it kept. All times are CLOCK_MONOTONIC, which is one clock
+ * for every process on the machine. The generator's CPU is the sum of all
+ * its processes over the measured window.
+ *
+ * idle: one process, epoll.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -42,6 +53,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +62,10 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,7 +113,24 @@ static void die(const char *what)
     exit(1);
 }
 
+enum { PMAX = 16 }; /* subscriber processes at most */
+
+/* What the writer (parent) and the subscriber processes share. */
+typedef struct {
+    _Atomic uint32_t first_k;          /* the first measured message (UINT32_MAX before) */
+    _Atomic int stop;                  /* the parent says: finish */
+    _Atomic int ready[PMAX];           /* a child's subscribers are all ready */
+    _Atomic int failed[PMAX];          /* a child could not subscribe */
+    _Atomic uint64_t nsamples[PMAX];   /* receipts kept by each child */
+    _Atomic uint64_t overflow[PMAX];   /* receipts not kept (its array full) */
+    _Atomic uint64_t unmeasured[PMAX]; /* receipts of warm-up messages */
+    _Atomic int open[PMAX];            /* its subscribers still open at the end */
+    _Atomic int64_t cpu_ns[PMAX];      /* its CPU over the measured window */
+} shared_t;
+
 /* globals: the run's configuration and state */
+static shared_t *g_sh;                  /* shared with the other processes */
+static int g_proc;                      /* this process's slot in g_sh (children) */
 static int g_port;                      /* the server's port */
 static const char *g_sse;               /* the SSE path */
 static const char *g_append;            /* the append path */
@@ -107,9 +139,6 @@ static conn_t *g_conns;                 /* the subscribers */
 static int g_n;                         /* how many */
 static sample_t *g_samples;             /* receipts of measured messages */
 static size_t g_nsamples, g_capsamples; /* used, allocated */
-static uint32_t g_first_k = UINT32_MAX; /* the first measured message */
-static uint64_t g_overflow;             /* receipts not kept (array full) */
-static uint64_t g_unmeasured;           /* receipts of warm-up messages */
 
 static int connect_one(void)
 {
@@ -138,17 +167,18 @@ static void send_all(int fd, const char *buf, size_t len)
 
 static void record(uint32_t k, int64_t t)
 {
-    if (k < g_first_k) {
-        g_unmeasured++;
+    if (k < atomic_load_explicit(&g_sh->first_k, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&g_sh->unmeasured[g_proc], 1, memory_order_relaxed);
         return;
     }
     if (g_nsamples == g_capsamples) {
-        g_overflow++;
+        atomic_fetch_add_explicit(&g_sh->overflow[g_proc], 1, memory_order_relaxed);
         return;
     }
     g_samples[g_nsamples].k = k;
     g_samples[g_nsamples].t_ns = t;
     g_nsamples++;
+    atomic_store_explicit(&g_sh->nsamples[g_proc], g_nsamples, memory_order_release);
 }
 
 /* The decoded event-stream bytes: find every "k":<digits>. */
@@ -445,8 +475,92 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sse_fanout fanout|idle -p PORT -s SSE_PATH [-a APPEND_PATH] -n N"
-            " [-r RATE] [-w WARMUP_S] -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]\n");
+            " [-r RATE] [-w WARMUP_S] -d SECONDS [-b BYTES] [-c CONNECTING] [-W WRITERS]"
+            " [-P PROCS]\n");
     exit(2);
+}
+
+/* Open g_n subscriptions, at most `connecting` at a time, and wait until
+ * each has its first event (60 s at most). 0, or 1 after a message. */
+static int subscribe_all(int connecting)
+{
+    g_ep = epoll_create1(EPOLL_CLOEXEC);
+    if (g_ep < 0)
+        die("epoll_create1");
+    g_conns = calloc((size_t)g_n, sizeof *g_conns);
+    if (!g_conns)
+        die("calloc");
+    int opened = 0;
+    int64_t deadline = now_ns() + 60 * 1000000000LL;
+    struct epoll_event evs[1024];
+    for (;;) {
+        int live = 0, ready = 0, closed = 0;
+        for (int i = 0; i < opened; i++) {
+            if (g_conns[i].state == ST_CLOSED)
+                closed++;
+            else if (g_conns[i].ready)
+                ready++;
+            else
+                live++;
+        }
+        if (closed) {
+            fprintf(stderr, "sse_fanout: %d subscriptions failed\n", closed);
+            return 1;
+        }
+        if (ready == g_n)
+            return 0;
+        while (opened < g_n && live < connecting) {
+            conn_t *c = &g_conns[opened++];
+            c->fd = connect_one();
+            c->state = ST_CONNECTING;
+            struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+            if (epoll_ctl(g_ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+                die("epoll_ctl");
+            live++;
+        }
+        if (now_ns() > deadline) {
+            fprintf(stderr, "sse_fanout: only %d of %d subscribers ready after 60 s\n", ready, g_n);
+            return 1;
+        }
+        int n = epoll_wait(g_ep, evs, 1024, 100);
+        for (int i = 0; i < n; i++)
+            on_sub(evs[i].data.ptr, evs[i].events);
+    }
+}
+
+/* A subscriber process (fanout): its share of the subscribers, receipts
+ * into its slice of the shared samples, until the parent says stop. */
+static void child_main(int slot, int connecting)
+{
+    g_proc = slot;
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the writer (a watchdog kills it) */
+    if (getppid() == 1)
+        _exit(1);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    if (subscribe_all(connecting)) {
+        atomic_store(&g_sh->failed[slot], 1);
+        _exit(1);
+    }
+    atomic_store(&g_sh->ready[slot], 1);
+    struct epoll_event evs[1024];
+    double cpu0 = 0;
+    int measuring = 0;
+    while (!atomic_load(&g_sh->stop)) {
+        if (!measuring && atomic_load(&g_sh->first_k) != UINT32_MAX) {
+            measuring = 1;
+            cpu0 = cpu_s();
+        }
+        int n = epoll_wait(g_ep, evs, 1024, 10);
+        for (int i = 0; i < n; i++)
+            on_sub(evs[i].data.ptr, evs[i].events);
+    }
+    int open = 0;
+    for (int i = 0; i < g_n; i++)
+        open += g_conns[i].state != ST_CLOSED;
+    atomic_store(&g_sh->open[slot], open);
+    atomic_store(&g_sh->cpu_ns[slot], measuring ? (int64_t)((cpu_s() - cpu0) * 1e9) : 0);
+    _exit(0);
 }
 
 int main(int argc, char **argv)
@@ -456,12 +570,12 @@ int main(int argc, char **argv)
     int fanout = strcmp(argv[1], "fanout") == 0;
     if (!fanout && strcmp(argv[1], "idle") != 0)
         usage();
-    int rate = 100, connecting = 200, opt;
+    int rate = 100, connecting = 200, procs = 2, opt;
     double warmup = 2, secs = 10;
     W.bytes = 256;
     W.nc = 4;
     optind = 2;
-    while ((opt = getopt(argc, argv, "p:s:a:n:r:w:d:b:c:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:s:a:n:r:w:d:b:c:W:P:")) != -1) {
         switch (opt) {
         case 'p':
             g_port = atoi(optarg);
@@ -493,12 +607,16 @@ int main(int argc, char **argv)
         case 'W':
             W.nc = atoi(optarg);
             break;
+        case 'P':
+            procs = atoi(optarg);
+            break;
         default:
             usage();
         }
     }
     if (g_port <= 0 || !g_sse || g_n <= 0 || secs <= 0 || (fanout && (!g_append || rate <= 0)) ||
-        W.bytes < 16 || W.bytes > 4096 || connecting <= 0 || W.nc < 1 || W.nc > WMAX)
+        W.bytes < 16 || W.bytes > 4096 || connecting <= 0 || W.nc < 1 || W.nc > WMAX ||
+        procs < 1 || procs > PMAX || procs > g_n)
         usage();
 
     struct rlimit rl;
@@ -517,53 +635,15 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
 
-    g_ep = epoll_create1(EPOLL_CLOEXEC);
-    if (g_ep < 0)
-        die("epoll_create1");
-    g_conns = calloc((size_t)g_n, sizeof *g_conns);
-    if (!g_conns)
-        die("calloc");
-
-    /* ------------------------------------------------ subscribe ---- */
-    int opened = 0;
-    int64_t t0 = now_ns(), deadline = t0 + 60 * 1000000000LL;
-    struct epoll_event evs[1024];
-    for (;;) {
-        int live = 0, ready = 0, closed = 0;
-        for (int i = 0; i < opened; i++) {
-            if (g_conns[i].state == ST_CLOSED)
-                closed++;
-            else if (g_conns[i].ready)
-                ready++;
-            else
-                live++;
-        }
-        if (closed) {
-            fprintf(stderr, "sse_fanout: %d subscriptions failed\n", closed);
-            return 1;
-        }
-        if (ready == g_n)
-            break;
-        while (opened < g_n && live < connecting) {
-            conn_t *c = &g_conns[opened++];
-            c->fd = connect_one();
-            c->state = ST_CONNECTING;
-            struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
-            if (epoll_ctl(g_ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
-                die("epoll_ctl");
-            live++;
-        }
-        if (now_ns() > deadline) {
-            fprintf(stderr, "sse_fanout: only %d of %d subscribers ready after 60 s\n", ready, g_n);
-            return 1;
-        }
-        int n = epoll_wait(g_ep, evs, 1024, 100);
-        for (int i = 0; i < n; i++)
-            on_sub(evs[i].data.ptr, evs[i].events);
-    }
-    double connect_s = (double)(now_ns() - t0) / 1e9;
-
     if (!fanout) {
+        static shared_t local;
+        g_sh = &local;
+        atomic_store(&g_sh->first_k, UINT32_MAX);
+        int64_t t0 = now_ns();
+        if (subscribe_all(connecting))
+            return 1;
+        double connect_s = (double)(now_ns() - t0) / 1e9;
+        struct epoll_event evs[1024];
         printf("READY open=%d connect_s=%.2f\n", g_n, connect_s);
         fflush(stdout);
         int64_t end = now_ns() + (int64_t)(secs * 1e9);
@@ -580,13 +660,66 @@ int main(int argc, char **argv)
         return open == g_n ? 0 : 1;
     }
 
+    /* ------------------------------------- subscriber processes ---- */
+    int total = g_n;
+    size_t per_proc_cap = (size_t)(total / procs + 1) * (size_t)(secs * rate + 16);
+    size_t shared_bytes = sizeof(shared_t) + (size_t)procs * per_proc_cap * sizeof(sample_t);
+    void *mem = mmap(NULL, shared_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        die("mmap");
+    g_sh = mem;
+    sample_t *all_samples = (sample_t *)((char *)mem + sizeof(shared_t));
+    atomic_store(&g_sh->first_k, UINT32_MAX);
+    pid_t kids[PMAX];
+    int64_t t0 = now_ns();
+    fflush(stdout);
+    for (int i = 0; i < procs; i++) {
+        int lo = (int)((long)total * i / procs), hi = (int)((long)total * (i + 1) / procs);
+        kids[i] = fork();
+        if (kids[i] < 0)
+            die("fork");
+        if (kids[i] == 0) {
+            g_n = hi - lo;
+            g_samples = all_samples + (size_t)i * per_proc_cap;
+            g_capsamples = per_proc_cap;
+            int c = connecting / procs;
+            child_main(i, c > 0 ? c : 1);
+        }
+    }
+    g_n = total;
+    for (;;) {
+        int ready = 0;
+        for (int i = 0; i < procs; i++) {
+            if (atomic_load(&g_sh->failed[i]) || waitpid(kids[i], NULL, WNOHANG) == kids[i]) {
+                fprintf(stderr, "sse_fanout: subscriber process %d failed\n", i);
+                atomic_store(&g_sh->stop, 1);
+                for (int j = 0; j < procs; j++)
+                    kill(kids[j], SIGTERM);
+                return 1;
+            }
+            ready += atomic_load(&g_sh->ready[i]);
+        }
+        if (ready == procs)
+            break;
+        if (g_stop) {
+            atomic_store(&g_sh->stop, 1);
+            for (int j = 0; j < procs; j++)
+                kill(kids[j], SIGTERM);
+            return 1;
+        }
+        usleep(10000);
+    }
+    double connect_s = (double)(now_ns() - t0) / 1e9;
+    g_ep = epoll_create1(EPOLL_CLOEXEC);
+    if (g_ep < 0)
+        die("epoll_create1");
+    struct epoll_event evs[1024];
+
     /* --------------------------------------------------- fan-out --- */
     W.cap = (uint32_t)((warmup + secs + 5) * rate) + 16;
     W.t_send = calloc(W.cap, sizeof *W.t_send);
     W.t_ack = calloc(W.cap, sizeof *W.t_ack);
-    g_capsamples = (size_t)g_n * (size_t)(secs * rate + 16);
-    g_samples = malloc(g_capsamples * sizeof *g_samples);
-    if (!W.t_send || !W.t_ack || !g_samples)
+    if (!W.t_send || !W.t_ack)
         die("malloc");
     for (int i = 0; i < W.nc; i++) {
         wconn_t *wc = &W.c[i];
@@ -615,12 +748,13 @@ int main(int argc, char **argv)
     int64_t grace_at = 0;
     double cpu0 = 0;
     int measuring = 0, appending = 1;
-    uint32_t last_k = 0;
+    uint32_t first_k = UINT32_MAX, last_k = 0;
     while (!g_stop) {
         int64_t t = now_ns();
         if (!measuring && t >= measure_at) {
             measuring = 1;
-            g_first_k = W.next_k; /* those in flight were sent in the warm-up */
+            first_k = W.next_k; /* those in flight were sent in the warm-up */
+            atomic_store(&g_sh->first_k, first_k);
             cpu0 = cpu_s();
         }
         if (appending && t >= stop_at) {
@@ -631,11 +765,13 @@ int main(int argc, char **argv)
         if (!appending && !writer_busy()) {
             if (!grace_at) {
                 grace_at = t + 2000000000LL;
-                last_k = W.next_k; /* measured: g_first_k .. last_k - 1 */
+                last_k = W.next_k; /* measured: first_k .. last_k - 1 */
             }
             /* done once every subscriber has everything, or after 2 s */
-            uint64_t want = (uint64_t)g_n * (last_k - g_first_k);
-            if (g_nsamples + g_overflow >= want || t >= grace_at)
+            uint64_t want = (uint64_t)g_n * (last_k - first_k), got = 0;
+            for (int i = 0; i < procs; i++)
+                got += atomic_load(&g_sh->nsamples[i]) + atomic_load(&g_sh->overflow[i]);
+            if (got >= want || t >= grace_at)
                 break;
         }
         int n = epoll_wait(g_ep, evs, 1024, 10);
@@ -648,59 +784,72 @@ int main(int argc, char **argv)
                 if (read(tfd, &ticks, sizeof ticks) == sizeof ticks && appending)
                     for (uint64_t j = 0; j < ticks; j++)
                         on_tick();
-            } else {
-                on_sub(p, evs[i].events);
             }
         }
     }
     double cpu = cpu_s() - cpu0;
     double wall = (double)(now_ns() - measure_at) / 1e9;
+    atomic_store(&g_sh->stop, 1);
+    int open = 0;
+    for (int i = 0; i < procs; i++) {
+        int st = 0;
+        if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fprintf(stderr, "sse_fanout: subscriber process %d ended badly\n", i);
+        open += atomic_load(&g_sh->open[i]);
+        cpu += (double)atomic_load(&g_sh->cpu_ns[i]) / 1e9;
+    }
+    if (first_k == UINT32_MAX)
+        first_k = last_k;
 
     /* ------------------------------------------------- results ----- */
-    uint32_t appends = last_k > g_first_k ? last_k - g_first_k : 0;
+    uint32_t appends = last_k > first_k ? last_k - first_k : 0;
     uint64_t expected = (uint64_t)g_n * appends;
-    int64_t *from_ack = malloc((g_nsamples + 1) * sizeof *from_ack);
-    int64_t *from_send = malloc((g_nsamples + 1) * sizeof *from_send);
+    size_t nsamples = 0;
+    for (int i = 0; i < procs; i++)
+        nsamples += atomic_load(&g_sh->nsamples[i]);
+    int64_t *from_ack = malloc((nsamples + 1) * sizeof *from_ack);
+    int64_t *from_send = malloc((nsamples + 1) * sizeof *from_send);
     int64_t *app = malloc((appends + 1) * sizeof *app);
     if (!from_ack || !from_send || !app)
         die("malloc");
     size_t n = 0;
     uint64_t early = 0, unknown = 0;
-    for (size_t i = 0; i < g_nsamples; i++) {
-        uint32_t k = g_samples[i].k;
-        if (k >= last_k || !W.t_ack[k]) {
-            unknown++;
-            continue;
+    for (int p = 0; p < procs; p++) {
+        const sample_t *sm = all_samples + (size_t)p * per_proc_cap;
+        size_t cnt = atomic_load(&g_sh->nsamples[p]);
+        for (size_t i = 0; i < cnt; i++) {
+            uint32_t k = sm[i].k;
+            if (k >= last_k || !W.t_ack[k]) {
+                unknown++;
+                continue;
+            }
+            int64_t d = sm[i].t_ns - W.t_ack[k];
+            if (d < 0) {
+                early++;
+                d = 0;
+            }
+            from_ack[n] = d;
+            from_send[n] = sm[i].t_ns - W.t_send[k];
+            n++;
         }
-        int64_t d = g_samples[i].t_ns - W.t_ack[k];
-        if (d < 0) {
-            early++;
-            d = 0;
-        }
-        from_ack[n] = d;
-        from_send[n] = g_samples[i].t_ns - W.t_send[k];
-        n++;
     }
-    for (uint32_t k = g_first_k; k < last_k; k++)
-        app[k - g_first_k] = W.t_ack[k] - W.t_send[k];
+    for (uint32_t k = first_k; k < last_k; k++)
+        app[k - first_k] = W.t_ack[k] - W.t_send[k];
     qsort(from_ack, n, sizeof *from_ack, cmp_i64);
     qsort(from_send, n, sizeof *from_send, cmp_i64);
     qsort(app, appends, sizeof *app, cmp_i64);
-    int open = 0;
-    for (int i = 0; i < g_n; i++)
-        open += g_conns[i].state != ST_CLOSED;
     printf(
         "SSERESULT subscribers=%d open=%d appends=%u rate_per_s=%.1f expected=%llu received=%zu "
         "missing=%lld early=%llu p50_us=%lld p99_us=%lld max_us=%lld send_p50_us=%lld "
         "send_p99_us=%lld append_p50_us=%lld append_p99_us=%lld append_errors=%llu late_ticks=%llu "
-        "gen_cpu_pct=%.1f connect_s=%.2f\n",
+        "gen_cpu_pct=%.1f connect_s=%.2f procs=%d\n",
         g_n, open, appends, appends / (secs > 0 ? secs : 1), (unsigned long long)expected, n,
         (long long)expected - (long long)n, (unsigned long long)early,
         (long long)(pct(from_ack, n, 50) / 1000), (long long)(pct(from_ack, n, 99) / 1000),
         (long long)(n ? from_ack[n - 1] / 1000 : 0), (long long)(pct(from_send, n, 50) / 1000),
         (long long)(pct(from_send, n, 99) / 1000), (long long)(pct(app, appends, 50) / 1000),
         (long long)(pct(app, appends, 99) / 1000), (unsigned long long)W.errors,
-        (unsigned long long)W.late, wall > 0 ? 100.0 * cpu / wall : 0, connect_s);
+        (unsigned long long)W.late, wall > 0 ? 100.0 * cpu / wall : 0, connect_s, procs);
     (void)unknown;
     return 0;
 }

@@ -7,8 +7,9 @@
 #     (?offset=now&live=sse) while appends of W5_BYTES (256) arrive
 #     W5_RATE (100) times a second; latency from each append's 2xx to its
 #     receipt at every subscriber, p50/p99. The load generator is
-#     bench/sse_fanout.c (C, epoll, one process: subscribers and writer
-#     share one clock). Its own overhead is measured the same way against
+#     bench/sse_fanout.c (C, epoll; the writer in one process and the
+#     subscribers spread over W5_PROCS more, sharing CLOCK_MONOTONIC and
+#     the receipts through shared memory). Its own overhead is measured the same way against
 #     bench/sse_source.c, a no-op SSE source that answers each append 204
 #     and sends it to every subscriber, storing nothing. RUNS rounds, Parley
 #     and the no-op source taking turns.
@@ -21,7 +22,7 @@
 # longer than any one generator run here).
 #
 # Knobs (environment): DURATION (s, 10), WARMUP (s, 3), RUNS (3),
-# W5_SUBSCRIBERS (1000), W5_RATE (100), W5_BYTES (256), W5_WRITERS (4),
+# W5_SUBSCRIBERS (1000), W5_RATE (100), W5_BYTES (256), W5_WRITERS (4), W5_PROCS (2),
 # W6_SUBSCRIBERS (10000), ONLY (w5 or w6: run one of them), REV, PARLEY,
 # BENCH_OUT, KEEP, MAX_SECONDS (watchdog, 600); see README.md.
 set -euo pipefail
@@ -36,6 +37,7 @@ W5_SUBSCRIBERS=${W5_SUBSCRIBERS:-1000}
 W5_RATE=${W5_RATE:-100}
 W5_BYTES=${W5_BYTES:-256}
 W5_WRITERS=${W5_WRITERS:-4}
+W5_PROCS=${W5_PROCS:-2}
 W6_SUBSCRIBERS=${W6_SUBSCRIBERS:-10000}
 ONLY=${ONLY:-}
 BENCH_OUT=${BENCH_OUT:-$HERE/out}
@@ -81,6 +83,7 @@ tcp_inuse() { awk '$1 == "TCP:" {print $3}' /proc/net/sockstat; }
 fanout_run() {   # PORT OUTFILE SECONDS
     bg_wait timeout $((WARMUP + $3 + 90)) "$FANOUT" fanout -p "$1" -s "$STREAM?offset=now&live=sse" \
         -a "$STREAM" -n "$W5_SUBSCRIBERS" -r "$W5_RATE" -b "$W5_BYTES" -W "$W5_WRITERS" \
+        -P "$W5_PROCS" \
         -w "$WARMUP" -d "$3" >"$2"
     grep -q '^SSERESULT' "$2" || die "no result from sse_fanout ($2)"
 }
@@ -190,7 +193,7 @@ us_ms() { ms "$1"; }
         echo "$(int "$W5_SUBSCRIBERS") SSE subscribers on one JSON stream (\`?offset=now&live=sse\`)," \
             "appends of $W5_BYTES bytes at $W5_RATE/s over $W5_WRITERS connections; latency from" \
             "each append's 2xx to its receipt at each subscriber, over every (subscriber, message)" \
-            "pair. Load generator \`sse_fanout\` (C, epoll, one process); its own overhead is the" \
+            "pair. Load generator \`sse_fanout\` (C, epoll; the writer in one process, the subscribers in $W5_PROCS more); its own overhead is the" \
             "no-op source row (\`sse_source\`: answers 204, then sends the event to every" \
             "subscriber, stores nothing). Median of $RUNS runs of ${DURATION} s after ${WARMUP} s" \
             "of appends not measured, the two taking turns."

@@ -11,6 +11,7 @@
  * thread, never from two places.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/app.h"
@@ -22,6 +23,8 @@ void parley_app_init(parley_app_t *app)
 {
     pthread_mutex_init(&app->readers_lock, NULL);
     app->nreaders = 0;
+    pthread_mutex_init(&app->sse_lock, NULL);
+    memset(app->sse, 0, sizeof app->sse);
 }
 
 void parley_app_fini(parley_app_t *app)
@@ -30,6 +33,10 @@ void parley_app_fini(parley_app_t *app)
         parley_db_close(app->readers[i]);
     app->nreaders = 0;
     pthread_mutex_destroy(&app->readers_lock);
+    for (int i = 0; i < PARLEY_APP_SSE_SLOTS; i++)
+        free(app->sse[i].text);
+    memset(app->sse, 0, sizeof app->sse);
+    pthread_mutex_destroy(&app->sse_lock);
 }
 
 parley_db_t *parley_app_reader(parley_app_t *app)

@@ -54,6 +54,25 @@ struct parley_ratelimit;
 struct parley_metrics;
 struct parley_visits;
 
+/*
+ * The last data event of a live stream, as SSE text, shared by its readers
+ * (api/streams.c: sse_refill). A thousand SSE readers of one stream are
+ * woken by each append; the first to look reads the new data from the
+ * store and leaves the event here, and the others, at the same position
+ * and the same hub generation (nothing committed since), copy it instead
+ * of each running its own read transaction. Guarded by parley_app_t's
+ * sse_lock.
+ */
+#define PARLEY_APP_SSE_SLOTS 64 /* streams cached at once (by id, direct-mapped) */
+typedef struct parley_sse_slot {
+    int64_t id;    /* the stream, 0 if the slot is empty */
+    uint64_t gen;  /* hub generation read before the look-up that made it */
+    uint64_t pos;  /* where the event starts */
+    uint64_t tail; /* where it ends: the stream's tail at that look-up */
+    char *text;    /* the data event, framed (owned; without the control event) */
+    size_t len;    /* bytes in text */
+} parley_sse_slot_t;
+
 typedef struct parley_app {
     const struct parley_config *cfg;              /* configuration (borrowed) */
     parley_store_t *store;                        /* the store (borrowed) */
@@ -67,6 +86,8 @@ typedef struct parley_app {
     pthread_mutex_t readers_lock;                 /* guards readers and nreaders */
     parley_db_t *readers[PARLEY_APP_MAX_READERS]; /* per-thread reader connections (owned) */
     int nreaders;                                 /* entries in readers */
+    pthread_mutex_t sse_lock;                     /* guards sse */
+    parley_sse_slot_t sse[PARLEY_APP_SSE_SLOTS];  /* live streams' last events */
 } parley_app_t;
 
 /* Prepare app's reader table (the other fields are the caller's). */

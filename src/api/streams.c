@@ -384,13 +384,14 @@ static void handle_delete(parley_req_t *r, const char *path)
 typedef enum { LIVE_NONE, LIVE_LONG_POLL, LIVE_SSE } live_t;
 
 typedef struct stream_read {
-    char path[PARLEY_PATH_MAX + 1]; /* the stream */
-    live_t live;                    /* mode */
-    parley_offset_kind_t kind;      /* start, now or a position */
-    uint64_t pos;                   /* where to read (resolved) */
-    bool resolved;                  /* pos is final ("now" fixed) */
-    uint64_t earliest;              /* READ_TRIMMED: the first position held */
-    int64_t deadline;               /* long-poll deadline (monotonic) */
+    live_t live;               /* mode */
+    parley_offset_kind_t kind; /* start, now or a position */
+    uint64_t pos;              /* where to read (resolved) */
+    bool resolved;             /* pos is final ("now" fixed) */
+    uint64_t earliest;         /* READ_TRIMMED: the first position held */
+    int64_t deadline;          /* long-poll deadline (monotonic) */
+    char path[];               /* the stream (sized to it: an idle SSE
+                                  reader keeps this for its whole life) */
 } stream_read_t;
 
 /*
@@ -753,9 +754,14 @@ static void catch_up(parley_req_t *r, stream_read_t *rd)
 #define SSE_EVENT_BYTES (256 * 1024) /* a data event ends at a chunk boundary past this */
 #define B64_LINE        12288        /* bytes per base64 data line (16,384 characters) */
 
+/* An SSE reader's state, alive as long as its response. It is kept small
+ * (W6 in bench/README.md): an idle reader holds only this, its request and
+ * libmicrohttpd's connection; the stream's metadata is held only while a
+ * data event is open. */
 typedef struct sse {
     parley_req_t *r;   /* the request */
-    stream_read_t rd;  /* where the next event starts */
+    stream_read_t *rd; /* where the next event starts (the request's data,
+                          borrowed: refill runs only while the request lives) */
     bool json;         /* JSON stream: data is an array */
     bool base64;       /* binary stream: data is base64 */
     bool sent_control; /* a control event went out */
@@ -763,12 +769,15 @@ typedef struct sse {
     int64_t deadline;  /* recycle the connection then */
     /* the data event being produced */
     bool in_event;            /* a data event is open */
-    parley_stream_t meta;     /* the stream when it opened */
+    parley_stream_t *meta;    /* the stream when it opened (owned; NULL
+                                 outside an event) */
     parley_read_cursor_t cur; /* its data still to read */
     size_t event_bytes;       /* stream bytes in it so far */
     bool last_cr;             /* text: the last byte was '\r' */
     unsigned char carry[3];   /* base64: bytes not yet encoded */
     size_t ncarry;            /* entries in carry */
+    size_t data_end;          /* out's length where the closed event's data ended */
+    int64_t id;               /* the stream's id at the last look-up, 0 before */
 } sse_t;
 
 /* Text and JSON data: a "data:" line per line of the data (split on \r\n,
@@ -857,8 +866,8 @@ static int sse_event_step(sse_t *s, parley_buf_t *out, size_t room, parley_db_t 
     parley_buf_init(&data, max);
     int rc = parley_buf_reserve(&data, max);
     if (!rc)
-        rc = db ? parley_stream_read_window(db, &s->meta, &s->cur, max, &data)
-                : read_window(s->r, &s->meta, &s->cur, max, &data);
+        rc = db ? parley_stream_read_window(db, s->meta, &s->cur, max, &data)
+                : read_window(s->r, s->meta, &s->cur, max, &data);
     if (!rc) {
         s->event_bytes += data.len;
         bool done =
@@ -873,13 +882,88 @@ static int sse_event_step(sse_t *s, parley_buf_t *out, size_t room, parley_db_t 
             if (!rc)
                 rc = parley_buf_puts(out, s->base64 ? "\n" : "\n\n");
             s->in_event = false;
-            s->rd.pos = s->cur.next;
-            bool at_tail = s->cur.next >= s->meta.tail;
-            sse_control(s, out, s->cur.next, at_tail, s->meta.closed && at_tail);
+            s->data_end = out->len;
+            s->rd->pos = s->cur.next;
+            bool at_tail = s->cur.next >= s->meta->tail;
+            sse_control(s, out, s->cur.next, at_tail, s->meta->closed && at_tail);
+            free(s->meta);
+            s->meta = NULL;
         }
     }
     parley_buf_free(&data);
     return rc;
+}
+
+/*
+ * The shared last event (app.h: parley_sse_slot_t). A slot is filled by a
+ * reader that read the event [pos, tail) whole in one window, in the same
+ * read transaction as its look-up, with the hub generation it read before
+ * that look-up. Another reader may take it when its own generation is the
+ * same (nothing was committed since, so its own look-up would find the
+ * same stream and tail, or a later one whose commit wakes it again) and it
+ * is at pos (the event) or at tail (nothing new: it parks). Only streams a
+ * look-up alone decides for are cached: not change feeds (retention), not
+ * streams with a TTL or an expiry (a look-up may find them gone with no
+ * commit), not a store shared with other nodes (their commits reach this
+ * hub later than the data). The control event is the reader's own (its
+ * cursor).
+ */
+#define SSE_CACHE_MAX (16 * 1024) /* larger events are not cached */
+
+static bool sse_cacheable(parley_app_t *app, const parley_stream_t *meta)
+{
+    return meta->ttl_s < 0 && meta->expires_ms < 0 && !meta->closed &&
+           !parley_feed_is_feed(meta->path) && !parley_store_shared(app->store);
+}
+
+static void sse_cache_put(parley_app_t *app, const parley_stream_t *meta, uint64_t gen,
+                          uint64_t pos, const char *text, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, text, len);
+    parley_sse_slot_t *slot = &app->sse[(uint64_t)meta->id % PARLEY_APP_SSE_SLOTS];
+    pthread_mutex_lock(&app->sse_lock);
+    if (slot->id == meta->id && slot->gen > gen) { /* a newer one is there */
+        pthread_mutex_unlock(&app->sse_lock);
+        free(copy);
+        return;
+    }
+    char *old = slot->text;
+    slot->id = meta->id;
+    slot->gen = gen;
+    slot->pos = pos;
+    slot->tail = meta->tail;
+    slot->text = copy;
+    slot->len = len;
+    pthread_mutex_unlock(&app->sse_lock);
+    free(old);
+}
+
+typedef enum { CACHE_MISS, CACHE_EVENT, CACHE_AT_TAIL } cache_hit_t;
+
+/* Take the shared event if it is this reader's next one (appended to out,
+ * rd->pos moved to its tail), or learn that nothing is new. */
+static cache_hit_t sse_cache_get(parley_app_t *app, sse_t *s, uint64_t gen, parley_buf_t *out)
+{
+    if (!s->id || !s->rd->resolved)
+        return CACHE_MISS;
+    cache_hit_t hit = CACHE_MISS;
+    parley_sse_slot_t *slot = &app->sse[(uint64_t)s->id % PARLEY_APP_SSE_SLOTS];
+    pthread_mutex_lock(&app->sse_lock);
+    if (slot->id == s->id && slot->gen == gen) {
+        if (slot->pos == s->rd->pos && slot->tail > slot->pos) {
+            if (parley_buf_append(out, slot->text, slot->len) == 0) {
+                s->rd->pos = slot->tail;
+                hit = CACHE_EVENT;
+            }
+        } else if (slot->tail == s->rd->pos) {
+            hit = CACHE_AT_TAIL;
+        }
+    }
+    pthread_mutex_unlock(&app->sse_lock);
+    return hit;
 }
 
 static int sse_refill(void *arg, parley_buf_t *out, size_t room)
@@ -890,7 +974,7 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
     if (s->in_event) {
         int rc = sse_event_step(s, out, room, NULL);
         if (rc)
-            parley_log_warn("SSE read of '%s' cut short: %s", s->meta.path, parley_strerror(rc));
+            parley_log_warn("SSE read of '%s' cut short: %s", s->rd->path, parley_strerror(rc));
         return rc ? rc : PARLEY_BODY_MORE;
     }
     if (s->ending || parley_app_wake_reason(r) == PARLEY_WAKE_SHUTDOWN ||
@@ -898,34 +982,61 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         return PARLEY_BODY_END;
     parley_stream_t meta;
     uint64_t gen = parley_hub_generation(ctx->hub);
+    switch (sse_cache_get(ctx, s, gen, out)) {
+    case CACHE_EVENT:
+        sse_control(s, out, s->rd->pos, true, false);
+        return PARLEY_BODY_MORE;
+    case CACHE_AT_TAIL:
+        if (s->sent_control) {
+            parley_app_park_stream(r, s->id, s->deadline, gen);
+            return PARLEY_BODY_PARKED;
+        }
+        break;
+    case CACHE_MISS:
+        break;
+    }
     /* One read transaction for the look-up and the event's first window. */
     parley_db_t *db = parley_app_reader(parley_api_app(r));
     if (!db || parley_db_begin(db))
         return PARLEY_BODY_END;
-    int st = lookup_in(r, db, &s->rd, &meta);
+    int st = lookup_in(r, db, s->rd, &meta);
     if (st) {
         parley_db_commit(db);
         return PARLEY_BODY_END; /* stream gone: end; the client sees it on reconnect */
     }
     touch_read(r, &meta);
-    if (meta.tail > s->rd.pos) {
+    s->id = meta.id;
+    if (meta.tail > s->rd->pos) {
         /* Open a data event for [pos, tail). */
+        s->meta = malloc(sizeof *s->meta);
+        if (!s->meta) {
+            parley_db_commit(db);
+            return PARLEY_ENOMEM;
+        }
+        *s->meta = meta;
         s->in_event = true;
-        s->meta = meta;
         memset(&s->cur, 0, sizeof s->cur);
-        s->cur.next = s->rd.pos;
+        s->cur.next = s->rd->pos;
         s->cur.end = meta.tail;
         s->event_bytes = 0;
         s->last_cr = false;
         s->ncarry = 0;
+        uint64_t event_pos = s->rd->pos;
+        size_t event_start = out->len;
+        bool cacheable = sse_cacheable(ctx, &meta);
         int rc = parley_buf_puts(out, s->base64 ? "event: data\n" : "event: data\ndata:");
         if (!rc && s->json)
             rc = parley_buf_putc(out, '[');
         if (!rc) /* its first window at once: a small event goes out whole */
             rc = sse_event_step(s, out, room, db);
         parley_db_commit(db);
+        /* Read whole, to the tail it looked up: the others may take it. */
+        if (!rc && cacheable && !s->in_event && s->rd->pos == meta.tail &&
+            s->data_end - event_start <= SSE_CACHE_MAX)
+            sse_cache_put(ctx, &meta, gen, event_pos, out->data + event_start,
+                          s->data_end - event_start);
         if (rc)
-            parley_log_warn("SSE read of '%s' cut short: %s", s->meta.path, parley_strerror(rc));
+            parley_log_warn("SSE read of '%s' cut short: %s", s->rd->path, parley_strerror(rc));
         return rc ? rc : PARLEY_BODY_MORE;
     }
     parley_db_commit(db);
@@ -934,11 +1045,18 @@ static int sse_refill(void *arg, parley_buf_t *out, size_t room)
         return PARLEY_BODY_MORE;
     }
     if (!s->sent_control) {
-        sse_control(s, out, s->rd.pos, true, false);
+        sse_control(s, out, s->rd->pos, true, false);
         return PARLEY_BODY_MORE;
     }
     parley_app_park_stream(r, meta.id, s->deadline, gen);
     return PARLEY_BODY_PARKED;
+}
+
+static void sse_free(void *arg)
+{
+    sse_t *s = arg;
+    free(s->meta);
+    free(s);
 }
 
 static void start_sse(parley_req_t *r, stream_read_t *rd)
@@ -956,7 +1074,7 @@ static void start_sse(parley_req_t *r, stream_read_t *rd)
         return;
     }
     s->r = r;
-    s->rd = *rd;
+    s->rd = rd;
     s->json = parley_stream_is_json(&meta);
     s->base64 = !s->json && strncasecmp(meta.content_type, "text/", 5) != 0;
     s->deadline = parley_clock_mono_ms() + ctx->cfg->sse_recycle_ms;
@@ -964,19 +1082,20 @@ static void start_sse(parley_req_t *r, stream_read_t *rd)
     if (s->base64)
         parley_req_add_header(r, "Stream-SSE-Data-Encoding", "base64");
     parley_req_respond_window(r, 200, "text/event-stream", PARLEY_BODY_SIZE_UNKNOWN, sse_refill, s,
-                              free);
+                              sse_free);
 }
 
 void parley_api_stream_read(parley_req_t *r, const char *path, bool head)
 {
     parley_app_t *ctx = parley_api_app(r);
-    stream_read_t *rd = calloc(1, sizeof *rd);
+    size_t plen = strnlen(path, PARLEY_PATH_MAX);
+    stream_read_t *rd = calloc(1, sizeof *rd + plen + 1);
     if (!rd) {
         respond_store_error(r, PARLEY_ENOMEM);
         return;
     }
     parley_req_set_data(r, rd, free);
-    snprintf(rd->path, sizeof rd->path, "%s", path);
+    memcpy(rd->path, path, plen);
 
     if (head) {
         parley_stream_t meta;

@@ -89,14 +89,18 @@
 #include "util/log.h"
 #include "util/utf8.h"
 
-#define MAX_HEADERS  24          /* response headers a handler may add */
-#define DRAIN_FACTOR 4           /* drain bodies up to this many times the limit */
-#define HEADER_LIMIT (16 * 1024) /* request line and headers accepted (431 above) */
-/* Per-connection memory of libmicrohttpd. A header block up to about
- * 30 KiB gets our JSON 431, a larger one its own HTML page (see README).
- * Not larger: an idle SSE connection costs about half of it in RSS
- * (measured: 33 kB per reader at 32 KiB, 41 at 48 KiB, 49 at 64 KiB). */
-#define POOL_SIZE (32 * 1024)
+#define MAX_HEADERS  24         /* response headers a handler may add */
+#define DRAIN_FACTOR 4          /* drain bodies up to this many times the limit */
+#define HEADER_LIMIT (8 * 1024) /* request line and headers accepted (431 above) */
+/* Per-connection memory of libmicrohttpd: it bounds the header block it can
+ * read (a block past about POOL_SIZE gets its own HTML 431, between
+ * HEADER_LIMIT and there ours, in JSON; see README), and an idle SSE
+ * connection keeps a good half of it resident: libmicrohttpd 0.9.75 reads
+ * into half the pool and zeroes the unused part of that half when the
+ * request is in, so those pages are touched. Measured per idle SSE reader
+ * at 10,000 (bench W6): 22.8 KiB with a 32 KiB pool, 12.9 with 12 KiB,
+ * 11.9 with 10 KiB, 10.6 with 8 KiB. */
+#define POOL_SIZE (10 * 1024)
 
 typedef enum {
     REQ_BODY,    /* reading the body */
@@ -287,9 +291,15 @@ static void queue(http_req_t *r, int status, struct MHD_Response *resp, const ch
     }
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
-    for (int i = 0; i < r->nhdrs; i++)
+    /* The response holds its own copies: the staged ones go now, not when
+     * the request ends (an SSE reader would keep them for its life). */
+    for (int i = 0; i < r->nhdrs; i++) {
         if (r->hdrs[i].name && r->hdrs[i].value)
             MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+        free(r->hdrs[i].name);
+        free(r->hdrs[i].value);
+    }
+    r->nhdrs = 0;
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->status = status;
@@ -352,8 +362,12 @@ typedef struct window_resp {
     parley_budget_entry_t budget; /* this reader in the budget */
 } window_resp_t;
 
-#define WINDOW_BLOCK         (4 * 1024) /* libmicrohttpd's buffer for a windowed response */
-#define WINDOW_SLACK         1024       /* room for what refill() adds past its window */
+/* libmicrohttpd's buffer for a windowed response; a body of unknown size
+ * goes out chunked, built in the connection's own buffer, and only an
+ * HTTP/1.0 client reads through this one, so it gets the small one. */
+#define WINDOW_BLOCK         (4 * 1024)
+#define WINDOW_BLOCK_CHUNKED 256
+#define WINDOW_SLACK         1024 /* room for what refill() adds past its window */
 #define READER_NOTSENT_LOWAT PARLEY_BUDGET_MIN_WINDOW /* unsent bytes the kernel may queue */
 
 /*
@@ -477,8 +491,12 @@ static void t_respond_window(parley_req_t *req, int status, const char *content_
     s->free_fn = free_fn;
     /* A window plus what refill() may add past its room (SSE framing). */
     parley_buf_init(&s->pending, SIZE_MAX / 2);
+    /* A body of unknown size goes out chunked, which libmicrohttpd builds in
+     * the connection's own buffer: the response's block is then never used
+     * (but allocated and zeroed, for the response's whole life). */
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, WINDOW_BLOCK, on_window_read, s,
+        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size,
+        size == PARLEY_BODY_SIZE_UNKNOWN ? WINDOW_BLOCK_CHUNKED : WINDOW_BLOCK, on_window_read, s,
         on_window_free);
     if (!resp) {
         if (free_fn)
@@ -649,7 +667,7 @@ static int check_head(struct MHD_Connection *conn, const char *url, const char *
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, on_head_value, &h);
     if (h.bytes > HEADER_LIMIT) {
         *code = "headers_too_large";
-        *msg = "the request line and headers are over the limit of 16384 bytes";
+        *msg = "the request line and headers are over the limit of 8192 bytes";
         return 431;
     }
     if (h.clen && h.tenc) {

@@ -163,6 +163,63 @@ test("live - 2,000 concurrent idle SSE readers are held and each receives the ne
   t.diagnostic(`${readers} readers connected in ${openMs} ms; all woken ${fanoutMs} ms after the append`)
 })
 
+test("live - SSE readers of one stream share each event: every reader gets every message once, in order, with its own control", { timeout: 60_000 }, async (t) => {
+  // The first reader woken by an append reads the event from the store and
+  // the others at the same position copy it (api/streams.c); a reader that
+  // is behind, or one on another stream, reads its own.
+  const srv = await startServer({ t, args: ["--sse-recycle", "120000"] })
+  assert.equal((await createStream(srv.url, "live/shared-json", "application/json")).status, 201)
+  assert.equal((await createStream(srv.url, "live/shared-text", "text/plain")).status, 201)
+  await append(srv.url, "live/shared-json", JSON.stringify({ n: -1 }), "application/json")
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity })
+  const subs = []
+  t.after(() => {
+    for (const s of subs) s.req.destroy()
+    agent.destroy()
+  })
+  const open = (path) => {
+    const sub = openSse(srv.port, path, agent, () => {})
+    subs.push(sub)
+    return sub
+  }
+  const json = Array.from({ length: 20 }, () => open("/v1/stream/live/shared-json?offset=now&live=sse"))
+  const text = Array.from({ length: 5 }, () => open("/v1/stream/live/shared-text?offset=now&live=sse"))
+  const upToDate = (sub) => sub.events.some(isUpToDateControl)
+  const waitFor = async (cond, what) => {
+    const deadline = Date.now() + 20_000
+    while (!cond()) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  await waitFor(() => [...json, ...text].every(upToDate), "every reader's first control event")
+  const messages = 30
+  for (let i = 0; i < messages; i++) {
+    assert.equal((await append(srv.url, "live/shared-json", JSON.stringify({ n: i, pad: "x".repeat(i * 7) }), "application/json")).status, 204)
+    assert.equal((await append(srv.url, "live/shared-text", `line ${i}\n`, "text/plain")).status, 204)
+    if (i === 10) json.push(open("/v1/stream/live/shared-json?offset=-1&live=sse")) // behind: from the start
+  }
+  const jsonOf = (sub) => sub.events.filter((e) => e.type === "data").flatMap((e) => JSON.parse(e.data))
+  const textOf = (sub) => sub.events.filter((e) => e.type === "data").map((e) => e.data).join("\n")
+  await waitFor(() => json.every((s) => jsonOf(s).some((m) => m.n === messages - 1)), "the last JSON message at every reader")
+  await waitFor(() => text.every((s) => textOf(s).includes(`line ${messages - 1}`)), "the last text line at every reader")
+  const want = Array.from({ length: messages }, (_, i) => i)
+  json.forEach((sub, i) => {
+    assert.equal(sub.status, 200)
+    const got = jsonOf(sub).map((m) => m.n)
+    assert.deepEqual(got, i === json.length - 1 ? [-1, ...want] : want, `JSON reader ${i}`)
+    for (const m of jsonOf(sub)) if (m.n >= 0) assert.equal(m.pad, "x".repeat(m.n * 7))
+    // Every data event is followed by a control event whose offset moves forward.
+    const offsets = sub.events.filter((e) => e.type === "control").map((e) => JSON.parse(e.data).streamNextOffset)
+    assert.deepEqual(offsets, [...offsets].sort(), `reader ${i}: control offsets in order`)
+    assert.equal(new Set(offsets).size, offsets.length, `reader ${i}: no control offset twice`)
+  })
+  for (const [i, sub] of text.entries()) {
+    const lines = textOf(sub).split("\n").filter((l) => l.startsWith("line "))
+    assert.deepEqual(lines, want.map((n) => `line ${n}`), `text reader ${i}`)
+  }
+})
+
 test("live - long-poll wakes on append", { timeout: 30_000 }, async (t) => {
   const timeoutMs = 10_000
   const srv = await startServer({ t, args: ["--long-poll-timeout", String(timeoutMs)] })

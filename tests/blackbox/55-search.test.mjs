@@ -201,8 +201,11 @@ test("search - hostile and malformed queries: a 400 with a clear JSON error or a
   expectError(await alice.get("/v1/search"), 400, "invalid_query")
   expectError(await alice.get(`${q("a")}&q=b`), 400, "invalid_query")
   expectError(await alice.get("/v1/search?q=%FF%FE"), 400, null, "not UTF-8") // refused at the edge
-  expectError(await alice.get("/v1/search?q=" + "a%20".repeat(2600)), 400, "invalid_query", "a 5 KB query of words")
-  expectError(await alice.get("/v1/search?q=" + "x".repeat(10 * 1024)), 400, "invalid_query", "a 10 KB query")
+  // Long queries, within the request line and headers' limit of 8 KiB.
+  expectError(await alice.get("/v1/search?q=" + "a%20".repeat(1900)), 400, "invalid_query", "a 3.8 KB query of words")
+  expectError(await alice.get("/v1/search?q=" + "x".repeat(7 * 1024)), 400, "invalid_query", "a 7 KB query")
+  // Past it, the edge refuses the request (431, JSON) before any handler.
+  expectError(await alice.get("/v1/search?q=" + "x".repeat(8_500)), 431, "headers_too_large", "an 8.5 KB query")
   expectError(await alice.get("/v1/search?q=" + "%22".repeat(3000)), 400, "invalid_query", "3000 quotes")
   expectError(await alice.get("/v1/search?q=" + "*".repeat(1000)), 400, "invalid_query", "1000 stars")
   // Operators and syntax of FTS5 and tsquery are plain text here.
