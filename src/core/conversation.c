@@ -323,7 +323,8 @@ static int message_build(const char *conv_id, const char *id, int64_t seq, const
 
 int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const char *id,
                                     const char *role, json_t *content, json_t *metadata,
-                                    const char *session_id, json_t **msg, parley_outcome_t *out)
+                                    const char *session_id, json_t **msg, char **text_out,
+                                    size_t *len_out, parley_outcome_t *out)
 {
     char path[PARLEY_PATH_MAX + 1], at[40];
     parley_stream_t log;
@@ -331,6 +332,8 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     int64_t seq = c->message_count + 1;
     char src[PARLEY_ROW_ID_MAX + 8];
     *msg = NULL;
+    if (text_out)
+        *text_out = NULL;
     /* The blobs it references (core/blob.h): refused before anything is
      * written when one is not the owner's; callers check out->refusal. */
     parley_blob_src_conversation(c->id, src, sizeof src);
@@ -363,7 +366,13 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     } else {
         rc = parley_stream_append_internal(db, path, c->owner, text, len, &sid);
     }
-    free(text);
+    if (rc == 0 && text_out) { /* the caller's now */
+        *text_out = text;
+        *len_out = len;
+    } else {
+        free(text);
+    }
+    text = NULL;
     int64_t stored_seq = 0;
     if (rc == 0) {
         parley_wakeset_add(&out->wake, sid);
@@ -392,6 +401,10 @@ int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const cha
     }
     if (rc) {
         json_decref(m);
+        if (text_out) {
+            free(*text_out);
+            *text_out = NULL;
+        }
         return rc;
     }
     *msg = m;

@@ -122,12 +122,16 @@ int parley_conversation_tombstone(parley_db_t *db, parley_conv_t *c, parley_outc
  * read in this transaction; updated in place and stored). content and
  * metadata are borrowed; metadata may be NULL ({}), session_id may be
  * NULL. *msg (new reference) is the stored message. Emits message.created.
+ * text, when not NULL, receives *msg's canonical JSON text (malloc'd, the
+ * caller frees it; *len bytes), the bytes stored in the log, so that the
+ * answer need not be serialised again (parley_outcome_answer_text).
  * Writer thread; used by core/turn.c (a posted message, a completed
  * turn's reply).
  */
 int parley_conversation_add_message(parley_db_t *db, parley_conv_t *c, const char *id,
                                     const char *role, json_t *content, json_t *metadata,
-                                    const char *session_id, json_t **msg, parley_outcome_t *out);
+                                    const char *session_id, json_t **msg, char **text, size_t *len,
+                                    parley_outcome_t *out);
 
 /*
  * Add one message to a branch of c other than the main one (core/branch.h):

@@ -45,23 +45,46 @@ static int put_u64(json_t *o, bool has, const char *name, uint64_t v)
     return has ? json_object_set_new(o, name, json_integer((json_int_t)v)) : 0;
 }
 
+/* The object of an outcome with no stream fields (a message post's, e.g.)
+ * into buf, written directly: the same bytes as jansson's compact dump in
+ * encode() (members in the order they are set there), without building
+ * and dumping three objects. false when o has stream fields (or buf is
+ * too small): encode() dumps it. */
+static bool plain_object(const parley_outcome_t *o, char *buf, size_t cap)
+{
+    const parley_stream_echo_t *e = &o->echo;
+    if (e->has_offset || e->closed || e->has_epoch || e->has_seq || e->has_gap ||
+        o->meta.content_type[0] || o->meta.ttl_s != 0 || o->meta.expires_ms != 0)
+        return false;
+    int n = snprintf(buf, cap,
+                     "{\"done\":%d,\"echo\":{\"changes\":%u},\"meta\":{\"content_type\":\"\","
+                     "\"ttl_s\":0,\"expires_ms\":0}}",
+                     (int)o->done, e->changes);
+    return n > 0 && (size_t)n < cap;
+}
+
 /* Both forms: the body inside the object (O1), or after it as canonical
  * text (O2). */
 static int encode(const parley_outcome_t *o, bool text_body, char **blob, size_t *len)
 {
     const parley_stream_echo_t *e = &o->echo;
+    char plain[160]; /* O2 without stream fields: the object, written directly */
     *blob = NULL;
     *len = 0;
     if (o->refusal)
         return PARLEY_EINVAL; /* only what was done is recorded */
-    json_t *echo = json_object();
+    bool direct = text_body && plain_object(o, plain, sizeof plain);
+    json_t *echo = direct ? NULL : json_object();
     json_t *meta =
-        json_pack("{s:s, s:I, s:I}", "content_type", o->meta.content_type, "ttl_s",
-                  (json_int_t)o->meta.ttl_s, "expires_ms", (json_int_t)o->meta.expires_ms);
+        direct ? NULL
+               : json_pack("{s:s, s:I, s:I}", "content_type", o->meta.content_type, "ttl_s",
+                           (json_int_t)o->meta.ttl_s, "expires_ms", (json_int_t)o->meta.expires_ms);
     json_t *rec = echo && meta ? json_pack("{s:i, s:O, s:O}", "done", (int)o->done, "echo", echo,
                                            "meta", meta)
                                : NULL;
-    int rc = rec ? 0 : PARLEY_ENOMEM;
+    int rc = rec || direct ? 0 : PARLEY_ENOMEM;
+    if (direct)
+        goto text_part;
     if (rc == 0 && !text_body && o->body && json_object_set(rec, "body", o->body))
         rc = PARLEY_ENOMEM;
     if (rc == 0 && e->has_offset)
@@ -79,23 +102,31 @@ static int encode(const parley_outcome_t *o, bool text_body, char **blob, size_t
     if (rc == 0)
         rc = json_object_set_new(echo, "changes", json_integer(e->changes));
     rc = rc ? PARLEY_ENOMEM : 0;
-    char *body = NULL; /* O2: the body's canonical text */
+text_part:;
+    char *body = NULL; /* O2: the body's canonical text, made here */
     size_t body_len = 0;
-    if (rc == 0 && text_body && o->body)
+    const char *body_text = NULL; /* O2: that text, or the rule's own */
+    if (rc == 0 && text_body && o->body && o->body_text) {
+        body_text = o->body_text; /* made by the rule already: not again */
+        body_len = o->body_text_len;
+    } else if (rc == 0 && text_body && o->body) {
         rc = parley_canonjson_dump(o->body, &body, &body_len);
-    char *text = rc == 0 ? json_dumps(rec, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (rc == 0 && !text)
+        body_text = body;
+    }
+    char *text = rc == 0 && !direct ? json_dumps(rec, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (rc == 0 && !direct && !text)
         rc = PARLEY_ENOMEM;
+    const char *object = direct ? plain : text;
     if (rc == 0) {
-        size_t n = strlen(text), total = MAGIC_LEN + n + (text_body ? 1 + body_len : 0);
+        size_t n = strlen(object), total = MAGIC_LEN + n + (text_body ? 1 + body_len : 0);
         *blob = malloc(total);
         if (*blob) {
             memcpy(*blob, text_body ? MAGIC_V2 : MAGIC, MAGIC_LEN);
-            memcpy(*blob + MAGIC_LEN, text, n);
+            memcpy(*blob + MAGIC_LEN, object, n);
             if (text_body) {
                 (*blob)[MAGIC_LEN + n] = '\n'; /* a compact dump has no raw newline */
                 if (body_len)
-                    memcpy(*blob + MAGIC_LEN + n + 1, body, body_len);
+                    memcpy(*blob + MAGIC_LEN + n + 1, body_text, body_len);
             }
             *len = total;
         } else {

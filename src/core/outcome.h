@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store.h"
@@ -65,6 +66,9 @@ typedef struct parley_outcome {
     const char *code;          /* API error code (static); NULL = the refusal's default */
     const char *error;         /* what went wrong (static) */
     json_t *body;              /* representation, or the current object */
+    char *body_text;           /* body's canonical JSON text when the rule made it
+                                  (parley_outcome_answer_text; malloc'd), or NULL */
+    size_t body_text_len;      /* bytes in body_text */
     parley_stream_t meta;      /* stream writes: the stream after the write (headers) */
     parley_stream_echo_t echo; /* stream writes: protocol fields to echo */
     parley_wakeset_t wake;     /* streams to wake after the commit */
@@ -99,6 +103,9 @@ static inline void parley_outcome_clear(parley_outcome_t *o)
         return;
     json_decref(o->body);
     o->body = NULL;
+    free(o->body_text);
+    o->body_text = NULL;
+    o->body_text_len = 0;
 }
 
 /* Refuse with err (a negative PARLEY_E*), code (static; NULL = the
@@ -112,7 +119,7 @@ static inline void parley_outcome_refuse(parley_outcome_t *o, int err, const cha
     o->refusal = err;
     o->code = code;
     o->error = error;
-    json_decref(o->body);
+    parley_outcome_clear(o);
     o->body = current;
 }
 
@@ -121,8 +128,21 @@ static inline void parley_outcome_answer(parley_outcome_t *o, parley_done_t done
 {
     o->refusal = 0;
     o->done = done;
-    json_decref(o->body);
+    parley_outcome_clear(o);
     o->body = body;
+}
+
+/* Succeed with done, body (stolen) and body's canonical JSON text (text,
+ * malloc'd, stolen: codec/canonjson.h's dump of body, which the rule made
+ * anyway), so that recording the outcome does not serialise body again.
+ * Whoever changes body afterwards must drop the text (parley_outcome_answer
+ * with the changed body does). */
+static inline void parley_outcome_answer_text(parley_outcome_t *o, parley_done_t done, json_t *body,
+                                              char *text, size_t len)
+{
+    parley_outcome_answer(o, done, body);
+    o->body_text = text;
+    o->body_text_len = text ? len : 0;
 }
 
 /*

@@ -67,6 +67,8 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
     parley_conv_req_t find;
     parley_conv_t c;
     json_t *msg = NULL, *sess = NULL;
+    char *text = NULL; /* msg's canonical text, while msg is what the log holds */
+    size_t len = 0;
     parley_outcome_init(out);
     memset(&find, 0, sizeof find);
     find.id = req->conversation_id;
@@ -86,9 +88,11 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
         return 0;
     }
     if (rc == 0 && b == 0) {
+        /* The answer is the stored message itself unless a session is
+         * added to it: then its text is made once, here. */
         rc = parley_conversation_add_message(db, &c, req->message_id, m->role, m->content,
                                              m->metadata, m->process ? req->session_id : NULL, &msg,
-                                             out);
+                                             m->process ? NULL : &text, &len, out);
     } else if (rc == 0) {
         char path[PARLEY_PATH_MAX + 1];
         parley_branch_stream_path(&set, b, path, sizeof path);
@@ -101,6 +105,7 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
     if (rc == 0 && out->refusal) { /* a blob it names is not the owner's */
         parley_branch_set_clear(&set);
         parley_conv_clear(&c);
+        free(text);
         return 0;
     }
     if (rc == 0 && m->process)
@@ -113,11 +118,12 @@ int parley_turn_post(parley_db_t *db, const parley_turn_post_req_t *req, parley_
     if (rc) {
         json_decref(msg);
         json_decref(sess);
+        free(text);
         return rc;
     }
     if (sess)
         json_object_set_new(msg, "session", sess);
-    parley_outcome_answer(out, PARLEY_DONE_CREATED, msg);
+    parley_outcome_answer_text(out, PARLEY_DONE_CREATED, msg, text, len);
     return 0;
 }
 
@@ -149,7 +155,7 @@ int parley_turn_complete(parley_db_t *db, const parley_session_req_t *req, parle
     int b = rc == 0 ? parley_branch_of_session(&set, s.id) : 0;
     if (rc == 0 && b == 0) {
         rc = parley_conversation_add_message(db, &c, req->reply_id, "assistant", req->args.content,
-                                             req->args.metadata, s.id, &msg, out);
+                                             req->args.metadata, s.id, &msg, NULL, NULL, out);
     } else if (rc == 0) {
         char path[PARLEY_PATH_MAX + 1];
         parley_branch_stream_path(&set, b, path, sizeof path);

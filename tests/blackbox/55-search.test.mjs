@@ -127,6 +127,35 @@ test("search - the index changes with the data: new messages at once, renamed ti
   for (const w of ["alpha", "beta"]) assert.equal((await search(alice, w)).items.length, 0, `${w}: a deleted conversation drops out`)
 })
 
+test("search - messages posted at once (many in one commit) are each found as soon as their POST answers; a conversation deleted meanwhile leaves no hit", async (t) => {
+  const { alice } = await setup(t)
+  const convs = []
+  for (let i = 0; i < 8; i++) convs.push(await conv(alice, `Batch ${i}`))
+  const word = (i) => `zq${i.toString(36)}marker`
+  // 64 posts at once: the writer commits them in a few batches, and each
+  // one is searchable once its own POST has answered.
+  await Promise.all(
+    Array.from({ length: 64 }, async (_, i) => {
+      const c = convs[i % 8]
+      const m = expectStatus(await alice.post(`/v1/conversations/${c.id}/messages`, { role: "user", content: `note ${word(i)} here` }), 201)
+      const hit = await search(alice, word(i))
+      assert.deepEqual(hit.items.map((h) => [h.conversation_id, h.message_id]), [[c.id, m.id]], `${word(i)} found at once`)
+    }),
+  )
+  // A conversation deleted while messages are posted to it: its messages
+  // (committed before the delete or not at all) never show.
+  const gone = await conv(alice, "Doomed")
+  const posts = Array.from({ length: 24 }, (_, i) => alice.post(`/v1/conversations/${gone.id}/messages`, { role: "user", content: `doomedword${i}` }))
+  const del = alice.del(`/v1/conversations/${gone.id}`)
+  const answers = await Promise.all(posts)
+  expectStatus(await del, 204)
+  for (const r of answers) assert.ok([201, 404].includes(r.status), `a post answers 201 or 404, not ${r.status}`)
+  for (let i = 0; i < 24; i++) assert.equal((await search(alice, `doomedword${i}`)).items.length, 0, `doomedword${i}`)
+  assert.equal((await search(alice, "doomed")).items.length, 0, "nor its title")
+  // The others are all still there.
+  for (let i = 0; i < 64; i += 9) assert.equal((await search(alice, word(i))).items.length, 1)
+})
+
 test("search - results are ranked and paged with a cursor; limit is clamped", async (t) => {
   const { alice } = await setup(t)
   const c = await conv(alice, "ranked", ["kiwi", "kiwi kiwi kiwi kiwi fruit", ...Array.from({ length: 7 }, (_, i) => `kiwi number ${i}`)])

@@ -566,6 +566,69 @@ static void outcome_record_text_body_is_the_canonical_answer(void **state)
         assert_false(parley_outcome_text_done(odd[i], strlen(odd[i]), &back, &body, &body_len));
 }
 
+/* An O2 record of an outcome without stream fields (a message post's):
+ * its object is written directly, the same bytes as the dumped one, and
+ * the body is the rule's own text when it gave one (answer_text), not a
+ * second dump; a body changed afterwards drops that text. */
+static void outcome_record_without_stream_fields_same_bytes(void **state)
+{
+    (void)state;
+    parley_outcome_t o, back;
+    char *blob, *blob2;
+    size_t len, len2, body_len;
+    const char *body;
+    json_error_t err;
+    static const char head[] =
+        "O2\n{\"done\":1,\"echo\":{\"changes\":0},\"meta\":{\"content_type\":"
+        "\"\",\"ttl_s\":0,\"expires_ms\":0}}\n";
+    parley_outcome_init(&o);
+    parley_outcome_answer(&o, PARLEY_DONE_CREATED, json_loads("{\"b\":1,\"a\":\"x\"}", 0, &err));
+    assert_int_equal(parley_outcome_encode_text(&o, &blob, &len), 0);
+    assert_int_equal(len, sizeof head - 1 + strlen("{\"a\":\"x\",\"b\":1}"));
+    assert_memory_equal(blob, head, sizeof head - 1);
+    assert_memory_equal(blob + sizeof head - 1, "{\"a\":\"x\",\"b\":1}", len - (sizeof head - 1));
+    /* the dumped object (O1) agrees on every member */
+    assert_int_equal(parley_outcome_encode(&o, &blob2, &len2), 0);
+    assert_memory_equal(blob2 + 3,
+                        "{\"done\":1,\"echo\":{\"changes\":0},\"meta\":{\"content_type\":"
+                        "\"\",\"ttl_s\":0,\"expires_ms\":0},\"body\":",
+                        strlen("{\"done\":1,\"echo\":{\"changes\":0},\"meta\":{\"content_type\":"
+                               "\"\",\"ttl_s\":0,\"expires_ms\":0},\"body\":"));
+    free(blob2);
+    assert_int_equal(parley_outcome_decode_text(blob, len, &back, &body, &body_len), 0);
+    assert_int_equal(back.done, PARLEY_DONE_CREATED);
+    assert_int_equal(back.echo.changes, 0);
+    assert_string_equal(back.meta.content_type, "");
+    parley_outcome_clear(&back);
+    free(blob);
+
+    /* The rule's own text is what the record holds. */
+    char *text = strdup("{\"a\":\"x\",\"b\":1}");
+    parley_outcome_answer_text(&o, PARLEY_DONE_CREATED,
+                               json_loads("{\"b\":1,\"a\":\"x\"}", 0, &err), text, strlen(text));
+    assert_ptr_equal(o.body_text, text);
+    assert_int_equal(parley_outcome_encode_text(&o, &blob, &len), 0);
+    assert_memory_equal(blob + sizeof head - 1, "{\"a\":\"x\",\"b\":1}", len - (sizeof head - 1));
+    free(blob);
+    /* answered again with another body: the old text is gone */
+    parley_outcome_answer(&o, PARLEY_DONE_CREATED, json_loads("{\"c\":2}", 0, &err));
+    assert_null(o.body_text);
+    assert_int_equal(parley_outcome_encode_text(&o, &blob, &len), 0);
+    assert_memory_equal(blob + sizeof head - 1, "{\"c\":2}", len - (sizeof head - 1));
+    free(blob);
+
+    /* With a stream field the object is dumped, the field in it. */
+    o.echo.changes = 3;
+    snprintf(o.meta.content_type, sizeof o.meta.content_type, "text/plain; a=\"b\"");
+    assert_int_equal(parley_outcome_encode_text(&o, &blob, &len), 0);
+    assert_int_equal(parley_outcome_decode_text(blob, len, &back, &body, &body_len), 0);
+    assert_string_equal(back.meta.content_type, "text/plain; a=\"b\"");
+    assert_int_equal(back.echo.changes, 3);
+    parley_outcome_clear(&back);
+    free(blob);
+    parley_outcome_clear(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +639,7 @@ int main(void)
         cmocka_unit_test(outcome_record_is_not_a_stored_reply),
         cmocka_unit_test(outcome_record_text_body_is_the_canonical_answer),
         cmocka_unit_test(idem_cache_keeps_live_records_per_thread),
+        cmocka_unit_test(outcome_record_without_stream_fields_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

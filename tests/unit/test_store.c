@@ -3066,6 +3066,77 @@ static void store_search_owner_title_tombstone_and_move(void **state)
     free(answer);
 }
 
+/* Messages indexed inside the writer's transaction: findable after its
+ * commit and not before; a savepoint rolled back takes its message with
+ * it; a message whose conversation is deleted later in the same
+ * transaction never shows; more than a queue's worth (an import) are all
+ * indexed. On SQLite the writer queues them until the commit
+ * (search_sqlite.c); PostgreSQL indexes each at once: the same answers. */
+static void store_search_in_transaction_follows_savepoints(void **state)
+{
+    fixture_t *fx = *state;
+    char u[64], a[64], b[64], id[64], text[64];
+    SET(u, T("u"));
+    SET(a, T("ca"));
+    SET(b, T("cb"));
+    parley_conv_t ca = conv_make(0, a, u), cb = conv_make(0, b, u);
+    ca.title = cb.title = NULL;
+    assert_int_equal(parley_db_conv_insert(fx->w, &ca), 0);
+    assert_int_equal(parley_db_conv_insert(fx->w, &cb), 0);
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    assert_int_equal(parley_db_savepoint(fx->w), 0);
+    assert_int_equal(parley_db_search_put(fx->w, a, T("m1"), 1, "walrus undone"), 0);
+    assert_int_equal(parley_db_rollback_to(fx->w), 0);
+    assert_int_equal(parley_db_savepoint(fx->w), 0);
+    assert_int_equal(parley_db_search_put(fx->w, a, T("m2"), 1, "walrus kept"), 0);
+    assert_int_equal(parley_db_release(fx->w), 0);
+    assert_int_equal(parley_db_savepoint(fx->w), 0);
+    assert_int_equal(parley_db_search_put(fx->w, b, T("m3"), 1, "walrus gone"), 0);
+    assert_int_equal(parley_db_release(fx->w), 0);
+    int64_t version;
+    assert_int_equal(parley_db_savepoint(fx->w), 0);
+    assert_int_equal(parley_db_conv_tombstone(fx->w, b, T0 + 5, &version), 0);
+    assert_int_equal(parley_db_release(fx->w), 0);
+    assert_int_equal(hits(fx, u, "walrus", false), 0); /* not committed yet */
+    assert_int_equal(parley_db_commit(fx->w), 0);
+    assert_int_equal(hits(fx, u, "walrus", false), 1);
+    assert_int_equal(hits(fx, u, "kept", false), 1);
+    assert_int_equal(hits(fx, u, "undone", false), 0);
+    assert_int_equal(hits(fx, u, "gone", false), 0);
+
+    /* A rolled-back transaction indexes nothing, and leaves nothing behind
+     * for the next one. */
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    assert_int_equal(parley_db_search_put(fx->w, a, T("m4"), 2, "narwhal"), 0);
+    assert_int_equal(parley_db_rollback(fx->w), 0);
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    assert_int_equal(parley_db_commit(fx->w), 0);
+    assert_int_equal(hits(fx, u, "narwhal", false), 0);
+
+    /* Many in one transaction (past the queue's limit): every one found. */
+    enum { MANY = 4100 };
+    assert_int_equal(parley_db_begin(fx->w), 0);
+    for (int i = 0; i < MANY; i++) {
+        snprintf(id, sizeof id, "%s-%d", T("n"), i);
+        snprintf(text, sizeof text, "manatee w%d", i);
+        assert_int_equal(parley_db_search_put(fx->w, a, id, 10 + i, text), 0);
+    }
+    assert_int_equal(parley_db_commit(fx->w), 0);
+    assert_int_equal(hits(fx, u, "w0", false), 1);
+    assert_int_equal(hits(fx, u, "w4099", false), 1);
+    static parley_search_query_t q;
+    memset(&q, 0, sizeof q);
+    q.nterms = 1;
+    SET(q.terms[0].text, "manatee");
+    int n = 0, total = 0;
+    for (int64_t off = 0; off < MANY + 100; off += 100) {
+        n = 0;
+        assert_int_equal(parley_db_search_query(reader(fx), u, &q, off, 100, count_hit, &n), 0);
+        total += n;
+    }
+    assert_int_equal(total, MANY);
+}
+
 int main(void)
 {
     const struct CMUnitTest streams[] = {
@@ -3121,6 +3192,7 @@ int main(void)
     const struct CMUnitTest conversations[] = {
         S(store_conv_roundtrip_every_field),
         S(store_search_owner_title_tombstone_and_move),
+        S(store_search_in_transaction_follows_savepoints),
         S(store_conv_get_enotfound_missing),
         S(store_conv_list_most_active_first_paged),
     };

@@ -16,6 +16,28 @@
  * deletes a conversation updates the index in its own transaction. Messages are indexed by
  * search_put, in the message's transaction (core/search.c extracts the text).
  *
+ * On the writer, search_put only queues the message (a row of the TEMP
+ * table search_queue, in memory), and the batch's COMMIT first indexes the
+ * whole queue with one INSERT ... SELECT (parley_sqlite_search_flush,
+ * called by store_sqlite.c's commit), so a message is still searchable
+ * once its POST has answered. Why: FTS5 writes its pending terms to a new
+ * index segment at every savepoint and at the start of every statement
+ * that opens a statement journal once it holds pending terms, and the
+ * writer runs a savepoint per request: indexed one by one, every message
+ * became a segment of its own (then merged again and again), about 40 %
+ * of the writer's instructions per message post. Indexed in one
+ * statement, a batch is one segment. The queue follows the transaction:
+ * a request rolled back to its savepoint takes its queued rows with it, a
+ * rolled-back batch all of them. The flush indexes a queued message only
+ * while its conversation is live (a conversation deleted later in the same
+ * batch has its rows dropped by the tombstone's trigger before the flush
+ * runs) and ignores a (conversation, message id) already indexed, so it
+ * fails only when the store does. A transaction that queues
+ * SEARCH_QUEUE_MAX messages (an import) flushes there and then, in the
+ * savepoint it is in, which is as correct, only slower. Outside a transaction (a reader
+ * connection never writes; tools and tests on the writer in autocommit)
+ * search_put inserts at once.
+ *
  * The index holds no owner: a hit belongs to its conversation's owner,
  * joined at query time, so moving a user's conversations moves their hits
  * with them and a deleted conversation's hits can never show.
@@ -99,23 +121,74 @@ static int prepare(parley_db_t *db, const char *sql, sqlite3_stmt **st, const ch
     return rc == SQLITE_OK ? 0 : parley_sqlite_error(db, rc, what);
 }
 
+const char parley_sqlite_search_queue_sql[] = "CREATE TEMP TABLE IF NOT EXISTS search_queue ("
+                                              "  conversation_id TEXT NOT NULL,"
+                                              "  message_id TEXT NOT NULL,"
+                                              "  seq INTEGER NOT NULL,"
+                                              "  body TEXT NOT NULL);";
+
+#define SEARCH_QUEUE_MAX 4096 /* queued messages that are indexed at once */
+
+/* Statement slots of this file on a connection (parley_sqlite_stmt). */
+enum { ST_PUT, ST_QUEUE, ST_FLUSH, ST_CLEAR };
+
+/* Step st once (it returns no rows), reset it and drop its bindings. */
+static int run_once(parley_db_t *db, sqlite3_stmt *st, const char *what)
+{
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return src == SQLITE_DONE ? 0 : parley_sqlite_error(db, src, what);
+}
+
 int parley_sqlite_search_put(parley_db_t *db, const char *conv_id, const char *msg_id, int64_t seq,
                              const char *text)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(db,
-                     "INSERT INTO search_rows (conversation_id, message_id, seq, body) "
-                     "VALUES (?1, ?2, ?3, ?4)",
-                     &st, "search index");
+    bool queue = parley_sqlite_is_writer(db) && !sqlite3_get_autocommit(parley_sqlite_conn(db));
+    int rc = queue ? parley_sqlite_stmt(db, ST_QUEUE,
+                                        "INSERT INTO temp.search_queue (conversation_id, "
+                                        "message_id, seq, body) VALUES (?1, ?2, ?3, ?4)",
+                                        &st)
+                   : parley_sqlite_stmt(db, ST_PUT,
+                                        "INSERT INTO main.search_rows (conversation_id, "
+                                        "message_id, seq, body) VALUES (?1, ?2, ?3, ?4)",
+                                        &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, conv_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, msg_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, seq);
     sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    rc = src == SQLITE_DONE ? 0 : parley_sqlite_error(db, src, "search index");
-    sqlite3_finalize(st);
+    rc = run_once(db, st, "search index");
+    /* A long transaction (an import) indexes as it goes, so the queue
+     * never holds more than SEARCH_QUEUE_MAX texts in memory. */
+    if (rc == 0 && queue && ++*parley_sqlite_search_queued(db) >= SEARCH_QUEUE_MAX)
+        rc = parley_sqlite_search_flush(db);
+    return rc;
+}
+
+int parley_sqlite_search_flush(parley_db_t *db)
+{
+    int *queued = parley_sqlite_search_queued(db);
+    if (*queued == 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    int rc = parley_sqlite_stmt(
+        db, ST_FLUSH,
+        "INSERT OR IGNORE INTO main.search_rows (conversation_id, message_id, seq, body) "
+        "SELECT q.conversation_id, q.message_id, q.seq, q.body FROM temp.search_queue q "
+        "WHERE EXISTS (SELECT 1 FROM main.conversations v WHERE v.id = q.conversation_id "
+        "AND NOT v.deleted) ORDER BY q.rowid",
+        &st);
+    if (rc == 0)
+        rc = run_once(db, st, "search index");
+    if (rc == 0)
+        rc = parley_sqlite_stmt(db, ST_CLEAR, "DELETE FROM temp.search_queue", &st);
+    if (rc == 0)
+        rc = run_once(db, st, "search index");
+    if (rc == 0)
+        *queued = 0;
     return rc;
 }
 

@@ -45,13 +45,34 @@ struct sqlite3;
 struct sqlite3 *parley_sqlite_conn(parley_db_t *db);
 /* A SQLite result code as a Parley error (logging unexpected ones). */
 int parley_sqlite_error(parley_db_t *db, int rc, const char *what);
+/* Whether db is the store's one write connection. */
+bool parley_sqlite_is_writer(parley_db_t *db);
+/* The connection's count of messages its open transaction queued to
+ * index (search_sqlite.c counts and clears it; a rollback clears it). */
+int *parley_sqlite_search_queued(parley_db_t *db);
+
+/* Statements the other files of the backend keep prepared on a connection:
+ * slot (0 .. PARLEY_SQLITE_OWN_STMTS - 1, one per statement, numbered by
+ * the file that owns it) holds sql, prepared on first use; *out is
+ * borrowed, lives as long as the connection, and is reset by its user
+ * after each use. The connection's thread. */
+#define PARLEY_SQLITE_OWN_STMTS 4
+struct sqlite3_stmt;
+int parley_sqlite_stmt(parley_db_t *db, int slot, const char *sql, struct sqlite3_stmt **out);
 
 /* search_sqlite.c: the search index and moving a user's rows (store.h's
  * search_put, search_query, user_move, transfer_get, transfer_put), and the
  * migration step that makes their tables. */
 extern const char parley_sqlite_search_sql[];
+/* The writer's queue of messages to index at commit (a TEMP table, made
+ * when the write connection opens). */
+extern const char parley_sqlite_search_queue_sql[];
 int parley_sqlite_search_put(parley_db_t *db, const char *conv_id, const char *msg_id, int64_t seq,
                              const char *text);
+/* Index what the writer's open transaction queued (search_put), just
+ * before its COMMIT: 0 or -PARLEY_E* (the transaction then fails). Writer
+ * thread only. */
+int parley_sqlite_search_flush(parley_db_t *db);
 int parley_sqlite_search_query(parley_db_t *db, const char *owner, const parley_search_query_t *q,
                                int64_t offset, int limit,
                                int (*cb)(void *arg, const parley_search_hit_t *h), void *arg);

@@ -491,11 +491,13 @@ typedef struct sqlite_db {
     parley_sql_db_t sql;         /* ops and runner (first: the store.h wrappers read it) */
     sqlite3 *conn;               /* the SQLite connection */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared lazily, reset after each use */
-    bool writer;                 /* the one write connection */
-    parley_rowcache_t *rows;     /* writer: the stream rows it holds (rowcache.h) */
-    bool own_write;              /* writer: the change running is the cache's own */
-    int64_t data_version;        /* writer: PRAGMA data_version when the cache was last checked */
-    int flush_err;               /* writer: a failed write of the cache's rows, for COMMIT */
+    sqlite3_stmt *own[PARLEY_SQLITE_OWN_STMTS]; /* the other files' (parley_sqlite_stmt) */
+    bool writer;                                /* the one write connection */
+    int search_queued;                          /* messages the open transaction queued to index */
+    parley_rowcache_t *rows;                    /* writer: the stream rows it holds (rowcache.h) */
+    bool own_write;                             /* writer: the change running is the cache's own */
+    int64_t data_version; /* writer: PRAGMA data_version when the cache was last checked */
+    int flush_err;        /* writer: a failed write of the cache's rows, for COMMIT */
 } sqlite_db_t;
 
 static sqlite_db_t *sq(parley_db_t *db)
@@ -526,6 +528,30 @@ sqlite3 *parley_sqlite_conn(parley_db_t *db)
 int parley_sqlite_error(parley_db_t *db, int rc, const char *what)
 {
     return db_error(db, rc, what);
+}
+
+bool parley_sqlite_is_writer(parley_db_t *db)
+{
+    return sq(db)->writer;
+}
+
+int *parley_sqlite_search_queued(parley_db_t *db)
+{
+    return &sq(db)->search_queued;
+}
+
+int parley_sqlite_stmt(parley_db_t *db, int slot, const char *sql, sqlite3_stmt **out)
+{
+    if (slot < 0 || slot >= PARLEY_SQLITE_OWN_STMTS)
+        return PARLEY_EINVAL;
+    if (!sq(db)->own[slot]) {
+        int rc = sqlite3_prepare_v3(sq(db)->conn, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &sq(db)->own[slot], NULL);
+        if (rc != SQLITE_OK)
+            return db_error(db, rc, "prepare");
+    }
+    *out = sq(db)->own[slot];
+    return 0;
 }
 
 static int db_error(parley_db_t *db, int rc, const char *what)
@@ -623,9 +649,12 @@ static int open_conn(const char *file, bool writer, parley_db_t **out)
                                    "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
                                    "PRAGMA wal_autocheckpoint=0;"
                                    "PRAGMA journal_size_limit=67108864;"
+                                   "PRAGMA temp_store=MEMORY;"
                                  : "PRAGMA cache_size=-16384;";
     char *msg = NULL;
     rc = sqlite3_exec(sq(db)->conn, pragmas, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && writer) /* the search queue, in memory (search_sqlite.c) */
+        rc = sqlite3_exec(sq(db)->conn, parley_sqlite_search_queue_sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         parley_log_error("store: %s", msg ? msg : "pragma failed");
         sqlite3_free(msg);
@@ -640,6 +669,8 @@ static void sq_db_close(parley_db_t *db)
 {
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(sq(db)->stmt[i]);
+    for (int i = 0; i < PARLEY_SQLITE_OWN_STMTS; i++)
+        sqlite3_finalize(sq(db)->own[i]);
     sqlite3_close(sq(db)->conn);
     parley_rowcache_free(sq(db)->rows);
     free(db);
@@ -1147,7 +1178,11 @@ static int sq_begin(parley_db_t *db)
 
 static int sq_commit(parley_db_t *db)
 {
+    /* The stream rows the batch moved, then the messages it queued for the
+     * search index (one statement, search_sqlite.c says why), then COMMIT. */
     int rc = sq(db)->flush_err ? sq(db)->flush_err : flush_rows(db);
+    if (rc == 0 && sq(db)->writer)
+        rc = parley_sqlite_search_flush(db);
     if (rc == 0)
         rc = exec_simple(db, S_COMMIT);
     if (rc)
@@ -1159,6 +1194,7 @@ static int sq_rollback(parley_db_t *db)
 {
     parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 4 */
     sq(db)->flush_err = 0;
+    sq(db)->search_queued = 0; /* the queue rolls back with the rest */
     if (sqlite3_get_autocommit(sq(db)->conn))
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     return exec_simple(db, S_ROLLBACK);
