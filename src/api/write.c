@@ -18,7 +18,9 @@
  *
  * A handler may look the key up first, before it parses its body
  * (parley_api_write_replay): a retry of a recorded request is then a
- * fingerprint and one indexed read on this thread, nothing parsed; when the
+ * fingerprint and one indexed read on this thread, nothing parsed (or no
+ * read at all: the thread keeps copies of the records it answered with,
+ * core/idempotency.h, until they expire); when the
  * key is not recorded, parley_api_write takes the prepared write over and
  * does not look again. Such a handler answers with the canonical body
  * (api/resource.h), so its key's record keeps the body as that text
@@ -118,6 +120,10 @@ static void answer_failure(parley_req_t *r, int rc)
 static void write_done(parley_write_t *w, int status)
 {
     api_write_t *aw = (api_write_t *)w;
+    /* A transfer moved (or dropped) a user's records: committed now, so
+     * the workers' copies of records go (core/idempotency.h). */
+    if (aw->cmd && aw->cmd->kind == PARLEY_CMD_TRANSFER)
+        parley_idem_forget_all();
     if (aw->in_flight) {
         parley_idem_end(aw->owner, aw->key);
         aw->in_flight = false;
@@ -186,8 +192,11 @@ static int send_record(api_write_t *aw, const char *blob, size_t len)
         parley_outcome_t o;
         const char *body = NULL;
         size_t body_len = 0;
-        rc = aw->as_text ? parley_outcome_decode_text(blob, len, &o, &body, &body_len)
-                         : parley_outcome_decode(blob, len, &o);
+        if (aw->as_text && parley_outcome_text_done(blob, len, &o, &body, &body_len))
+            rc = 0; /* the head's done is all send_text needs */
+        else
+            rc = aw->as_text ? parley_outcome_decode_text(blob, len, &o, &body, &body_len)
+                             : parley_outcome_decode(blob, len, &o);
         if (rc == 0 && body)
             send_text(aw, &o, body, body_len, true); /* as stored: nothing parsed */
         else if (rc == 0)
@@ -247,13 +256,23 @@ static void on_resumed(parley_req_t *r)
  */
 static int answer_recorded(parley_req_t *r, api_write_t *aw)
 {
-    parley_db_t *db = parley_app_reader(parley_api_app(r));
-    parley_idem_found_t found;
-    char *blob = NULL;
+    const char *kept;
     size_t len = 0;
+    /* This thread's copy first: no transaction, no store (idempotency.h). */
+    parley_idem_found_t found = parley_idem_cached(&aw->idem, &kept, &len);
+    if (found == PARLEY_IDEM_REUSED) {
+        answer_reused(r);
+        return 1;
+    }
+    if (found == PARLEY_IDEM_SAME)
+        return send_record(aw, kept, len) == 0;
+    parley_db_t *db = parley_app_reader(parley_api_app(r));
+    char *blob = NULL;
+    int64_t created = 0;
+    uint64_t generation = parley_idem_generation(); /* before the read */
     if (!db || parley_db_begin(db))
         return 0;
-    int rc = parley_idem_find(db, &aw->idem, &found, &blob, &len);
+    int rc = parley_idem_find_at(db, &aw->idem, &found, &blob, &len, &created);
     parley_db_commit(db);
     if (rc || found == PARLEY_IDEM_NONE) {
         free(blob);
@@ -264,6 +283,8 @@ static int answer_recorded(parley_req_t *r, api_write_t *aw)
         return 1;
     }
     rc = send_record(aw, blob, len);
+    if (rc == 0)
+        parley_idem_keep(&aw->idem, generation, created, blob, len);
     free(blob);
     return rc == 0;
 }

@@ -59,6 +59,35 @@ typedef enum parley_idem_found {
  */
 int parley_idem_find(parley_db_t *db, const parley_idem_key_t *k, parley_idem_found_t *found,
                      char **blob, size_t *len);
+/* The same, with the record's creation time in *created_ms when SAME. */
+int parley_idem_find_at(parley_db_t *db, const parley_idem_key_t *k, parley_idem_found_t *found,
+                        char **blob, size_t *len, int64_t *created_ms);
+
+/*
+ * Each thread's recent records: a small cache in front of the store for
+ * retries answered outside the writer (api/write.c). A record never
+ * changes while it is live (a key is only recorded again once its record
+ * has expired, parley_idem_record), so a copy is the record until its TTL
+ * runs out, which parley_idem_cached checks as parley_idem_find does; the
+ * one write that moves live records, a user's transfer to another
+ * (core/transfer.h), calls parley_idem_forget_all once it has committed,
+ * and every copy read before is dropped; a copy is also read again after
+ * a minute, so a transfer made by another node sharing the database is
+ * seen here within a minute.
+ * parley_idem_keep copies a record found SAME (up to 16 KiB; 64 per
+ * thread, a newer one takes an older one's slot), with the generation
+ * taken before the read that found it (parley_idem_generation).
+ * parley_idem_cached: SAME with *blob (borrowed: valid until this thread's
+ * next call of these functions), REUSED (kept for another fingerprint),
+ * or NONE (not kept, expired or forgotten: look in the store). A thread's
+ * copies are freed when it ends.
+ */
+#define PARLEY_IDEM_NAME_MAX 520 /* owner, '\0', key */
+parley_idem_found_t parley_idem_cached(const parley_idem_key_t *k, const char **blob, size_t *len);
+uint64_t parley_idem_generation(void);
+void parley_idem_keep(const parley_idem_key_t *k, uint64_t generation_read, int64_t created_ms,
+                      const char *blob, size_t len);
+void parley_idem_forget_all(void);
 /*
  * Record blob for k (writer, in the write's savepoint): insert if absent or
  * expired. 0, PARLEY_EEXIST when a live record is there already (another

@@ -261,3 +261,22 @@ int parley_outcome_decode(const char *blob, size_t len, parley_outcome_t *o)
     }
     return rc;
 }
+
+bool parley_outcome_text_done(const char *blob, size_t len, parley_outcome_t *o, const char **body,
+                              size_t *body_len)
+{
+    static const char head[] = MAGIC_V2 "{\"done\":";
+    size_t h = sizeof head - 1;
+    /* the digit, then ',' ("echo" always follows) */
+    if (len < h + 2 || memcmp(blob, head, h) != 0 || blob[h] < '0' + PARLEY_DONE_OK ||
+        blob[h] > '0' + PARLEY_DONE_NOTHING || blob[h + 1] != ',')
+        return false;
+    const char *nl = memchr(blob + h, '\n', len - h);
+    if (!nl || nl[-1] != '}' || (size_t)(nl + 1 - blob) == len)
+        return false;
+    parley_outcome_init(o);
+    o->done = (parley_done_t)(blob[h] - '0');
+    *body = nl + 1;
+    *body_len = len - (size_t)(nl + 1 - blob);
+    return true;
+}

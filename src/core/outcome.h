@@ -170,6 +170,14 @@ int parley_outcome_decode_text(const char *blob, size_t len, parley_outcome_t *o
 /* An encode_text record's body text, without reading the rest: true with
  * *body (inside blob) and *body_len, false when blob has none. */
 bool parley_outcome_text_body(const char *blob, size_t len, const char **body, size_t *body_len);
+/* An encode_text record's done and body text, read from the fixed start of
+ * its head ("O2\n{\"done\":N,"; encode_text writes "done" first) without
+ * parsing it: all a retry answered with the body text as it is needs (a
+ * record has no refusal). true with o initialised (only o->done set),
+ * *body and *body_len; false when blob has no body text or does not start
+ * so (decode_text reads it then). */
+bool parley_outcome_text_done(const char *blob, size_t len, parley_outcome_t *o, const char **body,
+                              size_t *body_len);
 bool parley_outcome_is_record(const char *blob, size_t len);
 
 #endif

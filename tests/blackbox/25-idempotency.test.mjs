@@ -263,6 +263,17 @@ test("idempotency - a retried message POST replays its answer byte for byte and 
   assert.equal(first.headers["idempotent-replayed"], undefined, "the first answer is not a replay")
   assert.equal(created.seq, 1)
   for (let i = 0; i < 3; i++) assertReplay(await alice.post(path, msg, key("msg-1")), first, `retry ${i}`)
+  // The retries were answered from a worker's copy of the record: another
+  // body is still 422, and the key is still alice's alone.
+  for (let i = 0; i < 3; i++) {
+    expectError(await alice.post(path, { ...msg, role: "system" }, key("msg-1")), 422, "idempotency_key_reused", `another body ${i}`)
+  }
+  const bob = client(srv, userToken("bob", SECRET))
+  const bobConv = expectStatus(await bob.post("/v1/conversations", { title: "b" }), 201)
+  const bobFirst = await bob.post(`/v1/conversations/${bobConv.id}/messages`, msg, key("msg-1"))
+  expectStatus(bobFirst, 201, "bob's message with alice's key")
+  assert.equal(bobFirst.headers["idempotent-replayed"], undefined, "another user's key is not a replay")
+  assertReplay(await bob.post(`/v1/conversations/${bobConv.id}/messages`, msg, key("msg-1")), bobFirst, "bob's retry")
   await srv.restart()
   assertReplay(await alice.post(path, msg, key("msg-1")), first, "retry after restart")
   expectError(await alice.post(path, { ...msg, role: "system" }, key("msg-1")), 422, "idempotency_key_reused", "another body")
@@ -390,9 +401,22 @@ test("idempotency - with --idempotency-ttl 1 an expired key is a fresh request",
   // And a different body after expiry is not a reuse.
   const p = await alice.post("/v1/documents/ttl", { v: 2 }, key("other-key"))
   expectStatus(p, 201)
+  // (replayed first, so that a worker keeps a copy of the record: the copy
+  // expires with it)
+  for (let i = 0; i < 3; i++) assertReplay(await alice.post("/v1/documents/ttl", { v: 2 }, key("other-key")), p, `replay ${i}`)
   await sleep(2500)
   expectStatus(await alice.post("/v1/documents/ttl", { v: 3 }, key("other-key")), 201, "another body after the TTL")
   assert.equal((await listAll(alice, "ttl")).length, 4)
+  // A message POST (answered before its body is parsed) the same way.
+  const conv = expectStatus(await alice.post("/v1/conversations", { title: "ttl" }), 201)
+  const path = `/v1/conversations/${conv.id}/messages`
+  const m1 = await alice.post(path, { role: "user", content: "one" }, key("msg-ttl"))
+  expectStatus(m1, 201)
+  for (let i = 0; i < 3; i++) assertReplay(await alice.post(path, { role: "user", content: "one" }, key("msg-ttl")), m1, `message replay ${i}`)
+  await sleep(2500)
+  const m2 = await alice.post(path, { role: "user", content: "two" }, key("msg-ttl"))
+  assert.equal(expectStatus(m2, 201, "another body after the TTL").seq, 2)
+  assert.equal(m2.headers["idempotent-replayed"], undefined)
 })
 
 // Records stored before outcomes were recorded hold the rendered reply

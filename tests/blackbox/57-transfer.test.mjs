@@ -49,6 +49,12 @@ test("transfer - everything the anonymous user made follows them; the old user s
   const made = await populate(srv, anon)
   const before = await readEvents(anon)
   assert.ok(before.events.length >= 6)
+  // Retried before the move: the workers keep copies of the record, which
+  // the move must drop (the old user's retry below is 404, not a replay).
+  for (let i = 0; i < 4; i++) {
+    const again = await anon.post(`/v1/conversations/${made.conv.id}/messages`, { role: "user", content: "where is the albatross" }, { headers: { "Idempotency-Key": "k-1" } })
+    assert.equal(again.headers["idempotent-replayed"], "true", again.text)
+  }
 
   const ans = expectStatus(await transfer(admin, "anon-42", "alice"), 200)
   assert.equal(ans.from, "anon-42")

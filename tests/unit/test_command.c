@@ -310,6 +310,49 @@ static void command_run_records_replays_and_refuses_reuse(void **state)
     fixture_close(&fx);
 }
 
+/* A thread's copies of records: the record while it lives, per owner and
+ * key, another fingerprint is REUSED, an expired one is gone. */
+static void idem_cache_keeps_live_records_per_thread(void **state)
+{
+    (void)state;
+    const char *blob = NULL;
+    size_t len = 0;
+    int64_t now = parley_clock_now_ms();
+    parley_idem_key_t k = {"alice", "c1", "fp-one", 60000, false};
+    assert_int_equal(parley_idem_cached(&k, &blob, &len), PARLEY_IDEM_NONE);
+    parley_idem_keep(&k, parley_idem_generation(), now, "O2\n{}\nbody", 10);
+    assert_int_equal(parley_idem_cached(&k, &blob, &len), PARLEY_IDEM_SAME);
+    assert_int_equal(len, 10);
+    assert_memory_equal(blob, "O2\n{}\nbody", 10);
+    parley_idem_key_t other_fp = {"alice", "c1", "fp-two", 60000, false};
+    assert_int_equal(parley_idem_cached(&other_fp, &blob, &len), PARLEY_IDEM_REUSED);
+    parley_idem_key_t other_owner = {"bob", "c1", "fp-one", 60000, false};
+    assert_int_equal(parley_idem_cached(&other_owner, &blob, &len), PARLEY_IDEM_NONE);
+    /* made 2 s ago: live with a 60 s TTL, expired with a 1 s one */
+    parley_idem_key_t old = {"alice", "c2", "fp-one", 1000, false};
+    parley_idem_keep(&old, parley_idem_generation(), now - 2000, "x", 1);
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE);
+    old.ttl_ms = 60000;
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE); /* dropped */
+    parley_idem_keep(&old, parley_idem_generation(), now - 2000, "x", 1);
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_SAME);
+    /* forgotten: after a transfer, and a copy read before it */
+    uint64_t before = parley_idem_generation();
+    parley_idem_forget_all();
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE);
+    parley_idem_keep(&old, before, now, "x", 1);
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_NONE);
+    parley_idem_keep(&old, parley_idem_generation(), now, "x", 1);
+    assert_int_equal(parley_idem_cached(&old, &blob, &len), PARLEY_IDEM_SAME);
+    /* too large to keep */
+    char *big = calloc(1, 64 * 1024);
+    assert_non_null(big);
+    parley_idem_key_t large = {"alice", "c3", "fp-one", 60000, false};
+    parley_idem_keep(&large, parley_idem_generation(), now, big, 64 * 1024);
+    assert_int_equal(parley_idem_cached(&large, &blob, &len), PARLEY_IDEM_NONE);
+    free(big);
+}
+
 static void snapshot_parse_checks_the_body_before_submit(void **state)
 {
     (void)state;
@@ -472,6 +515,14 @@ static void outcome_record_text_body_is_the_canonical_answer(void **state)
     assert_memory_equal(body, canon, canon_len);
     parley_outcome_clear(&back);
 
+    /* The head's start alone: the same done and body text. */
+    assert_true(parley_outcome_text_done(blob, len, &back, &body, &body_len));
+    assert_int_equal(back.done, PARLEY_DONE_CREATED);
+    assert_int_equal(back.refusal, 0);
+    assert_int_equal(body_len, canon_len);
+    assert_memory_equal(body, canon, canon_len);
+    parley_outcome_clear(&back);
+
     assert_int_equal(parley_outcome_decode(blob, len, &back), 0);
     char *again;
     size_t again_len;
@@ -488,6 +539,7 @@ static void outcome_record_text_body_is_the_canonical_answer(void **state)
     assert_null(body);
     assert_true(json_is_object(back.body));
     assert_false(parley_outcome_text_body(blob, len, &body, &body_len));
+    assert_false(parley_outcome_text_done(blob, len, &back, &body, &body_len));
     parley_outcome_clear(&back);
     free(blob);
 
@@ -498,6 +550,7 @@ static void outcome_record_text_body_is_the_canonical_answer(void **state)
     assert_null(body);
     assert_null(back.body);
     assert_false(parley_outcome_text_body(blob, len, &body, &body_len));
+    assert_false(parley_outcome_text_done(blob, len, &back, &body, &body_len));
     free(blob);
     free(canon);
     parley_outcome_clear(&back);
@@ -505,6 +558,12 @@ static void outcome_record_text_body_is_the_canonical_answer(void **state)
     assert_int_equal(parley_outcome_decode_text("O2\n{}", 6, &back, &body, &body_len),
                      PARLEY_EINVAL);
     parley_outcome_clear(&back);
+    /* Heads that do not start as encode_text writes them: decoded whole. */
+    static const char *odd[] = {"O2\n{}\n{}", "O2\n{\"done\":7,\"echo\":{}}\n{}",
+                                "O2\n{\"done\":1}\n{}", "O2\n{\"done\":1,\"echo\"\n{}",
+                                "O1\n{\"done\":1,\"echo\":{}}\n{}"};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        assert_false(parley_outcome_text_done(odd[i], strlen(odd[i]), &back, &body, &body_len));
 }
 
 /* An O2 record of an outcome without stream fields (a message post's):
@@ -579,6 +638,7 @@ int main(void)
         cmocka_unit_test(outcome_record_round_trip_keeps_body_and_stream_fields),
         cmocka_unit_test(outcome_record_is_not_a_stored_reply),
         cmocka_unit_test(outcome_record_text_body_is_the_canonical_answer),
+        cmocka_unit_test(idem_cache_keeps_live_records_per_thread),
         cmocka_unit_test(outcome_record_without_stream_fields_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -310,6 +310,38 @@ static int on_message_must_not_run(void *arg, const char *msg, size_t len)
     return 0;
 }
 
+/* Strings are skipped eight bytes at a time while they hold only plain
+ * ASCII: every single-byte value, at every position of a long string,
+ * must still be judged as the byte-by-byte scan judges it. */
+static void jsonmsg_validate_each_byte_at_each_position(void **state)
+{
+    (void)state;
+    char body[64];
+    for (int b = 0; b < 256; b++) {
+        /* '"' ends the string early and '\\' escapes the next byte: a
+         * valid body either way only for some; the rule below says which */
+        bool ok = b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+        for (size_t pos = 1; pos < 40; pos++) {
+            memset(body, 'a', sizeof body);
+            body[0] = '"';
+            body[pos] = (char)b;
+            body[41] = '"';
+            const char *why = NULL;
+            int rc = parley_jsonmsg_validate(body, 42, &why);
+            if (ok && rc != 0)
+                fail_msg("byte 0x%02x at %zu refused: %s", b, pos, why ? why : "?");
+            if (!ok && rc != PARLEY_EINVAL)
+                fail_msg("byte 0x%02x at %zu accepted", b, pos);
+        }
+    }
+    /* An escape and a multi-byte character after a run of plain bytes. */
+    static const char good[] = "\"aaaaaaaaaaaaaaaa\\naaaaaaaaaaaa\xc3\xa9"
+                               "aaaaaaaaaaaa\\u00e9\"";
+    assert_int_equal(parley_jsonmsg_validate(good, sizeof good - 1, NULL), 0);
+    static const char cut[] = "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    assert_int_equal(parley_jsonmsg_validate(cut, sizeof cut - 1, NULL), PARLEY_EINVAL);
+}
+
 static void jsonmsg_split_rejected_invalid_body(void **state)
 {
     for (size_t i = 0; i < sizeof bad_bodies / sizeof bad_bodies[0]; i++) {
@@ -493,6 +525,7 @@ int main(void)
         cmocka_unit_test(jsonmsg_split_keeps_exact_bytes_strings),
         cmocka_unit_test(jsonmsg_validate_accepted_edge_values),
         cmocka_unit_test(jsonmsg_split_rejected_invalid_body),
+        cmocka_unit_test(jsonmsg_validate_each_byte_at_each_position),
         cmocka_unit_test(jsonmsg_split_rejected_length_cuts_body),
         cmocka_unit_test(jsonmsg_validate_depth_limit_exact_max),
         cmocka_unit_test(jsonmsg_validate_depth_limit_one_over),
