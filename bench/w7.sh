@@ -87,8 +87,13 @@ for ((run = 1; run <= RUNS; run++)); do
         echo 3 >/proc/sys/vm/drop_caches
     fi
     start_parley
-    line=$("$FIRST_REPLY" "$PORT" "$T0" 60 /healthz "$BIG?offset=now") ||
-        die "no answer after kill -9: $line (see $RUN_DIR/parley.log)"
+    if ! line=$("$FIRST_REPLY" "$PORT" "$T0" 60 /healthz "$BIG?offset=now"); then
+        # Kept past the clean-up, for reading.
+        cp "$RUN_DIR/parley.log" "$BENCH_OUT/w7-parley-failed.log" 2>/dev/null || true
+        alive=exited
+        kill -0 "$PARLEY_PID" 2>/dev/null && alive="still running"
+        die "no answer after kill -9 (run $run, port $PORT, server $alive): $line (server log: $BENCH_OUT/w7-parley-failed.log)"
+    fi
     line="$line data_mib=$size"
     echo "$line" >>"$RUN_DIR/w7.res"
     log "run $run: $line"
