@@ -103,7 +103,12 @@ bg_wait() {
 
 # ---------------------------------------------------------------- ports ----
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-NEXT_PORT=$((20000 + RANDOM % 20000))
+# Below the kernel's range of ephemeral ports: a port a load generator's
+# outgoing connection holds as its local port would make the server's bind
+# fail (a restart in w7.sh while wrk reconnects, e.g.).
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPHEMERAL_LOW" -gt 12000 ] 2>/dev/null || EPHEMERAL_LOW=32768
+NEXT_PORT=$((10000 + RANDOM % (EPHEMERAL_LOW - 11000)))
 free_port() {
     while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
     echo "$NEXT_PORT"
