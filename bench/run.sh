@@ -234,7 +234,8 @@ fi
             echo "### bench/$w.sh: ${STATUS[$w]}"
             echo
             echo '```'
-            tail -n 10 "$BENCH_OUT/$w-stderr.txt" 2>/dev/null
+            # Paths relative to the repository: the report names no machine path.
+            tail -n 10 "$BENCH_OUT/$w-stderr.txt" 2>/dev/null | sed "s#$ROOT/##g"
             echo '```'
         fi
     done
