@@ -262,14 +262,32 @@ static json_t *branch_of(json_t *conv, const char *id, bool create)
 }
 
 /*
+ * A message event's effect both logs share: the conversation's version
+ * moves, and the message's row {id, role, session_id} goes into msgs (main's
+ * or a branch's log) at seq.
+ */
+static int add_message(json_t *o, json_t *msgs, json_t *ev, json_int_t seq)
+{
+    char seqs[32];
+    json_t *data = json_object_get(ev, "data");
+    json_object_set_new(o, "version",
+                        json_integer(json_integer_value(json_object_get(o, "version")) + 1));
+    snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
+    json_t *m =
+        json_pack("{s:s, s:O, s:O}", "id", str(ev, "message_id"), "role",
+                  json_object_get(data, "role"), "session_id", json_object_get(data, "session_id"));
+    if (!m || !msgs || json_object_set_new(msgs, seqs, m))
+        return PARLEY_ENOMEM;
+    return 0;
+}
+
+/*
  * A message on a branch (data.branch): in its branch's log, not main's;
  * the conversation's version moves, its message_count (main's) does not.
  */
 static int on_branch_message(rebuild_t *rb, json_t *ev, json_t *o, const char *branch,
                              json_int_t seq)
 {
-    char seqs[32];
-    json_t *data = json_object_get(ev, "data");
     json_t *b = branch_of(o, branch, true);
     if (!b)
         return PARLEY_ENOMEM;
@@ -279,15 +297,7 @@ static int on_branch_message(rebuild_t *rb, json_t *ev, json_t *o, const char *b
                               str(o, "name"), branch, str(ev, "message_id"), (long long)seq,
                               (long long)json_integer_value(tail));
     json_object_set_new(b, "tail", json_integer(seq));
-    json_object_set_new(o, "version",
-                        json_integer(json_integer_value(json_object_get(o, "version")) + 1));
-    snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
-    json_t *m =
-        json_pack("{s:s, s:O, s:O}", "id", str(ev, "message_id"), "role",
-                  json_object_get(data, "role"), "session_id", json_object_get(data, "session_id"));
-    if (!m || json_object_set_new(json_object_get(b, "messages"), seqs, m))
-        return PARLEY_ENOMEM;
-    return 0;
+    return add_message(o, json_object_get(b, "messages"), ev, seq);
 }
 
 /* branch.created: the branch and its length when made (its log shares
@@ -310,7 +320,7 @@ static int on_branch(rebuild_t *rb, json_t *ev, const char *type)
 
 static int on_message(rebuild_t *rb, json_t *ev, const char *type)
 {
-    char key[512], name[512], seqs[32];
+    char key[512], name[512];
     json_t *data = json_object_get(ev, "data");
     conv_key(str(ev, "conversation_id"), key, sizeof key, name, sizeof name);
     json_t *o = touch(rb, key, name, false, true, type);
@@ -325,16 +335,7 @@ static int on_message(rebuild_t *rb, json_t *ev, const char *type)
         parley_verify_problem(rb->v, "%s: message %s has seq %lld after %lld messages", name,
                               str(ev, "message_id"), (long long)seq, (long long)count);
     json_object_set_new(o, "message_count", json_integer(seq));
-    json_object_set_new(o, "version",
-                        json_integer(json_integer_value(json_object_get(o, "version")) + 1));
-    snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
-    json_t *m =
-        json_pack("{s:s, s:O, s:O}", "id", str(ev, "message_id"), "role",
-                  json_object_get(data, "role"), "session_id", json_object_get(data, "session_id"));
-    json_t *msgs = json_object_get(o, "messages");
-    if (!m || !msgs || json_object_set_new(msgs, seqs, m))
-        return PARLEY_ENOMEM;
-    return 0;
+    return add_message(o, json_object_get(o, "messages"), ev, seq);
 }
 
 /* ---- replay: sessions ----------------------------------------------------------- */

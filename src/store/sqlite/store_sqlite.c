@@ -1321,30 +1321,30 @@ static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
  * Stream rows on the writer go through its cache (rowcache.h): a row it
  * holds is answered from memory, one it reads is kept. Readers read.
  */
-static int sq_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
+/* out from the row the cache holds (held), else the row just read into
+ * out (rc_read its result), which the cache then keeps. */
+static int through_cache(parley_db_t *db, const parley_stream_t *held, int rc_read,
+                         parley_stream_t *out)
 {
-    const parley_stream_t *r = parley_rowcache_by_path(sq(db)->rows, path);
-    if (r) {
-        *out = *r;
+    if (held) {
+        *out = *held;
         return 0;
     }
-    int rc = parley_sqlop_stream_get(db, path, out);
-    if (rc == 0)
+    if (rc_read == 0)
         parley_rowcache_put(sq(db)->rows, out);
-    return rc;
+    return rc_read;
+}
+
+static int sq_stream_get(parley_db_t *db, const char *path, parley_stream_t *out)
+{
+    const parley_stream_t *held = parley_rowcache_by_path(sq(db)->rows, path);
+    return through_cache(db, held, held ? 0 : parley_sqlop_stream_get(db, path, out), out);
 }
 
 static int sq_stream_get_id(parley_db_t *db, int64_t id, parley_stream_t *out)
 {
-    const parley_stream_t *r = parley_rowcache_by_id(sq(db)->rows, id);
-    if (r) {
-        *out = *r;
-        return 0;
-    }
-    int rc = parley_sqlop_stream_get_id(db, id, out);
-    if (rc == 0)
-        parley_rowcache_put(sq(db)->rows, out);
-    return rc;
+    const parley_stream_t *held = parley_rowcache_by_id(sq(db)->rows, id);
+    return through_cache(db, held, held ? 0 : parley_sqlop_stream_get_id(db, id, out), out);
 }
 
 static int chunk_put(parley_db_t *db, int64_t stream_id, uint64_t start, uint64_t end,
