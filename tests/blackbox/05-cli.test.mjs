@@ -65,16 +65,30 @@ function manOptions(text) {
   return opts
 }
 
-/** A port nothing listens on right now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
+/**
+ * A port nothing listens on right now, below the kernel's range of ephemeral
+ * ports: between this check and parley's bind, an outgoing connection of
+ * another suite running beside this one (make test runs two at a time)
+ * cannot take it as its local port.
+ */
+async function freePort() {
+  let low = 32768
+  try {
+    low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0])
+  } catch {
+    // no /proc: the kernel's default
+  }
+  if (!(low > 11000)) low = 32768
+  for (let i = 0; i < 100; i++) {
+    const port = 10000 + Math.floor(Math.random() * (low - 10000))
+    const free = await new Promise((resolve) => {
+      const s = net.createServer()
+      s.once("error", () => resolve(false))
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)))
     })
-  })
+    if (free) return port
+  }
+  throw new Error(`no free port between 10000 and ${low}`)
 }
 
 /**

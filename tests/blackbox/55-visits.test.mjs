@@ -278,7 +278,9 @@ test("light lists - documents without their data: ?view=summary, ?fields=; 20 do
   const { alice, bob } = await setup(t)
   const big = "w".repeat(1_500_000)
   for (let i = 0; i < 20; i++) expectStatus(await alice.put(`/v1/documents/workbench/s${i}`, { i, blob: big }), 201)
-  const full = await alice.get("/v1/documents/workbench?limit=20")
+  // 30 MB to build and send: a request timeout to match (on PostgreSQL, on
+  // a loaded machine, the answer took more than the default 15 s to start).
+  const full = await alice.get("/v1/documents/workbench?limit=20", { timeoutMs: 60_000 })
   const fullBody = expectStatus(full, 200)
   assert.equal(fullBody.items.length, 20)
   assert.deepEqual(Object.keys(fullBody.items[0]).sort(), DOC_FIELDS)
