@@ -824,7 +824,7 @@ void parley_api_snapshot_blob(parley_req_t *r, const char *sid, const char *id)
         return;
     }
     rc = parley_db_snap_get(db, sid, &s);
-    bool caller = rc == 0 && r->user[0] &&
+    bool caller = rc == 0 && parley_req_user(r)[0] &&
                   (parley_req_is_admin(r) || strcmp(s.owner, parley_req_user(r)) == 0);
     if (rc == 0 && !s.is_public && !caller)
         rc = PARLEY_ENOTFOUND;

@@ -9,11 +9,17 @@
 #include <string.h>
 
 #include "api/request.h"
+#include "parley/parley.h"
 
-void parley_req_set_caller(parley_req_t *r, const char *user, bool admin)
+int parley_req_set_caller(parley_req_t *r, const char *user, bool admin)
 {
-    snprintf(r->user, sizeof r->user, "%s", user);
+    char *copy = strdup(user);
+    if (!copy)
+        return PARLEY_ENOMEM;
+    free(r->user);
+    r->user = copy;
     r->admin = admin;
+    return 0;
 }
 
 void parley_req_set_data(parley_req_t *r, void *data, void (*free_fn)(void *))
@@ -30,6 +36,8 @@ void parley_req_release(parley_req_t *r)
         r->free_data(r->data);
     r->data = NULL;
     r->free_data = NULL;
+    free(r->user);
+    r->user = NULL;
 }
 
 void parley_req_error(parley_req_t *r, int status, const char *code, const char *message)

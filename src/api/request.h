@@ -123,7 +123,9 @@ struct parley_req {
     const parley_req_ops_t *ops; /* the transport's implementation */
     /* The API's (see invariant 3): */
     struct parley_app *app;    /* the application answering it (set by the router) */
-    char user[256];            /* the authenticated caller's user id */
+    char *user;                /* the authenticated caller's user id (owned), NULL
+                                  before; a heap copy sized to it, not an inline
+                                  array: an idle SSE reader keeps its request */
     bool admin;                /* the caller reaches every user's resources */
     void *data;                /* handler state */
     void (*free_data)(void *); /* frees data; run by parley_req_release() */
@@ -179,14 +181,15 @@ static inline bool parley_req_body_too_big(parley_req_t *r)
  * whether it has admin rights. Borrowed for the request's life. */
 static inline const char *parley_req_user(parley_req_t *r)
 {
-    return r->user;
+    return r->user ? r->user : "";
 }
 static inline bool parley_req_is_admin(parley_req_t *r)
 {
     return r->admin;
 }
-/* Set by the router once the caller is authenticated. */
-void parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
+/* Set by the router once the caller is authenticated (user is copied).
+ * 0, or PARLEY_ENOMEM (the caller is then still unset). */
+int parley_req_set_caller(parley_req_t *r, const char *user, bool admin);
 /*
  * CORS: the Access-Control-Allow-Origin the response carries ("*", one
  * origin, borrowed for the request's life, or NULL for no CORS headers,

@@ -254,7 +254,10 @@ void parley_api_route(parley_req_t *r, void *arg)
             parley_req_error(r, 401, "unauthorized", why);
             return;
         }
-        parley_req_set_caller(r, who, false); /* for the access log; reaches nothing else */
+        if (parley_req_set_caller(r, who, false)) { /* for the access log; reaches nothing else */
+            parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+            return;
+        }
         parley_api_metrics(r);
         return;
     }
@@ -275,7 +278,10 @@ void parley_api_route(parley_req_t *r, void *arg)
             parley_req_error(r, 401, "unauthorized", why);
             return;
         }
-        parley_req_set_caller(r, who.user, who.admin);
+        if (parley_req_set_caller(r, who.user, who.admin)) {
+            parley_req_error(r, 503, "out_of_memory", "the server is out of memory; retry later");
+            return;
+        }
     }
     if (parley_api_ratelimit_refuse(r)) /* 429: over a rate limit */
         return;

@@ -70,7 +70,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
@@ -79,6 +79,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -93,9 +95,11 @@
 #include "util/log.h"
 #include "util/utf8.h"
 
-#define MAX_HEADERS  24         /* response headers a handler may add */
-#define DRAIN_FACTOR 4          /* drain bodies up to this many times the limit */
-#define HEADER_LIMIT (8 * 1024) /* request line and headers accepted (431 above) */
+#define MAX_HEADERS  24          /* response headers a handler may add */
+#define STAGED_FIRST 256         /* bytes of the first staged-header block */
+#define STAGED_MAX   (16 * 1024) /* bytes of staged headers at most */
+#define DRAIN_FACTOR 4           /* drain bodies up to this many times the limit */
+#define HEADER_LIMIT (8 * 1024)  /* request line and headers accepted (431 above) */
 /* Per-connection memory of libmicrohttpd: it bounds the header block it can
  * read (a block past about POOL_SIZE gets its own HTML 431, between
  * HEADER_LIMIT and there ours, in JSON; see README), and an idle SSE
@@ -103,8 +107,11 @@
  * into half the pool and zeroes the unused part of that half when the
  * request is in, so those pages are touched. Measured per idle SSE reader
  * at 10,000 (bench W6): 22.8 KiB with a 32 KiB pool, 12.9 with 12 KiB,
- * 11.9 with 10 KiB, 10.6 with 8 KiB. */
+ * 11.9 with 10 KiB, 10.6 with 8 KiB. An idle reader now gives the zeroed
+ * pages back (release_pool()): 6.6 KiB in all with 10 KiB. */
 #define POOL_SIZE (10 * 1024)
+/* The libmicrohttpd release whose pool layout release_pool() relies on. */
+#define POOL_LAYOUT_VERSION "0.9.75"
 
 typedef enum {
     REQ_BODY,    /* reading the body */
@@ -123,44 +130,56 @@ struct parley_http {
     int quiesced_fd;           /* listening socket handed back by quiesce, or -1 */
     parley_watch_t *watch;     /* notices parked clients hanging up */
     parley_budget_t *budget;   /* readers' pending output */
+    size_t page;               /* the memory page size, for release_pool() */
+    bool pool_release;         /* libmicrohttpd is the release whose pool
+                                  layout release_pool() knows */
 };
 
-typedef struct resp_header {
-    char *name;  /* owned */
-    char *value; /* owned */
-} resp_header_t;
+/* Response headers a handler staged, packed in one block ("name\0value\0"
+ * per header): allocated by the first parley_req_add_header() and freed as
+ * soon as the response is queued (libmicrohttpd holds its own copies), so a
+ * request that lives on (an SSE reader) keeps none of it. */
+typedef struct staged {
+    int n;       /* headers in text */
+    size_t len;  /* bytes of text used */
+    size_t cap;  /* bytes of text allocated */
+    char text[]; /* the pairs */
+} staged_t;
 
+/* Fields grouped by size (pointers, then 8-byte counters, then the small
+ * ones), so padding costs nothing: every request has one, for its life. */
 typedef struct http_req {
-    parley_req_t base;               /* the interface (api/request.h); first */
-    parley_http_t *srv;              /* the server */
-    struct MHD_Connection *conn;     /* the connection */
-    const char *method;              /* borrowed from libmicrohttpd */
-    const char *path;                /* decoded URL path, borrowed */
-    _Atomic req_state_t state;       /* api/request.h; atomic: see on_stream */
-    parley_buf_t body;               /* the request body */
-    bool too_big;                    /* body over the limit (drained) */
-    size_t limit;                    /* the route's body limit */
-    uint64_t received;               /* body bytes received (kept or not) */
-    uint64_t declared;               /* Content-Length, or UINT64_MAX if none */
-    bool close;                      /* answer with Connection: close */
-    const char *allow_origin;        /* CORS: Access-Control-Allow-Origin, or NULL */
-    resp_header_t hdrs[MAX_HEADERS]; /* staged response headers */
-    int nhdrs;                       /* entries in hdrs */
-    parley_resume_fn on_resume;      /* what to run after a resume */
-    parley_hangup_claim_fn claim;    /* the suspender's hang-up claim, or NULL */
-    bool watched;                    /* suspended with a hang-up watch */
-    parley_watch_entry_t watch;      /* hang-up watch while suspended */
-    atomic_bool gone;                /* the client hung up while suspended */
-    struct window_resp *window;      /* its windowed response, if any */
-    int status;                      /* the status queued, 0 before (for the done hook) */
-    uint64_t sent;                   /* body bytes handed to libmicrohttpd */
-    int64_t start_us;                /* monotonic time its headers were in */
-    bool streamed;                   /* the body goes to sink, not to body */
-    parley_body_sink_fn sink;        /* the streamed body's consumer, once set */
-    bool sink_ended;                 /* the sink was told the body is complete */
-    bool body_ended;                 /* the whole body has been received */
-    struct MHD_Response *held;       /* an answer given before the body ended,
-                                        queued once it has been read (see queue) */
+    parley_req_t base;            /* the interface (api/request.h); first */
+    parley_http_t *srv;           /* the server */
+    struct MHD_Connection *conn;  /* the connection */
+    const char *method;           /* borrowed from libmicrohttpd */
+    const char *path;             /* decoded URL path, borrowed */
+    const char *allow_origin;     /* CORS: Access-Control-Allow-Origin, or NULL */
+    staged_t *staged;             /* staged response headers, or NULL */
+    struct MHD_Response *held;    /* an answer given before the body ended,
+                                     queued once it has been read (see queue) */
+    struct window_resp *window;   /* its windowed response, if any */
+    parley_resume_fn on_resume;   /* what to run after a resume */
+    parley_hangup_claim_fn claim; /* the suspender's hang-up claim, or NULL */
+    parley_body_sink_fn sink;     /* the streamed body's consumer, once set */
+    parley_buf_t body;            /* the request body */
+    parley_watch_entry_t watch;   /* hang-up watch while suspended */
+    size_t limit;                 /* the route's body limit */
+    uint64_t received;            /* body bytes received (kept or not) */
+    uint64_t declared;            /* Content-Length, or UINT64_MAX if none */
+    uint64_t sent;                /* body bytes handed to libmicrohttpd */
+    int64_t start_us;             /* monotonic time its headers were in */
+    _Atomic req_state_t state;    /* api/request.h; atomic: see on_stream */
+    int status;                   /* the status queued, 0 before (for the done hook) */
+    atomic_bool gone;             /* the client hung up while suspended */
+    bool too_big;                 /* body over the limit (drained) */
+    bool close;                   /* answer with Connection: close */
+    bool watched;                 /* suspended with a hang-up watch */
+    bool streamed;                /* the body goes to sink, not to body */
+    bool sink_ended;              /* the sink was told the body is complete */
+    bool body_ended;              /* the whole body has been received */
+    bool http10;                  /* an HTTP/1.0 request (no chunked answer) */
+    bool pool_tried;              /* release_pool() ran for it */
 } http_req_t;
 
 static const parley_req_ops_t http_req_ops;
@@ -272,11 +291,28 @@ static bool t_shutting_down(parley_req_t *req)
 static void t_add_header(parley_req_t *req, const char *name, const char *value)
 {
     http_req_t *r = H(req);
-    if (r->nhdrs == MAX_HEADERS)
+    staged_t *st = r->staged;
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    if (st && st->n == MAX_HEADERS)
         return;
-    r->hdrs[r->nhdrs].name = strdup(name);
-    r->hdrs[r->nhdrs].value = strdup(value);
-    r->nhdrs++;
+    if (nl + vl > STAGED_MAX || (st && st->len + nl + vl > STAGED_MAX))
+        return; /* handlers stage a few short headers; never this much */
+    if (!st || st->len + nl + vl > st->cap) {
+        size_t cap = st ? st->cap * 2 : STAGED_FIRST;
+        while (cap < (st ? st->len : 0) + nl + vl)
+            cap *= 2;
+        staged_t *grown = realloc(st, sizeof *st + cap);
+        if (!grown)
+            return; /* the header is dropped, as one past MAX_HEADERS is */
+        if (!st)
+            grown->n = 0, grown->len = 0;
+        grown->cap = cap;
+        r->staged = st = grown;
+    }
+    memcpy(st->text + st->len, name, nl);
+    memcpy(st->text + st->len + nl, value, vl);
+    st->len += nl + vl;
+    st->n++;
 }
 
 static void queue(http_req_t *r, int status, struct MHD_Response *resp, const char *content_type)
@@ -300,13 +336,16 @@ static void queue(http_req_t *r, int status, struct MHD_Response *resp, const ch
         MHD_add_response_header(resp, "Content-Type", content_type);
     /* The response holds its own copies: the staged ones go now, not when
      * the request ends (an SSE reader would keep them for its life). */
-    for (int i = 0; i < r->nhdrs; i++) {
-        if (r->hdrs[i].name && r->hdrs[i].value)
-            MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
-        free(r->hdrs[i].name);
-        free(r->hdrs[i].value);
+    if (r->staged) {
+        const char *p = r->staged->text;
+        for (int i = 0; i < r->staged->n; i++) {
+            const char *value = p + strlen(p) + 1;
+            MHD_add_response_header(resp, p, value);
+            p = value + strlen(value) + 1;
+        }
+        free(r->staged);
+        r->staged = NULL;
     }
-    r->nhdrs = 0;
     r->status = status;
     r->state = REQ_DONE;
     if (r->streamed && !r->body_ended && !r->close &&
@@ -384,11 +423,15 @@ typedef struct window_resp {
     parley_budget_entry_t budget; /* this reader in the budget */
 } window_resp_t;
 
-/* libmicrohttpd's buffer for a windowed response; a body of unknown size
- * goes out chunked, built in the connection's own buffer, and only an
- * HTTP/1.0 client reads through this one, so it gets the small one. */
+/* libmicrohttpd's buffer for a windowed response (allocated with the
+ * response, for its whole life). A body of unknown size goes out chunked
+ * to an HTTP/1.1 client, each chunk built in the connection's own buffer
+ * (libmicrohttpd 0.9.75 caps a chunk at 16 MiB, not at this block), so
+ * the block is never used and gets the least libmicrohttpd accepts; only
+ * an HTTP/1.0 client, which gets no chunked answer, reads through it. */
 #define WINDOW_BLOCK         (4 * 1024)
-#define WINDOW_BLOCK_CHUNKED 256
+#define WINDOW_BLOCK_HTTP10  256
+#define WINDOW_BLOCK_CHUNKED 1
 #define WINDOW_SLACK         1024 /* room for what refill() adds past its window */
 #define READER_NOTSENT_LOWAT PARLEY_BUDGET_MIN_WINDOW /* unsent bytes the kernel may queue */
 
@@ -420,6 +463,75 @@ static ssize_t cut_short(window_resp_t *s, char *buf, size_t max)
     shutdown(s->fd, SHUT_RDWR);
     buf[0] = '\n';
     return 1;
+}
+
+/*
+ * Hand back to the kernel the pages of the connection's memory pool that
+ * hold nothing any more, once its windowed response first parks (an idle
+ * live reader: W6 in bench/README.md).
+ *
+ * libmicrohttpd 0.9.75 gives each connection a pool of POOL_SIZE bytes
+ * (malloc'd: it is under 32 KiB) and reads a request into its first half.
+ * When the answer starts it shrinks the read buffer to what it holds, and
+ * shrinking zeroes the rest of that half, so those pages are resident for
+ * the connection's life although nothing is in them; the answer's headers
+ * and chunks are built just after the request, and the request's header
+ * entries are taken from the pool's end. Measured per idle SSE reader at
+ * 10,000: the pool was about 9 KiB of the 11 resident.
+ *
+ * What is released, and why it is safe:
+ *   1. Only whole pages from the end of the request's head to the pool's
+ *      end, and among them only pages that read as all zero: releasing a
+ *      zero page of private anonymous memory (MADV_DONTNEED) changes
+ *      nothing its owner can see, since it reads back as zeros and is
+ *      faulted in again on the next write. Pages with the request, its
+ *      header entries, or bytes the answer wrote are kept.
+ *   2. The pool must start exactly at the request line, so that the range
+ *      ends inside the pool: the connection received, in all, exactly the
+ *      request's head and body (TCP_INFO's byte count). Then the request is
+ *      the connection's first, with nothing before it (libmicrohttpd skips
+ *      empty lines there) and nothing after it, and libmicrohttpd read it
+ *      from the pool's start. Otherwise nothing is released.
+ *   3. It runs on the connection's own thread, inside libmicrohttpd's call
+ *      for the body, when the connection's output buffer has been sent
+ *      (it asks for body only then), and no other thread touches the pool.
+ *   4. Only with libmicrohttpd 0.9.75 (checked at start: the layout above
+ *      is that release's), and once per request.
+ */
+static void release_pool(http_req_t *r)
+{
+    parley_http_t *srv = r->srv;
+    const union MHD_ConnectionInfo *head =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (!head || !ci || !r->method ||
+        getsockopt(ci->connect_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+        return;
+    if (ti.tcpi_bytes_received != (uint64_t)head->header_size + r->received)
+        return; /* see 2. */
+    uintptr_t start = (uintptr_t)r->method;
+    uintptr_t mask = (uintptr_t)srv->page - 1;
+    uintptr_t lo = (start + head->header_size + mask) & ~mask;
+    uintptr_t end = (start + POOL_SIZE) & ~mask;
+    uintptr_t run = 0; /* start of the zero pages not yet released */
+    for (uintptr_t p = lo; p + srv->page <= end; p += srv->page) {
+        const uint64_t *w = (const uint64_t *)p;
+        bool zero = true;
+        for (size_t i = 0; zero && i < srv->page / sizeof *w; i++)
+            zero = w[i] == 0;
+        if (zero && !run)
+            run = p;
+        if (!zero && run) {
+            (void)madvise((void *)run, p - run, MADV_DONTNEED);
+            run = 0;
+        }
+    }
+    if (run)
+        (void)madvise((void *)run, end - run, MADV_DONTNEED);
 }
 
 static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -458,6 +570,10 @@ static ssize_t on_window_read(void *cls, uint64_t pos, char *buf, size_t max)
                 break;
             }
             if (rc == PARLEY_BODY_PARKED) {
+                if (s->r && !s->r->pool_tried && s->srv->pool_release) {
+                    s->r->pool_tried = true;
+                    release_pool(s->r); /* idle from here on, most likely */
+                }
                 parley_buf_free(&s->pending); /* an idle reader holds no window */
                 return 0;                     /* suspended: its resume (or the watcher) wakes it */
             }
@@ -513,12 +629,15 @@ static void t_respond_window(parley_req_t *req, int status, const char *content_
     s->free_fn = free_fn;
     /* A window plus what refill() may add past its room (SSE framing). */
     parley_buf_init(&s->pending, SIZE_MAX / 2);
-    /* A body of unknown size goes out chunked, which libmicrohttpd builds in
-     * the connection's own buffer: the response's block is then never used
-     * (but allocated and zeroed, for the response's whole life). */
+    /* A body of unknown size goes out chunked (HTTP/1.1), which
+     * libmicrohttpd builds in the connection's own buffer: the response's
+     * block is then never used (but allocated and zeroed, for the
+     * response's whole life). */
+    size_t block = size != PARLEY_BODY_SIZE_UNKNOWN ? WINDOW_BLOCK
+                   : r->http10                      ? WINDOW_BLOCK_HTTP10
+                                                    : WINDOW_BLOCK_CHUNKED;
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size,
-        size == PARLEY_BODY_SIZE_UNKNOWN ? WINDOW_BLOCK_CHUNKED : WINDOW_BLOCK, on_window_read, s,
+        size == PARLEY_BODY_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, block, on_window_read, s,
         on_window_free);
     if (!resp) {
         if (free_fn)
@@ -828,7 +947,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     parley_http_t *srv = cls;
     http_req_t *r = *con_cls;
-    (void)version;
 
     if (!r) {
         r = calloc(1, sizeof *r);
@@ -839,6 +957,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->method = method;
         r->path = url;
+        r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         r->state = REQ_BODY;
         r->limit = srv->cfg.body_limit(url, srv->cfg.arg);
         r->declared = UINT64_MAX;
@@ -931,10 +1050,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     parley_req_release(&r->base);
     if (r->held)
         MHD_destroy_response(r->held);
-    for (int i = 0; i < r->nhdrs; i++) {
-        free(r->hdrs[i].name);
-        free(r->hdrs[i].value);
-    }
+    free(r->staged);
     parley_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -1029,6 +1145,9 @@ int parley_http_start(const parley_http_config_t *cfg, parley_http_t **out, unsi
         return PARLEY_ENOMEM;
     srv->cfg = *cfg;
     srv->quiesced_fd = -1;
+    long page = sysconf(_SC_PAGESIZE);
+    srv->page = page > 0 ? (size_t)page : 4096;
+    srv->pool_release = strcmp(MHD_get_version(), POOL_LAYOUT_VERSION) == 0;
     int rc = parley_watch_create(&srv->watch);
     if (rc) {
         free(srv);

@@ -361,3 +361,103 @@ test("readers - slow consumers over their share are disconnected and resume by o
   assert.equal(rest.status, 200)
   assert.ok(rest.body.equals(all.subarray(r.body)))
 })
+
+// ---- what an idle live reader costs ------------------------------------------
+
+import http from "node:http"
+import { sseParser } from "./lib/api.mjs"
+
+/** An SSE reader through node's HTTP client (chunked decoding); records its events. */
+function sseReader(port, path) {
+  const sub = { events: [], status: 0 }
+  sub.req = http.request({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+    sub.status = res.statusCode
+    res.setEncoding("utf8")
+    res.on("data", sseParser((ev) => sub.events.push(ev)))
+    res.on("error", () => {})
+  })
+  sub.req.on("error", () => {})
+  sub.req.end()
+  return sub
+}
+
+test("readers - 2,000 idle SSE readers cost under 8 KiB of server memory each, and still get every event whole", { timeout: 120_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--sse-recycle", "120000"] })
+  // AddressSanitizer's allocator (quarantine, redzones) makes RSS say
+  // nothing about the server's own memory.
+  if (/libasan|libtsan/.test(fs.readFileSync(`/proc/${srv.proc.pid}/maps`, "utf8"))) {
+    t.skip("RSS is not meaningful on a sanitizer build")
+    return
+  }
+  const name = "readers/idle"
+  const live = `/v1/stream/${name}?offset=now&live=sse`
+  assert.equal((await createStream(srv.url, name)).status, 201)
+  const pid = srv.proc.pid
+  // Warm up: readers come and go, so every worker has served one.
+  const warm = await openMany(srv.port, live, 200)
+  assert.ok(await waitFor(() => warm.every((s) => s.received > 0), 10_000), "the warm-up readers got their control event")
+  warm.forEach((s) => s.destroy())
+  await waitFor(() => fdCount(pid) < 100, 5_000)
+  await sleep(500)
+
+  const before = statusKiB(pid, "VmRSS")
+  const n = 2000
+  const watched = Array.from({ length: 20 }, () => sseReader(srv.port, live))
+  const socks = await openMany(srv.port, live, n - watched.length)
+  t.after(() => {
+    socks.forEach((s) => s.destroy())
+    watched.forEach((w) => w.req.destroy())
+  })
+  const ready = await waitFor(
+    () => socks.every((s) => s.received > 0) && watched.every((w) => w.events.some((e) => e.type === "control")),
+    30_000,
+  )
+  assert.ok(ready, "every reader got its first control event")
+  await sleep(1000)
+  const after = statusKiB(pid, "VmRSS")
+  const per = (after - before) / n
+  t.diagnostic(`VmRSS ${before} kB -> ${after} kB with ${n} idle SSE readers: ${per.toFixed(2)} KiB each`)
+  assert.ok(per < 8, `${n} idle SSE readers cost ${per.toFixed(2)} KiB of RSS each (PERFORMANCE.md W6: at most 8)`)
+
+  // Their memory given back, they still get every event whole: a small
+  // one, one far larger than the connection's buffer, a small one again.
+  const big = "b".repeat(100_000)
+  for (const body of ["first", big, "last"]) assert.equal((await append(srv.url, name, body)).status, 204)
+  const datas = (w) => w.events.filter((e) => e.type === "data").map((e) => e.data)
+  const all = await waitFor(() => watched.every((w) => datas(w).join("") === "first" + big + "last"), 20_000)
+  const bad = watched.find((w) => datas(w).join("") !== "first" + big + "last")
+  assert.ok(all, `a reader got ${bad && JSON.stringify(datas(bad).map((d) => d.length))} bytes of data events`)
+  const want = Buffer.byteLength("first" + big + "last")
+  const counted = await waitFor(() => socks.every((s) => s.received > want), 20_000)
+  assert.ok(counted, "every raw reader received the three events")
+})
+
+test("readers - an HTTP/1.0 SSE reader gets its events unchunked, until the connection closes", { timeout: 30_000 }, async (t) => {
+  const srv = await startServer({ t, args: ["--sse-recycle", "2000"] })
+  const name = "readers/http10"
+  assert.equal((await createStream(srv.url, name)).status, 201)
+  const text = await new Promise((resolve, reject) => {
+    let got = ""
+    const sock = net.connect({ host: "127.0.0.1", port: srv.port }, () =>
+      sock.write(`GET /v1/stream/${name}?offset=now&live=sse HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`),
+    )
+    sock.setEncoding("utf8")
+    let appended = false
+    sock.on("data", async (d) => {
+      got += d
+      if (!appended && got.includes("event: control")) {
+        appended = true
+        for (const body of ["one", "x".repeat(5000)]) await append(srv.url, name, body)
+      }
+    })
+    sock.on("end", () => resolve(got))
+    sock.on("error", reject)
+  })
+  const head = text.slice(0, text.indexOf("\r\n\r\n"))
+  assert.match(head, /^HTTP\/1\.[01] 200/)
+  assert.doesNotMatch(head, /transfer-encoding/i)
+  const events = []
+  sseParser((ev) => events.push(ev))(text.slice(head.length + 4))
+  const data = events.filter((e) => e.type === "data").map((e) => e.data)
+  assert.equal(data.join(""), "one" + "x".repeat(5000))
+})
