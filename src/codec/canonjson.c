@@ -14,6 +14,7 @@
  * qsort; the array is freed before the function returns.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,39 @@ static int compare_members(const void *pa, const void *pb)
     return (a->name_len > b->name_len) - (a->name_len < b->name_len);
 }
 
+/* Bytes of w equal to c: their high bits set (no false positives: the
+ * low seven bits are cleared before the carry can cross a byte). */
+static uint64_t bytes_equal(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (0x0101010101010101ull * c);
+    return ~(((x & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | x) & 0x8080808080808080ull;
+}
+
+/* The first byte from i on that put_string must look at (a control
+ * character, '"' or '\\'), or n: every other byte, UTF-8 included, is
+ * written as it is, so runs of them are skipped eight at a time. */
+static size_t skip_plain(const char *s, size_t i, size_t n)
+{
+    while (n - i >= 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        /* below 0x20: high bit clear, and adding 0x60 to the low seven
+         * bits does not carry into bit 7 (it does from 0x20 up) */
+        uint64_t ctl =
+            ~(((w & 0x7f7f7f7f7f7f7f7full) + 0x6060606060606060ull) | w) & 0x8080808080808080ull;
+        if (ctl | bytes_equal(w, '"') | bytes_equal(w, '\\'))
+            break;
+        i += 8;
+    }
+    return i;
+}
+
 static int put_string(parley_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = parley_buf_putc(b, '"');
     size_t run = 0; /* start of the bytes not yet written */
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = skip_plain(s, 0, n); rc == 0 && i < n; i = skip_plain(s, i + 1, n)) {
         unsigned char c = (unsigned char)s[i];
         char esc[7];
         size_t esc_len = 2;

@@ -111,6 +111,67 @@ static double from_bits(uint64_t bits)
     return d;
 }
 
+/* What put_string must write for byte c, one byte at a time. */
+static void escape_ref(char *out, size_t *o, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *two = c == '"'    ? "\\\""
+                      : c == '\\' ? "\\\\"
+                      : c == '\b' ? "\\b"
+                      : c == '\t' ? "\\t"
+                      : c == '\n' ? "\\n"
+                      : c == '\f' ? "\\f"
+                      : c == '\r' ? "\\r"
+                                  : NULL;
+    if (two) {
+        memcpy(out + *o, two, 2);
+        *o += 2;
+    } else if (c < 0x20) {
+        out[(*o)++] = '\\';
+        out[(*o)++] = 'u';
+        out[(*o)++] = '0';
+        out[(*o)++] = '0';
+        out[(*o)++] = hex[c >> 4];
+        out[(*o)++] = hex[c & 15];
+    } else {
+        out[(*o)++] = (char)c;
+    }
+}
+
+/* Every byte value at every position of strings long enough for the
+ * eight-byte scan, on plain ASCII and on UTF-8 fillers: written as the
+ * byte loop writes it. */
+static void canonjson_dump_string_every_byte_every_position(void **state)
+{
+    (void)state;
+    static const char *fillers[] = {"abcdefgh", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80~"};
+    enum { LEN = 37 };
+    for (size_t f = 0; f < sizeof fillers / sizeof fillers[0]; f++) {
+        for (int c = 0; c < 256; c++) {
+            for (size_t pos = 0; pos < LEN; pos++) {
+                char in[LEN], want[LEN * 6 + 3];
+                size_t flen = strlen(fillers[f]), o = 0;
+                for (size_t k = 0; k < LEN; k++)
+                    in[k] = fillers[f][k % flen];
+                in[pos] = (char)c;
+                want[o++] = '"';
+                for (size_t k = 0; k < LEN; k++)
+                    escape_ref(want, &o, (unsigned char)in[k]);
+                want[o++] = '"';
+                json_t *v = json_stringn_nocheck(in, LEN);
+                assert_non_null(v);
+                char *out = NULL;
+                size_t len = 0;
+                assert_int_equal(parley_canonjson_dump(v, &out, &len), 0);
+                if (len != o || memcmp(out, want, o) != 0)
+                    fail_msg("filler %zu, byte 0x%02x at %zu: %.*s", f, c, pos, (int)len, out);
+                free(out);
+                json_decref(v);
+            }
+        }
+    }
+}
+
 static void canonjson_dump_numbers_rfc8785_vectors(void **state)
 {
     /* RFC 8785 Appendix B, as ECMAScript writes them. */
@@ -495,6 +556,7 @@ int main(void)
 {
     const struct CMUnitTest canonjson_tests[] = {
         cmocka_unit_test(canonjson_dump_exact_table),
+        cmocka_unit_test(canonjson_dump_string_every_byte_every_position),
         cmocka_unit_test(canonjson_dump_numbers_rfc8785_vectors),
         cmocka_unit_test(canonjson_dump_fixed_point_random_reals),
         cmocka_unit_test(canonjson_dump_fixed_point_documents),

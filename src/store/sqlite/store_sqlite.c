@@ -107,6 +107,8 @@ enum stmt_id {
     S_IDEM_PUT,
     S_DOC_WRITE,
     S_COUNTER_NEXT,
+    S_COUNTER_GET,
+    S_COUNTER_SET,
     S_CONV_INSERT,
     S_CONV_UPDATE,
     S_CONV_BUMP,
@@ -185,6 +187,9 @@ static const char *const stmt_sql[S_COUNT] = {
                           "ORDER BY chg DESC LIMIT ?4",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) "
                        "DO UPDATE SET value = value + 1 RETURNING value",
+    [S_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
+    [S_COUNTER_SET] = "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) "
+                      "DO UPDATE SET value = max(value, excluded.value)",
     [PARLEY_Q_CONV_GET] = "SELECT {conv} FROM conversations WHERE id = ?1",
     [PARLEY_Q_CONV_LIST] = "SELECT {conv} FROM conversations WHERE owner = ?1 AND deleted = 0 "
                            "AND activity < ?2 ORDER BY activity DESC LIMIT ?3",
@@ -486,6 +491,16 @@ static const char schema_sql[] =
     "  secret BLOB NOT NULL,"
     "  created_ms INTEGER NOT NULL);";
 
+/* A counter the writer's open transaction numbers from in memory (see
+ * next_counter): its row is written once, at COMMIT. */
+typedef struct held_counter {
+    const char *name; /* the counter's name (one of the COUNTER_* literals) */
+    int64_t value;    /* the last number given out */
+    int64_t saved;    /* value at the request's savepoint (sq_savepoint) */
+} held_counter_t;
+
+#define COUNTERS_HELD 4 /* counters a transaction holds at most (the others go to the row) */
+
 /* A SQLite connection: parley_db_t's ops point at sqlite_ops. */
 typedef struct sqlite_db {
     parley_sql_db_t sql;         /* ops and runner (first: the store.h wrappers read it) */
@@ -498,6 +513,9 @@ typedef struct sqlite_db {
     bool own_write;                             /* writer: the change running is the cache's own */
     int64_t data_version; /* writer: PRAGMA data_version when the cache was last checked */
     int flush_err;        /* writer: a failed write of the cache's rows, for COMMIT */
+    held_counter_t held[COUNTERS_HELD]; /* writer: counters the open transaction numbers from */
+    int nheld;                          /* writer: entries of held in use */
+    int nheld_saved;                    /* writer: nheld at the request's savepoint */
 } sqlite_db_t;
 
 static sqlite_db_t *sq(parley_db_t *db)
@@ -1170,11 +1188,14 @@ static int sq_begin(parley_db_t *db)
     if (!sq(db)->writer)
         return exec_simple(db, S_BEGIN_READ);
     sq(db)->flush_err = 0;
+    sq(db)->nheld = sq(db)->nheld_saved = 0;
     int rc = exec_simple(db, S_BEGIN);
     if (rc == 0)
         rc = check_data_version(db);
     return rc;
 }
+
+static int flush_counters(parley_db_t *db);
 
 static int sq_commit(parley_db_t *db)
 {
@@ -1183,6 +1204,8 @@ static int sq_commit(parley_db_t *db)
     int rc = sq(db)->flush_err ? sq(db)->flush_err : flush_rows(db);
     if (rc == 0 && sq(db)->writer)
         rc = parley_sqlite_search_flush(db);
+    if (rc == 0)
+        rc = flush_counters(db); /* next_counter */
     if (rc == 0)
         rc = exec_simple(db, S_COMMIT);
     if (rc)
@@ -1194,6 +1217,7 @@ static int sq_rollback(parley_db_t *db)
 {
     parley_rowcache_clear(sq(db)->rows); /* rowcache.h, 4 */
     sq(db)->flush_err = 0;
+    sq(db)->nheld = 0;         /* the numbers go with the transaction */
     sq(db)->search_queued = 0; /* the queue rolls back with the rest */
     if (sqlite3_get_autocommit(sq(db)->conn))
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
@@ -1203,6 +1227,10 @@ static int sq_rollback(parley_db_t *db)
 static int sq_savepoint(parley_db_t *db)
 {
     parley_rowcache_savepoint(sq(db)->rows); /* rowcache.h, 3 */
+    sqlite_db_t *s = sq(db);
+    for (int i = 0; i < s->nheld; i++) /* next_counter */
+        s->held[i].saved = s->held[i].value;
+    s->nheld_saved = s->nheld;
     return exec_simple(db, S_SAVEPOINT);
 }
 
@@ -1224,6 +1252,10 @@ static int sq_release(parley_db_t *db)
 static int sq_rollback_to(parley_db_t *db)
 {
     parley_rowcache_rollback_to(sq(db)->rows); /* rowcache.h, 3 */
+    sqlite_db_t *s = sq(db);
+    s->nheld = s->nheld_saved; /* next_counter: the request's numbers are given back */
+    for (int i = 0; i < s->nheld; i++)
+        s->held[i].saved = s->held[i].value = s->held[i].saved;
     if (txn_lost(db))
         return PARLEY_ESTORE;
     int rc = exec_simple(db, S_ROLLBACK_TO);
@@ -1424,10 +1456,54 @@ static int sq_idem_put(parley_db_t *db, const char *owner, const char *key, cons
 #define COUNTER_SESSION  "session"
 #define COUNTER_SNAPSHOT "snapshot"
 
+/*
+ * The next value of counter name, in the caller's transaction. On the
+ * writer inside a transaction the counter is read once and numbered from
+ * in memory, and flush_counters writes its row at COMMIT (a message post
+ * used to spend about as much on the activity counter's UPDATE ...
+ * RETURNING as on its conversation's row). Only the writer writes, and a
+ * transaction's numbers are given out only while it holds the write lock,
+ * so no other connection can number from the row meanwhile. A request
+ * rolled back to its savepoint gives its numbers back, as the row would
+ * (sq_savepoint keeps each value, sq_rollback_to restores it); a whole
+ * rollback forgets them all (sq_rollback). The row
+ * is written as the larger of the two values, so an import in the same
+ * transaction that raised it directly is never lowered.
+ */
 static int next_counter(parley_db_t *db, const char *name, int64_t *out)
 {
-    int rc = ints(db, S_COUNTER_NEXT, out, 1, "t", name);
-    return rc == PARLEY_ENOTFOUND ? PARLEY_ESTORE : rc;
+    sqlite_db_t *s = sq(db);
+    int i = 0;
+    while (i < s->nheld && strcmp(s->held[i].name, name) != 0)
+        i++;
+    if (i == s->nheld && (!s->writer || i == COUNTERS_HELD || sqlite3_get_autocommit(s->conn))) {
+        int rc = ints(db, S_COUNTER_NEXT, out, 1, "t", name);
+        return rc == PARLEY_ENOTFOUND ? PARLEY_ESTORE : rc;
+    }
+    if (i == s->nheld) {
+        int64_t v = 0;
+        int rc = ints(db, S_COUNTER_GET, &v, 1, "t", name);
+        if (rc && rc != PARLEY_ENOTFOUND)
+            return rc;
+        s->held[i].name = name;
+        s->held[i].value = rc == 0 ? v : 0;
+        s->nheld++;
+    }
+    *out = ++s->held[i].value;
+    return 0;
+}
+
+/* Write the counters the transaction numbered from (before its COMMIT). */
+static int flush_counters(parley_db_t *db)
+{
+    sqlite_db_t *s = sq(db);
+    int rc = 0;
+    for (int i = 0; i < s->nheld && rc == 0; i++) {
+        int64_t changed = 0;
+        rc = run_count(db, S_COUNTER_SET, &changed, "ti", s->held[i].name, s->held[i].value);
+    }
+    s->nheld = s->nheld_saved = 0;
+    return rc;
 }
 
 /*
