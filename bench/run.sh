@@ -132,6 +132,13 @@ targets() {
                 "$(fmt "$r" %.2f)× ($(int "$(v w1.$var.parley.rps)") vs $(int "$(v w1.$var.nginx.rps)") req/s)" \
                 "$(verdict "$r" ">=" 0.7)"
         done
+        if have w1.one.mhd.rps; then
+            for var in one many; do
+                label="W1, 1 stream"; [ "$var" = one ] || label="W1, 64 streams"
+                row "$label, libmicrohttpd alone" "for scale: the HTTP library's no-op 204" \
+                    "$(fmt "$(div "$(v w1.$var.mhd.rps)" "$(v w1.$var.nginx.rps)")" %.2f)× nginx ($(int "$(v w1.$var.mhd.rps)") req/s)" ""
+            done
+        fi
         r=$(div "$(v w1.many.parley.rps)" "$(v w1.one.parley.rps)")
         row "W1, 64 streams vs 1" "never slower (≥ 1.00×)" "$(fmt "$r" %.2f)×" "$(verdict "$r" ">=" 1)"
         for var in one many; do

@@ -13,6 +13,10 @@
 #   4. the disk          1 KiB write + fdatasync in a loop (bench/fsync_loop.c)
 #   5. nginx             the no-op HTTP server: the same wrk load against
 #                        nginx answering `return 204` (one worker)
+#   6. libmicrohttpd     the HTTP library alone (bench/mhd_noop.c): started
+#                        as Parley's transport starts it, reading each body
+#                        and answering 204; what is left of the gap between
+#                        it and nginx is the library's own
 # Two variants: all connections on one stream, and spread over 64 streams.
 # During Parley's runs it also reads the CPU time of each of its threads
 # (/proc/PID/task/*/schedstat) before and after, and divides the writer
@@ -81,7 +85,7 @@ create_streams() {   # PORT PREFIX N
 
 # Results: R[peer.variant.metric] = median; E[peer.variant] = error count.
 declare -A R E PORT RN
-PEERS="parley reference nginx"   # the HTTP peers, all driven by the same wrk load
+PEERS="parley reference nginx mhd"   # the HTTP peers, all driven by the same wrk load
 
 variant_streams() { if [ "$1" = one ]; then echo 1; else echo "$STREAMS"; fi; }
 
@@ -153,6 +157,14 @@ PORT[nginx]=$(free_port)
 start_nginx "${PORT[nginx]}" "$RUN_DIR/nginx"
 log "nginx (return 204) on 127.0.0.1:${PORT[nginx]}"
 
+cc -O2 -Wall -Wextra -o "$BENCH_OUT/mhd_noop" "$HERE/mhd_noop.c" -lmicrohttpd
+PORT[mhd]=$(free_port)
+"$BENCH_OUT/mhd_noop" "${PORT[mhd]}" >"$RUN_DIR/mhd.log" 2>&1 &
+MHD_PID=$!
+PIDS+=("$MHD_PID")
+wait_http "${PORT[mhd]}" "$MHD_PID"
+log "libmicrohttpd no-op (204) on 127.0.0.1:${PORT[mhd]}"
+
 # --------------------------------------------------------------- warm-up ---
 # Creates the streams and warms every peer up on both variants; the Redis
 # warm-up also sizes its runs (redis-benchmark takes a request count) to last
@@ -160,7 +172,7 @@ log "nginx (return 204) on 127.0.0.1:${PORT[nginx]}"
 WRITER_TID=0 WRITER_HOW=none
 for variant in one many; do
     for peer in $PEERS; do
-        [ "$peer" = nginx ] ||
+        [ "$peer" = nginx ] || [ "$peer" = mhd ] ||
             create_streams "${PORT[$peer]}" "/v1/stream/w1-$variant-" "$(variant_streams $variant)"
         if [ "$peer" = parley ] && [ "$variant" = one ]; then
             # Which thread is the writer: sampled while the warm-up loads it.
@@ -192,11 +204,15 @@ for ((run = 1; run <= RUNS; run++)); do
         for peer in $PEERS; do
             out="$RUN_DIR/$peer-$variant-$run.txt"
             [ "$peer" != parley ] || thread_cpu "$PARLEY_PID" >"$out.cpu0"
+            [ "$peer" != mhd ] || thread_cpu "$MHD_PID" >"$out.cpu0"
             wrk_run "${PORT[$peer]}" "$variant" "$DURATION" "$out"
             line=$(grep '^W1RESULT' "$out") || die "no result from wrk ($out)"
             if [ "$peer" = parley ]; then
                 thread_cpu "$PARLEY_PID" >"$out.cpu1"
                 line="$line $(cpu_split "$out.cpu0" "$out.cpu1" "$WRITER_TID")"
+            elif [ "$peer" = mhd ]; then
+                thread_cpu "$MHD_PID" >"$out.cpu1"
+                line="$line $(cpu_split "$out.cpu0" "$out.cpu1" 0)"
             fi
             echo "$line" >>"$RUN_DIR/$peer-$variant.res"
             E[$peer.$variant]=$((${E[$peer.$variant]} + $(echo "$line" | field non2xx) +
@@ -230,6 +246,10 @@ for variant in one many; do
             if (v["requests"] > 0) printf "%.3f\n", v[k] / 1000 / v["requests"] }' \
             "$RUN_DIR/parley-$variant.res" | median)
     done
+    R[mhd.$variant.http]=$(awk '{
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        if (v["requests"] > 0) printf "%.3f\n", v["http_ns"] / 1000 / v["requests"] }' \
+        "$RUN_DIR/mhd-$variant.res" | median)
 done
 R[disk.rps]=$(field ops_per_s <"$RUN_DIR/disk.res" | median)
 R[disk.p50]=$(field p50_us <"$RUN_DIR/disk.res" | median)
@@ -265,6 +285,7 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN {print (a <= b) ? 1 : 0}'; }
             for peer in $PEERS redis; do echo "w1.$v.$peer.$k=${R[$peer.$v.$k]}"; done
         done
         for part in writer http other; do echo "w1.$v.cpu.$part=${R[parley.$v.$part]}"; done
+        echo "w1.$v.cpu.mhd_http=${R[mhd.$v.http]}"
         echo "w1.$v.errors=$((${E[parley.$v]} + ${E[nginx.$v]}))"
     done
     echo "w1.disk.rps=${R[disk.rps]}"
@@ -282,10 +303,10 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN {print (a <= b) ? 1 : 0}'; }
         "load generator on the same machine; load average $LOAD_START at the start," \
         "$(cut -d' ' -f1-3 /proc/loadavg) at the end."
     echo
-    echo "| workload | Parley req/s | p50 | p99 | nginx 204 req/s | Parley/nginx | reference req/s | Parley/reference | Redis always ops/s | Parley/Redis | disk fdatasync/s |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | Parley req/s | p50 | p99 | nginx 204 req/s | Parley/nginx | libmicrohttpd no-op req/s | libmicrohttpd/nginx | reference req/s | Parley/reference | Redis always ops/s | Parley/Redis | disk fdatasync/s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for v in one many; do
-        echo "| $(label $v) | $(int "${R[parley.$v.rps]}")$(errnote parley.$v) | $(ms "${R[parley.$v.p50]}") | $(ms "${R[parley.$v.p99]}") | $(int "${R[nginx.$v.rps]}")$(errnote nginx.$v) | $(ratio "${R[parley.$v.rps]}" "${R[nginx.$v.rps]}") | $(int "${R[reference.$v.rps]}")$(errnote reference.$v) | $(ratio "${R[parley.$v.rps]}" "${R[reference.$v.rps]}") | $(int "${R[redis.$v.rps]}") | $(ratio "${R[parley.$v.rps]}" "${R[redis.$v.rps]}") | $(int "${R[disk.rps]}") |"
+        echo "| $(label $v) | $(int "${R[parley.$v.rps]}")$(errnote parley.$v) | $(ms "${R[parley.$v.p50]}") | $(ms "${R[parley.$v.p99]}") | $(int "${R[nginx.$v.rps]}")$(errnote nginx.$v) | $(ratio "${R[parley.$v.rps]}" "${R[nginx.$v.rps]}") | $(int "${R[mhd.$v.rps]}")$(errnote mhd.$v) | $(ratio "${R[mhd.$v.rps]}" "${R[nginx.$v.rps]}") | $(int "${R[reference.$v.rps]}")$(errnote reference.$v) | $(ratio "${R[parley.$v.rps]}" "${R[reference.$v.rps]}") | $(int "${R[redis.$v.rps]}") | $(ratio "${R[parley.$v.rps]}" "${R[redis.$v.rps]}") | $(int "${R[disk.rps]}") |"
     done
     echo
     echo "Peer latencies (medians of the runs' p50 / p99):"
@@ -302,10 +323,10 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN {print (a <= b) ? 1 : 0}'; }
         "(tid $WRITER_TID); HTTP is the libmicrohttpd workers (threads named MHD-*); other is" \
         "every other thread (the main thread, the hub's timer, the checkpointer, webhook delivery)."
     echo
-    echo "| workload | writer µs/append | HTTP µs/request | other µs/request | total µs/request |"
-    echo "|---|---:|---:|---:|---:|"
+    echo "| workload | writer µs/append | HTTP µs/request | other µs/request | total µs/request | libmicrohttpd alone: its workers' µs/request |"
+    echo "|---|---:|---:|---:|---:|---:|"
     for v in one many; do
-        echo "| $(label $v) | $(us "${R[parley.$v.writer]}") | $(us "${R[parley.$v.http]}") | $(us "${R[parley.$v.other]}") | $(us "$(awk -v a="${R[parley.$v.writer]}" -v b="${R[parley.$v.http]}" -v c="${R[parley.$v.other]}" 'BEGIN {print a + b + c}')") |"
+        echo "| $(label $v) | $(us "${R[parley.$v.writer]}") | $(us "${R[parley.$v.http]}") | $(us "${R[parley.$v.other]}") | $(us "$(awk -v a="${R[parley.$v.writer]}" -v b="${R[parley.$v.http]}" -v c="${R[parley.$v.other]}" 'BEGIN {print a + b + c}')") | $(us "${R[mhd.$v.http]}") |"
     done
     echo
     echo "Targets (PERFORMANCE.md): ≥ 0.7× the no-op nginx on 1 and on $STREAMS streams;" \

@@ -1050,11 +1050,19 @@ static int wake_linked(parley_db_t *db, const char *path, uint64_t tail, int64_t
                        parley_outcome_t *out)
 {
     path_list_t subs = {NULL, 0, 0, MAX_SUBS, 0};
-    parley_sub_t *s = malloc(sizeof *s);
-    parley_sub_link_t *l = malloc(sizeof *l);
-    int rc = s && l ? parley_db_sublink_list(db, NULL, path, on_path_link, &subs) : PARLEY_ENOMEM;
+    parley_sub_t *s = NULL;
+    parley_sub_link_t *l = NULL;
+    int rc = parley_db_sublink_list(db, NULL, path, on_path_link, &subs);
     if (rc == 0)
         rc = subs.err;
+    /* Most streams have no subscription: the rows (6.8 KB) only for those
+     * that do, not on every append. */
+    if (rc == 0 && subs.n) {
+        s = malloc(sizeof *s);
+        l = malloc(sizeof *l);
+        if (!s || !l)
+            rc = PARLEY_ENOMEM;
+    }
     for (size_t i = 0; rc == 0 && i < subs.n; i++) {
         rc = parley_db_sublink_get(db, subs.v[i], path, l);
         if (rc == 0 && tail > l->acked)

@@ -32,7 +32,11 @@
  * (path, query keys and values, header names and values) must be valid
  * UTF-8 without control characters, else 400. Handlers and core code can
  * therefore build JSON from any of it. An answer given before the body is
- * read makes libmicrohttpd close the connection after it.
+ * read makes libmicrohttpd close the connection after it, and the client,
+ * still sending, would see a reset instead of the answer: so a streamed
+ * body's route that answers early (401, 411, 413, 507 before the upload is
+ * read) has its answer held until the rest of the body has been read and
+ * dropped, within the same DRAIN_FACTOR bound (queue, on_stream).
  *
  * Two libmicrohttpd 0.9.75 epoll-mode gaps are closed here (each with its
  * measurement at the function): a response cut short from the content
@@ -154,6 +158,9 @@ typedef struct http_req {
     bool streamed;                   /* the body goes to sink, not to body */
     parley_body_sink_fn sink;        /* the streamed body's consumer, once set */
     bool sink_ended;                 /* the sink was told the body is complete */
+    bool body_ended;                 /* the whole body has been received */
+    struct MHD_Response *held;       /* an answer given before the body ended,
+                                        queued once it has been read (see queue) */
 } http_req_t;
 
 static const parley_req_ops_t http_req_ops;
@@ -300,10 +307,25 @@ static void queue(http_req_t *r, int status, struct MHD_Response *resp, const ch
         free(r->hdrs[i].value);
     }
     r->nhdrs = 0;
-    MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
     r->status = status;
     r->state = REQ_DONE;
+    if (r->streamed && !r->body_ended && !r->close &&
+        (r->declared == UINT64_MAX || r->declared / DRAIN_FACTOR <= r->limit)) {
+        r->held = resp; /* queued by on_stream once the body is read */
+        return;
+    }
+    MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+}
+
+/* Queue the answer held until the body was read (queue). */
+static enum MHD_Result queue_held(http_req_t *r)
+{
+    struct MHD_Response *resp = r->held;
+    r->held = NULL;
+    enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 static void t_respond(parley_req_t *req, int status, const char *content_type, const void *body,
@@ -762,6 +784,18 @@ static bool peer_has_closed(struct MHD_Connection *conn)
  */
 static enum MHD_Result on_stream(http_req_t *r, const char *data, size_t *size)
 {
+    if (r->held) { /* answered early: read the body to its end, then answer */
+        if (*size == 0) {
+            r->body_ended = true;
+            return queue_held(r);
+        }
+        r->received += *size;
+        *size = 0;
+        if (r->declared != UINT64_MAX && r->received < r->declared && peer_has_closed(r->conn))
+            return MHD_NO; /* the rest can never come, nor the answer be read */
+        /* A chunked body that keeps coming: answer now, and close. */
+        return r->received / DRAIN_FACTOR > r->limit ? queue_held(r) : MHD_YES;
+    }
     if (r->state == REQ_RESUMED) {
         if (atomic_load(&r->gone))
             return MHD_NO;
@@ -776,6 +810,7 @@ static enum MHD_Result on_stream(http_req_t *r, const char *data, size_t *size)
     }
     if (*size == 0) {
         r->sink_ended = true;
+        r->body_ended = true;
         r->state = REQ_HANDLE;
         return r->sink(&r->base, NULL, 0) < 0 ? MHD_NO : MHD_YES;
     }
@@ -817,6 +852,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             refuse(r, status, code, msg);
             return MHD_YES;
         }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl)
+            r->declared = strtoull(cl, NULL, 10);
         if (srv->cfg.body_streamed && srv->cfg.body_streamed(method, url, srv->cfg.arg)) {
             r->streamed = true;
             r->state = REQ_HANDLE;
@@ -825,10 +863,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 r->state = REQ_STREAM;
             return MHD_YES;
         }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
-            unsigned long long n = strtoull(cl, NULL, 10);
-            r->declared = n;
+            uint64_t n = r->declared;
             if (n > r->limit && n / DRAIN_FACTOR > r->limit) {
                 /* Too large to be worth draining: answer and close. */
                 r->too_big = true;
@@ -893,6 +929,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         srv->cfg.done(&r->base, status, r->sent, (uint64_t)(mono_us() - r->start_us), srv->cfg.arg);
     }
     parley_req_release(&r->base);
+    if (r->held)
+        MHD_destroy_response(r->held);
     for (int i = 0; i < r->nhdrs; i++) {
         free(r->hdrs[i].name);
         free(r->hdrs[i].value);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict"
 import crypto from "node:crypto"
 import { spawnSync } from "node:child_process"
 import http from "node:http"
+import net from "node:net"
 import { test } from "node:test"
 
 import { client, expectError, expectStatus, readEvents, sleep, userToken } from "./lib/api.mjs"
@@ -103,6 +104,62 @@ test("blobs - upload answers 201 {id, size, content_type, created_at}; the id is
   expectError(await client(srv, null).get(`/v1/blobs/${blob.id}`), 401, "unauthorized")
   expectError(await upload(client(srv, null), bytes), 401, "unauthorized")
   expectError(await alice.call("POST", "/v1/blobs", { body: "x", headers: { "Transfer-Encoding": "chunked" } }), 411, "length_required")
+})
+
+/**
+ * Send a request on a raw socket: head, then the body in two steps with a
+ * pause between (the server has the head and the first part in hand before
+ * the rest comes), then a second request on the same connection. Resolves
+ * { text, error }: everything read until the server closed, and any socket
+ * error.
+ */
+function uploadInTwoSteps(port, head, body, pauseMs, next) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1")
+    let text = ""
+    let error = null
+    s.setEncoding("latin1")
+    s.on("data", (d) => (text += d))
+    s.on("error", (e) => (error = e.code || e.message))
+    s.on("close", () => resolve({ text, error }))
+    s.on("connect", async () => {
+      s.write(head)
+      s.write(body.subarray(0, 64 * 1024))
+      await sleep(pauseMs)
+      if (!s.destroyed) s.write(body.subarray(64 * 1024))
+      await sleep(pauseMs)
+      if (!s.destroyed) s.end(next)
+    })
+  })
+}
+
+test("blobs - an upload refused before its body is read still gets its answer: the rest of the body is read, not reset", async (t) => {
+  const srv = await startServer({ t, args: AUTH_ARGS })
+  const port = Number(new URL(srv.url).port)
+  const body = crypto.randomBytes(700_000)
+  const next = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+  // No token: refused (401) as soon as the headers are in, while the client
+  // is still sending. The answer waits for the rest of the body, so the
+  // client reads it (not a reset), and the connection goes on.
+  const head = `POST /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${body.length}\r\n\r\n`
+  const r = await uploadInTwoSteps(port, head, body, 300, next)
+  assert.equal(r.error, null, `no socket error; read: ${r.text.slice(0, 300)}`)
+  assert.match(r.text, /^HTTP\/1\.1 401 /)
+  assert.match(r.text, /"code":"unauthorized"/)
+  assert.match(r.text, /HTTP\/1\.1 200 OK[\s\S]*$/, "the next request on the connection is answered")
+  // Over the quota: refused (507) from the declared length, likewise.
+  const small = await startServer({ t, args: [...AUTH_ARGS, "--blob-quota-bytes", "1000"] })
+  const auth = `Authorization: Bearer ${userToken("alice", SECRET)}\r\n`
+  const q = await uploadInTwoSteps(Number(new URL(small.url).port), head.replace("Host: x\r\n", `Host: x\r\n${auth}`), body, 300, next)
+  assert.equal(q.error, null, `no socket error; read: ${q.text.slice(0, 300)}`)
+  assert.match(q.text, /^HTTP\/1\.1 507 /)
+  assert.match(q.text, /"code":"quota_exceeded"/)
+  // A body too large to be worth reading is answered and the connection
+  // closed at once (nothing waits for 400 MB).
+  const huge = head.replace(`Content-Length: ${body.length}`, "Content-Length: 400000000")
+  const h = await uploadInTwoSteps(port, huge, body, 300, next)
+  assert.match(h.text, /^HTTP\/1\.1 401 /, `read: ${h.text.slice(0, 300)}`)
+  assert.doesNotMatch(h.text, /HTTP\/1\.1 200 OK/, "nothing after it on the connection is served")
 })
 
 test("blobs - parley backup holds the blobs: the copy verifies them and serves them", { skip: TEST_PG_URL ? "parley backup is SQLite's" : false, timeout: 60_000 }, async (t) => {
