@@ -240,6 +240,10 @@ const EXPORTED = {
   meta: null, // the schema version: the importing store's own
   sqlite_sequence: null, // SQLite's AUTOINCREMENT counters
   streams: { kind: "stream", cols: { id: null, fork_src: "fork_src" } },
+  // On SQLite streams is a view over these two (what an append changes is
+  // kept in the narrow stream_tails row); both are the stream lines.
+  stream_rows: { kind: "stream", cols: { id: null, fork_src: "fork_src" } },
+  stream_tails: { kind: "stream", cols: { id: null } },
   chunks: { kind: "chunk", cols: { id: null, stream_id: "stream", data: ["text", "base64"] } },
   producers: { kind: "producer", cols: { stream_id: "stream" } },
   idempotency: { kind: "idempotency" },

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "parley/parley.h"
 #include "store/store.h"
@@ -736,6 +737,78 @@ static void store_stream_writer_tail_reaches_row_by_commit(void **state)
         eq_i("end", (int64_t)l.c[i].end, 2 * i + 2);
     }
     chunks_free(&l);
+}
+
+/* One integer (or -1 for no row, -2 for NULL) from sql with ?1 = id, on a
+ * connection of its own to the case's SQLite file. */
+static int64_t file_int(fixture_t *fx, const char *sql, int64_t id)
+{
+    char file[300];
+    snprintf(file, sizeof file, "%s/parley.db", fx->dir);
+    sqlite3 *conn = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(file, &conn, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int rc = sqlite3_prepare_v2(conn, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(conn));
+    sqlite3_bind_int64(st, 1, id);
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -2 : sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(conn);
+    return v;
+}
+
+/* SQLite: what an append changes (tail, touched_ms, stream_seq) is kept in
+ * the narrow stream_tails row, not in the stream's wide row; the streams
+ * view joins them, a create's id is the row's, and a removed stream leaves
+ * neither row behind. */
+static void store_stream_tail_in_narrow_row_sqlite(void **state)
+{
+    fixture_t *fx = *state;
+    if (!fx->fresh)
+        skip();
+    parley_db_t *w = fx->w;
+    const char *path = T("narrow/a");
+    int64_t id = stream_add(fx, path, 0, false);
+    int64_t id2 = stream_add(fx, T("narrow/b"), 0, false);
+    eq_i("id read back", id2, file_int(fx, "SELECT max(id) FROM stream_rows WHERE ?1 > 0", 1));
+    assert_true(id2 > id);
+    uint64_t tail = 0;
+    assert_int_equal(parley_db_begin(w), 0);
+    assert_int_equal(parley_db_savepoint(w), 0);
+    parley_stream_t st;
+    assert_int_equal(parley_db_stream_get_id(w, id, &st), 0); /* held by the writer */
+    assert_int_equal(parley_db_stream_append(w, id, "ab", 2, 2, T0 + 1, "s1", -1, &tail), 0);
+    assert_int_equal(parley_db_stream_append(w, id, "cd", 2, 2, T0 + 2, NULL, -1, &tail), 0);
+    assert_int_equal(parley_db_release(w), 0);
+    assert_int_equal(parley_db_commit(w), 0);
+    eq_i("tail", file_int(fx, "SELECT tail FROM stream_tails WHERE id = ?1", id), 4);
+    eq_i("touched_ms", file_int(fx, "SELECT touched_ms FROM stream_tails WHERE id = ?1", id),
+         T0 + 2);
+    eq_i("stream_seq", file_int(fx, "SELECT stream_seq = 's1' FROM stream_tails WHERE id = ?1", id),
+         1);
+    eq_i("the wide row has no tail",
+         file_int(fx,
+                  "SELECT count(*) FROM pragma_table_info('stream_rows') WHERE name IN "
+                  "('tail', 'touched_ms', 'stream_seq') AND ?1 > 0",
+                  1),
+         0);
+    eq_i("the view", file_int(fx, "SELECT tail FROM streams WHERE id = ?1", id), 4);
+    /* a close through the view: its own columns, the tail untouched */
+    assert_int_equal(parley_db_begin(w), 0);
+    assert_int_equal(parley_db_stream_close(w, id, NULL, 0, 0, T0 + 5, &tail), 0);
+    eq_i("close's tail", (int64_t)tail, 4);
+    assert_int_equal(parley_db_commit(w), 0);
+    eq_i("closed", file_int(fx, "SELECT closed FROM stream_rows WHERE id = ?1", id), 1);
+    eq_i("close touches", file_int(fx, "SELECT touched_ms FROM streams WHERE id = ?1", id), T0 + 5);
+    assert_int_equal(parley_db_begin(w), 0);
+    assert_int_equal(parley_db_stream_remove(w, id), 0);
+    assert_int_equal(parley_db_commit(w), 0);
+    eq_i("no row left", file_int(fx, "SELECT count(*) FROM stream_rows WHERE id = ?1", id), 0);
+    eq_i("no tail left", file_int(fx, "SELECT count(*) FROM stream_tails WHERE id = ?1", id), 0);
+    eq_i("the other stays", file_int(fx, "SELECT count(*) FROM streams WHERE id = ?1", id2), 1);
 }
 
 /* stream_close records the closer once; closing again is a no-op. */
@@ -3160,6 +3233,7 @@ int main(void)
         S(store_stream_writer_rows_follow_every_change),
         S(store_stream_writer_rows_roll_back),
         S(store_stream_writer_tail_reaches_row_by_commit),
+        S(store_stream_tail_in_narrow_row_sqlite),
         S(store_stream_touch_never_back),
         S(store_stream_ref_counts_never_below_zero),
         S(store_stream_mark_deleted_only_with_refs),

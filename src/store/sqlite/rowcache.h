@@ -8,15 +8,17 @@
  * chunk. On SQLite the writer connection is the only one that writes, so it
  * keeps the rows it has read and answers the next read from memory, and an
  * append moves the tail in memory only: the row is written once per
- * transaction, however many appends moved it ("dirty" rows, written by
+ * transaction, however many appends moved it (to the narrow stream_tails
+ * row: store_sqlite.c's tails_sql; "dirty" rows, written by
  * parley_rowcache_flush before anything else reads the streams table on
  * the writer, and before COMMIT). store_sqlite.c keeps it true:
  *
  *   1. Rows are put in only as read from the database on the writer's own
  *      transaction, with nothing dirty (every read flushes first).
- *   2. Every other change to a streams row on the writer connection (close,
- *      touch, delete, refs, imports, user moves, any SQL) marks the row
- *      stale: SQLite's update hook names the rowid. A stale row is never
+ *   2. Every other change to a stream's rows (stream_rows, stream_tails:
+ *      both keyed by the stream id) on the writer connection (close, touch,
+ *      delete, refs, imports, user moves, any SQL) marks the row stale:
+ *      SQLite's update hook names the rowid. A stale row is never
  *      answered; it is kept only for a rollback to the savepoint.
  *   3. Each request runs in a savepoint (parley_rowcache_savepoint); the
  *      first change to a row after it keeps a copy of the row as it was, and

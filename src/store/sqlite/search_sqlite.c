@@ -264,7 +264,10 @@ int parley_sqlite_search_query(parley_db_t *db, const char *owner, const parley_
     return rc;
 }
 
-/* parley_owned_exec_fn on SQLite. */
+/* parley_owned_exec_fn on SQLite. The rows changed are counted with the
+ * ones the statement's triggers changed: streams is a view whose INSTEAD OF
+ * triggers change its rows (store_sqlite.c's tails_sql), which
+ * sqlite3_changes does not count; a user move fires no other trigger. */
 static int exec2(parley_db_t *db, const char *sql, const char *from, const char *to,
                  int64_t *changes)
 {
@@ -274,9 +277,10 @@ static int exec2(parley_db_t *db, const char *sql, const char *from, const char 
         return rc;
     sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+    sqlite3_int64 before = sqlite3_total_changes64(parley_sqlite_conn(db));
     int src = sqlite3_step(st);
     rc = src == SQLITE_DONE ? 0 : parley_sqlite_error(db, src, "moving a user's rows");
-    *changes = rc == 0 ? sqlite3_changes(parley_sqlite_conn(db)) : 0;
+    *changes = rc == 0 ? sqlite3_total_changes64(parley_sqlite_conn(db)) - before : 0;
     sqlite3_finalize(st);
     return rc;
 }

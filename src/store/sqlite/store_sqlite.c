@@ -22,7 +22,11 @@
  * starved and the WAL is reused from its start once fully copied back;
  * journal_size_limit trims the file after a burst.
  *
- * Layout. streams: one row per stream. chunks: the stored bytes, one row per
+ * Layout. streams: one row per stream, a view over stream_rows (path,
+ * owner, content type, closed, TTL, fork, refs...) joined with
+ * stream_tails (tail, touched_ms, stream_seq: what an append changes, kept
+ * narrow so that the commit's one write per stream moved is cheap; see
+ * tails_sql). chunks: the stored bytes, one row per
  * append (a JSON append's messages comma-separated in one row), indexed by
  * (stream_id, end_pos) so that "the chunk holding position p" is the first
  * row with end_pos > p. chunks is a rowid table on purpose: rows land at
@@ -103,6 +107,7 @@ enum stmt_id {
     S_RELEASE,
     S_ROLLBACK_TO,
     S_STREAM_INSERT,
+    S_STREAM_ID,
     S_CHUNK_SCAN,
     S_IDEM_PUT,
     S_DOC_WRITE,
@@ -138,19 +143,21 @@ static const char *const stmt_sql[S_COUNT] = {
     [PARLEY_Q_STREAM_GET_ID] = "SELECT {stream} FROM streams WHERE id = ?1",
     [S_STREAM_INSERT] = "INSERT INTO streams ({stream-}) VALUES (?1, ?2, ?3, ?4, "
                         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [S_STREAM_ID] = "SELECT id FROM stream_rows WHERE path = ?1",
     [PARLEY_Q_STREAM_APPEND] =
-        "UPDATE streams SET tail = tail + ?2, touched_ms = ?3, "
-        "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND closed = 0 AND "
-        "deleted = 0 AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
+        "UPDATE stream_tails SET tail = tail + ?2, touched_ms = ?3, "
+        "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1 AND EXISTS (SELECT 1 FROM "
+        "stream_rows r WHERE r.id = ?1 AND r.closed = 0 AND r.deleted = 0) "
+        "AND (?4 IS NULL OR stream_seq IS NULL OR stream_seq < ?4) "
         "AND (?5 < 0 OR tail = ?5) AND tail + ?2 <= ?6 RETURNING tail",
-    [S_STREAM_ADVANCE] = "UPDATE streams SET tail = ?2, touched_ms = ?3, "
+    [S_STREAM_ADVANCE] = "UPDATE stream_tails SET tail = ?2, touched_ms = ?3, "
                          "stream_seq = coalesce(?4, stream_seq) WHERE id = ?1",
     [S_DATA_VERSION] = "PRAGMA data_version",
     [PARLEY_Q_STREAM_CLOSE] = "UPDATE streams SET closed = 1, closer = ?2, closer_epoch = ?3, "
                               "closer_seq = ?4, touched_ms = ?5 WHERE id = ?1 AND closed = 0 "
                               "RETURNING tail",
-    [PARLEY_Q_STREAM_TOUCH] = "UPDATE streams SET touched_ms = max(touched_ms, ?2) WHERE id = ?1 "
-                              "RETURNING tail",
+    [PARLEY_Q_STREAM_TOUCH] = "UPDATE stream_tails SET touched_ms = max(touched_ms, ?2) WHERE "
+                              "id = ?1 RETURNING tail",
     [PARLEY_Q_STREAM_REF] = "UPDATE streams SET refs = max(refs + ?2, 0) WHERE id = ?1 "
                             "RETURNING {ref}",
     [PARLEY_Q_STREAM_MARK_DELETED] = "UPDATE streams SET deleted = 1 WHERE id = ?1 AND refs > 0 "
@@ -624,14 +631,16 @@ static int exec_simple(parley_db_t *db, enum stmt_id id)
 
 static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_query_t *q);
 
-/* SQLite's update hook on the writer: a streams row changed by anything but
- * the cache's own write is stale in the cache (rowcache.h, 2). */
+/* SQLite's update hook on the writer: a stream whose stream_rows or
+ * stream_tails row is changed by anything but the cache's own write (the
+ * streams view's triggers included: the hook names the tables they write)
+ * is stale in the cache (rowcache.h, 2). */
 static void on_update(void *arg, int op, const char *dbname, const char *table, sqlite3_int64 rowid)
 {
     (void)op;
     (void)dbname;
     sqlite_db_t *c = arg;
-    if (!c->own_write && strcmp(table, "streams") == 0)
+    if (!c->own_write && (strcmp(table, "stream_tails") == 0 || strcmp(table, "stream_rows") == 0))
         parley_rowcache_stale(c->rows, rowid);
 }
 
@@ -744,11 +753,73 @@ static const char visits_sql[] = "CREATE TABLE IF NOT EXISTS snapshot_visits ("
                                  "  deleted INTEGER NOT NULL DEFAULT 0"
                                  ") WITHOUT ROWID;";
 
+/*
+ * 4 -> 5: a stream's tail, touched_ms and stream_seq (what an append
+ * changes) move out of its wide row into a narrow one, stream_tails, so
+ * that the writer's one write per stream per commit (flush_rows) rewrites a
+ * 4-column record of a page that holds a hundred streams' tails, not the
+ * 18-column row with its path, owner and content type. stream_rows keeps
+ * the rest; "streams" becomes a view joining the two with the old table's
+ * columns in the old order, so every read (the row gets and scans, the
+ * subscription cursors, export, verify, search) reads it unchanged. Its
+ * INSTEAD OF triggers take the rare writes through it (create, close, ref,
+ * delete, user moves, imports) to the table(s) they concern. The hot
+ * statements (the append, its flush, touch) write stream_tails directly.
+ */
+static const char tails_sql[] =
+    "ALTER TABLE streams RENAME TO stream_rows;"
+    "CREATE TABLE stream_tails ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tail INTEGER NOT NULL DEFAULT 0,"
+    "  touched_ms INTEGER NOT NULL,"
+    "  stream_seq TEXT);"
+    "INSERT INTO stream_tails (id, tail, touched_ms, stream_seq) "
+    "  SELECT id, tail, touched_ms, stream_seq FROM stream_rows;"
+    "ALTER TABLE stream_rows DROP COLUMN tail;"
+    "ALTER TABLE stream_rows DROP COLUMN touched_ms;"
+    "ALTER TABLE stream_rows DROP COLUMN stream_seq;"
+    "CREATE VIEW streams AS SELECT r.id AS id, r.path AS path, r.owner AS owner,"
+    "  r.content_type AS content_type, r.created_ms AS created_ms, t.touched_ms AS touched_ms,"
+    "  r.ttl_s AS ttl_s, r.expires_ms AS expires_ms, t.tail AS tail, r.closed AS closed,"
+    "  r.closer AS closer, r.closer_epoch AS closer_epoch, r.closer_seq AS closer_seq,"
+    "  t.stream_seq AS stream_seq, r.fork_src AS fork_src, r.fork_pos AS fork_pos,"
+    "  r.refs AS refs, r.deleted AS deleted"
+    "  FROM stream_rows r JOIN stream_tails t ON t.id = r.id;"
+    "CREATE TRIGGER streams_insert INSTEAD OF INSERT ON streams BEGIN"
+    "  INSERT INTO stream_rows (id, path, owner, content_type, created_ms, ttl_s, expires_ms,"
+    "    closed, closer, closer_epoch, closer_seq, fork_src, fork_pos, refs, deleted)"
+    "  VALUES (NEW.id, NEW.path, coalesce(NEW.owner, ''), NEW.content_type, NEW.created_ms,"
+    "    NEW.ttl_s, NEW.expires_ms, coalesce(NEW.closed, 0), NEW.closer, NEW.closer_epoch,"
+    "    NEW.closer_seq, NEW.fork_src, coalesce(NEW.fork_pos, 0), coalesce(NEW.refs, 0),"
+    "    coalesce(NEW.deleted, 0));"
+    "  INSERT INTO stream_tails (id, tail, touched_ms, stream_seq)"
+    "  VALUES (last_insert_rowid(), coalesce(NEW.tail, 0), NEW.touched_ms, NEW.stream_seq);"
+    "END;"
+    "CREATE TRIGGER streams_update_row INSTEAD OF UPDATE OF id, path, owner, content_type,"
+    "  created_ms, ttl_s, expires_ms, closed, closer, closer_epoch, closer_seq, fork_src,"
+    "  fork_pos, refs, deleted ON streams BEGIN"
+    "  UPDATE stream_rows SET path = NEW.path, owner = NEW.owner,"
+    "    content_type = NEW.content_type, created_ms = NEW.created_ms, ttl_s = NEW.ttl_s,"
+    "    expires_ms = NEW.expires_ms, closed = NEW.closed, closer = NEW.closer,"
+    "    closer_epoch = NEW.closer_epoch, closer_seq = NEW.closer_seq, fork_src = NEW.fork_src,"
+    "    fork_pos = NEW.fork_pos, refs = NEW.refs, deleted = NEW.deleted WHERE id = OLD.id;"
+    "END;"
+    "CREATE TRIGGER streams_update_tail INSTEAD OF UPDATE OF tail, touched_ms, stream_seq"
+    "  ON streams BEGIN"
+    "  UPDATE stream_tails SET tail = NEW.tail, touched_ms = NEW.touched_ms,"
+    "    stream_seq = NEW.stream_seq WHERE id = OLD.id;"
+    "END;"
+    "CREATE TRIGGER streams_delete INSTEAD OF DELETE ON streams BEGIN"
+    "  DELETE FROM stream_tails WHERE id = OLD.id;"
+    "  DELETE FROM stream_rows WHERE id = OLD.id;"
+    "END;";
+
 static const char *const migrations[] = {
     schema_sql,               /* 0 -> 1: the first schema */
     blobs_sql,                /* 1 -> 2: blobs, their parts, staged uploads and references */
     visits_sql,               /* 2 -> 3: snapshot visits */
     parley_sqlite_search_sql, /* 3 -> 4: search index, transfers */
+    tails_sql,                /* 4 -> 5: tails apart from the stream rows (stream_tails) */
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
@@ -1341,11 +1412,13 @@ static int query(parley_db_t *db, int id, const parley_vals_t *vals, parley_quer
 
 /* ---- the ops of this backend (the others are store/sqlops.c's) ------------ */
 
+/* The row goes in through the streams view (tails_sql above), whose
+ * trigger leaves last_insert_rowid as it was: the id is read back. */
 static int sq_stream_create(parley_db_t *db, parley_stream_t *s)
 {
     int rc = run(db, S_STREAM_INSERT, "R", &parley_stream_cols, s);
     if (rc == 0)
-        s->id = sqlite3_last_insert_rowid(sq(db)->conn);
+        rc = ints(db, S_STREAM_ID, &s->id, 1, "t", s->path);
     return rc;
 }
 
