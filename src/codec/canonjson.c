@@ -24,6 +24,7 @@
 #include "codec/canonjson.h"
 #include "parley/parley.h"
 #include "util/buf.h"
+#include "util/wordscan.h"
 
 typedef struct member {
     const char *name; /* borrowed from the object */
@@ -41,27 +42,14 @@ static int compare_members(const void *pa, const void *pb)
     return (a->name_len > b->name_len) - (a->name_len < b->name_len);
 }
 
-/* Bytes of w equal to c: their high bits set (no false positives: the
- * low seven bits are cleared before the carry can cross a byte). */
-static uint64_t bytes_equal(uint64_t w, unsigned char c)
-{
-    uint64_t x = w ^ (0x0101010101010101ull * c);
-    return ~(((x & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | x) & 0x8080808080808080ull;
-}
-
 /* The first byte from i on that put_string must look at (a control
  * character, '"' or '\\'), or n: every other byte, UTF-8 included, is
  * written as it is, so runs of them are skipped eight at a time. */
 static size_t skip_plain(const char *s, size_t i, size_t n)
 {
     while (n - i >= 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        /* below 0x20: high bit clear, and adding 0x60 to the low seven
-         * bits does not carry into bit 7 (it does from 0x20 up) */
-        uint64_t ctl =
-            ~(((w & 0x7f7f7f7f7f7f7f7full) + 0x6060606060606060ull) | w) & 0x8080808080808080ull;
-        if (ctl | bytes_equal(w, '"') | bytes_equal(w, '\\'))
+        uint64_t w = parley_word_load(s + i);
+        if (parley_word_ctl(w) | parley_word_eq(w, '"') | parley_word_eq(w, '\\'))
             break;
         i += 8;
     }

@@ -14,6 +14,7 @@
 
 #include "codec/jsonmsg.h"
 #include "parley/parley.h"
+#include "util/wordscan.h"
 
 typedef struct scan {
     const unsigned char *s; /* the body */
@@ -78,28 +79,15 @@ static bool is_hex(unsigned char ch)
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
-/* Bytes of w equal to b: their high bits set (no false positives: the
- * low seven bits are cleared before the carry can cross a byte). */
-static uint64_t bytes_equal(uint64_t w, unsigned char b)
-{
-    uint64_t x = w ^ (0x0101010101010101ull * b);
-    return ~(((x & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | x) & 0x8080808080808080ull;
-}
-
 /* Skip the plain bytes of a string from c->i, eight at a time: printable
  * ASCII other than '"' and '\\' needs no further look. The byte loop of
  * scan_string takes over at the first eight that hold anything else. */
 static void skip_plain(scan_t *c)
 {
     while (c->n - c->i >= 8) {
-        uint64_t w;
-        memcpy(&w, c->s + c->i, 8);
-        /* high bit of a byte set: the byte is >= 0x80, or below 0x20
-         * (adding 0x60 to the low seven bits carries into bit 7 for
-         * 0x20 and above only) */
-        uint64_t special =
-            (w | ~((w & 0x7f7f7f7f7f7f7f7full) + 0x6060606060606060ull)) & 0x8080808080808080ull;
-        if (special | bytes_equal(w, '"') | bytes_equal(w, '\\'))
+        uint64_t w = parley_word_load(c->s + c->i);
+        if (parley_word_high(w) | parley_word_ctl(w) | parley_word_eq(w, '"') |
+            parley_word_eq(w, '\\'))
             return;
         c->i += 8;
     }
