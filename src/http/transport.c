@@ -96,7 +96,6 @@
 #include "util/utf8.h"
 
 #define MAX_HEADERS  24          /* response headers a handler may add */
-#define STAGED_FIRST 256         /* bytes of the first staged-header block */
 #define STAGED_MAX   (16 * 1024) /* bytes of staged headers at most */
 #define DRAIN_FACTOR 4           /* drain bodies up to this many times the limit */
 #define HEADER_LIMIT (8 * 1024)  /* request line and headers accepted (431 above) */
@@ -135,17 +134,6 @@ struct parley_http {
                                   layout release_pool() knows */
 };
 
-/* Response headers a handler staged, packed in one block ("name\0value\0"
- * per header): allocated by the first parley_req_add_header() and freed as
- * soon as the response is queued (libmicrohttpd holds its own copies), so a
- * request that lives on (an SSE reader) keeps none of it. */
-typedef struct staged {
-    int n;       /* headers in text */
-    size_t len;  /* bytes of text used */
-    size_t cap;  /* bytes of text allocated */
-    char text[]; /* the pairs */
-} staged_t;
-
 /* Fields grouped by size (pointers, then 8-byte counters, then the small
  * ones), so padding costs nothing: every request has one, for its life. */
 typedef struct http_req {
@@ -155,7 +143,6 @@ typedef struct http_req {
     const char *method;           /* borrowed from libmicrohttpd */
     const char *path;             /* decoded URL path, borrowed */
     const char *allow_origin;     /* CORS: Access-Control-Allow-Origin, or NULL */
-    staged_t *staged;             /* staged response headers, or NULL */
     struct MHD_Response *held;    /* an answer given before the body ended,
                                      queued once it has been read (see queue) */
     struct window_resp *window;   /* its windowed response, if any */
@@ -163,23 +150,29 @@ typedef struct http_req {
     parley_hangup_claim_fn claim; /* the suspender's hang-up claim, or NULL */
     parley_body_sink_fn sink;     /* the streamed body's consumer, once set */
     parley_buf_t body;            /* the request body */
-    parley_watch_entry_t watch;   /* hang-up watch while suspended */
-    size_t limit;                 /* the route's body limit */
-    uint64_t received;            /* body bytes received (kept or not) */
-    uint64_t declared;            /* Content-Length, or UINT64_MAX if none */
-    uint64_t sent;                /* body bytes handed to libmicrohttpd */
-    int64_t start_us;             /* monotonic time its headers were in */
-    _Atomic req_state_t state;    /* api/request.h; atomic: see on_stream */
-    int status;                   /* the status queued, 0 before (for the done hook) */
-    atomic_bool gone;             /* the client hung up while suspended */
-    bool too_big;                 /* body over the limit (drained) */
-    bool close;                   /* answer with Connection: close */
-    bool watched;                 /* suspended with a hang-up watch */
-    bool streamed;                /* the body goes to sink, not to body */
-    bool sink_ended;              /* the sink was told the body is complete */
-    bool body_ended;              /* the whole body has been received */
-    bool http10;                  /* an HTTP/1.0 request (no chunked answer) */
-    bool pool_tried;              /* release_pool() ran for it */
+    /* Response headers a handler staged, packed ("name\0value\0" per
+     * header): allocated by the first parley_req_add_header() and freed as
+     * soon as the response is queued (libmicrohttpd holds its own copies),
+     * so a request that lives on (an SSE reader) keeps none of it. */
+    parley_buf_t staged;
+    parley_watch_entry_t watch; /* hang-up watch while suspended */
+    size_t limit;               /* the route's body limit */
+    uint64_t received;          /* body bytes received (kept or not) */
+    uint64_t declared;          /* Content-Length, or UINT64_MAX if none */
+    uint64_t sent;              /* body bytes handed to libmicrohttpd */
+    int64_t start_us;           /* monotonic time its headers were in */
+    _Atomic req_state_t state;  /* api/request.h; atomic: see on_stream */
+    int status;                 /* the status queued, 0 before (for the done hook) */
+    atomic_bool gone;           /* the client hung up while suspended */
+    bool too_big;               /* body over the limit (drained) */
+    bool close;                 /* answer with Connection: close */
+    bool watched;               /* suspended with a hang-up watch */
+    bool streamed;              /* the body goes to sink, not to body */
+    bool sink_ended;            /* the sink was told the body is complete */
+    bool body_ended;            /* the whole body has been received */
+    bool http10;                /* an HTTP/1.0 request (no chunked answer) */
+    bool pool_tried;            /* release_pool() ran for it */
+    unsigned char nstaged;      /* headers in staged */
 } http_req_t;
 
 static const parley_req_ops_t http_req_ops;
@@ -291,28 +284,14 @@ static bool t_shutting_down(parley_req_t *req)
 static void t_add_header(parley_req_t *req, const char *name, const char *value)
 {
     http_req_t *r = H(req);
-    staged_t *st = r->staged;
     size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
-    if (st && st->n == MAX_HEADERS)
+    /* Past MAX_HEADERS or STAGED_MAX (handlers stage a few short headers,
+     * never this much), or out of memory: the header is dropped. */
+    if (r->nstaged == MAX_HEADERS || parley_buf_reserve(&r->staged, nl + vl) != 0)
         return;
-    if (nl + vl > STAGED_MAX || (st && st->len + nl + vl > STAGED_MAX))
-        return; /* handlers stage a few short headers; never this much */
-    if (!st || st->len + nl + vl > st->cap) {
-        size_t cap = st ? st->cap * 2 : STAGED_FIRST;
-        while (cap < (st ? st->len : 0) + nl + vl)
-            cap *= 2;
-        staged_t *grown = realloc(st, sizeof *st + cap);
-        if (!grown)
-            return; /* the header is dropped, as one past MAX_HEADERS is */
-        if (!st)
-            grown->n = 0, grown->len = 0;
-        grown->cap = cap;
-        r->staged = st = grown;
-    }
-    memcpy(st->text + st->len, name, nl);
-    memcpy(st->text + st->len + nl, value, vl);
-    st->len += nl + vl;
-    st->n++;
+    parley_buf_append(&r->staged, name, nl);
+    parley_buf_append(&r->staged, value, vl);
+    r->nstaged++;
 }
 
 static void queue(http_req_t *r, int status, struct MHD_Response *resp, const char *content_type)
@@ -336,15 +315,15 @@ static void queue(http_req_t *r, int status, struct MHD_Response *resp, const ch
         MHD_add_response_header(resp, "Content-Type", content_type);
     /* The response holds its own copies: the staged ones go now, not when
      * the request ends (an SSE reader would keep them for its life). */
-    if (r->staged) {
-        const char *p = r->staged->text;
-        for (int i = 0; i < r->staged->n; i++) {
+    if (r->nstaged) {
+        const char *p = r->staged.data;
+        for (int i = 0; i < r->nstaged; i++) {
             const char *value = p + strlen(p) + 1;
             MHD_add_response_header(resp, p, value);
             p = value + strlen(value) + 1;
         }
-        free(r->staged);
-        r->staged = NULL;
+        parley_buf_free(&r->staged);
+        r->nstaged = 0;
     }
     r->status = status;
     r->state = REQ_DONE;
@@ -963,6 +942,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->declared = UINT64_MAX;
         r->start_us = mono_us();
         parley_buf_init(&r->body, r->limit);
+        parley_buf_init(&r->staged, STAGED_MAX);
         *con_cls = r;
         atomic_fetch_add(&srv->inflight, 1);
         const char *code, *msg;
@@ -1050,7 +1030,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     parley_req_release(&r->base);
     if (r->held)
         MHD_destroy_response(r->held);
-    free(r->staged);
+    parley_buf_free(&r->staged);
     parley_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
